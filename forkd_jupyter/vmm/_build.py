@@ -1,0 +1,33 @@
+"""The one cffi build script for the VMM's C core (API mode).
+
+The ``csrc/*_api.h`` headers are declaration-only (no preprocessor lines but
+integer ``#define``s): each is fed to ``cdef`` and included by the C files that
+implement it. Every ``csrc/*.c`` is compiled in.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cffi import FFI
+
+CSRC = Path(__file__).parent / "csrc"
+
+API_HEADERS = sorted(CSRC.glob("*_api.h"))
+
+ffibuilder = FFI()
+for header in API_HEADERS:
+    ffibuilder.cdef(header.read_text())
+ffibuilder.set_source(
+    "forkd_jupyter.vmm._core",
+    "#include <stdint.h>\n#include <stddef.h>\n"
+    + "".join(f'#include "{h.name}"\n' for h in API_HEADERS),
+    sources=sorted(str(p) for p in CSRC.glob("*.c")),
+    include_dirs=[str(CSRC)],
+    extra_compile_args=["-std=gnu11", "-O2", "-g", "-Wall", "-Wextra", "-Wno-unused-parameter",
+                        "-fno-strict-aliasing", "-pthread"],
+    extra_link_args=["-pthread"],
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(tmpdir=str(Path(__file__).parents[2] / "build" / "cffi"), verbose=True)

@@ -1,0 +1,49 @@
+/* A KVM virtual machine with one vCPU that starts in 64-bit user mode. */
+#ifndef KVM_VM_H
+#define KVM_VM_H
+
+#include <linux/kvm.h>
+
+#include "fj.h"
+#include "kvm_layout.h"
+
+struct kvm_vm {
+    int vm_fd;
+    int vcpu_fd;
+    struct kvm_run *run; /* mmap of the vCPU; regs travel in run->s.regs */
+    size_t run_size;
+    int ram_fd;          /* memfd holding user RAM; owned */
+    uint8_t *ram;        /* host view of user RAM, MAP_SHARED on ram_fd */
+    uint64_t ram_bytes;
+    uint8_t *sys;        /* host view of the system region (anonymous) */
+    gpa_t sys_gpa;
+    uint64_t xcr0;
+};
+
+/* The process-wide /dev/kvm descriptor, opened on first use; -errno. */
+int kvm_dev_fd(void);
+
+/* Creates the VM, its memslots and vCPU. ram_fd < 0 makes a new memfd of
+ * ram_bytes (a multiple of 2 MiB); otherwise ram_fd is adopted. -errno. */
+int kvm_vm_create(struct kvm_vm *vm, uint64_t ram_bytes, int ram_fd);
+void kvm_vm_destroy(struct kvm_vm *vm);
+
+/* Writes descriptor tables, stubs and page tables into the system region and
+ * puts the vCPU in 64-bit user mode at rip/rsp. Called once per VM. */
+int kvm_vm_boot_cpu(struct kvm_vm *vm, gva_t rip, gva_t rsp);
+
+/* Register access through kvm_run's synced registers. */
+static inline struct kvm_regs *kvm_vm_regs(struct kvm_vm *vm) { return &vm->run->s.regs.regs; }
+static inline void kvm_vm_regs_dirty(struct kvm_vm *vm) { vm->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS; }
+
+int kvm_vm_get_sregs(struct kvm_vm *vm, struct kvm_sregs *s);
+int kvm_vm_set_sregs(struct kvm_vm *vm, const struct kvm_sregs *s);
+int kvm_vm_set_fs_base(struct kvm_vm *vm, uint64_t base);
+uint64_t kvm_vm_get_fs_base(struct kvm_vm *vm);
+/* Puts the vCPU back in user mode (segments) after an exception exit. */
+int kvm_vm_return_to_user(struct kvm_vm *vm);
+
+/* Runs the vCPU until the next exit; -errno (-EINTR when kicked). */
+int kvm_vm_run(struct kvm_vm *vm);
+
+#endif

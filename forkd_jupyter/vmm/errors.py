@@ -1,0 +1,47 @@
+"""Exceptions of the VMM layer, and the one place C ``-errno`` values become
+Python exceptions."""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+
+
+class SandboxError(Exception):
+    """Base class of every sandbox failure."""
+
+
+class SpawnError(SandboxError):
+    """The sandbox could not be created or did not become ready."""
+
+
+class SandboxClosed(SandboxError):
+    """The sandbox was closed or has exited; it cannot run code any more."""
+
+
+class SandboxCrashed(SandboxError):
+    """The guest died: a fatal signal, an exit, or a VMM-detected fault."""
+
+    def __init__(self, message: str, *, signal: int = 0, status: int | None = None) -> None:
+        super().__init__(message)
+        self.signal = signal
+        self.status = status
+
+
+class SandboxTimeout(SandboxError, TimeoutError):
+    """A run did not finish in time; the sandbox was interrupted."""
+
+
+class KvmUnavailable(SpawnError):
+    """/dev/kvm is missing or unusable on this machine."""
+
+
+def check(ret: int, what: str) -> int:
+    """Returns ret when it is not a negative errno, else raises."""
+    if ret >= 0:
+        return ret
+    code = -ret
+    message = f"{what}: {os.strerror(code)} [errno {_errno.errorcode.get(code, code)}]"
+    if what.startswith("create") and code in (_errno.ENOENT, _errno.EACCES, _errno.ENODEV, _errno.ENXIO):
+        raise KvmUnavailable(message + "; run `forkd-jupyter doctor`")
+    raise SandboxError(message)

@@ -1,0 +1,355 @@
+"""Sandbox: one guest CPython in one KVM VM, driven through its agent.
+
+Threads per sandbox: the vCPU thread (inside ``fj_sandbox_run``, GIL
+released) and a reader thread that demultiplexes the guest's output stream.
+Invariants: one run at a time (``_run_lock``); the C handle is destroyed only
+after the vCPU thread has returned; signals are sent to the vCPU thread only
+while it is alive (``_life_lock``).
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import pickle
+import queue
+import signal
+import socket
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from . import guest_env
+from ._ffi import ffi, lib
+from .errors import SandboxClosed, SandboxCrashed, SandboxError, SandboxTimeout, SpawnError, check
+from .results import RunAccumulator, RunResult
+from .wire import CHANNEL_CTL, CHANNEL_EXIT, Demux, FrameDecoder, encode_frame
+
+OutputCallback = Callable[[str, str], None]
+_ids = itertools.count(1)
+_sandbox_ids = itertools.count(1)
+
+
+def _c_strings(values: list[str], keep: list) -> Any:
+    arr = ffi.new("char *[]", len(values) + 1)
+    for i, v in enumerate(values):
+        s = ffi.new("char[]", v.encode())
+        keep.append(s)
+        arr[i] = s
+    arr[len(values)] = ffi.NULL
+    keep.append(arr)
+    return arr
+
+
+class _Native:
+    """Owns the C handle and the host socket; closes them exactly once."""
+
+    def __init__(self, handle: Any, sock: socket.socket) -> None:
+        self.handle = handle
+        self.sock = sock
+        self.life_lock = threading.Lock()
+        self.running = False
+        self.destroyed = False
+
+    def signal(self, signo: int) -> bool:
+        with self.life_lock:
+            if not self.running or self.destroyed:
+                return False
+            lib.fj_sandbox_signal(self.handle, signo)
+            return True
+
+    def destroy(self) -> None:
+        with self.life_lock:
+            if self.destroyed:
+                return
+            if self.running:  # finalizer path: stop the guest first
+                lib.fj_sandbox_kill(self.handle)
+                return
+            self.destroyed = True
+            lib.fj_sandbox_destroy(self.handle)
+            self.sock.close()
+
+
+class Sandbox:
+    """A running sandbox. Create with :meth:`spawn`."""
+
+    def __init__(self, native: _Native, memory_mib: int, live_fork: bool) -> None:
+        self.id = f"sb-{next(_sandbox_ids)}"
+        self.memory_mib = memory_mib
+        self.live_fork = live_fork
+        self._native = native
+        self._run_lock = threading.Lock()
+        self._active: tuple[int, queue.Queue] | None = None
+        self._active_lock = threading.Lock()
+        self._exit_info: dict | None = None
+        self._ready = threading.Event()
+        self._ready_info: dict = {}
+        self._closed = False
+        self._vcpu = threading.Thread(target=self._vcpu_main, name=f"{self.id}-vcpu", daemon=True)
+        self._reader = threading.Thread(target=self._read_main, name=f"{self.id}-reader", daemon=True)
+        self._finalizer = weakref.finalize(self, native.destroy)
+
+    # ----------------------------------------------------------------- spawn
+    @classmethod
+    def spawn(cls, memory_mib: int = 2048, live_fork: bool = True, *, timeout: float = 60.0,
+              layer_mib: int | None = None) -> Sandbox:
+        if not isinstance(memory_mib, int) or memory_mib < 64 or memory_mib > 65536:
+            raise ValueError("memory_mib must be an integer between 64 and 65536")
+        keep: list = []
+        host, guest = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        cfg = ffi.new("struct fj_spawn_config *")
+        cfg.mem_bytes = memory_mib << 20
+        exe = ffi.new("char[]", guest_env.python_elf().encode())
+        keep.append(exe)
+        cfg.exe_path = exe
+        cfg.argv = _c_strings(guest_env.guest_argv(), keep)
+        cfg.envp = _c_strings([f"{k}={v}" for k, v in guest_env.guest_env().items()], keep)
+        roots = guest_env.read_only_roots()
+        cfg.ro_roots = _c_strings(roots, keep)
+        cfg.n_ro_roots = len(roots)
+        agent_dir = ffi.new("char[]", str(guest_env.AGENT_HOST_DIR).encode())
+        keep.append(agent_dir)
+        cfg.agent_host_dir = agent_dir
+        cwd = ffi.new("char[]", guest_env.GUEST_CWD.encode())
+        keep.append(cwd)
+        cfg.cwd = cwd
+        cfg.layer_bytes_limit = (layer_mib if layer_mib is not None else min(memory_mib, 1024)) << 20
+        cfg.ctl_fd = guest.fileno()
+        out = ffi.new("fj_sandbox **")
+        try:
+            check(lib.fj_sandbox_create(cfg, out), "create sandbox")
+        except SandboxError as e:
+            host.close()
+            if isinstance(e, SpawnError):
+                raise
+            raise SpawnError(str(e)) from None
+        finally:
+            guest.close()
+        sb = cls(_Native(out[0], host), memory_mib, live_fork)
+        sb._start()
+        sb._wait_ready(timeout)
+        return sb
+
+    def _start(self) -> None:
+        self._native.running = True
+        self._vcpu.start()
+        self._reader.start()
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self._ready.wait(0.05):
+            if self._exit_info is not None:
+                info = self._exit_info
+                self.close()
+                raise SpawnError(f"the guest exited during start-up: {info.get('reason')}")
+            if time.monotonic() > deadline:
+                self.close()
+                raise SpawnError(f"the guest agent was not ready within {timeout:.0f} s")
+
+    # --------------------------------------------------------------- threads
+    def _vcpu_main(self) -> None:
+        lib.fj_sandbox_run(self._native.handle)
+        with self._native.life_lock:
+            self._native.running = False
+
+    def _read_main(self) -> None:
+        demux, frames = Demux(), FrameDecoder()
+        sock = self._native.sock
+        while True:
+            try:
+                data = sock.recv(1 << 20)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            for channel, payload in demux.feed(data):
+                if channel == CHANNEL_CTL:
+                    for msg in frames.feed(payload):
+                        self._on_message(msg)
+                elif channel == CHANNEL_EXIT:
+                    self._on_exit(json.loads(payload))
+                    return  # nothing follows the exit frame
+                else:
+                    self._deliver(("stream", channel, payload))
+        if self._exit_info is None:
+            self._on_exit({"status": -1, "signal": 0})
+
+    def _on_message(self, msg: dict) -> None:
+        if msg.get("op") == "ready":
+            self._ready_info = msg
+            self._ready.set()
+            return
+        self._deliver(("msg", msg))
+
+    def _on_exit(self, info: dict) -> None:
+        info["reason"] = ffi.string(lib.fj_sandbox_exit_reason(self._native.handle)).decode(
+            errors="replace") or "exited"
+        self._exit_info = info
+        self._deliver(("exit", info))
+
+    def _deliver(self, item: tuple) -> None:
+        with self._active_lock:
+            active = self._active
+        if active is not None:
+            active[1].put(item)
+
+    # ------------------------------------------------------------------- API
+    @property
+    def alive(self) -> bool:
+        return not self._closed and self._exit_info is None
+
+    @property
+    def guest_pid(self) -> int | None:
+        return self._ready_info.get("pid")
+
+    def _check_alive(self) -> None:
+        if self._closed:
+            raise SandboxClosed(f"sandbox {self.id} is closed")
+        if self._exit_info is not None:
+            raise self._crash_error()
+
+    def _crash_error(self) -> SandboxCrashed:
+        info = self._exit_info or {}
+        return SandboxCrashed(f"sandbox {self.id} died: {info.get('reason', 'exited')}",
+                              signal=info.get("signal", 0), status=info.get("status"))
+
+    def _request(self, request: dict, on_output: OutputCallback | None,
+                 timeout: float | None) -> tuple[RunResult, list[dict]]:
+        """Sends one request and collects everything up to its ``done``."""
+        with self._run_lock:
+            self._check_alive()
+            rid = next(_ids)
+            request = dict(request, id=rid)
+            q: queue.Queue = queue.Queue()
+            acc = RunAccumulator(rid, on_output)
+            extra: list[dict] = []
+            with self._active_lock:
+                self._active = (rid, q)
+            try:
+                self._native.sock.sendall(encode_frame(request))
+                deadline = None if timeout is None else time.monotonic() + timeout
+                interrupted_at = None
+                while True:
+                    wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+                    try:
+                        item = q.get(timeout=wait)
+                    except queue.Empty:
+                        if interrupted_at is None:
+                            self.interrupt()
+                            interrupted_at = time.monotonic()
+                            deadline = interrupted_at + 10.0
+                            continue
+                        raise SandboxTimeout(f"run did not finish within {timeout} s") from None
+                    if item[0] == "stream":
+                        acc.feed_stream(item[1], item[2])
+                    elif item[0] == "exit":
+                        raise self._crash_error()
+                    else:
+                        msg = item[1]
+                        if msg.get("id") not in (rid, None):
+                            continue
+                        if msg.get("op") not in ("display", "result", "done"):
+                            extra.append(msg)
+                        if acc.feed_message(msg):
+                            result = acc.result()
+                            if interrupted_at is not None:
+                                raise SandboxTimeout(f"run did not finish within {timeout} s; "
+                                                     "it was interrupted")
+                            return result, extra
+            except (BrokenPipeError, ConnectionResetError):
+                raise self._crash_error() from None
+            finally:
+                with self._active_lock:
+                    self._active = None
+
+    def run(self, code: str, on_output: OutputCallback | None = None,
+            timeout: float | None = None) -> RunResult:
+        """Runs a cell in the guest; state persists between runs."""
+        if not isinstance(code, str):
+            raise TypeError("code must be a str")
+        result, _ = self._request({"op": "run", "code": code}, on_output, timeout)
+        return result
+
+    def push(self, name: str, value: Any, timeout: float | None = 60.0) -> None:
+        """Sets a (picklable) variable in the guest's namespace."""
+        data = base64.b64encode(pickle.dumps(value)).decode()
+        result, _ = self._request({"op": "push", "name": name, "pickle": data}, None, timeout)
+        if result.error is not None:
+            raise SandboxError(f"push {name!r}: {result.error.ename}: {result.error.evalue}")
+
+    def pull(self, name: str, timeout: float | None = 60.0) -> Any:
+        """Returns a (picklable) variable of the guest's namespace."""
+        result, extra = self._request({"op": "pull", "name": name}, None, timeout)
+        if result.error is not None:
+            raise SandboxError(f"pull {name!r}: {result.error.ename}: {result.error.evalue}")
+        for msg in extra:
+            if msg.get("op") == "value":
+                return pickle.loads(base64.b64decode(msg["pickle"]))
+        raise SandboxError(f"pull {name!r}: the guest sent no value")
+
+    def interrupt(self) -> None:
+        """Delivers SIGINT to the guest: a running cell raises KeyboardInterrupt."""
+        if self._closed:
+            raise SandboxClosed(f"sandbox {self.id} is closed")
+        self._native.signal(signal.SIGINT)
+
+    def stats(self) -> dict:
+        """System calls served, unsupported calls by name, memory in use."""
+        if self._native.destroyed:
+            raise SandboxClosed(f"sandbox {self.id} is closed")
+        st = ffi.new("struct fj_sandbox_stats *")
+        lib.fj_sandbox_get_stats(self._native.handle, st)
+        nrs = ffi.new("uint32_t[512]")
+        counts = ffi.new("uint32_t[512]")
+        n = lib.fj_sandbox_unsupported(self._native.handle, nrs, counts, 512)
+        unsupported = {}
+        for i in range(n):
+            name = lib.fj_syscall_name(nrs[i])
+            key = ffi.string(name).decode() if name != ffi.NULL else f"syscall_{nrs[i]}"
+            unsupported[key] = counts[i]
+        return {
+            "syscalls": st.syscalls,
+            "unsupported_syscalls": st.unsupported_syscalls,
+            "unsupported": unsupported,
+            "memory_bytes": st.resident_bytes,
+            "mapped_bytes": st.mapped_bytes,
+            "layer_bytes": st.layer_bytes,
+            "open_fds": st.open_fds,
+            "uptime_s": st.uptime_ns / 1e9,
+        }
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stops the guest and returns its memory and file descriptors."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._exit_info is None and self._native.running:
+            try:
+                self._native.sock.sendall(encode_frame({"op": "shutdown"}))
+            except OSError:
+                pass
+            self._vcpu.join(timeout)
+        if self._vcpu.is_alive():
+            self._native.signal(signal.SIGKILL)
+            self._vcpu.join(timeout)
+        if self._vcpu.is_alive():
+            raise SandboxError(f"sandbox {self.id}: the vCPU did not stop")
+        try:
+            self._native.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._reader.join(timeout)
+        self._finalizer()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "alive" if self.alive else "closed" if self._closed else "dead"
+        return f"<Sandbox {self.id} {self.memory_mib} MiB {state}>"
