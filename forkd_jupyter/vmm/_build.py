@@ -13,7 +13,8 @@ from cffi import FFI
 
 CSRC = Path(__file__).parent / "csrc"
 
-API_HEADERS = sorted(CSRC.glob("*_api.h"))
+# vmm_api.h declares the sandbox handle type the other API headers use.
+API_HEADERS = sorted(CSRC.glob("*_api.h"), key=lambda h: (h.name != "vmm_api.h", h.name))
 
 ffibuilder = FFI()
 for header in API_HEADERS:

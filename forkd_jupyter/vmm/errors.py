@@ -41,7 +41,10 @@ def check(ret: int, what: str) -> int:
     if ret >= 0:
         return ret
     code = -ret
-    message = f"{what}: {os.strerror(code)} [errno {_errno.errorcode.get(code, code)}]"
+    message = f"{what}: {os.strerror(code)}"
     if what.startswith("create") and code in (_errno.ENOENT, _errno.EACCES, _errno.ENODEV, _errno.ENXIO):
         raise KvmUnavailable(message + "; run `forkd-jupyter doctor`")
+    if what.startswith(("read ", "write ", "stat ", "mkdir ", "list ", "remove ")):
+        # File operations raise the matching OSError subclass (FileNotFoundError...).
+        raise OSError(code, message)
     raise SandboxError(message)

@@ -24,6 +24,7 @@ from typing import Any
 
 from . import guest_env
 from ._ffi import ffi, lib
+from .layer import LayerFiles
 from .errors import SandboxClosed, SandboxCrashed, SandboxError, SandboxTimeout, SpawnError, check
 from .results import RunAccumulator, RunResult
 from .wire import CHANNEL_CTL, CHANNEL_EXIT, Demux, FrameDecoder, encode_frame
@@ -88,9 +89,11 @@ class Sandbox:
         self._ready = threading.Event()
         self._ready_info: dict = {}
         self._closed = False
+        self._unclaimed = bytearray()  # output written while no request is active (start-up)
         self._vcpu = threading.Thread(target=self._vcpu_main, name=f"{self.id}-vcpu", daemon=True)
         self._reader = threading.Thread(target=self._read_main, name=f"{self.id}-reader", daemon=True)
         self._finalizer = weakref.finalize(self, native.destroy)
+        self.files = LayerFiles(native.handle)  # the writable layer, from the host side
 
     # ----------------------------------------------------------------- spawn
     @classmethod
@@ -144,7 +147,9 @@ class Sandbox:
             if self._exit_info is not None:
                 info = self._exit_info
                 self.close()
-                raise SpawnError(f"the guest exited during start-up: {info.get('reason')}")
+                output = self._unclaimed.decode(errors="replace").strip()
+                raise SpawnError(f"the guest exited during start-up ({info.get('reason')})"
+                                 + (f":\n{output[-4000:]}" if output else ""))
             if time.monotonic() > deadline:
                 self.close()
                 raise SpawnError(f"the guest agent was not ready within {timeout:.0f} s")
@@ -195,6 +200,8 @@ class Sandbox:
             active = self._active
         if active is not None:
             active[1].put(item)
+        elif item[0] == "stream" and len(self._unclaimed) < 65536:
+            self._unclaimed += item[2][: 65536 - len(self._unclaimed)]
 
     # ------------------------------------------------------------------- API
     @property

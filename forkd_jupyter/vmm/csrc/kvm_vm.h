@@ -18,6 +18,10 @@ struct kvm_vm {
     uint8_t *sys;        /* host view of the system region (anonymous) */
     gpa_t sys_gpa;
     uint64_t xcr0;
+    /* How SYSCALL behaves here, learned at the first one: 0 unknown, 1 it
+     * stays in CPL3 (kvm_pvm: the VMM returns to RCX itself), 2 it enters
+     * CPL0 (hardware virtualisation: resume at the stub's sysretq). */
+    int syscall_mode;
 };
 
 /* The process-wide /dev/kvm descriptor, opened on first use; -errno. */

@@ -148,15 +148,28 @@ int fj_sandbox_signal(fj_sandbox *sb, int signo)
 
 int fj_sandbox_kill(fj_sandbox *sb) { return fj_sandbox_signal(sb, SIGKILL); }
 
+static void learn_syscall_mode(struct sandbox *sb)
+{
+    struct kvm_sregs s;
+    if (kvm_vm_get_sregs(&sb->vm, &s) == 0)
+        sb->vm.syscall_mode = (s.cs.selector & 3) == 3 ? 1 : 2;
+}
+
 static void handle_syscall(struct sandbox *sb)
 {
+    if (!sb->vm.syscall_mode)
+        learn_syscall_mode(sb);
     struct kvm_regs *r = kvm_vm_regs(&sb->vm);
     uint64_t a[6] = {r->rdi, r->rsi, r->rdx, r->r10, r->r8, r->r9};
     uint64_t nr = r->rax;
     /* Return to the caller first: a handler may replace the whole user
-     * context (rt_sigreturn) and then returns SIG_REGS_REPLACED. */
-    r->rip = r->rcx;
-    r->rflags = (r->r11 & 0x3c7fd7) | 0x2;
+     * context (rt_sigreturn) and then returns SIG_REGS_REPLACED. In CPL0
+     * mode the stub's sysretq does the return from RCX/R11. */
+    r->r11 = (r->r11 & 0x3c7fd7) | 0x2;
+    if (sb->vm.syscall_mode == 1) {
+        r->rip = r->rcx;
+        r->rflags = r->r11;
+    }
     kvm_vm_regs_dirty(&sb->vm);
     int64_t ret = sys_dispatch(sb, nr, a);
     if (ret != SIG_REGS_REPLACED)

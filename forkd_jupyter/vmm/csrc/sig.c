@@ -61,6 +61,14 @@ uint64_t sig_deliverable(struct sandbox *sb)
     return sb->sig.pending & ~(sb->sig.blocked & ~UNBLOCKABLE);
 }
 
+/* Where SYSCALL enters CPL0 (hardware virtualisation) a handler frame or a
+ * sigreturn must also put the vCPU back in user mode; kvm_pvm stays in CPL3. */
+static void leave_supervisor(struct sandbox *sb)
+{
+    if (sb->vm.syscall_mode == 2)
+        kvm_vm_return_to_user(&sb->vm);
+}
+
 static bool default_ignores(int signo)
 {
     return signo == SIGCHLD || signo == SIGCONT || signo == SIGURG || signo == SIGWINCH ||
@@ -128,6 +136,7 @@ static int build_frame(struct sandbox *sb, int signo, const struct sb_sigaction 
     r->rip = act->handler;
     r->rflags &= ~0x500ULL; /* DF, TF */
     kvm_vm_regs_dirty(&sb->vm);
+    leave_supervisor(sb);
     return 0;
 }
 
@@ -167,6 +176,7 @@ void sig_deliver_pending(struct sandbox *sb)
 
 int64_t sig_sigreturn(struct sandbox *sb)
 {
+    leave_supervisor(sb);
     struct kvm_regs *r = kvm_vm_regs(&sb->vm);
     struct g_ucontext uc;
     if (mm_copy_from(&sb->mm, &uc, r->rsp, sizeof(uc)) < 0) {

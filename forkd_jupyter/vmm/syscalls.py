@@ -1,0 +1,74 @@
+"""The system-call table of the C core, as data, and the compatibility
+document generated from it (``python -m forkd_jupyter.vmm.syscalls``)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from ._ffi import ffi, lib
+
+LEVELS = ("full", "partial", "stub", "refused")
+LEVEL_TEXT = {
+    "full": "Linux semantics within the sandbox",
+    "partial": "works for what CPython and common libraries use; see the note",
+    "stub": "accepted and does nothing (returns success)",
+    "refused": "fails with a specific errno by design; see the note",
+}
+
+
+@dataclass(frozen=True)
+class SyscallEntry:
+    nr: int
+    name: str
+    level: str
+    family: str
+    note: str
+
+
+def syscall_table() -> list[SyscallEntry]:
+    entries = []
+    info = ffi.new("struct fj_syscall_info *")
+    i = 0
+    while lib.fj_syscall_table_entry(i, info) == 0:
+        entries.append(SyscallEntry(
+            nr=info.nr,
+            name=ffi.string(info.name).decode(),
+            level=LEVELS[info.level],
+            family=ffi.string(info.family).decode(),
+            note=ffi.string(info.note).decode(),
+        ))
+        i += 1
+    return entries
+
+
+def syscall_name(nr: int) -> str | None:
+    name = lib.fj_syscall_name(nr)
+    return None if name == ffi.NULL else ffi.string(name).decode()
+
+
+def render_markdown() -> str:
+    table = syscall_table()
+    lines = [
+        "# System-call compatibility",
+        "",
+        "Generated from the VMM's system-call table by "
+        "`python -m forkd_jupyter.vmm.syscalls > docs/syscalls.md`; a test keeps it current.",
+        "Every x86-64 system call not listed returns `ENOSYS` and is counted in "
+        "`Sandbox.stats()['unsupported']`.",
+        "",
+        "| level | meaning | calls |",
+        "|---|---|---:|",
+    ]
+    for level in LEVELS:
+        count = sum(1 for e in table if e.level == level)
+        lines.append(f"| {level} | {LEVEL_TEXT[level]} | {count} |")
+    for family in sorted({e.family for e in table}):
+        lines += ["", f"## {family}", "", "| nr | name | level | note |", "|---:|---|---|---|"]
+        for e in sorted((e for e in table if e.family == family), key=lambda e: e.nr):
+            lines.append(f"| {e.nr} | `{e.name}` | {e.level} | {e.note} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render_markdown())

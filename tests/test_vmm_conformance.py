@@ -1,0 +1,48 @@
+"""Conformance: the same snippets run natively and inside a sandbox must
+give the same results (the snippet leaves a JSON-able ``result``)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+from vmm_fixtures import run_ok, sandbox  # noqa: F401
+
+from forkd_jupyter.vmm.guest_env import python_elf
+
+pytestmark = pytest.mark.kvm
+
+SNIPPETS = {
+    "arithmetic": "result = [2**100 % 97, 7 / 3, divmod(-7, 2), round(2.675, 2)]",
+    "floats_and_math": "import math\nresult = [math.sqrt(2), math.lgamma(10.5), math.fsum([0.1] * 10), float('nan') != float('nan')]",
+    "unicode": "result = ['straße'.upper(), 'ǅ'.lower(), len('👩‍👩‍👧'), sorted(['b', 'A', 'a'])]",
+    "hash_and_compress": "import hashlib, zlib, base64\nd = bytes(range(256)) * 300\nresult = [hashlib.md5(d).hexdigest(), zlib.crc32(zlib.compress(d, 9)), base64.b64encode(d[:30]).decode()]",
+    "struct_and_array": "import struct, array\nresult = [struct.unpack('<dIh', struct.pack('<dIh', 1.5, 7, -2)), array.array('i', range(5)).tolist()]",
+    "decimal_fraction": "from decimal import Decimal, getcontext\nfrom fractions import Fraction\ngetcontext().prec = 40\nresult = [str(Decimal(1) / Decimal(7)), str(Fraction(3, 4) + Fraction(1, 6))]",
+    "datetime": "import datetime\nresult = [datetime.date(2000, 1, 1).isoweekday(), str(datetime.datetime(2020, 2, 29, 12) + datetime.timedelta(days=365))]",
+    "regex": "import re\nresult = re.findall(r'(\\w+)@(\\w+)\\.com', 'a@b.com, cc@dd.com')",
+    "json_roundtrip": "import json\nresult = json.loads(json.dumps({'a': [1, 2.5, None, True], 'b': 'ü'}))",
+    "collections": "import collections, itertools\nresult = [collections.Counter('mississippi').most_common(2), list(itertools.permutations('abc', 2))[:3]]",
+    "numpy_numerics": "import numpy as np\nrng = np.random.default_rng(42)\nm = rng.standard_normal((50, 50))\nresult = [round(float(np.linalg.norm(m)), 9), np.sort(rng.integers(0, 100, 10)).tolist(), round(float(np.fft.fft(np.arange(8.0))[1].real), 9)]",
+    "files_roundtrip": "import os, tempfile\nd = tempfile.mkdtemp()\np = os.path.join(d, 'f')\nopen(p, 'w').write('abc' * 1000)\nst = os.stat(p)\nos.truncate(p, 10)\nresult = [st.st_size, os.path.getsize(p), open(p).read(), sorted(os.listdir(d))]",
+    "sqlite_memory": "import sqlite3\nc = sqlite3.connect(':memory:')\nc.execute('create table t(x)')\nc.executemany('insert into t values (?)', [(i,) for i in range(100)])\nresult = c.execute('select sum(x), avg(x) from t').fetchone()",
+    "pickle_protocols": "import pickle\nresult = [len(pickle.dumps(list(range(100)), p)) for p in range(6)]",
+    "errors": "errs = []\nfor f in (lambda: 1 / 0, lambda: [][1], lambda: {}['k'], lambda: int('x'), lambda: open('/nonexistent/x')):\n    try:\n        f()\n    except Exception as e:\n        errs.append(type(e).__name__)\nresult = errs",
+}
+
+
+def run_native(code: str):
+    wrapper = code + "\nimport json, sys\nsys.stdout.write(json.dumps(result))"
+    out = subprocess.run([python_elf(), "-c", wrapper], capture_output=True, text=True, check=True,
+                         cwd="/tmp")
+    return json.loads(out.stdout)
+
+
+@pytest.mark.parametrize("name", sorted(SNIPPETS))
+def test_snippet_matches_native(sandbox, name):
+    code = SNIPPETS[name]
+    native = run_native(code)
+    run_ok(sandbox, code + "\nimport json as _json\n_conformance = _json.dumps(result)")
+    guest = json.loads(sandbox.pull("_conformance"))
+    assert guest == native

@@ -1,0 +1,103 @@
+"""Guest faults end cleanly: interrupts, memory exhaustion, crashes,
+threads and fork, unsupported system calls."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from vmm_fixtures import run_ok, sandbox, value  # noqa: F401
+
+from forkd_jupyter.vmm import Sandbox, SandboxClosed, SandboxCrashed
+
+pytestmark = pytest.mark.kvm
+
+
+def interrupt_after(sb, seconds: float) -> threading.Timer:
+    timer = threading.Timer(seconds, sb.interrupt)
+    timer.start()
+    return timer
+
+
+@pytest.mark.parametrize("code", ["while True: pass", "import time; time.sleep(1000)",
+                                  "import time\nwhile True: time.sleep(0.01)"])
+def test_interrupt_raises_keyboardinterrupt_and_sandbox_stays_usable(sandbox, code):
+    interrupt_after(sandbox, 0.5)
+    start = time.monotonic()
+    r = sandbox.run(code, timeout=30)
+    assert r.error is not None and r.error.ename == "KeyboardInterrupt"
+    assert time.monotonic() - start < 10
+    assert run_ok(sandbox, "21 * 2").result["text/plain"] == "42"
+
+
+def test_interrupt_while_idle_is_harmless(sandbox):
+    sandbox.interrupt()
+    time.sleep(0.2)
+    assert run_ok(sandbox, "'still here'").result["text/plain"] == "'still here'"
+
+
+def test_threads_and_fork_fail_cleanly(sandbox):
+    r = sandbox.run("import threading\nthreading.Thread(target=print).start()")
+    assert r.error.ename == "RuntimeError" and "thread" in r.error.evalue
+    r = sandbox.run("import os\nos.fork()")
+    assert r.error.ename == "OSError"
+    r = sandbox.run("import subprocess\nsubprocess.run(['true'])")
+    assert r.error is not None and r.error.ename in ("OSError", "FileNotFoundError", "PermissionError")
+    assert run_ok(sandbox, "1").result["text/plain"] == "1"
+
+
+def test_unsupported_system_call_returns_enosys_and_is_counted(sandbox):
+    before = sandbox.stats()["unsupported_syscalls"]
+    code = ("import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+            "rc = libc.syscall(400)\nerr = ctypes.get_errno()")
+    run_ok(sandbox, code)
+    assert value(sandbox, "(rc, err)") == (-1, 38)
+    st = sandbox.stats()
+    assert st["unsupported_syscalls"] == before + 1
+    assert st["unsupported"].get("syscall_400") or any("400" in k for k in st["unsupported"])
+
+
+def test_memory_exhaustion_gives_memoryerror_and_others_are_unaffected():
+    small = Sandbox.spawn(memory_mib=256)
+    other = Sandbox.spawn(memory_mib=256)
+    try:
+        run_ok(other, "keep = list(range(1000))")
+        r = small.run("blocks = []\nwhile True:\n    blocks.append(bytearray(16 << 20))", timeout=120)
+        if small.alive:
+            assert r.error is not None and r.error.ename == "MemoryError"
+            run_ok(small, "del blocks\nimport gc; gc.collect()")
+            assert run_ok(small, "len(bytearray(1 << 20))").result["text/plain"] == str(1 << 20)
+        assert run_ok(other, "sum(keep)").result["text/plain"] == str(sum(range(1000)))
+    except SandboxCrashed:
+        assert not small.alive
+        assert run_ok(other, "sum(keep)").result["text/plain"] == str(sum(range(1000)))
+    finally:
+        small.close()
+        other.close()
+
+
+def test_segfault_raises_sandbox_crashed():
+    sb = Sandbox.spawn(memory_mib=256)
+    try:
+        with pytest.raises(SandboxCrashed) as info:
+            sb.run("import ctypes\nctypes.string_at(0)")
+        assert info.value.signal == 11
+        assert "SIGSEGV" in str(info.value)
+        assert not sb.alive
+        with pytest.raises(SandboxCrashed):
+            sb.run("1")
+    finally:
+        sb.close()
+    with pytest.raises(SandboxClosed):
+        sb.run("1")
+
+
+def test_guest_exit_is_reported():
+    sb = Sandbox.spawn(memory_mib=256)
+    try:
+        with pytest.raises(SandboxCrashed) as info:
+            sb.run("import os\nos._exit(3)")
+        assert info.value.status == 3
+    finally:
+        sb.close()

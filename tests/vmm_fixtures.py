@@ -1,0 +1,30 @@
+"""Shared sandbox fixtures for the VMM tests (imported by test modules)."""
+
+from __future__ import annotations
+
+import pytest
+
+from forkd_jupyter.vmm import Sandbox
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    """One sandbox shared by a test module (spawning costs about a second)."""
+    sb = Sandbox.spawn(memory_mib=1024)
+    yield sb
+    sb.close()
+
+
+def run_ok(sb: Sandbox, code: str, **kw):
+    """Runs code and fails the test with the guest traceback on an error."""
+    result = sb.run(code, **kw)
+    if result.error is not None:
+        pytest.fail(f"guest error {result.error.ename}: {result.error.evalue}\n"
+                    + "\n".join(result.error.traceback))
+    return result
+
+
+def value(sb: Sandbox, expr: str):
+    """Evaluates expr in the guest and returns it through pickle."""
+    run_ok(sb, f"__forkd_tmp = ({expr})")
+    return sb.pull("__forkd_tmp")
