@@ -147,3 +147,31 @@ int fdt_count(const struct fdt *t)
         n += t->slots[i].f != NULL;
     return n;
 }
+
+int fdt_clone(struct fdt *dst, const struct fdt *src, struct fs_view *view)
+{
+    int err = fdt_init(dst);
+    if (err < 0)
+        return err;
+    for (int fd = 0; fd < src->cap; fd++) {
+        struct file *f = src->slots[fd].f;
+        if (!f || !f->ops->clone)
+            continue;
+        struct file *copy = NULL;
+        for (int prev = 0; prev < fd; prev++) /* a dup of an earlier fd: share its clone */
+            if (src->slots[prev].f == f && dst->slots[prev].f) {
+                copy = file_get(dst->slots[prev].f);
+                break;
+            }
+        if (!copy && !(copy = f->ops->clone(f, view))) {
+            fdt_destroy(dst);
+            return -ENOMEM;
+        }
+        if ((err = fdt_install_at(dst, copy, fd, src->slots[fd].cloexec)) < 0) {
+            file_put(copy);
+            fdt_destroy(dst);
+            return err;
+        }
+    }
+    return 0;
+}

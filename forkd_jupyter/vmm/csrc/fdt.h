@@ -15,6 +15,7 @@
 struct sandbox;
 struct file;
 struct memfs_node;
+struct fs_view;
 
 struct file_ops {
     const char *kind;                                                          /* for stats/debug */
@@ -33,6 +34,11 @@ struct file_ops {
     int (*truncate)(struct sandbox *, struct file *, uint64_t);              /* NULL: -EINVAL */
     int (*sync)(struct sandbox *, struct file *);                            /* NULL: 0 */
     void (*release)(struct file *);                                          /* frees kind data */
+    /* An independent copy of this description for a branch whose filesystem
+     * is view (same flags, offset and kind state; memfs nodes looked up by
+     * inode number in view's layer). NULL op: the fd is not carried into
+     * branches (it is closed there). */
+    struct file *(*clone)(struct file *f, struct fs_view *view);
 };
 
 struct file {
@@ -74,5 +80,8 @@ int fdt_close(struct fdt *t, int fd);        /* -EBADF */
 int fdt_set_cloexec(struct fdt *t, int fd, bool on);
 int fdt_get_cloexec(struct fdt *t, int fd);
 int fdt_count(const struct fdt *t);
+/* dst gets clones of src's open descriptions (fds that shared a description
+ * share its clone), for a branch whose filesystem is view. */
+int fdt_clone(struct fdt *dst, const struct fdt *src, struct fs_view *view);
 
 #endif

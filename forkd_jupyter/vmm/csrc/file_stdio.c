@@ -22,10 +22,13 @@ static int stat_char(struct sandbox *sb, struct file *f, struct stat *st)
 
 static int64_t stdin_read(struct sandbox *sb, struct file *f, void *buf, uint64_t len) { return 0; }
 
+static struct file *stdio_clone(struct file *f, struct fs_view *view);
+
 static const struct file_ops stdin_ops = {
     .kind = "stdin",
     .read = stdin_read,
     .stat = stat_char,
+    .clone = stdio_clone,
 };
 
 static int64_t out_write(struct sandbox *sb, struct file *f, const void *buf, uint64_t len)
@@ -49,6 +52,7 @@ static const struct file_ops out_ops = {
     .write = out_write,
     .stat = stat_char,
     .poll = out_poll,
+    .clone = stdio_clone,
 };
 
 static int64_t ctl_read(struct sandbox *sb, struct file *f, void *buf, uint64_t len)
@@ -93,6 +97,7 @@ static const struct file_ops ctl_ops = {
     .stat = stat_char,
     .poll = ctl_poll,
     .wait_fd = ctl_wait_fd,
+    .clone = stdio_clone,
 };
 
 static struct file *make(const struct file_ops *ops, int flags, uintptr_t priv)
@@ -101,6 +106,24 @@ static struct file *make(const struct file_ops *ops, int flags, uintptr_t priv)
     if (f)
         f->priv = (void *)priv;
     return f;
+}
+
+/* A branch's control channel is not connected until file_stdio_attach_ctl. */
+static struct file *stdio_clone(struct file *f, struct fs_view *view)
+{
+    struct file *c = make(f->ops, f->flags, (uintptr_t)f->priv);
+    if (c)
+        c->off = f->off;
+    return c;
+}
+
+void file_stdio_attach_ctl(struct fdt *t, int host_fd)
+{
+    for (int fd = 0; fd < t->cap; fd++) {
+        struct file *f = t->slots[fd].f;
+        if (f && f->ops == &ctl_ops && f->host_fd < 0)
+            f->host_fd = fcntl(host_fd, F_DUPFD_CLOEXEC, 3);
+    }
 }
 
 struct file *file_stdio_stdin(void) { return make(&stdin_ops, O_RDONLY, 0); }

@@ -13,5 +13,7 @@ struct file *file_stdio_stdin(void);
 struct file *file_stdio_out(enum sb_channel ch);
 /* Owns a duplicate of host_fd (the sandbox's socket to the host). */
 struct file *file_stdio_ctl(int host_fd);
+/* Connects every cloned (unconnected) control-channel file in t to host_fd. */
+void file_stdio_attach_ctl(struct fdt *t, int host_fd);
 
 #endif

@@ -47,42 +47,78 @@ static int set_memslot(int vm_fd, uint32_t slot, gpa_t gpa, void *host, uint64_t
     return ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0 ? -errno : 0;
 }
 
-static int map_ram(struct kvm_vm *vm, uint64_t ram_bytes, int ram_fd)
+static int map_ram(struct kvm_vm *vm, uint64_t ram_bytes, int ram_fd, bool private)
 {
     if (ram_fd < 0) {
         ram_fd = memfd_create("forkd-guest-ram", MFD_CLOEXEC);
         if (ram_fd < 0)
             return -errno;
-        if (ftruncate(ram_fd, (off_t)ram_bytes) < 0) {
-            int err = -errno;
-            close(ram_fd);
-            return err;
-        }
+        vm->ram_fd = ram_fd;
+        if (ftruncate(ram_fd, (off_t)ram_bytes) < 0)
+            return -errno;
     }
-    vm->ram_fd = ram_fd;
     vm->ram_bytes = ram_bytes;
-    void *ram = mmap(NULL, ram_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, ram_fd, 0);
+    vm->ram_private = private;
+    void *ram = mmap(NULL, ram_bytes, PROT_READ | PROT_WRITE, (private ? MAP_PRIVATE : MAP_SHARED) | MAP_NORESERVE,
+                     ram_fd, 0);
     if (ram == MAP_FAILED)
         return -errno;
     vm->ram = ram;
     return 0;
 }
 
+static int vm_create(struct kvm_vm *vm, uint64_t ram_bytes, int ram_fd, bool private);
+
 int kvm_vm_create(struct kvm_vm *vm, uint64_t ram_bytes, int ram_fd)
 {
-    memset(vm, 0, sizeof(*vm));
-    vm->vm_fd = vm->vcpu_fd = vm->ram_fd = -1;
-    if (ram_bytes == 0 || ram_bytes % FJ_HUGE_SIZE || ram_bytes > LAYOUT_MAX_RAM)
-        return -EINVAL;
-    int kfd = kvm_dev_fd();
-    if (kfd < 0)
-        return kfd;
-    int err;
-    vm->vm_fd = ioctl(kfd, KVM_CREATE_VM, 0);
-    if (vm->vm_fd < 0)
+    return vm_create(vm, ram_bytes, ram_fd, false);
+}
+
+int kvm_vm_create_cow(struct kvm_vm *vm, uint64_t ram_bytes, int image_fd)
+{
+    int fd = fcntl(image_fd, F_DUPFD_CLOEXEC, 3);
+    if (fd < 0)
         return -errno;
+    return vm_create(vm, ram_bytes, fd, true); /* adopts fd, even on failure */
+}
+
+void kvm_vm_discard(struct kvm_vm *vm, gpa_t gpa, uint64_t len)
+{
+    if (len == 0)
+        return;
+    if (vm->discard_hook)
+        vm->discard_hook(vm, gpa, len, false);
+    if (!vm->ram_private) {
+        fallocate(vm->ram_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)gpa, (off_t)len);
+        return;
+    }
+    /* A private view: replace the range with fresh zero pages; the image
+     * below must not be touched. */
+    mmap(vm->ram + gpa, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+    if (vm->discard_hook)
+        vm->discard_hook(vm, gpa, len, true);
+}
+
+static int vm_create(struct kvm_vm *vm, uint64_t ram_bytes, int ram_fd, bool private)
+{
+    memset(vm, 0, sizeof(*vm));
+    vm->vm_fd = vm->vcpu_fd = -1;
+    vm->ram_fd = ram_fd; /* adopted now, so every failure below closes it */
+    if (ram_bytes == 0 || ram_bytes % FJ_HUGE_SIZE || ram_bytes > LAYOUT_MAX_RAM) {
+        kvm_vm_destroy(vm);
+        return -EINVAL;
+    }
+    int kfd = kvm_dev_fd();
+    int err = kfd;
+    if (kfd < 0)
+        goto fail;
+    vm->vm_fd = ioctl(kfd, KVM_CREATE_VM, 0);
+    if (vm->vm_fd < 0) {
+        err = -errno;
+        goto fail;
+    }
     fcntl(vm->vm_fd, F_SETFD, FD_CLOEXEC);
-    if ((err = map_ram(vm, ram_bytes, ram_fd)) < 0)
+    if ((err = map_ram(vm, ram_bytes, ram_fd, private)) < 0)
         goto fail;
     vm->sys_gpa = layout_sys_gpa(ram_bytes);
     vm->sys = mmap(NULL, LAYOUT_SYS_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -179,12 +215,16 @@ int kvm_vm_run(struct kvm_vm *vm)
     return r < 0 ? -errno : 0;
 }
 
-int kvm_vm_boot_cpu(struct kvm_vm *vm, gva_t rip, gva_t rsp)
+int kvm_vm_prepare_cpu(struct kvm_vm *vm)
 {
     int err = kvm_cpu_write_system_region(vm);
+    return err < 0 ? err : kvm_cpu_setup(vm);
+}
+
+int kvm_vm_boot_cpu(struct kvm_vm *vm, gva_t rip, gva_t rsp)
+{
+    int err = kvm_vm_prepare_cpu(vm);
     if (err < 0)
-        return err;
-    if ((err = kvm_cpu_setup(vm)) < 0)
         return err;
     struct kvm_regs regs = {0};
     regs.rip = rip;

@@ -13,9 +13,7 @@ static uint64_t page_up(uint64_t x) { return FJ_ALIGN_UP(x, FJ_PAGE_SIZE); }
 
 void mm_discard(struct mm *mm, gva_t start, uint64_t len)
 {
-    if (len == 0)
-        return;
-    fallocate(mm->vm->ram_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)start, (off_t)len);
+    kvm_vm_discard(mm->vm, start, len); /* identity map: gva == gpa in the window */
 }
 
 static int vma_insert_at(struct mm *mm, size_t i, struct mm_vma v)

@@ -103,6 +103,10 @@ int sb_wait_fd(struct sandbox *sb, int host_fd, short events, int64_t timeout_ns
     for (;;) {
         if (sb_signal_pending(sb))
             return -EINTR;
+        if (atomic_load(&sb->job)) {
+            sb->job_noticed_ns = fj_now_ns(); /* an idle guest stops here, not at its last exit */
+            return SB_ERESTART;
+        }
         int ms = -1;
         if (timeout_ns >= 0) {
             uint64_t now = fj_now_ns();
@@ -148,6 +152,51 @@ int fj_sandbox_signal(fj_sandbox *sb, int signo)
 
 int fj_sandbox_kill(fj_sandbox *sb) { return fj_sandbox_signal(sb, SIGKILL); }
 
+static void kick(struct sandbox *sb)
+{
+    uint64_t one = 1;
+    if (write(sb->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        return;
+    sb->vm.run->immediate_exit = 1;
+    if (atomic_load(&sb->kick_armed))
+        pthread_kill(sb->vcpu_thread, SB_KICK_SIGNAL);
+}
+
+int sb_run_paused(struct sandbox *sb, struct sb_pause_job *job)
+{
+    job->done = false;
+    pthread_mutex_lock(&sb->job_lock);
+    if (!atomic_load(&sb->kick_armed) || sb->exited) {
+        /* No vCPU thread: the guest is stopped already. */
+        job->stopped_ns = fj_now_ns();
+        job->result = job->fn(sb, job->arg);
+        job->resumed_ns = fj_now_ns();
+        pthread_mutex_unlock(&sb->job_lock);
+        return job->result;
+    }
+    atomic_store(&sb->job, job);
+    kick(sb);
+    while (!job->done)
+        pthread_cond_wait(&sb->job_cond, &sb->job_lock);
+    pthread_mutex_unlock(&sb->job_lock);
+    return job->result;
+}
+
+/* vCPU thread, between exits: runs a posted job with the guest stopped. */
+static void run_job(struct sandbox *sb, uint64_t stopped_ns)
+{
+    struct sb_pause_job *job = atomic_exchange(&sb->job, NULL);
+    if (!job)
+        return;
+    job->stopped_ns = stopped_ns;
+    job->result = job->fn(sb, job->arg);
+    job->resumed_ns = fj_now_ns();
+    pthread_mutex_lock(&sb->job_lock);
+    job->done = true;
+    pthread_cond_broadcast(&sb->job_cond);
+    pthread_mutex_unlock(&sb->job_lock);
+}
+
 static void learn_syscall_mode(struct sandbox *sb)
 {
     struct kvm_sregs s;
@@ -172,8 +221,17 @@ static void handle_syscall(struct sandbox *sb)
     }
     kvm_vm_regs_dirty(&sb->vm);
     int64_t ret = sys_dispatch(sb, nr, a);
-    if (ret != SIG_REGS_REPLACED)
+    if (ret == SB_ERESTART) {
+        /* Re-execute the SYSCALL instruction (2 bytes) with the same number. */
+        r = kvm_vm_regs(&sb->vm);
+        r->rax = nr;
+        if (sb->vm.syscall_mode == 1)
+            r->rip -= 2;
+        else
+            r->rcx -= 2;
+    } else if (ret != SIG_REGS_REPLACED) {
         kvm_vm_regs(&sb->vm)->rax = (uint64_t)ret;
+    }
 }
 
 static void crash(struct sandbox *sb, const char *what)
@@ -231,12 +289,18 @@ int fj_sandbox_run(fj_sandbox *sb)
     sigaddset(&unblock, SB_KICK_SIGNAL);
     pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
     atomic_store(&sb->kick_armed, 1);
+    uint64_t stopped_ns = fj_now_ns();
     while (!sb->exited) {
         take_external(sb);
+        if (atomic_load(&sb->job)) {
+            run_job(sb, FJ_MAX(stopped_ns, sb->job_noticed_ns));
+            sb->job_noticed_ns = 0;
+        }
         sig_deliver_pending(sb);
         if (sb->exited)
             break;
         int err = kvm_vm_run(&sb->vm);
+        stopped_ns = fj_now_ns();
         if (err == -EINTR || err == -EAGAIN)
             continue;
         if (err < 0) {
@@ -247,6 +311,9 @@ int fj_sandbox_run(fj_sandbox *sb)
         }
         handle_exit(sb);
     }
+    pthread_mutex_lock(&sb->job_lock);
     atomic_store(&sb->kick_armed, 0);
+    pthread_mutex_unlock(&sb->job_lock);
+    run_job(sb, fj_now_ns()); /* a job posted as the guest exited */
     return sb->exit_status;
 }

@@ -15,6 +15,7 @@
 #include "file_stdio.h"
 #include "fs_memfs.h"
 #include "fs_view.h"
+#include "snap_copy.h"
 #include "vmm_api.h"
 
 #define SANDBOX_STACK_BYTES (8ULL << 20)
@@ -66,8 +67,9 @@ static int load_program(struct sandbox *sb, const struct fj_spawn_config *cfg)
     return kvm_vm_boot_cpu(&sb->vm, entry, rsp);
 }
 
-static void sandbox_free(struct sandbox *sb)
+void sandbox_free(struct sandbox *sb)
 {
+    snap_copy_sandbox_gone(sb);
     fdt_destroy(&sb->fdt);
     if (sb->view)
         fs_view_free(sb->view);
@@ -77,6 +79,8 @@ static void sandbox_free(struct sandbox *sb)
         close(sb->ctl_host_fd);
     if (sb->wake_fd >= 0)
         close(sb->wake_fd);
+    pthread_mutex_destroy(&sb->job_lock);
+    pthread_cond_destroy(&sb->job_cond);
     free(sb);
 }
 
@@ -86,6 +90,28 @@ static uint32_t next_pid(void)
     return atomic_fetch_add(&counter, 1);
 }
 
+struct sandbox *sandbox_alloc(int ctl_fd, int *err)
+{
+    struct sandbox *sb = calloc(1, sizeof(*sb));
+    if (!sb) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    sb->ctl_host_fd = sb->wake_fd = -1;
+    pthread_mutex_init(&sb->job_lock, NULL);
+    pthread_cond_init(&sb->job_cond, NULL);
+    sb->vm.vm_fd = sb->vm.vcpu_fd = sb->vm.ram_fd = -1;
+    sb->start_ns = fj_now_ns();
+    sb->ctl_host_fd = fcntl(ctl_fd, F_DUPFD_CLOEXEC, 3);
+    sb->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (sb->ctl_host_fd < 0 || sb->wake_fd < 0) {
+        *err = -errno;
+        sandbox_free(sb);
+        return NULL;
+    }
+    return sb;
+}
+
 int fj_sandbox_create(const struct fj_spawn_config *cfg, fj_sandbox **out)
 {
     *out = NULL;
@@ -93,23 +119,14 @@ int fj_sandbox_create(const struct fj_spawn_config *cfg, fj_sandbox **out)
         return -EINVAL;
     if (strlen(cfg->exe_path) >= sizeof(((struct sandbox *)0)->exe_path))
         return -ENAMETOOLONG;
-    struct sandbox *sb = calloc(1, sizeof(*sb));
+    int err = 0;
+    struct sandbox *sb = sandbox_alloc(cfg->ctl_fd, &err);
     if (!sb)
-        return -ENOMEM;
-    sb->ctl_host_fd = sb->wake_fd = -1;
-    sb->vm.vm_fd = sb->vm.vcpu_fd = sb->vm.ram_fd = -1;
+        return err;
     sb->pid = next_pid();
-    sb->start_ns = fj_now_ns();
     strcpy(sb->exe_path, cfg->exe_path);
-    int err = fdt_init(&sb->fdt);
-    if (err < 0)
+    if ((err = fdt_init(&sb->fdt)) < 0)
         goto fail;
-    sb->ctl_host_fd = fcntl(cfg->ctl_fd, F_DUPFD_CLOEXEC, 3);
-    sb->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (sb->ctl_host_fd < 0 || sb->wake_fd < 0) {
-        err = -errno;
-        goto fail;
-    }
     struct fs_view_config vc = {
         .ro_roots = cfg->ro_roots,
         .n_ro_roots = cfg->n_ro_roots,

@@ -14,6 +14,7 @@
 #include "sys.h"
 
 struct fs_view;
+struct snap_copier;
 
 /* Channels of the stream the VMM writes to ctl_host_fd (outer frames
  * [u8 channel][u32 LE length][payload]). */
@@ -38,6 +39,20 @@ struct sb_signals {
     int altstack_flags;
 };
 
+/* Work run on the vCPU thread while the guest is stopped (snapshots). */
+struct sb_pause_job {
+    int (*fn)(struct sandbox *sb, void *arg);
+    void *arg;
+    int result;
+    uint64_t stopped_ns; /* when the vCPU stopped for this job */
+    uint64_t resumed_ns; /* when the job finished (the guest resumes) */
+    bool done;
+};
+
+/* A blocking system call returns this to be restarted transparently after
+ * a pause job (the vCPU re-executes the SYSCALL instruction). */
+#define SB_ERESTART (-512)
+
 struct sandbox {
     struct kvm_vm vm;
     struct mm mm;
@@ -49,6 +64,10 @@ struct sandbox {
     int wake_fd;            /* eventfd: written to interrupt blocking waits */
     _Atomic uint64_t pending_external; /* signals sent from other threads (bit n = signo n) */
     _Atomic int kick_armed; /* the vCPU thread is in or about to enter KVM_RUN */
+    pthread_mutex_t job_lock;  /* guards job and its done flag */
+    pthread_cond_t job_cond;
+    struct sb_pause_job *_Atomic job; /* posted by another thread, run by the vCPU thread */
+    uint64_t job_noticed_ns;   /* vCPU thread: when a blocking wait saw the job */
     pthread_t vcpu_thread;
     bool vcpu_thread_set;
     int exit_status;        /* valid once exited: code, or 128 + fatal signal */
@@ -58,8 +77,14 @@ struct sandbox {
     uint32_t pid;
     uint64_t brk_hint;
     char exe_path[4096];    /* guest path of the main executable (= host path) */
+    struct snap_copier *copier; /* userfaultfd state for live snapshots, or NULL */
     uint64_t start_ns;
 };
+
+/* A sandbox with its host channel and locks but no VM yet; NULL and *err on
+ * failure. sandbox_free releases whatever parts exist. */
+struct sandbox *sandbox_alloc(int ctl_fd, int *err);
+void sandbox_free(struct sandbox *sb);
 
 /* Writes one outer frame to the host; -errno (-EPIPE when the host is gone). */
 int sb_emit(struct sandbox *sb, enum sb_channel ch, const void *buf, size_t len);
@@ -71,6 +96,11 @@ int sb_wait_fd(struct sandbox *sb, int host_fd, short events, int64_t timeout_ns
 
 /* True when a signal is deliverable now: blocking calls then return -EINTR. */
 bool sb_signal_pending(struct sandbox *sb);
+
+/* Any thread but the vCPU's: stops the guest, runs job->fn on the vCPU
+ * thread, resumes. Returns job->fn's result, or -ESRCH when the guest is not
+ * running (then fn is run on the caller's thread, the guest being stopped). */
+int sb_run_paused(struct sandbox *sb, struct sb_pause_job *job);
 
 /* Raises signo inside the guest (kill/tgkill to itself, faults). */
 void sb_raise(struct sandbox *sb, int signo);

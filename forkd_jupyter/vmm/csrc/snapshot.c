@@ -1,0 +1,219 @@
+/* Taking snapshots and spawning children from them (snapshot.h). */
+#define _GNU_SOURCE
+#include "snapshot.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "file_stdio.h"
+#include "fs_memfs.h"
+#include "fs_view.h"
+#include "snap_copy.h"
+#include "vmm_api.h"
+#include "snapshot_api.h"
+
+struct snapshot *snapshot_get(struct snapshot *snap)
+{
+    atomic_fetch_add(&snap->refs, 1);
+    return snap;
+}
+
+void fj_snapshot_release(fj_snapshot *snap)
+{
+    if (!snap || atomic_fetch_sub(&snap->refs, 1) > 1)
+        return;
+    /* The last reference: no copier can be running (it holds a reference). */
+    fdt_destroy(&snap->fdt);
+    if (snap->view)
+        fs_view_free(snap->view);
+    mm_destroy(&snap->mm);
+    if (snap->image_fd >= 0)
+        close(snap->image_fd);
+    pthread_mutex_destroy(&snap->lock);
+    pthread_cond_destroy(&snap->cond);
+    free(snap);
+}
+
+void snapshot_finish(struct snapshot *snap, int status, const char *error)
+{
+    pthread_mutex_lock(&snap->lock);
+    if (error)
+        snprintf(snap->error, sizeof(snap->error), "%s", error);
+    struct stat st;
+    if (snap->image_fd >= 0 && fstat(snap->image_fd, &st) == 0)
+        snap->physical_bytes = (uint64_t)st.st_blocks * 512;
+    atomic_store(&snap->status, status);
+    pthread_cond_broadcast(&snap->cond);
+    pthread_mutex_unlock(&snap->lock);
+}
+
+static struct snapshot *snapshot_new(struct sandbox *sb, int mode)
+{
+    struct snapshot *snap = calloc(1, sizeof(*snap));
+    if (!snap)
+        return NULL;
+    atomic_init(&snap->refs, 1);
+    atomic_init(&snap->status, FJ_SNAP_WRITING);
+    snap->mode = mode;
+    snap->ram_bytes = sb->vm.ram_bytes;
+    snap->image_fd = -1;
+    pthread_mutex_init(&snap->lock, NULL);
+    pthread_cond_init(&snap->cond, NULL);
+    return snap;
+}
+
+/* VMM state: address space, signals, files and the writable layer. */
+static int capture_vmm_state(struct sandbox *sb, struct snapshot *snap)
+{
+    int err = mm_clone(&snap->mm, &sb->mm, NULL);
+    if (err < 0)
+        return err;
+    snap->sig = sb->sig;
+    snap->sig.pending = 0; /* pending signals belong to the source */
+    memset(snap->sig.fault_addr, 0, sizeof(snap->sig.fault_addr));
+    snap->pid = sb->pid;
+    memcpy(snap->exe_path, sb->exe_path, sizeof(snap->exe_path));
+    if (!(snap->view = fs_view_clone(sb->view)))
+        return -ENOMEM;
+    if ((err = fdt_clone(&snap->fdt, &sb->fdt, snap->view)) < 0)
+        return err;
+    memfs_drop_clone_holds(fs_view_layer(snap->view));
+    snap->logical_bytes = sb->mm.mapped_bytes;
+    return 0;
+}
+
+struct capture_args {
+    struct snapshot *snap;
+};
+
+/* Runs on the vCPU thread with the guest stopped: everything of the
+ * snapshot that must be of the pause instant. */
+static int capture(struct sandbox *sb, void *p)
+{
+    struct snapshot *snap = ((struct capture_args *)p)->snap;
+    if (sb->exited)
+        return -ESRCH;
+    int err = kvm_state_save(&sb->vm, &snap->cpu);
+    if (err == 0)
+        err = capture_vmm_state(sb, snap);
+    if (err < 0)
+        return err;
+    snap->image_fd = memfd_create("forkd-snapshot", MFD_CLOEXEC);
+    if (snap->image_fd < 0 || ftruncate(snap->image_fd, (off_t)snap->ram_bytes) < 0)
+        return -errno;
+    uint64_t t0 = fj_now_ns();
+    if (snap->mode == FJ_SNAP_LIVE)
+        err = snap_copy_start_live(sb, snap);
+    else
+        err = snap_copy_now(sb, snap);
+    if (snap->mode != FJ_SNAP_LIVE)
+        snap->copy_ns = fj_now_ns() - t0;
+    return err;
+}
+
+int fj_sandbox_snapshot(fj_sandbox *sb, int mode, fj_snapshot **out)
+{
+    *out = NULL;
+    if (mode != FJ_SNAP_FULL && mode != FJ_SNAP_DIFF && mode != FJ_SNAP_LIVE)
+        return -EINVAL;
+    if (sb->exited)
+        return -ESRCH;
+    struct snapshot *snap = snapshot_new(sb, mode);
+    if (!snap)
+        return -ENOMEM;
+    if (mode == FJ_SNAP_LIVE) {
+        int err = snap_copy_prepare_live(sb, snap);
+        if (err < 0) {
+            fj_snapshot_release(snap);
+            return err;
+        }
+    }
+    struct capture_args args = {snap};
+    struct sb_pause_job job = {.fn = capture, .arg = &args};
+    int err = sb_run_paused(sb, &job);
+    snap->pause_ns = job.resumed_ns - job.stopped_ns;
+    if (err < 0) {
+        snap_copy_abort(sb, snap);
+        fj_snapshot_release(snap);
+        return err;
+    }
+    if (mode != FJ_SNAP_LIVE)
+        snapshot_finish(snap, FJ_SNAP_READY, NULL);
+    *out = snap;
+    return 0;
+}
+
+int fj_snapshot_get_info(fj_snapshot *snap, struct fj_snapshot_info *out)
+{
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&snap->lock);
+    out->mode = snap->mode;
+    out->status = atomic_load(&snap->status);
+    out->pause_ms = (double)snap->pause_ns / 1e6;
+    out->copy_ms = (double)snap->copy_ns / 1e6;
+    out->logical_bytes = snap->logical_bytes;
+    out->physical_bytes = snap->physical_bytes;
+    memcpy(out->error, snap->error, sizeof(out->error));
+    pthread_mutex_unlock(&snap->lock);
+    return 0;
+}
+
+int fj_snapshot_wait(fj_snapshot *snap, int64_t timeout_ns)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    if (timeout_ns >= 0) {
+        deadline.tv_sec += timeout_ns / 1000000000;
+        deadline.tv_nsec += timeout_ns % 1000000000;
+        if (deadline.tv_nsec >= 1000000000) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000;
+        }
+    }
+    pthread_mutex_lock(&snap->lock);
+    int r = 0;
+    while (atomic_load(&snap->status) == FJ_SNAP_WRITING && r == 0)
+        r = timeout_ns < 0 ? pthread_cond_wait(&snap->cond, &snap->lock)
+                           : pthread_cond_timedwait(&snap->cond, &snap->lock, &deadline);
+    int status = atomic_load(&snap->status);
+    pthread_mutex_unlock(&snap->lock);
+    if (status == FJ_SNAP_READY)
+        return 0;
+    return status == FJ_SNAP_FAILED ? -EIO : -ETIMEDOUT;
+}
+
+int fj_snapshot_spawn(fj_snapshot *snap, int ctl_fd, fj_sandbox **out)
+{
+    *out = NULL;
+    int err = fj_snapshot_wait(snap, -1); /* never map a half-written image */
+    if (err < 0)
+        return err;
+    struct sandbox *sb = sandbox_alloc(ctl_fd, &err);
+    if (!sb)
+        return err;
+    sb->pid = snap->pid;
+    memcpy(sb->exe_path, snap->exe_path, sizeof(sb->exe_path));
+    if ((err = kvm_vm_create_cow(&sb->vm, snap->ram_bytes, snap->image_fd)) < 0 ||
+        (err = kvm_vm_prepare_cpu(&sb->vm)) < 0 || (err = kvm_state_restore(&sb->vm, &snap->cpu)) < 0 ||
+        (err = mm_clone(&sb->mm, &snap->mm, &sb->vm)) < 0)
+        goto fail;
+    sb->sig = snap->sig;
+    if (!(sb->view = fs_view_clone(snap->view))) {
+        err = -ENOMEM;
+        goto fail;
+    }
+    if ((err = fdt_clone(&sb->fdt, &snap->fdt, sb->view)) < 0)
+        goto fail;
+    memfs_drop_clone_holds(fs_view_layer(sb->view));
+    file_stdio_attach_ctl(&sb->fdt, sb->ctl_host_fd);
+    *out = sb;
+    return 0;
+fail:
+    sandbox_free(sb);
+    return err;
+}

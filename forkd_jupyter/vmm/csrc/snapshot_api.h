@@ -1,0 +1,30 @@
+/* Snapshots of a running sandbox and the children spawned from them. */
+typedef struct snapshot fj_snapshot;
+
+#define FJ_SNAP_FULL 0
+#define FJ_SNAP_DIFF 1
+#define FJ_SNAP_LIVE 2
+#define FJ_SNAP_WRITING 0
+#define FJ_SNAP_READY 1
+#define FJ_SNAP_FAILED 2
+
+struct fj_snapshot_info {
+    int mode;
+    int status;
+    double pause_ms;          /* the source's vCPU was stopped this long */
+    double copy_ms;           /* memory copy, in or after the pause */
+    uint64_t logical_bytes;   /* guest memory the image stands for */
+    uint64_t physical_bytes;  /* host memory the image holds of its own */
+    char error[160];
+};
+
+/* Any thread. Returns after the source resumed; a live snapshot may still be
+ * writing (see fj_snapshot_wait). The caller owns one reference. */
+int fj_sandbox_snapshot(fj_sandbox *sb, int mode, fj_snapshot **out);
+int fj_snapshot_get_info(fj_snapshot *snap, struct fj_snapshot_info *out);
+/* 0 when ready, -EIO when failed, -ETIMEDOUT (timeout_ns < 0 waits forever). */
+int fj_snapshot_wait(fj_snapshot *snap, int64_t timeout_ns);
+/* A new sandbox whose state is the snapshot's; ctl_fd as in fj_spawn_config.
+ * Waits for a writing snapshot to be ready first. */
+int fj_snapshot_spawn(fj_snapshot *snap, int ctl_fd, fj_sandbox **out);
+void fj_snapshot_release(fj_snapshot *snap);
