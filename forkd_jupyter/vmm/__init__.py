@@ -3,6 +3,7 @@ later, their snapshots. Only this package touches the compiled core."""
 
 from .errors import (
     KvmUnavailable,
+    SnapshotBusy,
     SandboxClosed,
     SandboxCrashed,
     SandboxError,
@@ -11,8 +12,10 @@ from .errors import (
 )
 from .results import GuestError, RunResult
 from .sandbox import Sandbox
+from .snapshot import BranchMode, Snapshot
 
 __all__ = [
+    "BranchMode",
     "GuestError",
     "KvmUnavailable",
     "RunResult",
@@ -21,5 +24,7 @@ __all__ = [
     "SandboxCrashed",
     "SandboxError",
     "SandboxTimeout",
+    "Snapshot",
+    "SnapshotBusy",
     "SpawnError",
 ]

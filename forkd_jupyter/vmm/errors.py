@@ -32,6 +32,14 @@ class SandboxTimeout(SandboxError, TimeoutError):
     """A run did not finish in time; the sandbox was interrupted."""
 
 
+class SnapshotBusy(SandboxError):
+    """A snapshot cannot be released while others depend on it."""
+
+    def __init__(self, message: str, *, dependents: list[str]) -> None:
+        super().__init__(message)
+        self.dependents = dependents
+
+
 class KvmUnavailable(SpawnError):
     """/dev/kvm is missing or unusable on this machine."""
 

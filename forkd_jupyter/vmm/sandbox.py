@@ -27,6 +27,7 @@ from ._ffi import ffi, lib
 from .layer import LayerFiles
 from .errors import SandboxClosed, SandboxCrashed, SandboxError, SandboxTimeout, SpawnError, check
 from .results import RunAccumulator, RunResult
+from .snapshot import MODES, BranchMode, Snapshot
 from .wire import CHANNEL_CTL, CHANNEL_EXIT, Demux, FrameDecoder, encode_frame
 
 OutputCallback = Callable[[str, str], None]
@@ -83,6 +84,7 @@ class Sandbox:
         self.live_fork = live_fork
         self._native = native
         self._run_lock = threading.Lock()
+        self._send_lock = threading.Lock()
         self._active: tuple[int, queue.Queue] | None = None
         self._active_lock = threading.Lock()
         self._exit_info: dict | None = None
@@ -90,6 +92,8 @@ class Sandbox:
         self._ready_info: dict = {}
         self._closed = False
         self._unclaimed = bytearray()  # output written while no request is active (start-up)
+        self._last_snapshot: Snapshot | None = None
+        self.parent_snapshot: Snapshot | None = None  # set for children
         self._vcpu = threading.Thread(target=self._vcpu_main, name=f"{self.id}-vcpu", daemon=True)
         self._reader = threading.Thread(target=self._read_main, name=f"{self.id}-reader", daemon=True)
         self._finalizer = weakref.finalize(self, native.destroy)
@@ -134,6 +138,19 @@ class Sandbox:
         sb = cls(_Native(out[0], host), memory_mib, live_fork)
         sb._start()
         sb._wait_ready(timeout)
+        return sb
+
+    @classmethod
+    def _adopt(cls, handle: Any, sock: socket.socket, memory_mib: int, live_fork: bool,
+               parent: Snapshot) -> Sandbox:
+        """Wraps a child made by fj_snapshot_spawn: its agent is already
+        serving (it was waiting for a request at the pause, or is finishing
+        the cell it was running)."""
+        sb = cls(_Native(handle, sock), memory_mib, live_fork)
+        sb.parent_snapshot = parent
+        sb._ready_info = {"pid": parent._guest_pid}
+        sb._ready.set()
+        sb._start()
         return sb
 
     def _start(self) -> None:
@@ -236,7 +253,8 @@ class Sandbox:
             with self._active_lock:
                 self._active = (rid, q)
             try:
-                self._native.sock.sendall(encode_frame(request))
+                with self._send_lock:
+                    self._native.sock.sendall(encode_frame(request))
                 deadline = None if timeout is None else time.monotonic() + timeout
                 interrupted_at = None
                 while True:
@@ -296,6 +314,29 @@ class Sandbox:
             if msg.get("op") == "value":
                 return pickle.loads(base64.b64decode(msg["pickle"]))
         raise SandboxError(f"pull {name!r}: the guest sent no value")
+
+    def snapshot(self, mode: BranchMode = "live", wait: bool = True) -> Snapshot:
+        """Freezes this sandbox at one instant. ``live`` pauses the guest only
+        to save its registers and arm copy-on-write (the memory copy runs in
+        the background: ``wait=False`` returns while the status is
+        ``writing``); ``full`` and ``diff`` copy memory inside the pause."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        if not wait and mode != "live":
+            raise ValueError("wait=False is only valid with mode='live'")
+        if mode == "live" and not self.live_fork:
+            raise SandboxError(f"sandbox {self.id} was spawned with live_fork=False and cannot be "
+                               "branched live; use mode='full' or mode='diff'")
+        self._check_alive()
+        out = ffi.new("fj_snapshot **")
+        with self._send_lock:  # never between the halves of a request frame
+            check(lib.fj_sandbox_snapshot(self._native.handle, MODES[mode], out), f"{mode} snapshot")
+        parent = self._last_snapshot if mode == "diff" and self._last_snapshot else self.parent_snapshot
+        snap = Snapshot(out[0], mode, self, parent if parent and not parent.closed else None)
+        self._last_snapshot = snap
+        if wait:
+            snap.wait()
+        return snap
 
     def interrupt(self) -> None:
         """Delivers SIGINT to the guest: a running cell raises KeyboardInterrupt."""

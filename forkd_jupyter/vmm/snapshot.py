@@ -1,0 +1,132 @@
+"""Snapshot: a sandbox frozen at one instant, and the children spawned
+from it (copy-on-write views of its memory image)."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import threading
+import weakref
+from typing import TYPE_CHECKING, Literal
+
+from ._ffi import ffi, lib
+from .errors import SandboxError, SnapshotBusy, check
+
+if TYPE_CHECKING:
+    from .sandbox import Sandbox
+
+BranchMode = Literal["full", "diff", "live"]
+MODES: dict[str, int] = {"full": lib.FJ_SNAP_FULL, "diff": lib.FJ_SNAP_DIFF, "live": lib.FJ_SNAP_LIVE}
+STATUSES = {lib.FJ_SNAP_WRITING: "writing", lib.FJ_SNAP_READY: "ready", lib.FJ_SNAP_FAILED: "failed"}
+_ids = itertools.count(1)
+
+
+class Snapshot:
+    """Immutable once ``status == "ready"``. Create with ``Sandbox.snapshot``."""
+
+    def __init__(self, handle, mode: str, source: Sandbox, parent: Snapshot | None) -> None:
+        self.id = f"snap-{next(_ids)}"
+        self.mode = mode
+        self.source_id = source.id
+        self.parent = parent
+        self._memory_mib = source.memory_mib
+        self._live_fork = source.live_fork
+        self._guest_pid = source.guest_pid
+        self._handle = handle
+        self._lock = threading.Lock()
+        self._children: weakref.WeakSet[Sandbox] = weakref.WeakSet()
+        self._dependents: weakref.WeakSet[Snapshot] = weakref.WeakSet()
+        if parent is not None:
+            parent._dependents.add(self)
+        self._finalizer = weakref.finalize(self, lib.fj_snapshot_release, handle)
+
+    def _info(self):
+        if not self._finalizer.alive:
+            raise SandboxError(f"snapshot {self.id} is closed")
+        info = ffi.new("struct fj_snapshot_info *")
+        lib.fj_snapshot_get_info(self._handle, info)
+        return info
+
+    @property
+    def status(self) -> str:
+        return STATUSES[self._info().status]
+
+    @property
+    def pause_ms(self) -> float:
+        return self._info().pause_ms
+
+    @property
+    def copy_ms(self) -> float:
+        return self._info().copy_ms
+
+    @property
+    def logical_bytes(self) -> int:
+        return self._info().logical_bytes
+
+    @property
+    def physical_bytes(self) -> int:
+        return self._info().physical_bytes
+
+    @property
+    def error(self) -> str | None:
+        text = ffi.string(self._info().error).decode(errors="replace")
+        return text or None
+
+    def wait(self, timeout: float | None = None) -> Snapshot:
+        """Blocks until the snapshot is ready; raises if it failed."""
+        self._info()
+        ns = -1 if timeout is None else int(timeout * 1e9)
+        ret = lib.fj_snapshot_wait(self._handle, ns)
+        if ret == -110:  # ETIMEDOUT
+            raise TimeoutError(f"snapshot {self.id} still writing after {timeout} s")
+        if ret < 0:
+            raise SandboxError(f"snapshot {self.id} failed: {self.error or 'unknown error'}")
+        return self
+
+    def spawn(self, n: int = 1, *, timeout: float = 60.0) -> list[Sandbox]:
+        """n children, each starting from this snapshot's state. A snapshot
+        still writing is waited for (a child never sees a half-written image)."""
+        from .sandbox import Sandbox
+
+        if not isinstance(n, int) or n < 1:
+            raise ValueError("n must be a positive integer")
+        self.wait()
+        children = []
+        for _ in range(n):
+            host, guest = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            out = ffi.new("fj_sandbox **")
+            try:
+                check(lib.fj_snapshot_spawn(self._handle, guest.fileno(), out), "spawn from snapshot")
+            except BaseException:
+                host.close()
+                for c in children:
+                    c.close()
+                raise
+            finally:
+                guest.close()
+            child = Sandbox._adopt(out[0], host, self._memory_mib, self._live_fork, parent=self)
+            self._children.add(child)
+            children.append(child)
+        return children
+
+    def dependents(self) -> list[str]:
+        """Ids of live children and snapshots that build on this one."""
+        return [c.id for c in self._children if c.alive] + [s.id for s in self._dependents
+                                                            if s._finalizer.alive]
+
+    def close(self, force: bool = False) -> None:
+        """Releases the image. Refused while children or snapshots built on it
+        are alive, unless force (they keep their own reference to the memory
+        and stay correct either way)."""
+        deps = self.dependents()
+        if deps and not force:
+            raise SnapshotBusy(f"snapshot {self.id} is in use by {', '.join(deps)}", dependents=deps)
+        self._finalizer()
+
+    @property
+    def closed(self) -> bool:
+        return not self._finalizer.alive
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else self.status
+        return f"<Snapshot {self.id} {self.mode} of {self.source_id} {state}>"

@@ -1,0 +1,189 @@
+"""Branching: snapshots (full, diff, live) and copy-on-write children."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+from vmm_fixtures import run_ok, value
+
+from forkd_jupyter.vmm import Sandbox, SandboxError, SnapshotBusy
+
+pytestmark = pytest.mark.kvm
+
+
+@pytest.fixture(scope="module")
+def source():
+    sb = Sandbox.spawn(memory_mib=1024)
+    run_ok(sb, "data = list(range(1000))\nopen('/sandbox/notes.txt', 'w').write('before')\n"
+               "log = open('/tmp/log.txt', 'w')\nlog.write('line1\\n')\nlog.flush()")
+    run_ok(sb, "marker = 'from-parent'")
+    yield sb
+    sb.close()
+
+
+@pytest.mark.parametrize("mode", ["full", "diff", "live"])
+def test_child_equals_source_at_the_pause_and_then_diverges(source, mode):
+    count_before = source.run("1").execution_count
+    snap = source.snapshot(mode=mode)
+    assert snap.status == "ready" and snap.mode == mode and snap.source_id == source.id
+    assert snap.pause_ms >= 0 and snap.logical_bytes > 0
+    (child,) = snap.spawn()
+    try:
+        # Variables, history and execution count come from the pause instant.
+        assert value(child, "marker") == "from-parent"
+        assert value(child, "sum(data)") == sum(range(1000))
+        r = run_ok(child, "In[-2]")
+        assert r.execution_count == count_before + 1 + 1  # pull used one more count
+        assert value(child, "open('/sandbox/notes.txt').read()") == "before"
+        run_ok(child, "log.write('child\\n'); log.flush()")
+        # Divergence, both ways: memory and files.
+        run_ok(child, "marker = 'child'; open('/sandbox/notes.txt', 'w').write('child')")
+        run_ok(source, f"marker_{mode} = 'source'")
+        assert value(source, "marker") == "from-parent"
+        assert value(source, "open('/sandbox/notes.txt').read()") == "before"
+        assert value(child, f"'marker_{mode}' in globals()") is False
+        assert value(child, "open('/tmp/log.txt').read()") == "line1\nchild\n"
+        assert value(source, "open('/tmp/log.txt').read()") == "line1\n"
+    finally:
+        child.close()
+        snap.close()
+
+
+BUSY_SETUP = """
+import numpy as np
+N = 8 << 20                      # 64 MiB of int64 data, then checksum and counter cells
+arr = np.zeros(N + 2, dtype=np.int64)
+cells = np.array([0, N, N + 1])
+"""
+# One numpy call writes a data cell, the checksum and the counter together:
+# an interrupt (between bytecodes) never splits an update. Positions stride
+# across every page, so a torn image breaks sum == checksum for good.
+BUSY_LOOP = """
+i = int(arr[N + 1])
+while True:
+    i += 1
+    cells[0] = (i * 7919) % N
+    arr[cells] = (i, arr[N] + i - arr[cells[0]], i)
+"""
+CHECK = "(int(arr[:N].sum()), int(arr[N]), int(arr[N + 1]), int(arr[(int(arr[N + 1]) * 7919) % N]))"
+
+
+def test_live_branch_of_a_busy_source_is_consistent():
+    sb = Sandbox.spawn(memory_mib=1024)
+    try:
+        run_ok(sb, BUSY_SETUP)
+        result: dict = {}
+        t = threading.Thread(target=lambda: result.setdefault("r", sb.run(BUSY_LOOP, timeout=120)))
+        t.start()
+        time.sleep(1.0)
+        snaps = []
+        for _ in range(3):
+            snaps.append(sb.snapshot(mode="live", wait=False))
+            time.sleep(0.2)
+        assert all(s.status in ("writing", "ready") for s in snaps)
+        sb.interrupt()
+        t.join()
+        assert result["r"].error.ename == "KeyboardInterrupt"
+        total, checksum, counter, cell = value(sb, CHECK)
+        assert total == checksum and cell == counter and counter > 1000
+        counters = []
+        for s in snaps:
+            (child,) = s.spawn()
+            try:
+                time.sleep(0.2)  # the child resumes inside the busy loop
+                child.interrupt()
+                total, checksum, counter, cell = value(child, CHECK)
+                assert total == checksum, "torn memory image"
+                assert cell == counter
+                counters.append(counter)
+            finally:
+                child.close()
+                s.close()
+        assert len(set(counters)) == 3  # three different instants
+    finally:
+        sb.close()
+
+
+def test_children_share_memory_copy_on_write():
+    sb = Sandbox.spawn(memory_mib=2048)
+    try:
+        run_ok(sb, "blob = bytearray(1536 << 20)\nfor i in range(0, len(blob), 4096):\n    blob[i] = 1", timeout=300)
+        snap = sb.snapshot(mode="live")
+        before = _pss_kib()
+        kids = snap.spawn(10)
+        for k in kids:
+            assert run_ok(k, "blob[4096 * 7]").result["text/plain"] == "1"
+        added = _pss_kib() - before
+        assert added <= 0.10 * (1536 << 10), f"10 idle children added {added} KiB"
+        for k in kids:
+            k.close()
+        snap.close()
+    finally:
+        sb.close()
+
+
+def _pss_kib() -> int:
+    with open(f"/proc/{os.getpid()}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    raise AssertionError("no Pss line")
+
+
+def test_snapshot_chains_and_dependents(source):
+    snaps, boxes = [], []
+    current = source
+    try:
+        for depth in range(6):
+            mode = ("live", "diff", "full")[depth % 3]
+            s = current.snapshot(mode=mode)
+            snaps.append(s)
+            (current,) = s.spawn()
+            boxes.append(current)
+            run_ok(current, f"depth = {depth}")
+        assert value(current, "(marker, depth)") == ("from-parent", 5)
+        with pytest.raises(SnapshotBusy) as info:
+            snaps[-1].close()
+        assert boxes[-1].id in info.value.dependents
+    finally:
+        for b in reversed(boxes):
+            b.close()
+        for s in reversed(snaps):
+            s.close(force=True)
+
+
+def test_wait_false_only_for_live_and_live_fork_required(source):
+    with pytest.raises(ValueError):
+        source.snapshot(mode="full", wait=False)
+    with pytest.raises(ValueError):
+        source.snapshot(mode="sideways")
+    plain = Sandbox.spawn(memory_mib=256, live_fork=False)
+    try:
+        with pytest.raises(SandboxError, match="live_fork=False"):
+            plain.snapshot(mode="live")
+        s = plain.snapshot(mode="full")
+        (c,) = s.spawn()
+        assert run_ok(c, "1 + 1").result["text/plain"] == "2"
+        c.close()
+        s.close()
+    finally:
+        plain.close()
+
+
+def test_source_keeps_running_while_live_copy_is_in_flight():
+    sb = Sandbox.spawn(memory_mib=1024)
+    try:
+        run_ok(sb, "big = bytearray(512 << 20)\nfor i in range(0, len(big), 4096):\n    big[i] = 2", timeout=300)
+        snap = sb.snapshot(mode="live", wait=False)
+        r = run_ok(sb, "big[0] = 9\nsum(big[:4096 * 4:4096])")
+        assert r.result["text/plain"] == "15"
+        snap.wait(timeout=120)
+        (c,) = snap.spawn()
+        assert run_ok(c, "sum(big[:4096 * 4:4096])").result["text/plain"] == "8"
+        c.close()
+        snap.close()
+    finally:
+        sb.close()
