@@ -21,5 +21,5 @@ def test_table_covers_what_cpython_needs():
 
 
 def test_generated_document_is_current():
-    assert DOC.read_text() == render_markdown(), (
+    assert DOC.read_text(encoding="utf-8") == render_markdown(), (
         "docs/syscalls.md is stale: run `python -m forkd_jupyter.vmm.syscalls > docs/syscalls.md`")

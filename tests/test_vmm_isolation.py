@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 from pathlib import Path
 
@@ -22,13 +23,34 @@ def guest_error(sb, code: str) -> str:
     return r.error.ename
 
 
-@pytest.mark.parametrize("path", ["/etc/shadow", "/etc/passwd", "/root", os.path.expanduser("~"),
-                                  str(CHECKOUT), str(CHECKOUT / "pyproject.toml"), "/proc/1/environ",
-                                  "/work", "/home"])
+@pytest.fixture(scope="module")
+def home_secret():
+    secret = Path(os.path.expanduser("~")) / ".forkd-test-secret"
+    secret.write_text("host secret")
+    yield secret
+    secret.unlink()
+
+
+@pytest.mark.parametrize("path", ["/etc/shadow", "/etc/passwd", str(CHECKOUT),
+                                  str(CHECKOUT / "pyproject.toml"), "/proc/1/environ", "/home",
+                                  "/var/log", "/usr/bin/bash"])
 def test_host_paths_outside_the_view_are_invisible(sandbox, path):
     assert guest_error(sandbox, f"open({path!r}, 'rb').read()") in (
         "FileNotFoundError", "PermissionError", "IsADirectoryError")
     assert value(sandbox, f"__import__('os').path.exists({path!r})") is False
+
+
+def test_home_directory_shows_only_the_way_to_the_interpreter(sandbox, home_secret):
+    assert guest_error(sandbox, f"open({str(home_secret)!r}).read()") == "FileNotFoundError"
+    home = os.path.expanduser("~")
+    listed = value(sandbox, f"sorted(__import__('os').listdir({home!r}))")
+    prefix = os.path.realpath(sys.prefix)
+    if prefix.startswith(home + "/"):
+        # Only the first component of the path down to the interpreter.
+        assert listed == [prefix[len(home) + 1:].split("/")[0]]
+    else:
+        assert listed == []
+    assert home_secret.name not in listed
 
 
 def test_escape_through_dotdot_and_symlinks(sandbox):
@@ -70,6 +92,7 @@ def test_sockets_fail_with_oserror(sandbox):
     t.start()
     code = f"""
 import socket
+import sys
 errors = []
 for attempt in (lambda: socket.create_connection(("127.0.0.1", {port}), timeout=2),
                 lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM),

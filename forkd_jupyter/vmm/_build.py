@@ -26,7 +26,7 @@ ffibuilder.set_source(
     sources=sorted(str(p) for p in CSRC.glob("*.c")),
     include_dirs=[str(CSRC)],
     extra_compile_args=["-std=gnu11", "-O2", "-g", "-Wall", "-Wextra", "-Wno-unused-parameter",
-                        "-fno-strict-aliasing", "-pthread"],
+                        "-fno-strict-aliasing", "-Wno-format-truncation", "-pthread"],
     extra_link_args=["-pthread"],
 )
 

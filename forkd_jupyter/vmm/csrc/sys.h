@@ -38,8 +38,10 @@ struct sys_stats {
 };
 
 /* Each family file defines its entries; sys_table.c merges them. */
-extern const struct sys_entry sys_file_entries[];
-extern const size_t sys_file_count;
+extern const struct sys_entry sys_file_path_entries[];
+extern const size_t sys_file_path_count;
+extern const struct sys_entry sys_file_fd_entries[];
+extern const size_t sys_file_fd_count;
 extern const struct sys_entry sys_mem_entries[];
 extern const size_t sys_mem_count;
 extern const struct sys_entry sys_proc_entries[];

@@ -16,7 +16,9 @@ struct family {
 };
 
 static const struct family families[] = {
-    {"files", sys_file_entries, &sys_file_count},     {"memory", sys_mem_entries, &sys_mem_count},
+    {"files", sys_file_path_entries, &sys_file_path_count},
+    {"files", sys_file_fd_entries, &sys_file_fd_count},
+    {"memory", sys_mem_entries, &sys_mem_count},
     {"process", sys_proc_entries, &sys_proc_count},   {"signals", sys_signal_entries, &sys_signal_count},
     {"time", sys_time_entries, &sys_time_count},      {"misc", sys_misc_entries, &sys_misc_count},
 };

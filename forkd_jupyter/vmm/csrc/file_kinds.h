@@ -1,0 +1,22 @@
+/* Open-file kinds of the view: host files and directories (read-only), layer
+ * files and directories (memfs), synthesized directories, devices, pipes. */
+#ifndef FILE_KINDS_H
+#define FILE_KINDS_H
+
+#include "fdt.h"
+#include "view_impl.h"
+
+/* Takes over host_fd. */
+struct file *file_host_new(int host_fd, int flags, const char *path, bool dir);
+/* Takes over the node reference. */
+struct file *file_layer_new(struct memfs *fs, struct memfs_node *node, int flags, const char *path);
+struct file *file_vdir_new(int flags, const char *path);
+struct file *file_dev_new(const char *name, int flags, const char *path);
+/* A pipe: out[0] read end, out[1] write end. */
+int file_pipe_new(int flags, struct file *out[2]);
+
+bool file_is_dir(const struct file *f);
+/* The memfs a layer file belongs to (NULL for other kinds). */
+struct memfs *file_layer_fs(const struct file *f);
+
+#endif
