@@ -71,13 +71,17 @@ def main() -> None:
         spawn.append(time.perf_counter() - t)
         sb.close()
     rows = [("spawn-to-ready (s)", statistics.median(spawn), None)]
-    for label, code in (("CPU-bound loop (s)", CPU_LOOP), ("import numpy (s)", IMPORT_NUMPY),
-                        ("system call round trip (s)", SYSCALLS)):
+    for label, code in (
+        ("CPU-bound loop (s)", CPU_LOOP),
+        ("import numpy (s)", IMPORT_NUMPY),
+        ("system call round trip (s)", SYSCALLS),
+    ):
         guest, host = [], []
         for _ in range(args.samples):
             guest.append(guest_seconds(code))
             host.append(host_seconds(code))
-        rows.append((label, statistics.median(guest), statistics.median(host)))
+        scale = 1e6 if label.endswith("(us)") else 1.0
+        rows.append((label, statistics.median(guest) * scale, statistics.median(host) * scale))
 
     print(f"python {sys.version.split()[0]}; medians of {args.samples} (spawn: {args.spawns})")
     print(f"{'measure':32} {'guest':>12} {'host':>12} {'host/guest':>11}")

@@ -18,10 +18,22 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if HAVE_KVM:
         return
-    skip = pytest.mark.skip(reason="no usable /dev/kvm on this machine (run `forkd-jupyter doctor`)")
+    skip = pytest.mark.skip(
+        reason="no usable /dev/kvm on this machine (run `forkd-jupyter doctor`)"
+    )
     for item in items:
         if "kvm" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    """One sandbox shared by a test module (spawning costs about a second)."""
+    from forkd_jupyter.vmm import Sandbox
+
+    sb = Sandbox.spawn(memory_mib=1024)
+    yield sb
+    sb.close()
 
 
 @pytest.hookimpl(hookwrapper=True)

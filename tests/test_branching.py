@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from vmm_fixtures import run_ok, value
+from guest_helpers import run_ok, value
 
 from forkd_jupyter.vmm import Sandbox, SandboxError, SnapshotBusy
 
@@ -17,8 +17,11 @@ pytestmark = pytest.mark.kvm
 @pytest.fixture(scope="module")
 def source():
     sb = Sandbox.spawn(memory_mib=1024)
-    run_ok(sb, "data = list(range(1000))\nopen('/sandbox/notes.txt', 'w').write('before')\n"
-               "log = open('/tmp/log.txt', 'w')\nlog.write('line1\\n')\nlog.flush()")
+    run_ok(
+        sb,
+        "data = list(range(1000))\nopen('/sandbox/notes.txt', 'w').write('before')\n"
+        "log = open('/tmp/log.txt', 'w')\nlog.write('line1\\n')\nlog.flush()",
+    )
     run_ok(sb, "marker = 'from-parent'")
     yield sb
     sb.close()
@@ -112,7 +115,11 @@ def test_live_branch_of_a_busy_source_is_consistent():
 def test_children_share_memory_copy_on_write():
     sb = Sandbox.spawn(memory_mib=2048)
     try:
-        run_ok(sb, "blob = bytearray(1536 << 20)\nfor i in range(0, len(blob), 4096):\n    blob[i] = 1", timeout=300)
+        run_ok(
+            sb,
+            "blob = bytearray(1536 << 20)\nfor i in range(0, len(blob), 4096):\n    blob[i] = 1",
+            timeout=300,
+        )
         snap = sb.snapshot(mode="live")
         before = _pss_kib()
         kids = snap.spawn(10)
@@ -178,7 +185,11 @@ def test_wait_false_only_for_live_and_live_fork_required(source):
 def test_source_keeps_running_while_live_copy_is_in_flight():
     sb = Sandbox.spawn(memory_mib=1024)
     try:
-        run_ok(sb, "big = bytearray(512 << 20)\nfor i in range(0, len(big), 4096):\n    big[i] = 2", timeout=300)
+        run_ok(
+            sb,
+            "big = bytearray(512 << 20)\nfor i in range(0, len(big), 4096):\n    big[i] = 2",
+            timeout=300,
+        )
         snap = sb.snapshot(mode="live", wait=False)
         r = run_ok(sb, "big[0] = 9\nsum(big[:4096 * 4:4096])")
         assert r.result["text/plain"] == "15"

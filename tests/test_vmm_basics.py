@@ -6,10 +6,9 @@ import sys
 import time
 
 import pytest
+from guest_helpers import run_ok, value
 
 from forkd_jupyter.vmm import GuestError, RunResult
-
-from vmm_fixtures import run_ok, sandbox, value  # noqa: F401
 
 pytestmark = pytest.mark.kvm
 
@@ -49,8 +48,11 @@ def test_exception_reported_with_traceback(sandbox):
 def test_output_streams_while_the_cell_runs(sandbox):
     seen: list[tuple[float, str, str]] = []
     start = time.monotonic()
-    run_ok(sandbox, "import time\nprint('a', flush=True)\ntime.sleep(0.8)\nprint('b')",
-           on_output=lambda stream, text: seen.append((time.monotonic() - start, stream, text)))
+    run_ok(
+        sandbox,
+        "import time\nprint('a', flush=True)\ntime.sleep(0.8)\nprint('b')",
+        on_output=lambda stream, text: seen.append((time.monotonic() - start, stream, text)),
+    )
     total = time.monotonic() - start
     assert "".join(t for _, _, t in seen) == "a\nb\n"
     first_at = seen[0][0]

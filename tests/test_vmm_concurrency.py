@@ -31,7 +31,10 @@ def test_eight_sandboxes_run_concurrently_and_release_everything():
     results: dict[int, object] = {}
 
     def work(i: int, sb: Sandbox) -> None:
-        code = f"import hashlib\nh = b'{i}'\nfor _ in range(20000):\n    h = hashlib.sha256(h).digest()\nh.hex()"
+        code = (
+            f"import hashlib\nh = b'{i}'\n"
+            "for _ in range(20000):\n    h = hashlib.sha256(h).digest()\nh.hex()"
+        )
         results[i] = sb.run(code, timeout=120)
 
     threads = [threading.Thread(target=work, args=(i, sb)) for i, sb in enumerate(boxes)]

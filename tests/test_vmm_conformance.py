@@ -7,7 +7,7 @@ import json
 import subprocess
 
 import pytest
-from vmm_fixtures import run_ok, sandbox  # noqa: F401
+from guest_helpers import run_ok
 
 from forkd_jupyter.vmm.guest_env import python_elf
 
@@ -34,8 +34,9 @@ SNIPPETS = {
 
 def run_native(code: str):
     wrapper = code + "\nimport json, sys\nsys.stdout.write(json.dumps(result))"
-    out = subprocess.run([python_elf(), "-c", wrapper], capture_output=True, text=True, check=True,
-                         cwd="/tmp")
+    out = subprocess.run(
+        [python_elf(), "-c", wrapper], capture_output=True, text=True, check=True, cwd="/tmp"
+    )
     return json.loads(out.stdout)
 
 

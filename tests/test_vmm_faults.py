@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from vmm_fixtures import run_ok, sandbox, value  # noqa: F401
+from guest_helpers import run_ok, value
 
 from forkd_jupyter.vmm import Sandbox, SandboxClosed, SandboxCrashed
 
@@ -20,8 +20,14 @@ def interrupt_after(sb, seconds: float) -> threading.Timer:
     return timer
 
 
-@pytest.mark.parametrize("code", ["while True: pass", "import time; time.sleep(1000)",
-                                  "import time\nwhile True: time.sleep(0.01)"])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "while True: pass",
+        "import time; time.sleep(1000)",
+        "import time\nwhile True: time.sleep(0.01)",
+    ],
+)
 def test_interrupt_raises_keyboardinterrupt_and_sandbox_stays_usable(sandbox, code):
     interrupt_after(sandbox, 0.5)
     start = time.monotonic()
@@ -43,14 +49,20 @@ def test_threads_and_fork_fail_cleanly(sandbox):
     r = sandbox.run("import os\nos.fork()")
     assert r.error.ename == "OSError"
     r = sandbox.run("import subprocess\nsubprocess.run(['true'])")
-    assert r.error is not None and r.error.ename in ("OSError", "FileNotFoundError", "PermissionError")
+    assert r.error is not None and r.error.ename in (
+        "OSError",
+        "FileNotFoundError",
+        "PermissionError",
+    )
     assert run_ok(sandbox, "1").result["text/plain"] == "1"
 
 
 def test_unsupported_system_call_returns_enosys_and_is_counted(sandbox):
     before = sandbox.stats()["unsupported_syscalls"]
-    code = ("import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
-            "rc = libc.syscall(400)\nerr = ctypes.get_errno()")
+    code = (
+        "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "rc = libc.syscall(400)\nerr = ctypes.get_errno()"
+    )
     run_ok(sandbox, code)
     assert value(sandbox, "(rc, err)") == (-1, 38)
     st = sandbox.stats()
@@ -63,7 +75,9 @@ def test_memory_exhaustion_gives_memoryerror_and_others_are_unaffected():
     other = Sandbox.spawn(memory_mib=256)
     try:
         run_ok(other, "keep = list(range(1000))")
-        r = small.run("blocks = []\nwhile True:\n    blocks.append(bytearray(16 << 20))", timeout=120)
+        r = small.run(
+            "blocks = []\nwhile True:\n    blocks.append(bytearray(16 << 20))", timeout=120
+        )
         if small.alive:
             assert r.error is not None and r.error.ename == "MemoryError"
             run_ok(small, "del blocks\nimport gc; gc.collect()")

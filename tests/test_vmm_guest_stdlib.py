@@ -7,7 +7,7 @@ import os
 import site
 
 import pytest
-from vmm_fixtures import run_ok, sandbox, value  # noqa: F401
+from guest_helpers import run_ok, value
 
 pytestmark = pytest.mark.kvm
 
@@ -21,7 +21,9 @@ def test_numpy_linear_algebra(sandbox):
         "float(np.abs(a @ x - 1).max())"
     )
     assert float(run_ok(sandbox, code).result["text/plain"]) < 1e-9
-    assert value(sandbox, "float(np.linalg.det(np.array([[2.0, 1.0], [1.0, 3.0]])))") == pytest.approx(5.0)
+    assert value(
+        sandbox, "float(np.linalg.det(np.array([[2.0, 1.0], [1.0, 3.0]])))"
+    ) == pytest.approx(5.0)
 
 
 def test_standard_library_modules(sandbox):
@@ -31,7 +33,8 @@ checks = {
     "json": json.loads(json.dumps({"a": [1, 2]})) == {"a": [1, 2]},
     "re": re.sub(r"(\\d+)", r"<\\1>", "a12b") == "a<12>b",
     "decimal": str(decimal.Decimal("0.1") + decimal.Decimal("0.2")) == "0.3",
-    "datetime": datetime.date(2024, 2, 28) + datetime.timedelta(days=1) == datetime.date(2024, 2, 29),
+    "datetime": datetime.date(2024, 2, 28) + datetime.timedelta(days=1)
+    == datetime.date(2024, 2, 29),
     "random": random.Random(1).random() == random.Random(1).random(),
     "hashlib": hashlib.sha256(b"abc").hexdigest().startswith("ba7816bf"),
     "zlib": zlib.decompress(zlib.compress(b"x" * 1000)) == b"x" * 1000,

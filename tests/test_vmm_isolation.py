@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from vmm_fixtures import run_ok, sandbox, value  # noqa: F401
+from guest_helpers import run_ok, value
 
 pytestmark = pytest.mark.kvm
 
@@ -31,12 +31,25 @@ def home_secret():
     secret.unlink()
 
 
-@pytest.mark.parametrize("path", ["/etc/shadow", "/etc/passwd", str(CHECKOUT),
-                                  str(CHECKOUT / "pyproject.toml"), "/proc/1/environ", "/home",
-                                  "/var/log", "/usr/bin/bash"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/etc/shadow",
+        "/etc/passwd",
+        str(CHECKOUT),
+        str(CHECKOUT / "pyproject.toml"),
+        "/proc/1/environ",
+        "/home",
+        "/var/log",
+        "/usr/bin/bash",
+    ],
+)
 def test_host_paths_outside_the_view_are_invisible(sandbox, path):
     assert guest_error(sandbox, f"open({path!r}, 'rb').read()") in (
-        "FileNotFoundError", "PermissionError", "IsADirectoryError")
+        "FileNotFoundError",
+        "PermissionError",
+        "IsADirectoryError",
+    )
     assert value(sandbox, f"__import__('os').path.exists({path!r})") is False
 
 
@@ -47,33 +60,49 @@ def test_home_directory_shows_only_the_way_to_the_interpreter(sandbox, home_secr
     prefix = os.path.realpath(sys.prefix)
     if prefix.startswith(home + "/"):
         # Only the first component of the path down to the interpreter.
-        assert listed == [prefix[len(home) + 1:].split("/")[0]]
+        assert listed == [prefix[len(home) + 1 :].split("/")[0]]
     else:
         assert listed == []
     assert home_secret.name not in listed
 
 
 def test_escape_through_dotdot_and_symlinks(sandbox):
-    run_ok(sandbox, "import os\nos.symlink('/etc/shadow', '/tmp/shadow-link')\n"
-                    "os.symlink('/', '/tmp/root-link')")
-    assert guest_error(sandbox, "open('/tmp/shadow-link').read()") in ("FileNotFoundError", "PermissionError")
+    run_ok(
+        sandbox,
+        "import os\nos.symlink('/etc/shadow', '/tmp/shadow-link')\n"
+        "os.symlink('/', '/tmp/root-link')",
+    )
+    assert guest_error(sandbox, "open('/tmp/shadow-link').read()") in (
+        "FileNotFoundError",
+        "PermissionError",
+    )
     assert guest_error(sandbox, "open('/tmp/root-link/etc/shadow').read()") in (
-        "FileNotFoundError", "PermissionError")
+        "FileNotFoundError",
+        "PermissionError",
+    )
     assert guest_error(sandbox, "open('/tmp/../../etc/shadow').read()") in (
-        "FileNotFoundError", "PermissionError")
+        "FileNotFoundError",
+        "PermissionError",
+    )
 
 
 def test_guest_writes_never_reach_host_files(sandbox, tmp_path):
     prefix = Path(os.__file__).parent
     target = prefix / "forkd_probe_should_not_exist.txt"
     assert guest_error(sandbox, f"open({str(target)!r}, 'w').write('x')") in (
-        "PermissionError", "OSError", "FileNotFoundError")
+        "PermissionError",
+        "OSError",
+        "FileNotFoundError",
+    )
     assert not target.exists()
     victim = Path(os.__file__)
     before = victim.read_bytes()
-    for code in (f"open({str(victim)!r}, 'r+b')", f"__import__('os').remove({str(victim)!r})",
-                 f"__import__('os').rename({str(victim)!r}, '/tmp/x')",
-                 f"__import__('os').chmod({str(victim)!r}, 0o777)"):
+    for code in (
+        f"open({str(victim)!r}, 'r+b')",
+        f"__import__('os').remove({str(victim)!r})",
+        f"__import__('os').rename({str(victim)!r}, '/tmp/x')",
+        f"__import__('os').chmod({str(victim)!r}, 0o777)",
+    ):
         guest_error(sandbox, code)
     assert victim.read_bytes() == before
     # Same-named files in the guest's /tmp are not the host's /tmp.

@@ -3,11 +3,11 @@ later, their snapshots. Only this package touches the compiled core."""
 
 from .errors import (
     KvmUnavailable,
-    SnapshotBusy,
     SandboxClosed,
     SandboxCrashed,
     SandboxError,
     SandboxTimeout,
+    SnapshotBusy,
     SpawnError,
 )
 from .results import GuestError, RunResult

@@ -25,8 +25,17 @@ ffibuilder.set_source(
     + "".join(f'#include "{h.name}"\n' for h in API_HEADERS),
     sources=sorted(str(p) for p in CSRC.glob("*.c")),
     include_dirs=[str(CSRC)],
-    extra_compile_args=["-std=gnu11", "-O2", "-g", "-Wall", "-Wextra", "-Wno-unused-parameter",
-                        "-fno-strict-aliasing", "-Wno-format-truncation", "-pthread"],
+    extra_compile_args=[
+        "-std=gnu11",
+        "-O2",
+        "-g",
+        "-Wall",
+        "-Wextra",
+        "-Wno-unused-parameter",
+        "-fno-strict-aliasing",
+        "-Wno-format-truncation",
+        "-pthread",
+    ],
     extra_link_args=["-pthread"],
 )
 

@@ -50,7 +50,12 @@ def check(ret: int, what: str) -> int:
         return ret
     code = -ret
     message = f"{what}: {os.strerror(code)}"
-    if what.startswith("create") and code in (_errno.ENOENT, _errno.EACCES, _errno.ENODEV, _errno.ENXIO):
+    if what.startswith("create") and code in (
+        _errno.ENOENT,
+        _errno.EACCES,
+        _errno.ENODEV,
+        _errno.ENXIO,
+    ):
         raise KvmUnavailable(message + "; run `forkd-jupyter doctor`")
     if what.startswith(("read ", "write ", "stat ", "mkdir ", "list ", "remove ")):
         # File operations raise the matching OSError subclass (FileNotFoundError...).

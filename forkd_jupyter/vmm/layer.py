@@ -40,8 +40,9 @@ def guest_path(path: str, cwd: str = "/sandbox") -> str:
 def _entry(d: Any) -> LayerEntry:
     mode = d.mode
     kind = "dir" if stat_mod.S_ISDIR(mode) else "symlink" if stat_mod.S_ISLNK(mode) else "file"
-    return LayerEntry(ffi.string(d.name).decode(errors="surrogateescape"), kind, d.size, d.mtime_ns,
-                      mode & 0o7777)
+    return LayerEntry(
+        ffi.string(d.name).decode(errors="surrogateescape"), kind, d.size, d.mtime_ns, mode & 0o7777
+    )
 
 
 class LayerFiles:
@@ -63,12 +64,17 @@ class LayerFiles:
     def write(self, path: str, data: bytes, mode: int = 0o644) -> None:
         p = guest_path(path).encode()
         view = memoryview(bytes(data))
-        check(lib.fj_layer_write(self._h, p, ffi.from_buffer(view[:0]), 0, 0, 1, mode), f"write {path}")
+        check(
+            lib.fj_layer_write(self._h, p, ffi.from_buffer(view[:0]), 0, 0, 1, mode),
+            f"write {path}",
+        )
         off = 0
         while off < len(view):
-            chunk = view[off:off + CHUNK]
-            n = check(lib.fj_layer_write(self._h, p, ffi.from_buffer(chunk), len(chunk), off, 0, mode),
-                      f"write {path}")
+            chunk = view[off : off + CHUNK]
+            n = check(
+                lib.fj_layer_write(self._h, p, ffi.from_buffer(chunk), len(chunk), off, 0, mode),
+                f"write {path}",
+            )
             off += n
 
     def stat(self, path: str) -> LayerEntry:

@@ -24,8 +24,8 @@ from typing import Any
 
 from . import guest_env
 from ._ffi import ffi, lib
-from .layer import LayerFiles
 from .errors import SandboxClosed, SandboxCrashed, SandboxError, SandboxTimeout, SpawnError, check
+from .layer import LayerFiles
 from .results import RunAccumulator, RunResult
 from .snapshot import MODES, BranchMode, Snapshot
 from .wire import CHANNEL_CTL, CHANNEL_EXIT, Demux, FrameDecoder, encode_frame
@@ -95,14 +95,22 @@ class Sandbox:
         self._last_snapshot: Snapshot | None = None
         self.parent_snapshot: Snapshot | None = None  # set for children
         self._vcpu = threading.Thread(target=self._vcpu_main, name=f"{self.id}-vcpu", daemon=True)
-        self._reader = threading.Thread(target=self._read_main, name=f"{self.id}-reader", daemon=True)
+        self._reader = threading.Thread(
+            target=self._read_main, name=f"{self.id}-reader", daemon=True
+        )
         self._finalizer = weakref.finalize(self, native.destroy)
         self.files = LayerFiles(native.handle)  # the writable layer, from the host side
 
     # ----------------------------------------------------------------- spawn
     @classmethod
-    def spawn(cls, memory_mib: int = 2048, live_fork: bool = True, *, timeout: float = 60.0,
-              layer_mib: int | None = None) -> Sandbox:
+    def spawn(
+        cls,
+        memory_mib: int = 2048,
+        live_fork: bool = True,
+        *,
+        timeout: float = 60.0,
+        layer_mib: int | None = None,
+    ) -> Sandbox:
         if not isinstance(memory_mib, int) or memory_mib < 64 or memory_mib > 65536:
             raise ValueError("memory_mib must be an integer between 64 and 65536")
         keep: list = []
@@ -123,7 +131,9 @@ class Sandbox:
         cwd = ffi.new("char[]", guest_env.GUEST_CWD.encode())
         keep.append(cwd)
         cfg.cwd = cwd
-        cfg.layer_bytes_limit = (layer_mib if layer_mib is not None else min(memory_mib, 1024)) << 20
+        cfg.layer_bytes_limit = (
+            layer_mib if layer_mib is not None else min(memory_mib, 1024)
+        ) << 20
         cfg.ctl_fd = guest.fileno()
         out = ffi.new("fj_sandbox **")
         try:
@@ -141,8 +151,9 @@ class Sandbox:
         return sb
 
     @classmethod
-    def _adopt(cls, handle: Any, sock: socket.socket, memory_mib: int, live_fork: bool,
-               parent: Snapshot) -> Sandbox:
+    def _adopt(
+        cls, handle: Any, sock: socket.socket, memory_mib: int, live_fork: bool, parent: Snapshot
+    ) -> Sandbox:
         """Wraps a child made by fj_snapshot_spawn: its agent is already
         serving (it was waiting for a request at the pause, or is finishing
         the cell it was running)."""
@@ -165,8 +176,10 @@ class Sandbox:
                 info = self._exit_info
                 self.close()
                 output = self._unclaimed.decode(errors="replace").strip()
-                raise SpawnError(f"the guest exited during start-up ({info.get('reason')})"
-                                 + (f":\n{output[-4000:]}" if output else ""))
+                raise SpawnError(
+                    f"the guest exited during start-up ({info.get('reason')})"
+                    + (f":\n{output[-4000:]}" if output else "")
+                )
             if time.monotonic() > deadline:
                 self.close()
                 raise SpawnError(f"the guest agent was not ready within {timeout:.0f} s")
@@ -207,8 +220,10 @@ class Sandbox:
         self._deliver(("msg", msg))
 
     def _on_exit(self, info: dict) -> None:
-        info["reason"] = ffi.string(lib.fj_sandbox_exit_reason(self._native.handle)).decode(
-            errors="replace") or "exited"
+        info["reason"] = (
+            ffi.string(lib.fj_sandbox_exit_reason(self._native.handle)).decode(errors="replace")
+            or "exited"
+        )
         self._exit_info = info
         self._deliver(("exit", info))
 
@@ -237,11 +252,15 @@ class Sandbox:
 
     def _crash_error(self) -> SandboxCrashed:
         info = self._exit_info or {}
-        return SandboxCrashed(f"sandbox {self.id} died: {info.get('reason', 'exited')}",
-                              signal=info.get("signal", 0), status=info.get("status"))
+        return SandboxCrashed(
+            f"sandbox {self.id} died: {info.get('reason', 'exited')}",
+            signal=info.get("signal", 0),
+            status=info.get("status"),
+        )
 
-    def _request(self, request: dict, on_output: OutputCallback | None,
-                 timeout: float | None) -> tuple[RunResult, list[dict]]:
+    def _request(
+        self, request: dict, on_output: OutputCallback | None, timeout: float | None
+    ) -> tuple[RunResult, list[dict]]:
         """Sends one request and collects everything up to its ``done``."""
         with self._run_lock:
             self._check_alive()
@@ -281,8 +300,9 @@ class Sandbox:
                         if acc.feed_message(msg):
                             result = acc.result()
                             if interrupted_at is not None:
-                                raise SandboxTimeout(f"run did not finish within {timeout} s; "
-                                                     "it was interrupted")
+                                raise SandboxTimeout(
+                                    f"run did not finish within {timeout} s; it was interrupted"
+                                )
                             return result, extra
             except (BrokenPipeError, ConnectionResetError):
                 raise self._crash_error() from None
@@ -290,8 +310,9 @@ class Sandbox:
                 with self._active_lock:
                     self._active = None
 
-    def run(self, code: str, on_output: OutputCallback | None = None,
-            timeout: float | None = None) -> RunResult:
+    def run(
+        self, code: str, on_output: OutputCallback | None = None, timeout: float | None = None
+    ) -> RunResult:
         """Runs a cell in the guest; state persists between runs."""
         if not isinstance(code, str):
             raise TypeError("code must be a str")
@@ -325,13 +346,19 @@ class Sandbox:
         if not wait and mode != "live":
             raise ValueError("wait=False is only valid with mode='live'")
         if mode == "live" and not self.live_fork:
-            raise SandboxError(f"sandbox {self.id} was spawned with live_fork=False and cannot be "
-                               "branched live; use mode='full' or mode='diff'")
+            raise SandboxError(
+                f"sandbox {self.id} was spawned with live_fork=False and cannot be "
+                "branched live; use mode='full' or mode='diff'"
+            )
         self._check_alive()
         out = ffi.new("fj_snapshot **")
         with self._send_lock:  # never between the halves of a request frame
-            check(lib.fj_sandbox_snapshot(self._native.handle, MODES[mode], out), f"{mode} snapshot")
-        parent = self._last_snapshot if mode == "diff" and self._last_snapshot else self.parent_snapshot
+            check(
+                lib.fj_sandbox_snapshot(self._native.handle, MODES[mode], out), f"{mode} snapshot"
+            )
+        parent = (
+            self._last_snapshot if mode == "diff" and self._last_snapshot else self.parent_snapshot
+        )
         snap = Snapshot(out[0], mode, self, parent if parent and not parent.closed else None)
         self._last_snapshot = snap
         if wait:

@@ -16,8 +16,16 @@ if TYPE_CHECKING:
     from .sandbox import Sandbox
 
 BranchMode = Literal["full", "diff", "live"]
-MODES: dict[str, int] = {"full": lib.FJ_SNAP_FULL, "diff": lib.FJ_SNAP_DIFF, "live": lib.FJ_SNAP_LIVE}
-STATUSES = {lib.FJ_SNAP_WRITING: "writing", lib.FJ_SNAP_READY: "ready", lib.FJ_SNAP_FAILED: "failed"}
+MODES: dict[str, int] = {
+    "full": lib.FJ_SNAP_FULL,
+    "diff": lib.FJ_SNAP_DIFF,
+    "live": lib.FJ_SNAP_LIVE,
+}
+STATUSES = {
+    lib.FJ_SNAP_WRITING: "writing",
+    lib.FJ_SNAP_READY: "ready",
+    lib.FJ_SNAP_FAILED: "failed",
+}
 _ids = itertools.count(1)
 
 
@@ -96,7 +104,9 @@ class Snapshot:
             host, guest = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             out = ffi.new("fj_sandbox **")
             try:
-                check(lib.fj_snapshot_spawn(self._handle, guest.fileno(), out), "spawn from snapshot")
+                check(
+                    lib.fj_snapshot_spawn(self._handle, guest.fileno(), out), "spawn from snapshot"
+                )
             except BaseException:
                 host.close()
                 for c in children:
@@ -111,8 +121,9 @@ class Snapshot:
 
     def dependents(self) -> list[str]:
         """Ids of live children and snapshots that build on this one."""
-        return [c.id for c in self._children if c.alive] + [s.id for s in self._dependents
-                                                            if s._finalizer.alive]
+        return [c.id for c in self._children if c.alive] + [
+            s.id for s in self._dependents if s._finalizer.alive
+        ]
 
     def close(self, force: bool = False) -> None:
         """Releases the image. Refused while children or snapshots built on it
@@ -120,7 +131,9 @@ class Snapshot:
         and stay correct either way)."""
         deps = self.dependents()
         if deps and not force:
-            raise SnapshotBusy(f"snapshot {self.id} is in use by {', '.join(deps)}", dependents=deps)
+            raise SnapshotBusy(
+                f"snapshot {self.id} is in use by {', '.join(deps)}", dependents=deps
+            )
         self._finalizer()
 
     @property

@@ -31,13 +31,15 @@ def syscall_table() -> list[SyscallEntry]:
     info = ffi.new("struct fj_syscall_info *")
     i = 0
     while lib.fj_syscall_table_entry(i, info) == 0:
-        entries.append(SyscallEntry(
-            nr=info.nr,
-            name=ffi.string(info.name).decode(),
-            level=LEVELS[info.level],
-            family=ffi.string(info.family).decode(),
-            note=ffi.string(info.note).decode(),
-        ))
+        entries.append(
+            SyscallEntry(
+                nr=info.nr,
+                name=ffi.string(info.name).decode(),
+                level=LEVELS[info.level],
+                family=ffi.string(info.family).decode(),
+                note=ffi.string(info.note).decode(),
+            )
+        )
         i += 1
     return entries
 

@@ -1,4 +1,4 @@
-"""Shared sandbox fixtures for the VMM tests (imported by test modules)."""
+"""Helpers for tests that run code in sandboxes."""
 
 from __future__ import annotations
 
@@ -7,20 +7,14 @@ import pytest
 from forkd_jupyter.vmm import Sandbox
 
 
-@pytest.fixture(scope="module")
-def sandbox():
-    """One sandbox shared by a test module (spawning costs about a second)."""
-    sb = Sandbox.spawn(memory_mib=1024)
-    yield sb
-    sb.close()
-
-
 def run_ok(sb: Sandbox, code: str, **kw):
     """Runs code and fails the test with the guest traceback on an error."""
     result = sb.run(code, **kw)
     if result.error is not None:
-        pytest.fail(f"guest error {result.error.ename}: {result.error.evalue}\n"
-                    + "\n".join(result.error.traceback))
+        pytest.fail(
+            f"guest error {result.error.ename}: {result.error.evalue}\n"
+            + "\n".join(result.error.traceback)
+        )
     return result
 
 
