@@ -1,0 +1,42 @@
+"""Text and JSON renderings of the doctor's checks."""
+
+from __future__ import annotations
+
+import json
+
+from .checks import Check
+
+
+def all_required_ok(checks: list[Check]) -> bool:
+    return all(c.status == "ok" for c in checks if c.required)
+
+
+def render_text(checks: list[Check]) -> str:
+    width = max(len(c.name) for c in checks)
+    lines = []
+    for c in checks:
+        label = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}[c.status]
+        line = f"{label}  {c.name:{width}}  {c.detail}"
+        if c.fix:
+            line += f"  [fix: {c.fix}]"
+        lines.append(line)
+    verdict = "ready" if all_required_ok(checks) else "NOT ready: fix the FAIL lines above"
+    lines.append(f"forkd-jupyter: this machine is {verdict}")
+    return "\n".join(lines)
+
+
+def render_json(checks: list[Check]) -> str:
+    doc = {
+        "ok": all_required_ok(checks),
+        "checks": {
+            c.name: {
+                "status": c.status,
+                "required": c.required,
+                "detail": c.detail,
+                "fix": c.fix,
+                "data": c.data,
+            }
+            for c in checks
+        },
+    }
+    return json.dumps(doc, indent=2, default=str)
