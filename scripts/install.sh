@@ -11,7 +11,6 @@ PYTHON="$("$PYTHON" -c 'import sys, os; print(os.path.realpath(sys.executable))'
 
 need_apt=()
 command -v gcc >/dev/null || need_apt+=(build-essential)
-command -v chromium >/dev/null || need_apt+=(chromium)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         apt-get update -qq
