@@ -228,3 +228,40 @@ def test_200_branch_cycles_leak_nothing():
         assert _rss_bytes() <= rss * 1.05, (rss, _rss_bytes())
     finally:
         sb.close()
+
+
+def test_diff_holds_only_the_pages_dirtied_since_the_previous_snapshot():
+    sb = Sandbox.spawn(memory_mib=1024)
+    try:
+        run_ok(sb, "big = bytearray(256 << 20)\nfor i in range(0, len(big), 4096):\n    big[i] = 1")
+        first = sb.snapshot(mode="full")
+        run_ok(sb, "big[:4096 * 16] = b'\\x07' * (4096 * 16)\nsmall = 'changed'")
+        diff = sb.snapshot(mode="diff")
+        assert diff.parent is first
+        assert first.physical_bytes > 200 << 20
+        assert diff.physical_bytes < 16 << 20, diff.physical_bytes
+        (child,) = diff.spawn()
+        try:
+            assert value(child, "(small, big[0], big[4096 * 15], big[4096 * 16], len(big))") == (
+                "changed",
+                7,
+                7,
+                1,
+                256 << 20,
+            )
+            # A diff of a child builds on the snapshot it came from.
+            run_ok(child, "small = 'grandchild'")
+            d2 = child.snapshot(mode="diff")
+            assert d2.parent is diff
+            (g,) = d2.spawn()
+            assert value(g, "(small, big[0], big[4096 * 16])") == ("grandchild", 7, 1)
+            with pytest.raises(SnapshotBusy):
+                first.close()
+            g.close()
+            d2.close()
+        finally:
+            child.close()
+        diff.close()
+        first.close()
+    finally:
+        sb.close()

@@ -356,10 +356,11 @@ class Sandbox:
             check(
                 lib.fj_sandbox_snapshot(self._native.handle, MODES[mode], out), f"{mode} snapshot"
             )
-        parent = (
-            self._last_snapshot if mode == "diff" and self._last_snapshot else self.parent_snapshot
-        )
-        snap = Snapshot(out[0], mode, self, parent if parent and not parent.closed else None)
+        # A diff builds on the previous snapshot (for a child: the one it was
+        # spawned from); full and live images stand alone.
+        base = self._last_snapshot or self.parent_snapshot
+        parent = base if mode == "diff" and base is not None and not base.closed else None
+        snap = Snapshot(out[0], mode, self, parent)
         self._last_snapshot = snap
         if wait:
             snap.wait()

@@ -36,10 +36,11 @@ int kvm_dev_fd(void)
     return kvm_fd >= 0 ? kvm_fd : -kvm_fd_errno;
 }
 
-static int set_memslot(int vm_fd, uint32_t slot, gpa_t gpa, void *host, uint64_t bytes)
+static int set_memslot(int vm_fd, uint32_t slot, gpa_t gpa, void *host, uint64_t bytes, uint32_t flags)
 {
     struct kvm_userspace_memory_region region = {
         .slot = slot,
+        .flags = flags,
         .guest_phys_addr = gpa,
         .memory_size = bytes,
         .userspace_addr = (uint64_t)(uintptr_t)host,
@@ -82,10 +83,31 @@ int kvm_vm_create_cow(struct kvm_vm *vm, uint64_t ram_bytes, int image_fd)
     return vm_create(vm, ram_bytes, fd, true); /* adopts fd, even on failure */
 }
 
+void kvm_vm_mark_dirty(struct kvm_vm *vm, gpa_t gpa, uint64_t len)
+{
+    if (!vm->vmm_dirty || len == 0)
+        return;
+    for (uint64_t p = gpa / FJ_PAGE_SIZE; p <= (gpa + len - 1) / FJ_PAGE_SIZE; p++)
+        vm->vmm_dirty[p / 64] |= 1ULL << (p % 64);
+}
+
+int kvm_vm_collect_dirty(struct kvm_vm *vm, uint64_t *bitmap)
+{
+    struct kvm_dirty_log log = {.slot = 0, .dirty_bitmap = bitmap};
+    if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
+        return -errno;
+    size_t words = kvm_vm_bitmap_bytes(vm) / 8;
+    for (size_t i = 0; i < words; i++)
+        bitmap[i] |= vm->vmm_dirty[i];
+    memset(vm->vmm_dirty, 0, kvm_vm_bitmap_bytes(vm));
+    return 0;
+}
+
 void kvm_vm_discard(struct kvm_vm *vm, gpa_t gpa, uint64_t len)
 {
     if (len == 0)
         return;
+    kvm_vm_mark_dirty(vm, gpa, len); /* reads as zero now: a change since the last snapshot */
     if (vm->discard_hook)
         vm->discard_hook(vm, gpa, len, false);
     if (!vm->ram_private) {
@@ -127,9 +149,14 @@ static int vm_create(struct kvm_vm *vm, uint64_t ram_bytes, int ram_fd, bool pri
         err = -errno;
         goto fail;
     }
-    if ((err = set_memslot(vm->vm_fd, 0, 0, vm->ram, ram_bytes)) < 0 ||
-        (err = set_memslot(vm->vm_fd, 1, vm->sys_gpa, vm->sys, LAYOUT_SYS_BYTES)) < 0)
+    /* Guest RAM logs dirty pages, so a diff snapshot knows what changed. */
+    if ((err = set_memslot(vm->vm_fd, 0, 0, vm->ram, ram_bytes, KVM_MEM_LOG_DIRTY_PAGES)) < 0 ||
+        (err = set_memslot(vm->vm_fd, 1, vm->sys_gpa, vm->sys, LAYOUT_SYS_BYTES, 0)) < 0)
         goto fail;
+    if (!(vm->vmm_dirty = calloc(1, kvm_vm_bitmap_bytes(vm)))) {
+        err = -ENOMEM;
+        goto fail;
+    }
     vm->vcpu_fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, 0);
     if (vm->vcpu_fd < 0) {
         err = -errno;
@@ -168,6 +195,7 @@ void kvm_vm_destroy(struct kvm_vm *vm)
         close(vm->ram_fd);
     if (vm->sys)
         munmap(vm->sys, LAYOUT_SYS_BYTES);
+    free(vm->vmm_dirty);
     memset(vm, 0, sizeof(*vm));
     vm->vm_fd = vm->vcpu_fd = vm->ram_fd = -1;
 }

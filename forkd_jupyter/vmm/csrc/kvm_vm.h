@@ -28,6 +28,10 @@ struct kvm_vm {
      * userfaultfd registration covers a replaced private mapping again. */
     void (*discard_hook)(struct kvm_vm *vm, gpa_t gpa, uint64_t len, bool after);
     void *owner;
+    /* Pages the VMM itself wrote or discarded since the last
+     * kvm_vm_collect_dirty (KVM's dirty log sees only guest writes). One bit
+     * per page; set by the vCPU thread only. */
+    uint64_t *vmm_dirty;
 };
 
 /* The process-wide /dev/kvm descriptor, opened on first use; -errno. */
@@ -61,6 +65,16 @@ int kvm_vm_set_fs_base(struct kvm_vm *vm, uint64_t base);
 uint64_t kvm_vm_get_fs_base(struct kvm_vm *vm);
 /* Puts the vCPU back in user mode (segments) after an exception exit. */
 int kvm_vm_return_to_user(struct kvm_vm *vm);
+
+/* Marks [gpa, gpa + len) written by the VMM. */
+void kvm_vm_mark_dirty(struct kvm_vm *vm, gpa_t gpa, uint64_t len);
+/* Fills bitmap (one bit per RAM page) with every page written since the
+ * previous call, by the guest or the VMM, and starts a new epoch. */
+int kvm_vm_collect_dirty(struct kvm_vm *vm, uint64_t *bitmap);
+static inline size_t kvm_vm_bitmap_bytes(const struct kvm_vm *vm)
+{
+    return (size_t)((vm->ram_bytes / FJ_PAGE_SIZE + 63) / 64 * 8);
+}
 
 /* Runs the vCPU until the next exit; -errno (-EINTR when kicked). */
 int kvm_vm_run(struct kvm_vm *vm);

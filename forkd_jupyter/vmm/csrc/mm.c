@@ -311,6 +311,7 @@ void *mm_write_ptr(struct mm *mm, gva_t addr, uint64_t len)
         return mm->vm->ram;
     if (!in_window(mm, addr, len))
         return NULL;
+    kvm_vm_mark_dirty(mm->vm, addr, len); /* KVM's dirty log misses host writes */
     return mm->vm->ram + addr;
 }
 

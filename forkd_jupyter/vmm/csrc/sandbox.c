@@ -17,6 +17,7 @@
 #include "fs_view.h"
 #include "snap_copy.h"
 #include "vmm_api.h"
+#include "snapshot_api.h"
 
 #define SANDBOX_STACK_BYTES (8ULL << 20)
 #define SANDBOX_UID 1000
@@ -70,6 +71,8 @@ static int load_program(struct sandbox *sb, const struct fj_spawn_config *cfg)
 void sandbox_free(struct sandbox *sb)
 {
     snap_copy_sandbox_gone(sb);
+    if (sb->last_snap)
+        fj_snapshot_release(sb->last_snap);
     fdt_destroy(&sb->fdt);
     if (sb->view)
         fs_view_free(sb->view);

@@ -15,6 +15,7 @@
 
 struct fs_view;
 struct snap_copier;
+struct snapshot;
 
 /* Channels of the stream the VMM writes to ctl_host_fd (outer frames
  * [u8 channel][u32 LE length][payload]). */
@@ -78,6 +79,7 @@ struct sandbox {
     uint64_t brk_hint;
     char exe_path[4096];    /* guest path of the main executable (= host path) */
     struct snap_copier *copier; /* userfaultfd state for live snapshots, or NULL */
+    struct snapshot *last_snap; /* previous snapshot (or the one spawned from): what diff builds on */
     uint64_t start_ns;
 };
 

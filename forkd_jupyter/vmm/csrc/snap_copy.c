@@ -66,8 +66,9 @@ static int write_image(int fd, const uint8_t *src, uint64_t off, uint64_t len)
 }
 
 /* Ranges of guest RAM with content: the memfd's data extents for a sandbox
- * owning its RAM; the mapped VMAs for a copy-on-write child. */
-static int content_ranges(struct sandbox *sb, struct range **out, size_t *n)
+ * owning its RAM; the mapped VMAs (of mm, a map of the same instant) for a
+ * copy-on-write child. */
+static int content_ranges(struct sandbox *sb, const struct mm *mm, struct range **out, size_t *n)
 {
     size_t cap = 64, k = 0;
     struct range *r = malloc(cap * sizeof(*r));
@@ -94,15 +95,15 @@ static int content_ranges(struct sandbox *sb, struct range **out, size_t *n)
             at = hole;
         }
     } else {
-        cap = sb->mm.n_vmas + 1;
+        cap = mm->n_vmas + 1;
         struct range *g = realloc(r, cap * sizeof(*r));
         if (!g) {
             free(r);
             return -ENOMEM;
         }
         r = g;
-        for (size_t i = 0; i < sb->mm.n_vmas; i++)
-            r[k++] = (struct range){sb->mm.vmas[i].start, sb->mm.vmas[i].end};
+        for (size_t i = 0; i < mm->n_vmas; i++)
+            r[k++] = (struct range){mm->vmas[i].start, mm->vmas[i].end};
     }
     *out = r;
     *n = k;
@@ -113,13 +114,32 @@ int snap_copy_now(struct sandbox *sb, struct snapshot *snap)
 {
     struct range *r;
     size_t n;
-    int err = content_ranges(sb, &r, &n);
+    int err = content_ranges(sb, &sb->mm, &r, &n);
     if (err < 0)
         return err;
     for (size_t i = 0; err == 0 && i < n; i++)
         err = write_image(snap->image_fd, sb->vm.ram, r[i].start, r[i].end - r[i].start);
     free(r);
     return err;
+}
+
+int snap_copy_pages(struct sandbox *sb, struct snapshot *snap, const uint64_t *bitmap)
+{
+    uint64_t pages = sb->vm.ram_bytes / FJ_PAGE_SIZE;
+    for (uint64_t p = 0; p < pages;) {
+        if (!(bitmap[p / 64] >> (p % 64) & 1)) {
+            p = (bitmap[p / 64] >> (p % 64)) ? p + 1 : FJ_ALIGN_UP(p + 1, 64);
+            continue;
+        }
+        uint64_t q = p;
+        while (q < pages && bitmap[q / 64] >> (q % 64) & 1)
+            q++;
+        int err = write_image(snap->image_fd, sb->vm.ram, p * FJ_PAGE_SIZE, (q - p) * FJ_PAGE_SIZE);
+        if (err < 0)
+            return err;
+        p = q;
+    }
+    return 0;
 }
 
 /* ---------------------------------------------------------- userfaultfd */
@@ -165,7 +185,6 @@ static int uffd_protect(int uffd, uint8_t *base, uint64_t start, uint64_t len, b
 
 static bool test_bit(const uint64_t *bits, uint64_t i) { return bits[i / 64] >> (i % 64) & 1; }
 static void set_bit(uint64_t *bits, uint64_t i) { bits[i / 64] |= 1ULL << (i % 64); }
-static void clear_bit(uint64_t *bits, uint64_t i) { bits[i / 64] &= ~(1ULL << (i % 64)); }
 
 /* Copies the not-yet-copied pages of [start, end) to the image. lock held. */
 static int copy_pending(struct snap_copier *c, uint64_t start, uint64_t end)
@@ -271,6 +290,26 @@ static void finish_copy(struct snap_copier *c)
     fj_snapshot_release(snap);
 }
 
+/* The copy's ranges, computed once after the pause (see snap_copy_start_live). */
+static bool find_ranges(struct snap_copier *c)
+{
+    struct range *r;
+    size_t n;
+    int err = content_ranges(c->sb, &c->snap->mm, &r, &n); /* the pause-time map */
+    pthread_mutex_lock(&c->lock);
+    if (err < 0) {
+        snprintf(c->snap->error, sizeof(c->snap->error), "listing guest memory failed: %s", strerror(-err));
+        r = calloc(1, sizeof(*r));
+        n = 0;
+    }
+    c->ranges = r;
+    c->n_ranges = n;
+    c->next_range = 0;
+    c->next_off = n ? r[0].start : 0;
+    pthread_mutex_unlock(&c->lock);
+    return r != NULL;
+}
+
 static void *copier_main(void *p)
 {
     struct snap_copier *c = p;
@@ -285,6 +324,8 @@ static void *copier_main(void *p)
             continue;
         }
         drain_faults(c, 0);
+        if (!c->ranges && !find_ranges(c))
+            continue;
         if (!copy_next_chunk(c)) {
             finish_copy(c);
             break;
@@ -366,25 +407,19 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* In the pause (vCPU thread, guest stopped). */
+/* In the pause (vCPU thread, guest stopped). Only what must be of the
+ * pause instant happens here; finding which ranges hold data is left to the
+ * copier: a page that changes after the pause (written, or discarded) is
+ * preserved first by the write fault or the discard hook, so copying the
+ * ranges found later still yields the pause-time image. */
 int snap_copy_start_live(struct sandbox *sb, struct snapshot *snap)
 {
     struct snap_copier *c = sb->copier;
-    struct range *ranges;
-    size_t n;
-    int err = content_ranges(sb, &ranges, &n);
-    if (err < 0)
-        return err;
     uint64_t pages = sb->vm.ram_bytes / FJ_PAGE_SIZE;
-    uint64_t *copied = malloc((pages + 63) / 64 * 8);
-    if (!copied) {
-        free(ranges);
+    uint64_t *copied = calloc((pages + 63) / 64, 8);
+    if (!copied)
         return -ENOMEM;
-    }
-    memset(copied, 0xff, (pages + 63) / 64 * 8);
-    for (size_t i = 0; i < n; i++)
-        for (uint64_t p = ranges[i].start / FJ_PAGE_SIZE; p < ranges[i].end / FJ_PAGE_SIZE; p++)
-            clear_bit(copied, p);
+    int err = 0;
     pthread_mutex_lock(&c->lock);
     /* Pages the guest wrote while we armed: protect them again. Their content
      * now is the pause-time content (the guest is stopped). */
@@ -393,16 +428,16 @@ int snap_copy_start_live(struct sandbox *sb, struct snapshot *snap)
         size_t j = i + 1;
         while (j < c->n_released && c->released[j] <= c->released[j - 1] + FJ_PAGE_SIZE)
             j++;
-        err = uffd_protect(c->uffd, sb->vm.ram, c->released[i], c->released[j - 1] + FJ_PAGE_SIZE - c->released[i], true);
+        err = uffd_protect(c->uffd, sb->vm.ram, c->released[i],
+                           c->released[j - 1] + FJ_PAGE_SIZE - c->released[i], true);
         i = j;
     }
     c->n_released = 0;
     c->snap = snapshot_get(snap);
     c->copied = copied;
-    c->ranges = ranges;
-    c->n_ranges = n;
-    c->next_range = 0;
-    c->next_off = n ? ranges[0].start : 0;
+    c->ranges = NULL; /* found by the copier thread */
+    c->n_ranges = c->next_range = 0;
+    c->next_off = 0;
     c->t0 = fj_now_ns();
     c->phase = PHASE_COPY;
     pthread_mutex_unlock(&c->lock);

@@ -13,6 +13,8 @@
 #include "snapshot.h"
 
 int snap_copy_now(struct sandbox *sb, struct snapshot *snap);
+/* Copies just the pages set in bitmap (diff). */
+int snap_copy_pages(struct sandbox *sb, struct snapshot *snap, const uint64_t *bitmap);
 int snap_copy_prepare_live(struct sandbox *sb, struct snapshot *snap);
 int snap_copy_start_live(struct sandbox *sb, struct snapshot *snap);
 /* The pause failed: undo prepare (unprotect, stop the handler). */

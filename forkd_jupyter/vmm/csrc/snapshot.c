@@ -29,6 +29,9 @@ void fj_snapshot_release(fj_snapshot *snap)
         return;
     /* The last reference: no copier can be running (it holds a reference). */
     fdt_destroy(&snap->fdt);
+    free(snap->delta);
+    if (snap->parent)
+        fj_snapshot_release(snap->parent);
     if (snap->view)
         fs_view_free(snap->view);
     mm_destroy(&snap->mm);
@@ -106,11 +109,32 @@ static int capture(struct sandbox *sb, void *p)
     snap->image_fd = memfd_create("forkd-snapshot", MFD_CLOEXEC);
     if (snap->image_fd < 0 || ftruncate(snap->image_fd, (off_t)snap->ram_bytes) < 0)
         return -errno;
+    /* Every snapshot starts a new dirty epoch; a diff keeps what the last
+     * one recorded and builds on the sandbox's previous snapshot. */
+    uint64_t *dirty = calloc(1, kvm_vm_bitmap_bytes(&sb->vm));
+    if (!dirty)
+        return -ENOMEM;
+    if ((err = kvm_vm_collect_dirty(&sb->vm, dirty)) < 0) {
+        free(dirty);
+        return err;
+    }
     uint64_t t0 = fj_now_ns();
-    if (snap->mode == FJ_SNAP_LIVE)
+    if (snap->mode == FJ_SNAP_DIFF && sb->last_snap) {
+        snap->parent = snapshot_get(sb->last_snap);
+        snap->delta = dirty;
+        dirty = NULL;
+        err = snap_copy_pages(sb, snap, snap->delta);
+    } else if (snap->mode == FJ_SNAP_LIVE) {
         err = snap_copy_start_live(sb, snap);
-    else
+    } else {
         err = snap_copy_now(sb, snap);
+    }
+    free(dirty);
+    if (err == 0) {
+        if (sb->last_snap)
+            fj_snapshot_release(sb->last_snap);
+        sb->last_snap = snapshot_get(snap);
+    }
     if (snap->mode != FJ_SNAP_LIVE)
         snap->copy_ns = fj_now_ns() - t0;
     return err;
@@ -187,10 +211,49 @@ int fj_snapshot_wait(fj_snapshot *snap, int64_t timeout_ns)
     return status == FJ_SNAP_FAILED ? -EIO : -ETIMEDOUT;
 }
 
+int snapshot_map_memory(struct snapshot *snap, struct kvm_vm *vm)
+{
+    /* Apply layers oldest first: recursion down to the full image. */
+    if (!snap->parent)
+        return 0; /* the full image is the mapping itself */
+    int err = snapshot_map_memory(snap->parent, vm);
+    uint64_t pages = snap->ram_bytes / FJ_PAGE_SIZE;
+    for (uint64_t p = 0; err == 0 && p < pages;) {
+        if (!(snap->delta[p / 64] >> (p % 64) & 1)) {
+            p++;
+            continue;
+        }
+        uint64_t q = p;
+        while (q < pages && snap->delta[q / 64] >> (q % 64) & 1)
+            q++;
+        uint64_t off = p * FJ_PAGE_SIZE, len = (q - p) * FJ_PAGE_SIZE;
+        while (len) { /* a direct write: the child's own dirty epoch starts empty */
+            ssize_t r = pread(snap->image_fd, vm->ram + off, len, (off_t)off);
+            if (r <= 0) {
+                err = r < 0 ? -errno : -EIO;
+                break;
+            }
+            off += (uint64_t)r;
+            len -= (uint64_t)r;
+        }
+        p = q;
+    }
+    return err;
+}
+
+static struct snapshot *chain_root(struct snapshot *snap)
+{
+    while (snap->parent)
+        snap = snap->parent;
+    return snap;
+}
+
 int fj_snapshot_spawn(fj_snapshot *snap, int ctl_fd, fj_sandbox **out)
 {
     *out = NULL;
-    int err = fj_snapshot_wait(snap, -1); /* never map a half-written image */
+    int err = 0;
+    for (struct snapshot *s = snap; s && err == 0; s = s->parent)
+        err = fj_snapshot_wait(s, -1); /* never map a half-written image */
     if (err < 0)
         return err;
     struct sandbox *sb = sandbox_alloc(ctl_fd, &err);
@@ -198,8 +261,9 @@ int fj_snapshot_spawn(fj_snapshot *snap, int ctl_fd, fj_sandbox **out)
         return err;
     sb->pid = snap->pid;
     memcpy(sb->exe_path, snap->exe_path, sizeof(sb->exe_path));
-    if ((err = kvm_vm_create_cow(&sb->vm, snap->ram_bytes, snap->image_fd)) < 0 ||
-        (err = kvm_vm_prepare_cpu(&sb->vm)) < 0 || (err = kvm_state_restore(&sb->vm, &snap->cpu)) < 0 ||
+    if ((err = kvm_vm_create_cow(&sb->vm, snap->ram_bytes, chain_root(snap)->image_fd)) < 0 ||
+        (err = snapshot_map_memory(snap, &sb->vm)) < 0 || (err = kvm_vm_prepare_cpu(&sb->vm)) < 0 ||
+        (err = kvm_state_restore(&sb->vm, &snap->cpu)) < 0 ||
         (err = mm_clone(&sb->mm, &snap->mm, &sb->vm)) < 0)
         goto fail;
     sb->sig = snap->sig;
@@ -211,6 +275,7 @@ int fj_snapshot_spawn(fj_snapshot *snap, int ctl_fd, fj_sandbox **out)
         goto fail;
     memfs_drop_clone_holds(fs_view_layer(sb->view));
     file_stdio_attach_ctl(&sb->fdt, sb->ctl_host_fd);
+    sb->last_snap = snapshot_get(snap); /* a child's first diff builds on its origin */
     *out = sb;
     return 0;
 fail:

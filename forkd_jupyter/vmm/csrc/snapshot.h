@@ -21,7 +21,10 @@ struct snapshot {
     int mode;
     _Atomic int status;
     uint64_t ram_bytes;
-    int image_fd;               /* memfd: guest RAM at the pause instant */
+    int image_fd;               /* memfd: guest RAM at the pause instant (full, live), or
+                                   only the pages in delta (diff) */
+    struct snapshot *parent;    /* diff: the snapshot whose memory this one builds on (a reference) */
+    uint64_t *delta;            /* diff: bitmap of the pages image_fd holds */
     struct kvm_state cpu;
     struct mm mm;               /* address-space map (mm.vm is NULL) */
     struct sb_signals sig;
@@ -37,6 +40,9 @@ struct snapshot {
 };
 
 void snapshot_finish(struct snapshot *snap, int status, const char *error);
+/* Fills a child's RAM: the chain's full image mapped copy-on-write, then
+ * every diff layer's pages, oldest first. */
+int snapshot_map_memory(struct snapshot *snap, struct kvm_vm *vm);
 struct snapshot *snapshot_get(struct snapshot *snap);
 
 #endif
