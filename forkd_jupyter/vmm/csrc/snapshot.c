@@ -92,13 +92,15 @@ static int capture_vmm_state(struct sandbox *sb, struct snapshot *snap)
 
 struct capture_args {
     struct snapshot *snap;
+    struct snapshot *replaced; /* the sandbox's previous last_snap: released after the pause */
 };
 
 /* Runs on the vCPU thread with the guest stopped: everything of the
  * snapshot that must be of the pause instant. */
 static int capture(struct sandbox *sb, void *p)
 {
-    struct snapshot *snap = ((struct capture_args *)p)->snap;
+    struct capture_args *args = p;
+    struct snapshot *snap = args->snap;
     if (sb->exited)
         return -ESRCH;
     int err = kvm_state_save(&sb->vm, &snap->cpu);
@@ -131,8 +133,9 @@ static int capture(struct sandbox *sb, void *p)
     }
     free(dirty);
     if (err == 0) {
-        if (sb->last_snap)
-            fj_snapshot_release(sb->last_snap);
+        /* Freeing an image can take long (its memory goes back to the host):
+         * never inside the pause. */
+        args->replaced = sb->last_snap;
         sb->last_snap = snapshot_get(snap);
     }
     if (snap->mode != FJ_SNAP_LIVE)
@@ -157,10 +160,12 @@ int fj_sandbox_snapshot(fj_sandbox *sb, int mode, fj_snapshot **out)
             return err;
         }
     }
-    struct capture_args args = {snap};
+    struct capture_args args = {snap, NULL};
     struct sb_pause_job job = {.fn = capture, .arg = &args};
     int err = sb_run_paused(sb, &job);
     snap->pause_ns = job.resumed_ns - job.stopped_ns;
+    if (args.replaced)
+        fj_snapshot_release(args.replaced);
     if (err < 0) {
         snap_copy_abort(sb, snap);
         fj_snapshot_release(snap);
