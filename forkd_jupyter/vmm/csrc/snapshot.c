@@ -90,6 +90,25 @@ static int capture_vmm_state(struct sandbox *sb, struct snapshot *snap)
     return 0;
 }
 
+static void *release_main(void *snap)
+{
+    fj_snapshot_release(snap);
+    return NULL;
+}
+
+/* Drops a reference off the caller's path: the last one frees an image,
+ * which returns its memory to the host and can take a while. */
+static void release_in_background(struct snapshot *snap)
+{
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, release_main, snap) != 0)
+        fj_snapshot_release(snap);
+    pthread_attr_destroy(&attr);
+}
+
 struct capture_args {
     struct snapshot *snap;
     struct snapshot *replaced; /* the sandbox's previous last_snap: released after the pause */
@@ -165,7 +184,7 @@ int fj_sandbox_snapshot(fj_sandbox *sb, int mode, fj_snapshot **out)
     int err = sb_run_paused(sb, &job);
     snap->pause_ns = job.resumed_ns - job.stopped_ns;
     if (args.replaced)
-        fj_snapshot_release(args.replaced);
+        release_in_background(args.replaced);
     if (err < 0) {
         snap_copy_abort(sb, snap);
         fj_snapshot_release(snap);

@@ -57,5 +57,8 @@ const struct sys_entry *sys_lookup(uint32_t nr); /* NULL when unsupported */
 /* Dispatches regs->rax; returns the value for rax. */
 int64_t sys_dispatch(struct sandbox *sb, uint64_t nr, const uint64_t a[6]);
 const char *sys_name(uint32_t nr); /* name even for numbers not in the table, or NULL */
+/* Reads a guest struct timespec as nanoseconds: -EFAULT, or -EINVAL when
+ * negative or not normalized. */
+int sys_read_timespec(struct sandbox *sb, gva_t at, int64_t *ns);
 
 #endif

@@ -392,19 +392,14 @@ static int64_t sys_poll(struct sandbox *sb, const uint64_t a[6])
     return do_poll(sb, a[0], a[1], timeout_ms < 0 ? -1 : (int64_t)timeout_ms * 1000000);
 }
 
+/* A NULL timespec pointer means no timeout (-1). */
 static int64_t timespec_ns(struct sandbox *sb, gva_t at, int64_t *ns)
 {
     if (!at) {
         *ns = -1;
         return 0;
     }
-    struct timespec ts;
-    if (mm_copy_from(&sb->mm, &ts, at, sizeof(ts)) < 0)
-        return -EFAULT;
-    if (ts.tv_sec < 0 || ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000)
-        return -EINVAL;
-    *ns = ts.tv_sec * 1000000000LL + ts.tv_nsec;
-    return 0;
+    return sys_read_timespec(sb, at, ns);
 }
 
 static int64_t sys_ppoll(struct sandbox *sb, const uint64_t a[6])

@@ -59,6 +59,14 @@ int sysf_resolve_at(struct sandbox *sb, int dirfd, const char *path, bool follow
     return err;
 }
 
+/* Copies a path argument and resolves it (the common first step). */
+static int resolve_arg(struct sandbox *sb, int dirfd, uint64_t gva, bool follow, struct view_node *n)
+{
+    char path[PATH_MAX];
+    int err = sysf_path(sb, gva, path);
+    return err < 0 ? err : sysf_resolve_at(sb, dirfd, path, follow, n);
+}
+
 static bool is_mount_point(const char *path) { return !strcmp(path, "/tmp") || !strcmp(path, "/sandbox"); }
 
 /* ----------------------------------------------------------------- open */
@@ -345,10 +353,9 @@ static int set_cwd(struct sandbox *sb, struct view_node *n)
 
 static int64_t sys_chdir(struct sandbox *sb, const uint64_t a[6])
 {
-    char path[PATH_MAX];
     struct view_node n;
-    int err = sysf_path(sb, a[0], path);
-    if (err < 0 || (err = sysf_resolve_at(sb, AT_FDCWD, path, true, &n)) < 0)
+    int err = resolve_arg(sb, AT_FDCWD, a[0], true, &n);
+    if (err < 0)
         return err;
     err = set_cwd(sb, &n);
     view_node_release(sb->view, &n);
@@ -378,10 +385,9 @@ static int new_name(struct view_node *n)
 
 static int64_t mkdir_at(struct sandbox *sb, int dirfd, uint64_t path_gva, uint32_t mode)
 {
-    char path[PATH_MAX];
     struct view_node n;
-    int err = sysf_path(sb, path_gva, path);
-    if (err < 0 || (err = sysf_resolve_at(sb, dirfd, path, false, &n)) < 0)
+    int err = resolve_arg(sb, dirfd, path_gva, false, &n);
+    if (err < 0)
         return err;
     if ((err = new_name(&n)) == 0)
         err = memfs_mknode(fs_view_layer(sb->view), n.parent, n.leaf, S_IFDIR | (mode & ~sb->view->umask & 07777),
@@ -397,10 +403,9 @@ static int64_t unlink_at(struct sandbox *sb, int dirfd, uint64_t path_gva, int f
 {
     if (flags & ~AT_REMOVEDIR)
         return -EINVAL;
-    char path[PATH_MAX];
     struct view_node n;
-    int err = sysf_path(sb, path_gva, path);
-    if (err < 0 || (err = sysf_resolve_at(sb, dirfd, path, false, &n)) < 0)
+    int err = resolve_arg(sb, dirfd, path_gva, false, &n);
+    if (err < 0)
         return err;
     if (n.kind == VK_NONE)
         err = -ENOENT;
@@ -594,10 +599,9 @@ static int64_t sys_truncate(struct sandbox *sb, const uint64_t a[6])
 {
     if ((int64_t)a[1] < 0)
         return -EINVAL;
-    char path[PATH_MAX];
     struct view_node n;
-    int err = sysf_path(sb, a[0], path);
-    if (err < 0 || (err = sysf_resolve_at(sb, AT_FDCWD, path, true, &n)) < 0)
+    int err = resolve_arg(sb, AT_FDCWD, a[0], true, &n);
+    if (err < 0)
         return err;
     if (n.kind == VK_NONE)
         err = -ENOENT;
@@ -641,10 +645,9 @@ static int fill_statfs(struct sandbox *sb, bool layer_fs, uint64_t out)
 
 static int64_t sys_statfs(struct sandbox *sb, const uint64_t a[6])
 {
-    char path[PATH_MAX];
     struct view_node n;
-    int err = sysf_path(sb, a[0], path);
-    if (err < 0 || (err = sysf_resolve_at(sb, AT_FDCWD, path, true, &n)) < 0)
+    int err = resolve_arg(sb, AT_FDCWD, a[0], true, &n);
+    if (err < 0)
         return err;
     err = n.kind == VK_NONE ? -ENOENT : fill_statfs(sb, n.kind == VK_LAYER, a[1]);
     view_node_release(sb->view, &n);

@@ -78,7 +78,7 @@ static int64_t sleep_ns(struct sandbox *sb, int64_t ns, gva_t rem)
     return err;
 }
 
-static int read_timespec(struct sandbox *sb, gva_t at, int64_t *ns)
+int sys_read_timespec(struct sandbox *sb, gva_t at, int64_t *ns)
 {
     struct timespec ts;
     if (mm_copy_from(&sb->mm, &ts, at, sizeof(ts)) < 0)
@@ -92,7 +92,7 @@ static int read_timespec(struct sandbox *sb, gva_t at, int64_t *ns)
 static int64_t sys_nanosleep(struct sandbox *sb, const uint64_t a[6])
 {
     int64_t ns;
-    int err = read_timespec(sb, a[0], &ns);
+    int err = sys_read_timespec(sb, a[0], &ns);
     return err < 0 ? err : sleep_ns(sb, ns, a[1]);
 }
 
@@ -102,7 +102,7 @@ static int64_t sys_clock_nanosleep(struct sandbox *sb, const uint64_t a[6])
     int64_t ns;
     int err = host_clock(a[0], &c);
     if (err == 0)
-        err = read_timespec(sb, a[2], &ns);
+        err = sys_read_timespec(sb, a[2], &ns);
     if (err < 0)
         return err;
     if (a[1] & TIMER_ABSTIME) {
