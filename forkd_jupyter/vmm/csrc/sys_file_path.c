@@ -423,19 +423,24 @@ static int64_t sys_unlink(struct sandbox *sb, const uint64_t a[6]) { return unli
 static int64_t sys_rmdir(struct sandbox *sb, const uint64_t a[6]) { return unlink_at(sb, AT_FDCWD, a[0], AT_REMOVEDIR); }
 static int64_t sys_unlinkat(struct sandbox *sb, const uint64_t a[6]) { return unlink_at(sb, (int)a[0], a[1], (int)a[2]); }
 
+/* Resolves the two paths of rename/link; on success both nodes need release. */
+static int resolve_pair(struct sandbox *sb, int olddir, uint64_t old_gva, bool follow_old, int newdir,
+                        uint64_t new_gva, struct view_node *o, struct view_node *n)
+{
+    int err = resolve_arg(sb, olddir, old_gva, follow_old, o);
+    if (err < 0)
+        return err;
+    if ((err = resolve_arg(sb, newdir, new_gva, false, n)) < 0)
+        view_node_release(sb->view, o);
+    return err;
+}
+
 static int64_t rename_at(struct sandbox *sb, int olddir, uint64_t old_gva, int newdir, uint64_t new_gva, unsigned flags)
 {
-    char oldp[PATH_MAX], newp[PATH_MAX];
     struct view_node o, n;
-    int err = sysf_path(sb, old_gva, oldp);
-    if (err == 0)
-        err = sysf_path(sb, new_gva, newp);
-    if (err < 0 || (err = sysf_resolve_at(sb, olddir, oldp, false, &o)) < 0)
+    int err = resolve_pair(sb, olddir, old_gva, false, newdir, new_gva, &o, &n);
+    if (err < 0)
         return err;
-    if ((err = sysf_resolve_at(sb, newdir, newp, false, &n)) < 0) {
-        view_node_release(sb->view, &o);
-        return err;
-    }
     if (o.kind == VK_NONE)
         err = -ENOENT;
     else if (o.kind != VK_LAYER || !(n.kind == VK_LAYER || (n.kind == VK_NONE && n.parent_in_layer)))
@@ -458,17 +463,10 @@ static int64_t sys_renameat2(struct sandbox *sb, const uint64_t a[6])
 
 static int64_t link_at(struct sandbox *sb, int olddir, uint64_t old_gva, int newdir, uint64_t new_gva, int flags)
 {
-    char oldp[PATH_MAX], newp[PATH_MAX];
     struct view_node o, n;
-    int err = sysf_path(sb, old_gva, oldp);
-    if (err == 0)
-        err = sysf_path(sb, new_gva, newp);
-    if (err < 0 || (err = sysf_resolve_at(sb, olddir, oldp, flags & AT_SYMLINK_FOLLOW, &o)) < 0)
+    int err = resolve_pair(sb, olddir, old_gva, flags & AT_SYMLINK_FOLLOW, newdir, new_gva, &o, &n);
+    if (err < 0)
         return err;
-    if ((err = sysf_resolve_at(sb, newdir, newp, false, &n)) < 0) {
-        view_node_release(sb->view, &o);
-        return err;
-    }
     if (o.kind == VK_NONE)
         err = -ENOENT;
     else if ((err = new_name(&n)) == 0)
