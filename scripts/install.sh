@@ -1,26 +1,79 @@
 #!/usr/bin/env bash
-# Installs everything forkd-jupyter needs on a Debian 12 machine (idempotent):
-# system packages for the tests (as root), then the package itself in
-# editable mode, which compiles the VMM's C core through the build hook.
+# Installs forkd-jupyter for development and tests: `bash scripts/install.sh`.
+#
+# Idempotent. On Debian 12 as root it first installs the missing system
+# packages (apt is skipped when nothing is missing or when not root); then it
+# installs the package in editable mode with its test extras into
+# ${PYTHON:-python3}, which compiles the VMM's C core through the build hook
+# (hatch_build.py). The interpreter is resolved to its real executable, so a
+# shim (pyenv's python3 is a shell script) installs into the Python it runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PYTHON="${PYTHON:-python3}"
-# Resolve shims (pyenv's python3 is a shell script) to the real interpreter.
-PYTHON="$("$PYTHON" -c 'import sys, os; print(os.path.realpath(sys.executable))')"
+log() { printf 'install.sh: %s\n' "$*" >&2; }
+have() { command -v "$1" >/dev/null 2>&1; }
 
-need_apt=()
-command -v gcc >/dev/null || need_apt+=(build-essential)
-if [ "${#need_apt[@]}" -gt 0 ]; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
-    else
-        echo "install.sh: please install: ${need_apt[*]}" >&2
-    fi
+# --- system packages ---------------------------------------------------------
+# Debian packages the build and the tests need, each only when missing.
+apt_missing=()
+python_cmd="${PYTHON:-python3}"
+if ! have "$python_cmd"; then
+    apt_missing+=(python3 python3-pip python3-dev)
 fi
+have gcc || apt_missing+=(build-essential)
 
-"$PYTHON" -m pip install --quiet --upgrade pip
-"$PYTHON" -m pip install --quiet -e ".[test]"
-# The labextension build joins here once it exists (JupyterLab's toolchain).
-"$PYTHON" -c "import forkd_jupyter.vmm._ffi" && echo "forkd-jupyter installed for $PYTHON"
+apt_install() {
+    [ "$#" -gt 0 ] || return 0
+    if [ "$(id -u)" != 0 ] || ! have apt-get; then
+        log "not root or no apt-get: please install $*"
+        return 0
+    fi
+    log "apt-get install $*"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+}
+apt_install "${apt_missing[@]}"
+
+PYTHON="$("$python_cmd" -c 'import os, sys; print(os.path.realpath(sys.executable))')"
+log "using $PYTHON"
+
+# The system interpreter's own pieces, only when this is Debian's Python.
+apt_missing=()
+py_include="$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
+case "$PYTHON" in
+/usr/bin/*)
+    [ -f "$py_include/Python.h" ] || apt_missing+=(python3-dev)
+    "$PYTHON" -m pip --version >/dev/null 2>&1 || apt_missing+=(python3-pip)
+    have python || apt_missing+=(python-is-python3) # the test command runs `python`
+    ;;
+esac
+apt_install "${apt_missing[@]}"
+[ -f "$py_include/Python.h" ] || log "warning: $py_include/Python.h is missing; the C core will not compile"
+
+# --- the Python package --------------------------------------------------------
+pip_args=(--quiet)
+[ "$(id -u)" != 0 ] || pip_args+=(--root-user-action=ignore)
+# Debian marks its Python as externally managed (PEP 668); this machine-wide
+# install is the one the README's test command uses.
+if "$PYTHON" -c 'import sys, sysconfig, os; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["stdlib"], "EXTERNALLY-MANAGED")))'; then
+    pip_args+=(--break-system-packages)
+fi
+# Editable installs through a build backend need pip >= 21.3 (PEP 660).
+if ! "$PYTHON" -c 'import sys, pip; sys.exit(tuple(map(int, pip.__version__.split(".")[:2])) < (21, 3))'; then
+    "$PYTHON" -m pip install "${pip_args[@]}" --upgrade "pip>=21.3"
+fi
+"$PYTHON" -m pip install "${pip_args[@]}" -e ".[test]"
+
+# --- JupyterLab extension --------------------------------------------------------
+# The labextension build (labextension/, JupyterLab's toolchain) goes here.
+
+# --- check ---------------------------------------------------------------------
+"$PYTHON" -c 'import forkd_jupyter.vmm._ffi' || {
+    log "the compiled core does not import"
+    exit 1
+}
+test_python="$(python -c 'import os, sys; print(os.path.realpath(sys.executable))' 2>/dev/null || true)"
+if [ "$test_python" != "$PYTHON" ]; then
+    log "warning: \`python\` on PATH is ${test_python:-missing}, not $PYTHON: run the tests with $PYTHON -m pytest"
+fi
+log "forkd-jupyter installed for $PYTHON; check this machine with: forkd-jupyter doctor"

@@ -1,38 +1,73 @@
-"""The compiled C core loads through its single import point."""
+"""The compiled C core loads through its single import point and exposes the
+functions and types the Python layers rely on."""
 
 from __future__ import annotations
 
 import re
+import sys
+import sysconfig
 from pathlib import Path
 
-import forkd_jupyter.vmm._ffi as ffi_module
+import forkd_jupyter
 
-PACKAGE = Path(ffi_module.__file__).resolve().parents[1]
+PACKAGE = Path(forkd_jupyter.__file__).resolve().parent
+
+KVM_PROBE_FIELDS = [
+    "open_errno",
+    "api_version",
+    "create_vm_errno",
+    "create_vcpu_errno",
+    "sync_regs",
+    "user_loop_errno",
+    "user_loop_iters",
+    "user_loop_ns",
+]
 
 
-def test_core_loads_from_the_package_with_its_api():
+def test_core_is_the_extension_built_into_the_package():
     from forkd_jupyter.vmm._ffi import ffi, lib
 
-    core = Path(lib.__file__ if hasattr(lib, "__file__") else ffi_module.__file__)
-    assert core.parent == PACKAGE / "vmm"
+    core = sys.modules["forkd_jupyter.vmm._core"]  # loaded by the import point
+    path = Path(core.__file__).resolve()
+    assert path.parent == PACKAGE / "vmm"
+    assert path.name == "_core" + sysconfig.get_config_var("EXT_SUFFIX")
+    assert ffi is core.ffi and lib is core.lib
+
+
+def test_core_exposes_the_probe_and_sandbox_api():
+    from forkd_jupyter.vmm._ffi import ffi, lib
+
     for name in (
-        "fj_sandbox_create",
-        "fj_sandbox_run",
-        "fj_sandbox_snapshot",
         "fj_probe_kvm",
         "fj_probe_uffd",
-        "fj_layer_read",
+        "fj_probe_memfd",
+        "fj_probe_elf",
+        "fj_sandbox_create",
+        "fj_sandbox_run",
         "fj_syscall_table_entry",
     ):
-        assert hasattr(lib, name), name
+        assert callable(getattr(lib, name)), name
+    fields = [name for name, _ in ffi.typeof("struct fj_kvm_probe").fields]
+    assert fields == KVM_PROBE_FIELDS
     info = ffi.new("struct fj_syscall_info *")
     assert lib.fj_syscall_table_entry(0, info) == 0
+    assert lib.fj_probe_memfd(0) == 0
+
+
+def _python_files():
+    for path in PACKAGE.rglob("*.py"):
+        yield path.relative_to(PACKAGE), path.read_text()
 
 
 def test_only_the_vmm_package_imports_the_core():
-    importers = []
-    for path in PACKAGE.rglob("*.py"):
-        text = path.read_text()
-        if re.search(r"from \.?_ffi import|import .*_ffi|from \._core|_core import", text):
-            importers.append(path.relative_to(PACKAGE).parts[0])
-    assert importers and set(importers) == {"vmm"}
+    importers = {
+        rel.parts[0]
+        for rel, text in _python_files()
+        if re.search(r"from \.?_ffi import|import .*_ffi\b|from \._core|_core import", text)
+    }
+    assert importers == {"vmm"}
+
+
+def test_only_the_probes_module_calls_the_probe_functions():
+    callers = {str(rel) for rel, text in _python_files() if "lib.fj_probe_" in text}
+    assert callers == {"vmm/probes.py"}

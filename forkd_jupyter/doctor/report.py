@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import json
 
-from .checks import Check
+from .check import FAIL, OK, WARN, Check
+
+LABELS = {OK: "ok  ", WARN: "warn", FAIL: "FAIL"}
 
 
 def all_required_ok(checks: list[Check]) -> bool:
-    return all(c.status == "ok" for c in checks if c.required)
+    return all(c.status == OK for c in checks if c.required)
 
 
 def render_text(checks: list[Check]) -> str:
+    """One line a check: `ok|warn|FAIL  name  detail  [fix: hint]`, then a verdict."""
     width = max(len(c.name) for c in checks)
     lines = []
     for c in checks:
-        label = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}[c.status]
-        line = f"{label}  {c.name:{width}}  {c.detail}"
+        line = f"{LABELS[c.status]}  {c.name:{width}}  {c.detail}"
         if c.fix:
             line += f"  [fix: {c.fix}]"
         lines.append(line)

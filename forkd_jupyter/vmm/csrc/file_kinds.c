@@ -1,4 +1,6 @@
-/* Open-file kinds of the view (file_kinds.h).
+/* Open-file kinds of the view (file_kinds.h): host files and directories,
+ * layer files and directories, synthesized directories. Devices are in
+ * file_dev.c, pipes in file_pipe.c.
  *
  * Invariants: a host file is opened read-only and only by the view after the
  * path check; every kind keeps its own offset in f->off (host fds are read
@@ -9,11 +11,9 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -296,6 +296,26 @@ struct file *file_layer_new(struct memfs *fs, struct memfs_node *node, int flags
     return f;
 }
 
+int file_layer_anon(struct memfs *fs, uint32_t perms, int flags, const char *path, struct file **out)
+{
+    static uint64_t seq; /* shared by every sandbox of the process */
+    struct memfs_node *root = memfs_root(fs), *node = NULL;
+    char name[32];
+    int err;
+    do {
+        snprintf(name, sizeof(name), ".anon-%llu",
+                 (unsigned long long)__atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
+        err = memfs_mknode(fs, root, name, S_IFREG | (perms & 07777), NULL, &node);
+    } while (err == -EEXIST);
+    if (err == 0 && (err = memfs_unlink(fs, root, name, 0)) < 0)
+        memfs_node_put(fs, node);
+    memfs_node_put(fs, root);
+    if (err < 0)
+        return err;
+    *out = file_layer_new(fs, node, flags, path);
+    return *out ? 0 : -ENOMEM;
+}
+
 struct memfs *file_layer_fs(const struct file *f)
 {
     return f->ops == &layer_file_ops_owned || f->ops == &layer_dir_ops_owned ? ((struct layer_priv *)f->priv)->fs
@@ -320,9 +340,27 @@ static struct file *layer_clone(struct file *f, struct fs_view *view)
 
 struct vdir_ctx {
     struct dirent_out *out;
+    struct fs_view *view;
+    const char *dir; /* the synthesized directory's guest path */
     uint64_t skip, index;
     bool full;
 };
+
+/* d_ino and d_type of an entry are what lstat of it through the view says,
+ * so that a listing agrees with stat (a root such as /lib64 can be a link). */
+static void vdir_entry_attrs(struct vdir_ctx *c, const char *name, unsigned char *type, uint64_t *ino)
+{
+    char path[PATH_MAX];
+    struct view_node n;
+    struct stat st;
+    if ((size_t)snprintf(path, sizeof(path), "%s/%s", strcmp(c->dir, "/") ? c->dir : "", name) >= sizeof(path))
+        return;
+    if (view_resolve(c->view, "/", path, false, &n) == 0 && view_stat(c->view, &n, &st) == 0) {
+        *type = (unsigned char)IFTODT(st.st_mode);
+        *ino = st.st_ino;
+    }
+    view_node_release(c->view, &n);
+}
 
 static int vdir_emit(void *p, const char *name, unsigned char type)
 {
@@ -331,6 +369,7 @@ static int vdir_emit(void *p, const char *name, unsigned char type)
     if (i < c->skip)
         return 0;
     uint64_t ino = 0x1000 + i;
+    vdir_entry_attrs(c, name, &type, &ino);
     if (put_dirent(c->out, ino, (int64_t)(i + 1), type, name)) {
         c->full = true;
         return 1;
@@ -341,7 +380,7 @@ static int vdir_emit(void *p, const char *name, unsigned char type)
 static int64_t vdir_getdents(struct sandbox *sb, struct file *f, void *buf, uint64_t len)
 {
     struct dirent_out o = {buf, len, 0};
-    struct vdir_ctx c = {&o, f->dir_cookie, 0, false};
+    struct vdir_ctx c = {&o, sb->view, f->path, f->dir_cookie, 0, false};
     /* "." and ".." are indexes 0 and 1. */
     vdir_emit(&c, ".", 4);
     if (!c.full)
@@ -388,200 +427,4 @@ struct file *file_vdir_new(int flags, const char *path) { return file_new(&vdir_
 bool file_is_dir(const struct file *f)
 {
     return f->ops == &vdir_ops || f->ops == &host_dir_ops || f->ops == &layer_dir_ops_owned;
-}
-
-/* ------------------------------------------------------------ devices */
-
-enum dev_kind { DEV_NULL, DEV_ZERO, DEV_FULL, DEV_RANDOM };
-
-static enum dev_kind dev_of(struct file *f) { return (enum dev_kind)(uintptr_t)f->priv; }
-
-static int64_t dev_read(struct sandbox *sb, struct file *f, void *buf, uint64_t len)
-{
-    switch (dev_of(f)) {
-    case DEV_NULL:
-        return 0;
-    case DEV_RANDOM: {
-        ssize_t r = getrandom(buf, FJ_MIN(len, 1u << 25), 0);
-        return r < 0 ? -errno : r;
-    }
-    default:
-        memset(buf, 0, len);
-        return (int64_t)len;
-    }
-}
-
-static int64_t dev_pread(struct sandbox *sb, struct file *f, void *buf, uint64_t len, uint64_t off)
-{
-    return dev_read(sb, f, buf, len);
-}
-
-static int64_t dev_write(struct sandbox *sb, struct file *f, const void *buf, uint64_t len)
-{
-    return dev_of(f) == DEV_FULL ? -ENOSPC : (int64_t)len;
-}
-
-static int64_t dev_pwrite(struct sandbox *sb, struct file *f, const void *buf, uint64_t len, uint64_t off)
-{
-    return dev_write(sb, f, buf, len);
-}
-
-static int64_t dev_lseek(struct sandbox *sb, struct file *f, int64_t off, int whence) { return 0; }
-
-static int dev_stat(struct sandbox *sb, struct file *f, struct stat *st)
-{
-    struct view_node n = {.kind = VK_DEV};
-    snprintf(n.path, sizeof(n.path), "%s", f->path ? f->path : "/dev/null");
-    return view_stat(sb->view, &n, st);
-}
-
-static struct file *dev_clone(struct file *f, struct fs_view *view)
-{
-    struct file *c = file_new(f->ops, f->flags, f->path);
-    if (c)
-        c->priv = f->priv;
-    return c;
-}
-
-static const struct file_ops dev_ops = {
-    .kind = "device", .read = dev_read, .write = dev_write, .pread = dev_pread, .pwrite = dev_pwrite,
-    .lseek = dev_lseek, .stat = dev_stat, .poll = always_ready, .clone = dev_clone,
-};
-
-struct file *file_dev_new(const char *name, int flags, const char *path)
-{
-    enum dev_kind k = !strcmp(name, "null") ? DEV_NULL : !strcmp(name, "full") ? DEV_FULL
-                      : !strcmp(name, "zero") ? DEV_ZERO : DEV_RANDOM;
-    struct file *f = file_new(&dev_ops, flags, path);
-    if (f)
-        f->priv = (void *)(uintptr_t)k;
-    return f;
-}
-
-/* -------------------------------------------------------------- pipes */
-
-#define PIPE_BYTES 65536
-
-struct pipe_buf {
-    int readers, writers;
-    size_t head, len;
-    uint8_t data[PIPE_BYTES];
-};
-
-/* One guest thread: a read on an empty pipe whose writer is open, or a write
- * to a full one, can only end by a signal, as on Linux (no other thread could
- * ever make progress). Non-blocking ends get EAGAIN. */
-static int64_t pipe_read(struct sandbox *sb, struct file *f, void *buf, uint64_t len)
-{
-    struct pipe_buf *p = f->priv;
-    while (p->len == 0) {
-        if (p->writers == 0)
-            return 0;
-        if (f->flags & O_NONBLOCK)
-            return -EAGAIN;
-        int err = sb_wait_fd(sb, -1, 0, -1);
-        if (err < 0)
-            return err;
-    }
-    uint64_t n = FJ_MIN(len, p->len);
-    for (uint64_t i = 0; i < n; i++)
-        ((uint8_t *)buf)[i] = p->data[(p->head + i) % PIPE_BYTES];
-    p->head = (p->head + n) % PIPE_BYTES;
-    p->len -= n;
-    return (int64_t)n;
-}
-
-static int64_t pipe_write(struct sandbox *sb, struct file *f, const void *buf, uint64_t len)
-{
-    struct pipe_buf *p = f->priv;
-    if (p->readers == 0) {
-        sb_raise(sb, SIGPIPE);
-        return -EPIPE;
-    }
-    while (p->len == PIPE_BYTES) {
-        if (f->flags & O_NONBLOCK)
-            return -EAGAIN;
-        int err = sb_wait_fd(sb, -1, 0, -1);
-        if (err < 0)
-            return err;
-    }
-    uint64_t n = FJ_MIN(len, PIPE_BYTES - p->len);
-    for (uint64_t i = 0; i < n; i++)
-        p->data[(p->head + p->len + i) % PIPE_BYTES] = ((const uint8_t *)buf)[i];
-    p->len += n;
-    return (int64_t)n;
-}
-
-static short pipe_poll(struct sandbox *sb, struct file *f, short events)
-{
-    struct pipe_buf *p = f->priv;
-    short r = 0;
-    if ((f->flags & O_ACCMODE) == O_RDONLY) {
-        if (p->len || !p->writers)
-            r |= POLLIN;
-        if (!p->writers)
-            r |= POLLHUP;
-    } else {
-        if (p->len < PIPE_BYTES)
-            r |= POLLOUT;
-        if (!p->readers)
-            r |= POLLERR;
-    }
-    return r & (events | POLLHUP | POLLERR);
-}
-
-static int pipe_stat(struct sandbox *sb, struct file *f, struct stat *st)
-{
-    memset(st, 0, sizeof(*st));
-    st->st_mode = S_IFIFO | 0600;
-    st->st_nlink = 1;
-    st->st_uid = st->st_gid = 1000;
-    st->st_ino = (uint64_t)(uintptr_t)f->priv;
-    st->st_dev = 0xc;
-    st->st_blksize = 4096;
-    return 0;
-}
-
-static void pipe_release(struct file *f)
-{
-    struct pipe_buf *p = f->priv;
-    if ((f->flags & O_ACCMODE) == O_RDONLY)
-        p->readers--;
-    else
-        p->writers--;
-    if (!p->readers && !p->writers)
-        free(p);
-}
-
-static int64_t pipe_ioctl(struct sandbox *sb, struct file *f, uint64_t req, uint64_t arg)
-{
-    if (req == 0x541B) { /* FIONREAD */
-        int n = (int)((struct pipe_buf *)f->priv)->len;
-        return mm_copy_to(&sb->mm, arg, &n, sizeof(n));
-    }
-    return -ENOTTY;
-}
-
-static const struct file_ops pipe_ops = {
-    .kind = "pipe", .read = pipe_read, .write = pipe_write, .stat = pipe_stat, .poll = pipe_poll,
-    .ioctl = pipe_ioctl, .release = pipe_release,
-};
-
-int file_pipe_new(int flags, struct file *out[2])
-{
-    struct pipe_buf *p = calloc(1, sizeof(*p));
-    if (!p)
-        return -ENOMEM;
-    int extra = flags & O_NONBLOCK;
-    out[0] = file_new(&pipe_ops, O_RDONLY | extra, NULL);
-    out[1] = file_new(&pipe_ops, O_WRONLY | extra, NULL);
-    if (!out[0] || !out[1]) {
-        free(out[0]);
-        free(out[1]);
-        free(p);
-        return -ENOMEM;
-    }
-    out[0]->priv = out[1]->priv = p;
-    p->readers = p->writers = 1;
-    return 0;
 }

@@ -16,8 +16,9 @@
 #define IOV_MAX_ 1024
 
 static struct file *get(struct sandbox *sb, uint64_t fd) { return fd > INT_MAX ? NULL : fdt_get(&sb->fdt, (int)fd); }
-static bool readable(const struct file *f) { return (f->flags & O_ACCMODE) != O_WRONLY; }
-static bool writable(const struct file *f) { return (f->flags & O_ACCMODE) != O_RDONLY; }
+/* O_PATH descriptors neither read nor write (EBADF), as on Linux. */
+static bool readable(const struct file *f) { return (f->flags & O_ACCMODE) != O_WRONLY && !(f->flags & O_PATH); }
+static bool writable(const struct file *f) { return (f->flags & O_ACCMODE) != O_RDONLY && !(f->flags & O_PATH); }
 
 static int64_t do_read(struct sandbox *sb, struct file *f, gva_t buf, uint64_t len, int64_t off)
 {
@@ -133,7 +134,7 @@ static int64_t sys_fstat(struct sandbox *sb, const uint64_t a[6])
 static int64_t sys_getdents64(struct sandbox *sb, const uint64_t a[6])
 {
     struct file *f = get(sb, a[0]);
-    if (!f)
+    if (!f || (f->flags & O_PATH))
         return -EBADF;
     if (!f->ops->getdents)
         return -ENOTDIR;
@@ -287,10 +288,18 @@ static int64_t sys_fallocate(struct sandbox *sb, const uint64_t a[6])
     struct file *f = get(sb, a[0]);
     if (!f)
         return -EBADF;
+    if ((int64_t)a[2] < 0 || (int64_t)a[3] <= 0)
+        return -EINVAL;
     if (a[1] != 0)
         return -EOPNOTSUPP;
-    if (!f->ops->truncate || !writable(f))
+    if (!writable(f))
         return -EBADF;
+    if (file_is_dir(f))
+        return -EISDIR;
+    if (!f->ops->truncate)
+        return -ENODEV;
+    if (a[2] + a[3] > (uint64_t)INT64_MAX)
+        return -EFBIG;
     struct stat st;
     int err = f->ops->stat(sb, f, &st);
     if (err < 0)
@@ -494,12 +503,25 @@ const struct sys_entry sys_file_fd_entries[] = {
     {23, "select", sys_select, SYS_FULL, NULL},
     {32, "dup", sys_dup, SYS_FULL, NULL},
     {33, "dup2", sys_dup2, SYS_FULL, NULL},
+    {40, "sendfile", sysf_sendfile, SYS_FULL, "copies through the VMM; in_fd must be a regular file"},
     {72, "fcntl", sys_fcntl, SYS_PARTIAL, "locks always succeed (one process); no seals"},
     {73, "flock", sys_flock, SYS_STUB, "one process: locks always succeed"},
     {74, "fsync", sys_fsync, SYS_FULL, "the layer lives in memory"},
     {75, "fdatasync", sys_fsync, SYS_FULL, NULL},
     {77, "ftruncate", sys_ftruncate, SYS_FULL, NULL},
     {162, "sync", sys_zero, SYS_FULL, NULL},
+    {188, "setxattr", sysf_setxattr, SYS_PARTIAL, "no attributes: EROFS outside the layer, EOPNOTSUPP in it"},
+    {189, "lsetxattr", sysf_lsetxattr, SYS_PARTIAL, NULL},
+    {190, "fsetxattr", sysf_fsetxattr, SYS_PARTIAL, NULL},
+    {191, "getxattr", sysf_getxattr, SYS_FULL, "no file has attributes: ENODATA"},
+    {192, "lgetxattr", sysf_lgetxattr, SYS_FULL, NULL},
+    {193, "fgetxattr", sysf_fgetxattr, SYS_FULL, NULL},
+    {194, "listxattr", sysf_listxattr, SYS_FULL, "always an empty list"},
+    {195, "llistxattr", sysf_llistxattr, SYS_FULL, NULL},
+    {196, "flistxattr", sysf_flistxattr, SYS_FULL, NULL},
+    {197, "removexattr", sysf_removexattr, SYS_FULL, NULL},
+    {198, "lremovexattr", sysf_lremovexattr, SYS_FULL, NULL},
+    {199, "fremovexattr", sysf_fremovexattr, SYS_FULL, NULL},
     {217, "getdents64", sys_getdents64, SYS_FULL, NULL},
     {221, "fadvise64", sys_zero_fd, SYS_STUB, NULL},
     {270, "pselect6", sys_pselect6, SYS_PARTIAL, "the signal mask argument is ignored"},
@@ -510,6 +532,8 @@ const struct sys_entry sys_file_fd_entries[] = {
     {295, "preadv", sys_preadv, SYS_FULL, NULL},
     {296, "pwritev", sys_pwritev, SYS_FULL, NULL},
     {306, "syncfs", sys_zero_fd, SYS_FULL, NULL},
+    {319, "memfd_create", sysf_memfd_create, SYS_PARTIAL, "an unnamed layer file; no seals, no shared writable mappings"},
+    {326, "copy_file_range", sysf_copy_file_range, SYS_FULL, "copies through the VMM"},
     {436, "close_range", sys_close_range, SYS_FULL, NULL},
 };
 const size_t sys_file_fd_count = FJ_ARRAY_SIZE(sys_file_fd_entries);

@@ -54,6 +54,9 @@ int sysf_resolve_at(struct sandbox *sb, int dirfd, const char *path, bool follow
     if (err < 0)
         return err;
     err = view_resolve(sb->view, base, path, follow, n);
+    if (err == 0 && n->kind == VK_PROCLINK && !strncmp(n->path, "/proc/self/fd/", 14) &&
+        !fdt_get(&sb->fdt, atoi(n->path + 14)))
+        err = -ENOENT; /* /proc/self/fd lists open descriptors only */
     if (err < 0)
         view_node_release(sb->view, n);
     return err;
@@ -80,6 +83,8 @@ static int64_t open_resolved(struct sandbox *sb, struct view_node *n, int flags,
     case VK_NONE:
         if (!(flags & O_CREAT))
             return -ENOENT;
+        if (n->trailing_slash)
+            return -EISDIR; /* only a directory can be named with a trailing slash */
         if (n->parent_in_layer) {
             struct memfs_node *node;
             int err = memfs_mknode(fs, n->parent, n->leaf, S_IFREG | (mode & ~sb->view->umask & 07777), NULL, &node);
@@ -95,7 +100,7 @@ static int64_t open_resolved(struct sandbox *sb, struct view_node *n, int flags,
         if (n->is_link)
             return (flags & O_PATH) ? -EOPNOTSUPP : -ELOOP;
         bool dir = S_ISDIR(memfs_node_mode(n->node));
-        if (dir && writable)
+        if (dir && (writable || (flags & O_CREAT)))
             return -EISDIR;
         if (!dir && (flags & O_DIRECTORY))
             return -ENOTDIR;
@@ -117,20 +122,29 @@ static int64_t open_resolved(struct sandbox *sb, struct view_node *n, int flags,
         if (stat(n->host, &st) < 0)
             return -ENOENT;
         bool dir = S_ISDIR(st.st_mode);
-        if (writable)
+        if (writable || (dir && (flags & O_CREAT)))
             return dir ? -EISDIR : -EROFS;
         if (!dir && (flags & O_DIRECTORY))
             return -ENOTDIR;
-        int fd = open(n->host, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | (dir ? O_DIRECTORY : 0));
+        /* Only regular files and directories: opening a host FIFO or device
+         * could block or act on the host. O_NONBLOCK keeps a file swapped
+         * for a FIFO meanwhile from blocking the open; the fstat catches it. */
+        if (!dir && !S_ISREG(st.st_mode))
+            return -EACCES;
+        int fd = open(n->host, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | (dir ? O_DIRECTORY : 0));
         if (fd < 0)
             return errno == EACCES ? -EACCES : -ENOENT;
+        if (fstat(fd, &st) < 0 || (dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))) {
+            close(fd);
+            return -EACCES;
+        }
         f = file_host_new(fd, flags, n->path, dir);
         break;
     }
     case VK_VDIR:
         if ((flags & O_CREAT) && (flags & O_EXCL))
             return -EEXIST;
-        if (writable)
+        if (writable || (flags & O_CREAT))
             return -EISDIR;
         f = file_vdir_new(flags, n->path);
         break;
@@ -157,11 +171,14 @@ int64_t sysf_openat(struct sandbox *sb, int dirfd, uint64_t path_gva, int flags,
     int err = sysf_path(sb, path_gva, path);
     if (err < 0)
         return err;
+    if (flags & O_PATH) /* Linux ignores every other flag with O_PATH */
+        flags &= O_PATH | O_CLOEXEC | O_DIRECTORY | O_NOFOLLOW;
     bool follow = !(flags & O_NOFOLLOW) && !((flags & O_CREAT) && (flags & O_EXCL));
     struct view_node n;
     if ((err = sysf_resolve_at(sb, dirfd, path, follow, &n)) < 0)
         return err;
-    int64_t r = open_resolved(sb, &n, flags, mode);
+    int64_t r = (flags & O_TMPFILE) == O_TMPFILE ? sysf_open_tmpfile(sb, &n, flags, mode)
+                                                 : open_resolved(sb, &n, flags, mode);
     view_node_release(sb->view, &n);
     return r;
 }
@@ -385,9 +402,15 @@ static int new_name(struct view_node *n)
 
 static int64_t mkdir_at(struct sandbox *sb, int dirfd, uint64_t path_gva, uint32_t mode)
 {
+    char path[PATH_MAX];
     struct view_node n;
-    int err = resolve_arg(sb, dirfd, path_gva, false, &n);
+    int err = sysf_path(sb, path_gva, path);
     if (err < 0)
+        return err;
+    /* The new name may end in '/', and an existing file so named is EEXIST. */
+    for (size_t len = strlen(path); len > 1 && path[len - 1] == '/'; len--)
+        path[len - 1] = 0;
+    if ((err = sysf_resolve_at(sb, dirfd, path, false, &n)) < 0)
         return err;
     if ((err = new_name(&n)) == 0)
         err = memfs_mknode(fs_view_layer(sb->view), n.parent, n.leaf, S_IFDIR | (mode & ~sb->view->umask & 07777),
@@ -409,6 +432,8 @@ static int64_t unlink_at(struct sandbox *sb, int dirfd, uint64_t path_gva, int f
         return err;
     if (n.kind == VK_NONE)
         err = -ENOENT;
+    else if (n.dots) /* "." or "..": no entry to remove */
+        err = !(flags & AT_REMOVEDIR) ? -EISDIR : n.dots == 1 ? -EINVAL : -ENOTEMPTY;
     else if (n.kind != VK_LAYER)
         err = -EROFS;
     else if (is_mount_point(n.path))
@@ -443,10 +468,14 @@ static int64_t rename_at(struct sandbox *sb, int olddir, uint64_t old_gva, int n
         return err;
     if (o.kind == VK_NONE)
         err = -ENOENT;
+    else if (o.dots || n.dots)
+        err = -EBUSY;
     else if (o.kind != VK_LAYER || !(n.kind == VK_LAYER || (n.kind == VK_NONE && n.parent_in_layer)))
         err = n.kind == VK_NONE && !n.parent_visible && !n.parent_in_layer ? -ENOENT : -EROFS;
     else if (is_mount_point(o.path) || is_mount_point(n.path))
         err = -EBUSY;
+    else if (n.trailing_slash && !S_ISDIR(memfs_node_mode(o.node)))
+        err = -ENOTDIR;
     else
         err = memfs_rename(fs_view_layer(sb->view), o.parent, o.leaf, n.parent, n.leaf, flags);
     view_node_release(sb->view, &o);
@@ -463,6 +492,8 @@ static int64_t sys_renameat2(struct sandbox *sb, const uint64_t a[6])
 
 static int64_t link_at(struct sandbox *sb, int olddir, uint64_t old_gva, int newdir, uint64_t new_gva, int flags)
 {
+    if (flags & ~(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH))
+        return -EINVAL;
     struct view_node o, n;
     int err = resolve_pair(sb, olddir, old_gva, flags & AT_SYMLINK_FOLLOW, newdir, new_gva, &o, &n);
     if (err < 0)

@@ -8,12 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "fs_memfs.h"
 #include "view_impl.h"
 
 static const char *const devices[] = {"null", "zero", "full", "random", "urandom"};
+static const unsigned device_minor[] = {3, 5, 7, 8, 9}; /* major 1, as on Linux */
 
 static bool is_under(const char *path, const char *root)
 {
@@ -122,6 +124,16 @@ static bool ancestor_of(const char *path, const char *root)
     return strcmp(path, root) && is_under(root, path[0] ? path : "/");
 }
 
+/* "/proc/self/fd/N" with N a descriptor number as Linux spells it. */
+static bool fd_link_name(const char *path)
+{
+    if (strncmp(path, "/proc/self/fd/", 14))
+        return false;
+    const char *n = path + 14;
+    size_t len = strspn(n, "0123456789");
+    return len > 0 && len < 10 && !n[len] && (n[0] != '0' || len == 1);
+}
+
 static enum cls classify(struct fs_view *v, const char *path, char *host, size_t hostlen)
 {
     if (!path[0])
@@ -137,7 +149,7 @@ static enum cls classify(struct fs_view *v, const char *path, char *host, size_t
                 return C_DEV;
         return C_NONE;
     }
-    if (!strcmp(path, "/proc/self/exe") || !strncmp(path, "/proc/self/fd/", 14))
+    if (!strcmp(path, "/proc/self/exe") || fd_link_name(path))
         return C_PROCLINK;
     if (is_under(path, "/proc"))
         return C_NONE;
@@ -217,13 +229,14 @@ int view_resolve(struct fs_view *v, const char *base, const char *path, bool fol
     if (n < 0 || n >= PATH_MAX)
         return -ENAMETOOLONG;
     int links = 0;
+    uint8_t dots = 0;
     char *p = pending;
     for (;;) {
         while (*p == '/')
             p++;
         if (!*p)
             break; /* trailing slashes: the directory itself */
-        char comp[NAME_MAX + 2];
+        char comp[NAME_MAX + 1];
         size_t len = strcspn(p, "/");
         if (len > NAME_MAX)
             return -ENAMETOOLONG;
@@ -235,12 +248,18 @@ int view_resolve(struct fs_view *v, const char *base, const char *path, bool fol
             rest++;
         bool last = !*rest;
         bool trailing_slash = last && *p == '/';
-        if (!strcmp(comp, "."))
+        if (!strcmp(comp, ".")) {
+            dots = 1;
             continue;
+        }
         if (!strcmp(comp, "..")) {
+            dots = 2;
             parent_of(cur);
             continue;
         }
+        dots = 0;
+        if (last)
+            out->trailing_slash = trailing_slash;
         char cand[PATH_MAX];
         if ((size_t)snprintf(cand, sizeof(cand), "%s/%s", cur, comp) >= sizeof(cand))
             return -ENAMETOOLONG;
@@ -309,7 +328,9 @@ int view_resolve(struct fs_view *v, const char *base, const char *path, bool fol
             break;
         case C_NONE:
             if (last) {
+                /* cur is a directory of the view: creating here is EROFS. */
                 out->kind = VK_NONE;
+                out->parent_visible = true;
                 snprintf(out->path, sizeof(out->path), "%s", cand);
                 snprintf(out->leaf, sizeof(out->leaf), "%s", comp);
                 return 0;
@@ -323,7 +344,8 @@ int view_resolve(struct fs_view *v, const char *base, const char *path, bool fol
                 return -ELOOP;
             if (target[0] == '/')
                 cur[0] = 0;
-            int err = splice(pending, sizeof(pending), target, rest);
+            /* A trailing slash still applies to what the link names. */
+            int err = splice(pending, sizeof(pending), target, trailing_slash ? "/" : rest);
             if (err < 0)
                 return err;
             p = pending;
@@ -367,6 +389,7 @@ int view_resolve(struct fs_view *v, const char *base, const char *path, bool fol
         }
     }
     /* The path named a directory reached through "/" , "." or "..". */
+    out->dots = dots;
     snprintf(out->path, sizeof(out->path), "%s", cur[0] ? cur : "/");
     char host[PATH_MAX];
     enum cls c = classify(v, cur, host, sizeof(host));
@@ -421,7 +444,10 @@ int view_stat(struct fs_view *v, struct view_node *n, struct stat *st)
         st->st_nlink = 1;
         st->st_ino = path_hash(n->path);
         st->st_dev = 0x5;
-        st->st_rdev = 0x103;
+        st->st_rdev = makedev(1, 3);
+        for (size_t i = 0; i < FJ_ARRAY_SIZE(devices); i++)
+            if (strrchr(n->path, '/') && !strcmp(strrchr(n->path, '/') + 1, devices[i]))
+                st->st_rdev = makedev(1, device_minor[i]);
         st->st_blksize = 4096;
         return 0;
     case VK_PROCLINK:

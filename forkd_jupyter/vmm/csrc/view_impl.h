@@ -41,6 +41,8 @@ struct view_node {
     bool parent_in_layer;       /* VK_NONE: the parent directory is a layer directory */
     bool parent_visible;        /* VK_NONE: the parent exists (host or vdir): creating gives EROFS */
     bool is_link;               /* the last component is a symlink (not followed) */
+    bool trailing_slash;        /* the last component was followed by '/' */
+    uint8_t dots;               /* the path ended in "." (1) or ".." (2): it names no entry */
 };
 
 /* Resolves path (absolute, or relative to base, a resolved guest directory
