@@ -8,6 +8,8 @@ import os
 
 import pytest
 
+pytest_plugins = ["daemon_fixture"]  # the `daemon` fixture, shared by every layer's tests
+
 HAVE_KVM = os.access("/dev/kvm", os.R_OK | os.W_OK)
 IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
@@ -48,3 +50,4 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if IN_CI and report.skipped and "kvm" in item.keywords:
         report.outcome = "failed"
         report.longrepr = f"KVM test skipped in CI: {report.longrepr}"
+

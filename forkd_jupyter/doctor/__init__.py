@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from . import kvm, memory, python, uffd
 from .check import FAIL, OK, WARN, Check
-from .report import all_required_ok, render_json, render_text
+from .report import all_required_ok, render_json, render_text, to_document
 
 GROUPS: list[tuple[str, Callable[[], list[Check]]]] = [
     ("kvm", kvm.checks),
@@ -44,4 +44,5 @@ __all__ = [
     "render_json",
     "render_text",
     "run_checks",
+    "to_document",
 ]

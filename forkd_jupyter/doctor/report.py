@@ -27,8 +27,9 @@ def render_text(checks: list[Check]) -> str:
     return "\n".join(lines)
 
 
-def render_json(checks: list[Check]) -> str:
-    doc = {
+def to_document(checks: list[Check]) -> dict:
+    """The report as JSON-ready data (``--json`` and the daemon's /v1/doctor)."""
+    return {
         "ok": all_required_ok(checks),
         "checks": {
             c.name: {
@@ -41,4 +42,7 @@ def render_json(checks: list[Check]) -> str:
             for c in checks
         },
     }
-    return json.dumps(doc, indent=2, default=str)
+
+
+def render_json(checks: list[Check]) -> str:
+    return json.dumps(to_document(checks), indent=2, default=str)

@@ -1,6 +1,7 @@
 """The VMM layer: sandboxes (KVM VMs running the notebook's CPython) and,
 later, their snapshots. Only this package touches the compiled core."""
 
+from ..modes import BranchMode
 from .errors import (
     KvmUnavailable,
     SandboxClosed,
@@ -12,7 +13,7 @@ from .errors import (
 )
 from .results import GuestError, RunResult
 from .sandbox import Sandbox
-from .snapshot import BranchMode, Snapshot
+from .snapshot import Snapshot
 
 __all__ = [
     "BranchMode",

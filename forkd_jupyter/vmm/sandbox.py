@@ -22,12 +22,13 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from ..modes import BranchMode
 from . import guest_env
 from ._ffi import ffi, lib
 from .errors import SandboxClosed, SandboxCrashed, SandboxError, SandboxTimeout, SpawnError, check
 from .layer import LayerFiles
 from .results import RunAccumulator, RunResult
-from .snapshot import MODES, BranchMode, Snapshot
+from .snapshot import MODES, Snapshot
 from .wire import CHANNEL_CTL, CHANNEL_EXIT, Demux, FrameDecoder, encode_frame
 
 OutputCallback = Callable[[str, str], None]
@@ -241,6 +242,13 @@ class Sandbox:
         return not self._closed and self._exit_info is None
 
     @property
+    def exit_reason(self) -> str | None:
+        """None while alive; why the guest stopped otherwise."""
+        if self._exit_info is not None:
+            return str(self._crash_error()).split(": ", 1)[-1]
+        return "closed" if self._closed else None
+
+    @property
     def guest_pid(self) -> int | None:
         return self._ready_info.get("pid")
 
@@ -321,19 +329,28 @@ class Sandbox:
 
     def push(self, name: str, value: Any, timeout: float | None = 60.0) -> None:
         """Sets a (picklable) variable in the guest's namespace."""
-        data = base64.b64encode(pickle.dumps(value)).decode()
-        result, _ = self._request({"op": "push", "name": name, "pickle": data}, None, timeout)
-        if result.error is not None:
-            raise SandboxError(f"push {name!r}: {result.error.ename}: {result.error.evalue}")
+        self.push_pickled(name, pickle.dumps(value), timeout)
 
     def pull(self, name: str, timeout: float | None = 60.0) -> Any:
         """Returns a (picklable) variable of the guest's namespace."""
+        return pickle.loads(self.pull_pickled(name, timeout))
+
+    def push_pickled(self, name: str, data: bytes, timeout: float | None = 60.0) -> None:
+        """Like push, with the value already pickled (unpickled only in the
+        guest, so the host never needs the value's classes)."""
+        payload = base64.b64encode(data).decode()
+        result, _ = self._request({"op": "push", "name": name, "pickle": payload}, None, timeout)
+        if result.error is not None:
+            raise SandboxError(f"push {name!r}: {result.error.ename}: {result.error.evalue}")
+
+    def pull_pickled(self, name: str, timeout: float | None = 60.0) -> bytes:
+        """The guest variable's pickle, as the guest made it."""
         result, extra = self._request({"op": "pull", "name": name}, None, timeout)
         if result.error is not None:
             raise SandboxError(f"pull {name!r}: {result.error.ename}: {result.error.evalue}")
         for msg in extra:
             if msg.get("op") == "value":
-                return pickle.loads(base64.b64decode(msg["pickle"]))
+                return base64.b64decode(msg["pickle"])
         raise SandboxError(f"pull {name!r}: the guest sent no value")
 
     def snapshot(self, mode: BranchMode = "live", wait: bool = True) -> Snapshot:

@@ -7,7 +7,7 @@ import itertools
 import socket
 import threading
 import weakref
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from ._ffi import ffi, lib
 from .errors import SandboxError, SnapshotBusy, check
@@ -15,7 +15,6 @@ from .errors import SandboxError, SnapshotBusy, check
 if TYPE_CHECKING:
     from .sandbox import Sandbox
 
-BranchMode = Literal["full", "diff", "live"]
 MODES: dict[str, int] = {
     "full": lib.FJ_SNAP_FULL,
     "diff": lib.FJ_SNAP_DIFF,

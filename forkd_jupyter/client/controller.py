@@ -1,0 +1,266 @@
+"""``Controller``: the SDK. One method per daemon route, named as in the
+forkd SDK where the idea is the same. Records are the JSON dictionaries of
+docs/rest-api.md; cells return ``RunResult``.
+
+Thread safety: one Controller may be used from several threads at once
+(httpx clients are thread-safe); ``events`` opens its own connection."""
+
+from __future__ import annotations
+
+import base64
+import pickle
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+
+from ..modes import BranchMode
+from ..run_result import RunResult
+from . import connection
+from .errors import DaemonUnavailable, ForkdError, from_problem
+from .sse import iter_events
+
+OutputCallback = Callable[[str, str], None]
+
+
+class Controller:
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        autostart: bool = True,
+        timeout: float = 120.0,
+    ) -> None:
+        self.connection = connection.resolve(url, token)
+        if autostart:
+            connection.ensure_daemon(self.connection)
+        self._timeout = timeout
+        self._http = self._client(timeout)
+
+    def _client(self, timeout: float | None) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.connection.base_url + "/v1",
+            transport=self.connection.transport(),
+            headers=self.connection.headers(),
+            timeout=httpx.Timeout(timeout, connect=10.0),
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Controller:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ transport
+    def _request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kw)
+        except httpx.TransportError as e:
+            raise DaemonUnavailable(
+                f"cannot reach the forkd-jupyter daemon at {self.connection.describe()}: {e}"
+            ) from None
+        if response.status_code >= 400:
+            raise _error(response)
+        return response
+
+    def _json(self, method: str, path: str, **kw: Any) -> Any:
+        return self._request(method, path, **kw).json()
+
+    # ---------------------------------------------------------------- meta
+    def health(self) -> dict:
+        return self._json("GET", "/health")
+
+    def version(self) -> dict:
+        return self._json("GET", "/version")
+
+    def doctor(self) -> dict:
+        return self._json("GET", "/doctor")
+
+    def shutdown_daemon(self) -> None:
+        self._json("POST", "/shutdown")
+
+    # ----------------------------------------------------------- sandboxes
+    def spawn_sandboxes(
+        self,
+        n: int = 1,
+        live_fork: bool = True,
+        memory_limit_mib: int | None = None,
+        snapshot_tag: str | None = None,
+        *,
+        snapshot_id: str | None = None,
+        name: str | None = None,
+    ) -> list[dict]:
+        body = {
+            "n": n,
+            "live_fork": live_fork,
+            "memory_limit_mib": memory_limit_mib,
+            "snapshot_id": snapshot_id,
+            "snapshot_tag": snapshot_tag,
+            "name": name,
+        }
+        return self._json("POST", "/sandboxes", json=body)["sandboxes"]
+
+    def list_sandboxes(self) -> list[dict]:
+        return self._json("GET", "/sandboxes")["sandboxes"]
+
+    def get_sandbox(self, sandbox_id: str) -> dict:
+        return self._json("GET", f"/sandboxes/{sandbox_id}")
+
+    def kill_sandbox(self, sandbox_id: str) -> dict:
+        return self._json("DELETE", f"/sandboxes/{sandbox_id}")
+
+    def interrupt(self, sandbox_id: str) -> None:
+        self._json("POST", f"/sandboxes/{sandbox_id}/interrupt")
+
+    def run_cell(
+        self,
+        sandbox_id: str,
+        code: str,
+        on_output: OutputCallback | None = None,
+        timeout: float | None = None,
+    ) -> RunResult:
+        """Runs a cell; ``on_output(name, text)`` receives stdout/stderr as
+        the guest writes them. A guest exception is ``result.error``."""
+        body = {"code": code, "timeout": timeout}
+        if on_output is None:
+            return RunResult.from_dict(
+                self._json("POST", f"/sandboxes/{sandbox_id}/run", json=body, timeout=None)
+            )
+        headers = {"Accept": "text/event-stream"}
+        try:
+            with self._http.stream(
+                "POST", f"/sandboxes/{sandbox_id}/run", json=body, headers=headers, timeout=None
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error(response)
+                for event, data in iter_events(response):
+                    if event == "stream":
+                        on_output(data["name"], data["text"])
+                    elif event == "result":
+                        return RunResult.from_dict(data)
+                    elif event == "error":
+                        raise from_problem(data)
+        except httpx.TransportError as e:
+            raise DaemonUnavailable(f"the run stream broke: {e}") from None
+        raise DaemonUnavailable("the run stream ended without a result")
+
+    eval_code = run_cell
+
+    def push(self, sandbox_id: str, name: str, value: Any) -> None:
+        data = base64.b64encode(pickle.dumps(value)).decode()
+        self._json("POST", f"/sandboxes/{sandbox_id}/push", json={"name": name, "pickle": data})
+
+    def pull(self, sandbox_id: str, name: str) -> Any:
+        doc = self._json("POST", f"/sandboxes/{sandbox_id}/pull", json={"name": name})
+        return pickle.loads(base64.b64decode(doc["pickle"]))
+
+    # -------------------------------------------------------------- branch
+    def branch_sandbox(
+        self,
+        sandbox_id: str,
+        tag: str | None = None,
+        mode: BranchMode | None = None,
+        wait: bool = True,
+        diff: bool = False,
+        measure_diff: bool = False,
+        count: int = 0,
+    ) -> dict:
+        """``{"snapshot": record, "children": [records]}``. ``mode`` wins
+        over the legacy ``diff`` flag; giving both is a BadRequest."""
+        body = {
+            "tag": tag,
+            "mode": mode,
+            "wait": wait,
+            "diff": diff,
+            "measure_diff": measure_diff,
+            "count": count,
+        }
+        return self._json("POST", f"/sandboxes/{sandbox_id}/branch", json=body, timeout=None)
+
+    # ----------------------------------------------------------- snapshots
+    def list_snapshots(self) -> list[dict]:
+        return self._json("GET", "/snapshots")["snapshots"]
+
+    def get_snapshot(self, snapshot_id: str) -> dict:
+        return self._json("GET", f"/snapshots/{snapshot_id}")
+
+    def delete_snapshot(self, snapshot_id: str, cascade: bool = False) -> list[str]:
+        params = {"cascade": "true"} if cascade else None
+        return self._json("DELETE", f"/snapshots/{snapshot_id}", params=params)["deleted"]
+
+    def save_snapshot(self, snapshot_id: str) -> dict:
+        return self._json("POST", f"/snapshots/{snapshot_id}/save", timeout=None)
+
+    # -------------------------------------------------------- tree, events
+    def tree(self) -> dict:
+        return self._json("GET", "/tree")
+
+    def timings(self) -> list[dict]:
+        return self._json("GET", "/timings")["branches"]
+
+    def events(self, since: int | None = None) -> Iterator[dict]:
+        """Daemon events as they happen (``type`` sandbox or snapshot, with
+        ``action``, ``seq`` and the record); blocks between events. Close
+        the generator to disconnect."""
+        params = {"since": since} if since is not None else None
+        with self._client(None) as client:
+            try:
+                with client.stream("GET", "/events", params=params) as response:
+                    if response.status_code >= 400:
+                        response.read()
+                        raise _error(response)
+                    for event, data in iter_events(response):
+                        if event in ("sandbox", "snapshot"):
+                            yield data
+            except httpx.TransportError as e:
+                raise DaemonUnavailable(f"the event stream broke: {e}") from None
+
+    # --------------------------------------------------------------- files
+    def read_file(self, sandbox_id: str, path: str) -> bytes:
+        r = self._request("GET", f"/sandboxes/{sandbox_id}/files", params={"path": path})
+        if r.headers.get("content-type", "").startswith("application/json"):
+            raise IsADirectoryError(f"{path} is a directory")
+        return r.content
+
+    def list_dir(self, sandbox_id: str, path: str) -> list[dict]:
+        r = self._request("GET", f"/sandboxes/{sandbox_id}/files", params={"path": path})
+        if not r.headers.get("content-type", "").startswith("application/json"):
+            raise NotADirectoryError(f"{path} is not a directory")
+        return r.json()["entries"]
+
+    def write_file(self, sandbox_id: str, path: str, data: bytes) -> dict:
+        return self._json(
+            "PUT", f"/sandboxes/{sandbox_id}/files", params={"path": path}, content=data
+        )
+
+    def upload_tar(self, sandbox_id: str, path: str, tar_bytes: bytes) -> dict:
+        return self._json(
+            "PUT",
+            f"/sandboxes/{sandbox_id}/tar",
+            params={"path": path},
+            content=tar_bytes,
+            headers={"Content-Type": "application/x-tar"},
+        )
+
+    def download_tar(self, sandbox_id: str, path: str) -> bytes:
+        return self._request("GET", f"/sandboxes/{sandbox_id}/tar", params={"path": path}).content
+
+
+def _error(response: httpx.Response) -> ForkdError:
+    try:
+        problem = response.json()
+        if not isinstance(problem, dict):
+            raise ValueError
+    except ValueError:
+        problem = {
+            "type": "about:blank",
+            "title": response.reason_phrase,
+            "status": response.status_code,
+            "detail": response.text[:500],
+        }
+    return from_problem(problem)

@@ -1,0 +1,8 @@
+"""The controller: the daemon's domain logic (sandboxes, snapshots, the
+branch tree, timings, the on-disk store), free of any transport."""
+
+from .errors import ControllerError
+from .store import Store
+from .tree import SandboxTree
+
+__all__ = ["ControllerError", "SandboxTree", "Store"]

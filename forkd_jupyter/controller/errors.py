@@ -1,0 +1,50 @@
+"""The controller's failures, each with the problem type the daemon answers
+with. Domain code raises these; only the daemon turns them into HTTP."""
+
+from __future__ import annotations
+
+
+class ControllerError(Exception):
+    """Base: ``kind`` is the problem type's last part, ``status`` its HTTP
+    status, ``extra`` members added to the problem document."""
+
+    kind = "internal"
+    status = 500
+    title = "Internal error"
+
+    def __init__(self, detail: str, **extra: object) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class BadRequest(ControllerError):
+    kind, status, title = "bad-request", 400, "Bad request"
+
+
+class NotFound(ControllerError):
+    kind, status, title = "not-found", 404, "Not found"
+
+
+class SnapshotBusy(ControllerError):
+    kind, status, title = "snapshot-busy", 409, "Snapshot has dependents"
+
+
+class SandboxDead(ControllerError):
+    kind, status, title = "sandbox-dead", 409, "Sandbox is not running"
+
+
+class TooManyBranches(ControllerError):
+    kind, status, title = "too-many-branches", 503, "Too many branches in flight"
+
+
+class KvmUnavailable(ControllerError):
+    kind, status, title = "kvm-unavailable", 503, "KVM is not usable on this machine"
+
+
+class SpawnFailed(ControllerError):
+    kind, status, title = "spawn-failed", 500, "Sandbox could not start"
+
+
+class Timeout(ControllerError):
+    kind, status, title = "timeout", 504, "Timed out"

@@ -1,0 +1,77 @@
+"""The controller's on-disk state: ``state.json`` (records and id counters)
+and ``snapshots/<id>/`` (snapshots saved to disk) in the state directory.
+
+Invariant: ``state.json`` is replaced atomically (write a temporary file,
+fsync, rename), so a daemon killed at any moment leaves the previous or the
+new state, never a torn one."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .records import SandboxRecord, SnapshotRecord
+
+FORMAT = 1
+DEAD_WITH_DAEMON = "daemon restarted"
+LOST_WITH_DAEMON = "lost when the daemon stopped (it was not saved to disk)"
+
+
+class Store:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.snapshots_dir = root / "snapshots"
+        self.snapshots_dir.mkdir(parents=True, exist_ok=True)
+        self._path = root / "state.json"
+
+    def snapshot_path(self, snapshot_id: str) -> Path:
+        return self.snapshots_dir / snapshot_id
+
+    def save(
+        self, counters: dict, sandboxes: list[SandboxRecord], snapshots: list[SnapshotRecord]
+    ) -> None:
+        doc = {
+            "format": FORMAT,
+            "counters": counters,
+            "sandboxes": [s.to_dict() for s in sandboxes],
+            "snapshots": [s.to_dict() for s in snapshots],
+        }
+        tmp = self._path.with_suffix(".tmp")
+        with open(tmp, "w") as f:
+            json.dump(doc, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self._path)
+
+    def load(self) -> tuple[dict, list[SandboxRecord], list[SnapshotRecord]]:
+        """The previous daemon's state, as this daemon must report it: its
+        running sandboxes are dead, those already dead are forgotten, its
+        snapshots are ready only if they were saved to disk."""
+        try:
+            doc = json.loads(self._path.read_text())
+        except FileNotFoundError:
+            return {}, [], []
+        except (OSError, ValueError) as e:
+            broken = self._path.with_suffix(".broken")
+            os.replace(self._path, broken)
+            raise RuntimeError(f"{self._path} was unreadable ({e}); kept as {broken}") from None
+        if doc.get("format") != FORMAT:
+            return {}, [], []
+        sandboxes = []
+        for d in doc.get("sandboxes", []):
+            rec = SandboxRecord.from_dict(d)
+            if rec.status == "dead":
+                continue
+            rec.status, rec.busy, rec.exit_reason = "dead", False, DEAD_WITH_DAEMON
+            sandboxes.append(rec)
+        snapshots = []
+        for d in doc.get("snapshots", []):
+            rec = SnapshotRecord.from_dict(d)
+            saved = rec.saved_path and Path(rec.saved_path).exists()
+            if not saved:
+                if rec.status == "failed":
+                    continue
+                rec.status, rec.error, rec.saved_path = "failed", LOST_WITH_DAEMON, None
+            snapshots.append(rec)
+        return dict(doc.get("counters", {})), sandboxes, snapshots

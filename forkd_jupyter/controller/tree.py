@@ -1,0 +1,457 @@
+"""The branch tree: every sandbox and snapshot of one daemon, their VMM
+objects, and the on-disk store. The daemon's routes call these methods from
+worker threads; nothing here knows about HTTP.
+
+Locking: ``_lock`` guards the two record maps, the id counters and record
+fields. It is never held across a VMM call that can take long (spawn, run,
+snapshot, close): those run unlocked on the record's VMM object, and their
+results are written back under the lock. Every record change publishes one
+event after the change is made."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .. import vmm
+from ..vmm.snapshot import MODES
+from . import errors as E
+from .events import EventBus
+from .records import SandboxRecord, SnapshotRecord, timing_row
+from .store import Store
+
+DEFAULT_MEMORY_MIB = 2048
+MAX_CHILDREN = 64
+WATCH_INTERVAL_S = 0.5
+
+
+class SandboxTree:
+    def __init__(self, store: Store, max_branches: int = 4) -> None:
+        self.store = store
+        self.events = EventBus()
+        self._lock = threading.RLock()
+        self._branch_slots = threading.BoundedSemaphore(max_branches)
+        counters, sandboxes, snapshots = store.load()
+        self._counters = {"sandbox": 0, "snapshot": 0, **counters}
+        self._sandboxes = {r.id: r for r in sandboxes}
+        self._snapshots = {r.id: r for r in snapshots}
+        self._stopping = threading.Event()
+        self._persist()
+        self._watcher = threading.Thread(target=self._watch, name="sandbox-watch", daemon=True)
+        self._watcher.start()
+
+    # ------------------------------------------------------------ lookups
+    def _new_id(self, kind: str, prefix: str) -> str:
+        self._counters[kind] += 1
+        return f"{prefix}-{self._counters[kind]}"
+
+    def sandbox(self, key: str) -> SandboxRecord:
+        with self._lock:
+            rec = self._sandboxes.get(key)
+            if rec is None:
+                rec = next((r for r in self._sandboxes.values() if r.name == key), None)
+            if rec is None:
+                raise E.NotFound(f"no sandbox named {key!r}")
+            return rec
+
+    def snapshot(self, key: str) -> SnapshotRecord:
+        with self._lock:
+            rec = self._snapshots.get(key)
+            if rec is None:
+                rec = next((r for r in self._snapshots.values() if r.tag == key), None)
+            if rec is None:
+                raise E.NotFound(f"no snapshot with id or tag {key!r}")
+            return rec
+
+    def running(self, key: str) -> tuple[SandboxRecord, vmm.Sandbox]:
+        rec = self.sandbox(key)
+        vm = rec.vm
+        if rec.status != "running" or vm is None:
+            raise E.SandboxDead(
+                f"sandbox {rec.id} is not running ({rec.exit_reason or 'dead'})", id=rec.id
+            )
+        return rec, vm
+
+    def list_sandboxes(self) -> list[dict]:
+        with self._lock:
+            return [r.to_dict() for r in self._sandboxes.values()]
+
+    def list_snapshots(self) -> list[dict]:
+        with self._lock:
+            for r in self._snapshots.values():
+                r.refresh_from_vm()
+            return [r.to_dict() for r in self._snapshots.values()]
+
+    def snapshot_dict(self, key: str) -> dict:
+        rec = self.snapshot(key)
+        with self._lock:
+            rec.refresh_from_vm()
+            return rec.to_dict()
+
+    def timings(self) -> list[dict]:
+        with self._lock:
+            return [timing_row(r) for r in self._snapshots.values() if r.pause_ms is not None]
+
+    # -------------------------------------------------------------- events
+    def _changed(self, rec: SandboxRecord | SnapshotRecord, action: str) -> None:
+        kind = "sandbox" if isinstance(rec, SandboxRecord) else "snapshot"
+        self.events.publish(kind, action, kind, rec.to_dict())
+        if action in ("created", "dead", "removed", "deleted") or kind == "snapshot":
+            self._persist()
+
+    def _persist(self) -> None:
+        with self._lock:
+            self.store.save(
+                dict(self._counters), list(self._sandboxes.values()), list(self._snapshots.values())
+            )
+
+    # --------------------------------------------------------------- spawn
+    def spawn(
+        self,
+        n: int = 1,
+        live_fork: bool = True,
+        memory_limit_mib: int | None = None,
+        snapshot: str | None = None,
+        name: str | None = None,
+    ) -> list[dict]:
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_CHILDREN:
+            raise E.BadRequest(f"n must be an integer from 1 to {MAX_CHILDREN}")
+        if name is not None:
+            if n != 1:
+                raise E.BadRequest("a name can only be given when spawning one sandbox")
+            with self._lock:
+                if any(r.name == name for r in self._sandboxes.values()):
+                    raise E.BadRequest(f"the name {name!r} is already used")
+        if snapshot is not None:
+            vms = self._spawn_children(self.snapshot(snapshot), n)
+            return [self._register_child(self.snapshot(snapshot), vm, name) for vm in vms]
+        memory = DEFAULT_MEMORY_MIB if memory_limit_mib is None else memory_limit_mib
+        out = []
+        for _ in range(n):
+            vm = _vmm_call(vmm.Sandbox.spawn, memory_mib=memory, live_fork=bool(live_fork))
+            with self._lock:
+                rec = SandboxRecord(self._new_id("sandbox", "sb"), "", bool(live_fork), memory)
+                rec.name, rec.vm = name or rec.id, vm
+                self._sandboxes[rec.id] = rec
+            self._changed(rec, "created")
+            out.append(rec.to_dict())
+        return out
+
+    def _snapshot_vm(self, snap: SnapshotRecord) -> vmm.Snapshot:
+        with self._lock:
+            if snap.vm is not None and not snap.vm.closed:
+                return snap.vm
+            if snap.status == "failed" or not snap.saved_path:
+                raise E.SandboxDead(f"snapshot {snap.id} cannot be spawned: {snap.error}")
+            path = snap.saved_path
+        loaded = _vmm_call(vmm.Snapshot.load, path)
+        with self._lock:
+            if snap.vm is None or snap.vm.closed:
+                snap.vm = loaded
+            return snap.vm
+
+    def _spawn_children(self, snap: SnapshotRecord, n: int) -> list[vmm.Sandbox]:
+        return _vmm_call(self._snapshot_vm(snap).spawn, n)
+
+    def _register_child(self, snap: SnapshotRecord, vm: vmm.Sandbox, name: str | None) -> dict:
+        with self._lock:
+            source = self._sandboxes.get(snap.source_id)
+            live_fork = source.live_fork if source else bool(getattr(vm, "live_fork", True))
+            memory = source.memory_limit_mib if source else int(getattr(vm, "memory_mib", 0))
+            rec = SandboxRecord(self._new_id("sandbox", "sb"), "", live_fork, memory, snap.id)
+            rec.name, rec.vm = name or rec.id, vm
+            self._sandboxes[rec.id] = rec
+            snap.children.append(rec.id)
+        self._changed(rec, "created")
+        self._changed(snap, "updated")
+        return rec.to_dict()
+
+    # ---------------------------------------------------------------- kill
+    def kill(self, key: str) -> dict:
+        rec = self.sandbox(key)
+        with self._lock:
+            vm, rec.vm = rec.vm, None
+            was_running = rec.status == "running"
+            rec.status, rec.busy = "dead", False
+            if was_running:
+                rec.exit_reason = "killed"
+        if vm is not None:
+            vm.close()
+        if was_running:
+            self._changed(rec, "dead")
+        return rec.to_dict()
+
+    def _mark_dead(self, rec: SandboxRecord, reason: str) -> None:
+        with self._lock:
+            if rec.status == "dead":
+                return
+            vm, rec.vm = rec.vm, None
+            rec.status, rec.busy, rec.exit_reason = "dead", False, reason
+        if vm is not None:
+            vm.close()
+        self._changed(rec, "dead")
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(WATCH_INTERVAL_S):
+            with self._lock:
+                gone = [
+                    (r, r.vm.exit_reason)
+                    for r in self._sandboxes.values()
+                    if r.status == "running" and r.vm is not None and not r.vm.alive
+                ]
+            for rec, reason in gone:
+                self._mark_dead(rec, f"crashed: {reason}")
+
+    # ----------------------------------------------------------------- run
+    def run(
+        self,
+        key: str,
+        code: str,
+        on_output: Callable[[str, str], None] | None = None,
+        timeout: float | None = None,
+    ) -> vmm.RunResult:
+        if not isinstance(code, str):
+            raise E.BadRequest("code must be a string")
+        rec, vm = self.running(key)
+        with self._lock:
+            rec.busy = True
+        self._changed(rec, "updated")
+        try:
+            result = vm.run(code, on_output=on_output, timeout=timeout)
+        except vmm.SandboxTimeout as e:
+            raise E.Timeout(str(e)) from None
+        except vmm.SandboxCrashed as e:
+            self._mark_dead(rec, f"crashed: {str(e).split(': ', 1)[-1]}")
+            raise E.SandboxDead(str(e), id=rec.id) from None
+        except vmm.SandboxClosed as e:
+            raise E.SandboxDead(str(e), id=rec.id) from None
+        finally:
+            with self._lock:
+                rec.busy = False
+        with self._lock:
+            if result.execution_count is not None:
+                rec.execution_count = result.execution_count
+        self._changed(rec, "updated")
+        return result
+
+    def interrupt(self, key: str) -> None:
+        _, vm = self.running(key)
+        vm.interrupt()
+
+    def push(self, key: str, name: str, pickled: bytes) -> None:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise E.BadRequest(f"{name!r} is not a Python identifier")
+        _, vm = self.running(key)
+        _vmm_call(vm.push_pickled, name, pickled)
+
+    def pull(self, key: str, name: str) -> bytes:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise E.BadRequest(f"{name!r} is not a Python identifier")
+        _, vm = self.running(key)
+        return _vmm_call(vm.pull_pickled, name)
+
+    def files(self, key: str):
+        return self.running(key)[1].files
+
+    # -------------------------------------------------------------- branch
+    def branch(
+        self,
+        key: str,
+        mode: str | None = None,
+        wait: bool = True,
+        tag: str | None = None,
+        diff: bool = False,
+        measure_diff: bool = False,
+        count: int = 0,
+    ) -> dict:
+        rec, vm = self.running(key)
+        mode = _resolve_mode(mode, diff, wait, rec.live_fork)
+        if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= MAX_CHILDREN:
+            raise E.BadRequest(f"count must be an integer from 0 to {MAX_CHILDREN}")
+        if tag is not None:
+            if not isinstance(tag, str) or not tag:
+                raise E.BadRequest("tag must be a non-empty string")
+            with self._lock:
+                if any(s.tag == tag for s in self._snapshots.values()):
+                    raise E.BadRequest(f"the tag {tag!r} already names a snapshot")
+        if not self._branch_slots.acquire(blocking=False):
+            raise E.TooManyBranches("the daemon is already taking its maximum of branches")
+        try:
+            started = time.monotonic()
+            snap_vm = _vmm_call(vm.snapshot, mode, wait)
+            round_trip = (time.monotonic() - started) * 1000
+        except BaseException:
+            self._branch_slots.release()
+            raise
+        snap = self._register_snapshot(rec, snap_vm, mode, tag, round_trip)
+        if measure_diff and mode == "diff":
+            snap.diff_bytes = snap.physical_bytes
+        if wait:
+            try:
+                return self._finish_branch(snap, started, count)
+            finally:
+                self._branch_slots.release()
+        threading.Thread(
+            target=self._finish_async, args=(snap, started, count), daemon=True
+        ).start()
+        return {"snapshot": snap.to_dict(), "children": []}
+
+    def _register_snapshot(
+        self, source: SandboxRecord, snap_vm: vmm.Snapshot, mode: str, tag: str | None, rt: float
+    ) -> SnapshotRecord:
+        with self._lock:
+            parent = None
+            if snap_vm.parent is not None:
+                parent = next(
+                    (s.id for s in self._snapshots.values() if s.vm is snap_vm.parent), None
+                )
+            snap = SnapshotRecord(self._new_id("snapshot", "snap"), mode, source.id, tag)
+            snap.vm, snap.parent, snap.round_trip_ms = snap_vm, parent, rt
+            snap.refresh_from_vm()
+            self._snapshots[snap.id] = snap
+        self._changed(snap, "created")
+        return snap
+
+    def _finish_branch(self, snap: SnapshotRecord, started: float, count: int) -> dict:
+        try:
+            snap.vm.wait()
+        except vmm.SandboxError:
+            pass  # the record shows the failure
+        with self._lock:
+            snap.refresh_from_vm()
+            snap.ready_ms = (time.monotonic() - started) * 1000
+        self._changed(snap, "updated")
+        if snap.status != "ready":
+            return {"snapshot": snap.to_dict(), "children": []}
+        children = [self._register_child(snap, c, None) for c in self._spawn_children(snap, count)]
+        return {"snapshot": self.snapshot_dict(snap.id), "children": children}
+
+    def _finish_async(self, snap: SnapshotRecord, started: float, count: int) -> None:
+        try:
+            self._finish_branch(snap, started, count)
+        except E.ControllerError:
+            pass  # the records and events say what happened
+        finally:
+            self._branch_slots.release()
+
+    # ----------------------------------------------------------- snapshots
+    def dependents(self, snap: SnapshotRecord) -> tuple[list[SandboxRecord], list[SnapshotRecord]]:
+        with self._lock:
+            kids = [
+                r
+                for r in self._sandboxes.values()
+                if r.parent_snapshot == snap.id and r.status == "running"
+            ]
+            built_on = [s for s in self._snapshots.values() if s.parent == snap.id]
+            return kids, built_on
+
+    def delete_snapshot(self, key: str, cascade: bool = False) -> list[str]:
+        snap = self.snapshot(key)
+        kids, built_on = self.dependents(snap)
+        deps = [r.id for r in kids] + [s.id for s in built_on]
+        if deps and not cascade:
+            raise E.SnapshotBusy(
+                f"snapshot {snap.id} is used by {', '.join(deps)}; delete with cascade to "
+                "remove them too",
+                dependents=deps,
+            )
+        with self._lock:
+            snap.refresh_from_vm()
+            if snap.status == "writing":
+                raise E.SnapshotBusy(f"snapshot {snap.id} is still writing", dependents=[])
+        deleted = []
+        for kid in kids:
+            self.kill(kid.id)
+            deleted.append(kid.id)
+        for dep in built_on:
+            deleted += self.delete_snapshot(dep.id, cascade=True)
+        with self._lock:
+            vm, snap.vm = snap.vm, None
+            self._snapshots.pop(snap.id, None)
+        if vm is not None:
+            vm.close(force=True)  # dependents are gone; dead children hold their own reference
+        if snap.saved_path:
+            shutil.rmtree(self.store.snapshot_path(snap.id), ignore_errors=True)
+        self._changed(snap, "deleted")
+        return deleted + [snap.id]
+
+    def save_snapshot(self, key: str) -> dict:
+        snap = self.snapshot(key)
+        vm = self._snapshot_vm(snap)
+        path = self.store.snapshot_path(snap.id)
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True)
+        _vmm_call(vm.save, path / "snapshot.fjsnap")
+        with self._lock:
+            snap.saved_path = str(path / "snapshot.fjsnap")
+        self._changed(snap, "updated")
+        return self.snapshot_dict(snap.id)
+
+    # ---------------------------------------------------------------- tree
+    def tree(self) -> dict:
+        with self._lock:
+            nodes, edges = [], []
+            for r in self._sandboxes.values():
+                nodes.append({**r.to_dict(), "kind": "sandbox", "label": r.name})
+                if r.parent_snapshot in self._snapshots:
+                    edges.append({"source": r.parent_snapshot, "target": r.id, "kind": "spawn"})
+            for s in self._snapshots.values():
+                s.refresh_from_vm()
+                nodes.append({**s.to_dict(), "kind": "snapshot", "label": s.tag or s.id})
+                if s.source_id in self._sandboxes:
+                    edges.append({"source": s.source_id, "target": s.id, "kind": "branch"})
+                if s.parent in self._snapshots:
+                    edges.append({"source": s.parent, "target": s.id, "kind": "diff-parent"})
+            return {"nodes": nodes, "edges": edges, "seq": self.events.seq}
+
+    # ------------------------------------------------------------ shutdown
+    def shutdown(self) -> None:
+        """Stops every sandbox; snapshots saved to disk stay for the next
+        daemon, the others are lost with this process."""
+        self._stopping.set()
+        with self._lock:
+            running = [r for r in self._sandboxes.values() if r.vm is not None]
+        for rec in running:
+            try:
+                rec.vm.close()
+            except vmm.SandboxError:
+                pass
+        self._persist()
+
+
+def _resolve_mode(mode: str | None, diff: bool, wait: bool, live_fork: bool) -> str:
+    if mode is not None and diff:
+        raise E.BadRequest("give either mode or the legacy diff flag, not both")
+    if mode is None:
+        mode = "diff" if diff else "live" if live_fork else "full"
+    if mode not in MODES:
+        raise E.BadRequest(f"mode must be one of full, diff, live, not {mode!r}")
+    if mode == "live" and not live_fork:
+        raise E.BadRequest(
+            "this sandbox was spawned without live_fork and cannot be branched live; "
+            "use mode full or diff"
+        )
+    if not wait and mode != "live":
+        raise E.BadRequest("wait=false is only valid with mode live")
+    return mode
+
+
+def _vmm_call(fn: Callable, *args: Any, **kwargs: Any) -> Any:
+    """Calls into the VMM, turning its failures into controller errors."""
+    try:
+        return fn(*args, **kwargs)
+    except vmm.KvmUnavailable as e:
+        raise E.KvmUnavailable(f"{e} (run `forkd-jupyter doctor`)") from None
+    except vmm.SpawnError as e:
+        raise E.SpawnFailed(str(e)) from None
+    except vmm.SandboxCrashed as e:
+        raise E.SandboxDead(str(e)) from None
+    except vmm.SandboxTimeout as e:
+        raise E.Timeout(str(e)) from None
+    except vmm.SandboxError as e:
+        raise E.BadRequest(str(e)) from None
+    except ValueError as e:
+        raise E.BadRequest(str(e)) from None

@@ -1,0 +1,58 @@
+"""The tornado application: the route table of docs/rest-api.md."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import tornado.web
+
+from ..controller import SandboxTree
+from . import routes_files as F
+from . import routes_meta as M
+from . import routes_sandboxes as S
+from . import routes_snapshots as P
+from .base import NotFoundHandler
+
+# One thread per in-flight blocking call: a running cell holds one for its
+# whole duration, so the pool must exceed the clients expected at once.
+WORKERS = 128
+MAX_BODY_BYTES = 1 << 30
+
+_ID = r"([^/]+)"
+ROUTES = [
+    (r"/v1/health", M.HealthHandler),
+    (r"/v1/version", M.VersionHandler),
+    (r"/v1/doctor", M.DoctorHandler),
+    (r"/v1/shutdown", M.ShutdownHandler),
+    (r"/v1/sandboxes", S.SandboxesHandler),
+    (rf"/v1/sandboxes/{_ID}", S.SandboxHandler),
+    (rf"/v1/sandboxes/{_ID}/run", S.RunHandler),
+    (rf"/v1/sandboxes/{_ID}/interrupt", S.InterruptHandler),
+    (rf"/v1/sandboxes/{_ID}/push", S.PushHandler),
+    (rf"/v1/sandboxes/{_ID}/pull", S.PullHandler),
+    (rf"/v1/sandboxes/{_ID}/branch", S.BranchHandler),
+    (rf"/v1/sandboxes/{_ID}/files", F.FilesHandler),
+    (rf"/v1/sandboxes/{_ID}/tar", F.TarHandler),
+    (r"/v1/snapshots", P.SnapshotsHandler),
+    (rf"/v1/snapshots/{_ID}", P.SnapshotHandler),
+    (rf"/v1/snapshots/{_ID}/save", P.SaveSnapshotHandler),
+    (r"/v1/tree", P.TreeHandler),
+    (r"/v1/timings", P.TimingsHandler),
+    (r"/v1/events", P.EventsHandler),
+]
+
+
+def make_app(
+    tree: SandboxTree, token: str | None, request_stop: Callable[[], None]
+) -> tornado.web.Application:
+    return tornado.web.Application(
+        ROUTES,
+        default_handler_class=NotFoundHandler,
+        tree=tree,
+        token=token,
+        request_stop=request_stop,
+        executor=ThreadPoolExecutor(WORKERS, thread_name_prefix="daemon-call"),
+        started=time.monotonic(),
+    )

@@ -1,0 +1,76 @@
+"""A real daemon for the tests: its own state directory and socket, so the
+tests never touch (or depend on) the user's daemon. Subprocesses the tests
+start (kernels, JupyterLab) inherit the environment and reach this one."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+DAEMON_ENV = ("FORKD_JUPYTER_STATE_DIR", "FORKD_JUPYTER_SOCKET", "FORKD_JUPYTER_URL")
+
+
+def start_daemon(state: Path, *extra_args: str) -> subprocess.Popen:
+    """Starts ``forkd-jupyter daemon`` with the current environment and
+    waits until its socket answers."""
+    from forkd_jupyter.client import connection
+
+    log = open(state / "daemon-test.log", "ab")  # noqa: SIM115 - owned by the process
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "forkd_jupyter", "daemon", *extra_args],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    conn = connection.resolve()
+    deadline = time.monotonic() + 30
+    while not connection.is_up(conn, timeout=1.0):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(
+                "the daemon did not start: " + (state / "daemon-test.log").read_text()[-2000:]
+            )
+        time.sleep(0.05)
+    return proc
+
+
+def stop_daemon(proc: subprocess.Popen) -> int:
+    proc.terminate()
+    try:
+        return proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
+@pytest.fixture(scope="session")
+def daemon_env(tmp_path_factory):
+    """Points this process and its children at a private daemon location."""
+    state = tmp_path_factory.mktemp("daemon")
+    saved = {k: os.environ.get(k) for k in DAEMON_ENV}
+    os.environ["FORKD_JUPYTER_STATE_DIR"] = str(state)
+    os.environ["FORKD_JUPYTER_SOCKET"] = str(state / "daemon.sock")
+    os.environ["FORKD_JUPYTER_URL"] = f"unix://{state / 'daemon.sock'}"
+    yield state
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def daemon(daemon_env):
+    """A running daemon and a Controller connected to it."""
+    from forkd_jupyter.client import Controller
+
+    proc = start_daemon(daemon_env)
+    controller = Controller(autostart=False)
+    yield controller
+    controller.close()
+    stop_daemon(proc)
