@@ -50,4 +50,3 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if IN_CI and report.skipped and "kvm" in item.keywords:
         report.outcome = "failed"
         report.longrepr = f"KVM test skipped in CI: {report.longrepr}"
-

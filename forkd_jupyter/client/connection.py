@@ -74,29 +74,49 @@ def ensure_daemon(conn: Connection) -> None:
         raise DaemonUnavailable(f"no forkd-jupyter daemon answers at {conn.base_url}")
     state = locations.private_dir(locations.state_dir())
     log_path = state / "daemon.log"
+    start_offset = log_path.stat().st_size if log_path.exists() else 0
     env = {**os.environ, "FORKD_JUPYTER_SOCKET": conn.socket}
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "forkd_jupyter", "daemon"],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd="/",
-            start_new_session=True,  # outlives the kernel or script that started it
-        )
+    _spawn_detached([sys.executable, "-m", "forkd_jupyter", "daemon"], env, log_path)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if is_up(conn, timeout=1.0):
             return
-        code = proc.poll()
-        if code not in (None, 3):  # 3: another daemon won the race and is starting
+        if _log_says_stopped(log_path, start_offset):
             break
         time.sleep(0.05)
     raise DaemonUnavailable(
         f"the forkd-jupyter daemon did not start on {conn.socket}; its log "
         f"({log_path}) ends with:\n{_tail(log_path)}"
     )
+
+
+# A launcher process starts the daemon in a new session and exits at once, so
+# the daemon is re-parented to init: it never becomes a zombie child of the
+# (long-lived) kernel or script that asked for it.
+_LAUNCHER = (
+    "import subprocess, sys\n"
+    "log = open(sys.argv[1], 'ab')\n"
+    "subprocess.Popen(sys.argv[2:], stdin=subprocess.DEVNULL, stdout=log, stderr=log,"
+    " cwd='/', start_new_session=True)\n"
+)
+
+
+def _spawn_detached(argv: list[str], env: dict, log_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-c", _LAUNCHER, str(log_path), *argv], env=env, check=True, timeout=30
+    )
+
+
+def _log_says_stopped(log_path: Path, offset: int) -> bool:
+    """The daemon started here wrote its exit message (other than losing the
+    race to another daemon, which then serves)."""
+    try:
+        with open(log_path, "rb") as f:
+            f.seek(offset)
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return False
+    return "Traceback" in text or ("daemon:" in text and "already running" not in text)
 
 
 def _tail(path: Path, lines: int = 15) -> str:

@@ -48,3 +48,7 @@ class SpawnFailed(ControllerError):
 
 class Timeout(ControllerError):
     kind, status, title = "timeout", 504, "Timed out"
+
+
+class NotSupported(ControllerError):
+    kind, status, title = "not-supported", 501, "Not supported by this build"

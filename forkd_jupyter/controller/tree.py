@@ -326,7 +326,8 @@ class SandboxTree:
         self._changed(snap, "updated")
         if snap.status != "ready":
             return {"snapshot": snap.to_dict(), "children": []}
-        children = [self._register_child(snap, c, None) for c in self._spawn_children(snap, count)]
+        vms = self._spawn_children(snap, count) if count else []
+        children = [self._register_child(snap, c, None) for c in vms]
         return {"snapshot": self.snapshot_dict(snap.id), "children": children}
 
     def _finish_async(self, snap: SnapshotRecord, started: float, count: int) -> None:
@@ -381,6 +382,8 @@ class SandboxTree:
     def save_snapshot(self, key: str) -> dict:
         snap = self.snapshot(key)
         vm = self._snapshot_vm(snap)
+        if not hasattr(vm, "save"):
+            raise E.NotSupported("this build cannot save snapshots to disk yet")
         path = self.store.snapshot_path(snap.id)
         shutil.rmtree(path, ignore_errors=True)
         path.mkdir(parents=True)
