@@ -43,31 +43,8 @@ add_command(
 )
 
 
-def _daemon_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", help="also listen on TCP at this address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="also listen on this TCP port (0: any free one)")
-    parser.add_argument(
-        "--token", help="bearer token clients must send (default: $FORKD_JUPYTER_TOKEN)"
-    )
-    parser.add_argument(
-        "--max-branches", type=int, default=4, help="branches in flight at once (default 4)"
-    )
-
-
-def _daemon(args: argparse.Namespace) -> int:
-    from .daemon import serve
-
-    if args.host and args.port is None:
-        args.port = 0
-    return serve(args.host, args.port, args.token, args.max_branches)
-
-
-add_command(
-    "daemon",
-    "serve the REST API on the per-user socket (the SDK starts it when needed)",
-    _daemon_args,
-    _daemon,
-)
+# The other subcommands register themselves on import.
+from . import commands  # noqa: E402, F401
 
 
 def build_parser() -> argparse.ArgumentParser:

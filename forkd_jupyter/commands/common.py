@@ -1,0 +1,205 @@
+"""What every daemon subcommand shares: reaching the daemon through the SDK,
+turning expected failures into one-line messages (never a traceback),
+``--json`` output, plain-text tables and progress bars.
+
+Exit statuses: 0 success, 1 a failure the command reports (an SDK error, a
+guest exception in ``run``), 2 a usage error (argparse's own), 130 when
+interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+PROG = "forkd-jupyter"
+FALLBACK_SIZE = (80, 24)  # columns, lines
+EXIT_FAILURE = 1
+EXIT_INTERRUPTED = 130
+DAEMON_HINT = (
+    "hint: `forkd-jupyter daemon status` tells whether it runs; FORKD_JUPYTER_URL and "
+    "FORKD_JUPYTER_TOKEN choose which daemon to talk to"
+)
+
+
+class CommandError(Exception):
+    """A failure the command explains itself (a missing file, a failed
+    snapshot): printed as ``forkd-jupyter: <message>``, exit status 1."""
+
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def register(
+    name: str,
+    help: str,
+    configure: Callable[[argparse.ArgumentParser], None],
+    handler: Callable[[argparse.Namespace], int],
+) -> None:
+    """``cli.add_command`` for a daemon subcommand: the handler runs under
+    ``handles_errors`` and finds its own parser as ``args.parser`` (for
+    usage errors that argparse alone cannot detect: ``args.parser.error``)."""
+    from ..cli import add_command
+
+    def configure_and_keep(parser: argparse.ArgumentParser) -> None:
+        configure(parser)
+        parser.set_defaults(parser=parser)
+        _intermix(parser)
+
+    add_command(name, help, configure_and_keep, handles_errors(handler))
+
+
+def _intermix(parser: argparse.ArgumentParser) -> None:
+    """Lets options and positionals come in any order (``run sb-1 --json
+    CODE``, ``kill sb-1 --json sb-2``). The top-level parser hands a
+    subcommand's words to its ``parse_known_args``, which stops filling
+    positionals at the first option; the intermixed parse does not, and it
+    calls the class's ``parse_known_args`` itself, so the instance override
+    steps aside while it runs."""
+
+    def parse_known_args(args=None, namespace=None):
+        del parser.parse_known_args
+        try:
+            return parser.parse_known_intermixed_args(args, namespace)
+        finally:
+            parser.parse_known_args = parse_known_args
+
+    parser.parse_known_args = parse_known_args
+
+
+def fail(message: str) -> int:
+    print(f"{PROG}: {message}", file=sys.stderr)
+    return EXIT_FAILURE
+
+
+def handles_errors(handler: Callable[[argparse.Namespace], int]):
+    """Wraps a handler so that SDK errors, CommandError and Ctrl-C end the
+    command with a message on stderr and a status, not a traceback."""
+
+    @functools.wraps(handler)
+    def wrapper(args: argparse.Namespace) -> int:
+        from ..client import DaemonUnavailable, ForkdError
+
+        try:
+            return handler(args)
+        except DaemonUnavailable as e:
+            return fail(f"{e.detail}\n{DAEMON_HINT}")
+        except ForkdError as e:
+            return fail(e.detail or e.title or f"the daemon answered HTTP {e.status}")
+        except CommandError as e:
+            return fail(str(e))
+        except KeyboardInterrupt:
+            print(file=sys.stderr)
+            return EXIT_INTERRUPTED
+
+    return wrapper
+
+
+def connect(autostart: bool = True):
+    """The SDK Controller for the user's daemon (FORKD_JUPYTER_URL /
+    FORKD_JUPYTER_TOKEN, else the default socket, started when needed)."""
+    from ..client import Controller
+
+    try:
+        return Controller(autostart=autostart)
+    except ValueError as e:  # a malformed FORKD_JUPYTER_URL
+        raise CommandError(str(e)) from None
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, sort_keys=False))
+
+
+# ------------------------------------------------------------------ text
+def fmt_ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f}" if value < 100 else f"{value:.0f}"
+
+
+def fmt_bytes(value: int | None) -> str:
+    if value is None:
+        return "-"
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
+def sandbox_status(record: dict) -> str:
+    """``running``, ``running, busy`` or ``dead (reason)``."""
+    if record.get("status") == "dead":
+        reason = record.get("exit_reason")
+        return f"dead ({reason})" if reason else "dead"
+    return "running, busy" if record.get("busy") else str(record.get("status"))
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Columns padded to their widest cell; numbers right-aligned."""
+    cells = [[str(h) for h in headers]] + [["-" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    numeric = [
+        bool(rows) and all(r[i] in (None, "-") or _is_number(r[i]) for r in rows)
+        for i in range(len(headers))
+    ]
+    lines = []
+    for row in cells:
+        parts = [
+            cell.rjust(widths[i]) if numeric[i] else cell.ljust(widths[i])
+            for i, cell in enumerate(row)
+        ]
+        lines.append("  ".join(parts).rstrip())
+    return "\n".join(lines)
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return True
+    try:
+        float(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+# -------------------------------------------------------------- progress
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix_str(self, text: str) -> None:
+        pass
+
+
+@contextmanager
+def progress(total: int, description: str) -> Iterator[Any]:
+    """A tqdm bar on stderr when stderr is a terminal, else an object with
+    the same ``update`` / ``set_postfix_str`` that prints nothing (so piped
+    or captured output never holds bar redraws)."""
+    if not sys.stderr.isatty():
+        yield _NoBar()
+        return
+    from tqdm import tqdm
+
+    try:
+        size = os.get_terminal_size(sys.stderr.fileno())
+    except OSError:
+        size = os.terminal_size((0, 0))
+    # tqdm draws nothing on a terminal that reports no size (a bare pty).
+    if size.columns > 0 and size.lines > 0:
+        sizing = {"dynamic_ncols": True}
+    else:
+        sizing = {"ncols": FALLBACK_SIZE[0], "nrows": FALLBACK_SIZE[1]}
+    bar = tqdm(total=total, desc=description, file=sys.stderr, leave=False, **sizing)
+    try:
+        yield bar
+    finally:
+        bar.close()
