@@ -13,9 +13,13 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from ..client.text import fmt_bytes, fmt_ms, render_table, sandbox_status
+
+__all__ = ["fmt_bytes", "fmt_ms", "render_table", "sandbox_status"]  # re-exported
 
 PROG = "forkd-jupyter"
 FALLBACK_SIZE = (80, 24)  # columns, lines
@@ -114,60 +118,6 @@ def connect(autostart: bool = True):
 
 def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, sort_keys=False))
-
-
-# ------------------------------------------------------------------ text
-def fmt_ms(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.2f}" if value < 100 else f"{value:.0f}"
-
-
-def fmt_bytes(value: int | None) -> str:
-    if value is None:
-        return "-"
-    size = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"
-
-
-def sandbox_status(record: dict) -> str:
-    """``running``, ``running, busy`` or ``dead (reason)``."""
-    if record.get("status") == "dead":
-        reason = record.get("exit_reason")
-        return f"dead ({reason})" if reason else "dead"
-    return "running, busy" if record.get("busy") else str(record.get("status"))
-
-
-def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """Columns padded to their widest cell; numbers right-aligned."""
-    cells = [[str(h) for h in headers]] + [["-" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    numeric = [
-        bool(rows) and all(r[i] in (None, "-") or _is_number(r[i]) for r in rows)
-        for i in range(len(headers))
-    ]
-    lines = []
-    for row in cells:
-        parts = [
-            cell.rjust(widths[i]) if numeric[i] else cell.ljust(widths[i])
-            for i, cell in enumerate(row)
-        ]
-        lines.append("  ".join(parts).rstrip())
-    return "\n".join(lines)
-
-
-def _is_number(value: Any) -> bool:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return True
-    try:
-        float(str(value))
-    except ValueError:
-        return False
-    return True
 
 
 # -------------------------------------------------------------- progress

@@ -10,8 +10,9 @@ import argparse
 import threading
 import time
 
+from ..client.text import render_tree, subtree
 from .common import CommandError, connect, fmt_ms, print_json, progress, register, render_table
-from .tree import _glyphs_for_stdout, render_tree, subtree
+from .tree import glyphs_for_stdout
 
 LOAD = """\
 import numpy as np
@@ -111,7 +112,7 @@ def _print_report(report: dict) -> None:
     ]
     print(render_table(("CHILD", "DEGREE", "RMSE"), rows))
     print("\nthe tree:")
-    print(render_tree(report["tree"], _glyphs_for_stdout()))
+    print(render_tree(report["tree"], glyphs_for_stdout()))
     print("\nhow long each branch paused the source (ms):")
     rows = [
         (t["mode"], fmt_ms(t["pause_ms"]), fmt_ms(t["round_trip_ms"]), fmt_ms(t["copy_ms"]))
