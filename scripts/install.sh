@@ -21,6 +21,10 @@ if ! have "$python_cmd"; then
     apt_missing+=(python3 python3-pip python3-dev)
 fi
 have gcc || apt_missing+=(build-essential)
+# The labextension's build runs on node (jlpm comes with JupyterLab); the UI
+# tests drive the system chromium.
+have node || apt_missing+=(nodejs)
+[ -x /usr/bin/chromium ] || apt_missing+=(chromium)
 
 apt_install() {
     [ "$#" -gt 0 ] || return 0
@@ -62,14 +66,39 @@ fi
 if ! "$PYTHON" -c 'import sys, pip; sys.exit(tuple(map(int, pip.__version__.split(".")[:2])) < (21, 3))'; then
     "$PYTHON" -m pip install "${pip_args[@]}" --upgrade "pip>=21.3"
 fi
+# A development symlink left by an earlier run (below) would let pip's
+# uninstall of the old version reach through it into the build output.
+labext_link="$("$PYTHON" -c 'import os, sys; print(os.path.join(sys.prefix, "share", "jupyter", "labextensions", "forkd-jupyter"))')"
+[ ! -L "$labext_link" ] || rm "$labext_link"
+# The build hooks compile the C core and, when labextension/src changed,
+# build the labextension (jlpm install + build into forkd_jupyter/labext/static).
 "$PYTHON" -m pip install "${pip_args[@]}" -e ".[test]"
 
 # --- JupyterLab extension --------------------------------------------------------
-# The labextension build (labextension/, JupyterLab's toolchain) goes here.
+# pip installed a copy of the built labextension and the config enabling the
+# server extension (shared-data). For this editable install, point JupyterLab
+# at the build output itself so `jlpm build` in labextension/ takes effect on
+# reload.
+develop_log="$("$PYTHON" -m jupyter labextension develop --overwrite . 2>&1)" || {
+    log "jupyter labextension develop failed: $develop_log"
+    exit 1
+}
 
 # --- check ---------------------------------------------------------------------
 "$PYTHON" -c 'import forkd_jupyter.vmm._ffi' || {
     log "the compiled core does not import"
+    exit 1
+}
+# (Listed first, grepped after: grep -q closing the pipe early would fail
+# the lister under pipefail.)
+labextensions="$("$PYTHON" -m jupyter labextension list 2>&1)"
+grep -Eq 'forkd-jupyter .*enabled.*OK' <<<"$labextensions" || {
+    log "the forkd-jupyter labextension is not enabled: $labextensions"
+    exit 1
+}
+server_extensions="$("$PYTHON" -m jupyter server extension list 2>&1)"
+grep -Eq 'forkd_jupyter\.labext .*enabled' <<<"$server_extensions" || {
+    log "the forkd_jupyter.labext server extension is not enabled: $server_extensions"
     exit 1
 }
 test_python="$(python -c 'import os, sys; print(os.path.realpath(sys.executable))' 2>/dev/null || true)"

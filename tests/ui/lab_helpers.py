@@ -1,0 +1,24 @@
+"""Steps the UI tests share: loading JupyterLab and saving screenshots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+
+
+def open_lab(page, jupyter_lab, path: str = "") -> None:
+    """Loads JupyterLab (``path``: a file under the served root to open,
+    e.g. ``"demo.ipynb"``) and waits until its shell is on screen."""
+    base_url, token = jupyter_lab
+    target = f"{base_url}/lab/tree/{path}" if path else f"{base_url}/lab"
+    page.goto(f"{target}?token={token}&reset")
+    page.wait_for_selector("#jp-main-dock-panel", state="visible", timeout=60_000)
+    page.wait_for_selector(".jp-LabShell:not(.jp-mod-loading)", timeout=60_000)
+
+
+def screenshot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    return path
