@@ -1,3 +1,42 @@
 """IPython magics (`%forkd`, `%%forkd`): the notebook user's way in.
 
 They speak only to the client SDK (forkd_jupyter.client)."""
+
+from __future__ import annotations
+
+from .cell import GuestCellError
+from .handles import SandboxHandle, SandboxList, SnapshotHandle
+from .magics import ForkdMagics
+
+__all__ = [
+    "ForkdMagics",
+    "GuestCellError",
+    "SandboxHandle",
+    "SandboxList",
+    "SnapshotHandle",
+    "current_session",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+]
+
+_loaded: ForkdMagics | None = None
+
+
+def load_ipython_extension(ipython) -> None:
+    global _loaded
+    if _loaded is None:
+        _loaded = ForkdMagics(ipython)
+    ipython.register_magics(_loaded)
+
+
+def unload_ipython_extension(ipython) -> None:
+    global _loaded
+    if _loaded is not None:
+        _loaded.session.close()
+        _loaded = None
+
+
+def current_session():
+    """The kernel's magics session (its controller and current sandbox), or
+    None before `%load_ext forkd_jupyter`."""
+    return None if _loaded is None else _loaded.session

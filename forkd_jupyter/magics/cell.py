@@ -1,0 +1,152 @@
+"""Running a `%%forkd` cell in sandboxes and showing what it produced as a
+normal cell would: streamed stdout/stderr, rich displays, the last
+expression as the cell's result, the guest's traceback on failure.
+
+Invariant: the SDK call runs on a worker thread and the kernel's main
+thread only waits, writes output and forwards the notebook's interrupt
+(KeyboardInterrupt) to the sandbox; so output is always written from the
+main thread (attributed to this cell) and an interrupt never tears the
+HTTP stream."""
+
+from __future__ import annotations
+
+import html
+import queue
+import sys
+import threading
+from dataclasses import dataclass
+
+from IPython.display import display, publish_display_data
+
+from ..client import Controller, ForkdError
+from ..run_result import RunResult
+
+POLL_S = 0.05
+DONE = object()
+
+
+class GuestCellError(Exception):
+    """The cell raised in the sandbox. IPython shows the guest's own
+    traceback (``_render_traceback_``) and marks the cell failed."""
+
+    def __init__(self, sandbox: str, ename: str, evalue: str, traceback: list[str]) -> None:
+        super().__init__(f"{ename} in sandbox {sandbox}: {evalue}")
+        self.sandbox, self.ename, self.evalue = sandbox, ename, evalue
+        self.traceback_lines = traceback
+
+    def _render_traceback_(self) -> list[str]:
+        return list(self.traceback_lines) or [f"{self.ename}: {self.evalue}"]
+
+
+@dataclass
+class GuestValue:
+    """The cell's last expression, shown as its Out[] result."""
+
+    bundle: dict
+    metadata: dict
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> tuple[dict, dict]:
+        return self.bundle, self.metadata
+
+
+@dataclass
+class Outcome:
+    sandbox: str
+    result: RunResult | None = None
+    error: ForkdError | None = None
+    failure: BaseException | None = None  # anything else that ended the call
+
+
+def run_cells(
+    controller: Controller, sandboxes: list[str], code: str, stream: bool
+) -> list[Outcome]:
+    """Runs ``code`` in every sandbox at once and waits for all. With
+    ``stream`` (one sandbox) output is written as it arrives; otherwise
+    it stays in each outcome's result.
+
+    The main thread waits on the queue, never on ``Thread.join``: a join
+    interrupted by KeyboardInterrupt can leave a running thread looking
+    finished."""
+    events: queue.Queue = queue.Queue()  # ("stdout"|"stderr", text) or (DONE, None)
+    outcomes = [Outcome(s) for s in sandboxes]
+
+    def work(outcome: Outcome) -> None:
+        emit = (lambda name, text: events.put((name, text))) if stream else None
+        try:
+            outcome.result = controller.run_cell(outcome.sandbox, code, on_output=emit)
+        except ForkdError as e:
+            outcome.error = e
+        except BaseException as e:  # noqa: BLE001 - reported to the cell, never lost
+            outcome.failure = e
+        finally:
+            events.put((DONE, None))
+
+    for o in outcomes:
+        threading.Thread(target=work, args=(o,), daemon=True).start()
+    running, interrupted = len(outcomes), False
+    while running:
+        try:
+            kind, text = events.get(timeout=POLL_S)
+        except queue.Empty:
+            continue
+        except KeyboardInterrupt:
+            if not interrupted:  # once: the guests end their cells with KeyboardInterrupt
+                interrupted = True
+                for s in sandboxes:
+                    try:
+                        controller.interrupt(s)
+                    except ForkdError:
+                        pass
+            continue
+        if kind is DONE:
+            running -= 1
+        else:
+            (sys.stderr if kind == "stderr" else sys.stdout).write(text)
+    return outcomes
+
+
+def show(result: RunResult, streamed: bool) -> GuestValue | None:
+    """Writes what the run produced (stdout/stderr unless already streamed,
+    then the displays) and returns the cell's value, if any."""
+    if not streamed:
+        if result.stdout:
+            sys.stdout.write(result.stdout)
+        if result.stderr:
+            sys.stderr.write(result.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for bundle, metadata in zip(result.displays, _metadata(result), strict=True):
+        publish_display_data(bundle, metadata)
+    if result.result is None:
+        return None
+    return GuestValue(result.result, result.result_metadata or {})
+
+
+def _metadata(result: RunResult) -> list[dict]:
+    md = list(result.display_metadata)
+    return md + [{}] * (len(result.displays) - len(md))
+
+
+def guest_error(sandbox: str, result: RunResult) -> GuestCellError:
+    e = result.error
+    return GuestCellError(sandbox, e.ename, e.evalue, list(e.traceback))
+
+
+def show_labelled(label: str, outcome: Outcome) -> None:
+    """One sandbox's part of a ``--each`` cell, under its label."""
+    publish_display_data(
+        {
+            "text/plain": f"── {label} ──",
+            "text/html": f"<div class='forkd-label'><b>── {html.escape(label)} ──</b></div>",
+        }
+    )
+    if outcome.error is not None:
+        sys.stderr.write(f"{outcome.error.detail}\n")
+        return
+    value = show(outcome.result, streamed=False)
+    if value is not None:
+        display(value)
+    if outcome.result.error is not None:
+        sys.stderr.write("\n".join(outcome.result.error.traceback) + "\n")
+    sys.stdout.flush()
+    sys.stderr.flush()

@@ -1,0 +1,94 @@
+"""The `%forkd` line magic and the `%%forkd` cell magic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from ..client import ForkdError
+from . import cell
+from .session import Session, usage_error
+from .subcommands import SUBCOMMANDS, run_subcommand
+
+LINE_DOC = """Sandboxes you can fork: `%forkd SUB-COMMAND [options]`.
+
+Sub-commands (each returns a handle you can assign, e.g.
+`kids = %forkd branch -n 3`, then `kids[0].run("x")`):
+
+"""
+
+
+@magics_class
+class ForkdMagics(Magics):
+    def __init__(self, shell) -> None:
+        super().__init__(shell)
+        self.session = Session()
+
+    @line_magic
+    def forkd(self, line: str) -> Any:
+        return run_subcommand(self.session, self.shell, line)
+
+    @cell_magic("forkd")
+    @magic_arguments()
+    @argument("name", nargs="?", help="sandbox to run in (default: the current one)")
+    @argument("--each", metavar="A,B,C", help="run in each of these sandboxes at once")
+    def forkd_cell(self, line: str, cell_code: str) -> Any:
+        """Run this cell inside a sandbox: `%%forkd [NAME]`, or
+        `%%forkd --each A,B,C` for several at once (outputs under labels).
+        Output streams as produced; a guest exception fails the cell; the
+        notebook's interrupt button interrupts the sandbox."""
+        args = parse_argstring(self.forkd_cell, line)
+        try:
+            if args.each:
+                return self._run_each(args.each, cell_code)
+            return self._run_one(args.name, cell_code)
+        except ForkdError as e:
+            raise usage_error(e) from None
+
+    def _resolve(self, name: str | None) -> str:
+        if name is None:
+            return self.session.require_current()
+        return self.session.controller.get_sandbox(name)["id"]
+
+    def _run_one(self, name: str | None, code: str) -> Any:
+        sandbox = self._resolve(name)
+        [outcome] = cell.run_cells(self.session.controller, [sandbox], code, stream=True)
+        if outcome.error is not None:
+            raise usage_error(outcome.error)
+        if outcome.failure is not None:
+            raise outcome.failure
+        value = cell.show(outcome.result, streamed=True)
+        if outcome.result.error is not None:
+            raise cell.guest_error(sandbox, outcome.result)
+        return value
+
+    def _run_each(self, names: str, code: str) -> None:
+        labels = [n.strip() for n in names.split(",") if n.strip()]
+        if not labels:
+            raise UsageError("--each needs sandbox names separated by commas")
+        sandboxes = [self._resolve(n) for n in labels]
+        outcomes = cell.run_cells(self.session.controller, sandboxes, code, stream=False)
+        for label, outcome in zip(labels, outcomes, strict=True):
+            cell.show_labelled(label, outcome)
+        failed = [
+            label
+            for label, o in zip(labels, outcomes, strict=True)
+            if o.error is not None or o.result.error is not None
+        ]
+        if failed:
+            raise UsageError(f"the cell failed in {', '.join(failed)}")
+
+
+def _line_doc() -> str:
+    parts = [LINE_DOC]
+    for fn in SUBCOMMANDS.values():
+        parts.append(fn.__doc__.rstrip() + "\n\n")
+    return "".join(parts)
+
+
+ForkdMagics.forkd.__doc__ = _line_doc()
+ForkdMagics.forkd_cell.parser.prog = "%forkd"  # shown as %%forkd
+ForkdMagics.forkd_cell.__doc__ = ForkdMagics.forkd_cell.parser.format_help()

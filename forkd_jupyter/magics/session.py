@@ -1,0 +1,72 @@
+"""One kernel's view of the daemon: its SDK connection (made on first use)
+and its *current* sandbox, where `%%forkd` cells run by default.
+
+Invariant: ``current`` is a sandbox id or None; every change goes through
+``set_current``, which also tells the JupyterLab panel (best effort, in the
+background: a missing server never slows a cell)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from IPython.core.error import UsageError
+
+from ..client import Controller, DaemonUnavailable, ForkdError
+
+Listener = Callable[[str | None], None]
+
+
+class Session:
+    def __init__(self) -> None:
+        self._controller: Controller | None = None
+        self.current: str | None = None
+        self._listeners: list[Listener] = []
+
+    @property
+    def controller(self) -> Controller:
+        if self._controller is None:
+            try:
+                self._controller = Controller()
+            except DaemonUnavailable as e:
+                raise UsageError(f"{e.detail} (see `%forkd doctor`)") from None
+            except ValueError as e:
+                raise UsageError(str(e)) from None
+        return self._controller
+
+    def on_current_change(self, listener: Listener) -> None:
+        """Widgets register here to highlight the current sandbox."""
+        self._listeners.append(listener)
+
+    def set_current(self, sandbox_id: str | None) -> None:
+        self.current = sandbox_id
+        for listener in list(self._listeners):
+            listener(sandbox_id)
+        threading.Thread(target=_tell_lab, args=(sandbox_id,), daemon=True).start()
+
+    def require_current(self) -> str:
+        if self.current is None:
+            raise UsageError("no current sandbox: `%forkd spawn` or `%forkd use NAME` first")
+        return self.current
+
+    def close(self) -> None:
+        if self._controller is not None:
+            self._controller.close()
+            self._controller = None
+
+
+def _tell_lab(sandbox_id: str | None) -> None:
+    try:
+        from ..labext.report import report_current_sandbox
+    except ImportError:
+        return
+    report_current_sandbox(sandbox_id)
+
+
+def usage_error(error: ForkdError) -> UsageError:
+    """One line for the user, from the daemon's problem document."""
+    if error.type.endswith(":kvm-unavailable"):
+        return UsageError(f"{error.detail.split(' (run')[0]}: run `%forkd doctor` for details")
+    if isinstance(error, DaemonUnavailable):
+        return UsageError(f"{error.detail.splitlines()[0]} (see `%forkd doctor`)")
+    return UsageError(error.detail or error.title)
