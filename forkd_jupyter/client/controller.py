@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import pickle
+import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -203,22 +204,11 @@ class Controller:
     def timings(self) -> list[dict]:
         return self._json("GET", "/timings")["branches"]
 
-    def events(self, since: int | None = None) -> Iterator[dict]:
+    def events(self, since: int | None = None) -> EventStream:
         """Daemon events as they happen (``type`` sandbox or snapshot, with
-        ``action``, ``seq`` and the record); blocks between events. Close
-        the generator to disconnect."""
-        params = {"since": since} if since is not None else None
-        with self._client(None) as client:
-            try:
-                with client.stream("GET", "/events", params=params) as response:
-                    if response.status_code >= 400:
-                        response.read()
-                        raise _error(response)
-                    for event, data in iter_events(response):
-                        if event in ("sandbox", "snapshot"):
-                            yield data
-            except httpx.TransportError as e:
-                raise DaemonUnavailable(f"the event stream broke: {e}") from None
+        ``action``, ``seq`` and the record); iterating blocks between events.
+        ``close()`` (from any thread) disconnects."""
+        return EventStream(self._client(None), since)
 
     # --------------------------------------------------------------- files
     def read_file(self, sandbox_id: str, path: str) -> bytes:
@@ -264,3 +254,64 @@ def _error(response: httpx.Response) -> ForkdError:
             "detail": response.text[:500],
         }
     return from_problem(problem)
+
+
+class EventStream:
+    """An iterator over ``/v1/events`` on its own connection. Invariant:
+    ``close`` may be called from another thread while a reader is blocked
+    in ``__next__``; the reader then stops (StopIteration)."""
+
+    def __init__(self, client: httpx.Client, since: int | None) -> None:
+        self._client = client
+        self._since = since
+        self._closed = False
+        self._events: Iterator[dict] | None = None
+        self._response: httpx.Response | None = None
+
+    def __iter__(self) -> EventStream:
+        return self
+
+    def __next__(self) -> dict:
+        if self._events is None:
+            self._events = self._generate()
+        return next(self._events)
+
+    def _generate(self) -> Iterator[dict]:
+        params = {"since": self._since} if self._since is not None else None
+        try:
+            with self._client.stream("GET", "/events", params=params) as response:
+                self._response = response
+                if self._closed:
+                    return
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error(response)
+                for event, data in iter_events(response):
+                    if event in ("sandbox", "snapshot"):
+                        yield data
+        except (httpx.TransportError, httpx.StreamError) as e:
+            if not self._closed:
+                raise DaemonUnavailable(f"the event stream broke: {e}") from None
+        finally:
+            self._client.close()
+
+    def close(self) -> None:
+        """Shuts the connection's socket down, which wakes a reader blocked
+        on it (closing the client alone would not)."""
+        self._closed = True
+        response = self._response
+        stream = response.extensions.get("network_stream") if response is not None else None
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if self._events is None:
+            self._client.close()
+
+    def __enter__(self) -> EventStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

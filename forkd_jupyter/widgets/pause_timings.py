@@ -1,0 +1,41 @@
+"""``PauseTimings``: how long each branch paused its source, by mode, as a
+live chart with p50/p90 marks (the daemon's /v1/timings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import traitlets
+
+from .base import LiveWidget
+
+STATIC = Path(__file__).parent / "static"
+
+
+class PauseTimings(LiveWidget):
+    _esm = STATIC / "pause_timings.js"
+    _css = STATIC / "widgets.css"
+
+    timings = traitlets.List().tag(sync=True)
+
+    def __init__(self, controller=None, session=None, live: bool = True, **kw) -> None:
+        super().__init__(controller=controller, live=live, **kw)
+
+    def refresh(self) -> None:
+        self.timings = self._controller.timings()
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """p50/p90 of pause_ms per mode, as the chart marks them."""
+        out: dict[str, dict[str, float]] = {}
+        for mode in ("live", "diff", "full"):
+            values = sorted(t["pause_ms"] for t in self.timings if t["mode"] == mode)
+            if values:
+                out[mode] = {"p50": percentile(values, 0.5), "p90": percentile(values, 0.9)}
+        return out
+
+
+def percentile(ordered: list[float], p: float) -> float:
+    """Linear interpolation between closest ranks (the same rule as the JS)."""
+    k = (len(ordered) - 1) * p
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)

@@ -1,0 +1,76 @@
+"""Both widgets rendered by real JupyterLab in headless chromium, running a
+real notebook against the test daemon: a branch made elsewhere shows up in
+the drawn tree and in the timings chart."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+from lab_helpers import open_lab, screenshot
+
+pytestmark = pytest.mark.kvm
+
+UI_TIMEOUT_MS = 30_000
+NOTEBOOK = "widgets.ipynb"
+CELLS = [
+    "from forkd_jupyter.client import Controller\n"
+    "from forkd_jupyter.widgets import BranchTree, PauseTimings\n"
+    "c = Controller()\n"
+    "sb = c.spawn_sandboxes(memory_limit_mib=256, name='widget-source')[0]",
+    "tree = BranchTree(controller=c)\ntree",
+    "timings = PauseTimings(controller=c)\ntimings",
+]
+
+
+@pytest.fixture
+def notebook(jupyter_lab_root, daemon):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, jupyter_lab_root / NOTEBOOK)
+    yield
+    for snap in daemon.list_snapshots()[::-1]:
+        source = daemon.get_sandbox(snap["source_id"])
+        if source["name"] == "widget-source":
+            daemon.delete_snapshot(snap["id"], cascade=True)
+    for sb in daemon.list_sandboxes():
+        if sb["name"] == "widget-source" and sb["status"] == "running":
+            daemon.kill_sandbox(sb["id"])
+
+
+def run_all_cells(page) -> None:
+    """Once the kernel is idle: select the first cell, Shift+Enter through all."""
+    page.wait_for_selector("text=Python 3 (ipykernel) | Idle", timeout=60_000)
+    page.click(".jp-Notebook .jp-Cell:first-child .jp-InputPrompt")
+    for _ in CELLS:
+        page.keyboard.press("Shift+Enter")
+
+
+def test_widgets_render_and_follow_a_branch(page, jupyter_lab, notebook, daemon):
+    open_lab(page, jupyter_lab, NOTEBOOK)
+    page.wait_for_selector(".jp-Notebook", state="visible")
+    run_all_cells(page)
+    page.wait_for_selector(".forkd-branch-tree g.forkd-sandbox", timeout=60_000)
+    [sb] = [s for s in daemon.list_sandboxes() if s["name"] == "widget-source"]
+    page.wait_for_selector(f'.forkd-branch-tree g[data-id="{sb["id"]}"]', timeout=UI_TIMEOUT_MS)
+    page.wait_for_selector(".forkd-pause-timings", timeout=UI_TIMEOUT_MS)
+    screenshot(page, "widgets-before-branch")
+
+    out = daemon.branch_sandbox(sb["id"], mode="live", count=2, tag="from-the-test")
+    snap, kids = out["snapshot"], out["children"]
+    page.wait_for_selector(
+        f'.forkd-branch-tree g.forkd-snapshot[data-id="{snap["id"]}"]', timeout=UI_TIMEOUT_MS
+    )
+    for kid in kids:
+        page.wait_for_selector(f'.forkd-branch-tree g[data-id="{kid["id"]}"]', timeout=5_000)
+    label = page.text_content(f'.forkd-branch-tree g[data-id="{snap["id"]}"] .forkd-label')
+    assert "from-the-test" in label
+    dot = f'.forkd-pause-timings circle[data-snapshot="{snap["id"]}"]'
+    page.wait_for_selector(dot, timeout=5_000)
+    assert "live" in page.text_content(f"{dot} title")
+    edges = page.eval_on_selector_all(".forkd-branch-tree path.forkd-edge", "els => els.length")
+    assert edges >= 3  # source -> snapshot -> two children
+    screenshot(page, "widgets-after-branch")
