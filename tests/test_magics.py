@@ -96,6 +96,8 @@ def tour(daemon):
             "%forkd frobnicate",  # 25
             "%%forkd tour\n1/0",  # 26
             "%forkd kill tour",  # 27
+            "%forkd tree",  # 28: the live widget
+            "%forkd timings",  # 29
         ]
     )
     return cells
@@ -237,3 +239,9 @@ def test_the_reference_in_docs_is_generated_from_the_parsers():
 
     doc = (Path(__file__).resolve().parent.parent / "docs" / "magics.md").read_text()
     assert doc.endswith(reference()), "regenerate: python -m forkd_jupyter.magics.reference"
+
+
+def test_tree_and_timings_show_widgets(tour):
+    for cell in (tour[28], tour[29]):
+        [view] = outputs(cell, "execute_result")
+        assert "application/vnd.jupyter.widget-view+json" in view.data
