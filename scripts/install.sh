@@ -40,6 +40,10 @@ apt_install "${apt_missing[@]}"
 
 PYTHON="$("$python_cmd" -c 'import os, sys; print(os.path.realpath(sys.executable))')"
 log "using $PYTHON"
+# Console scripts the steps below run (jupyter-builder, behind `jupyter
+# labextension develop`) live beside the interpreter, which a version
+# manager's PATH may not list.
+export PATH="$(dirname "$PYTHON"):$PATH"
 
 # The system interpreter's own pieces, only when this is Debian's Python.
 apt_missing=()
@@ -101,6 +105,11 @@ grep -Eq 'forkd_jupyter\.labext .*enabled' <<<"$server_extensions" || {
     log "the forkd_jupyter.labext server extension is not enabled: $server_extensions"
     exit 1
 }
+# pyenv reaches new console scripts (forkd-jupyter, jupyter) through shims
+# made by a rehash, which pip run by the real interpreter does not trigger.
+if have pyenv; then
+    pyenv rehash || log "warning: pyenv rehash failed; forkd-jupyter may not be on PATH"
+fi
 test_python="$(python -c 'import os, sys; print(os.path.realpath(sys.executable))' 2>/dev/null || true)"
 if [ "$test_python" != "$PYTHON" ]; then
     log "warning: \`python\` on PATH is ${test_python:-missing}, not $PYTHON: run the tests with $PYTHON -m pytest"
