@@ -331,11 +331,16 @@ def test_dataframe_result_has_html(agent):
 
 
 def test_clear_output_drops_earlier_output(agent):
+    # Natively, stdout is a pipe apart from the frame socket, so output
+    # written just after a frame can be read before it: only what came
+    # before clear_output is decidable here. The exact order (``new`` kept)
+    # is checked in the sandbox, where one stream carries both
+    # (test_vmm_basics.py).
     r = agent.ok(
         "from IPython.display import clear_output, display\n"
         "print('old')\ndisplay(1)\nclear_output()\nprint('new')"
     )
-    assert r.stdout == "new\n" and r.displays == []
+    assert "old" not in r.stdout and r.displays == []
 
 
 def test_magics(agent):
@@ -424,7 +429,7 @@ def test_interrupt_a_busy_loop_and_keep_serving(fresh):
         "import time\nprint('go', flush=True)\ntime.sleep(60)",
     ):
         rid = a.send("run", code=code)
-        a.wait_for_output("go")
+        a.wait_for_output("go\n")  # print writes the newline apart
         started = time.monotonic()
         a.proc.send_signal(signal.SIGINT)
         r, _ = a.collect(rid, timeout=20)
@@ -472,7 +477,7 @@ def test_plain_runner_without_ipython(fresh):
     assert "forkd_agent" not in err.error.plain_traceback
     assert a.run("1 +").error.ename == "SyntaxError"
     rid = a.send("run", code="print('go', flush=True)\nwhile True:\n    pass")
-    a.wait_for_output("go")
+    a.wait_for_output("go\n")  # print writes the newline apart
     a.proc.send_signal(signal.SIGINT)
     assert a.collect(rid, timeout=20)[0].error.ename == "KeyboardInterrupt"
     assert a.ok("x").result["text/plain"] == "20"

@@ -59,6 +59,15 @@ def test_output_streams_while_the_cell_runs(sandbox):
     assert first_at < total - 0.5, f"first output came at {first_at:.2f}s of {total:.2f}s"
 
 
+def test_clear_output_keeps_only_what_follows_it(sandbox):
+    r = run_ok(
+        sandbox,
+        "from IPython.display import clear_output, display\n"
+        "print('old')\ndisplay(1)\nclear_output()\nprint('new')",
+    )
+    assert r.stdout == "new\n" and r.displays == []
+
+
 def test_one_megabyte_of_output_is_streamed(sandbox):
     chunks: list[str] = []
     r = run_ok(sandbox, "print('x' * 1_000_000)", on_output=lambda s, t: chunks.append(t))
