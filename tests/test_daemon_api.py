@@ -81,6 +81,19 @@ def test_spawn_get_list_run(http, source):
     assert bad["error"]["ename"] == "ZeroDivisionError"
 
 
+def test_a_name_is_free_again_once_its_sandbox_is_dead(daemon, http, source):
+    problem_of(http.post("/sandboxes", json={"name": "api-source"}), 400, "bad-request")
+    [first] = daemon.spawn_sandboxes(memory_limit_mib=1024, name="api-reused")
+    daemon.kill_sandbox(first["id"])
+    [second] = daemon.spawn_sandboxes(memory_limit_mib=1024, name="api-reused")
+    try:
+        assert second["id"] != first["id"]
+        assert http.get("/sandboxes/api-reused").json()["id"] == second["id"]  # the running one
+        assert http.get(f"/sandboxes/{first['id']}").json()["status"] == "dead"
+    finally:
+        daemon.kill_sandbox(second["id"])
+
+
 def test_run_streams_output_as_produced(daemon, source):
     seen: list[tuple[float, str]] = []
     started = time.monotonic()

@@ -52,7 +52,11 @@ class SandboxTree:
         with self._lock:
             rec = self._sandboxes.get(key)
             if rec is None:
-                rec = next((r for r in self._sandboxes.values() if r.name == key), None)
+                # A name belongs to at most one running sandbox; dead ones
+                # keep theirs for the record, so the running one wins.
+                named = [r for r in self._sandboxes.values() if r.name == key]
+                rec = next((r for r in named if r.status == "running"), None)
+                rec = rec or (named[-1] if named else None)
             if rec is None:
                 raise E.NotFound(f"no sandbox named {key!r}")
             return rec
@@ -123,8 +127,8 @@ class SandboxTree:
             if n != 1:
                 raise E.BadRequest("a name can only be given when spawning one sandbox")
             with self._lock:
-                if any(r.name == name for r in self._sandboxes.values()):
-                    raise E.BadRequest(f"the name {name!r} is already used")
+                if any(r.name == name and r.status == "running" for r in self._sandboxes.values()):
+                    raise E.BadRequest(f"the name {name!r} is already used by a running sandbox")
         if snapshot is not None:
             vms = self._spawn_children(self.snapshot(snapshot), n)
             return [self._register_child(self.snapshot(snapshot), vm, name) for vm in vms]
