@@ -48,15 +48,18 @@ def stop_daemon(proc: subprocess.Popen) -> int:
         return proc.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def daemon_env(tmp_path_factory):
-    """Points this process and its children at a private daemon location."""
+    """Points this process and its children at a private daemon location,
+    for every test: a test that forgets the ``daemon`` fixture still never
+    reaches (or auto-starts) the user's own daemon."""
     state = tmp_path_factory.mktemp("daemon")
     saved = {k: os.environ.get(k) for k in DAEMON_ENV}
     os.environ["FORKD_JUPYTER_STATE_DIR"] = str(state)
     os.environ["FORKD_JUPYTER_SOCKET"] = str(state / "daemon.sock")
     os.environ["FORKD_JUPYTER_URL"] = f"unix://{state / 'daemon.sock'}"
     yield state
+    _stop_any_daemon_left()
     for k, v in saved.items():
         if v is None:
             os.environ.pop(k, None)
@@ -74,3 +77,13 @@ def daemon(daemon_env):
     yield controller
     controller.close()
     stop_daemon(proc)
+
+
+def _stop_any_daemon_left() -> None:
+    """A daemon that the SDK started on demand for a test (not through the
+    ``daemon`` fixture) is stopped with the session."""
+    from forkd_jupyter.client import Controller, connection
+
+    if connection.is_up(connection.resolve(), timeout=1.0):
+        with Controller(autostart=False) as controller:
+            controller.shutdown_daemon()
