@@ -30,10 +30,21 @@ def load_ipython_extension(ipython) -> None:
 
 
 def unload_ipython_extension(ipython) -> None:
+    """`%unload_ext forkd_jupyter`: removes both magics and closes the
+    connection (the daemon and its sandboxes keep running)."""
     global _loaded
-    if _loaded is not None:
-        _loaded.session.close()
-        _loaded = None
+    if _loaded is None:
+        return
+    manager = ipython.magics_manager
+    for kind in ("line", "cell"):
+        if manager.magics[kind].get("forkd") == getattr(_loaded, _METHODS[kind]):
+            del manager.magics[kind]["forkd"]
+    manager.registry.pop(type(_loaded).__name__, None)
+    _loaded.session.close()
+    _loaded = None
+
+
+_METHODS = {"line": "forkd", "cell": "forkd_cell"}
 
 
 def current_session():

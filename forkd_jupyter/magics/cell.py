@@ -14,7 +14,7 @@ import html
 import queue
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from IPython.display import display, publish_display_data
 
@@ -22,7 +22,6 @@ from ..client import Controller, ForkdError
 from ..run_result import RunResult
 
 POLL_S = 0.05
-DONE = object()
 
 
 class GuestCellError(Exception):
@@ -30,7 +29,7 @@ class GuestCellError(Exception):
     traceback (``_render_traceback_``) and marks the cell failed."""
 
     def __init__(self, sandbox: str, ename: str, evalue: str, traceback: list[str]) -> None:
-        super().__init__(f"{ename} in sandbox {sandbox}: {evalue}")
+        super().__init__(f"{ename} in sandbox {sandbox}" + (f": {evalue}" if evalue else ""))
         self.sandbox, self.ename, self.evalue = sandbox, ename, evalue
         self.traceback_lines = traceback
 
@@ -55,6 +54,7 @@ class Outcome:
     result: RunResult | None = None
     error: ForkdError | None = None
     failure: BaseException | None = None  # anything else that ended the call
+    finished: threading.Event = field(default_factory=threading.Event)
 
 
 def run_cells(
@@ -64,14 +64,16 @@ def run_cells(
     ``stream`` (one sandbox) output is written as it arrives; otherwise
     it stays in each outcome's result.
 
-    The main thread waits on the queue, never on ``Thread.join``: a join
-    interrupted by KeyboardInterrupt can leave a running thread looking
-    finished."""
-    events: queue.Queue = queue.Queue()  # ("stdout"|"stderr", text) or (DONE, None)
+    Invariants: the main thread never waits on ``Thread.join`` (a join cut
+    by KeyboardInterrupt can leave a running thread looking finished); a
+    worker queues all its output before setting ``finished``, so once every
+    worker is finished and the queue is empty nothing is left to write, and
+    a KeyboardInterrupt landing anywhere in the loop loses no completion."""
+    chunks: queue.Queue = queue.Queue()  # ("stdout"|"stderr", text)
     outcomes = [Outcome(s) for s in sandboxes]
 
     def work(outcome: Outcome) -> None:
-        emit = (lambda name, text: events.put((name, text))) if stream else None
+        emit = (lambda name, text: chunks.put((name, text))) if stream else None
         try:
             outcome.result = controller.run_cell(outcome.sandbox, code, on_output=emit)
         except ForkdError as e:
@@ -79,30 +81,31 @@ def run_cells(
         except BaseException as e:  # noqa: BLE001 - reported to the cell, never lost
             outcome.failure = e
         finally:
-            events.put((DONE, None))
+            outcome.finished.set()
 
     for o in outcomes:
         threading.Thread(target=work, args=(o,), daemon=True).start()
-    running, interrupted = len(outcomes), False
-    while running:
+    while not (all(o.finished.is_set() for o in outcomes) and chunks.empty()):
         try:
-            kind, text = events.get(timeout=POLL_S)
-        except queue.Empty:
-            continue
+            try:
+                name, text = chunks.get(timeout=POLL_S)
+            except queue.Empty:
+                continue
+            (sys.stderr if name == "stderr" else sys.stdout).write(text)
         except KeyboardInterrupt:
-            if not interrupted:  # once: the guests end their cells with KeyboardInterrupt
-                interrupted = True
-                for s in sandboxes:
-                    try:
-                        controller.interrupt(s)
-                    except ForkdError:
-                        pass
-            continue
-        if kind is DONE:
-            running -= 1
-        else:
-            (sys.stderr if kind == "stderr" else sys.stdout).write(text)
+            _interrupt_all(controller, [o.sandbox for o in outcomes if not o.finished.is_set()])
     return outcomes
+
+
+def _interrupt_all(controller: Controller, sandboxes: list[str]) -> None:
+    """Forwards the notebook's interrupt. Every press is forwarded: a guest
+    drops an interrupt that lands between requests, so a second press must
+    still reach it. The guests end their cells with KeyboardInterrupt."""
+    for sandbox in sandboxes:
+        try:
+            controller.interrupt(sandbox)
+        except (ForkdError, KeyboardInterrupt):
+            pass
 
 
 def show(result: RunResult, streamed: bool) -> GuestValue | None:

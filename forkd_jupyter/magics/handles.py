@@ -4,10 +4,13 @@ They hold ids and speak only to the SDK."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from ..client import Controller
 from ..run_result import RunResult
+
+WAIT_POLL_S = 0.05
 
 
 class SandboxHandle:
@@ -73,6 +76,23 @@ class SnapshotHandle:
     @property
     def status(self) -> str:
         return self.record["status"]
+
+    def wait(self, timeout: float = 120.0) -> str:
+        """Waits until a ``--no-wait`` snapshot is complete; returns its final
+        status (``ready`` or ``failed``)."""
+        deadline = time.monotonic() + timeout
+        while (status := self.status) == "writing":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"snapshot {self.id} still writing after {timeout} s")
+            time.sleep(WAIT_POLL_S)
+        return status
+
+    def children(self) -> SandboxList:
+        """The sandboxes spawned from this snapshot so far (with ``--no-wait``
+        they appear once the image is complete)."""
+        return SandboxList(
+            SandboxHandle(self._c, self._c.get_sandbox(i)) for i in self.record["children"]
+        )
 
     def spawn(self, n: int = 1) -> SandboxList:
         records = self._c.spawn_sandboxes(n=n, snapshot_id=self.id)

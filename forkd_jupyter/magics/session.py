@@ -7,6 +7,7 @@ background: a missing server never slows a cell)."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 
@@ -29,7 +30,7 @@ class Session:
             try:
                 self._controller = Controller()
             except DaemonUnavailable as e:
-                raise UsageError(f"{e.detail} (see `%forkd doctor`)") from None
+                raise usage_error(e) from None
             except ValueError as e:
                 raise UsageError(str(e)) from None
         return self._controller
@@ -63,10 +64,16 @@ def _tell_lab(sandbox_id: str | None) -> None:
     report_current_sandbox(sandbox_id)
 
 
+# The daemon's own hints name the CLI; in a notebook the magic is the way.
+_CLI_DOCTOR_HINT = re.compile(r"[;,]? *\(?run `forkd-jupyter doctor`\)?")
+
+
 def usage_error(error: ForkdError) -> UsageError:
     """One line for the user, from the daemon's problem document."""
+    first_line = next(iter((error.detail or error.title).splitlines()), "daemon error")
     if error.type.endswith(":kvm-unavailable"):
-        return UsageError(f"{error.detail.split(' (run')[0]}: run `%forkd doctor` for details")
+        cause = _CLI_DOCTOR_HINT.sub("", first_line).strip()
+        return UsageError(f"KVM is not usable on this machine ({cause}): run `%forkd doctor`")
     if isinstance(error, DaemonUnavailable):
-        return UsageError(f"{error.detail.splitlines()[0]} (see `%forkd doctor`)")
-    return UsageError(error.detail or error.title)
+        return UsageError(f"{first_line} (see `%forkd doctor`)")
+    return UsageError(first_line)

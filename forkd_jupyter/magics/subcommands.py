@@ -5,13 +5,14 @@ document themselves (``%forkd?`` is assembled from them)."""
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from ..client import ForkdError
+from ..client import DaemonUnavailable, ForkdError
 from ..client.text import fmt_ms, render_table, render_tree, sandbox_status
 from .handles import SandboxHandle, SandboxList, SnapshotHandle, branch_result
 from .session import Session
@@ -107,6 +108,8 @@ def branch(session: Session, shell, args) -> SandboxList:
     (with ``.snapshot``). The current sandbox does not change."""
     if args.children < 0:
         raise UsageError("-n must not be negative")
+    if args.no_wait and args.mode not in (None, "live"):
+        raise UsageError("--no-wait only works with a live branch (--mode live)")
     sid = _sandbox_id(session, args.name)
     out = session.controller.branch_sandbox(
         sid, tag=args.tag, mode=args.mode, wait=not args.no_wait, count=args.children
@@ -191,7 +194,11 @@ def push(session: Session, shell, args) -> None:
     """Copy a picklable notebook variable into the current sandbox."""
     if args.var not in shell.user_ns:
         raise UsageError(f"no variable {args.var!r} in the notebook")
-    session.controller.push(session.require_current(), args.var, shell.user_ns[args.var])
+    sandbox = session.require_current()
+    try:
+        session.controller.push(sandbox, args.var, shell.user_ns[args.var])
+    except (pickle.PicklingError, TypeError, AttributeError) as e:
+        raise UsageError(f"cannot push {args.var!r}: it does not pickle ({e})") from None
 
 
 @subcommand
@@ -213,9 +220,10 @@ def doctor(session: Session, shell, args) -> None:
     """Check that this machine can run sandboxes (KVM, userfaultfd, ...)."""
     try:
         report = session.controller.doctor()
-    except UsageError:  # no daemon: check from the kernel itself
+    except (UsageError, DaemonUnavailable) as e:  # no daemon: check from the kernel itself
         from ..doctor import render_text, run_checks
 
+        print(f"the daemon is unreachable ({e}); checking from this kernel instead")
         print(render_text(run_checks()))
         return
     for name, check in report["checks"].items():
@@ -231,12 +239,7 @@ def _widget(name: str, session: Session) -> Any:
     except ImportError:
         return None
     cls = getattr(widgets, name, None)
-    if cls is None:
-        return None
-    try:
-        return cls(controller=session.controller, session=session)
-    except TypeError:
-        return cls(controller=session.controller)
+    return None if cls is None else cls(controller=session.controller, session=session)
 
 
 def run_subcommand(session: Session, shell, line: str) -> Any:
