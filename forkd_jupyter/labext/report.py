@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -25,6 +26,10 @@ _KERNEL_FILE = re.compile(r"kernel-(?P<id>[0-9a-fA-F-]+)\.json$")
 def current_kernel_id() -> str | None:
     """This kernel's id, from its connection file's name, or None outside
     an ipykernel started by a Jupyter server."""
+    # A kernel has imported ipykernel long before; importing it here, in a
+    # process that is not one, would swap comm's manager under its widgets.
+    if "ipykernel.kernelapp" not in sys.modules:
+        return None
     try:
         from ipykernel.connect import get_connection_file
 
