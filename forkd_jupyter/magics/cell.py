@@ -143,8 +143,8 @@ def show_labelled(label: str, outcome: Outcome) -> None:
             "text/html": f"<div class='forkd-label'><b>── {html.escape(label)} ──</b></div>",
         }
     )
-    if outcome.error is not None:
-        sys.stderr.write(f"{outcome.error.detail}\n")
+    if outcome.result is None:  # the call itself failed: the daemon's word, or the exception
+        sys.stderr.write(f"{outcome.error.detail if outcome.error else outcome.failure!r}\n")
         return
     value = show(outcome.result, streamed=False)
     if value is not None:

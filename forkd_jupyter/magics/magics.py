@@ -15,8 +15,8 @@ from .subcommands import SUBCOMMANDS, run_subcommand
 
 LINE_DOC = """Sandboxes you can fork: `%forkd SUB-COMMAND [options]`.
 
-Sub-commands (each returns a handle you can assign, e.g.
-`kids = %forkd branch -n 3`, then `kids[0].run("x")`):
+Sub-commands (spawn, use and branch return handles you can assign, e.g.
+`kids = %forkd branch -n 3`, then `kids[0].run("x")`; pull returns the value):
 
 """
 
@@ -76,7 +76,7 @@ class ForkdMagics(Magics):
         failed = [
             label
             for label, o in zip(labels, outcomes, strict=True)
-            if o.error is not None or o.result.error is not None
+            if o.result is None or o.result.error is not None
         ]
         if failed:
             raise UsageError(f"the cell failed in {', '.join(failed)}")
