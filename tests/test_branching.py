@@ -121,6 +121,11 @@ def test_children_share_memory_copy_on_write():
             timeout=300,
         )
         snap = sb.snapshot(mode="live")
+        # Its first cell teaches the lineage's working-set hint, so the ten
+        # below start with those pages already copied: they count here too.
+        (scout,) = snap.spawn()
+        run_ok(scout, "blob[4096 * 7]")
+        scout.close()
         before = _pss_kib()
         kids = snap.spawn(10)
         for k in kids:
@@ -132,6 +137,43 @@ def test_children_share_memory_copy_on_write():
         snap.close()
     finally:
         sb.close()
+
+
+def _rollup_kib(field: str) -> int:
+    with open(f"/proc/{os.getpid()}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError(f"no {field} line")
+
+
+def test_children_start_with_the_lineage_working_set_faulted_in():
+    """A child's first cell teaches the hint; later children copy those
+    pages at spawn (bounded), and still hold exactly the pause's state."""
+    source = Sandbox.spawn(memory_mib=1024)  # a lineage no child has taught yet
+    run_ok(source, "import hashlib\nhint_probe = bytes(range(256)) * 4096")
+    digest = value(source, "hashlib.sha256(hint_probe).hexdigest()")
+    snap = source.snapshot(mode="live")
+    kids = []
+    try:
+        added = []
+        for _ in range(2):
+            before = _rollup_kib("Anonymous")
+            (kid,) = snap.spawn()
+            added.append(_rollup_kib("Anonymous") - before)
+            kids.append(kid)
+            assert value(kid, "hashlib.sha256(hint_probe).hexdigest()") == digest
+        cold, warm = added
+        assert warm > cold + 1024, f"the second child copied only {warm - cold} KiB more"
+        assert warm - cold <= 8 * 1024 + 4096, f"the hint copied {warm - cold} KiB"
+        run_ok(kids[1], "hint_probe = b'changed'")
+        assert value(kids[0], "len(hint_probe)") == 256 * 4096
+        assert value(source, "hashlib.sha256(hint_probe).hexdigest()") == digest
+    finally:
+        for kid in kids:
+            kid.close()
+        snap.close()
+        source.close()
 
 
 def _pss_kib() -> int:

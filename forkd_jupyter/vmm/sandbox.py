@@ -95,6 +95,9 @@ class Sandbox:
         self._unclaimed = bytearray()  # output written while no request is active (start-up)
         self._last_snapshot: Snapshot | None = None
         self.parent_snapshot: Snapshot | None = None  # set for children
+        # A child reports the pages its first cell touched, so that its
+        # lineage's next children are spawned with them already faulted in.
+        self._learn_working_set = False
         self._vcpu = threading.Thread(target=self._vcpu_main, name=f"{self.id}-vcpu", daemon=True)
         self._reader = threading.Thread(
             target=self._read_main, name=f"{self.id}-reader", daemon=True
@@ -160,6 +163,7 @@ class Sandbox:
         the cell it was running)."""
         sb = cls(_Native(handle, sock), memory_mib, live_fork)
         sb.parent_snapshot = parent
+        sb._learn_working_set = True
         sb._ready_info = {"pid": parent._guest_pid}
         sb._ready.set()
         sb._start()
@@ -325,6 +329,11 @@ class Sandbox:
         if not isinstance(code, str):
             raise TypeError("code must be a str")
         result, _ = self._request({"op": "run", "code": code}, on_output, timeout)
+        if self._learn_working_set:
+            self._learn_working_set = False
+            with self._send_lock:  # close() frees the native sandbox under it
+                if self._finalizer.alive:
+                    lib.fj_sandbox_learn_working_set(self._native.handle)  # a hint: may fail
         return result
 
     def push(self, name: str, value: Any, timeout: float | None = 60.0) -> None:
@@ -435,7 +444,8 @@ class Sandbox:
         except OSError:
             pass
         self._reader.join(timeout)
-        self._finalizer()
+        with self._send_lock:
+            self._finalizer()
 
     def __enter__(self) -> Sandbox:
         return self

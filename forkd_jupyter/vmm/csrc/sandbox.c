@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "elf_load.h"
+#include "snap_hint.h"
 #include "file_stdio.h"
 #include "fs_memfs.h"
 #include "fs_view.h"
@@ -73,6 +74,7 @@ void sandbox_free(struct sandbox *sb)
     snap_copy_sandbox_gone(sb);
     if (sb->last_snap)
         fj_snapshot_release(sb->last_snap);
+    hint_put(sb->hint);
     fdt_destroy(&sb->fdt);
     if (sb->view)
         fs_view_free(sb->view);

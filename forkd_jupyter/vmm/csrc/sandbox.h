@@ -54,6 +54,8 @@ struct sb_pause_job {
  * a pause job (the vCPU re-executes the SYSCALL instruction). */
 #define SB_ERESTART (-512)
 
+struct ws_hint;
+
 struct sandbox {
     struct kvm_vm vm;
     struct mm mm;
@@ -80,6 +82,7 @@ struct sandbox {
     char exe_path[4096];    /* guest path of the main executable (= host path) */
     struct snap_copier *copier; /* userfaultfd state for live snapshots, or NULL */
     struct snapshot *last_snap; /* previous snapshot (or the one spawned from): what diff builds on */
+    struct ws_hint *hint;       /* working-set hint of this lineage (snap_hint.h), or NULL */
     uint64_t start_ns;
 };
 

@@ -14,6 +14,7 @@
 #include "fs_memfs.h"
 #include "fs_view.h"
 #include "snap_copy.h"
+#include "snap_hint.h"
 #include "vmm_api.h"
 #include "snapshot_api.h"
 
@@ -29,6 +30,7 @@ void fj_snapshot_release(fj_snapshot *snap)
         return;
     /* The last reference: no copier can be running (it holds a reference). */
     fdt_destroy(&snap->fdt);
+    hint_put(snap->hint);
     free(snap->delta);
     if (snap->parent)
         fj_snapshot_release(snap->parent);
@@ -152,6 +154,9 @@ static int capture(struct sandbox *sb, void *p)
     }
     free(dirty);
     if (err == 0) {
+        if (!sb->hint)
+            sb->hint = hint_new(); /* NULL on ENOMEM: children just go without */
+        snap->hint = hint_get(sb->hint);
         /* Freeing an image can take long (its memory goes back to the host):
          * never inside the pause. */
         args->replaced = sb->last_snap;
@@ -272,6 +277,11 @@ static struct snapshot *chain_root(struct snapshot *snap)
     return snap;
 }
 
+int fj_sandbox_learn_working_set(fj_sandbox *sb)
+{
+    return hint_learn(sb->hint, &sb->vm);
+}
+
 int fj_snapshot_spawn(fj_snapshot *snap, int ctl_fd, fj_sandbox **out)
 {
     *out = NULL;
@@ -286,7 +296,11 @@ int fj_snapshot_spawn(fj_snapshot *snap, int ctl_fd, fj_sandbox **out)
     sb->pid = snap->pid;
     memcpy(sb->exe_path, snap->exe_path, sizeof(sb->exe_path));
     if ((err = kvm_vm_create_cow(&sb->vm, snap->ram_bytes, chain_root(snap)->image_fd)) < 0 ||
-        (err = snapshot_map_memory(snap, &sb->vm)) < 0 || (err = kvm_vm_prepare_cpu(&sb->vm)) < 0 ||
+        (err = snapshot_map_memory(snap, &sb->vm)) < 0)
+        goto fail;
+    sb->hint = hint_get(snap->hint);
+    hint_prefault(sb->hint, &sb->vm);
+    if ((err = kvm_vm_prepare_cpu(&sb->vm)) < 0 ||
         (err = kvm_state_restore(&sb->vm, &snap->cpu)) < 0 ||
         (err = mm_clone(&sb->mm, &snap->mm, &sb->vm)) < 0)
         goto fail;

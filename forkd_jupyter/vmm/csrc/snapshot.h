@@ -37,6 +37,7 @@ struct snapshot {
     pthread_mutex_t lock;
     pthread_cond_t cond;        /* signalled when status leaves WRITING */
     struct snap_copier *copier; /* live mode: background copy in flight */
+    struct ws_hint *hint;       /* the source's working-set hint, for children */
 };
 
 void snapshot_finish(struct snapshot *snap, int status, const char *error);

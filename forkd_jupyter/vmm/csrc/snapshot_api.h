@@ -28,3 +28,7 @@ int fj_snapshot_wait(fj_snapshot *snap, int64_t timeout_ns);
  * Waits for a writing snapshot to be ready first. */
 int fj_snapshot_spawn(fj_snapshot *snap, int ctl_fd, fj_sandbox **out);
 void fj_snapshot_release(fj_snapshot *snap);
+/* Any thread, on a child: remembers the pages it has touched since it was
+ * spawned as the hint its lineage's next children are prefaulted with.
+ * 0, or -errno (-ENOTTY: the kernel cannot scan page tables). */
+int fj_sandbox_learn_working_set(fj_sandbox *sb);
