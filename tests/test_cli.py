@@ -226,6 +226,9 @@ def test_branch_tree_snapshots_and_rm(source):
     assert snap["id"] in {s["id"] for s in cli_json("snapshots")}
     assert cli_json("snapshots", "cli-branch")["id"] == snap["id"]
     assert snap["id"] in cli("snapshots").stdout
+    saved = cli_json("snapshots", "cli-branch", "--save")
+    assert saved["id"] == snap["id"] and Path(saved["saved_path"]).is_dir()
+    assert_one_line_error(cli("snapshots", "--save"), "--save needs the SNAPSHOT")
 
     refused = cli("rm", "cli-branch")
     assert_one_line_error(refused, child, "--cascade")

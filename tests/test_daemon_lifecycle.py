@@ -128,6 +128,33 @@ def test_restart_reports_what_died_with_the_old_daemon(private_env):
         c.shutdown_daemon()
 
 
+def test_saved_snapshots_survive_a_restart_and_spawn(private_env):
+    with Controller() as c:
+        pid = c.health()["pid"]
+        [sb] = c.spawn_sandboxes(memory_limit_mib=256, name="saver")
+        code = "kept = 'across restarts'\nopen('/sandbox/f.txt', 'w').write('on disk')"
+        c.run_cell(sb["id"], code)
+        snap = c.branch_sandbox(sb["id"], mode="live", tag="keep")["snapshot"]
+        saved = c.save_snapshot("keep")
+        assert saved["saved_path"] and Path(saved["saved_path"]).is_dir()
+        c.branch_sandbox(sb["id"], mode="full", tag="unsaved")
+        os.kill(pid, 15)
+        wait_gone(pid)
+    with Controller() as c:
+        assert c.health()["pid"] != pid
+        listed = {s["tag"]: s for s in c.list_snapshots()}
+        assert listed["keep"]["status"] == "ready" and listed["keep"]["id"] == snap["id"]
+        assert listed["unsaved"]["status"] == "failed"
+        [child] = c.spawn_sandboxes(snapshot_tag="keep")
+        r = c.run_cell(child["id"], "kept + ' ' + open('/sandbox/f.txt').read()")
+        assert r.result["text/plain"] == "'across restarts on disk'"
+        tree = c.tree()
+        assert {"source": snap["id"], "target": child["id"], "kind": "spawn"} in tree["edges"]
+        c.delete_snapshot("keep", cascade=True)
+        assert not Path(saved["saved_path"]).exists()
+        c.shutdown_daemon()
+
+
 def test_sigint_stops_the_daemon_and_its_sandboxes_gracefully(private_env):
     state, sock = private_env
     with Controller() as c:

@@ -110,12 +110,22 @@ def _snapshots_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "snapshot", nargs="?", metavar="SNAPSHOT", help="show only this one (id or tag)"
     )
+    parser.add_argument(
+        "--save",
+        action="store_true",
+        help="write SNAPSHOT to disk first, so it survives daemon restarts",
+    )
     add_json_flag(parser)
 
 
 def _snapshots(args: argparse.Namespace) -> int:
     controller = connect()
+    if args.save and args.snapshot is None:
+        raise CommandError("--save needs the SNAPSHOT to save")
     if args.snapshot is not None:
+        if args.save:
+            with progress(1, "saving"):
+                controller.save_snapshot(args.snapshot)
         record = controller.get_snapshot(args.snapshot)
         if args.json:
             print_json(record)

@@ -4,6 +4,8 @@ from it (copy-on-write views of its memory image)."""
 from __future__ import annotations
 
 import itertools
+import json
+import os
 import socket
 import threading
 import weakref
@@ -26,19 +28,23 @@ STATUSES = {
     lib.FJ_SNAP_FAILED: "failed",
 }
 _ids = itertools.count(1)
+SAVED_FORMAT = 1  # meta.json beside the C core's files; see docs/snapshots.md
 
 
 class Snapshot:
     """Immutable once ``status == "ready"``. Create with ``Sandbox.snapshot``."""
 
     def __init__(self, handle, mode: str, source: Sandbox, parent: Snapshot | None) -> None:
+        self._setup(handle, mode, source.id, parent, source.memory_mib, source.live_fork)
+        self._guest_pid = source.guest_pid
+
+    def _setup(self, handle, mode, source_id, parent, memory_mib, live_fork) -> None:
         self.id = f"snap-{next(_ids)}"
         self.mode = mode
-        self.source_id = source.id
+        self.source_id = source_id
         self.parent = parent
-        self._memory_mib = source.memory_mib
-        self._live_fork = source.live_fork
-        self._guest_pid = source.guest_pid
+        self._memory_mib = memory_mib
+        self._live_fork = live_fork
         self._handle = handle
         self._lock = threading.Lock()
         self._children: weakref.WeakSet[Sandbox] = weakref.WeakSet()
@@ -117,6 +123,50 @@ class Snapshot:
             self._children.add(child)
             children.append(child)
         return children
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes this snapshot to the directory ``path`` (created if
+        needed), waiting until it is ready. The saved snapshot stands alone:
+        a diff chain is folded into one memory image (docs/snapshots.md)."""
+        self.wait()
+        path = os.fspath(path)
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        check(lib.fj_snapshot_save(self._handle, path.encode()), f"save snapshot to {path}")
+        meta = {
+            "format": SAVED_FORMAT,
+            "mode": self.mode,
+            "source_id": self.source_id,
+            "memory_mib": self._memory_mib,
+            "live_fork": self._live_fork,
+            "guest_pid": self._guest_pid,
+        }
+        with open(os.path.join(path, "meta.json"), "w") as f:
+            json.dump(meta, f)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Snapshot:
+        """A snapshot saved by :meth:`save`, ready to spawn children."""
+        path = os.fspath(path)
+        try:
+            with open(os.path.join(path, "meta.json")) as f:
+                meta = json.load(f)
+        except (OSError, ValueError) as e:
+            raise SandboxError(f"{path} is not a saved snapshot ({e})") from None
+        if not isinstance(meta, dict) or meta.get("format") != SAVED_FORMAT:
+            raise SandboxError(f"{path} holds a snapshot of another format")
+        out = ffi.new("fj_snapshot **")
+        check(lib.fj_snapshot_load(path.encode(), out), f"load snapshot from {path}")
+        snap = cls.__new__(cls)
+        snap._setup(
+            out[0],
+            str(meta.get("mode", "full")),
+            str(meta.get("source_id", "")),
+            None,
+            int(meta.get("memory_mib", 0)),
+            bool(meta.get("live_fork", True)),
+        )
+        snap._guest_pid = int(meta.get("guest_pid", 0))
+        return snap
 
     def dependents(self) -> list[str]:
         """Ids of live children and snapshots that build on this one."""

@@ -137,3 +137,14 @@ struct file *file_stdio_ctl(int host_fd)
     }
     return f;
 }
+
+struct file *file_stdio_restore(const char *kind, uintptr_t priv, int flags)
+{
+    const struct file_ops *ops = !strcmp(kind, stdin_ops.kind) ? &stdin_ops
+                                 : !strcmp(kind, out_ops.kind) ? &out_ops
+                                 : !strcmp(kind, ctl_ops.kind) ? &ctl_ops
+                                                               : NULL;
+    if (!ops || (ops == &out_ops && priv != SB_CH_STDOUT && priv != SB_CH_STDERR))
+        return NULL;
+    return make(ops, flags, ops == &ctl_ops ? 3 : priv);
+}

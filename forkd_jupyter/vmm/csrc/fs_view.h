@@ -33,6 +33,16 @@ struct fs_view *fs_view_new(const struct fs_view_config *cfg);
 /* Copy-on-write branch of the writable layer; config and cwd are copied. */
 struct fs_view *fs_view_clone(struct fs_view *v);
 void fs_view_free(struct fs_view *v);
+/* A view rebuilt from a saved snapshot: roots are taken as saved (each
+ * absolute, never "/" nor inside the layer, or NULL is returned); adopts
+ * layer, even on failure. */
+struct fs_view *fs_view_restore(char *const *roots, size_t n_roots, const char *agent_dir,
+                                const char *exe_path, uint64_t layer_limit, struct memfs *layer,
+                                const char *cwd, unsigned umask);
+/* The saved parts of a view, borrowed. */
+void fs_view_saved_parts(const struct fs_view *v, char *const **roots, size_t *n_roots,
+                         const char **agent_dir, const char **exe_path, uint64_t *layer_limit,
+                         unsigned *umask);
 struct memfs *fs_view_layer(struct fs_view *v);
 const char *fs_view_cwd(const struct fs_view *v);
 

@@ -32,3 +32,11 @@ void fj_snapshot_release(fj_snapshot *snap);
  * spawned as the hint its lineage's next children are prefaulted with.
  * 0, or -errno (-ENOTTY: the kernel cannot scan page tables). */
 int fj_sandbox_learn_working_set(fj_sandbox *sb);
+/* Writes a snapshot (waiting until it is ready) into the existing directory
+ * dir as files state, layer.memfs and memory.img; a diff chain is folded
+ * into one image. 0 or -errno. */
+int fj_snapshot_save(fj_snapshot *snap, const char *dir);
+/* Reads a snapshot saved by fj_snapshot_save: a ready, standalone (full)
+ * snapshot the caller owns. -EBADMSG: checksum mismatch; -EPROTO: another
+ * version; -EINVAL: not a snapshot (or damaged). */
+int fj_snapshot_load(const char *dir, fj_snapshot **out);

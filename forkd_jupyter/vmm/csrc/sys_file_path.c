@@ -126,18 +126,9 @@ static int64_t open_resolved(struct sandbox *sb, struct view_node *n, int flags,
             return dir ? -EISDIR : -EROFS;
         if (!dir && (flags & O_DIRECTORY))
             return -ENOTDIR;
-        /* Only regular files and directories: opening a host FIFO or device
-         * could block or act on the host. O_NONBLOCK keeps a file swapped
-         * for a FIFO meanwhile from blocking the open; the fstat catches it. */
-        if (!dir && !S_ISREG(st.st_mode))
-            return -EACCES;
-        int fd = open(n->host, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | (dir ? O_DIRECTORY : 0));
+        int fd = view_open_host(n, &dir);
         if (fd < 0)
-            return errno == EACCES ? -EACCES : -ENOENT;
-        if (fstat(fd, &st) < 0 || (dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))) {
-            close(fd);
-            return -EACCES;
-        }
+            return fd;
         f = file_host_new(fd, flags, n->path, dir);
         break;
     }

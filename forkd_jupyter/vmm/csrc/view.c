@@ -5,6 +5,7 @@
  * path contains no symlink; a host path is used only when that resolved path
  * lies under a read-only root, so nothing outside the roots is ever opened. */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +97,66 @@ struct fs_view *fs_view_clone(struct fs_view *src)
 fail:
     fs_view_free(v);
     return NULL;
+}
+
+int view_open_host(const struct view_node *n, bool *dir)
+{
+    struct stat st;
+    if (stat(n->host, &st) < 0)
+        return -ENOENT;
+    *dir = S_ISDIR(st.st_mode);
+    /* Only regular files and directories: opening a host FIFO or device
+     * could block or act on the host. O_NONBLOCK keeps a file swapped for a
+     * FIFO meanwhile from blocking the open; the fstat catches it. */
+    if (!*dir && !S_ISREG(st.st_mode))
+        return -EACCES;
+    int fd = open(n->host, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | (*dir ? O_DIRECTORY : 0));
+    if (fd < 0)
+        return errno == EACCES ? -EACCES : -ENOENT;
+    if (fstat(fd, &st) < 0 || (*dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))) {
+        close(fd);
+        return -EACCES;
+    }
+    return fd;
+}
+
+struct fs_view *fs_view_restore(char *const *roots, size_t n_roots, const char *agent_dir,
+                                const char *exe_path, uint64_t layer_limit, struct memfs *layer,
+                                const char *cwd, unsigned umask)
+{
+    struct fs_view *v = calloc(1, sizeof(*v));
+    if (!v) {
+        memfs_free(layer);
+        return NULL;
+    }
+    v->layer = layer;
+    for (size_t i = 0; i < n_roots; i++)
+        if (roots[i][0] != '/' || !strcmp(roots[i], "/") || view_in_layer(roots[i]) ||
+            add_root(v, roots[i]) < 0)
+            goto fail;
+    if (agent_dir[0] && !(v->agent_dir = strdup(agent_dir)))
+        goto fail;
+    if (!(v->exe_path = strdup(exe_path)))
+        goto fail;
+    v->layer_limit = layer_limit;
+    snprintf(v->cwd, sizeof(v->cwd), "%s", view_in_layer(cwd) ? cwd : "/sandbox");
+    v->umask = umask & 0777;
+    return v;
+fail:
+    fs_view_free(v);
+    return NULL;
+}
+
+void fs_view_saved_parts(const struct fs_view *v, char *const **roots, size_t *n_roots,
+                         const char **agent_dir, const char **exe_path, uint64_t *layer_limit,
+                         unsigned *umask)
+{
+    *roots = v->roots;
+    *n_roots = v->n_roots;
+    *agent_dir = v->agent_dir ? v->agent_dir : "";
+    *exe_path = v->exe_path;
+    *layer_limit = v->layer_limit;
+    *umask = v->umask;
 }
 
 void fs_view_free(struct fs_view *v)
@@ -199,7 +260,7 @@ static void parent_of(char *path)
 }
 
 /* Replaces the walk's remaining input with target + "/" + rest. */
-static int splice(char *pending, size_t cap, const char *target, const char *rest)
+static int path_splice(char *pending, size_t cap, const char *target, const char *rest)
 {
     char tmp[PATH_MAX * 2];
     int n = snprintf(tmp, sizeof(tmp), "%s%s%s", target, rest && *rest ? "/" : "", rest ? rest : "");
@@ -345,7 +406,7 @@ int view_resolve(struct fs_view *v, const char *base, const char *path, bool fol
             if (target[0] == '/')
                 cur[0] = 0;
             /* A trailing slash still applies to what the link names. */
-            int err = splice(pending, sizeof(pending), target, trailing_slash ? "/" : rest);
+            int err = path_splice(pending, sizeof(pending), target, trailing_slash ? "/" : rest);
             if (err < 0)
                 return err;
             p = pending;
