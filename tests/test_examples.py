@@ -17,8 +17,8 @@ pytestmark = [pytest.mark.kvm, pytest.mark.usefixtures("daemon")]
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-def execute(name: str) -> list:
-    nb = nbformat.read(EXAMPLES / name, as_version=4)
+def execute(name: str, nb=None) -> list:
+    nb = nb or nbformat.read(EXAMPLES / name, as_version=4)
     NotebookClient(
         nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(EXAMPLES)}}
     ).execute()  # raises CellExecutionError on any failing cell
@@ -70,3 +70,16 @@ def test_files_and_isolation():
     attempts = text(cells[5]).splitlines()
     assert len(attempts) == 5 and all("refused" in line for line in attempts), attempts
     assert "refused:" in text(cells[6])
+
+
+def test_the_readme_tour_runs_as_written():
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    tour = readme[readme.index("## A one-minute tour") : readme.index("The JupyterLab sidebar")]
+    sources = re.findall(r"```python\n(.*?)```", tour, re.S)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in sources])
+    cells = execute("README.md", nb)
+    assert re.fullmatch(r"<sandbox sb-\d+ 'main'>", text(cells[0])), text(cells[0])
+    each = text(cells[3])
+    assert each.count("── sb-") == 3, each
+    for widget in (cells[4], cells[5]):
+        assert "application/vnd.jupyter.widget-view+json" in widget.outputs[0].data
