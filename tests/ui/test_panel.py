@@ -164,7 +164,19 @@ def test_panel_reports_refused_actions(page, jupyter_lab, daemon):
     form = f'{PANEL} li[data-id="{plain["id"]}"] > .jp-forkd-branch-form'
     # live needs a live_fork sandbox: the picker offers it disabled
     assert page.is_disabled(f'{form} option[value="live"]')
-    daemon.kill_sandbox(plain["id"])  # dies between the form opening and the click
+    # A tag already taken: the daemon refuses and the panel shows why.
+    daemon.branch_sandbox(plain["id"], mode="full", tag="ui-taken")
+    page.select_option(f"{form} .jp-forkd-branch-mode", "full")
+    page.fill(f"{form} .jp-forkd-branch-tag", "ui-taken")
+    page.click(f"{form} .jp-forkd-branch-submit")
+    banner = f"{PANEL} .jp-forkd-action-error"
+    page.wait_for_selector(banner, timeout=UI_TIMEOUT_MS)
+    assert "ui-taken" in page.inner_text(banner)
+    screenshot(page, "panel-refused")
+    assert [s["tag"] for s in daemon.list_snapshots() if s["source_id"] == plain["id"]] == [
+        "ui-taken"
+    ]
+    daemon.kill_sandbox(plain["id"])  # dies while its row is on screen
     page.wait_for_selector(f'{PANEL} li[data-id="{plain["id"]}"] > .jp-forkd-status-dead')
     assert page.query_selector(form) is None  # a dead sandbox offers no branch form
 
