@@ -1,4 +1,5 @@
-"""Steps the UI tests share: loading JupyterLab and saving screenshots."""
+"""Steps the UI tests share: loading JupyterLab or Notebook 7 and saving
+screenshots."""
 
 from __future__ import annotations
 
@@ -15,6 +16,14 @@ def open_lab(page, jupyter_lab, path: str = "") -> None:
     page.goto(f"{target}?token={token}&reset")
     page.wait_for_selector("#jp-main-dock-panel", state="visible", timeout=60_000)
     page.wait_for_selector(".jp-LabShell:not(.jp-mod-loading)", timeout=60_000)
+
+
+def open_notebook7(page, jupyter_lab, path: str) -> None:
+    """Opens a notebook in Notebook 7 (served by the same server) and waits
+    until its cells are on screen."""
+    base_url, token = jupyter_lab
+    page.goto(f"{base_url}/notebooks/{path}?token={token}")
+    page.wait_for_selector("#main-panel .jp-Notebook .jp-Cell", state="visible", timeout=60_000)
 
 
 def screenshot(page, name: str) -> Path:

@@ -1,12 +1,13 @@
-"""Both widgets rendered by real JupyterLab in headless chromium, running a
-real notebook against the test daemon: a branch made elsewhere shows up in
-the drawn tree and in the timings chart."""
+"""Both widgets rendered by real JupyterLab and by Notebook 7 in headless
+chromium, running a real notebook against the test daemon: a branch made
+elsewhere shows up in the drawn tree and in the timings chart."""
 
 from __future__ import annotations
 
 import nbformat
 import pytest
-from lab_helpers import open_lab, screenshot
+from lab_helpers import open_lab, open_notebook7, screenshot
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 pytestmark = pytest.mark.kvm
 
@@ -41,23 +42,47 @@ def notebook(jupyter_lab_root, daemon):
             daemon.kill_sandbox(sb["id"])
 
 
+FIRST_PROMPT = ".jp-Notebook .jp-Cell:first-child .jp-InputPrompt"
+
+
 def run_all_cells(page) -> None:
-    """Once the kernel is idle: select the first cell, Shift+Enter through all."""
-    page.wait_for_selector("text=Python 3 (ipykernel) | Idle", timeout=60_000)
-    page.click(".jp-Notebook .jp-Cell:first-child .jp-InputPrompt")
-    for _ in CELLS:
-        page.keyboard.press("Shift+Enter")
+    """Selects the first cell and Shift+Enters through all of them. Before
+    the kernel is connected the keys only move the selection (the prompts
+    stay ``[ ]:``, nothing is queued), so that is retried until the first
+    cell runs; once connected, cells are queued (``[*]:``) and run in order."""
+    for _ in range(30):
+        page.click(FIRST_PROMPT)
+        for _ in CELLS:
+            page.keyboard.press("Shift+Enter")
+        try:
+            page.wait_for_function(
+                "sel => !/\\[\\s*\\]/.test(document.querySelector(sel).textContent)",
+                arg=FIRST_PROMPT,
+                timeout=2_000,
+            )
+            return
+        except PlaywrightTimeout:
+            continue
+    raise AssertionError("the notebook's kernel never ran a cell")
 
 
-def test_widgets_render_and_follow_a_branch(page, jupyter_lab, notebook, daemon):
-    open_lab(page, jupyter_lab, NOTEBOOK)
+FRONT_ENDS = {"jupyterlab": open_lab, "notebook7": open_notebook7}
+
+
+@pytest.mark.parametrize("front_end", FRONT_ENDS)
+def test_widgets_render_and_follow_a_branch(page, jupyter_lab, notebook, daemon, front_end):
+    FRONT_ENDS[front_end](page, jupyter_lab, NOTEBOOK)
     page.wait_for_selector(".jp-Notebook", state="visible")
     run_all_cells(page)
     page.wait_for_selector(".forkd-branch-tree g.forkd-sandbox", timeout=60_000)
-    [sb] = [s for s in daemon.list_sandboxes() if s["name"] == "widget-source"]
+    [sb] = [
+        s
+        for s in daemon.list_sandboxes()
+        if s["name"] == "widget-source" and s["status"] == "running"
+    ]
     page.wait_for_selector(f'.forkd-branch-tree g[data-id="{sb["id"]}"]', timeout=UI_TIMEOUT_MS)
     page.wait_for_selector(".forkd-pause-timings", timeout=UI_TIMEOUT_MS)
-    screenshot(page, "widgets-before-branch")
+    screenshot(page, f"widgets-{front_end}-before-branch")
 
     out = daemon.branch_sandbox(sb["id"], mode="live", count=2, tag="from-the-test")
     snap, kids = out["snapshot"], out["children"]
@@ -73,4 +98,11 @@ def test_widgets_render_and_follow_a_branch(page, jupyter_lab, notebook, daemon)
     assert "live" in page.text_content(f"{dot} title")
     edges = page.eval_on_selector_all(".forkd-branch-tree path.forkd-edge", "els => els.length")
     assert edges >= 3  # source -> snapshot -> two children
-    screenshot(page, "widgets-after-branch")
+
+    # A click on a drawn node reaches the kernel as the widget's `selected`.
+    page.click(f'.forkd-branch-tree g[data-id="{snap["id"]}"]')
+    page.click(".jp-Notebook .jp-Cell:last-child .jp-InputArea-editor")
+    page.keyboard.type("print('selected:', tree.selected)")
+    page.keyboard.press("Shift+Enter")
+    page.wait_for_selector(f"text=selected: {snap['id']}", timeout=UI_TIMEOUT_MS)
+    screenshot(page, f"widgets-{front_end}-after-branch")
