@@ -120,6 +120,12 @@ TOUR = [
     ("guest-raise", "%%forkd tour\n1/0"),
     ("no-current", "%%forkd\n1"),  # the cascade took the current sandbox
     ("use-tour", "%forkd use tour"),
+    ("guest-class", "%%forkd\nclass OnlyInGuest:\n    pass\nonly_in_guest = OnlyInGuest()"),
+    ("pull-guest-class", "%forkd pull only_in_guest"),
+    ("kill-unknown", "%forkd kill no-such-sandbox"),
+    ("rm-unknown", "%forkd rm no-such-snapshot"),
+    ("branch-unknown", "%forkd branch no-such-sandbox"),
+    ("line-bad-flag", "%forkd spawn --bogus"),
     ("unpicklable", "import threading\nlock = threading.Lock()\n%forkd push lock"),
     (
         "no-wait",
@@ -141,6 +147,11 @@ TOUR = [
     ("pair", "pair = %forkd spawn -n 2 --name pair --mem 256 --no-live-fork\npair"),
     ("pair-live", "%forkd branch pair-1 --mode live"),  # refused: spawned without live fork
     ("pair-full", "full = %forkd branch --mode full --tag pair-full\nfull.snapshot"),
+    (
+        "pair-diff",
+        "d = %forkd branch pair-1 --mode diff --tag pair-diff\nprint(d.snapshot)\n"
+        "%forkd rm pair-diff",
+    ),
     ("pair-end", "%forkd rm pair-full\n%forkd kill pair-1 pair-2"),
     ("tree", "%forkd tree"),  # the live widget
     ("timings", "%forkd timings"),
@@ -246,6 +257,9 @@ def test_branch_modes_and_no_wait(tour):
     assert re.fullmatch(
         r"<snapshot snap-\d+ 'pair-full' \(full, paused [0-9.]+ ms\)>", snap.data["text/plain"]
     )
+    assert re.match(
+        r"<snapshot snap-\d+ 'pair-diff' \(diff, paused [0-9.]+ ms\)>", text_of(tour["pair-diff"])
+    )
     assert "deleted snap-" in text_of(tour["pair-end"])
     assert text_of(tour["pair-end"]).count("killed sb-") == 2
 
@@ -282,6 +296,11 @@ def test_bad_input_is_a_one_line_usage_error(tour):
         ("no-sub", "give a sub-command"),
         ("cell-bad-flag", "--bogus"),
         ("cell-unknown-name", "no-such-sandbox"),
+        ("pull-guest-class", "cannot pull 'only_in_guest'"),
+        ("kill-unknown", "no-such-sandbox"),
+        ("rm-unknown", "no-such-snapshot"),
+        ("branch-unknown", "no-such-sandbox"),
+        ("line-bad-flag", "--bogus"),
     ):
         assert needle in usage_error_of(tour[key]), key
 

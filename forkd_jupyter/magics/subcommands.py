@@ -183,7 +183,13 @@ def timings(session: Session, shell, args) -> Any:
 @argument("--as", dest="as_name", metavar="NAME", help="name in the notebook (default: same)")
 def pull(session: Session, shell, args) -> None:
     """Copy a picklable variable from the current sandbox into the notebook."""
-    value = session.controller.pull(session.require_current(), args.var)
+    try:
+        value = session.controller.pull(session.require_current(), args.var)
+    except (pickle.UnpicklingError, AttributeError, ImportError, EOFError) as e:
+        raise UsageError(
+            f"cannot pull {args.var!r}: this notebook cannot unpickle it ({e}); "
+            "pull plain data, or define its class here too"
+        ) from None
     shell.user_ns[args.as_name or args.var] = value
 
 
