@@ -136,6 +136,23 @@ def test_push_pull(daemon, source):
         daemon.push(source["id"], "not an identifier", 1)
 
 
+def test_children_take_live_fork_and_refuse_another_memory_size(http, daemon, source):
+    snap = daemon.branch_sandbox(source["id"], mode="full", tag="api-kids")["snapshot"]
+    try:
+        body = {"snapshot_id": snap["id"], "memory_limit_mib": 512}
+        doc = problem_of(http.post("/sandboxes", json=body), 400, "bad-request")
+        assert "1024 MiB" in doc["detail"]
+        same = http.post("/sandboxes", json={**body, "memory_limit_mib": 1024, "live_fork": False})
+        [plain] = same.json()["sandboxes"]
+        assert plain["live_fork"] is False and plain["memory_limit_mib"] == 1024
+        refused = http.post(f"/sandboxes/{plain['id']}/branch", json={"mode": "live"})
+        problem_of(refused, 400, "bad-request")
+        [live] = daemon.spawn_sandboxes(snapshot_id=snap["id"])
+        assert live["live_fork"] is True
+    finally:
+        daemon.delete_snapshot(snap["id"], cascade=True)
+
+
 def test_branch_argument_rules(http, daemon, source):
     url = f"/sandboxes/{source['id']}/branch"
     doc = problem_of(http.post(url, json={"mode": "full", "diff": True}), 400, "bad-request")

@@ -130,8 +130,17 @@ class SandboxTree:
                 if any(r.name == name and r.status == "running" for r in self._sandboxes.values()):
                     raise E.BadRequest(f"the name {name!r} is already used by a running sandbox")
         if snapshot is not None:
-            vms = self._spawn_children(self.snapshot(snapshot), n)
-            return [self._register_child(self.snapshot(snapshot), vm, name) for vm in vms]
+            snap = self.snapshot(snapshot)
+            image = self._snapshot_vm(snap)
+            if memory_limit_mib is not None and memory_limit_mib != image._memory_mib:
+                raise E.BadRequest(
+                    f"children of {snap.id} have its memory size ({image._memory_mib} MiB); "
+                    f"memory_limit_mib {memory_limit_mib} cannot apply"
+                )
+            vms = _vmm_call(image.spawn, n)
+            for vm in vms:  # live_fork=false makes children that refuse live branches
+                vm.live_fork = vm.live_fork and bool(live_fork)
+            return [self._register_child(snap, vm, name) for vm in vms]
         memory = DEFAULT_MEMORY_MIB if memory_limit_mib is None else memory_limit_mib
         out = []
         for _ in range(n):
@@ -163,8 +172,8 @@ class SandboxTree:
     def _register_child(self, snap: SnapshotRecord, vm: vmm.Sandbox, name: str | None) -> dict:
         with self._lock:
             source = self._sandboxes.get(snap.source_id)
-            live_fork = source.live_fork if source else bool(getattr(vm, "live_fork", True))
-            memory = source.memory_limit_mib if source else int(getattr(vm, "memory_mib", 0))
+            live_fork = vm.live_fork and (source.live_fork if source else True)
+            memory = source.memory_limit_mib if source else vm.memory_mib
             rec = SandboxRecord(self._new_id("sandbox", "sb"), "", live_fork, memory, snap.id)
             rec.name, rec.vm = name or rec.id, vm
             self._sandboxes[rec.id] = rec
