@@ -181,6 +181,14 @@ def test_branch_modes_tags_children(http, daemon, source):
     assert daemon.run_cell(kids[0]["id"], "x").result["text/plain"] == "41"
     legacy = http.post(url, json={"diff": True, "measure_diff": True}).json()["snapshot"]
     assert legacy["mode"] == "diff" and legacy["diff_bytes"] == legacy["physical_bytes"]
+    # Any mode measures what a diff would hold: here, what the cell below wrote.
+    daemon.run_cell(source["id"], "scratch = bytearray(8 << 20)\nscratch[::4096] = b'x' * 2048")
+    full = http.post(url, json={"mode": "full", "measure_diff": True}).json()["snapshot"]
+    assert full["diff_bytes"] >= 8 << 20 and full["diff_bytes"] < full["physical_bytes"]
+    quiet = http.post(url, json={"mode": "full", "measure_diff": True}).json()["snapshot"]
+    assert quiet["diff_bytes"] < 2 << 20  # nothing much written in between
+    unmeasured = http.post(url, json={"mode": "full"}).json()["snapshot"]
+    assert unmeasured["diff_bytes"] is None
     assert http.get("/snapshots/api-live").json()["id"] == snap["id"]
     problem_of(http.post(url, json={"tag": "api-live"}), 400, "bad-request")  # tags are unique
     for k in kids:

@@ -296,12 +296,12 @@ class SandboxTree:
             started = time.monotonic()
             snap_vm = _vmm_call(vm.snapshot, mode, wait)
             round_trip = (time.monotonic() - started) * 1000
+            snap = self._register_snapshot(rec, snap_vm, mode, tag, round_trip)
         except BaseException:
             self._branch_slots.release()
             raise
-        snap = self._register_snapshot(rec, snap_vm, mode, tag, round_trip)
-        if measure_diff and mode == "diff":
-            snap.diff_bytes = snap.physical_bytes
+        if measure_diff:
+            snap.diff_bytes = snap_vm.dirty_bytes
         if wait:
             try:
                 return self._finish_branch(snap, started, count)

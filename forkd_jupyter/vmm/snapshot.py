@@ -81,6 +81,12 @@ class Snapshot:
         return self._info().physical_bytes
 
     @property
+    def dirty_bytes(self) -> int:
+        """Guest memory written since the source's previous snapshot: what a
+        diff snapshot at this instant holds, whatever this one's mode."""
+        return self._info().dirty_bytes
+
+    @property
     def error(self) -> str | None:
         text = ffi.string(self._info().error).decode(errors="replace")
         return text or None

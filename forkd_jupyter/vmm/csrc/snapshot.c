@@ -141,6 +141,10 @@ static int capture(struct sandbox *sb, void *p)
         free(dirty);
         return err;
     }
+    uint64_t dirty_pages = 0;
+    for (size_t i = 0; i < kvm_vm_bitmap_bytes(&sb->vm) / 8; i++)
+        dirty_pages += (uint64_t)__builtin_popcountll(dirty[i]);
+    snap->dirty_bytes = dirty_pages * FJ_PAGE_SIZE;
     uint64_t t0 = fj_now_ns();
     if (snap->mode == FJ_SNAP_DIFF && sb->last_snap) {
         snap->parent = snapshot_get(sb->last_snap);
@@ -211,6 +215,7 @@ int fj_snapshot_get_info(fj_snapshot *snap, struct fj_snapshot_info *out)
     out->copy_ms = (double)snap->copy_ns / 1e6;
     out->logical_bytes = snap->logical_bytes;
     out->physical_bytes = snap->physical_bytes;
+    out->dirty_bytes = snap->dirty_bytes;
     memcpy(out->error, snap->error, sizeof(out->error));
     pthread_mutex_unlock(&snap->lock);
     return 0;

@@ -32,7 +32,7 @@ struct snapshot {
     struct fs_view *view;       /* the writable layer as of the pause */
     uint32_t pid;
     char exe_path[4096];
-    uint64_t pause_ns, copy_ns, logical_bytes, physical_bytes;
+    uint64_t pause_ns, copy_ns, logical_bytes, physical_bytes, dirty_bytes;
     char error[160];
     pthread_mutex_t lock;
     pthread_cond_t cond;        /* signalled when status leaves WRITING */

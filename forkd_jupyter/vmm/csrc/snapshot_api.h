@@ -15,6 +15,8 @@ struct fj_snapshot_info {
     double copy_ms;           /* memory copy, in or after the pause */
     uint64_t logical_bytes;   /* guest memory the image stands for */
     uint64_t physical_bytes;  /* host memory the image holds of its own */
+    uint64_t dirty_bytes;     /* guest memory written since the source's previous snapshot
+                                 (what a diff would hold), whatever the mode */
     char error[160];
 };
 
