@@ -491,15 +491,9 @@ static int load_state(struct in *r, struct snapshot *snap, struct memfs *layer)
 int fj_snapshot_load(const char *dir, fj_snapshot **out)
 {
     *out = NULL;
-    struct snapshot *snap = calloc(1, sizeof(*snap));
+    struct snapshot *snap = snapshot_alloc(FJ_SNAP_FULL, 0); /* the size comes from state */
     if (!snap)
         return -ENOMEM;
-    atomic_init(&snap->refs, 1);
-    atomic_init(&snap->status, FJ_SNAP_WRITING);
-    snap->mode = FJ_SNAP_FULL;
-    snap->image_fd = -1;
-    pthread_mutex_init(&snap->lock, NULL);
-    pthread_cond_init(&snap->cond, NULL);
     unsigned char *buf = NULL;
     size_t len = 0;
     struct memfs *layer = NULL;

@@ -57,7 +57,7 @@ void snapshot_finish(struct snapshot *snap, int status, const char *error)
     pthread_mutex_unlock(&snap->lock);
 }
 
-static struct snapshot *snapshot_new(struct sandbox *sb, int mode)
+struct snapshot *snapshot_alloc(int mode, uint64_t ram_bytes)
 {
     struct snapshot *snap = calloc(1, sizeof(*snap));
     if (!snap)
@@ -65,7 +65,7 @@ static struct snapshot *snapshot_new(struct sandbox *sb, int mode)
     atomic_init(&snap->refs, 1);
     atomic_init(&snap->status, FJ_SNAP_WRITING);
     snap->mode = mode;
-    snap->ram_bytes = sb->vm.ram_bytes;
+    snap->ram_bytes = ram_bytes;
     snap->image_fd = -1;
     pthread_mutex_init(&snap->lock, NULL);
     pthread_cond_init(&snap->cond, NULL);
@@ -178,7 +178,7 @@ int fj_sandbox_snapshot(fj_sandbox *sb, int mode, fj_snapshot **out)
         return -EINVAL;
     if (sb->exited)
         return -ESRCH;
-    struct snapshot *snap = snapshot_new(sb, mode);
+    struct snapshot *snap = snapshot_alloc(mode, sb->vm.ram_bytes);
     if (!snap)
         return -ENOMEM;
     if (mode == FJ_SNAP_LIVE) {

@@ -40,6 +40,8 @@ struct snapshot {
     struct ws_hint *hint;       /* the source's working-set hint, for children */
 };
 
+/* One reference, status WRITING, no image yet. */
+struct snapshot *snapshot_alloc(int mode, uint64_t ram_bytes);
 void snapshot_finish(struct snapshot *snap, int status, const char *error);
 /* Fills a child's RAM: the chain's full image mapped copy-on-write, then
  * every diff layer's pages, oldest first. */
