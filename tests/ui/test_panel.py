@@ -146,14 +146,28 @@ def test_panel_kills_copies_and_deletes(page, jupyter_lab, daemon):
     )
     assert daemon.get_sandbox(source["id"])["exit_reason"] == "killed"
 
-    # The snapshot still has a live child: deleting it asks before cascading.
+    page.click(f'{row("snapshot", snapshot_id)} [data-action="copy"]')
+    assert page.evaluate("navigator.clipboard.readText()") == snapshot_id
+
+    # Spawn on a snapshot's row: one more child of it (after its source died).
+    page.click(f'{row("snapshot", snapshot_id)} [data-action="spawn"]')
+    page.wait_for_function(
+        "([url_id, n]) => document.querySelectorAll("
+        "`li[data-id='${url_id}'] > ul > li[data-kind='sandbox']`).length === n",
+        arg=[snapshot_id, 2],
+        timeout=UI_TIMEOUT_MS,
+    )
+    kids = [s for s in daemon.list_sandboxes() if s["parent_snapshot"] == snapshot_id]
+    assert len(kids) == 2 and all(k["status"] == "running" for k in kids)
+
+    # The snapshot still has live children: deleting it asks before cascading.
     page.click(f'{row("snapshot", snapshot_id)} [data-action="delete"]')
     dialog = page.wait_for_selector(".jp-Dialog")
     assert child["id"] in dialog.inner_text()
     page.click('.jp-Dialog button:has-text("Delete all")')
     page.wait_for_selector(f'{PANEL} li[data-id="{snapshot_id}"]', state="detached")
     assert snapshot_id not in {s["id"] for s in daemon.list_snapshots()}
-    assert daemon.get_sandbox(child["id"])["status"] == "dead"
+    assert all(daemon.get_sandbox(k["id"])["status"] == "dead" for k in kids)
     screenshot(page, "panel-after-delete")
 
 
