@@ -33,6 +33,7 @@ SOURCES = [
     "fdt.c",
     "mm.c",
     "fs_memfs.c",
+    "crc32.c",
 ]
 
 # The program runs about 7,000 checks; far fewer means parts were skipped.

@@ -41,6 +41,7 @@ def test_memfs_c_program(tmp_path):
             f"-I{CSRC}",
             str(TEST_SRC),
             str(CSRC / "fs_memfs.c"),
+            str(CSRC / "crc32.c"),
             "-o",
             str(exe),
         ],

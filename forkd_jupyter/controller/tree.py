@@ -132,9 +132,9 @@ class SandboxTree:
         if snapshot is not None:
             snap = self.snapshot(snapshot)
             image = self._snapshot_vm(snap)
-            if memory_limit_mib is not None and memory_limit_mib != image._memory_mib:
+            if memory_limit_mib is not None and memory_limit_mib != image.memory_mib:
                 raise E.BadRequest(
-                    f"children of {snap.id} have its memory size ({image._memory_mib} MiB); "
+                    f"children of {snap.id} have its memory size ({image.memory_mib} MiB); "
                     f"memory_limit_mib {memory_limit_mib} cannot apply"
                 )
             vms = _vmm_call(image.spawn, n)
@@ -171,10 +171,11 @@ class SandboxTree:
 
     def _register_child(self, snap: SnapshotRecord, vm: vmm.Sandbox, name: str | None) -> dict:
         with self._lock:
-            source = self._sandboxes.get(snap.source_id)
-            live_fork = vm.live_fork and (source.live_fork if source else True)
-            memory = source.memory_limit_mib if source else vm.memory_mib
-            rec = SandboxRecord(self._new_id("sandbox", "sb"), "", live_fork, memory, snap.id)
+            # The vm carries its snapshot's memory size and live_fork (the
+            # source's when it was snapshotted, and what the spawn asked).
+            rec = SandboxRecord(
+                self._new_id("sandbox", "sb"), "", vm.live_fork, vm.memory_mib, snap.id
+            )
             rec.name, rec.vm = name or rec.id, vm
             self._sandboxes[rec.id] = rec
             snap.children.append(rec.id)

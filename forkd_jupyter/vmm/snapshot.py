@@ -77,6 +77,11 @@ class Snapshot:
         return self._info().logical_bytes
 
     @property
+    def memory_mib(self) -> int:
+        """Guest memory of the sandboxes it spawns (its source's size)."""
+        return self._memory_mib
+
+    @property
     def physical_bytes(self) -> int:
         return self._info().physical_bytes
 

@@ -17,6 +17,7 @@
  * lock has no holder that could call memfs_node_get concurrently. */
 #define _GNU_SOURCE
 #include "fs_memfs.h"
+#include "crc32.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -1529,29 +1530,11 @@ uint64_t memfs_bytes_private(struct memfs *fs) {
 #define MEMFS_IMAGE_REC_MIN 56u /* smallest node record */
 #define MEMFS_IMAGE_BUF 65536u
 
-static void memfs_crc_table(uint32_t t[256]) {
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-        for (int k = 0; k < 8; k++)
-            c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        t[i] = c;
-    }
-}
-
-/* Running CRC state is the complement (start with 0xffffffff, end with ~). */
-static uint32_t memfs_crc_update(const uint32_t t[256], uint32_t crc, const unsigned char *p,
-                                 size_t n) {
-    while (n--)
-        crc = t[(crc ^ *p++) & 0xff] ^ (crc >> 8);
-    return crc;
-}
-
 struct memfs_writer {
     int fd;
     int err;
-    uint32_t crc;
+    uint32_t crc; /* of everything written so far, trailer excluded */
     size_t len;
-    uint32_t table[256];
     unsigned char buf[MEMFS_IMAGE_BUF];
 };
 
@@ -1584,7 +1567,7 @@ static void memfs_w_raw(struct memfs_writer *w, const void *p, size_t n) {
 }
 
 static void memfs_w_bytes(struct memfs_writer *w, const void *p, size_t n) {
-    w->crc = memfs_crc_update(w->table, w->crc, p, n);
+    w->crc = fj_crc32(w->crc, p, n);
     memfs_w_raw(w, p, n);
 }
 
@@ -1678,8 +1661,7 @@ int memfs_save(struct memfs *fs, int fd) {
     w->fd = fd;
     w->err = 0;
     w->len = 0;
-    w->crc = 0xffffffffu;
-    memfs_crc_table(w->table);
+    w->crc = 0;
     memfs_w_bytes(w, MEMFS_IMAGE_MAGIC, 8);
     memfs_w_u32(w, MEMFS_IMAGE_VERSION);
     memfs_w_u32(w, 0);
@@ -1689,7 +1671,7 @@ int memfs_save(struct memfs *fs, int fd) {
     for (uint64_t b = 0; b < snap->itab_size; b++)
         for (struct memfs_node *n = snap->itab[b]; n; n = n->hnext)
             memfs_save_node(w, n);
-    uint32_t crc = ~w->crc;
+    uint32_t crc = w->crc;
     unsigned char t[4] = {(unsigned char)crc, (unsigned char)(crc >> 8), (unsigned char)(crc >> 16),
                           (unsigned char)(crc >> 24)};
     memfs_w_raw(w, t, 4);
@@ -1947,9 +1929,7 @@ static int memfs_parse_image(const unsigned char *buf, size_t len, uint64_t byte
                              struct memfs **out) {
     if (len < MEMFS_IMAGE_HDR + 4 || memcmp(buf, MEMFS_IMAGE_MAGIC, 8) != 0)
         return -EINVAL;
-    uint32_t table[256];
-    memfs_crc_table(table);
-    uint32_t crc = ~memfs_crc_update(table, 0xffffffffu, buf, len - 4);
+    uint32_t crc = fj_crc32(0, buf, len - 4);
     struct memfs_reader r = {buf, len, len - 4, false};
     if (memfs_r_u32(&r) != crc)
         return -EINVAL;

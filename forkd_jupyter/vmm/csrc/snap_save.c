@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "crc32.h"
 #include "file_kinds.h"
 #include "file_stdio.h"
 #include "fs_memfs.h"
@@ -32,20 +33,6 @@
 #define STATE_MAGIC "FJSNAPST"
 #define STATE_VERSION 1u
 #define MAX_STR PATH_MAX
-
-/* ------------------------------------------------------------ CRC-32 */
-
-static uint32_t crc32_update(uint32_t crc, const void *data, size_t n)
-{
-    const unsigned char *p = data;
-    crc = ~crc;
-    while (n--) {
-        crc ^= *p++;
-        for (int k = 0; k < 8; k++)
-            crc = (crc >> 1) ^ (0xEDB88320u & -(crc & 1));
-    }
-    return ~crc;
-}
 
 /* ------------------------------------------------- a growing buffer */
 
@@ -106,23 +93,18 @@ static const void *take(struct in *r, size_t n)
     return r->p + r->pos - n;
 }
 
-static uint64_t get_u64(struct in *r)
+/* An unsigned integer of n <= 8 bytes, in the host's (little-endian) order. */
+static uint64_t get_uint(struct in *r, size_t n)
 {
     uint64_t v = 0;
-    const void *p = take(r, 8);
+    const void *p = take(r, n);
     if (p)
-        memcpy(&v, p, 8);
+        memcpy(&v, p, n);
     return v;
 }
 
-static uint32_t get_u32(struct in *r)
-{
-    uint32_t v = 0;
-    const void *p = take(r, 4);
-    if (p)
-        memcpy(&v, p, 4);
-    return v;
-}
+static uint64_t get_u64(struct in *r) { return get_uint(r, 8); }
+static uint32_t get_u32(struct in *r) { return (uint32_t)get_uint(r, 4); }
 
 /* Copies a string of at most MAX_STR - 1 bytes into a malloc'd buffer. */
 static char *get_str(struct in *r)
@@ -261,12 +243,12 @@ static struct file *restore_file(struct fs_view *view, const char *kind, int fla
         if (!path[0] || view_resolve(view, "/", path, true, &n) < 0)
             return NULL;
         struct file *f = NULL;
-        bool dir;
+        struct stat st;
         int fd;
         if (n.kind == VK_DEV && !strcmp(kind, "device"))
             f = file_dev_new(n.leaf, flags, n.path);
-        else if (n.kind == VK_HOST && (fd = view_open_host(&n, &dir)) >= 0)
-            f = file_host_new(fd, flags, n.path, dir);
+        else if (n.kind == VK_HOST && stat(n.host, &st) == 0 && (fd = view_open_host(&n, &st)) >= 0)
+            f = file_host_new(fd, flags, n.path, S_ISDIR(st.st_mode));
         view_node_release(view, &n);
         return f;
     }
@@ -367,7 +349,7 @@ static void save_state(struct out *o, struct snapshot *snap)
     put_str(o, fs_view_cwd(snap->view));
     put_u32(o, umask);
     save_fdt(o, &snap->fdt);
-    uint32_t crc = crc32_update(0, o->p, o->len);
+    uint32_t crc = fj_crc32(0, o->p, o->len);
     put_u32(o, crc);
 }
 
@@ -427,7 +409,7 @@ static int load_state(struct in *r, struct snapshot *snap, struct memfs *layer)
         return -EINVAL;
     uint32_t crc;
     memcpy(&crc, r->p + r->len - 4, 4);
-    if (crc32_update(0, r->p, r->len - 4) != crc)
+    if (fj_crc32(0, r->p, r->len - 4) != crc)
         return -EBADMSG;
     r->len -= 4;
     take(r, 8);

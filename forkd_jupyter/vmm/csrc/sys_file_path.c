@@ -126,7 +126,7 @@ static int64_t open_resolved(struct sandbox *sb, struct view_node *n, int flags,
             return dir ? -EISDIR : -EROFS;
         if (!dir && (flags & O_DIRECTORY))
             return -ENOTDIR;
-        int fd = view_open_host(n, &dir);
+        int fd = view_open_host(n, &st);
         if (fd < 0)
             return fd;
         f = file_host_new(fd, flags, n->path, dir);

@@ -99,21 +99,19 @@ fail:
     return NULL;
 }
 
-int view_open_host(const struct view_node *n, bool *dir)
+int view_open_host(const struct view_node *n, const struct stat *st)
 {
-    struct stat st;
-    if (stat(n->host, &st) < 0)
-        return -ENOENT;
-    *dir = S_ISDIR(st.st_mode);
+    bool dir = S_ISDIR(st->st_mode);
     /* Only regular files and directories: opening a host FIFO or device
      * could block or act on the host. O_NONBLOCK keeps a file swapped for a
      * FIFO meanwhile from blocking the open; the fstat catches it. */
-    if (!*dir && !S_ISREG(st.st_mode))
+    if (!dir && !S_ISREG(st->st_mode))
         return -EACCES;
-    int fd = open(n->host, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | (*dir ? O_DIRECTORY : 0));
+    int fd = open(n->host, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | (dir ? O_DIRECTORY : 0));
     if (fd < 0)
         return errno == EACCES ? -EACCES : -ENOENT;
-    if (fstat(fd, &st) < 0 || (*dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))) {
+    struct stat now;
+    if (fstat(fd, &now) < 0 || (dir ? !S_ISDIR(now.st_mode) : !S_ISREG(now.st_mode))) {
         close(fd);
         return -EACCES;
     }

@@ -51,9 +51,10 @@ struct view_node {
  * (ENOENT for a missing directory component, ENOTDIR, ELOOP, ENAMETOOLONG). */
 int view_resolve(struct fs_view *v, const char *base, const char *path, bool follow, struct view_node *out);
 void view_node_release(struct fs_view *v, struct view_node *n);
-/* Opens a VK_HOST node read-only: a regular file or a directory (*dir says
- * which), never a FIFO or device. The fd, or -errno. */
-int view_open_host(const struct view_node *n, bool *dir);
+/* Opens a VK_HOST node read-only, st being its stat(2): a regular file or a
+ * directory, never a FIFO or device, and still of st's type when opened.
+ * The fd, or -errno. */
+int view_open_host(const struct view_node *n, const struct stat *st);
 int view_stat(struct fs_view *v, struct view_node *n, struct stat *st);
 /* Whether a guest path is inside the writable layer (/tmp, /sandbox). */
 bool view_in_layer(const char *path);
