@@ -403,7 +403,8 @@ static int read_file(int fd, unsigned char **buf, size_t *len)
     return 0;
 }
 
-static int load_state(struct in *r, struct snapshot *snap, struct memfs *layer)
+/* Magic, CRC-32 and version; leaves r after the version, the CRC cut off. */
+static int check_state_header(struct in *r)
 {
     if (r->len < 12 || memcmp(r->p, STATE_MAGIC, 8))
         return -EINVAL;
@@ -413,8 +414,17 @@ static int load_state(struct in *r, struct snapshot *snap, struct memfs *layer)
         return -EBADMSG;
     r->len -= 4;
     take(r, 8);
-    if (get_u32(r) != STATE_VERSION)
-        return -EPROTO;
+    return get_u32(r) == STATE_VERSION ? 0 : -EPROTO;
+}
+
+/* Adopts layer: it ends up in snap->view, or is freed. */
+static int load_state(struct in *r, struct snapshot *snap, struct memfs *layer)
+{
+    int header = check_state_header(r);
+    if (header < 0) {
+        memfs_free(layer);
+        return header;
+    }
     snap->ram_bytes = get_u64(r);
     snap->pid = get_u32(r);
     char *exe_path = get_str(r);
