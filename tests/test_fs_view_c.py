@@ -22,18 +22,18 @@ TESTS_C = ROOT / "tests" / "c"
 
 # The VMM sources under test, and what they need from the core.
 SOURCES = [
-    "view.c",
-    "file_kinds.c",
-    "file_dev.c",
-    "file_pipe.c",
-    "sys_file_path.c",
-    "sys_file_fd.c",
-    "sys_file_anon.c",
-    "sys_file_xattr.c",
-    "fdt.c",
-    "mm.c",
-    "fs_memfs.c",
-    "crc32.c",
+    "fs/view.c",
+    "file/file_kinds.c",
+    "file/file_dev.c",
+    "file/file_pipe.c",
+    "sys/sys_file_path.c",
+    "sys/sys_file_fd.c",
+    "sys/sys_file_anon.c",
+    "sys/sys_file_xattr.c",
+    "core/fdt.c",
+    "core/mm.c",
+    "fs/fs_memfs.c",
+    "lib/crc32.c",
 ]
 
 # The program runs about 7,000 checks; far fewer means parts were skipped.

@@ -1,8 +1,11 @@
 """The one cffi build script for the VMM's C core (API mode).
 
-The ``csrc/*_api.h`` headers are declaration-only (no preprocessor lines but
-integer ``#define``s): each is fed to ``cdef`` and included by the C files that
-implement it. Every ``csrc/*.c`` is compiled in.
+The C core is laid out by subsystem under ``csrc/`` (``csrc/README.md`` gives
+the layers and what each may call). The ``*_api.h`` headers, wherever they sit,
+are declaration-only (no preprocessor lines but integer ``#define``s): each is
+fed to ``cdef`` and included by the C files that implement it. Every ``.c``
+under ``csrc/`` is compiled in; includes name their folder
+(``#include "kvm/kvm_vm.h"``) relative to ``csrc/``.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from cffi import FFI
 CSRC = Path(__file__).parent / "csrc"
 
 # vmm_api.h declares the sandbox handle type the other API headers use.
-API_HEADERS = sorted(CSRC.glob("*_api.h"), key=lambda h: (h.name != "vmm_api.h", h.name))
+API_HEADERS = sorted(CSRC.rglob("*_api.h"), key=lambda h: (h.name != "vmm_api.h", h.name))
 
 ffibuilder = FFI()
 for header in API_HEADERS:
@@ -22,8 +25,8 @@ for header in API_HEADERS:
 ffibuilder.set_source(
     "forkd_jupyter.vmm._core",
     "#include <stdint.h>\n#include <stddef.h>\n"
-    + "".join(f'#include "{h.name}"\n' for h in API_HEADERS),
-    sources=sorted(str(p) for p in CSRC.glob("*.c")),
+    + "".join(f'#include "{h.relative_to(CSRC)}"\n' for h in API_HEADERS),
+    sources=sorted(str(p) for p in CSRC.rglob("*.c")),
     include_dirs=[str(CSRC)],
     extra_compile_args=[
         "-std=gnu11",

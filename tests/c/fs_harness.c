@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "fs_view.h"
+#include "fs/fs_view.h"
 
 int g_pass, g_fail;
 struct sandbox h_sb;

@@ -8,7 +8,7 @@
 
 #include <stdio.h>
 
-#include "sandbox.h"
+#include "core/sandbox.h"
 
 extern int g_pass, g_fail;
 

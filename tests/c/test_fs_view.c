@@ -24,9 +24,9 @@
 #include <unistd.h>
 
 #include "fs_harness.h"
-#include "fs_memfs.h"
+#include "fs/fs_memfs.h"
 #include "fs_tests.h"
-#include "fs_view.h"
+#include "fs/fs_view.h"
 
 const char *exe_path;
 const char **roots;

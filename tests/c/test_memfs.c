@@ -1,9 +1,9 @@
-/* Tests of the memfs layer (forkd_jupyter/vmm/csrc/fs_memfs.c).
+/* Tests of the memfs layer (forkd_jupyter/vmm/csrc/fs/fs_memfs.c).
  * Build: gcc -std=gnu11 -I forkd_jupyter/vmm/csrc -pthread tests/c/test_memfs.c \
- *        forkd_jupyter/vmm/csrc/fs_memfs.c
+ *        forkd_jupyter/vmm/csrc/fs/fs_memfs.c
  * Prints "memfs: N passed" and exits 0 when every check passes. */
 #define _GNU_SOURCE
-#include "fs_memfs.h"
+#include "fs/fs_memfs.h"
 
 #include <dirent.h>
 #include <errno.h>

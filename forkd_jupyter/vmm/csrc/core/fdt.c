@@ -1,0 +1,177 @@
+/* The fd table. Invariant: every non-NULL slot holds one reference. */
+#define _GNU_SOURCE
+#include "core/fdt.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct file *file_new(const struct file_ops *ops, int flags, const char *path)
+{
+    struct file *f = calloc(1, sizeof(*f));
+    if (!f)
+        return NULL;
+    f->refs = 1;
+    f->ops = ops;
+    f->flags = flags;
+    f->host_fd = -1;
+    if (path && !(f->path = strdup(path))) {
+        free(f);
+        return NULL;
+    }
+    return f;
+}
+
+struct file *file_get(struct file *f)
+{
+    f->refs++;
+    return f;
+}
+
+void file_put(struct file *f)
+{
+    if (!f || --f->refs > 0)
+        return;
+    if (f->ops->release)
+        f->ops->release(f);
+    if (f->host_fd >= 0)
+        close(f->host_fd);
+    free(f->path);
+    free(f);
+}
+
+int fdt_init(struct fdt *t)
+{
+    t->cap = 64;
+    t->slots = calloc((size_t)t->cap, sizeof(*t->slots));
+    return t->slots ? 0 : -ENOMEM;
+}
+
+void fdt_destroy(struct fdt *t)
+{
+    for (int i = 0; i < t->cap; i++)
+        file_put(t->slots[i].f);
+    free(t->slots);
+    t->slots = NULL;
+    t->cap = 0;
+}
+
+static int grow(struct fdt *t, int need)
+{
+    if (need < t->cap)
+        return 0;
+    if (need >= FDT_MAX)
+        return -EMFILE;
+    int cap = t->cap;
+    while (cap <= need)
+        cap *= 2;
+    if (cap > FDT_MAX)
+        cap = FDT_MAX;
+    struct fdt_slot *s = realloc(t->slots, (size_t)cap * sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    memset(s + t->cap, 0, (size_t)(cap - t->cap) * sizeof(*s));
+    t->slots = s;
+    t->cap = cap;
+    return 0;
+}
+
+int fdt_install(struct fdt *t, struct file *f, int min_fd, bool cloexec)
+{
+    if (min_fd < 0)
+        return -EINVAL;
+    for (int fd = min_fd;; fd++) {
+        if (fd >= t->cap) {
+            int err = grow(t, fd);
+            if (err < 0)
+                return err;
+        }
+        if (!t->slots[fd].f) {
+            t->slots[fd].f = f;
+            t->slots[fd].cloexec = cloexec;
+            return fd;
+        }
+    }
+}
+
+int fdt_install_at(struct fdt *t, struct file *f, int fd, bool cloexec)
+{
+    if (fd < 0)
+        return -EBADF;
+    int err = grow(t, fd);
+    if (err < 0)
+        return err == -EMFILE ? -EBADF : err;
+    struct file *old = t->slots[fd].f;
+    t->slots[fd].f = f;
+    t->slots[fd].cloexec = cloexec;
+    file_put(old);
+    return fd;
+}
+
+struct file *fdt_get(struct fdt *t, int fd)
+{
+    if (fd < 0 || fd >= t->cap)
+        return NULL;
+    return t->slots[fd].f;
+}
+
+int fdt_close(struct fdt *t, int fd)
+{
+    struct file *f = fdt_get(t, fd);
+    if (!f)
+        return -EBADF;
+    t->slots[fd].f = NULL;
+    file_put(f);
+    return 0;
+}
+
+int fdt_set_cloexec(struct fdt *t, int fd, bool on)
+{
+    if (!fdt_get(t, fd))
+        return -EBADF;
+    t->slots[fd].cloexec = on;
+    return 0;
+}
+
+int fdt_get_cloexec(struct fdt *t, int fd)
+{
+    if (!fdt_get(t, fd))
+        return -EBADF;
+    return t->slots[fd].cloexec;
+}
+
+int fdt_count(const struct fdt *t)
+{
+    int n = 0;
+    for (int i = 0; i < t->cap; i++)
+        n += t->slots[i].f != NULL;
+    return n;
+}
+
+int fdt_clone(struct fdt *dst, const struct fdt *src, struct fs_view *view)
+{
+    int err = fdt_init(dst);
+    if (err < 0)
+        return err;
+    for (int fd = 0; fd < src->cap; fd++) {
+        struct file *f = src->slots[fd].f;
+        if (!f || !f->ops->clone)
+            continue;
+        struct file *copy = NULL;
+        for (int prev = 0; prev < fd; prev++) /* a dup of an earlier fd: share its clone */
+            if (src->slots[prev].f == f && dst->slots[prev].f) {
+                copy = file_get(dst->slots[prev].f);
+                break;
+            }
+        if (!copy && !(copy = f->ops->clone(f, view))) {
+            fdt_destroy(dst);
+            return -ENOMEM;
+        }
+        if ((err = fdt_install_at(dst, copy, fd, src->slots[fd].cloexec)) < 0) {
+            file_put(copy);
+            fdt_destroy(dst);
+            return err;
+        }
+    }
+    return 0;
+}

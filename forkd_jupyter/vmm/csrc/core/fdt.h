@@ -1,0 +1,87 @@
+/* Open file descriptions and the guest's fd table.
+ *
+ * A struct file is one open file description: dup'ed fds share it (and its
+ * offset). Each kind of file supplies a file_ops table; an operation left
+ * NULL fails with the errno documented beside it. Buffers passed to ops are
+ * host pointers already translated from guest memory (for reads, obtained
+ * with mm_write_ptr). Only the vCPU thread uses a sandbox's files. */
+#ifndef FDT_H
+#define FDT_H
+
+#include <sys/stat.h>
+
+#include "lib/fj.h"
+
+struct sandbox;
+struct file;
+struct memfs_node;
+struct fs_view;
+
+struct file_ops {
+    const char *kind;                                                          /* for stats/debug */
+    int64_t (*read)(struct sandbox *, struct file *, void *, uint64_t);        /* NULL: -EINVAL */
+    int64_t (*write)(struct sandbox *, struct file *, const void *, uint64_t); /* NULL: -EINVAL */
+    int64_t (*pread)(struct sandbox *, struct file *, void *, uint64_t, uint64_t);        /* NULL: -ESPIPE */
+    int64_t (*pwrite)(struct sandbox *, struct file *, const void *, uint64_t, uint64_t); /* NULL: -ESPIPE */
+    int64_t (*lseek)(struct sandbox *, struct file *, int64_t, int);           /* NULL: -ESPIPE */
+    int (*stat)(struct sandbox *, struct file *, struct stat *);               /* required */
+    int64_t (*getdents)(struct sandbox *, struct file *, void *, uint64_t);    /* NULL: -ENOTDIR */
+    /* Events ready now (POLLIN/POLLOUT/POLLHUP); NULL: always readable+writable. */
+    short (*poll)(struct sandbox *, struct file *, short);
+    /* Host fd a blocking wait can poll() on, or -1 (NULL: -1). */
+    int (*wait_fd)(struct file *);
+    int64_t (*ioctl)(struct sandbox *, struct file *, uint64_t, uint64_t);   /* NULL: -ENOTTY */
+    int (*truncate)(struct sandbox *, struct file *, uint64_t);              /* NULL: -EINVAL */
+    int (*sync)(struct sandbox *, struct file *);                            /* NULL: 0 */
+    void (*release)(struct file *);                                          /* frees kind data */
+    /* An independent copy of this description for a branch whose filesystem
+     * is view (same flags, offset and kind state; memfs nodes looked up by
+     * inode number in view's layer). NULL op: the fd is not carried into
+     * branches (it is closed there). */
+    struct file *(*clone)(struct file *f, struct fs_view *view);
+};
+
+struct file {
+    int refs;
+    const struct file_ops *ops;
+    int flags;             /* open flags: O_ACCMODE, O_APPEND, O_NONBLOCK, O_DIRECTORY ... */
+    uint64_t off;
+    char *path;            /* guest path it was opened by (malloc'd), or NULL */
+    int host_fd;           /* kind data: a host fd owned by this file, or -1 */
+    struct memfs_node *node; /* kind data: a memfs node reference, or NULL */
+    uint64_t dir_cookie;   /* directory position */
+    void *priv;            /* other kind data, freed by release */
+};
+
+struct fdt_slot {
+    struct file *f;
+    bool cloexec;
+};
+
+#define FDT_MAX 4096
+
+struct fdt {
+    struct fdt_slot *slots;
+    int cap;
+};
+
+struct file *file_new(const struct file_ops *ops, int flags, const char *path);
+struct file *file_get(struct file *f);
+void file_put(struct file *f);
+
+int fdt_init(struct fdt *t);
+void fdt_destroy(struct fdt *t);
+/* Lowest free fd >= min_fd; takes over the caller's reference; -EMFILE. */
+int fdt_install(struct fdt *t, struct file *f, int min_fd, bool cloexec);
+/* Puts f at exactly fd, closing what was there (dup2 semantics). */
+int fdt_install_at(struct fdt *t, struct file *f, int fd, bool cloexec);
+struct file *fdt_get(struct fdt *t, int fd); /* borrowed; NULL when not open */
+int fdt_close(struct fdt *t, int fd);        /* -EBADF */
+int fdt_set_cloexec(struct fdt *t, int fd, bool on);
+int fdt_get_cloexec(struct fdt *t, int fd);
+int fdt_count(const struct fdt *t);
+/* dst gets clones of src's open descriptions (fds that shared a description
+ * share its clone), for a branch whose filesystem is view. */
+int fdt_clone(struct fdt *dst, const struct fdt *src, struct fs_view *view);
+
+#endif

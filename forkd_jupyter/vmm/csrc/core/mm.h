@@ -1,0 +1,64 @@
+/* The guest's address space: allocation inside the fixed user window, and
+ * every access the VMM makes to guest memory.
+ *
+ * Invariants:
+ * - VMAs are sorted, page-aligned, non-overlapping, inside
+ *   [LAYOUT_USER_MIN, ram_bytes).
+ * - Guest RAM outside every VMA reads as zero: whatever is unmapped has its
+ *   memfd range punched, so a new anonymous mapping needs no clearing.
+ * - Every host-side write into guest RAM goes through mm_write_ptr() (or the
+ *   helpers built on it), the one place that knows about snapshots. */
+#ifndef MM_H
+#define MM_H
+
+#include "lib/fj.h"
+
+struct kvm_vm;
+
+enum mm_kind { MM_ANON, MM_FILE, MM_STACK, MM_BRK, MM_IMAGE };
+
+struct mm_vma {
+    gva_t start, end;
+    int prot;
+    enum mm_kind kind;
+};
+
+struct mm {
+    struct kvm_vm *vm;
+    struct mm_vma *vmas;
+    size_t n_vmas, cap_vmas;
+    gva_t brk_start, brk_cur, brk_limit;
+    gva_t mmap_top;   /* top-down mmap allocation starts below this */
+    uint64_t mapped_bytes;
+};
+
+int mm_init(struct mm *mm, struct kvm_vm *vm, uint64_t stack_bytes, gva_t *stack_top);
+void mm_destroy(struct mm *mm);
+int mm_clone(struct mm *dst, const struct mm *src, struct kvm_vm *vm);
+/* Starts the heap at brk_start; top-down mmaps avoid [brk_start, brk_limit)
+ * while they can. */
+void mm_set_brk(struct mm *mm, gva_t brk_start, gva_t brk_limit);
+
+/* mmap/munmap/mremap semantics on the window; -errno. fixed replaces. */
+int mm_map(struct mm *mm, gva_t hint, uint64_t len, int prot, bool fixed, bool noreplace,
+           enum mm_kind kind, gva_t *out);
+int mm_unmap(struct mm *mm, gva_t start, uint64_t len);
+int mm_protect(struct mm *mm, gva_t start, uint64_t len, int prot);
+int mm_remap(struct mm *mm, gva_t old, uint64_t old_len, uint64_t new_len, int flags,
+             gva_t new_addr, gva_t *out);
+int64_t mm_brk(struct mm *mm, gva_t want);
+bool mm_is_mapped(const struct mm *mm, gva_t start, uint64_t len);
+
+/* Guest memory access. Pointers are valid only until the next mm call that
+ * changes mappings; len == 0 is always valid. -EFAULT outside the window. */
+const void *mm_read_ptr(struct mm *mm, gva_t addr, uint64_t len);
+void *mm_write_ptr(struct mm *mm, gva_t addr, uint64_t len);
+int mm_copy_from(struct mm *mm, void *dst, gva_t src, uint64_t len);
+int mm_copy_to(struct mm *mm, gva_t dst, const void *src, uint64_t len);
+/* Copies a NUL-terminated string of at most max bytes (incl. NUL):
+ * -ENAMETOOLONG if longer, -EFAULT if unreadable. Returns its length. */
+int mm_copy_string(struct mm *mm, char *dst, gva_t src, size_t max);
+/* Punches [gpa, gpa+len) out of guest RAM (it reads as zero afterwards). */
+void mm_discard(struct mm *mm, gva_t start, uint64_t len);
+
+#endif

@@ -1,0 +1,197 @@
+/* Sandbox life cycle: create (VM, address space, files, ELF), destroy. */
+#define _GNU_SOURCE
+#include "core/sandbox.h"
+
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/elf_load.h"
+#include "snap/snap_hint.h"
+#include "file/file_stdio.h"
+#include "fs/fs_memfs.h"
+#include "fs/fs_view.h"
+#include "snap/snap_copy.h"
+#include "api/vmm_api.h"
+#include "snap/snapshot_api.h"
+
+#define SANDBOX_STACK_BYTES (8ULL << 20)
+#define SANDBOX_UID 1000
+
+static int install_stdio(struct sandbox *sb)
+{
+    struct file *files[4] = {file_stdio_stdin(), file_stdio_out(SB_CH_STDOUT), file_stdio_out(SB_CH_STDERR),
+                             file_stdio_ctl(sb->ctl_host_fd)};
+    int err = 0;
+    for (int fd = 0; fd < 4; fd++) {
+        if (!files[fd]) {
+            err = -ENOMEM;
+            continue;
+        }
+        int r = fdt_install_at(&sb->fdt, files[fd], fd, false);
+        if (r < 0) {
+            file_put(files[fd]);
+            err = r;
+        }
+    }
+    return err;
+}
+
+static int load_program(struct sandbox *sb, const struct fj_spawn_config *cfg)
+{
+    gva_t stack_top;
+    int err = mm_init(&sb->mm, &sb->vm, SANDBOX_STACK_BYTES, &stack_top);
+    if (err < 0)
+        return err;
+    struct elf_image exe, interp;
+    /* The executable sits low, its heap right above it, as Linux lays out. */
+    if ((err = elf_load(&sb->mm, cfg->exe_path, 0x400000, &exe)) < 0)
+        return err;
+    mm_set_brk(&sb->mm, exe.end, exe.end + sb->vm.ram_bytes / 8);
+    gva_t entry = exe.entry;
+    const struct elf_image *interp_p = NULL;
+    if (exe.interp[0]) {
+        if ((err = elf_load(&sb->mm, exe.interp, 0, &interp)) < 0)
+            return err;
+        entry = interp.entry;
+        interp_p = &interp;
+    }
+    gva_t rsp;
+    err = elf_build_stack(&sb->mm, stack_top, cfg->argv, cfg->envp, &exe, interp_p, cfg->exe_path,
+                          SANDBOX_UID, &rsp);
+    if (err < 0)
+        return err;
+    return kvm_vm_boot_cpu(&sb->vm, entry, rsp);
+}
+
+void sandbox_free(struct sandbox *sb)
+{
+    snap_copy_sandbox_gone(sb);
+    if (sb->last_snap)
+        fj_snapshot_release(sb->last_snap);
+    hint_put(sb->hint);
+    fdt_destroy(&sb->fdt);
+    if (sb->view)
+        fs_view_free(sb->view);
+    mm_destroy(&sb->mm);
+    kvm_vm_destroy(&sb->vm);
+    if (sb->ctl_host_fd >= 0)
+        close(sb->ctl_host_fd);
+    if (sb->wake_fd >= 0)
+        close(sb->wake_fd);
+    pthread_mutex_destroy(&sb->job_lock);
+    pthread_cond_destroy(&sb->job_cond);
+    free(sb);
+}
+
+static uint32_t next_pid(void)
+{
+    static _Atomic uint32_t counter = 100;
+    return atomic_fetch_add(&counter, 1);
+}
+
+struct sandbox *sandbox_alloc(int ctl_fd, int *err)
+{
+    struct sandbox *sb = calloc(1, sizeof(*sb));
+    if (!sb) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    sb->ctl_host_fd = sb->wake_fd = -1;
+    pthread_mutex_init(&sb->job_lock, NULL);
+    pthread_cond_init(&sb->job_cond, NULL);
+    sb->vm.vm_fd = sb->vm.vcpu_fd = sb->vm.ram_fd = -1;
+    sb->start_ns = fj_now_ns();
+    sb->ctl_host_fd = fcntl(ctl_fd, F_DUPFD_CLOEXEC, 3);
+    sb->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (sb->ctl_host_fd < 0 || sb->wake_fd < 0) {
+        *err = -errno;
+        sandbox_free(sb);
+        return NULL;
+    }
+    return sb;
+}
+
+int fj_sandbox_create(const struct fj_spawn_config *cfg, fj_sandbox **out)
+{
+    *out = NULL;
+    if (!cfg->exe_path || !cfg->argv || !cfg->envp || !cfg->argv[0])
+        return -EINVAL;
+    if (strlen(cfg->exe_path) >= sizeof(((struct sandbox *)0)->exe_path))
+        return -ENAMETOOLONG;
+    int err = 0;
+    struct sandbox *sb = sandbox_alloc(cfg->ctl_fd, &err);
+    if (!sb)
+        return err;
+    sb->pid = next_pid();
+    strcpy(sb->exe_path, cfg->exe_path);
+    if ((err = fdt_init(&sb->fdt)) < 0)
+        goto fail;
+    struct fs_view_config vc = {
+        .ro_roots = cfg->ro_roots,
+        .n_ro_roots = cfg->n_ro_roots,
+        .agent_host_dir = cfg->agent_host_dir,
+        .exe_path = cfg->exe_path,
+        .layer_bytes_limit = cfg->layer_bytes_limit,
+        .cwd = cfg->cwd ? cfg->cwd : "/sandbox",
+    };
+    if (!(sb->view = fs_view_new(&vc))) {
+        err = -ENOMEM;
+        goto fail;
+    }
+    if ((err = kvm_vm_create(&sb->vm, FJ_ALIGN_UP(cfg->mem_bytes, FJ_HUGE_SIZE), -1)) < 0)
+        goto fail;
+    if ((err = install_stdio(sb)) < 0)
+        goto fail;
+    if ((err = load_program(sb, cfg)) < 0)
+        goto fail;
+    *out = sb;
+    return 0;
+fail:
+    sandbox_free(sb);
+    return err;
+}
+
+void fj_sandbox_destroy(fj_sandbox *sb)
+{
+    if (sb)
+        sandbox_free(sb);
+}
+
+int fj_sandbox_get_stats(fj_sandbox *sb, struct fj_sandbox_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->syscalls = sb->stats.calls;
+    out->unsupported_syscalls = sb->stats.unsupported_calls;
+    out->mapped_bytes = sb->mm.mapped_bytes;
+    struct stat st;
+    if (sb->vm.ram_fd >= 0 && fstat(sb->vm.ram_fd, &st) == 0)
+        out->resident_bytes = (uint64_t)st.st_blocks * 512;
+    out->layer_bytes = sb->view ? memfs_bytes_used(fs_view_layer(sb->view)) : 0;
+    out->uptime_ns = fj_now_ns() - sb->start_ns;
+    out->open_fds = fdt_count(&sb->fdt);
+    out->exited = sb->exited;
+    out->exit_status = sb->exit_status;
+    out->fatal_signal = sb->fatal_signal;
+    return 0;
+}
+
+int fj_sandbox_unsupported(fj_sandbox *sb, uint32_t *nrs, uint32_t *counts, int max)
+{
+    int n = 0;
+    for (uint32_t nr = 0; nr < SYS_MAX && n < max; nr++) {
+        if (sb->stats.unsupported_per_nr[nr]) {
+            nrs[n] = nr;
+            counts[n] = sb->stats.unsupported_per_nr[nr];
+            n++;
+        }
+    }
+    return n;
+}
+
+const char *fj_sandbox_exit_reason(fj_sandbox *sb) { return sb->exit_reason; }

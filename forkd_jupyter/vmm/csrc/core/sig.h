@@ -1,0 +1,21 @@
+/* Guest signals: delivery with Linux's x86-64 rt_sigframe, rt_sigreturn,
+ * and the conversion of guest exceptions into signals. */
+#ifndef SIG_H
+#define SIG_H
+
+#include "core/sandbox.h"
+
+/* Returned by a system-call handler that replaced the whole user context. */
+#define SIG_REGS_REPLACED ((int64_t)0x7ffffffffffff00dLL)
+
+uint64_t sig_deliverable(struct sandbox *sb); /* pending & ~blocked (with KILL/STOP) */
+/* Delivers deliverable signals (one handler frame, or a default action).
+ * Called by the vCPU thread between exits. */
+void sig_deliver_pending(struct sandbox *sb);
+/* A guest exception exited on the vector's port. */
+void sig_exception(struct sandbox *sb, unsigned vector);
+/* A synchronous fault: signal with si_addr; fatal when not handled. */
+void sig_fault(struct sandbox *sb, int signo, uint64_t addr, const char *what);
+int64_t sig_sigreturn(struct sandbox *sb);
+
+#endif

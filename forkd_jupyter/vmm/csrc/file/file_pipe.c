@@ -1,0 +1,141 @@
+/* In-sandbox pipes (pipe, pipe2): a ring buffer shared by the two ends.
+ *
+ * Invariants: pipe_buf is freed when its last end is released; readers and
+ * writers count open descriptions of each end (dup shares a description).
+ * Pipes are not carried into branches (no clone op). */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "file/file_kinds.h"
+#include "core/sandbox.h"
+
+#define PIPE_BYTES 65536
+
+struct pipe_buf {
+    int readers, writers;
+    uint64_t ino; /* a counter, never a host address */
+    size_t head, len;
+    uint8_t data[PIPE_BYTES];
+};
+
+/* One guest thread: a read on an empty pipe whose writer is open, or a write
+ * to a full one, can only end by a signal, as on Linux (no other thread could
+ * ever make progress). Non-blocking ends get EAGAIN. */
+static int64_t pipe_read(struct sandbox *sb, struct file *f, void *buf, uint64_t len) {
+    struct pipe_buf *p = f->priv;
+    while (p->len == 0) {
+        if (p->writers == 0)
+            return 0;
+        if (f->flags & O_NONBLOCK)
+            return -EAGAIN;
+        int err = sb_wait_fd(sb, -1, 0, -1);
+        if (err < 0)
+            return err;
+    }
+    uint64_t n = FJ_MIN(len, p->len);
+    for (uint64_t i = 0; i < n; i++)
+        ((uint8_t *)buf)[i] = p->data[(p->head + i) % PIPE_BYTES];
+    p->head = (p->head + n) % PIPE_BYTES;
+    p->len -= n;
+    return (int64_t)n;
+}
+
+static int64_t pipe_write(struct sandbox *sb, struct file *f, const void *buf, uint64_t len) {
+    struct pipe_buf *p = f->priv;
+    if (p->readers == 0) {
+        sb_raise(sb, SIGPIPE);
+        return -EPIPE;
+    }
+    while (p->len == PIPE_BYTES) {
+        if (f->flags & O_NONBLOCK)
+            return -EAGAIN;
+        int err = sb_wait_fd(sb, -1, 0, -1);
+        if (err < 0)
+            return err;
+    }
+    uint64_t n = FJ_MIN(len, PIPE_BYTES - p->len);
+    for (uint64_t i = 0; i < n; i++)
+        p->data[(p->head + p->len + i) % PIPE_BYTES] = ((const uint8_t *)buf)[i];
+    p->len += n;
+    return (int64_t)n;
+}
+
+static short pipe_poll(struct sandbox *sb, struct file *f, short events) {
+    struct pipe_buf *p = f->priv;
+    short r = 0;
+    if ((f->flags & O_ACCMODE) == O_RDONLY) {
+        if (p->len || !p->writers)
+            r |= POLLIN;
+        if (!p->writers)
+            r |= POLLHUP;
+    } else {
+        if (p->len < PIPE_BYTES)
+            r |= POLLOUT;
+        if (!p->readers)
+            r |= POLLERR;
+    }
+    return r & (events | POLLHUP | POLLERR);
+}
+
+static int pipe_stat(struct sandbox *sb, struct file *f, struct stat *st) {
+    memset(st, 0, sizeof(*st));
+    st->st_mode = S_IFIFO | 0600;
+    st->st_nlink = 1;
+    st->st_uid = st->st_gid = 1000;
+    st->st_ino = ((struct pipe_buf *)f->priv)->ino;
+    st->st_dev = 0xc;
+    st->st_blksize = 4096;
+    return 0;
+}
+
+static void pipe_release(struct file *f) {
+    struct pipe_buf *p = f->priv;
+    if ((f->flags & O_ACCMODE) == O_RDONLY)
+        p->readers--;
+    else
+        p->writers--;
+    if (!p->readers && !p->writers)
+        free(p);
+}
+
+static int64_t pipe_ioctl(struct sandbox *sb, struct file *f, uint64_t req, uint64_t arg) {
+    if (req == 0x541B) { /* FIONREAD */
+        int n = (int)((struct pipe_buf *)f->priv)->len;
+        return mm_copy_to(&sb->mm, arg, &n, sizeof(n));
+    }
+    return -ENOTTY;
+}
+
+static const struct file_ops pipe_ops = {
+    .kind = "pipe",
+    .read = pipe_read,
+    .write = pipe_write,
+    .stat = pipe_stat,
+    .poll = pipe_poll,
+    .ioctl = pipe_ioctl,
+    .release = pipe_release,
+};
+
+int file_pipe_new(int flags, struct file *out[2]) {
+    struct pipe_buf *p = calloc(1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    int extra = flags & O_NONBLOCK;
+    out[0] = file_new(&pipe_ops, O_RDONLY | extra, NULL);
+    out[1] = file_new(&pipe_ops, O_WRONLY | extra, NULL);
+    if (!out[0] || !out[1]) {
+        free(out[0]);
+        free(out[1]);
+        free(p);
+        return -ENOMEM;
+    }
+    static uint64_t next_ino; /* shared by every sandbox of the process */
+    p->ino = __atomic_add_fetch(&next_ino, 1, __ATOMIC_RELAXED);
+    out[0]->priv = out[1]->priv = p;
+    p->readers = p->writers = 1;
+    return 0;
+}

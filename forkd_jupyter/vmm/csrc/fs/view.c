@@ -1,0 +1,576 @@
+/* The filesystem view: path resolution (view_impl.h, fs_view.h).
+ *
+ * Invariant: resolution walks one component at a time and follows every
+ * symlink (host or layer) through the view itself, so the resolved guest
+ * path contains no symlink; a host path is used only when that resolved path
+ * lies under a read-only root, so nothing outside the roots is ever opened. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "fs/fs_memfs.h"
+#include "fs/view_impl.h"
+
+static const char *const devices[] = {"null", "zero", "full", "random", "urandom"};
+static const unsigned device_minor[] = {3, 5, 7, 8, 9}; /* major 1, as on Linux */
+
+static bool is_under(const char *path, const char *root)
+{
+    size_t n = strlen(root);
+    if (n == 1 && root[0] == '/')
+        return true;
+    return strncmp(path, root, n) == 0 && (path[n] == 0 || path[n] == '/');
+}
+
+bool view_in_layer(const char *path) { return is_under(path, "/tmp") || is_under(path, "/sandbox"); }
+
+static int add_root(struct fs_view *v, const char *path)
+{
+    for (size_t i = 0; i < v->n_roots; i++)
+        if (!strcmp(v->roots[i], path))
+            return 0;
+    char **g = realloc(v->roots, (v->n_roots + 1) * sizeof(char *));
+    if (!g)
+        return -ENOMEM;
+    v->roots = g;
+    if (!(v->roots[v->n_roots] = strdup(path)))
+        return -ENOMEM;
+    v->n_roots++;
+    return 0;
+}
+
+struct fs_view *fs_view_new(const struct fs_view_config *cfg)
+{
+    struct fs_view *v = calloc(1, sizeof(*v));
+    if (!v)
+        return NULL;
+    for (size_t i = 0; i < cfg->n_ro_roots; i++) {
+        const char *r = cfg->ro_roots[i];
+        if (!r || r[0] != '/' || view_in_layer(r) || !strcmp(r, "/"))
+            continue; /* never the whole host, never over the layer */
+        char canon[PATH_MAX];
+        if (add_root(v, r) < 0 || (realpath(r, canon) && strcmp(canon, "/") && add_root(v, canon) < 0))
+            goto fail;
+    }
+    if (cfg->agent_host_dir && !(v->agent_dir = realpath(cfg->agent_host_dir, NULL)))
+        goto fail;
+    v->exe_path = strdup(cfg->exe_path ? cfg->exe_path : "");
+    v->layer_limit = cfg->layer_bytes_limit;
+    v->layer = memfs_new(cfg->layer_bytes_limit);
+    if (!v->exe_path || !v->layer)
+        goto fail;
+    struct memfs_node *root = memfs_root(v->layer);
+    int err = memfs_mknode(v->layer, root, "tmp", S_IFDIR | 01777, NULL, NULL);
+    if (err == 0)
+        err = memfs_mknode(v->layer, root, "sandbox", S_IFDIR | 0755, NULL, NULL);
+    memfs_node_put(v->layer, root);
+    if (err < 0)
+        goto fail;
+    snprintf(v->cwd, sizeof(v->cwd), "%s", cfg->cwd && view_in_layer(cfg->cwd) ? cfg->cwd : "/sandbox");
+    v->umask = 022;
+    return v;
+fail:
+    fs_view_free(v);
+    return NULL;
+}
+
+struct fs_view *fs_view_clone(struct fs_view *src)
+{
+    struct fs_view *v = calloc(1, sizeof(*v));
+    if (!v)
+        return NULL;
+    for (size_t i = 0; i < src->n_roots; i++)
+        if (add_root(v, src->roots[i]) < 0)
+            goto fail;
+    if (src->agent_dir && !(v->agent_dir = strdup(src->agent_dir)))
+        goto fail;
+    if (!(v->exe_path = strdup(src->exe_path)) || !(v->layer = memfs_clone(src->layer)))
+        goto fail;
+    v->layer_limit = src->layer_limit;
+    memcpy(v->cwd, src->cwd, sizeof(v->cwd));
+    v->umask = src->umask;
+    return v;
+fail:
+    fs_view_free(v);
+    return NULL;
+}
+
+int view_open_host(const struct view_node *n, const struct stat *st)
+{
+    bool dir = S_ISDIR(st->st_mode);
+    /* Only regular files and directories: opening a host FIFO or device
+     * could block or act on the host. O_NONBLOCK keeps a file swapped for a
+     * FIFO meanwhile from blocking the open; the fstat catches it. */
+    if (!dir && !S_ISREG(st->st_mode))
+        return -EACCES;
+    int fd = open(n->host, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | (dir ? O_DIRECTORY : 0));
+    if (fd < 0)
+        return errno == EACCES ? -EACCES : -ENOENT;
+    struct stat now;
+    if (fstat(fd, &now) < 0 || (dir ? !S_ISDIR(now.st_mode) : !S_ISREG(now.st_mode))) {
+        close(fd);
+        return -EACCES;
+    }
+    return fd;
+}
+
+struct fs_view *fs_view_restore(char *const *roots, size_t n_roots, const char *agent_dir,
+                                const char *exe_path, uint64_t layer_limit, struct memfs *layer,
+                                const char *cwd, unsigned umask)
+{
+    struct fs_view *v = calloc(1, sizeof(*v));
+    if (!v) {
+        memfs_free(layer);
+        return NULL;
+    }
+    v->layer = layer;
+    for (size_t i = 0; i < n_roots; i++)
+        if (roots[i][0] != '/' || !strcmp(roots[i], "/") || view_in_layer(roots[i]) ||
+            add_root(v, roots[i]) < 0)
+            goto fail;
+    if (agent_dir[0] && !(v->agent_dir = strdup(agent_dir)))
+        goto fail;
+    if (!(v->exe_path = strdup(exe_path)))
+        goto fail;
+    v->layer_limit = layer_limit;
+    snprintf(v->cwd, sizeof(v->cwd), "%s", view_in_layer(cwd) ? cwd : "/sandbox");
+    v->umask = umask & 0777;
+    return v;
+fail:
+    fs_view_free(v);
+    return NULL;
+}
+
+void fs_view_saved_parts(const struct fs_view *v, char *const **roots, size_t *n_roots,
+                         const char **agent_dir, const char **exe_path, uint64_t *layer_limit,
+                         unsigned *umask)
+{
+    *roots = v->roots;
+    *n_roots = v->n_roots;
+    *agent_dir = v->agent_dir ? v->agent_dir : "";
+    *exe_path = v->exe_path;
+    *layer_limit = v->layer_limit;
+    *umask = v->umask;
+}
+
+void fs_view_free(struct fs_view *v)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; i < v->n_roots; i++)
+        free(v->roots[i]);
+    free(v->roots);
+    free(v->agent_dir);
+    free(v->exe_path);
+    if (v->layer)
+        memfs_free(v->layer);
+    free(v);
+}
+
+struct memfs *fs_view_layer(struct fs_view *v) { return v->layer; }
+const char *fs_view_cwd(const struct fs_view *v) { return v->cwd; }
+
+/* ------------------------------------------------------------ classify */
+
+enum cls { C_NONE, C_LAYER, C_HOST, C_VDIR, C_DEV, C_PROCLINK };
+
+static bool ancestor_of(const char *path, const char *root)
+{
+    return strcmp(path, root) && is_under(root, path[0] ? path : "/");
+}
+
+/* "/proc/self/fd/N" with N a descriptor number as Linux spells it. */
+static bool fd_link_name(const char *path)
+{
+    if (strncmp(path, "/proc/self/fd/", 14))
+        return false;
+    const char *n = path + 14;
+    size_t len = strspn(n, "0123456789");
+    return len > 0 && len < 10 && !n[len] && (n[0] != '0' || len == 1);
+}
+
+static enum cls classify(struct fs_view *v, const char *path, char *host, size_t hostlen)
+{
+    if (!path[0])
+        return C_VDIR; /* "/" */
+    if (view_in_layer(path))
+        return C_LAYER;
+    if (!strcmp(path, "/dev") || !strcmp(path, "/proc") || !strcmp(path, "/proc/self") ||
+        !strcmp(path, "/proc/self/fd"))
+        return C_VDIR;
+    if (!strncmp(path, "/dev/", 5)) {
+        for (size_t i = 0; i < FJ_ARRAY_SIZE(devices); i++)
+            if (!strcmp(path + 5, devices[i]))
+                return C_DEV;
+        return C_NONE;
+    }
+    if (!strcmp(path, "/proc/self/exe") || fd_link_name(path))
+        return C_PROCLINK;
+    if (is_under(path, "/proc"))
+        return C_NONE;
+    if (v->agent_dir && is_under(path, VIEW_AGENT_DIR)) {
+        if ((size_t)snprintf(host, hostlen, "%s%s", v->agent_dir, path + strlen(VIEW_AGENT_DIR)) >= hostlen)
+            return C_NONE;
+        return C_HOST;
+    }
+    for (size_t i = 0; i < v->n_roots; i++)
+        if (is_under(path, v->roots[i])) {
+            snprintf(host, hostlen, "%s", path);
+            return C_HOST;
+        }
+    if (v->agent_dir && ancestor_of(path, VIEW_AGENT_DIR))
+        return C_VDIR;
+    for (size_t i = 0; i < v->n_roots; i++)
+        if (ancestor_of(path, v->roots[i]))
+            return C_VDIR;
+    return C_NONE;
+}
+
+/* ------------------------------------------------------------- resolve */
+
+static int layer_lookup(struct fs_view *v, const char *path, struct memfs_node **out)
+{
+    struct memfs_node *n = memfs_root(v->layer);
+    char buf[PATH_MAX];
+    snprintf(buf, sizeof(buf), "%s", path);
+    char *save = NULL;
+    for (char *c = strtok_r(buf, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+        struct memfs_node *next;
+        int err = memfs_lookup(v->layer, n, c, &next);
+        memfs_node_put(v->layer, n);
+        if (err < 0)
+            return err;
+        n = next;
+    }
+    *out = n;
+    return 0;
+}
+
+static void parent_of(char *path)
+{
+    char *slash = strrchr(path, '/');
+    if (slash)
+        *slash = 0;
+}
+
+/* Replaces the walk's remaining input with target + "/" + rest. */
+static int path_splice(char *pending, size_t cap, const char *target, const char *rest)
+{
+    char tmp[PATH_MAX * 2];
+    int n = snprintf(tmp, sizeof(tmp), "%s%s%s", target, rest && *rest ? "/" : "", rest ? rest : "");
+    if (n < 0 || (size_t)n >= cap || n >= (int)sizeof(tmp))
+        return -ENAMETOOLONG;
+    memcpy(pending, tmp, (size_t)n + 1);
+    return 0;
+}
+
+void view_node_release(struct fs_view *v, struct view_node *n)
+{
+    if (n->node)
+        memfs_node_put(v->layer, n->node);
+    if (n->parent)
+        memfs_node_put(v->layer, n->parent);
+    n->node = n->parent = NULL;
+}
+
+int view_resolve(struct fs_view *v, const char *base, const char *path, bool follow, struct view_node *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!path[0])
+        return -ENOENT;
+    char pending[PATH_MAX * 2], cur[PATH_MAX] = "";
+    int n = path[0] == '/' ? snprintf(pending, sizeof(pending), "%s", path)
+                           : snprintf(pending, sizeof(pending), "%s/%s", base, path);
+    if (n < 0 || n >= PATH_MAX)
+        return -ENAMETOOLONG;
+    int links = 0;
+    uint8_t dots = 0;
+    char *p = pending;
+    for (;;) {
+        while (*p == '/')
+            p++;
+        if (!*p)
+            break; /* trailing slashes: the directory itself */
+        char comp[NAME_MAX + 1];
+        size_t len = strcspn(p, "/");
+        if (len > NAME_MAX)
+            return -ENAMETOOLONG;
+        memcpy(comp, p, len);
+        comp[len] = 0;
+        p += len;
+        const char *rest = p;
+        while (*rest == '/')
+            rest++;
+        bool last = !*rest;
+        bool trailing_slash = last && *p == '/';
+        if (!strcmp(comp, ".")) {
+            dots = 1;
+            continue;
+        }
+        if (!strcmp(comp, "..")) {
+            dots = 2;
+            parent_of(cur);
+            continue;
+        }
+        dots = 0;
+        if (last)
+            out->trailing_slash = trailing_slash;
+        char cand[PATH_MAX];
+        if ((size_t)snprintf(cand, sizeof(cand), "%s/%s", cur, comp) >= sizeof(cand))
+            return -ENAMETOOLONG;
+        char host[PATH_MAX];
+        enum cls c = classify(v, cand, host, sizeof(host));
+        char target[PATH_MAX];
+        bool is_link = false, is_dir = false;
+        struct memfs_node *node = NULL;
+        switch (c) {
+        case C_LAYER: {
+            int err = layer_lookup(v, cand, &node);
+            if (err == -ENOENT && last) {
+                out->kind = VK_NONE;
+                out->parent_in_layer = true;
+                snprintf(out->path, sizeof(out->path), "%s", cand);
+                snprintf(out->leaf, sizeof(out->leaf), "%s", comp);
+                return layer_lookup(v, cur, &out->parent);
+            }
+            if (err < 0)
+                return err;
+            uint32_t mode = memfs_node_mode(node);
+            is_dir = S_ISDIR(mode);
+            if (S_ISLNK(mode)) {
+                is_link = true;
+                int r = memfs_readlink(v->layer, node, target, sizeof(target) - 1);
+                if (r < 0) {
+                    memfs_node_put(v->layer, node);
+                    return r;
+                }
+                target[r] = 0;
+            }
+            break;
+        }
+        case C_HOST: {
+            struct stat st;
+            if (lstat(host, &st) < 0) {
+                if (errno == ENOENT && last) {
+                    out->kind = VK_NONE;
+                    out->parent_visible = true;
+                    snprintf(out->path, sizeof(out->path), "%s", cand);
+                    snprintf(out->leaf, sizeof(out->leaf), "%s", comp);
+                    return 0;
+                }
+                return errno == ENOENT || errno == EACCES ? -ENOENT : -errno;
+            }
+            is_dir = S_ISDIR(st.st_mode);
+            if (S_ISLNK(st.st_mode)) {
+                is_link = true;
+                ssize_t r = readlink(host, target, sizeof(target) - 1);
+                if (r < 0)
+                    return -ENOENT;
+                target[r] = 0;
+            }
+            break;
+        }
+        case C_VDIR:
+            is_dir = true;
+            break;
+        case C_DEV:
+            break;
+        case C_PROCLINK:
+            if (!strcmp(cand, "/proc/self/exe")) {
+                is_link = true;
+                snprintf(target, sizeof(target), "%s", v->exe_path);
+            }
+            break;
+        case C_NONE:
+            if (last) {
+                /* cur is a directory of the view: creating here is EROFS. */
+                out->kind = VK_NONE;
+                out->parent_visible = true;
+                snprintf(out->path, sizeof(out->path), "%s", cand);
+                snprintf(out->leaf, sizeof(out->leaf), "%s", comp);
+                return 0;
+            }
+            return -ENOENT;
+        }
+        if (is_link && (!last || follow || trailing_slash)) {
+            if (node)
+                memfs_node_put(v->layer, node);
+            if (++links > VIEW_MAX_LINKS)
+                return -ELOOP;
+            if (target[0] == '/')
+                cur[0] = 0;
+            /* A trailing slash still applies to what the link names. */
+            int err = path_splice(pending, sizeof(pending), target, trailing_slash ? "/" : rest);
+            if (err < 0)
+                return err;
+            p = pending;
+            continue;
+        }
+        if (!last) {
+            if (node)
+                memfs_node_put(v->layer, node);
+            if (!is_dir)
+                return -ENOTDIR;
+            memcpy(cur, cand, sizeof(cur));
+            continue;
+        }
+        /* The last component. */
+        snprintf(out->path, sizeof(out->path), "%s", cand);
+        snprintf(out->leaf, sizeof(out->leaf), "%s", comp);
+        out->is_link = is_link;
+        if (trailing_slash && !is_dir && !is_link) {
+            if (node)
+                memfs_node_put(v->layer, node);
+            return -ENOTDIR;
+        }
+        switch (c) {
+        case C_LAYER:
+            out->kind = VK_LAYER;
+            out->node = node;
+            return layer_lookup(v, cur, &out->parent);
+        case C_HOST:
+            out->kind = VK_HOST;
+            snprintf(out->host, sizeof(out->host), "%s", host);
+            return 0;
+        case C_VDIR:
+            out->kind = VK_VDIR;
+            return 0;
+        case C_DEV:
+            out->kind = VK_DEV;
+            return 0;
+        default:
+            out->kind = VK_PROCLINK;
+            return 0;
+        }
+    }
+    /* The path named a directory reached through "/" , "." or "..". */
+    out->dots = dots;
+    snprintf(out->path, sizeof(out->path), "%s", cur[0] ? cur : "/");
+    char host[PATH_MAX];
+    enum cls c = classify(v, cur, host, sizeof(host));
+    const char *slash = strrchr(out->path, '/');
+    snprintf(out->leaf, sizeof(out->leaf), "%s", slash ? slash + 1 : "");
+    if (c == C_LAYER) {
+        out->kind = VK_LAYER;
+        int err = layer_lookup(v, cur, &out->node);
+        if (err < 0)
+            return err;
+        char par[PATH_MAX];
+        memcpy(par, cur, sizeof(par));
+        parent_of(par);
+        if (view_in_layer(par))
+            return layer_lookup(v, par, &out->parent);
+        return 0;
+    }
+    if (c == C_HOST) {
+        out->kind = VK_HOST;
+        snprintf(out->host, sizeof(out->host), "%s", host);
+        return 0;
+    }
+    out->kind = VK_VDIR;
+    return 0;
+}
+
+static uint64_t path_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211ULL;
+    return h;
+}
+
+int view_stat(struct fs_view *v, struct view_node *n, struct stat *st)
+{
+    memset(st, 0, sizeof(*st));
+    switch (n->kind) {
+    case VK_LAYER:
+        return memfs_getattr(v->layer, n->node, st);
+    case VK_HOST:
+        return (n->is_link ? lstat(n->host, st) : stat(n->host, st)) < 0 ? -errno : 0;
+    case VK_VDIR:
+        st->st_mode = S_IFDIR | 0555;
+        st->st_nlink = 2;
+        st->st_ino = path_hash(n->path);
+        st->st_dev = 0x766469;
+        st->st_blksize = 4096;
+        return 0;
+    case VK_DEV:
+        st->st_mode = S_IFCHR | 0666;
+        st->st_nlink = 1;
+        st->st_ino = path_hash(n->path);
+        st->st_dev = 0x5;
+        st->st_rdev = makedev(1, 3);
+        for (size_t i = 0; i < FJ_ARRAY_SIZE(devices); i++)
+            if (strrchr(n->path, '/') && !strcmp(strrchr(n->path, '/') + 1, devices[i]))
+                st->st_rdev = makedev(1, device_minor[i]);
+        st->st_blksize = 4096;
+        return 0;
+    case VK_PROCLINK:
+        st->st_mode = S_IFLNK | 0777;
+        st->st_nlink = 1;
+        st->st_ino = path_hash(n->path);
+        st->st_dev = 0x70726f63;
+        return 0;
+    default:
+        return -ENOENT;
+    }
+}
+
+/* Lists the names a synthesized directory shows. */
+int view_vdir_list(struct fs_view *v, const char *path, int (*emit)(void *, const char *, unsigned char), void *ctx)
+{
+    const char *dir = strcmp(path, "/") ? path : "";
+    if (!strcmp(path, "/dev")) {
+        for (size_t i = 0; i < FJ_ARRAY_SIZE(devices); i++)
+            if (emit(ctx, devices[i], 2 /* DT_CHR */))
+                return 0;
+        return 0;
+    }
+    if (!strcmp(path, "/proc"))
+        return emit(ctx, "self", 4), 0;
+    if (!strcmp(path, "/proc/self")) {
+        if (!emit(ctx, "exe", 10))
+            emit(ctx, "fd", 4);
+        return 0;
+    }
+    if (!strcmp(path, "/proc/self/fd"))
+        return 0;
+    /* Next components of every visible path below dir, each once. */
+    const char *extra[] = {"/tmp", "/sandbox", "/dev", "/proc", VIEW_AGENT_DIR};
+    size_t total = v->n_roots + FJ_ARRAY_SIZE(extra);
+    char **seen = calloc(total, sizeof(char *));
+    if (!seen)
+        return -ENOMEM;
+    size_t n_seen = 0;
+    size_t dlen = strlen(dir);
+    for (size_t i = 0; i < total; i++) {
+        const char *r = i < v->n_roots ? v->roots[i] : extra[i - v->n_roots];
+        if (i >= v->n_roots && !strcmp(r, VIEW_AGENT_DIR) && !v->agent_dir)
+            continue;
+        if (strncmp(r, dir, dlen) || r[dlen] != '/')
+            continue;
+        const char *name = r + dlen + 1;
+        size_t len = strcspn(name, "/");
+        char buf[NAME_MAX + 1];
+        if (!len || len > NAME_MAX)
+            continue;
+        memcpy(buf, name, len);
+        buf[len] = 0;
+        bool dup = false;
+        for (size_t k = 0; k < n_seen; k++)
+            dup |= !strcmp(seen[k], buf);
+        if (dup)
+            continue;
+        seen[n_seen++] = strdup(buf);
+        if (emit(ctx, buf, 4 /* DT_DIR */))
+            break;
+    }
+    for (size_t k = 0; k < n_seen; k++)
+        free(seen[k]);
+    free(seen);
+    return 0;
+}

@@ -1,0 +1,61 @@
+/* The guest's fixed memory layout.
+ *
+ * Guest-physical:
+ *   [0, ram_bytes)                  user RAM, one memfd (memslot 0)
+ *   [sys_gpa, sys_gpa + SYS_BYTES)  system region: descriptor tables, stubs,
+ *                                   exception stack, page tables (memslot 1)
+ *   doorbell_gpa = sys_gpa + SYS_BYTES   no memslot: a store there exits to
+ *                                   the VMM as MMIO (the system-call doorbell)
+ * Guest-virtual:
+ *   [0, ram_bytes)                  the user window, identity-mapped to RAM
+ *                                   (2 MiB pages; the first 2 MiB in 4 KiB
+ *                                   pages with a NULL guard below USER_MIN)
+ *   SYS_VA + page * 4 KiB           the pages of the system region listed
+ *                                   below; supervisor-only except the
+ *                                   system-call stub and the doorbell
+ * Invariant: the page tables are written once, before the first KVM_RUN,
+ * and never edited again (the shadow MMU would not see edits). */
+#ifndef KVM_LAYOUT_H
+#define KVM_LAYOUT_H
+
+#include "lib/fj.h"
+
+#define LAYOUT_USER_MIN 0x10000ULL /* NULL guard: [0, 64 KiB) not mapped */
+#define LAYOUT_SYS_VA 0xffffff8000000000ULL
+#define LAYOUT_SYS_BYTES (2ULL << 20)
+#define LAYOUT_MAX_RAM (64ULL << 30)
+
+/* Pages of the system region, by index (both its GPA and VA offset). */
+enum layout_sys_page {
+    SYS_PAGE_GDT = 0,      /* GDT at 0, TSS at LAYOUT_TSS_OFFSET */
+    SYS_PAGE_IDT = 1,      /* 256 gates */
+    SYS_PAGE_EXC_STUBS = 2,/* one stub per vector: out (0xe0 + vector), al */
+    SYS_PAGE_SYSCALL = 3,  /* LSTAR target, user-executable */
+    SYS_PAGE_EXC_STACK = 4,/* 4 pages; TSS.RSP0 = its top */
+    SYS_PAGE_DOORBELL = 8, /* VA only: maps to doorbell_gpa */
+    SYS_PAGE_PML4 = 9,
+    SYS_PAGE_PDPT_LOW = 10,
+    SYS_PAGE_PDPT_HIGH = 11,
+    SYS_PAGE_PD_HIGH = 12,
+    SYS_PAGE_PT_HIGH = 13,
+    SYS_PAGE_PT_FIRST = 14, /* 4 KiB entries for the user window's first 2 MiB */
+    SYS_PAGE_PD_LOW = 15,   /* one per GiB of RAM, up to LAYOUT_MAX_RAM */
+};
+#define LAYOUT_EXC_STACK_PAGES 4
+#define LAYOUT_TSS_OFFSET 0x800
+#define LAYOUT_EXC_PORT_BASE 0xe0 /* exception vector v exits on port 0xe0 + v */
+#define LAYOUT_SYSCALL_STUB_LEN 7 /* mov byte [rip+doorbell], 0 */
+
+#define GDT_KERNEL_CS 0x10
+#define GDT_KERNEL_DS 0x18
+#define GDT_USER32_CS 0x23
+#define GDT_USER_DS 0x2b
+#define GDT_USER_CS 0x33
+#define GDT_TSS 0x40
+
+static inline gva_t layout_sys_va(enum layout_sys_page p) { return LAYOUT_SYS_VA + (uint64_t)p * FJ_PAGE_SIZE; }
+static inline gpa_t layout_sys_gpa(uint64_t ram_bytes) { return FJ_ALIGN_UP(ram_bytes, 1ULL << 30); }
+static inline gpa_t layout_doorbell_gpa(uint64_t ram_bytes) { return layout_sys_gpa(ram_bytes) + LAYOUT_SYS_BYTES; }
+static inline gva_t layout_syscall_return_rip(void) { return layout_sys_va(SYS_PAGE_SYSCALL) + LAYOUT_SYSCALL_STUB_LEN; }
+
+#endif

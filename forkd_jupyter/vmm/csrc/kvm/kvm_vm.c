@@ -1,0 +1,264 @@
+/* VM, memslots and vCPU creation. */
+#define _GNU_SOURCE
+#include "kvm/kvm_vm.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kvm/kvm_cpu.h"
+
+uint64_t fj_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static int kvm_fd = -1;
+static int kvm_fd_errno;
+static pthread_once_t kvm_once = PTHREAD_ONCE_INIT;
+
+static void kvm_open_once(void)
+{
+    kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    kvm_fd_errno = kvm_fd < 0 ? errno : 0;
+}
+
+int kvm_dev_fd(void)
+{
+    pthread_once(&kvm_once, kvm_open_once);
+    return kvm_fd >= 0 ? kvm_fd : -kvm_fd_errno;
+}
+
+static int set_memslot(int vm_fd, uint32_t slot, gpa_t gpa, void *host, uint64_t bytes, uint32_t flags)
+{
+    struct kvm_userspace_memory_region region = {
+        .slot = slot,
+        .flags = flags,
+        .guest_phys_addr = gpa,
+        .memory_size = bytes,
+        .userspace_addr = (uint64_t)(uintptr_t)host,
+    };
+    return ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0 ? -errno : 0;
+}
+
+static int map_ram(struct kvm_vm *vm, uint64_t ram_bytes, int ram_fd, bool private)
+{
+    if (ram_fd < 0) {
+        ram_fd = memfd_create("forkd-guest-ram", MFD_CLOEXEC);
+        if (ram_fd < 0)
+            return -errno;
+        vm->ram_fd = ram_fd;
+        if (ftruncate(ram_fd, (off_t)ram_bytes) < 0)
+            return -errno;
+    }
+    vm->ram_bytes = ram_bytes;
+    vm->ram_private = private;
+    void *ram = mmap(NULL, ram_bytes, PROT_READ | PROT_WRITE, (private ? MAP_PRIVATE : MAP_SHARED) | MAP_NORESERVE,
+                     ram_fd, 0);
+    if (ram == MAP_FAILED)
+        return -errno;
+    vm->ram = ram;
+    return 0;
+}
+
+static int vm_create(struct kvm_vm *vm, uint64_t ram_bytes, int ram_fd, bool private);
+
+int kvm_vm_create(struct kvm_vm *vm, uint64_t ram_bytes, int ram_fd)
+{
+    return vm_create(vm, ram_bytes, ram_fd, false);
+}
+
+int kvm_vm_create_cow(struct kvm_vm *vm, uint64_t ram_bytes, int image_fd)
+{
+    int fd = fcntl(image_fd, F_DUPFD_CLOEXEC, 3);
+    if (fd < 0)
+        return -errno;
+    return vm_create(vm, ram_bytes, fd, true); /* adopts fd, even on failure */
+}
+
+void kvm_vm_mark_dirty(struct kvm_vm *vm, gpa_t gpa, uint64_t len)
+{
+    if (!vm->vmm_dirty || len == 0)
+        return;
+    for (uint64_t p = gpa / FJ_PAGE_SIZE; p <= (gpa + len - 1) / FJ_PAGE_SIZE; p++)
+        vm->vmm_dirty[p / 64] |= 1ULL << (p % 64);
+}
+
+int kvm_vm_collect_dirty(struct kvm_vm *vm, uint64_t *bitmap)
+{
+    struct kvm_dirty_log log = {.slot = 0, .dirty_bitmap = bitmap};
+    if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
+        return -errno;
+    size_t words = kvm_vm_bitmap_bytes(vm) / 8;
+    for (size_t i = 0; i < words; i++)
+        bitmap[i] |= vm->vmm_dirty[i];
+    memset(vm->vmm_dirty, 0, kvm_vm_bitmap_bytes(vm));
+    return 0;
+}
+
+void kvm_vm_discard(struct kvm_vm *vm, gpa_t gpa, uint64_t len)
+{
+    if (len == 0)
+        return;
+    kvm_vm_mark_dirty(vm, gpa, len); /* reads as zero now: a change since the last snapshot */
+    if (vm->discard_hook)
+        vm->discard_hook(vm, gpa, len, false);
+    if (!vm->ram_private) {
+        fallocate(vm->ram_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)gpa, (off_t)len);
+        return;
+    }
+    /* A private view: replace the range with fresh zero pages; the image
+     * below must not be touched. */
+    mmap(vm->ram + gpa, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+    if (vm->discard_hook)
+        vm->discard_hook(vm, gpa, len, true);
+}
+
+static int vm_create(struct kvm_vm *vm, uint64_t ram_bytes, int ram_fd, bool private)
+{
+    memset(vm, 0, sizeof(*vm));
+    vm->vm_fd = vm->vcpu_fd = -1;
+    vm->ram_fd = ram_fd; /* adopted now, so every failure below closes it */
+    if (ram_bytes == 0 || ram_bytes % FJ_HUGE_SIZE || ram_bytes > LAYOUT_MAX_RAM) {
+        kvm_vm_destroy(vm);
+        return -EINVAL;
+    }
+    int kfd = kvm_dev_fd();
+    int err = kfd;
+    if (kfd < 0)
+        goto fail;
+    vm->vm_fd = ioctl(kfd, KVM_CREATE_VM, 0);
+    if (vm->vm_fd < 0) {
+        err = -errno;
+        goto fail;
+    }
+    fcntl(vm->vm_fd, F_SETFD, FD_CLOEXEC);
+    if ((err = map_ram(vm, ram_bytes, ram_fd, private)) < 0)
+        goto fail;
+    vm->sys_gpa = layout_sys_gpa(ram_bytes);
+    vm->sys = mmap(NULL, LAYOUT_SYS_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (vm->sys == MAP_FAILED) {
+        vm->sys = NULL;
+        err = -errno;
+        goto fail;
+    }
+    /* Guest RAM logs dirty pages, so a diff snapshot knows what changed. */
+    if ((err = set_memslot(vm->vm_fd, 0, 0, vm->ram, ram_bytes, KVM_MEM_LOG_DIRTY_PAGES)) < 0 ||
+        (err = set_memslot(vm->vm_fd, 1, vm->sys_gpa, vm->sys, LAYOUT_SYS_BYTES, 0)) < 0)
+        goto fail;
+    if (!(vm->vmm_dirty = calloc(1, kvm_vm_bitmap_bytes(vm)))) {
+        err = -ENOMEM;
+        goto fail;
+    }
+    vm->vcpu_fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, 0);
+    if (vm->vcpu_fd < 0) {
+        err = -errno;
+        goto fail;
+    }
+    fcntl(vm->vcpu_fd, F_SETFD, FD_CLOEXEC);
+    int run_size = ioctl(kfd, KVM_GET_VCPU_MMAP_SIZE, 0);
+    if (run_size < 0) {
+        err = -errno;
+        goto fail;
+    }
+    vm->run_size = (size_t)run_size;
+    vm->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vm->vcpu_fd, 0);
+    if (vm->run == MAP_FAILED) {
+        vm->run = NULL;
+        err = -errno;
+        goto fail;
+    }
+    return 0;
+fail:
+    kvm_vm_destroy(vm);
+    return err;
+}
+
+void kvm_vm_destroy(struct kvm_vm *vm)
+{
+    if (vm->run)
+        munmap(vm->run, vm->run_size);
+    if (vm->vcpu_fd >= 0)
+        close(vm->vcpu_fd);
+    if (vm->vm_fd >= 0)
+        close(vm->vm_fd);
+    if (vm->ram)
+        munmap(vm->ram, vm->ram_bytes);
+    if (vm->ram_fd >= 0)
+        close(vm->ram_fd);
+    if (vm->sys)
+        munmap(vm->sys, LAYOUT_SYS_BYTES);
+    free(vm->vmm_dirty);
+    memset(vm, 0, sizeof(*vm));
+    vm->vm_fd = vm->vcpu_fd = vm->ram_fd = -1;
+}
+
+int kvm_vm_get_sregs(struct kvm_vm *vm, struct kvm_sregs *s)
+{
+    return ioctl(vm->vcpu_fd, KVM_GET_SREGS, s) < 0 ? -errno : 0;
+}
+
+int kvm_vm_set_sregs(struct kvm_vm *vm, const struct kvm_sregs *s)
+{
+    return ioctl(vm->vcpu_fd, KVM_SET_SREGS, s) < 0 ? -errno : 0;
+}
+
+int kvm_vm_set_fs_base(struct kvm_vm *vm, uint64_t base)
+{
+    struct kvm_sregs s;
+    int err = kvm_vm_get_sregs(vm, &s);
+    if (err < 0)
+        return err;
+    s.fs.base = base;
+    return kvm_vm_set_sregs(vm, &s);
+}
+
+uint64_t kvm_vm_get_fs_base(struct kvm_vm *vm)
+{
+    struct kvm_sregs s;
+    return kvm_vm_get_sregs(vm, &s) < 0 ? 0 : s.fs.base;
+}
+
+int kvm_vm_return_to_user(struct kvm_vm *vm)
+{
+    struct kvm_sregs s;
+    int err = kvm_vm_get_sregs(vm, &s);
+    if (err < 0)
+        return err;
+    kvm_cpu_user_segments(&s);
+    return kvm_vm_set_sregs(vm, &s);
+}
+
+int kvm_vm_run(struct kvm_vm *vm)
+{
+    vm->run->kvm_valid_regs = KVM_SYNC_X86_REGS;
+    int r = ioctl(vm->vcpu_fd, KVM_RUN, 0);
+    return r < 0 ? -errno : 0;
+}
+
+int kvm_vm_prepare_cpu(struct kvm_vm *vm)
+{
+    int err = kvm_cpu_write_system_region(vm);
+    return err < 0 ? err : kvm_cpu_setup(vm);
+}
+
+int kvm_vm_boot_cpu(struct kvm_vm *vm, gva_t rip, gva_t rsp)
+{
+    int err = kvm_vm_prepare_cpu(vm);
+    if (err < 0)
+        return err;
+    struct kvm_regs regs = {0};
+    regs.rip = rip;
+    regs.rsp = rsp;
+    regs.rflags = 0x2;
+    if (ioctl(vm->vcpu_fd, KVM_SET_REGS, &regs) < 0)
+        return -errno;
+    return 0;
+}

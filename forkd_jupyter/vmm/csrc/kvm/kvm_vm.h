@@ -1,0 +1,82 @@
+/* A KVM virtual machine with one vCPU that starts in 64-bit user mode. */
+#ifndef KVM_VM_H
+#define KVM_VM_H
+
+#include <linux/kvm.h>
+
+#include "lib/fj.h"
+#include "kvm/kvm_layout.h"
+
+struct kvm_vm {
+    int vm_fd;
+    int vcpu_fd;
+    struct kvm_run *run; /* mmap of the vCPU; regs travel in run->s.regs */
+    size_t run_size;
+    int ram_fd;          /* memfd holding user RAM, or the snapshot image a child maps; owned */
+    uint8_t *ram;        /* host view of user RAM: MAP_SHARED on ram_fd, or MAP_PRIVATE (child) */
+    bool ram_private;    /* copy-on-write view of an immutable image: never write ram_fd */
+    uint64_t ram_bytes;
+    uint8_t *sys;        /* host view of the system region (anonymous) */
+    gpa_t sys_gpa;
+    uint64_t xcr0;
+    /* How SYSCALL behaves here, learned at the first one: 0 unknown, 1 it
+     * stays in CPL3 (kvm_pvm: the VMM returns to RCX itself), 2 it enters
+     * CPL0 (hardware virtualisation: resume at the stub's sysretq). */
+    int syscall_mode;
+    /* Called by kvm_vm_discard before (after = false) and after (true)
+     * dropping a range: a live copy in flight preserves the range first, and a
+     * userfaultfd registration covers a replaced private mapping again. */
+    void (*discard_hook)(struct kvm_vm *vm, gpa_t gpa, uint64_t len, bool after);
+    void *owner;
+    /* Pages the VMM itself wrote or discarded since the last
+     * kvm_vm_collect_dirty (KVM's dirty log sees only guest writes). One bit
+     * per page; set by the vCPU thread only. */
+    uint64_t *vmm_dirty;
+};
+
+/* The process-wide /dev/kvm descriptor, opened on first use; -errno. */
+int kvm_dev_fd(void);
+
+/* Creates the VM, its memslots and vCPU. ram_fd < 0 makes a new memfd of
+ * ram_bytes (a multiple of 2 MiB); otherwise ram_fd is adopted. -errno. */
+int kvm_vm_create(struct kvm_vm *vm, uint64_t ram_bytes, int ram_fd);
+/* Like kvm_vm_create, with RAM a private copy-on-write view of image_fd (a
+ * snapshot image, which stays unchanged). image_fd is duplicated. */
+int kvm_vm_create_cow(struct kvm_vm *vm, uint64_t ram_bytes, int image_fd);
+/* Makes [gpa, gpa + len) read as zero and returns its memory to the host. */
+void kvm_vm_discard(struct kvm_vm *vm, gpa_t gpa, uint64_t len);
+void kvm_vm_destroy(struct kvm_vm *vm);
+
+/* Writes descriptor tables, stubs and page tables into the system region and
+ * puts the vCPU in 64-bit user mode at rip/rsp. Called once per VM. */
+int kvm_vm_boot_cpu(struct kvm_vm *vm, gva_t rip, gva_t rsp);
+
+/* boot_cpu without the registers: system region, CPUID, MSRs, control
+ * registers (a child then loads its saved state on top). */
+int kvm_vm_prepare_cpu(struct kvm_vm *vm);
+
+/* Register access through kvm_run's synced registers. */
+static inline struct kvm_regs *kvm_vm_regs(struct kvm_vm *vm) { return &vm->run->s.regs.regs; }
+static inline void kvm_vm_regs_dirty(struct kvm_vm *vm) { vm->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS; }
+
+int kvm_vm_get_sregs(struct kvm_vm *vm, struct kvm_sregs *s);
+int kvm_vm_set_sregs(struct kvm_vm *vm, const struct kvm_sregs *s);
+int kvm_vm_set_fs_base(struct kvm_vm *vm, uint64_t base);
+uint64_t kvm_vm_get_fs_base(struct kvm_vm *vm);
+/* Puts the vCPU back in user mode (segments) after an exception exit. */
+int kvm_vm_return_to_user(struct kvm_vm *vm);
+
+/* Marks [gpa, gpa + len) written by the VMM. */
+void kvm_vm_mark_dirty(struct kvm_vm *vm, gpa_t gpa, uint64_t len);
+/* Fills bitmap (one bit per RAM page) with every page written since the
+ * previous call, by the guest or the VMM, and starts a new epoch. */
+int kvm_vm_collect_dirty(struct kvm_vm *vm, uint64_t *bitmap);
+static inline size_t kvm_vm_bitmap_bytes(const struct kvm_vm *vm)
+{
+    return (size_t)((vm->ram_bytes / FJ_PAGE_SIZE + 63) / 64 * 8);
+}
+
+/* Runs the vCPU until the next exit; -errno (-EINTR when kicked). */
+int kvm_vm_run(struct kvm_vm *vm);
+
+#endif

@@ -1,0 +1,166 @@
+/* Working-set hints (snap_hint.h). */
+#define _GNU_SOURCE
+#include "snap/snap_hint.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "lib/fj.h"
+#include "kvm/kvm_vm.h"
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#define MADV_POPULATE_WRITE 23
+#endif
+
+/* PAGEMAP_SCAN (Linux 6.7); older headers lack it, the running kernel may
+ * still have it. Without it learning fails with -ENOTTY and no hint is kept. */
+#ifndef PAGEMAP_SCAN
+struct page_region {
+    uint64_t start, end, categories;
+};
+struct pm_scan_arg {
+    uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+    uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
+#define PAGE_IS_FILE (1 << 2)
+#define PAGE_IS_PRESENT (1 << 3)
+#define PAGE_IS_PFNZERO (1 << 5)
+#endif
+
+struct ws_hint *hint_new(void)
+{
+    struct ws_hint *h = calloc(1, sizeof(*h));
+    if (!h)
+        return NULL;
+    atomic_init(&h->refs, 1);
+    pthread_mutex_init(&h->lock, NULL);
+    return h;
+}
+
+struct ws_hint *hint_get(struct ws_hint *h)
+{
+    if (h)
+        atomic_fetch_add(&h->refs, 1);
+    return h;
+}
+
+void hint_put(struct ws_hint *h)
+{
+    if (!h || atomic_fetch_sub(&h->refs, 1) > 1)
+        return;
+    free(h->written);
+    free(h->read);
+    pthread_mutex_destroy(&h->lock);
+    free(h);
+}
+
+struct range_list {
+    struct hint_range *v;
+    size_t n, cap;
+    uint64_t pages, max_pages;
+};
+
+/* Adds [start, end) up to the list's page budget; -ENOMEM. */
+static int add_range(struct range_list *l, uint64_t start, uint64_t end)
+{
+    uint64_t room = (l->max_pages - l->pages) * FJ_PAGE_SIZE;
+    if (end - start > room)
+        end = start + room;
+    if (end <= start)
+        return 0;
+    if (l->n && l->v[l->n - 1].end == start) {
+        l->v[l->n - 1].end = end;
+    } else {
+        if (l->n == l->cap) {
+            size_t cap = l->cap ? l->cap * 2 : 64;
+            struct hint_range *v = realloc(l->v, cap * sizeof(*v));
+            if (!v)
+                return -ENOMEM;
+            l->v = v;
+            l->cap = cap;
+        }
+        l->v[l->n++] = (struct hint_range){start, end};
+    }
+    l->pages += (end - start) / FJ_PAGE_SIZE;
+    return 0;
+}
+
+int hint_learn(struct ws_hint *h, struct kvm_vm *vm)
+{
+    if (!h || !vm->ram_private)
+        return 0;
+    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct range_list written = {.max_pages = HINT_MAX_WRITTEN};
+    struct range_list read = {.max_pages = HINT_MAX_READ};
+    struct page_region regions[256];
+    uint64_t base = (uint64_t)(uintptr_t)vm->ram, end = base + vm->ram_bytes;
+    int err = 0;
+    for (uint64_t at = base; at < end && err == 0;) {
+        struct pm_scan_arg arg = {
+            .size = sizeof(arg),
+            .start = at,
+            .end = end,
+            .vec = (uint64_t)(uintptr_t)regions,
+            .vec_len = sizeof(regions) / sizeof(regions[0]),
+            .category_mask = PAGE_IS_PRESENT,
+            .return_mask = PAGE_IS_PRESENT | PAGE_IS_FILE | PAGE_IS_PFNZERO,
+        };
+        int n = ioctl(fd, PAGEMAP_SCAN, &arg);
+        if (n < 0) {
+            err = -errno;
+            break;
+        }
+        for (int i = 0; i < n && err == 0; i++) {
+            struct page_region *r = &regions[i];
+            if (r->categories & PAGE_IS_PFNZERO)
+                continue; /* the shared zero page: nothing to gain */
+            bool copied = !(r->categories & PAGE_IS_FILE);
+            err = add_range(copied ? &written : &read, r->start - base, r->end - base);
+        }
+        if (arg.walk_end <= at)
+            break;
+        at = arg.walk_end;
+    }
+    close(fd);
+    if (err < 0) {
+        free(written.v);
+        free(read.v);
+        return err;
+    }
+    pthread_mutex_lock(&h->lock);
+    free(h->written);
+    free(h->read);
+    h->written = written.v;
+    h->n_written = written.n;
+    h->read = read.v;
+    h->n_read = read.n;
+    pthread_mutex_unlock(&h->lock);
+    return 0;
+}
+
+static void populate(struct kvm_vm *vm, const struct hint_range *v, size_t n, int advice)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i].end <= vm->ram_bytes) /* a failure only leaves the page to a later fault */
+            madvise(vm->ram + v[i].start, v[i].end - v[i].start, advice);
+}
+
+void hint_prefault(struct ws_hint *h, struct kvm_vm *vm)
+{
+    if (!h || !vm->ram_private)
+        return;
+    pthread_mutex_lock(&h->lock);
+    populate(vm, h->written, h->n_written, MADV_POPULATE_WRITE);
+    populate(vm, h->read, h->n_read, MADV_POPULATE_READ);
+    pthread_mutex_unlock(&h->lock);
+}

@@ -1,0 +1,327 @@
+/* Taking snapshots and spawning children from them (snapshot.h). */
+#define _GNU_SOURCE
+#include "snap/snapshot.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "file/file_stdio.h"
+#include "fs/fs_memfs.h"
+#include "fs/fs_view.h"
+#include "snap/snap_copy.h"
+#include "snap/snap_hint.h"
+#include "api/vmm_api.h"
+#include "snap/snapshot_api.h"
+
+struct snapshot *snapshot_get(struct snapshot *snap)
+{
+    atomic_fetch_add(&snap->refs, 1);
+    return snap;
+}
+
+void fj_snapshot_release(fj_snapshot *snap)
+{
+    if (!snap || atomic_fetch_sub(&snap->refs, 1) > 1)
+        return;
+    /* The last reference: no copier can be running (it holds a reference). */
+    fdt_destroy(&snap->fdt);
+    hint_put(snap->hint);
+    free(snap->delta);
+    if (snap->parent)
+        fj_snapshot_release(snap->parent);
+    if (snap->view)
+        fs_view_free(snap->view);
+    mm_destroy(&snap->mm);
+    if (snap->image_fd >= 0)
+        close(snap->image_fd);
+    pthread_mutex_destroy(&snap->lock);
+    pthread_cond_destroy(&snap->cond);
+    free(snap);
+}
+
+void snapshot_finish(struct snapshot *snap, int status, const char *error)
+{
+    pthread_mutex_lock(&snap->lock);
+    if (error)
+        snprintf(snap->error, sizeof(snap->error), "%s", error);
+    struct stat st;
+    if (snap->image_fd >= 0 && fstat(snap->image_fd, &st) == 0)
+        snap->physical_bytes = (uint64_t)st.st_blocks * 512;
+    atomic_store(&snap->status, status);
+    pthread_cond_broadcast(&snap->cond);
+    pthread_mutex_unlock(&snap->lock);
+}
+
+struct snapshot *snapshot_alloc(int mode, uint64_t ram_bytes)
+{
+    struct snapshot *snap = calloc(1, sizeof(*snap));
+    if (!snap)
+        return NULL;
+    atomic_init(&snap->refs, 1);
+    atomic_init(&snap->status, FJ_SNAP_WRITING);
+    snap->mode = mode;
+    snap->ram_bytes = ram_bytes;
+    snap->image_fd = -1;
+    pthread_mutex_init(&snap->lock, NULL);
+    pthread_cond_init(&snap->cond, NULL);
+    return snap;
+}
+
+/* VMM state: address space, signals, files and the writable layer. */
+static int capture_vmm_state(struct sandbox *sb, struct snapshot *snap)
+{
+    int err = mm_clone(&snap->mm, &sb->mm, NULL);
+    if (err < 0)
+        return err;
+    snap->sig = sb->sig;
+    snap->sig.pending = 0; /* pending signals belong to the source */
+    memset(snap->sig.fault_addr, 0, sizeof(snap->sig.fault_addr));
+    snap->pid = sb->pid;
+    memcpy(snap->exe_path, sb->exe_path, sizeof(snap->exe_path));
+    if (!(snap->view = fs_view_clone(sb->view)))
+        return -ENOMEM;
+    if ((err = fdt_clone(&snap->fdt, &sb->fdt, snap->view)) < 0)
+        return err;
+    memfs_drop_clone_holds(fs_view_layer(snap->view));
+    snap->logical_bytes = sb->mm.mapped_bytes;
+    return 0;
+}
+
+static void *release_main(void *snap)
+{
+    fj_snapshot_release(snap);
+    return NULL;
+}
+
+/* Drops a reference off the caller's path: the last one frees an image,
+ * which returns its memory to the host and can take a while. */
+static void release_in_background(struct snapshot *snap)
+{
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, release_main, snap) != 0)
+        fj_snapshot_release(snap);
+    pthread_attr_destroy(&attr);
+}
+
+struct capture_args {
+    struct snapshot *snap;
+    struct snapshot *replaced; /* the sandbox's previous last_snap: released after the pause */
+};
+
+/* Runs on the vCPU thread with the guest stopped: everything of the
+ * snapshot that must be of the pause instant. */
+static int capture(struct sandbox *sb, void *p)
+{
+    struct capture_args *args = p;
+    struct snapshot *snap = args->snap;
+    if (sb->exited)
+        return -ESRCH;
+    int err = kvm_state_save(&sb->vm, &snap->cpu);
+    if (err == 0)
+        err = capture_vmm_state(sb, snap);
+    if (err < 0)
+        return err;
+    snap->image_fd = memfd_create("forkd-snapshot", MFD_CLOEXEC);
+    if (snap->image_fd < 0 || ftruncate(snap->image_fd, (off_t)snap->ram_bytes) < 0)
+        return -errno;
+    /* Every snapshot starts a new dirty epoch; a diff keeps what the last
+     * one recorded and builds on the sandbox's previous snapshot. */
+    uint64_t *dirty = calloc(1, kvm_vm_bitmap_bytes(&sb->vm));
+    if (!dirty)
+        return -ENOMEM;
+    if ((err = kvm_vm_collect_dirty(&sb->vm, dirty)) < 0) {
+        free(dirty);
+        return err;
+    }
+    uint64_t dirty_pages = 0;
+    for (size_t i = 0; i < kvm_vm_bitmap_bytes(&sb->vm) / 8; i++)
+        dirty_pages += (uint64_t)__builtin_popcountll(dirty[i]);
+    snap->dirty_bytes = dirty_pages * FJ_PAGE_SIZE;
+    uint64_t t0 = fj_now_ns();
+    if (snap->mode == FJ_SNAP_DIFF && sb->last_snap) {
+        snap->parent = snapshot_get(sb->last_snap);
+        snap->delta = dirty;
+        dirty = NULL;
+        err = snap_copy_pages(sb, snap, snap->delta);
+    } else if (snap->mode == FJ_SNAP_LIVE) {
+        err = snap_copy_start_live(sb, snap);
+    } else {
+        err = snap_copy_now(sb, snap);
+    }
+    free(dirty);
+    if (err == 0) {
+        if (!sb->hint)
+            sb->hint = hint_new(); /* NULL on ENOMEM: children just go without */
+        snap->hint = hint_get(sb->hint);
+        /* Freeing an image can take long (its memory goes back to the host):
+         * never inside the pause. */
+        args->replaced = sb->last_snap;
+        sb->last_snap = snapshot_get(snap);
+    }
+    if (snap->mode != FJ_SNAP_LIVE)
+        snap->copy_ns = fj_now_ns() - t0;
+    return err;
+}
+
+int fj_sandbox_snapshot(fj_sandbox *sb, int mode, fj_snapshot **out)
+{
+    *out = NULL;
+    if (mode != FJ_SNAP_FULL && mode != FJ_SNAP_DIFF && mode != FJ_SNAP_LIVE)
+        return -EINVAL;
+    if (sb->exited)
+        return -ESRCH;
+    struct snapshot *snap = snapshot_alloc(mode, sb->vm.ram_bytes);
+    if (!snap)
+        return -ENOMEM;
+    if (mode == FJ_SNAP_LIVE) {
+        int err = snap_copy_prepare_live(sb, snap);
+        if (err < 0) {
+            fj_snapshot_release(snap);
+            return err;
+        }
+    }
+    struct capture_args args = {snap, NULL};
+    struct sb_pause_job job = {.fn = capture, .arg = &args};
+    int err = sb_run_paused(sb, &job);
+    snap->pause_ns = job.resumed_ns - job.stopped_ns;
+    if (args.replaced)
+        release_in_background(args.replaced);
+    if (err < 0) {
+        snap_copy_abort(sb, snap);
+        fj_snapshot_release(snap);
+        return err;
+    }
+    if (mode != FJ_SNAP_LIVE)
+        snapshot_finish(snap, FJ_SNAP_READY, NULL);
+    *out = snap;
+    return 0;
+}
+
+int fj_snapshot_get_info(fj_snapshot *snap, struct fj_snapshot_info *out)
+{
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&snap->lock);
+    out->mode = snap->mode;
+    out->status = atomic_load(&snap->status);
+    out->pause_ms = (double)snap->pause_ns / 1e6;
+    out->copy_ms = (double)snap->copy_ns / 1e6;
+    out->logical_bytes = snap->logical_bytes;
+    out->physical_bytes = snap->physical_bytes;
+    out->dirty_bytes = snap->dirty_bytes;
+    memcpy(out->error, snap->error, sizeof(out->error));
+    pthread_mutex_unlock(&snap->lock);
+    return 0;
+}
+
+int fj_snapshot_wait(fj_snapshot *snap, int64_t timeout_ns)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    if (timeout_ns >= 0) {
+        deadline.tv_sec += timeout_ns / 1000000000;
+        deadline.tv_nsec += timeout_ns % 1000000000;
+        if (deadline.tv_nsec >= 1000000000) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000;
+        }
+    }
+    pthread_mutex_lock(&snap->lock);
+    int r = 0;
+    while (atomic_load(&snap->status) == FJ_SNAP_WRITING && r == 0)
+        r = timeout_ns < 0 ? pthread_cond_wait(&snap->cond, &snap->lock)
+                           : pthread_cond_timedwait(&snap->cond, &snap->lock, &deadline);
+    int status = atomic_load(&snap->status);
+    pthread_mutex_unlock(&snap->lock);
+    if (status == FJ_SNAP_READY)
+        return 0;
+    return status == FJ_SNAP_FAILED ? -EIO : -ETIMEDOUT;
+}
+
+int snapshot_map_memory(struct snapshot *snap, struct kvm_vm *vm)
+{
+    /* Apply layers oldest first: recursion down to the full image. */
+    if (!snap->parent)
+        return 0; /* the full image is the mapping itself */
+    int err = snapshot_map_memory(snap->parent, vm);
+    uint64_t pages = snap->ram_bytes / FJ_PAGE_SIZE;
+    for (uint64_t p = 0; err == 0 && p < pages;) {
+        if (!(snap->delta[p / 64] >> (p % 64) & 1)) {
+            p++;
+            continue;
+        }
+        uint64_t q = p;
+        while (q < pages && snap->delta[q / 64] >> (q % 64) & 1)
+            q++;
+        uint64_t off = p * FJ_PAGE_SIZE, len = (q - p) * FJ_PAGE_SIZE;
+        while (len) { /* a direct write: the child's own dirty epoch starts empty */
+            ssize_t r = pread(snap->image_fd, vm->ram + off, len, (off_t)off);
+            if (r <= 0) {
+                err = r < 0 ? -errno : -EIO;
+                break;
+            }
+            off += (uint64_t)r;
+            len -= (uint64_t)r;
+        }
+        p = q;
+    }
+    return err;
+}
+
+static struct snapshot *chain_root(struct snapshot *snap)
+{
+    while (snap->parent)
+        snap = snap->parent;
+    return snap;
+}
+
+int fj_sandbox_learn_working_set(fj_sandbox *sb)
+{
+    return hint_learn(sb->hint, &sb->vm);
+}
+
+int fj_snapshot_spawn(fj_snapshot *snap, int ctl_fd, fj_sandbox **out)
+{
+    *out = NULL;
+    int err = 0;
+    for (struct snapshot *s = snap; s && err == 0; s = s->parent)
+        err = fj_snapshot_wait(s, -1); /* never map a half-written image */
+    if (err < 0)
+        return err;
+    struct sandbox *sb = sandbox_alloc(ctl_fd, &err);
+    if (!sb)
+        return err;
+    sb->pid = snap->pid;
+    memcpy(sb->exe_path, snap->exe_path, sizeof(sb->exe_path));
+    if ((err = kvm_vm_create_cow(&sb->vm, snap->ram_bytes, chain_root(snap)->image_fd)) < 0 ||
+        (err = snapshot_map_memory(snap, &sb->vm)) < 0)
+        goto fail;
+    sb->hint = hint_get(snap->hint);
+    hint_prefault(sb->hint, &sb->vm);
+    if ((err = kvm_vm_prepare_cpu(&sb->vm)) < 0 ||
+        (err = kvm_state_restore(&sb->vm, &snap->cpu)) < 0 ||
+        (err = mm_clone(&sb->mm, &snap->mm, &sb->vm)) < 0)
+        goto fail;
+    sb->sig = snap->sig;
+    if (!(sb->view = fs_view_clone(snap->view))) {
+        err = -ENOMEM;
+        goto fail;
+    }
+    if ((err = fdt_clone(&sb->fdt, &snap->fdt, sb->view)) < 0)
+        goto fail;
+    memfs_drop_clone_holds(fs_view_layer(sb->view));
+    file_stdio_attach_ctl(&sb->fdt, sb->ctl_host_fd);
+    sb->last_snap = snapshot_get(snap); /* a child's first diff builds on its origin */
+    *out = sb;
+    return 0;
+fail:
+    sandbox_free(sb);
+    return err;
+}

@@ -1,0 +1,51 @@
+/* A sandbox frozen at one instant: memory image, vCPU state, VMM state.
+ *
+ * Invariants: everything in a snapshot is immutable once status is READY;
+ * the image memfd is never written after that (children map it private).
+ * Memory image and vCPU state are taken by the vCPU thread in one pause, so
+ * they are of the same instant (for live, the background copy preserves
+ * every page as of the pause before the source may write it). */
+#ifndef SNAPSHOT_H
+#define SNAPSHOT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "kvm/kvm_state.h"
+#include "core/sandbox.h"
+
+struct snap_copier;
+
+struct snapshot {
+    _Atomic int refs;
+    int mode;
+    _Atomic int status;
+    uint64_t ram_bytes;
+    int image_fd;               /* memfd: guest RAM at the pause instant (full, live), or
+                                   only the pages in delta (diff) */
+    struct snapshot *parent;    /* diff: the snapshot whose memory this one builds on (a reference) */
+    uint64_t *delta;            /* diff: bitmap of the pages image_fd holds */
+    struct kvm_state cpu;
+    struct mm mm;               /* address-space map (mm.vm is NULL) */
+    struct sb_signals sig;
+    struct fdt fdt;             /* descriptions cloned against view */
+    struct fs_view *view;       /* the writable layer as of the pause */
+    uint32_t pid;
+    char exe_path[4096];
+    uint64_t pause_ns, copy_ns, logical_bytes, physical_bytes, dirty_bytes;
+    char error[160];
+    pthread_mutex_t lock;
+    pthread_cond_t cond;        /* signalled when status leaves WRITING */
+    struct snap_copier *copier; /* live mode: background copy in flight */
+    struct ws_hint *hint;       /* the source's working-set hint, for children */
+};
+
+/* One reference, status WRITING, no image yet. */
+struct snapshot *snapshot_alloc(int mode, uint64_t ram_bytes);
+void snapshot_finish(struct snapshot *snap, int status, const char *error);
+/* Fills a child's RAM: the chain's full image mapped copy-on-write, then
+ * every diff layer's pages, oldest first. */
+int snapshot_map_memory(struct snapshot *snap, struct kvm_vm *vm);
+struct snapshot *snapshot_get(struct snapshot *snap);
+
+#endif

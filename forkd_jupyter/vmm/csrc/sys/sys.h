@@ -1,0 +1,64 @@
+/* The system-call layer: handler type, the table (data), statistics.
+ *
+ * A handler gets the six argument registers and returns a value or -errno.
+ * Handlers validate arguments before acting and translate every guest
+ * pointer through mm.h. */
+#ifndef SYS_H
+#define SYS_H
+
+#include "lib/fj.h"
+
+struct sandbox;
+
+typedef int64_t (*sys_handler)(struct sandbox *sb, const uint64_t a[6]);
+
+enum sys_support {
+    SYS_FULL = 0,       /* Linux semantics within the sandbox */
+    SYS_PARTIAL = 1,    /* works for what CPython uses; see note */
+    SYS_STUB = 2,       /* accepted, does nothing useful (e.g. always 0) */
+    SYS_REFUSED = 3,    /* fails with a specific errno by design; see note */
+    SYS_UNSUPPORTED = 4 /* not in the table: ENOSYS, counted */
+};
+
+struct sys_entry {
+    uint32_t nr;
+    const char *name;
+    sys_handler handler;
+    enum sys_support level;
+    const char *note;
+};
+
+#define SYS_MAX 512
+
+struct sys_stats {
+    uint64_t calls;
+    uint64_t unsupported_calls;
+    uint32_t per_nr[SYS_MAX];   /* calls by number */
+    uint32_t unsupported_per_nr[SYS_MAX];
+};
+
+/* Each family file defines its entries; sys_table.c merges them. */
+extern const struct sys_entry sys_file_path_entries[];
+extern const size_t sys_file_path_count;
+extern const struct sys_entry sys_file_fd_entries[];
+extern const size_t sys_file_fd_count;
+extern const struct sys_entry sys_mem_entries[];
+extern const size_t sys_mem_count;
+extern const struct sys_entry sys_proc_entries[];
+extern const size_t sys_proc_count;
+extern const struct sys_entry sys_signal_entries[];
+extern const size_t sys_signal_count;
+extern const struct sys_entry sys_time_entries[];
+extern const size_t sys_time_count;
+extern const struct sys_entry sys_misc_entries[];
+extern const size_t sys_misc_count;
+
+const struct sys_entry *sys_lookup(uint32_t nr); /* NULL when unsupported */
+/* Dispatches regs->rax; returns the value for rax. */
+int64_t sys_dispatch(struct sandbox *sb, uint64_t nr, const uint64_t a[6]);
+const char *sys_name(uint32_t nr); /* name even for numbers not in the table, or NULL */
+/* Reads a guest struct timespec as nanoseconds: -EFAULT, or -EINVAL when
+ * negative or not normalized. */
+int sys_read_timespec(struct sandbox *sb, gva_t at, int64_t *ns);
+
+#endif

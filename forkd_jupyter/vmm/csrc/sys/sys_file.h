@@ -1,0 +1,36 @@
+/* Shared by the parts of the files family: sys_file_path.c (path-based
+ * calls), sys_file_fd.c (descriptor-based calls, and the table entries of
+ * sys_file_anon.c's anonymous files and copies and sys_file_xattr.c's
+ * extended attributes). */
+#ifndef SYS_FILE_H
+#define SYS_FILE_H
+
+#include "core/sandbox.h"
+#include "fs/view_impl.h"
+
+int sysf_path(struct sandbox *sb, uint64_t gva, char *out);
+int sysf_resolve_at(struct sandbox *sb, int dirfd, const char *path, bool follow, struct view_node *n);
+int64_t sysf_openat(struct sandbox *sb, int dirfd, uint64_t path_gva, int flags, uint32_t mode);
+
+/* sys_file_anon.c: an O_TMPFILE open of the directory n; memfd_create,
+ * sendfile and copy_file_range (handlers listed in sys_file_fd.c's table). */
+int64_t sysf_open_tmpfile(struct sandbox *sb, struct view_node *n, int flags, uint32_t mode);
+int64_t sysf_memfd_create(struct sandbox *sb, const uint64_t a[6]);
+int64_t sysf_sendfile(struct sandbox *sb, const uint64_t a[6]);
+int64_t sysf_copy_file_range(struct sandbox *sb, const uint64_t a[6]);
+
+/* sys_file_xattr.c: extended attributes (none exist in the view). */
+int64_t sysf_setxattr(struct sandbox *sb, const uint64_t a[6]);
+int64_t sysf_lsetxattr(struct sandbox *sb, const uint64_t a[6]);
+int64_t sysf_fsetxattr(struct sandbox *sb, const uint64_t a[6]);
+int64_t sysf_getxattr(struct sandbox *sb, const uint64_t a[6]);
+int64_t sysf_lgetxattr(struct sandbox *sb, const uint64_t a[6]);
+int64_t sysf_fgetxattr(struct sandbox *sb, const uint64_t a[6]);
+int64_t sysf_listxattr(struct sandbox *sb, const uint64_t a[6]);
+int64_t sysf_llistxattr(struct sandbox *sb, const uint64_t a[6]);
+int64_t sysf_flistxattr(struct sandbox *sb, const uint64_t a[6]);
+int64_t sysf_removexattr(struct sandbox *sb, const uint64_t a[6]);
+int64_t sysf_lremovexattr(struct sandbox *sb, const uint64_t a[6]);
+int64_t sysf_fremovexattr(struct sandbox *sb, const uint64_t a[6]);
+
+#endif

@@ -1,0 +1,127 @@
+/* Memory system calls: allocation inside the fixed user window (mm.c). */
+#define _GNU_SOURCE
+#include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+
+#include "core/sandbox.h"
+
+#define MAP_FIXED_NOREPLACE_ 0x100000
+
+static int64_t fill_from_file(struct sandbox *sb, int fd, gva_t at, uint64_t len, uint64_t off)
+{
+    struct file *f = fdt_get(&sb->fdt, fd);
+    if (!f)
+        return -EBADF;
+    if (!f->ops->pread)
+        return -ENODEV;
+    void *dst = mm_write_ptr(&sb->mm, at, len);
+    if (!dst)
+        return -EFAULT;
+    uint64_t done = 0;
+    while (done < len) {
+        int64_t r = f->ops->pread(sb, f, (char *)dst + done, len - done, off + done);
+        if (r < 0)
+            return r;
+        if (r == 0)
+            break; /* past end of file: the rest stays zero */
+        done += (uint64_t)r;
+    }
+    return 0;
+}
+
+static int64_t sys_mmap(struct sandbox *sb, const uint64_t a[6])
+{
+    gva_t addr = a[0];
+    uint64_t len = a[1], off = a[5];
+    int prot = (int)a[2], flags = (int)a[3], fd = (int)a[4];
+    bool anon = flags & MAP_ANONYMOUS;
+    int type = flags & MAP_SHARED_VALIDATE;
+    if (len == 0 || off % FJ_PAGE_SIZE || (type != MAP_PRIVATE && type != MAP_SHARED && type != MAP_SHARED_VALIDATE))
+        return -EINVAL;
+    if (!anon) {
+        struct file *f = fdt_get(&sb->fdt, fd);
+        if (!f)
+            return -EBADF;
+        /* Shared writable file mappings would need write-back: refused. */
+        if (type != MAP_PRIVATE && (prot & PROT_WRITE))
+            return -ENODEV;
+        if ((f->flags & O_ACCMODE) == O_WRONLY)
+            return -EACCES;
+    }
+    gva_t at;
+    int err = mm_map(&sb->mm, addr, len, prot, flags & MAP_FIXED, flags & MAP_FIXED_NOREPLACE_,
+                     anon ? MM_ANON : MM_FILE, &at);
+    if (err < 0)
+        return err;
+    if (!anon) {
+        int64_t r = fill_from_file(sb, fd, at, len, off);
+        if (r < 0) {
+            mm_unmap(&sb->mm, at, len);
+            return r;
+        }
+    }
+    return (int64_t)at;
+}
+
+static int64_t sys_munmap(struct sandbox *sb, const uint64_t a[6]) { return mm_unmap(&sb->mm, a[0], a[1]); }
+
+static int64_t sys_mprotect(struct sandbox *sb, const uint64_t a[6])
+{
+    return mm_protect(&sb->mm, a[0], a[1], (int)a[2]);
+}
+
+static int64_t sys_brk(struct sandbox *sb, const uint64_t a[6]) { return mm_brk(&sb->mm, a[0]); }
+
+static int64_t sys_mremap(struct sandbox *sb, const uint64_t a[6])
+{
+    gva_t out;
+    int err = mm_remap(&sb->mm, a[0], a[1], a[2], (int)a[3], a[4], &out);
+    return err < 0 ? err : (int64_t)out;
+}
+
+static int64_t sys_madvise(struct sandbox *sb, const uint64_t a[6])
+{
+    gva_t start = a[0];
+    uint64_t len = FJ_ALIGN_UP(a[1], FJ_PAGE_SIZE);
+    if (start % FJ_PAGE_SIZE)
+        return -EINVAL;
+    if (a[2] == MADV_DONTNEED || a[2] == MADV_REMOVE) {
+        if (!mm_is_mapped(&sb->mm, start, len))
+            return -ENOMEM;
+        mm_discard(&sb->mm, start, len); /* private anonymous memory reads as zero again */
+    }
+    return 0;
+}
+
+static int64_t sys_mincore(struct sandbox *sb, const uint64_t a[6])
+{
+    if (a[0] % FJ_PAGE_SIZE)
+        return -EINVAL;
+    uint64_t pages = FJ_ALIGN_UP(a[1], FJ_PAGE_SIZE) / FJ_PAGE_SIZE;
+    if (!mm_is_mapped(&sb->mm, a[0], pages * FJ_PAGE_SIZE))
+        return -ENOMEM;
+    void *vec = mm_write_ptr(&sb->mm, a[2], pages);
+    if (!vec)
+        return -EFAULT;
+    memset(vec, 1, pages);
+    return 0;
+}
+
+static int64_t sys_zero(struct sandbox *sb, const uint64_t a[6]) { return 0; }
+
+const struct sys_entry sys_mem_entries[] = {
+    {9, "mmap", sys_mmap, SYS_PARTIAL, "file mappings are private copies; shared writable file mappings fail with ENODEV"},
+    {10, "mprotect", sys_mprotect, SYS_PARTIAL, "recorded, not enforced: the guest page tables are fixed"},
+    {11, "munmap", sys_munmap, SYS_FULL, "freed memory is returned to the host"},
+    {12, "brk", sys_brk, SYS_FULL, NULL},
+    {25, "mremap", sys_mremap, SYS_FULL, NULL},
+    {26, "msync", sys_zero, SYS_STUB, "mappings are private copies"},
+    {27, "mincore", sys_mincore, SYS_PARTIAL, "reports every mapped page resident"},
+    {28, "madvise", sys_madvise, SYS_PARTIAL, "DONTNEED and REMOVE free memory; other advice is accepted and ignored"},
+    {149, "mlock", sys_zero, SYS_STUB, NULL},
+    {150, "munlock", sys_zero, SYS_STUB, NULL},
+    {151, "mlockall", sys_zero, SYS_STUB, NULL},
+    {152, "munlockall", sys_zero, SYS_STUB, NULL},
+};
+const size_t sys_mem_count = FJ_ARRAY_SIZE(sys_mem_entries);

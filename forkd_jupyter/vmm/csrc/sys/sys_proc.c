@@ -1,0 +1,244 @@
+/* Process and identity system calls. The guest is one process (pid from a
+ * per-host counter, uid/gid 1000) with one thread; it cannot create others. */
+#define _GNU_SOURCE
+#include <sched.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/sysinfo.h>
+#include <sys/utsname.h>
+#include <time.h>
+
+#include "core/sandbox.h"
+#include "core/sig.h"
+
+#define GUEST_ID 1000
+#define ARCH_SET_GS 0x1001
+#define ARCH_SET_FS 0x1002
+#define ARCH_GET_FS 0x1003
+#define ARCH_GET_GS 0x1004
+#define CLONE_VM_ 0x100
+#define CLONE_THREAD_ 0x10000
+
+static int64_t sys_getpid(struct sandbox *sb, const uint64_t a[6]) { return sb->pid; }
+static int64_t sys_getppid(struct sandbox *sb, const uint64_t a[6]) { return 1; }
+static int64_t sys_getid(struct sandbox *sb, const uint64_t a[6]) { return GUEST_ID; }
+static int64_t sys_zero(struct sandbox *sb, const uint64_t a[6]) { return 0; }
+
+static int64_t sys_setid(struct sandbox *sb, const uint64_t a[6])
+{
+    return a[0] == GUEST_ID || a[0] == (uint64_t)-1 || (uint32_t)a[0] == (uint32_t)-1 ? 0 : -EPERM;
+}
+
+static int64_t sys_getresid(struct sandbox *sb, const uint64_t a[6])
+{
+    uint32_t id = GUEST_ID;
+    for (int i = 0; i < 3; i++)
+        if (mm_copy_to(&sb->mm, a[i], &id, sizeof(id)) < 0)
+            return -EFAULT;
+    return 0;
+}
+
+static int64_t sys_getgroups(struct sandbox *sb, const uint64_t a[6]) { return 0; }
+
+static int64_t sys_uname(struct sandbox *sb, const uint64_t a[6])
+{
+    struct utsname u;
+    memset(&u, 0, sizeof(u));
+    strcpy(u.sysname, "Linux");
+    strcpy(u.nodename, "forkd-sandbox");
+    struct utsname host;
+    if (uname(&host) == 0) {
+        memcpy(u.release, host.release, sizeof(u.release));
+        memcpy(u.version, host.version, sizeof(u.version));
+    }
+    strcpy(u.machine, "x86_64");
+    strcpy(u.domainname, "(none)");
+    return mm_copy_to(&sb->mm, a[0], &u, sizeof(u));
+}
+
+static int64_t sys_arch_prctl(struct sandbox *sb, const uint64_t a[6])
+{
+    switch (a[0]) {
+    case ARCH_SET_FS:
+        return kvm_vm_set_fs_base(&sb->vm, a[1]);
+    case ARCH_GET_FS: {
+        uint64_t base = kvm_vm_get_fs_base(&sb->vm);
+        return mm_copy_to(&sb->mm, a[1], &base, sizeof(base));
+    }
+    case ARCH_SET_GS:
+    case ARCH_GET_GS:
+        return -EPERM;
+    default:
+        return -EINVAL;
+    }
+}
+
+static int64_t sys_prctl(struct sandbox *sb, const uint64_t a[6])
+{
+    switch (a[0]) {
+    case 15: /* PR_SET_NAME: accepted; the name is not kept */
+        return mm_read_ptr(&sb->mm, a[1], 1) ? 0 : -EFAULT;
+    case 16: /* PR_GET_NAME */
+        return mm_copy_to(&sb->mm, a[1], "python3", 8);
+    default:
+        return -EINVAL;
+    }
+}
+
+static int64_t sys_set_tid_address(struct sandbox *sb, const uint64_t a[6]) { return sb->pid; }
+
+static int64_t sys_exit_group(struct sandbox *sb, const uint64_t a[6])
+{
+    sb_exit(sb, (int)a[0], 0, "exited");
+    return 0;
+}
+
+static int64_t sys_clone(struct sandbox *sb, const uint64_t a[6])
+{
+    /* Threads: EAGAIN makes pthread_create fail cleanly ("can't start new
+     * thread"); processes (fork, vfork, posix_spawn): ENOSYS. */
+    return (a[0] & (CLONE_THREAD_ | CLONE_VM_)) == (CLONE_THREAD_ | CLONE_VM_) ? -EAGAIN : -ENOSYS;
+}
+
+static int64_t sys_nosys(struct sandbox *sb, const uint64_t a[6]) { return -ENOSYS; }
+static int64_t sys_wait4(struct sandbox *sb, const uint64_t a[6]) { return -ECHILD; }
+
+static struct rlimit limit_for(struct sandbox *sb, unsigned res)
+{
+    switch (res) {
+    case RLIMIT_STACK: return (struct rlimit){8 << 20, RLIM_INFINITY};
+    case RLIMIT_NOFILE: return (struct rlimit){FDT_MAX, FDT_MAX};
+    case RLIMIT_AS:
+    case RLIMIT_DATA: return (struct rlimit){sb->vm.ram_bytes, sb->vm.ram_bytes};
+    case RLIMIT_CORE: return (struct rlimit){0, 0};
+    case RLIMIT_NPROC: return (struct rlimit){1, 1};
+    default: return (struct rlimit){RLIM_INFINITY, RLIM_INFINITY};
+    }
+}
+
+static int64_t sys_prlimit64(struct sandbox *sb, const uint64_t a[6])
+{
+    if (a[0] != 0 && a[0] != sb->pid)
+        return -ESRCH;
+    if (a[1] >= RLIM_NLIMITS)
+        return -EINVAL;
+    if (a[3]) {
+        struct rlimit r = limit_for(sb, (unsigned)a[1]);
+        if (mm_copy_to(&sb->mm, a[3], &r, sizeof(r)) < 0)
+            return -EFAULT;
+    }
+    return 0; /* new limits are accepted and not enforced beyond the sandbox's own */
+}
+
+static int64_t sys_getrlimit(struct sandbox *sb, const uint64_t a[6])
+{
+    if (a[0] >= RLIM_NLIMITS)
+        return -EINVAL;
+    struct rlimit r = limit_for(sb, (unsigned)a[0]);
+    return mm_copy_to(&sb->mm, a[1], &r, sizeof(r));
+}
+
+static int64_t sys_getrusage(struct sandbox *sb, const uint64_t a[6])
+{
+    struct rusage ru;
+    memset(&ru, 0, sizeof(ru));
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    ru.ru_utime.tv_sec = ts.tv_sec;
+    ru.ru_utime.tv_usec = ts.tv_nsec / 1000;
+    ru.ru_maxrss = (long)(sb->mm.mapped_bytes / 1024);
+    return mm_copy_to(&sb->mm, a[1], &ru, sizeof(ru));
+}
+
+static int64_t sys_sysinfo(struct sandbox *sb, const uint64_t a[6])
+{
+    struct sysinfo si;
+    memset(&si, 0, sizeof(si));
+    si.uptime = (long)((fj_now_ns() - sb->start_ns) / 1000000000ULL);
+    si.totalram = sb->vm.ram_bytes;
+    si.freeram = sb->vm.ram_bytes > sb->mm.mapped_bytes ? sb->vm.ram_bytes - sb->mm.mapped_bytes : 0;
+    si.procs = 1;
+    si.mem_unit = 1;
+    return mm_copy_to(&sb->mm, a[0], &si, sizeof(si));
+}
+
+static int64_t sys_sched_getaffinity(struct sandbox *sb, const uint64_t a[6])
+{
+    if (a[1] < 8)
+        return -EINVAL;
+    uint64_t mask = 1; /* one vCPU */
+    if (mm_copy_to(&sb->mm, a[2], &mask, sizeof(mask)) < 0)
+        return -EFAULT;
+    return 8;
+}
+
+static int64_t sys_getcpu(struct sandbox *sb, const uint64_t a[6])
+{
+    uint32_t zero = 0;
+    if (a[0] && mm_copy_to(&sb->mm, a[0], &zero, 4) < 0)
+        return -EFAULT;
+    if (a[1] && mm_copy_to(&sb->mm, a[1], &zero, 4) < 0)
+        return -EFAULT;
+    return 0;
+}
+
+static int64_t sys_getpriority(struct sandbox *sb, const uint64_t a[6]) { return 20; }
+static int64_t sys_getpgid(struct sandbox *sb, const uint64_t a[6]) { return sb->pid; }
+static int64_t sys_eperm(struct sandbox *sb, const uint64_t a[6]) { return -EPERM; }
+
+static int64_t sys_capget(struct sandbox *sb, const uint64_t a[6])
+{
+    if (a[1]) {
+        uint32_t data[6] = {0};
+        return mm_copy_to(&sb->mm, a[1], data, sizeof(data));
+    }
+    return 0;
+}
+
+const struct sys_entry sys_proc_entries[] = {
+    {39, "getpid", sys_getpid, SYS_FULL, NULL},
+    {56, "clone", sys_clone, SYS_REFUSED, "threads fail with EAGAIN, new processes with ENOSYS"},
+    {57, "fork", sys_nosys, SYS_REFUSED, "no child processes"},
+    {58, "vfork", sys_nosys, SYS_REFUSED, "no child processes"},
+    {59, "execve", sys_nosys, SYS_REFUSED, "no new programs"},
+    {60, "exit", sys_exit_group, SYS_FULL, "the only thread exits the process"},
+    {61, "wait4", sys_wait4, SYS_FULL, "there are never children"},
+    {63, "uname", sys_uname, SYS_FULL, NULL},
+    {97, "getrlimit", sys_getrlimit, SYS_PARTIAL, "sandbox limits"},
+    {98, "getrusage", sys_getrusage, SYS_PARTIAL, "user time and max RSS only"},
+    {99, "sysinfo", sys_sysinfo, SYS_PARTIAL, "memory of the sandbox"},
+    {102, "getuid", sys_getid, SYS_FULL, "uid 1000"},
+    {104, "getgid", sys_getid, SYS_FULL, "gid 1000"},
+    {105, "setuid", sys_setid, SYS_PARTIAL, "only to 1000"},
+    {106, "setgid", sys_setid, SYS_PARTIAL, "only to 1000"},
+    {107, "geteuid", sys_getid, SYS_FULL, NULL},
+    {108, "getegid", sys_getid, SYS_FULL, NULL},
+    {109, "setpgid", sys_zero, SYS_STUB, NULL},
+    {110, "getppid", sys_getppid, SYS_FULL, "1"},
+    {111, "getpgrp", sys_getpid, SYS_FULL, NULL},
+    {112, "setsid", sys_eperm, SYS_REFUSED, "already a session leader"},
+    {115, "getgroups", sys_getgroups, SYS_FULL, "no supplementary groups"},
+    {118, "getresuid", sys_getresid, SYS_FULL, NULL},
+    {120, "getresgid", sys_getresid, SYS_FULL, NULL},
+    {121, "getpgid", sys_getpgid, SYS_FULL, NULL},
+    {124, "getsid", sys_getpgid, SYS_FULL, NULL},
+    {125, "capget", sys_capget, SYS_PARTIAL, "no capabilities"},
+    {135, "personality", sys_zero, SYS_STUB, NULL},
+    {140, "getpriority", sys_getpriority, SYS_PARTIAL, "nice 0"},
+    {141, "setpriority", sys_zero, SYS_STUB, NULL},
+    {157, "prctl", sys_prctl, SYS_PARTIAL, "PR_SET_NAME/PR_GET_NAME"},
+    {158, "arch_prctl", sys_arch_prctl, SYS_PARTIAL, "FS base"},
+    {160, "setrlimit", sys_zero, SYS_STUB, "accepted, not enforced"},
+    {186, "gettid", sys_getpid, SYS_FULL, "one thread"},
+    {203, "sched_setaffinity", sys_zero, SYS_STUB, NULL},
+    {204, "sched_getaffinity", sys_sched_getaffinity, SYS_FULL, "one vCPU"},
+    {24, "sched_yield", sys_zero, SYS_FULL, NULL},
+    {218, "set_tid_address", sys_set_tid_address, SYS_PARTIAL, NULL},
+    {231, "exit_group", sys_exit_group, SYS_FULL, NULL},
+    {273, "set_robust_list", sys_zero, SYS_STUB, "one thread"},
+    {302, "prlimit64", sys_prlimit64, SYS_PARTIAL, "reports sandbox limits; new limits accepted"},
+    {309, "getcpu", sys_getcpu, SYS_FULL, NULL},
+    {334, "rseq", sys_nosys, SYS_REFUSED, "glibc runs without it"},
+    {435, "clone3", sys_nosys, SYS_REFUSED, "callers fall back to clone"},
+};
+const size_t sys_proc_count = FJ_ARRAY_SIZE(sys_proc_entries);

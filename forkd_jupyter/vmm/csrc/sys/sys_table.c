@@ -1,0 +1,83 @@
+/* The system-call table: the families' entries merged into one dispatch
+ * array at first use. The table is data: docs/syscalls.md is generated from
+ * it through fj_syscall_table_entry(). */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <string.h>
+
+#include "core/sandbox.h"
+#include "sys/sys.h"
+#include "api/vmm_api.h"
+
+struct family {
+    const char *name;
+    const struct sys_entry *entries;
+    const size_t *count;
+};
+
+static const struct family families[] = {
+    {"files", sys_file_path_entries, &sys_file_path_count},
+    {"files", sys_file_fd_entries, &sys_file_fd_count},
+    {"memory", sys_mem_entries, &sys_mem_count},
+    {"process", sys_proc_entries, &sys_proc_count},   {"signals", sys_signal_entries, &sys_signal_count},
+    {"time", sys_time_entries, &sys_time_count},      {"misc", sys_misc_entries, &sys_misc_count},
+};
+
+static const struct sys_entry *by_nr[SYS_MAX];
+static const char *family_of[SYS_MAX];
+static pthread_once_t table_once = PTHREAD_ONCE_INIT;
+
+static void build_table(void)
+{
+    for (size_t f = 0; f < FJ_ARRAY_SIZE(families); f++) {
+        for (size_t i = 0; i < *families[f].count; i++) {
+            const struct sys_entry *e = &families[f].entries[i];
+            if (e->nr < SYS_MAX && !by_nr[e->nr]) {
+                by_nr[e->nr] = e;
+                family_of[e->nr] = families[f].name;
+            }
+        }
+    }
+}
+
+const struct sys_entry *sys_lookup(uint32_t nr)
+{
+    pthread_once(&table_once, build_table);
+    return nr < SYS_MAX ? by_nr[nr] : NULL;
+}
+
+int64_t sys_dispatch(struct sandbox *sb, uint64_t nr, const uint64_t a[6])
+{
+    sb->stats.calls++;
+    const struct sys_entry *e = nr < SYS_MAX ? sys_lookup((uint32_t)nr) : NULL;
+    if (nr < SYS_MAX)
+        sb->stats.per_nr[nr]++;
+    if (!e || !e->handler) {
+        sb->stats.unsupported_calls++;
+        if (nr < SYS_MAX)
+            sb->stats.unsupported_per_nr[nr]++;
+        return -ENOSYS;
+    }
+    return e->handler(sb, a);
+}
+
+int fj_syscall_table_entry(int index, struct fj_syscall_info *out)
+{
+    pthread_once(&table_once, build_table);
+    int seen = 0;
+    for (uint32_t nr = 0; nr < SYS_MAX; nr++) {
+        if (!by_nr[nr])
+            continue;
+        if (seen++ == index) {
+            out->nr = nr;
+            out->name = by_nr[nr]->name;
+            out->level = by_nr[nr]->level;
+            out->note = by_nr[nr]->note ? by_nr[nr]->note : "";
+            out->family = family_of[nr];
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
+
+const char *fj_syscall_name(uint32_t nr) { return sys_name(nr); }

@@ -1,0 +1,141 @@
+/* Clocks and sleeping. Sleeps are interruptible waits (sb_wait_fd), so an
+ * interrupt ends them with EINTR as on Linux. */
+#define _GNU_SOURCE
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "core/sandbox.h"
+
+static int host_clock(uint64_t id, clockid_t *out)
+{
+    switch (id) {
+    case CLOCK_REALTIME:
+    case CLOCK_MONOTONIC:
+    case CLOCK_MONOTONIC_RAW:
+    case CLOCK_REALTIME_COARSE:
+    case CLOCK_MONOTONIC_COARSE:
+    case CLOCK_BOOTTIME:
+        *out = (clockid_t)id;
+        return 0;
+    case CLOCK_PROCESS_CPUTIME_ID:
+    case CLOCK_THREAD_CPUTIME_ID:
+        *out = CLOCK_THREAD_CPUTIME_ID; /* the vCPU thread's time is the guest's */
+        return 0;
+    default:
+        return -EINVAL;
+    }
+}
+
+static int64_t sys_clock_gettime(struct sandbox *sb, const uint64_t a[6])
+{
+    clockid_t c;
+    int err = host_clock(a[0], &c);
+    if (err < 0)
+        return err;
+    struct timespec ts;
+    clock_gettime(c, &ts);
+    return mm_copy_to(&sb->mm, a[1], &ts, sizeof(ts));
+}
+
+static int64_t sys_clock_getres(struct sandbox *sb, const uint64_t a[6])
+{
+    clockid_t c;
+    int err = host_clock(a[0], &c);
+    if (err < 0)
+        return err;
+    struct timespec ts;
+    clock_getres(c, &ts);
+    return a[1] ? mm_copy_to(&sb->mm, a[1], &ts, sizeof(ts)) : 0;
+}
+
+static int64_t sys_gettimeofday(struct sandbox *sb, const uint64_t a[6])
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return a[0] ? mm_copy_to(&sb->mm, a[0], &tv, sizeof(tv)) : 0;
+}
+
+static int64_t sys_time(struct sandbox *sb, const uint64_t a[6])
+{
+    time_t t = time(NULL);
+    if (a[0] && mm_copy_to(&sb->mm, a[0], &t, sizeof(t)) < 0)
+        return -EFAULT;
+    return t;
+}
+
+static int64_t sleep_ns(struct sandbox *sb, int64_t ns, gva_t rem)
+{
+    uint64_t start = fj_now_ns();
+    int err = sb_wait_fd(sb, -1, 0, ns);
+    if (err == -ETIMEDOUT)
+        return 0;
+    if (err == -EINTR && rem) {
+        int64_t left = ns - (int64_t)(fj_now_ns() - start);
+        struct timespec ts = {left > 0 ? left / 1000000000 : 0, left > 0 ? left % 1000000000 : 0};
+        mm_copy_to(&sb->mm, rem, &ts, sizeof(ts));
+    }
+    return err;
+}
+
+int sys_read_timespec(struct sandbox *sb, gva_t at, int64_t *ns)
+{
+    struct timespec ts;
+    if (mm_copy_from(&sb->mm, &ts, at, sizeof(ts)) < 0)
+        return -EFAULT;
+    if (ts.tv_sec < 0 || ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000)
+        return -EINVAL;
+    *ns = ts.tv_sec > INT64_MAX / 1000000000 - 1 ? INT64_MAX : ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return 0;
+}
+
+static int64_t sys_nanosleep(struct sandbox *sb, const uint64_t a[6])
+{
+    int64_t ns;
+    int err = sys_read_timespec(sb, a[0], &ns);
+    return err < 0 ? err : sleep_ns(sb, ns, a[1]);
+}
+
+static int64_t sys_clock_nanosleep(struct sandbox *sb, const uint64_t a[6])
+{
+    clockid_t c;
+    int64_t ns;
+    int err = host_clock(a[0], &c);
+    if (err == 0)
+        err = sys_read_timespec(sb, a[2], &ns);
+    if (err < 0)
+        return err;
+    if (a[1] & TIMER_ABSTIME) {
+        struct timespec now;
+        clock_gettime(c, &now);
+        ns -= now.tv_sec * 1000000000 + now.tv_nsec;
+        if (ns <= 0)
+            return 0;
+        return sleep_ns(sb, ns, 0);
+    }
+    return sleep_ns(sb, ns, a[3]);
+}
+
+static int64_t sys_times(struct sandbox *sb, const uint64_t a[6])
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    int64_t ticks = ts.tv_sec * 100 + ts.tv_nsec / 10000000;
+    if (a[0]) {
+        int64_t t[4] = {ticks, 0, 0, 0};
+        if (mm_copy_to(&sb->mm, a[0], t, sizeof(t)) < 0)
+            return -EFAULT;
+    }
+    return (int64_t)(fj_now_ns() / 10000000);
+}
+
+const struct sys_entry sys_time_entries[] = {
+    {35, "nanosleep", sys_nanosleep, SYS_FULL, "interruptible"},
+    {96, "gettimeofday", sys_gettimeofday, SYS_FULL, NULL},
+    {100, "times", sys_times, SYS_PARTIAL, "user time only"},
+    {201, "time", sys_time, SYS_FULL, NULL},
+    {228, "clock_gettime", sys_clock_gettime, SYS_FULL, "process CPU time is the vCPU thread's"},
+    {229, "clock_getres", sys_clock_getres, SYS_FULL, NULL},
+    {230, "clock_nanosleep", sys_clock_nanosleep, SYS_FULL, "interruptible"},
+};
+const size_t sys_time_count = FJ_ARRAY_SIZE(sys_time_entries);
