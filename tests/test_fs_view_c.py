@@ -27,12 +27,13 @@ SOURCES = [
     "file/file_dev.c",
     "file/file_pipe.c",
     "sys/sys_file_path.c",
+    "sys/sys_file_names.c",
+    "sys/sys_file_attr.c",
     "sys/sys_file_fd.c",
     "sys/sys_file_anon.c",
     "sys/sys_file_xattr.c",
     "core/fdt.c",
     "core/mm.c",
-    "fs/fs_memfs.c",
     "lib/crc32.c",
 ]
 
@@ -62,6 +63,7 @@ def test_fs_view_c_program(tmp_path):
             *[str(p) for p in sorted(TESTS_C.glob("test_fs_*.c"))],
             str(TESTS_C / "fs_harness.c"),
             *[str(CSRC / name) for name in SOURCES],
+            *[str(p) for p in sorted(CSRC.glob("fs/memfs_*.c"))],
             "-o",
             str(exe),
         ],

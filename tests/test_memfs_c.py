@@ -1,6 +1,6 @@
 """The memfs layer's C test program, built with AddressSanitizer and UBSan.
 
-tests/c/test_memfs.c is compiled together with forkd_jupyter/vmm/csrc/fs/fs_memfs.c
+tests/c/test_memfs.c is compiled together with forkd_jupyter/vmm/csrc/fs/memfs_*.c
 into a temporary directory and run; it must exit 0 (LeakSanitizer included)
 and report how many checks passed.
 """
@@ -40,7 +40,7 @@ def test_memfs_c_program(tmp_path):
             "-pthread",
             f"-I{CSRC}",
             str(TEST_SRC),
-            str(CSRC / "fs" / "fs_memfs.c"),
+            *[str(p) for p in sorted(CSRC.glob("fs/memfs_*.c"))],
             str(CSRC / "lib" / "crc32.c"),
             "-o",
             str(exe),

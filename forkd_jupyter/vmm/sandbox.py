@@ -28,7 +28,7 @@ from ._ffi import ffi, lib
 from .errors import SandboxClosed, SandboxCrashed, SandboxError, SandboxTimeout, SpawnError, check
 from .layer import LayerFiles
 from .results import RunAccumulator, RunResult
-from .snapshot import MODES, Snapshot
+from .snapshot import MODES, Snapshot, register_child_factory
 from .wire import CHANNEL_CTL, CHANNEL_EXIT, Demux, FrameDecoder, encode_frame
 
 OutputCallback = Callable[[str, str], None]
@@ -456,3 +456,6 @@ class Sandbox:
     def __repr__(self) -> str:
         state = "alive" if self.alive else "closed" if self._closed else "dead"
         return f"<Sandbox {self.id} {self.memory_mib} MiB {state}>"
+
+
+register_child_factory(Sandbox._adopt)

@@ -1,5 +1,10 @@
 """Snapshot: a sandbox frozen at one instant, and the children spawned
-from it (copy-on-write views of its memory image)."""
+from it (copy-on-write views of its memory image).
+
+Layering: this module sits below ``sandbox.py`` and never imports it. A child
+handle made by ``fj_snapshot_spawn`` becomes a running sandbox object through
+the factory that ``sandbox.py`` registers when it is imported (importing
+``forkd_jupyter.vmm`` always does)."""
 
 from __future__ import annotations
 
@@ -9,13 +14,43 @@ import os
 import socket
 import threading
 import weakref
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from ._ffi import ffi, lib
 from .errors import SandboxError, SnapshotBusy, check
 
-if TYPE_CHECKING:
-    from .sandbox import Sandbox
+
+class SnapshotSource(Protocol):
+    """What a snapshot reads of the sandbox it was taken from."""
+
+    id: str
+    memory_mib: int
+    live_fork: bool
+    guest_pid: int
+
+
+class Child(Protocol):
+    """What a snapshot needs of a child sandbox it spawned."""
+
+    id: str
+
+    @property
+    def alive(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+# (child handle, host socket, memory_mib, live_fork, parent snapshot) -> child
+ChildFactory = Callable[[Any, socket.socket, int, bool, "Snapshot"], Child]
+_child_factory: ChildFactory | None = None
+
+
+def register_child_factory(factory: ChildFactory) -> None:
+    """Called once by sandbox.py: how a spawned child handle is wrapped."""
+    global _child_factory
+    _child_factory = factory
+
 
 MODES: dict[str, int] = {
     "full": lib.FJ_SNAP_FULL,
@@ -34,7 +69,7 @@ SAVED_FORMAT = 1  # meta.json beside the C core's files; see docs/snapshots.md
 class Snapshot:
     """Immutable once ``status == "ready"``. Create with ``Sandbox.snapshot``."""
 
-    def __init__(self, handle, mode: str, source: Sandbox, parent: Snapshot | None) -> None:
+    def __init__(self, handle, mode: str, source: SnapshotSource, parent: Snapshot | None) -> None:
         self._setup(handle, mode, source.id, parent, source.memory_mib, source.live_fork)
         self._guest_pid = source.guest_pid
 
@@ -47,7 +82,7 @@ class Snapshot:
         self._live_fork = live_fork
         self._handle = handle
         self._lock = threading.Lock()
-        self._children: weakref.WeakSet[Sandbox] = weakref.WeakSet()
+        self._children: weakref.WeakSet[Child] = weakref.WeakSet()
         self._dependents: weakref.WeakSet[Snapshot] = weakref.WeakSet()
         if parent is not None:
             parent._dependents.add(self)
@@ -107,11 +142,12 @@ class Snapshot:
             raise SandboxError(f"snapshot {self.id} failed: {self.error or 'unknown error'}")
         return self
 
-    def spawn(self, n: int = 1, *, timeout: float = 60.0) -> list[Sandbox]:
-        """n children, each starting from this snapshot's state. A snapshot
-        still writing is waited for (a child never sees a half-written image)."""
-        from .sandbox import Sandbox
-
+    def spawn(self, n: int = 1, *, timeout: float = 60.0) -> list[Child]:
+        """n children (``Sandbox`` objects), each starting from this
+        snapshot's state. A snapshot still writing is waited for (a child
+        never sees a half-written image)."""
+        if _child_factory is None:
+            raise SandboxError("no sandbox layer registered to adopt children")
         if not isinstance(n, int) or n < 1:
             raise ValueError("n must be a positive integer")
         self.wait()
@@ -130,7 +166,7 @@ class Snapshot:
                 raise
             finally:
                 guest.close()
-            child = Sandbox._adopt(out[0], host, self._memory_mib, self._live_fork, parent=self)
+            child = _child_factory(out[0], host, self._memory_mib, self._live_fork, self)
             self._children.add(child)
             children.append(child)
         return children

@@ -117,12 +117,19 @@ void h_release(gva_t mark) { h_top = mark; }
 int64_t h_sys(uint32_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
               uint64_t a5) {
     const uint64_t a[6] = {a0, a1, a2, a3, a4, a5};
-    for (size_t i = 0; i < sys_file_path_count; i++)
-        if (sys_file_path_entries[i].nr == nr)
-            return sys_file_path_entries[i].handler(&h_sb, a);
-    for (size_t i = 0; i < sys_file_fd_count; i++)
-        if (sys_file_fd_entries[i].nr == nr)
-            return sys_file_fd_entries[i].handler(&h_sb, a);
+    const struct {
+        const struct sys_entry *entries;
+        size_t count;
+    } files_family[] = {
+        {sys_file_path_entries, sys_file_path_count},
+        {sys_file_names_entries, sys_file_names_count},
+        {sys_file_attr_entries, sys_file_attr_count},
+        {sys_file_fd_entries, sys_file_fd_count},
+    };
+    for (size_t t = 0; t < sizeof(files_family) / sizeof(files_family[0]); t++)
+        for (size_t i = 0; i < files_family[t].count; i++)
+            if (files_family[t].entries[i].nr == nr)
+                return files_family[t].entries[i].handler(&h_sb, a);
     return -ENOSYS;
 }
 

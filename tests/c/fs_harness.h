@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "core/sandbox.h"
+#include "sys/sys.h"
 
 extern int g_pass, g_fail;
 

@@ -1,6 +1,6 @@
-/* Tests of the memfs layer (forkd_jupyter/vmm/csrc/fs/fs_memfs.c).
+/* Tests of the memfs layer (forkd_jupyter/vmm/csrc/fs/memfs_*.c).
  * Build: gcc -std=gnu11 -I forkd_jupyter/vmm/csrc -pthread tests/c/test_memfs.c \
- *        forkd_jupyter/vmm/csrc/fs/fs_memfs.c
+ *        forkd_jupyter/vmm/csrc/fs/memfs_*.c
  * Prints "memfs: N passed" and exits 0 when every check passes. */
 #define _GNU_SOURCE
 #include "fs/fs_memfs.h"

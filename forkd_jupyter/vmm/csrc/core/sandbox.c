@@ -1,4 +1,5 @@
-/* Sandbox life cycle: create (VM, address space, files, ELF), destroy. */
+/* Sandbox life cycle: allocate, load the program (address space, ELF, vCPU),
+ * free. Spawning as the API offers it is api/spawn.c. */
 #define _GNU_SOURCE
 #include "core/sandbox.h"
 
@@ -12,37 +13,16 @@
 #include <unistd.h>
 
 #include "core/elf_load.h"
-#include "snap/snap_hint.h"
-#include "file/file_stdio.h"
+#include "kvm/kvm_cpu.h"
 #include "fs/fs_memfs.h"
 #include "fs/fs_view.h"
-#include "snap/snap_copy.h"
 #include "api/vmm_api.h"
-#include "snap/snapshot_api.h"
 
 #define SANDBOX_STACK_BYTES (8ULL << 20)
 #define SANDBOX_UID 1000
 
-static int install_stdio(struct sandbox *sb)
-{
-    struct file *files[4] = {file_stdio_stdin(), file_stdio_out(SB_CH_STDOUT), file_stdio_out(SB_CH_STDERR),
-                             file_stdio_ctl(sb->ctl_host_fd)};
-    int err = 0;
-    for (int fd = 0; fd < 4; fd++) {
-        if (!files[fd]) {
-            err = -ENOMEM;
-            continue;
-        }
-        int r = fdt_install_at(&sb->fdt, files[fd], fd, false);
-        if (r < 0) {
-            file_put(files[fd]);
-            err = r;
-        }
-    }
-    return err;
-}
-
-static int load_program(struct sandbox *sb, const struct fj_spawn_config *cfg)
+int sandbox_load_program(struct sandbox *sb, const char *exe_path, const char *const *argv,
+                         const char *const *envp)
 {
     gva_t stack_top;
     int err = mm_init(&sb->mm, &sb->vm, SANDBOX_STACK_BYTES, &stack_top);
@@ -50,7 +30,7 @@ static int load_program(struct sandbox *sb, const struct fj_spawn_config *cfg)
         return err;
     struct elf_image exe, interp;
     /* The executable sits low, its heap right above it, as Linux lays out. */
-    if ((err = elf_load(&sb->mm, cfg->exe_path, 0x400000, &exe)) < 0)
+    if ((err = elf_load(&sb->mm, exe_path, 0x400000, &exe)) < 0)
         return err;
     mm_set_brk(&sb->mm, exe.end, exe.end + sb->vm.ram_bytes / 8);
     gva_t entry = exe.entry;
@@ -62,19 +42,17 @@ static int load_program(struct sandbox *sb, const struct fj_spawn_config *cfg)
         interp_p = &interp;
     }
     gva_t rsp;
-    err = elf_build_stack(&sb->mm, stack_top, cfg->argv, cfg->envp, &exe, interp_p, cfg->exe_path,
+    err = elf_build_stack(&sb->mm, stack_top, argv, envp, &exe, interp_p, exe_path,
                           SANDBOX_UID, &rsp);
     if (err < 0)
         return err;
-    return kvm_vm_boot_cpu(&sb->vm, entry, rsp);
+    return kvm_cpu_boot(&sb->vm, entry, rsp);
 }
 
 void sandbox_free(struct sandbox *sb)
 {
-    snap_copy_sandbox_gone(sb);
-    if (sb->last_snap)
-        fj_snapshot_release(sb->last_snap);
-    hint_put(sb->hint);
+    if (sb->lineage_release)
+        sb->lineage_release(sb);
     fdt_destroy(&sb->fdt);
     if (sb->view)
         fs_view_free(sb->view);
@@ -87,12 +65,6 @@ void sandbox_free(struct sandbox *sb)
     pthread_mutex_destroy(&sb->job_lock);
     pthread_cond_destroy(&sb->job_cond);
     free(sb);
-}
-
-static uint32_t next_pid(void)
-{
-    static _Atomic uint32_t counter = 100;
-    return atomic_fetch_add(&counter, 1);
 }
 
 struct sandbox *sandbox_alloc(int ctl_fd, int *err)
@@ -115,52 +87,6 @@ struct sandbox *sandbox_alloc(int ctl_fd, int *err)
         return NULL;
     }
     return sb;
-}
-
-int fj_sandbox_create(const struct fj_spawn_config *cfg, fj_sandbox **out)
-{
-    *out = NULL;
-    if (!cfg->exe_path || !cfg->argv || !cfg->envp || !cfg->argv[0])
-        return -EINVAL;
-    if (strlen(cfg->exe_path) >= sizeof(((struct sandbox *)0)->exe_path))
-        return -ENAMETOOLONG;
-    int err = 0;
-    struct sandbox *sb = sandbox_alloc(cfg->ctl_fd, &err);
-    if (!sb)
-        return err;
-    sb->pid = next_pid();
-    strcpy(sb->exe_path, cfg->exe_path);
-    if ((err = fdt_init(&sb->fdt)) < 0)
-        goto fail;
-    struct fs_view_config vc = {
-        .ro_roots = cfg->ro_roots,
-        .n_ro_roots = cfg->n_ro_roots,
-        .agent_host_dir = cfg->agent_host_dir,
-        .exe_path = cfg->exe_path,
-        .layer_bytes_limit = cfg->layer_bytes_limit,
-        .cwd = cfg->cwd ? cfg->cwd : "/sandbox",
-    };
-    if (!(sb->view = fs_view_new(&vc))) {
-        err = -ENOMEM;
-        goto fail;
-    }
-    if ((err = kvm_vm_create(&sb->vm, FJ_ALIGN_UP(cfg->mem_bytes, FJ_HUGE_SIZE), -1)) < 0)
-        goto fail;
-    if ((err = install_stdio(sb)) < 0)
-        goto fail;
-    if ((err = load_program(sb, cfg)) < 0)
-        goto fail;
-    *out = sb;
-    return 0;
-fail:
-    sandbox_free(sb);
-    return err;
-}
-
-void fj_sandbox_destroy(fj_sandbox *sb)
-{
-    if (sb)
-        sandbox_free(sb);
 }
 
 int fj_sandbox_get_stats(fj_sandbox *sb, struct fj_sandbox_stats *out)

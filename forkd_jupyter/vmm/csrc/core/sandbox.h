@@ -11,7 +11,6 @@
 #include "core/fdt.h"
 #include "kvm/kvm_vm.h"
 #include "core/mm.h"
-#include "sys/sys.h"
 
 struct fs_view;
 struct snap_copier;
@@ -56,6 +55,16 @@ struct sb_pause_job {
 
 struct ws_hint;
 
+#define SYS_MAX 512 /* system-call numbers counted (sys/ dispatches below it) */
+
+/* What the guest asked of the system-call layer; counted by sys/. */
+struct sys_stats {
+    uint64_t calls;
+    uint64_t unsupported_calls;
+    uint32_t per_nr[SYS_MAX]; /* calls by number */
+    uint32_t unsupported_per_nr[SYS_MAX];
+};
+
 struct sandbox {
     struct kvm_vm vm;
     struct mm mm;
@@ -83,6 +92,9 @@ struct sandbox {
     struct snap_copier *copier; /* userfaultfd state for live snapshots, or NULL */
     struct snapshot *last_snap; /* previous snapshot (or the one spawned from): what diff builds on */
     struct ws_hint *hint;       /* working-set hint of this lineage (snap_hint.h), or NULL */
+    /* Releases copier, last_snap and hint. Set by snap/ when it attaches
+     * them; sandbox_free calls it first (core/ never calls snap/ itself). */
+    void (*lineage_release)(struct sandbox *sb);
     uint64_t start_ns;
 };
 
@@ -90,6 +102,10 @@ struct sandbox {
  * failure. sandbox_free releases whatever parts exist. */
 struct sandbox *sandbox_alloc(int ctl_fd, int *err);
 void sandbox_free(struct sandbox *sb);
+/* Builds the address space (stack, ELF and its interpreter, brk) and puts the
+ * vCPU at the program's entry; a sandbox_alloc'ed sandbox with a VM. */
+int sandbox_load_program(struct sandbox *sb, const char *exe_path, const char *const *argv,
+                         const char *const *envp);
 
 /* Writes one outer frame to the host; -errno (-EPIPE when the host is gone). */
 int sb_emit(struct sandbox *sb, enum sb_channel ch, const void *buf, size_t len);
@@ -98,6 +114,10 @@ int sb_emit(struct sandbox *sb, enum sb_channel ch, const void *buf, size_t len)
  * interrupt arrives (-EINTR), or timeout_ns passes (-ETIMEDOUT; < 0 waits
  * forever). host_fd < 0 just sleeps. */
 int sb_wait_fd(struct sandbox *sb, int host_fd, short events, int64_t timeout_ns);
+
+/* Moves signals other threads queued (pending_external) into the guest's
+ * pending set; vCPU thread. */
+void sb_take_external(struct sandbox *sb);
 
 /* True when a signal is deliverable now: blocking calls then return -EINTR. */
 bool sb_signal_pending(struct sandbox *sb);

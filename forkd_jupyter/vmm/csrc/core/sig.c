@@ -66,7 +66,7 @@ uint64_t sig_deliverable(struct sandbox *sb)
 static void leave_supervisor(struct sandbox *sb)
 {
     if (sb->vm.syscall_mode == 2)
-        kvm_vm_return_to_user(&sb->vm);
+        kvm_cpu_return_to_user(&sb->vm);
 }
 
 static bool default_ignores(int signo)

@@ -276,3 +276,33 @@ int kvm_cpu_setup(struct kvm_vm *vm)
         return -errno;
     return 0;
 }
+
+int kvm_cpu_return_to_user(struct kvm_vm *vm)
+{
+    struct kvm_sregs s;
+    int err = kvm_vm_get_sregs(vm, &s);
+    if (err < 0)
+        return err;
+    kvm_cpu_user_segments(&s);
+    return kvm_vm_set_sregs(vm, &s);
+}
+
+int kvm_cpu_prepare(struct kvm_vm *vm)
+{
+    int err = kvm_cpu_write_system_region(vm);
+    return err < 0 ? err : kvm_cpu_setup(vm);
+}
+
+int kvm_cpu_boot(struct kvm_vm *vm, gva_t rip, gva_t rsp)
+{
+    int err = kvm_cpu_prepare(vm);
+    if (err < 0)
+        return err;
+    struct kvm_regs regs = {0};
+    regs.rip = rip;
+    regs.rsp = rsp;
+    regs.rflags = 0x2;
+    if (ioctl(vm->vcpu_fd, KVM_SET_REGS, &regs) < 0)
+        return -errno;
+    return 0;
+}

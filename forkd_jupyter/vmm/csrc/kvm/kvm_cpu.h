@@ -12,6 +12,15 @@ int kvm_cpu_setup(struct kvm_vm *vm);
 /* Loads user code/data selectors (CPL3) into s. */
 void kvm_cpu_user_segments(struct kvm_sregs *s);
 
+/* Writes descriptor tables, stubs and page tables into the system region and
+ * puts the vCPU in 64-bit user mode at rip/rsp. Called once per VM. */
+int kvm_cpu_boot(struct kvm_vm *vm, gva_t rip, gva_t rsp);
+/* kvm_cpu_boot without the registers: system region, CPUID, MSRs, control
+ * registers (a child then loads its saved state on top). */
+int kvm_cpu_prepare(struct kvm_vm *vm);
+/* Puts the vCPU back in user mode (segments) after an exception exit. */
+int kvm_cpu_return_to_user(struct kvm_vm *vm);
+
 /* Exception vectors that push an error code. */
 static inline bool kvm_cpu_vector_has_error_code(unsigned v)
 {

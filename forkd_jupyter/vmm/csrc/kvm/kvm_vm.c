@@ -11,7 +11,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "kvm/kvm_cpu.h"
 
 uint64_t fj_now_ns(void)
 {
@@ -226,39 +225,9 @@ uint64_t kvm_vm_get_fs_base(struct kvm_vm *vm)
     return kvm_vm_get_sregs(vm, &s) < 0 ? 0 : s.fs.base;
 }
 
-int kvm_vm_return_to_user(struct kvm_vm *vm)
-{
-    struct kvm_sregs s;
-    int err = kvm_vm_get_sregs(vm, &s);
-    if (err < 0)
-        return err;
-    kvm_cpu_user_segments(&s);
-    return kvm_vm_set_sregs(vm, &s);
-}
-
 int kvm_vm_run(struct kvm_vm *vm)
 {
     vm->run->kvm_valid_regs = KVM_SYNC_X86_REGS;
     int r = ioctl(vm->vcpu_fd, KVM_RUN, 0);
     return r < 0 ? -errno : 0;
-}
-
-int kvm_vm_prepare_cpu(struct kvm_vm *vm)
-{
-    int err = kvm_cpu_write_system_region(vm);
-    return err < 0 ? err : kvm_cpu_setup(vm);
-}
-
-int kvm_vm_boot_cpu(struct kvm_vm *vm, gva_t rip, gva_t rsp)
-{
-    int err = kvm_vm_prepare_cpu(vm);
-    if (err < 0)
-        return err;
-    struct kvm_regs regs = {0};
-    regs.rip = rip;
-    regs.rsp = rsp;
-    regs.rflags = 0x2;
-    if (ioctl(vm->vcpu_fd, KVM_SET_REGS, &regs) < 0)
-        return -errno;
-    return 0;
 }

@@ -47,14 +47,6 @@ int kvm_vm_create_cow(struct kvm_vm *vm, uint64_t ram_bytes, int image_fd);
 void kvm_vm_discard(struct kvm_vm *vm, gpa_t gpa, uint64_t len);
 void kvm_vm_destroy(struct kvm_vm *vm);
 
-/* Writes descriptor tables, stubs and page tables into the system region and
- * puts the vCPU in 64-bit user mode at rip/rsp. Called once per VM. */
-int kvm_vm_boot_cpu(struct kvm_vm *vm, gva_t rip, gva_t rsp);
-
-/* boot_cpu without the registers: system region, CPUID, MSRs, control
- * registers (a child then loads its saved state on top). */
-int kvm_vm_prepare_cpu(struct kvm_vm *vm);
-
 /* Register access through kvm_run's synced registers. */
 static inline struct kvm_regs *kvm_vm_regs(struct kvm_vm *vm) { return &vm->run->s.regs.regs; }
 static inline void kvm_vm_regs_dirty(struct kvm_vm *vm) { vm->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS; }
@@ -63,8 +55,6 @@ int kvm_vm_get_sregs(struct kvm_vm *vm, struct kvm_sregs *s);
 int kvm_vm_set_sregs(struct kvm_vm *vm, const struct kvm_sregs *s);
 int kvm_vm_set_fs_base(struct kvm_vm *vm, uint64_t base);
 uint64_t kvm_vm_get_fs_base(struct kvm_vm *vm);
-/* Puts the vCPU back in user mode (segments) after an exception exit. */
-int kvm_vm_return_to_user(struct kvm_vm *vm);
 
 /* Marks [gpa, gpa + len) written by the VMM. */
 void kvm_vm_mark_dirty(struct kvm_vm *vm, gpa_t gpa, uint64_t len);

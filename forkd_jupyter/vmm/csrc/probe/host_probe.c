@@ -12,7 +12,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "probe/host_probe_api.h"
+#include "api/host_probe_api.h"
 
 #define PROBE_BYTES (2UL << 20)
 #define PROBE_USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)

@@ -7,8 +7,8 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "probe/kvm_probe_api.h"
-#include "kvm/kvm_vm.h"
+#include "api/kvm_probe_api.h"
+#include "kvm/kvm_cpu.h"
 
 static int run_user_loop(struct kvm_vm *vm, uint64_t iters, double *ns)
 {
@@ -19,7 +19,7 @@ static int run_user_loop(struct kvm_vm *vm, uint64_t iters, double *ns)
     memcpy(p, head, sizeof(head));
     memcpy(p + sizeof(head), &iters, 8);
     memcpy(p + sizeof(head) + 8, tail, sizeof(tail));
-    int err = kvm_vm_boot_cpu(vm, code, LAYOUT_USER_MIN + 0x8000);
+    int err = kvm_cpu_boot(vm, code, LAYOUT_USER_MIN + 0x8000);
     if (err < 0)
         return err;
     uint64_t t0 = fj_now_ns();

@@ -1,5 +1,7 @@
-/* The vCPU run loop: one switch over exit reasons, plus the host-side
- * services it needs (output frames, interruptible waits, exits). */
+/* The vCPU run loop: one switch over exit reasons, the kick that stops a
+ * running vCPU, and pause jobs (work other threads run with the guest
+ * stopped). It dispatches to the system-call table (sys/) and to signal
+ * delivery (core/sig.c); nothing below calls back into it. */
 #define _GNU_SOURCE
 #include <poll.h>
 #include <pthread.h>
@@ -12,6 +14,7 @@
 
 #include "kvm/kvm_cpu.h"
 #include "core/sandbox.h"
+#include "sys/sys.h"
 #include "core/sig.h"
 #include "api/vmm_api.h"
 
@@ -34,106 +37,6 @@ static void install_kick_handler(void)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, install_kick_handler_once);
-}
-
-int sb_emit(struct sandbox *sb, enum sb_channel ch, const void *buf, size_t len)
-{
-    uint8_t hdr[5] = {(uint8_t)ch, (uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16),
-                      (uint8_t)(len >> 24)};
-    struct iovec iov[2] = {{hdr, sizeof(hdr)}, {(void *)buf, len}};
-    size_t total = sizeof(hdr) + len, done = 0;
-    int iovcnt = 2;
-    struct iovec *v = iov;
-    /* Invariant: a frame is written whole or the stream is dead (-EPIPE). */
-    while (done < total) {
-        ssize_t w = writev(sb->ctl_host_fd, v, iovcnt);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN) {
-                struct pollfd p = {.fd = sb->ctl_host_fd, .events = POLLOUT};
-                poll(&p, 1, 1000);
-                continue;
-            }
-            return -EPIPE;
-        }
-        done += (size_t)w;
-        while (iovcnt && (size_t)w >= v->iov_len) {
-            w -= (ssize_t)v->iov_len;
-            v++;
-            iovcnt--;
-        }
-        if (iovcnt) {
-            v->iov_base = (char *)v->iov_base + w;
-            v->iov_len -= (size_t)w;
-        }
-    }
-    return 0;
-}
-
-static void drain_wake(struct sandbox *sb)
-{
-    uint64_t v;
-    while (read(sb->wake_fd, &v, sizeof(v)) > 0)
-        ;
-}
-
-/* Moves signals queued by other threads into the guest's pending set.
- * Ordering: immediate_exit is cleared before pending_external is read, so a
- * signal queued after the read still stops the next KVM_RUN. */
-static void take_external(struct sandbox *sb)
-{
-    sb->vm.run->immediate_exit = 0;
-    uint64_t bits = atomic_exchange(&sb->pending_external, 0);
-    if (bits) {
-        drain_wake(sb);
-        sb->sig.pending |= bits;
-    }
-}
-
-bool sb_signal_pending(struct sandbox *sb)
-{
-    take_external(sb);
-    return sig_deliverable(sb) != 0 || sb->exited;
-}
-
-int sb_wait_fd(struct sandbox *sb, int host_fd, short events, int64_t timeout_ns)
-{
-    uint64_t deadline = timeout_ns >= 0 ? fj_now_ns() + (uint64_t)timeout_ns : 0;
-    for (;;) {
-        if (sb_signal_pending(sb))
-            return -EINTR;
-        if (atomic_load(&sb->job)) {
-            sb->job_noticed_ns = fj_now_ns(); /* an idle guest stops here, not at its last exit */
-            return SB_ERESTART;
-        }
-        int ms = -1;
-        if (timeout_ns >= 0) {
-            uint64_t now = fj_now_ns();
-            if (now >= deadline)
-                return -ETIMEDOUT;
-            ms = (int)FJ_MIN((deadline - now + 999999) / 1000000, 1000000);
-        }
-        struct pollfd p[2] = {{.fd = sb->wake_fd, .events = POLLIN}, {.fd = host_fd, .events = events}};
-        int r = poll(p, host_fd >= 0 ? 2 : 1, ms);
-        if (r < 0 && errno != EINTR)
-            return -errno;
-        if (r > 0 && host_fd >= 0 && p[1].revents)
-            return 0;
-    }
-}
-
-void sb_exit(struct sandbox *sb, int status, int fatal_signal, const char *why)
-{
-    if (sb->exited)
-        return;
-    sb->exited = true;
-    sb->exit_status = fatal_signal ? 128 + fatal_signal : (status & 0xff);
-    sb->fatal_signal = fatal_signal;
-    snprintf(sb->exit_reason, sizeof(sb->exit_reason), "%s", why);
-    char msg[320];
-    int n = snprintf(msg, sizeof(msg), "{\"status\":%d,\"signal\":%d}", sb->exit_status, fatal_signal);
-    sb_emit(sb, SB_CH_EXIT, msg, (size_t)n);
 }
 
 int fj_sandbox_signal(fj_sandbox *sb, int signo)
@@ -291,7 +194,7 @@ int fj_sandbox_run(fj_sandbox *sb)
     atomic_store(&sb->kick_armed, 1);
     uint64_t stopped_ns = fj_now_ns();
     while (!sb->exited) {
-        take_external(sb);
+        sb_take_external(sb);
         if (atomic_load(&sb->job)) {
             run_job(sb, FJ_MAX(stopped_ns, sb->job_noticed_ns));
             sb->job_noticed_ns = 0;

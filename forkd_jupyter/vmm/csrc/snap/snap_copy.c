@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "api/vmm_api.h"
-#include "snap/snapshot_api.h"
+#include "api/snapshot_api.h"
 
 #ifndef UFFD_FEATURE_WP_UNPOPULATED
 #define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)

@@ -27,7 +27,7 @@
 #include "snap/snap_hint.h"
 #include "snap/snapshot.h"
 #include "api/vmm_api.h"
-#include "snap/snapshot_api.h"
+#include "api/snapshot_api.h"
 #include "fs/view_impl.h"
 
 #define STATE_MAGIC "FJSNAPST"

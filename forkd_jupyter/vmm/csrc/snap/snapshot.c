@@ -1,4 +1,5 @@
-/* Taking snapshots and spawning children from them (snapshot.h). */
+/* Taking snapshots and spawning children from them (snapshot.h); the
+ * snapshot object itself is snapshot_ref.c. */
 #define _GNU_SOURCE
 #include "snap/snapshot.h"
 
@@ -13,64 +14,11 @@
 #include "file/file_stdio.h"
 #include "fs/fs_memfs.h"
 #include "fs/fs_view.h"
+#include "kvm/kvm_cpu.h"
 #include "snap/snap_copy.h"
 #include "snap/snap_hint.h"
 #include "api/vmm_api.h"
-#include "snap/snapshot_api.h"
-
-struct snapshot *snapshot_get(struct snapshot *snap)
-{
-    atomic_fetch_add(&snap->refs, 1);
-    return snap;
-}
-
-void fj_snapshot_release(fj_snapshot *snap)
-{
-    if (!snap || atomic_fetch_sub(&snap->refs, 1) > 1)
-        return;
-    /* The last reference: no copier can be running (it holds a reference). */
-    fdt_destroy(&snap->fdt);
-    hint_put(snap->hint);
-    free(snap->delta);
-    if (snap->parent)
-        fj_snapshot_release(snap->parent);
-    if (snap->view)
-        fs_view_free(snap->view);
-    mm_destroy(&snap->mm);
-    if (snap->image_fd >= 0)
-        close(snap->image_fd);
-    pthread_mutex_destroy(&snap->lock);
-    pthread_cond_destroy(&snap->cond);
-    free(snap);
-}
-
-void snapshot_finish(struct snapshot *snap, int status, const char *error)
-{
-    pthread_mutex_lock(&snap->lock);
-    if (error)
-        snprintf(snap->error, sizeof(snap->error), "%s", error);
-    struct stat st;
-    if (snap->image_fd >= 0 && fstat(snap->image_fd, &st) == 0)
-        snap->physical_bytes = (uint64_t)st.st_blocks * 512;
-    atomic_store(&snap->status, status);
-    pthread_cond_broadcast(&snap->cond);
-    pthread_mutex_unlock(&snap->lock);
-}
-
-struct snapshot *snapshot_alloc(int mode, uint64_t ram_bytes)
-{
-    struct snapshot *snap = calloc(1, sizeof(*snap));
-    if (!snap)
-        return NULL;
-    atomic_init(&snap->refs, 1);
-    atomic_init(&snap->status, FJ_SNAP_WRITING);
-    snap->mode = mode;
-    snap->ram_bytes = ram_bytes;
-    snap->image_fd = -1;
-    pthread_mutex_init(&snap->lock, NULL);
-    pthread_cond_init(&snap->cond, NULL);
-    return snap;
-}
+#include "api/snapshot_api.h"
 
 /* VMM state: address space, signals, files and the writable layer. */
 static int capture_vmm_state(struct sandbox *sb, struct snapshot *snap)
@@ -171,6 +119,15 @@ static int capture(struct sandbox *sb, void *p)
     return err;
 }
 
+/* sb->lineage_release: what this layer attached to a sandbox. */
+static void release_lineage(struct sandbox *sb)
+{
+    snap_copy_sandbox_gone(sb);
+    if (sb->last_snap)
+        fj_snapshot_release(sb->last_snap);
+    hint_put(sb->hint);
+}
+
 int fj_sandbox_snapshot(fj_sandbox *sb, int mode, fj_snapshot **out)
 {
     *out = NULL;
@@ -181,6 +138,7 @@ int fj_sandbox_snapshot(fj_sandbox *sb, int mode, fj_snapshot **out)
     struct snapshot *snap = snapshot_alloc(mode, sb->vm.ram_bytes);
     if (!snap)
         return -ENOMEM;
+    sb->lineage_release = release_lineage;
     if (mode == FJ_SNAP_LIVE) {
         int err = snap_copy_prepare_live(sb, snap);
         if (err < 0) {
@@ -203,46 +161,6 @@ int fj_sandbox_snapshot(fj_sandbox *sb, int mode, fj_snapshot **out)
         snapshot_finish(snap, FJ_SNAP_READY, NULL);
     *out = snap;
     return 0;
-}
-
-int fj_snapshot_get_info(fj_snapshot *snap, struct fj_snapshot_info *out)
-{
-    memset(out, 0, sizeof(*out));
-    pthread_mutex_lock(&snap->lock);
-    out->mode = snap->mode;
-    out->status = atomic_load(&snap->status);
-    out->pause_ms = (double)snap->pause_ns / 1e6;
-    out->copy_ms = (double)snap->copy_ns / 1e6;
-    out->logical_bytes = snap->logical_bytes;
-    out->physical_bytes = snap->physical_bytes;
-    out->dirty_bytes = snap->dirty_bytes;
-    memcpy(out->error, snap->error, sizeof(out->error));
-    pthread_mutex_unlock(&snap->lock);
-    return 0;
-}
-
-int fj_snapshot_wait(fj_snapshot *snap, int64_t timeout_ns)
-{
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    if (timeout_ns >= 0) {
-        deadline.tv_sec += timeout_ns / 1000000000;
-        deadline.tv_nsec += timeout_ns % 1000000000;
-        if (deadline.tv_nsec >= 1000000000) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000;
-        }
-    }
-    pthread_mutex_lock(&snap->lock);
-    int r = 0;
-    while (atomic_load(&snap->status) == FJ_SNAP_WRITING && r == 0)
-        r = timeout_ns < 0 ? pthread_cond_wait(&snap->cond, &snap->lock)
-                           : pthread_cond_timedwait(&snap->cond, &snap->lock, &deadline);
-    int status = atomic_load(&snap->status);
-    pthread_mutex_unlock(&snap->lock);
-    if (status == FJ_SNAP_READY)
-        return 0;
-    return status == FJ_SNAP_FAILED ? -EIO : -ETIMEDOUT;
 }
 
 int snapshot_map_memory(struct snapshot *snap, struct kvm_vm *vm)
@@ -298,6 +216,7 @@ int fj_snapshot_spawn(fj_snapshot *snap, int ctl_fd, fj_sandbox **out)
     struct sandbox *sb = sandbox_alloc(ctl_fd, &err);
     if (!sb)
         return err;
+    sb->lineage_release = release_lineage;
     sb->pid = snap->pid;
     memcpy(sb->exe_path, snap->exe_path, sizeof(sb->exe_path));
     if ((err = kvm_vm_create_cow(&sb->vm, snap->ram_bytes, chain_root(snap)->image_fd)) < 0 ||
@@ -305,7 +224,7 @@ int fj_snapshot_spawn(fj_snapshot *snap, int ctl_fd, fj_sandbox **out)
         goto fail;
     sb->hint = hint_get(snap->hint);
     hint_prefault(sb->hint, &sb->vm);
-    if ((err = kvm_vm_prepare_cpu(&sb->vm)) < 0 ||
+    if ((err = kvm_cpu_prepare(&sb->vm)) < 0 ||
         (err = kvm_state_restore(&sb->vm, &snap->cpu)) < 0 ||
         (err = mm_clone(&sb->mm, &snap->mm, &sb->vm)) < 0)
         goto fail;

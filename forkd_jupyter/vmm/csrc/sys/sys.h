@@ -6,9 +6,7 @@
 #ifndef SYS_H
 #define SYS_H
 
-#include "lib/fj.h"
-
-struct sandbox;
+#include "core/sandbox.h"
 
 typedef int64_t (*sys_handler)(struct sandbox *sb, const uint64_t a[6]);
 
@@ -28,18 +26,13 @@ struct sys_entry {
     const char *note;
 };
 
-#define SYS_MAX 512
-
-struct sys_stats {
-    uint64_t calls;
-    uint64_t unsupported_calls;
-    uint32_t per_nr[SYS_MAX];   /* calls by number */
-    uint32_t unsupported_per_nr[SYS_MAX];
-};
-
 /* Each family file defines its entries; sys_table.c merges them. */
 extern const struct sys_entry sys_file_path_entries[];
 extern const size_t sys_file_path_count;
+extern const struct sys_entry sys_file_names_entries[];
+extern const size_t sys_file_names_count;
+extern const struct sys_entry sys_file_attr_entries[];
+extern const size_t sys_file_attr_count;
 extern const struct sys_entry sys_file_fd_entries[];
 extern const size_t sys_file_fd_count;
 extern const struct sys_entry sys_mem_entries[];

@@ -1,5 +1,6 @@
-/* Shared by the parts of the files family: sys_file_path.c (path-based
- * calls), sys_file_fd.c (descriptor-based calls, and the table entries of
+/* Shared by the parts of the files family: sys_file_path.c (path
+ * resolution, open, stat), sys_file_names.c and sys_file_attr.c (the other
+ * path-based calls), sys_file_fd.c (descriptor-based calls, and the table entries of
  * sys_file_anon.c's anonymous files and copies and sys_file_xattr.c's
  * extended attributes). */
 #ifndef SYS_FILE_H
@@ -11,6 +12,14 @@
 int sysf_path(struct sandbox *sb, uint64_t gva, char *out);
 int sysf_resolve_at(struct sandbox *sb, int dirfd, const char *path, bool follow, struct view_node *n);
 int64_t sysf_openat(struct sandbox *sb, int dirfd, uint64_t path_gva, int flags, uint32_t mode);
+/* Resolves the guest path at gva relative to dirfd. */
+int sysf_resolve_arg(struct sandbox *sb, int dirfd, uint64_t gva, bool follow, struct view_node *n);
+/* Resolves (dirfd, path, flags) for the *at calls that accept
+ * AT_EMPTY_PATH/AT_SYMLINK_NOFOLLOW; *fd_file is set instead for an empty path. */
+int sysf_resolve_flags(struct sandbox *sb, int dirfd, uint64_t path_gva, int flags, struct view_node *n,
+                       struct file **fd_file);
+/* /tmp and /sandbox: the layer's mount points, which cannot be removed or renamed. */
+bool sysf_is_mount_point(const char *path);
 
 /* sys_file_anon.c: an O_TMPFILE open of the directory n; memfd_create,
  * sendfile and copy_file_range (handlers listed in sys_file_fd.c's table). */

@@ -17,6 +17,7 @@
 #include "file/file_kinds.h"
 #include "fs/fs_memfs.h"
 #include "core/sandbox.h"
+#include "sys/sys.h"
 #include "sys/sys_file.h"
 
 #define MFD_CLOEXEC_ 0x1U

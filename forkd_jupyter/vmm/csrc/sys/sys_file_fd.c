@@ -11,6 +11,7 @@
 #include "file/file_kinds.h"
 #include "fs/fs_memfs.h"
 #include "core/sandbox.h"
+#include "sys/sys.h"
 #include "sys/sys_file.h"
 
 #define IOV_MAX_ 1024

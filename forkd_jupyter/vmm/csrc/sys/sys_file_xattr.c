@@ -12,6 +12,7 @@
 
 #include "file/file_kinds.h"
 #include "core/sandbox.h"
+#include "sys/sys.h"
 #include "sys/sys_file.h"
 
 #define XATTR_NAME_MAX_ 255

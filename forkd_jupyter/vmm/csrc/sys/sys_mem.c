@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 
 #include "core/sandbox.h"
+#include "sys/sys.h"
 
 #define MAP_FIXED_NOREPLACE_ 0x100000
 

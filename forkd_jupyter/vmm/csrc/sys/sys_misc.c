@@ -5,6 +5,7 @@
 #include <sys/random.h>
 
 #include "core/sandbox.h"
+#include "sys/sys.h"
 
 static int64_t sys_getrandom(struct sandbox *sb, const uint64_t a[6])
 {

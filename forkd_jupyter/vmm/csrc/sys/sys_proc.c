@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "core/sandbox.h"
+#include "sys/sys.h"
 #include "core/sig.h"
 
 #define GUEST_ID 1000

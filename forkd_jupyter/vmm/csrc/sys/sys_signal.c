@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/sandbox.h"
+#include "sys/sys.h"
 #include "core/sig.h"
 
 #define UNBLOCKABLE ((1ULL << SIGKILL) | (1ULL << SIGSTOP))

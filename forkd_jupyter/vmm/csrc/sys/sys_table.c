@@ -17,6 +17,8 @@ struct family {
 
 static const struct family families[] = {
     {"files", sys_file_path_entries, &sys_file_path_count},
+    {"files", sys_file_names_entries, &sys_file_names_count},
+    {"files", sys_file_attr_entries, &sys_file_attr_count},
     {"files", sys_file_fd_entries, &sys_file_fd_count},
     {"memory", sys_mem_entries, &sys_mem_count},
     {"process", sys_proc_entries, &sys_proc_count},   {"signals", sys_signal_entries, &sys_signal_count},

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "core/sandbox.h"
+#include "sys/sys.h"
 
 static int host_clock(uint64_t id, clockid_t *out)
 {

@@ -1,0 +1,194 @@
+/* The files family: permissions, ownership, times, truncation, umask and
+ * filesystem statistics of paths and descriptors. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/stat.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include "file/file_kinds.h"
+#include "fs/fs_memfs.h"
+#include "core/sandbox.h"
+#include "sys/sys.h"
+#include "sys/sys_file.h"
+
+/* ------------------------------------------------- permissions and times */
+
+/* Applies fn to the layer node named by (dirfd, path, flags) or by fd f. */
+static int64_t on_layer_node(struct sandbox *sb, int dirfd, uint64_t path_gva, int flags,
+                             int (*fn)(struct sandbox *, struct memfs_node *, uint64_t), uint64_t arg)
+{
+    struct view_node n;
+    struct file *f;
+    int err = sysf_resolve_flags(sb, dirfd, path_gva, flags, &n, &f);
+    if (err < 0)
+        return err;
+    if (f)
+        return file_layer_fs(f) ? fn(sb, f->node, arg) : -EROFS;
+    err = n.kind == VK_NONE ? -ENOENT : n.kind != VK_LAYER ? -EROFS : fn(sb, n.node, arg);
+    view_node_release(sb->view, &n);
+    return err;
+}
+
+static int do_chmod(struct sandbox *sb, struct memfs_node *node, uint64_t mode)
+{
+    return memfs_chmod(fs_view_layer(sb->view), node, (uint32_t)mode & 07777);
+}
+
+static int do_nothing(struct sandbox *sb, struct memfs_node *node, uint64_t arg) { return 0; }
+
+static int do_utimens(struct sandbox *sb, struct memfs_node *node, uint64_t times_gva)
+{
+    struct timespec ts[2] = {{0, UTIME_NOW}, {0, UTIME_NOW}};
+    if (times_gva && mm_copy_from(&sb->mm, ts, times_gva, sizeof(ts)) < 0)
+        return -EFAULT;
+    return memfs_utimens(fs_view_layer(sb->view), node, ts);
+}
+
+static int64_t sys_chmod(struct sandbox *sb, const uint64_t a[6]) { return on_layer_node(sb, AT_FDCWD, a[0], 0, do_chmod, a[1]); }
+static int64_t sys_fchmodat(struct sandbox *sb, const uint64_t a[6]) { return on_layer_node(sb, (int)a[0], a[1], 0, do_chmod, a[2]); }
+
+static int64_t sys_fchmod(struct sandbox *sb, const uint64_t a[6])
+{
+    struct file *f = fdt_get(&sb->fdt, (int)a[0]);
+    if (!f)
+        return -EBADF;
+    return file_layer_fs(f) ? do_chmod(sb, f->node, a[1]) : -EROFS;
+}
+
+static int64_t sys_chown(struct sandbox *sb, const uint64_t a[6]) { return on_layer_node(sb, AT_FDCWD, a[0], 0, do_nothing, 0); }
+static int64_t sys_lchown(struct sandbox *sb, const uint64_t a[6])
+{
+    return on_layer_node(sb, AT_FDCWD, a[0], AT_SYMLINK_NOFOLLOW, do_nothing, 0);
+}
+static int64_t sys_fchownat(struct sandbox *sb, const uint64_t a[6])
+{
+    return on_layer_node(sb, (int)a[0], a[1], (int)a[4], do_nothing, 0);
+}
+
+static int64_t sys_fchown(struct sandbox *sb, const uint64_t a[6])
+{
+    struct file *f = fdt_get(&sb->fdt, (int)a[0]);
+    return !f ? -EBADF : file_layer_fs(f) ? 0 : -EROFS;
+}
+
+static int64_t sys_utimensat(struct sandbox *sb, const uint64_t a[6])
+{
+    if (!a[1]) { /* futimens */
+        struct file *f = fdt_get(&sb->fdt, (int)a[0]);
+        if (!f)
+            return -EBADF;
+        return file_layer_fs(f) ? do_utimens(sb, f->node, a[2]) : -EROFS;
+    }
+    return on_layer_node(sb, (int)a[0], a[1], (int)a[3], do_utimens, a[2]);
+}
+
+static int64_t sys_utimes(struct sandbox *sb, const uint64_t a[6])
+{
+    struct timeval tv[2];
+    struct timespec ts[2] = {{0, UTIME_NOW}, {0, UTIME_NOW}};
+    if (a[1]) {
+        if (mm_copy_from(&sb->mm, tv, a[1], sizeof(tv)) < 0)
+            return -EFAULT;
+        for (int i = 0; i < 2; i++)
+            ts[i] = (struct timespec){tv[i].tv_sec, tv[i].tv_usec * 1000};
+    }
+    struct view_node n;
+    struct file *f;
+    int err = sysf_resolve_flags(sb, AT_FDCWD, a[0], 0, &n, &f);
+    if (err < 0)
+        return err;
+    err = n.kind == VK_NONE ? -ENOENT : n.kind != VK_LAYER ? -EROFS
+                                      : memfs_utimens(fs_view_layer(sb->view), n.node, ts);
+    view_node_release(sb->view, &n);
+    return err;
+}
+
+static int64_t sys_truncate(struct sandbox *sb, const uint64_t a[6])
+{
+    if ((int64_t)a[1] < 0)
+        return -EINVAL;
+    struct view_node n;
+    int err = sysf_resolve_arg(sb, AT_FDCWD, a[0], true, &n);
+    if (err < 0)
+        return err;
+    if (n.kind == VK_NONE)
+        err = -ENOENT;
+    else if (n.kind != VK_LAYER)
+        err = -EROFS;
+    else if (S_ISDIR(memfs_node_mode(n.node)))
+        err = -EISDIR;
+    else
+        err = memfs_truncate(fs_view_layer(sb->view), n.node, a[1]);
+    view_node_release(sb->view, &n);
+    return err;
+}
+
+static int64_t sys_umask(struct sandbox *sb, const uint64_t a[6])
+{
+    unsigned old = sb->view->umask;
+    sb->view->umask = (unsigned)a[0] & 0777;
+    return old;
+}
+
+static int fill_statfs(struct sandbox *sb, bool layer_fs, uint64_t out)
+{
+    struct statfs s;
+    memset(&s, 0, sizeof(s));
+    s.f_bsize = s.f_frsize = 4096;
+    s.f_namelen = 255;
+    if (layer_fs) {
+        struct memfs *fs = fs_view_layer(sb->view);
+        s.f_type = 0x01021994; /* TMPFS_MAGIC */
+        s.f_blocks = memfs_byte_limit(fs) / 4096;
+        uint64_t used = memfs_bytes_used(fs) / 4096;
+        s.f_bfree = s.f_bavail = s.f_blocks > used ? s.f_blocks - used : 0;
+        s.f_files = 1 << 20;
+        s.f_ffree = s.f_files - memfs_node_count(fs);
+    } else {
+        s.f_type = 0xEF53;
+        s.f_flags = ST_RDONLY;
+    }
+    return mm_copy_to(&sb->mm, out, &s, sizeof(s));
+}
+
+static int64_t sys_statfs(struct sandbox *sb, const uint64_t a[6])
+{
+    struct view_node n;
+    int err = sysf_resolve_arg(sb, AT_FDCWD, a[0], true, &n);
+    if (err < 0)
+        return err;
+    err = n.kind == VK_NONE ? -ENOENT : fill_statfs(sb, n.kind == VK_LAYER, a[1]);
+    view_node_release(sb->view, &n);
+    return err;
+}
+
+static int64_t sys_fstatfs(struct sandbox *sb, const uint64_t a[6])
+{
+    struct file *f = fdt_get(&sb->fdt, (int)a[0]);
+    return f ? fill_statfs(sb, file_layer_fs(f) != NULL, a[1]) : -EBADF;
+}
+
+const struct sys_entry sys_file_attr_entries[] = {
+    {90, "chmod", sys_chmod, SYS_FULL, "read-only outside the layer: EROFS"},
+    {91, "fchmod", sys_fchmod, SYS_FULL, NULL},
+    {92, "chown", sys_chown, SYS_STUB, "ownership is always uid 1000 in the layer"},
+    {93, "fchown", sys_fchown, SYS_STUB, NULL},
+    {94, "lchown", sys_lchown, SYS_STUB, NULL},
+    {95, "umask", sys_umask, SYS_FULL, NULL},
+    {76, "truncate", sys_truncate, SYS_FULL, NULL},
+    {137, "statfs", sys_statfs, SYS_PARTIAL, "the layer reports its byte limit"},
+    {138, "fstatfs", sys_fstatfs, SYS_PARTIAL, NULL},
+    {235, "utimes", sys_utimes, SYS_FULL, NULL},
+    {260, "fchownat", sys_fchownat, SYS_STUB, NULL},
+    {268, "fchmodat", sys_fchmodat, SYS_FULL, NULL},
+    {280, "utimensat", sys_utimensat, SYS_FULL, NULL},
+};
+const size_t sys_file_attr_count = FJ_ARRAY_SIZE(sys_file_attr_entries);
