@@ -8,6 +8,7 @@ it from the same place.
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import sys
 import sysconfig
@@ -26,7 +27,12 @@ def compile_core() -> Path:
     tmpdir = ROOT / "build" / "cffi"
     built = Path(module.ffibuilder.compile(tmpdir=str(tmpdir), verbose=False))
     target = ROOT / "forkd_jupyter" / "vmm" / ("_core" + sysconfig.get_config_var("EXT_SUFFIX"))
-    shutil.copy2(built, target)
+    # A new file renamed over the old one: a process that has the old module
+    # loaded (a running daemon) keeps its inode; copying in place would
+    # change the code under it.
+    staging = target.with_name(target.name + ".new")
+    shutil.copy2(built, staging)
+    os.replace(staging, target)
     return target
 
 

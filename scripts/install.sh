@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
 # Installs forkd-jupyter for development and tests: `bash scripts/install.sh`.
+# With --if-needed it returns at once when an earlier install of the same
+# sources into the same interpreter is still in place (build/install-stamp:
+# the interpreter and a hash of everything the install builds from), which is
+# how scripts/demo.sh and scripts/test.sh set up only when needed.
 #
 # Idempotent. On Debian 12 as root it first installs the missing system
 # packages (apt is skipped when nothing is missing or when not root); then it
@@ -12,6 +16,34 @@ cd "$(dirname "$0")/.."
 
 log() { printf 'install.sh: %s\n' "$*" >&2; }
 have() { command -v "$1" >/dev/null 2>&1; }
+
+if_needed=false
+case "${1:-}" in
+--if-needed) if_needed=true ;;
+"") ;;
+*)
+    log "usage: bash scripts/install.sh [--if-needed]"
+    exit 2
+    ;;
+esac
+
+STAMP=build/install-stamp
+# Everything the install builds from: dependencies, build hooks, this script,
+# the C core and the labextension's sources.
+inputs_hash() {
+    find pyproject.toml hatch_build.py scripts/install.sh forkd_jupyter/vmm/csrc forkd_jupyter/vmm/_build.py \
+        labextension/src labextension/style labextension/package.json labextension/tsconfig.json \
+        labextension/yarn.lock labextension/build_labextension.py -type f 2>/dev/null |
+        LC_ALL=C sort | xargs sha256sum | sha256sum | cut -d' ' -f1
+}
+if $if_needed && [ -f "$STAMP" ]; then
+    stamp_python="$(sed -n 's/^python=//p' "$STAMP")"
+    stamp_inputs="$(sed -n 's/^inputs=//p' "$STAMP")"
+    if [ -x "$stamp_python" ] && [ "$stamp_inputs" = "$(inputs_hash)" ] &&
+        "$stamp_python" -c 'import forkd_jupyter.vmm._ffi' >/dev/null 2>&1; then
+        exit 0
+    fi
+fi
 
 # --- system packages ---------------------------------------------------------
 # Debian packages the build and the tests need, each only when missing.
@@ -114,4 +146,6 @@ test_python="$(python -c 'import os, sys; print(os.path.realpath(sys.executable)
 if [ "$test_python" != "$PYTHON" ]; then
     log "warning: \`python\` on PATH is ${test_python:-missing}, not $PYTHON: run the tests with $PYTHON -m pytest"
 fi
+mkdir -p build
+printf 'python=%s\ninputs=%s\n' "$PYTHON" "$(inputs_hash)" >"$STAMP"
 log "forkd-jupyter installed for $PYTHON; check this machine with: forkd-jupyter doctor"
