@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from .. import python_env
 from ..modes import BranchMode
 from ..run_result import RunResult
 from . import connection
@@ -94,7 +95,11 @@ class Controller:
         *,
         snapshot_id: str | None = None,
         name: str | None = None,
+        python: str | None = None,
     ) -> list[dict]:
+        """New sandboxes, or children of a snapshot. A new sandbox runs this
+        process's Python environment (its venv, site-packages, PYTHONPATH),
+        or the interpreter at ``python``; children run their snapshot's."""
         body = {
             "n": n,
             "live_fork": live_fork,
@@ -102,6 +107,11 @@ class Controller:
             "snapshot_id": snapshot_id,
             "snapshot_tag": snapshot_tag,
             "name": name,
+            "python": (
+                python_env.client_request()
+                if python is None
+                else {"executable": python, "pythonpath": []}
+            ),
         }
         return self._json("POST", "/sandboxes", json=body)["sandboxes"]
 

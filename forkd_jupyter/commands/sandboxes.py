@@ -47,6 +47,12 @@ def _spawn_args(parser: argparse.ArgumentParser) -> None:
         help="spawn children of this snapshot (id or tag) instead of fresh sandboxes",
     )
     parser.add_argument("--name", help="a name for the sandbox (only with one sandbox)")
+    parser.add_argument(
+        "--python",
+        metavar="PATH",
+        help="the interpreter whose environment the sandbox runs, e.g. a venv's bin/python "
+        "(default: the one running this command)",
+    )
     add_json_flag(parser)
 
 
@@ -66,6 +72,7 @@ def _spawn(args: argparse.Namespace) -> int:
                     memory_limit_mib=args.memory,
                     snapshot_id=args.snapshot,
                     name=args.name,
+                    python=args.python,
                 )
                 bar.update(1)
     except Exception as e:

@@ -10,7 +10,7 @@ from typing import Any
 
 SANDBOX_FIELDS = (
     "id name status busy live_fork memory_limit_mib parent_snapshot created_at exit_reason "
-    "execution_count"
+    "execution_count python"
 ).split()
 SNAPSHOT_FIELDS = (
     "id tag mode status source_id parent children pause_ms round_trip_ms copy_ms ready_ms "
@@ -30,6 +30,7 @@ class SandboxRecord:
     created_at: float = field(default_factory=time.time)
     exit_reason: str | None = None
     execution_count: int | None = None
+    python: str | None = None  # the interpreter it runs, as the client named it
     vm: Any = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:

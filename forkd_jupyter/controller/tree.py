@@ -18,6 +18,7 @@ from typing import Any
 
 from .. import vmm
 from ..vmm.snapshot import MODES
+from . import environments
 from . import errors as E
 from .events import EventBus
 from .records import SandboxRecord, SnapshotRecord, timing_row
@@ -120,7 +121,11 @@ class SandboxTree:
         memory_limit_mib: int | None = None,
         snapshot: str | None = None,
         name: str | None = None,
+        python: dict | None = None,
     ) -> list[dict]:
+        """``python`` names the interpreter (and PYTHONPATH) of the client's
+        environment (controller.environments); children of a snapshot run
+        their source's, whatever ``python`` says."""
         if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_CHILDREN:
             raise E.BadRequest(f"n must be an integer from 1 to {MAX_CHILDREN}")
         if name is not None:
@@ -141,13 +146,16 @@ class SandboxTree:
             for vm in vms:  # live_fork=false makes children that refuse live branches
                 vm.live_fork = vm.live_fork and bool(live_fork)
             return [self._register_child(snap, vm, name) for vm in vms]
+        env = environments.resolve(python)
         memory = DEFAULT_MEMORY_MIB if memory_limit_mib is None else memory_limit_mib
         out = []
         for _ in range(n):
-            vm = _vmm_call(vmm.Sandbox.spawn, memory_mib=memory, live_fork=bool(live_fork))
+            vm = _vmm_call(
+                vmm.Sandbox.spawn, memory_mib=memory, live_fork=bool(live_fork), python=env
+            )
             with self._lock:
                 rec = SandboxRecord(self._new_id("sandbox", "sb"), "", bool(live_fork), memory)
-                rec.name, rec.vm = name or rec.id, vm
+                rec.name, rec.vm, rec.python = name or rec.id, vm, vm.python
                 self._sandboxes[rec.id] = rec
             self._changed(rec, "created")
             out.append(rec.to_dict())
@@ -176,7 +184,7 @@ class SandboxTree:
             rec = SandboxRecord(
                 self._new_id("sandbox", "sb"), "", vm.live_fork, vm.memory_mib, snap.id
             )
-            rec.name, rec.vm = name or rec.id, vm
+            rec.name, rec.vm, rec.python = name or rec.id, vm, vm.python
             self._sandboxes[rec.id] = rec
             snap.children.append(rec.id)
         self._changed(rec, "created")

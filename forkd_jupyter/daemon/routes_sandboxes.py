@@ -28,6 +28,7 @@ class SandboxesHandler(BaseHandler):
             memory_limit_mib=self.field(body, "memory_limit_mib", int),
             snapshot=snapshot,
             name=self.field(body, "name", str),
+            python=body.get("python"),  # checked by the controller (environments.resolve)
         )
         self.send_json({"sandboxes": records}, 201)
 

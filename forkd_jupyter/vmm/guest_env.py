@@ -1,13 +1,13 @@
-"""What a sandbox's guest runs and sees: the interpreter ELF, its argv and
-environment, and the read-only host paths of the filesystem view."""
+"""What a sandbox's guest runs and sees for a Python environment
+(forkd_jupyter.python_env; the caller's own by default): the interpreter ELF,
+its argv and environment, and the read-only host paths of the view."""
 
 from __future__ import annotations
 
 import os
-import site
-import sys
-import sysconfig
 from pathlib import Path
+
+from ..python_env import PythonEnv, current
 
 GUEST_CWD = "/sandbox"
 AGENT_GUEST_DIR = "/opt/forkd"
@@ -27,56 +27,26 @@ SYSTEM_ROOTS = (
 
 def python_elf() -> str:
     """The real interpreter ELF behind sys.executable (never a shell shim)."""
-    exe = os.path.realpath(sys.executable)
-    with open(exe, "rb") as f:
-        if f.read(4) != b"\x7fELF":
-            raise FileNotFoundError(f"{sys.executable} is not an ELF executable (a shim?)")
-    return exe
+    return current().elf
 
 
-def _package_dirs() -> list[str]:
-    """site-packages and dist-packages directories of the notebook's Python.
-    Entries of sys.path that are not package directories (a project
-    checkout, the current directory) are deliberately left out."""
-    found = []
-    candidates = list(sys.path)
-    candidates += site.getsitepackages() if hasattr(site, "getsitepackages") else []
-    user_site = site.getusersitepackages() if hasattr(site, "getusersitepackages") else None
-    if user_site:
-        candidates.append(user_site)
-    for entry in candidates:
-        if not entry:
-            continue
-        name = os.path.basename(os.path.normpath(entry))
-        if name in ("site-packages", "dist-packages") and os.path.isdir(entry):
-            found.append(os.path.abspath(entry))
-    return found
+def read_only_roots(env: PythonEnv | None = None) -> list[str]:
+    """What the guest may read: the environment's own paths
+    (PythonEnv.read_only_roots) and the system's shared libraries."""
+    roots = (env or current()).read_only_roots()
+    roots += [p for p in SYSTEM_ROOTS if os.path.exists(p) and p not in roots]
+    return roots
 
 
-def read_only_roots() -> list[str]:
-    roots = []
-    for prefix in {sys.base_prefix, sys.prefix, sys.exec_prefix}:
-        roots.append(os.path.abspath(prefix))
-    exe = python_elf()
-    roots.append(os.path.dirname(exe))
-    libdir = sysconfig.get_config_var("LIBDIR")
-    if libdir:
-        roots.append(libdir)
-    roots += _package_dirs()
-    roots += [p for p in SYSTEM_ROOTS if os.path.exists(p)]
-    unique = []
-    for r in roots:
-        if r not in unique:
-            unique.append(r)
-    return unique
+def guest_argv(env: PythonEnv | None = None) -> list[str]:
+    """argv[0] is the interpreter as the kernel names it (a venv's
+    bin/python), so CPython finds its pyvenv.cfg and prefix as it does
+    there; the VMM loads the real ELF behind it."""
+    return [(env or current()).executable, "-u", f"{AGENT_GUEST_DIR}/agent.py"]
 
 
-def guest_argv() -> list[str]:
-    return [python_elf(), "-u", f"{AGENT_GUEST_DIR}/agent.py"]
-
-
-def guest_env() -> dict[str, str]:
-    return {
+def guest_env(env: PythonEnv | None = None) -> dict[str, str]:
+    return (env or current()).guest_variables() | {
         "HOME": GUEST_CWD,
         "USER": "sandbox",
         "LOGNAME": "sandbox",

@@ -22,7 +22,9 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from .. import python_env
 from ..modes import BranchMode
+from ..python_env import PythonEnv
 from . import guest_env
 from ._ffi import ffi, lib
 from .errors import SandboxClosed, SandboxCrashed, SandboxError, SandboxTimeout, SpawnError, check
@@ -83,6 +85,7 @@ class Sandbox:
         self.id = f"sb-{next(_sandbox_ids)}"
         self.memory_mib = memory_mib
         self.live_fork = live_fork
+        self.python: str | None = None  # the interpreter as the kernel names it (sys.executable)
         self._native = native
         self._run_lock = threading.Lock()
         self._send_lock = threading.Lock()
@@ -114,19 +117,26 @@ class Sandbox:
         *,
         timeout: float = 60.0,
         layer_mib: int | None = None,
+        python: PythonEnv | None = None,
     ) -> Sandbox:
+        """A new sandbox running ``python`` (forkd_jupyter.python_env; by
+        default the interpreter running this code, venv and all)."""
         if not isinstance(memory_mib, int) or memory_mib < 64 or memory_mib > 65536:
             raise ValueError("memory_mib must be an integer between 64 and 65536")
+        try:
+            env = python or python_env.current()
+        except (OSError, python_env.PythonEnvError) as e:
+            raise SpawnError(str(e)) from None
         keep: list = []
         host, guest = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         cfg = ffi.new("struct fj_spawn_config *")
         cfg.mem_bytes = memory_mib << 20
-        exe = ffi.new("char[]", guest_env.python_elf().encode())
+        exe = ffi.new("char[]", env.elf.encode())
         keep.append(exe)
         cfg.exe_path = exe
-        cfg.argv = _c_strings(guest_env.guest_argv(), keep)
-        cfg.envp = _c_strings([f"{k}={v}" for k, v in guest_env.guest_env().items()], keep)
-        roots = guest_env.read_only_roots()
+        cfg.argv = _c_strings(guest_env.guest_argv(env), keep)
+        cfg.envp = _c_strings([f"{k}={v}" for k, v in guest_env.guest_env(env).items()], keep)
+        roots = guest_env.read_only_roots(env)
         cfg.ro_roots = _c_strings(roots, keep)
         cfg.n_ro_roots = len(roots)
         agent_dir = ffi.new("char[]", str(guest_env.AGENT_HOST_DIR).encode())
@@ -150,6 +160,7 @@ class Sandbox:
         finally:
             guest.close()
         sb = cls(_Native(out[0], host), memory_mib, live_fork)
+        sb.python = env.executable
         sb._start()
         sb._wait_ready(timeout)
         return sb
@@ -165,6 +176,7 @@ class Sandbox:
         sb.parent_snapshot = parent
         sb._learn_working_set = True
         sb._ready_info = {"pid": parent._guest_pid}
+        sb.python = parent.python
         sb._ready.set()
         sb._start()
         return sb

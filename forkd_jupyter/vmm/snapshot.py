@@ -28,6 +28,7 @@ class SnapshotSource(Protocol):
     memory_mib: int
     live_fork: bool
     guest_pid: int
+    python: str | None
 
 
 class Child(Protocol):
@@ -72,6 +73,7 @@ class Snapshot:
     def __init__(self, handle, mode: str, source: SnapshotSource, parent: Snapshot | None) -> None:
         self._setup(handle, mode, source.id, parent, source.memory_mib, source.live_fork)
         self._guest_pid = source.guest_pid
+        self.python = source.python  # the source's interpreter, which children run
 
     def _setup(self, handle, mode, source_id, parent, memory_mib, live_fork) -> None:
         self.id = f"snap-{next(_ids)}"
@@ -186,6 +188,7 @@ class Snapshot:
             "memory_mib": self._memory_mib,
             "live_fork": self._live_fork,
             "guest_pid": self._guest_pid,
+            "python": self.python,
         }
         with open(os.path.join(path, "meta.json"), "w") as f:
             json.dump(meta, f)
@@ -213,6 +216,7 @@ class Snapshot:
             bool(meta.get("live_fork", True)),
         )
         snap._guest_pid = int(meta.get("guest_pid", 0))
+        snap.python = meta.get("python") if isinstance(meta.get("python"), str) else None
         return snap
 
     def dependents(self) -> list[str]:

@@ -1,0 +1,232 @@
+"""The Python environment a sandbox runs: the notebook kernel's interpreter
+exactly as the kernel sees it (a venv's ``bin/python``, a conda env's, a
+pyenv or distro interpreter), with its ``sys.prefix``, site-packages, user
+site and ``PYTHONPATH`` package directories.
+
+An environment is described by the interpreter itself: in-process for the
+caller's own (:func:`current`), or by running it (:func:`describe`), which is
+what the daemon does with the interpreter path a client sends, so the paths a
+guest may read come from the interpreter, never from a request body.
+docs/filesystem.md says what a guest may read for each layout.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+
+# Paths the sandbox owns: an environment inside them would be hidden by the
+# guest's own writable layer.
+GUEST_OWNED = ("/tmp", "/sandbox", "/opt/forkd")
+MIN_VERSION = (3, 10)
+DESCRIBE_TIMEOUT_S = 30
+
+
+class PythonEnvError(ValueError):
+    """An interpreter that cannot be a sandbox's environment, with the reason."""
+
+
+def _self_description() -> dict:
+    """Runs inside the interpreter being described (any CPython >= 3.10):
+    what it would put on sys.path, and where it lives. Standalone: it is
+    also sent as source to other interpreters."""
+    import os
+    import site
+    import sys
+    import sysconfig
+
+    def is_site_dir(path):
+        return os.path.basename(os.path.normpath(path)) in ("site-packages", "dist-packages")
+
+    user_site = None
+    if site.ENABLE_USER_SITE:
+        candidate = site.getusersitepackages()
+        if os.path.isdir(candidate):
+            user_site = candidate
+    package_dirs = []
+    for entry in list(sys.path) + list(site.getsitepackages()):
+        if entry and is_site_dir(entry) and os.path.isdir(entry):
+            package_dirs.append(os.path.abspath(entry))
+    pythonpath = [
+        os.path.abspath(p)
+        for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+        if p and os.path.isdir(p)
+    ]
+    paths = sysconfig.get_paths()
+    return {
+        "stdlib_dirs": sorted({paths["stdlib"], paths["platstdlib"]}),
+        "executable": os.path.abspath(sys.executable),
+        "elf": os.path.realpath(sys.executable),
+        "version": ".".join(str(n) for n in sys.version_info[:3]),
+        "implementation": sys.implementation.name,
+        "prefix": sys.prefix,
+        "base_prefix": sys.base_prefix,
+        "exec_prefix": sys.exec_prefix,
+        "base_exec_prefix": sys.base_exec_prefix,
+        "libdir": sysconfig.get_config_var("LIBDIR"),
+        "package_dirs": package_dirs,
+        "user_base": site.getuserbase() if user_site else None,
+        "user_site": user_site,
+        "pythonpath": pythonpath,
+    }
+
+
+@dataclass(frozen=True)
+class PythonEnv:
+    executable: str  # sys.executable as the kernel sees it: the guest's argv[0]
+    elf: str  # the real ELF behind it, which the VMM loads
+    version: str
+    prefix: str
+    base_prefix: str
+    exec_prefix: str
+    base_exec_prefix: str
+    libdir: str | None  # where libpython lives
+    stdlib_dirs: tuple[str, ...]  # the standard library, pure and platform (lib-dynload)
+    package_dirs: tuple[str, ...]  # site-packages and dist-packages on sys.path
+    user_base: str | None  # PYTHONUSERBASE for the guest when the user site is in use
+    user_site: str | None
+    pythonpath: tuple[str, ...]  # PYTHONPATH entries that are package directories
+
+    @classmethod
+    def from_description(cls, data: dict) -> PythonEnv:
+        if data.get("implementation") != "cpython":
+            raise PythonEnvError(f"{data.get('executable')} is not CPython")
+        version = tuple(int(x) for x in str(data["version"]).split(".")[:2])
+        if version < MIN_VERSION:
+            raise PythonEnvError(
+                f"{data['executable']} is Python {data['version']}; sandboxes need "
+                f"{'.'.join(map(str, MIN_VERSION))} or newer"
+            )
+        env = cls(
+            executable=data["executable"],
+            elf=data["elf"],
+            version=data["version"],
+            prefix=data["prefix"],
+            base_prefix=data["base_prefix"],
+            exec_prefix=data["exec_prefix"],
+            base_exec_prefix=data["base_exec_prefix"],
+            libdir=data.get("libdir") or None,
+            stdlib_dirs=tuple(data.get("stdlib_dirs") or ()),
+            package_dirs=tuple(data.get("package_dirs") or ()),
+            user_base=data.get("user_base"),
+            user_site=data.get("user_site"),
+            pythonpath=tuple(p for p in data.get("pythonpath") or () if _package_dir_ok(p)),
+        )
+        env._check()
+        return env
+
+    def _check(self) -> None:
+        with open(self.elf, "rb") as f:
+            if f.read(4) != b"\x7fELF":
+                raise PythonEnvError(f"{self.executable} is not an ELF executable (a shim?)")
+        for path in (self.executable, self.elf, self.prefix, self.base_prefix):
+            if _under(path, GUEST_OWNED):
+                raise PythonEnvError(
+                    f"the Python environment at {path} lies under "
+                    f"{next(r for r in GUEST_OWNED if _under(path, (r,)))}, which a sandbox "
+                    "keeps as its own: create the environment elsewhere"
+                )
+
+    def read_only_roots(self) -> list[str]:
+        """Host paths the guest may read, the narrowest set that starts the
+        interpreter as the kernel runs it: the directories of the
+        interpreter and of its ELF, a venv's pyvenv.cfg, the standard
+        library, libpython's directory and the package directories. Never a
+        whole prefix (a distro Python's is /usr). System libraries are added
+        by the VMM layer."""
+        roots = [os.path.dirname(self.elf), os.path.dirname(self.executable)]
+        pyvenv_cfg = os.path.join(self.prefix, "pyvenv.cfg")
+        if self.prefix != self.base_prefix and os.path.isfile(pyvenv_cfg):
+            roots.append(pyvenv_cfg)
+        roots += self.stdlib_dirs
+        if self.libdir:
+            roots.append(self.libdir)
+        roots += self.package_dirs
+        if self.user_site:
+            roots.append(self.user_site)
+        roots += self.pythonpath
+        unique: list[str] = []
+        for root in map(os.path.abspath, roots):
+            if root not in unique and not _under(root, GUEST_OWNED) and os.path.exists(root):
+                unique.append(root)
+        return unique
+
+    def guest_variables(self) -> dict[str, str]:
+        """Environment variables that give the guest the same sys.path."""
+        variables = {}
+        if self.pythonpath:
+            variables["PYTHONPATH"] = os.pathsep.join(self.pythonpath)
+        if self.user_base:
+            variables["PYTHONUSERBASE"] = self.user_base
+        else:
+            variables["PYTHONNOUSERSITE"] = "1"
+        return variables
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def _under(path: str, roots: tuple[str, ...]) -> bool:
+    path = os.path.abspath(path)
+    return any(path == r or path.startswith(r + "/") for r in roots)
+
+
+def _package_dir_ok(path: str) -> bool:
+    """A PYTHONPATH entry is made readable unless it is too broad to be a
+    package directory: "/", the home directory or one of its ancestors."""
+    path = os.path.abspath(path)
+    home = os.path.abspath(os.path.expanduser("~"))
+    return path != "/" and not (home == path or home.startswith(path.rstrip("/") + "/"))
+
+
+def current() -> PythonEnv:
+    """The environment of the interpreter running this code."""
+    return PythonEnv.from_description(_self_description())
+
+
+def describe(executable: str, pythonpath: list[str] | None = None) -> PythonEnv:
+    """The environment of another interpreter, as that interpreter reports it
+    when started the way a kernel would be (with ``pythonpath`` as its
+    PYTHONPATH). Raises PythonEnvError with the reason."""
+    if not isinstance(executable, str) or not os.path.isabs(executable):
+        raise PythonEnvError("python must be an absolute path to an interpreter")
+    if not os.access(executable, os.X_OK) or os.path.isdir(executable):
+        raise PythonEnvError(f"{executable} is not an executable file")
+    source = inspect.getsource(_self_description)
+    code = f"{source}\nimport json\nprint(json.dumps(_self_description()))\n"
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8"}
+    if "HOME" in os.environ:
+        env["HOME"] = os.environ["HOME"]
+    if pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join(pythonpath)
+    try:
+        out = subprocess.run(
+            [executable, "-c", code],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=DESCRIBE_TIMEOUT_S,
+            stdin=subprocess.DEVNULL,
+            cwd="/",
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise PythonEnvError(f"{executable} could not be run: {e}") from None
+    if out.returncode != 0:
+        tail = (out.stderr or out.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise PythonEnvError(f"{executable} is not a usable Python: {tail[0]}")
+    try:
+        data = json.loads(out.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise PythonEnvError(f"{executable} did not describe itself") from None
+    return PythonEnv.from_description(data)
+
+
+def client_request() -> dict:
+    """What a client sends to spawn a sandbox of its own environment: its
+    interpreter and PYTHONPATH (the daemon describes the interpreter itself)."""
+    pythonpath = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return {"executable": os.path.abspath(sys.executable), "pythonpath": pythonpath}
