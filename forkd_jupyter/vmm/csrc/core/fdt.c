@@ -148,12 +148,36 @@ int fdt_count(const struct fdt *t)
     return n;
 }
 
+void *fdt_clone_shared(struct fdt_clone_ctx *ctx, const void *from)
+{
+    for (size_t i = 0; i < ctx->n_shared; i++)
+        if (ctx->shared[i].from == from)
+            return ctx->shared[i].to;
+    return NULL;
+}
+
+int fdt_clone_remember(struct fdt_clone_ctx *ctx, const void *from, void *to)
+{
+    if (ctx->n_shared == ctx->cap_shared) {
+        size_t cap = ctx->cap_shared ? ctx->cap_shared * 2 : 8;
+        void *grown = realloc(ctx->shared, cap * sizeof(*ctx->shared));
+        if (!grown)
+            return -ENOMEM;
+        ctx->shared = grown;
+        ctx->cap_shared = cap;
+    }
+    ctx->shared[ctx->n_shared].from = from;
+    ctx->shared[ctx->n_shared++].to = to;
+    return 0;
+}
+
 int fdt_clone(struct fdt *dst, const struct fdt *src, struct fs_view *view)
 {
     int err = fdt_init(dst);
     if (err < 0)
         return err;
-    for (int fd = 0; fd < src->cap; fd++) {
+    struct fdt_clone_ctx ctx = {.view = view};
+    for (int fd = 0; fd < src->cap && err == 0; fd++) {
         struct file *f = src->slots[fd].f;
         if (!f || !f->ops->clone)
             continue;
@@ -163,15 +187,18 @@ int fdt_clone(struct fdt *dst, const struct fdt *src, struct fs_view *view)
                 copy = file_get(dst->slots[prev].f);
                 break;
             }
-        if (!copy && !(copy = f->ops->clone(f, view))) {
-            fdt_destroy(dst);
-            return -ENOMEM;
+        if (!copy && !(copy = f->ops->clone(f, &ctx))) {
+            err = -ENOMEM;
+            break;
         }
-        if ((err = fdt_install_at(dst, copy, fd, src->slots[fd].cloexec)) < 0) {
+        int at = fdt_install_at(dst, copy, fd, src->slots[fd].cloexec);
+        if (at < 0) {
             file_put(copy);
-            fdt_destroy(dst);
-            return err;
+            err = at;
         }
     }
-    return 0;
+    free(ctx.shared);
+    if (err < 0)
+        fdt_destroy(dst);
+    return err;
 }

@@ -14,6 +14,7 @@
 
 struct sandbox;
 struct file;
+struct fdt_clone_ctx;
 struct memfs_node;
 struct fs_view;
 
@@ -35,10 +36,12 @@ struct file_ops {
     int (*sync)(struct sandbox *, struct file *);                            /* NULL: 0 */
     void (*release)(struct file *);                                          /* frees kind data */
     /* An independent copy of this description for a branch whose filesystem
-     * is view (same flags, offset and kind state; memfs nodes looked up by
-     * inode number in view's layer). NULL op: the fd is not carried into
-     * branches (it is closed there). */
-    struct file *(*clone)(struct file *f, struct fs_view *view);
+     * is ctx->view (same flags, offset and kind state; memfs nodes looked up
+     * by inode number in the view's layer). Kind objects shared by several
+     * descriptions (a pipe's buffer) are copied once per fdt_clone through
+     * fdt_clone_shared. NULL op: the fd is not carried into branches (it is
+     * closed there). */
+    struct file *(*clone)(struct file *f, struct fdt_clone_ctx *ctx);
 };
 
 struct file {
@@ -83,5 +86,20 @@ int fdt_count(const struct fdt *t);
 /* dst gets clones of src's open descriptions (fds that shared a description
  * share its clone), for a branch whose filesystem is view. */
 int fdt_clone(struct fdt *dst, const struct fdt *src, struct fs_view *view);
+
+/* One fdt_clone in progress. */
+struct fdt_clone_ctx {
+    struct fs_view *view;
+    struct {
+        const void *from;
+        void *to;
+    } *shared;
+    size_t n_shared, cap_shared;
+};
+/* The copy already made in this clone of a kind object shared between
+ * descriptions, or NULL. */
+void *fdt_clone_shared(struct fdt_clone_ctx *ctx, const void *from);
+/* Records to as the copy of from; -ENOMEM. */
+int fdt_clone_remember(struct fdt_clone_ctx *ctx, const void *from, void *to);
 
 #endif

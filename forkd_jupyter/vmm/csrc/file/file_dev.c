@@ -54,7 +54,7 @@ static int dev_stat(struct sandbox *sb, struct file *f, struct stat *st) {
     return view_stat(sb->view, &n, st);
 }
 
-static struct file *dev_clone(struct file *f, struct fs_view *view) {
+static struct file *dev_clone(struct file *f, struct fdt_clone_ctx *ctx) {
     struct file *c = file_new(f->ops, f->flags, f->path);
     if (c)
         c->priv = f->priv;

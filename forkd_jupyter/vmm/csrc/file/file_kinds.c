@@ -132,7 +132,7 @@ static int64_t dir_lseek(struct sandbox *sb, struct file *f, int64_t off, int wh
     return off;
 }
 
-static struct file *host_clone(struct file *f, struct fs_view *view);
+static struct file *host_clone(struct file *f, struct fdt_clone_ctx *ctx);
 
 static const struct file_ops host_file_ops = {
     .kind = "host-file", .read = host_read, .pread = host_pread, .lseek = host_lseek,
@@ -154,7 +154,7 @@ struct file *file_host_new(int host_fd, int flags, const char *path, bool dir)
     return f;
 }
 
-static struct file *host_clone(struct file *f, struct fs_view *view)
+static struct file *host_clone(struct file *f, struct fdt_clone_ctx *ctx)
 {
     int fd = fcntl(f->host_fd, F_DUPFD_CLOEXEC, 3);
     if (fd < 0)
@@ -251,7 +251,7 @@ static int64_t layer_getdents(struct sandbox *sb, struct file *f, void *buf, uin
     return dirents_result(&o, c.full);
 }
 
-static struct file *layer_clone(struct file *f, struct fs_view *view);
+static struct file *layer_clone(struct file *f, struct fdt_clone_ctx *ctx);
 
 /* Layer nodes are released through their memfs: kept beside the file. */
 struct layer_priv {
@@ -322,9 +322,9 @@ struct memfs *file_layer_fs(const struct file *f)
                                                                             : NULL;
 }
 
-static struct file *layer_clone(struct file *f, struct fs_view *view)
+static struct file *layer_clone(struct file *f, struct fdt_clone_ctx *ctx)
 {
-    struct memfs *fs = fs_view_layer(view);
+    struct memfs *fs = fs_view_layer(ctx->view);
     struct memfs_node *n = memfs_node_by_ino(fs, memfs_node_ino(f->node));
     if (!n)
         return NULL;
@@ -409,7 +409,7 @@ static int vdir_stat(struct sandbox *sb, struct file *f, struct stat *st)
     return view_stat(sb->view, &n, st);
 }
 
-static struct file *vdir_clone(struct file *f, struct fs_view *view)
+static struct file *vdir_clone(struct file *f, struct fdt_clone_ctx *ctx)
 {
     struct file *c = file_vdir_new(f->flags, f->path);
     if (c)

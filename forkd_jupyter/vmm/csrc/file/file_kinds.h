@@ -19,6 +19,28 @@ struct file *file_dev_new(const char *name, int flags, const char *path);
 /* A pipe: out[0] read end, out[1] write end. */
 int file_pipe_new(int flags, struct file *out[2]);
 
+/* file_socket.c: a connected pair of AF_UNIX stream sockets (O_NONBLOCK in
+ * flags applies to both). */
+int file_socketpair_new(int flags, struct file *out[2]);
+bool file_is_socket(const struct file *f);
+/* recv/send with MSG_* flags (MSG_DONTWAIT, MSG_PEEK, MSG_NOSIGNAL). */
+int64_t file_socket_recv(struct sandbox *sb, struct file *f, void *buf, uint64_t len, int flags);
+int64_t file_socket_send(struct sandbox *sb, struct file *f, const void *buf, uint64_t len, int flags);
+int file_socket_shutdown(struct file *f, int how);
+
+/* file_eventfd.c */
+struct file *file_eventfd_new(uint64_t initial, int flags);
+
+/* file_epoll.c: an epoll instance and its interest list. */
+struct epoll_event;
+struct file *file_epoll_new(int flags);
+bool file_is_epoll(const struct file *f);
+int file_epoll_ctl(struct file *ep, int op, int fd, struct file *target, uint32_t events, uint64_t data);
+/* Fills out with up to max ready events; returns how many. */
+int file_epoll_collect(struct sandbox *sb, struct file *ep, struct epoll_event *out, int max);
+/* The watched descriptors and their events (for a blocking wait). */
+int file_epoll_fds(struct file *ep, int *fds, short *events, int max);
+
 bool file_is_dir(const struct file *f);
 /* The memfs a layer file belongs to (NULL for other kinds). */
 struct memfs *file_layer_fs(const struct file *f);

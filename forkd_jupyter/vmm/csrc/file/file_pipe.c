@@ -2,7 +2,8 @@
  *
  * Invariants: pipe_buf is freed when its last end is released; readers and
  * writers count open descriptions of each end (dup shares a description).
- * Pipes are not carried into branches (no clone op). */
+ * A branch gets its own copy of the buffer, contents included, shared by
+ * its copies of the ends (fdt_clone_shared). */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <poll.h>
@@ -10,24 +11,29 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "file/file_kinds.h"
 #include "core/sandbox.h"
-
-#define PIPE_BYTES 65536
+#include "file/file_kinds.h"
+#include "file/ring.h"
 
 struct pipe_buf {
     int readers, writers;
     uint64_t ino; /* a counter, never a host address */
-    size_t head, len;
-    uint8_t data[PIPE_BYTES];
+    struct ring ring;
 };
+
+static void count_end(struct pipe_buf *p, int flags, int delta) {
+    if ((flags & O_ACCMODE) == O_RDONLY)
+        p->readers += delta;
+    else
+        p->writers += delta;
+}
 
 /* One guest thread: a read on an empty pipe whose writer is open, or a write
  * to a full one, can only end by a signal, as on Linux (no other thread could
  * ever make progress). Non-blocking ends get EAGAIN. */
 static int64_t pipe_read(struct sandbox *sb, struct file *f, void *buf, uint64_t len) {
     struct pipe_buf *p = f->priv;
-    while (p->len == 0) {
+    while (p->ring.len == 0) {
         if (p->writers == 0)
             return 0;
         if (f->flags & O_NONBLOCK)
@@ -36,12 +42,7 @@ static int64_t pipe_read(struct sandbox *sb, struct file *f, void *buf, uint64_t
         if (err < 0)
             return err;
     }
-    uint64_t n = FJ_MIN(len, p->len);
-    for (uint64_t i = 0; i < n; i++)
-        ((uint8_t *)buf)[i] = p->data[(p->head + i) % PIPE_BYTES];
-    p->head = (p->head + n) % PIPE_BYTES;
-    p->len -= n;
-    return (int64_t)n;
+    return (int64_t)ring_get(&p->ring, buf, len, false);
 }
 
 static int64_t pipe_write(struct sandbox *sb, struct file *f, const void *buf, uint64_t len) {
@@ -50,30 +51,26 @@ static int64_t pipe_write(struct sandbox *sb, struct file *f, const void *buf, u
         sb_raise(sb, SIGPIPE);
         return -EPIPE;
     }
-    while (p->len == PIPE_BYTES) {
+    while (ring_space(&p->ring) == 0) {
         if (f->flags & O_NONBLOCK)
             return -EAGAIN;
         int err = sb_wait_fd(sb, -1, 0, -1);
         if (err < 0)
             return err;
     }
-    uint64_t n = FJ_MIN(len, PIPE_BYTES - p->len);
-    for (uint64_t i = 0; i < n; i++)
-        p->data[(p->head + p->len + i) % PIPE_BYTES] = ((const uint8_t *)buf)[i];
-    p->len += n;
-    return (int64_t)n;
+    return (int64_t)ring_put(&p->ring, buf, len);
 }
 
 static short pipe_poll(struct sandbox *sb, struct file *f, short events) {
     struct pipe_buf *p = f->priv;
     short r = 0;
     if ((f->flags & O_ACCMODE) == O_RDONLY) {
-        if (p->len || !p->writers)
+        if (p->ring.len || !p->writers)
             r |= POLLIN;
         if (!p->writers)
             r |= POLLHUP;
     } else {
-        if (p->len < PIPE_BYTES)
+        if (ring_space(&p->ring))
             r |= POLLOUT;
         if (!p->readers)
             r |= POLLERR;
@@ -94,20 +91,42 @@ static int pipe_stat(struct sandbox *sb, struct file *f, struct stat *st) {
 
 static void pipe_release(struct file *f) {
     struct pipe_buf *p = f->priv;
-    if ((f->flags & O_ACCMODE) == O_RDONLY)
-        p->readers--;
-    else
-        p->writers--;
+    count_end(p, f->flags, -1);
     if (!p->readers && !p->writers)
         free(p);
 }
 
 static int64_t pipe_ioctl(struct sandbox *sb, struct file *f, uint64_t req, uint64_t arg) {
     if (req == 0x541B) { /* FIONREAD */
-        int n = (int)((struct pipe_buf *)f->priv)->len;
+        int n = (int)((struct pipe_buf *)f->priv)->ring.len;
         return mm_copy_to(&sb->mm, arg, &n, sizeof(n));
     }
     return -ENOTTY;
+}
+
+static const struct file_ops pipe_ops;
+
+static struct file *pipe_clone(struct file *f, struct fdt_clone_ctx *ctx) {
+    struct file *c = file_new(&pipe_ops, f->flags, NULL);
+    if (!c)
+        return NULL;
+    struct pipe_buf *p = f->priv, *copy = fdt_clone_shared(ctx, p);
+    if (!copy) {
+        if (!(copy = malloc(sizeof(*copy)))) {
+            free(c);
+            return NULL;
+        }
+        *copy = *p;
+        copy->readers = copy->writers = 0; /* counted as its ends are cloned */
+        if (fdt_clone_remember(ctx, p, copy) < 0) {
+            free(copy);
+            free(c);
+            return NULL;
+        }
+    }
+    c->priv = copy;
+    count_end(copy, f->flags, 1);
+    return c;
 }
 
 static const struct file_ops pipe_ops = {
@@ -118,6 +137,7 @@ static const struct file_ops pipe_ops = {
     .poll = pipe_poll,
     .ioctl = pipe_ioctl,
     .release = pipe_release,
+    .clone = pipe_clone,
 };
 
 int file_pipe_new(int flags, struct file *out[2]) {

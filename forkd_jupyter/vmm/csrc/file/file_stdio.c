@@ -22,7 +22,7 @@ static int stat_char(struct sandbox *sb, struct file *f, struct stat *st)
 
 static int64_t stdin_read(struct sandbox *sb, struct file *f, void *buf, uint64_t len) { return 0; }
 
-static struct file *stdio_clone(struct file *f, struct fs_view *view);
+static struct file *stdio_clone(struct file *f, struct fdt_clone_ctx *ctx);
 
 static const struct file_ops stdin_ops = {
     .kind = "stdin",
@@ -109,7 +109,7 @@ static struct file *make(const struct file_ops *ops, int flags, uintptr_t priv)
 }
 
 /* A branch's control channel is not connected until file_stdio_attach_ctl. */
-static struct file *stdio_clone(struct file *f, struct fs_view *view)
+static struct file *stdio_clone(struct file *f, struct fdt_clone_ctx *ctx)
 {
     struct file *c = make(f->ops, f->flags, (uintptr_t)f->priv);
     if (c)

@@ -43,6 +43,10 @@ extern const struct sys_entry sys_signal_entries[];
 extern const size_t sys_signal_count;
 extern const struct sys_entry sys_time_entries[];
 extern const size_t sys_time_count;
+extern const struct sys_entry sys_socket_entries[];
+extern const size_t sys_socket_count;
+extern const struct sys_entry sys_epoll_entries[];
+extern const size_t sys_epoll_count;
 extern const struct sys_entry sys_misc_entries[];
 extern const size_t sys_misc_count;
 

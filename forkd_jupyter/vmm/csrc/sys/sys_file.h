@@ -21,6 +21,14 @@ int sysf_resolve_flags(struct sandbox *sb, int dirfd, uint64_t path_gva, int fla
 /* /tmp and /sandbox: the layer's mount points, which cannot be removed or renamed. */
 bool sysf_is_mount_point(const char *path);
 
+/* Installs a pair of new descriptions (a pipe's or socket pair's ends) at
+ * the two lowest free fds and writes the fds to the guest's int[2] at out;
+ * on failure neither is installed. */
+int64_t sysf_install_pair(struct sandbox *sb, struct file *ends[2], bool cloexec, gva_t out);
+/* Waits until one of fds may be ready, a signal is pending, or timeout_ns
+ * passes (-ETIMEDOUT; < 0: no timeout). Callers check readiness again. */
+int sysf_wait_ready(struct sandbox *sb, const int *fds, const short *events, size_t n, int64_t timeout_ns);
+
 /* sys_file_anon.c: an O_TMPFILE open of the directory n; memfd_create,
  * sendfile and copy_file_range (handlers listed in sys_file_fd.c's table). */
 int64_t sysf_open_tmpfile(struct sandbox *sb, struct view_node *n, int flags, uint32_t mode);

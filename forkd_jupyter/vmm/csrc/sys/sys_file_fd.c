@@ -312,17 +312,11 @@ static int64_t sys_fallocate(struct sandbox *sb, const uint64_t a[6])
 static int64_t sys_zero_fd(struct sandbox *sb, const uint64_t a[6]) { return get(sb, a[0]) ? 0 : -EBADF; }
 static int64_t sys_zero(struct sandbox *sb, const uint64_t a[6]) { return 0; }
 
-static int64_t make_pipe(struct sandbox *sb, uint64_t out, int flags)
+int64_t sysf_install_pair(struct sandbox *sb, struct file *ends[2], bool cloexec, gva_t out)
 {
-    if (flags & ~(O_CLOEXEC | O_NONBLOCK | O_DIRECT))
-        return -EINVAL;
-    struct file *ends[2];
-    int err = file_pipe_new(flags, ends);
-    if (err < 0)
-        return err;
     int fds[2];
-    fds[0] = fdt_install(&sb->fdt, ends[0], 0, flags & O_CLOEXEC);
-    fds[1] = fds[0] < 0 ? -EMFILE : fdt_install(&sb->fdt, ends[1], 0, flags & O_CLOEXEC);
+    fds[0] = fdt_install(&sb->fdt, ends[0], 0, cloexec);
+    fds[1] = fds[0] < 0 ? -EMFILE : fdt_install(&sb->fdt, ends[1], 0, cloexec);
     if (fds[1] < 0) {
         if (fds[0] >= 0)
             fdt_close(&sb->fdt, fds[0]);
@@ -339,6 +333,15 @@ static int64_t make_pipe(struct sandbox *sb, uint64_t out, int flags)
     return 0;
 }
 
+static int64_t make_pipe(struct sandbox *sb, uint64_t out, int flags)
+{
+    if (flags & ~(O_CLOEXEC | O_NONBLOCK | O_DIRECT))
+        return -EINVAL;
+    struct file *ends[2];
+    int err = file_pipe_new(flags, ends);
+    return err < 0 ? err : sysf_install_pair(sb, ends, flags & O_CLOEXEC, out);
+}
+
 static int64_t sys_pipe(struct sandbox *sb, const uint64_t a[6]) { return make_pipe(sb, a[0], 0); }
 static int64_t sys_pipe2(struct sandbox *sb, const uint64_t a[6]) { return make_pipe(sb, a[0], (int)a[1]); }
 
@@ -352,8 +355,7 @@ static short ready_events(struct sandbox *sb, int fd, short events)
     return f->ops->poll ? f->ops->poll(sb, f, events) : (short)(events & (POLLIN | POLLOUT));
 }
 
-/* Waits for readiness: on the first waitable fd among fds, or just time. */
-static int wait_ready(struct sandbox *sb, const int *fds, const short *events, size_t n, int64_t timeout_ns)
+int sysf_wait_ready(struct sandbox *sb, const int *fds, const short *events, size_t n, int64_t timeout_ns)
 {
     for (size_t i = 0; i < n; i++) {
         struct file *f = fdt_get(&sb->fdt, fds[i]);
@@ -388,7 +390,7 @@ static int64_t do_poll(struct sandbox *sb, gva_t ufds, uint64_t nfds, int64_t ti
         int64_t left = timeout_ns < 0 ? -1 : (int64_t)(deadline - fj_now_ns());
         if (timeout_ns > 0 && left <= 0)
             return 0;
-        int err = wait_ready(sb, fds, evs, nw, left);
+        int err = sysf_wait_ready(sb, fds, evs, nw, left);
         if (err == -ETIMEDOUT)
             return 0;
         if (err < 0)
@@ -461,7 +463,7 @@ static int64_t do_select(struct sandbox *sb, uint64_t nfds, gva_t rd, gva_t wr, 
                 return -EFAULT;
             return count;
         }
-        int err = wait_ready(sb, fds, evs, nw, left);
+        int err = sysf_wait_ready(sb, fds, evs, nw, left);
         if (err < 0 && err != -ETIMEDOUT)
             return err;
     }
@@ -500,7 +502,7 @@ const struct sys_entry sys_file_fd_entries[] = {
     {18, "pwrite64", sys_pwrite64, SYS_FULL, NULL},
     {19, "readv", sys_readv, SYS_FULL, NULL},
     {20, "writev", sys_writev, SYS_FULL, NULL},
-    {22, "pipe", sys_pipe, SYS_PARTIAL, "in-sandbox pipes; not carried into branches"},
+    {22, "pipe", sys_pipe, SYS_PARTIAL, "in-sandbox pipes, carried into branches"},
     {23, "select", sys_select, SYS_FULL, NULL},
     {32, "dup", sys_dup, SYS_FULL, NULL},
     {33, "dup2", sys_dup2, SYS_FULL, NULL},
@@ -529,7 +531,7 @@ const struct sys_entry sys_file_fd_entries[] = {
     {271, "ppoll", sys_ppoll, SYS_PARTIAL, "the signal mask argument is ignored"},
     {285, "fallocate", sys_fallocate, SYS_PARTIAL, "mode 0 only"},
     {292, "dup3", sys_dup3, SYS_FULL, NULL},
-    {293, "pipe2", sys_pipe2, SYS_PARTIAL, "in-sandbox pipes; not carried into branches"},
+    {293, "pipe2", sys_pipe2, SYS_PARTIAL, "in-sandbox pipes, carried into branches"},
     {295, "preadv", sys_preadv, SYS_FULL, NULL},
     {296, "pwritev", sys_pwritev, SYS_FULL, NULL},
     {306, "syncfs", sys_zero_fd, SYS_FULL, NULL},

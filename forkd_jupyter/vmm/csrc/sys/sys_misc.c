@@ -60,25 +60,8 @@ static int64_t sys_futex(struct sandbox *sb, const uint64_t a[6])
     }
 }
 
-static int64_t sys_no_network(struct sandbox *sb, const uint64_t a[6]) { return -EACCES; }
-static int64_t sys_not_socket(struct sandbox *sb, const uint64_t a[6]) { return -ENOTSOCK; }
-
 const struct sys_entry sys_misc_entries[] = {
     {202, "futex", sys_futex, SYS_PARTIAL, "one thread: waits end by timeout or signal"},
     {318, "getrandom", sys_getrandom, SYS_FULL, NULL},
-    {41, "socket", sys_no_network, SYS_REFUSED, "no network: EACCES"},
-    {53, "socketpair", sys_no_network, SYS_REFUSED, "no sockets: EACCES"},
-    {42, "connect", sys_not_socket, SYS_REFUSED, "no sockets exist"},
-    {43, "accept", sys_not_socket, SYS_REFUSED, "no sockets exist"},
-    {44, "sendto", sys_not_socket, SYS_REFUSED, "no sockets exist"},
-    {45, "recvfrom", sys_not_socket, SYS_REFUSED, "no sockets exist"},
-    {46, "sendmsg", sys_not_socket, SYS_REFUSED, "no sockets exist"},
-    {47, "recvmsg", sys_not_socket, SYS_REFUSED, "no sockets exist"},
-    {49, "bind", sys_not_socket, SYS_REFUSED, "no sockets exist"},
-    {50, "listen", sys_not_socket, SYS_REFUSED, "no sockets exist"},
-    {51, "getsockname", sys_not_socket, SYS_REFUSED, "no sockets exist"},
-    {52, "getpeername", sys_not_socket, SYS_REFUSED, "no sockets exist"},
-    {54, "setsockopt", sys_not_socket, SYS_REFUSED, "no sockets exist"},
-    {55, "getsockopt", sys_not_socket, SYS_REFUSED, "no sockets exist"},
 };
 const size_t sys_misc_count = FJ_ARRAY_SIZE(sys_misc_entries);

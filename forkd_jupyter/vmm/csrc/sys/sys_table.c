@@ -22,7 +22,10 @@ static const struct family families[] = {
     {"files", sys_file_fd_entries, &sys_file_fd_count},
     {"memory", sys_mem_entries, &sys_mem_count},
     {"process", sys_proc_entries, &sys_proc_count},   {"signals", sys_signal_entries, &sys_signal_count},
-    {"time", sys_time_entries, &sys_time_count},      {"misc", sys_misc_entries, &sys_misc_count},
+    {"time", sys_time_entries, &sys_time_count},
+    {"sockets", sys_socket_entries, &sys_socket_count},
+    {"events", sys_epoll_entries, &sys_epoll_count},
+    {"misc", sys_misc_entries, &sys_misc_count},
 };
 
 static const struct sys_entry *by_nr[SYS_MAX];

@@ -1,0 +1,198 @@
+/* epoll(7) instances: an interest list over the guest's descriptors, what
+ * asyncio's default selector and most event loops wait on.
+ *
+ * Invariants: an entry names a descriptor number of the sandbox's own fd
+ * table, so a branch's copy of the list (fd numbers are kept across a
+ * branch) watches the branch's copies of the same files. Readiness is
+ * level-triggered: EPOLLET is accepted and reported like level (a loop that
+ * drains what it is told about sees the same events); EPOLLONESHOT disables
+ * an entry once reported until EPOLL_CTL_MOD. An entry whose descriptor is
+ * closed is never reported. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+#include "core/sandbox.h"
+#include "file/file_kinds.h"
+
+#define EPOLL_MAX_ENTRIES FDT_MAX
+
+struct epoll_entry {
+    int fd;
+    uint32_t events;
+    uint64_t data;
+    bool disabled; /* EPOLLONESHOT fired */
+};
+
+struct epoll_set {
+    struct epoll_entry *entries;
+    size_t n, cap;
+    uint64_t ino;
+};
+
+static const struct file_ops epoll_ops;
+
+bool file_is_epoll(const struct file *f) { return f->ops == &epoll_ops; }
+
+/* Kinds that can become ready: regular files and directories cannot be
+ * watched (EPERM), as on Linux. */
+static bool watchable(const struct file *f)
+{
+    static const char *const kinds[] = {"pipe", "socket", "eventfd", "epoll", "stdin", "stdout", "control"};
+    for (size_t i = 0; i < FJ_ARRAY_SIZE(kinds); i++)
+        if (!strcmp(f->ops->kind, kinds[i]))
+            return true;
+    return false;
+}
+
+static struct epoll_entry *find(struct epoll_set *s, int fd)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->entries[i].fd == fd)
+            return &s->entries[i];
+    return NULL;
+}
+
+int file_epoll_ctl(struct file *ep, int op, int fd, struct file *target, uint32_t events, uint64_t data)
+{
+    struct epoll_set *s = ep->priv;
+    if (target == ep)
+        return -EINVAL;
+    if (!watchable(target))
+        return -EPERM;
+    struct epoll_entry *e = find(s, fd);
+    switch (op) {
+    case EPOLL_CTL_ADD:
+        if (e)
+            return -EEXIST;
+        if (s->n == EPOLL_MAX_ENTRIES)
+            return -ENOSPC;
+        if (s->n == s->cap) {
+            size_t cap = s->cap ? s->cap * 2 : 8;
+            struct epoll_entry *grown = realloc(s->entries, cap * sizeof(*grown));
+            if (!grown)
+                return -ENOMEM;
+            s->entries = grown;
+            s->cap = cap;
+        }
+        s->entries[s->n++] = (struct epoll_entry){fd, events, data, false};
+        return 0;
+    case EPOLL_CTL_MOD:
+        if (!e)
+            return -ENOENT;
+        *e = (struct epoll_entry){fd, events, data, false};
+        return 0;
+    case EPOLL_CTL_DEL:
+        if (!e)
+            return -ENOENT;
+        *e = s->entries[--s->n];
+        return 0;
+    default:
+        return -EINVAL;
+    }
+}
+
+/* The events of e ready now (EPOLLERR and EPOLLHUP always count). */
+static uint32_t ready(struct sandbox *sb, const struct epoll_entry *e)
+{
+    struct file *f = fdt_get(&sb->fdt, e->fd);
+    if (!f || e->disabled)
+        return 0;
+    short want = (short)(e->events & (EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDHUP));
+    short got = f->ops->poll ? f->ops->poll(sb, f, want) : (short)(want & (POLLIN | POLLOUT));
+    return (uint32_t)(unsigned short)got & (e->events | EPOLLERR | EPOLLHUP);
+}
+
+int file_epoll_collect(struct sandbox *sb, struct file *ep, struct epoll_event *out, int max)
+{
+    struct epoll_set *s = ep->priv;
+    int n = 0;
+    for (size_t i = 0; i < s->n && n < max; i++) {
+        uint32_t ev = ready(sb, &s->entries[i]);
+        if (!ev)
+            continue;
+        out[n].events = ev;
+        out[n].data.u64 = s->entries[i].data;
+        n++;
+        if (s->entries[i].events & EPOLLONESHOT)
+            s->entries[i].disabled = true;
+    }
+    return n;
+}
+
+int file_epoll_fds(struct file *ep, int *fds, short *events, int max)
+{
+    struct epoll_set *s = ep->priv;
+    int n = 0;
+    for (size_t i = 0; i < s->n && n < max; i++) {
+        fds[n] = s->entries[i].fd;
+        events[n++] = (short)(s->entries[i].events & (EPOLLIN | EPOLLOUT));
+    }
+    return n;
+}
+
+static short epoll_poll(struct sandbox *sb, struct file *f, short events)
+{
+    struct epoll_set *s = f->priv;
+    for (size_t i = 0; i < s->n; i++)
+        if (ready(sb, &s->entries[i]))
+            return events & POLLIN;
+    return 0;
+}
+
+static int epoll_stat(struct sandbox *sb, struct file *f, struct stat *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->st_mode = 0600; /* an anonymous inode */
+    st->st_nlink = 1;
+    st->st_uid = st->st_gid = 1000;
+    st->st_ino = ((struct epoll_set *)f->priv)->ino;
+    st->st_dev = 0xe;
+    st->st_blksize = 4096;
+    return 0;
+}
+
+static void epoll_release(struct file *f)
+{
+    struct epoll_set *s = f->priv;
+    free(s->entries);
+    free(s);
+}
+
+static struct file *epoll_make(const struct epoll_set *from, int flags)
+{
+    static uint64_t next_ino;
+    struct file *f = file_new(&epoll_ops, O_RDWR, NULL);
+    struct epoll_set *s = f ? calloc(1, sizeof(*s)) : NULL;
+    if (!s) {
+        free(f);
+        return NULL;
+    }
+    s->ino = __atomic_add_fetch(&next_ino, 1, __ATOMIC_RELAXED);
+    if (from && from->n) {
+        if (!(s->entries = malloc(from->n * sizeof(*s->entries)))) {
+            free(s);
+            free(f);
+            return NULL;
+        }
+        memcpy(s->entries, from->entries, from->n * sizeof(*s->entries));
+        s->n = s->cap = from->n;
+    }
+    f->priv = s;
+    return f;
+}
+
+static struct file *epoll_clone(struct file *f, struct fdt_clone_ctx *ctx) { return epoll_make(f->priv, f->flags); }
+
+static const struct file_ops epoll_ops = {
+    .kind = "epoll",
+    .stat = epoll_stat,
+    .poll = epoll_poll,
+    .release = epoll_release,
+    .clone = epoll_clone,
+};
+
+struct file *file_epoll_new(int flags) { return epoll_make(NULL, flags); }

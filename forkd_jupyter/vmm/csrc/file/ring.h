@@ -1,0 +1,46 @@
+/* A byte ring of RING_BYTES: the buffer behind pipes and socket pairs.
+ * Owned by its kind object; callers keep the locking rules of that kind. */
+#ifndef RING_H
+#define RING_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "lib/fj.h"
+
+#define RING_BYTES 65536
+
+struct ring {
+    size_t head, len;
+    uint8_t data[RING_BYTES];
+};
+
+static inline size_t ring_space(const struct ring *r) { return RING_BYTES - r->len; }
+
+/* Copies up to n bytes out (consuming them unless peek); returns the count. */
+static inline size_t ring_get(struct ring *r, void *out, size_t n, bool peek)
+{
+    n = FJ_MIN(n, r->len);
+    size_t first = FJ_MIN(n, RING_BYTES - r->head);
+    memcpy(out, r->data + r->head, first);
+    memcpy((uint8_t *)out + first, r->data, n - first);
+    if (!peek) {
+        r->head = (r->head + n) % RING_BYTES;
+        r->len -= n;
+    }
+    return n;
+}
+
+/* Copies up to n bytes in, as many as fit; returns the count. */
+static inline size_t ring_put(struct ring *r, const void *in, size_t n)
+{
+    n = FJ_MIN(n, ring_space(r));
+    size_t tail = (r->head + r->len) % RING_BYTES;
+    size_t first = FJ_MIN(n, RING_BYTES - tail);
+    memcpy(r->data + tail, in, first);
+    memcpy(r->data, (const uint8_t *)in + first, n - first);
+    r->len += n;
+    return n;
+}
+
+#endif
