@@ -96,10 +96,13 @@ class Controller:
         snapshot_id: str | None = None,
         name: str | None = None,
         python: str | None = None,
+        preload: list[str] | None = None,
     ) -> list[dict]:
         """New sandboxes, or children of a snapshot. A new sandbox runs this
         process's Python environment (its venv, site-packages, PYTHONPATH),
-        or the interpreter at ``python``; children run their snapshot's."""
+        or the interpreter at ``python``; children run their snapshot's. A
+        new sandbox starts from its environment's warm base (built on the
+        first spawn, with the modules in ``preload`` imported)."""
         body = {
             "n": n,
             "live_fork": live_fork,
@@ -112,8 +115,17 @@ class Controller:
                 if python is None
                 else {"executable": python, "pythonpath": []}
             ),
+            "preload": preload,
         }
         return self._json("POST", "/sandboxes", json=body)["sandboxes"]
+
+    def list_bases(self) -> list[dict]:
+        """The daemon's warm bases, one per environment, memory size and
+        preloaded modules."""
+        return self._json("GET", "/bases")["bases"]
+
+    def delete_base(self, base_id: str) -> dict:
+        return self._json("DELETE", f"/bases/{base_id}")
 
     def list_sandboxes(self) -> list[dict]:
         return self._json("GET", "/sandboxes")["sandboxes"]

@@ -6,7 +6,16 @@ imported; ``forkd_jupyter.cli`` imports them. They use only the SDK
 import importlib
 
 # In the order `forkd-jupyter --help` lists them.
-COMMAND_MODULES = ("demo", "sandboxes", "run", "snapshots", "tree", "bench", "daemon_control")
+COMMAND_MODULES = (
+    "demo",
+    "sandboxes",
+    "run",
+    "snapshots",
+    "tree",
+    "bases",
+    "bench",
+    "daemon_control",
+)
 
 for _module in COMMAND_MODULES:
     importlib.import_module(f"{__name__}.{_module}")

@@ -53,6 +53,11 @@ def _spawn_args(parser: argparse.ArgumentParser) -> None:
         help="the interpreter whose environment the sandbox runs, e.g. a venv's bin/python "
         "(default: the one running this command)",
     )
+    parser.add_argument(
+        "--preload",
+        metavar="MODULES",
+        help="modules imported in the warm base new sandboxes start from, e.g. numpy,pandas",
+    )
     add_json_flag(parser)
 
 
@@ -73,6 +78,8 @@ def _spawn(args: argparse.Namespace) -> int:
                     snapshot_id=args.snapshot,
                     name=args.name,
                     python=args.python,
+                    preload=[m.strip() for m in (args.preload or "").split(",") if m.strip()]
+                    or None,
                 )
                 bar.update(1)
     except Exception as e:

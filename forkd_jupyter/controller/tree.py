@@ -20,6 +20,7 @@ from .. import vmm
 from ..vmm.snapshot import MODES
 from . import environments
 from . import errors as E
+from .bases import Bases
 from .events import EventBus
 from .records import SandboxRecord, SnapshotRecord, timing_row
 from .store import Store
@@ -33,6 +34,7 @@ class SandboxTree:
     def __init__(self, store: Store, max_branches: int = 4) -> None:
         self.store = store
         self.events = EventBus()
+        self.bases = Bases(store.root / "bases")
         self._lock = threading.RLock()
         self._branch_slots = threading.BoundedSemaphore(max_branches)
         counters, sandboxes, snapshots = store.load()
@@ -122,10 +124,13 @@ class SandboxTree:
         snapshot: str | None = None,
         name: str | None = None,
         python: dict | None = None,
+        preload: list[str] | None = None,
     ) -> list[dict]:
         """``python`` names the interpreter (and PYTHONPATH) of the client's
         environment (controller.environments); children of a snapshot run
-        their source's, whatever ``python`` says."""
+        their source's, whatever ``python`` says. A fresh sandbox is a child
+        of its environment's warm base (controller.bases; built on first
+        use, with ``preload`` imported)."""
         if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_CHILDREN:
             raise E.BadRequest(f"n must be an integer from 1 to {MAX_CHILDREN}")
         if name is not None:
@@ -147,12 +152,11 @@ class SandboxTree:
                 vm.live_fork = vm.live_fork and bool(live_fork)
             return [self._register_child(snap, vm, name) for vm in vms]
         env = environments.resolve(python)
+        modules = _module_names(preload)
         memory = DEFAULT_MEMORY_MIB if memory_limit_mib is None else memory_limit_mib
         out = []
         for _ in range(n):
-            vm = _vmm_call(
-                vmm.Sandbox.spawn, memory_mib=memory, live_fork=bool(live_fork), python=env
-            )
+            vm = _vmm_call(self.bases.child, env, memory, bool(live_fork), modules)
             with self._lock:
                 rec = SandboxRecord(self._new_id("sandbox", "sb"), "", bool(live_fork), memory)
                 rec.name, rec.vm, rec.python = name or rec.id, vm, vm.python
@@ -460,6 +464,18 @@ def _resolve_mode(mode: str | None, diff: bool, wait: bool, live_fork: bool) -> 
     if not wait and mode != "live":
         raise E.BadRequest("wait=false is only valid with mode live")
     return mode
+
+
+def _module_names(preload: object) -> tuple[str, ...]:
+    if preload is None:
+        return ()
+
+    def is_module(m: object) -> bool:
+        return isinstance(m, str) and all(part.isidentifier() for part in m.split("."))
+
+    if not isinstance(preload, list) or len(preload) > 64 or not all(map(is_module, preload)):
+        raise E.BadRequest("preload must be a list of module names", field="preload")
+    return tuple(dict.fromkeys(preload))
 
 
 def _vmm_call(fn: Callable, *args: Any, **kwargs: Any) -> Any:

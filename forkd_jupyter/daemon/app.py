@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import tornado.web
 
 from ..controller import SandboxTree
+from . import routes_bases as B
 from . import routes_files as F
 from . import routes_meta as M
 from . import routes_sandboxes as S
@@ -41,6 +42,8 @@ ROUTES = [
     (r"/v1/tree", P.TreeHandler),
     (r"/v1/timings", P.TimingsHandler),
     (r"/v1/events", P.EventsHandler),
+    (r"/v1/bases", B.BasesHandler),
+    (rf"/v1/bases/{_ID}", B.BaseItemHandler),
 ]
 
 

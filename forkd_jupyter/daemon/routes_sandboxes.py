@@ -29,6 +29,7 @@ class SandboxesHandler(BaseHandler):
             snapshot=snapshot,
             name=self.field(body, "name", str),
             python=body.get("python"),  # checked by the controller (environments.resolve)
+            preload=body.get("preload"),  # checked by the controller
         )
         self.send_json({"sandboxes": records}, 201)
 

@@ -43,12 +43,19 @@ def _sandbox_id(session: Session, name: str | None) -> str:
 @argument("--name", help="name of the sandbox (NAME-1, NAME-2... with -n)")
 @argument("--mem", type=int, metavar="MIB", help="guest memory in MiB (default 2048)")
 @argument("--no-live-fork", action="store_true", help="never branched live (only full/diff)")
+@argument(
+    "--preload",
+    metavar="MODULES",
+    help="modules imported in the warm base new sandboxes start from, e.g. numpy,pandas",
+)
 def spawn(session: Session, shell, args) -> SandboxHandle | SandboxList:
     """Start sandboxes running this notebook's Python; the first becomes current."""
     if args.n < 1:
         raise UsageError("-n must be at least 1")
     c = session.controller
     options = {"live_fork": not args.no_live_fork, "memory_limit_mib": args.mem}
+    if args.preload:
+        options["preload"] = [m.strip() for m in args.preload.split(",") if m.strip()]
     if args.name and args.n > 1:
         names = [f"{args.name}-{i}" for i in range(1, args.n + 1)]
         records = [c.spawn_sandboxes(name=n, **options)[0] for n in names]

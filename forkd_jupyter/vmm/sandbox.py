@@ -348,6 +348,21 @@ class Sandbox:
                     lib.fj_sandbox_learn_working_set(self._native.handle)  # a hint: may fail
         return result
 
+    def refresh(self, timeout: float | None = 60.0) -> None:
+        """Re-seeds what the guest seeded once at start-up (random's state,
+        numpy's global generator): a child of a warm base then starts as if
+        booted itself (docs/agent-protocol.md, op ``fresh``)."""
+        result, _ = self._request({"op": "fresh"}, None, timeout)
+        if result.error is not None:
+            raise SandboxError(f"refresh: {result.error.ename}: {result.error.evalue}")
+
+    def preload(self, modules: list[str], timeout: float | None = 300.0) -> None:
+        """Imports modules outside the cell history (In, Out and the
+        execution count stay untouched)."""
+        result, _ = self._request({"op": "preload", "modules": list(modules)}, None, timeout)
+        if result.error is not None:
+            raise SandboxError(f"preload: {result.error.ename}: {result.error.evalue}")
+
     def push(self, name: str, value: Any, timeout: float | None = 60.0) -> None:
         """Sets a (picklable) variable in the guest's namespace."""
         self.push_pickled(name, pickle.dumps(value), timeout)

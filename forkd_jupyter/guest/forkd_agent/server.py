@@ -84,6 +84,11 @@ class Server:
         if op == "ping":
             self.emitter.emit("pong", {})
             return {"execution_count": None, "error": None}
+        if op == "fresh":
+            fresh_start()
+            return {"execution_count": None, "error": None}
+        if op == "preload":
+            return self._preload(request)
         return _failed(errors.protocol_error(f"unknown op {op!r}"))
 
     def _run(self, request: dict) -> dict:
@@ -97,6 +102,21 @@ class Server:
             return {"execution_count": self.runner.last_count(), "error": errors.interrupted()}
         count, error = outcome
         return {"execution_count": count, "error": error}
+
+    def _preload(self, request: dict) -> dict:
+        """Imports modules outside the cell history (warm bases)."""
+        modules = request.get("modules")
+        if not isinstance(modules, list) or not all(
+            isinstance(m, str) and all(part.isidentifier() for part in m.split("."))
+            for m in modules
+        ):
+            return _failed(errors.protocol_error("preload needs a list of module names"))
+        code = "".join(f"import {m}\n" for m in modules)
+        outcome, interrupt = self.gate.call(self.runner.run, code, True, False)
+        if interrupt is not None:
+            return _failed(errors.interrupted())
+        _count, error = outcome
+        return _failed(error) if error else {"execution_count": None, "error": None}
 
     def _push(self, request: dict) -> dict:
         name, data = request.get("name"), request.get("pickle")
@@ -137,6 +157,23 @@ class Server:
         if interrupt is not None:
             return None, errors.interrupted()
         return value, None
+
+
+def fresh_start() -> None:
+    """A sandbox spawned from a warm base starts as if booted itself: what
+    the interpreter seeded once at start-up from the system's randomness is
+    seeded again, so sandboxes of one base do not share random sequences."""
+    import sys
+
+    random = sys.modules.get("random")
+    if random is not None:
+        random.seed()
+    numpy_random = sys.modules.get("numpy.random")
+    if numpy_random is not None:
+        numpy_random.seed()
+    tempfile = sys.modules.get("tempfile")
+    if tempfile is not None:
+        tempfile._name_sequence = None  # recreated (and seeded) on next use
 
 
 def _failed(error: dict) -> dict:

@@ -1,0 +1,132 @@
+"""Spawn from a warm base against a cold spawn, through the real daemon.
+
+Run by hand: ``python bench/warm_spawn.py [--rounds 10] [--preload numpy]``.
+Starts a private daemon (its own state directory), then, interleaved in one
+run:
+
+- cold: ``vmm.Sandbox.spawn`` (boots CPython and the agent) and a first cell;
+- warm: ``spawn_sandboxes`` through the daemon, whose sandboxes are children
+  of the environment's warm base, and a first cell.
+
+"spawn -> first cell" is from the call until the cell's result (``1 + 1``)
+is back. Fresh memory per sandbox is the daemon's proportional set size
+(PSS, /proc/<pid>/smaps_rollup) grown by holding N idle warm sandboxes,
+divided by N. Prints a table; ``--csv FILE`` writes the rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from forkd_jupyter.vmm import Sandbox
+
+
+def pss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    raise RuntimeError("no Pss line")
+
+
+def start_daemon(state: Path) -> subprocess.Popen:
+    from forkd_jupyter.client import connection
+
+    os.environ["FORKD_JUPYTER_STATE_DIR"] = str(state)
+    os.environ["FORKD_JUPYTER_SOCKET"] = str(state / "daemon.sock")
+    os.environ["FORKD_JUPYTER_URL"] = f"unix://{state / 'daemon.sock'}"
+    proc = subprocess.Popen([sys.executable, "-m", "forkd_jupyter", "daemon"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not connection.is_up(connection.resolve(), timeout=1.0):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError("the daemon did not start")
+        time.sleep(0.05)
+    return proc
+
+
+def pct(values: list[float], q: float) -> float:
+    return sorted(values)[min(len(values) - 1, int(q * len(values)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--memory", type=int, default=2048, help="guest MiB")
+    parser.add_argument("--preload", default="", help="comma-separated modules for the base")
+    parser.add_argument("--hold", type=int, default=10, help="idle warm sandboxes for PSS")
+    parser.add_argument("--csv", type=Path)
+    args = parser.parse_args()
+    preload = [m for m in args.preload.split(",") if m] or None
+
+    from forkd_jupyter.client import Controller
+
+    state = Path(tempfile.mkdtemp(prefix="forkd-bench-"))
+    daemon = start_daemon(state)
+    rows = []
+    try:
+        c = Controller(autostart=False)
+        t = time.perf_counter()
+        [first] = c.spawn_sandboxes(memory_limit_mib=args.memory, preload=preload)
+        build_ms = (time.perf_counter() - t) * 1000
+        c.kill_sandbox(first["id"])
+        cold, warm = [], []
+        for _ in range(args.rounds):
+            t = time.perf_counter()
+            sb = Sandbox.spawn(memory_mib=args.memory)
+            if preload:
+                sb.preload(preload)
+            sb.run("1 + 1")
+            cold.append((time.perf_counter() - t) * 1000)
+            sb.close()
+            t = time.perf_counter()
+            [rec] = c.spawn_sandboxes(memory_limit_mib=args.memory, preload=preload)
+            c.run_cell(rec["id"], "1 + 1")
+            warm.append((time.perf_counter() - t) * 1000)
+            c.kill_sandbox(rec["id"])
+        before = pss_kib(daemon.pid)
+        held = [
+            c.spawn_sandboxes(memory_limit_mib=args.memory, preload=preload)[0]
+            for _ in range(args.hold)
+        ]
+        for rec in held:
+            c.run_cell(rec["id"], "x = 1")
+        fresh_kib = (pss_kib(daemon.pid) - before) / args.hold
+        for rec in held:
+            c.kill_sandbox(rec["id"])
+        for name, values in (
+            ("cold spawn -> first cell", cold),
+            ("warm spawn -> first cell", warm),
+        ):
+            rows.append([name, statistics.median(values), pct(values, 0.9), len(values)])
+        print(f"base built in {build_ms:.0f} ms (first spawn of the environment)")
+        print(f"{'scenario':28} {'p50 ms':>9} {'p90 ms':>9} {'n':>4}")
+        for name, p50, p90, n in rows:
+            print(f"{name:28} {p50:9.1f} {p90:9.1f} {n:4d}")
+        ratio = statistics.median(cold) / statistics.median(warm)
+        print(f"warm / cold: {ratio:.1f}x faster (p50)")
+        print(
+            f"fresh memory per idle warm sandbox (daemon PSS / {args.hold}): "
+            f"{fresh_kib / 1024:.2f} MiB"
+        )
+        if args.csv:
+            with args.csv.open("w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(["scenario", "p50_ms", "p90_ms", "n"])
+                w.writerows(rows)
+                w.writerow(["fresh_mib_per_sandbox", round(fresh_kib / 1024, 3), "", args.hold])
+    finally:
+        daemon.terminate()
+        daemon.wait(30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""Warm bases: for each Python environment (and memory size and preloaded
+modules), one full snapshot of a sandbox that has just started (CPython,
+IPython and the agent ready), kept loaded and saved under
+``<state>/bases/<fingerprint>/``. A fresh spawn is a copy-on-write child of
+it: milliseconds instead of a second, and only the pages it writes are its
+own. The first spawn for an environment builds its base.
+
+Invariants:
+- a base is used only while its fingerprint still matches: the interpreter
+  (path, ELF identity), every package directory's entries, the PYTHONPATH,
+  the agent's code and the compiled core. Installing, removing or upgrading
+  a package changes a package directory's entries, so it makes a new base,
+  never reuses a stale one;
+- one build per fingerprint at a time (concurrent first spawns wait for it);
+- a child of a base is re-seeded (Sandbox.refresh) before it is handed out,
+  so sandboxes of one base do not share random sequences.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import vmm
+from ..python_env import PythonEnv
+from ..vmm import identity
+from . import errors as E
+
+META = "base.json"
+
+
+@dataclass
+class Base:
+    id: str  # the fingerprint
+    python: str
+    memory_mib: int
+    preload: tuple[str, ...]
+    created_at: float
+    build_ms: float | None = None
+    snapshot: vmm.Snapshot | None = None
+
+    def to_dict(self, root: Path) -> dict:
+        path = root / self.id
+        return {
+            "id": self.id,
+            "python": self.python,
+            "memory_mib": self.memory_mib,
+            "preload": list(self.preload),
+            "created_at": self.created_at,
+            "build_ms": self.build_ms,
+            "loaded": self.snapshot is not None and not self.snapshot.closed,
+            "disk_bytes": _disk_bytes(path),
+        }
+
+
+def _disk_bytes(path: Path) -> int:
+    total = 0
+    for f in path.glob("*"):
+        try:
+            total += f.stat().st_blocks * 512
+        except OSError:
+            pass
+    return total
+
+
+def _entries(directory: str) -> list:
+    try:
+        with os.scandir(directory) as it:
+            return sorted((e.name, e.stat(follow_symlinks=False).st_mtime_ns) for e in it)
+    except OSError:
+        return []
+
+
+def _stat(path: str) -> list:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return []
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
+
+
+def fingerprint(env: PythonEnv, memory_mib: int, preload: tuple[str, ...]) -> str:
+    doc = {
+        "env": env.to_json(),
+        "elf": _stat(env.elf),
+        "dirs": {d: _entries(d) for d in (*env.package_dirs, *env.pythonpath, env.user_site) if d},
+        "memory_mib": memory_mib,
+        "preload": list(preload),
+        "code": identity.code_identity(),
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:24]
+
+
+class Bases:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()  # guards _bases and _building
+        self._bases: dict[str, Base] = {}
+        self._building: dict[str, threading.Lock] = {}
+        for meta in sorted(root.glob(f"*/{META}")):
+            try:
+                d = json.loads(meta.read_text())
+                base = Base(
+                    d["id"], d["python"], int(d["memory_mib"]), tuple(d["preload"]),
+                    float(d["created_at"]), d.get("build_ms"),
+                )  # fmt: skip
+            except (OSError, ValueError, KeyError, TypeError):
+                shutil.rmtree(meta.parent, ignore_errors=True)  # a torn or foreign entry
+                continue
+            self._bases[base.id] = base
+
+    def child(
+        self, env: PythonEnv, memory_mib: int, live_fork: bool, preload: tuple[str, ...] = ()
+    ) -> vmm.Sandbox:
+        """A fresh-looking sandbox of env: a child of its base, built first
+        when there is none."""
+        snap = self._snapshot(env, memory_mib, preload)
+        [vm] = snap.spawn(1)
+        vm.live_fork = live_fork
+        try:
+            vm.refresh()
+        except Exception:
+            vm.close()
+            raise
+        return vm
+
+    def _snapshot(self, env: PythonEnv, memory_mib: int, preload: tuple[str, ...]):
+        key = fingerprint(env, memory_mib, preload)
+        with self._lock:
+            building = self._building.setdefault(key, threading.Lock())
+        with building:
+            with self._lock:
+                base = self._bases.get(key)
+            if base is not None and base.snapshot is not None and not base.snapshot.closed:
+                return base.snapshot
+            if base is not None:  # on disk from an earlier daemon
+                try:
+                    base.snapshot = vmm.Snapshot.load(self.root / key)
+                    return base.snapshot
+                except vmm.SandboxError:
+                    self._forget(key)
+            return self._build(key, env, memory_mib, preload).snapshot
+
+    def _build(self, key: str, env: PythonEnv, memory_mib: int, preload: tuple[str, ...]) -> Base:
+        started = time.monotonic()
+        source = vmm.Sandbox.spawn(memory_mib=memory_mib, python=env)
+        try:
+            if preload:
+                try:
+                    source.preload(list(preload))
+                except vmm.SandboxError as e:
+                    raise E.BadRequest(f"preload: {e}") from None
+            snap = source.snapshot(mode="full")
+        finally:
+            source.close()
+        base = Base(key, env.executable, memory_mib, preload, time.time(), snapshot=snap)
+        base.build_ms = round((time.monotonic() - started) * 1000, 1)
+        path = self.root / key
+        staging = self.root / f".{key}.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            snap.save(staging)
+            (staging / META).write_text(json.dumps(base.to_dict(self.root) | {"loaded": False}))
+            shutil.rmtree(path, ignore_errors=True)
+            os.replace(staging, path)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)  # still usable from memory
+        with self._lock:
+            stale = [
+                b.id
+                for b in self._bases.values()
+                if (b.python, b.memory_mib, b.preload) == (env.executable, memory_mib, preload)
+            ]
+            self._bases[key] = base
+        for old in stale:  # the same environment before a change: never used again
+            self._forget(old)
+        return base
+
+    def _forget(self, key: str) -> None:
+        with self._lock:
+            base = self._bases.pop(key, None)
+        if base is not None and base.snapshot is not None:
+            base.snapshot.close(force=True)  # children keep their own reference
+        shutil.rmtree(self.root / key, ignore_errors=True)
+
+    def list(self) -> list[dict]:
+        with self._lock:
+            bases = list(self._bases.values())
+        return [b.to_dict(self.root) for b in sorted(bases, key=lambda b: b.created_at)]
+
+    def remove(self, key: str) -> dict:
+        with self._lock:
+            base = self._bases.get(key)
+        if base is None:
+            raise E.NotFound(f"no base {key!r}")
+        with self._lock:
+            building = self._building.setdefault(key, threading.Lock())
+        with building:
+            record = base.to_dict(self.root)
+            self._forget(key)
+        return record
