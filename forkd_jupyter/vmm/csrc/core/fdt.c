@@ -22,6 +22,18 @@ struct file *file_new(const struct file_ops *ops, int flags, const char *path)
     return f;
 }
 
+int file_anon_stat(struct stat *st, uint32_t mode, uint64_t ino, uint64_t dev)
+{
+    memset(st, 0, sizeof(*st));
+    st->st_mode = mode;
+    st->st_nlink = 1;
+    st->st_uid = st->st_gid = 1000;
+    st->st_ino = ino;
+    st->st_dev = dev;
+    st->st_blksize = 4096;
+    return 0;
+}
+
 struct file *file_get(struct file *f)
 {
     f->refs++;

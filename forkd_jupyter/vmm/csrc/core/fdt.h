@@ -69,6 +69,9 @@ struct fdt {
 };
 
 struct file *file_new(const struct file_ops *ops, int flags, const char *path);
+/* The stat of an object living only in the VMM (pipe, socket pair, epoll,
+ * eventfd): owned by the sandbox user, one link, a counter for inode. */
+int file_anon_stat(struct stat *st, uint32_t mode, uint64_t ino, uint64_t dev);
 struct file *file_get(struct file *f);
 void file_put(struct file *f);
 

@@ -145,14 +145,7 @@ static short epoll_poll(struct sandbox *sb, struct file *f, short events)
 
 static int epoll_stat(struct sandbox *sb, struct file *f, struct stat *st)
 {
-    memset(st, 0, sizeof(*st));
-    st->st_mode = 0600; /* an anonymous inode */
-    st->st_nlink = 1;
-    st->st_uid = st->st_gid = 1000;
-    st->st_ino = ((struct epoll_set *)f->priv)->ino;
-    st->st_dev = 0xe;
-    st->st_blksize = 4096;
-    return 0;
+    return file_anon_stat(st, 0600, ((struct epoll_set *)f->priv)->ino, 0xe); /* anonymous inode */
 }
 
 static void epoll_release(struct file *f)

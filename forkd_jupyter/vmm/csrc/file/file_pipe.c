@@ -79,14 +79,7 @@ static short pipe_poll(struct sandbox *sb, struct file *f, short events) {
 }
 
 static int pipe_stat(struct sandbox *sb, struct file *f, struct stat *st) {
-    memset(st, 0, sizeof(*st));
-    st->st_mode = S_IFIFO | 0600;
-    st->st_nlink = 1;
-    st->st_uid = st->st_gid = 1000;
-    st->st_ino = ((struct pipe_buf *)f->priv)->ino;
-    st->st_dev = 0xc;
-    st->st_blksize = 4096;
-    return 0;
+    return file_anon_stat(st, S_IFIFO | 0600, ((struct pipe_buf *)f->priv)->ino, 0xc);
 }
 
 static void pipe_release(struct file *f) {

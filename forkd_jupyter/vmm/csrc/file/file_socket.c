@@ -117,14 +117,7 @@ static short sock_poll(struct sandbox *sb, struct file *f, short events)
 
 static int sock_stat(struct sandbox *sb, struct file *f, struct stat *st)
 {
-    memset(st, 0, sizeof(*st));
-    st->st_mode = S_IFSOCK | 0777;
-    st->st_nlink = 1;
-    st->st_uid = st->st_gid = 1000;
-    st->st_ino = pair_of(f)->ino[side_of(f)];
-    st->st_dev = 0x8;
-    st->st_blksize = 4096;
-    return 0;
+    return file_anon_stat(st, S_IFSOCK | 0777, pair_of(f)->ino[side_of(f)], 0x8);
 }
 
 static int64_t sock_ioctl(struct sandbox *sb, struct file *f, uint64_t req, uint64_t arg)

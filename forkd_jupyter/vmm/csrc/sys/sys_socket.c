@@ -126,23 +126,17 @@ static int64_t msg_io(struct sandbox *sb, struct file *f, gva_t msg_at, int flag
     return total;
 }
 
-static int64_t sys_sendmsg(struct sandbox *sb, const uint64_t a[6])
+static int64_t msg_call(struct sandbox *sb, const uint64_t a[6], bool send)
 {
     int64_t err;
     struct file *f = sock_at(sb, a[0], &err);
     if (!f)
         return err;
-    return (err = check_flags(a[2])) < 0 ? err : msg_io(sb, f, a[1], (int)a[2], true);
+    return (err = check_flags(a[2])) < 0 ? err : msg_io(sb, f, a[1], (int)a[2], send);
 }
 
-static int64_t sys_recvmsg(struct sandbox *sb, const uint64_t a[6])
-{
-    int64_t err;
-    struct file *f = sock_at(sb, a[0], &err);
-    if (!f)
-        return err;
-    return (err = check_flags(a[2])) < 0 ? err : msg_io(sb, f, a[1], (int)a[2], false);
-}
+static int64_t sys_sendmsg(struct sandbox *sb, const uint64_t a[6]) { return msg_call(sb, a, true); }
+static int64_t sys_recvmsg(struct sandbox *sb, const uint64_t a[6]) { return msg_call(sb, a, false); }
 
 static int64_t sys_shutdown(struct sandbox *sb, const uint64_t a[6])
 {
