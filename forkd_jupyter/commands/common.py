@@ -151,5 +151,6 @@ def progress(total: int, description: str) -> Iterator[Any]:
     bar = tqdm(total=total, desc=description, file=sys.stderr, leave=False, **sizing)
     try:
         yield bar
+        bar.refresh()  # the last step is drawn even when it came within tqdm's redraw interval
     finally:
         bar.close()
