@@ -3,6 +3,7 @@ from it (copy-on-write views of its memory image)."""
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import os
@@ -11,6 +12,7 @@ import threading
 import weakref
 from typing import TYPE_CHECKING
 
+from . import guest_env, saved
 from ._ffi import ffi, lib
 from .errors import SandboxError, SnapshotBusy, check
 
@@ -28,7 +30,7 @@ STATUSES = {
     lib.FJ_SNAP_FAILED: "failed",
 }
 _ids = itertools.count(1)
-SAVED_FORMAT = 1  # meta.json beside the C core's files; see docs/snapshots.md
+SAVED_FORMAT = 2  # meta.json beside the C core's files and auth; see docs/snapshots.md
 
 
 class Snapshot:
@@ -153,20 +155,47 @@ class Snapshot:
         }
         with open(os.path.join(path, "meta.json"), "w") as f:
             json.dump(meta, f)
+        saved.sign(path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Snapshot:
-        """A snapshot saved by :meth:`save`, ready to spawn children."""
+        """A snapshot saved by :meth:`save` (by this user), ready to spawn
+        children. Refused unless its files are exactly as saved (see
+        saved.py); the view of its children is this host's, never the file's."""
+        from .sandbox import _c_strings
+
         path = os.fspath(path)
+        if not os.path.isfile(os.path.join(path, "meta.json")):
+            raise SandboxError(f"{path} is not a saved snapshot (no meta.json)")
+        staged = saved.Staged(path)
         try:
-            with open(os.path.join(path, "meta.json")) as f:
-                meta = json.load(f)
-        except (OSError, ValueError) as e:
-            raise SandboxError(f"{path} is not a saved snapshot ({e})") from None
-        if not isinstance(meta, dict) or meta.get("format") != SAVED_FORMAT:
-            raise SandboxError(f"{path} holds a snapshot of another format")
-        out = ffi.new("fj_snapshot **")
-        check(lib.fj_snapshot_load(path.encode(), out), f"load snapshot from {path}")
+            try:
+                meta = json.loads(staged.meta)
+            except ValueError as e:
+                raise SandboxError(f"{path} is not a saved snapshot ({e})") from None
+            if not isinstance(meta, dict) or meta.get("format") != SAVED_FORMAT:
+                raise SandboxError(f"{path} holds a snapshot of another format")
+            keep: list = []
+            cfg = ffi.new("struct fj_load_config *")
+            roots = guest_env.read_only_roots()
+            cfg.ro_roots = _c_strings(roots, keep)
+            cfg.n_ro_roots = len(roots)
+            agent_dir = ffi.new("char[]", str(guest_env.AGENT_HOST_DIR).encode())
+            exe = ffi.new("char[]", guest_env.python_elf().encode())
+            cfg.agent_host_dir, cfg.exe_path = agent_dir, exe
+            out = ffi.new("fj_snapshot **")
+            fds = staged.fds
+            ret = lib.fj_snapshot_load(
+                fds["state"], fds["layer.memfs"], fds[saved.MEMORY_FILE], cfg, out
+            )
+        finally:
+            staged.close()
+        if ret == -errno.EXDEV:
+            raise SandboxError(
+                f"load snapshot from {path}: it was taken of another Python interpreter "
+                f"than {guest_env.python_elf()}"
+            )
+        check(ret, f"load snapshot from {path}")
         snap = cls.__new__(cls)
         snap._setup(
             out[0],
