@@ -54,19 +54,27 @@ def _package_dirs() -> list[str]:
 
 
 def read_only_roots() -> list[str]:
-    roots = []
-    for prefix in {sys.base_prefix, sys.prefix, sys.exec_prefix}:
-        roots.append(os.path.abspath(prefix))
-    exe = python_elf()
-    roots.append(os.path.dirname(exe))
-    libdir = sysconfig.get_config_var("LIBDIR")
-    if libdir:
-        roots.append(libdir)
+    """What the guest may read besides its layer and the agent: exactly what
+    running the interpreter and importing its packages needs, whatever the
+    layout (docs/filesystem.md has the table). Never a whole prefix: with a
+    distro Python the prefix is /usr, and /usr/bin, /usr/share, /usr/local
+    would all become readable."""
+    roots = [python_elf()]  # the ELF itself (a file root), not its directory
+    paths = sysconfig.get_paths()
+    roots += [paths["stdlib"], paths["platstdlib"]]  # lib-dynload is inside
+    libdir, soname = sysconfig.get_config_var("LIBDIR"), sysconfig.get_config_var("INSTSONAME")
+    if sysconfig.get_config_var("Py_ENABLE_SHARED") and libdir and soname:
+        roots.append(os.path.join(libdir, soname))  # libpython, for a shared build
     roots += _package_dirs()
+    if sys.prefix != sys.base_prefix:
+        cfg = os.path.join(sys.prefix, "pyvenv.cfg")  # a venv's configuration
+        if os.path.isfile(cfg):
+            roots.append(cfg)
     roots += [p for p in SYSTEM_ROOTS if os.path.exists(p)]
     unique = []
     for r in roots:
-        if r not in unique:
+        r = os.path.abspath(r)
+        if os.path.exists(r) and r not in unique:
             unique.append(r)
     return unique
 
