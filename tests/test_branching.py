@@ -32,7 +32,12 @@ def test_child_equals_source_at_the_pause_and_then_diverges(source, mode):
     count_before = source.run("1").execution_count
     snap = source.snapshot(mode=mode)
     assert snap.status == "ready" and snap.mode == mode and snap.source_id == source.id
-    assert snap.pause_ms >= 0 and snap.logical_bytes > 0
+    # The pause is measured (never 0) and bounded: live arms copy-on-write
+    # before it, so only registers and VMM state are taken inside; full and
+    # diff copy this ~100 MiB source's memory inside it. Loose margins for a
+    # loaded 2-core machine.
+    assert 0 < snap.pause_ms < (100 if mode == "live" else 3000), snap.pause_ms
+    assert snap.logical_bytes > 0
     (child,) = snap.spawn()
     try:
         # History and execution count come from the pause instant: the child's
