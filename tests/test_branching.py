@@ -38,6 +38,12 @@ def test_child_equals_source_at_the_pause_and_then_diverges(source, mode):
     # loaded 2-core machine.
     assert 0 < snap.pause_ms < (100 if mode == "live" else 3000), snap.pause_ms
     assert snap.logical_bytes > 0
+    # The source's stall is reported beside the pause: for full and diff the
+    # pause is all of it; a live copy may also hold guest writes.
+    if mode == "live":
+        assert snap.stall_total_ms >= snap.stall_ms >= snap.pause_ms
+    else:
+        assert snap.stall_ms == snap.stall_total_ms == snap.pause_ms
     (child,) = snap.spawn()
     try:
         # History and execution count come from the pause instant: the child's
@@ -108,6 +114,8 @@ def test_live_branch_of_a_busy_source_is_consistent():
                 total, checksum, counter, cell = value(child, CHECK)
                 assert total == checksum, "torn memory image"
                 assert cell == counter
+                # A busy source's writes were held by the copy: counted beside the pause.
+                assert s.stall_total_ms > s.pause_ms and s.stall_ms >= s.pause_ms
                 counters.append(counter)
             finally:
                 child.close()

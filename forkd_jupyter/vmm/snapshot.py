@@ -75,6 +75,19 @@ class Snapshot:
         return self._info().copy_ms
 
     @property
+    def stall_ms(self) -> float:
+        """The longest single freeze this snapshot imposed on its source:
+        the pause, or (live) one guest write held by the copy-on-write while
+        arming or copying. Counted by the VMM; KVM's own re-faults after
+        write-protect are not in it (docs/snapshots.md)."""
+        return self._info().stall_ms
+
+    @property
+    def stall_total_ms(self) -> float:
+        """The pause plus (live) every guest write held, arming and copy."""
+        return self._info().stall_total_ms
+
+    @property
     def logical_bytes(self) -> int:
         return self._info().logical_bytes
 

@@ -60,6 +60,8 @@ struct snap_copier {
     uint64_t next_off;
     uint64_t t0;
     char error[160]; /* first failure of the snapshot in flight, or "" */
+    uint64_t held_max_ns, held_total_ns; /* guest writes held, from reading the fault to
+                                            releasing it (the snapshot in flight) */
     int inject;      /* FAIL_* sites (tests only) */
 };
 
@@ -243,7 +245,9 @@ static int copy_pending(struct snap_copier *c, uint64_t start, uint64_t end, int
     return 0;
 }
 
-static void handle_fault(struct snap_copier *c, uint64_t addr)
+/* read_ns: when the fault was read; the writer waits at least from then
+ * until the page is released here. */
+static void handle_fault(struct snap_copier *c, uint64_t addr, uint64_t read_ns)
 {
     uint8_t *base = c->sb->vm.ram;
     uint64_t gpa = FJ_ALIGN_DOWN(addr - (uint64_t)(uintptr_t)base, FJ_PAGE_SIZE);
@@ -269,6 +273,11 @@ static void handle_fault(struct snap_copier *c, uint64_t addr)
     /* Unprotect while holding lock: a pause that re-protects logged pages
      * takes lock first, so it never races with this. */
     uffd_protect(c->uffd, base, gpa, FJ_PAGE_SIZE, false);
+    if (c->phase != PHASE_STOP) {
+        uint64_t held = fj_now_ns() - read_ns;
+        c->held_total_ns += held;
+        c->held_max_ns = FJ_MAX(c->held_max_ns, held);
+    }
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -280,9 +289,10 @@ static void drain_faults(struct snap_copier *c, int timeout_ms)
     struct uffd_msg msgs[32];
     ssize_t n;
     while ((n = read(c->uffd, msgs, sizeof(msgs))) > 0) {
+        uint64_t read_ns = fj_now_ns();
         for (ssize_t i = 0; i < n / (ssize_t)sizeof(msgs[0]); i++)
             if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
-                handle_fault(c, msgs[i].arg.pagefault.address);
+                handle_fault(c, msgs[i].arg.pagefault.address, read_ns);
     }
 }
 
@@ -327,11 +337,16 @@ static void finish_copy(struct snap_copier *c)
     c->ranges = NULL;
     char error[sizeof(c->error)];
     memcpy(error, c->error, sizeof(error));
+    uint64_t held_max = c->held_max_ns, held_total = c->held_total_ns;
     pthread_mutex_unlock(&c->lock);
     /* Nothing stays protected: pages outside the copy ranges were armed too. */
     uffd_protect(c->uffd, c->sb->vm.ram, 0, c->sb->vm.ram_bytes, false);
     drain_faults(c, 0);
     snap->copy_ns = fj_now_ns() - c->t0;
+    pthread_mutex_lock(&snap->lock);
+    snap->held_max_ns = held_max;
+    snap->held_total_ns = held_total;
+    pthread_mutex_unlock(&snap->lock);
     snapshot_finish(snap, error[0] ? FJ_SNAP_FAILED : FJ_SNAP_READY, error[0] ? error : NULL);
     fj_snapshot_release(snap);
 }
@@ -465,6 +480,7 @@ int snap_copy_prepare_live(struct sandbox *sb, struct snapshot *snap)
     c->phase = PHASE_PRE;
     c->n_released = 0;
     c->error[0] = 0;
+    c->held_max_ns = c->held_total_ns = 0;
     c->inject = read_inject();
     pthread_mutex_unlock(&c->lock);
     if ((err = -pthread_create(&c->thread, NULL, copier_main, c)) < 0)

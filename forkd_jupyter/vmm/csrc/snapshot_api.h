@@ -13,6 +13,9 @@ struct fj_snapshot_info {
     int status;
     double pause_ms;          /* the source's vCPU was stopped this long */
     double copy_ms;           /* memory copy, in or after the pause */
+    double stall_ms;          /* longest single freeze the VMM imposed on the source: the
+                                 pause, or (live) one guest write held by the copy-on-write */
+    double stall_total_ms;    /* the pause plus (live) every held write, arming and copy */
     uint64_t logical_bytes;   /* guest memory the image stands for */
     uint64_t physical_bytes;  /* host memory the image holds of its own */
     uint64_t dirty_bytes;     /* guest memory written since the source's previous snapshot
