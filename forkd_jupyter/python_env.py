@@ -57,7 +57,10 @@ def _self_description() -> dict:
         if p and os.path.isdir(p)
     ]
     paths = sysconfig.get_paths()
+    libdir, soname = sysconfig.get_config_var("LIBDIR"), sysconfig.get_config_var("INSTSONAME")
+    shared = sysconfig.get_config_var("Py_ENABLE_SHARED") and libdir and soname
     return {
+        "libpython": os.path.join(libdir, soname) if shared else None,
         "stdlib_dirs": sorted({paths["stdlib"], paths["platstdlib"]}),
         "executable": os.path.abspath(sys.executable),
         "elf": os.path.realpath(sys.executable),
@@ -84,7 +87,8 @@ class PythonEnv:
     base_prefix: str
     exec_prefix: str
     base_exec_prefix: str
-    libdir: str | None  # where libpython lives
+    libdir: str | None  # sysconfig's LIBDIR
+    libpython: str | None  # the shared libpython the ELF loads, if it is a shared build
     stdlib_dirs: tuple[str, ...]  # the standard library, pure and platform (lib-dynload)
     package_dirs: tuple[str, ...]  # site-packages and dist-packages on sys.path
     user_base: str | None  # PYTHONUSERBASE for the guest when the user site is in use
@@ -110,6 +114,7 @@ class PythonEnv:
             exec_prefix=data["exec_prefix"],
             base_exec_prefix=data["base_exec_prefix"],
             libdir=data.get("libdir") or None,
+            libpython=data.get("libpython") or None,
             stdlib_dirs=tuple(data.get("stdlib_dirs") or ()),
             package_dirs=tuple(data.get("package_dirs") or ()),
             user_base=data.get("user_base"),
@@ -132,26 +137,27 @@ class PythonEnv:
                 )
 
     def read_only_roots(self) -> list[str]:
-        """Host paths the guest may read, the narrowest set that starts the
-        interpreter as the kernel runs it: the directories of the
-        interpreter and of its ELF, a venv's pyvenv.cfg, the standard
-        library, libpython's directory and the package directories. Never a
-        whole prefix (a distro Python's is /usr). System libraries are added
-        by the VMM layer."""
-        roots = [os.path.dirname(self.elf), os.path.dirname(self.executable)]
+        """Host paths the guest may read: exactly what running the
+        interpreter as the kernel runs it and importing its packages needs,
+        never a whole prefix (a distro Python's is /usr) nor the programs
+        beside the interpreter: the ELF and the name the kernel starts it by
+        (a venv's bin/python, a link to it), a venv's pyvenv.cfg, the
+        standard library (with lib-dynload), libpython of a shared build, and
+        the package directories. System libraries are added by the VMM."""
+        roots = [self.elf, self.executable]
         pyvenv_cfg = os.path.join(self.prefix, "pyvenv.cfg")
         if self.prefix != self.base_prefix and os.path.isfile(pyvenv_cfg):
             roots.append(pyvenv_cfg)
         roots += self.stdlib_dirs
-        if self.libdir:
-            roots.append(self.libdir)
+        if self.libpython:
+            roots.append(self.libpython)
         roots += self.package_dirs
         if self.user_site:
             roots.append(self.user_site)
         roots += self.pythonpath
         unique: list[str] = []
         for root in map(os.path.abspath, roots):
-            if root not in unique and not _under(root, GUEST_OWNED) and os.path.exists(root):
+            if root not in unique and not _under(root, GUEST_OWNED) and os.path.lexists(root):
                 unique.append(root)
         return unique
 

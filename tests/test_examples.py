@@ -68,7 +68,7 @@ def test_files_and_isolation():
     assert "x,y" in text(cells[2]) and "['a.txt', 'b.txt']" in text(cells[2])
     assert "computed inside" in text(cells[4]) and "notes/b.txt" in text(cells[4])
     attempts = text(cells[5]).splitlines()
-    assert len(attempts) == 5 and all("refused" in line for line in attempts), attempts
+    assert len(attempts) == 5 and all(": refused (" in line for line in attempts), attempts
     assert "refused:" in text(cells[6])
 
 

@@ -12,6 +12,7 @@ import pytest
 from guest_helpers import run_ok, value
 
 from forkd_jupyter.vmm import Sandbox, SandboxError, Snapshot
+from forkd_jupyter.vmm import saved as saved_auth
 
 pytestmark = pytest.mark.kvm
 
@@ -23,6 +24,18 @@ SETUP = (
     "log = open('/tmp/log.txt', 'w')\nlog.write('line1\\n')\nlog.flush()\n"
     "marker = 'from-source'"
 )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def own_state_dir(tmp_path_factory):
+    """Saving creates the user's snapshot key in the state directory."""
+    old = os.environ.get("FORKD_JUPYTER_STATE_DIR")
+    os.environ["FORKD_JUPYTER_STATE_DIR"] = str(tmp_path_factory.mktemp("state"))
+    yield
+    if old is None:
+        os.environ.pop("FORKD_JUPYTER_STATE_DIR")
+    else:
+        os.environ["FORKD_JUPYTER_STATE_DIR"] = old
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +63,7 @@ def test_save_load_spawn_keeps_the_state(source, mode, tmp_path):
     snap = source.snapshot(mode=mode)
     snap.save(tmp_path / "saved")
     assert sorted(os.listdir(tmp_path / "saved")) == [
+        "auth",
         "layer.memfs",
         "memory.img",
         "meta.json",
@@ -96,16 +110,24 @@ def test_damaged_or_foreign_files_are_refused(source, tmp_path):
     snap.save(saved)
     snap.close(force=True)
     state = (saved / "state").read_bytes()
-    (saved / "state").write_bytes(state[:100] + bytes([state[100] ^ 0xFF]) + state[101:])
-    with pytest.raises(SandboxError, match="load snapshot"):
-        Snapshot.load(saved)
-    (saved / "state").write_bytes(state[:-10])
-    with pytest.raises(SandboxError, match="load snapshot"):
-        Snapshot.load(saved)
-    (saved / "state").write_bytes(state)
-    os.truncate(saved / "memory.img", 4096)
-    with pytest.raises(SandboxError, match="load snapshot"):
-        Snapshot.load(saved)
+    damages = [
+        lambda: (saved / "state").write_bytes(
+            state[:100] + bytes([state[100] ^ 0xFF]) + state[101:]
+        ),
+        lambda: (saved / "state").write_bytes(state[:-10]),
+        lambda: os.truncate(saved / "memory.img", 4096),
+    ]
+    for damage in damages:
+        damage()
+        # Changed after the save: refused before anything is parsed.
+        with pytest.raises(SandboxError, match="failed authentication"):
+            Snapshot.load(saved)
+        # Even with a valid signature (the user's own edit), the core's own
+        # checks (CRC, lengths, sizes) refuse it.
+        saved_auth.sign(str(saved))
+        with pytest.raises(SandboxError, match="load snapshot"):
+            Snapshot.load(saved)
+        (saved / "state").write_bytes(state)
     with pytest.raises(SandboxError, match="not a saved snapshot"):
         Snapshot.load(tmp_path / "nothing-here")
     assert run_ok(source, "marker").result["text/plain"] == "'from-source'"  # source untouched

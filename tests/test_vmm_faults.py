@@ -71,6 +71,8 @@ def test_unsupported_system_call_returns_enosys_and_is_counted(sandbox):
 
 
 def test_memory_exhaustion_gives_memoryerror_and_others_are_unaffected():
+    """Running out of guest memory is the guest's MemoryError (the VMM's
+    mmap/brk fail with ENOMEM), never a crash: the sandbox recovers."""
     small = Sandbox.spawn(memory_mib=256)
     other = Sandbox.spawn(memory_mib=256)
     try:
@@ -78,13 +80,10 @@ def test_memory_exhaustion_gives_memoryerror_and_others_are_unaffected():
         r = small.run(
             "blocks = []\nwhile True:\n    blocks.append(bytearray(16 << 20))", timeout=120
         )
-        if small.alive:
-            assert r.error is not None and r.error.ename == "MemoryError"
-            run_ok(small, "del blocks\nimport gc; gc.collect()")
-            assert run_ok(small, "len(bytearray(1 << 20))").result["text/plain"] == str(1 << 20)
-        assert run_ok(other, "sum(keep)").result["text/plain"] == str(sum(range(1000)))
-    except SandboxCrashed:
-        assert not small.alive
+        assert small.alive, small.exit_reason
+        assert r.error is not None and r.error.ename == "MemoryError"
+        run_ok(small, "del blocks\nimport gc; gc.collect()")
+        assert run_ok(small, "len(bytearray(1 << 20))").result["text/plain"] == str(1 << 20)
         assert run_ok(other, "sum(keep)").result["text/plain"] == str(sum(range(1000)))
     finally:
         small.close()

@@ -65,6 +65,9 @@ def test_pause_timings_follow_branches(daemon, source):
         mine = {t["snapshot_id"]: t for t in chart.timings}
         for s in snaps:
             assert mine[s["id"]]["mode"] == s["mode"] and mine[s["id"]]["pause_ms"] > 0
+            # The source's longest freeze is shown beside the pause: never below it.
+            assert mine[s["id"]]["stall_ms"] >= mine[s["id"]]["pause_ms"]
+            assert mine[s["id"]]["stall_total_ms"] >= mine[s["id"]]["stall_ms"]
         summary = chart.summary()
         assert set(summary) == {"live", "diff", "full"}
         if not before:  # the chart holds just these branches: its marks are theirs
@@ -72,6 +75,7 @@ def test_pause_timings_follow_branches(daemon, source):
             assert summary["diff"]["p50"] == diffs[1]
             assert diffs[1] <= summary["diff"]["p90"] <= diffs[2]
         assert summary["diff"]["p90"] >= summary["diff"]["p50"] > 0
+        assert summary["live"]["stall_p50"] >= summary["live"]["p50"] > 0
     finally:
         chart.close()
 

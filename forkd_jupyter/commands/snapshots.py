@@ -74,7 +74,8 @@ def _branch(args: argparse.Namespace) -> int:
     else:
         print(
             f"{snapshot['id']} ({snapshot['mode']}, {snapshot['status']}): paused the source "
-            f"{fmt_ms(snapshot['pause_ms'])} ms, round trip {fmt_ms(snapshot['round_trip_ms'])} ms"
+            f"{fmt_ms(snapshot['pause_ms'])} ms (longest stall {fmt_ms(snapshot.get('stall_ms'))} "
+            f"ms), round trip {fmt_ms(snapshot['round_trip_ms'])} ms"
         )
         if outcome["children"]:
             print("children: " + " ".join(c["id"] for c in outcome["children"]))
@@ -151,6 +152,7 @@ def _snapshots(args: argparse.Namespace) -> int:
             s["parent"] or "",
             len(s["children"]),
             fmt_ms(s["pause_ms"]),
+            fmt_ms(s.get("stall_ms")),
             fmt_ms(s["round_trip_ms"]),
             fmt_bytes(s["physical_bytes"]),
             "yes" if s["saved_path"] else "",
@@ -166,6 +168,7 @@ def _snapshots(args: argparse.Namespace) -> int:
         "PARENT",
         "CHILDREN",
         "PAUSE_MS",
+        "STALL_MS",
         "ROUND_TRIP_MS",
         "SIZE",
         "SAVED",

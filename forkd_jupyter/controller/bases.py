@@ -142,7 +142,7 @@ class Bases:
                 return base.snapshot
             if base is not None:  # on disk from an earlier daemon
                 try:
-                    base.snapshot = vmm.Snapshot.load(self.root / key)
+                    base.snapshot = vmm.Snapshot.load(self.root / key, python=env)
                     return base.snapshot
                 except vmm.SandboxError:
                     self._forget(key)

@@ -13,7 +13,8 @@ SANDBOX_FIELDS = (
     "execution_count python"
 ).split()
 SNAPSHOT_FIELDS = (
-    "id tag mode status source_id parent children pause_ms round_trip_ms copy_ms ready_ms "
+    "id tag mode status source_id parent children pause_ms stall_ms stall_total_ms "
+    "round_trip_ms copy_ms ready_ms "
     "logical_bytes physical_bytes diff_bytes created_at saved_path error"
 ).split()
 
@@ -51,6 +52,8 @@ class SnapshotRecord:
     parent: str | None = None
     children: list[str] = field(default_factory=list)
     pause_ms: float | None = None
+    stall_ms: float | None = None  # longest freeze of the source (docs/snapshots.md)
+    stall_total_ms: float | None = None  # the pause plus every write held by a live copy
     round_trip_ms: float | None = None
     copy_ms: float | None = None
     ready_ms: float | None = None
@@ -79,6 +82,8 @@ class SnapshotRecord:
             return
         self.status = snap.status
         self.pause_ms = snap.pause_ms
+        self.stall_ms = snap.stall_ms
+        self.stall_total_ms = snap.stall_total_ms
         self.copy_ms = snap.copy_ms
         self.logical_bytes = snap.logical_bytes
         self.physical_bytes = snap.physical_bytes
@@ -91,6 +96,8 @@ def timing_row(snap: SnapshotRecord) -> dict:
         "source_id": snap.source_id,
         "mode": snap.mode,
         "pause_ms": snap.pause_ms,
+        "stall_ms": snap.stall_ms,
+        "stall_total_ms": snap.stall_total_ms,
         "round_trip_ms": snap.round_trip_ms,
         "copy_ms": snap.copy_ms,
         "ready_ms": snap.ready_ms,

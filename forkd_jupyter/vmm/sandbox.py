@@ -26,7 +26,7 @@ from .. import python_env
 from ..modes import BranchMode
 from ..python_env import PythonEnv
 from . import guest_env
-from ._ffi import ffi, lib
+from ._ffi import c_strings, ffi, lib
 from .errors import SandboxClosed, SandboxCrashed, SandboxError, SandboxTimeout, SpawnError, check
 from .layer import LayerFiles
 from .results import RunAccumulator, RunResult
@@ -36,17 +36,6 @@ from .wire import CHANNEL_CTL, CHANNEL_EXIT, Demux, FrameDecoder, encode_frame
 OutputCallback = Callable[[str, str], None]
 _ids = itertools.count(1)
 _sandbox_ids = itertools.count(1)
-
-
-def _c_strings(values: list[str], keep: list) -> Any:
-    arr = ffi.new("char *[]", len(values) + 1)
-    for i, v in enumerate(values):
-        s = ffi.new("char[]", v.encode())
-        keep.append(s)
-        arr[i] = s
-    arr[len(values)] = ffi.NULL
-    keep.append(arr)
-    return arr
 
 
 class _Native:
@@ -134,10 +123,10 @@ class Sandbox:
         exe = ffi.new("char[]", env.elf.encode())
         keep.append(exe)
         cfg.exe_path = exe
-        cfg.argv = _c_strings(guest_env.guest_argv(env), keep)
-        cfg.envp = _c_strings([f"{k}={v}" for k, v in guest_env.guest_env(env).items()], keep)
+        cfg.argv = c_strings(guest_env.guest_argv(env), keep)
+        cfg.envp = c_strings([f"{k}={v}" for k, v in guest_env.guest_env(env).items()], keep)
         roots = guest_env.read_only_roots(env)
-        cfg.ro_roots = _c_strings(roots, keep)
+        cfg.ro_roots = c_strings(roots, keep)
         cfg.n_ro_roots = len(roots)
         agent_dir = ffi.new("char[]", str(guest_env.AGENT_HOST_DIR).encode())
         keep.append(agent_dir)

@@ -8,6 +8,7 @@ the factory that ``sandbox.py`` registers when it is imported (importing
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import os
@@ -17,8 +18,24 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from ._ffi import ffi, lib
+from .. import python_env
+from ..python_env import PythonEnv
+from . import guest_env, saved
+from ._ffi import c_strings, ffi, lib
 from .errors import SandboxError, SnapshotBusy, check
+
+
+def _environment_of(meta: dict, path: str) -> PythonEnv:
+    """The environment a loaded snapshot's children run: the interpreter
+    its metadata names, described by that interpreter now (so what the guest
+    may read is this host's, whatever the file says)."""
+    named = meta.get("python")
+    try:
+        if isinstance(named, str) and named:
+            return python_env.describe(named)
+        return python_env.current()
+    except python_env.PythonEnvError as e:
+        raise SandboxError(f"load snapshot from {path}: {e}") from None
 
 
 class SnapshotSource(Protocol):
@@ -64,7 +81,7 @@ STATUSES = {
     lib.FJ_SNAP_FAILED: "failed",
 }
 _ids = itertools.count(1)
-SAVED_FORMAT = 1  # meta.json beside the C core's files; see docs/snapshots.md
+SAVED_FORMAT = 2  # meta.json beside the C core's files and auth; see docs/snapshots.md
 
 
 class Snapshot:
@@ -108,6 +125,19 @@ class Snapshot:
     @property
     def copy_ms(self) -> float:
         return self._info().copy_ms
+
+    @property
+    def stall_ms(self) -> float:
+        """The longest single freeze this snapshot imposed on its source:
+        the pause, or (live) one guest write held by the copy-on-write while
+        arming or copying. Counted by the VMM; KVM's own re-faults after
+        write-protect are not in it (docs/snapshots.md)."""
+        return self._info().stall_ms
+
+    @property
+    def stall_total_ms(self) -> float:
+        """The pause plus (live) every guest write held, arming and copy."""
+        return self._info().stall_total_ms
 
     @property
     def logical_bytes(self) -> int:
@@ -192,20 +222,48 @@ class Snapshot:
         }
         with open(os.path.join(path, "meta.json"), "w") as f:
             json.dump(meta, f)
+        saved.sign(path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Snapshot:
-        """A snapshot saved by :meth:`save`, ready to spawn children."""
+    def load(cls, path: str | os.PathLike, python: PythonEnv | None = None) -> Snapshot:
+        """A snapshot saved by :meth:`save` (by this user), ready to spawn
+        children. Refused unless its files are exactly as saved (see
+        saved.py); the view of its children is this host's, never the file's:
+        the roots of ``python`` (by default the interpreter the snapshot
+        names, as it describes itself now; docs/snapshots.md)."""
         path = os.fspath(path)
+        if not os.path.isfile(os.path.join(path, "meta.json")):
+            raise SandboxError(f"{path} is not a saved snapshot (no meta.json)")
+        staged = saved.Staged(path)
         try:
-            with open(os.path.join(path, "meta.json")) as f:
-                meta = json.load(f)
-        except (OSError, ValueError) as e:
-            raise SandboxError(f"{path} is not a saved snapshot ({e})") from None
-        if not isinstance(meta, dict) or meta.get("format") != SAVED_FORMAT:
-            raise SandboxError(f"{path} holds a snapshot of another format")
-        out = ffi.new("fj_snapshot **")
-        check(lib.fj_snapshot_load(path.encode(), out), f"load snapshot from {path}")
+            try:
+                meta = json.loads(staged.meta)
+            except ValueError as e:
+                raise SandboxError(f"{path} is not a saved snapshot ({e})") from None
+            if not isinstance(meta, dict) or meta.get("format") != SAVED_FORMAT:
+                raise SandboxError(f"{path} holds a snapshot of another format")
+            env = python or _environment_of(meta, path)
+            keep: list = []
+            cfg = ffi.new("struct fj_load_config *")
+            roots = guest_env.read_only_roots(env)
+            cfg.ro_roots = c_strings(roots, keep)
+            cfg.n_ro_roots = len(roots)
+            agent_dir = ffi.new("char[]", str(guest_env.AGENT_HOST_DIR).encode())
+            exe = ffi.new("char[]", env.elf.encode())
+            cfg.agent_host_dir, cfg.exe_path = agent_dir, exe
+            out = ffi.new("fj_snapshot **")
+            fds = staged.fds
+            ret = lib.fj_snapshot_load(
+                fds["state"], fds["layer.memfs"], fds[saved.MEMORY_FILE], cfg, out
+            )
+        finally:
+            staged.close()
+        if ret == -errno.EXDEV:
+            raise SandboxError(
+                f"load snapshot from {path}: it was taken of another Python interpreter "
+                f"than {env.elf}"
+            )
+        check(ret, f"load snapshot from {path}")
         snap = cls.__new__(cls)
         snap._setup(
             out[0],

@@ -25,12 +25,18 @@ class PauseTimings(LiveWidget):
         self.timings = self._controller.timings()
 
     def summary(self) -> dict[str, dict[str, float]]:
-        """p50/p90 of pause_ms per mode, as the chart marks them."""
+        """p50/p90 of pause_ms per mode, as the chart marks them, and of
+        stall_ms (the longest freeze of the source) beside them."""
         out: dict[str, dict[str, float]] = {}
         for mode in ("live", "diff", "full"):
-            values = sorted(t["pause_ms"] for t in self.timings if t["mode"] == mode)
+            rows = [t for t in self.timings if t["mode"] == mode]
+            values = sorted(t["pause_ms"] for t in rows)
             if values:
                 out[mode] = {"p50": percentile(values, 0.5), "p90": percentile(values, 0.9)}
+            stalls = sorted(t["stall_ms"] for t in rows if t.get("stall_ms") is not None)
+            if stalls:
+                out[mode]["stall_p50"] = percentile(stalls, 0.5)
+                out[mode]["stall_p90"] = percentile(stalls, 0.9)
         return out
 
 

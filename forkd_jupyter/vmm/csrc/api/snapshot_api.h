@@ -13,6 +13,9 @@ struct fj_snapshot_info {
     int status;
     double pause_ms;          /* the source's vCPU was stopped this long */
     double copy_ms;           /* memory copy, in or after the pause */
+    double stall_ms;          /* longest single freeze the VMM imposed on the source: the
+                                 pause, or (live) one guest write held by the copy-on-write */
+    double stall_total_ms;    /* the pause plus (live) every held write, arming and copy */
     uint64_t logical_bytes;   /* guest memory the image stands for */
     uint64_t physical_bytes;  /* host memory the image holds of its own */
     uint64_t dirty_bytes;     /* guest memory written since the source's previous snapshot
@@ -38,7 +41,20 @@ int fj_sandbox_learn_working_set(fj_sandbox *sb);
  * dir as files state, layer.memfs and memory.img; a diff chain is folded
  * into one image. 0 or -errno. */
 int fj_snapshot_save(fj_snapshot *snap, const char *dir);
-/* Reads a snapshot saved by fj_snapshot_save: a ready, standalone (full)
- * snapshot the caller owns. -EBADMSG: checksum mismatch; -EPROTO: another
- * version; -EINVAL: not a snapshot (or damaged). */
-int fj_snapshot_load(const char *dir, fj_snapshot **out);
+/* What a loaded snapshot's view is built from: this host's configuration,
+ * never the saved files (they cannot widen what the guest may read). */
+struct fj_load_config {
+    const char *const *ro_roots;
+    size_t n_ro_roots;
+    const char *agent_host_dir;
+    const char *exe_path;          /* must be the interpreter the snapshot was taken of */
+};
+/* Builds a ready, standalone (full) snapshot the caller owns from the
+ * contents of a saved snapshot's files: state_fd and layer_fd are read;
+ * memory_fd, a memfd of exactly the state's ram_bytes private to the caller
+ * (the image, holes read zero), is adopted (dup'd). The caller has
+ * authenticated the contents; loading still checks every field. -EBADMSG:
+ * checksum mismatch; -EPROTO: another version; -EXDEV: taken of another
+ * interpreter; -EINVAL: not a snapshot (or damaged). */
+int fj_snapshot_load(int state_fd, int layer_fd, int memory_fd, const struct fj_load_config *cfg,
+                     fj_snapshot **out);

@@ -59,5 +59,11 @@ int sb_wait_fd(struct sandbox *sb, int host_fd, short events, int64_t timeout_ns
             return -errno;
         if (r > 0 && host_fd >= 0 && p[1].revents)
             return 0;
+        /* A wake-up is consumed here, or the eventfd stays readable and this
+         * loop spins. Senders set pending_external or job before writing
+         * wake_fd, and the loop re-checks both after the drain, so none is
+         * lost. */
+        if (r > 0 && p[0].revents)
+            drain_wake(sb);
     }
 }

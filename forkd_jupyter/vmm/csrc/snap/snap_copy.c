@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,10 +28,22 @@ struct range {
 
 enum copier_phase { PHASE_PRE, PHASE_COPY, PHASE_STOP };
 
-/* Per sandbox. Invariants: lock guards phase, released and copied; a page
- * is written to the image only while holding lock and only when its copied
- * bit was clear, so each page is copied exactly once, before the guest can
- * change it. */
+/* Failure injection, for tests only: FORKD_TEST_LIVE_COPY_FAIL, read when a
+ * live snapshot starts, lists sites that then fail: "log" (growing the list
+ * of pages written while arming, as on ENOMEM), "fault" (the copy made for a
+ * guest write), "chunk" (the background copy), "discard" (the copy made
+ * before the guest frees memory); the copies fail with EIO. */
+enum { FAIL_LOG = 1, FAIL_FAULT = 2, FAIL_CHUNK = 4, FAIL_DISCARD = 8 };
+
+/* Per sandbox. Invariants: lock guards phase, released, copied and error; a
+ * page is written to the image only while holding lock and only when its
+ * copied bit was clear, so each page is copied exactly once, before the
+ * guest can change it. Pages outside the copy ranges held nothing at the
+ * pause (the image already reads zero there) and are marked copied once the
+ * ranges are known. While phase is PRE or COPY every page of guest RAM is
+ * either write-protected, logged in released (PRE), or copied (COPY); a
+ * discard keeps that (discard_hook). Any failure to copy or to log a page
+ * sets error, and a snapshot with an error ends FAILED, never READY. */
 struct snap_copier {
     struct sandbox *sb;
     int uffd;
@@ -46,7 +59,31 @@ struct snap_copier {
     size_t n_ranges, next_range;
     uint64_t next_off;
     uint64_t t0;
+    char error[160]; /* first failure of the snapshot in flight, or "" */
+    uint64_t held_max_ns, held_total_ns; /* guest writes held, from reading the fault to
+                                            releasing it (the snapshot in flight) */
+    int inject;      /* FAIL_* sites (tests only) */
 };
+
+/* Records the snapshot's first failure. lock held. */
+static void copier_fail(struct snap_copier *c, const char *fmt, ...)
+{
+    if (c->error[0])
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->error, sizeof(c->error), fmt, ap);
+    va_end(ap);
+}
+
+static int read_inject(void)
+{
+    const char *v = getenv("FORKD_TEST_LIVE_COPY_FAIL");
+    if (!v)
+        return 0;
+    return (strstr(v, "log") ? FAIL_LOG : 0) | (strstr(v, "fault") ? FAIL_FAULT : 0) |
+           (strstr(v, "chunk") ? FAIL_CHUNK : 0) | (strstr(v, "discard") ? FAIL_DISCARD : 0);
+}
 
 /* ------------------------------------------------------------- the image */
 
@@ -186,8 +223,9 @@ static int uffd_protect(int uffd, uint8_t *base, uint64_t start, uint64_t len, b
 static bool test_bit(const uint64_t *bits, uint64_t i) { return bits[i / 64] >> (i % 64) & 1; }
 static void set_bit(uint64_t *bits, uint64_t i) { bits[i / 64] |= 1ULL << (i % 64); }
 
-/* Copies the not-yet-copied pages of [start, end) to the image. lock held. */
-static int copy_pending(struct snap_copier *c, uint64_t start, uint64_t end)
+/* Copies the not-yet-copied pages of [start, end) to the image. lock held.
+ * site: the FAIL_* site calling (failure injection). */
+static int copy_pending(struct snap_copier *c, uint64_t start, uint64_t end, int site)
 {
     for (uint64_t p = start / FJ_PAGE_SIZE; p < end / FJ_PAGE_SIZE;) {
         if (test_bit(c->copied, p)) {
@@ -197,7 +235,9 @@ static int copy_pending(struct snap_copier *c, uint64_t start, uint64_t end)
         uint64_t q = p;
         while (q < end / FJ_PAGE_SIZE && !test_bit(c->copied, q))
             set_bit(c->copied, q++);
-        int err = write_image(c->snap->image_fd, c->sb->vm.ram, p * FJ_PAGE_SIZE, (q - p) * FJ_PAGE_SIZE);
+        int err = c->inject & site ? -EIO
+                                   : write_image(c->snap->image_fd, c->sb->vm.ram, p * FJ_PAGE_SIZE,
+                                                 (q - p) * FJ_PAGE_SIZE);
         if (err < 0)
             return err;
         p = q;
@@ -205,7 +245,9 @@ static int copy_pending(struct snap_copier *c, uint64_t start, uint64_t end)
     return 0;
 }
 
-static void handle_fault(struct snap_copier *c, uint64_t addr)
+/* read_ns: when the fault was read; the writer waits at least from then
+ * until the page is released here. */
+static void handle_fault(struct snap_copier *c, uint64_t addr, uint64_t read_ns)
 {
     uint8_t *base = c->sb->vm.ram;
     uint64_t gpa = FJ_ALIGN_DOWN(addr - (uint64_t)(uintptr_t)base, FJ_PAGE_SIZE);
@@ -213,7 +255,7 @@ static void handle_fault(struct snap_copier *c, uint64_t addr)
     if (c->phase == PHASE_PRE) {
         if (c->n_released == c->cap_released) {
             size_t cap = c->cap_released ? c->cap_released * 2 : 1024;
-            uint64_t *g = realloc(c->released, cap * sizeof(*g));
+            uint64_t *g = c->inject & FAIL_LOG ? NULL : realloc(c->released, cap * sizeof(*g));
             if (g) {
                 c->released = g;
                 c->cap_released = cap;
@@ -221,14 +263,21 @@ static void handle_fault(struct snap_copier *c, uint64_t addr)
         }
         if (c->n_released < c->cap_released)
             c->released[c->n_released++] = gpa;
-        else if (c->snap)
-            snprintf(c->snap->error, sizeof(c->snap->error), "out of memory logging released pages");
+        else /* the page stays released and unlogged: the image cannot be exact */
+            copier_fail(c, "out of memory logging pages written while arming");
     } else if (c->phase == PHASE_COPY) {
-        copy_pending(c, gpa, gpa + FJ_PAGE_SIZE);
+        int err = copy_pending(c, gpa, gpa + FJ_PAGE_SIZE, FAIL_FAULT);
+        if (err < 0)
+            copier_fail(c, "writing the image failed: %s", strerror(-err));
     }
     /* Unprotect while holding lock: a pause that re-protects logged pages
      * takes lock first, so it never races with this. */
     uffd_protect(c->uffd, base, gpa, FJ_PAGE_SIZE, false);
+    if (c->phase != PHASE_STOP) {
+        uint64_t held = fj_now_ns() - read_ns;
+        c->held_total_ns += held;
+        c->held_max_ns = FJ_MAX(c->held_max_ns, held);
+    }
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -240,9 +289,10 @@ static void drain_faults(struct snap_copier *c, int timeout_ms)
     struct uffd_msg msgs[32];
     ssize_t n;
     while ((n = read(c->uffd, msgs, sizeof(msgs))) > 0) {
+        uint64_t read_ns = fj_now_ns();
         for (ssize_t i = 0; i < n / (ssize_t)sizeof(msgs[0]); i++)
             if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
-                handle_fault(c, msgs[i].arg.pagefault.address);
+                handle_fault(c, msgs[i].arg.pagefault.address, read_ns);
     }
 }
 
@@ -260,11 +310,11 @@ static bool copy_next_chunk(struct snap_copier *c)
         return false;
     }
     uint64_t start = c->next_off, end = FJ_MIN(start + COPY_CHUNK, c->ranges[c->next_range].end);
-    int err = copy_pending(c, start, end);
+    int err = copy_pending(c, start, end, FAIL_CHUNK);
     uffd_protect(c->uffd, c->sb->vm.ram, start, end - start, false);
     c->next_off = end;
     if (err < 0) {
-        snprintf(c->snap->error, sizeof(c->snap->error), "writing the image failed: %s", strerror(-err));
+        copier_fail(c, "writing the image failed: %s", strerror(-err));
         c->next_range = c->n_ranges;
     }
     pthread_mutex_unlock(&c->lock);
@@ -273,9 +323,10 @@ static bool copy_next_chunk(struct snap_copier *c)
 
 static void finish_copy(struct snap_copier *c)
 {
-    /* Nothing stays protected: pages outside the copy ranges were armed too. */
-    uffd_protect(c->uffd, c->sb->vm.ram, 0, c->sb->vm.ram_bytes, false);
-    drain_faults(c, 0);
+    /* Every page is copied: stop copying first, then unprotect. A fault
+     * still queued is then only released (handle_fault in PHASE_STOP); were
+     * it handled as a copy-phase fault after the unprotect, the writer it
+     * woke could already have changed the page it would copy. */
     pthread_mutex_lock(&c->lock);
     struct snapshot *snap = c->snap;
     c->snap = NULL;
@@ -284,9 +335,19 @@ static void finish_copy(struct snap_copier *c)
     free(c->ranges);
     c->copied = NULL;
     c->ranges = NULL;
+    char error[sizeof(c->error)];
+    memcpy(error, c->error, sizeof(error));
+    uint64_t held_max = c->held_max_ns, held_total = c->held_total_ns;
     pthread_mutex_unlock(&c->lock);
+    /* Nothing stays protected: pages outside the copy ranges were armed too. */
+    uffd_protect(c->uffd, c->sb->vm.ram, 0, c->sb->vm.ram_bytes, false);
+    drain_faults(c, 0);
     snap->copy_ns = fj_now_ns() - c->t0;
-    snapshot_finish(snap, snap->error[0] ? FJ_SNAP_FAILED : FJ_SNAP_READY, NULL);
+    pthread_mutex_lock(&snap->lock);
+    snap->held_max_ns = held_max;
+    snap->held_total_ns = held_total;
+    pthread_mutex_unlock(&snap->lock);
+    snapshot_finish(snap, error[0] ? FJ_SNAP_FAILED : FJ_SNAP_READY, error[0] ? error : NULL);
     fj_snapshot_release(snap);
 }
 
@@ -298,9 +359,19 @@ static bool find_ranges(struct snap_copier *c)
     int err = content_ranges(c->sb, &c->snap->mm, &r, &n); /* the pause-time map */
     pthread_mutex_lock(&c->lock);
     if (err < 0) {
-        snprintf(c->snap->error, sizeof(c->snap->error), "listing guest memory failed: %s", strerror(-err));
+        copier_fail(c, "listing guest memory failed: %s", strerror(-err));
         r = calloc(1, sizeof(*r));
         n = 0;
+    }
+    /* Outside the ranges the pause held nothing (a page freed since then was
+     * copied by the discard hook first): nothing to copy there. */
+    uint64_t at = 0;
+    for (size_t i = 0; r && i <= n; i++) {
+        uint64_t end = i < n ? r[i].start : c->sb->vm.ram_bytes;
+        for (uint64_t p = at / FJ_PAGE_SIZE; p < end / FJ_PAGE_SIZE; p++)
+            set_bit(c->copied, p);
+        if (i < n)
+            at = FJ_MAX(at, r[i].end);
     }
     c->ranges = r;
     c->n_ranges = n;
@@ -336,6 +407,10 @@ static void *copier_main(void *p)
 
 /* ---------------------------------------------------------------- hooks */
 
+/* vCPU thread. lock is held from the before call to the after call, so a
+ * discard is one step for the copier and for arming (which protects under
+ * lock): a copy-on-write child's discard maps a fresh, unregistered range
+ * that arming must never see half-done. */
 static void discard_hook(struct kvm_vm *vm, gpa_t gpa, uint64_t len, bool after)
 {
     struct snap_copier *c = vm->owner;
@@ -343,12 +418,25 @@ static void discard_hook(struct kvm_vm *vm, gpa_t gpa, uint64_t len, bool after)
         /* The range is about to lose its content: copy it first if the copy
          * in flight still needs it. */
         pthread_mutex_lock(&c->lock);
-        if (c->phase == PHASE_COPY && c->copied)
-            copy_pending(c, gpa, gpa + len);
-        pthread_mutex_unlock(&c->lock);
-    } else if (vm->ram_private) {
-        uffd_register(c->uffd, vm->ram, gpa, len); /* the replacement mapping */
+        if (c->phase == PHASE_COPY && c->copied) {
+            int err = copy_pending(c, gpa, gpa + len, FAIL_DISCARD);
+            if (err < 0)
+                copier_fail(c, "writing the image failed: %s", strerror(-err));
+        }
+        if (!vm->ram_private)
+            pthread_mutex_unlock(&c->lock);
+        return;
     }
+    /* A copy-on-write child's replacement mapping: register it, and while
+     * arming protect it as the rest of RAM is, so the guest's writes to it
+     * are logged and re-protected at the pause. In the copy phase its pages
+     * were copied just before (above). */
+    int err = uffd_register(c->uffd, vm->ram, gpa, len);
+    if (err == 0 && c->phase == PHASE_PRE)
+        err = uffd_protect(c->uffd, vm->ram, gpa, len, true);
+    if (err < 0 && c->phase != PHASE_STOP)
+        copier_fail(c, "protecting freed memory failed: %s", strerror(-err));
+    pthread_mutex_unlock(&c->lock);
 }
 
 static int copier_get(struct sandbox *sb, struct snap_copier **out)
@@ -388,14 +476,23 @@ int snap_copy_prepare_live(struct sandbox *sb, struct snapshot *snap)
     int err = copier_get(sb, &c);
     if (err < 0)
         return err;
+    pthread_mutex_lock(&c->lock);
     c->phase = PHASE_PRE;
     c->n_released = 0;
+    c->error[0] = 0;
+    c->held_max_ns = c->held_total_ns = 0;
+    c->inject = read_inject();
+    pthread_mutex_unlock(&c->lock);
     if ((err = -pthread_create(&c->thread, NULL, copier_main, c)) < 0)
         return err;
     c->thread_running = true;
-    /* Arm while the guest runs; its writes meanwhile are released and logged. */
-    for (uint64_t at = 0; at < sb->vm.ram_bytes && err == 0; at += ARM_CHUNK)
+    /* Arm while the guest runs; its writes meanwhile are released and
+     * logged. Each chunk under lock: never inside a discard (discard_hook). */
+    for (uint64_t at = 0; at < sb->vm.ram_bytes && err == 0; at += ARM_CHUNK) {
+        pthread_mutex_lock(&c->lock);
         err = uffd_protect(c->uffd, sb->vm.ram, at, FJ_MIN(ARM_CHUNK, sb->vm.ram_bytes - at), true);
+        pthread_mutex_unlock(&c->lock);
+    }
     if (err < 0)
         snap_copy_abort(sb, snap);
     return err;
@@ -433,6 +530,8 @@ int snap_copy_start_live(struct sandbox *sb, struct snapshot *snap)
         i = j;
     }
     c->n_released = 0;
+    if (err < 0)
+        copier_fail(c, "protecting pages written while arming failed: %s", strerror(-err));
     c->snap = snapshot_get(snap);
     c->copied = copied;
     c->ranges = NULL; /* found by the copier thread */

@@ -6,9 +6,13 @@
  *
  * Invariants: a saved snapshot stands alone (a diff chain is folded into
  * one image, oldest layer first); loading never trusts the files: every
- * length is bounds-checked, the CRC must match, host files are reopened
- * only through the view (read-only, under its roots), and a description
- * that cannot be rebuilt is left closed, as a branch leaves a pipe. */
+ * length is bounds-checked, the CRC must match, the address-space map must
+ * be one this VMM could have made, the view's read-only roots, agent
+ * directory and interpreter come from the loading host's configuration (the
+ * saved ones are read and ignored, the interpreter must match), host files
+ * are reopened only through that view, and a description that cannot be
+ * rebuilt is left closed, as a branch leaves a pipe. Authenticating the
+ * files (an HMAC with the user's key) is the caller's (snapshot.py). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +25,7 @@
 #include <unistd.h>
 
 #include "lib/crc32.h"
+#include "kvm/kvm_layout.h"
 #include "file/file_kinds.h"
 #include "file/file_stdio.h"
 #include "fs/fs_memfs.h"
@@ -417,8 +422,26 @@ static int check_state_header(struct in *r)
     return get_u32(r) == STATE_VERSION ? 0 : -EPROTO;
 }
 
+/* An address-space map this VMM could have made (mm.h's invariants). */
+static bool mm_is_plausible(const struct mm *mm, uint64_t ram_bytes)
+{
+    uint64_t mapped = 0, prev_end = LAYOUT_USER_MIN;
+    for (size_t i = 0; i < mm->n_vmas; i++) {
+        const struct mm_vma *v = &mm->vmas[i];
+        if (v->start < prev_end || v->end <= v->start || v->end > ram_bytes ||
+            v->start % FJ_PAGE_SIZE || v->end % FJ_PAGE_SIZE || (unsigned)v->prot > 7 ||
+            (unsigned)v->kind > MM_IMAGE)
+            return false;
+        mapped += v->end - v->start;
+        prev_end = v->end;
+    }
+    return mapped == mm->mapped_bytes && mm->brk_start <= mm->brk_cur &&
+           mm->brk_cur <= mm->brk_limit && mm->brk_limit <= ram_bytes && mm->mmap_top <= ram_bytes;
+}
+
 /* Adopts layer: it ends up in snap->view, or is freed. */
-static int load_state(struct in *r, struct snapshot *snap, struct memfs *layer)
+static int load_state(struct in *r, struct snapshot *snap, struct memfs *layer,
+                      const struct fj_load_config *cfg)
 {
     int header = check_state_header(r);
     if (header < 0) {
@@ -428,9 +451,13 @@ static int load_state(struct in *r, struct snapshot *snap, struct memfs *layer)
     snap->ram_bytes = get_u64(r);
     snap->pid = get_u32(r);
     char *exe_path = get_str(r);
-    if (exe_path)
-        snprintf(snap->exe_path, sizeof(snap->exe_path), "%s", exe_path);
+    bool same_exe = exe_path && !strcmp(exe_path, cfg->exe_path);
     free(exe_path);
+    if (strlen(cfg->exe_path) >= sizeof(snap->exe_path)) {
+        memfs_free(layer);
+        return -ENAMETOOLONG;
+    }
+    snprintf(snap->exe_path, sizeof(snap->exe_path), "%s", cfg->exe_path);
     snap->logical_bytes = get_u64(r);
     get_blob(r, &snap->cpu, sizeof(snap->cpu));
     get_blob(r, &snap->sig, sizeof(snap->sig));
@@ -452,6 +479,11 @@ static int load_state(struct in *r, struct snapshot *snap, struct memfs *layer)
         return -ENOMEM;
     }
     memcpy(mm->vmas, vmas, vma_bytes);
+    if (snap->ram_bytes == 0 || snap->ram_bytes % FJ_HUGE_SIZE || snap->ram_bytes > LAYOUT_MAX_RAM ||
+        !mm_is_plausible(mm, snap->ram_bytes)) {
+        memfs_free(layer);
+        return -EINVAL;
+    }
     uint32_t n_roots = get_u32(r);
     char **roots = n_roots <= 64 ? calloc(n_roots ? n_roots : 1, sizeof(char *)) : NULL;
     if (!roots)
@@ -463,10 +495,19 @@ static int load_state(struct in *r, struct snapshot *snap, struct memfs *layer)
     char *cwd = get_str(r);
     unsigned umask = get_u32(r);
     int err = -EINVAL;
-    if (!r->bad)
-        snap->view = fs_view_restore(roots, n_roots, agent_dir, exe, layer_limit, layer, cwd, umask);
-    else
+    same_exe = same_exe && exe && !strcmp(exe, cfg->exe_path);
+    if (!r->bad && !same_exe) {
         memfs_free(layer);
+        err = -EXDEV;
+    } else if (!r->bad) {
+        /* The saved roots and agent directory are read (the format has
+         * them) and ignored: this host's configuration decides the view. */
+        snap->view = fs_view_restore((char *const *)cfg->ro_roots, cfg->n_ro_roots,
+                                     cfg->agent_host_dir ? cfg->agent_host_dir : "", cfg->exe_path,
+                                     layer_limit, layer, cwd, umask);
+    } else {
+        memfs_free(layer);
+    }
     if (snap->view)
         err = load_fdt(r, &snap->fdt, snap->view);
     for (uint32_t i = 0; roots && i < n_roots; i++)
@@ -480,39 +521,34 @@ static int load_state(struct in *r, struct snapshot *snap, struct memfs *layer)
     return err;
 }
 
-int fj_snapshot_load(const char *dir, fj_snapshot **out)
+int fj_snapshot_load(int state_fd, int layer_fd, int memory_fd, const struct fj_load_config *cfg,
+                     fj_snapshot **out)
 {
     *out = NULL;
+    if (!cfg || !cfg->exe_path || (cfg->n_ro_roots && !cfg->ro_roots))
+        return -EINVAL;
     struct snapshot *snap = snapshot_alloc(FJ_SNAP_FULL, 0); /* the size comes from state */
     if (!snap)
         return -ENOMEM;
     unsigned char *buf = NULL;
     size_t len = 0;
     struct memfs *layer = NULL;
-    int state = open_in(dir, "state", O_RDONLY), layer_fd = open_in(dir, "layer.memfs", O_RDONLY);
-    int memory = open_in(dir, "memory.img", O_RDONLY);
-    int err = state < 0 ? state : layer_fd < 0 ? layer_fd : memory < 0 ? memory : 0;
-    if (err == 0)
-        err = read_file(state, &buf, &len);
+    int err = read_file(state_fd, &buf, &len);
+    if (err == 0 && lseek(layer_fd, 0, SEEK_SET) < 0)
+        err = -errno;
     if (err == 0)
         err = memfs_load(layer_fd, UINT64_MAX, &layer);
     if (err == 0) {
         struct in r = {.p = buf, .len = len};
-        err = load_state(&r, snap, layer); /* adopts layer */
+        err = load_state(&r, snap, layer, cfg); /* adopts layer */
         if (err == 0)
             memfs_drop_clone_holds(fs_view_layer(snap->view));
     }
     struct stat st;
-    if (err == 0 && (fstat(memory, &st) < 0 || (uint64_t)st.st_size != snap->ram_bytes))
+    if (err == 0 && (fstat(memory_fd, &st) < 0 || (uint64_t)st.st_size != snap->ram_bytes))
         err = -EINVAL;
-    if (err == 0 && ((snap->image_fd = memfd_create("forkd-snapshot", MFD_CLOEXEC)) < 0 ||
-                     ftruncate(snap->image_fd, (off_t)snap->ram_bytes) < 0))
+    if (err == 0 && (snap->image_fd = fcntl(memory_fd, F_DUPFD_CLOEXEC, 3)) < 0)
         err = -errno;
-    if (err == 0)
-        err = copy_data_extents(snap->image_fd, memory, snap->ram_bytes);
-    for (int *fd = (int[]){state, layer_fd, memory}, i = 0; i < 3; i++)
-        if (fd[i] >= 0)
-            close(fd[i]);
     free(buf);
     if (err != 0) {
         err = err < 0 ? err : -EINVAL;

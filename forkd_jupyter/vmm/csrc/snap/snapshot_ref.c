@@ -77,6 +77,8 @@ int fj_snapshot_get_info(fj_snapshot *snap, struct fj_snapshot_info *out)
     out->status = atomic_load(&snap->status);
     out->pause_ms = (double)snap->pause_ns / 1e6;
     out->copy_ms = (double)snap->copy_ns / 1e6;
+    out->stall_ms = (double)FJ_MAX(snap->pause_ns, snap->held_max_ns) / 1e6;
+    out->stall_total_ms = (double)(snap->pause_ns + snap->held_total_ns) / 1e6;
     out->logical_bytes = snap->logical_bytes;
     out->physical_bytes = snap->physical_bytes;
     out->dirty_bytes = snap->dirty_bytes;

@@ -302,6 +302,20 @@ static int64_t sys_faccessat2(struct sandbox *sb, const uint64_t a[6])
     return access_at(sb, (int)a[0], a[1], (int)a[2], (int)a[3]);
 }
 
+/* A host symlink's target is shown only when it resolves (through the view)
+ * to something the view shows: a link under a root that points outside every
+ * root (Debian's /usr/lib/python3.X/sitecustomize.py -> /etc/...) would
+ * otherwise name a host path the guest cannot see. */
+static bool host_link_stays_in_view(struct sandbox *sb, const char *link_path)
+{
+    struct view_node t;
+    if (view_resolve(sb->view, "/", link_path, true, &t) < 0)
+        return false;
+    bool visible = t.kind != VK_NONE;
+    view_node_release(sb->view, &t);
+    return visible;
+}
+
 static int64_t readlink_at(struct sandbox *sb, int dirfd, uint64_t path_gva, uint64_t buf, uint64_t size)
 {
     if ((int64_t)size <= 0)
@@ -316,8 +330,10 @@ static int64_t readlink_at(struct sandbox *sb, int dirfd, uint64_t path_gva, uin
         len = -ENOENT;
     else if (n.is_link && n.kind == VK_LAYER)
         len = memfs_readlink(fs_view_layer(sb->view), n.node, target, sizeof(target));
-    else if (n.is_link && n.kind == VK_HOST)
+    else if (n.is_link && n.kind == VK_HOST && host_link_stays_in_view(sb, n.path))
         len = readlink(n.host, target, sizeof(target)) < 0 ? -errno : (int64_t)readlink(n.host, target, sizeof(target));
+    else if (n.is_link && n.kind == VK_HOST)
+        len = -ENOENT; /* its target is outside the view: reveal nothing of it */
     else if (n.kind == VK_PROCLINK) {
         if (!strcmp(n.path, "/proc/self/exe"))
             len = snprintf(target, sizeof(target), "%s", sb->exe_path);

@@ -1,0 +1,146 @@
+"""The view for every Python layout (docs/filesystem.md, "The Python
+environment a guest sees, and what it may read"): a pyenv build, a venv of
+the distribution's Python (base prefix /usr) and a uv venv of the pyenv build.
+
+For each layout a real sandbox runs that layout's own interpreter
+(python_env.describe), and the guest checks what it can see, and what
+readlink tells it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from env_helpers import stdlib_venv, uv_venv
+from guest_helpers import run_ok, value
+
+from forkd_jupyter import python_env
+from forkd_jupyter.vmm import Sandbox, guest_env
+
+pytestmark = pytest.mark.kvm
+
+PROBE = """
+import json, sys, sysconfig
+paths = sysconfig.get_paths()
+print(json.dumps({"stdlib": paths["stdlib"], "purelib": paths["purelib"],
+                  "scripts": paths["scripts"], "prefix": sys.prefix,
+                  "base_prefix": sys.base_prefix}))
+"""
+DISTRO_PYTHON = "/usr/bin/python3"
+
+
+@pytest.fixture(scope="module")
+def venv_home():
+    """Outside /tmp: the guest's /tmp is its own layer, never a host root."""
+    home = Path(tempfile.mkdtemp(prefix="forkd-layouts-", dir="/var/tmp"))
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="module", params=["pyenv", "distro-venv", "uv-venv-of-pyenv"])
+def layout(request, venv_home):
+    if request.param == "pyenv":
+        assert "pyenv" in sys.base_prefix, "the test interpreter is this project's pyenv build"
+        python = sys.executable
+    elif request.param == "distro-venv":
+        assert os.path.exists(DISTRO_PYTHON), "the machine's distro Python is part of the image"
+        python = str(stdlib_venv(venv_home / "distro", DISTRO_PYTHON))
+    else:
+        python = str(uv_venv(venv_home / "uv"))
+    env = python_env.describe(python)
+    out = subprocess.run([python, "-c", PROBE], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)
+    info |= {"name": request.param, "env": env, "exe": env.elf,
+             "roots": guest_env.read_only_roots(env)}  # fmt: skip
+    return info
+
+
+@pytest.fixture(scope="module")
+def guest(layout):
+    """A sandbox running the layout's own interpreter."""
+    sb = Sandbox.spawn(memory_mib=512, python=layout["env"])
+    yield sb
+    sb.close()
+
+
+def _visible(sb: Sandbox, paths: list[str]) -> dict[str, bool]:
+    sb.push("probe_paths", paths)
+    return dict(
+        zip(paths, value(sb, "[__import__('os').path.exists(p) for p in probe_paths]"), strict=True)
+    )
+
+
+def test_no_root_is_a_whole_prefix(layout):
+    for root in layout["roots"]:
+        assert root not in ("/", "/usr", "/usr/local", "/usr/bin", "/bin", "/etc", "/root")
+        assert root not in (layout["prefix"], layout["base_prefix"]), root
+        assert not os.path.isdir(root) or root != os.path.dirname(layout["exe"]), root
+
+
+def test_what_the_guest_reads(layout, guest):
+    exe = layout["exe"]
+    readable = [
+        exe,
+        os.path.join(layout["stdlib"], "os.py"),
+        os.path.join(layout["stdlib"], "lib-dynload"),
+        layout["purelib"],
+        "/lib/x86_64-linux-gnu/libc.so.6",
+    ]
+    if layout["prefix"] != layout["base_prefix"]:
+        readable.append(os.path.join(layout["prefix"], "pyvenv.cfg"))
+    # Other programs beside the interpreter, and the venv's bin/ (activate
+    # scripts, pip): their directories are shown only as the way to the ELF.
+    neighbours = sorted(
+        os.path.join(d, n)
+        for d in {os.path.dirname(exe), layout["scripts"]}
+        for n in os.listdir(d)
+        if os.path.realpath(os.path.join(d, n)) != exe
+    )  # (links to the ELF, the name the kernel starts it by among them, are shown)
+    hidden = [
+        os.path.join(layout["base_prefix"], "include"),
+        os.path.join(layout["base_prefix"], "share", "man"),
+        "/usr/share/doc",
+        "/usr/local/bin",
+        "/etc/passwd",
+        *neighbours[:8],
+    ]
+    hidden = [p for p in hidden if os.path.lexists(p)]
+    seen = _visible(guest, readable + hidden)
+    assert [p for p in readable if not seen[p]] == [], layout["name"]
+    assert [p for p in hidden if seen[p]] == [], layout["name"]
+
+
+def test_readlink_never_names_a_host_path_outside_the_view(layout, guest):
+    """Every symlink in the layout's standard library and package directory:
+    readlink gives the host's target when it leads into the view, and
+    ENOENT when it leads out (Debian links sitecustomize.py into /etc)."""
+    links = []
+    for d in {layout["stdlib"], layout["purelib"]}:
+        links += [
+            os.path.join(d, n) for n in sorted(os.listdir(d)) if os.path.islink(os.path.join(d, n))
+        ]
+    guest.push("probe_links", links)
+    run_ok(
+        guest,
+        "import os\n"
+        "def _rl(p):\n"
+        "    try:\n        return os.readlink(p)\n"
+        "    except FileNotFoundError:\n        return None\n"
+        "link_targets = [_rl(p) for p in probe_links]",
+    )
+    targets = value(guest, "link_targets")
+    visible = _visible(guest, [os.path.realpath(p) for p in links])
+    for link, target in zip(links, targets, strict=True):
+        if visible[os.path.realpath(link)]:
+            assert target == os.readlink(link), link
+        else:
+            assert target is None, f"{link} revealed {target}"
+    if layout["name"] == "distro-venv":
+        assert any(t is None for t in targets) or not links  # sitecustomize.py -> /etc
