@@ -52,3 +52,11 @@ class Timeout(ControllerError):
 
 class NotSupported(ControllerError):
     kind, status, title = "not-supported", 501, "Not supported by this build"
+
+
+class SandboxBusy(ControllerError):
+    kind, status, title = "sandbox-busy", 409, "Sandbox is busy"
+
+
+class NameTaken(ControllerError):
+    kind, status, title = "name-taken", 409, "Name or tag already in use"

@@ -18,12 +18,15 @@ from .base import NotFoundHandler
 # One thread per in-flight blocking call: a running cell holds one for its
 # whole duration, so the pool must exceed the clients expected at once.
 WORKERS = 128
-MAX_BODY_BYTES = 1 << 30
+# The server's own cap; each route's body_limit (checked first) is lower.
+MAX_BODY_BYTES = F.UPLOAD_LIMIT + 1
+MAX_HEADER_BYTES = 256 << 10  # a longer request target gets a 414, not a dropped connection
 
 _ID = r"([^/]+)"
 ROUTES = [
     (r"/v1/health", M.HealthHandler),
     (r"/v1/version", M.VersionHandler),
+    (r"/v1/openapi.json", M.OpenApiHandler),
     (r"/v1/doctor", M.DoctorHandler),
     (r"/v1/shutdown", M.ShutdownHandler),
     (r"/v1/sandboxes", S.SandboxesHandler),
@@ -34,6 +37,9 @@ ROUTES = [
     (rf"/v1/sandboxes/{_ID}/pull", S.PullHandler),
     (rf"/v1/sandboxes/{_ID}/branch", S.BranchHandler),
     (rf"/v1/sandboxes/{_ID}/files", F.FilesHandler),
+    (rf"/v1/sandboxes/{_ID}/stat", F.StatHandler),
+    (rf"/v1/sandboxes/{_ID}/mkdir", F.MkdirHandler),
+    (rf"/v1/sandboxes/{_ID}/move", F.MoveHandler),
     (rf"/v1/sandboxes/{_ID}/tar", F.TarHandler),
     (r"/v1/snapshots", P.SnapshotsHandler),
     (rf"/v1/snapshots/{_ID}", P.SnapshotHandler),

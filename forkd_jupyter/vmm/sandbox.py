@@ -83,6 +83,7 @@ class Sandbox:
         self.id = f"sb-{next(_sandbox_ids)}"
         self.memory_mib = memory_mib
         self.live_fork = live_fork
+        self.layer_limit_bytes: int | None = None  # the writable layer's size cap, when known
         self._native = native
         self._run_lock = threading.Lock()
         self._send_lock = threading.Lock()
@@ -150,6 +151,7 @@ class Sandbox:
         finally:
             guest.close()
         sb = cls(_Native(out[0], host), memory_mib, live_fork)
+        sb.layer_limit_bytes = cfg.layer_bytes_limit
         sb._start()
         sb._wait_ready(timeout)
         return sb
@@ -163,6 +165,7 @@ class Sandbox:
         the cell it was running)."""
         sb = cls(_Native(handle, sock), memory_mib, live_fork)
         sb.parent_snapshot = parent
+        sb.layer_limit_bytes = parent.layer_limit_bytes
         sb._learn_working_set = True
         sb._ready_info = {"pid": parent._guest_pid}
         sb._ready.set()
@@ -323,12 +326,20 @@ class Sandbox:
                     self._active = None
 
     def run(
-        self, code: str, on_output: OutputCallback | None = None, timeout: float | None = None
+        self,
+        code: str,
+        on_output: OutputCallback | None = None,
+        timeout: float | None = None,
+        silent: bool = False,
     ) -> RunResult:
-        """Runs a cell in the guest; state persists between runs."""
+        """Runs a cell in the guest; state persists between runs. A
+        ``silent`` run leaves no trace in the history or execution count."""
         if not isinstance(code, str):
             raise TypeError("code must be a str")
-        result, _ = self._request({"op": "run", "code": code}, on_output, timeout)
+        request = {"op": "run", "code": code}
+        if silent:
+            request.update(silent=True, store_history=False)
+        result, _ = self._request(request, on_output, timeout)
         if self._learn_working_set:
             self._learn_working_set = False
             with self._send_lock:  # close() frees the native sandbox under it
@@ -423,12 +434,14 @@ class Sandbox:
             "uptime_s": st.uptime_ns / 1e9,
         }
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Stops the guest and returns its memory and file descriptors."""
+    def close(self, timeout: float = 5.0, graceful: bool = True) -> None:
+        """Stops the guest and returns its memory and file descriptors.
+        ``graceful=False`` kills it at once instead of asking its agent to
+        exit (which a guest busy with a cell only does when the cell ends)."""
         if self._closed:
             return
         self._closed = True
-        if self._exit_info is None and self._native.running:
+        if graceful and self._exit_info is None and self._native.running:
             try:
                 self._native.sock.sendall(encode_frame({"op": "shutdown"}))
             except OSError:

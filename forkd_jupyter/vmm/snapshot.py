@@ -37,6 +37,7 @@ class Snapshot:
     def __init__(self, handle, mode: str, source: Sandbox, parent: Snapshot | None) -> None:
         self._setup(handle, mode, source.id, parent, source.memory_mib, source.live_fork)
         self._guest_pid = source.guest_pid
+        self.layer_limit_bytes = source.layer_limit_bytes
 
     def _setup(self, handle, mode, source_id, parent, memory_mib, live_fork) -> None:
         self.id = f"snap-{next(_ids)}"
@@ -150,6 +151,7 @@ class Snapshot:
             "memory_mib": self._memory_mib,
             "live_fork": self._live_fork,
             "guest_pid": self._guest_pid,
+            "layer_limit_bytes": self.layer_limit_bytes,
         }
         with open(os.path.join(path, "meta.json"), "w") as f:
             json.dump(meta, f)
@@ -177,6 +179,8 @@ class Snapshot:
             bool(meta.get("live_fork", True)),
         )
         snap._guest_pid = int(meta.get("guest_pid", 0))
+        limit = meta.get("layer_limit_bytes")
+        snap.layer_limit_bytes = limit if isinstance(limit, int) else None
         return snap
 
     def dependents(self) -> list[str]:
