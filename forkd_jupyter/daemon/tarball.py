@@ -13,9 +13,12 @@ Invariants:
 
 from __future__ import annotations
 
+import bz2
 import errno
+import lzma
 import posixpath
 import tarfile
+import zlib
 from typing import IO
 
 from ..vmm.layer import CHUNK
@@ -24,6 +27,8 @@ from .fsops import Layer
 
 MAX_MEMBERS = 100_000
 MAX_TOTAL = 1 << 30  # bytes unpacked, whatever the layer's room
+CORRUPT = (tarfile.TarError, EOFError, OSError, ValueError, zlib.error, lzma.LZMAError)
+READ = 1 << 20  # compressed bytes read, and decompressed bytes made, at a time
 
 
 def _members(tar: tarfile.TarFile, root: str):
@@ -42,11 +47,65 @@ def _members(tar: tarfile.TarFile, root: str):
         yield full, info
 
 
+class _Decompressed:
+    """The archive's bytes, decompressed (gzip, bzip2, xz or none, told by
+    the magic number) a bounded piece at a time: at most ``n`` bytes of
+    output exist per ``read(n)``, however well the input compresses."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        raw.seek(0)
+        magic = raw.read(6)
+        raw.seek(0)
+        self.raw, self.pending, self.done = raw, b"", False
+        self.is_zlib = magic.startswith(b"\x1f\x8b")
+        if self.is_zlib:
+            self.codec = zlib.decompressobj(wbits=31)
+        elif magic.startswith(b"BZh"):
+            self.codec = bz2.BZ2Decompressor()
+        elif magic.startswith(b"\xfd7zXZ\x00"):
+            self.codec = lzma.LZMADecompressor()
+        else:
+            self.codec = None
+
+    def _input(self) -> bytes:
+        data = self.raw.read(READ)
+        if not data:
+            self.done = True
+        return data
+
+    def _more(self, n: int) -> bytes:
+        codec = self.codec
+        if codec is None:
+            data = self.raw.read(n)
+            self.done = not data
+            return data
+        if codec.eof:
+            self.done = True
+            return b""
+        if self.is_zlib:
+            src = codec.unconsumed_tail or self._input()
+            return codec.decompress(src, n) if src else b""
+        if codec.needs_input:
+            src = self._input()
+            return codec.decompress(src, n) if src else b""
+        return codec.decompress(b"", n)
+
+    def read(self, n: int = -1) -> bytes:
+        n = READ if n is None or n < 0 else n
+        out, have = [self.pending], len(self.pending)
+        while have < n and not self.done:
+            data = self._more(n - have)
+            out.append(data)
+            have += len(data)
+        joined = b"".join(out)
+        self.pending = joined[n:]
+        return joined[:n]
+
+
 def _open(fileobj: IO[bytes]) -> tarfile.TarFile:
-    fileobj.seek(0)
     try:
-        return tarfile.open(fileobj=fileobj, mode="r|*")
-    except (tarfile.TarError, EOFError, OSError) as e:
+        return tarfile.open(fileobj=_Decompressed(fileobj), mode="r|", bufsize=READ)
+    except CORRUPT as e:
         raise ApiError(400, f"the body is not a tar archive: {e}") from None
 
 
@@ -68,7 +127,7 @@ def check(fileobj: IO[bytes], root: str, room: int | None) -> tuple[int, int]:
                         f"(member {info.name[:200]!r} is {info.size} bytes); "
                         f"the layer has room for {cap}",
                     )
-    except (tarfile.TarError, EOFError, OSError, ValueError) as e:  # zlib/lzma errors included
+    except CORRUPT as e:
         raise ApiError(400, f"the body is not a valid tar archive: {e}") from None
     return count, total
 
