@@ -145,7 +145,7 @@ class BaseHandler(tornado.web.RequestHandler):
         return check_path(name, self.query(name) or "")
 
     def query_flag(self, name: str) -> bool:
-        value = (self.query(name) or "false").lower()
+        value = self.query(name, "false").lower()
         if value not in ("true", "false", "1", "0"):
             raise bad(name, "must be true or false")
         return value in ("true", "1")
