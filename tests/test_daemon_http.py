@@ -17,8 +17,6 @@ import pytest
 import yaml
 from daemon_private import PrivateDaemon
 
-from forkd_jupyter.daemon.problems import KINDS
-
 pytestmark = pytest.mark.kvm
 
 TOKEN = "http-test-token"
@@ -79,6 +77,8 @@ def test_the_unix_socket_needs_no_token(private):
 
 
 def test_one_title_per_problem_type_and_every_type_documented(private):
+    from forkd_jupyter.daemon.problems import KINDS
+
     with private.unix_client() as c:
         route_404 = c.get("/nowhere").json()
         record_404 = c.get("/sandboxes/sb-999999").json()
