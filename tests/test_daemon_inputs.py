@@ -150,3 +150,22 @@ def test_recursive_listing_with_a_limit(daemon, http, sb):
     ).json()
     assert len(cut["entries"]) == 3 and cut["truncated"] is True
     refused(http.get(f"/sandboxes/{sb}/files", params={"path": "tree", "limit": "0"}), "limit")
+
+
+def test_the_sdk_file_calls(daemon, sb):
+    from forkd_jupyter.client import Conflict, TooLarge
+
+    assert daemon.mkdir(sb, "sdk/x/y", parents=True) == "/sandbox/sdk/x/y"
+    daemon.write_file(sb, "sdk/x/y/z.txt", b"zz")
+    assert daemon.stat(sb, "sdk/x/y/z.txt")["size"] == 2
+    daemon.move(sb, "sdk/x", "sdk/w")
+    names = {e["name"] for e in daemon.list_dir(sb, "sdk", recursive=True)}
+    assert names == {"w", "w/y", "w/y/z.txt"}
+    assert len(daemon.list_dir(sb, "sdk", recursive=True, limit=1)) == 1
+    with pytest.raises(Conflict):
+        daemon.remove(sb, "sdk/w")
+    assert daemon.remove(sb, "sdk", recursive=True)[-1] == "/sandbox/sdk"
+    with pytest.raises(TooLarge):  # more than the sandbox's 256 MiB layer holds
+        daemon.write_file(sb, "big.bin", iter([bytes(1 << 20)] * 300))
+    assert daemon.list_dir(sb, "/sandbox") is not None
+    assert "big.bin" not in {e["name"] for e in daemon.list_dir(sb, "/sandbox")}

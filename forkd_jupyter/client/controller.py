@@ -217,11 +217,37 @@ class Controller:
             raise IsADirectoryError(f"{path} is a directory")
         return r.content
 
-    def list_dir(self, sandbox_id: str, path: str) -> list[dict]:
-        r = self._request("GET", f"/sandboxes/{sandbox_id}/files", params={"path": path})
+    def list_dir(
+        self, sandbox_id: str, path: str, recursive: bool = False, limit: int | None = None
+    ) -> list[dict]:
+        """Entries of a directory; ``recursive`` lists the whole tree below
+        (names relative to ``path``), at most ``limit`` entries."""
+        params: dict = {"path": path}
+        if recursive:
+            params["recursive"] = "true"
+        if limit is not None:
+            params["limit"] = str(limit)
+        r = self._request("GET", f"/sandboxes/{sandbox_id}/files", params=params)
         if not r.headers.get("content-type", "").startswith("application/json"):
             raise NotADirectoryError(f"{path} is not a directory")
         return r.json()["entries"]
+
+    def stat(self, sandbox_id: str, path: str) -> dict:
+        """``{"path", "name", "type", "size", "mode", "mtime"}`` of a path."""
+        return self._json("GET", f"/sandboxes/{sandbox_id}/stat", params={"path": path})
+
+    def remove(self, sandbox_id: str, path: str, recursive: bool = False) -> list[str]:
+        """Removes a file or empty directory (``recursive``: a whole tree)."""
+        params = {"path": path, "recursive": "true" if recursive else "false"}
+        return self._json("DELETE", f"/sandboxes/{sandbox_id}/files", params=params)["deleted"]
+
+    def mkdir(self, sandbox_id: str, path: str, parents: bool = False) -> str:
+        body = {"path": path, "parents": parents}
+        return self._json("POST", f"/sandboxes/{sandbox_id}/mkdir", json=body)["path"]
+
+    def move(self, sandbox_id: str, source: str, destination: str, overwrite: bool = False) -> dict:
+        body = {"source": source, "destination": destination, "overwrite": overwrite}
+        return self._json("POST", f"/sandboxes/{sandbox_id}/move", json=body)
 
     def write_file(self, sandbox_id: str, path: str, data: bytes) -> dict:
         return self._json(
