@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import pickle
 import socket
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,7 +20,7 @@ from ..modes import BranchMode
 from ..run_result import RunResult
 from . import connection
 from .errors import DaemonUnavailable, ForkdError, from_problem
-from .sse import iter_events
+from .sse import iter_events, iter_events_with_ids
 
 OutputCallback = Callable[[str, str], None]
 
@@ -131,24 +132,65 @@ class Controller:
             return RunResult.from_dict(
                 self._json("POST", f"/sandboxes/{sandbox_id}/run", json=body, timeout=None)
             )
-        headers = {"Accept": "text/event-stream"}
-        try:
-            with self._http.stream(
-                "POST", f"/sandboxes/{sandbox_id}/run", json=body, headers=headers, timeout=None
-            ) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise _error(response)
-                for event, data in iter_events(response):
-                    if event == "stream":
-                        on_output(data["name"], data["text"])
-                    elif event == "result":
-                        return RunResult.from_dict(data)
-                    elif event == "error":
-                        raise from_problem(data)
-        except httpx.TransportError as e:
-            raise DaemonUnavailable(f"the run stream broke: {e}") from None
-        raise DaemonUnavailable("the run stream ended without a result")
+        run = self.start_run(sandbox_id, code, timeout)
+        for event, data in self.run_events(run["id"]):
+            if event == "stream":
+                on_output(data["name"], data["text"])
+            elif event == "result":
+                return RunResult.from_dict(data)
+            elif event == "error":
+                raise from_problem(data)
+        raise DaemonUnavailable("the run's event stream ended without a result")
+
+    # ------------------------------------------------------- background runs
+    def start_run(self, sandbox_id: str, code: str, timeout: float | None = None) -> dict:
+        """Starts a cell in the background and returns its run record
+        (``id``, ``status``...) at once; the daemon keeps its output and
+        result whether or not anyone listens."""
+        body = {"code": code, "timeout": timeout}
+        return self._json("POST", f"/sandboxes/{sandbox_id}/runs", json=body)
+
+    def get_run(self, run_id: str) -> dict:
+        """The run record; ``result`` (or ``error``) once it has finished."""
+        return self._json("GET", f"/runs/{run_id}")
+
+    def list_runs(self, sandbox_id: str) -> list[dict]:
+        return self._json("GET", f"/sandboxes/{sandbox_id}/runs")["runs"]
+
+    def cancel_run(self, run_id: str) -> dict:
+        return self._json("POST", f"/runs/{run_id}/cancel")
+
+    def interrupt_run(self, run_id: str) -> dict:
+        return self._json("POST", f"/runs/{run_id}/interrupt")
+
+    def run_events(
+        self, run_id: str, after: int = 0, retries: int = 5
+    ) -> Iterator[tuple[str, dict]]:
+        """(event, data) of the run from after event ``after`` to its last
+        (``result`` or ``error``). A broken connection is resumed where it
+        left off (``Last-Event-ID``), so no output is lost or repeated."""
+        last, failures = after, 0
+        while True:
+            headers = {"Accept": "text/event-stream", "Last-Event-ID": str(last)}
+            try:
+                with self._http.stream(
+                    "GET", f"/runs/{run_id}/events", headers=headers, timeout=None
+                ) as response:
+                    if response.status_code >= 400:
+                        response.read()
+                        raise _error(response)
+                    for event, data, ident in iter_events_with_ids(response):
+                        if ident is not None:
+                            last = int(ident)
+                        failures = 0
+                        yield event, data
+                        if event in ("result", "error"):
+                            return
+            except httpx.TransportError as e:
+                failures += 1
+                if failures > retries:
+                    raise DaemonUnavailable(f"the run's event stream broke: {e}") from None
+                time.sleep(min(2.0, 0.1 * 2**failures))
 
     eval_code = run_cell
 

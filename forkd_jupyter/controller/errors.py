@@ -17,6 +17,16 @@ class ControllerError(Exception):
         self.detail = detail
         self.extra = extra
 
+    def problem(self) -> dict:
+        """The problem document (RFC 9457) of this failure."""
+        return {
+            "type": f"urn:forkd-jupyter:problem:{self.kind}",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            **self.extra,
+        }
+
 
 class BadRequest(ControllerError):
     kind, status, title = "bad-request", 400, "Bad request"

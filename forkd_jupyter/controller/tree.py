@@ -20,8 +20,10 @@ from .. import vmm
 from ..vmm.snapshot import MODES
 from . import errors as E
 from . import saving
+from .background import BackgroundRuns
 from .events import EventBus
 from .records import SandboxRecord, SnapshotRecord, timing_row
+from .runs import RunBook
 from .store import Store
 
 DEFAULT_MEMORY_MIB = 2048
@@ -30,14 +32,15 @@ MAX_DEAD_KEPT = 256  # dead sandbox records kept; the oldest go first (event "re
 WATCH_INTERVAL_S = 0.5
 
 
-class SandboxTree:
+class SandboxTree(BackgroundRuns):
     def __init__(self, store: Store, max_branches: int = 4) -> None:
         self.store = store
         self.events = EventBus()
         self._lock = threading.RLock()
         self._branch_slots = threading.BoundedSemaphore(max_branches)
         counters, sandboxes, snapshots = store.load()
-        self._counters = {"sandbox": 0, "snapshot": 0, **counters}
+        self._counters = {"sandbox": 0, "snapshot": 0, "run": 0, **counters}
+        self.runs = RunBook()
         self._sandboxes = {r.id: r for r in sandboxes}
         self._snapshots = {r.id: r for r in snapshots}
         # Names and tags being given right now (spawn/branch in flight):
@@ -285,12 +288,29 @@ class SandboxTree:
         on_output: Callable[[str, str], None] | None = None,
         timeout: float | None = None,
     ) -> vmm.RunResult:
+        rec, vm = self.claim_for_run(key, code)
+        return self.execute(rec, vm, code, on_output, timeout)
+
+    def claim_for_run(self, key: str, code: str) -> tuple[SandboxRecord, vmm.Sandbox]:
+        """Marks the sandbox busy for one cell, or 409 when it is dead or
+        already busy (one cell at a time: a second one is refused, not
+        queued). ``execute`` must follow."""
         if not isinstance(code, str):
             raise E.BadRequest("code must be a string", field="code")
-        with self._lock:  # one cell at a time: a second one is refused, not queued
+        with self._lock:
             rec, vm = self.claim_idle(key)
             rec.busy = True
         self._changed(rec, "updated")
+        return rec, vm
+
+    def execute(
+        self,
+        rec: SandboxRecord,
+        vm: vmm.Sandbox,
+        code: str,
+        on_output: Callable[[str, str], None] | None,
+        timeout: float | None,
+    ) -> vmm.RunResult:
         try:
             result = vm.run(code, on_output=on_output, timeout=timeout)
         except vmm.SandboxTimeout as e:

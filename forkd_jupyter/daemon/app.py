@@ -11,6 +11,7 @@ import tornado.web
 from ..controller import SandboxTree
 from . import routes_files as F
 from . import routes_meta as M
+from . import routes_runs as R
 from . import routes_sandboxes as S
 from . import routes_snapshots as P
 from .base import NotFoundHandler
@@ -32,6 +33,11 @@ ROUTES = [
     (r"/v1/sandboxes", S.SandboxesHandler),
     (rf"/v1/sandboxes/{_ID}", S.SandboxHandler),
     (rf"/v1/sandboxes/{_ID}/run", S.RunHandler),
+    (rf"/v1/sandboxes/{_ID}/runs", R.SandboxRunsHandler),
+    (rf"/v1/runs/{_ID}", R.RunHandler),
+    (rf"/v1/runs/{_ID}/events", R.RunEventsHandler),
+    (rf"/v1/runs/{_ID}/interrupt", R.RunInterruptHandler),
+    (rf"/v1/runs/{_ID}/cancel", R.RunCancelHandler),
     (rf"/v1/sandboxes/{_ID}/interrupt", S.InterruptHandler),
     (rf"/v1/sandboxes/{_ID}/push", S.PushHandler),
     (rf"/v1/sandboxes/{_ID}/pull", S.PullHandler),
