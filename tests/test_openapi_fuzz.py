@@ -46,6 +46,12 @@ REAL_IDS = [
     ("/sandboxes/{id}/move", "POST"),
     ("/sandboxes/{id}/tar", "PUT"),
     ("/snapshots/{id}/save", "POST"),
+    ("/sandboxes/{id}/runs", "GET"),
+    ("/sandboxes/{id}/runs", "POST"),
+    ("/runs/{id}", "GET"),
+    ("/runs/{id}/events", "GET"),
+    ("/runs/{id}/interrupt", "POST"),
+    ("/runs/{id}/cancel", "POST"),
 ]
 # Real ids only with invalid input; valid input only with unknown ids.
 GUARDED = [("/sandboxes/{id}/branch", "POST"), ("/snapshots/{id}", "DELETE")]
@@ -80,9 +86,12 @@ def real(daemon):
     """A running sandbox and a ready snapshot of it, by id and by name."""
     [sb] = daemon.spawn_sandboxes(memory_limit_mib=256, name="fuzz-target")
     snap = daemon.branch_sandbox(sb["id"], mode="full", tag="fuzz-snap")["snapshot"]
+    run = daemon.start_run(sb["id"], "'a finished run'")
+    list(daemon.run_events(run["id"]))
     ids = {
         "sandbox": [sb["id"], sb["name"], "sb-999999"],
         "snapshot": [snap["id"], snap["tag"], "snap-999999"],
+        "run": [run["id"], "run-999999"],
     }
     yield ids
     daemon.delete_snapshot(snap["id"], cascade=True)
@@ -108,7 +117,7 @@ def send(daemon, case) -> httpx.Response | None:
 
 def _run(daemon, schema, ids, path, method, how, examples, real_ids) -> None:
     op = schema[path][method]
-    kind = "snapshot" if path.startswith("/snapshots") else "sandbox"
+    kind = {"snapshots": "snapshot", "runs": "run"}.get(path.split("/")[1], "sandbox")
     choices = ids[kind] if real_ids else ids[kind][-1:]
 
     @settings(
