@@ -103,3 +103,37 @@ def test_the_sdk_streams_through_a_run_and_survives_a_reconnect(daemon, sb):
     later = list(daemon.run_events(started["id"], after=1))
     texts = first[1]["text"] + "".join(d["text"] for e, d in later if e == "stream")
     assert texts.split() == ["0", "1", "2", "3", "4"] and later[-1][0] == "result"
+
+
+def test_input_in_a_cell_is_answered_through_the_api(http, sb):
+    code = "name = input('who? ')\nprint('hi', name)\nlen(name)"
+    run = http.post(f"/sandboxes/{sb}/runs", json={"code": code}).json()
+    with http.stream("GET", f"/runs/{run['id']}/events") as stream:
+        events = iter_events_with_ids(stream)
+        asked = next(d for e, d, _ in events if e == "input_request")
+        assert asked == {"prompt": "who? ", "password": False}
+        assert http.get(f"/runs/{run['id']}").json()["waiting_input"] is True
+        assert http.post(f"/runs/{run['id']}/stdin", json={"value": "ada"}).status_code == 200
+        rest = list(events)
+    assert rest[-1][0] == "result" and rest[-1][1]["result"]["text/plain"] == "3"
+    assert "hi ada" in rest[-1][1]["stdout"]
+    again = http.post(f"/runs/{run['id']}/stdin", json={"value": "late"})
+    assert again.status_code == 409 and again.json()["type"].endswith(":run-not-waiting")
+
+
+def test_input_through_the_sdk_and_end_of_input_without_an_answer(daemon, sb):
+    asked = []
+
+    def answer(prompt, password):
+        asked.append((prompt, password))
+        return "secret" if password else "7"
+
+    code = "import getpass\nx = int(input('n: ')) * 6\np = getpass.getpass()\n(x, p)"
+    result = daemon.run_cell(sb, code, on_input=answer)
+    assert asked == [("n: ", False), ("Password: ", True)]
+    assert result.result["text/plain"] == "(42, 'secret')"
+    # No answerer: input() ends at once with EOFError, in both kinds of run.
+    eof = daemon.run_cell(sb, "input('never answered')")
+    assert eof.error is not None and eof.error.ename == "EOFError"
+    eof = daemon.run_cell(sb, "input()", on_output=lambda name, text: None)
+    assert eof.error is not None and eof.error.ename == "EOFError"

@@ -124,18 +124,24 @@ class Controller:
         code: str,
         on_output: OutputCallback | None = None,
         timeout: float | None = None,
+        on_input: Callable[[str, bool], str | None] | None = None,
     ) -> RunResult:
         """Runs a cell; ``on_output(name, text)`` receives stdout/stderr as
-        the guest writes them. A guest exception is ``result.error``."""
+        the guest writes them, ``on_input(prompt, password)`` answers the
+        cell's input() (None: end of input; without it input() raises
+        EOFError). A guest exception is ``result.error``."""
         body = {"code": code, "timeout": timeout}
-        if on_output is None:
+        if on_output is None and on_input is None:
             return RunResult.from_dict(
                 self._json("POST", f"/sandboxes/{sandbox_id}/run", json=body, timeout=None)
             )
         run = self.start_run(sandbox_id, code, timeout)
         for event, data in self.run_events(run["id"]):
-            if event == "stream":
+            if event == "stream" and on_output is not None:
                 on_output(data["name"], data["text"])
+            elif event == "input_request":
+                answer = on_input(data["prompt"], data["password"]) if on_input else None
+                self.send_stdin(run["id"], answer)
             elif event == "result":
                 return RunResult.from_dict(data)
             elif event == "error":
@@ -156,6 +162,10 @@ class Controller:
 
     def list_runs(self, sandbox_id: str) -> list[dict]:
         return self._json("GET", f"/sandboxes/{sandbox_id}/runs")["runs"]
+
+    def send_stdin(self, run_id: str, value: str | None) -> dict:
+        """Answers the run's waiting input() (None: end of input)."""
+        return self._json("POST", f"/runs/{run_id}/stdin", json={"value": value})
 
     def cancel_run(self, run_id: str) -> dict:
         return self._json("POST", f"/runs/{run_id}/cancel")

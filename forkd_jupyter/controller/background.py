@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 
+from .. import vmm
 from . import errors as E
 from .runs import Run
 
@@ -23,8 +24,12 @@ class BackgroundRuns:
             def out(name: str, text: str) -> None:
                 run.add("stream", {"name": name, "text": text})
 
+            def ask(prompt: str, password: bool) -> None:
+                run.waiting_input = True
+                run.add("input_request", {"prompt": prompt, "password": password})
+
             try:
-                result = self.execute(rec, vm, code, out, timeout)
+                result = self.execute(rec, vm, code, out, timeout, ask)
             except E.ControllerError as e:
                 status = "cancelled" if run.cancel_requested else "failed"
                 run.finish(status, None, e.problem())
@@ -40,11 +45,26 @@ class BackgroundRuns:
             raise E.NotFound(f"no run {run_id!r}")
         return run
 
+    def run_input(self, run_id: str, value: str | None) -> Run:
+        """Answers the run's waiting ``input()`` (None: end of input)."""
+        run = self.run_record(run_id)
+        with self._lock:
+            if run.finished or not run.waiting_input:
+                raise E.RunNotWaiting(f"run {run.id} is not waiting for input", id=run.id)
+            run.waiting_input = False
+            _, vm = self.running(run.sandbox_id)
+        try:
+            vm.send_input(value)
+        except vmm.SandboxError as e:
+            raise E.SandboxDead(f"sandbox {run.sandbox_id}: {e}", id=run.sandbox_id) from None
+        return run
+
     def cancel_run(self, run_id: str) -> Run:
         """Interrupts the run's cell; it ends ``cancelled``."""
         run = self.run_record(run_id)
         if not run.finished:
             run.cancel_requested = True
+            run.waiting_input = False  # the interrupt ends an input() wait too
             try:
                 self.interrupt(run.sandbox_id)
             except E.SandboxDead:

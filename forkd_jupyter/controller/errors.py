@@ -70,3 +70,7 @@ class SandboxBusy(ControllerError):
 
 class NameTaken(ControllerError):
     kind, status, title = "name-taken", 409, "Name or tag already in use"
+
+
+class RunNotWaiting(ControllerError):
+    kind, status, title = "run-not-waiting", 409, "Run is not waiting for input"

@@ -35,6 +35,7 @@ class Run:
     error: dict | None = None
     dropped: int = 0
     cancel_requested: bool = False
+    waiting_input: bool = False  # the cell waits in input() for POST .../stdin
     _events: deque = field(default_factory=deque)  # (seq, event, data, size)
     _next: int = 1
     _bytes: int = 0
@@ -53,6 +54,7 @@ class Run:
                 "error": self.error,
                 "events": self._next - 1,
                 "dropped": self.dropped,
+                "waiting_input": self.waiting_input,
             }
 
     @property
@@ -73,6 +75,7 @@ class Run:
 
     def finish(self, status: str, result: dict | None, error: dict | None) -> None:
         with self._lock:
+            self.waiting_input = False
             self.status, self.result, self.error = status, result, error
             self.finished_at = time.time()
         self.add("error" if error is not None else "result", error or result or {})

@@ -310,9 +310,10 @@ class SandboxTree(BackgroundRuns):
         code: str,
         on_output: Callable[[str, str], None] | None,
         timeout: float | None,
+        on_input: Callable[[str, bool], None] | None = None,
     ) -> vmm.RunResult:
         try:
-            result = vm.run(code, on_output=on_output, timeout=timeout)
+            result = vm.run(code, on_output=on_output, timeout=timeout, on_input=on_input)
         except vmm.SandboxTimeout as e:
             raise E.Timeout(f"sandbox {rec.id}: {e}", id=rec.id) from None
         except vmm.SandboxCrashed as e:

@@ -38,6 +38,7 @@ ROUTES = [
     (rf"/v1/runs/{_ID}/events", R.RunEventsHandler),
     (rf"/v1/runs/{_ID}/interrupt", R.RunInterruptHandler),
     (rf"/v1/runs/{_ID}/cancel", R.RunCancelHandler),
+    (rf"/v1/runs/{_ID}/stdin", R.RunStdinHandler),
     (rf"/v1/sandboxes/{_ID}/interrupt", S.InterruptHandler),
     (rf"/v1/sandboxes/{_ID}/push", S.PushHandler),
     (rf"/v1/sandboxes/{_ID}/pull", S.PullHandler),

@@ -20,6 +20,7 @@ KINDS: dict[str, tuple[int, str]] = {
     "sandbox-busy": (409, "Sandbox is busy"),
     "snapshot-busy": (409, "Snapshot has dependents"),
     "path-conflict": (409, "Path conflict"),
+    "run-not-waiting": (409, "Run is not waiting for input"),
     "too-large": (413, "Payload too large"),
     "uri-too-long": (414, "URI too long"),
     "internal": (500, "Internal error"),

@@ -47,6 +47,17 @@ class RunInterruptHandler(BaseHandler):
         self.send_json(run.to_dict())
 
 
+class RunStdinHandler(BaseHandler):
+    """Answers the cell's ``input()``: ``{"value": "..."}``, or null for
+    end of input (EOFError in the cell)."""
+
+    async def post(self, run_id: str) -> None:
+        body = self.json_body()
+        value = body.text("value", max_len=1 << 20)
+        body.done()
+        self.send_json((await self.call(self.tree.run_input, run_id, value)).to_dict())
+
+
 class RunCancelHandler(BaseHandler):
     async def post(self, run_id: str) -> None:
         self.json_body().done()

@@ -32,6 +32,7 @@ from .snapshot import MODES, Snapshot
 from .wire import CHANNEL_CTL, CHANNEL_EXIT, Demux, FrameDecoder, encode_frame
 
 OutputCallback = Callable[[str, str], None]
+InputCallback = Callable[[str, bool], None]
 _ids = itertools.count(1)
 _sandbox_ids = itertools.count(1)
 
@@ -274,9 +275,16 @@ class Sandbox:
         )
 
     def _request(
-        self, request: dict, on_output: OutputCallback | None, timeout: float | None
+        self,
+        request: dict,
+        on_output: OutputCallback | None,
+        timeout: float | None,
+        on_input: InputCallback | None = None,
     ) -> tuple[RunResult, list[dict]]:
-        """Sends one request and collects everything up to its ``done``."""
+        """Sends one request and collects everything up to its ``done``.
+        An ``input()`` in the guest calls ``on_input(prompt, password)``,
+        which must not block (the answer goes to ``send_input``); without
+        it the guest's input() gets end of input at once."""
         with self._run_lock:
             self._check_alive()
             rid = next(_ids)
@@ -310,6 +318,13 @@ class Sandbox:
                         msg = item[1]
                         if msg.get("id") not in (rid, None):
                             continue
+                        if msg.get("op") == "input_request":
+                            prompt, password = str(msg.get("prompt", "")), bool(msg.get("password"))
+                            if on_input is None:
+                                self.send_input(None)
+                            else:
+                                on_input(prompt, password)
+                            continue
                         if msg.get("op") not in ("display", "result", "done"):
                             extra.append(msg)
                         if acc.feed_message(msg):
@@ -331,6 +346,7 @@ class Sandbox:
         on_output: OutputCallback | None = None,
         timeout: float | None = None,
         silent: bool = False,
+        on_input: InputCallback | None = None,
     ) -> RunResult:
         """Runs a cell in the guest; state persists between runs. A
         ``silent`` run leaves no trace in the history or execution count."""
@@ -339,13 +355,20 @@ class Sandbox:
         request = {"op": "run", "code": code}
         if silent:
             request.update(silent=True, store_history=False)
-        result, _ = self._request(request, on_output, timeout)
+        result, _ = self._request(request, on_output, timeout, on_input)
         if self._learn_working_set:
             self._learn_working_set = False
             with self._send_lock:  # close() frees the native sandbox under it
                 if self._finalizer.alive:
                     lib.fj_sandbox_learn_working_set(self._native.handle)  # a hint: may fail
         return result
+
+    def send_input(self, value: str | None) -> None:
+        """Answers the running cell's ``input()`` (None: end of input)."""
+        with self._send_lock:
+            if self._closed or self._exit_info is not None:
+                raise SandboxClosed(f"sandbox {self.id} is not running")
+            self._native.sock.sendall(encode_frame({"op": "input_reply", "value": value}))
 
     def push(self, name: str, value: Any, timeout: float | None = 60.0) -> None:
         """Sets a (picklable) variable in the guest's namespace."""
