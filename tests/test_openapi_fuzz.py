@@ -52,6 +52,7 @@ REAL_IDS = [
     ("/runs/{id}/events", "GET"),
     ("/runs/{id}/interrupt", "POST"),
     ("/runs/{id}/cancel", "POST"),
+    ("/runs/{id}/stdin", "POST"),
 ]
 # Real ids only with invalid input; valid input only with unknown ids.
 GUARDED = [("/sandboxes/{id}/branch", "POST"), ("/snapshots/{id}", "DELETE")]
