@@ -176,12 +176,14 @@ class BaseHandler(tornado.web.RequestHandler):
         return out + ["OPTIONS"]
 
     async def head(self, *args: str) -> None:
-        if "HEAD" not in self.allowed_methods() or getattr(self, "event_stream", False):
-            if getattr(self, "event_stream", False):
-                self.set_header("Content-Type", "text/event-stream")
-                self.finish()
-                return
+        """GET without the body (tornado drops it); an event stream answers
+        its headers only, instead of streaming forever."""
+        if "HEAD" not in self.allowed_methods():
             raise tornado.web.HTTPError(405)
+        if getattr(self, "event_stream", False):
+            self.set_header("Content-Type", "text/event-stream")
+            self.finish()
+            return
         await self.get(*args)
 
     def options(self, *args: str) -> None:

@@ -102,7 +102,9 @@ async def _main(
         bound_host, bound_port = sockets[0].getsockname()[:2]
         info["tcp"] = f"http://{bound_host}:{bound_port}"
     info_path = state / "daemon.json"
-    info_path.write_text(json.dumps(info, indent=1))
+    tmp = info_path.with_suffix(".tmp")  # replaced whole: a reader never sees half of it
+    tmp.write_text(json.dumps(info, indent=1))
+    os.replace(tmp, info_path)
     print(f"forkd-jupyter daemon {__version__} serving {info['url']}", flush=True)
     if info["tcp"]:
         print(f"forkd-jupyter daemon also serving {info['tcp']}", flush=True)
