@@ -61,6 +61,8 @@ def test_a_run_starts_at_once_and_outlives_its_client(http, sb):
     done = http.get(f"/runs/{run['id']}").json()
     assert done["status"] == "done" and done["result"]["stdout"] == "0\n1\n2\n3\n"
     assert run["id"] in {r["id"] for r in http.get(f"/sandboxes/{sb}/runs").json()["runs"]}
+    with http.stream("GET", url, params={"after": 1000}) as stream:  # past the end
+        assert list(iter_events_with_ids(stream)) == []
 
 
 def test_a_run_can_be_cancelled(http, sb):

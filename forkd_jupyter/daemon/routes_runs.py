@@ -105,6 +105,9 @@ class RunEventsHandler(BaseHandler):
                     if event in ("result", "error"):
                         self.finish()
                         return
+                if run.finished and not run.after(after)[0]:
+                    self.finish()  # the reader is past the run's last event
+                    return
                 await changed.wait()
         except StreamClosedError:
             return  # the run goes on; its events stay for the next reader
