@@ -116,7 +116,7 @@ def _ask_notebook(prompt: str, password: bool) -> str | None:
     sys.stdout.flush()
     try:
         return getpass.getpass(prompt) if password else input(prompt)
-    except (EOFError, RuntimeError):  # a frontend that does not take input
+    except (EOFError, RuntimeError, OSError):  # a frontend that takes no input
         return None
 
 
