@@ -12,9 +12,11 @@ docs/filesystem.md says what a guest may read for each layout.
 
 from __future__ import annotations
 
+import glob
 import inspect
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
@@ -43,7 +45,9 @@ def _self_description() -> dict:
         return os.path.basename(os.path.normpath(path)) in ("site-packages", "dist-packages")
 
     user_site = None
-    if site.ENABLE_USER_SITE:
+    # Run isolated (-I, by describe), the interpreter says what a kernel
+    # started normally would add: its user site, when the directory exists.
+    if site.ENABLE_USER_SITE or sys.flags.isolated:
         candidate = site.getusersitepackages()
         if os.path.isdir(candidate):
             user_site = candidate
@@ -194,24 +198,43 @@ def current() -> PythonEnv:
     return PythonEnv.from_description(_self_description())
 
 
+def _looks_like_cpython(executable: str) -> None:
+    """Only a CPython interpreter is ever run to describe itself: an ELF
+    named python[X[.Y]] next to a standard library (the landmark CPython's
+    own start-up looks for). Anything else is refused unrun."""
+    real = os.path.realpath(executable)
+    try:
+        with open(real, "rb") as f:
+            magic = f.read(4)
+    except OSError:
+        magic = b""
+    if magic != b"\x7fELF":
+        raise PythonEnvError(f"{executable} is not a usable Python: not an ELF interpreter")
+    if not re.fullmatch(r"python(\d+(\.\d+)?)?", os.path.basename(real)):
+        raise PythonEnvError(f"{executable} is not a usable Python: not named python")
+    lib = os.path.join(os.path.dirname(os.path.dirname(real)), "lib")
+    if not glob.glob(os.path.join(glob.escape(lib), "python3*", "os.py")):
+        raise PythonEnvError(f"{executable} is not a usable Python: no standard library beside it")
+
+
 def describe(executable: str, pythonpath: list[str] | None = None) -> PythonEnv:
     """The environment of another interpreter, as that interpreter reports it
-    when started the way a kernel would be (with ``pythonpath`` as its
-    PYTHONPATH). Raises PythonEnvError with the reason."""
+    (started isolated, -I, so nothing but the interpreter itself decides what
+    runs), with ``pythonpath`` as the PYTHONPATH package directories a kernel
+    of it would add. Raises PythonEnvError with the reason."""
     if not isinstance(executable, str) or not os.path.isabs(executable):
         raise PythonEnvError("python must be an absolute path to an interpreter")
     if not os.access(executable, os.X_OK) or os.path.isdir(executable):
         raise PythonEnvError(f"{executable} is not an executable file")
+    _looks_like_cpython(executable)
     source = inspect.getsource(_self_description)
     code = f"{source}\nimport json\nprint(json.dumps(_self_description()))\n"
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8"}
     if "HOME" in os.environ:
         env["HOME"] = os.environ["HOME"]
-    if pythonpath:
-        env["PYTHONPATH"] = os.pathsep.join(pythonpath)
     try:
         out = subprocess.run(
-            [executable, "-c", code],
+            [executable, "-I", "-c", code],
             env=env,
             capture_output=True,
             text=True,
@@ -226,8 +249,11 @@ def describe(executable: str, pythonpath: list[str] | None = None) -> PythonEnv:
         raise PythonEnvError(f"{executable} is not a usable Python: {tail[0]}")
     try:
         data = json.loads(out.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
+    except (ValueError, IndexError, AttributeError):
         raise PythonEnvError(f"{executable} did not describe itself") from None
+    if not isinstance(data, dict):
+        raise PythonEnvError(f"{executable} did not describe itself")
+    data["pythonpath"] = [os.path.abspath(p) for p in pythonpath or () if os.path.isdir(p)]
     return PythonEnv.from_description(data)
 
 

@@ -82,7 +82,7 @@ def test_spawn_get_list_run(http, source):
 
 
 def test_a_name_is_free_again_once_its_sandbox_is_dead(daemon, http, source):
-    problem_of(http.post("/sandboxes", json={"name": "api-source"}), 400, "bad-request")
+    problem_of(http.post("/sandboxes", json={"name": "api-source"}), 409, "name-taken")
     [first] = daemon.spawn_sandboxes(memory_limit_mib=1024, name="api-reused")
     daemon.kill_sandbox(first["id"])
     [second] = daemon.spawn_sandboxes(memory_limit_mib=1024, name="api-reused")
@@ -190,7 +190,7 @@ def test_branch_modes_tags_children(http, daemon, source):
     unmeasured = http.post(url, json={"mode": "full"}).json()["snapshot"]
     assert unmeasured["diff_bytes"] is None
     assert http.get("/snapshots/api-live").json()["id"] == snap["id"]
-    problem_of(http.post(url, json={"tag": "api-live"}), 400, "bad-request")  # tags are unique
+    problem_of(http.post(url, json={"tag": "api-live"}), 409, "name-taken")  # tags are unique
     for k in kids:
         daemon.kill_sandbox(k["id"])
 

@@ -120,6 +120,11 @@ TOUR = [
     ("guest-raise", "%%forkd tour\n1/0"),
     ("no-current", "%%forkd\n1"),  # the cascade took the current sandbox
     ("use-tour", "%forkd use tour"),
+    # nbclient's kernel takes no input: the guest's input() ends (EOFError), never hangs.
+    (
+        "input-eof",
+        "%%forkd\ntry:\n    input('name? ')\nexcept EOFError:\n    print('no input here')",
+    ),
     ("guest-class", "%%forkd\nclass OnlyInGuest:\n    pass\nonly_in_guest = OnlyInGuest()"),
     ("pull-guest-class", "%forkd pull only_in_guest"),
     ("kill-unknown", "%forkd kill no-such-sandbox"),
@@ -400,3 +405,7 @@ def test_the_reference_in_docs_is_generated_from_the_parsers():
     assert doc.endswith(reference()), "regenerate: python -m forkd_jupyter.magics.reference"
     for sub in SUBCOMMAND_NAMES:
         assert f"### `%forkd {sub}`" in doc, sub
+
+
+def test_input_in_a_cell_ends_when_the_notebook_takes_no_input(tour):
+    assert "no input here" in text_of(tour["input-eof"])

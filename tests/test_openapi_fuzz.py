@@ -1,10 +1,14 @@
-"""Property-based checks of the running daemon against docs/openapi.yaml
-(schemathesis generates the requests): every answer has a documented status
-and matches its schema, and no input makes the daemon fail (500).
+"""Property-based checks of the running daemon against the OpenAPI document
+it serves (GET /v1/openapi.json; schemathesis generates the requests):
+every answer has a documented status and matches its schema, and no input
+makes the daemon fail (5xx).
 
-Generated requests that would create resources (spawning, branching,
-shutting down) are only generated *invalid* (negative cases, which must be
-refused with 400 before anything happens); the others run as generated."""
+Generated requests address REAL resources: the ``{id}`` of each case is
+drawn from a running sandbox's id and name, a snapshot's id and tag, and
+an unknown id. Requests that would create or destroy resources in bulk
+(spawning, branching, deleting, shutting down) are generated *invalid* for
+real ids (negative cases, which must be refused with 400 before anything
+happens) and as generated for unknown ids."""
 
 from __future__ import annotations
 
@@ -12,14 +16,17 @@ import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from openapi_check import schema, validate
+from hypothesis import strategies as st
+from openapi_check import validate
 from schemathesis import DataGenerationMethod
 
 pytestmark = pytest.mark.kvm
 
-READ_ONLY = [
+# Run with real ids, bodies and arguments as generated.
+REAL_IDS = [
     ("/health", "GET"),
     ("/version", "GET"),
+    ("/openapi.json", "GET"),
     ("/sandboxes", "GET"),
     ("/sandboxes/{id}", "GET"),
     ("/snapshots", "GET"),
@@ -27,36 +34,31 @@ READ_ONLY = [
     ("/tree", "GET"),
     ("/timings", "GET"),
     ("/sandboxes/{id}/files", "GET"),
+    ("/sandboxes/{id}/stat", "GET"),
     ("/sandboxes/{id}/tar", "GET"),
-]
-# Random ids never name a real sandbox or snapshot: these end in 400/404.
-UNKNOWN_TARGET = [
-    ("/sandboxes/{id}", "DELETE"),
     ("/sandboxes/{id}/run", "POST"),
     ("/sandboxes/{id}/interrupt", "POST"),
     ("/sandboxes/{id}/push", "POST"),
     ("/sandboxes/{id}/pull", "POST"),
-    ("/sandboxes/{id}/branch", "POST"),
     ("/sandboxes/{id}/files", "PUT"),
+    ("/sandboxes/{id}/files", "DELETE"),
+    ("/sandboxes/{id}/mkdir", "POST"),
+    ("/sandboxes/{id}/move", "POST"),
     ("/sandboxes/{id}/tar", "PUT"),
-    ("/snapshots/{id}", "DELETE"),
     ("/snapshots/{id}/save", "POST"),
+    ("/sandboxes/{id}/runs", "GET"),
+    ("/sandboxes/{id}/runs", "POST"),
+    ("/runs/{id}", "GET"),
+    ("/runs/{id}/events", "GET"),
+    ("/runs/{id}/interrupt", "POST"),
+    ("/runs/{id}/cancel", "POST"),
+    ("/runs/{id}/stdin", "POST"),
 ]
+# Real ids only with invalid input; valid input only with unknown ids.
+GUARDED = [("/sandboxes/{id}/branch", "POST"), ("/snapshots/{id}", "DELETE")]
+UNKNOWN_ONLY = [("/sandboxes/{id}", "DELETE")]  # nothing in it can be invalid but the id
 NEGATIVE_ONLY = [("/sandboxes", "POST")]
-# With the id of a real sandbox (or snapshot), so generated requests reach
-# the handlers: every one that leaves the sandbox alive and the tree intact.
-REAL_TARGET = [
-    ("/sandboxes/{id}", "GET"),
-    ("/sandboxes/{id}/run", "POST"),
-    ("/sandboxes/{id}/interrupt", "POST"),
-    ("/sandboxes/{id}/push", "POST"),
-    ("/sandboxes/{id}/pull", "POST"),
-    ("/sandboxes/{id}/files", "GET"),
-    ("/sandboxes/{id}/files", "PUT"),
-    ("/sandboxes/{id}/tar", "GET"),
-    ("/sandboxes/{id}/tar", "PUT"),
-    ("/snapshots/{id}", "GET"),
-]
+EXAMPLES = {("/snapshots/{id}/save", "POST"): 5}
 
 
 @schemathesis.serializer("application/x-tar")
@@ -71,16 +73,41 @@ class RawBytes:
         return self.as_requests(context, value)
 
 
+@pytest.fixture(scope="module")
+def served(daemon):
+    """The OpenAPI document as the daemon serves it."""
+    conn = daemon.connection
+    with httpx.Client(transport=conn.transport(), headers=conn.headers()) as c:
+        doc = c.get(conn.base_url + "/v1/openapi.json").json()
+    return schemathesis.from_dict(doc)
+
+
+@pytest.fixture(scope="module")
+def real(daemon):
+    """A running sandbox and a ready snapshot of it, by id and by name."""
+    [sb] = daemon.spawn_sandboxes(memory_limit_mib=256, name="fuzz-target")
+    snap = daemon.branch_sandbox(sb["id"], mode="full", tag="fuzz-snap")["snapshot"]
+    run = daemon.start_run(sb["id"], "'a finished run'")
+    list(daemon.run_events(run["id"]))
+    ids = {
+        "sandbox": [sb["id"], sb["name"], "sb-999999"],
+        "snapshot": [snap["id"], snap["tag"], "snap-999999"],
+        "run": [run["id"], "run-999999"],
+    }
+    yield ids
+    daemon.delete_snapshot(snap["id"], cascade=True)
+    daemon.kill_sandbox(sb["id"])
+
+
 def send(daemon, case) -> httpx.Response | None:
     conn = daemon.connection
     kwargs = case.as_transport_kwargs(base_url=conn.base_url + "/v1")
     kwargs.pop("cookies", None)
     # Only the body's type is kept from the generated headers: the target is
-    # the API's parameters and bodies, not HTTP header parsing (the token is
-    # not set on the test daemon; the lifecycle tests cover authorization).
+    # the API's parameters and bodies, not HTTP header parsing.
     generated = kwargs.pop("headers") or {}
     headers = {k: v for k, v in generated.items() if k.lower() == "content-type"}
-    with httpx.Client(transport=conn.transport(), timeout=60) as client:
+    with httpx.Client(transport=conn.transport(), timeout=120) as client:
         if "data" in kwargs:
             kwargs["content"] = kwargs.pop("data")
         try:
@@ -89,17 +116,10 @@ def send(daemon, case) -> httpx.Response | None:
             return None  # not expressible as an HTTP request
 
 
-def _run(
-    daemon,
-    path: str,
-    method: str,
-    how: DataGenerationMethod,
-    examples: int,
-    real_id: str | None = None,
-) -> list[int]:
-    """Runs generated requests; returns the statuses answered."""
-    op = schema()[path][method]
-    statuses: list[int] = []
+def _run(daemon, schema, ids, path, method, how, examples, real_ids) -> None:
+    op = schema[path][method]
+    kind = {"snapshots": "snapshot", "runs": "run"}.get(path.split("/")[1], "sandbox")
+    choices = ids[kind] if real_ids else ids[kind][-1:]
 
     @settings(
         max_examples=examples,
@@ -107,60 +127,96 @@ def _run(
         suppress_health_check=list(HealthCheck),
         database=None,
     )
-    @given(case=op.as_strategy(data_generation_method=how))
-    def run(case):
-        if how is DataGenerationMethod.negative:
-            if not isinstance(case.body, dict | list | str | int | float | bool):
-                return  # no body: a valid request (it would spawn)
-            response = send(daemon, case)
-            if response is None:
-                return
-            assert response.status_code in (400, 404), (case.body, response.text)
-            validate(response)
+    @given(case=op.as_strategy(data_generation_method=how), target=st.sampled_from(choices))
+    def run(case, target):
+        if "id" in (case.path_parameters or {}):
+            case.path_parameters["id"] = target
+        if how is DataGenerationMethod.negative and not isinstance(
+            case.body, dict | list | str | int | float | bool
+        ):
+            return  # no body: the request may be valid (it would act)
+        response = send(daemon, case)
+        if response is None:
+            return
+        if response.status_code == 504:  # a generated timeout that expired: the documented answer
+            assert response.json()["type"].endswith(":timeout")
+            assert isinstance(case.body, dict) and case.body.get("timeout") is not None
         else:
-            if real_id is not None:
-                case.path_parameters = dict(case.path_parameters or {}, id=real_id)
-            response = send(daemon, case)
-            if response is None:
-                return
-            statuses.append(response.status_code)
-            # A documented 504 (a generated run timeout of ~0 s) is an answer,
-            # not a failure; validate() checks it is documented.
-            assert response.status_code != 500 and (
-                response.status_code < 500 or response.status_code == 504
-            ), (case.path, case.method, response.text)
-            validate(response)
+            assert response.status_code < 500, (case.path, case.method, case.body, response.text)
+        if how is DataGenerationMethod.negative:
+            assert response.status_code in (400, 404, 413), (case.body, response.text)
+        validate(response)
 
     run()
-    return statuses
 
 
-@pytest.mark.parametrize("path,method", READ_ONLY + UNKNOWN_TARGET)
-def test_generated_requests_get_documented_answers(daemon, path, method):
-    _run(daemon, path, method, DataGenerationMethod.positive, 25)
+@pytest.mark.parametrize("path,method", REAL_IDS)
+def test_generated_requests_on_real_ids_get_documented_answers(daemon, served, real, path, method):
+    examples = EXAMPLES.get((path, method), 25)
+    _run(daemon, served, real, path, method, DataGenerationMethod.positive, examples, True)
+
+
+# One bad field added to an otherwise generated body: refused before anything happens.
+BAD_FIELDS = {
+    ("/sandboxes/{id}/branch", "POST"): [
+        ("count", -1),
+        ("count", 65),
+        ("count", 1.5),
+        ("mode", "fast"),
+        ("tag", "sb-1"),
+        ("tag", " padded"),
+        ("tag", ""),
+        ("tag", "x" * 65),
+        ("wait", "yes"),
+        ("measure_diff", 1),
+        ("surprise", True),
+    ],
+}
+BAD_QUERIES = {("/snapshots/{id}", "DELETE"): [{"cascade": "yes"}, {"cascade": ""}]}
+
+
+@pytest.mark.parametrize("path,method", GUARDED)
+def test_guarded_routes_refuse_invalid_input_on_real_ids(daemon, served, real, path, method):
+    op = served[path][method]
+    kind = "snapshot" if path.startswith("/snapshots") else "sandbox"
+    before = daemon.list_snapshots()
+    bad = BAD_FIELDS.get((path, method), [None])
+    queries = BAD_QUERIES.get((path, method), [None])
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(
+        case=op.as_strategy(data_generation_method=DataGenerationMethod.positive),
+        target=st.sampled_from(real[kind][:2]),
+        field=st.sampled_from(bad),
+        query=st.sampled_from(queries),
+    )
+    def run(case, target, field, query):
+        case.path_parameters["id"] = target
+        if field is not None:
+            case.body = {**(case.body if isinstance(case.body, dict) else {}), field[0]: field[1]}
+        if query is not None:
+            case.query = query
+        response = send(daemon, case)
+        assert response.status_code == 400, (case.body, case.query, response.text)
+        validate(response)
+
+    run()
+    assert daemon.list_snapshots() == before  # nothing was made or removed
+    _run(daemon, served, real, path, method, DataGenerationMethod.positive, 15, False)
+
+
+@pytest.mark.parametrize("path,method", UNKNOWN_ONLY)
+def test_generated_requests_on_unknown_ids(daemon, served, real, path, method):
+    _run(daemon, served, real, path, method, DataGenerationMethod.positive, 15, False)
 
 
 @pytest.mark.parametrize("path,method", NEGATIVE_ONLY)
-def test_invalid_bodies_are_refused_with_400(daemon, path, method):
-    _run(daemon, path, method, DataGenerationMethod.negative, 40)
+def test_invalid_bodies_are_refused_with_400(daemon, served, path, method):
+    _run(daemon, served, {"sandbox": ["-"]}, path, method, DataGenerationMethod.negative, 40, False)
 
 
-@pytest.fixture(scope="module")
-def real_ids(daemon):
-    (sb,) = daemon.spawn_sandboxes(n=1, memory_limit_mib=256)
-    snap = daemon.branch_sandbox(sb["id"], mode="live")["snapshot"]
-    yield {"/sandboxes": sb["id"], "/snapshots": snap["id"]}
-    daemon.kill_sandbox(sb["id"])
+def test_the_served_document_is_docs_openapi_yaml(daemon, served):
+    import yaml
+    from openapi_check import SPEC
 
-
-@pytest.mark.parametrize("path,method", REAL_TARGET)
-def test_generated_requests_on_real_ids_reach_the_handlers(daemon, real_ids, path, method):
-    real = real_ids["/" + path.split("/")[1]]
-    statuses = _run(daemon, path, method, DataGenerationMethod.positive, 25, real_id=real)
-    # Not just 404s: the requests reached a real sandbox (or snapshot).
-    assert any(code != 404 for code in statuses), statuses
-    if path.startswith("/sandboxes"):
-        assert daemon.get_sandbox(real)["status"] == "running", "the sandbox died"
-        assert daemon.run_cell(real, "6 * 7").result["text/plain"] == "42"
-    else:
-        assert daemon.get_sandbox(real_ids["/sandboxes"])["id"]  # the tree is intact
+    assert served.raw_schema == yaml.safe_load(SPEC.read_text())

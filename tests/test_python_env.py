@@ -100,6 +100,17 @@ def test_pythonpath_package_directories_and_the_user_site(envs, monkeypatch):
         sb.close()
 
 
+def test_describing_an_interpreter_runs_nothing_from_its_pythonpath(envs):
+    # The interpreter runs isolated: a PYTHONPATH directory shadowing the
+    # standard library is made readable to the guest, never executed on the host.
+    trap = envs / "trap"
+    trap.mkdir()
+    marker = envs / "trap-ran"
+    (trap / "json.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    env = python_env.describe(python_env.current().executable, [str(trap)])
+    assert env.pythonpath == (str(trap),) and not marker.exists()
+
+
 def test_too_broad_pythonpath_entries_are_not_made_readable(envs, monkeypatch):
     monkeypatch.setenv("HOME", str(envs))
     env = python_env.describe(python_env.current().executable, ["/", str(envs), str(envs.parent)])
@@ -112,8 +123,8 @@ def test_environments_the_guest_cannot_use_are_refused_clearly(envs, tmp_path):
         python_env.describe(str(stdlib_venv(tmp_path / "venv-in-tmp")))
     with pytest.raises(python_env.PythonEnvError, match="not a usable Python"):
         python_env.describe("/bin/sh")
-    with pytest.raises(python_env.PythonEnvError, match="did not describe itself"):
-        python_env.describe("/bin/true")
+    with pytest.raises(python_env.PythonEnvError, match="not named python"):
+        python_env.describe("/bin/true")  # refused unrun: only an interpreter is ever run
     with pytest.raises(python_env.PythonEnvError, match="absolute path"):
         python_env.describe("python3")
     with pytest.raises(python_env.PythonEnvError, match="not an executable"):
@@ -156,7 +167,7 @@ def test_one_daemon_spawns_each_clients_environment(daemon, envs):
     finally:
         for rec in (rec_a, rec_b):
             daemon.kill_sandbox(rec["id"])
-    for bad, words in (("/bin/true", "did not describe itself"), ("python3", "absolute path")):
+    for bad, words in (("/bin/true", "not a usable Python"), ("python3", "absolute path")):
         with pytest.raises(BadRequest) as e:
             daemon.spawn_sandboxes(python=bad)
         assert words in e.value.detail and e.value.problem.get("field") == "python"

@@ -9,6 +9,7 @@ from .errors import (
     DaemonUnavailable,
     ForkdError,
     NotFound,
+    TooLarge,
     Unauthorized,
     Unavailable,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "DaemonUnavailable",
     "ForkdError",
     "NotFound",
+    "TooLarge",
     "Unauthorized",
     "Unavailable",
     "ensure_daemon",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import pickle
 import socket
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -20,7 +21,7 @@ from ..modes import BranchMode
 from ..run_result import RunResult
 from . import connection
 from .errors import DaemonUnavailable, ForkdError, from_problem
-from .sse import iter_events
+from .sse import iter_events, iter_events_with_ids
 
 OutputCallback = Callable[[str, str], None]
 
@@ -145,32 +146,83 @@ class Controller:
         code: str,
         on_output: OutputCallback | None = None,
         timeout: float | None = None,
+        on_input: Callable[[str, bool], str | None] | None = None,
     ) -> RunResult:
         """Runs a cell; ``on_output(name, text)`` receives stdout/stderr as
-        the guest writes them. A guest exception is ``result.error``."""
+        the guest writes them, ``on_input(prompt, password)`` answers the
+        cell's input() (None: end of input; without it input() raises
+        EOFError). A guest exception is ``result.error``."""
         body = {"code": code, "timeout": timeout}
-        if on_output is None:
+        if on_output is None and on_input is None:
             return RunResult.from_dict(
                 self._json("POST", f"/sandboxes/{sandbox_id}/run", json=body, timeout=None)
             )
-        headers = {"Accept": "text/event-stream"}
-        try:
-            with self._http.stream(
-                "POST", f"/sandboxes/{sandbox_id}/run", json=body, headers=headers, timeout=None
-            ) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise _error(response)
-                for event, data in iter_events(response):
-                    if event == "stream":
-                        on_output(data["name"], data["text"])
-                    elif event == "result":
-                        return RunResult.from_dict(data)
-                    elif event == "error":
-                        raise from_problem(data)
-        except httpx.TransportError as e:
-            raise DaemonUnavailable(f"the run stream broke: {e}") from None
-        raise DaemonUnavailable("the run stream ended without a result")
+        run = self.start_run(sandbox_id, code, timeout)
+        for event, data in self.run_events(run["id"]):
+            if event == "stream" and on_output is not None:
+                on_output(data["name"], data["text"])
+            elif event == "input_request":
+                answer = on_input(data["prompt"], data["password"]) if on_input else None
+                self.send_stdin(run["id"], answer)
+            elif event == "result":
+                return RunResult.from_dict(data)
+            elif event == "error":
+                raise from_problem(data)
+        raise DaemonUnavailable("the run's event stream ended without a result")
+
+    # ------------------------------------------------------- background runs
+    def start_run(self, sandbox_id: str, code: str, timeout: float | None = None) -> dict:
+        """Starts a cell in the background and returns its run record
+        (``id``, ``status``...) at once; the daemon keeps its output and
+        result whether or not anyone listens."""
+        body = {"code": code, "timeout": timeout}
+        return self._json("POST", f"/sandboxes/{sandbox_id}/runs", json=body)
+
+    def get_run(self, run_id: str) -> dict:
+        """The run record; ``result`` (or ``error``) once it has finished."""
+        return self._json("GET", f"/runs/{run_id}")
+
+    def list_runs(self, sandbox_id: str) -> list[dict]:
+        return self._json("GET", f"/sandboxes/{sandbox_id}/runs")["runs"]
+
+    def send_stdin(self, run_id: str, value: str | None) -> dict:
+        """Answers the run's waiting input() (None: end of input)."""
+        return self._json("POST", f"/runs/{run_id}/stdin", json={"value": value})
+
+    def cancel_run(self, run_id: str) -> dict:
+        return self._json("POST", f"/runs/{run_id}/cancel")
+
+    def interrupt_run(self, run_id: str) -> dict:
+        return self._json("POST", f"/runs/{run_id}/interrupt")
+
+    def run_events(
+        self, run_id: str, after: int = 0, retries: int = 5
+    ) -> Iterator[tuple[str, dict]]:
+        """(event, data) of the run from after event ``after`` to its last
+        (``result`` or ``error``). A broken connection is resumed where it
+        left off (``Last-Event-ID``), so no output is lost or repeated."""
+        last, failures = after, 0
+        while True:
+            headers = {"Accept": "text/event-stream", "Last-Event-ID": str(last)}
+            try:
+                with self._http.stream(
+                    "GET", f"/runs/{run_id}/events", headers=headers, timeout=None
+                ) as response:
+                    if response.status_code >= 400:
+                        response.read()
+                        raise _error(response)
+                    for event, data, ident in iter_events_with_ids(response):
+                        if ident is not None:
+                            last = int(ident)
+                        failures = 0
+                        yield event, data
+                        if event in ("result", "error"):
+                            return
+            except httpx.TransportError as e:
+                failures += 1
+                if failures > retries:
+                    raise DaemonUnavailable(f"the run's event stream broke: {e}") from None
+                time.sleep(min(2.0, 0.1 * 2**failures))
 
     eval_code = run_cell
 
@@ -239,11 +291,37 @@ class Controller:
             raise IsADirectoryError(f"{path} is a directory")
         return r.content
 
-    def list_dir(self, sandbox_id: str, path: str) -> list[dict]:
-        r = self._request("GET", f"/sandboxes/{sandbox_id}/files", params={"path": path})
+    def list_dir(
+        self, sandbox_id: str, path: str, recursive: bool = False, limit: int | None = None
+    ) -> list[dict]:
+        """Entries of a directory; ``recursive`` lists the whole tree below
+        (names relative to ``path``), at most ``limit`` entries."""
+        params: dict = {"path": path}
+        if recursive:
+            params["recursive"] = "true"
+        if limit is not None:
+            params["limit"] = str(limit)
+        r = self._request("GET", f"/sandboxes/{sandbox_id}/files", params=params)
         if not r.headers.get("content-type", "").startswith("application/json"):
             raise NotADirectoryError(f"{path} is not a directory")
         return r.json()["entries"]
+
+    def stat(self, sandbox_id: str, path: str) -> dict:
+        """``{"path", "name", "type", "size", "mode", "mtime"}`` of a path."""
+        return self._json("GET", f"/sandboxes/{sandbox_id}/stat", params={"path": path})
+
+    def remove(self, sandbox_id: str, path: str, recursive: bool = False) -> list[str]:
+        """Removes a file or empty directory (``recursive``: a whole tree)."""
+        params = {"path": path, "recursive": "true" if recursive else "false"}
+        return self._json("DELETE", f"/sandboxes/{sandbox_id}/files", params=params)["deleted"]
+
+    def mkdir(self, sandbox_id: str, path: str, parents: bool = False) -> str:
+        body = {"path": path, "parents": parents}
+        return self._json("POST", f"/sandboxes/{sandbox_id}/mkdir", json=body)["path"]
+
+    def move(self, sandbox_id: str, source: str, destination: str, overwrite: bool = False) -> dict:
+        body = {"source": source, "destination": destination, "overwrite": overwrite}
+        return self._json("POST", f"/sandboxes/{sandbox_id}/move", json=body)
 
     def write_file(self, sandbox_id: str, path: str, data: bytes) -> dict:
         return self._json(

@@ -29,11 +29,16 @@ class NotFound(ForkdError):
 
 
 class Conflict(ForkdError):
-    """409: the snapshot has dependents, or the sandbox is not running."""
+    """409: the snapshot has dependents, the sandbox is not running or is
+    busy, the name or tag is taken, or the path is in the way."""
 
     @property
     def dependents(self) -> list[str]:
         return list(self.problem.get("dependents", []))
+
+
+class TooLarge(ForkdError):
+    """413: the body is over the route's limit, or does not fit the layer."""
 
 
 class Unavailable(ForkdError):
@@ -54,7 +59,14 @@ class DaemonUnavailable(ForkdError):
         )
 
 
-_BY_STATUS = {400: BadRequest, 401: Unauthorized, 404: NotFound, 409: Conflict, 503: Unavailable}
+_BY_STATUS = {
+    400: BadRequest,
+    401: Unauthorized,
+    404: NotFound,
+    409: Conflict,
+    413: TooLarge,
+    503: Unavailable,
+}
 
 
 def from_problem(problem: dict) -> ForkdError:

@@ -3,6 +3,6 @@ branch tree, timings, the on-disk store), free of any transport."""
 
 from .errors import ControllerError
 from .store import Store
-from .tree import SandboxTree
+from .tree import MAX_CHILDREN, SandboxTree
 
-__all__ = ["ControllerError", "SandboxTree", "Store"]
+__all__ = ["MAX_CHILDREN", "ControllerError", "SandboxTree", "Store"]

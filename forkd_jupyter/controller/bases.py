@@ -97,6 +97,19 @@ def fingerprint(env: PythonEnv, memory_mib: int, preload: tuple[str, ...]) -> st
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:24]
 
 
+def module_names(preload: object) -> tuple[str, ...]:
+    """A spawn's ``preload``: module names, each once, in order."""
+    if preload is None:
+        return ()
+
+    def is_module(m: object) -> bool:
+        return isinstance(m, str) and all(part.isidentifier() for part in m.split("."))
+
+    if not isinstance(preload, list) or len(preload) > 64 or not all(map(is_module, preload)):
+        raise E.BadRequest("preload must be a list of module names", field="preload")
+    return tuple(dict.fromkeys(preload))
+
+
 class Bases:
     def __init__(self, root: Path) -> None:
         self.root = root

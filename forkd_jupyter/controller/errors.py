@@ -17,6 +17,16 @@ class ControllerError(Exception):
         self.detail = detail
         self.extra = extra
 
+    def problem(self) -> dict:
+        """The problem document (RFC 9457) of this failure."""
+        return {
+            "type": f"urn:forkd-jupyter:problem:{self.kind}",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            **self.extra,
+        }
+
 
 class BadRequest(ControllerError):
     kind, status, title = "bad-request", 400, "Bad request"
@@ -52,3 +62,15 @@ class Timeout(ControllerError):
 
 class NotSupported(ControllerError):
     kind, status, title = "not-supported", 501, "Not supported by this build"
+
+
+class SandboxBusy(ControllerError):
+    kind, status, title = "sandbox-busy", 409, "Sandbox is busy"
+
+
+class NameTaken(ControllerError):
+    kind, status, title = "name-taken", 409, "Name or tag already in use"
+
+
+class RunNotWaiting(ControllerError):
+    kind, status, title = "run-not-waiting", 409, "Run is not waiting for input"

@@ -8,6 +8,7 @@ hand events to the IO loop with ``call_soon_threadsafe``)."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import deque
@@ -24,6 +25,8 @@ class EventBus:
         self._seq = 0
         self._history: deque[Event] = deque(maxlen=HISTORY)
         self._subscribers: set[Subscriber] = set()
+        # Tells this daemon's sequence numbers from a previous daemon's.
+        self.boot = os.urandom(4).hex()
 
     @property
     def seq(self) -> int:
@@ -37,6 +40,14 @@ class EventBus:
             self._history.append(event)
             for deliver in list(self._subscribers):
                 deliver(event)
+
+    def can_replay(self, since: int) -> bool:
+        """Whether every event after ``since`` is still kept."""
+        with self._lock:
+            if since > self._seq:
+                return False  # a number this daemon never gave
+            oldest = self._history[0]["seq"] if self._history else self._seq + 1
+            return since >= oldest - 1
 
     def subscribe(self, deliver: Subscriber, since: int | None = None) -> Callable[[], None]:
         """Replays the kept events after ``since`` then delivers new ones;

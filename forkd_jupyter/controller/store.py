@@ -11,11 +11,13 @@ import json
 import os
 from pathlib import Path
 
+from . import saving
 from .records import SandboxRecord, SnapshotRecord
 
 FORMAT = 1
 DEAD_WITH_DAEMON = "daemon restarted"
 LOST_WITH_DAEMON = "lost when the daemon stopped (it was not saved to disk)"
+CUT_BY_DAEMON = "the daemon stopped while this snapshot was being written"
 
 
 class Store:
@@ -71,7 +73,10 @@ class Store:
             saved = rec.saved_path and Path(rec.saved_path).exists()
             if not saved:
                 if rec.status == "failed":
-                    continue
-                rec.status, rec.error, rec.saved_path = "failed", LOST_WITH_DAEMON, None
+                    continue  # reported once, after the restart that lost it
+                reason = CUT_BY_DAEMON if rec.status == "writing" else LOST_WITH_DAEMON
+                rec.status, rec.error, rec.saved_path = "failed", reason, None
             snapshots.append(rec)
+        # Copies no record points at: a save cut by the previous daemon's end.
+        saving.sweep(self.snapshots_dir, {s.saved_path for s in snapshots if s.saved_path})
         return dict(doc.get("counters", {})), sandboxes, snapshots

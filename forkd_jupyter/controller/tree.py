@@ -17,20 +17,24 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import vmm
+from ..python_env import PythonEnv
 from ..vmm.snapshot import MODES
-from . import environments
+from . import environments, saving
 from . import errors as E
-from .bases import Bases
+from .background import BackgroundRuns
+from .bases import Bases, module_names
 from .events import EventBus
 from .records import SandboxRecord, SnapshotRecord, timing_row
+from .runs import RunBook
 from .store import Store
 
 DEFAULT_MEMORY_MIB = 2048
 MAX_CHILDREN = 64
+MAX_DEAD_KEPT = 256  # dead sandbox records kept; the oldest go first (event "removed")
 WATCH_INTERVAL_S = 0.5
 
 
-class SandboxTree:
+class SandboxTree(BackgroundRuns):
     def __init__(self, store: Store, max_branches: int = 4) -> None:
         self.store = store
         self.events = EventBus()
@@ -38,10 +42,16 @@ class SandboxTree:
         self._lock = threading.RLock()
         self._branch_slots = threading.BoundedSemaphore(max_branches)
         counters, sandboxes, snapshots = store.load()
-        self._counters = {"sandbox": 0, "snapshot": 0, **counters}
+        self._counters = {"sandbox": 0, "snapshot": 0, "run": 0, **counters}
+        self.runs = RunBook()
         self._sandboxes = {r.id: r for r in sandboxes}
         self._snapshots = {r.id: r for r in snapshots}
+        # Names and tags being given right now (spawn/branch in flight):
+        # uniqueness is decided under _lock against these and the records.
+        self._reserved_names: set[str] = set()
+        self._reserved_tags: set[str] = set()
         self._stopping = threading.Event()
+        self._save_lock = threading.Lock()
         self._persist()
         self._watcher = threading.Thread(target=self._watch, name="sandbox-watch", daemon=True)
         self._watcher.start()
@@ -103,10 +113,15 @@ class SandboxTree:
             return [timing_row(r) for r in self._snapshots.values() if r.pause_ms is not None]
 
     # -------------------------------------------------------------- events
-    def _changed(self, rec: SandboxRecord | SnapshotRecord, action: str) -> None:
+    def _changed(
+        self, rec: SandboxRecord | SnapshotRecord, action: str, persist: bool = False
+    ) -> None:
+        """Publishes the change; state.json is rewritten only for changes a
+        restarted daemon must know (records appearing, dying, going; a
+        snapshot's status or saved copy)."""
         kind = "sandbox" if isinstance(rec, SandboxRecord) else "snapshot"
         self.events.publish(kind, action, kind, rec.to_dict())
-        if action in ("created", "dead", "removed", "deleted") or kind == "snapshot":
+        if persist or action in ("created", "dead", "removed", "deleted"):
             self._persist()
 
     def _persist(self) -> None:
@@ -133,26 +148,51 @@ class SandboxTree:
         use, with ``preload`` imported)."""
         if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_CHILDREN:
             raise E.BadRequest(f"n must be an integer from 1 to {MAX_CHILDREN}")
-        if name is not None:
-            if n != 1:
-                raise E.BadRequest("a name can only be given when spawning one sandbox")
+        if name is not None and n != 1:
+            raise E.BadRequest("a name can only be given when spawning one sandbox")
+        env = environments.resolve(python)
+        modules = module_names(preload)
+        self._reserve_name(name)
+        try:
+            return self._spawn(n, live_fork, memory_limit_mib, snapshot, name, env, modules)
+        finally:
             with self._lock:
-                if any(r.name == name and r.status == "running" for r in self._sandboxes.values()):
-                    raise E.BadRequest(f"the name {name!r} is already used by a running sandbox")
+                self._reserved_names.discard(name)
+
+    def _reserve_name(self, name: str | None) -> None:
+        if name is None:
+            return
+        with self._lock:
+            taken = name in self._reserved_names or any(
+                r.name == name and r.status == "running" for r in self._sandboxes.values()
+            )
+            if taken:
+                raise E.NameTaken(f"the name {name!r} is already used by a running sandbox")
+            self._reserved_names.add(name)
+
+    def _spawn(
+        self,
+        n: int,
+        live_fork: bool,
+        memory_limit_mib: int | None,
+        snapshot: str | None,
+        name: str | None,
+        env: PythonEnv,
+        modules: tuple[str, ...],
+    ) -> list[dict]:
         if snapshot is not None:
             snap = self.snapshot(snapshot)
             image = self._snapshot_vm(snap)
             if memory_limit_mib is not None and memory_limit_mib != image.memory_mib:
                 raise E.BadRequest(
-                    f"children of {snap.id} have its memory size ({image.memory_mib} MiB); "
-                    f"memory_limit_mib {memory_limit_mib} cannot apply"
+                    f"memory_limit_mib: children of {snap.id} have its memory size "
+                    f"({image.memory_mib} MiB); {memory_limit_mib} cannot apply",
+                    field="memory_limit_mib",
                 )
             vms = _vmm_call(image.spawn, n)
             for vm in vms:  # live_fork=false makes children that refuse live branches
                 vm.live_fork = vm.live_fork and bool(live_fork)
             return [self._register_child(snap, vm, name) for vm in vms]
-        env = environments.resolve(python)
-        modules = _module_names(preload)
         memory = DEFAULT_MEMORY_MIB if memory_limit_mib is None else memory_limit_mib
         out = []
         for _ in range(n):
@@ -197,18 +237,40 @@ class SandboxTree:
 
     # ---------------------------------------------------------------- kill
     def kill(self, key: str) -> dict:
+        """Kills a running sandbox (a busy one at once, its cell cut); the
+        record stays, dead. Killing a dead sandbox removes its record."""
         rec = self.sandbox(key)
         with self._lock:
-            vm, rec.vm = rec.vm, None
-            was_running = rec.status == "running"
-            rec.status, rec.busy = "dead", False
-            if was_running:
-                rec.exit_reason = "killed"
+            if rec.status == "dead" and rec.vm is None:
+                if self._sandboxes.pop(rec.id, None) is None:
+                    return rec.to_dict()  # another DELETE removed it first
+                removed = True
+            else:
+                removed = False
+                vm, rec.vm = rec.vm, None
+                was_running = rec.status == "running"
+                busy = rec.busy
+                rec.status, rec.busy = "dead", False
+                if was_running:
+                    rec.exit_reason = "killed"
+        if removed:
+            self._changed(rec, "removed")
+            return rec.to_dict()
         if vm is not None:
-            vm.close()
+            vm.close(graceful=not busy)
         if was_running:
             self._changed(rec, "dead")
+            self._forget_oldest_dead()
         return rec.to_dict()
+
+    def _forget_oldest_dead(self) -> None:
+        with self._lock:
+            dead = [r for r in self._sandboxes.values() if r.status == "dead"]
+            gone = dead[: max(0, len(dead) - MAX_DEAD_KEPT)]
+            for r in gone:
+                del self._sandboxes[r.id]
+        for r in gone:
+            self._changed(r, "removed")
 
     def _mark_dead(self, rec: SandboxRecord, reason: str) -> None:
         with self._lock:
@@ -219,6 +281,7 @@ class SandboxTree:
         if vm is not None:
             vm.close()
         self._changed(rec, "dead")
+        self._forget_oldest_dead()
 
     def _watch(self) -> None:
         while not self._stopping.wait(WATCH_INTERVAL_S):
@@ -239,21 +302,42 @@ class SandboxTree:
         on_output: Callable[[str, str], None] | None = None,
         timeout: float | None = None,
     ) -> vmm.RunResult:
+        rec, vm = self.claim_for_run(key, code)
+        return self.execute(rec, vm, code, on_output, timeout)
+
+    def claim_for_run(self, key: str, code: str) -> tuple[SandboxRecord, vmm.Sandbox]:
+        """Marks the sandbox busy for one cell, or 409 when it is dead or
+        already busy (one cell at a time: a second one is refused, not
+        queued). ``execute`` must follow."""
         if not isinstance(code, str):
-            raise E.BadRequest("code must be a string")
-        rec, vm = self.running(key)
+            raise E.BadRequest("code must be a string", field="code")
         with self._lock:
+            rec, vm = self.claim_idle(key)
             rec.busy = True
         self._changed(rec, "updated")
+        return rec, vm
+
+    def execute(
+        self,
+        rec: SandboxRecord,
+        vm: vmm.Sandbox,
+        code: str,
+        on_output: Callable[[str, str], None] | None,
+        timeout: float | None,
+        on_input: Callable[[str, bool], None] | None = None,
+    ) -> vmm.RunResult:
         try:
-            result = vm.run(code, on_output=on_output, timeout=timeout)
+            result = vm.run(code, on_output=on_output, timeout=timeout, on_input=on_input)
         except vmm.SandboxTimeout as e:
-            raise E.Timeout(str(e)) from None
+            raise E.Timeout(f"sandbox {rec.id}: {e}", id=rec.id) from None
         except vmm.SandboxCrashed as e:
-            self._mark_dead(rec, f"crashed: {str(e).split(': ', 1)[-1]}")
-            raise E.SandboxDead(str(e), id=rec.id) from None
-        except vmm.SandboxClosed as e:
-            raise E.SandboxDead(str(e), id=rec.id) from None
+            reason = str(e).split(": ", 1)[-1]
+            self._mark_dead(rec, f"crashed: {reason}")
+            raise E.SandboxDead(f"sandbox {rec.id} died: {reason}", id=rec.id) from None
+        except vmm.SandboxClosed:
+            why = rec.exit_reason or "closed"
+            detail = f"sandbox {rec.id} stopped during the run ({why})"
+            raise E.SandboxDead(detail, id=rec.id) from None
         finally:
             with self._lock:
                 rec.busy = False
@@ -262,6 +346,17 @@ class SandboxTree:
                 rec.execution_count = result.execution_count
         self._changed(rec, "updated")
         return result
+
+    def claim_idle(self, key: str) -> tuple[SandboxRecord, vmm.Sandbox]:
+        """The running sandbox, or 409 when it is dead or runs a cell."""
+        with self._lock:
+            rec, vm = self.running(key)
+            if rec.busy:
+                raise E.SandboxBusy(
+                    f"sandbox {rec.id} is running another cell; wait for it or interrupt it",
+                    id=rec.id,
+                )
+            return rec, vm
 
     def interrupt(self, key: str) -> None:
         _, vm = self.running(key)
@@ -297,19 +392,23 @@ class SandboxTree:
         mode = _resolve_mode(mode, diff, wait, rec.live_fork)
         if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= MAX_CHILDREN:
             raise E.BadRequest(f"count must be an integer from 0 to {MAX_CHILDREN}")
-        if tag is not None:
-            if not isinstance(tag, str) or not tag:
-                raise E.BadRequest("tag must be a non-empty string")
-            with self._lock:
-                if any(s.tag == tag for s in self._snapshots.values()):
-                    raise E.BadRequest(f"the tag {tag!r} already names a snapshot")
+        if tag is not None and (not isinstance(tag, str) or not tag):
+            raise E.BadRequest("tag must be a non-empty string", field="tag")
         if not self._branch_slots.acquire(blocking=False):
             raise E.TooManyBranches("the daemon is already taking its maximum of branches")
         try:
+            # The record exists (writing, persisted) before the VMM is asked,
+            # so a daemon that dies in the call leaves a record a restart
+            # reports as failed, with the reason.
+            snap = self._new_snapshot_record(rec, mode, tag)
             started = time.monotonic()
-            snap_vm = _vmm_call(vm.snapshot, mode, wait)
+            try:
+                snap_vm = _vmm_call(vm.snapshot, mode, wait)
+            except BaseException:
+                self._drop_snapshot_record(snap)
+                raise
             round_trip = (time.monotonic() - started) * 1000
-            snap = self._register_snapshot(rec, snap_vm, mode, tag, round_trip)
+            self._attach_snapshot(snap, snap_vm, round_trip)
         except BaseException:
             self._branch_slots.release()
             raise
@@ -325,21 +424,32 @@ class SandboxTree:
         ).start()
         return {"snapshot": snap.to_dict(), "children": []}
 
-    def _register_snapshot(
-        self, source: SandboxRecord, snap_vm: vmm.Snapshot, mode: str, tag: str | None, rt: float
+    def _new_snapshot_record(
+        self, source: SandboxRecord, mode: str, tag: str | None
     ) -> SnapshotRecord:
+        """A ``writing`` record, its tag claimed atomically."""
         with self._lock:
-            parent = None
-            if snap_vm.parent is not None:
-                parent = next(
-                    (s.id for s in self._snapshots.values() if s.vm is snap_vm.parent), None
-                )
+            if tag is not None and any(s.tag == tag for s in self._snapshots.values()):
+                raise E.NameTaken(f"the tag {tag!r} already names a snapshot", field="tag")
             snap = SnapshotRecord(self._new_id("snapshot", "snap"), mode, source.id, tag)
-            snap.vm, snap.parent, snap.round_trip_ms = snap_vm, parent, rt
-            snap.refresh_from_vm()
             self._snapshots[snap.id] = snap
         self._changed(snap, "created")
         return snap
+
+    def _drop_snapshot_record(self, snap: SnapshotRecord) -> None:
+        with self._lock:
+            self._snapshots.pop(snap.id, None)
+        self._changed(snap, "deleted")
+
+    def _attach_snapshot(self, snap: SnapshotRecord, snap_vm: vmm.Snapshot, rt: float) -> None:
+        with self._lock:
+            if snap_vm.parent is not None:
+                snap.parent = next(
+                    (s.id for s in self._snapshots.values() if s.vm is snap_vm.parent), None
+                )
+            snap.vm, snap.round_trip_ms = snap_vm, rt
+            snap.refresh_from_vm()
+        self._changed(snap, "updated", persist=True)
 
     def _finish_branch(self, snap: SnapshotRecord, started: float, count: int) -> dict:
         try:
@@ -349,7 +459,7 @@ class SandboxTree:
         with self._lock:
             snap.refresh_from_vm()
             snap.ready_ms = (time.monotonic() - started) * 1000
-        self._changed(snap, "updated")
+        self._changed(snap, "updated", persist=True)
         if snap.status != "ready":
             return {"snapshot": snap.to_dict(), "children": []}
         vms = self._spawn_children(snap, count) if count else []
@@ -400,21 +510,35 @@ class SandboxTree:
             self._snapshots.pop(snap.id, None)
         if vm is not None:
             vm.close(force=True)  # dependents are gone; dead children hold their own reference
+        self._changed(snap, "deleted")  # state.json forgets it before its files go
         if snap.saved_path:
             shutil.rmtree(self.store.snapshot_path(snap.id), ignore_errors=True)
-        self._changed(snap, "deleted")
         return deleted + [snap.id]
 
     def save_snapshot(self, key: str) -> dict:
+        """Writes a new copy beside the previous one and switches the record
+        to it only once it is complete and on disk (controller/saving.py)."""
         snap = self.snapshot(key)
         vm = self._snapshot_vm(snap)
-        path = self.store.snapshot_path(snap.id)
-        shutil.rmtree(path, ignore_errors=True)
-        path.mkdir(parents=True)
-        _vmm_call(vm.save, path / "snapshot.fjsnap")
+        snap_dir = self.store.snapshot_path(snap.id)
+        with self._save_lock:  # one save at a time picks a generation
+            snap_dir.mkdir(parents=True, exist_ok=True)
+            partial = saving.partial_dir(snap_dir, saving.next_generation(snap_dir))
+            partial.mkdir()
+        try:
+            _vmm_call(vm.save, partial)
+            final = saving.commit(partial)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
         with self._lock:
-            snap.saved_path = str(path / "snapshot.fjsnap")
-        self._changed(snap, "updated")
+            old, snap.saved_path = snap.saved_path, str(final)
+            still_listed = snap.id in self._snapshots
+        self._changed(snap, "updated", persist=True)
+        if old and old != str(final):
+            shutil.rmtree(old, ignore_errors=True)
+        if not still_listed:  # deleted while saving
+            shutil.rmtree(final, ignore_errors=True)
         return self.snapshot_dict(snap.id)
 
     # ---------------------------------------------------------------- tree
@@ -464,18 +588,6 @@ def _resolve_mode(mode: str | None, diff: bool, wait: bool, live_fork: bool) -> 
     if not wait and mode != "live":
         raise E.BadRequest("wait=false is only valid with mode live")
     return mode
-
-
-def _module_names(preload: object) -> tuple[str, ...]:
-    if preload is None:
-        return ()
-
-    def is_module(m: object) -> bool:
-        return isinstance(m, str) and all(part.isidentifier() for part in m.split("."))
-
-    if not isinstance(preload, list) or len(preload) > 64 or not all(map(is_module, preload)):
-        raise E.BadRequest("preload must be a list of module names", field="preload")
-    return tuple(dict.fromkeys(preload))
 
 
 def _vmm_call(fn: Callable, *args: Any, **kwargs: Any) -> Any:

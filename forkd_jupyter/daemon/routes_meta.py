@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import time
+from pathlib import Path
 
 from .. import __version__
 from .base import BaseHandler
@@ -34,8 +37,6 @@ class VersionHandler(BaseHandler):
 
 class DoctorHandler(BaseHandler):
     async def get(self) -> None:
-        import json
-
         from ..doctor import run_checks, to_document
 
         checks = await self.call(run_checks)
@@ -44,5 +45,24 @@ class DoctorHandler(BaseHandler):
 
 class ShutdownHandler(BaseHandler):
     async def post(self) -> None:
+        self.json_body().done()
         self.send_json({"stopping": True}, 202)
         self.application.settings["request_stop"]()
+
+
+SPEC = Path(__file__).with_name("openapi.yaml")
+
+
+@functools.cache
+def _spec_json() -> bytes:
+    import yaml
+
+    return json.dumps(yaml.safe_load(SPEC.read_text())).encode()
+
+
+class OpenApiHandler(BaseHandler):
+    """The API's own description (the OpenAPI document), as JSON."""
+
+    async def get(self) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.finish(_spec_json())

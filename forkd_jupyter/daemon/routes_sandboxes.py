@@ -1,5 +1,8 @@
 """Routes on sandboxes: list, spawn, get, kill, run (streamed), interrupt,
-push/pull of pickled values, branch."""
+push/pull of pickled values, branch.
+
+Invariant: every body is read and validated whole (``Body.done``) before
+the controller is called, so a bad field never leaves a half-done action."""
 
 from __future__ import annotations
 
@@ -9,9 +12,13 @@ import binascii
 
 from tornado.iostream import StreamClosedError
 
-from ..controller import ControllerError
+from ..controller import MAX_CHILDREN, ControllerError
+from ..vmm.snapshot import MODES
 from . import sse
-from .base import ApiError, BaseHandler, problem_for
+from .base import MIB, BaseHandler, problem_for
+from .validate import bad
+
+MEMORY_RANGE = (64, 65536)
 
 
 class SandboxesHandler(BaseHandler):
@@ -19,17 +26,28 @@ class SandboxesHandler(BaseHandler):
         self.send_json({"sandboxes": self.tree.list_sandboxes()})
 
     async def post(self) -> None:
-        body = self.body_json()
-        snapshot = self.field(body, "snapshot_id", str) or self.field(body, "snapshot_tag", str)
+        body = self.json_body()
+        n = body.integer("n", 1, MAX_CHILDREN, 1)
+        live_fork = body.boolean("live_fork", True)
+        memory = body.integer("memory_limit_mib", *MEMORY_RANGE)
+        snap_id, snap_tag = body.text("snapshot_id"), body.text("snapshot_tag")
+        name = body.name("name")
+        python = body.checked_elsewhere("python")  # controller.environments
+        preload = body.checked_elsewhere("preload")  # controller.bases.module_names
+        body.done()
+        if snap_id is not None and snap_tag is not None:
+            raise bad("snapshot_tag", "give snapshot_id or snapshot_tag, not both")
+        if name is not None and n != 1:
+            raise bad("name", "a name can only be given when spawning one sandbox")
         records = await self.call(
             self.tree.spawn,
-            n=self.field(body, "n", int, 1),
-            live_fork=self.field(body, "live_fork", bool, True),
-            memory_limit_mib=self.field(body, "memory_limit_mib", int),
-            snapshot=snapshot,
-            name=self.field(body, "name", str),
-            python=body.get("python"),  # checked by the controller (environments.resolve)
-            preload=body.get("preload"),  # checked by the controller
+            n=n,
+            live_fork=live_fork,
+            memory_limit_mib=memory,
+            snapshot=snap_id or snap_tag,
+            name=name,
+            python=python,
+            preload=preload,
         )
         self.send_json({"sandboxes": records}, 201)
 
@@ -43,13 +61,14 @@ class SandboxHandler(BaseHandler):
 
 
 class RunHandler(BaseHandler):
+    body_limit = 16 * MIB
+
     async def post(self, key: str) -> None:
-        body = self.body_json()
-        code = self.field(body, "code", str)
-        if code is None:
-            raise ApiError(400, "code is required")
-        timeout = self.field(body, "timeout", (int, float))
-        self.tree.running(key)  # 404/409 before a stream starts
+        body = self.json_body()
+        code = body.text("code", required=True)
+        timeout = body.timeout()
+        body.done()
+        self.tree.claim_idle(key)  # 404 / 409 (dead or busy) before a stream starts
         if "text/event-stream" not in self.request.headers.get("Accept", ""):
             result = await self.call(self.tree.run, key, code, None, timeout)
             self.send_json(result.to_dict())
@@ -68,13 +87,15 @@ class RunHandler(BaseHandler):
         sse.start(self)
         task = asyncio.ensure_future(self.call(self.tree.run, key, code, on_output, timeout))
         task.add_done_callback(lambda _: loop.call_soon_threadsafe(queue.put_nowait, None))
+        seq = 0
         try:
             while (item := await queue.get()) is not None:
-                await sse.send(self, *item)
+                seq += 1
+                await sse.send(self, *item, event_id=seq)
             try:
-                await sse.send(self, "result", (await task).to_dict())
+                await sse.send(self, "result", (await task).to_dict(), event_id=seq + 1)
             except ControllerError as e:
-                await sse.send(self, "error", problem_for(e, e.status, ""))
+                await sse.send(self, "error", problem_for(e, e.status, ""), event_id=seq + 1)
         except StreamClosedError:
             return  # the client left; the cell still runs to its end
         self.finish()
@@ -82,46 +103,60 @@ class RunHandler(BaseHandler):
 
 class InterruptHandler(BaseHandler):
     async def post(self, key: str) -> None:
+        self.json_body().done()
         await self.call(self.tree.interrupt, key)
         self.send_json({"interrupted": True})
 
 
 class PushHandler(BaseHandler):
+    body_limit = 256 * MIB
+
     async def post(self, key: str) -> None:
-        body = self.body_json()
-        name = self.field(body, "name", str)
-        data = self.field(body, "pickle", str)
-        if name is None or data is None:
-            raise ApiError(400, "name and pickle are required")
+        body = self.json_body()
+        name = _identifier(body.text("name", required=True))
+        data = body.text("pickle", required=True)
+        body.done()
         try:
             raw = base64.b64decode(data, validate=True)
         except (binascii.Error, ValueError) as e:
-            raise ApiError(400, f"pickle is not base64: {e}") from None
+            raise bad("pickle", f"is not base64: {e}") from None
         await self.call(self.tree.push, key, name, raw)
         self.send_json({"name": name})
 
 
 class PullHandler(BaseHandler):
     async def post(self, key: str) -> None:
-        name = self.field(self.body_json(), "name", str)
-        if name is None:
-            raise ApiError(400, "name is required")
+        body = self.json_body()
+        name = _identifier(body.text("name", required=True))
+        body.done()
         raw = await self.call(self.tree.pull, key, name)
         self.send_json({"name": name, "pickle": base64.b64encode(raw).decode()})
 
 
+def _identifier(name: str) -> str:
+    if not name.isidentifier() or len(name) > 256:
+        raise bad("name", f"{name[:80]!r} is not a Python identifier")
+    return name
+
+
 class BranchHandler(BaseHandler):
     async def post(self, key: str) -> None:
-        body = self.body_json()
-        wait = self.field(body, "wait", bool, True)
+        body = self.json_body()
+        mode = body.choice("mode", tuple(MODES))
+        wait = body.boolean("wait", True)
+        tag = body.name("tag")
+        diff = body.boolean("diff", False)
+        measure_diff = body.boolean("measure_diff", False)
+        count = body.integer("count", 0, MAX_CHILDREN, 0)
+        body.done()
         out = await self.call(
             self.tree.branch,
             key,
-            mode=self.field(body, "mode", str),
+            mode=mode,
             wait=wait,
-            tag=self.field(body, "tag", str),
-            diff=self.field(body, "diff", bool, False),
-            measure_diff=self.field(body, "measure_diff", bool, False),
-            count=self.field(body, "count", int, 0),
+            tag=tag,
+            diff=diff,
+            measure_diff=measure_diff,
+            count=count,
         )
         self.send_json(out, 201 if wait else 202)

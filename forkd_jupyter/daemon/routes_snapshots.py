@@ -7,9 +7,11 @@ import asyncio
 from tornado.iostream import StreamClosedError
 
 from . import sse
-from .base import ApiError, BaseHandler
+from .base import BaseHandler
+from .validate import bad
 
 PING_INTERVAL_S = 15.0
+MAX_SEQ = 1 << 62
 
 
 class SnapshotsHandler(BaseHandler):
@@ -28,6 +30,7 @@ class SnapshotHandler(BaseHandler):
 
 class SaveSnapshotHandler(BaseHandler):
     async def post(self, key: str) -> None:
+        self.json_body().done()
         self.send_json(await self.call(self.tree.save_snapshot, key))
 
 
@@ -43,29 +46,54 @@ class TimingsHandler(BaseHandler):
 
 class EventsHandler(BaseHandler):
     """One subscriber per connection. The bus calls ``deliver`` on whatever
-    thread changed a record; events reach the IO loop through the queue."""
+    thread changed a record; events reach the IO loop through the queue.
+
+    Resuming: ``?since=SEQ`` or the ``Last-Event-ID`` header (``boot:seq``,
+    as sent in each event's ``id:``) replays what followed. When that cannot
+    be done exactly (another daemon gave the id, or the events are no longer
+    kept) the stream starts with a ``reset`` event: the client must fetch
+    /v1/tree again."""
+
+    event_stream = True
+
+    def _resume_point(self) -> tuple[int | None, str | None]:
+        bus = self.tree.events
+        since = self.query_int("since", 0, MAX_SEQ, None)
+        last = self.request.headers.get("Last-Event-ID")
+        if last is not None and since is None:
+            boot, _, seq = last.strip().partition(":")
+            if not seq.isdigit() or len(seq) > 18:
+                raise bad("Last-Event-ID", "must be an id of this stream (boot:seq)")
+            if boot != bus.boot:
+                return None, "the daemon restarted since that event"
+            since = int(seq)
+        if since is not None and not bus.can_replay(since):
+            if since > bus.seq:
+                return None, "no such event here (the daemon restarted since)"
+            return None, "the events since then are no longer kept"
+        return since, None
 
     async def get(self) -> None:
-        since_arg = self.get_query_argument("since", None)
-        try:
-            since = None if since_arg is None else int(since_arg)
-        except ValueError:
-            raise ApiError(400, "since must be an integer") from None
+        since, reset = self._resume_point()
+        bus = self.tree.events
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
-        unsubscribe = self.tree.events.subscribe(
+        unsubscribe = bus.subscribe(
             lambda ev: loop.call_soon_threadsafe(queue.put_nowait, ev), since
         )
         sse.start(self)
         try:
-            await sse.send(self, "hello", {"seq": self.tree.events.seq})
+            hello = {"seq": bus.seq, "boot": bus.boot}
+            await sse.send(self, "hello", hello)
+            if reset is not None:
+                await sse.send(self, "reset", {**hello, "reason": reset})
             while True:
                 try:
                     event = await asyncio.wait_for(queue.get(), PING_INTERVAL_S)
                 except asyncio.TimeoutError:
-                    await sse.send(self, "ping", {"seq": self.tree.events.seq})
+                    await sse.send(self, "ping", {"seq": bus.seq})
                     continue
-                await sse.send(self, event["type"], event)
+                await sse.send(self, event["type"], event, f"{bus.boot}:{event['seq']}")
         except StreamClosedError:
             pass
         finally:

@@ -23,7 +23,7 @@ import tornado.netutil
 
 from .. import __version__, locations
 from ..controller import SandboxTree, Store
-from .app import MAX_BODY_BYTES, make_app
+from .app import MAX_BODY_BYTES, MAX_HEADER_BYTES, make_app
 
 EXIT_ALREADY_RUNNING = 3
 EXIT_BAD_CONFIG = 2
@@ -84,7 +84,9 @@ async def _main(
         loop.add_signal_handler(signo, stop.set)
     tree = SandboxTree(Store(state), max_branches=cap)
     app = make_app(tree, token, lambda: loop.call_soon_threadsafe(stop.set))
-    server = tornado.httpserver.HTTPServer(app, max_body_size=MAX_BODY_BYTES)
+    server = tornado.httpserver.HTTPServer(
+        app, max_body_size=MAX_BODY_BYTES, max_header_size=MAX_HEADER_BYTES
+    )
     server.add_socket(tornado.netutil.bind_unix_socket(str(sock_path), mode=0o600))
     info = {
         "pid": os.getpid(),
@@ -100,7 +102,9 @@ async def _main(
         bound_host, bound_port = sockets[0].getsockname()[:2]
         info["tcp"] = f"http://{bound_host}:{bound_port}"
     info_path = state / "daemon.json"
-    info_path.write_text(json.dumps(info, indent=1))
+    tmp = info_path.with_suffix(".tmp")  # replaced whole: a reader never sees half of it
+    tmp.write_text(json.dumps(info, indent=1))
+    os.replace(tmp, info_path)
     print(f"forkd-jupyter daemon {__version__} serving {info['url']}", flush=True)
     if info["tcp"]:
         print(f"forkd-jupyter daemon also serving {info['tcp']}", flush=True)

@@ -1,4 +1,7 @@
-"""Server-sent events on a tornado response."""
+"""Server-sent events on a tornado response.
+
+Every event carries an ``id:`` line (its sequence number on its stream), so
+a client that reconnects can send ``Last-Event-ID`` and get what it missed."""
 
 from __future__ import annotations
 
@@ -13,8 +16,11 @@ def start(handler: tornado.web.RequestHandler) -> None:
     handler.set_header("X-Accel-Buffering", "no")
 
 
-async def send(handler: tornado.web.RequestHandler, event: str, data: dict) -> None:
+async def send(
+    handler: tornado.web.RequestHandler, event: str, data: dict, event_id: int | str | None = None
+) -> None:
     """Writes one event and flushes it; raises StreamClosedError when the
     client went away."""
-    handler.write(f"event: {event}\ndata: {json.dumps(data)}\n\n")
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    handler.write(f"{head}event: {event}\ndata: {json.dumps(data)}\n\n")
     await handler.flush()

@@ -72,10 +72,19 @@ def run_cells(
     chunks: queue.Queue = queue.Queue()  # ("stdout"|"stderr", text)
     outcomes = [Outcome(s) for s in sandboxes]
 
+    def ask(prompt: str, password: bool) -> str | None:
+        """The guest's input(): asked in the notebook from the main thread
+        (the kernel's own input() talks to the frontend)."""
+        reply: queue.Queue = queue.Queue()
+        chunks.put(("input", (prompt, password, reply)))
+        return reply.get()
+
     def work(outcome: Outcome) -> None:
         emit = (lambda name, text: chunks.put((name, text))) if stream else None
         try:
-            outcome.result = controller.run_cell(outcome.sandbox, code, on_output=emit)
+            outcome.result = controller.run_cell(
+                outcome.sandbox, code, on_output=emit, on_input=ask if stream else None
+            )
         except ForkdError as e:
             outcome.error = e
         except BaseException as e:  # noqa: BLE001 - reported to the cell, never lost
@@ -91,10 +100,24 @@ def run_cells(
                 name, text = chunks.get(timeout=POLL_S)
             except queue.Empty:
                 continue
+            if name == "input":
+                text[2].put(_ask_notebook(*text[:2]))
+                continue
             (sys.stderr if name == "stderr" else sys.stdout).write(text)
         except KeyboardInterrupt:
             _interrupt_all(controller, [o.sandbox for o in outcomes if not o.finished.is_set()])
     return outcomes
+
+
+def _ask_notebook(prompt: str, password: bool) -> str | None:
+    """The notebook's answer, or None (end of input) when it has none."""
+    import getpass
+
+    sys.stdout.flush()
+    try:
+        return getpass.getpass(prompt) if password else input(prompt)
+    except (EOFError, RuntimeError, OSError):  # a frontend that takes no input
+        return None
 
 
 def _interrupt_all(controller: Controller, sandboxes: list[str]) -> None:

@@ -77,6 +77,36 @@ class LayerFiles:
             )
             off += n
 
+    def read_at(self, path: str, offset: int, size: int) -> bytes:
+        """Up to ``size`` bytes at ``offset`` (b"" at the end of the file)."""
+        buf = ffi.new("char[]", max(1, size))
+        n = check(lib.fj_layer_read(self._h, guest_path(path).encode(), buf, size, offset), path)
+        return bytes(ffi.buffer(buf, n))
+
+    def write_at(
+        self, path: str, data: bytes, offset: int, truncate: bool = False, mode: int = 0o644
+    ) -> None:
+        """Writes ``data`` at ``offset``, creating the file; ``truncate``
+        first cuts it to ``offset`` bytes."""
+        p = guest_path(path).encode()
+        view = memoryview(bytes(data))
+        if truncate or not view:
+            check(
+                lib.fj_layer_write(
+                    self._h, p, ffi.from_buffer(view[:0]), 0, offset, int(truncate), mode
+                ),
+                f"write {path}",
+            )
+        done = 0
+        while done < len(view):
+            chunk = view[done : done + CHUNK]
+            done += check(
+                lib.fj_layer_write(
+                    self._h, p, ffi.from_buffer(chunk), len(chunk), offset + done, 0, mode
+                ),
+                f"write {path}",
+            )
+
     def stat(self, path: str) -> LayerEntry:
         d = ffi.new("struct fj_dirent *")
         check(lib.fj_layer_stat(self._h, guest_path(path).encode(), d), f"stat {path}")

@@ -34,6 +34,7 @@ from .snapshot import MODES, Snapshot, register_child_factory
 from .wire import CHANNEL_CTL, CHANNEL_EXIT, Demux, FrameDecoder, encode_frame
 
 OutputCallback = Callable[[str, str], None]
+InputCallback = Callable[[str, bool], None]
 _ids = itertools.count(1)
 _sandbox_ids = itertools.count(1)
 
@@ -75,6 +76,7 @@ class Sandbox:
         self.memory_mib = memory_mib
         self.live_fork = live_fork
         self.python: str | None = None  # the interpreter as the kernel names it (sys.executable)
+        self.layer_limit_bytes: int | None = None  # the writable layer's size cap, when known
         self._native = native
         self._run_lock = threading.Lock()
         self._send_lock = threading.Lock()
@@ -150,6 +152,7 @@ class Sandbox:
             guest.close()
         sb = cls(_Native(out[0], host), memory_mib, live_fork)
         sb.python = env.executable
+        sb.layer_limit_bytes = cfg.layer_bytes_limit
         sb._start()
         sb._wait_ready(timeout)
         return sb
@@ -163,6 +166,7 @@ class Sandbox:
         the cell it was running)."""
         sb = cls(_Native(handle, sock), memory_mib, live_fork)
         sb.parent_snapshot = parent
+        sb.layer_limit_bytes = parent.layer_limit_bytes
         sb._learn_working_set = True
         sb._ready_info = {"pid": parent._guest_pid}
         sb.python = parent.python
@@ -272,9 +276,16 @@ class Sandbox:
         )
 
     def _request(
-        self, request: dict, on_output: OutputCallback | None, timeout: float | None
+        self,
+        request: dict,
+        on_output: OutputCallback | None,
+        timeout: float | None,
+        on_input: InputCallback | None = None,
     ) -> tuple[RunResult, list[dict]]:
-        """Sends one request and collects everything up to its ``done``."""
+        """Sends one request and collects everything up to its ``done``.
+        An ``input()`` in the guest calls ``on_input(prompt, password)``,
+        which must not block (the answer goes to ``send_input``); without
+        it the guest's input() gets end of input at once."""
         with self._run_lock:
             self._check_alive()
             rid = next(_ids)
@@ -308,6 +319,13 @@ class Sandbox:
                         msg = item[1]
                         if msg.get("id") not in (rid, None):
                             continue
+                        if msg.get("op") == "input_request":
+                            prompt, password = str(msg.get("prompt", "")), bool(msg.get("password"))
+                            if on_input is None:
+                                self.send_input(None)
+                            else:
+                                on_input(prompt, password)
+                            continue
                         if msg.get("op") not in ("display", "result", "done"):
                             extra.append(msg)
                         if acc.feed_message(msg):
@@ -324,12 +342,21 @@ class Sandbox:
                     self._active = None
 
     def run(
-        self, code: str, on_output: OutputCallback | None = None, timeout: float | None = None
+        self,
+        code: str,
+        on_output: OutputCallback | None = None,
+        timeout: float | None = None,
+        silent: bool = False,
+        on_input: InputCallback | None = None,
     ) -> RunResult:
-        """Runs a cell in the guest; state persists between runs."""
+        """Runs a cell in the guest; state persists between runs. A
+        ``silent`` run leaves no trace in the history or execution count."""
         if not isinstance(code, str):
             raise TypeError("code must be a str")
-        result, _ = self._request({"op": "run", "code": code}, on_output, timeout)
+        request = {"op": "run", "code": code}
+        if silent:
+            request.update(silent=True, store_history=False)
+        result, _ = self._request(request, on_output, timeout, on_input)
         if self._learn_working_set:
             self._learn_working_set = False
             with self._send_lock:  # close() frees the native sandbox under it
@@ -351,6 +378,13 @@ class Sandbox:
         result, _ = self._request({"op": "preload", "modules": list(modules)}, None, timeout)
         if result.error is not None:
             raise SandboxError(f"preload: {result.error.ename}: {result.error.evalue}")
+
+    def send_input(self, value: str | None) -> None:
+        """Answers the running cell's ``input()`` (None: end of input)."""
+        with self._send_lock:
+            if self._closed or self._exit_info is not None:
+                raise SandboxClosed(f"sandbox {self.id} is not running")
+            self._native.sock.sendall(encode_frame({"op": "input_reply", "value": value}))
 
     def push(self, name: str, value: Any, timeout: float | None = 60.0) -> None:
         """Sets a (picklable) variable in the guest's namespace."""
@@ -439,12 +473,14 @@ class Sandbox:
             "uptime_s": st.uptime_ns / 1e9,
         }
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Stops the guest and returns its memory and file descriptors."""
+    def close(self, timeout: float = 5.0, graceful: bool = True) -> None:
+        """Stops the guest and returns its memory and file descriptors.
+        ``graceful=False`` kills it at once instead of asking its agent to
+        exit (which a guest busy with a cell only does when the cell ends)."""
         if self._closed:
             return
         self._closed = True
-        if self._exit_info is None and self._native.running:
+        if graceful and self._exit_info is None and self._native.running:
             try:
                 self._native.sock.sendall(encode_frame({"op": "shutdown"}))
             except OSError:

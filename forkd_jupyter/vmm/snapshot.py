@@ -46,6 +46,7 @@ class SnapshotSource(Protocol):
     live_fork: bool
     guest_pid: int
     python: str | None
+    layer_limit_bytes: int | None
 
 
 class Child(Protocol):
@@ -91,6 +92,7 @@ class Snapshot:
         self._setup(handle, mode, source.id, parent, source.memory_mib, source.live_fork)
         self._guest_pid = source.guest_pid
         self.python = source.python  # the source's interpreter, which children run
+        self.layer_limit_bytes = source.layer_limit_bytes
 
     def _setup(self, handle, mode, source_id, parent, memory_mib, live_fork) -> None:
         self.id = f"snap-{next(_ids)}"
@@ -219,6 +221,7 @@ class Snapshot:
             "live_fork": self._live_fork,
             "guest_pid": self._guest_pid,
             "python": self.python,
+            "layer_limit_bytes": self.layer_limit_bytes,
         }
         with open(os.path.join(path, "meta.json"), "w") as f:
             json.dump(meta, f)
@@ -275,6 +278,8 @@ class Snapshot:
         )
         snap._guest_pid = int(meta.get("guest_pid", 0))
         snap.python = meta.get("python") if isinstance(meta.get("python"), str) else None
+        limit = meta.get("layer_limit_bytes")
+        snap.layer_limit_bytes = limit if isinstance(limit, int) else None
         return snap
 
     def dependents(self) -> list[str]:

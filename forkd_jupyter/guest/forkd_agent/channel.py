@@ -77,6 +77,18 @@ class Channel:
                 return None
             self._buf += chunk
 
+    def recv_in_request(self) -> dict | None:
+        """Like recv, for a running cell (input()): a KeyboardInterrupt
+        while waiting reaches the cell."""
+        while True:
+            msg = self._parse()
+            if msg is not None:
+                return msg
+            chunk = os.read(self.fd, min(max(_READ_SIZE, self._missing()), _MAX_READ))
+            if not chunk:
+                return None
+            self._buf += chunk
+
     def _missing(self) -> int:
         if len(self._buf) < _LEN.size:
             return 0

@@ -13,6 +13,7 @@ from .channel import Channel
 from .emitter import Emitter
 from .interrupts import InterruptGate
 from .server import Server
+from .stdin import StdinBridge
 
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 DEFAULT_MPLCONFIGDIR = "/tmp/forkd-matplotlib"
@@ -33,6 +34,7 @@ def main(started: float | None = None, agent_dir: str | None = None) -> int:
         return 2
     emitter = Emitter(channel)
     runner = _make_runner(emitter)
+    StdinBridge(channel, emitter).install()
     # User code imports from the working directory, as in a notebook kernel.
     if "" not in sys.path:
         sys.path.insert(0, "")

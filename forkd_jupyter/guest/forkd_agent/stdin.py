@@ -1,0 +1,44 @@
+"""``input()`` and ``getpass.getpass()`` in a cell: the prompt goes to the
+host as an ``input_request`` frame of the running request, and the cell
+waits for the host's ``input_reply`` (``{"op": "input_reply", "value":
+str or null}``; null means end of input: EOFError).
+
+Invariant: only the running cell reads the control channel here (the
+request loop is inside that cell's request), so no request is consumed by
+mistake; a SIGINT while waiting raises KeyboardInterrupt in the cell."""
+
+from __future__ import annotations
+
+import builtins
+import getpass
+
+from .channel import Channel
+from .emitter import Emitter
+
+
+class StdinBridge:
+    def __init__(self, channel: Channel, emitter: Emitter) -> None:
+        self.channel, self.emitter = channel, emitter
+
+    def install(self) -> None:
+        builtins.input = self.input
+        getpass.getpass = self.getpass
+
+    def getpass(self, prompt: str = "Password: ", stream: object = None) -> str:
+        return self.ask(str(prompt), password=True)
+
+    def input(self, prompt: object = "") -> str:
+        return self.ask(str(prompt), password=False)
+
+    def ask(self, prompt: str, password: bool) -> str:
+        self.emitter.emit("input_request", {"prompt": prompt, "password": password})
+        while True:
+            msg = self.channel.recv_in_request()
+            if msg is None:
+                raise EOFError("the host closed the control channel")
+            if msg.get("op") != "input_reply":
+                continue  # nothing else is sent while a request runs
+            value = msg.get("value")
+            if not isinstance(value, str):
+                raise EOFError("no input (end of input)")
+            return value
