@@ -87,3 +87,33 @@ def _stop_any_daemon_left() -> None:
     if connection.is_up(connection.resolve(), timeout=1.0):
         with Controller(autostart=False) as controller:
             controller.shutdown_daemon()
+
+
+@pytest.fixture(scope="module")
+def sb(daemon):
+    """The id of one small sandbox of the test daemon, for a module."""
+    [rec] = daemon.spawn_sandboxes(memory_limit_mib=256)
+    yield rec["id"]
+    daemon.kill_sandbox(rec["id"])
+
+
+@pytest.fixture(scope="module")
+def http(daemon):
+    """An HTTP client of the test daemon whose every answer is checked
+    against the OpenAPI document."""
+    from openapi_check import checked_client
+
+    with checked_client(daemon) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def own_state_dir(tmp_path_factory):
+    """A state directory of the module's own (snapshot keys live there)."""
+    old = os.environ.get("FORKD_JUPYTER_STATE_DIR")
+    os.environ["FORKD_JUPYTER_STATE_DIR"] = str(tmp_path_factory.mktemp("state"))
+    yield
+    if old is None:
+        os.environ.pop("FORKD_JUPYTER_STATE_DIR")
+    else:
+        os.environ["FORKD_JUPYTER_STATE_DIR"] = old

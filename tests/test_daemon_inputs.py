@@ -9,22 +9,8 @@ import io
 import tarfile
 
 import pytest
-from openapi_check import checked_client
 
 pytestmark = pytest.mark.kvm
-
-
-@pytest.fixture(scope="module")
-def sb(daemon):
-    [rec] = daemon.spawn_sandboxes(memory_limit_mib=256)
-    yield rec["id"]
-    daemon.kill_sandbox(rec["id"])
-
-
-@pytest.fixture(scope="module")
-def http(daemon):
-    with checked_client(daemon) as client:
-        yield client
 
 
 def refused(response, field: str | None = None) -> dict:

@@ -7,24 +7,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from openapi_check import checked_client
 
 from forkd_jupyter.client.sse import iter_events_with_ids
 
 pytestmark = pytest.mark.kvm
-
-
-@pytest.fixture(scope="module")
-def sb(daemon):
-    [rec] = daemon.spawn_sandboxes(memory_limit_mib=256)
-    yield rec["id"]
-    daemon.kill_sandbox(rec["id"])
-
-
-@pytest.fixture(scope="module")
-def http(daemon):
-    with checked_client(daemon) as client:
-        yield client
 
 
 def wait_finished(http, run_id: str, timeout: float = 60) -> dict:

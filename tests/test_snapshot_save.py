@@ -14,7 +14,9 @@ from guest_helpers import run_ok, value
 from forkd_jupyter.vmm import Sandbox, SandboxError, Snapshot
 from forkd_jupyter.vmm import saved as saved_auth
 
-pytestmark = pytest.mark.kvm
+# Saving creates the user's snapshot key in the state directory: one of the
+# module's own.
+pytestmark = [pytest.mark.kvm, pytest.mark.usefixtures("own_state_dir")]
 
 SETUP = (
     "import hashlib, numpy as np\n"
@@ -24,18 +26,6 @@ SETUP = (
     "log = open('/tmp/log.txt', 'w')\nlog.write('line1\\n')\nlog.flush()\n"
     "marker = 'from-source'"
 )
-
-
-@pytest.fixture(scope="module", autouse=True)
-def own_state_dir(tmp_path_factory):
-    """Saving creates the user's snapshot key in the state directory."""
-    old = os.environ.get("FORKD_JUPYTER_STATE_DIR")
-    os.environ["FORKD_JUPYTER_STATE_DIR"] = str(tmp_path_factory.mktemp("state"))
-    yield
-    if old is None:
-        os.environ.pop("FORKD_JUPYTER_STATE_DIR")
-    else:
-        os.environ["FORKD_JUPYTER_STATE_DIR"] = old
 
 
 @pytest.fixture(scope="module")

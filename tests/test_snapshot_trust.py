@@ -17,19 +17,9 @@ from guest_helpers import run_ok, value
 
 from forkd_jupyter.vmm import Sandbox, SandboxError, Snapshot, saved
 
-pytestmark = pytest.mark.kvm
-
-
-@pytest.fixture(scope="module", autouse=True)
-def own_state_dir(tmp_path_factory):
-    """The key lives in the state directory: one of the tests' own."""
-    old = os.environ.get("FORKD_JUPYTER_STATE_DIR")
-    os.environ["FORKD_JUPYTER_STATE_DIR"] = str(tmp_path_factory.mktemp("state"))
-    yield
-    if old is None:
-        os.environ.pop("FORKD_JUPYTER_STATE_DIR")
-    else:
-        os.environ["FORKD_JUPYTER_STATE_DIR"] = old
+# Saving creates the user's snapshot key in the state directory: one of the
+# module's own.
+pytestmark = [pytest.mark.kvm, pytest.mark.usefixtures("own_state_dir")]
 
 
 @pytest.fixture(scope="module")

@@ -219,29 +219,16 @@ static int64_t unnamed_address(struct sandbox *sb, const uint64_t a[6])
 
 /* bind/listen/connect/accept: nothing to bind to or reach. On a pair's
  * socket they fail as Linux fails them on a connected stream socket. */
-static int64_t sys_connect(struct sandbox *sb, const uint64_t a[6])
+static int64_t refuse_on_socket(struct sandbox *sb, uint64_t fd, int64_t err_if_socket)
 {
     int64_t err;
-    return sock_at(sb, a[0], &err) ? -EISCONN : err;
+    return sock_at(sb, fd, &err) ? err_if_socket : err;
 }
 
-static int64_t sys_bind(struct sandbox *sb, const uint64_t a[6])
-{
-    int64_t err;
-    return sock_at(sb, a[0], &err) ? -EINVAL : err;
-}
-
-static int64_t sys_listen(struct sandbox *sb, const uint64_t a[6])
-{
-    int64_t err;
-    return sock_at(sb, a[0], &err) ? -EINVAL : err;
-}
-
-static int64_t sys_accept(struct sandbox *sb, const uint64_t a[6])
-{
-    int64_t err;
-    return sock_at(sb, a[0], &err) ? -EINVAL : err;
-}
+static int64_t sys_connect(struct sandbox *sb, const uint64_t a[6]) { return refuse_on_socket(sb, a[0], -EISCONN); }
+static int64_t sys_bind(struct sandbox *sb, const uint64_t a[6]) { return refuse_on_socket(sb, a[0], -EINVAL); }
+static int64_t sys_listen(struct sandbox *sb, const uint64_t a[6]) { return refuse_on_socket(sb, a[0], -EINVAL); }
+static int64_t sys_accept(struct sandbox *sb, const uint64_t a[6]) { return refuse_on_socket(sb, a[0], -EINVAL); }
 
 const struct sys_entry sys_socket_entries[] = {
     {41, "socket", sys_socket, SYS_REFUSED, "no network: EACCES (socketpair works)"},
