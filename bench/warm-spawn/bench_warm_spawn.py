@@ -1,6 +1,6 @@
 """Spawn from a warm base against a cold spawn, through the real daemon.
 
-Run by hand: ``python bench/warm_spawn.py [--rounds 10] [--preload numpy]``.
+Run by hand: ``python bench/warm-spawn/bench_warm_spawn.py [--rounds 10] [--preload numpy]``.
 Starts a private daemon (its own state directory), then, interleaved in one
 run:
 
