@@ -4,17 +4,13 @@ built on ``LayerFiles`` (blocking: the routes run them on the executor).
 Invariants:
 - Only ``LayerFiles`` touches the layer, so nothing here can reach a host
   file or follow a symlink.
-- The two top-level folders (/sandbox, /tmp) are never handed to the layer
-  calls as a path of their own: the C walk addresses a path with a single
-  slash as ``<root>/<root>`` (a VMM bug, left to the VMM), so their status
-  is known here (always directories) and their entries are read from the
-  guest itself (a silent run) and then confirmed one by one by the layer.
+- The two top-level folders (/sandbox, /tmp) can be listed and stated like
+  any directory, but never removed, moved or replaced (ROOT_MODES).
 - Directories are walked with explicit stacks (no recursion), and every
   walk stops at its ``limit``."""
 
 from __future__ import annotations
 
-import json
 import posixpath
 from dataclasses import dataclass
 
@@ -24,7 +20,6 @@ from .validate import bad, check_path
 
 ROOT_MODES = {"/sandbox": 0o755, "/tmp": 0o1777}
 LIST_LIMIT = 10_000
-_LIST_ROOT = "print(__import__('json').dumps(__import__('os').listdir({path!r})))"
 
 
 def resolve(field: str, raw: str) -> str:
@@ -57,27 +52,10 @@ class Layer:
 
     # ------------------------------------------------------------- reads
     def stat(self, path: str) -> LayerEntry:
-        if path in ROOT_MODES:
-            return LayerEntry(path[1:], "dir", 0, 0, ROOT_MODES[path])
         return self.files.stat(path)
 
     def listdir(self, path: str) -> list[LayerEntry]:
-        if path not in ROOT_MODES:
-            return self.files.listdir(path)
-        result = self.vm.run(_LIST_ROOT.format(path=path), timeout=30, silent=True)
-        try:
-            names = json.loads(result.stdout) if result.error is None else []
-        except ValueError:
-            names = []
-        out = []
-        for name in names if isinstance(names, list) else []:
-            if not isinstance(name, str) or "/" in name or name in ("", ".", ".."):
-                continue
-            try:
-                out.append(self.files.stat(f"{path}/{name}"))
-            except OSError:
-                continue  # gone meanwhile, or never there
-        return sorted(out, key=lambda e: e.name)
+        return self.files.listdir(path)
 
     def walk(self, root: str, limit: int, recursive: bool) -> tuple[list[Listed], bool]:
         """Entries under root (depth first, names relative to root), at most

@@ -27,11 +27,6 @@ class _LayerHandler(BaseHandler):
     def layer(self, key: str) -> Layer:
         return Layer(self.tree.running(key)[1])
 
-    def guest_listing(self, key: str, path: str) -> None:
-        """Listing a top-level folder asks the guest: only while it is idle."""
-        if path in ROOT_MODES:
-            self.tree.claim_idle(key)
-
     async def fs(self, path: str, fn, *args):  # noqa: ANN001
         try:
             return await self.call(fn, *args)
@@ -74,7 +69,6 @@ class FilesHandler(_UploadHandler):
         if entry.kind == "symlink":
             raise ApiError(400, f"{path} is a symbolic link; links are never followed")
         if entry.kind == "dir":
-            self.guest_listing(key, path)
             listed, truncated = await self.fs(path, layer.walk, path, limit, recursive)
             entries = [entry_json(i.entry, i.path) for i in listed]
             self.send_json({"path": path, "entries": entries, "truncated": truncated})
@@ -164,7 +158,6 @@ class TarHandler(_UploadHandler):
         layer = self.layer(key)
         if (await self.fs(root, layer.stat, root)).kind != "dir":
             raise ApiError(400, f"path: {root} is not a directory", field="path")
-        self.guest_listing(key, root)
         with tempfile.TemporaryFile() as out:
             await self.fs(root, tarball.pack, layer, root, out)
             self.set_header("Content-Type", "application/x-tar")

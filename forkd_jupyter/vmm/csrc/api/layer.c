@@ -46,7 +46,10 @@ static int walk_parent(struct memfs *fs, const char *path, char *buf, size_t buf
     *leaf = last + 1;
     struct memfs_node *dir = memfs_root(fs);
     char *save = NULL;
-    for (char *part = strtok_r(buf + 1, "/", &save); part; part = strtok_r(NULL, "/", &save)) {
+    /* The parent's components lie before the leaf; a path whose only slash
+     * is its first ("/sandbox") has the root as parent and none to walk. */
+    char *first = last == buf ? NULL : strtok_r(buf + 1, "/", &save);
+    for (char *part = first; part; part = strtok_r(NULL, "/", &save)) {
         if (!strcmp(part, ".") || !strcmp(part, "..")) {
             memfs_node_put(fs, dir);
             return -EACCES;
