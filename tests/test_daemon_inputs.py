@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+import time
 
 import pytest
 
@@ -79,6 +80,23 @@ def test_the_top_level_folders_can_be_listed(daemon, http, sb, path):
     assert r.status_code == 200, r.text
     names = {e["name"] for e in r.json()["entries"]}
     assert "top.txt" in names and "sandbox" not in names and "tmp" not in names
+
+
+def test_a_top_level_folder_lists_while_a_cell_runs(daemon, http, sb):
+    daemon.run_cell(sb, "open('/sandbox/during.txt','w').write('d')")
+    run = http.post(f"/sandboxes/{sb}/runs", json={"code": "import time\ntime.sleep(2)"}).json()
+    try:
+        r = http.get(f"/sandboxes/{sb}/files", params={"path": "/sandbox"})
+        assert r.status_code == 200, r.text
+        assert "during.txt" in {e["name"] for e in r.json()["entries"]}
+        assert http.get(f"/runs/{run['id']}").json()["status"] == "running"
+        stat = http.get(f"/sandboxes/{sb}/stat", params={"path": "/sandbox"})
+        assert stat.status_code == 200 and stat.json()["type"] == "dir", stat.text
+    finally:
+        deadline = time.monotonic() + 30
+        while http.get(f"/runs/{run['id']}").json()["status"] == "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
 
 
 def test_a_tar_into_a_top_level_folder_makes_no_stray_folder(daemon, http, sb):
