@@ -364,20 +364,24 @@ class Sandbox:
                     lib.fj_sandbox_learn_working_set(self._native.handle)  # a hint: may fail
         return result
 
+    def _request_ok(self, request: dict, what: str, timeout: float | None) -> list:
+        """A request that is not a cell: a guest error raises SandboxError
+        ("what: ename: evalue"); returns the frames that came before done."""
+        result, extra = self._request(request, None, timeout)
+        if result.error is not None:
+            raise SandboxError(f"{what}: {result.error.ename}: {result.error.evalue}")
+        return extra
+
     def refresh(self, timeout: float | None = 60.0) -> None:
         """Re-seeds what the guest seeded once at start-up (random's state,
         numpy's global generator): a child of a warm base then starts as if
         booted itself (docs/agent-protocol.md, op ``fresh``)."""
-        result, _ = self._request({"op": "fresh"}, None, timeout)
-        if result.error is not None:
-            raise SandboxError(f"refresh: {result.error.ename}: {result.error.evalue}")
+        self._request_ok({"op": "fresh"}, "refresh", timeout)
 
     def preload(self, modules: list[str], timeout: float | None = 300.0) -> None:
         """Imports modules outside the cell history (In, Out and the
         execution count stay untouched)."""
-        result, _ = self._request({"op": "preload", "modules": list(modules)}, None, timeout)
-        if result.error is not None:
-            raise SandboxError(f"preload: {result.error.ename}: {result.error.evalue}")
+        self._request_ok({"op": "preload", "modules": list(modules)}, "preload", timeout)
 
     def send_input(self, value: str | None) -> None:
         """Answers the running cell's ``input()`` (None: end of input)."""
@@ -398,15 +402,11 @@ class Sandbox:
         """Like push, with the value already pickled (unpickled only in the
         guest, so the host never needs the value's classes)."""
         payload = base64.b64encode(data).decode()
-        result, _ = self._request({"op": "push", "name": name, "pickle": payload}, None, timeout)
-        if result.error is not None:
-            raise SandboxError(f"push {name!r}: {result.error.ename}: {result.error.evalue}")
+        self._request_ok({"op": "push", "name": name, "pickle": payload}, f"push {name!r}", timeout)
 
     def pull_pickled(self, name: str, timeout: float | None = 60.0) -> bytes:
         """The guest variable's pickle, as the guest made it."""
-        result, extra = self._request({"op": "pull", "name": name}, None, timeout)
-        if result.error is not None:
-            raise SandboxError(f"pull {name!r}: {result.error.ename}: {result.error.evalue}")
+        extra = self._request_ok({"op": "pull", "name": name}, f"pull {name!r}", timeout)
         for msg in extra:
             if msg.get("op") == "value":
                 return base64.b64decode(msg["pickle"])

@@ -160,27 +160,29 @@ int fdt_count(const struct fdt *t)
     return n;
 }
 
-void *fdt_clone_shared(struct fdt_clone_ctx *ctx, const void *from)
+void *fdt_clone_shared_copy(struct fdt_clone_ctx *ctx, const void *from, size_t size, bool *fresh)
 {
     for (size_t i = 0; i < ctx->n_shared; i++)
-        if (ctx->shared[i].from == from)
+        if (ctx->shared[i].from == from) {
+            *fresh = false;
             return ctx->shared[i].to;
-    return NULL;
-}
-
-int fdt_clone_remember(struct fdt_clone_ctx *ctx, const void *from, void *to)
-{
+        }
     if (ctx->n_shared == ctx->cap_shared) {
         size_t cap = ctx->cap_shared ? ctx->cap_shared * 2 : 8;
         void *grown = realloc(ctx->shared, cap * sizeof(*ctx->shared));
         if (!grown)
-            return -ENOMEM;
+            return NULL;
         ctx->shared = grown;
         ctx->cap_shared = cap;
     }
+    void *to = malloc(size);
+    if (!to)
+        return NULL;
+    memcpy(to, from, size);
     ctx->shared[ctx->n_shared].from = from;
     ctx->shared[ctx->n_shared++].to = to;
-    return 0;
+    *fresh = true;
+    return to;
 }
 
 int fdt_clone(struct fdt *dst, const struct fdt *src, struct fs_view *view)

@@ -39,7 +39,7 @@ struct file_ops {
      * is ctx->view (same flags, offset and kind state; memfs nodes looked up
      * by inode number in the view's layer). Kind objects shared by several
      * descriptions (a pipe's buffer) are copied once per fdt_clone through
-     * fdt_clone_shared. NULL op: the fd is not carried into branches (it is
+     * fdt_clone_shared_copy. NULL op: the fd is not carried into branches (it is
      * closed there). */
     struct file *(*clone)(struct file *f, struct fdt_clone_ctx *ctx);
 };
@@ -99,10 +99,10 @@ struct fdt_clone_ctx {
     } *shared;
     size_t n_shared, cap_shared;
 };
-/* The copy already made in this clone of a kind object shared between
- * descriptions, or NULL. */
-void *fdt_clone_shared(struct fdt_clone_ctx *ctx, const void *from);
-/* Records to as the copy of from; -ENOMEM. */
-int fdt_clone_remember(struct fdt_clone_ctx *ctx, const void *from, void *to);
+/* The copy, for this clone, of a kind object that several descriptions
+ * share (a pipe's buffer, a socket pair): the first call makes it, a plain
+ * copy of size bytes of from, and sets *fresh (the caller then resets what
+ * counts descriptions); later calls return the same copy. NULL on ENOMEM. */
+void *fdt_clone_shared_copy(struct fdt_clone_ctx *ctx, const void *from, size_t size, bool *fresh);
 
 #endif

@@ -3,7 +3,7 @@
  * Invariants: pipe_buf is freed when its last end is released; readers and
  * writers count open descriptions of each end (dup shares a description).
  * A branch gets its own copy of the buffer, contents included, shared by
- * its copies of the ends (fdt_clone_shared). */
+ * its copies of the ends (fdt_clone_shared_copy). */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <poll.h>
@@ -101,22 +101,14 @@ static const struct file_ops pipe_ops;
 
 static struct file *pipe_clone(struct file *f, struct fdt_clone_ctx *ctx) {
     struct file *c = file_new(&pipe_ops, f->flags, NULL);
-    if (!c)
-        return NULL;
-    struct pipe_buf *p = f->priv, *copy = fdt_clone_shared(ctx, p);
+    bool fresh;
+    struct pipe_buf *copy = c ? fdt_clone_shared_copy(ctx, f->priv, sizeof(*copy), &fresh) : NULL;
     if (!copy) {
-        if (!(copy = malloc(sizeof(*copy)))) {
-            free(c);
-            return NULL;
-        }
-        *copy = *p;
-        copy->readers = copy->writers = 0; /* counted as its ends are cloned */
-        if (fdt_clone_remember(ctx, p, copy) < 0) {
-            free(copy);
-            free(c);
-            return NULL;
-        }
+        free(c);
+        return NULL;
     }
+    if (fresh)
+        copy->readers = copy->writers = 0; /* counted as its ends are cloned */
     c->priv = copy;
     count_end(copy, f->flags, 1);
     return c;

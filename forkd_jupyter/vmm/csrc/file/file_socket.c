@@ -5,7 +5,7 @@
  * Invariants: a pair is freed when both ends have no open description left
  * (ends[] counts descriptions; dup shares one). to[i] holds the bytes waiting
  * for end i. A branch gets its own copy of the pair, buffered bytes included,
- * shared by its copies of the ends (fdt_clone_shared). One guest thread: a
+ * shared by its copies of the ends (fdt_clone_shared_copy). One guest thread: a
  * blocking call that cannot progress ends only by a signal, as on Linux. */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -137,33 +137,28 @@ static void sock_release(struct file *f)
 
 static const struct file_ops sock_ops;
 
-static struct file *end_new(struct sock_pair *p, int side, int flags)
+/* Makes f a description of end side of p (counted in p->ends). */
+static void attach_end(struct file *f, struct sock_pair *p, int side)
 {
-    struct file *f = file_new(&sock_ops, O_RDWR | (flags & O_NONBLOCK), NULL);
-    if (f) {
-        f->priv = p;
-        f->dir_cookie = (uint64_t)side;
-        p->ends[side]++;
-    }
-    return f;
+    f->priv = p;
+    f->dir_cookie = (uint64_t)side;
+    p->ends[side]++;
 }
+
+static struct file *end_file(int flags) { return file_new(&sock_ops, O_RDWR | (flags & O_NONBLOCK), NULL); }
 
 static struct file *sock_clone(struct file *f, struct fdt_clone_ctx *ctx)
 {
-    struct sock_pair *p = pair_of(f), *copy = fdt_clone_shared(ctx, p);
+    struct file *c = end_file(f->flags);
+    bool fresh;
+    struct sock_pair *copy = c ? fdt_clone_shared_copy(ctx, pair_of(f), sizeof(*copy), &fresh) : NULL;
     if (!copy) {
-        if (!(copy = malloc(sizeof(*copy))))
-            return NULL;
-        *copy = *p;
-        copy->ends[0] = copy->ends[1] = 0; /* counted as its ends are cloned */
-        if (fdt_clone_remember(ctx, p, copy) < 0) {
-            free(copy);
-            return NULL;
-        }
+        free(c);
+        return NULL;
     }
-    struct file *c = end_new(copy, side_of(f), f->flags);
-    if (!c && !copy->ends[0] && !copy->ends[1])
-        free(copy); /* remembered, but nothing refers to it: the clone fails as a whole */
+    if (fresh)
+        copy->ends[0] = copy->ends[1] = 0; /* counted as its ends are cloned */
+    attach_end(c, copy, side_of(f));
     return c;
 }
 
@@ -188,14 +183,15 @@ int file_socketpair_new(int flags, struct file *out[2])
     static uint64_t next_ino; /* shared by every sandbox of the process */
     p->ino[0] = __atomic_add_fetch(&next_ino, 1, __ATOMIC_RELAXED);
     p->ino[1] = __atomic_add_fetch(&next_ino, 1, __ATOMIC_RELAXED);
-    out[0] = end_new(p, 0, flags);
-    out[1] = out[0] ? end_new(p, 1, flags) : NULL;
-    if (!out[1]) {
-        if (out[0])
-            file_put(out[0]); /* frees p with it */
-        else
-            free(p);
+    out[0] = end_file(flags);
+    out[1] = end_file(flags);
+    if (!out[0] || !out[1]) {
+        free(out[0]);
+        free(out[1]);
+        free(p);
         return -ENOMEM;
     }
+    attach_end(out[0], p, 0);
+    attach_end(out[1], p, 1);
     return 0;
 }
