@@ -20,6 +20,7 @@ from IPython.display import display, publish_display_data
 
 from ..client import Controller, ForkdError
 from ..run_result import RunResult
+from . import tracebacks
 
 POLL_S = 0.05
 
@@ -153,12 +154,21 @@ def _metadata(result: RunResult) -> list[dict]:
     return md + [{}] * (len(result.displays) - len(md))
 
 
-def guest_error(sandbox: str, result: RunResult) -> GuestCellError:
+def guest_error(sandbox: str, result: RunResult, cell_number: int | None) -> GuestCellError:
+    """The cell's failure as the notebook shows it: one line for what a
+    sandbox cannot do yet, else the guest's traceback (tracebacks.py)."""
     e = result.error
-    return GuestCellError(sandbox, e.ename, e.evalue, list(e.traceback))
+    return GuestCellError(sandbox, e.ename, e.evalue, error_lines(result, cell_number))
 
 
-def show_labelled(label: str, outcome: Outcome) -> None:
+def error_lines(result: RunResult, cell_number: int | None) -> list[str]:
+    e = result.error
+    lines = tracebacks.rewrite(list(e.traceback), result.execution_count, cell_number)
+    one_line = tracebacks.unsupported(e, lines)
+    return lines if one_line is None else [one_line]
+
+
+def show_labelled(label: str, outcome: Outcome, cell_number: int | None) -> None:
     """One sandbox's part of a ``--each`` cell, under its label."""
     publish_display_data(
         {
@@ -173,6 +183,6 @@ def show_labelled(label: str, outcome: Outcome) -> None:
     if value is not None:
         display(value)
     if outcome.result.error is not None:
-        sys.stderr.write("\n".join(outcome.result.error.traceback) + "\n")
+        sys.stderr.write("\n".join(error_lines(outcome.result, cell_number)) + "\n")
     sys.stdout.flush()
     sys.stderr.flush()

@@ -9,7 +9,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from ..client import ForkdError
-from . import cell
+from . import cell, tracebacks
 from .session import Session, usage_error
 from .subcommands import SUBCOMMANDS, run_subcommand
 
@@ -23,9 +23,9 @@ Sub-commands (spawn, use and branch return handles you can assign, e.g.
 
 @magics_class
 class ForkdMagics(Magics):
-    def __init__(self, shell) -> None:
+    def __init__(self, shell, session: Session | None = None) -> None:
         super().__init__(shell)
-        self.session = Session()
+        self.session = session or Session()
 
     @line_magic
     def forkd(self, line: str) -> Any:
@@ -55,24 +55,47 @@ class ForkdMagics(Magics):
 
     def _run_one(self, name: str | None, code: str) -> Any:
         sandbox = self._resolve(name)
+        refused = tracebacks.refusal(code)
+        if refused is not None:
+            raise cell.GuestCellError(sandbox, "NotSupported", refused, [refused])
         [outcome] = cell.run_cells(self.session.controller, [sandbox], code, stream=True)
         if outcome.error is not None:
-            raise usage_error(outcome.error)
+            raise self._dead_current_hint(sandbox, name, outcome.error)
         if outcome.failure is not None:
             raise outcome.failure
         value = cell.show(outcome.result, streamed=True)
         if outcome.result.error is not None:
-            raise cell.guest_error(sandbox, outcome.result)
+            raise cell.guest_error(sandbox, outcome.result, self.shell.execution_count)
         return value
+
+    def _dead_current_hint(self, sandbox: str, name: str | None, error: ForkdError) -> Exception:
+        """A cell refused because the current sandbox died (killed, the
+        daemon restarted) says so and names the ways on."""
+        if name is None and error.status == 409:
+            try:
+                record = self.session.controller.get_sandbox(sandbox)
+            except ForkdError:
+                record = {"status": "dead"}
+            if record.get("status") == "dead":
+                reason = record.get("exit_reason")
+                why = f" ({reason})" if reason else ""
+                return UsageError(
+                    f"the current sandbox {sandbox} is dead{why}: `%forkd spawn` for a fresh "
+                    "one, or `%forkd use NAME` for another"
+                )
+        return usage_error(error)
 
     def _run_each(self, names: str, code: str) -> None:
         labels = [n.strip() for n in names.split(",") if n.strip()]
         if not labels:
             raise UsageError("--each needs sandbox names separated by commas")
         sandboxes = [self._resolve(n) for n in labels]
+        refused = tracebacks.refusal(code)
+        if refused is not None:
+            raise cell.GuestCellError(", ".join(labels), "NotSupported", refused, [refused])
         outcomes = cell.run_cells(self.session.controller, sandboxes, code, stream=False)
         for label, outcome in zip(labels, outcomes, strict=True):
-            cell.show_labelled(label, outcome)
+            cell.show_labelled(label, outcome, self.shell.execution_count)
         failed = [
             label
             for label, o in zip(labels, outcomes, strict=True)

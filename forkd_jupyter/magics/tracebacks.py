@@ -1,0 +1,135 @@
+"""What a `%%forkd` cell's failure looks like in the notebook.
+
+- Things a sandbox cannot do yet (shell commands, script cell magics,
+  subprocesses, threads) end in one line that says so, instead of a long
+  traceback through IPython's and the standard library's internals. Shell
+  commands and script magics are refused before the cell is sent, so
+  nothing of them runs (nor leaves an event loop behind for the next cell).
+- Frames of the sandbox's own agent (``.../forkd_agent/...``) are never
+  shown: they are the machinery, not the user's code.
+- Frames of the cell are numbered as the notebook numbers its cells, with
+  the notebook's line numbers (the cell's first line is ``%%forkd``).
+
+Invariant: a rewritten traceback keeps every frame of user and library code
+in order; only agent frames go, and only cell labels change."""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from IPython.core.inputtransformer2 import TransformerManager
+
+from ..run_result import GuestError
+
+NOT_YET = "in a sandbox yet"
+IN_NOTEBOOK = "run it in the notebook"
+SCRIPT_MAGICS = {"script", "sh", "bash", "perl", "ruby", "python", "python2", "python3", "pypy"}
+SHELL_LINE_MAGICS = {"sx", "system", "sc"}
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+# IPython labels a cell's frame "Cell In[7], line 3" (coloured between the parts).
+_CELL_LABEL = re.compile(r"In\[(\d+)\](\x1b\[[0-9;]*m)?, line (\d+)")
+_AGENT = "/forkd_agent/"
+_ARROW = re.compile(r"-*>")  # IPython's mark of a frame's current line
+# A listing line's number: "      1 code" or "----> 3 code", maybe coloured.
+_LISTING_NUMBER = re.compile(r"^((?:\x1b\[[0-9;]*m)?(?:\s+|-*>\s*))(\d+)")
+
+
+def refusal(code: str) -> str | None:
+    """Why this cell cannot run in a sandbox (one line), or None."""
+    try:
+        tree = ast.parse(TransformerManager().transform_cell(code))
+    except (SyntaxError, ValueError):
+        return None  # the sandbox reports the syntax error itself
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+            continue
+        owner = node.func.value
+        if not (isinstance(owner, ast.Call) and getattr(owner.func, "id", "") == "get_ipython"):
+            continue
+        method, first = node.func.attr, _first_string(node)
+        if method in ("system", "getoutput"):
+            return f"shell commands (!{first or 'cmd'}) are not available {NOT_YET}: {IN_NOTEBOOK}"
+        if method == "run_cell_magic" and first in SCRIPT_MAGICS:
+            return f"%%{first} is not available {NOT_YET} (it starts a process): {IN_NOTEBOOK}"
+        if method == "run_line_magic" and first in SHELL_LINE_MAGICS:
+            return f"%{first} is not available {NOT_YET} (it starts a shell): {IN_NOTEBOOK}"
+    return None
+
+
+def _first_string(call: ast.Call) -> str | None:
+    if call.args and isinstance(call.args[0], ast.Constant) and isinstance(call.args[0].value, str):
+        return call.args[0].value.split()[0] if call.args[0].value.split() else ""
+    return None
+
+
+def unsupported(error: GuestError, traceback: list[str]) -> str | None:
+    """A one-line explanation when the guest failed at something a sandbox
+    cannot do yet, else None (``traceback``: the rewritten one, whose
+    innermost frame of the cell is named)."""
+    text = error.plain_traceback
+    if error.ename == "RuntimeError" and "can't start new thread" in error.evalue:
+        what = f"threads cannot start {NOT_YET} (a sandbox runs one thread)"
+    elif "shell not found" in error.evalue:
+        what = f"shell commands are not available {NOT_YET}: run them in the notebook"
+    elif error.ename.endswith("Error") and any(
+        marker in text for marker in ("_fork_exec", "posix_spawn", "os.fork(", "_execute_child")
+    ):
+        what = f"subprocesses cannot start {NOT_YET}: run them in the notebook"
+    else:
+        return None
+    where = _last_cell_line(traceback)
+    return f"{error.ename}: {error.evalue}: {what}" + (f" ({where})" if where else "")
+
+
+def _last_cell_line(traceback: list[str]) -> str | None:
+    """``line N: code`` of the cell's innermost frame, if it is known."""
+    lines = _ANSI.sub("", "\n".join(traceback)).splitlines()
+    found = None
+    for i, line in enumerate(lines):
+        if line.startswith("Cell In[") and ", line " in line:
+            number = line.split(", line ")[1].split(",")[0].strip()
+            code = next((_code_of(x) for x in lines[i + 1 :] if _ARROW.match(x)), "")
+            found = f"line {number}: {code}" if code else f"line {number}"
+    return found
+
+
+def _code_of(arrow_line: str) -> str:
+    """``t.start()`` from IPython's ``----> 3 t.start()``."""
+    return re.sub(r"^-*>\s*\d+\s?", "", arrow_line).strip()
+
+
+def rewrite(traceback: list[str], guest_count: int | None, cell_number: int | None) -> list[str]:
+    """The traceback without agent frames, with this cell's frames labelled
+    by the notebook's cell number and line numbers."""
+    lines = "\n".join(traceback).split("\n")
+    kept: list[str] = []
+    dropping = False
+    for line in lines:
+        plain = _ANSI.sub("", line)
+        header = plain.startswith(("File ", "Cell ")) or plain.lstrip().startswith('File "')
+        if header:
+            dropping = _AGENT in plain
+        elif plain.strip() == "" or not (plain[:1].isspace() or _ARROW.match(plain)):
+            dropping = False  # a frame's end: a blank line, or the exception's line
+        if not dropping:
+            kept.append(line)
+    if guest_count is None or cell_number is None:
+        return kept
+    out: list[str] = []
+    in_cell = False  # inside a frame of this cell: its listing is renumbered too
+    for line in kept:
+        match = _CELL_LABEL.search(line)
+        if match is not None:
+            in_cell = int(match.group(1)) == guest_count
+            if in_cell:
+                line = _CELL_LABEL.sub(
+                    lambda m: f"In[{cell_number}]{m.group(2) or ''}, line {int(m.group(3)) + 1}",
+                    line,
+                )
+        elif _ANSI.sub("", line).strip() == "":
+            in_cell = False
+        elif in_cell:
+            line = _LISTING_NUMBER.sub(lambda m: f"{m.group(1)}{int(m.group(2)) + 1}", line, 1)
+        out.append(line)
+    return out
