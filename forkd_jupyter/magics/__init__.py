@@ -7,6 +7,7 @@ from __future__ import annotations
 from .cell import GuestCellError
 from .handles import SandboxHandle, SandboxList, SnapshotHandle
 from .magics import ForkdMagics
+from .session import Session
 
 __all__ = [
     "ForkdMagics",
@@ -20,12 +21,15 @@ __all__ = [
 ]
 
 _loaded: ForkdMagics | None = None
+# The kernel's one session: the magics' and the widgets' (a widget built
+# before `%load_ext` makes it; the magics then take the same one).
+_session: Session | None = None
 
 
 def load_ipython_extension(ipython) -> None:
     global _loaded
     if _loaded is None:
-        _loaded = ForkdMagics(ipython)
+        _loaded = ForkdMagics(ipython, current_session(create=True))
     ipython.register_magics(_loaded)
 
 
@@ -47,7 +51,11 @@ def unload_ipython_extension(ipython) -> None:
 _METHODS = {"line": "forkd", "cell": "forkd_cell"}
 
 
-def current_session():
-    """The kernel's magics session (its controller and current sandbox), or
-    None before `%load_ext forkd_jupyter`."""
-    return None if _loaded is None else _loaded.session
+def current_session(create: bool = False) -> Session | None:
+    """The kernel's session (its controller and current sandbox), shared by
+    the magics and the widgets; None before either made it, unless
+    ``create``."""
+    global _session
+    if _session is None and create:
+        _session = Session()
+    return _session

@@ -113,6 +113,8 @@ class SandboxList(list):
     snapshot: SnapshotHandle | None = None
 
     def __repr__(self) -> str:
+        if self.snapshot is not None and not self:  # a branch without children
+            return f"{self.snapshot!r}, no children (spawn some: .snapshot.spawn(n))"
         items = ", ".join(repr(s) for s in self)
         source = f" from {self.snapshot!r}" if self.snapshot is not None else ""
         return f"[{items}]{source}"

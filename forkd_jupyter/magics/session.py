@@ -19,8 +19,8 @@ Listener = Callable[[str | None], None]
 
 
 class Session:
-    def __init__(self) -> None:
-        self._controller: Controller | None = None
+    def __init__(self, controller: Controller | None = None) -> None:
+        self._controller = controller
         self.current: str | None = None
         self._listeners: list[Listener] = []
 
@@ -38,6 +38,10 @@ class Session:
     def on_current_change(self, listener: Listener) -> None:
         """Widgets register here to highlight the current sandbox."""
         self._listeners.append(listener)
+
+    def remove_current_listener(self, listener: Listener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
 
     def set_current(self, sandbox_id: str | None) -> None:
         self.current = sandbox_id

@@ -13,9 +13,11 @@ from IPython.core.error import UsageError
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..client import DaemonUnavailable, ForkdError
-from ..client.text import fmt_ms, render_table, render_tree, sandbox_status
+from ..client.text import fmt_ms, render_table, render_tree
 from .handles import SandboxHandle, SandboxList, SnapshotHandle, branch_result
+from .housekeeping import clear_dead
 from .session import Session
+from .states import state_word
 
 SUBCOMMANDS: dict[str, Callable] = {}
 
@@ -73,27 +75,38 @@ def use(session: Session, shell, args) -> SandboxHandle:
     """Make a sandbox the current one (where `%%forkd` cells run)."""
     record = session.controller.get_sandbox(args.name)
     if record["status"] != "running":
-        raise UsageError(f"sandbox {args.name} is {sandbox_status(record)}")
+        raise UsageError(f"sandbox {args.name} is {state_word(record)}")
     session.set_current(record["id"])
     return SandboxHandle(session.controller, record)
 
 
 @subcommand
 @magic_arguments()
+@argument("--all", action="store_true", dest="show_dead", help="list dead sandboxes too")
+@argument("--clear-dead", action="store_true", help="first remove every dead sandbox's record")
 def ls(session: Session, shell, args) -> None:
-    """List sandboxes and snapshots (* marks the current sandbox)."""
+    """List sandboxes and snapshots (* marks the current sandbox). Dead
+    sandboxes are counted, not listed, unless --all."""
     c = session.controller
+    if args.clear_dead:
+        cleared = clear_dead(c)
+        print(f"cleared {len(cleared)} dead sandbox{'es' if len(cleared) != 1 else ''}")
+    sandboxes = c.list_sandboxes()
+    shown = [s for s in sandboxes if args.show_dead or s["status"] != "dead"]
     rows = [
         (
             "*" if s["id"] == session.current else "",
             s["id"],
             s["name"],
-            sandbox_status(s),
+            state_word(s),
             s["parent_snapshot"] or "",
         )
-        for s in c.list_sandboxes()
+        for s in shown
     ]
-    print(render_table(("", "SANDBOX", "NAME", "STATUS", "FROM"), rows) if rows else "no sandboxes")
+    print(render_table(("", "SANDBOX", "NAME", "STATE", "FROM"), rows) if rows else "no sandboxes")
+    hidden = len(sandboxes) - len(shown)
+    if hidden:
+        print(f"({hidden} dead not shown: `--all` lists them, `--clear-dead` removes them)")
     snaps = [
         (s["id"], s["tag"] or "", s["mode"], s["status"], s["source_id"], fmt_ms(s["pause_ms"]))
         for s in c.list_snapshots()
