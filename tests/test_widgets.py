@@ -94,3 +94,92 @@ def test_clicks_select_and_double_clicks_make_current(daemon, source):
     tree._handle_custom_msg({"type": "make_current", "id": "no-such-node"}, [])
     assert session.current is None
     tree.close()
+
+
+def test_a_tree_built_directly_follows_the_notebook_session(daemon, source):
+    """`BranchTree()` without arguments is `%forkd tree`: it outlines the
+    session's current sandbox, and a double click changes the session's."""
+    from forkd_jupyter.magics import current_session
+
+    session = current_session(create=True)
+    session.set_current(source["id"])
+    [other] = daemon.spawn_sandboxes(memory_limit_mib=256)
+    tree = BranchTree(live=False)
+    try:
+        assert tree.current == source["id"]
+        tree.refresh()
+        tree._handle_custom_msg({"type": "make_current", "id": other["id"]}, [])
+        assert session.current == other["id"] == tree.current
+        session.set_current(source["id"])  # e.g. `%forkd use`
+        assert tree.current == source["id"]
+    finally:
+        tree.close()
+        session.set_current(None)
+        daemon.kill_sandbox(other["id"])
+
+
+def test_clear_dead_removes_dead_records_only(daemon, source):
+    [doomed] = daemon.spawn_sandboxes(memory_limit_mib=256)
+    daemon.kill_sandbox(doomed["id"])
+    tree = BranchTree(controller=daemon, session=Session(daemon))
+    try:
+        wait_until(lambda: doomed["id"] in node_ids(tree))
+        cleared = tree.clear_dead()
+        assert doomed["id"] in cleared and source["id"] not in cleared
+        ids = {s["id"] for s in daemon.list_sandboxes()}
+        assert doomed["id"] not in ids and source["id"] in ids
+        wait_until(lambda: doomed["id"] not in node_ids(tree))
+    finally:
+        tree.close()
+
+
+def test_timings_are_history(daemon, source):
+    chart = PauseTimings(controller=daemon)
+    try:
+        snap = daemon.branch_sandbox(source["id"], mode="full")["snapshot"]
+        wait_until(lambda: snap["id"] in {t["snapshot_id"] for t in chart.timings})
+        daemon.delete_snapshot(snap["id"])
+        wait_until(
+            lambda: any(t["snapshot_id"] == snap["id"] and t["deleted"] for t in chart.timings)
+        )
+    finally:
+        chart.close()
+
+
+def test_widgets_resynchronise_after_a_daemon_restart(tmp_path):
+    """The daemon stops: the widget says so and does not start it again;
+    it comes back: the widget reloads the whole state at once (the sandbox
+    died with the old daemon), with no further event needed, and a dead
+    current sandbox has its way on."""
+    from daemon_private import PrivateDaemon
+
+    from forkd_jupyter.client import Controller, connection
+
+    private = PrivateDaemon(tmp_path).start()
+    controller = Controller(url=f"unix://{private.socket}", autostart=False)
+    session = Session(controller)
+    tree = None
+    try:
+        [sb] = controller.spawn_sandboxes(memory_limit_mib=256)
+        session.set_current(sb["id"])
+        tree = BranchTree(session=session)
+        assert sb["id"] in node_ids(tree) and tree.current == sb["id"]
+        private.stop()
+        wait_until(lambda: "unavailable" in tree.connection, timeout=5)
+        time.sleep(2.5)  # several reconnection attempts
+        assert not connection.is_up(controller.connection, timeout=1.0)  # not restarted
+        private.start()
+        wait_until(lambda: tree.connection == "", timeout=5)
+        wait_until(
+            lambda: any(n["id"] == sb["id"] and n["status"] == "dead" for n in tree.tree["nodes"]),
+            timeout=3,
+        )
+        fresh = tree.spawn_current()
+        assert session.current == fresh == tree.current
+        assert controller.get_sandbox(fresh)["status"] == "running"
+        controller.kill_sandbox(fresh)
+    finally:
+        if tree is not None:
+            tree.close()
+        controller.close()
+        private.stop()

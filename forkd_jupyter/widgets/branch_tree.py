@@ -1,18 +1,26 @@
 """``BranchTree``: sandboxes and snapshots of the daemon as a live tree.
 
 Traits synced with the front end: ``tree`` (the daemon's /v1/tree
-document), ``current`` (the notebook's current sandbox, highlighted),
-``selected`` (the node the user clicked). A double click (or the front end's
-"make current" message) makes a running sandbox the notebook's current one."""
+document), ``current`` (the notebook's current sandbox, outlined),
+``selected`` (the node the user clicked), ``show_dead`` (draw dead
+sandboxes too; by default only the live lineage is drawn) and
+``connection`` (why the daemon cannot be reached, if so).
+
+Invariant: ``current`` mirrors the notebook's session (the same one
+`%forkd` uses, whether the widget came from `%forkd tree` or was built
+directly); every change of it goes through ``Session.set_current``, so the
+tree, the magics and the JupyterLab panel never disagree."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import traitlets
 
+from ..client import ForkdError
 from .base import LiveWidget
 
 STATIC = Path(__file__).parent / "static"
@@ -25,15 +33,13 @@ class BranchTree(LiveWidget):
     tree = traitlets.Dict().tag(sync=True)
     current = traitlets.Unicode(allow_none=True, default_value=None).tag(sync=True)
     selected = traitlets.Unicode(allow_none=True, default_value=None).tag(sync=True)
+    show_dead = traitlets.Bool(False).tag(sync=True)
 
     def __init__(self, controller=None, session=None, live: bool = True, **kw: Any) -> None:
-        self._session = session
         self._select_callbacks: list[Callable[[str], None]] = []
-        super().__init__(controller=controller, live=live, **kw)
-        if session is not None:
-            self.current = session.current
-            session.on_current_change(self._follow_session)
-        self.on_msg(self._on_front_end_message)
+        super().__init__(controller=controller, session=session, live=live, **kw)
+        self.current = self._session.current
+        self._session.on_current_change(self._follow_session)
 
     def refresh(self) -> None:
         self.tree = self._controller.tree()
@@ -53,14 +59,50 @@ class BranchTree(LiveWidget):
         node = next((n for n in self.tree.get("nodes", []) if n["id"] == sandbox_id), None)
         if node is None or node["kind"] != "sandbox" or node["status"] != "running":
             return
-        if self._session is not None:
-            self._session.set_current(sandbox_id)  # calls back _follow_session
-        else:
-            self.current = sandbox_id
+        self._session.set_current(sandbox_id)  # calls back _follow_session
+
+    def spawn_current(self) -> str:
+        """Spawns a fresh sandbox and makes it the current one (the way on
+        from a dead current sandbox)."""
+        [record] = self._controller.spawn_sandboxes(n=1)
+        self._session.set_current(record["id"])
+        return record["id"]
+
+    def clear_dead(self) -> list[str]:
+        """Removes the records of every dead sandbox; returns their ids."""
+        from ..magics.housekeeping import clear_dead
+
+        return clear_dead(self._controller)
+
+    def close(self) -> None:
+        self._session.remove_current_listener(self._follow_session)
+        super().close()
 
     def _follow_session(self, sandbox_id: str | None) -> None:
         self.current = sandbox_id
 
     def _on_front_end_message(self, widget: Any, content: dict, buffers: list) -> None:
-        if isinstance(content, dict) and content.get("type") == "make_current":
+        if not isinstance(content, dict):
+            return
+        kind = content.get("type")
+        if kind == "make_current":
             self.make_current(str(content.get("id")))
+        elif kind in ("spawn_current", "clear_dead"):
+            # Slow calls leave the kernel's message loop free.
+            action = self.spawn_current if kind == "spawn_current" else self.clear_dead
+            threading.Thread(target=_quietly(action), daemon=True).start()
+        else:
+            super()._on_front_end_message(widget, content, buffers)
+
+
+def _quietly(action: Callable[[], object]) -> Callable[[], None]:
+    """Runs ``action`` from a button: a refusal leaves the tree as it is
+    (the next refresh shows what happened)."""
+
+    def run() -> None:
+        try:
+            action()
+        except (ForkdError, OSError):
+            pass
+
+    return run

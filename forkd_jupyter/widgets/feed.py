@@ -1,11 +1,19 @@
 """A background thread that follows the daemon's event stream and calls
-back, at most once per ``interval``, when anything changed. Widgets use it
-to refresh themselves.
+back when anything changed. Widgets use it to refresh themselves.
+
+Each connection starts with a resynchronisation: the daemon's current
+sequence number is read, then the full state is refreshed, then events
+after that number are followed. So a daemon that restarted (whose numbers
+start again, whose sandboxes died with it) is never read through the old
+numbers, and nothing that changed while the stream was down is missed.
 
 Invariants: at most one refresh runs at a time and refreshes are coalesced
 (a burst of events makes one call, never a backlog); the thread reconnects
-after the stream breaks (a daemon restart) and exits promptly after
-``stop``; a failing callback never kills the thread."""
+after the stream breaks and exits promptly after ``stop``; a failing
+callback never kills the thread; ``on_connection(None)`` is called once
+connected, ``on_connection(reason)`` while the daemon cannot be reached.
+The feed never starts a daemon: a stopped daemon stays stopped until
+someone starts it (or ``reconnect`` is asked for after it was)."""
 
 from __future__ import annotations
 
@@ -24,12 +32,15 @@ class EventFeed:
         on_change: Callable[[], None],
         since: int | None = None,
         interval: float = 0.2,
+        on_connection: Callable[[str | None], None] | None = None,
     ) -> None:
         self._controller = controller
         self._on_change = on_change
+        self._on_connection = on_connection or (lambda _reason: None)
         self._interval = interval
         self._stopped = threading.Event()
         self._dirty = threading.Event()
+        self._wake = threading.Event()
         self._stream = None
         self._since = since
         self._reader = threading.Thread(target=self._read, name="forkd-events", daemon=True)
@@ -38,19 +49,28 @@ class EventFeed:
         self._refresher.start()
 
     def _read(self) -> None:
-        since = self._since
+        since = self._since  # the first connection: the widget just refreshed
         while not self._stopped.is_set():
             try:
+                if since is None:
+                    since = self._controller.tree()["seq"]
+                    self._dirty.set()  # the full state, from after `since`
+                self._on_connection(None)
                 self._stream = self._controller.events(since=since)
                 for event in self._stream:
                     since = event["seq"]
                     self._dirty.set()
                     if self._stopped.is_set():
                         return
-            except (ForkdError, OSError, ValueError):
-                pass
-            self._dirty.set()  # whatever happened while disconnected
-            self._stopped.wait(RECONNECT_S)
+                reason = "the daemon's event stream ended"
+            except (ForkdError, OSError, ValueError) as e:
+                reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            if self._stopped.is_set():
+                return
+            since = None  # resynchronise on the next connection
+            self._on_connection(f"the daemon is unavailable ({reason}); reconnecting")
+            self._wake.wait(RECONNECT_S)
+            self._wake.clear()
 
     def _refresh(self) -> None:
         while not self._stopped.is_set():
@@ -63,9 +83,14 @@ class EventFeed:
                 pass
             self._stopped.wait(self._interval)
 
+    def reconnect(self) -> None:
+        """Tries the daemon again now instead of at the next retry."""
+        self._wake.set()
+
     def stop(self) -> None:
         self._stopped.set()
         self._dirty.set()
+        self._wake.set()
         stream = self._stream
         if stream is not None:
             stream.close()  # wakes the reader blocked on the connection

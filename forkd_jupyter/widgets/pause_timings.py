@@ -1,5 +1,8 @@
 """``PauseTimings``: how long each branch paused its source, by mode, as a
-live chart with p50/p90 marks (the daemon's /v1/timings)."""
+live chart with p50/p90 marks (the daemon's /v1/timings).
+
+Timings are history: a branch whose snapshot was deleted since the widget
+saw it keeps its row, marked ``deleted`` (drawn faded, still counted)."""
 
 from __future__ import annotations
 
@@ -19,10 +22,17 @@ class PauseTimings(LiveWidget):
     timings = traitlets.List().tag(sync=True)
 
     def __init__(self, controller=None, session=None, live: bool = True, **kw) -> None:
-        super().__init__(controller=controller, live=live, **kw)
+        self._seen: dict[str, dict] = {}  # snapshot id -> its row, in first-seen order
+        super().__init__(controller=controller, session=session, live=live, **kw)
 
     def refresh(self) -> None:
-        self.timings = self._controller.timings()
+        rows = {t["snapshot_id"]: t for t in self._controller.timings()}
+        for snapshot_id, row in self._seen.items():
+            if snapshot_id not in rows:
+                self._seen[snapshot_id] = {**row, "deleted": True}
+        for snapshot_id, row in rows.items():
+            self._seen[snapshot_id] = {**row, "deleted": False}
+        self.timings = list(self._seen.values())
 
     def summary(self) -> dict[str, dict[str, float]]:
         """p50/p90 of pause_ms per mode, as the chart marks them, and of

@@ -1,6 +1,8 @@
 // PauseTimings front end: one row per branch mode, a dot per branch at its
 // pause_ms on a log scale, p50 and p90 marks, tooltips with the round trip
-// and copy time.
+// and copy time; a title, a legend and the axis's unit. Dots are drawn
+// after (over) the marks, which take no pointer events, so every dot's
+// tooltip stays reachable. Branches whose snapshot was deleted stay, faded.
 
 const SVG = "http://www.w3.org/2000/svg";
 const MODES = ["live", "diff", "full"];
@@ -8,8 +10,8 @@ const ROW_H = 46;
 const LEFT = 60;
 const RIGHT = 170;
 const WIDTH = 680;
-const TOP = 10;
-const AXIS_H = 28;
+const TOP = 30;
+const AXIS_H = 44;
 
 function svgEl(tag, attrs, parent) {
   const el = document.createElementNS(SVG, tag);
@@ -31,9 +33,40 @@ export function percentile(sorted, p) {
   return sorted[lo] + (sorted[hi] - sorted[lo]) * (k - lo);
 }
 
+function drawLegend(svg, y) {
+  const g = svgEl("g", { class: "forkd-legend" }, svg);
+  let x = LEFT;
+  for (const mode of MODES) {
+    svgEl("circle", { cx: x + 5, cy: y, r: 5, class: `forkd-dot forkd-dot-${mode}` }, g);
+    svgEl("text", { x: x + 14, y: y + 4 }, g).textContent = mode;
+    x += 60;
+  }
+  for (const [name, text] of [
+    ["p50", "p50 (median)"],
+    ["p90", "p90"],
+  ]) {
+    svgEl("line", { x1: x, x2: x + 16, y1: y, y2: y, class: `forkd-${name}` }, g);
+    svgEl("text", { x: x + 20, y: y + 4 }, g).textContent = text;
+    x += name === "p50" ? 110 : 60;
+  }
+  svgEl(
+    "circle",
+    { cx: x + 5, cy: y, r: 5, class: "forkd-dot forkd-dot-deleted" },
+    g,
+  );
+  svgEl("text", { x: x + 14, y: y + 4 }, g).textContent = "snapshot deleted";
+}
+
 function draw(model, root) {
   const rows = (model.get("timings") || []).filter((t) => t.pause_ms > 0);
   root.replaceChildren();
+  const connection = model.get("connection");
+  if (connection) {
+    const banner = document.createElement("div");
+    banner.className = "forkd-banner forkd-banner-error forkd-disconnected";
+    banner.textContent = connection;
+    root.appendChild(banner);
+  }
   if (rows.length === 0) {
     const empty = document.createElement("div");
     empty.className = "forkd-empty";
@@ -54,24 +87,22 @@ function draw(model, root) {
     { width: WIDTH, height, class: "forkd-timings" },
     root,
   );
+  svgEl("text", { x: 8, y: 18, class: "forkd-title" }, svg).textContent =
+    "How long each branch paused its source (ms, log scale)";
+  const plotBottom = TOP + MODES.length * ROW_H;
   for (let d = lo; d <= hi * 1.0001; d *= 10) {
     svgEl(
       "line",
-      {
-        x1: x(d),
-        x2: x(d),
-        y1: TOP,
-        y2: TOP + MODES.length * ROW_H,
-        class: "forkd-grid",
-      },
+      { x1: x(d), x2: x(d), y1: TOP, y2: plotBottom, class: "forkd-grid" },
       svg,
     );
     svgEl(
       "text",
-      { x: x(d), y: height - 8, class: "forkd-axis" },
+      { x: x(d), y: plotBottom + 14, class: "forkd-axis" },
       svg,
     ).textContent = `${fmtMs(d)} ms`;
   }
+  drawLegend(svg, height - 10);
   MODES.forEach((mode, i) => {
     const y = TOP + i * ROW_H + ROW_H / 2;
     const mine = rows.filter((t) => t.mode === mode);
@@ -84,31 +115,13 @@ function draw(model, root) {
       },
       svg,
     );
-    svgEl(
-      "text",
-      { x: 8, y: y + 4, class: "forkd-mode-label" },
-      g,
-    ).textContent = mode;
+    svgEl("text", { x: 8, y: y + 4, class: "forkd-mode-label" }, g).textContent =
+      mode;
     svgEl(
       "line",
       { x1: LEFT, x2: WIDTH - RIGHT, y1: y, y2: y, class: "forkd-row" },
       g,
     );
-    for (const t of mine) {
-      const dot = svgEl(
-        "circle",
-        {
-          cx: x(t.pause_ms),
-          cy: y,
-          r: 5,
-          class: "forkd-dot",
-          "data-snapshot": t.snapshot_id,
-        },
-        g,
-      );
-      svgEl("title", {}, dot).textContent =
-        `${t.snapshot_id} (${mode}): pause ${fmtMs(t.pause_ms)} ms, round trip ${fmtMs(t.round_trip_ms)} ms, copy ${fmtMs(t.copy_ms)} ms`;
-    }
     if (mine.length) {
       const sorted = mine.map((t) => t.pause_ms).sort((a, b) => a - b);
       for (const [name, p] of [
@@ -116,27 +129,35 @@ function draw(model, root) {
         ["p90", 0.9],
       ]) {
         const v = percentile(sorted, p);
-        const mark = svgEl(
+        svgEl(
           "line",
-          {
-            x1: x(v),
-            x2: x(v),
-            y1: y - 12,
-            y2: y + 12,
-            class: `forkd-${name}`,
-          },
+          { x1: x(v), x2: x(v), y1: y - 12, y2: y + 12, class: `forkd-${name}` },
           g,
         );
-        svgEl("title", {}, mark).textContent =
-          `${mode} ${name}: ${fmtMs(v)} ms`;
       }
-      const p50 = percentile(sorted, 0.5);
-      const p90 = percentile(sorted, 0.9);
       svgEl(
         "text",
         { x: WIDTH - RIGHT + 8, y: y + 4, class: "forkd-stats" },
         g,
-      ).textContent = `p50 ${fmtMs(p50)} / p90 ${fmtMs(p90)}`;
+      ).textContent =
+        `p50 ${fmtMs(percentile(sorted, 0.5))} ms / p90 ${fmtMs(percentile(sorted, 0.9))} ms`;
+    }
+    for (const t of mine) {
+      const classes = t.deleted ? "forkd-dot forkd-dot-deleted" : "forkd-dot";
+      const dot = svgEl(
+        "circle",
+        {
+          cx: x(t.pause_ms),
+          cy: y,
+          r: 5,
+          class: classes,
+          "data-snapshot": t.snapshot_id,
+        },
+        g,
+      );
+      const gone = t.deleted ? " (snapshot deleted)" : "";
+      svgEl("title", {}, dot).textContent =
+        `${t.snapshot_id} (${mode})${gone}: pause ${fmtMs(t.pause_ms)} ms, round trip ${fmtMs(t.round_trip_ms)} ms, copy ${fmtMs(t.copy_ms)} ms`;
     }
   });
 }
@@ -148,7 +169,11 @@ export default {
     el.appendChild(root);
     const redraw = () => draw(model, root);
     model.on("change:timings", redraw);
+    model.on("change:connection", redraw);
     redraw();
-    return () => model.off("change:timings", redraw);
+    return () => {
+      model.off("change:timings", redraw);
+      model.off("change:connection", redraw);
+    };
   },
 };
