@@ -409,3 +409,79 @@ def test_the_reference_in_docs_is_generated_from_the_parsers():
 
 def test_input_in_a_cell_ends_when_the_notebook_takes_no_input(tour):
     assert "no input here" in text_of(tour["input-eof"])
+
+
+ERRORS = [
+    "%load_ext forkd_jupyter",
+    "sb = %forkd spawn --mem 256 --name errs",
+    "%%forkd\n!ls",
+    "%%forkd\n%%bash\nls",
+    "%%forkd\nimport threading\nthreading.Thread(target=print).start()",
+    "%%forkd\nprint('next cell clean')",
+    "%%forkd\ndef f():\n    return 1/0\nf()",
+    "%%forkd --each errs\nx = !ls",
+    "empty = %forkd branch --tag errs-snap\nempty",
+    "from forkd_jupyter.magics import current_session\n"
+    "current_session().controller.kill_sandbox(sb.id)",  # dies behind the magics' back
+    "%%forkd\n1",
+    "%forkd ls",
+    "%forkd ls --all",
+    "%forkd ls --clear-dead",
+    "%forkd rm errs-snap",
+]
+
+
+def test_unsupported_things_fail_in_one_line_with_the_notebooks_numbers(daemon):
+    cells = run_notebook(ERRORS)
+    for index, needle in ((2, "shell commands (!ls)"), (3, "%%bash is not available")):
+        err = error_of(cells[index])
+        assert len(err.traceback) == 1 and needle in err.traceback[0], err.traceback
+        assert "in a sandbox yet" in err.traceback[0]
+    [thread] = error_of(cells[4]).traceback
+    assert "threads cannot start in a sandbox yet" in thread and "line 3" in thread
+    # Nothing of the refused cells leaks into the next one.
+    assert [(o.name, o.text) for o in outputs(cells[5], "stream")] == [
+        ("stdout", "next cell clean\n")
+    ]
+    # The notebook's cell number (execution counts start at 1) and its lines
+    # (the cell's first line is %%forkd): f() is line 4 of cell [7].
+    tb = plain(error_of(cells[6]).traceback)
+    assert "Cell In[7], line 4" in tb and "Cell In[7], line 3, in f()" in tb, tb
+    assert "----> 4 f()" in tb and "forkd_agent" not in tb
+    assert "shell commands (!ls)" in text_of(cells[7]) + str(outputs(cells[7], "error"))
+    assert re.fullmatch(
+        r"<snapshot snap-\d+ 'errs-snap' \((live|full|diff), paused [0-9.]+ ms\)>, no children.*",
+        text_of(cells[8]),
+    )
+    line = usage_error_of(cells[10])
+    assert "is dead (killed)" in line and "%forkd spawn" in line and "%forkd use" in line
+    listed = text_of(cells[11]).split("\n\n")[0]  # the sandboxes' table, not the snapshots'
+    assert " errs " not in listed and re.search(r"\(\d+ dead not shown", listed)
+    assert "dead (killed)" in text_of(cells[12]) and " errs " in text_of(cells[12])
+    assert text_of(cells[13]).startswith("cleared ")
+    assert "dead not shown" not in text_of(cells[13])
+
+
+def test_agent_frames_never_reach_the_notebook():
+    from forkd_jupyter.magics.tracebacks import rewrite
+
+    guest = [
+        "Traceback (most recent call last):",
+        '  File "/opt/forkd/forkd_agent/server.py", line 12, in handle',
+        "    run(code)",
+        "Cell In[3], line 2",
+        "      1 x = 1",
+        "----> 2 g()",
+        "",
+        "File /opt/forkd/forkd_agent/ipython_runner.py:40, in run()",
+        "---> 40     exec(code)",
+        "",
+        "File /usr/lib/python3.11/json/__init__.py:346, in loads(s)",
+        "--> 346     return _default_decoder.decode(s)",
+        "",
+        "ValueError: bad",
+    ]
+    out = "\n".join(rewrite(guest, guest_count=3, cell_number=9))
+    assert "forkd_agent" not in out and "run(code)" not in out and "exec(code)" not in out
+    assert "Cell In[9], line 3" in out and "----> 3 g()" in out and "      2 x = 1" in out
+    assert "json/__init__.py:346" in out and out.endswith("ValueError: bad")
