@@ -45,14 +45,14 @@ def notebook(jupyter_lab_root, daemon):
 FIRST_PROMPT = ".jp-Notebook .jp-Cell:first-child .jp-InputPrompt"
 
 
-def run_all_cells(page) -> None:
+def run_all_cells(page, count: int = len(CELLS)) -> None:
     """Selects the first cell and Shift+Enters through all of them. Before
     the kernel is connected the keys only move the selection (the prompts
     stay ``[ ]:``, nothing is queued), so that is retried until the first
     cell runs; once connected, cells are queued (``[*]:``) and run in order."""
     for _ in range(30):
         page.click(FIRST_PROMPT)
-        for _ in CELLS:
+        for _ in range(count):
             page.keyboard.press("Shift+Enter")
         try:
             page.wait_for_function(
