@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "bases",
     "bench",
     "daemon_control",
+    "mcp",
 )
 
 for _module in COMMAND_MODULES:

@@ -56,6 +56,12 @@ class BaseHandler(tornado.web.RequestHandler):
         if len(self.request.uri) > MAX_URI:
             raise ApiError(414, f"the request target is longer than {MAX_URI} bytes")
         self._check_token()
+        if self.application.settings.get("stopping"):
+            raise ApiError(
+                503,
+                "the daemon is stopping; a client on its unix socket starts it again",
+                kind="daemon-stopping",
+            )
         declared = self.request.headers.get("Content-Length")
         if declared is not None and declared.isdigit() and int(declared) > self._limit():
             raise ApiError(

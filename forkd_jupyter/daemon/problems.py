@@ -29,6 +29,7 @@ KINDS: dict[str, tuple[int, str]] = {
     "too-many-branches": (503, "Too many branches in flight"),
     "kvm-unavailable": (503, "KVM is not usable on this machine"),
     "unavailable": (503, "Unavailable"),
+    "daemon-stopping": (503, "Daemon is stopping"),
     "timeout": (504, "Timed out"),
 }
 

@@ -111,6 +111,9 @@ async def _main(
     try:
         await stop.wait()
     finally:
+        # Requests still arriving on open connections while the sandboxes
+        # stop are refused (503 daemon-stopping), never served half-way.
+        app.settings["stopping"] = True
         server.stop()
         info_path.unlink(missing_ok=True)
         sock_path.unlink(missing_ok=True)
