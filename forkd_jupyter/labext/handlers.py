@@ -1,6 +1,7 @@
 """The routes under ``/forkd/api`` (all behind Jupyter's authentication):
 
-- ``GET  handshake``: this extension's version and the daemon's (or why not)
+- ``GET  handshake[?start=0]``: this extension's version and the daemon's
+  (or why not); ``start=0`` never starts a stopped daemon
 - ``GET  current[?kernel_id=K]``, ``POST current {"kernel_id", "sandbox_id"}``:
   the sandbox a notebook's kernel works in (reported by its magics)
 - ``*    v1/<path>``: the daemon's REST API, proxied (proxy.py)
@@ -27,7 +28,8 @@ class HandshakeHandler(APIHandler):
     @tornado.web.authenticated
     async def get(self) -> None:
         link: DaemonLink = self.settings["forkd_daemon_link"]
-        self.finish(json.dumps(await link.handshake()))
+        start = self.get_query_argument("start", "1") != "0"
+        self.finish(json.dumps(await link.handshake(start=start)))
 
 
 class CurrentSandboxHandler(APIHandler):

@@ -48,18 +48,28 @@ class DaemonLink:
         the SDK does); raises DaemonUnavailable with the reason otherwise."""
         await asyncio.to_thread(connection.ensure_daemon, self.conn)
 
-    async def handshake(self) -> dict:
+    async def handshake(self, start: bool = True) -> dict:
         """What the panel checks before anything else: this extension's
-        version, and the daemon's, or why the daemon cannot be reached."""
+        version, and the daemon's, or why the daemon cannot be reached.
+        Without ``start``, a stopped daemon stays stopped and is reported
+        as such (``daemon_stopped``): the panel only starts it on its first
+        connection or when the user asks, never behind a `daemon stop`."""
         doc = {
             "extension_version": __version__,
             "daemon": None,
             "daemon_error": None,
+            "daemon_stopped": False,
             "daemon_url": None,
         }
         try:
             doc["daemon_url"] = self.conn.describe()
-            await self.ensure_running()
+            if start:
+                await self.ensure_running()
+            elif not await asyncio.to_thread(connection.is_up, self.conn):
+                where = self.conn.describe()
+                doc["daemon_error"] = f"the daemon is stopped (nothing answers at {where})"
+                doc["daemon_stopped"] = True
+                return doc
             response = await self.client.get("/v1/version")
         except (DaemonUnavailable, ValueError, httpx.HTTPError) as exc:
             doc["daemon_error"] = str(exc) or type(exc).__name__

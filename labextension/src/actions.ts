@@ -1,15 +1,35 @@
 /**
  * What the panel's buttons do. Every outcome shows: records the daemon
  * returns are applied at once (the event stream repeats them, harmlessly),
- * and a refused action leaves its problem's title and detail in the panel.
+ * a refused action leaves its problem's title and detail in the panel, a
+ * slow one marks its row ("Killing…") or reports its progress, and a
+ * destructive one asks first.
  */
-import { Clipboard, Dialog, showDialog } from '@jupyterlab/apputils';
+import {
+  Clipboard,
+  Dialog,
+  Notification,
+  showDialog
+} from '@jupyterlab/apputils';
 
-import { ForkdApiError, IBranchOptions } from './api';
+import { ForkdApiError, IBranchOptions, ISpawnOptions } from './api';
 import { ForkdModel } from './model';
 
+/** Runs code in the active notebook's kernel (see current.ts). */
+export interface IKernelBridge {
+  readonly kernelId: string | null;
+  execute(code: string): Promise<void>;
+}
+
 export class ForkdActions {
-  constructor(private readonly _model: ForkdModel) {}
+  constructor(
+    private readonly _model: ForkdModel,
+    private readonly _kernel: IKernelBridge | null = null
+  ) {}
+
+  get hasKernel(): boolean {
+    return !!this._model.activeKernel && !!this._kernel;
+  }
 
   private async _do(
     what: string,
@@ -26,9 +46,9 @@ export class ForkdActions {
     }
   }
 
-  spawn(snapshotId?: string): Promise<boolean> {
+  spawn(options: ISpawnOptions = {}): Promise<boolean> {
     return this._do('Spawn', async () => {
-      const sandboxes = await this._model.api.spawn(snapshotId);
+      const sandboxes = await this._model.api.spawn(options);
       sandboxes.forEach(record => this._model.applySandbox(record));
     });
   }
@@ -50,45 +70,200 @@ export class ForkdActions {
     if (!answer.button.accept) {
       return false;
     }
-    return this._do(`Kill of ${sandboxId}`, async () => {
-      this._model.applySandbox(await this._model.api.kill(sandboxId));
+    this._model.setPending(sandboxId, 'Killing…');
+    try {
+      return await this._do(`Kill of ${sandboxId}`, async () => {
+        this._model.applySandbox(await this._model.api.kill(sandboxId));
+      });
+    } finally {
+      this._model.setPending(sandboxId, null);
+    }
+  }
+
+  /** The sandboxes and diff snapshots that go with a snapshot, as known here. */
+  dependentsOf(snapshotId: string): string[] {
+    const out: string[] = [];
+    const visit = (id: string) => {
+      for (const s of this._model.sandboxes.values()) {
+        if (s.parent_snapshot === id) {
+          out.push(s.id);
+        }
+      }
+      for (const snap of this._model.snapshots.values()) {
+        if (snap.parent === id) {
+          out.push(snap.id);
+          visit(snap.id);
+        }
+      }
+    };
+    visit(snapshotId);
+    return out;
+  }
+
+  async deleteSnapshot(snapshotId: string): Promise<boolean> {
+    let dependents = this.dependentsOf(snapshotId);
+    if (!(await this._confirmDelete(snapshotId, dependents))) {
+      return false;
+    }
+    this._model.setPending(snapshotId, 'Deleting…');
+    try {
+      return await this._do(`Deleting ${snapshotId}`, async () => {
+        if (dependents.length === 0) {
+          try {
+            await this._removeSnapshot(snapshotId, false);
+            return;
+          } catch (reason) {
+            // Dependents that appeared since: ask again, with their names.
+            const more = (reason as ForkdApiError).problem?.dependents;
+            if (
+              !(reason instanceof ForkdApiError) ||
+              reason.status !== 409 ||
+              !more
+            ) {
+              throw reason;
+            }
+            dependents = more;
+            if (!(await this._confirmDelete(snapshotId, dependents))) {
+              return;
+            }
+          }
+        }
+        await this._killAll(dependents, `Deleting ${snapshotId}`);
+        await this._removeSnapshot(snapshotId, true);
+      });
+    } finally {
+      this._model.setPending(snapshotId, null);
+      this._model.setProgress(null);
+    }
+  }
+
+  private async _confirmDelete(
+    snapshotId: string,
+    dependents: string[]
+  ): Promise<boolean> {
+    const answer = await showDialog(
+      dependents.length
+        ? {
+            title: `Delete ${snapshotId} and its dependents?`,
+            body: `These are killed and deleted with it: ${dependents.join(', ')}`,
+            buttons: [
+              Dialog.cancelButton(),
+              Dialog.warnButton({ label: 'Delete all' })
+            ]
+          }
+        : {
+            title: `Delete snapshot ${snapshotId}?`,
+            body: 'Sandboxes can no longer be spawned from it. Its timings stay.',
+            buttons: [
+              Dialog.cancelButton(),
+              Dialog.warnButton({ label: 'Delete' })
+            ]
+          }
+    );
+    return answer.button.accept;
+  }
+
+  private async _removeSnapshot(id: string, cascade: boolean): Promise<void> {
+    const deleted = await this._model.api.deleteSnapshot(id, cascade);
+    this._model.removeSnapshots(
+      deleted.filter(d => this._model.snapshots.has(d))
+    );
+  }
+
+  /**
+   * Kills the running sandboxes among `ids` all at once (the daemon kills
+   * them in parallel), counting them in the progress line. Ids of
+   * snapshots, dead or unknown sandboxes are left to the cascade.
+   */
+  private async _killAll(ids: string[], what: string): Promise<void> {
+    const running = ids.filter(
+      id => this._model.sandboxes.get(id)?.status === 'running'
+    );
+    let done = 0;
+    const report = () =>
+      this._model.setProgress(
+        `${what}: ${done} of ${running.length} sandboxes killed…`
+      );
+    report();
+    await Promise.all(
+      running.map(async id => {
+        this._model.setPending(id, 'Killing…');
+        try {
+          this._model.applySandbox(await this._model.api.kill(id));
+        } finally {
+          this._model.setPending(id, null);
+          done += 1;
+          report();
+        }
+      })
+    );
+  }
+
+  /** Removes the record of every dead sandbox (snapshots of them stay). */
+  clearDead(): Promise<boolean> {
+    const dead = [...this._model.sandboxes.values()]
+      .filter(s => s.status === 'dead')
+      .map(s => s.id);
+    return this._do('Clearing dead sandboxes', async () => {
+      let done = 0;
+      this._model.setProgress(`Clearing ${dead.length} dead sandboxes…`);
+      try {
+        await Promise.all(
+          dead.map(async id => {
+            await this._model.api.kill(id); // a dead one's record goes
+            this._model.removeSandbox(id);
+            done += 1;
+            this._model.setProgress(
+              `Clearing dead sandboxes: ${done} of ${dead.length}…`
+            );
+          })
+        );
+      } finally {
+        this._model.setProgress(null);
+      }
     });
   }
 
-  deleteSnapshot(snapshotId: string): Promise<boolean> {
-    return this._do(`Deleting ${snapshotId}`, async () => {
-      let deleted: string[];
+  saveSnapshot(snapshotId: string): Promise<boolean> {
+    this._model.setPending(snapshotId, 'Saving…');
+    return this._do(`Saving ${snapshotId}`, async () => {
       try {
-        deleted = await this._model.api.deleteSnapshot(snapshotId, false);
-      } catch (reason) {
-        const dependents = (reason as ForkdApiError).problem?.dependents;
-        if (
-          !(reason instanceof ForkdApiError) ||
-          reason.status !== 409 ||
-          !dependents
-        ) {
-          throw reason;
-        }
-        const answer = await showDialog({
-          title: `Delete ${snapshotId} and its dependents?`,
-          body: `These are killed and deleted with it: ${dependents.join(', ')}`,
-          buttons: [
-            Dialog.cancelButton(),
-            Dialog.warnButton({ label: 'Delete all' })
-          ]
+        this._model.applySnapshot(
+          await this._model.api.saveSnapshot(snapshotId)
+        );
+        Notification.success(`Saved ${snapshotId} to disk`, {
+          autoClose: 3000
         });
-        if (!answer.button.accept) {
-          return;
-        }
-        deleted = await this._model.api.deleteSnapshot(snapshotId, true);
+      } finally {
+        this._model.setPending(snapshotId, null);
       }
-      this._model.removeSnapshots(
-        deleted.filter(id => this._model.snapshots.has(id))
+    });
+  }
+
+  /** Makes a sandbox the active notebook's current one (in its kernel). */
+  useInNotebook(sandboxId: string): Promise<boolean> {
+    return this._inKernel(`Using ${sandboxId}`, `use ${sandboxId}`);
+  }
+
+  /** Spawns a fresh sandbox in the active notebook's kernel: its current. */
+  spawnInNotebook(): Promise<boolean> {
+    return this._inKernel('Spawning a sandbox for this notebook', 'spawn');
+  }
+
+  private _inKernel(what: string, subcommand: string): Promise<boolean> {
+    return this._do(what, async () => {
+      if (!this._kernel?.kernelId) {
+        throw new Error('no notebook with a running kernel is active');
+      }
+      await this._kernel.execute(
+        "get_ipython().run_line_magic('load_ext', 'forkd_jupyter')\n" +
+          `get_ipython().run_line_magic('forkd', ${JSON.stringify(subcommand)})`
       );
     });
   }
 
   copy(text: string): void {
     Clipboard.copyToSystem(text);
+    Notification.success(`Copied ${text}`, { autoClose: 2000 });
   }
 }

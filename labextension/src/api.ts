@@ -32,6 +32,12 @@ export class ForkdApiError extends Error {
   }
 }
 
+export interface ISpawnOptions {
+  snapshotId?: string;
+  name?: string;
+  memoryMiB?: number;
+}
+
 export interface IBranchOptions {
   mode: BranchMode;
   count: number;
@@ -92,18 +98,26 @@ export class ForkdApi {
     });
   }
 
-  handshake(): Promise<IHandshake> {
-    return this.request<IHandshake>('handshake');
+  /** `start`: start the daemon if nothing answers (the first connection,
+   * or the user asked); otherwise a stopped daemon is only reported. */
+  handshake(start: boolean): Promise<IHandshake> {
+    return this.request<IHandshake>(start ? 'handshake' : 'handshake?start=0');
   }
 
   tree(): Promise<ITree> {
     return this.request<ITree>('v1/tree');
   }
 
-  async spawn(snapshotId?: string): Promise<ISandbox[]> {
-    const body = snapshotId
-      ? { n: 1, snapshot_id: snapshotId }
+  async spawn(options: ISpawnOptions = {}): Promise<ISandbox[]> {
+    const body: Record<string, unknown> = options.snapshotId
+      ? { n: 1, snapshot_id: options.snapshotId }
       : { n: 1, live_fork: true };
+    if (options.name) {
+      body.name = options.name;
+    }
+    if (options.memoryMiB) {
+      body.memory_limit_mib = options.memoryMiB;
+    }
     const reply = await this._json<{ sandboxes: ISandbox[] }>(
       'POST',
       'v1/sandboxes',
@@ -145,6 +159,14 @@ export class ForkdApi {
       { method: 'DELETE' }
     );
     return reply.deleted;
+  }
+
+  saveSnapshot(snapshotId: string): Promise<ISnapshot> {
+    return this._json<ISnapshot>(
+      'POST',
+      `v1/snapshots/${encodeURIComponent(snapshotId)}/save`,
+      {}
+    );
   }
 
   async currentSandbox(kernelId: string): Promise<string | null> {

@@ -3,17 +3,20 @@
  * notebook's magics report it to the server extension
  * (POST /forkd/api/current, docs/labextension.md); the panel asks for the
  * active kernel's entry when the active widget or its kernel changes, and
- * every few seconds after.
+ * every few seconds after. It is also the panel's way into that kernel
+ * ("use in this notebook": code run there, so the notebook's own magics
+ * session changes and reports back).
  */
 import { ILabShell } from '@jupyterlab/application';
 import { ISessionContext } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
+import { IKernelBridge } from './actions';
 import { ForkdModel } from './model';
 
 const POLL_MS = 3000;
 
-export class CurrentSandboxTracker {
+export class CurrentSandboxTracker implements IKernelBridge {
   private _session: ISessionContext | null = null;
   private _timer: number;
 
@@ -36,6 +39,7 @@ export class CurrentSandboxTracker {
 
   async refresh(): Promise<void> {
     const kernelId = this.kernelId;
+    this._model.setActiveKernel(kernelId);
     if (!kernelId || this._model.state.phase !== 'ready') {
       this._model.setCurrentSandbox(null);
       return;
@@ -48,6 +52,40 @@ export class CurrentSandboxTracker {
     } catch {
       // The handshake reports an unavailable server; nothing to add here.
     }
+  }
+
+  /** Runs `code` in the active kernel (not in any cell, nothing kept in its
+   * history); rejects with the kernel's error, then re-reads the current
+   * sandbox. */
+  async execute(code: string): Promise<void> {
+    const kernel = this._session?.session?.kernel;
+    if (!kernel) {
+      throw new Error('no notebook with a running kernel is active');
+    }
+    let stderr = '';
+    const future = kernel.requestExecute({ code, store_history: false });
+    future.onIOPub = msg => {
+      const content = msg.content as any;
+      if (msg.header.msg_type === 'stream' && content.name === 'stderr') {
+        stderr += content.text;
+      }
+    };
+    const reply = await future.done;
+    const content = reply.content as any;
+    if (content.status !== 'ok') {
+      throw new Error(
+        `${content.ename ?? 'error'}: ${content.evalue ?? ''}`.trim()
+      );
+    }
+    const usage = stderr
+      .split('\n')
+      .find(line => line.startsWith('UsageError: '));
+    if (usage) {
+      throw new Error(usage.slice('UsageError: '.length));
+    }
+    await this.refresh();
+    // The magics report the change to the server in the background.
+    window.setTimeout(() => void this.refresh(), 500);
   }
 
   dispose(): void {

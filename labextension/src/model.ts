@@ -1,7 +1,12 @@
 /**
  * The panel's picture of the daemon: every sandbox and snapshot record,
  * kept current by loading /v1/tree once and then applying the event
- * stream; reloaded from scratch whenever the stream breaks.
+ * stream; reloaded from scratch whenever the stream breaks (every
+ * reconnection is a full resynchronisation, then events).
+ *
+ * Invariant: the panel starts the daemon only on its first connection or
+ * when the user asks (`startDaemon`); once it has been connected, a daemon
+ * that went away is reported (stopped, or unavailable) and only looked for.
  */
 import { ISignal, Signal } from '@lumino/signaling';
 
@@ -19,7 +24,7 @@ export type ConnectionState =
   | { phase: 'connecting' }
   | { phase: 'ready'; handshake: IHandshake }
   | { phase: 'no-extension'; message: string }
-  | { phase: 'no-daemon'; message: string };
+  | { phase: 'no-daemon'; message: string; stopped: boolean };
 
 const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 15000;
@@ -32,6 +37,14 @@ export class ForkdModel {
   error: string | null = null;
   /** The sandbox the active notebook's kernel works in, if any. */
   currentSandbox: string | null = null;
+  /** The active notebook's (or console's) kernel, if any. */
+  activeKernel: string | null = null;
+  /** Whether dead sandboxes are listed (the `showDead` setting). */
+  showDead = true;
+  /** Rows with an action under way: record id -> what is happening. */
+  readonly pending = new Map<string, string>();
+  /** A long action's progress, shown above the tree. */
+  progress: string | null = null;
 
   private _seq = 0;
   /** Bumped by each sync; a sync that is no longer the latest stops. */
@@ -39,6 +52,9 @@ export class ForkdModel {
   private _retryMs = RETRY_MIN_MS;
   private _retryTimer: number | null = null;
   private _disposed = false;
+  /** Set once connected: from then on the daemon is never started unasked. */
+  private _connectedOnce = false;
+  private _startAsked = false;
   private readonly _stream: DaemonEventStream;
   private readonly _changed = new Signal<this, void>(this);
 
@@ -52,6 +68,40 @@ export class ForkdModel {
 
   start(): void {
     void this._sync();
+  }
+
+  /** Starts the daemon if it is stopped, then connects: the user asked. */
+  startDaemon(): void {
+    this._startAsked = true;
+    this.reload();
+  }
+
+  setActiveKernel(id: string | null): void {
+    if (id !== this.activeKernel) {
+      this.activeKernel = id;
+      this._changed.emit();
+    }
+  }
+
+  setShowDead(show: boolean): void {
+    if (show !== this.showDead) {
+      this.showDead = show;
+      this._changed.emit();
+    }
+  }
+
+  setPending(id: string, what: string | null): void {
+    if (what === null) {
+      this.pending.delete(id);
+    } else {
+      this.pending.set(id, what);
+    }
+    this._changed.emit();
+  }
+
+  setProgress(what: string | null): void {
+    this.progress = what;
+    this._changed.emit();
   }
 
   /** Drops the current stream and loads everything again now. */
@@ -90,6 +140,12 @@ export class ForkdModel {
     this._changed.emit();
   }
 
+  removeSandbox(id: string): void {
+    if (this.sandboxes.delete(id)) {
+      this._changed.emit();
+    }
+  }
+
   removeSnapshots(ids: string[]): void {
     ids.forEach(id => this.snapshots.delete(id));
     this._changed.emit();
@@ -107,8 +163,10 @@ export class ForkdModel {
     const generation = ++this._generation;
     const stale = () => this._disposed || generation !== this._generation;
     let handshake: IHandshake;
+    const start = !this._connectedOnce || this._startAsked;
+    this._startAsked = false;
     try {
-      handshake = await this.api.handshake();
+      handshake = await this.api.handshake(start);
     } catch (reason) {
       if (stale()) {
         return;
@@ -125,7 +183,8 @@ export class ForkdModel {
     if (handshake.daemon_error || !handshake.daemon) {
       this._setState({
         phase: 'no-daemon',
-        message: handshake.daemon_error ?? 'the daemon did not answer'
+        message: handshake.daemon_error ?? 'the daemon did not answer',
+        stopped: handshake.daemon_stopped === true
       });
       return this._retryLater();
     }
@@ -146,6 +205,7 @@ export class ForkdModel {
       }
       this._seq = tree.seq;
       this._retryMs = RETRY_MIN_MS;
+      this._connectedOnce = true;
       this._setState({ phase: 'ready', handshake });
       await this._stream.read(this._seq, (name, data) => {
         if (!stale()) {
@@ -158,7 +218,8 @@ export class ForkdModel {
       }
       this._setState({
         phase: 'no-daemon',
-        message: String((reason as Error).message ?? reason)
+        message: String((reason as Error).message ?? reason),
+        stopped: false
       });
     }
     if (!stale()) {

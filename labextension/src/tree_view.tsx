@@ -1,13 +1,25 @@
 /**
  * The branch tree as nested lists: a sandbox, the snapshots taken of it,
  * the sandboxes spawned from each snapshot, and so on. Every row carries
- * data-kind and data-id so it can be found by its record's id.
+ * data-kind and data-id so it can be found by its record's id; its actions
+ * are icon buttons (with tooltips) carrying data-action, shown on hover.
  */
+import {
+  addIcon,
+  copyIcon,
+  deleteIcon,
+  LabIcon,
+  runIcon,
+  saveIcon,
+  stopIcon,
+  ToolbarButtonComponent
+} from '@jupyterlab/ui-components';
 import React, { useState } from 'react';
 
 import { ForkdActions } from './actions';
 import { BranchForm } from './branch_form';
 import { formatAge, formatBytes, formatMs } from './format';
+import { forkIcon } from './icon';
 import { ForkdModel } from './model';
 import { ISandbox, ISnapshot } from './types';
 
@@ -22,7 +34,19 @@ export class TreeIndex {
   private readonly _childrenOf = new Map<string, ISandbox[]>();
 
   constructor(model: ForkdModel) {
-    for (const sandbox of [...model.sandboxes.values()].sort(byCreation)) {
+    const hasSnapshots = new Set(
+      [...model.snapshots.values()].map(s => s.source_id)
+    );
+    // Hiding dead sandboxes hides those with nothing under them (a dead
+    // sandbox with snapshots still carries its lineage), never the current.
+    const shown = (s: ISandbox) =>
+      model.showDead ||
+      s.status !== 'dead' ||
+      hasSnapshots.has(s.id) ||
+      s.id === model.currentSandbox;
+    for (const sandbox of [...model.sandboxes.values()]
+      .filter(shown)
+      .sort(byCreation)) {
       const parent = sandbox.parent_snapshot;
       if (parent && model.snapshots.has(parent)) {
         push(this._childrenOf, parent, sandbox);
@@ -61,48 +85,57 @@ function push<T>(map: Map<string, T[]>, key: string, value: T): void {
 interface ITreeProps {
   index: TreeIndex;
   actions: ForkdActions;
-  currentSandbox: string | null;
+  model: ForkdModel;
 }
 
 function ActionButton(props: {
   action: string;
-  title: string;
-  label: string;
+  tooltip: string;
+  icon: LabIcon;
   onClick: () => void;
-  disabled?: boolean;
+  enabled?: boolean;
 }): JSX.Element {
   return (
-    <button
-      className="jp-Button jp-mod-minimal jp-forkd-action"
-      data-action={props.action}
-      title={props.title}
-      disabled={props.disabled}
+    <ToolbarButtonComponent
+      className="jp-forkd-action"
+      dataset={{ action: props.action }}
+      tooltip={props.tooltip}
+      icon={props.icon}
+      enabled={props.enabled ?? true}
       onClick={props.onClick}
-    >
-      {props.label}
-    </button>
+    />
   );
+}
+
+/** The one vocabulary of sandbox states (also the widgets' and magics'). */
+export function stateWord(sandbox: ISandbox): string {
+  if (sandbox.status === 'dead') {
+    return `dead (${sandbox.exit_reason ?? 'exited'})`;
+  }
+  return sandbox.busy ? 'busy' : 'idle';
 }
 
 export function SandboxItem(
   props: ITreeProps & { sandbox: ISandbox }
 ): JSX.Element {
-  const { sandbox, index, actions, currentSandbox } = props;
+  const { sandbox, index, actions, model } = props;
   const [branching, setBranching] = useState(false);
   const running = sandbox.status === 'running';
-  const isCurrent =
-    sandbox.id === currentSandbox || sandbox.name === currentSandbox;
-  const classes = ['jp-forkd-row', `jp-forkd-status-${sandbox.status}`];
+  const current = model.currentSandbox;
+  const isCurrent = sandbox.id === current || sandbox.name === current;
+  const pending = model.pending.get(sandbox.id);
+  const classes = [
+    'jp-forkd-row',
+    `jp-forkd-status-${sandbox.status}`,
+    sandbox.busy ? 'jp-forkd-status-busy' : ''
+  ];
   if (isCurrent) {
     classes.push('jp-forkd-mod-current');
   }
   const details = [
-    running
-      ? sandbox.busy
-        ? 'busy'
-        : 'idle'
-      : `dead (${sandbox.exit_reason ?? 'exited'})`,
+    stateWord(sandbox),
     sandbox.live_fork ? 'live-fork' : null,
+    sandbox.memory_limit_mib ? formatMiB(sandbox.memory_limit_mib) : null,
     typeof sandbox.execution_count === 'number'
       ? `[${sandbox.execution_count}]`
       : null,
@@ -110,34 +143,47 @@ export function SandboxItem(
   ].filter(Boolean);
   return (
     <li className="jp-forkd-node" data-kind="sandbox" data-id={sandbox.id}>
-      <div className={classes.join(' ')} title={`sandbox ${sandbox.id}`}>
+      <div
+        className={classes.join(' ')}
+        title={`sandbox ${sandbox.id}${sandbox.name !== sandbox.id ? ` (${sandbox.name})` : ''}`}
+      >
         <span className="jp-forkd-glyph" aria-hidden="true">
-          ●
+          {running ? '●' : '○'}
         </span>
         <span className="jp-forkd-name">{sandbox.name}</span>
         {isCurrent && <span className="jp-forkd-badge">current</span>}
-        <span className="jp-forkd-details">{details.join(' · ')}</span>
         <span className="jp-forkd-actions">
           <ActionButton
+            action="use"
+            tooltip="Use in this notebook: %%forkd cells of the active notebook run here"
+            icon={runIcon}
+            enabled={running && actions.hasKernel && !isCurrent}
+            onClick={() => void actions.useInNotebook(sandbox.id)}
+          />
+          <ActionButton
             action="branch"
-            title="Branch: snapshot this sandbox and spawn children"
-            label="Branch"
-            disabled={!running}
+            tooltip="Branch: snapshot this sandbox and spawn children"
+            icon={forkIcon}
+            enabled={running && !pending}
             onClick={() => setBranching(!branching)}
           />
           <ActionButton
             action="copy"
-            title="Copy the name"
-            label="Copy"
+            tooltip="Copy the name"
+            icon={copyIcon}
             onClick={() => actions.copy(sandbox.name)}
           />
           <ActionButton
             action="kill"
-            title="Kill this sandbox"
-            label="Kill"
-            disabled={!running}
+            tooltip="Kill this sandbox"
+            icon={stopIcon}
+            enabled={running && !pending}
             onClick={() => void actions.kill(sandbox.id)}
           />
+        </span>
+        <span className="jp-forkd-details">
+          {pending ? <span className="jp-forkd-pending">{pending}</span> : null}
+          {details.join(' · ')}
         </span>
       </div>
       {branching && running && (
@@ -159,9 +205,9 @@ export function SandboxItem(
 export function SnapshotItem(
   props: ITreeProps & { snapshot: ISnapshot }
 ): JSX.Element {
-  const { snapshot, index, actions } = props;
+  const { snapshot, index, actions, model } = props;
+  const pending = model.pending.get(snapshot.id);
   const details = [
-    snapshot.mode,
     snapshot.status,
     `pause ${formatMs(snapshot.pause_ms)}`,
     snapshot.ready_ms !== null ? `ready ${formatMs(snapshot.ready_ms)}` : null,
@@ -184,30 +230,41 @@ export function SnapshotItem(
           ◆
         </span>
         <span className="jp-forkd-name">{name}</span>
-        <span className="jp-forkd-details">
-          <span className="jp-forkd-mode">{details[0]}</span> ·{' '}
-          {details.slice(1).join(' · ')}
-        </span>
         <span className="jp-forkd-actions">
           <ActionButton
             action="spawn"
-            title="Spawn a sandbox from this snapshot"
-            label="Spawn"
-            disabled={snapshot.status === 'failed'}
-            onClick={() => void actions.spawn(snapshot.id)}
+            tooltip="Spawn a sandbox from this snapshot"
+            icon={addIcon}
+            enabled={snapshot.status !== 'failed' && !pending}
+            onClick={() => void actions.spawn({ snapshotId: snapshot.id })}
+          />
+          <ActionButton
+            action="save"
+            tooltip="Save snapshot: keep it on disk across daemon restarts"
+            icon={saveIcon}
+            enabled={
+              snapshot.status === 'ready' && !snapshot.saved_path && !pending
+            }
+            onClick={() => void actions.saveSnapshot(snapshot.id)}
           />
           <ActionButton
             action="copy"
-            title="Copy the id"
-            label="Copy"
+            tooltip="Copy the id"
+            icon={copyIcon}
             onClick={() => actions.copy(snapshot.id)}
           />
           <ActionButton
             action="delete"
-            title="Delete this snapshot"
-            label="Delete"
+            tooltip="Delete this snapshot"
+            icon={deleteIcon}
+            enabled={!pending}
             onClick={() => void actions.deleteSnapshot(snapshot.id)}
           />
+        </span>
+        <span className="jp-forkd-details">
+          {pending ? <span className="jp-forkd-pending">{pending}</span> : null}
+          <span className="jp-forkd-mode">{snapshot.mode}</span> ·{' '}
+          {details.join(' · ')}
         </span>
       </div>
       <ul className="jp-forkd-children">
@@ -217,4 +274,10 @@ export function SnapshotItem(
       </ul>
     </li>
   );
+}
+
+function formatMiB(mib: number): string {
+  return mib >= 1024
+    ? `${(mib / 1024).toFixed(mib % 1024 ? 1 : 0)} GiB`
+    : `${mib} MiB`;
 }

@@ -63,6 +63,8 @@ export interface IHandshake {
   extension_version: string;
   daemon: { version: string; api: number } | null;
   daemon_error: string | null;
+  /** Nothing answers and the handshake was asked not to start it. */
+  daemon_stopped?: boolean;
   daemon_url: string | null;
 }
 

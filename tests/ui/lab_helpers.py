@@ -31,3 +31,11 @@ def screenshot(page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path))
     return path
+
+
+def is_disabled(page, selector: str) -> bool:
+    """Disabled, for native controls and for JupyterLab's toolkit buttons
+    (``jp-button``, which say it with ``aria-disabled``)."""
+    return page.eval_on_selector(
+        selector, "e => e.disabled === true || e.getAttribute('aria-disabled') === 'true'"
+    )

@@ -11,7 +11,7 @@ import socket
 import urllib.request
 
 import pytest
-from lab_helpers import open_lab, screenshot
+from lab_helpers import is_disabled, open_lab, screenshot
 from lab_server import running_jupyter_lab
 
 pytestmark = pytest.mark.kvm
@@ -81,8 +81,15 @@ def test_panel_spawns_and_branches(page, jupyter_lab, daemon):
     assert before == {s["id"] for s in daemon.list_sandboxes()}
 
     page.click(f"{PANEL} .jp-forkd-spawn")
+    page.fill(f"{PANEL} .jp-forkd-spawn-name", "panel-made")
+    page.select_option(f"{PANEL} .jp-forkd-spawn-memory", "512")
+    screenshot(page, "panel-spawn-form")
+    page.click(f"{PANEL} .jp-forkd-spawn-submit")
     parent = wait_for_new_sandbox(page, before)
-    assert daemon.get_sandbox(parent)["status"] == "running"
+    record = daemon.get_sandbox(parent)
+    assert record["status"] == "running" and record["name"] == "panel-made"
+    assert record["memory_limit_mib"] == 512
+    page.wait_for_selector(f"{PANEL} .jp-forkd-spawn-form", state="detached")
     assert "idle" in page.inner_text(row("sandbox", parent))
     screenshot(page, "panel-spawned")
 
@@ -246,7 +253,7 @@ def test_panel_explains_an_unavailable_daemon(page, daemon, tmp_path):
         banner = page.wait_for_selector(f"{PANEL} .jp-forkd-no-daemon", timeout=UI_TIMEOUT_MS)
         text = banner.inner_text()
         assert "daemon is unavailable" in text and nowhere in text
-        assert page.is_disabled(f"{PANEL} .jp-forkd-spawn")
+        assert is_disabled(page, f"{PANEL} .jp-forkd-spawn")
         screenshot(page, "panel-no-daemon")
 
 
@@ -256,5 +263,5 @@ def test_panel_explains_a_missing_server_extension(page, tmp_path):
         open_panel(page, lab)
         banner = page.wait_for_selector(f"{PANEL} .jp-forkd-no-extension", timeout=UI_TIMEOUT_MS)
         assert "server extension is not enabled" in banner.inner_text()
-        assert page.is_disabled(f"{PANEL} .jp-forkd-spawn")
+        assert is_disabled(page, f"{PANEL} .jp-forkd-spawn")
         screenshot(page, "panel-no-extension")
