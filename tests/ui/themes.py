@@ -82,7 +82,7 @@ CONTRAST_JS = """
   };
   const texts = [...document.querySelectorAll(textSel)];
   return texts.map(text => {
-    const fillEl = fillSel ? text.parentElement.querySelector(fillSel) : text.parentElement;
+    const fillEl = fillSel ? text.parentElement.querySelector(fillSel) : text;
     const bg = behind(fillEl);
     const style = getComputedStyle(text);
     const fg = over(rgba(text instanceof SVGElement ? style.fill : style.color), bg);
@@ -96,5 +96,5 @@ CONTRAST_JS = """
 def contrast(page, text_selector: str, fill_selector: str | None = None) -> list[dict]:
     """[{text, ratio}] for each element matching ``text_selector``; the
     colour behind it is its sibling ``fill_selector`` (an SVG shape drawn
-    under it), else its parent's."""
+    under it), else its own and its ancestors' backgrounds."""
     return page.evaluate(CONTRAST_JS, [text_selector, fill_selector])
