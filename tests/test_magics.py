@@ -175,6 +175,12 @@ def kid_ids(tour) -> list[str]:
 
 
 def test_spawn_returns_a_handle(tour):
+    # While sandboxes spawn, a progress bar counts them (gone once done).
+    [bar] = outputs(tour["pair"], "display_data")
+    assert "application/vnd.jupyter.widget-view+json" in bar.data
+    assert "IntProgress" in bar.data["text/plain"] and "spawning" in bar.data["text/plain"]
+    [bar] = outputs(tour["pair-full"], "display_data")
+    assert "branching" in bar.data["text/plain"]
     [result] = outputs(tour["spawn"], "execute_result")
     assert re.fullmatch(r"<sandbox sb-\d+ 'tour'>", result.data["text/plain"])
     [pair] = outputs(tour["pair"], "execute_result")

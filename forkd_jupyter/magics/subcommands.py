@@ -5,6 +5,7 @@ document themselves (``%forkd?`` is assembled from them)."""
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +17,7 @@ from ..client import DaemonUnavailable, ForkdError
 from ..client.text import fmt_ms, render_table, render_tree
 from .handles import SandboxHandle, SandboxList, SnapshotHandle, branch_result
 from .housekeeping import clear_dead
+from .progress import CellProgress
 from .session import Session
 from .states import state_word
 
@@ -60,9 +62,14 @@ def spawn(session: Session, shell, args) -> SandboxHandle | SandboxList:
         options["preload"] = [m.strip() for m in args.preload.split(",") if m.strip()]
     if args.name and args.n > 1:
         names = [f"{args.name}-{i}" for i in range(1, args.n + 1)]
-        records = [c.spawn_sandboxes(name=n, **options)[0] for n in names]
     else:
-        records = c.spawn_sandboxes(n=args.n, name=args.name, **options)
+        names = [args.name] * args.n
+    records = []
+    # One request a sandbox, so the bar advances.
+    with CellProgress("spawning", args.n) as bar:
+        for name in names:
+            records += c.spawn_sandboxes(name=name, **options)
+            bar.step()
     handles = SandboxList(SandboxHandle(c, r) for r in records)
     session.set_current(handles[0].id)
     return handles[0] if args.n == 1 else handles
@@ -131,9 +138,14 @@ def branch(session: Session, shell, args) -> SandboxList:
     if args.no_wait and args.mode not in (None, "live"):
         raise UsageError("--no-wait only works with a live branch (--mode live)")
     sid = _sandbox_id(session, args.name)
-    out = session.controller.branch_sandbox(
-        sid, tag=args.tag, mode=args.mode, wait=not args.no_wait, count=args.children
-    )
+    slow = not args.no_wait and (args.mode == "full" or args.children > 0)
+    what = f"branching {sid}" + (f" into {args.children}" if args.children else "")
+    with CellProgress(what) if slow else contextlib.nullcontext() as bar:
+        out = session.controller.branch_sandbox(
+            sid, tag=args.tag, mode=args.mode, wait=not args.no_wait, count=args.children
+        )
+        if bar is not None:
+            bar.step()
     return branch_result(session.controller, out)
 
 
