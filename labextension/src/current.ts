@@ -7,7 +7,7 @@
  * ("use in this notebook": code run there, so the notebook's own magics
  * session changes and reports back).
  */
-import { ILabShell } from '@jupyterlab/application';
+import { JupyterFrontEnd } from '@jupyterlab/application';
 import { ISessionContext } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
@@ -20,16 +20,16 @@ export class CurrentSandboxTracker implements IKernelBridge {
   private _session: ISessionContext | null = null;
   private _timer: number;
 
+  /**
+   * `shell`: JupyterLab's or Notebook 7's; both tell which widget is
+   * current (Notebook 7's notebook page has just the one notebook).
+   */
   constructor(
     private readonly _model: ForkdModel,
-    labShell: ILabShell | null
+    shell: JupyterFrontEnd.IShell
   ) {
-    if (labShell) {
-      labShell.currentChanged.connect((_, change) =>
-        this._follow(change.newValue)
-      );
-      this._follow(labShell.currentWidget);
-    }
+    shell.currentChanged?.connect((_, change) => this._follow(change.newValue));
+    this._follow(shell.currentWidget);
     this._timer = window.setInterval(() => void this.refresh(), POLL_MS);
   }
 

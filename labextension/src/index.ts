@@ -4,7 +4,6 @@
  * at /forkd/api (forkd_jupyter/labext).
  */
 import {
-  ILabShell,
   ILayoutRestorer,
   JupyterFrontEnd,
   JupyterFrontEndPlugin
@@ -23,17 +22,16 @@ const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
   description: 'A sidebar panel for the forkd-jupyter sandboxes and snapshots',
   autoStart: true,
-  optional: [ILabShell, ILayoutRestorer, ISettingRegistry],
+  optional: [ILayoutRestorer, ISettingRegistry],
   activate: (
     app: JupyterFrontEnd,
-    labShell: ILabShell | null,
     restorer: ILayoutRestorer | null,
     registry: ISettingRegistry | null
   ) => {
     const model = new ForkdModel(
       new ForkdApi(app.serviceManager.serverSettings)
     );
-    const tracker = new CurrentSandboxTracker(model, labShell);
+    const tracker = new CurrentSandboxTracker(model, app.shell);
     let settings: ISettingRegistry.ISettings | null = null;
     // The toolbar's toggle writes the setting; the setting drives the model.
     const setShowDead = (show: boolean) => {

@@ -33,9 +33,9 @@ def notebook(jupyter_lab_root, daemon):
     }
     nbformat.write(nb, jupyter_lab_root / NOTEBOOK)
     yield
+    sources = {s["id"] for s in daemon.list_sandboxes() if s["name"] == "widget-source"}
     for snap in daemon.list_snapshots()[::-1]:
-        source = daemon.get_sandbox(snap["source_id"])
-        if source["name"] == "widget-source":
+        if snap["source_id"] in sources:
             daemon.delete_snapshot(snap["id"], cascade=True)
     for sb in daemon.list_sandboxes():
         if sb["name"] == "widget-source" and sb["status"] == "running":

@@ -1,0 +1,33 @@
+"""The panel in Notebook 7 (View > Left Sidebar), in headless chromium
+against the real daemon and a real kernel: the notebook's current sandbox
+gets the "current" badge there too."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+from lab_helpers import open_notebook7, screenshot
+from test_panel import PANEL, kill_new_sandboxes, row  # noqa: F401
+from test_panel_themes import wait_for_sandbox_named
+from test_widgets_browser import run_all_cells
+
+pytestmark = pytest.mark.kvm
+
+NOTEBOOK = "notebook7-panel.ipynb"
+
+
+def test_current_badge_in_notebook7(page, jupyter_lab, jupyter_lab_root, daemon):
+    cell = "%load_ext forkd_jupyter\nsb = %forkd spawn --mem 256 --name nb7-current"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    nbformat.write(nb, jupyter_lab_root / NOTEBOOK)
+    open_notebook7(page, jupyter_lab, NOTEBOOK)
+    page.click("#menu-panel >> text=View")
+    page.hover(".lm-Menu >> text=Left Sidebar")
+    page.click(".lm-Menu >> text=Show forkd sandboxes and snapshots")
+    page.wait_for_selector(f"{PANEL} .jp-forkd-footer", timeout=60_000)
+    run_all_cells(page, 1)
+    mine = wait_for_sandbox_named(daemon, "nb7-current")
+    page.wait_for_selector(f"{row('sandbox', mine)}.jp-forkd-mod-current", timeout=60_000)
+    assert page.inner_text(f"{row('sandbox', mine)} .jp-forkd-badge") == "current"
+    screenshot(page, "panel-notebook7-current")
