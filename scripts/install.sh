@@ -31,7 +31,7 @@ STAMP=build/install-stamp
 # Everything the install builds from: dependencies, build hooks, this script,
 # the C core and the labextension's sources.
 inputs_hash() {
-    find pyproject.toml hatch_build.py scripts/install.sh forkd_jupyter/vmm/csrc forkd_jupyter/vmm/_build.py \
+    find pyproject.toml hatch_build.py scripts/install.sh forkd_jupyter/vmm/csrc forkd_jupyter/vmm/vdso forkd_jupyter/vmm/_build.py \
         labextension/src labextension/style labextension/package.json labextension/tsconfig.json \
         labextension/yarn.lock labextension/build_labextension.py -type f 2>/dev/null |
         LC_ALL=C sort | xargs sha256sum | sha256sum | cut -d' ' -f1

@@ -449,7 +449,10 @@ class Sandbox:
         self._native.signal(signal.SIGINT)
 
     def stats(self) -> dict:
-        """System calls served, unsupported calls by name, memory in use."""
+        """System calls served, unsupported calls by name, memory in use;
+        ``calls``: per system call name, ``{"count", "vmm_ms"}`` (the time the
+        VMM spent serving them, blocking waits included; the VM exit each
+        call costs is not in it)."""
         if self._native.destroyed:
             raise SandboxClosed(f"sandbox {self.id} is closed")
         st = ffi.new("struct fj_sandbox_stats *")
@@ -462,10 +465,18 @@ class Sandbox:
             name = lib.fj_syscall_name(nrs[i])
             key = ffi.string(name).decode() if name != ffi.NULL else f"syscall_{nrs[i]}"
             unsupported[key] = counts[i]
+        ns = ffi.new("uint64_t[512]")
+        n = lib.fj_sandbox_syscall_profile(self._native.handle, nrs, counts, ns, 512)
+        calls = {}
+        for i in range(n):
+            name = lib.fj_syscall_name(nrs[i])
+            key = ffi.string(name).decode() if name != ffi.NULL else f"syscall_{nrs[i]}"
+            calls[key] = {"count": counts[i], "vmm_ms": ns[i] / 1e6}
         return {
             "syscalls": st.syscalls,
             "unsupported_syscalls": st.unsupported_syscalls,
             "unsupported": unsupported,
+            "calls": calls,
             "memory_bytes": st.resident_bytes,
             "mapped_bytes": st.mapped_bytes,
             "layer_bytes": st.layer_bytes,

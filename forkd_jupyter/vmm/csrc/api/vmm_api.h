@@ -49,6 +49,11 @@ void fj_sandbox_destroy(fj_sandbox *sb);
 int fj_sandbox_get_stats(fj_sandbox *sb, struct fj_sandbox_stats *out);
 /* Fills up to max (number, count) pairs of unsupported calls; returns how many. */
 int fj_sandbox_unsupported(fj_sandbox *sb, uint32_t *nrs, uint32_t *counts, int max);
+/* Every system call the guest made, by number: how many and the VMM's time
+ * serving them (ns; the VM exit itself is not in it). Returns how many
+ * numbers were written (at most max). */
+int fj_sandbox_syscall_profile(fj_sandbox *sb, uint32_t *nrs, uint32_t *counts, uint64_t *ns,
+                               int max);
 const char *fj_sandbox_exit_reason(fj_sandbox *sb);
 
 /* The system-call table, by index 0..n-1; returns -ENOENT past the end. */

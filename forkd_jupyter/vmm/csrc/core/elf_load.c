@@ -11,6 +11,9 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "kvm/kvm_vdso.h"
+#include "kvm/vdso_data.h"
+
 static int read_exact(int fd, void *buf, size_t len, off_t off)
 {
     size_t done = 0;
@@ -153,7 +156,9 @@ int elf_build_stack(struct mm *mm, gva_t stack_top, const char *const *argv, con
         {AT_PAGESZ, 4096},     {AT_BASE, interp ? interp->base : 0}, {AT_FLAGS, 0},
         {AT_ENTRY, exe->entry}, {AT_UID, uid}, {AT_EUID, uid}, {AT_GID, uid}, {AT_EGID, uid},
         {AT_PLATFORM, platform_at}, {AT_HWCAP, 0x178bfbff}, {AT_CLKTCK, 100}, {AT_SECURE, 0},
-        {AT_RANDOM, random_at}, {AT_HWCAP2, 0}, {AT_EXECFN, execfn_at}, {AT_NULL, 0},
+        {AT_RANDOM, random_at}, {AT_HWCAP2, 0}, {AT_EXECFN, execfn_at},
+        /* Last before AT_NULL: dropped (made AT_NULL) without a vDSO. */
+        {kvm_vdso_available() ? AT_SYSINFO_EHDR : AT_NULL, FJ_VDSO_VA}, {AT_NULL, 0},
     };
     size_t words = 1 + argc + 1 + envc + 1 + FJ_ARRAY_SIZE(aux) * 2;
     sp = (sp - words * 8) & ~15ULL;

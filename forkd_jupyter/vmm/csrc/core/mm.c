@@ -190,7 +190,9 @@ int mm_map(struct mm *mm, gva_t hint, uint64_t len, int prot, bool fixed, bool n
         if (!range_free(mm, hint, hint + len)) {
             if (noreplace)
                 return -EEXIST;
-            int err = unmap_range(mm, hint, hint + len, true);
+            /* A file mapping is written whole by its caller: the pages it
+             * replaces need not go back to the host and be faulted in again. */
+            int err = unmap_range(mm, hint, hint + len, kind != MM_FILE);
             if (err < 0)
                 return err;
         }

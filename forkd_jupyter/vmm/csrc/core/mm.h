@@ -39,7 +39,9 @@ int mm_clone(struct mm *dst, const struct mm *src, struct kvm_vm *vm);
  * while they can. */
 void mm_set_brk(struct mm *mm, gva_t brk_start, gva_t brk_limit);
 
-/* mmap/munmap/mremap semantics on the window; -errno. fixed replaces. */
+/* mmap/munmap/mremap semantics on the window; -errno. fixed replaces: the
+ * old pages are returned to the host (they read as zero), except under an
+ * MM_FILE mapping, whose caller writes every byte of the new range. */
 int mm_map(struct mm *mm, gva_t hint, uint64_t len, int prot, bool fixed, bool noreplace,
            enum mm_kind kind, gva_t *out);
 int mm_unmap(struct mm *mm, gva_t start, uint64_t len);

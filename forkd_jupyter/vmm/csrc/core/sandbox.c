@@ -120,4 +120,19 @@ int fj_sandbox_unsupported(fj_sandbox *sb, uint32_t *nrs, uint32_t *counts, int 
     return n;
 }
 
+int fj_sandbox_syscall_profile(fj_sandbox *sb, uint32_t *nrs, uint32_t *counts, uint64_t *ns,
+                               int max)
+{
+    int n = 0;
+    for (uint32_t nr = 0; nr < SYS_MAX && n < max; nr++) {
+        if (sb->stats.per_nr[nr]) {
+            nrs[n] = nr;
+            counts[n] = sb->stats.per_nr[nr];
+            ns[n] = sb->stats.ns_per_nr[nr];
+            n++;
+        }
+    }
+    return n;
+}
+
 const char *fj_sandbox_exit_reason(fj_sandbox *sb) { return sb->exit_reason; }

@@ -62,6 +62,7 @@ struct sys_stats {
     uint64_t calls;
     uint64_t unsupported_calls;
     uint32_t per_nr[SYS_MAX]; /* calls by number */
+    uint64_t ns_per_nr[SYS_MAX]; /* time the VMM spent serving them (the exit itself excluded) */
     uint32_t unsupported_per_nr[SYS_MAX];
 };
 

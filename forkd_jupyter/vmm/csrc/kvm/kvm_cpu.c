@@ -4,6 +4,8 @@
  * changed afterwards; page tables in particular (see kvm_layout.h). */
 #define _GNU_SOURCE
 #include "kvm/kvm_cpu.h"
+#include "kvm/kvm_vdso.h"
+#include "kvm/vdso_data.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 #define PTE_RW 0x2ULL
 #define PTE_US 0x4ULL
 #define PTE_PS 0x80ULL
+#define PTE_NX (1ULL << 63)
 
 #define CR0_PE 0x1ULL
 #define CR0_MP 0x2ULL
@@ -138,6 +141,9 @@ static void write_page_tables(struct kvm_vm *vm)
     for (unsigned i = 0; i < LAYOUT_EXC_STACK_PAGES; i++)
         pt_high[SYS_PAGE_EXC_STACK + i] = sys_page_gpa(vm, SYS_PAGE_EXC_STACK + i) | PTE_P | PTE_RW;
     pt_high[SYS_PAGE_DOORBELL] = layout_doorbell_gpa(vm->ram_bytes) | PTE_P | PTE_RW | PTE_US;
+    for (unsigned i = 0; i < FJ_VDSO_PAGES; i++)
+        pt_high[FJ_VDSO_FIRST_PAGE + i] = sys_page_gpa(vm, FJ_VDSO_FIRST_PAGE + i) | PTE_P | PTE_US;
+    pt_high[FJ_VDSO_DATA_PAGE] = sys_page_gpa(vm, FJ_VDSO_DATA_PAGE) | PTE_P | PTE_US | PTE_NX;
 }
 
 int kvm_cpu_write_system_region(struct kvm_vm *vm)
@@ -146,6 +152,7 @@ int kvm_cpu_write_system_region(struct kvm_vm *vm)
     write_gdt_tss(vm);
     write_exception_stubs(vm);
     write_syscall_stub(vm);
+    kvm_vdso_write(vm);
     write_page_tables(vm);
     return 0;
 }

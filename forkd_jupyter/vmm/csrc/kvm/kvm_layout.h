@@ -40,6 +40,8 @@ enum layout_sys_page {
     SYS_PAGE_PT_HIGH = 13,
     SYS_PAGE_PT_FIRST = 14, /* 4 KiB entries for the user window's first 2 MiB */
     SYS_PAGE_PD_LOW = 15,   /* one per GiB of RAM, up to LAYOUT_MAX_RAM */
+    /* 96..99: the vDSO image, user-executable; 100: its clock page,
+     * user-readable (vdso_data.h, FJ_VDSO_FIRST_PAGE) */
 };
 #define LAYOUT_EXC_STACK_PAGES 4
 #define LAYOUT_TSS_OFFSET 0x800

@@ -1,6 +1,7 @@
 /* VM, memslots and vCPU creation. */
 #define _GNU_SOURCE
 #include "kvm/kvm_vm.h"
+#include "kvm/kvm_vdso.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -227,6 +228,7 @@ uint64_t kvm_vm_get_fs_base(struct kvm_vm *vm)
 
 int kvm_vm_run(struct kvm_vm *vm)
 {
+    kvm_vdso_refresh(vm);
     vm->run->kvm_valid_regs = KVM_SYNC_X86_REGS;
     int r = ioctl(vm->vcpu_fd, KVM_RUN, 0);
     return r < 0 ? -errno : 0;

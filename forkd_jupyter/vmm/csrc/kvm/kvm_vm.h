@@ -32,6 +32,10 @@ struct kvm_vm {
      * kvm_vm_collect_dirty (KVM's dirty log sees only guest writes). One bit
      * per page; set by the vCPU thread only. */
     uint64_t *vmm_dirty;
+    /* The guest's clock page (kvm_vdso.c): 0 not yet set up, 1 kept
+     * current, 2 off (the guest makes system calls). */
+    int vdso_state;
+    int64_t vdso_tsc_offset; /* guest TSC - host TSC */
 };
 
 /* The process-wide /dev/kvm descriptor, opened on first use; -errno. */

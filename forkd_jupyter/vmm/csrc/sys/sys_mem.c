@@ -16,7 +16,7 @@ static int64_t fill_from_file(struct sandbox *sb, int fd, gva_t at, uint64_t len
         return -EBADF;
     if (!f->ops->pread)
         return -ENODEV;
-    void *dst = mm_write_ptr(&sb->mm, at, len);
+    void *dst = mm_write_ptr(&sb->mm, at, FJ_ALIGN_UP(len, FJ_PAGE_SIZE));
     if (!dst)
         return -EFAULT;
     uint64_t done = 0;
@@ -25,9 +25,12 @@ static int64_t fill_from_file(struct sandbox *sb, int fd, gva_t at, uint64_t len
         if (r < 0)
             return r;
         if (r == 0)
-            break; /* past end of file: the rest stays zero */
+            break;
         done += (uint64_t)r;
     }
+    /* Past the end of the file, to the end of the last page: zeros (the
+     * range may hold what a mapping it replaced left there, see mm_map). */
+    memset((char *)dst + done, 0, FJ_ALIGN_UP(len, FJ_PAGE_SIZE) - done);
     return 0;
 }
 

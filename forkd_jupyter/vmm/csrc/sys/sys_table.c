@@ -63,7 +63,10 @@ int64_t sys_dispatch(struct sandbox *sb, uint64_t nr, const uint64_t a[6])
             sb->stats.unsupported_per_nr[nr]++;
         return -ENOSYS;
     }
-    return e->handler(sb, a);
+    uint64_t start = fj_now_ns();
+    int64_t ret = e->handler(sb, a);
+    sb->stats.ns_per_nr[nr] += fj_now_ns() - start;
+    return ret;
 }
 
 int fj_syscall_table_entry(int index, struct fj_syscall_info *out)

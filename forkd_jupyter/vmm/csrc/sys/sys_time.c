@@ -132,10 +132,12 @@ static int64_t sys_times(struct sandbox *sb, const uint64_t a[6])
 
 const struct sys_entry sys_time_entries[] = {
     {35, "nanosleep", sys_nanosleep, SYS_FULL, "interruptible"},
-    {96, "gettimeofday", sys_gettimeofday, SYS_FULL, NULL},
+    {96, "gettimeofday", sys_gettimeofday, SYS_FULL, "the guest's vDSO answers it without a VM exit"},
     {100, "times", sys_times, SYS_PARTIAL, "user time only"},
-    {201, "time", sys_time, SYS_FULL, NULL},
-    {228, "clock_gettime", sys_clock_gettime, SYS_FULL, "process CPU time is the vCPU thread's"},
+    {201, "time", sys_time, SYS_FULL, "the guest's vDSO answers it without a VM exit"},
+    {228, "clock_gettime", sys_clock_gettime, SYS_FULL,
+     "the guest's vDSO answers REALTIME, MONOTONIC, BOOTTIME and the coarse clocks without a VM "
+     "exit; process CPU time is the vCPU thread's"},
     {229, "clock_getres", sys_clock_getres, SYS_FULL, NULL},
     {230, "clock_nanosleep", sys_clock_nanosleep, SYS_FULL, "interruptible"},
 };

@@ -1,0 +1,44 @@
+"""File mappings placed over memory that held other data (MAP_FIXED, as
+the dynamic loader maps a library's segments over its reservation): the
+file's bytes, then zeros to the end of the page, never what was there."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.kvm
+
+CODE = r"""
+import ctypes, mmap, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+PAGE = 4096
+MAP_FIXED = 0x10
+with open("/tmp/small.bin", "wb") as f:
+    f.write(b"\xab" * 100)
+with open("/tmp/big.bin", "wb") as f:
+    f.write(bytes(range(256)) * 64)  # 4 pages
+fd_small = os.open("/tmp/small.bin", os.O_RDONLY)
+fd_big = os.open("/tmp/big.bin", os.O_RDONLY)
+RW, PRIV_ANON = mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
+base = libc.mmap(None, 4 * PAGE, RW, PRIV_ANON, -1, 0)
+ctypes.memset(base, 0xFF, 4 * PAGE)
+# The small file over the first page: its 100 bytes, then zeros.
+at = libc.mmap(base, PAGE, RW, mmap.MAP_PRIVATE | MAP_FIXED, fd_small, 0)
+first = ctypes.string_at(at, PAGE)
+# The big file over pages 1-3 at file offset 1 page: exactly its bytes.
+at2 = libc.mmap(base + PAGE, 3 * PAGE, RW, mmap.MAP_PRIVATE | MAP_FIXED, fd_big, PAGE)
+rest = ctypes.string_at(at2, 3 * PAGE)
+with open("/tmp/big.bin", "rb") as f:
+    f.seek(PAGE)
+    expected = f.read(3 * PAGE)
+(at == base, first[:100] == b"\xab" * 100, first[100:] == bytes(PAGE - 100), at2 == base + PAGE,
+ rest == expected)
+"""
+
+
+def test_a_file_mapping_over_old_data_shows_the_file_then_zeros(sandbox):
+    result = sandbox.run(CODE)
+    assert result.error is None, result.error
+    assert result.result["text/plain"] == "(True, True, True, True, True)"
