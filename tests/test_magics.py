@@ -181,6 +181,8 @@ def test_spawn_returns_a_handle(tour):
     assert "IntProgress" in bar.data["text/plain"] and "spawning" in bar.data["text/plain"]
     [bar] = outputs(tour["pair-full"], "display_data")
     assert "branching" in bar.data["text/plain"]
+    [bar] = outputs(tour["rm-cascade"], "display_data")  # its sandboxes killed in parallel
+    assert "deleting tour-snap" in bar.data["text/plain"]
     [result] = outputs(tour["spawn"], "execute_result")
     assert re.fullmatch(r"<sandbox sb-\d+ 'tour'>", result.data["text/plain"])
     [pair] = outputs(tour["pair"], "execute_result")

@@ -38,9 +38,14 @@ class CellProgress:
         return self
 
     def step(self, n: int = 1) -> None:
-        self._done += n
+        self.set_done(self._done + n, self._total)
+
+    def set_done(self, done: int, total: int) -> None:
+        """``done`` steps of ``total`` (a total learnt on the way)."""
+        self._done, self._total = done, total
         if self._bar is not None:
-            self._bar.value = self._done
+            self._bar.max = total
+            self._bar.value = done
             self._label.value = self._text()
 
     def _text(self) -> str:

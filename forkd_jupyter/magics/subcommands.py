@@ -16,7 +16,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from ..client import DaemonUnavailable, ForkdError
 from ..client.text import fmt_ms, render_table, render_tree
 from .handles import SandboxHandle, SandboxList, SnapshotHandle, branch_result
-from .housekeeping import clear_dead
+from .housekeeping import clear_dead, delete_snapshot
 from .progress import CellProgress
 from .session import Session
 from .states import state_word
@@ -167,7 +167,11 @@ def kill(session: Session, shell, args) -> None:
 @argument("--cascade", action="store_true", help="also kill its children and dependent diffs")
 def rm(session: Session, shell, args) -> None:
     """Delete a snapshot (refused while children or diffs depend on it)."""
-    deleted = session.controller.delete_snapshot(args.snapshot, cascade=args.cascade)
+    progress = CellProgress(f"deleting {args.snapshot}: killing its sandboxes")
+    with progress if args.cascade else contextlib.nullcontext():
+        deleted = delete_snapshot(
+            session.controller, args.snapshot, args.cascade, progress.set_done
+        )
     if session.current in deleted:
         session.set_current(None)
     print("deleted " + ", ".join(deleted))
