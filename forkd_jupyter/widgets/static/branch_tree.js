@@ -130,6 +130,26 @@ export function layout(tree, keep = () => true, collapsed = new Set()) {
   return { nodes, below, placed, columns: col, depth: depthMax + 1 };
 }
 
+// Wrapped children hang from a bus: a trunk down from the parent (it runs
+// in the gap between the middle columns, where no node sits), one
+// horizontal line above each row, a short drop to each child.
+function drawBus(svg, parent, kids) {
+  const trunkX = parent.x + NODE_W / 2;
+  const rows = new Map();
+  for (const k of kids) {
+    if (!rows.has(k.y)) rows.set(k.y, []);
+    rows.get(k.y).push(k.x + NODE_W / 2);
+  }
+  const lastBus = Math.max(...rows.keys()) - GAP_Y / 2;
+  const d = [`M${trunkX},${parent.y + NODE_H} V${lastBus}`];
+  for (const [y, xs] of rows) {
+    const busY = y - GAP_Y / 2;
+    d.push(`M${Math.min(trunkX, ...xs)},${busY} H${Math.max(trunkX, ...xs)}`);
+    for (const x of xs) d.push(`M${x},${busY} V${y}`);
+  }
+  svgEl("path", { d: d.join(" "), class: "forkd-edge" }, svg);
+}
+
 function label(node) {
   if (node.kind === "sandbox") {
     const name = node.name && node.name !== node.id ? ` ${node.name}` : "";
@@ -291,11 +311,15 @@ function draw(model, root, view) {
       y: PAD + p.depth * (NODE_H + GAP_Y),
     };
   };
-  for (const [src, kids] of below) {
+  for (const [src, all] of below) {
     if (!placed.has(src)) continue;
+    const kids = all.filter((k) => placed.has(k));
+    if (kids.length > WRAP) {
+      drawBus(svg, pos(src), kids.map(pos));
+      continue;
+    }
     const a = pos(src);
     for (const kid of kids) {
-      if (!placed.has(kid)) continue;
       const b = pos(kid);
       const midY = b.y - GAP_Y / 2;
       svgEl(
@@ -350,8 +374,8 @@ function draw(model, root, view) {
       const toggle = svgEl(
         "text",
         {
-          x: NODE_W - 8,
-          y: NODE_H - 4,
+          x: NODE_W - 5,
+          y: NODE_H - 3,
           class: "forkd-toggle",
           "data-toggle": id,
         },
