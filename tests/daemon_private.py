@@ -19,8 +19,10 @@ from forkd_jupyter.client import connection
 
 
 class PrivateDaemon:
-    def __init__(self, state: Path, token: str | None = None, tcp: bool = False) -> None:
-        self.state, self.token, self.tcp = state, token, tcp
+    def __init__(
+        self, state: Path, token: str | None = None, tcp: bool = False, args: tuple = ()
+    ) -> None:
+        self.state, self.token, self.tcp, self.args = state, token, tcp, tuple(args)
         self.socket = state / "daemon.sock"
         self.proc: subprocess.Popen | None = None
         self.url: str | None = None
@@ -43,6 +45,7 @@ class PrivateDaemon:
             args += ["--port", "0"]
         if self.token:
             args += ["--token", self.token]
+        args += list(self.args)
         log = open(self.state / "daemon-test.log", "ab")  # noqa: SIM115 - owned by the process
         self.proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
         conn = connection.Connection(connection.UNIX_BASE_URL, str(self.socket), None)

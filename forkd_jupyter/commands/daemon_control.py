@@ -19,7 +19,7 @@ from .common import CommandError, connect, handles_errors, print_json
 EXIT_NOT_RUNNING = 3
 STOP_TIMEOUT_S = 60.0
 ACTIONS = ("serve", "status", "stop")
-SERVE_ONLY = ("host", "port", "token")
+SERVE_ONLY = ("host", "port", "token", "max_sandboxes", "min_free_mib")
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -129,6 +129,17 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         "--max-branches", type=int, default=4, help="branches in flight at once (default 4)"
     )
     parser.add_argument(
+        "--max-sandboxes",
+        type=int,
+        help="running sandboxes at most; more are refused with 503 (default 256)",
+    )
+    parser.add_argument(
+        "--min-free-mib",
+        type=int,
+        help="host memory (MiB) the daemon leaves free: spawns and branches that would take "
+        "it are refused with 503 (default: 1 GiB or 5%% of the host's memory, the larger)",
+    )
+    parser.add_argument(
         "--json", action="store_true", help="status and stop: print the result as JSON"
     )
     parser.set_defaults(parser=parser)
@@ -139,8 +150,15 @@ def _serve(args: argparse.Namespace) -> int:
 
     if args.json:
         args.parser.error("--json applies to `daemon status` and `daemon stop`")
+    from ..controller.limits import DEFAULT_MAX_SANDBOXES, Limits
+
     port = 0 if args.host and args.port is None else args.port
-    return serve(args.host, port, args.token, args.max_branches)
+    if args.max_sandboxes is not None and args.max_sandboxes < 1:
+        args.parser.error("--max-sandboxes must be at least 1")
+    if args.min_free_mib is not None and args.min_free_mib < 0:
+        args.parser.error("--min-free-mib cannot be negative")
+    limits = Limits(args.max_sandboxes or DEFAULT_MAX_SANDBOXES, args.min_free_mib)
+    return serve(args.host, port, args.token, args.max_branches, limits)
 
 
 def _handler(args: argparse.Namespace) -> int:

@@ -48,6 +48,14 @@ class TooManyBranches(ControllerError):
     kind, status, title = "too-many-branches", 503, "Too many branches in flight"
 
 
+class SandboxLimit(ControllerError):
+    kind, status, title = "sandbox-limit", 503, "Sandbox limit reached"
+
+
+class InsufficientMemory(ControllerError):
+    kind, status, title = "insufficient-memory", 503, "Not enough host memory"
+
+
 class KvmUnavailable(ControllerError):
     kind, status, title = "kvm-unavailable", 503, "KVM is not usable on this machine"
 

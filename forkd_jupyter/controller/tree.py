@@ -24,6 +24,7 @@ from . import errors as E
 from .background import BackgroundRuns
 from .bases import Bases, module_names
 from .events import EventBus
+from .limits import Limits
 from .records import SandboxRecord, SnapshotRecord, timing_row
 from .runs import RunBook
 from .store import Store
@@ -35,8 +36,9 @@ WATCH_INTERVAL_S = 0.5
 
 
 class SandboxTree(BackgroundRuns):
-    def __init__(self, store: Store, max_branches: int = 4) -> None:
+    def __init__(self, store: Store, max_branches: int = 4, limits: Limits | None = None) -> None:
         self.store = store
+        self.limits = limits or Limits()
         self.events = EventBus()
         self.bases = Bases(store.root / "bases")
         self._lock = threading.RLock()
@@ -91,6 +93,10 @@ class SandboxTree(BackgroundRuns):
                 f"sandbox {rec.id} is not running ({rec.exit_reason or 'dead'})", id=rec.id
             )
         return rec, vm
+
+    def _running_count(self) -> int:
+        with self._lock:
+            return sum(1 for r in self._sandboxes.values() if r.status == "running")
 
     def list_sandboxes(self) -> list[dict]:
         with self._lock:
@@ -154,7 +160,8 @@ class SandboxTree(BackgroundRuns):
         modules = module_names(preload)
         self._reserve_name(name)
         try:
-            return self._spawn(n, live_fork, memory_limit_mib, snapshot, name, env, modules)
+            with self.limits.sandboxes(self._running_count(), n, f"spawning {n} sandbox(es)"):
+                return self._spawn(n, live_fork, memory_limit_mib, snapshot, name, env, modules)
         finally:
             with self._lock:
                 self._reserved_names.discard(name)
@@ -394,6 +401,11 @@ class SandboxTree(BackgroundRuns):
             raise E.BadRequest(f"count must be an integer from 0 to {MAX_CHILDREN}")
         if tag is not None and (not isinstance(tag, str) or not tag):
             raise E.BadRequest("tag must be a non-empty string", field="tag")
+        # full and live copy the source's resident memory into a new image.
+        image = _vmm_call(vm.stats)["memory_bytes"] if mode in ("full", "live") else 0
+        self.limits.check_branch(
+            self._running_count(), count, image, f"a {mode} branch of {rec.id}"
+        )
         if not self._branch_slots.acquire(blocking=False):
             raise E.TooManyBranches("the daemon is already taking its maximum of branches")
         try:

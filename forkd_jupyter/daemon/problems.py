@@ -28,6 +28,8 @@ KINDS: dict[str, tuple[int, str]] = {
     "not-supported": (501, "Not supported by this build"),
     "too-many-branches": (503, "Too many branches in flight"),
     "kvm-unavailable": (503, "KVM is not usable on this machine"),
+    "sandbox-limit": (503, "Sandbox limit reached"),
+    "insufficient-memory": (503, "Not enough host memory"),
     "unavailable": (503, "Unavailable"),
     "daemon-stopping": (503, "Daemon is stopping"),
     "timeout": (504, "Timed out"),

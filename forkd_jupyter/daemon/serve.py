@@ -23,6 +23,7 @@ import tornado.netutil
 
 from .. import __version__, locations
 from ..controller import SandboxTree, Store
+from ..controller.limits import Limits
 from .app import MAX_BODY_BYTES, MAX_HEADER_BYTES, make_app
 
 EXIT_ALREADY_RUNNING = 3
@@ -53,6 +54,7 @@ def serve(
     port: int | None = None,
     token: str | None = None,
     max_branches: int = 4,
+    limits: Limits | None = None,
 ) -> int:
     token = token or os.environ.get("FORKD_JUPYTER_TOKEN") or None
     if port is not None and not is_loopback(host or "127.0.0.1") and not token:
@@ -70,19 +72,25 @@ def serve(
         print(f"forkd-jupyter daemon: already running for {state}", file=sys.stderr)
         return EXIT_ALREADY_RUNNING
     try:
-        return asyncio.run(_main(state, sock_path, host, port, token, max_branches))
+        return asyncio.run(_main(state, sock_path, host, port, token, max_branches, limits))
     finally:
         lock.close()
 
 
 async def _main(
-    state: Path, sock_path: Path, host: str | None, port: int | None, token: str | None, cap: int
+    state: Path,
+    sock_path: Path,
+    host: str | None,
+    port: int | None,
+    token: str | None,
+    cap: int,
+    limits: Limits | None,
 ) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signo in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(signo, stop.set)
-    tree = SandboxTree(Store(state), max_branches=cap)
+    tree = SandboxTree(Store(state), max_branches=cap, limits=limits)
     app = make_app(tree, token, lambda: loop.call_soon_threadsafe(stop.set))
     server = tornado.httpserver.HTTPServer(
         app, max_body_size=MAX_BODY_BYTES, max_header_size=MAX_HEADER_BYTES
