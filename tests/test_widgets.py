@@ -146,11 +146,11 @@ def test_timings_are_history(daemon, source):
         chart.close()
 
 
-def test_widgets_resynchronise_after_a_daemon_restart(tmp_path):
+def test_widgets_resynchronise_after_a_daemon_restart(tmp_path, monkeypatch):
     """The daemon stops: the widget says so and does not start it again;
-    it comes back: the widget reloads the whole state at once (the sandbox
-    died with the old daemon), with no further event needed, and a dead
-    current sandbox has its way on."""
+    "Reconnect" (asked by the user) starts it and the widget reloads the
+    whole state at once (the sandbox died with the old daemon), with no
+    further event needed, and a dead current sandbox has its way on."""
     from daemon_private import PrivateDaemon
 
     from forkd_jupyter.client import Controller, connection
@@ -168,8 +168,10 @@ def test_widgets_resynchronise_after_a_daemon_restart(tmp_path):
         wait_until(lambda: "unavailable" in tree.connection, timeout=5)
         time.sleep(2.5)  # several reconnection attempts
         assert not connection.is_up(controller.connection, timeout=1.0)  # not restarted
-        private.start()
-        wait_until(lambda: tree.connection == "", timeout=5)
+        # The button: the daemon is started (in the private state directory).
+        monkeypatch.setenv("FORKD_JUPYTER_STATE_DIR", str(tmp_path))
+        tree._handle_custom_msg({"type": "reconnect"}, [])
+        wait_until(lambda: tree.connection == "", timeout=30)
         wait_until(
             lambda: any(n["id"] == sb["id"] and n["status"] == "dead" for n in tree.tree["nodes"]),
             timeout=3,
@@ -181,5 +183,7 @@ def test_widgets_resynchronise_after_a_daemon_restart(tmp_path):
     finally:
         if tree is not None:
             tree.close()
+        if connection.is_up(controller.connection, timeout=1.0):
+            controller.shutdown_daemon()
         controller.close()
         private.stop()
