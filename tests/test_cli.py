@@ -327,6 +327,31 @@ def test_bench_prints_a_table_per_mode(daemon):
     assert not any(s["source_id"] == report["source"] for s in cli_json("snapshots"))
 
 
+@pytest.mark.kvm
+def test_bench_all_measures_every_scenario_and_writes_the_readme_block(daemon, tmp_path):
+    running_before = {r["id"] for r in cli_json("ls") if r["status"] == "running"}
+    snapshots_before = {s["id"] for s in cli_json("snapshots")}
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- bench --all: start -->\nold\n<!-- bench --all: end -->\nrest\n")
+    report = cli_json("bench", "--all", "--mib", "16", "-n", "1", "--readme", str(readme))
+    rows = {r["scenario"]: r for r in report["rows"]}
+    assert len(rows) == 7, rows
+    for row in rows.values():
+        assert row["sandbox_ms"] > 0 and row["reference_ms"] > 0, row
+        assert row["ratio"] == pytest.approx(row["sandbox_ms"] / row["reference_ms"])
+    assert rows["clock read (time.monotonic)"]["sandbox_ms"] < 0.01  # the vDSO: no exit
+    assert report["machine"]["cores"] >= 1 and report["machine"]["date"]
+    text = readme.read_text()
+    assert text.startswith("intro\n<!-- bench --all: start -->\n`forkd-jupyter bench --all`")
+    assert "old" not in text and text.endswith("<!-- bench --all: end -->\nrest\n")
+    assert "| spawn -> first cell (warm base) |" in text
+    # The bench leaves nothing running and no snapshot behind.
+    assert {r["id"] for r in cli_json("ls") if r["status"] == "running"} == running_before
+    assert {s["id"] for s in cli_json("snapshots")} == snapshots_before
+    usage = cli("bench", "--readme", str(readme))
+    assert usage.returncode == 2 and "--readme goes with --all" in usage.stderr
+
+
 # ---------------------------------------------------------------- daemon
 @pytest.mark.kvm
 def test_daemon_status_of_the_running_daemon(daemon):

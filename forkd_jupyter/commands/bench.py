@@ -50,6 +50,17 @@ def _bench_args(parser: argparse.ArgumentParser) -> None:
         help=f"the source's guest memory (default: {DAEMON_DEFAULT_MEMORY_MIB}, "
         f"or MIB + {HEADROOM_MIB} when that is more)",
     )
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help="every scenario a user feels (spawn, branch, a child's reads, imports, system "
+        "calls), each beside the host or a published anchor, in one table",
+    )
+    parser.add_argument(
+        "--readme",
+        metavar="PATH",
+        help="with --all: also write the table into PATH between its bench markers",
+    )
     add_json_flag(parser)
 
 
@@ -79,7 +90,35 @@ def summarise(samples: list[dict]) -> dict:
     return summary
 
 
+def _bench_all(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import bench_all
+
+    controller = connect()
+    steps = bench_all.scenarios(args.iterations, args.mib)
+    rows: list[dict] = []
+    with progress(len(steps), "bench --all") as bar:
+        for name, run in steps:
+            bar.set_postfix_str(name)
+            rows.extend(run(controller))
+            bar.update(1)
+    report = {"machine": bench_all.machine(), "mib": args.mib, "rows": rows}
+    if args.json:
+        print_json(report)
+    else:
+        headers = ("SCENARIO", "SANDBOX", "REFERENCE", "OF", "RATIO")
+        print(render_table(headers, bench_all.render_rows(report)))
+    if args.readme:
+        bench_all.update_readme(Path(args.readme), bench_all.render_markdown(report))
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
+    if args.readme and not args.all:
+        args.parser.error("--readme goes with --all")
+    if args.all:
+        return _bench_all(args)
     controller = connect()
     memory = args.memory or max(DAEMON_DEFAULT_MEMORY_MIB, args.mib + HEADROOM_MIB)
     source = None
