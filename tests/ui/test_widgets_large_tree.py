@@ -6,6 +6,8 @@ live-lineage rule is checked on the real tree document."""
 
 from __future__ import annotations
 
+import re
+
 import nbformat
 import pytest
 from lab_helpers import open_lab, screenshot
@@ -45,6 +47,12 @@ def boxes(page, selector: str) -> list[dict]:
     )
 
 
+def hidden_dead(page) -> int:
+    """The count in the widget's "dead hidden (N)"."""
+    text = page.inner_text(".forkd-branch-tree .forkd-bar")
+    return int(re.search(r"dead hidden \((\d+)\)", text).group(1))
+
+
 def test_sixteen_children_wrap_fit_and_collapse(page, jupyter_lab, large, daemon):
     source, snapshot, children, count = large
     open_lab(page, jupyter_lab, NOTEBOOK)
@@ -80,9 +88,10 @@ def test_sixteen_children_wrap_fit_and_collapse(page, jupyter_lab, large, daemon
     # The live lineage: a dead leaf goes (counted), a dead ancestor of live
     # children stays, drawn dead; "dead hidden" brings the leaf back.
     leaf = f'.forkd-branch-tree g[data-id="{children[0]["id"]}"]'
+    before = hidden_dead(page)
     daemon.kill_sandbox(children[0]["id"])
     page.wait_for_selector(leaf, state="detached", timeout=10_000)
-    assert "dead hidden (1)" in page.inner_text(".forkd-branch-tree .forkd-bar")
+    assert hidden_dead(page) == before + 1
     daemon.kill_sandbox(source["id"])
     page.wait_for_selector(
         f'.forkd-branch-tree g.forkd-status-dead[data-id="{source["id"]}"]', timeout=10_000
