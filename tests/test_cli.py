@@ -397,3 +397,18 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def test_ls_clears_dead_sandboxes(daemon):
+    [doomed] = daemon.spawn_sandboxes(n=1, memory_limit_mib=256)
+    daemon.kill_sandbox(doomed["id"])
+    [alive] = daemon.spawn_sandboxes(n=1, memory_limit_mib=256)
+    try:
+        done = cli("ls", "--clear-dead", "--json")
+        assert done.returncode == 0, done.stderr
+        assert re.match(r"cleared \d+ dead sandbox", done.stderr)
+        listed = {r["id"]: r for r in json.loads(done.stdout)}
+        assert doomed["id"] not in listed and alive["id"] in listed
+        assert not [r for r in listed.values() if r["status"] == "dead"]
+    finally:
+        daemon.kill_sandbox(alive["id"])

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
+from ..client import NotFound
 from .common import (
     CommandError,
     add_json_flag,
@@ -104,11 +106,35 @@ def _ls_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--running", action="store_true", help="only running sandboxes (dead ones are kept)"
     )
+    parser.add_argument(
+        "--clear-dead",
+        action="store_true",
+        help="first remove every dead sandbox's record (snapshots of them stay)",
+    )
     add_json_flag(parser)
 
 
+def _clear_dead(controller) -> int:
+    """Removes dead sandboxes' records (a kill of a dead one removes it);
+    one removed meanwhile by another client is not an error."""
+    cleared = 0
+    for record in controller.list_sandboxes():
+        if record["status"] != "dead":
+            continue
+        try:
+            controller.kill_sandbox(record["id"])
+        except NotFound:
+            pass
+        cleared += 1
+    return cleared
+
+
 def _ls(args: argparse.Namespace) -> int:
-    records = connect().list_sandboxes()
+    controller = connect()
+    if args.clear_dead:
+        cleared = _clear_dead(controller)
+        print(f"cleared {cleared} dead sandbox{'' if cleared == 1 else 'es'}", file=sys.stderr)
+    records = controller.list_sandboxes()
     if args.running:
         records = [r for r in records if r["status"] == "running"]
     if args.json:
