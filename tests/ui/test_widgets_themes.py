@@ -79,6 +79,21 @@ def test_widget_labels_keep_their_contrast(page, jupyter_lab, notebook, daemon, 
     assert not weak, weak
     chart = contrast(page, ".forkd-pause-timings svg text")
     assert chart and not [x for x in chart if x["ratio"] < WCAG_AA], chart
+    # The chart says what it shows, in which unit, with a legend; no mark
+    # lies over a dot (each dot's tooltip stays reachable).
+    assert "ms" in page.text_content(".forkd-pause-timings .forkd-title")
+    legend = page.text_content(".forkd-pause-timings .forkd-legend")
+    assert all(word in legend for word in ("live", "diff", "full", "p50", "p90"))
+    page.locator(".forkd-pause-timings svg").scroll_into_view_if_needed()
+    covered = page.evaluate(
+        """() => [...document.querySelectorAll('.forkd-pause-timings .forkd-dot[data-snapshot]')]
+            .filter(dot => {
+              const r = dot.getBoundingClientRect();
+              const top = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
+              return !top || !top.classList.contains('forkd-dot');
+            }).map(dot => dot.dataset.snapshot)"""
+    )
+    assert covered == [], covered
     screenshot(page, f"widgets-{front_end}-{'dark' if theme == DARK else 'light'}")
 
     # A double click makes the child the notebook's current sandbox.
