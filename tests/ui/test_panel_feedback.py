@@ -2,7 +2,8 @@
 chromium against the real daemon: "Killing…" on a row while its kill runs,
 a toast for Copy, a confirmation before deleting any snapshot, the
 progress of a cascade delete (its sandboxes killed in parallel), clearing
-dead sandboxes and the setting that hides them, icon buttons with
+dead sandboxes and the setting that hides them, saving a snapshot to
+disk, icon buttons with
 tooltips, and the bundle's version matching the server extension's."""
 
 from __future__ import annotations
@@ -74,6 +75,17 @@ def test_feedback_on_slow_and_destructive_actions(page, jupyter_lab, daemon):
         f'{PANEL} li[data-id="{kids[0]["id"]}"] > .jp-forkd-status-dead', timeout=UI_TIMEOUT_MS
     )
     assert "Killing…" in seen_texts(page)
+
+    # Save: the snapshot is written to disk (kept across daemon restarts).
+    page.click(f'{row("snapshot", lone)} [data-action="save"]')
+    page.wait_for_selector(f"text=Saved {lone} to disk", timeout=120_000)
+    page.wait_for_function(
+        "sel => document.querySelector(sel).textContent.includes('saved')",
+        arg=f"{row('snapshot', lone)} .jp-forkd-details",
+        timeout=UI_TIMEOUT_MS,
+    )
+    assert daemon.get_snapshot(lone)["saved_path"]
+    assert "Saving…" in seen_texts(page)
 
     # A snapshot without dependents is deleted only after a confirmation.
     page.click(f'{row("snapshot", lone)} [data-action="delete"]')
