@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -37,6 +39,21 @@ RECORD_TEXTS = """
 
 def seen_texts(page) -> list[str]:
     return page.evaluate("window.__forkdSeen")
+
+
+def show_dead_setting(jupyter_lab) -> bool | None:
+    base_url, token = jupyter_lab
+    request = urllib.request.Request(
+        f"{base_url}/lab/api/settings/forkd-jupyter:plugin",
+        headers={"Authorization": f"token {token}"},
+    )
+    for _ in range(50):
+        with urllib.request.urlopen(request, timeout=30) as response:
+            value = json.loads(response.read()).get("settings", {}).get("showDead")
+        if value is False:
+            return value
+        time.sleep(0.1)
+    return value
 
 
 def confirm(page, button: str) -> str:
@@ -110,6 +127,7 @@ def test_feedback_on_slow_and_destructive_actions(page, jupyter_lab, daemon):
     page.wait_for_selector(dead_row)
     page.click(f"{PANEL} .jp-forkd-show-dead")
     page.wait_for_selector(dead_row, state="detached")
+    assert show_dead_setting(jupyter_lab) is False  # the Settings Editor's value
     page.click(f"{PANEL} .jp-forkd-show-dead")
     page.wait_for_selector(dead_row)
     page.click(f"{PANEL} .jp-forkd-clear-dead")
