@@ -96,6 +96,39 @@ def test_preloaded_modules_are_in_the_base_not_in_the_history(daemon):
     assert "ModuleNotFoundError" in e.value.detail
 
 
+def test_children_start_with_the_first_cell_and_error_paths_warm_and_no_trace_of_it(daemon):
+    # What a first error loads in a sandbox booted cold.
+    from forkd_jupyter.vmm import Sandbox
+
+    modules = "import sys; sorted(sys.modules)"
+    with Sandbox.spawn(memory_mib=512) as cold:
+        before = set(eval(cold.run(modules).result["text/plain"]))
+        cold.run("1 / 0")
+        loaded_by_an_error = set(eval(cold.run(modules).result["text/plain"])) - before
+    assert loaded_by_an_error  # else this test shows nothing
+    rec, _ = spawn(daemon)
+    try:
+        probe = (
+            "import sys\n"
+            "print(sorted(n for n in dir() if n.startswith('_fj')), len(In), len(Out), "
+            "hasattr(sys, 'last_value'))"
+        )
+        got = daemon.run_cell(rec["id"], probe)
+        assert got.execution_count == 1
+        # No warm-up name, history entry, output or error is left.
+        assert got.stdout.split() == ["[]", "2", "0", "False"]
+        # What an error sets up was done once, in the base.
+        warm = set(eval(daemon.run_cell(rec["id"], modules).result["text/plain"]))
+        assert loaded_by_an_error <= warm
+        err = daemon.run_cell(rec["id"], "1 / 0")
+        assert err.error.ename == "ZeroDivisionError" and err.execution_count == 3
+        assert "1 / 0" in err.error.plain_traceback
+        check = daemon.run_cell(rec["id"], "import sys; print(type(sys.last_value).__name__)")
+        assert check.stdout.strip() == "ZeroDivisionError"
+    finally:
+        daemon.kill_sandbox(rec["id"])
+
+
 def test_bases_survive_a_restart_and_can_be_removed(tmp_path, monkeypatch):
     state = tmp_path / "state"
     state.mkdir()

@@ -34,6 +34,23 @@ from . import errors as E
 
 META = "base.json"
 
+# Run silently in a base before its snapshot, so that what a notebook's first
+# cell and first error set up once (IPython's compile and run path, the
+# traceback formatters and what they import) is done in the base, shared by
+# every child, instead of in each child: a child's first error then takes
+# ~30 ms instead of ~400 ms and writes ~10 MiB less. Silent cells leave no
+# trace in In, Out or the execution count; the names and the sys.last_*
+# they set are removed.
+WARM_UP_CELLS = (
+    "_fj_warm = sum(n * 2 for n in range(3))\nprint(_fj_warm, end='')\ndel _fj_warm",
+    "1 / 0",
+    "import sys as _fj_sys\n"
+    "for _fj_name in ('last_type', 'last_value', 'last_traceback', 'last_exc'):\n"
+    "    if hasattr(_fj_sys, _fj_name):\n"
+    "        delattr(_fj_sys, _fj_name)\n"
+    "del _fj_sys, _fj_name",
+)
+
 
 @dataclass
 class Base:
@@ -170,6 +187,8 @@ class Bases:
                     source.preload(list(preload))
                 except vmm.SandboxError as e:
                     raise E.BadRequest(f"preload: {e}") from None
+            for cell in WARM_UP_CELLS:
+                source.run(cell, silent=True)
             snap = source.snapshot(mode="full")
         finally:
             source.close()
