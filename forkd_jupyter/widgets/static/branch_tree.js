@@ -38,7 +38,9 @@ function fmtMs(v) {
 }
 
 function clip(text) {
-  return text.length > LABEL_CHARS ? text.slice(0, LABEL_CHARS - 1) + "…" : text;
+  return text.length > LABEL_CHARS
+    ? text.slice(0, LABEL_CHARS - 1) + "…"
+    : text;
 }
 
 // Nesting: sandbox -> its snapshots (branch edges), snapshot -> its children
@@ -237,7 +239,11 @@ function drawBar(model, root, view, hiddenDead) {
   });
   const showDead = model.get("show_dead");
   const toggle = htmlEl("label", { title: "Draw dead sandboxes too" }, bar);
-  const box = htmlEl("input", { type: "checkbox", class: "forkd-show-dead" }, toggle);
+  const box = htmlEl(
+    "input",
+    { type: "checkbox", class: "forkd-show-dead" },
+    toggle,
+  );
   box.checked = showDead;
   toggle.append(showDead ? "dead shown" : `dead hidden (${hiddenDead})`);
   box.addEventListener("change", () => {
@@ -363,8 +369,11 @@ function draw(model, root, view) {
     );
     const [line1, line2] = label(node);
     const mark = id === current ? "★ " : "";
-    svgEl("text", { x: NODE_W / 2, y: 15, class: "forkd-label" }, g).textContent =
-      mark + clip(line1);
+    svgEl(
+      "text",
+      { x: NODE_W / 2, y: 15, class: "forkd-label" },
+      g,
+    ).textContent = mark + clip(line1);
     svgEl("text", { x: NODE_W / 2, y: 30, class: "forkd-sub" }, g).textContent =
       clip(line2);
     svgEl("title", {}, g).textContent = tooltip(node);
@@ -396,7 +405,9 @@ function draw(model, root, view) {
       model.set("selected", id);
       model.save_changes();
     });
-    g.addEventListener("dblclick", () => send(model, { type: "make_current", id }));
+    g.addEventListener("dblclick", () =>
+      send(model, { type: "make_current", id }),
+    );
   }
 }
 

@@ -37,7 +37,11 @@ function drawLegend(svg, y) {
   const g = svgEl("g", { class: "forkd-legend" }, svg);
   let x = LEFT;
   for (const mode of MODES) {
-    svgEl("circle", { cx: x + 5, cy: y, r: 5, class: `forkd-dot forkd-dot-${mode}` }, g);
+    svgEl(
+      "circle",
+      { cx: x + 5, cy: y, r: 5, class: `forkd-dot forkd-dot-${mode}` },
+      g,
+    );
     svgEl("text", { x: x + 14, y: y + 4 }, g).textContent = mode;
     x += 60;
   }
@@ -45,7 +49,11 @@ function drawLegend(svg, y) {
     ["p50", "p50 (median)"],
     ["p90", "p90"],
   ]) {
-    svgEl("line", { x1: x, x2: x + 16, y1: y, y2: y, class: `forkd-${name}` }, g);
+    svgEl(
+      "line",
+      { x1: x, x2: x + 16, y1: y, y2: y, class: `forkd-${name}` },
+      g,
+    );
     svgEl("text", { x: x + 20, y: y + 4 }, g).textContent = text;
     x += name === "p50" ? 110 : 60;
   }
@@ -115,8 +123,11 @@ function draw(model, root) {
       },
       svg,
     );
-    svgEl("text", { x: 8, y: y + 4, class: "forkd-mode-label" }, g).textContent =
-      mode;
+    svgEl(
+      "text",
+      { x: 8, y: y + 4, class: "forkd-mode-label" },
+      g,
+    ).textContent = mode;
     svgEl(
       "line",
       { x1: LEFT, x2: WIDTH - RIGHT, y1: y, y2: y, class: "forkd-row" },
@@ -131,7 +142,13 @@ function draw(model, root) {
         const v = percentile(sorted, p);
         svgEl(
           "line",
-          { x1: x(v), x2: x(v), y1: y - 12, y2: y + 12, class: `forkd-${name}` },
+          {
+            x1: x(v),
+            x2: x(v),
+            y1: y - 12,
+            y2: y + 12,
+            class: `forkd-${name}`,
+          },
           g,
         );
       }
