@@ -69,17 +69,21 @@ class Limits:
                 min_free_mib=reserve // MIB,
             )
 
+    def _check_count(self, running: int, n: int, what: str) -> None:
+        """Under self._lock."""
+        if running + self._admitting + n > self.max_sandboxes:
+            raise E.SandboxLimit(
+                f"{what} would make {running + self._admitting + n} sandboxes; the daemon "
+                f"runs at most {self.max_sandboxes} (daemon --max-sandboxes)",
+                running=running,
+                max_sandboxes=self.max_sandboxes,
+            )
+
     def check_branch(self, running: int, children: int, image_bytes: int, what: str) -> None:
         """A branch that copies ``image_bytes`` and starts ``children``
         (not reserved: its children are admitted as they are spawned)."""
         with self._lock:
-            if running + self._admitting + children > self.max_sandboxes:
-                raise E.SandboxLimit(
-                    f"{what} would make {running + self._admitting + children} sandboxes; "
-                    f"the daemon runs at most {self.max_sandboxes} (daemon --max-sandboxes)",
-                    running=running,
-                    max_sandboxes=self.max_sandboxes,
-                )
+            self._check_count(running, children, what)
         self.check_memory(image_bytes + children * SANDBOX_ESTIMATE_BYTES, what)
 
     @contextmanager
@@ -90,13 +94,7 @@ class Limits:
             yield
             return
         with self._lock:
-            if running + self._admitting + n > self.max_sandboxes:
-                raise E.SandboxLimit(
-                    f"{what} would make {running + self._admitting + n} sandboxes; the "
-                    f"daemon runs at most {self.max_sandboxes} (daemon --max-sandboxes)",
-                    running=running,
-                    max_sandboxes=self.max_sandboxes,
-                )
+            self._check_count(running, n, what)
             self.check_memory(n * SANDBOX_ESTIMATE_BYTES, what)
             self._admitting += n
         try:
