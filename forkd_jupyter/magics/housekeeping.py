@@ -4,9 +4,11 @@
   again (``DELETE /v1/sandboxes/ID`` on a dead one); snapshots taken of it
   stay. Only records dead when listed are touched; a record another client
   removed meanwhile is not an error.
-- A cascade delete kills the snapshot's running dependents all at once
-  (one request each, in parallel) before the daemon deletes the rest, so
-  16 children cost about one kill, not sixteen in a row."""
+- A cascade delete kills the snapshot's running dependents first, one
+  request each, all at once (so the caller can count them as they go and
+  the daemon may overlap them), then the daemon deletes the rest. What a
+  kill costs is the daemon's: about 0.16 s for an idle child on a 2-core
+  machine, barely less in parallel there."""
 
 from __future__ import annotations
 
