@@ -281,7 +281,7 @@ def _widget(name: str, session: Session) -> Any:
     except ImportError:
         return None
     cls = getattr(widgets, name, None)
-    return None if cls is None else cls(controller=session.controller, session=session)
+    return None if cls is None else cls(session=session)  # what `BranchTree()` does too
 
 
 def run_subcommand(session: Session, shell, line: str) -> Any:
