@@ -79,7 +79,7 @@ def test_spawned_sandbox_is_listed(source):
     assert listed[source]["memory_limit_mib"] == 1024
     text = cli("ls").stdout
     row = next(line for line in text.splitlines() if line.startswith(source + " "))
-    assert SOURCE_NAME in row and "running" in row
+    assert SOURCE_NAME in row and "idle" in row
 
 
 @pytest.mark.kvm
@@ -219,7 +219,7 @@ def test_branch_tree_snapshots_and_rm(source):
     assert _indent(lines[source_line], source) < _indent(lines[snap_line], snap["id"])
     assert _indent(lines[snap_line], snap["id"]) < _indent(lines[child_line], child)
     assert "live" in lines[snap_line] and "pause" in lines[snap_line]
-    assert "[ready]" in lines[snap_line] and "[running]" in lines[child_line]
+    assert "[ready]" in lines[snap_line] and "[idle]" in lines[child_line]
     sub = cli_json("tree", "cli-branch")
     assert {n["id"] for n in sub["nodes"]} == {snap["id"], child}
 

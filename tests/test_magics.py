@@ -240,7 +240,7 @@ def test_listing_tree_and_timings(tour):
     assert "tour" in current and all(k in ls for k in kid_ids(tour))
     tree = text_of(tour["tree-text"])
     [root] = [line for line in tree.splitlines() if '"tour"' in line]
-    assert re.match(r'sb-\d+ "tour" \[running\]', root) and "tour-snap" in tree
+    assert re.match(r'sb-\d+ "tour" \[idle\]', root) and "tour-snap" in tree
     assert "live" in text_of(tour["timings-text"])
 
 

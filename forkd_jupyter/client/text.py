@@ -34,11 +34,14 @@ def fmt_bytes(value: int | None) -> str:
 
 
 def sandbox_status(record: dict) -> str:
-    """``running``, ``running, busy`` or ``dead (reason)``."""
+    """The one vocabulary of a sandbox's state, shared by the CLI, the
+    magics, the widgets and the JupyterLab panel: ``idle`` (running, ready
+    for a cell), ``busy`` (running a cell) or ``dead (reason)``. (The
+    records' own ``status`` field stays the API's ``running``/``dead``.)"""
     if record.get("status") == "dead":
         reason = record.get("exit_reason")
         return f"dead ({reason})" if reason else "dead"
-    return "running, busy" if record.get("busy") else str(record.get("status"))
+    return "busy" if record.get("busy") else "idle"
 
 
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -72,11 +75,9 @@ def _is_number(value: Any) -> bool:
 def node_line(node: dict) -> str:
     if node["kind"] == "sandbox":
         name = f' "{node["name"]}"' if node.get("name") not in (None, node["id"]) else ""
-        status = node["status"]
-        if status == "dead" and node.get("exit_reason"):
-            status = f"dead: {node['exit_reason']}"
-        elif node.get("busy"):
-            status += ", busy"
+        status = "busy" if node.get("busy") else "idle"
+        if node["status"] == "dead":
+            status = f"dead: {node['exit_reason']}" if node.get("exit_reason") else "dead"
         return f"{node['id']}{name} [{status}]"
     tag = f' "{node["tag"]}"' if node.get("tag") else ""
     status = node["status"]

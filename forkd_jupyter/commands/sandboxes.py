@@ -155,7 +155,7 @@ def _ls(args: argparse.Namespace) -> int:
         )
         for r in records
     ]
-    print(render_table(("ID", "NAME", "STATUS", "LIVE", "MIB", "FROM", "CELLS"), rows))
+    print(render_table(("ID", "NAME", "STATE", "LIVE", "MIB", "FROM", "CELLS"), rows))
     return 0
 
 

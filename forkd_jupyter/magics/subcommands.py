@@ -14,12 +14,11 @@ from IPython.core.error import UsageError
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..client import DaemonUnavailable, ForkdError
-from ..client.text import fmt_ms, render_table, render_tree
+from ..client.text import fmt_ms, render_table, render_tree, sandbox_status
 from .handles import SandboxHandle, SandboxList, SnapshotHandle, branch_result
 from .housekeeping import clear_dead, delete_snapshot
 from .progress import CellProgress
 from .session import Session
-from .states import state_word
 
 SUBCOMMANDS: dict[str, Callable] = {}
 
@@ -82,7 +81,7 @@ def use(session: Session, shell, args) -> SandboxHandle:
     """Make a sandbox the current one (where `%%forkd` cells run)."""
     record = session.controller.get_sandbox(args.name)
     if record["status"] != "running":
-        raise UsageError(f"sandbox {args.name} is {state_word(record)}")
+        raise UsageError(f"sandbox {args.name} is {sandbox_status(record)}")
     session.set_current(record["id"])
     return SandboxHandle(session.controller, record)
 
@@ -105,7 +104,7 @@ def ls(session: Session, shell, args) -> None:
             "*" if s["id"] == session.current else "",
             s["id"],
             s["name"],
-            state_word(s),
+            sandbox_status(s),
             s["parent_snapshot"] or "",
         )
         for s in shown
