@@ -436,6 +436,10 @@ ERRORS = [
     "%forkd ls --all",
     "%forkd ls --clear-dead",
     "%forkd rm errs-snap",
+    "other = %forkd spawn --mem 256 --name errs-2",
+    "%%forkd\ndef g():\n    return 1/0",
+    "%%forkd\nx = 1\ng()",
+    "%forkd kill errs-2",
 ]
 
 
@@ -468,6 +472,9 @@ def test_unsupported_things_fail_in_one_line_with_the_notebooks_numbers(daemon):
     assert "dead (killed)" in text_of(cells[12]) and " errs " in text_of(cells[12])
     assert text_of(cells[13]).startswith("cleared ")
     assert "dead not shown" not in text_of(cells[13])
+    # A frame of an earlier %%forkd cell is named by that cell's number too.
+    tb = plain(error_of(cells[17]).traceback)
+    assert "Cell In[18], line 3" in tb and "Cell In[17], line 3, in g()" in tb, tb
 
 
 def test_agent_frames_never_reach_the_notebook():
@@ -489,7 +496,7 @@ def test_agent_frames_never_reach_the_notebook():
         "",
         "ValueError: bad",
     ]
-    out = "\n".join(rewrite(guest, guest_count=3, cell_number=9))
+    out = "\n".join(rewrite(guest, {3: 9}))
     assert "forkd_agent" not in out and "run(code)" not in out and "exec(code)" not in out
     assert "Cell In[9], line 3" in out and "----> 3 g()" in out and "      2 x = 1" in out
     assert "json/__init__.py:346" in out and out.endswith("ValueError: bad")

@@ -154,21 +154,22 @@ def _metadata(result: RunResult) -> list[dict]:
     return md + [{}] * (len(result.displays) - len(md))
 
 
-def guest_error(sandbox: str, result: RunResult, cell_number: int | None) -> GuestCellError:
+def guest_error(sandbox: str, result: RunResult, numbers: dict[int, int]) -> GuestCellError:
     """The cell's failure as the notebook shows it: one line for what a
-    sandbox cannot do yet, else the guest's traceback (tracebacks.py)."""
+    sandbox cannot do yet, else the guest's traceback (tracebacks.py);
+    ``numbers``: the sandbox's cell counts -> the notebook's."""
     e = result.error
-    return GuestCellError(sandbox, e.ename, e.evalue, error_lines(result, cell_number))
+    return GuestCellError(sandbox, e.ename, e.evalue, error_lines(result, numbers))
 
 
-def error_lines(result: RunResult, cell_number: int | None) -> list[str]:
+def error_lines(result: RunResult, numbers: dict[int, int]) -> list[str]:
     e = result.error
-    lines = tracebacks.rewrite(list(e.traceback), result.execution_count, cell_number)
+    lines = tracebacks.rewrite(list(e.traceback), numbers)
     one_line = tracebacks.unsupported(e, lines)
     return lines if one_line is None else [one_line]
 
 
-def show_labelled(label: str, outcome: Outcome, cell_number: int | None) -> None:
+def show_labelled(label: str, outcome: Outcome, numbers: dict[int, int]) -> None:
     """One sandbox's part of a ``--each`` cell, under its label."""
     publish_display_data(
         {
@@ -183,6 +184,6 @@ def show_labelled(label: str, outcome: Outcome, cell_number: int | None) -> None
     if value is not None:
         display(value)
     if outcome.result.error is not None:
-        sys.stderr.write("\n".join(error_lines(outcome.result, cell_number)) + "\n")
+        sys.stderr.write("\n".join(error_lines(outcome.result, numbers)) + "\n")
     sys.stdout.flush()
     sys.stderr.flush()

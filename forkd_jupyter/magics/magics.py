@@ -63,9 +63,12 @@ class ForkdMagics(Magics):
             raise self._dead_current_hint(sandbox, name, outcome.error)
         if outcome.failure is not None:
             raise outcome.failure
+        numbers = self.session.remember_cell(
+            sandbox, outcome.result.execution_count, self.shell.execution_count
+        )
         value = cell.show(outcome.result, streamed=True)
         if outcome.result.error is not None:
-            raise cell.guest_error(sandbox, outcome.result, self.shell.execution_count)
+            raise cell.guest_error(sandbox, outcome.result, numbers)
         return value
 
     def _dead_current_hint(self, sandbox: str, name: str | None, error: ForkdError) -> Exception:
@@ -94,8 +97,10 @@ class ForkdMagics(Magics):
         if refused is not None:
             raise cell.GuestCellError(", ".join(labels), "NotSupported", refused, [refused])
         outcomes = cell.run_cells(self.session.controller, sandboxes, code, stream=False)
-        for label, outcome in zip(labels, outcomes, strict=True):
-            cell.show_labelled(label, outcome, self.shell.execution_count)
+        for label, sandbox, outcome in zip(labels, sandboxes, outcomes, strict=True):
+            count = outcome.result.execution_count if outcome.result is not None else None
+            numbers = self.session.remember_cell(sandbox, count, self.shell.execution_count)
+            cell.show_labelled(label, outcome, numbers)
         failed = [
             label
             for label, o in zip(labels, outcomes, strict=True)

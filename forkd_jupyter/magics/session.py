@@ -23,6 +23,8 @@ class Session:
         self._controller = controller
         self.current: str | None = None
         self._listeners: list[Listener] = []
+        # sandbox -> its count of each `%%forkd` cell -> the notebook's number
+        self._cell_numbers: dict[str, dict[int, int]] = {}
 
     @property
     def controller(self) -> Controller:
@@ -48,6 +50,15 @@ class Session:
         for listener in list(self._listeners):
             listener(sandbox_id)
         threading.Thread(target=_tell_lab, args=(sandbox_id,), daemon=True).start()
+
+    def remember_cell(self, sandbox: str, guest: int | None, notebook: int) -> dict[int, int]:
+        """Notes that the sandbox's cell ``guest`` was the notebook's cell
+        ``notebook``; returns every such pair known for the sandbox (its
+        tracebacks name the notebook's cells)."""
+        numbers = self._cell_numbers.setdefault(sandbox, {})
+        if guest is not None:
+            numbers[guest] = notebook
+        return numbers
 
     def require_current(self) -> str:
         if self.current is None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Mapping
 
 from IPython.core.inputtransformer2 import TransformerManager
 
@@ -99,9 +100,10 @@ def _code_of(arrow_line: str) -> str:
     return re.sub(r"^-*>\s*\d+\s?", "", arrow_line).strip()
 
 
-def rewrite(traceback: list[str], guest_count: int | None, cell_number: int | None) -> list[str]:
-    """The traceback without agent frames, with this cell's frames labelled
-    by the notebook's cell number and line numbers."""
+def rewrite(traceback: list[str], numbers: Mapping[int, int]) -> list[str]:
+    """The traceback without agent frames, with the frames of the cells in
+    ``numbers`` (the sandbox's count of a `%%forkd` cell -> the notebook's
+    number of it) labelled by the notebook's cell and line numbers."""
     lines = "\n".join(traceback).split("\n")
     kept: list[str] = []
     dropping = False
@@ -114,17 +116,16 @@ def rewrite(traceback: list[str], guest_count: int | None, cell_number: int | No
             dropping = False  # a frame's end: a blank line, or the exception's line
         if not dropping:
             kept.append(line)
-    if guest_count is None or cell_number is None:
-        return kept
     out: list[str] = []
-    in_cell = False  # inside a frame of this cell: its listing is renumbered too
+    in_cell = False  # inside a frame of a known cell: its listing is renumbered too
     for line in kept:
         match = _CELL_LABEL.search(line)
         if match is not None:
-            in_cell = int(match.group(1)) == guest_count
+            number = numbers.get(int(match.group(1)))
+            in_cell = number is not None
             if in_cell:
                 line = _CELL_LABEL.sub(
-                    lambda m: f"In[{cell_number}]{m.group(2) or ''}, line {int(m.group(3)) + 1}",
+                    lambda m, n=number: f"In[{n}]{m.group(2) or ''}, line {int(m.group(3)) + 1}",
                     line,
                 )
         elif _ANSI.sub("", line).strip() == "":
