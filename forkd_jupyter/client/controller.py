@@ -147,13 +147,17 @@ class Controller:
         on_output: OutputCallback | None = None,
         timeout: float | None = None,
         on_input: Callable[[str, bool], str | None] | None = None,
+        on_display: Callable[[str, dict], None] | None = None,
     ) -> RunResult:
         """Runs a cell; ``on_output(name, text)`` receives stdout/stderr as
         the guest writes them, ``on_input(prompt, password)`` answers the
         cell's input() (None: end of input; without it input() raises
-        EOFError). A guest exception is ``result.error``."""
+        EOFError), ``on_display(kind, fields)`` sees each ``display``
+        (``data``, ``metadata``, ``transient``, ``update``) and
+        ``clear_output`` (``wait``) as the guest makes it, in order with the
+        output. A guest exception is ``result.error``."""
         body = {"code": code, "timeout": timeout}
-        if on_output is None and on_input is None:
+        if on_output is None and on_input is None and on_display is None:
             return RunResult.from_dict(
                 self._json("POST", f"/sandboxes/{sandbox_id}/run", json=body, timeout=None)
             )
@@ -164,6 +168,8 @@ class Controller:
             elif event == "input_request":
                 answer = on_input(data["prompt"], data["password"]) if on_input else None
                 self.send_stdin(run["id"], answer)
+            elif event in ("display", "clear_output") and on_display is not None:
+                on_display(event, data)
             elif event == "result":
                 return RunResult.from_dict(data)
             elif event == "error":

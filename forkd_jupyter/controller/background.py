@@ -28,8 +28,11 @@ class BackgroundRuns:
                 run.waiting_input = True
                 run.add("input_request", {"prompt": prompt, "password": password})
 
+            def show(kind: str, fields: dict) -> None:  # display / clear_output, live
+                run.add(kind, fields)
+
             try:
-                result = self.execute(rec, vm, code, out, timeout, ask)
+                result = self.execute(rec, vm, code, out, timeout, ask, show)
             except E.ControllerError as e:
                 status = "cancelled" if run.cancel_requested else "failed"
                 run.finish(status, None, e.problem())

@@ -308,9 +308,10 @@ class SandboxTree(BackgroundRuns):
         code: str,
         on_output: Callable[[str, str], None] | None = None,
         timeout: float | None = None,
+        on_display: Callable[[str, dict], None] | None = None,
     ) -> vmm.RunResult:
         rec, vm = self.claim_for_run(key, code)
-        return self.execute(rec, vm, code, on_output, timeout)
+        return self.execute(rec, vm, code, on_output, timeout, on_display=on_display)
 
     def claim_for_run(self, key: str, code: str) -> tuple[SandboxRecord, vmm.Sandbox]:
         """Marks the sandbox busy for one cell, or 409 when it is dead or
@@ -332,9 +333,12 @@ class SandboxTree(BackgroundRuns):
         on_output: Callable[[str, str], None] | None,
         timeout: float | None,
         on_input: Callable[[str, bool], None] | None = None,
+        on_display: Callable[[str, dict], None] | None = None,
     ) -> vmm.RunResult:
         try:
-            result = vm.run(code, on_output=on_output, timeout=timeout, on_input=on_input)
+            result = vm.run(
+                code, on_output=on_output, timeout=timeout, on_input=on_input, on_display=on_display
+            )
         except vmm.SandboxTimeout as e:
             raise E.Timeout(f"sandbox {rec.id}: {e}", id=rec.id) from None
         except vmm.SandboxCrashed as e:

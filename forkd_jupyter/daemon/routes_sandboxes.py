@@ -84,8 +84,13 @@ class RunHandler(BaseHandler):
         def on_output(name: str, text: str) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, ("stream", {"name": name, "text": text}))
 
+        def on_display(kind: str, fields: dict) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, (kind, fields))
+
         sse.start(self)
-        task = asyncio.ensure_future(self.call(self.tree.run, key, code, on_output, timeout))
+        task = asyncio.ensure_future(
+            self.call(self.tree.run, key, code, on_output, timeout, on_display)
+        )
         task.add_done_callback(lambda _: loop.call_soon_threadsafe(queue.put_nowait, None))
         seq = 0
         try:

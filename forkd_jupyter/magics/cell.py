@@ -16,7 +16,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 
-from IPython.display import display, publish_display_data
+from IPython.display import clear_output, display, publish_display_data
 
 from ..client import Controller, ForkdError
 from ..run_result import RunResult
@@ -82,9 +82,14 @@ def run_cells(
 
     def work(outcome: Outcome) -> None:
         emit = (lambda name, text: chunks.put((name, text))) if stream else None
+        live = (lambda kind, fields: chunks.put(("display", (kind, fields)))) if stream else None
         try:
             outcome.result = controller.run_cell(
-                outcome.sandbox, code, on_output=emit, on_input=ask if stream else None
+                outcome.sandbox,
+                code,
+                on_output=emit,
+                on_input=ask if stream else None,
+                on_display=live,
             )
         except ForkdError as e:
             outcome.error = e
@@ -103,6 +108,9 @@ def run_cells(
                 continue
             if name == "input":
                 text[2].put(_ask_notebook(*text[:2]))
+                continue
+            if name == "display":
+                show_live(*text)
                 continue
             (sys.stderr if name == "stderr" else sys.stdout).write(text)
         except KeyboardInterrupt:
@@ -132,9 +140,28 @@ def _interrupt_all(controller: Controller, sandboxes: list[str]) -> None:
             pass
 
 
+def show_live(kind: str, fields: dict) -> None:
+    """One display or clear_output of a running cell, in the notebook as the
+    guest made it (a guest display id names the same display here, so an
+    update_display replaces it in place)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if kind == "clear_output":
+        clear_output(wait=bool(fields.get("wait")))
+        return
+    extra = {"update": True} if fields.get("update") else {}
+    publish_display_data(
+        fields.get("data") or {},
+        fields.get("metadata") or {},
+        transient=fields.get("transient") or None,
+        **extra,
+    )
+
+
 def show(result: RunResult, streamed: bool) -> GuestValue | None:
-    """Writes what the run produced (stdout/stderr unless already streamed,
-    then the displays) and returns the cell's value, if any."""
+    """Writes what the run produced (stdout/stderr and the displays, unless
+    they were already shown as they came) and returns the cell's value, if
+    any."""
     if not streamed:
         if result.stdout:
             sys.stdout.write(result.stdout)
@@ -142,8 +169,9 @@ def show(result: RunResult, streamed: bool) -> GuestValue | None:
             sys.stderr.write(result.stderr)
     sys.stdout.flush()
     sys.stderr.flush()
-    for bundle, metadata in zip(result.displays, _metadata(result), strict=True):
-        publish_display_data(bundle, metadata)
+    if not streamed:
+        for bundle, metadata in zip(result.displays, _metadata(result), strict=True):
+            publish_display_data(bundle, metadata)
     if result.result is None:
         return None
     return GuestValue(result.result, result.result_metadata or {})

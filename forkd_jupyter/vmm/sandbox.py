@@ -35,6 +35,25 @@ from .wire import CHANNEL_CTL, CHANNEL_EXIT, Demux, FrameDecoder, encode_frame
 
 OutputCallback = Callable[[str, str], None]
 InputCallback = Callable[[str, bool], None]
+# ("display", {"data", "metadata", "transient"?, "update"?}) or
+# ("clear_output", {"wait"}), as the guest makes them.
+DisplayCallback = Callable[[str, dict], None]
+
+
+def display_event(msg: dict) -> tuple[str, dict] | None:
+    """A guest frame as a live display event, or None for other frames."""
+    op = msg.get("op")
+    if op == "display":
+        fields = {"data": msg.get("data") or {}, "metadata": msg.get("metadata") or {}}
+        for key in ("transient", "update"):
+            if msg.get(key):
+                fields[key] = msg[key]
+        return "display", fields
+    if op == "clear_output":
+        return "clear_output", {"wait": bool(msg.get("wait"))}
+    return None
+
+
 _ids = itertools.count(1)
 _sandbox_ids = itertools.count(1)
 
@@ -281,6 +300,7 @@ class Sandbox:
         on_output: OutputCallback | None,
         timeout: float | None,
         on_input: InputCallback | None = None,
+        on_display: DisplayCallback | None = None,
     ) -> tuple[RunResult, list[dict]]:
         """Sends one request and collects everything up to its ``done``.
         An ``input()`` in the guest calls ``on_input(prompt, password)``,
@@ -328,6 +348,9 @@ class Sandbox:
                             continue
                         if msg.get("op") not in ("display", "result", "done"):
                             extra.append(msg)
+                        event = display_event(msg) if on_display is not None else None
+                        if event is not None:
+                            on_display(*event)
                         if acc.feed_message(msg):
                             result = acc.result()
                             if interrupted_at is not None:
@@ -348,15 +371,19 @@ class Sandbox:
         timeout: float | None = None,
         silent: bool = False,
         on_input: InputCallback | None = None,
+        on_display: DisplayCallback | None = None,
     ) -> RunResult:
         """Runs a cell in the guest; state persists between runs. A
-        ``silent`` run leaves no trace in the history or execution count."""
+        ``silent`` run leaves no trace in the history or execution count.
+        ``on_display(kind, fields)`` sees each display and clear_output as
+        the guest makes it, in order with the output (the result still
+        holds the displays that remain at the end)."""
         if not isinstance(code, str):
             raise TypeError("code must be a str")
         request = {"op": "run", "code": code}
         if silent:
             request.update(silent=True, store_history=False)
-        result, _ = self._request(request, on_output, timeout, on_input)
+        result, _ = self._request(request, on_output, timeout, on_input, on_display)
         if self._learn_working_set:
             self._learn_working_set = False
             with self._send_lock:  # close() frees the native sandbox under it

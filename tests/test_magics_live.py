@@ -1,0 +1,74 @@
+"""A `%%forkd` cell's rich output reaches the notebook while the cell runs,
+through a real kernel: displays arrive before the cell ends (timestamped),
+update_display replaces the display it names, clear_output(wait=True)
+clears, and a plot shows as in a plain cell."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from jupyter_client.manager import start_new_kernel
+
+pytestmark = [pytest.mark.kvm, pytest.mark.usefixtures("daemon"), pytest.mark.timeout(300)]
+
+CELL = """%%forkd
+import time
+from IPython.display import display, update_display, clear_output
+display({"text/plain": "first"}, raw=True)
+h = display({"text/plain": "bar 0%"}, raw=True, display_id=True)
+time.sleep(1.0)
+update_display({"text/plain": "bar 100%"}, raw=True, display_id=h.display_id)
+time.sleep(0.3)
+clear_output(wait=True)
+display({"text/plain": "last"}, raw=True)
+"""
+
+
+def execute(kc, code: str, timeout: float = 120) -> list[tuple[float, dict]]:
+    """The cell's iopub messages, each with its arrival time, until idle."""
+    msg_id = kc.execute(code)
+    got = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        msg = kc.get_iopub_msg(timeout=timeout)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        got.append((time.monotonic(), msg))
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            return got
+    raise TimeoutError(code)
+
+
+def test_displays_update_and_clear_live_in_the_notebook():
+    km, kc = start_new_kernel(kernel_name="python3")
+    try:
+        execute(kc, "%load_ext forkd_jupyter")
+        execute(kc, "sb = %forkd spawn --mem 512")
+        msgs = execute(kc, CELL)
+        ended = msgs[-1][0]
+        shown = [
+            (t, m["msg_type"], m["content"])
+            for t, m in msgs
+            if m["msg_type"] in ("display_data", "update_display_data", "clear_output")
+        ]
+        kinds = [k for _, k, _ in shown]
+        assert kinds == [
+            "display_data",
+            "display_data",
+            "update_display_data",
+            "clear_output",
+            "display_data",
+        ], kinds
+        texts = [c.get("data", {}).get("text/plain") for _, _, c in shown]
+        assert texts == ["first", "bar 0%", "bar 100%", None, "last"]
+        bar_id = shown[1][2]["transient"]["display_id"]
+        assert shown[2][2]["transient"]["display_id"] == bar_id
+        assert shown[3][2]["wait"] is True
+        # The first display reached the notebook while the cell still ran.
+        assert ended - shown[0][0] > 1.0
+        # Nothing is shown twice at the end.
+        assert texts.count("last") == 1
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
