@@ -175,14 +175,11 @@ def kid_ids(tour) -> list[str]:
 
 
 def test_spawn_returns_a_handle(tour):
-    # While sandboxes spawn, a progress bar counts them (gone once done).
-    [bar] = outputs(tour["pair"], "display_data")
-    assert "application/vnd.jupyter.widget-view+json" in bar.data
-    assert "IntProgress" in bar.data["text/plain"] and "spawning" in bar.data["text/plain"]
-    [bar] = outputs(tour["pair-full"], "display_data")
-    assert "branching" in bar.data["text/plain"]
-    [bar] = outputs(tour["rm-cascade"], "display_data")  # its sandboxes killed in parallel
-    assert "deleting tour-snap" in bar.data["text/plain"]
+    # The progress bars shown while these ran (test_magics_live.py) are gone
+    # from the saved notebook: their outputs were replaced by empty ones.
+    for key in ("pair", "pair-full", "rm-cascade"):
+        for bar in outputs(tour[key], "display_data"):
+            assert bar.data == {"text/plain": ""}, bar.data
     [result] = outputs(tour["spawn"], "execute_result")
     assert re.fullmatch(r"<sandbox sb-\d+ 'tour'>", result.data["text/plain"])
     [pair] = outputs(tour["pair"], "execute_result")

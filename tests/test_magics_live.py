@@ -69,6 +69,17 @@ def test_displays_update_and_clear_live_in_the_notebook():
         assert ended - shown[0][0] > 1.0
         # Nothing is shown twice at the end.
         assert texts.count("last") == 1
+        # A spawn shows a progress bar while it runs, then removes it.
+        msgs = execute(kc, "pair = %forkd spawn -n 2 --mem 256")
+        shown = [m for _, m in msgs if m["msg_type"] in ("display_data", "update_display_data")]
+        first, last = shown[0], shown[-1]
+        assert first["msg_type"] == "display_data"
+        assert "application/vnd.jupyter.widget-view+json" in first["content"]["data"]
+        assert "spawning" in first["content"]["data"]["text/plain"]
+        assert last["msg_type"] == "update_display_data"
+        assert last["content"]["data"] == {"text/plain": ""}
+        bar_id = first["content"]["transient"]["display_id"]
+        assert last["content"]["transient"]["display_id"] == bar_id
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)

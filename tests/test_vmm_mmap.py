@@ -12,7 +12,8 @@ CODE = r"""
 import ctypes, mmap, os
 libc = ctypes.CDLL(None, use_errno=True)
 libc.mmap.restype = ctypes.c_void_p
-libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+I = ctypes.c_int
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, I, I, I, ctypes.c_long]
 PAGE = 4096
 MAP_FIXED = 0x10
 with open("/tmp/small.bin", "wb") as f:

@@ -5,7 +5,9 @@ of the steps asked, and the seconds spent, updated twice a second.
 Invariants: the bar is displayed and closed on the kernel's main thread
 (so it belongs to the running cell); only its value and label change from
 the ticker thread; outside a kernel (a terminal IPython) nothing is shown.
-Closing removes the bar: what was made is the magic's own output."""
+Closing removes the bar, in the live notebook and in the saved one (its
+output is replaced by an empty one): what was made is the magic's own
+output."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ class CellProgress:
         self._what, self._total, self._done = what, total, 0
         self._started = time.monotonic()
         self._stop = threading.Event()
-        self._bar = self._label = self._box = None
+        self._bar = self._label = self._box = self._handle = None
 
     def __enter__(self) -> CellProgress:
         if not _in_kernel():
@@ -33,7 +35,7 @@ class CellProgress:
         self._label = ipywidgets.Label(self._text())
         self._box = ipywidgets.HBox([self._bar, self._label])
         self._box.add_class("forkd-progress")
-        display(self._box)
+        self._handle = display(self._box, display_id=True)
         threading.Thread(target=self._tick, name="forkd-progress", daemon=True).start()
         return self
 
@@ -67,6 +69,8 @@ class CellProgress:
         self._stop.set()
         if self._box is not None:
             self._box.close()
+        if self._handle is not None:
+            self._handle.update({"text/plain": ""}, raw=True)
 
 
 def _in_kernel() -> bool:

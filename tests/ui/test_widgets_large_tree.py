@@ -98,3 +98,10 @@ def test_sixteen_children_wrap_fit_and_collapse(page, jupyter_lab, large, daemon
     )
     page.check(".forkd-branch-tree .forkd-show-dead")
     page.wait_for_selector(f"{leaf}.forkd-status-dead", timeout=10_000)
+    # Many trees side by side (every dead sandbox of the session is a root
+    # now) wrap into rows too, so "Fit" keeps nodes readable.
+    roots = len(daemon.list_sandboxes())
+    assert roots > WRAP
+    page.click(".forkd-branch-tree .forkd-fit")
+    widths = [b["right"] - b["x"] for b in boxes(page, ".forkd-branch-tree g.forkd-node")]
+    assert min(widths) >= 50, sorted(widths)[:5]

@@ -86,7 +86,8 @@ export function visibleIds(tree, current, showDead) {
 
 // Positions in grid units: x a column, depth a row. Children of a node sit
 // below it in rows of at most WRAP subtrees; the node sits above the middle
-// of its first row. Collapsed nodes keep their children out of the layout.
+// of its first row; separate trees wrap the same way. Collapsed nodes keep
+// their children out of the layout.
 export function layout(tree, keep = () => true, collapsed = new Set()) {
   const { nodes, below, parentOf } = nesting(tree, keep);
   const order = (ids) =>
@@ -126,10 +127,23 @@ export function layout(tree, keep = () => true, collapsed = new Set()) {
     placed.set(id, { x: (Math.min(...xs) + Math.max(...xs)) / 2, depth });
     return { w: width, h: row - depth };
   };
-  let col = 0;
+  // Trees side by side wrap too: rows of at most WRAP roots, each row
+  // below the tallest tree of the row before.
   const roots = order([...nodes.keys()].filter((i) => !parentOf.has(i)));
-  for (const id of roots) col += place(id, 0, col).w;
-  return { nodes, below, placed, columns: col, depth: depthMax + 1 };
+  let columns = 0;
+  let top = 0;
+  for (let i = 0; i < roots.length; i += WRAP) {
+    let col = 0;
+    let height = 0;
+    for (const id of roots.slice(i, i + WRAP)) {
+      const size = place(id, top, col);
+      col += size.w;
+      height = Math.max(height, size.h);
+    }
+    columns = Math.max(columns, col);
+    top += height;
+  }
+  return { nodes, below, placed, columns, depth: depthMax + 1 };
 }
 
 // Wrapped children hang from a bus: a trunk down from the parent (it runs
