@@ -24,6 +24,7 @@ TOOLS = {
     "spawn_from_snapshot",
     "list_sandboxes",
     "kill",
+    "interrupt",
     "run_cell",
     "compare",
     "branch",
@@ -223,6 +224,33 @@ def test_bad_input_gives_tool_errors_with_the_daemons_problem_and_the_server_goe
     assert cell["ok"] is False and cell["error"]["ename"] == "ZeroDivisionError"
     assert "ZeroDivisionError" in cell["error"]["traceback"]
     assert sid in {s["id"] for s in still["sandboxes"]}
+
+
+def test_a_running_cell_can_be_interrupted_and_the_sandbox_goes_on():
+    async def go():
+        async with stdio_session() as mcp:
+            [sb] = structured(await mcp.call_tool("spawn", {"memory_mib": 256}))["sandboxes"]
+            sid = sb["id"]
+            await mcp.call_tool("run_cell", {"sandbox": sid, "code": "n = 0"})
+            results = {}
+
+            async def loop():
+                code = "while True:\n    n += 1"
+                results["cell"] = await mcp.call_tool("run_cell", {"sandbox": sid, "code": code})
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(loop)
+                await anyio.sleep(1.0)
+                results["interrupt"] = await mcp.call_tool("interrupt", {"sandbox": sid})
+            after = structured(await mcp.call_tool("run_cell", {"sandbox": sid, "code": "n > 0"}))
+            await mcp.call_tool("kill", {"sandbox": sid})
+            return results, after
+
+    results, after = run(go())
+    cell = structured(results["cell"])
+    assert cell["ok"] is False and cell["error"]["ename"] == "KeyboardInterrupt"
+    assert structured(results["interrupt"])["status"] == "running"
+    assert after["result"] == "True"  # the state survived the interrupt
 
 
 def test_long_operations_report_progress():

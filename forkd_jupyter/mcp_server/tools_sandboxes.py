@@ -78,6 +78,18 @@ def register(server: MCPServer, controller: Controller) -> None:
         return Sandboxes(sandboxes=records)
 
     @server.tool(
+        title="Interrupt a sandbox",
+        description=(
+            "Interrupt the cell a sandbox is running (as Ctrl-C in a notebook): the run_cell "
+            "call waiting on it answers with a KeyboardInterrupt error; the sandbox and its "
+            "state stay."
+        ),
+    )
+    async def interrupt(sandbox: SandboxRef) -> Sandbox:
+        await daemon_call(controller.interrupt, sandbox)
+        return Sandbox(**await daemon_call(controller.get_sandbox, sandbox))
+
+    @server.tool(
         title="Kill a sandbox",
         description=(
             "Stop a sandbox (a running cell is cut). Its record stays, dead, unless "
