@@ -43,3 +43,33 @@ def test_a_file_mapping_over_old_data_shows_the_file_then_zeros(sandbox):
     result = sandbox.run(CODE)
     assert result.error is None, result.error
     assert result.result["text/plain"] == "(True, True, True, True, True)"
+
+
+REMAP = r"""
+import ctypes, mmap, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = libc.mremap.restype = ctypes.c_void_p
+I, P, N = ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t
+libc.mmap.argtypes = [P, N, I, I, I, ctypes.c_long]
+libc.mremap.argtypes = [P, N, N, I, P]
+PAGE = 4096
+MREMAP_MAYMOVE, MREMAP_FIXED = 1, 2
+with open("/tmp/one.bin", "wb") as f:
+    f.write(b"\xcd" * PAGE)
+fd = os.open("/tmp/one.bin", os.O_RDONLY)
+RW = mmap.PROT_READ | mmap.PROT_WRITE
+old = libc.mmap(None, PAGE, RW, mmap.MAP_PRIVATE, fd, 0)
+target = libc.mmap(None, 3 * PAGE, RW, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+ctypes.memset(target, 0xFF, 3 * PAGE)
+moved = libc.mremap(old, PAGE, 3 * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, target)
+data = ctypes.string_at(moved, 3 * PAGE)
+(moved == target, data[:PAGE] == b"\xcd" * PAGE, data[PAGE:] == bytes(2 * PAGE))
+"""
+
+
+def test_a_file_mapping_moved_over_old_data_grows_with_zeros(sandbox):
+    """mremap of a file mapping onto memory that held other data: its pages
+    moved, and the rest reads as zero, never what was there."""
+    result = sandbox.run(REMAP)
+    assert result.error is None, result.error
+    assert result.result["text/plain"] == "(True, True, True)"

@@ -99,8 +99,8 @@ int elf_load(struct mm *mm, const char *host_path, gva_t hint, struct elf_image 
     uint64_t span = FJ_ALIGN_UP(hi, FJ_PAGE_SIZE) - lo;
     gva_t at;
     bool fixed = eh.e_type == ET_EXEC;
-    err = mm_map(mm, fixed ? lo : hint, span, PROT_READ | PROT_WRITE | PROT_EXEC, fixed, false, MM_IMAGE,
-                 &at);
+    err = mm_map(mm, fixed ? lo : hint, span, PROT_READ | PROT_WRITE | PROT_EXEC, fixed, false, false,
+                 MM_IMAGE, &at);
     if (err < 0)
         goto out;
     gva_t base = fixed ? 0 : at - lo;

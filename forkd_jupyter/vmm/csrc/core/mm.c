@@ -175,7 +175,7 @@ static int find_top_down(struct mm *mm, uint64_t len, gva_t floor, gva_t *out)
 }
 
 int mm_map(struct mm *mm, gva_t hint, uint64_t len, int prot, bool fixed, bool noreplace,
-           enum mm_kind kind, gva_t *out)
+           bool overwritten, enum mm_kind kind, gva_t *out)
 {
     if (len == 0)
         return -EINVAL;
@@ -190,9 +190,9 @@ int mm_map(struct mm *mm, gva_t hint, uint64_t len, int prot, bool fixed, bool n
         if (!range_free(mm, hint, hint + len)) {
             if (noreplace)
                 return -EEXIST;
-            /* A file mapping is written whole by its caller: the pages it
-             * replaces need not go back to the host and be faulted in again. */
-            int err = unmap_range(mm, hint, hint + len, kind != MM_FILE);
+            /* Pages the caller writes whole need not go back to the host
+             * and be faulted in again. */
+            int err = unmap_range(mm, hint, hint + len, !overwritten);
             if (err < 0)
                 return err;
         }
@@ -270,7 +270,8 @@ int mm_remap(struct mm *mm, gva_t old, uint64_t old_len, uint64_t new_len, int f
             return -ENOMEM;
     }
     gva_t dst;
-    int err = mm_map(mm, flags & FIXED ? new_addr : 0, new_len, prot, flags & FIXED, false, kind, &dst);
+    int err = mm_map(mm, flags & FIXED ? new_addr : 0, new_len, prot, flags & FIXED, false, false,
+                     kind, &dst);
     if (err < 0)
         return err;
     uint64_t keep = FJ_MIN(old_len, new_len);

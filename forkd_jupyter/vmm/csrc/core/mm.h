@@ -40,10 +40,11 @@ int mm_clone(struct mm *dst, const struct mm *src, struct kvm_vm *vm);
 void mm_set_brk(struct mm *mm, gva_t brk_start, gva_t brk_limit);
 
 /* mmap/munmap/mremap semantics on the window; -errno. fixed replaces: the
- * old pages are returned to the host (they read as zero), except under an
- * MM_FILE mapping, whose caller writes every byte of the new range. */
+ * old pages are returned to the host (they read as zero), unless
+ * `overwritten` says the caller writes every byte of the new range itself
+ * (a file mapping's contents, zeros past the file's end). */
 int mm_map(struct mm *mm, gva_t hint, uint64_t len, int prot, bool fixed, bool noreplace,
-           enum mm_kind kind, gva_t *out);
+           bool overwritten, enum mm_kind kind, gva_t *out);
 int mm_unmap(struct mm *mm, gva_t start, uint64_t len);
 int mm_protect(struct mm *mm, gva_t start, uint64_t len, int prot);
 int mm_remap(struct mm *mm, gva_t old, uint64_t old_len, uint64_t new_len, int flags,

@@ -55,7 +55,7 @@ static int64_t sys_mmap(struct sandbox *sb, const uint64_t a[6])
     }
     gva_t at;
     int err = mm_map(&sb->mm, addr, len, prot, flags & MAP_FIXED, flags & MAP_FIXED_NOREPLACE_,
-                     anon ? MM_ANON : MM_FILE, &at);
+                     !anon /* fill_from_file writes every byte */, anon ? MM_ANON : MM_FILE, &at);
     if (err < 0)
         return err;
     if (!anon) {
