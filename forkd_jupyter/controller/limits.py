@@ -49,12 +49,11 @@ class Limits:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._admitting = 0
-
-    @property
-    def min_free_bytes(self) -> int:
+        # The host's memory does not change: the default is fixed at start.
         if self.min_free_mib is not None:
-            return self.min_free_mib * MIB
-        return max(1024 * MIB, mem_info().get("MemTotal", 0) // 20)
+            self.min_free_bytes = self.min_free_mib * MIB
+        else:
+            self.min_free_bytes = max(1024 * MIB, mem_info().get("MemTotal", 0) // 20)
 
     def check_memory(self, need_bytes: int, what: str) -> None:
         available = mem_info().get("MemAvailable", 0)
