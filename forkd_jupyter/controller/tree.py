@@ -406,7 +406,7 @@ class SandboxTree(BackgroundRuns):
         if tag is not None and (not isinstance(tag, str) or not tag):
             raise E.BadRequest("tag must be a non-empty string", field="tag")
         # full and live copy the source's resident memory into a new image.
-        image = _vmm_call(vm.stats)["memory_bytes"] if mode in ("full", "live") else 0
+        image = _vmm_call(lambda: vm.resident_bytes) if mode in ("full", "live") else 0
         self.limits.check_branch(
             self._running_count(), count, image, f"a {mode} branch of {rec.id}"
         )

@@ -181,4 +181,4 @@ def _room(layer: Layer) -> int | None:
     limit = layer.vm.layer_limit_bytes
     if limit is None:
         return None
-    return max(0, limit - layer.vm.stats()["layer_bytes"])
+    return max(0, limit - layer.vm.layer_bytes)

@@ -40,6 +40,11 @@ InputCallback = Callable[[str, bool], None]
 DisplayCallback = Callable[[str, dict], None]
 
 
+def _call_name(nr: int) -> str:
+    name = lib.fj_syscall_name(nr)
+    return ffi.string(name).decode() if name != ffi.NULL else f"syscall_{nr}"
+
+
 def display_event(msg: dict) -> tuple[str, dict] | None:
     """A guest frame as a live display event, or None for other frames."""
     op = msg.get("op")
@@ -475,30 +480,36 @@ class Sandbox:
             raise SandboxClosed(f"sandbox {self.id} is closed")
         self._native.signal(signal.SIGINT)
 
+    def _native_stats(self):
+        if self._native.destroyed:
+            raise SandboxClosed(f"sandbox {self.id} is closed")
+        st = ffi.new("struct fj_sandbox_stats *")
+        lib.fj_sandbox_get_stats(self._native.handle, st)
+        return st
+
+    @property
+    def resident_bytes(self) -> int:
+        """Guest RAM resident on the host (what a full copy of it copies)."""
+        return self._native_stats().resident_bytes
+
+    @property
+    def layer_bytes(self) -> int:
+        """Bytes the writable layer holds."""
+        return self._native_stats().layer_bytes
+
     def stats(self) -> dict:
         """System calls served, unsupported calls by name, memory in use;
         ``calls``: per system call name, ``{"count", "vmm_ms"}`` (the time the
         VMM spent serving them, blocking waits included; the VM exit each
         call costs is not in it)."""
-        if self._native.destroyed:
-            raise SandboxClosed(f"sandbox {self.id} is closed")
-        st = ffi.new("struct fj_sandbox_stats *")
-        lib.fj_sandbox_get_stats(self._native.handle, st)
+        st = self._native_stats()
         nrs = ffi.new("uint32_t[512]")
         counts = ffi.new("uint32_t[512]")
         n = lib.fj_sandbox_unsupported(self._native.handle, nrs, counts, 512)
-        unsupported = {}
-        for i in range(n):
-            name = lib.fj_syscall_name(nrs[i])
-            key = ffi.string(name).decode() if name != ffi.NULL else f"syscall_{nrs[i]}"
-            unsupported[key] = counts[i]
+        unsupported = {_call_name(nrs[i]): counts[i] for i in range(n)}
         ns = ffi.new("uint64_t[512]")
         n = lib.fj_sandbox_syscall_profile(self._native.handle, nrs, counts, ns, 512)
-        calls = {}
-        for i in range(n):
-            name = lib.fj_syscall_name(nrs[i])
-            key = ffi.string(name).decode() if name != ffi.NULL else f"syscall_{nrs[i]}"
-            calls[key] = {"count": counts[i], "vmm_ms": ns[i] / 1e6}
+        calls = {_call_name(nrs[i]): {"count": counts[i], "vmm_ms": ns[i] / 1e6} for i in range(n)}
         return {
             "syscalls": st.syscalls,
             "unsupported_syscalls": st.unsupported_syscalls,
