@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import weakref
 from typing import Any
 
@@ -151,7 +152,8 @@ def _connection(ctx) -> Any:
 
 class EventFollower:
     """A thread that reads the daemon's events and publishes what they change
-    on the server's event loop. Started once, by the first session."""
+    on the server's event loop. Started once, by the first session; it lives
+    as long as the server's process (it ends when the event loop is gone)."""
 
     def __init__(
         self, controller: Controller, bus: InMemorySubscriptionBus, legacy: LegacySubscriptions
@@ -160,8 +162,6 @@ class EventFollower:
         self._bus = bus
         self._legacy = legacy
         self._started = False
-        self._stop = threading.Event()
-        self._stream = None
 
     def start(self) -> None:
         """Called on the server's event loop."""
@@ -173,11 +173,6 @@ class EventFollower:
             target=self._run, args=(token,), name="forkd-mcp-events", daemon=True
         ).start()
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._stream is not None:
-            self._stream.close()
-
     async def _publish(self, events: list[ServerEvent]) -> None:
         for event in events:
             await self._bus.publish(event)
@@ -185,9 +180,9 @@ class EventFollower:
 
     def _run(self, token) -> None:
         first = True
-        while not self._stop.is_set():
+        while True:
             try:
-                self._stream = self._controller.events()
+                stream = self._controller.events()
                 if not first:  # back after a break: anything may have changed
                     anyio.from_thread.run(
                         self._publish,
@@ -195,10 +190,10 @@ class EventFollower:
                         token=token,
                     )
                 first = False
-                for event in self._stream:
+                for event in stream:
                     anyio.from_thread.run(self._publish, events_to_publish(event), token=token)
             except (DaemonUnavailable, ForkdError) as e:
                 log.info("daemon event stream broke (%s); reconnecting", e)
             except RuntimeError:  # the event loop is gone: the server stopped
                 return
-            self._stop.wait(RECONNECT_DELAY_S)
+            time.sleep(RECONNECT_DELAY_S)
