@@ -1,6 +1,7 @@
 import React, { useState } from 'react';
 
 import { ForkdActions } from './actions';
+import { FormButtons, useSubmit } from './form_parts';
 import { BranchMode, ISandbox } from './types';
 
 const MODES: BranchMode[] = ['live', 'diff', 'full'];
@@ -18,21 +19,10 @@ export function BranchForm(props: {
   );
   const [count, setCount] = useState(1);
   const [tag, setTag] = useState('');
-  const [pending, setPending] = useState(false);
-
-  const submit = async (event: React.FormEvent) => {
-    event.preventDefault();
-    setPending(true);
-    const ok = await actions.branch(sandbox.id, {
-      mode,
-      count,
-      tag: tag.trim()
-    });
-    setPending(false);
-    if (ok) {
-      onDone();
-    }
-  };
+  const { pending, submit } = useSubmit(
+    () => actions.branch(sandbox.id, { mode, count, tag: tag.trim() }),
+    onDone
+  );
 
   return (
     <form className="jp-forkd-branch-form" onSubmit={submit}>
@@ -79,20 +69,13 @@ export function BranchForm(props: {
           onChange={e => setTag(e.target.value)}
         />
       </label>
-      <button
-        type="submit"
-        className="jp-Button jp-mod-styled jp-mod-accept jp-forkd-branch-submit"
-        disabled={pending}
-      >
-        {pending ? 'Branching…' : 'Branch'}
-      </button>
-      <button
-        type="button"
-        className="jp-Button jp-mod-styled jp-mod-reject"
-        onClick={onDone}
-      >
-        Cancel
-      </button>
+      <FormButtons
+        submitClass="jp-forkd-branch-submit"
+        label="Branch"
+        busyLabel="Branching…"
+        pending={pending}
+        onCancel={onDone}
+      />
     </form>
   );
 }

@@ -1,6 +1,7 @@
 import React, { useState } from 'react';
 
 import { ForkdActions } from './actions';
+import { FormButtons, useSubmit } from './form_parts';
 
 const MEMORY_CHOICES_MIB = [256, 512, 1024, 2048, 4096, 8192];
 const DEFAULT_MEMORY_MIB = 2048;
@@ -13,20 +14,10 @@ export function SpawnForm(props: {
   const { actions, onDone } = props;
   const [name, setName] = useState('');
   const [memory, setMemory] = useState(DEFAULT_MEMORY_MIB);
-  const [pending, setPending] = useState(false);
-
-  const submit = async (event: React.FormEvent) => {
-    event.preventDefault();
-    setPending(true);
-    const ok = await actions.spawn({
-      name: name.trim() || undefined,
-      memoryMiB: memory
-    });
-    setPending(false);
-    if (ok) {
-      onDone();
-    }
-  };
+  const { pending, submit } = useSubmit(
+    () => actions.spawn({ name: name.trim() || undefined, memoryMiB: memory }),
+    onDone
+  );
 
   return (
     <form className="jp-forkd-spawn-form" onSubmit={submit}>
@@ -54,20 +45,13 @@ export function SpawnForm(props: {
           ))}
         </select>
       </label>
-      <button
-        type="submit"
-        className="jp-Button jp-mod-styled jp-mod-accept jp-forkd-spawn-submit"
-        disabled={pending}
-      >
-        {pending ? 'Spawning…' : 'Spawn'}
-      </button>
-      <button
-        type="button"
-        className="jp-Button jp-mod-styled jp-mod-reject"
-        onClick={onDone}
-      >
-        Cancel
-      </button>
+      <FormButtons
+        submitClass="jp-forkd-spawn-submit"
+        label="Spawn"
+        busyLabel="Spawning…"
+        pending={pending}
+        onCancel={onDone}
+      />
     </form>
   );
 }
