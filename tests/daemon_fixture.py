@@ -39,13 +39,18 @@ def start_daemon(state: Path, *extra_args: str) -> subprocess.Popen:
     return proc
 
 
-def stop_daemon(proc: subprocess.Popen) -> int:
+def stop_process(proc: subprocess.Popen, timeout: float = 30) -> int:
+    """SIGTERM, then SIGKILL if it has not exited within ``timeout``."""
     proc.terminate()
     try:
-        return proc.wait(30)
+        return proc.wait(timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         return proc.wait()
+
+
+def stop_daemon(proc: subprocess.Popen) -> int:
+    return stop_process(proc)
 
 
 @pytest.fixture(scope="session", autouse=True)

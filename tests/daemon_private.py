@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import httpx
+from daemon_fixture import stop_process
 
 from forkd_jupyter.client import connection
 
@@ -80,12 +81,7 @@ class PrivateDaemon:
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
-        self.proc.terminate()
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, 60)
 
     def rss_mib(self) -> float:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():

@@ -40,13 +40,18 @@ def check(events: list[tuple[float, str, dict]], ended: float) -> None:
     assert ended - first_at > 0.4
 
 
+def recorder() -> tuple[list, dict]:
+    """A list of (arrival time, kind, fields) and the callbacks that fill it."""
+    events: list = []
+    return events, {
+        "on_output": lambda name, text: events.append((time.monotonic(), "stream", {"text": text})),
+        "on_display": lambda kind, fields: events.append((time.monotonic(), kind, fields)),
+    }
+
+
 def test_vmm_run_reports_displays_as_they_happen(sandbox):
-    events = []
-    result = sandbox.run(
-        CELL,
-        on_output=lambda name, text: events.append((time.monotonic(), "stream", {"text": text})),
-        on_display=lambda kind, fields: events.append((time.monotonic(), kind, fields)),
-    )
+    events, callbacks = recorder()
+    result = sandbox.run(CELL, **callbacks)
     ended = time.monotonic()
     assert result.error is None
     check(events, ended)
@@ -55,13 +60,8 @@ def test_vmm_run_reports_displays_as_they_happen(sandbox):
 
 
 def test_sdk_and_daemon_streams_carry_displays(daemon, sb):
-    events = []
-    result = daemon.run_cell(
-        sb,
-        CELL,
-        on_output=lambda name, text: events.append((time.monotonic(), "stream", {"text": text})),
-        on_display=lambda kind, fields: events.append((time.monotonic(), kind, fields)),
-    )
+    events, callbacks = recorder()
+    result = daemon.run_cell(sb, CELL, **callbacks)
     ended = time.monotonic()
     assert result.error is None
     check(events, ended)

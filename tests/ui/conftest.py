@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from lab_server import running_jupyter_lab
+from themes import LIGHT, use_theme
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -53,6 +54,15 @@ def browser():
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def theme(request, jupyter_lab):
+    """Parametrized (indirect) with a theme name: JupyterLab uses it for the
+    test, then goes back to Light."""
+    use_theme(jupyter_lab, request.param)
+    yield request.param
+    use_theme(jupyter_lab, LIGHT)
 
 
 @pytest.fixture

@@ -1,9 +1,11 @@
-"""Steps the UI tests share: loading JupyterLab or Notebook 7 and saving
-screenshots."""
+"""Steps the UI tests share: writing a notebook, loading JupyterLab or
+Notebook 7 and saving screenshots."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import nbformat
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
@@ -24,6 +26,17 @@ def open_notebook7(page, jupyter_lab, path: str) -> None:
     base_url, token = jupyter_lab
     page.goto(f"{base_url}/notebooks/{path}?token={token}")
     page.wait_for_selector("#main-panel .jp-Notebook .jp-Cell", state="visible", timeout=60_000)
+
+
+def write_notebook(path: Path, cells: list[str]) -> None:
+    """A notebook of these code cells, for the python3 kernel, at ``path``."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, path)
 
 
 def screenshot(page, name: str) -> Path:

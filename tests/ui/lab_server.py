@@ -15,6 +15,8 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from daemon_fixture import stop_process
+
 LAB_START_TIMEOUT_S = 90
 
 
@@ -99,9 +101,4 @@ def running_jupyter_lab(
             _wait_until_serving(proc, f"{base_url}/forkd/api/handshake?token={token}", log)
         yield base_url, token
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)

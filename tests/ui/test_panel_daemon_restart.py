@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import time
 
-import nbformat
 import pytest
 from daemon_private import PrivateDaemon
-from lab_helpers import open_lab, screenshot
+from lab_helpers import open_lab, screenshot, write_notebook
 from lab_server import running_jupyter_lab
 from test_panel import PANEL, row
 from test_widgets_browser import run_all_cells
@@ -39,9 +38,7 @@ def test_a_stopped_daemon_is_reported_not_restarted(page, tmp_path):
     root = tmp_path / "root"
     root.mkdir()
     cell = "%load_ext forkd_jupyter\nsb = %forkd spawn --mem 256 --name doomed"
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
-    nbformat.write(nb, root / NOTEBOOK)
+    write_notebook(root / NOTEBOOK, [cell])
     conn = connection.resolve(url)
     try:
         with running_jupyter_lab(root, tmp_path / "home", **env) as lab:

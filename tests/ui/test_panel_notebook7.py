@@ -4,9 +4,8 @@ gets the "current" badge there too."""
 
 from __future__ import annotations
 
-import nbformat
 import pytest
-from lab_helpers import open_notebook7, screenshot
+from lab_helpers import open_notebook7, screenshot, write_notebook
 from test_panel import PANEL, kill_new_sandboxes, row  # noqa: F401
 from test_panel_themes import wait_for_sandbox_named
 from test_widgets_browser import run_all_cells
@@ -18,9 +17,7 @@ NOTEBOOK = "notebook7-panel.ipynb"
 
 def test_current_badge_in_notebook7(page, jupyter_lab, jupyter_lab_root, daemon):
     cell = "%load_ext forkd_jupyter\nsb = %forkd spawn --mem 256 --name nb7-current"
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
-    nbformat.write(nb, jupyter_lab_root / NOTEBOOK)
+    write_notebook(jupyter_lab_root / NOTEBOOK, [cell])
     open_notebook7(page, jupyter_lab, NOTEBOOK)
     page.click("#menu-panel >> text=View")
     page.hover(".lm-Menu >> text=Left Sidebar")

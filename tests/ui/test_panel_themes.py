@@ -9,32 +9,21 @@ from __future__ import annotations
 
 import time
 
-import nbformat
 import pytest
-from lab_helpers import open_lab, screenshot
+from lab_helpers import open_lab, screenshot, write_notebook
 from test_panel import PANEL, UI_TIMEOUT_MS, kill_new_sandboxes, row  # noqa: F401
 from test_widgets_browser import run_all_cells
-from themes import DARK, LIGHT, contrast, use_theme, wait_for_theme
+from themes import DARK, LIGHT, WCAG_AA, contrast, wait_for_theme
 
 pytestmark = pytest.mark.kvm
 
 NOTEBOOK = "panel-theme.ipynb"
-WCAG_AA = 4.5
-
-
-@pytest.fixture
-def theme(request, jupyter_lab):
-    use_theme(jupyter_lab, request.param)
-    yield request.param
-    use_theme(jupyter_lab, LIGHT)
 
 
 @pytest.fixture
 def notebook(jupyter_lab_root, daemon):
     cell = "%load_ext forkd_jupyter\nsb = %forkd spawn --mem 256 --name panel-theme-a"
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
-    nbformat.write(nb, jupyter_lab_root / NOTEBOOK)
+    write_notebook(jupyter_lab_root / NOTEBOOK, [cell])
     yield
     for snap in daemon.list_snapshots():
         if snap["tag"] == "panel-theme-snap":

@@ -4,9 +4,8 @@ elsewhere shows up in the drawn tree and in the timings chart."""
 
 from __future__ import annotations
 
-import nbformat
 import pytest
-from lab_helpers import open_lab, open_notebook7, screenshot
+from lab_helpers import open_lab, open_notebook7, screenshot, write_notebook
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 pytestmark = pytest.mark.kvm
@@ -25,13 +24,7 @@ CELLS = [
 
 @pytest.fixture
 def notebook(jupyter_lab_root, daemon):
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nbformat.write(nb, jupyter_lab_root / NOTEBOOK)
+    write_notebook(jupyter_lab_root / NOTEBOOK, CELLS)
     yield
     sources = {s["id"] for s in daemon.list_sandboxes() if s["name"] == "widget-source"}
     for snap in daemon.list_snapshots()[::-1]:

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import re
 
-import nbformat
 import pytest
-from lab_helpers import open_lab, screenshot
+from lab_helpers import open_lab, screenshot, write_notebook
 from test_widgets_browser import run_all_cells
 
 from forkd_jupyter.magics.housekeeping import delete_snapshot
@@ -31,9 +30,7 @@ def large(jupyter_lab_root, daemon):
         f"%forkd use {out['children'][-1]['id']}",  # the source is not current, only an ancestor
         "from forkd_jupyter.widgets import BranchTree\ntree = BranchTree()\ntree",
     ]
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
-    nbformat.write(nb, jupyter_lab_root / NOTEBOOK)
+    write_notebook(jupyter_lab_root / NOTEBOOK, cells)
     yield source, out["snapshot"], out["children"], len(cells)
     delete_snapshot(daemon, out["snapshot"]["id"], cascade=True)
     daemon.kill_sandbox(source["id"])

@@ -9,11 +9,10 @@ under tests/artifacts/."""
 
 from __future__ import annotations
 
-import nbformat
 import pytest
-from lab_helpers import open_lab, open_notebook7, screenshot
+from lab_helpers import open_lab, open_notebook7, screenshot, write_notebook
 from test_widgets_browser import run_all_cells
-from themes import DARK, LIGHT, contrast, use_theme, wait_for_theme
+from themes import DARK, LIGHT, WCAG_AA, contrast, wait_for_theme
 
 pytestmark = pytest.mark.kvm
 
@@ -27,21 +26,11 @@ CELLS = [
     "PauseTimings()",
 ]
 FRONT_ENDS = {"jupyterlab": open_lab, "notebook7": open_notebook7}
-WCAG_AA = 4.5
-
-
-@pytest.fixture
-def theme(request, jupyter_lab):
-    use_theme(jupyter_lab, request.param)
-    yield request.param
-    use_theme(jupyter_lab, LIGHT)
 
 
 @pytest.fixture
 def notebook(jupyter_lab_root, daemon):
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
-    nbformat.write(nb, jupyter_lab_root / NOTEBOOK)
+    write_notebook(jupyter_lab_root / NOTEBOOK, CELLS)
     yield
     for snap in daemon.list_snapshots()[::-1]:
         if snap["tag"] == "theme-snap":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import urllib.request
 
+WCAG_AA = 4.5  # the contrast ratio normal text needs (WCAG 2, level AA)
 LIGHT = "JupyterLab Light"
 DARK = "JupyterLab Dark"
 THEMES_SETTING = "lab/api/settings/@jupyterlab/apputils-extension:themes"
