@@ -8,7 +8,8 @@ import os
 
 import pytest
 
-pytest_plugins = ["daemon_fixture"]  # the `daemon` fixture, shared by every layer's tests
+# The `daemon` fixture, shared by every layer's tests; the Ray cluster's.
+pytest_plugins = ["daemon_fixture", "cluster_fixture"]
 
 HAVE_KVM = os.access("/dev/kvm", os.R_OK | os.W_OK)
 IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")

@@ -53,11 +53,12 @@ REAL_IDS = [
     ("/runs/{id}/interrupt", "POST"),
     ("/runs/{id}/cancel", "POST"),
     ("/runs/{id}/stdin", "POST"),
+    ("/cluster", "GET"),
 ]
 # Real ids only with invalid input; valid input only with unknown ids.
 GUARDED = [("/sandboxes/{id}/branch", "POST"), ("/snapshots/{id}", "DELETE")]
 UNKNOWN_ONLY = [("/sandboxes/{id}", "DELETE")]  # nothing in it can be invalid but the id
-NEGATIVE_ONLY = [("/sandboxes", "POST")]
+NEGATIVE_ONLY = [("/sandboxes", "POST"), ("/cluster", "POST")]  # a valid join starts Ray
 EXAMPLES = {("/snapshots/{id}/save", "POST"): 5}
 
 

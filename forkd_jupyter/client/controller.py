@@ -34,12 +34,20 @@ class Controller:
         *,
         autostart: bool = True,
         timeout: float = 120.0,
+        cluster: str | None = None,
     ) -> None:
+        """``cluster`` ("auto", "ray://host:port" or "host:port") makes the
+        daemon join that Ray cluster, and this controller's branches and
+        spawns from snapshots spread their children over its nodes
+        (docs/cluster.md)."""
         self.connection = connection.resolve(url, token)
         if autostart:
             connection.ensure_daemon(self.connection)
         self._timeout = timeout
         self._http = self._client(timeout)
+        self.cluster = cluster
+        if cluster is not None:
+            self.join_cluster(cluster)
 
     def _client(self, timeout: float | None) -> httpx.Client:
         return httpx.Client(
@@ -98,8 +106,10 @@ class Controller:
         name: str | None = None,
         python: str | None = None,
         preload: list[str] | None = None,
+        spread: bool | None = None,
     ) -> list[dict]:
-        """New sandboxes, or children of a snapshot. A new sandbox runs this
+        """New sandboxes, or children of a snapshot (spread over the cluster
+        when ``spread``; by default when this controller has one). A new sandbox runs this
         process's Python environment (its venv, site-packages, PYTHONPATH),
         or the interpreter at ``python``; children run their snapshot's. A
         new sandbox starts from its environment's warm base (built on the
@@ -118,7 +128,22 @@ class Controller:
             ),
             "preload": preload,
         }
-        return self._json("POST", "/sandboxes", json=body)["sandboxes"]
+        if snapshot_id is not None or snapshot_tag is not None:
+            body["spread"] = self._spread(spread)
+        return self._json("POST", "/sandboxes", json=body, timeout=None)["sandboxes"]
+
+    def _spread(self, spread: bool | None) -> bool:
+        return self.cluster is not None if spread is None else bool(spread)
+
+    # ------------------------------------------------------------- cluster
+    def join_cluster(self, address: str = "auto") -> dict:
+        """Makes the daemon join a Ray cluster; ``{"address", "nodes"}``."""
+        return self._json("POST", "/cluster", json={"address": address}, timeout=None)
+
+    def cluster_info(self) -> dict:
+        """The cluster the daemon joined and its nodes (each with
+        ``usable``, the ``reason`` when not, and ``free_bytes``)."""
+        return self._json("GET", "/cluster")
 
     def list_bases(self) -> list[dict]:
         """The daemon's warm bases, one per environment, memory size and
@@ -250,9 +275,13 @@ class Controller:
         diff: bool = False,
         measure_diff: bool = False,
         count: int = 0,
+        spread: bool | None = None,
     ) -> dict:
         """``{"snapshot": record, "children": [records]}``. ``mode`` wins
-        over the legacy ``diff`` flag; giving both is a BadRequest."""
+        over the legacy ``diff`` flag; giving both is a BadRequest. The
+        children spread over the cluster when ``spread`` (by default when
+        this controller was made with one); each child's ``node`` says
+        where it runs."""
         body = {
             "tag": tag,
             "mode": mode,
@@ -260,6 +289,7 @@ class Controller:
             "diff": diff,
             "measure_diff": measure_diff,
             "count": count,
+            "spread": self._spread(spread) and count > 0,
         }
         return self._json("POST", f"/sandboxes/{sandbox_id}/branch", json=body, timeout=None)
 

@@ -78,7 +78,8 @@ def node_line(node: dict) -> str:
         status = "busy" if node.get("busy") else "idle"
         if node["status"] == "dead":
             status = f"dead: {node['exit_reason']}" if node.get("exit_reason") else "dead"
-        return f"{node['id']}{name} [{status}]"
+        where = f" on {node['node']}" if node.get("node") else ""
+        return f"{node['id']}{name}{where} [{status}]"
     tag = f' "{node["tag"]}"' if node.get("tag") else ""
     status = node["status"]
     if status == "failed" and node.get("error"):
@@ -155,3 +156,14 @@ def _find(nodes: dict[str, dict], key: str) -> str:
 def _numeric_suffix(node_id: str) -> int:
     tail = node_id.rsplit("-", 1)[-1]
     return int(tail) if tail.isdigit() else 0
+
+
+def cluster_rows(info: dict) -> list[tuple]:
+    """Rows of the cluster's node table: label (``*`` the daemon's own
+    node), remote sandboxes, free memory, and ``ok`` or why not."""
+    rows = []
+    for n in info["nodes"]:
+        free = fmt_bytes(n["free_bytes"]) if n["free_bytes"] is not None else "?"
+        state = "ok" if n["usable"] else f"skipped: {n['reason']}"
+        rows.append((n["label"] + (" *" if n["local"] else ""), n["remote_sandboxes"], free, state))
+    return rows

@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "snapshots",
     "tree",
     "bases",
+    "cluster",
     "bench",
     "daemon_control",
     "mcp",

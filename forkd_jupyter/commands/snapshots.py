@@ -55,13 +55,26 @@ def _branch_args(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="record the bytes written since the source's previous snapshot",
     )
+    parser.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="spread the children over a Ray cluster (auto, host:port, ray://host:port)",
+    )
     add_json_flag(parser)
 
 
 def _branch(args: argparse.Namespace) -> int:
     controller = connect()
     options = {"tag": args.tag, "mode": args.mode, "measure_diff": args.measure_diff}
-    if not args.wait or args.count == 0:
+    if args.cluster:
+        if args.count == 0:
+            raise CommandError("--cluster spreads children: give their number with -n")
+        controller.join_cluster(args.cluster)
+        with progress(1, "branching over the cluster"):
+            outcome = controller.branch_sandbox(
+                args.sandbox, wait=args.wait, count=args.count, spread=True, **options
+            )
+    elif not args.wait or args.count == 0:
         # Without waiting, only the daemon knows when the image is ready to spawn from.
         outcome = controller.branch_sandbox(
             args.sandbox, wait=args.wait, count=args.count, **options
@@ -78,10 +91,21 @@ def _branch(args: argparse.Namespace) -> int:
             f"ms), round trip {fmt_ms(snapshot['round_trip_ms'])} ms"
         )
         if outcome["children"]:
-            print("children: " + " ".join(c["id"] for c in outcome["children"]))
+            print("children: " + " ".join(_child_label(c) for c in outcome["children"]))
+        for shipment in snapshot.get("shipped") or []:
+            outcome_text = shipment["error"] or (
+                f"{fmt_bytes(shipment['bytes'])} shipped "
+                f"({fmt_bytes(shipment['compressed_bytes'])} compressed) "
+                f"in {fmt_ms(shipment['ms'])} ms"
+            )
+            print(f"to {shipment['node']}: {outcome_text}")
     if snapshot["status"] == "failed":
         raise CommandError(f"snapshot {snapshot['id']} failed: {snapshot.get('error')}")
     return 0
+
+
+def _child_label(record: dict) -> str:
+    return f"{record['id']}@{record['node']}" if record.get("node") else record["id"]
 
 
 def _branch_then_spawn(controller, sandbox: str, count: int, options: dict) -> dict:

@@ -82,3 +82,11 @@ class NameTaken(ControllerError):
 
 class RunNotWaiting(ControllerError):
     kind, status, title = "run-not-waiting", 409, "Run is not waiting for input"
+
+
+class RemoteSandbox(ControllerError):
+    kind, status, title = "remote-sandbox", 409, "Sandbox runs on another node"
+
+
+class ClusterUnavailable(ControllerError):
+    kind, status, title = "cluster-unavailable", 503, "Cluster not reachable"

@@ -10,12 +10,12 @@ from typing import Any
 
 SANDBOX_FIELDS = (
     "id name status busy live_fork memory_limit_mib parent_snapshot created_at exit_reason "
-    "execution_count python"
+    "execution_count python node"
 ).split()
 SNAPSHOT_FIELDS = (
     "id tag mode status source_id parent children pause_ms stall_ms stall_total_ms "
     "round_trip_ms copy_ms ready_ms "
-    "logical_bytes physical_bytes diff_bytes created_at saved_path error"
+    "logical_bytes physical_bytes diff_bytes created_at saved_path error shipped"
 ).split()
 
 
@@ -32,6 +32,7 @@ class SandboxRecord:
     exit_reason: str | None = None
     execution_count: int | None = None
     python: str | None = None  # the interpreter it runs, as the client named it
+    node: str | None = None  # the cluster node it runs on ("host/node-id"); None: this host
     vm: Any = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
@@ -63,11 +64,13 @@ class SnapshotRecord:
     created_at: float = field(default_factory=time.time)
     saved_path: str | None = None
     error: str | None = None
+    shipped: list[dict] | None = None  # per node it was shipped to: bytes, ms (cluster)
     vm: Any = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in SNAPSHOT_FIELDS}
         d["children"] = list(self.children)
+        d["shipped"] = [dict(s) for s in self.shipped] if self.shipped is not None else None
         return d
 
     @classmethod

@@ -27,6 +27,7 @@ from .events import EventBus
 from .limits import Limits
 from .records import SandboxRecord, SnapshotRecord, timing_row
 from .runs import RunBook
+from .spreading import ClusterSpreading, death_reason
 from .store import Store
 
 DEFAULT_MEMORY_MIB = 2048
@@ -35,7 +36,7 @@ MAX_DEAD_KEPT = 256  # dead sandbox records kept; the oldest go first (event "re
 WATCH_INTERVAL_S = 0.5
 
 
-class SandboxTree(BackgroundRuns):
+class SandboxTree(BackgroundRuns, ClusterSpreading):
     def __init__(self, store: Store, max_branches: int = 4, limits: Limits | None = None) -> None:
         self.store = store
         self.limits = limits or Limits()
@@ -146,21 +147,30 @@ class SandboxTree(BackgroundRuns):
         name: str | None = None,
         python: dict | None = None,
         preload: list[str] | None = None,
+        spread: bool = False,
     ) -> list[dict]:
-        """``python`` names the interpreter (and PYTHONPATH) of the client's
-        environment (controller.environments); children of a snapshot run
-        their source's, whatever ``python`` says. A fresh sandbox is a child
-        of its environment's warm base (controller.bases; built on first
-        use, with ``preload`` imported)."""
+        """``spread`` places children of a snapshot over the cluster the
+        daemon joined (controller/spreading.py). ``python`` names the
+        interpreter (and PYTHONPATH) of the client's environment
+        (controller.environments); children of a snapshot run their
+        source's, whatever ``python`` says. A fresh sandbox is a child of
+        its environment's warm base (controller.bases; built on first use,
+        with ``preload`` imported)."""
         if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_CHILDREN:
             raise E.BadRequest(f"n must be an integer from 1 to {MAX_CHILDREN}")
         if name is not None and n != 1:
             raise E.BadRequest("a name can only be given when spawning one sandbox")
+        if spread and snapshot is None:
+            raise E.BadRequest("spread applies to children of a snapshot", field="spread")
         env = environments.resolve(python)
         modules = module_names(preload)
         self._reserve_name(name)
         try:
             with self.limits.sandboxes(self._running_count(), n, f"spawning {n} sandbox(es)"):
+                if spread:
+                    snap = self.snapshot(snapshot)
+                    placed = self._spread_children(snap, n, bool(live_fork))
+                    return [self._register_child(snap, vm, name, node) for vm, node in placed]
                 return self._spawn(n, live_fork, memory_limit_mib, snapshot, name, env, modules)
         finally:
             with self._lock:
@@ -228,7 +238,9 @@ class SandboxTree(BackgroundRuns):
     def _spawn_children(self, snap: SnapshotRecord, n: int) -> list[vmm.Sandbox]:
         return _vmm_call(self._snapshot_vm(snap).spawn, n)
 
-    def _register_child(self, snap: SnapshotRecord, vm: vmm.Sandbox, name: str | None) -> dict:
+    def _register_child(
+        self, snap: SnapshotRecord, vm: vmm.Sandbox, name: str | None, node: str | None = None
+    ) -> dict:
         with self._lock:
             # The vm carries its snapshot's memory size and live_fork (the
             # source's when it was snapshotted, and what the spawn asked).
@@ -236,6 +248,7 @@ class SandboxTree(BackgroundRuns):
                 self._new_id("sandbox", "sb"), "", vm.live_fork, vm.memory_mib, snap.id
             )
             rec.name, rec.vm, rec.python = name or rec.id, vm, vm.python
+            rec.node = node
             self._sandboxes[rec.id] = rec
             snap.children.append(rec.id)
         self._changed(rec, "created")
@@ -294,12 +307,12 @@ class SandboxTree(BackgroundRuns):
         while not self._stopping.wait(WATCH_INTERVAL_S):
             with self._lock:
                 gone = [
-                    (r, r.vm.exit_reason)
+                    (r, r.vm)
                     for r in self._sandboxes.values()
                     if r.status == "running" and r.vm is not None and not r.vm.alive
                 ]
-            for rec, reason in gone:
-                self._mark_dead(rec, f"crashed: {reason}")
+            for rec, vm in gone:
+                self._mark_dead(rec, death_reason(vm))
 
     # ----------------------------------------------------------------- run
     def run(
@@ -342,8 +355,12 @@ class SandboxTree(BackgroundRuns):
         except vmm.SandboxTimeout as e:
             raise E.Timeout(f"sandbox {rec.id}: {e}", id=rec.id) from None
         except vmm.SandboxCrashed as e:
-            reason = str(e).split(": ", 1)[-1]
-            self._mark_dead(rec, f"crashed: {reason}")
+            if getattr(vm, "remote", False):  # its reason names the node
+                reason = death_reason(vm)
+                self._mark_dead(rec, reason)
+            else:
+                reason = str(e).split(": ", 1)[-1]
+                self._mark_dead(rec, f"crashed: {reason}")
             raise E.SandboxDead(f"sandbox {rec.id} died: {reason}", id=rec.id) from None
         except vmm.SandboxClosed:
             why = rec.exit_reason or "closed"
@@ -398,8 +415,15 @@ class SandboxTree(BackgroundRuns):
         diff: bool = False,
         measure_diff: bool = False,
         count: int = 0,
+        spread: bool = False,
     ) -> dict:
+        """Snapshots the sandbox and spawns ``count`` children of it (over
+        the cluster when ``spread``)."""
         rec, vm = self.running(key)
+        if spread and self.cluster is None:
+            raise E.BadRequest(
+                "spread needs a cluster: join one first (POST /v1/cluster)", field="spread"
+            )
         mode = _resolve_mode(mode, diff, wait, rec.live_fork)
         if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= MAX_CHILDREN:
             raise E.BadRequest(f"count must be an integer from 0 to {MAX_CHILDREN}")
@@ -432,11 +456,11 @@ class SandboxTree(BackgroundRuns):
             snap.diff_bytes = snap_vm.dirty_bytes
         if wait:
             try:
-                return self._finish_branch(snap, started, count)
+                return self._finish_branch(snap, started, count, spread)
             finally:
                 self._branch_slots.release()
         threading.Thread(
-            target=self._finish_async, args=(snap, started, count), daemon=True
+            target=self._finish_async, args=(snap, started, count, spread), daemon=True
         ).start()
         return {"snapshot": snap.to_dict(), "children": []}
 
@@ -467,7 +491,9 @@ class SandboxTree(BackgroundRuns):
             snap.refresh_from_vm()
         self._changed(snap, "updated", persist=True)
 
-    def _finish_branch(self, snap: SnapshotRecord, started: float, count: int) -> dict:
+    def _finish_branch(
+        self, snap: SnapshotRecord, started: float, count: int, spread: bool = False
+    ) -> dict:
         try:
             snap.vm.wait()
         except vmm.SandboxError:
@@ -478,13 +504,18 @@ class SandboxTree(BackgroundRuns):
         self._changed(snap, "updated", persist=True)
         if snap.status != "ready":
             return {"snapshot": snap.to_dict(), "children": []}
-        vms = self._spawn_children(snap, count) if count else []
-        children = [self._register_child(snap, c, None) for c in vms]
+        if not count:
+            placed = []
+        elif spread:
+            placed = self._spread_children(snap, count)
+        else:
+            placed = [(vm, None) for vm in self._spawn_children(snap, count)]
+        children = [self._register_child(snap, c, None, node) for c, node in placed]
         return {"snapshot": self.snapshot_dict(snap.id), "children": children}
 
-    def _finish_async(self, snap: SnapshotRecord, started: float, count: int) -> None:
+    def _finish_async(self, snap: SnapshotRecord, started: float, count: int, spread: bool) -> None:
         try:
-            self._finish_branch(snap, started, count)
+            self._finish_branch(snap, started, count, spread)
         except E.ControllerError:
             pass  # the records and events say what happened
         finally:
@@ -526,6 +557,7 @@ class SandboxTree(BackgroundRuns):
             self._snapshots.pop(snap.id, None)
         if vm is not None:
             vm.close(force=True)  # dependents are gone; dead children hold their own reference
+        self._forget_shipped(snap.id)
         self._changed(snap, "deleted")  # state.json forgets it before its files go
         if snap.saved_path:
             shutil.rmtree(self.store.snapshot_path(snap.id), ignore_errors=True)
@@ -586,6 +618,7 @@ class SandboxTree(BackgroundRuns):
                 rec.vm.close()
             except vmm.SandboxError:
                 pass
+        self._leave_cluster()
         self._persist()
 
 

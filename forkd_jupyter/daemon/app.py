@@ -10,6 +10,7 @@ import tornado.web
 
 from ..controller import SandboxTree
 from . import routes_bases as B
+from . import routes_cluster as C
 from . import routes_files as F
 from . import routes_meta as M
 from . import routes_runs as R
@@ -57,6 +58,7 @@ ROUTES = [
     (r"/v1/events", P.EventsHandler),
     (r"/v1/bases", B.BasesHandler),
     (rf"/v1/bases/{_ID}", B.BaseItemHandler),
+    (r"/v1/cluster", C.ClusterHandler),
 ]
 
 

@@ -34,6 +34,7 @@ class SandboxesHandler(BaseHandler):
         name = body.name("name")
         python = body.checked_elsewhere("python")  # controller.environments
         preload = body.checked_elsewhere("preload")  # controller.bases.module_names
+        spread = body.boolean("spread", False)
         body.done()
         if snap_id is not None and snap_tag is not None:
             raise bad("snapshot_tag", "give snapshot_id or snapshot_tag, not both")
@@ -48,6 +49,7 @@ class SandboxesHandler(BaseHandler):
             name=name,
             python=python,
             preload=preload,
+            spread=spread,
         )
         self.send_json({"sandboxes": records}, 201)
 
@@ -153,6 +155,7 @@ class BranchHandler(BaseHandler):
         diff = body.boolean("diff", False)
         measure_diff = body.boolean("measure_diff", False)
         count = body.integer("count", 0, MAX_CHILDREN, 0)
+        spread = body.boolean("spread", False)
         body.done()
         out = await self.call(
             self.tree.branch,
@@ -163,5 +166,6 @@ class BranchHandler(BaseHandler):
             diff=diff,
             measure_diff=measure_diff,
             count=count,
+            spread=spread,
         )
         self.send_json(out, 201 if wait else 202)

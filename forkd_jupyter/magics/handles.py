@@ -18,6 +18,7 @@ class SandboxHandle:
         self._c = controller
         self.id: str = record["id"]
         self.name: str = record.get("name") or record["id"]
+        self.node: str | None = record.get("node")  # a cluster node; None: the daemon's host
 
     @property
     def record(self) -> dict:
@@ -58,7 +59,8 @@ class SandboxHandle:
 
     def __repr__(self) -> str:
         name = f" {self.name!r}" if self.name != self.id else ""
-        return f"<sandbox {self.id}{name}>"
+        node = f" on {self.node}" if self.node else ""
+        return f"<sandbox {self.id}{name}{node}>"
 
 
 class SnapshotHandle:

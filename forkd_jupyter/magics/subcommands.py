@@ -14,7 +14,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..client import DaemonUnavailable, ForkdError
-from ..client.text import fmt_ms, render_table, render_tree, sandbox_status
+from ..client.text import cluster_rows, fmt_ms, render_table, render_tree, sandbox_status
 from .handles import SandboxHandle, SandboxList, SnapshotHandle, branch_result
 from .housekeeping import clear_dead, delete_snapshot
 from .progress import CellProgress
@@ -106,10 +106,14 @@ def ls(session: Session, shell, args) -> None:
             s["name"],
             sandbox_status(s),
             s["parent_snapshot"] or "",
+            s.get("node") or "",
         )
         for s in shown
     ]
-    print(render_table(("", "SANDBOX", "NAME", "STATE", "FROM"), rows) if rows else "no sandboxes")
+    headers = ("", "SANDBOX", "NAME", "STATE", "FROM", "NODE")
+    if not any(row[-1] for row in rows):
+        headers, rows = headers[:-1], [row[:-1] for row in rows]
+    print(render_table(headers, rows) if rows else "no sandboxes")
     hidden = len(sandboxes) - len(shown)
     if hidden:
         print(f"({hidden} dead not shown: `--all` lists them, `--clear-dead` removes them)")
@@ -129,23 +133,55 @@ def ls(session: Session, shell, args) -> None:
 @argument("--no-wait", action="store_true", help="live only: return while the copy runs")
 @argument("-n", type=int, default=0, dest="children", metavar="N", help="children (default 0)")
 @argument("--tag", help="a name for the snapshot")
+@argument(
+    "--cluster",
+    metavar="ADDRESS",
+    help="spread the children over a Ray cluster: auto, host:port or ray://host:port",
+)
 def branch(session: Session, shell, args) -> SandboxList:
     """Snapshot a sandbox and spawn children from it; returns the children
     (with ``.snapshot``). The current sandbox does not change."""
     if args.children < 0:
         raise UsageError("-n must not be negative")
+    if args.cluster and args.children == 0:
+        raise UsageError("--cluster spreads children: give their number with -n")
     if args.no_wait and args.mode not in (None, "live"):
         raise UsageError("--no-wait only works with a live branch (--mode live)")
     sid = _sandbox_id(session, args.name)
     slow = not args.no_wait and (args.mode == "full" or args.children > 0)
     what = f"branching {sid}" + (f" into {args.children}" if args.children else "")
+    if args.cluster:
+        session.controller.join_cluster(args.cluster)
+        what += " over the cluster"
     with CellProgress(what) if slow else contextlib.nullcontext() as bar:
         out = session.controller.branch_sandbox(
-            sid, tag=args.tag, mode=args.mode, wait=not args.no_wait, count=args.children
+            sid,
+            tag=args.tag,
+            mode=args.mode,
+            wait=not args.no_wait,
+            count=args.children,
+            spread=bool(args.cluster) or None,
         )
         if bar is not None:
             bar.step()
     return branch_result(session.controller, out)
+
+
+@subcommand
+@magic_arguments()
+@argument(
+    "address", nargs="?", help="join this Ray cluster first: auto, host:port or ray://host:port"
+)
+def cluster(session: Session, shell, args) -> None:
+    """The Ray cluster branches spread over (``branch --cluster``): its
+    nodes, whether each takes sandboxes, free memory."""
+    c = session.controller
+    info = c.join_cluster(args.address) if args.address else c.cluster_info()
+    if info["address"] is None:
+        print("no cluster joined: `%forkd cluster auto` joins the one this machine is part of")
+        return
+    print(f"cluster {info['address']}")
+    print(render_table(("NODE", "SANDBOXES", "FREE", "STATE"), cluster_rows(info)))
 
 
 @subcommand

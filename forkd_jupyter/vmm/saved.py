@@ -158,6 +158,23 @@ class Staged:
             self.close()
             raise
 
+    @classmethod
+    def adopt(cls, meta: bytes, state: bytes, layer: bytes, image_fd: int) -> Staged:
+        """Files another check has already authenticated (a snapshot shipped
+        between cluster nodes, forkd_jupyter/cluster): the small files are
+        copied into memfds; ``image_fd`` (a memfd of the RAM image) is owned
+        from now on."""
+        staged = cls.__new__(cls)
+        staged.fds = {MEMORY_FILE: image_fd}
+        try:
+            staged.meta = meta
+            staged.fds["state"] = cls._memfd("state", state)
+            staged.fds["layer.memfs"] = cls._memfd("layer.memfs", layer)
+        except BaseException:
+            staged.close()
+            raise
+        return staged
+
     def _stage(self, directory: str) -> None:
         if not os.path.exists(os.path.join(directory, AUTH_FILE)):
             raise SandboxError(

@@ -209,6 +209,13 @@ class Snapshot:
         """Writes this snapshot to the directory ``path`` (created if
         needed), waiting until it is ready. The saved snapshot stands alone:
         a diff chain is folded into one memory image (docs/snapshots.md)."""
+        self.write_unsigned(path)
+        saved.sign(os.fspath(path))
+
+    def write_unsigned(self, path: str | os.PathLike) -> None:
+        """:meth:`save` without ``auth``: a copy that is authenticated some
+        other way before anything loads it (a snapshot shipped to another
+        node carries the cluster's signature instead, forkd_jupyter/cluster)."""
         self.wait()
         path = os.fspath(path)
         os.makedirs(path, mode=0o700, exist_ok=True)
@@ -225,7 +232,6 @@ class Snapshot:
         }
         with open(os.path.join(path, "meta.json"), "w") as f:
             json.dump(meta, f)
-        saved.sign(path)
 
     @classmethod
     def load(cls, path: str | os.PathLike, python: PythonEnv | None = None) -> Snapshot:
@@ -237,7 +243,14 @@ class Snapshot:
         path = os.fspath(path)
         if not os.path.isfile(os.path.join(path, "meta.json")):
             raise SandboxError(f"{path} is not a saved snapshot (no meta.json)")
-        staged = saved.Staged(path)
+        return cls.load_staged(saved.Staged(path), path, python)
+
+    @classmethod
+    def load_staged(
+        cls, staged: saved.Staged, path: str, python: PythonEnv | None = None
+    ) -> Snapshot:
+        """:meth:`load` of files already staged and authenticated (``path``
+        names them in errors); closes ``staged``."""
         try:
             try:
                 meta = json.loads(staged.meta)

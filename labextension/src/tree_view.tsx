@@ -134,6 +134,7 @@ export function SandboxItem(
   }
   const details = [
     stateWord(sandbox),
+    sandbox.node ? `on ${sandbox.node}` : null,
     sandbox.live_fork ? 'live-fork' : null,
     sandbox.memory_limit_mib ? formatMiB(sandbox.memory_limit_mib) : null,
     typeof sandbox.execution_count === 'number'
@@ -145,7 +146,8 @@ export function SandboxItem(
     <li className="jp-forkd-node" data-kind="sandbox" data-id={sandbox.id}>
       <div
         className={classes.join(' ')}
-        title={`sandbox ${sandbox.id}${sandbox.name !== sandbox.id ? ` (${sandbox.name})` : ''}`}
+        data-node={sandbox.node ?? undefined}
+        title={`sandbox ${sandbox.id}${sandbox.name !== sandbox.id ? ` (${sandbox.name})` : ''}${sandbox.node ? ` on node ${sandbox.node}` : ''}`}
       >
         <span className="jp-forkd-glyph" aria-hidden="true">
           {running ? '●' : '○'}

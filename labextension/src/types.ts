@@ -13,6 +13,8 @@ export interface ISandbox {
   created_at: number;
   exit_reason: string | null;
   execution_count: number;
+  /** The cluster node it runs on (host/node id); null: the daemon's host. */
+  node?: string | null;
 }
 
 export interface ISnapshot {

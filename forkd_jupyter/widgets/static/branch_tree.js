@@ -171,7 +171,8 @@ function label(node) {
     const name = node.name && node.name !== node.id ? ` ${node.name}` : "";
     const state =
       node.status === "running" ? (node.busy ? "busy" : "idle") : "dead";
-    return [`${node.id}${name}`, state];
+    const where = node.node ? ` @ ${node.node}` : "";
+    return [`${node.id}${name}`, `${state}${where}`];
   }
   const tag = node.tag ? ` ${node.tag}` : "";
   const on = node.parent ? `, on ${node.parent}` : "";
@@ -183,7 +184,8 @@ function tooltip(node) {
     const why = node.exit_reason ? `: ${node.exit_reason}` : "";
     const state =
       node.status === "running" ? (node.busy ? "busy" : "idle") : "dead";
-    return `${node.id} ${node.name || ""} (${state}${why})`;
+    const where = node.node ? ` on node ${node.node}` : "";
+    return `${node.id} ${node.name || ""} (${state}${why})${where}`;
   }
   return `${node.id} ${node.mode} (${node.status}): pause ${fmtMs(node.pause_ms)} ms, round trip ${fmtMs(node.round_trip_ms)} ms, copy ${fmtMs(node.copy_ms)} ms`;
 }
