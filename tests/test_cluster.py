@@ -215,6 +215,68 @@ def test_a_notebook_branches_over_the_cluster_and_runs_in_each_child(
     assert set(eval(text_of(cells[6]))) >= nodes  # what the branch-tree widget draws
 
 
+@pytest.fixture
+def own_agent(ray_cluster):
+    """A node agent of this test's own on a worker node (this process joins
+    the cluster as a second driver), under a key the test knows."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from forkd_jupyter.cluster.node_agent import NodeAgent
+
+    ray.init(address=ray_cluster.address, namespace="forkd-test", log_to_driver=False)
+    node = ray_cluster.workers[-1].node_id
+    strategy = NodeAffinitySchedulingStrategy(node, soft=False)
+    key = b"test-cluster-key" * 2
+    agent = ray.remote(NodeAgent).options(num_cpus=0, scheduling_strategy=strategy).remote(key)
+    yield agent, key
+    ray.kill(agent)
+    ray.shutdown()
+
+
+def test_a_node_loads_only_what_the_cluster_key_signed_and_the_hashes_name(own_agent):
+    import ray
+
+    from forkd_jupyter import vmm
+    from forkd_jupyter.cluster.packing import Packed
+
+    agent, key = own_agent
+    with vmm.Sandbox.spawn(memory_mib=256) as sb:
+        sb.run("x = 41")
+        packed = Packed(sb.snapshot("full"))
+    try:
+        m = packed.manifest
+        canonical, files = m.canonical(), packed.files
+
+        def refused(call, match: str) -> None:
+            with pytest.raises(Exception, match=match):  # the agent's ManifestError, via Ray
+                ray.get(call)
+
+        refused(agent.begin.remote(canonical, m.sign(b"another key" * 3), files), "authentication")
+        tampered = {**files, "state": files["state"][:-1] + b"\0"}
+        refused(agent.begin.remote(canonical, m.sign(key), tampered), "state does not match")
+        session = ray.get(agent.begin.remote(canonical, m.sign(key), files))
+        batches = list(packed.batches(session["wanted"]))
+        # Blocks an earlier image brought (the interpreter's own pages) are not asked for.
+        assert batches and 0 < len(session["wanted"]) <= len(m.hashes)
+        (h, _), (_, other) = batches[0][0], batches[0][1]
+        refused(agent.receive.remote(session["session"], [(h, other)]), "does not match")
+        refused(agent.finish.remote(session["session"]), "neither shipped nor cached")
+        session = ray.get(agent.begin.remote(canonical, m.sign(key), files))
+        for batch in batches:
+            ray.get(agent.receive.remote(session["session"], batch))
+        done = ray.get(agent.finish.remote(session["session"]))
+        assert done["key"] == m.key and 0 < done["received_bytes"] <= m.data_bytes
+        [child] = ray.get(agent.spawn.remote(m.key, 1, True))
+        events = list(agent.run.remote(child["id"], "print(x + 1)", 60))
+        kind, result = ray.get(events[-1])
+        assert kind == "result" and result["stdout"].strip() == "42"
+        # The same image again: nothing to ship.
+        assert ray.get(agent.begin.remote(canonical, m.sign(key), files)) == {"loaded": m.key}
+    finally:
+        packed.close()
+
+
 def test_a_node_lost_mid_run_kills_its_sandboxes_and_the_rest_carry_on(ray_cluster, ctl, source):
     out = ctl.branch_sandbox(source, mode="full", count=6)
     kids = out["children"]
