@@ -286,6 +286,7 @@ SUBCOMMAND_NAMES = (
     "use",
     "ls",
     "branch",
+    "cluster",
     "kill",
     "rm",
     "tree",

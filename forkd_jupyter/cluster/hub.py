@@ -26,7 +26,7 @@ from .. import vmm
 from ..controller import errors as E
 from ..doctor.memory import meminfo
 from .manifest import ManifestError
-from .node_agent import NodeAgent
+from .node_agent import NodeAgent, own_pss_bytes
 from .packing import Packed
 from .placement import spread
 from .remote_sandbox import RemoteSandbox
@@ -157,12 +157,13 @@ class ClusterHub:
         infos = {n.node_id: n.agent.info.remote() for n in links if n.ok and n.agent is not None}
         out = []
         for n in links:
-            free = None
+            free = pss = None
             if n.local:
-                free = meminfo().get("MemAvailable", 0) * 1024
+                free, pss = meminfo().get("MemAvailable", 0) * 1024, own_pss_bytes()
             elif n.node_id in infos:
                 try:
-                    free = ray.get(infos[n.node_id], timeout=30)["free_bytes"]
+                    info = ray.get(infos[n.node_id], timeout=30)
+                    free, pss = info["free_bytes"], info["pss_bytes"]
                 except Exception as e:
                     n.lost(e)
             out.append(
@@ -174,6 +175,7 @@ class ClusterHub:
                     "usable": n.ok,
                     "reason": n.reason,
                     "free_bytes": free,
+                    "pss_bytes": pss,
                     "remote_sandboxes": len(n.sandboxes),
                 }
             )

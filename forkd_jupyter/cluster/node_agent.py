@@ -30,6 +30,19 @@ from .manifest import Manifest, ManifestError
 HIDE_KVM_ENV = "FORKD_TEST_HIDE_KVM"
 
 
+def own_pss_bytes() -> int | None:
+    """This process's proportional set size: its share of the memory it
+    maps, images and children's RAM included (None without smaps_rollup)."""
+    try:
+        with open("/proc/self/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 class Receiving:
     """One snapshot arriving: its manifest, the image being filled, and the
     blocks still to write."""
@@ -95,6 +108,7 @@ class NodeAgent:
         return {
             "node_id": self.node_id,
             "free_bytes": meminfo().get("MemAvailable", 0) * 1024,
+            "pss_bytes": own_pss_bytes(),
             "sandboxes": running,
             "images": images,
             "cache_bytes": self.cache.size_bytes(),
