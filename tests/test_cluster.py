@@ -259,8 +259,10 @@ def test_a_node_loads_only_what_the_cluster_key_signed_and_the_hashes_name(own_a
         batches = list(packed.batches(session["wanted"]))
         # Blocks an earlier image brought (the interpreter's own pages) are not asked for.
         assert batches and 0 < len(session["wanted"]) <= len(m.hashes)
-        (h, _), (_, other) = batches[0][0], batches[0][1]
-        refused(agent.receive.remote(session["session"], [(h, other)]), "does not match")
+        index, buffer = batches[0]
+        (h, *_), (_, *other) = index[0], index[1]  # block 0's name on block 1's bytes
+        forged = ([(h, *other)], buffer)
+        refused(agent.receive.remote(session["session"], forged), "does not match")
         refused(agent.finish.remote(session["session"]), "neither shipped nor cached")
         session = ray.get(agent.begin.remote(canonical, m.sign(key), files))
         for batch in batches:

@@ -78,17 +78,25 @@ def test_the_block_cache_keeps_only_content_matching_its_name(tmp_path):
     h = hashlib.sha256(raw).hexdigest()
     packed = zstandard.ZstdCompressor().compress(raw)
     with pytest.raises(ManifestError, match="does not match"):
-        cache.put(h, zstandard.ZstdCompressor().compress(raw[:-1] + b"x"))
+        cache.put(h, "zstd", zstandard.ZstdCompressor().compress(raw[:-1] + b"x"))
+    with pytest.raises(ManifestError, match="does not match"):
+        cache.put(h, "raw", raw[:-1] + b"x")
     with pytest.raises(ManifestError, match="decompress"):
-        cache.put(h, b"not zstd at all")
+        cache.put(h, "zstd", b"not zstd at all")
+    with pytest.raises(ManifestError, match="unknown encoding"):
+        cache.put(h, "gzip", packed)
+    with pytest.raises(ManifestError, match="larger than a block"):
+        cache.put(h, "raw", raw + b"x")
     with pytest.raises(ManifestError, match="not a block hash"):
         cache.has("../../etc/passwd")  # a name is a hash, never a path
     assert not cache.has(h)
-    assert cache.put(h, packed) == raw and cache.get(h) == raw
+    assert cache.put(h, "zstd", packed) == raw and cache.get(h) == raw
     # A file damaged on disk is dropped, never returned.
     path = tmp_path / "cache" / h[:2] / h
-    path.write_bytes(zstandard.ZstdCompressor().compress(b"y" * BLOCK))
+    path.write_bytes(b"z" + zstandard.ZstdCompressor().compress(b"y" * BLOCK))
     assert cache.get(h) is None and not path.exists()
+    # Blocks that do not compress are kept as they came.
+    assert cache.put(h, "raw", raw) == raw and cache.get(h) == raw
 
 
 def test_the_block_cache_evicts_the_least_recently_used_first(tmp_path):
@@ -97,7 +105,7 @@ def test_the_block_cache_evicts_the_least_recently_used_first(tmp_path):
     names = [hashlib.sha256(b).hexdigest() for b in blocks]
     c = zstandard.ZstdCompressor()
     for h, b in zip(names, blocks, strict=True):
-        cache.put(h, c.compress(b))
+        cache.put(h, "zstd", c.compress(b))
     cache.limit_bytes = cache.size_bytes() - 1  # room for all but one
     import os
     import time

@@ -1,5 +1,6 @@
-"""A node's cache of shipped RAM blocks, by content hash: one zstd file per
-block under ``<dir>/<2 hex>/<sha256>``. A block enters only when its
+"""A node's cache of shipped RAM blocks, by content hash: one file per block
+under ``<dir>/<2 hex>/<sha256>`` (a codec byte, then the block as shipped:
+zstd or raw). A block enters only when its
 content hashes to its name, and is checked again when read, so neither a
 corrupted file nor one placed by someone else can reach a loaded image.
 Oldest-used blocks go first when the cache passes its byte limit."""
@@ -7,6 +8,7 @@ Oldest-used blocks go first when the cache passes its byte limit."""
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import zstandard
@@ -17,10 +19,23 @@ from .manifest import BLOCK, ManifestError, digest
 DEFAULT_LIMIT_BYTES = 8 << 30
 
 
-def _decompress(compressed: bytes, max_output_size: int) -> bytes:
-    # A decompressor per call: they are not thread-safe, and the agent
-    # receives several batches at once.
-    return zstandard.ZstdDecompressor().decompress(compressed, max_output_size=max_output_size)
+_CODEC_BYTE = {"zstd": b"z", "raw": b"r"}  # a cache file: this byte, then the block as shipped
+_CODECS = {v: k for k, v in _CODEC_BYTE.items()}
+
+
+def _content(codec: str, data) -> bytes:
+    """A shipped block's content. A decompressor per call: they are not
+    thread-safe, and the agent receives several batches at once."""
+    if codec == "raw":
+        if len(data) > BLOCK:
+            raise ManifestError("a shipped block is larger than a block")
+        return bytes(data)
+    if codec != "zstd":
+        raise ManifestError(f"a shipped block has an unknown encoding {codec!r}")
+    try:
+        return zstandard.ZstdDecompressor().decompress(data, max_output_size=BLOCK)
+    except zstandard.ZstdError as e:
+        raise ManifestError(f"a shipped block does not decompress ({e})") from None
 
 
 class ChunkCache:
@@ -36,19 +51,18 @@ class ChunkCache:
     def has(self, h: str) -> bool:
         return self._path(h).exists()
 
-    def put(self, h: str, compressed: bytes) -> bytes:
-        """Stores a shipped block; returns its content. ManifestError when
-        the content is not what ``h`` names."""
-        try:
-            raw = _decompress(compressed, max_output_size=BLOCK)
-        except zstandard.ZstdError as e:
-            raise ManifestError(f"a shipped block does not decompress ({e})") from None
+    def put(self, h: str, codec: str, data) -> bytes:
+        """Stores a shipped block (``codec`` "zstd" or "raw"); returns its
+        content. ManifestError when the content is not what ``h`` names."""
+        raw = _content(codec, data)
         if digest(raw) != h:
             raise ManifestError("a shipped block does not match its hash")
         path = self._path(h)
         path.parent.mkdir(mode=0o700, exist_ok=True)
-        tmp = path.with_name(f".{h}.{os.getpid()}.tmp")
-        tmp.write_bytes(compressed)
+        tmp = path.with_name(f".{h}.{os.getpid()}.{threading.get_ident()}.tmp")
+        with open(tmp, "wb") as f:
+            f.write(_CODEC_BYTE[codec])
+            f.write(data)
         os.replace(tmp, path)
         return raw
 
@@ -57,9 +71,9 @@ class ChunkCache:
         damaged file is removed)."""
         path = self._path(h)
         try:
-            compressed = path.read_bytes()
-            raw = _decompress(compressed, max_output_size=BLOCK)
-        except (OSError, zstandard.ZstdError):
+            stored = path.read_bytes()
+            raw = _content(_CODECS.get(stored[:1], "?"), memoryview(stored)[1:])
+        except (OSError, ManifestError):
             path.unlink(missing_ok=True)
             return None
         if digest(raw) != h:

@@ -226,7 +226,7 @@ class ClusterHub:
             pending: list[list] = []
             for batch in packed.batches(set().union(*wanted.values()) if wanted else set()):
                 ref = ray.put(batch)
-                sizes = {h: len(c) for h, c in batch}
+                sizes = {h: length for h, _, _, length in batch[0]}
                 calls = []
                 for nid, hashes in wanted.items():
                     if nid in shipments or not hashes.intersection(sizes):

@@ -133,14 +133,19 @@ class NodeAgent:
         wanted = sorted(h for h in manifest.hashes if not self.cache.has(h))
         return {"session": number, "wanted": wanted}
 
-    def receive(self, number: int, batch: list[tuple[str, bytes]]) -> int:
-        """Stores a batch of (hash, compressed block); returns raw bytes."""
+    def receive(self, number: int, batch: tuple) -> int:
+        """Stores a batch (packing.Batch: an index of (hash, codec, start,
+        length) and one byte buffer); returns the raw bytes it held."""
         session = self._session(number)
+        index, buffer = batch
+        view = memoryview(buffer)
         raw_bytes = 0
-        for h, compressed in batch:
+        for h, codec, start, length in index:
             if h not in session.pending:
                 continue  # a block another node asked for
-            raw = self.cache.put(h, compressed)
+            if start < 0 or length < 0 or start + length > len(view):
+                raise ManifestError("a shipped batch's index points outside it")
+            raw = self.cache.put(h, codec, view[start : start + length])
             session.write(h, raw)
             raw_bytes += len(raw)
         session.received_bytes += raw_bytes

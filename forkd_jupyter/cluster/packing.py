@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import zstandard
 
@@ -20,12 +21,19 @@ from .manifest import BLOCK, SMALL_FILES, Manifest, digest
 SCRATCH_ROOTS = ("/dev/shm",)
 BATCH_BYTES = 16 << 20  # raw bytes per object put into Ray's store
 ZSTD_LEVEL = 1  # fast: shipping time is dominated by reading and hashing
+KEEP_RATIO = 0.9  # a block that compresses worse than this travels raw (random data)
+
+# One batch: (index, buffer). The index lists (hash, codec, start, length)
+# of each block in the buffer, codec "zstd" or "raw"; the buffer is a numpy
+# byte array, which Ray's object store holds without copying it again on
+# either side.
+Batch = tuple[list[tuple[str, str, int, int]], Any]
 _ZERO = bytes(BLOCK)
 
 
 class Packed:
     """One snapshot in shippable form: ``manifest``, the small files, and
-    ``batches()`` of compressed blocks."""
+    ``batches()`` of its blocks, compressed where that pays."""
 
     def __init__(self, snapshot: vmm.Snapshot) -> None:
         root = next((r for r in SCRATCH_ROOTS if os.access(r, os.W_OK)), None)
@@ -60,30 +68,44 @@ class Packed:
                     yield offset, len(block), digest(block)
             at = max(at, -(-end // BLOCK) * BLOCK)
 
-    def batches(self, wanted: Iterable[str]) -> Iterator[list[tuple[str, bytes]]]:
-        """Lists of (hash, zstd-compressed block) covering ``wanted``, each
-        hash once, about BATCH_BYTES of raw data per list."""
+    def batches(self, wanted: Iterable[str]) -> Iterator[Batch]:
+        """Batches covering the blocks in ``wanted`` (each hash once), about
+        BATCH_BYTES of raw data each."""
         wanted = set(wanted)
         compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
-        batch: list[tuple[str, bytes]] = []
-        raw = 0
+        index: list[tuple[str, str, int, int]] = []
+        parts: list[bytes] = []
+        raw = at = 0
         for offset, length, h in self.manifest.blocks:
             if h not in wanted:
                 continue
             wanted.discard(h)
-            batch.append((h, compressor.compress(os.pread(self._image, length, offset))))
+            block = os.pread(self._image, length, offset)
+            packed = compressor.compress(block)
+            codec, data = (
+                ("zstd", packed) if len(packed) < len(block) * KEEP_RATIO else ("raw", block)
+            )
+            index.append((h, codec, at, len(data)))
+            parts.append(data)
+            at += len(data)
             raw += length
             if raw >= BATCH_BYTES:
-                yield batch
-                batch, raw = [], 0
-        if batch:
-            yield batch
+                yield _batch(index, parts)
+                index, parts, raw, at = [], [], 0, 0
+        if index:
+            yield _batch(index, parts)
 
     def close(self) -> None:
         if self._image >= 0:
             os.close(self._image)
             self._image = -1
         shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _batch(index: list, parts: list[bytes]) -> Batch:
+    import numpy
+
+    return index, numpy.frombuffer(b"".join(parts), dtype=numpy.uint8)
 
 
 def _read(path: str) -> bytes:
