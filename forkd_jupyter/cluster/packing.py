@@ -22,6 +22,7 @@ SCRATCH_ROOTS = ("/dev/shm",)
 BATCH_BYTES = 16 << 20  # raw bytes per object put into Ray's store
 ZSTD_LEVEL = 1  # fast: shipping time is dominated by reading and hashing
 KEEP_RATIO = 0.9  # a block that compresses worse than this travels raw (random data)
+SAMPLE_BYTES = 16 << 10  # compressed first, to tell whether the block is worth it
 
 # One batch: (index, buffer). The index lists (hash, codec, start, length)
 # of each block in the buffer, codec "zstd" or "raw"; the buffer is a numpy
@@ -81,10 +82,14 @@ class Packed:
                 continue
             wanted.discard(h)
             block = os.pread(self._image, length, offset)
-            packed = compressor.compress(block)
-            codec, data = (
-                ("zstd", packed) if len(packed) < len(block) * KEEP_RATIO else ("raw", block)
-            )
+            codec, data = "raw", block
+            # A sample that does not compress (random data, already compressed
+            # data) spares compressing the whole block.
+            sample = block[:SAMPLE_BYTES]
+            if len(compressor.compress(sample)) < len(sample) * KEEP_RATIO:
+                packed = compressor.compress(block)
+                if len(packed) < len(block) * KEEP_RATIO:
+                    codec, data = "zstd", packed
             index.append((h, codec, at, len(data)))
             parts.append(data)
             at += len(data)
