@@ -138,8 +138,8 @@ def write(rows: list[dict], args) -> None:
         f"`python bench/cluster/bench_cluster.py --source-mib {args.source_mib} "
         f"--fanouts {args.fanouts}` on {platform.node()} ({os.cpu_count()} cores, "
         f"{platform.release()}), {time.strftime('%Y-%m-%d')}. {args.nodes} Ray nodes on this "
-        "one machine; a full branch of a 2 GiB source holding "
-        f"{args.source_mib} MiB of random float64s per row group. `shipped`: raw bytes "
+        "one machine; each group of rows is one full branch of a 2 GiB source holding "
+        f"{args.source_mib} MiB of random float64s. `shipped`: raw bytes "
         "of the blocks sent to that node (only those its cache lacked); `ship_ms`: from "
         "packing the snapshot to the node having loaded it; `node_pss`: memory of the "
         "process holding the node's sandboxes after the fan-out (children accumulate).",
