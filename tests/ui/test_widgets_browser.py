@@ -35,28 +35,43 @@ def notebook(jupyter_lab_root, daemon):
             daemon.kill_sandbox(sb["id"])
 
 
-FIRST_PROMPT = ".jp-Notebook .jp-Cell:first-child .jp-InputPrompt"
+
+
+PROMPTS = ".jp-Notebook .jp-Cell .jp-InputPrompt"
+# The index of the first of the first ``count`` cells that is neither run
+# nor queued (its prompt still ``[ ]:``), or -1.
+_FIRST_IDLE = """([sel, count]) => {
+    const prompts = Array.from(document.querySelectorAll(sel)).slice(0, count);
+    return prompts.findIndex(p => /\\[\\s*\\]/.test(p.textContent));
+}"""
 
 
 def run_all_cells(page, count: int = len(CELLS)) -> None:
-    """Selects the first cell and Shift+Enters through all of them. Before
-    the kernel is connected the keys only move the selection (the prompts
-    stay ``[ ]:``, nothing is queued), so that is retried until the first
-    cell runs; once connected, cells are queued (``[*]:``) and run in order."""
+    """Shift+Enters through the first ``count`` cells. Before the kernel is
+    connected the keys only move the selection (the prompts stay ``[ ]:``,
+    nothing is queued), and the kernel may connect between two presses; so,
+    until every cell is run or queued (``[*]:``), it starts again at the
+    first cell that is neither."""
+    page.wait_for_function(
+        "([sel, count]) => document.querySelectorAll(sel).length >= count",
+        arg=[PROMPTS, count],
+        timeout=60_000,
+    )
     for _ in range(30):
-        page.click(FIRST_PROMPT)
-        for _ in range(count):
+        idle = page.evaluate(_FIRST_IDLE, [PROMPTS, count])
+        if idle < 0:
+            return
+        page.locator(PROMPTS).nth(idle).click()
+        for _ in range(count - idle):
             page.keyboard.press("Shift+Enter")
         try:
             page.wait_for_function(
-                "sel => !/\\[\\s*\\]/.test(document.querySelector(sel).textContent)",
-                arg=FIRST_PROMPT,
-                timeout=2_000,
+                f"args => ({_FIRST_IDLE})(args) < 0", arg=[PROMPTS, count], timeout=2_000
             )
             return
         except PlaywrightTimeout:
             continue
-    raise AssertionError("the notebook's kernel never ran a cell")
+    raise AssertionError("the notebook's kernel never ran its cells")
 
 
 FRONT_ENDS = {"jupyterlab": open_lab, "notebook7": open_notebook7}
