@@ -194,7 +194,6 @@ class ClusterHub:
                 "no node of the cluster can run sandboxes (see GET /v1/cluster)"
             )
         free = {d["node_id"]: d["free_bytes"] or 0 for d in self.nodes()}
-        links = [n for n in links if n.ok]
         counts = spread(
             n, [free.get(n.node_id, 0) for n in links], max(child_bytes, MIN_CHILD_BYTES)
         )
@@ -259,6 +258,9 @@ class ClusterHub:
                 shipments[nid] = Shipment(
                     link.label, raw, compressed, (time.monotonic() - started) * 1000, manifest.key
                 )
+            for nid, s in sessions.items():  # a node that failed mid-way drops its partial image
+                if "session" in s and shipments[nid].error and self._nodes[nid].ok:
+                    self._nodes[nid].agent.abort.remote(s["session"])
             with self._lock:
                 self._keys[snapshot_id] = manifest.key
             return [shipments[link.node_id] for link in links]

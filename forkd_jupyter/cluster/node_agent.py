@@ -111,7 +111,6 @@ class NodeAgent:
             "pss_bytes": own_pss_bytes(),
             "sandboxes": running,
             "images": images,
-            "cache_bytes": self.cache.size_bytes(),
             "dead": dead,
         }
 
