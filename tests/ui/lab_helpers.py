@@ -1,11 +1,13 @@
 """Steps the UI tests share: writing a notebook, loading JupyterLab or
-Notebook 7 and saving screenshots."""
+Notebook 7, running its cells and saving screenshots."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
@@ -52,3 +54,53 @@ def is_disabled(page, selector: str) -> bool:
     return page.eval_on_selector(
         selector, "e => e.disabled === true || e.getAttribute('aria-disabled') === 'true'"
     )
+
+
+PROMPTS = ".jp-Notebook .jp-Cell .jp-InputPrompt"
+# The index of the first of the first ``count`` cells that is neither run
+# nor queued (its prompt still ``[ ]:``), or -1.
+_FIRST_IDLE = """([sel, count]) => {
+    const prompts = Array.from(document.querySelectorAll(sel)).slice(0, count);
+    return prompts.findIndex(p => /\\[\\s*\\]/.test(p.textContent));
+}"""
+
+
+def _menu(page, menu: str, item: str) -> None:
+    """Clicks ``menu`` > ``item`` in the front end's menu bar."""
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(f"^{menu}$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{item}$")).click()
+
+
+def run_all_cells(page, count: int) -> None:
+    """Runs the notebook's cells (all ``count`` of them), in order, through
+    the front end's own Run > Run All Cells. That command queues every cell
+    in one step, or none while the front end has no kernel yet (its status
+    indicator reads "idle" even then, before the kernel starts): so it is
+    repeated until the cells are queued. Raises when only some are."""
+    page.wait_for_function(
+        "([sel, count]) => document.querySelectorAll(sel).length >= count",
+        arg=[PROMPTS, count],
+        timeout=60_000,
+    )
+    for _ in range(30):
+        _menu(page, "Run", "Run All Cells")
+        try:
+            page.wait_for_function(
+                f"args => ({_FIRST_IDLE})(args) < 0", arg=[PROMPTS, count], timeout=2_000
+            )
+            return
+        except PlaywrightTimeout:
+            idle = page.evaluate(_FIRST_IDLE, [PROMPTS, count])
+            if idle > 0:
+                raise AssertionError(f"cell {idle} was neither run nor queued") from None
+    raise AssertionError("the notebook's kernel never ran its cells")
+
+
+def run_in_new_cell(page, code: str) -> None:
+    """Adds a cell below the last one, types ``code`` into it and runs it."""
+    page.click(".jp-Notebook .jp-Cell:last-child .jp-InputPrompt")
+    page.keyboard.press("Escape")
+    page.keyboard.press("b")
+    page.keyboard.press("Enter")
+    page.keyboard.type(code)
+    page.keyboard.press("Shift+Enter")

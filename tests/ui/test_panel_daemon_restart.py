@@ -12,10 +12,9 @@ import time
 
 import pytest
 from daemon_private import PrivateDaemon
-from lab_helpers import open_lab, screenshot, write_notebook
+from lab_helpers import open_lab, run_all_cells, screenshot, write_notebook
 from lab_server import running_jupyter_lab
 from test_panel import PANEL, row
-from test_widgets_browser import run_all_cells
 
 from forkd_jupyter.client import Controller, connection
 

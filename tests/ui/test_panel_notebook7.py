@@ -5,10 +5,9 @@ gets the "current" badge there too."""
 from __future__ import annotations
 
 import pytest
-from lab_helpers import open_notebook7, screenshot, write_notebook
+from lab_helpers import open_notebook7, run_all_cells, screenshot, write_notebook
 from test_panel import PANEL, kill_new_sandboxes, row  # noqa: F401
 from test_panel_themes import wait_for_sandbox_named
-from test_widgets_browser import run_all_cells
 
 pytestmark = pytest.mark.kvm
 

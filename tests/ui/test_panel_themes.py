@@ -10,9 +10,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from lab_helpers import open_lab, screenshot, write_notebook
+from lab_helpers import open_lab, run_all_cells, screenshot, write_notebook
 from test_panel import PANEL, UI_TIMEOUT_MS, kill_new_sandboxes, row  # noqa: F401
-from test_widgets_browser import run_all_cells
 from themes import DARK, LIGHT, WCAG_AA, contrast, wait_for_theme
 
 pytestmark = pytest.mark.kvm

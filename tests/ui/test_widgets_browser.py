@@ -5,8 +5,14 @@ elsewhere shows up in the drawn tree and in the timings chart."""
 from __future__ import annotations
 
 import pytest
-from lab_helpers import open_lab, open_notebook7, screenshot, write_notebook
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from lab_helpers import (
+    open_lab,
+    open_notebook7,
+    run_all_cells,
+    run_in_new_cell,
+    screenshot,
+    write_notebook,
+)
 
 pytestmark = pytest.mark.kvm
 
@@ -35,45 +41,6 @@ def notebook(jupyter_lab_root, daemon):
             daemon.kill_sandbox(sb["id"])
 
 
-
-
-PROMPTS = ".jp-Notebook .jp-Cell .jp-InputPrompt"
-# The index of the first of the first ``count`` cells that is neither run
-# nor queued (its prompt still ``[ ]:``), or -1.
-_FIRST_IDLE = """([sel, count]) => {
-    const prompts = Array.from(document.querySelectorAll(sel)).slice(0, count);
-    return prompts.findIndex(p => /\\[\\s*\\]/.test(p.textContent));
-}"""
-
-
-def run_all_cells(page, count: int = len(CELLS)) -> None:
-    """Shift+Enters through the first ``count`` cells. Before the kernel is
-    connected the keys only move the selection (the prompts stay ``[ ]:``,
-    nothing is queued), and the kernel may connect between two presses; so,
-    until every cell is run or queued (``[*]:``), it starts again at the
-    first cell that is neither."""
-    page.wait_for_function(
-        "([sel, count]) => document.querySelectorAll(sel).length >= count",
-        arg=[PROMPTS, count],
-        timeout=60_000,
-    )
-    for _ in range(30):
-        idle = page.evaluate(_FIRST_IDLE, [PROMPTS, count])
-        if idle < 0:
-            return
-        page.locator(PROMPTS).nth(idle).click()
-        for _ in range(count - idle):
-            page.keyboard.press("Shift+Enter")
-        try:
-            page.wait_for_function(
-                f"args => ({_FIRST_IDLE})(args) < 0", arg=[PROMPTS, count], timeout=2_000
-            )
-            return
-        except PlaywrightTimeout:
-            continue
-    raise AssertionError("the notebook's kernel never ran its cells")
-
-
 FRONT_ENDS = {"jupyterlab": open_lab, "notebook7": open_notebook7}
 
 
@@ -81,7 +48,7 @@ FRONT_ENDS = {"jupyterlab": open_lab, "notebook7": open_notebook7}
 def test_widgets_render_and_follow_a_branch(page, jupyter_lab, notebook, daemon, front_end):
     FRONT_ENDS[front_end](page, jupyter_lab, NOTEBOOK)
     page.wait_for_selector(".jp-Notebook", state="visible")
-    run_all_cells(page)
+    run_all_cells(page, len(CELLS))
     page.wait_for_selector(".forkd-branch-tree g.forkd-sandbox", timeout=60_000)
     [sb] = [
         s
@@ -109,8 +76,6 @@ def test_widgets_render_and_follow_a_branch(page, jupyter_lab, notebook, daemon,
 
     # A click on a drawn node reaches the kernel as the widget's `selected`.
     page.click(f'.forkd-branch-tree g[data-id="{snap["id"]}"]')
-    page.click(".jp-Notebook .jp-Cell:last-child .jp-InputArea-editor")
-    page.keyboard.type("print('selected:', tree.selected)")
-    page.keyboard.press("Shift+Enter")
+    run_in_new_cell(page, "print('selected:', tree.selected)")
     page.wait_for_selector(f"text=selected: {snap['id']}", timeout=UI_TIMEOUT_MS)
     screenshot(page, f"widgets-{front_end}-after-branch")

@@ -9,8 +9,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from lab_helpers import open_lab, screenshot, write_notebook
-from test_widgets_browser import run_all_cells
+from lab_helpers import open_lab, run_all_cells, screenshot, write_notebook
 
 from forkd_jupyter.magics.housekeeping import delete_snapshot
 

@@ -10,8 +10,14 @@ under tests/artifacts/."""
 from __future__ import annotations
 
 import pytest
-from lab_helpers import open_lab, open_notebook7, screenshot, write_notebook
-from test_widgets_browser import run_all_cells
+from lab_helpers import (
+    open_lab,
+    open_notebook7,
+    run_all_cells,
+    run_in_new_cell,
+    screenshot,
+    write_notebook,
+)
 from themes import DARK, LIGHT, WCAG_AA, contrast, wait_for_theme
 
 pytestmark = pytest.mark.kvm
@@ -38,12 +44,6 @@ def notebook(jupyter_lab_root, daemon):
     for sandbox in daemon.list_sandboxes():
         if sandbox["name"] == "theme-source" and sandbox["status"] == "running":
             daemon.kill_sandbox(sandbox["id"])
-
-
-def run_in_last_cell(page, code: str) -> None:
-    page.click(".jp-Notebook .jp-Cell:last-child .jp-InputArea-editor")
-    page.keyboard.type(code)
-    page.keyboard.press("Shift+Enter")
 
 
 @pytest.mark.parametrize("theme", [LIGHT, DARK], indirect=True, ids=["light", "dark"])
@@ -97,7 +97,7 @@ def test_widget_labels_keep_their_contrast(page, jupyter_lab, notebook, daemon, 
     page.wait_for_selector(
         f'.forkd-branch-tree g.forkd-current[data-id="{child["id"]}"]', timeout=UI_TIMEOUT_MS
     )
-    run_in_last_cell(
+    run_in_new_cell(
         page,
         "from forkd_jupyter.magics import current_session\n"
         "print('session:', current_session().current, 'tree:', tree.current)",

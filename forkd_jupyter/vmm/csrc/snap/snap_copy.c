@@ -32,8 +32,11 @@ enum copier_phase { PHASE_PRE, PHASE_COPY, PHASE_STOP };
  * live snapshot starts, lists sites that then fail: "log" (growing the list
  * of pages written while arming, as on ENOMEM), "fault" (the copy made for a
  * guest write), "chunk" (the background copy), "discard" (the copy made
- * before the guest frees memory); the copies fail with EIO. */
-enum { FAIL_LOG = 1, FAIL_FAULT = 2, FAIL_CHUNK = 4, FAIL_DISCARD = 8 };
+ * before the guest frees memory); the copies fail with EIO. "slow" fails
+ * nothing: the background copy waits SLOW_CHUNK_US after each chunk, so the
+ * guest's writes and frees reach pages before the copy does. */
+enum { FAIL_LOG = 1, FAIL_FAULT = 2, FAIL_CHUNK = 4, FAIL_DISCARD = 8, SLOW_COPY = 16 };
+#define SLOW_CHUNK_US 2000
 
 /* Per sandbox. Invariants: lock guards phase, released, copied and error; a
  * page is written to the image only while holding lock and only when its
@@ -82,7 +85,8 @@ static int read_inject(void)
     if (!v)
         return 0;
     return (strstr(v, "log") ? FAIL_LOG : 0) | (strstr(v, "fault") ? FAIL_FAULT : 0) |
-           (strstr(v, "chunk") ? FAIL_CHUNK : 0) | (strstr(v, "discard") ? FAIL_DISCARD : 0);
+           (strstr(v, "chunk") ? FAIL_CHUNK : 0) | (strstr(v, "discard") ? FAIL_DISCARD : 0) |
+           (strstr(v, "slow") ? SLOW_COPY : 0);
 }
 
 /* ------------------------------------------------------------- the image */
@@ -401,6 +405,8 @@ static void *copier_main(void *p)
             finish_copy(c);
             break;
         }
+        if (c->inject & SLOW_COPY)
+            usleep(SLOW_CHUNK_US);
     }
     return NULL;
 }
