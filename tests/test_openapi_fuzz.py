@@ -46,6 +46,7 @@ REAL_IDS = [
     ("/sandboxes/{id}/move", "POST"),
     ("/sandboxes/{id}/tar", "PUT"),
     ("/snapshots/{id}/save", "POST"),
+    ("/snapshots/{id}/fold", "POST"),
     ("/sandboxes/{id}/runs", "GET"),
     ("/sandboxes/{id}/runs", "POST"),
     ("/runs/{id}", "GET"),

@@ -276,8 +276,10 @@ class Controller:
         measure_diff: bool = False,
         count: int = 0,
         spread: bool | None = None,
+        checkpoint: dict | None = None,
     ) -> dict:
-        """``{"snapshot": record, "children": [records]}``. ``mode`` wins
+        """``{"snapshot": record, "children": [records]}``. ``checkpoint``
+        ({"cell", "line", "after"}) marks it as a notebook's checkpoint. ``mode`` wins
         over the legacy ``diff`` flag; giving both is a BadRequest. The
         children spread over the cluster when ``spread`` (by default when
         this controller was made with one); each child's ``node`` says
@@ -291,6 +293,8 @@ class Controller:
             "count": count,
             "spread": self._spread(spread) and count > 0,
         }
+        if checkpoint is not None:
+            body["checkpoint"] = checkpoint
         return self._json("POST", f"/sandboxes/{sandbox_id}/branch", json=body, timeout=None)
 
     # ----------------------------------------------------------- snapshots
@@ -306,6 +310,11 @@ class Controller:
 
     def save_snapshot(self, snapshot_id: str) -> dict:
         return self._json("POST", f"/snapshots/{snapshot_id}/save", timeout=None)
+
+    def fold_snapshot(self, snapshot_id: str) -> dict:
+        """Folds the snapshot into the one diff built on it (that diff keeps
+        its state and id; this one is gone); returns that diff's record."""
+        return self._json("POST", f"/snapshots/{snapshot_id}/fold", timeout=None)
 
     # -------------------------------------------------------- tree, events
     def tree(self) -> dict:

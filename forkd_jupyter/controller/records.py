@@ -15,7 +15,7 @@ SANDBOX_FIELDS = (
 SNAPSHOT_FIELDS = (
     "id tag mode status source_id parent children pause_ms stall_ms stall_total_ms "
     "round_trip_ms copy_ms ready_ms "
-    "logical_bytes physical_bytes diff_bytes created_at saved_path error shipped"
+    "logical_bytes physical_bytes diff_bytes created_at saved_path error shipped checkpoint"
 ).split()
 
 
@@ -65,12 +65,17 @@ class SnapshotRecord:
     saved_path: str | None = None
     error: str | None = None
     shipped: list[dict] | None = None  # per node it was shipped to: bytes, ms (cluster)
+    # A notebook's checkpoint: the cell about to run ("cell", "line": its first
+    # line) and the one that ran last ("after", None at the first); see
+    # docs/time-travel.md
+    checkpoint: dict | None = None
     vm: Any = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in SNAPSHOT_FIELDS}
         d["children"] = list(self.children)
         d["shipped"] = [dict(s) for s in self.shipped] if self.shipped is not None else None
+        d["checkpoint"] = dict(self.checkpoint) if self.checkpoint is not None else None
         return d
 
     @classmethod

@@ -24,6 +24,7 @@ from . import errors as E
 from .background import BackgroundRuns
 from .bases import Bases, module_names
 from .events import EventBus
+from .folding import Folding
 from .limits import Limits
 from .records import SandboxRecord, SnapshotRecord, timing_row
 from .runs import RunBook
@@ -36,7 +37,7 @@ MAX_DEAD_KEPT = 256  # dead sandbox records kept; the oldest go first (event "re
 WATCH_INTERVAL_S = 0.5
 
 
-class SandboxTree(BackgroundRuns, ClusterSpreading):
+class SandboxTree(BackgroundRuns, ClusterSpreading, Folding):
     def __init__(self, store: Store, max_branches: int = 4, limits: Limits | None = None) -> None:
         self.store = store
         self.limits = limits or Limits()
@@ -416,9 +417,11 @@ class SandboxTree(BackgroundRuns, ClusterSpreading):
         measure_diff: bool = False,
         count: int = 0,
         spread: bool = False,
+        checkpoint: dict | None = None,
     ) -> dict:
         """Snapshots the sandbox and spawns ``count`` children of it (over
-        the cluster when ``spread``)."""
+        the cluster when ``spread``). ``checkpoint``: the notebook cell it
+        precedes (records.py), kept on the record."""
         rec, vm = self.running(key)
         if spread and self.cluster is None:
             raise E.BadRequest(
@@ -441,6 +444,7 @@ class SandboxTree(BackgroundRuns, ClusterSpreading):
             # so a daemon that dies in the call leaves a record a restart
             # reports as failed, with the reason.
             snap = self._new_snapshot_record(rec, mode, tag)
+            snap.checkpoint = checkpoint
             started = time.monotonic()
             try:
                 snap_vm = _vmm_call(vm.snapshot, mode, wait)

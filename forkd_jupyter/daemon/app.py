@@ -53,6 +53,7 @@ ROUTES = [
     (r"/v1/snapshots", P.SnapshotsHandler),
     (rf"/v1/snapshots/{_ID}", P.SnapshotHandler),
     (rf"/v1/snapshots/{_ID}/save", P.SaveSnapshotHandler),
+    (rf"/v1/snapshots/{_ID}/fold", P.FoldSnapshotHandler),
     (r"/v1/tree", P.TreeHandler),
     (r"/v1/timings", P.TimingsHandler),
     (r"/v1/events", P.EventsHandler),

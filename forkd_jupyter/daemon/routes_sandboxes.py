@@ -156,6 +156,7 @@ class BranchHandler(BaseHandler):
         measure_diff = body.boolean("measure_diff", False)
         count = body.integer("count", 0, MAX_CHILDREN, 0)
         spread = body.boolean("spread", False)
+        checkpoint = body.checkpoint()
         body.done()
         out = await self.call(
             self.tree.branch,
@@ -167,5 +168,6 @@ class BranchHandler(BaseHandler):
             measure_diff=measure_diff,
             count=count,
             spread=spread,
+            checkpoint=checkpoint,
         )
         self.send_json(out, 201 if wait else 202)

@@ -34,6 +34,12 @@ class SaveSnapshotHandler(BaseHandler):
         self.send_json(await self.call(self.tree.save_snapshot, key))
 
 
+class FoldSnapshotHandler(BaseHandler):
+    async def post(self, key: str) -> None:
+        self.json_body().done()
+        self.send_json(await self.call(self.tree.fold_snapshot, key))
+
+
 class TreeHandler(BaseHandler):
     async def get(self) -> None:
         self.send_json(self.tree.tree())

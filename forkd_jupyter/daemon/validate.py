@@ -53,6 +53,9 @@ def parse_body(raw: bytes) -> dict:
     return body
 
 
+MAX_CHECKPOINT_LINE = 200
+
+
 class Body:
     """The fields of one JSON body; ``done`` refuses any field not read."""
 
@@ -117,6 +120,30 @@ class Body:
         if value not in choices:
             raise bad(name, f"must be one of {', '.join(choices)}")
         return value
+
+    def checkpoint(self, name: str = "checkpoint") -> dict | None:
+        """A notebook checkpoint: {"cell": N, "line": TEXT, "after": N or
+        null}, the cell it precedes, that cell's first line and the cell
+        run last (docs/time-travel.md)."""
+        value = self._get(name)
+        if value is None:
+            return None
+        if not isinstance(value, dict) or set(value) - {"cell", "line", "after"}:
+            raise bad(name, 'must be an object of "cell", "line" and "after"')
+        out = {}
+        for key in ("cell", "after"):
+            n = value.get(key)
+            if n is None and key == "after":
+                out[key] = None
+                continue
+            if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < 1 << 31:
+                raise bad(name, f"{key} must be a cell's execution count")
+            out[key] = n
+        line = value.get("line", "")
+        if not isinstance(line, str) or len(line) > MAX_CHECKPOINT_LINE:
+            raise bad(name, f"line must be a string of at most {MAX_CHECKPOINT_LINE} characters")
+        out["line"] = line
+        return out
 
     def timeout(self, name: str = "timeout") -> float | None:
         value = self._get(name)

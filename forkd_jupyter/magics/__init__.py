@@ -4,6 +4,7 @@ They speak only to the client SDK (forkd_jupyter.client)."""
 
 from __future__ import annotations
 
+from .attach import AttachTransformer
 from .cell import GuestCellError
 from .handles import SandboxHandle, SandboxList, SnapshotHandle
 from .magics import ForkdMagics
@@ -31,6 +32,9 @@ def load_ipython_extension(ipython) -> None:
     if _loaded is None:
         _loaded = ForkdMagics(ipython, current_session(create=True))
     ipython.register_magics(_loaded)
+    cleanup = ipython.input_transformers_cleanup
+    if not any(isinstance(t, AttachTransformer) for t in cleanup):
+        cleanup.insert(0, AttachTransformer(_loaded.session))  # sees the cell as typed
 
 
 def unload_ipython_extension(ipython) -> None:
@@ -44,6 +48,9 @@ def unload_ipython_extension(ipython) -> None:
         if manager.magics[kind].get("forkd") == getattr(_loaded, _METHODS[kind]):
             del manager.magics[kind]["forkd"]
     manager.registry.pop(type(_loaded).__name__, None)
+    ipython.input_transformers_cleanup[:] = [
+        t for t in ipython.input_transformers_cleanup if not isinstance(t, AttachTransformer)
+    ]
     _loaded.session.close()
     _loaded = None
 

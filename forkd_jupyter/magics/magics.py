@@ -9,7 +9,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from ..client import ForkdError
-from . import cell, tracebacks
+from . import attach, cell, time_travel, tracebacks  # noqa: F401 - time_travel registers
 from .session import Session, usage_error
 from .subcommands import SUBCOMMANDS, run_subcommand
 
@@ -35,6 +35,11 @@ class ForkdMagics(Magics):
     @magic_arguments()
     @argument("name", nargs="?", help="sandbox to run in (default: the current one)")
     @argument("--each", metavar="A,B,C", help="run in each of these sandboxes at once")
+    @argument(
+        "--attached",
+        action="store_true",
+        help="how attach mode runs a cell: in the attached sandbox, after a checkpoint",
+    )
     def forkd_cell(self, line: str, cell_code: str) -> Any:
         """Run this cell inside a sandbox: `%%forkd [NAME]`, or
         `%%forkd --each A,B,C` for several at once (outputs under labels).
@@ -42,6 +47,8 @@ class ForkdMagics(Magics):
         notebook's interrupt button interrupts the sandbox."""
         args = parse_argstring(self.forkd_cell, line)
         try:
+            if args.attached:
+                return self._run_attached(cell_code)
             if args.each:
                 return self._run_each(args.each, cell_code)
             return self._run_one(args.name, cell_code)
@@ -53,8 +60,25 @@ class ForkdMagics(Magics):
             return self.session.require_current()
         return self.session.controller.get_sandbox(name)["id"]
 
+    def _run_attached(self, code: str) -> Any:
+        att = self.session.attachment
+        if att is None:
+            raise UsageError("this notebook is not attached: `%forkd attach [NAME]` first")
+        count = self.shell.execution_count
+        controller = self.session.controller
+        if att.checkpoints and tracebacks.refusal(code) is None:
+            attach.take_checkpoint(controller, att, count, code)
+        try:
+            return self._run_in(att.sandbox, None, code)
+        finally:
+            att.last_cell, att.at = count, None
+            if att.checkpoints:
+                attach.trim_in_background(controller, att)
+
     def _run_one(self, name: str | None, code: str) -> Any:
-        sandbox = self._resolve(name)
+        return self._run_in(self._resolve(name), name, code)
+
+    def _run_in(self, sandbox: str, name: str | None, code: str) -> Any:
         refused = tracebacks.refusal(code)
         if refused is not None:
             raise cell.GuestCellError(sandbox, "NotSupported", refused, [refused])

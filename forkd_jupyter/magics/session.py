@@ -22,6 +22,7 @@ class Session:
     def __init__(self, controller: Controller | None = None) -> None:
         self._controller = controller
         self.current: str | None = None
+        self.attachment = None  # attach.Attachment while cells run in a sandbox
         self._listeners: list[Listener] = []
         # sandbox -> its count of each `%%forkd` cell -> the notebook's number
         self._cell_numbers: dict[str, dict[int, int]] = {}

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from .. import python_env
 from ..python_env import PythonEnv
-from . import guest_env, saved
+from . import chain_lock, guest_env, saved
 from ._ffi import c_strings, ffi, lib
 from .errors import SandboxError, SnapshotBusy, check
 
@@ -190,9 +190,9 @@ class Snapshot:
             host, guest = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             out = ffi.new("fj_sandbox **")
             try:
-                check(
-                    lib.fj_snapshot_spawn(self._handle, guest.fileno(), out), "spawn from snapshot"
-                )
+                with chain_lock.reading():
+                    ret = lib.fj_snapshot_spawn(self._handle, guest.fileno(), out)
+                check(ret, "spawn from snapshot")
             except BaseException:
                 host.close()
                 for c in children:
@@ -219,7 +219,9 @@ class Snapshot:
         self.wait()
         path = os.fspath(path)
         os.makedirs(path, mode=0o700, exist_ok=True)
-        check(lib.fj_snapshot_save(self._handle, path.encode()), f"save snapshot to {path}")
+        with chain_lock.reading():
+            ret = lib.fj_snapshot_save(self._handle, path.encode())
+        check(ret, f"save snapshot to {path}")
         meta = {
             "format": SAVED_FORMAT,
             "mode": self.mode,
@@ -294,6 +296,34 @@ class Snapshot:
         limit = meta.get("layer_limit_bytes")
         snap.layer_limit_bytes = limit if isinstance(limit, int) else None
         return snap
+
+    def fold_parent(self) -> None:
+        """Absorbs this diff's parent, which then closes: the image becomes
+        the parent's with this snapshot's pages over it, and this snapshot
+        builds on the parent's parent (standalone when that was full). So
+        the oldest link of a chain is dropped without losing the state of
+        the links after it. Refused unless this snapshot is the parent's
+        only dependent (docs/snapshots.md)."""
+        parent = self.parent
+        if parent is None:
+            raise SandboxError(f"snapshot {self.id} has no parent to fold in")
+        self.wait()
+        parent.wait()
+        others = [d for d in parent.dependents() if d != self.id]
+        if others:
+            raise SnapshotBusy(
+                f"snapshot {parent.id} is in use by {', '.join(others)}", dependents=others
+            )
+        with chain_lock.folding():
+            err = lib.fj_snapshot_fold_parent(self._handle)
+        if err < 0:
+            parent._finalizer()  # its image may hold some of ours now
+            check(err, f"fold {parent.id} into {self.id}")
+        self.parent = parent.parent
+        if self.parent is not None:
+            self.parent._dependents.add(self)
+        parent._dependents.discard(self)
+        parent._finalizer()
 
     def dependents(self) -> list[str]:
         """Ids of live children and snapshots that build on this one."""

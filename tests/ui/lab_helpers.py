@@ -71,28 +71,50 @@ def _menu(page, menu: str, item: str) -> None:
     page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{item}$")).click()
 
 
+# True once the server counts a kernel connection for every open notebook
+# session and the front end's kernel status indicator reads "idle": the
+# indicator also reads "idle" before any kernel exists, but not between the
+# connection opening and the kernel's first reply (then "connecting",
+# "unknown").
+_KERNEL_READY = """async () => {
+    const config = JSON.parse(document.getElementById('jupyter-config-data').textContent);
+    const reply = await fetch(config.baseUrl + 'api/sessions', {credentials: 'same-origin'});
+    const sessions = await reply.json();
+    const connected = sessions.length > 0 && sessions.every(
+        s => s.kernel && s.kernel.connections > 0 && s.kernel.execution_state === 'idle');
+    const shown = document.querySelector('.jp-Notebook-ExecutionIndicator');
+    return connected && shown !== null && shown.getAttribute('data-status') === 'idle';
+}"""
+
+
 def run_all_cells(page, count: int) -> None:
     """Runs the notebook's cells (all ``count`` of them), in order, through
-    the front end's own Run > Run All Cells. That command queues every cell
-    in one step, or none while the front end has no kernel yet (its status
-    indicator reads "idle" even then, before the kernel starts): so it is
-    repeated until the cells are queued. Raises when only some are."""
+    the front end's own Run > Run All Cells, once its kernel is connected
+    and idle. Should the command still queue nothing (the first prompt stays
+    ``[ ]:``) it is given again; once it queued the first cell, the others
+    must follow (a cell given twice would run twice)."""
     page.wait_for_function(
         "([sel, count]) => document.querySelectorAll(sel).length >= count",
         arg=[PROMPTS, count],
         timeout=60_000,
     )
+    page.wait_for_function(_KERNEL_READY, timeout=60_000, polling=250)
     for _ in range(30):
         _menu(page, "Run", "Run All Cells")
         try:
             page.wait_for_function(
-                f"args => ({_FIRST_IDLE})(args) < 0", arg=[PROMPTS, count], timeout=2_000
+                f"args => ({_FIRST_IDLE})(args) !== 0", arg=[PROMPTS, count], timeout=2_000
             )
-            return
+        except PlaywrightTimeout:
+            continue  # nothing queued: the kernel was not taking cells yet
+        try:
+            page.wait_for_function(
+                f"args => ({_FIRST_IDLE})(args) < 0", arg=[PROMPTS, count], timeout=60_000
+            )
         except PlaywrightTimeout:
             idle = page.evaluate(_FIRST_IDLE, [PROMPTS, count])
-            if idle > 0:
-                raise AssertionError(f"cell {idle} was neither run nor queued") from None
+            raise AssertionError(f"cell {idle} was neither run nor queued") from None
+        return
     raise AssertionError("the notebook's kernel never ran its cells")
 
 

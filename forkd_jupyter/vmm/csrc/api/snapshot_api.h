@@ -33,6 +33,16 @@ int fj_snapshot_wait(fj_snapshot *snap, int64_t timeout_ns);
  * Waits for a writing snapshot to be ready first. */
 int fj_snapshot_spawn(fj_snapshot *snap, int ctl_fd, fj_sandbox **out);
 void fj_snapshot_release(fj_snapshot *snap);
+/* A ready diff snapshot absorbs its ready parent: its image becomes the
+ * parent's with its own pages over it, it builds on the parent's parent
+ * (standalone when the parent was full), and it drops its reference to the
+ * parent. The caller guarantees nothing else uses the parent (no child of it
+ * runs, no other snapshot builds on it) and serializes this with spawns from
+ * either. 0, -EINVAL (not a diff), -EBUSY (not ready), or -errno (copying
+ * failed: the snapshot is unchanged and still correct, but the parent's image
+ * may hold some of its pages, so the parent must never be spawned from
+ * again). */
+int fj_snapshot_fold_parent(fj_snapshot *snap);
 /* Any thread, on a child: remembers the pages it has touched since it was
  * spawned as the hint its lineage's next children are prefaulted with.
  * 0, or -errno (-ENOTTY: the kernel cannot scan page tables). */

@@ -1,0 +1,149 @@
+"""Attach mode (docs/time-travel.md): while a notebook is attached to a
+sandbox, every cell runs there as if it began with `%%forkd`, each one
+after a diff checkpoint of the sandbox; `%forkd undo` and `%forkd checkout`
+go back to any checkpoint, keeping the abandoned future as a snapshot.
+
+Invariants: cells starting with a `%forkd` or `%%forkd` magic always run in
+the kernel (so `%forkd detach` is always reachable); ``Attachment.sandbox``
+is the sandbox the next cell runs in and the session's current sandbox; a
+checkout kills the old sandbox only after its state is saved as a snapshot
+(unless it still held a checkpoint's state), so nothing is lost."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from ..client import Controller, ForkdError
+from . import timeline
+
+KEEP_DEFAULT = 50
+MAX_MIB_DEFAULT = 4096
+LINE_MAX = 200  # characters of a cell's first line kept with its checkpoint
+
+
+@dataclass
+class Attachment:
+    sandbox: str  # id
+    name: str
+    checkpoints: bool = True
+    keep: int = KEEP_DEFAULT
+    max_mib: int = MAX_MIB_DEFAULT
+    last_cell: int | None = None  # the notebook's cell whose state the sandbox has
+    at: str | None = None  # the checkpoint whose state it still has, if any
+    _trimming: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+def first_line(code: str) -> str:
+    """The first line with code in it (comments count: they name cells)."""
+    for line in code.splitlines():
+        if line.strip():
+            return line.strip()[:LINE_MAX]
+    return ""
+
+
+def runs_in_kernel(code: str) -> bool:
+    """Cells that stay in the kernel while attached: empty ones and those
+    whose first line is a `%forkd` / `%%forkd` magic."""
+    line = first_line(code)
+    return not line or line.split()[0] in ("%forkd", "%%forkd")
+
+
+class AttachTransformer:
+    """An IPython cleanup transformer: while the session is attached, a cell
+    becomes one call of `%%forkd --attached` with the cell as its body (the
+    cell keeps its own In[] text, execution count and Out[])."""
+
+    def __init__(self, session) -> None:
+        self.session = session
+
+    def __call__(self, lines: list[str]) -> list[str]:
+        if self.session.attachment is None:
+            return lines
+        code = "".join(lines)
+        if runs_in_kernel(code):
+            return lines
+        return [f"get_ipython().run_cell_magic('forkd', '--attached', {code!r})\n"]
+
+
+def take_checkpoint(controller: Controller, att: Attachment, cell: int, code: str) -> dict:
+    """The diff checkpoint taken just before cell ``cell`` runs."""
+    mark = {"cell": cell, "line": first_line(code), "after": att.last_cell}
+    out = controller.branch_sandbox(att.sandbox, mode="diff", checkpoint=mark)
+    att.at = None
+    return out["snapshot"]
+
+
+def past(controller: Controller, sandbox: str) -> list[timeline.Checkpoint]:
+    return timeline.history(sandbox, controller.list_sandboxes(), controller.list_snapshots())
+
+
+def trim(controller: Controller, att: Attachment) -> list[str]:
+    """Folds the oldest checkpoints away until the history fits in ``keep``
+    checkpoints and ``max_mib`` of memory; a checkpoint something else
+    still uses (a running child, another branch) is skipped. Returns the
+    folded ids. One trim at a time per attachment; a trim already running
+    makes this one return at once."""
+    if not att._trimming.acquire(blocking=False):
+        return []
+    folded: list[str] = []
+    try:
+        while True:
+            cps = past(controller, att.sandbox)
+            used = sum(c.bytes for c in cps)
+            if len(cps) <= att.keep and used <= att.max_mib << 20:
+                return folded
+            for c in cps[:-1]:
+                try:
+                    controller.fold_snapshot(c.snapshot)
+                except ForkdError:
+                    continue  # in use: the next one
+                folded.append(c.snapshot)
+                break
+            else:
+                return folded
+    finally:
+        att._trimming.release()
+
+
+def trim_in_background(controller: Controller, att: Attachment) -> None:
+    threading.Thread(target=_trim_quietly, args=(controller, att), daemon=True).start()
+
+
+def _trim_quietly(controller: Controller, att: Attachment) -> None:
+    try:
+        trim(controller, att)
+    except ForkdError:
+        pass  # the daemon went away: the next cell's trim catches up
+
+
+@dataclass
+class Moved:
+    sandbox: dict
+    future: str | None  # the snapshot keeping the state left behind
+    ms: float
+
+
+def checkout(controller: Controller, att: Attachment, target: timeline.Checkpoint) -> Moved:
+    """Makes the attached sandbox's state the checkpoint's: the state left
+    behind is kept as a snapshot (tagged NAME-future-of-OLD) unless it was
+    a checkpoint's already, the old sandbox stops and a child of the
+    checkpoint takes its name."""
+    started = time.perf_counter()
+    old = att.sandbox
+    future = None
+    if att.at is None:
+        tag = f"{att.name[:40]}-future-of-{old}"
+        future = controller.branch_sandbox(old, mode="diff", tag=tag)["snapshot"]["id"]
+    controller.kill_sandbox(old)
+    try:
+        [record] = controller.spawn_sandboxes(snapshot_id=target.snapshot, name=att.name)
+    except ForkdError:
+        back = future or att.at  # where it was, under its name
+        if back is not None:
+            [record] = controller.spawn_sandboxes(snapshot_id=back, name=att.name)
+            att.sandbox, att.at = record["id"], back
+        raise
+    att.sandbox, att.at, att.last_cell = record["id"], target.snapshot, target.after
+    return Moved(record, future, (time.perf_counter() - started) * 1000)

@@ -1,0 +1,80 @@
+/* Folding a diff snapshot's parent into it (fj_snapshot_fold_parent), so a
+ * chain of per-cell checkpoints can drop its oldest link and free it. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "snap/snapshot.h"
+#include "api/vmm_api.h"
+#include "api/snapshot_api.h"
+
+/* Copies bytes [off, off + len) of src into dst at the same offsets. */
+static int copy_run(int dst, int src, uint64_t off, uint64_t len)
+{
+    while (len) {
+        loff_t in = (loff_t)off, out = (loff_t)off;
+        ssize_t n = copy_file_range(src, &in, dst, &out, (size_t)len, 0);
+        if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == EOPNOTSUPP)) {
+            char buf[1 << 16]; /* a kernel that cannot copy between these files */
+            n = pread(src, buf, (size_t)FJ_MIN(len, sizeof(buf)), (off_t)off);
+            if (n > 0 && pwrite(dst, buf, (size_t)n, (off_t)off) != n)
+                n = -1;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            return -EIO; /* an image shorter than its RAM: never so */
+        off += (uint64_t)n;
+        len -= (uint64_t)n;
+    }
+    return 0;
+}
+
+int fj_snapshot_fold_parent(fj_snapshot *snap)
+{
+    struct snapshot *p = snap->parent;
+    if (!p || !snap->delta)
+        return -EINVAL;
+    if (atomic_load(&snap->status) != FJ_SNAP_READY || atomic_load(&p->status) != FJ_SNAP_READY)
+        return -EBUSY;
+    /* The parent's image takes this diff's pages. Nothing reads them there
+     * any more: the caller guarantees no child of the parent runs and no
+     * other snapshot builds on it, and every child of a later link wrote
+     * these pages into its own private mapping when it was spawned. */
+    uint64_t pages = snap->ram_bytes / FJ_PAGE_SIZE;
+    for (uint64_t i = 0; i < pages;) {
+        if (!(snap->delta[i / 64] >> (i % 64) & 1)) {
+            i++;
+            continue;
+        }
+        uint64_t j = i;
+        while (j < pages && snap->delta[j / 64] >> (j % 64) & 1)
+            j++;
+        int err = copy_run(p->image_fd, snap->image_fd, i * FJ_PAGE_SIZE, (j - i) * FJ_PAGE_SIZE);
+        if (err < 0)
+            return err; /* see snapshot_api.h: the parent must be dropped */
+        i = j;
+    }
+    /* This snapshot now holds the merged image: the parent's pages (all of
+     * RAM for a full parent, its own delta for a diff) plus its own. */
+    int old_fd = snap->image_fd;
+    snap->image_fd = p->image_fd;
+    p->image_fd = old_fd;
+    if (p->delta) {
+        for (size_t w = 0; w < (pages + 63) / 64; w++)
+            snap->delta[w] |= p->delta[w];
+    } else {
+        free(snap->delta); /* standalone: its image is all of RAM */
+        snap->delta = NULL;
+    }
+    snap->parent = p->parent ? snapshot_get(p->parent) : NULL;
+    struct stat st;
+    if (fstat(snap->image_fd, &st) == 0)
+        snap->physical_bytes = (uint64_t)st.st_blocks * 512;
+    fj_snapshot_release(p);
+    return 0;
+}
