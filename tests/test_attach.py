@@ -45,8 +45,8 @@ class Cell:
         return None if result is None else result["data"]["text/plain"]
 
 
-def run(kc, code: str, timeout: float = 120) -> Cell:
-    msg_id = kc.execute(code)
+def run(kc, code: str, timeout: float = 120, **request) -> Cell:
+    msg_id = kc.execute(code, **request)
     got = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -92,6 +92,11 @@ def test_cells_run_in_the_sandbox_with_checkpoints_undo_and_checkout(kernel, dae
     where = ok(kc, "os.getpid(), x")
     assert where.out is not None and where.out.endswith(", 1)")
     assert where.count == first.count + 1  # counts as in a plain kernel
+    # Code run outside the history (the JupyterLab panel's requests) stays
+    # in the kernel, where the magics are loaded and `x` is not defined.
+    probe = "import sys\nprint('forkd_jupyter.magics' in sys.modules, 'x' in globals())"
+    assert run(kc, probe, store_history=False).text == "True False\n"
+    assert ok(kc, probe).text == "False True\n"
     ok(kc, "def gen():\n    yield from range(10)\ng = gen()\nnext(g)\nd = {'f': lambda v: v + 1}")
     second = ok(kc, "x += 1\nx")
     assert second.out == "2"

@@ -34,7 +34,7 @@ def load_ipython_extension(ipython) -> None:
     ipython.register_magics(_loaded)
     cleanup = ipython.input_transformers_cleanup
     if not any(isinstance(t, AttachTransformer) for t in cleanup):
-        cleanup.insert(0, AttachTransformer(_loaded.session))  # sees the cell as typed
+        cleanup.insert(0, AttachTransformer(_loaded.session, ipython))  # sees the cell as typed
 
 
 def unload_ipython_extension(ipython) -> None:

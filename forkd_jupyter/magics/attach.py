@@ -53,13 +53,30 @@ def runs_in_kernel(code: str) -> bool:
 class AttachTransformer:
     """An IPython cleanup transformer: while the session is attached, a cell
     becomes one call of `%%forkd --attached` with the cell as its body (the
-    cell keeps its own In[] text, execution count and Out[])."""
+    cell keeps its own In[] text, execution count and Out[]).
 
-    def __init__(self, session) -> None:
+    Only the notebook's own cells are moved: code run silently or outside
+    the history (the JupyterLab panel's requests, other tools') stays in the
+    kernel, and so does a cell only checked for completeness. The kernel's
+    request being handled says which (ipykernel transforms a cell before
+    IPython's own pre_run_cell event, so that event comes too late)."""
+
+    def __init__(self, session, shell) -> None:
         self.session = session
+        self.shell = shell
+
+    def _notebook_cell(self) -> bool:
+        kernel = getattr(self.shell, "kernel", None)
+        if kernel is None or not hasattr(kernel, "get_parent"):
+            return True  # a terminal IPython: every cell is the user's
+        parent = kernel.get_parent("shell") or {}
+        if parent.get("header", {}).get("msg_type") != "execute_request":
+            return False
+        content = parent.get("content", {})
+        return bool(content.get("store_history", True)) and not content.get("silent", False)
 
     def __call__(self, lines: list[str]) -> list[str]:
-        if self.session.attachment is None:
+        if self.session.attachment is None or not self._notebook_cell():
             return lines
         code = "".join(lines)
         if runs_in_kernel(code):
@@ -123,6 +140,14 @@ class Moved:
     sandbox: dict
     future: str | None  # the snapshot keeping the state left behind
     ms: float
+    undone: list[int]  # cells whose effects the sandbox no longer has
+    kept: list[int]  # cells whose effects it has
+
+
+def ran(history: list[timeline.Checkpoint], at: str | None) -> list[int]:
+    """The cells that ran in a history: each checkpoint's, but the one the
+    sandbox still sits at (its cell has not run there)."""
+    return [c.cell for c in history if c.snapshot != at]
 
 
 def checkout(controller: Controller, att: Attachment, target: timeline.Checkpoint) -> Moved:
@@ -130,8 +155,9 @@ def checkout(controller: Controller, att: Attachment, target: timeline.Checkpoin
     behind is kept as a snapshot (tagged NAME-future-of-OLD) unless it was
     a checkpoint's already, the old sandbox stops and a child of the
     checkpoint takes its name."""
-    started = time.perf_counter()
     old = att.sandbox
+    before = ran(past(controller, old), att.at) + ([att.last_cell] if att.at is None else [])
+    started = time.perf_counter()  # what the user waits for: from here to the new sandbox
     future = None
     if att.at is None:
         tag = f"{att.name[:40]}-future-of-{old}"
@@ -146,4 +172,7 @@ def checkout(controller: Controller, att: Attachment, target: timeline.Checkpoin
             att.sandbox, att.at = record["id"], back
         raise
     att.sandbox, att.at, att.last_cell = record["id"], target.snapshot, target.after
-    return Moved(record, future, (time.perf_counter() - started) * 1000)
+    ms = (time.perf_counter() - started) * 1000
+    kept = ran(past(controller, att.sandbox), att.at)
+    undone = sorted({c for c in before if c is not None} - set(kept))
+    return Moved(record, future, ms, undone, kept)

@@ -38,8 +38,16 @@ class Session:
                 raise UsageError(str(e)) from None
         return self._controller
 
+    def set_attachment(self, attachment) -> None:
+        """Attach mode starts (an ``attach.Attachment``) or ends (None);
+        the listeners hear it as a change of the current sandbox."""
+        self.attachment = attachment
+        for listener in list(self._listeners):
+            listener(self.current)
+
     def on_current_change(self, listener: Listener) -> None:
-        """Widgets register here to highlight the current sandbox."""
+        """Widgets register here to highlight the current sandbox (and to
+        follow attach mode, see set_attachment)."""
         self._listeners.append(listener)
 
     def remove_current_listener(self, listener: Listener) -> None:

@@ -48,7 +48,7 @@ def attach(session: Session, shell, args) -> SandboxHandle:
     _set_budget(att, args.keep, args.max_mib)
     past = mode.past(c, att.sandbox)
     att.at, att.last_cell = timeline.position(record, past)
-    session.attachment = att
+    session.set_attachment(att)
     session.set_current(att.sandbox)
     _banner(att, len(past))
     return SandboxHandle(c, record)
@@ -100,7 +100,7 @@ def _banner(att: mode.Attachment, kept: int) -> None:
 def detach(session: Session, shell, args) -> None:
     """Cells run in the kernel again (the sandbox and its checkpoints stay)."""
     att = _attached(session)
-    session.attachment = None
+    session.set_attachment(None)
     print(f"detached from {att.name}; its sandbox keeps running (`%forkd attach {att.name}`)")
 
 
@@ -175,27 +175,34 @@ def checkout(session: Session, shell, args) -> None:
     """Return the attached sandbox to its state after an earlier cell (the
     state left behind is kept as a snapshot: nothing is lost)."""
     att = _attached(session)
-    past = mode.past(session.controller, att.sandbox)
     if args.cell.startswith("snap-"):
-        target = next((c for c in past if c.snapshot == args.cell), None)
-        if target is None:
-            target = _any_checkpoint(session, args.cell)
-    else:
-        try:
-            count = int(args.cell.strip("[]:"))
-        except ValueError:
-            raise UsageError(f"{args.cell!r} is neither a cell's number nor a snapshot") from None
-        if count == att.last_cell:
-            print(f"the sandbox already has the state after [{count}]")
-            return
-        target = next((c for c in reversed(past) if c.after == count), None)
-        if target is None:
-            cells = sorted({c.after for c in past if c.after is not None})
-            raise UsageError(
-                f"no checkpoint holds the state after [{count}]; known: "
-                + (", ".join(f"[{n}]" for n in cells) or "none")
-            )
+        checkout_to(session, args.cell)
+        return
+    try:
+        count = int(args.cell.strip("[]:"))
+    except ValueError:
+        raise UsageError(f"{args.cell!r} is neither a cell's number nor a snapshot") from None
+    if count == att.last_cell:
+        print(f"the sandbox already has the state after [{count}]")
+        return
+    past = mode.past(session.controller, att.sandbox)
+    target = next((c for c in reversed(past) if c.after == count), None)
+    if target is None:
+        cells = sorted({c.after for c in past if c.after is not None})
+        raise UsageError(
+            f"no checkpoint holds the state after [{count}]; known: "
+            + (", ".join(f"[{n}]" for n in cells) or "none")
+        )
     _go(session, att, target)
+
+
+def checkout_to(session: Session, snapshot: str) -> None:
+    """Checks the attached sandbox out to a checkpoint given by id (the
+    widget's and the panel's way)."""
+    att = _attached(session)
+    past = mode.past(session.controller, att.sandbox)
+    target = next((c for c in past if c.snapshot == snapshot), None)
+    _go(session, att, target or _any_checkpoint(session, snapshot))
 
 
 def _any_checkpoint(session: Session, snapshot: str) -> timeline.Checkpoint:
@@ -210,4 +217,9 @@ def _go(session: Session, att: mode.Attachment, target: timeline.Checkpoint) -> 
     session.set_current(att.sandbox)
     where = f"after [{target.after}]" if target.after is not None else "before any cell"
     kept = f"; the state left behind is snapshot {moved.future}" if moved.future else ""
-    print(f"{att.name} is back to its state {where} ({moved.ms:.0f} ms){kept}")
+    text = f"{att.name} is back to its state {where} ({moved.ms:.0f} ms){kept}"
+    # The metadata tells the JupyterLab panel which cells to mark undone.
+    publish_display_data(
+        {"text/plain": text},
+        metadata={"forkd": {"undone": moved.undone, "kept": moved.kept}},
+    )

@@ -14,6 +14,7 @@ import {
 
 import { ForkdApiError, IBranchOptions, ISpawnOptions } from './api';
 import { ForkdModel } from './model';
+import { Checkpoint } from './timeline';
 
 /** Runs code in the active notebook's kernel (see current.ts). */
 export interface IKernelBridge {
@@ -238,6 +239,35 @@ export class ForkdActions {
         this._model.setPending(snapshotId, null);
       }
     });
+  }
+
+  /** A checkpoint clicked in the timeline: asks, then checks the
+   * notebook's sandbox out there (its kernel runs `%forkd checkout`) or
+   * spawns a new sandbox from it. */
+  async checkoutAsked(mark: Checkpoint): Promise<boolean> {
+    const branch = Dialog.okButton({
+      label: 'Branch from here',
+      className: 'jp-forkd-branch-here'
+    });
+    const answer = await showDialog({
+      title: `Go back to the state before [${mark.checkpoint.cell}]?`,
+      body:
+        `The notebook's sandbox returns to checkpoint ${mark.id} ` +
+        `(before "${mark.checkpoint.line}"); its present state is kept as a ` +
+        'snapshot. Or branch a new sandbox from there and leave it as it is.',
+      buttons: [
+        Dialog.cancelButton(),
+        branch,
+        Dialog.okButton({ label: 'Check out', className: 'jp-forkd-checkout' })
+      ]
+    });
+    if (answer.button.label === 'Branch from here') {
+      return this.spawn({ snapshotId: mark.id });
+    }
+    if (!answer.button.accept) {
+      return false;
+    }
+    return this._inKernel(`Checking out ${mark.id}`, `checkout ${mark.id}`);
   }
 
   /** Makes a sandbox the active notebook's current one (in its kernel). */

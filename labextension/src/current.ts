@@ -13,12 +13,14 @@ import { Widget } from '@lumino/widgets';
 
 import { IKernelBridge } from './actions';
 import { ForkdModel } from './model';
+import { UndoneCells } from './undone';
 
 const POLL_MS = 3000;
 
 export class CurrentSandboxTracker implements IKernelBridge {
   private _session: ISessionContext | null = null;
   private _timer: number;
+  private readonly _undone = new UndoneCells();
 
   /**
    * `shell`: JupyterLab's or Notebook 7's; both tell which widget is
@@ -101,6 +103,7 @@ export class CurrentSandboxTracker implements IKernelBridge {
     if (!session || session === this._session) {
       return;
     }
+    this._undone.watch(widget);
     this._session?.kernelChanged.disconnect(this._onKernelChanged, this);
     this._session = session;
     session.kernelChanged.connect(this._onKernelChanged, this);

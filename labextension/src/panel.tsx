@@ -20,6 +20,7 @@ import { ForkdActions } from './actions';
 import { forkIcon } from './icon';
 import { ForkdModel } from './model';
 import { SpawnForm } from './spawn_form';
+import { Timeline } from './timeline_view';
 import { SandboxItem, SnapshotItem, TreeIndex } from './tree_view';
 import { BUNDLE_VERSION } from './version';
 
@@ -231,6 +232,7 @@ function PanelView(props: {
       <Toolbar model={model} actions={actions} onShowDead={props.onShowDead} />
       <StateBanner model={model} />
       <DeadCurrent model={model} actions={actions} />
+      <Timeline model={model} actions={actions} />
       {model.progress && (
         <div className="jp-forkd-banner jp-forkd-banner-info jp-forkd-progress">
           {model.progress}

@@ -35,6 +35,15 @@ export interface ISnapshot {
   created_at: number;
   saved_path: string | null;
   error: string | null;
+  /** A notebook's checkpoint (attach mode, docs/time-travel.md). */
+  checkpoint?: ICheckpointMark | null;
+}
+
+/** Taken just before cell `cell` ran; holds the state after cell `after`. */
+export interface ICheckpointMark {
+  cell: number;
+  line: string;
+  after: number | null;
 }
 
 export type TreeNode =

@@ -296,6 +296,7 @@ function draw(model, root, view) {
     (n) => n.kind === "sandbox" && n.status === "dead" && !keepIds.has(n.id),
   ).length;
   drawBar(model, root, view, hiddenDead);
+  drawTimeline(model, root, view);
   const { nodes, below, placed, columns, depth } = layout(
     tree,
     (id) => keepIds.has(id),
@@ -432,9 +433,21 @@ export default {
     const root = document.createElement("div");
     root.className = "forkd-widget forkd-branch-tree";
     el.appendChild(root);
-    const view = { fit: false, collapsed: new Set(), redraw: null };
+    const view = {
+      fit: false,
+      collapsed: new Set(),
+      redraw: null,
+      asking: null,
+    };
     view.redraw = () => draw(model, root, view);
-    const traits = ["tree", "current", "selected", "connection", "show_dead"];
+    const traits = [
+      "tree",
+      "current",
+      "selected",
+      "connection",
+      "show_dead",
+      "timeline",
+    ];
     for (const t of traits) model.on(`change:${t}`, view.redraw);
     view.redraw();
     return () => {

@@ -20,6 +20,10 @@
 #include "api/vmm_api.h"
 #include "api/snapshot_api.h"
 
+/* Diff runs at least this long are mapped into a child, shorter ones copied
+ * (fewer mappings: the daemon holds every child in one address space). */
+#define MAP_RUN_MIN (4ULL << 20)
+
 /* VMM state: address space, signals, files and the writable layer. */
 static int capture_vmm_state(struct sandbox *sb, struct snapshot *snap)
 {
@@ -179,6 +183,17 @@ int snapshot_map_memory(struct snapshot *snap, struct kvm_vm *vm)
         while (q < pages && snap->delta[q / 64] >> (q % 64) & 1)
             q++;
         uint64_t off = p * FJ_PAGE_SIZE, len = (q - p) * FJ_PAGE_SIZE;
+        p = q;
+        /* A long run is mapped copy-on-write from the layer instead of
+         * copied: spawning from a checkpoint after a cell that wrote GiBs
+         * costs a mapping, not a copy. A later layer or a fold never changes
+         * what the child reads there: a later layer maps or writes over its
+         * own pages, and a fold writes only into a parent's image pages that
+         * a later layer covers (snap_fold.c). */
+        if (len >= MAP_RUN_MIN &&
+            mmap(vm->ram + off, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE,
+                 snap->image_fd, (off_t)off) != MAP_FAILED)
+            continue;
         while (len) { /* a direct write: the child's own dirty epoch starts empty */
             ssize_t r = pread(snap->image_fd, vm->ram + off, len, (off_t)off);
             if (r <= 0) {
@@ -188,7 +203,6 @@ int snapshot_map_memory(struct snapshot *snap, struct kvm_vm *vm)
             off += (uint64_t)r;
             len -= (uint64_t)r;
         }
-        p = q;
     }
     return err;
 }
