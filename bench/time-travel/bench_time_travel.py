@@ -49,23 +49,21 @@ CSV_HEADER = [
 ]  # fmt: skip
 
 # The user's variables, summarised without changing them (a generator is
-# not advanced; an open file is asked its position).
+# not advanced; an open file is asked its position) and without importing
+# anything the notebook did not (an import would dirty memory the next
+# checkpoint or checkout then copies, which the notebook alone would not).
 FINGERPRINT = r"""
 def _forkd_fp():
-    import hashlib, types
+    import hashlib, sys, types
     def one(v):
-        try:
-            import pandas as pd
-            if isinstance(v, (pd.DataFrame, pd.Series)):
-                return ['pd', list(v.shape), int(pd.util.hash_pandas_object(v).sum())]
-        except ImportError:
-            pass
-        try:
-            import numpy as np
-            if isinstance(v, np.ndarray):
-                return ['np', list(v.shape), hashlib.sha1(v.tobytes()).hexdigest()]
-        except ImportError:
-            pass
+        pd, np = sys.modules.get('pandas'), sys.modules.get('numpy')  # never imported here
+        if pd is not None and isinstance(v, (pd.DataFrame, pd.Series)):
+            return ['pd', list(v.shape), int(pd.util.hash_pandas_object(v).sum())]
+        if np is not None and isinstance(v, np.ndarray) and v.dtype == object:
+            return ['np-objects', list(v.shape), [one(x) for x in v.flat]]  # by content
+        if np is not None and isinstance(v, np.ndarray):
+            data = v.data if v.flags.c_contiguous else v.tobytes()  # no copy of a big one
+            return ['np', list(v.shape), hashlib.sha1(data).hexdigest()]
         if hasattr(v, 'tell') and hasattr(v, 'closed'):
             return ['file', None if v.closed else v.tell()]
         if isinstance(v, types.GeneratorType):
@@ -126,6 +124,8 @@ class Kernel:
             content = msg["content"]
             if msg["msg_type"] == "stream":
                 texts.append(content["text"])
+            elif msg["msg_type"] == "display_data":
+                texts.append(content["data"].get("text/plain", ""))
             elif msg["msg_type"] == "error":
                 texts.append(f"{content['ename']}: {content['evalue']}")
             elif msg["msg_type"] == "status" and content["execution_state"] == "idle":
@@ -210,9 +210,20 @@ def bench_notebook(path: Path, rounds: int, controller) -> dict:
     for i in targets:
         wall, text, _ = k.ok(f"%forkd checkout {counts[i]}")
         said = float(re.search(r"\((\d+) ms\)", text).group(1))
+        kept = re.search(r"snapshot (snap-\d+)", text)
+        present = controller.get_snapshot(kept.group(1)) if kept else {}
         got = fingerprint(k)
         checkouts.append(
-            {"after_cell": i + 1, "kernel_ms": wall, "magic_ms": said, "exact": got == reference[i]}
+            {
+                "after_cell": i + 1,
+                "kernel_ms": wall,
+                "magic_ms": said,
+                # Saving the state left behind: a diff of what the last cell
+                # (here: the fingerprint) wrote, paused for like a checkpoint.
+                "present_pause_ms": present.get("pause_ms") or 0.0,
+                "present_mib": (present.get("physical_bytes") or 0) / (1 << 20),
+                "exact": got == reference[i],
+            }
         )
     wall, text, _ = k.ok("%forkd undo")
     finish(k, controller, name)
@@ -240,8 +251,8 @@ def report(results: list[dict], out: Path | None) -> str:
     lines += [
         "| notebook | cells | cell time off / on (sum of medians) | overhead "
         "| checkpoint pause p50 / max | branch call p50 | memory per checkpoint p50 / total "
-        "| checkout p50 (kernel / magic) | exact |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| checkout p50 (kernel / magic) | of which saving the present (pause, size) | exact |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         cells, outs = r["cells"], r["checkouts"]
@@ -257,6 +268,8 @@ def report(results: list[dict], out: Path | None) -> str:
             f"{statistics.median(sizes):.1f} / {sum(sizes):.0f} MiB | "
             f"{statistics.median(o['kernel_ms'] for o in outs):.0f} / "
             f"{statistics.median(o['magic_ms'] for o in outs):.0f} ms | "
+            f"{statistics.median(o['present_pause_ms'] for o in outs):.1f} ms, "
+            f"{statistics.median(o['present_mib'] for o in outs):.0f} MiB | "
             f"{sum(o['exact'] for o in outs)}/{len(outs)} |"
         )
     text = "\n".join(lines) + "\n"
@@ -271,7 +284,9 @@ def report(results: list[dict], out: Path | None) -> str:
                                 c["branch_ms"], round(c["checkpoint_mib"], 2), "", "",
                                 ""])  # fmt: skip
                 for o in r["checkouts"]:
-                    w.writerow([r["notebook"], "checkout", o["after_cell"], "", "", "", "", "", "",
+                    # pause_ms and checkpoint_mib: the snapshot of the state left behind
+                    w.writerow([r["notebook"], "checkout", o["after_cell"], "", "", "",
+                                o["present_pause_ms"], "", round(o["present_mib"], 2),
                                 round(o["kernel_ms"], 2), o["magic_ms"], o["exact"]])  # fmt: skip
         (out / "raw.json").write_text(json.dumps(results, indent=1))
     return text

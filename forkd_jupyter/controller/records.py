@@ -66,10 +66,13 @@ class SnapshotRecord:
     error: str | None = None
     shipped: list[dict] | None = None  # per node it was shipped to: bytes, ms (cluster)
     # A notebook's checkpoint: the cell about to run ("cell", "line": its first
-    # line) and the one that ran last ("after", None at the first); see
-    # docs/time-travel.md
+    # line; None: the state a checkout left behind) and the one that ran last
+    # ("after", None at the first); see docs/time-travel.md
     checkpoint: dict | None = None
     vm: Any = field(default=None, repr=False, compare=False)
+    # The status state.json holds (set when it is written): a branch rewrites
+    # state.json only when the status moved on from it.
+    persisted_status: str | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in SNAPSHOT_FIELDS}

@@ -41,7 +41,7 @@ class Store:
         }
         tmp = self._path.with_suffix(".tmp")
         with open(tmp, "w") as f:
-            json.dump(doc, f, indent=1)
+            json.dump(doc, f, separators=(",", ":"))  # rewritten on every change: compact
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self._path)

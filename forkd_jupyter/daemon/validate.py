@@ -122,9 +122,9 @@ class Body:
         return value
 
     def checkpoint(self, name: str = "checkpoint") -> dict | None:
-        """A notebook checkpoint: {"cell": N, "line": TEXT, "after": N or
-        null}, the cell it precedes, that cell's first line and the cell
-        run last (docs/time-travel.md)."""
+        """A notebook checkpoint: {"cell": N or null, "line": TEXT, "after":
+        N or null}, the cell it precedes (null: the state a checkout left),
+        that cell's first line and the cell run last (docs/time-travel.md)."""
         value = self._get(name)
         if value is None:
             return None
@@ -133,7 +133,7 @@ class Body:
         out = {}
         for key in ("cell", "after"):
             n = value.get(key)
-            if n is None and key == "after":
+            if n is None:
                 out[key] = None
                 continue
             if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < 1 << 31:

@@ -32,6 +32,10 @@ class Attachment:
     max_mib: int = MAX_MIB_DEFAULT
     last_cell: int | None = None  # the notebook's cell whose state the sandbox has
     at: str | None = None  # the checkpoint whose state it still has, if any
+    # What the history holds, as last read plus the checkpoints taken since:
+    # a trim asks the daemon only once this may exceed the budget.
+    held: int = 0
+    held_bytes: int = 0
     _trimming: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
@@ -89,7 +93,18 @@ def take_checkpoint(controller: Controller, att: Attachment, cell: int, code: st
     mark = {"cell": cell, "line": first_line(code), "after": att.last_cell}
     out = controller.branch_sandbox(att.sandbox, mode="diff", checkpoint=mark)
     att.at = None
+    att.held += 1
+    att.held_bytes += out["snapshot"].get("physical_bytes") or 0
     return out["snapshot"]
+
+
+def over_budget(att: Attachment) -> bool:
+    return att.held > att.keep or att.held_bytes > att.max_mib << 20
+
+
+def count_held(att: Attachment, history: list[timeline.Checkpoint]) -> None:
+    att.held = len(history)
+    att.held_bytes = sum(c.bytes for c in history)
 
 
 def past(controller: Controller, sandbox: str) -> list[timeline.Checkpoint]:
@@ -102,14 +117,14 @@ def trim(controller: Controller, att: Attachment) -> list[str]:
     still uses (a running child, another branch) is skipped. Returns the
     folded ids. One trim at a time per attachment; a trim already running
     makes this one return at once."""
-    if not att._trimming.acquire(blocking=False):
+    if not over_budget(att) or not att._trimming.acquire(blocking=False):
         return []
     folded: list[str] = []
     try:
         while True:
             cps = past(controller, att.sandbox)
-            used = sum(c.bytes for c in cps)
-            if len(cps) <= att.keep and used <= att.max_mib << 20:
+            count_held(att, cps)
+            if not over_budget(att):
                 return folded
             for c in cps[:-1]:
                 try:
@@ -125,7 +140,8 @@ def trim(controller: Controller, att: Attachment) -> list[str]:
 
 
 def trim_in_background(controller: Controller, att: Attachment) -> None:
-    threading.Thread(target=_trim_quietly, args=(controller, att), daemon=True).start()
+    if over_budget(att):  # else nothing to ask the daemon
+        threading.Thread(target=_trim_quietly, args=(controller, att), daemon=True).start()
 
 
 def _trim_quietly(controller: Controller, att: Attachment) -> None:
@@ -147,7 +163,7 @@ class Moved:
 def ran(history: list[timeline.Checkpoint], at: str | None) -> list[int]:
     """The cells that ran in a history: each checkpoint's, but the one the
     sandbox still sits at (its cell has not run there)."""
-    return [c.cell for c in history if c.snapshot != at]
+    return [c.cell for c in history if c.snapshot != at and c.cell is not None]
 
 
 def checkout(controller: Controller, att: Attachment, target: timeline.Checkpoint) -> Moved:
@@ -161,7 +177,9 @@ def checkout(controller: Controller, att: Attachment, target: timeline.Checkpoin
     future = None
     if att.at is None:
         tag = f"{att.name[:40]}-future-of-{old}"
-        future = controller.branch_sandbox(old, mode="diff", tag=tag)["snapshot"]["id"]
+        mark = {"cell": None, "line": "", "after": att.last_cell}
+        out = controller.branch_sandbox(old, mode="diff", tag=tag, checkpoint=mark)
+        future = out["snapshot"]["id"]
     controller.kill_sandbox(old)
     try:
         [record] = controller.spawn_sandboxes(snapshot_id=target.snapshot, name=att.name)
@@ -173,6 +191,8 @@ def checkout(controller: Controller, att: Attachment, target: timeline.Checkpoin
         raise
     att.sandbox, att.at, att.last_cell = record["id"], target.snapshot, target.after
     ms = (time.perf_counter() - started) * 1000
-    kept = ran(past(controller, att.sandbox), att.at)
+    now = past(controller, att.sandbox)
+    count_held(att, now)
+    kept = ran(now, att.at)
     undone = sorted({c for c in before if c is not None} - set(kept))
     return Moved(record, future, ms, undone, kept)

@@ -67,7 +67,8 @@ def run_cells(
 
     Invariants: the main thread never waits on ``Thread.join`` (a join cut
     by KeyboardInterrupt can leave a running thread looking finished); a
-    worker queues all its output before setting ``finished``, so once every
+    worker queues all its output before setting ``finished`` (then a
+    wake-up, so the main thread never waits out a poll), so once every
     worker is finished and the queue is empty nothing is left to write, and
     a KeyboardInterrupt landing anywhere in the loop loses no completion."""
     chunks: queue.Queue = queue.Queue()  # ("stdout"|"stderr", text)
@@ -97,6 +98,7 @@ def run_cells(
             outcome.failure = e
         finally:
             outcome.finished.set()
+            chunks.put(("finished", None))  # wakes the main thread at once
 
     for o in outcomes:
         threading.Thread(target=work, args=(o,), daemon=True).start()
@@ -105,6 +107,8 @@ def run_cells(
             try:
                 name, text = chunks.get(timeout=POLL_S)
             except queue.Empty:
+                continue
+            if name == "finished":
                 continue
             if name == "input":
                 text[2].put(_ask_notebook(*text[:2]))

@@ -48,6 +48,7 @@ def attach(session: Session, shell, args) -> SandboxHandle:
     _set_budget(att, args.keep, args.max_mib)
     past = mode.past(c, att.sandbox)
     att.at, att.last_cell = timeline.position(record, past)
+    mode.count_held(att, past)
     session.set_attachment(att)
     session.set_current(att.sandbox)
     _banner(att, len(past))
@@ -140,7 +141,7 @@ def history(session: Session, shell, args) -> None:
     rows = [
         (
             ">" if c.snapshot == att.at else "",
-            f"before [{c.cell}]",
+            f"before [{c.cell}]" if c.cell is not None else f"kept, after [{c.after}]",
             c.line,
             datetime.datetime.fromtimestamp(c.created_at).strftime("%H:%M:%S"),
             f"{c.bytes / (1 << 20):.1f} MiB",
@@ -162,7 +163,9 @@ def undo(session: Session, shell, args) -> None:
     if args.n < 1:
         raise UsageError("N must be at least 1")
     past = mode.past(session.controller, att.sandbox)
-    behind = past[:-1] if att.at is not None else past
+    # One step per cell run: the checkpoints taken before cells, but the
+    # one the sandbox sits at (its cell has not run here).
+    behind = [c for c in past if c.cell is not None and c.snapshot != att.at]
     if len(behind) < args.n:
         raise UsageError(f"only {len(behind)} cells can be undone (see `%forkd history`)")
     _go(session, att, behind[-args.n])
@@ -187,6 +190,10 @@ def checkout(session: Session, shell, args) -> None:
         return
     past = mode.past(session.controller, att.sandbox)
     target = next((c for c in reversed(past) if c.after == count), None)
+    if target is None:  # an undone cell: in a future left behind
+        c = session.controller
+        others = timeline.everywhere(att.name, c.list_sandboxes(), c.list_snapshots())
+        target = next((o for o in reversed(others) if o.after == count), None)
     if target is None:
         cells = sorted({c.after for c in past if c.after is not None})
         raise UsageError(

@@ -5,7 +5,8 @@ and so on up its lineage. Kept in the daemon only, so a restarted kernel
 finds the same history.
 
 A checkpoint record's ``checkpoint`` is {"cell": N, "line": ..., "after":
-K}: taken just before cell N ran, so it holds the state after cell K."""
+K}: taken just before cell N ran, so it holds the state after cell K; with
+"cell" None it is the state a checkout left behind (after cell K)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Checkpoint:
     snapshot: str
-    cell: int
+    cell: int | None  # None: the state a checkout left behind
     line: str
     after: int | None
     created_at: float
@@ -67,6 +68,22 @@ def position(sandbox: dict, past: list[Checkpoint]) -> tuple[str | None, int | N
     if not past:
         return None, None
     last = past[-1]
-    if sandbox.get("parent_snapshot") == last.snapshot:
-        return last.snapshot, last.after
+    at = last.snapshot if sandbox.get("parent_snapshot") == last.snapshot else None
+    if at is not None or last.cell is None:
+        return at, last.after
     return None, last.cell
+
+
+def everywhere(name: str, sandboxes: list[dict], snapshots: list[dict]) -> list[Checkpoint]:
+    """Every checkpoint of every sandbox that ever had this name (abandoned
+    futures included), oldest first: where `checkout K` looks when the
+    current history has no state after cell K."""
+    named = {s["id"] for s in sandboxes if s.get("name") == name}
+    return sorted(
+        (
+            Checkpoint.of(s)
+            for s in snapshots
+            if s["source_id"] in named and s.get("checkpoint") and s["status"] == "ready"
+        ),
+        key=lambda c: c.created_at,
+    )

@@ -522,10 +522,16 @@ class Sandbox:
             "uptime_s": st.uptime_ns / 1e9,
         }
 
-    def close(self, timeout: float = 5.0, graceful: bool = True) -> None:
+    def close(
+        self, timeout: float = 5.0, graceful: bool = True, release_delay: float = 0.0
+    ) -> None:
         """Stops the guest and returns its memory and file descriptors.
         ``graceful=False`` kills it at once instead of asking its agent to
-        exit (which a guest busy with a cell only does when the cell ends)."""
+        exit (which a guest busy with a cell only does when the cell ends).
+        ``release_delay``: seconds to wait, the guest already stopped, before
+        the memory goes back to the host (unmapping a large guest holds the
+        process's address-space lock, which a spawn that follows at once
+        would otherwise wait for)."""
         if self._closed:
             return
         self._closed = True
@@ -545,6 +551,8 @@ class Sandbox:
         except OSError:
             pass
         self._reader.join(timeout)
+        if release_delay > 0:
+            time.sleep(release_delay)
         with self._send_lock:
             self._finalizer()
 

@@ -14,7 +14,7 @@ import {
 
 import { ForkdApiError, IBranchOptions, ISpawnOptions } from './api';
 import { ForkdModel } from './model';
-import { Checkpoint } from './timeline';
+import { Checkpoint, stateOf } from './timeline';
 
 /** Runs code in the active notebook's kernel (see current.ts). */
 export interface IKernelBridge {
@@ -250,10 +250,10 @@ export class ForkdActions {
       className: 'jp-forkd-branch-here'
     });
     const answer = await showDialog({
-      title: `Go back to the state before [${mark.checkpoint.cell}]?`,
+      title: `Go back to the state ${stateOf(mark.checkpoint)}?`,
       body:
         `The notebook's sandbox returns to checkpoint ${mark.id} ` +
-        `(before "${mark.checkpoint.line}"); its present state is kept as a ` +
+        `(${stateOf(mark.checkpoint)}); its present state is kept as a ` +
         'snapshot. Or branch a new sandbox from there and leave it as it is.',
       buttons: [
         Dialog.cancelButton(),

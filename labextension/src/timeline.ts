@@ -39,6 +39,11 @@ export function history(model: ForkdModel, sandboxId: string): Checkpoint[] {
   return out.sort((a, b) => a.created_at - b.created_at);
 }
 
+/** "before [N]", or "after [K]" for the state a checkout left behind. */
+export function stateOf(mark: ICheckpointMark): string {
+  return mark.cell === null ? `after [${mark.after}]` : `before [${mark.cell}]`;
+}
+
 /** The checkpoint whose state the sandbox still has: the last one of its
  * history when the sandbox was checked out from it and has none since. */
 export function sittingAt(

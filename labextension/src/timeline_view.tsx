@@ -8,7 +8,7 @@ import React from 'react';
 
 import { ForkdActions } from './actions';
 import { ForkdModel } from './model';
-import { history, sittingAt } from './timeline';
+import { history, sittingAt, stateOf } from './timeline';
 
 export function Timeline(props: {
   model: ForkdModel;
@@ -38,14 +38,18 @@ export function Timeline(props: {
                 'jp-forkd-checkpoint' + (mark.id === at ? ' jp-forkd-here' : '')
               }
               data-snapshot={mark.id}
-              data-cell={mark.checkpoint.cell}
-              title={`The state before [${mark.checkpoint.cell}] (${mark.id})`}
+              data-cell={mark.checkpoint.cell ?? ''}
+              title={`The state ${stateOf(mark.checkpoint)} (${mark.id})`}
               onClick={() => void actions.checkoutAsked(mark)}
             >
               <span className="jp-forkd-checkpoint-count">
-                [{mark.checkpoint.cell}]
+                {mark.checkpoint.cell === null
+                  ? 'kept:'
+                  : `[${mark.checkpoint.cell}]`}
               </span>{' '}
-              {mark.checkpoint.line}
+              {mark.checkpoint.cell === null
+                ? stateOf(mark.checkpoint)
+                : mark.checkpoint.line}
             </button>
           </li>
         ))}

@@ -39,9 +39,10 @@ export interface ISnapshot {
   checkpoint?: ICheckpointMark | null;
 }
 
-/** Taken just before cell `cell` ran; holds the state after cell `after`. */
+/** Taken just before cell `cell` ran (null: the state a checkout left
+ * behind); holds the state after cell `after`. */
 export interface ICheckpointMark {
-  cell: number;
+  cell: number | null;
   line: string;
   after: number | null;
 }

@@ -3,6 +3,14 @@
 // A click on a checkpoint asks first: check out there (the present is kept
 // as a snapshot), branch a new sandbox from there, or cancel.
 
+// "before [N]" for a checkpoint taken before cell N; a state a checkout
+// left behind (cell null) is "after [K]".
+function stateOf(mark) {
+  return mark.cell === null || mark.cell === undefined
+    ? `after [${mark.after}]`
+    : `before [${mark.cell}]`;
+}
+
 function drawTimeline(model, root, view) {
   const line = model.get("timeline") || {};
   const marks = line.checkpoints || [];
@@ -20,11 +28,13 @@ function drawTimeline(model, root, view) {
       {
         class: "forkd-checkpoint" + (here ? " forkd-here" : ""),
         "data-snapshot": mark.snapshot,
-        "data-cell": mark.cell,
-        title: `the state before [${mark.cell}] ${mark.line}`,
+        "data-cell": mark.cell ?? "",
+        title: `the state ${stateOf(mark)} ${mark.line}`,
       },
       row,
-      `[${mark.cell}] ${clip(mark.line || "")}`,
+      mark.cell === null || mark.cell === undefined
+        ? `kept: ${stateOf(mark)}`
+        : `[${mark.cell}] ${clip(mark.line || "")}`,
     );
     chip.addEventListener("click", () => {
       view.asking = view.asking === mark.snapshot ? null : mark.snapshot;
@@ -46,7 +56,7 @@ function drawTimeline(model, root, view) {
     "span",
     {},
     ask,
-    `Go back to the state before [${mark.cell}]? The present is kept as a snapshot.`,
+    `Go back to the state ${stateOf(mark)}? The present is kept as a snapshot.`,
   );
   const choices = [
     [

@@ -167,43 +167,62 @@ int fj_sandbox_snapshot(fj_sandbox *sb, int mode, fj_snapshot **out)
     return 0;
 }
 
+/* Places pages [p, q) of a layer's image into the child's RAM. A long run
+ * is mapped copy-on-write from the layer instead of copied: spawning from a
+ * checkpoint after a cell that wrote GiBs costs a mapping, not a copy. */
+static int place_run(const struct snapshot *layer, struct kvm_vm *vm, uint64_t p, uint64_t q)
+{
+    uint64_t off = p * FJ_PAGE_SIZE, len = (q - p) * FJ_PAGE_SIZE;
+    if (len >= MAP_RUN_MIN &&
+        mmap(vm->ram + off, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE,
+             layer->image_fd, (off_t)off) != MAP_FAILED)
+        return 0;
+    while (len) { /* a direct write: the child's own dirty epoch starts empty */
+        ssize_t r = pread(layer->image_fd, vm->ram + off, len, (off_t)off);
+        if (r <= 0)
+            return r < 0 ? -errno : -EIO;
+        off += (uint64_t)r;
+        len -= (uint64_t)r;
+    }
+    return 0;
+}
+
 int snapshot_map_memory(struct snapshot *snap, struct kvm_vm *vm)
 {
-    /* Apply layers oldest first: recursion down to the full image. */
+    /* Newest layer first; each page comes from the newest layer holding it
+     * (placed: the pages already there), so a page rewritten by every cell
+     * is placed once, not once per layer. Pages no layer holds stay the
+     * chain's full image, mapped below. What a child reads never changes
+     * under it: a fold writes only into an older image pages a newer layer
+     * holds, and the child took those from the newer layer (snap_fold.c). */
     if (!snap->parent)
         return 0; /* the full image is the mapping itself */
-    int err = snapshot_map_memory(snap->parent, vm);
-    uint64_t pages = snap->ram_bytes / FJ_PAGE_SIZE;
-    for (uint64_t p = 0; err == 0 && p < pages;) {
-        if (!(snap->delta[p / 64] >> (p % 64) & 1)) {
-            p++;
-            continue;
-        }
-        uint64_t q = p;
-        while (q < pages && snap->delta[q / 64] >> (q % 64) & 1)
-            q++;
-        uint64_t off = p * FJ_PAGE_SIZE, len = (q - p) * FJ_PAGE_SIZE;
-        p = q;
-        /* A long run is mapped copy-on-write from the layer instead of
-         * copied: spawning from a checkpoint after a cell that wrote GiBs
-         * costs a mapping, not a copy. A later layer or a fold never changes
-         * what the child reads there: a later layer maps or writes over its
-         * own pages, and a fold writes only into a parent's image pages that
-         * a later layer covers (snap_fold.c). */
-        if (len >= MAP_RUN_MIN &&
-            mmap(vm->ram + off, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE,
-                 snap->image_fd, (off_t)off) != MAP_FAILED)
-            continue;
-        while (len) { /* a direct write: the child's own dirty epoch starts empty */
-            ssize_t r = pread(snap->image_fd, vm->ram + off, len, (off_t)off);
-            if (r <= 0) {
-                err = r < 0 ? -errno : -EIO;
-                break;
+    uint64_t pages = snap->ram_bytes / FJ_PAGE_SIZE, words = (pages + 63) / 64;
+    uint64_t *placed = calloc(words, sizeof(*placed));
+    if (!placed)
+        return -ENOMEM;
+    int err = 0;
+    for (const struct snapshot *layer = snap; layer->parent && err == 0; layer = layer->parent) {
+        for (uint64_t p = 0; p < pages && err == 0;) {
+            uint64_t want = layer->delta[p / 64] & ~placed[p / 64];
+            if (!(want >> (p % 64))) {
+                p = FJ_ALIGN_UP(p + 1, 64); /* nothing more in this word */
+                continue;
             }
-            off += (uint64_t)r;
-            len -= (uint64_t)r;
+            if (!(want >> (p % 64) & 1)) {
+                p++;
+                continue;
+            }
+            uint64_t q = p;
+            while (q < pages && (layer->delta[q / 64] & ~placed[q / 64]) >> (q % 64) & 1)
+                q++;
+            err = place_run(layer, vm, p, q);
+            p = q;
         }
+        for (uint64_t w = 0; w < words; w++)
+            placed[w] |= layer->delta[w];
     }
+    free(placed);
     return err;
 }
 
