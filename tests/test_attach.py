@@ -14,6 +14,7 @@ import time
 import nbformat
 import pytest
 from jupyter_client.manager import start_new_kernel
+from kernel_helpers import execute, reply_to
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
@@ -46,23 +47,10 @@ class Cell:
 
 
 def run(kc, code: str, timeout: float = 120, **request) -> Cell:
-    msg_id = kc.execute(code, **request)
-    got = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        msg = kc.get_iopub_msg(timeout=timeout)
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        got.append((time.monotonic(), msg))
-        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-            break
-    else:
-        raise TimeoutError(code)
-    while True:
-        reply = kc.get_shell_msg(timeout=timeout)
-        if reply["parent_header"].get("msg_id") == msg_id:
-            break
-    return Cell(reply["content"].get("execution_count"), reply["content"]["status"], got)
+    msgs = execute(kc, code, timeout, **request)
+    msg_id = msgs[0][1]["parent_header"]["msg_id"]
+    reply = reply_to(kc, msg_id, timeout)
+    return Cell(reply["content"].get("execution_count"), reply["content"]["status"], msgs)
 
 
 def ok(kc, code: str) -> Cell:
@@ -168,10 +156,7 @@ def test_interrupt_and_live_output_in_an_attached_cell(kernel):
     msg_id = kc.execute("while True:\n    pass")
     time.sleep(2)
     kc.manager.interrupt_kernel()  # the notebook's interrupt button
-    while True:
-        reply = kc.get_shell_msg(timeout=60)
-        if reply["parent_header"].get("msg_id") == msg_id:
-            break
+    reply = reply_to(kc, msg_id, 60)
     assert reply["content"]["status"] == "error"
     assert reply["content"]["ename"] in ("KeyboardInterrupt", "GuestCellError")
     assert ok(kc, "6 * 7").out == "42"

@@ -5,10 +5,9 @@ clears, and a plot shows as in a plain cell."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from jupyter_client.manager import start_new_kernel
+from kernel_helpers import execute
 
 pytestmark = [pytest.mark.kvm, pytest.mark.usefixtures("daemon"), pytest.mark.timeout(300)]
 
@@ -23,21 +22,6 @@ time.sleep(0.3)
 clear_output(wait=True)
 display({"text/plain": "last"}, raw=True)
 """
-
-
-def execute(kc, code: str, timeout: float = 120) -> list[tuple[float, dict]]:
-    """The cell's iopub messages, each with its arrival time, until idle."""
-    msg_id = kc.execute(code)
-    got = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        msg = kc.get_iopub_msg(timeout=timeout)
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        got.append((time.monotonic(), msg))
-        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-            return got
-    raise TimeoutError(code)
 
 
 def test_displays_update_and_clear_live_in_the_notebook():

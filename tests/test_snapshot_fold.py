@@ -13,12 +13,17 @@ from forkd_jupyter.vmm import Sandbox, SnapshotBusy
 pytestmark = pytest.mark.kvm
 
 
-def state(snap) -> tuple:
+def state_of(snap, expr: str):
+    """``expr`` in a fresh child of the snapshot."""
     (child,) = snap.spawn()
     try:
-        return value(child, "(x, int(big.sum()), len(log))")
+        return value(child, expr)
     finally:
         child.close()
+
+
+def state(snap) -> tuple:
+    return tuple(state_of(snap, "(x, int(big.sum()), len(log))"))
 
 
 def test_folding_keeps_every_later_state():
@@ -64,19 +69,11 @@ def test_a_parent_in_use_is_not_folded():
         assert not c1.closed and c2.parent is c1 and value(child, "x") == 1
         child.close()
         c2.fold_parent()
-        assert c1.closed and state_x(c2) == 2
+        assert c1.closed and state_of(c2, "x") == 2
         with pytest.raises(Exception, match="no parent"):
             c2.fold_parent()
     finally:
         sb.close()
-
-
-def state_x(snap) -> int:
-    (child,) = snap.spawn()
-    try:
-        return value(child, "x")
-    finally:
-        child.close()
 
 
 def test_the_daemon_folds_only_a_link_with_one_heir(daemon):
@@ -145,11 +142,3 @@ def test_long_runs_mapped_into_children_stay_exact_through_writes_frees_and_fold
         child.close()
     finally:
         sb.close()
-
-
-def state_of(snap, expr: str):
-    (child,) = snap.spawn()
-    try:
-        return value(child, expr)
-    finally:
-        child.close()

@@ -28,17 +28,19 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import nbformat
 from jupyter_client.manager import start_new_kernel
+from private_daemon import start_daemon  # noqa: E402 - bench/private_daemon.py
+
+from forkd_jupyter.client import ForkdError
 
 HERE = Path(__file__).resolve().parent
 NOTEBOOKS = HERE / "notebooks"
@@ -88,22 +90,6 @@ def _forkd_fp():
 print('FP', _forkd_fp())
 del _forkd_fp
 """
-
-
-def start_daemon(state: Path) -> subprocess.Popen:
-    from forkd_jupyter.client import connection
-
-    os.environ["FORKD_JUPYTER_STATE_DIR"] = str(state)
-    os.environ["FORKD_JUPYTER_SOCKET"] = str(state / "daemon.sock")
-    os.environ["FORKD_JUPYTER_URL"] = f"unix://{state / 'daemon.sock'}"
-    proc = subprocess.Popen([sys.executable, "-m", "forkd_jupyter", "daemon"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.monotonic() + 30
-    while not connection.is_up(connection.resolve(), timeout=1.0):
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise RuntimeError("the daemon did not start")
-        time.sleep(0.05)
-    return proc
 
 
 class Kernel:
@@ -172,11 +158,20 @@ def attached_pass(cells: list[str], name: str, mib: int, checkpoints: bool, prin
 
 
 def finish(k: Kernel, controller, name: str) -> None:
+    """Ends a pass: its sandboxes stop and its checkpoints go, so no pass
+    runs with the memory of the ones before it."""
     k.ok("%forkd detach")
     k.close()
+    mine = {s["id"] for s in controller.list_sandboxes() if s["name"] == name}
     for s in controller.list_sandboxes():
-        if s["name"] == name and s["status"] == "running":
+        if s["id"] in mine and s["status"] == "running":
             controller.kill_sandbox(s["id"])
+    for snap in reversed(controller.list_snapshots()):
+        if snap["source_id"] in mine:
+            try:
+                controller.delete_snapshot(snap["id"], cascade=True)
+            except ForkdError:
+                pass  # gone with an earlier cascade
 
 
 def bench_notebook(path: Path, rounds: int, controller) -> dict:

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from private_daemon import start_daemon  # noqa: E402 - bench/private_daemon.py
 
 from forkd_jupyter.vmm import Sandbox
 
@@ -34,22 +35,6 @@ def pss_kib(pid: int) -> int:
         if line.startswith("Pss:"):
             return int(line.split()[1])
     raise RuntimeError("no Pss line")
-
-
-def start_daemon(state: Path) -> subprocess.Popen:
-    from forkd_jupyter.client import connection
-
-    os.environ["FORKD_JUPYTER_STATE_DIR"] = str(state)
-    os.environ["FORKD_JUPYTER_SOCKET"] = str(state / "daemon.sock")
-    os.environ["FORKD_JUPYTER_URL"] = f"unix://{state / 'daemon.sock'}"
-    proc = subprocess.Popen([sys.executable, "-m", "forkd_jupyter", "daemon"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.monotonic() + 30
-    while not connection.is_up(connection.resolve(), timeout=1.0):
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise RuntimeError("the daemon did not start")
-        time.sleep(0.05)
-    return proc
 
 
 def pct(values: list[float], q: float) -> float:

@@ -2,8 +2,12 @@
 and ``snapshots/<id>/`` (snapshots saved to disk) in the state directory.
 
 Invariant: ``state.json`` is replaced atomically (write a temporary file,
-fsync, rename), so a daemon killed at any moment leaves the previous or the
-new state, never a torn one."""
+rename), so a daemon killed at any moment leaves the previous or the new
+state, never a torn one. A ``durable`` state (one that points at a newly
+saved copy, or the daemon's first and last) is fsynced before the rename,
+so it also outlives a crash of the machine; the others hold only what a
+restarted daemon reports as lost anyway, and skip the fsync (it was most of
+a branch's time outside the pause)."""
 
 from __future__ import annotations
 
@@ -31,7 +35,11 @@ class Store:
         return self.snapshots_dir / snapshot_id
 
     def save(
-        self, counters: dict, sandboxes: list[SandboxRecord], snapshots: list[SnapshotRecord]
+        self,
+        counters: dict,
+        sandboxes: list[SandboxRecord],
+        snapshots: list[SnapshotRecord],
+        durable: bool = True,
     ) -> None:
         doc = {
             "format": FORMAT,
@@ -43,7 +51,8 @@ class Store:
         with open(tmp, "w") as f:
             json.dump(doc, f, separators=(",", ":"))  # rewritten on every change: compact
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, self._path)
 
     def load(self) -> tuple[dict, list[SandboxRecord], list[SnapshotRecord]]:

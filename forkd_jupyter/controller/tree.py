@@ -122,22 +122,30 @@ class SandboxTree(BackgroundRuns, ClusterSpreading, Folding):
 
     # -------------------------------------------------------------- events
     def _changed(
-        self, rec: SandboxRecord | SnapshotRecord, action: str, persist: bool = False
+        self,
+        rec: SandboxRecord | SnapshotRecord,
+        action: str,
+        persist: bool = False,
+        durable: bool = False,
     ) -> None:
         """Publishes the change; state.json is rewritten only for changes a
         restarted daemon must know (records appearing, dying, going; a
-        snapshot's status or saved copy)."""
+        snapshot's status or saved copy), and fsynced only when ``durable``
+        (store.py)."""
         kind = "sandbox" if isinstance(rec, SandboxRecord) else "snapshot"
         self.events.publish(kind, action, kind, rec.to_dict())
-        if persist or action in ("created", "dead", "removed", "deleted"):
-            self._persist()
+        if durable or persist or action in ("created", "dead", "removed", "deleted"):
+            self._persist(durable)
 
-    def _persist(self) -> None:
+    def _persist(self, durable: bool = True) -> None:
         with self._lock:
             for s in self._snapshots.values():
                 s.persisted_status = s.status
             self.store.save(
-                dict(self._counters), list(self._sandboxes.values()), list(self._snapshots.values())
+                dict(self._counters),
+                list(self._sandboxes.values()),
+                list(self._snapshots.values()),
+                durable,
             )
 
     # --------------------------------------------------------------- spawn
@@ -596,7 +604,7 @@ class SandboxTree(BackgroundRuns, ClusterSpreading, Folding):
         with self._lock:
             old, snap.saved_path = snap.saved_path, str(final)
             still_listed = snap.id in self._snapshots
-        self._changed(snap, "updated", persist=True)
+        self._changed(snap, "updated", durable=True)  # before the old copy goes
         if old and old != str(final):
             shutil.rmtree(old, ignore_errors=True)
         if not still_listed:  # deleted while saving
