@@ -50,8 +50,8 @@ class Folding:
             snap.vm = None
             self._snapshots.pop(snap.id, None)
         self._forget_shipped(snap.id)
-        self._changed(snap, "deleted")
-        self._changed(heir, "updated", persist=True)
+        self._changed(snap, "deleted")  # state.json rewritten: with the heir as it is now
+        self._changed(heir, "updated")
         if snap.saved_path:
             shutil.rmtree(self.store.snapshot_path(snap.id), ignore_errors=True)
         return self.snapshot_dict(heir.id)

@@ -74,6 +74,10 @@ class SnapshotRecord:
     # state.json only when the status moved on from it.
     persisted_status: str | None = field(default=None, repr=False, compare=False)
 
+    @property
+    def status_unpersisted(self) -> bool:
+        return self.status != self.persisted_status
+
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in SNAPSHOT_FIELDS}
         d["children"] = list(self.children)

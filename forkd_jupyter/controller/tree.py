@@ -507,10 +507,9 @@ class SandboxTree(BackgroundRuns, ClusterSpreading, Folding):
                 )
             snap.vm, snap.round_trip_ms = snap_vm, rt
             snap.refresh_from_vm()
-            # state.json is rewritten (an fsync on the branch path) only when
-            # the status it holds is no longer the record's.
-            changed = snap.status != snap.persisted_status
-        self._changed(snap, "updated", persist=changed)
+        # state.json is rewritten (on the branch path) only when the status
+        # it holds is no longer the record's.
+        self._changed(snap, "updated", persist=snap.status_unpersisted)
 
     def _finish_branch(
         self, snap: SnapshotRecord, started: float, count: int, spread: bool = False
@@ -522,8 +521,7 @@ class SandboxTree(BackgroundRuns, ClusterSpreading, Folding):
         with self._lock:
             snap.refresh_from_vm()
             snap.ready_ms = (time.monotonic() - started) * 1000
-            changed = snap.status != snap.persisted_status
-        self._changed(snap, "updated", persist=changed)
+        self._changed(snap, "updated", persist=snap.status_unpersisted)
         if snap.status != "ready":
             return {"snapshot": snap.to_dict(), "children": []}
         if not count:

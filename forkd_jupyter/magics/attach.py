@@ -166,13 +166,19 @@ def ran(history: list[timeline.Checkpoint], at: str | None) -> list[int]:
     return [c.cell for c in history if c.snapshot != at and c.cell is not None]
 
 
-def checkout(controller: Controller, att: Attachment, target: timeline.Checkpoint) -> Moved:
+def checkout(
+    controller: Controller,
+    att: Attachment,
+    target: timeline.Checkpoint,
+    history: list[timeline.Checkpoint],
+) -> Moved:
     """Makes the attached sandbox's state the checkpoint's: the state left
     behind is kept as a snapshot (tagged NAME-future-of-OLD) unless it was
     a checkpoint's already, the old sandbox stops and a child of the
-    checkpoint takes its name."""
+    checkpoint takes its name. ``history``: the attached sandbox's, as the
+    caller just read it."""
     old = att.sandbox
-    before = ran(past(controller, old), att.at) + ([att.last_cell] if att.at is None else [])
+    before = ran(history, att.at) + ([att.last_cell] if att.at is None else [])
     started = time.perf_counter()  # what the user waits for: from here to the new sandbox
     future = None
     if att.at is None:

@@ -66,22 +66,26 @@ class ForkdMagics(Magics):
             raise UsageError("this notebook is not attached: `%forkd attach [NAME]` first")
         count = self.shell.execution_count
         controller = self.session.controller
-        if att.checkpoints and tracebacks.refusal(code) is None:
+        refused = _refusal(att.sandbox, code)
+        if att.checkpoints and refused is None:  # a refused cell does not run: no checkpoint
             attach.take_checkpoint(controller, att, count, code)
         try:
-            return self._run_in(att.sandbox, None, code)
+            if refused is not None:
+                raise refused
+            return self._stream_in(att.sandbox, None, code)
         finally:
             att.last_cell, att.at = count, None
             if att.checkpoints:
                 attach.trim_in_background(controller, att)
 
     def _run_one(self, name: str | None, code: str) -> Any:
-        return self._run_in(self._resolve(name), name, code)
-
-    def _run_in(self, sandbox: str, name: str | None, code: str) -> Any:
-        refused = tracebacks.refusal(code)
+        sandbox = self._resolve(name)
+        refused = _refusal(sandbox, code)
         if refused is not None:
-            raise cell.GuestCellError(sandbox, "NotSupported", refused, [refused])
+            raise refused
+        return self._stream_in(sandbox, name, code)
+
+    def _stream_in(self, sandbox: str, name: str | None, code: str) -> Any:
         [outcome] = cell.run_cells(self.session.controller, [sandbox], code, stream=True)
         if outcome.error is not None:
             raise self._dead_current_hint(sandbox, name, outcome.error)
@@ -117,9 +121,9 @@ class ForkdMagics(Magics):
         if not labels:
             raise UsageError("--each needs sandbox names separated by commas")
         sandboxes = [self._resolve(n) for n in labels]
-        refused = tracebacks.refusal(code)
+        refused = _refusal(", ".join(labels), code)
         if refused is not None:
-            raise cell.GuestCellError(", ".join(labels), "NotSupported", refused, [refused])
+            raise refused
         outcomes = cell.run_cells(self.session.controller, sandboxes, code, stream=False)
         for label, sandbox, outcome in zip(labels, sandboxes, outcomes, strict=True):
             count = outcome.result.execution_count if outcome.result is not None else None
@@ -132,6 +136,12 @@ class ForkdMagics(Magics):
         ]
         if failed:
             raise UsageError(f"the cell failed in {', '.join(failed)}")
+
+
+def _refusal(sandbox: str, code: str) -> cell.GuestCellError | None:
+    """The cell's failure when a sandbox cannot run it (tracebacks.refusal)."""
+    why = tracebacks.refusal(code)
+    return None if why is None else cell.GuestCellError(sandbox, "NotSupported", why, [why])
 
 
 def _line_doc() -> str:

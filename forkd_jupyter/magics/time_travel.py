@@ -1,5 +1,5 @@
 """The `%forkd` sub-commands of attach mode and its checkpoints: attach,
-detach, checkpoints, history, undo, checkout (mode.py does the work;
+detach, checkpoints, history, undo, checkout (attach.py does the work;
 docs/time-travel.md)."""
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ def undo(session: Session, shell, args) -> None:
     behind = [c for c in past if c.cell is not None and c.snapshot != att.at]
     if len(behind) < args.n:
         raise UsageError(f"only {len(behind)} cells can be undone (see `%forkd history`)")
-    _go(session, att, behind[-args.n])
+    _go(session, att, behind[-args.n], past)
 
 
 @subcommand
@@ -188,11 +188,12 @@ def checkout(session: Session, shell, args) -> None:
     if count == att.last_cell:
         print(f"the sandbox already has the state after [{count}]")
         return
-    past = mode.past(session.controller, att.sandbox)
+    ctl = session.controller
+    sandboxes, snapshots = ctl.list_sandboxes(), ctl.list_snapshots()
+    past = timeline.history(att.sandbox, sandboxes, snapshots)
     target = next((c for c in reversed(past) if c.after == count), None)
     if target is None:  # an undone cell: in a future left behind
-        c = session.controller
-        others = timeline.everywhere(att.name, c.list_sandboxes(), c.list_snapshots())
+        others = timeline.everywhere(att.name, sandboxes, snapshots)
         target = next((o for o in reversed(others) if o.after == count), None)
     if target is None:
         cells = sorted({c.after for c in past if c.after is not None})
@@ -200,7 +201,7 @@ def checkout(session: Session, shell, args) -> None:
             f"no checkpoint holds the state after [{count}]; known: "
             + (", ".join(f"[{n}]" for n in cells) or "none")
         )
-    _go(session, att, target)
+    _go(session, att, target, past)
 
 
 def checkout_to(session: Session, snapshot: str) -> None:
@@ -209,7 +210,7 @@ def checkout_to(session: Session, snapshot: str) -> None:
     att = _attached(session)
     past = mode.past(session.controller, att.sandbox)
     target = next((c for c in past if c.snapshot == snapshot), None)
-    _go(session, att, target or _any_checkpoint(session, snapshot))
+    _go(session, att, target or _any_checkpoint(session, snapshot), past)
 
 
 def _any_checkpoint(session: Session, snapshot: str) -> timeline.Checkpoint:
@@ -219,8 +220,15 @@ def _any_checkpoint(session: Session, snapshot: str) -> timeline.Checkpoint:
     return timeline.Checkpoint.of(record)
 
 
-def _go(session: Session, att: mode.Attachment, target: timeline.Checkpoint) -> None:
-    moved = mode.checkout(session.controller, att, target)
+def _go(
+    session: Session,
+    att: mode.Attachment,
+    target: timeline.Checkpoint,
+    past: list[timeline.Checkpoint],
+) -> None:
+    """Checks out ``target``; ``past``: the attached sandbox's history as
+    just read."""
+    moved = mode.checkout(session.controller, att, target, past)
     session.set_current(att.sandbox)
     where = f"after [{target.after}]" if target.after is not None else "before any cell"
     kept = f"; the state left behind is snapshot {moved.future}" if moved.future else ""

@@ -35,6 +35,10 @@ class Checkpoint:
         )
 
 
+def _ready_checkpoint(snapshot: dict) -> bool:
+    return bool(snapshot.get("checkpoint")) and snapshot["status"] == "ready"
+
+
 def history(sandbox_id: str, sandboxes: list[dict], snapshots: list[dict]) -> list[Checkpoint]:
     """The checkpoints behind the sandbox's state, oldest first."""
     by_sandbox = {s["id"]: s for s in sandboxes}
@@ -47,10 +51,7 @@ def history(sandbox_id: str, sandboxes: list[dict], snapshots: list[dict]) -> li
         out += [
             Checkpoint.of(s)
             for s in snapshots
-            if s["source_id"] == current["id"]
-            and s.get("checkpoint")
-            and s["status"] == "ready"
-            and s["created_at"] <= until
+            if s["source_id"] == current["id"] and _ready_checkpoint(s) and s["created_at"] <= until
         ]
         origin = by_snapshot.get(current.get("parent_snapshot") or "")
         if origin is None:
@@ -80,10 +81,6 @@ def everywhere(name: str, sandboxes: list[dict], snapshots: list[dict]) -> list[
     current history has no state after cell K."""
     named = {s["id"] for s in sandboxes if s.get("name") == name}
     return sorted(
-        (
-            Checkpoint.of(s)
-            for s in snapshots
-            if s["source_id"] in named and s.get("checkpoint") and s["status"] == "ready"
-        ),
+        (Checkpoint.of(s) for s in snapshots if s["source_id"] in named and _ready_checkpoint(s)),
         key=lambda c: c.created_at,
     )

@@ -190,9 +190,13 @@ class Snapshot:
             host, guest = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             out = ffi.new("fj_sandbox **")
             try:
+                # The child is one of ours before the lock goes: a fold
+                # (which holds it alone) then sees it among the dependents.
                 with chain_lock.reading():
                     ret = lib.fj_snapshot_spawn(self._handle, guest.fileno(), out)
-                check(ret, "spawn from snapshot")
+                    check(ret, "spawn from snapshot")
+                    child = _child_factory(out[0], host, self._memory_mib, self._live_fork, self)
+                    self._children.add(child)
             except BaseException:
                 host.close()
                 for c in children:
@@ -200,8 +204,6 @@ class Snapshot:
                 raise
             finally:
                 guest.close()
-            child = _child_factory(out[0], host, self._memory_mib, self._live_fork, self)
-            self._children.add(child)
             children.append(child)
         return children
 
@@ -309,12 +311,12 @@ class Snapshot:
             raise SandboxError(f"snapshot {self.id} has no parent to fold in")
         self.wait()
         parent.wait()
-        others = [d for d in parent.dependents() if d != self.id]
-        if others:
-            raise SnapshotBusy(
-                f"snapshot {parent.id} is in use by {', '.join(others)}", dependents=others
-            )
-        with chain_lock.folding():
+        with chain_lock.folding():  # no spawn from the parent can start or be half-made
+            others = [d for d in parent.dependents() if d != self.id]
+            if others:
+                raise SnapshotBusy(
+                    f"snapshot {parent.id} is in use by {', '.join(others)}", dependents=others
+                )
             err = lib.fj_snapshot_fold_parent(self._handle)
         if err < 0:
             parent._finalizer()  # its image may hold some of ours now

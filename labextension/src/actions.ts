@@ -261,7 +261,7 @@ export class ForkdActions {
         Dialog.okButton({ label: 'Check out', className: 'jp-forkd-checkout' })
       ]
     });
-    if (answer.button.label === 'Branch from here') {
+    if (answer.button.label === branch.label) {
       return this.spawn({ snapshotId: mark.id });
     }
     if (!answer.button.accept) {
