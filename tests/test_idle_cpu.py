@@ -80,3 +80,26 @@ def test_repeated_branches_leave_nothing_spinning(idle_sandbox):
         idle_sandbox.snapshot(mode="live", wait=True).close()
     share = _share_of_a_core_while_idle()
     assert share < MAX_SHARE, f"idle source after 3 live branches uses {share:.0%} of a core"
+
+
+def test_idle_threads_use_no_cpu_before_and_after_a_branch(idle_sandbox):
+    """Pool workers and a thread blocked on an Event sleep in futex waits;
+    so do their copies in a child."""
+    run_ok(
+        idle_sandbox,
+        "import threading\nfrom concurrent.futures import ThreadPoolExecutor\n"
+        "pool = ThreadPoolExecutor(4)\nlist(pool.map(abs, range(50)))\n"
+        "ev = threading.Event()\nwaiter = threading.Thread(target=ev.wait)\nwaiter.start()",
+    )
+    share = _share_of_a_core_while_idle()
+    assert share < MAX_SHARE, f"an idle sandbox with 5 threads uses {share:.0%} of a core"
+    snap = idle_sandbox.snapshot(mode="live", wait=True)
+    (child,) = snap.spawn()
+    try:
+        share = _share_of_a_core_while_idle()
+        assert share < MAX_SHARE, f"threaded source and child use {share:.0%} of a core"
+        for sb in (child, idle_sandbox):
+            run_ok(sb, "ev.set(); waiter.join(); pool.shutdown()")
+    finally:
+        child.close()
+        snap.close()

@@ -43,9 +43,7 @@ def test_interrupt_while_idle_is_harmless(sandbox):
     assert run_ok(sandbox, "'still here'").result["text/plain"] == "'still here'"
 
 
-def test_threads_and_fork_fail_cleanly(sandbox):
-    r = sandbox.run("import threading\nthreading.Thread(target=print).start()")
-    assert r.error.ename == "RuntimeError" and "thread" in r.error.evalue
+def test_fork_fails_cleanly(sandbox):
     r = sandbox.run("import os\nos.fork()")
     assert r.error.ename == "OSError"
     r = sandbox.run("import subprocess\nsubprocess.run(['true'])")

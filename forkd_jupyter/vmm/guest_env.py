@@ -56,10 +56,8 @@ def guest_env(env: PythonEnv | None = None) -> dict[str, str]:
         "TERM": "xterm-256color",
         "PYTHONUNBUFFERED": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
-        # Native libraries must not try to start threads: the guest has one.
-        "OPENBLAS_NUM_THREADS": "1",
-        "OMP_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-        "NUMEXPR_NUM_THREADS": "1",
+        # The guest's address space is its memory: each glibc malloc arena
+        # reserves 64 MiB of it, so threads share two arenas.
+        "MALLOC_ARENA_MAX": "2",
         "MPLBACKEND": "module://matplotlib_inline.backend_inline",
     }

@@ -69,7 +69,36 @@ def render_markdown() -> str:
         lines += ["", f"## {family}", "", "| nr | name | level | note |", "|---:|---|---|---|"]
         for e in sorted((e for e in table if e.family == family), key=lambda e: e.nr):
             lines.append(f"| {e.nr} | `{e.name}` | {e.level} | {e.note} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + CPYTHON_SUITES) + "\n"
+
+
+# What tests/test_cpython_suites.py allows to differ from a native run.
+CPYTHON_SUITES = [
+    "",
+    "## CPython's own regression tests",
+    "",
+    "`tests/test_cpython_suites.py` runs CPython's test modules for threads (`test_threading`, "
+    "`test_thread`, `test_threading_local`), `test_queue`, `test_select`, `test_selectors`, "
+    "`test_signal`, `test_weakref`, `test_gc` and asyncio (`test_tasks`, `test_locks`, "
+    "`test_queues`) in a sandbox and natively, with the same interpreter; every test that "
+    "passes natively must pass in the sandbox, except for these reasons "
+    "(`tests/cpython/suites.py`):",
+    "",
+    "| reason | why |",
+    "|---|---|",
+    "| needs processes | `fork`, `subprocess` and `posix_spawn` fail with `ENOSYS`: "
+    "a sandbox runs one "
+    "process (its threads are real). Most such tests start a child interpreter "
+    "(`assert_python_ok`). `test_thread`'s `test_forkinthread` is not run: it waits forever "
+    "for a pipe that a forked child would write. `pidfd_open`/`pidfd_send_signal` come with "
+    "processes too (`test_signal` skips its pidfd test: `ENOSYS`). |",
+    "| no network, by design | `socket()` of any family but a `socketpair` is refused (`EACCES`): "
+    "no host sockets. asyncio's `test_events` and `test_unix_events` are not in the list for "
+    "this reason: they create named Unix sockets as they are imported. |",
+    "",
+    "`test_concurrent_futures` is not installed with this machine's CPython, "
+    "so it is not in the list.",
+]
 
 
 if __name__ == "__main__":

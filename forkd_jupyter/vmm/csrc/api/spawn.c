@@ -48,6 +48,8 @@ int fj_sandbox_create(const struct fj_spawn_config *cfg, fj_sandbox **out)
     if (!sb)
         return err;
     sb->pid = next_pid();
+    sb->threads[0]->tid = sb->pid;
+    sb->next_tid = sb->pid + 1;
     strcpy(sb->exe_path, cfg->exe_path);
     if ((err = fdt_init(&sb->fdt)) < 0)
         goto fail;

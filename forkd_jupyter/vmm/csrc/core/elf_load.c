@@ -103,6 +103,7 @@ int elf_load(struct mm *mm, const char *host_path, gva_t hint, struct elf_image 
                  MM_IMAGE, &at);
     if (err < 0)
         goto out;
+    mm_name_set(mm, at, span, host_path); /* the guest sees host paths of read-only roots */
     gva_t base = fixed ? 0 : at - lo;
     if ((err = load_segments(mm, fd, ph, eh.e_phnum, base)) < 0)
         goto out;

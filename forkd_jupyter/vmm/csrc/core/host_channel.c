@@ -54,4 +54,5 @@ void sb_exit(struct sandbox *sb, int status, int fatal_signal, const char *why)
     char msg[320];
     int n = snprintf(msg, sizeof(msg), "{\"status\":%d,\"signal\":%d}", sb->exit_status, fatal_signal);
     sb_emit(sb, SB_CH_EXIT, msg, (size_t)n);
+    sb_kick_all(sb); /* every other thread leaves its loop */
 }

@@ -99,6 +99,7 @@ void mm_set_brk(struct mm *mm, gva_t brk_start, gva_t brk_limit)
 
 void mm_destroy(struct mm *mm)
 {
+    mm_names_free(mm->names);
     free(mm->vmas);
     memset(mm, 0, sizeof(*mm));
 }
@@ -107,6 +108,7 @@ int mm_clone(struct mm *dst, const struct mm *src, struct kvm_vm *vm)
 {
     *dst = *src;
     dst->vm = vm;
+    dst->names = mm_names_copy(src->names);
     dst->vmas = malloc(src->cap_vmas * sizeof(*dst->vmas));
     if (!dst->vmas)
         return -ENOMEM;
@@ -118,6 +120,7 @@ int mm_clone(struct mm *dst, const struct mm *src, struct kvm_vm *vm)
  * freed RAM when discard is set. */
 static int unmap_range(struct mm *mm, gva_t start, gva_t end, bool discard)
 {
+    mm_names_forget(mm, start, end);
     size_t i = vma_index(mm, start);
     while (i < mm->n_vmas && mm->vmas[i].start < end) {
         struct mm_vma v = mm->vmas[i];

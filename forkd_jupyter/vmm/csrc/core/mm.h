@@ -23,8 +23,11 @@ struct mm_vma {
     enum mm_kind kind;
 };
 
+struct mm_names;
+
 struct mm {
     struct kvm_vm *vm;
+    struct mm_names *names; /* of file mappings (mm_names.c), or NULL */
     struct mm_vma *vmas;
     size_t n_vmas, cap_vmas;
     gva_t brk_start, brk_cur, brk_limit;
@@ -61,6 +64,13 @@ int mm_copy_to(struct mm *mm, gva_t dst, const void *src, uint64_t len);
 /* Copies a NUL-terminated string of at most max bytes (incl. NUL):
  * -ENAMETOOLONG if longer, -EFAULT if unreadable. Returns its length. */
 int mm_copy_string(struct mm *mm, char *dst, gva_t src, size_t max);
+/* Names of file mappings, for /proc/self/maps (core/mm_names.c). */
+void mm_name_set(struct mm *mm, gva_t start, uint64_t len, const char *path);
+const char *mm_name_at(const struct mm *mm, gva_t addr);
+void mm_names_forget(struct mm *mm, gva_t start, gva_t end);
+struct mm_names *mm_names_copy(const struct mm_names *src);
+void mm_names_free(struct mm_names *names);
+
 /* Punches [gpa, gpa+len) out of guest RAM (it reads as zero afterwards). */
 void mm_discard(struct mm *mm, gva_t start, uint64_t len);
 

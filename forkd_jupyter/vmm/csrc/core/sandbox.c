@@ -57,12 +57,25 @@ void sandbox_free(struct sandbox *sb)
     if (sb->view)
         fs_view_free(sb->view);
     mm_destroy(&sb->mm);
+    for (unsigned i = 0; i < 3; i++)
+        if (sb->itimer_made[i])
+            timer_delete(sb->itimer[i]);
+    for (unsigned i = 0; i < LAYOUT_MAX_VCPUS; i++) {
+        struct sb_thread *t = sb->threads[i];
+        if (!t)
+            continue;
+        if (t->host_started)
+            pthread_join(t->host, NULL);
+        kvm_vcpu_destroy(&t->own_cpu);
+        close(t->wake_fd);
+        free(t);
+    }
     kvm_vm_destroy(&sb->vm);
     if (sb->ctl_host_fd >= 0)
         close(sb->ctl_host_fd);
-    if (sb->wake_fd >= 0)
-        close(sb->wake_fd);
     pthread_mutex_destroy(&sb->job_lock);
+    pthread_mutex_destroy(&sb->big_lock);
+    pthread_mutex_destroy(&sb->stop_lock);
     pthread_cond_destroy(&sb->job_cond);
     free(sb);
 }
@@ -74,14 +87,16 @@ struct sandbox *sandbox_alloc(int ctl_fd, int *err)
         *err = -ENOMEM;
         return NULL;
     }
-    sb->ctl_host_fd = sb->wake_fd = -1;
+    sb->ctl_host_fd = -1;
     pthread_mutex_init(&sb->job_lock, NULL);
+    pthread_mutex_init(&sb->big_lock, NULL);
+    pthread_mutex_init(&sb->stop_lock, NULL);
     pthread_cond_init(&sb->job_cond, NULL);
-    sb->vm.vm_fd = sb->vm.vcpu_fd = sb->vm.ram_fd = -1;
+    sb->vm.vm_fd = sb->vm.vcpu.fd = sb->vm.ram_fd = -1;
     sb->start_ns = fj_now_ns();
+    sb->live_threads = 1;
     sb->ctl_host_fd = fcntl(ctl_fd, F_DUPFD_CLOEXEC, 3);
-    sb->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (sb->ctl_host_fd < 0 || sb->wake_fd < 0) {
+    if (sb->ctl_host_fd < 0 || !sb_thread_add(sb, 0)) {
         *err = -errno;
         sandbox_free(sb);
         return NULL;

@@ -1,15 +1,22 @@
 /* A sandbox: one guest process in one VM, and everything the VMM keeps for
- * it. The vCPU thread (the one in sandbox_run) is the only one that touches
- * guest registers, memory and the fd table while the guest runs; other
- * threads only set `pending` bits and write wake_fd. */
+ * it. Each guest thread runs on a vCPU of its own, served by a host thread
+ * of its own (struct sb_thread). Guest code of all threads runs in parallel;
+ * the VMM state (address space, fd table, files, signals, futexes) is
+ * touched only under big_lock, which a vCPU thread holds while it serves an
+ * exit and drops while its guest runs or it blocks. Host threads outside the
+ * guest only set pending_external and kick, or stop every vCPU
+ * (sb_run_paused). */
 #ifndef SANDBOX_H
 #define SANDBOX_H
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <time.h>
 
 #include "core/fdt.h"
 #include "kvm/kvm_vm.h"
+#include "kvm/kvm_state.h"
 #include "core/mm.h"
 
 struct fs_view;
@@ -29,24 +36,58 @@ struct sb_sigaction {
     uint64_t mask;
 };
 
+/* Signal state. The sandbox's copy holds the actions and the signals sent
+ * to the process (pending); each thread's copy holds its mask, the signals
+ * sent to that thread, its fault addresses and its alternate stack (its
+ * act[] is unused). */
 struct sb_signals {
     struct sb_sigaction act[SB_NSIG];
     uint64_t blocked;
-    uint64_t pending;          /* raised inside the guest, vCPU thread only */
+    uint64_t pending;          /* under big_lock */
     uint64_t fault_addr[SB_NSIG]; /* si_addr of a pending synchronous fault, or 0 */
     gva_t altstack_sp;
     uint64_t altstack_size;
     int altstack_flags;
 };
 
-/* Work run on the vCPU thread while the guest is stopped (snapshots). */
+/* Work run while every vCPU of the guest is stopped (snapshots). */
 struct sb_pause_job {
     int (*fn)(struct sandbox *sb, void *arg);
     void *arg;
     int result;
-    uint64_t stopped_ns; /* when the vCPU stopped for this job */
+    uint64_t stopped_ns; /* when the guest stopped for this job */
     uint64_t resumed_ns; /* when the job finished (the guest resumes) */
-    bool done;
+};
+
+enum sb_thread_state { SB_T_NEW, SB_T_RUNNING, SB_T_EXITED };
+enum sb_wait_kind { SB_WAIT_FILES, SB_WAIT_FUTEX };
+
+/* A guest thread and the vCPU it runs on. */
+struct sb_thread {
+    struct sandbox *sb;
+    struct kvm_vcpu *cpu;     /* &sb->vm.vcpu for the main thread, else &own_cpu */
+    struct kvm_vcpu own_cpu;
+    unsigned id;              /* slot in sb->threads = vCPU id */
+    uint32_t tid;
+    enum sb_thread_state state; /* under big_lock */
+    struct sb_signals sig;    /* per-thread part (see struct sb_signals) */
+    gva_t clear_child_tid;    /* zeroed and futex-woken when the thread exits */
+    gva_t robust_list;
+    int wake_fd;              /* eventfd: written to end this thread's blocking wait */
+    _Atomic int kick_armed;   /* its host thread is running (pthread_kill reaches it) */
+    pthread_t host;
+    bool host_started;        /* host must be joined */
+    /* A blocking wait in progress (under big_lock). */
+    bool waiting;
+    uint64_t sigwait_set;     /* rt_sigtimedwait: signals that end the wait */
+    enum sb_wait_kind wait_kind;
+    gva_t futex_addr;
+    uint32_t futex_bitset;
+    bool futex_woken;
+    /* Stops (sb_run_paused): registers as of the stop, when it noticed. */
+    struct kvm_state saved;
+    int saved_err;
+    uint64_t noticed_ns, park_ns;
 };
 
 /* A blocking system call returns this to be restarted transparently after
@@ -71,18 +112,26 @@ struct sandbox {
     struct mm mm;
     struct fdt fdt;
     struct fs_view *view;
-    struct sb_signals sig;
+    struct sb_signals sig;  /* actions and process-directed signals */
     struct sys_stats stats;
     int ctl_host_fd;        /* socket to the host side; guest fd 3 reads from it */
-    int wake_fd;            /* eventfd: written to interrupt blocking waits */
-    _Atomic uint64_t pending_external; /* signals sent from other threads (bit n = signo n) */
-    _Atomic int kick_armed; /* the vCPU thread is in or about to enter KVM_RUN */
-    pthread_mutex_t job_lock;  /* guards job and its done flag */
+    _Atomic uint64_t pending_external; /* signals sent from host threads (bit n = signo n) */
+    pthread_mutex_t big_lock;  /* the VMM state; see the top of this file */
+    struct sb_thread *threads[LAYOUT_MAX_VCPUS]; /* by vCPU id; [0] the main thread, never NULL */
+    unsigned live_threads;     /* guest threads not exited (under big_lock) */
+    uint32_t next_tid;
+    _Atomic uint64_t notify_seq; /* bumped when a file's readiness may have changed */
+    /* Stops: job_lock guards running/parked, job_cond signals their changes. */
+    pthread_mutex_t job_lock;
     pthread_cond_t job_cond;
-    struct sb_pause_job *_Atomic job; /* posted by another thread, run by the vCPU thread */
-    uint64_t job_noticed_ns;   /* vCPU thread: when a blocking wait saw the job */
-    pthread_t vcpu_thread;
-    bool vcpu_thread_set;
+    pthread_mutex_t stop_lock; /* one stop at a time */
+    unsigned running;          /* host threads inside their vCPU loop */
+    unsigned parked;           /* of those, stopped for the current stop */
+    _Atomic int stop_req;
+    _Atomic uint64_t exited_cpu_ns;
+    timer_t itimer[3];        /* ITIMER_REAL, VIRTUAL, PROF (sys/sys_itimer.c), made on first use */
+    bool itimer_made[3]; /* CPU time of vCPU threads that ended */
+    void *(*thread_main)(void *thread); /* a host thread's vCPU loop (run/, set by fj_sandbox_run) */
     int exit_status;        /* valid once exited: code, or 128 + fatal signal */
     int fatal_signal;
     bool exited;
@@ -111,27 +160,68 @@ int sandbox_load_program(struct sandbox *sb, const char *exe_path, const char *c
 /* Writes one outer frame to the host; -errno (-EPIPE when the host is gone). */
 int sb_emit(struct sandbox *sb, enum sb_channel ch, const void *buf, size_t len);
 
-/* Blocks until host_fd is readable (POLLIN) or writable (POLLOUT), an
- * interrupt arrives (-EINTR), or timeout_ns passes (-ETIMEDOUT; < 0 waits
- * forever). host_fd < 0 just sleeps. */
-int sb_wait_fd(struct sandbox *sb, int host_fd, short events, int64_t timeout_ns);
+/* The calling vCPU thread's guest thread (the main thread when called from
+ * a host thread that runs no vCPU of sb), and its vCPU. */
+extern _Thread_local struct sb_thread *sb_current;
+static inline struct sb_thread *sb_self(struct sandbox *sb)
+{
+    struct sb_thread *t = sb_current;
+    return t && t->sb == sb ? t : sb->threads[0];
+}
+static inline struct kvm_vcpu *sb_cpu(struct sandbox *sb) { return sb_self(sb)->cpu; }
 
-/* Moves signals other threads queued (pending_external) into the guest's
- * pending set; vCPU thread. */
+/* Under big_lock, which it drops while blocked: waits until host_fd is
+ * readable (POLLIN) or writable (POLLOUT) (0), a signal arrives (-EINTR),
+ * timeout_ns passes (-ETIMEDOUT; < 0 waits forever), the guest is being
+ * stopped (SB_ERESTART) or, with host_fd < 0, another thread may have
+ * changed a file's readiness (0: the caller checks again). */
+int sb_wait_fd(struct sandbox *sb, int host_fd, short events, int64_t timeout_ns);
+/* Like sb_wait_fd(-1), ended only by sb_futex_wake of this thread
+ * (t->futex_woken, 0), a signal, the timeout or a stop. */
+int sb_wait_futex(struct sandbox *sb, int64_t timeout_ns);
+/* Under big_lock: a file's readiness may have changed; wakes the threads
+ * waiting on files. */
+void sb_notify(struct sandbox *sb);
+/* Ends the blocking wait of t (t->wake_fd, and KVM_RUN by signal). */
+void sb_kick(struct sb_thread *t);
+/* Takes job_lock; kicks every live thread. */
+void sb_kick_all(struct sandbox *sb);
+
+/* Moves signals host threads queued (pending_external) into the process's
+ * pending set; under big_lock. */
 void sb_take_external(struct sandbox *sb);
 
-/* True when a signal is deliverable now: blocking calls then return -EINTR. */
+/* True when a signal is deliverable to the calling thread now (or the
+ * sandbox or the thread is ending): blocking calls then return -EINTR. */
 bool sb_signal_pending(struct sandbox *sb);
 
-/* Any thread but the vCPU's: stops the guest, runs job->fn on the vCPU
- * thread, resumes. Returns job->fn's result, or -ESRCH when the guest is not
- * running (then fn is run on the caller's thread, the guest being stopped). */
+/* Any host thread that runs no vCPU of sb: stops every vCPU (each saves its
+ * registers in its sb_thread), runs job->fn on the caller's thread under
+ * big_lock, resumes. Returns job->fn's result. */
 int sb_run_paused(struct sandbox *sb, struct sb_pause_job *job);
 
-/* Raises signo inside the guest (kill/tgkill to itself, faults). */
+/* Raises signo in the calling thread (faults, SIGPIPE), or in the process
+ * (kill): delivered to the main thread unless it blocks signo. */
 void sb_raise(struct sandbox *sb, int signo);
+void sb_raise_process(struct sandbox *sb, int signo);
 
-/* Ends the guest: exit_group status, or death by signal. */
+/* Ends the guest, every thread: exit_group status, or death by signal. */
 void sb_exit(struct sandbox *sb, int status, int fatal_signal, const char *why);
+
+/* Guest threads (core/thread.c), under big_lock. clone/clone3 of a thread:
+ * the new thread's id, or -errno (-EAGAIN past LAYOUT_MAX_VCPUS). */
+int sb_thread_clone(struct sandbox *sb, uint64_t flags, gva_t stack, gva_t parent_tid, gva_t child_tid,
+                    gva_t tls);
+/* The calling thread exits (exit(2)); the last one ends the sandbox. */
+void sb_thread_exit(struct sandbox *sb, int status);
+/* Adds a thread on vCPU id (a child restored from a snapshot); not started. */
+struct sb_thread *sb_thread_add(struct sandbox *sb, unsigned id);
+struct sb_thread *sb_thread_by_tid(struct sandbox *sb, uint32_t tid);
+/* Wakes up to n waiters on addr whose bitset meets bitset; how many. */
+int sb_futex_wake(struct sandbox *sb, gva_t addr, int n, uint32_t bitset);
+/* CPU time of every vCPU thread of the guest, exited ones included. */
+uint64_t sb_process_cpu_ns(struct sandbox *sb);
+/* Starts the host thread of t (a new or restored thread); -errno. */
+int sb_thread_start(struct sb_thread *t);
 
 #endif

@@ -1,9 +1,12 @@
 /* Signal delivery to the guest (see sig.h).
  *
- * Invariants: only the vCPU thread touches sb->sig; a frame is built only
- * between exits, on the user stack (or alternate stack) in guest memory,
- * with the interrupted registers and XSAVE image, so rt_sigreturn resumes
- * the exact interrupted state. */
+ * Invariants: signal state is touched under big_lock only; a frame is built
+ * by the receiving thread between its exits, on its user stack (or
+ * alternate stack) in guest memory, with its interrupted registers and
+ * XSAVE image, so rt_sigreturn resumes the exact interrupted state. A
+ * process-directed signal goes to the main thread unless it blocks it (as
+ * Linux prefers, and as CPython expects of SIGINT), else to the first
+ * thread that does not. */
 #define _GNU_SOURCE
 #include "core/sig.h"
 
@@ -56,17 +59,49 @@ struct g_sigframe {
 _Static_assert(sizeof(struct g_sigcontext) == 256, "sigcontext layout");
 _Static_assert(sizeof(struct g_siginfo) == 128, "siginfo layout");
 
+static bool takes(const struct sb_thread *t, int signo)
+{
+    return t && t->state != SB_T_EXITED &&
+           (!(t->sig.blocked & ~UNBLOCKABLE & (1ULL << signo)) || (t->sigwait_set & (1ULL << signo)));
+}
+
+/* The thread a process-directed signo goes to (NULL: all block it; it
+ * stays pending). */
+static struct sb_thread *target_of(struct sandbox *sb, int signo)
+{
+    for (unsigned i = 0; i < LAYOUT_MAX_VCPUS; i++)
+        if (takes(sb->threads[i], signo))
+            return sb->threads[i];
+    return NULL;
+}
+
 uint64_t sig_deliverable(struct sandbox *sb)
 {
-    return sb->sig.pending & ~(sb->sig.blocked & ~UNBLOCKABLE);
+    struct sb_thread *t = sb_self(sb);
+    uint64_t mine = t->sig.pending;
+    for (uint64_t rest = sb->sig.pending; rest; rest &= rest - 1) {
+        int signo = __builtin_ctzll(rest);
+        if (target_of(sb, signo) == t)
+            mine |= 1ULL << signo;
+    }
+    return mine & ~(t->sig.blocked & ~UNBLOCKABLE);
+}
+
+void sig_wake_targets(struct sandbox *sb, uint64_t bits)
+{
+    for (; bits; bits &= bits - 1) {
+        struct sb_thread *t = target_of(sb, __builtin_ctzll(bits));
+        if (t && t != sb_current)
+            sb_kick(t);
+    }
 }
 
 /* Where SYSCALL enters CPL0 (hardware virtualisation) a handler frame or a
  * sigreturn must also put the vCPU back in user mode; kvm_pvm stays in CPL3. */
 static void leave_supervisor(struct sandbox *sb)
 {
-    if (sb->vm.syscall_mode == 2)
-        kvm_cpu_return_to_user(&sb->vm);
+    if (sb_cpu(sb)->syscall_mode == 2)
+        kvm_cpu_return_to_user(sb_cpu(sb));
 }
 
 static bool default_ignores(int signo)
@@ -87,19 +122,20 @@ static void die_by(struct sandbox *sb, int signo, const char *detail)
 static int save_xsave(struct sandbox *sb, gva_t at)
 {
     struct kvm_xsave xs;
-    if (ioctl(sb->vm.vcpu_fd, KVM_GET_XSAVE, &xs) < 0)
+    if (ioctl(sb_cpu(sb)->fd, KVM_GET_XSAVE, &xs) < 0)
         return -errno;
     return mm_copy_to(&sb->mm, at, &xs, sizeof(xs));
 }
 
 static int build_frame(struct sandbox *sb, int signo, const struct sb_sigaction *act)
 {
-    struct kvm_regs *r = kvm_vm_regs(&sb->vm);
+    struct sb_signals *ts = &sb_self(sb)->sig;
+    struct kvm_regs *r = kvm_vcpu_regs(sb_cpu(sb));
     gva_t sp = r->rsp;
-    bool on_alt = sb->sig.altstack_size && !(sb->sig.altstack_flags & SS_DISABLE_) &&
-                  !(sp >= sb->sig.altstack_sp && sp < sb->sig.altstack_sp + sb->sig.altstack_size);
+    bool on_alt = ts->altstack_size && !(ts->altstack_flags & SS_DISABLE_) &&
+                  !(sp >= ts->altstack_sp && sp < ts->altstack_sp + ts->altstack_size);
     if ((act->flags & SA_ONSTACK_) && on_alt)
-        sp = sb->sig.altstack_sp + sb->sig.altstack_size;
+        sp = ts->altstack_sp + ts->altstack_size;
     else
         sp -= 128; /* red zone */
     sp -= sizeof(struct kvm_xsave);
@@ -110,9 +146,9 @@ static int build_frame(struct sandbox *sb, int signo, const struct sb_sigaction 
     struct g_sigframe f;
     memset(&f, 0, sizeof(f));
     f.pretcode = act->restorer;
-    f.uc.uc_stack.ss_sp = sb->sig.altstack_sp;
-    f.uc.uc_stack.ss_size = sb->sig.altstack_size;
-    f.uc.uc_stack.ss_flags = sb->sig.altstack_flags;
+    f.uc.uc_stack.ss_sp = ts->altstack_sp;
+    f.uc.uc_stack.ss_size = ts->altstack_size;
+    f.uc.uc_stack.ss_flags = ts->altstack_flags;
     struct g_sigcontext *m = &f.uc.uc_mcontext;
     m->r8 = r->r8, m->r9 = r->r9, m->r10 = r->r10, m->r11 = r->r11;
     m->r12 = r->r12, m->r13 = r->r13, m->r14 = r->r14, m->r15 = r->r15;
@@ -120,12 +156,12 @@ static int build_frame(struct sandbox *sb, int signo, const struct sb_sigaction 
     m->rdx = r->rdx, m->rax = r->rax, m->rcx = r->rcx, m->rsp = r->rsp;
     m->rip = r->rip, m->eflags = r->rflags;
     m->cs = GDT_USER_CS, m->ss = GDT_USER_DS;
-    m->cr2 = sb->sig.fault_addr[signo];
+    m->cr2 = ts->fault_addr[signo];
     m->fpstate = fpstate;
-    f.uc.uc_sigmask = sb->sig.blocked;
+    f.uc.uc_sigmask = ts->blocked;
     f.info.si_signo = signo;
-    f.info.si_code = sb->sig.fault_addr[signo] ? 1 /* SEGV_MAPERR */ : 0 /* SI_USER */;
-    f.info.f0 = sb->sig.fault_addr[signo] ? sb->sig.fault_addr[signo] : ((uint64_t)1000 << 32 | sb->pid);
+    f.info.si_code = ts->fault_addr[signo] ? 1 /* SEGV_MAPERR */ : 0 /* SI_USER */;
+    f.info.f0 = ts->fault_addr[signo] ? ts->fault_addr[signo] : ((uint64_t)1000 << 32 | sb->pid);
     if (save_xsave(sb, fpstate) < 0 || mm_copy_to(&sb->mm, sp, &f, sizeof(f)) < 0)
         return -EFAULT;
     r->rdi = (uint64_t)signo;
@@ -135,17 +171,21 @@ static int build_frame(struct sandbox *sb, int signo, const struct sb_sigaction 
     r->rsp = sp;
     r->rip = act->handler;
     r->rflags &= ~0x500ULL; /* DF, TF */
-    kvm_vm_regs_dirty(&sb->vm);
+    kvm_vcpu_regs_dirty(sb_cpu(sb));
     leave_supervisor(sb);
     return 0;
 }
 
 void sig_deliver_pending(struct sandbox *sb)
 {
+    struct sb_signals *ts = &sb_self(sb)->sig;
     uint64_t ready;
     while ((ready = sig_deliverable(sb)) != 0) {
         int signo = __builtin_ctzll(ready);
-        sb->sig.pending &= ~(1ULL << signo);
+        if (ts->pending & (1ULL << signo))
+            ts->pending &= ~(1ULL << signo);
+        else
+            sb->sig.pending &= ~(1ULL << signo);
         struct sb_sigaction *act = &sb->sig.act[signo];
         if (signo == SIGKILL) {
             die_by(sb, signo, NULL);
@@ -156,7 +196,7 @@ void sig_deliver_pending(struct sandbox *sb)
         if (act->handler == (uint64_t)(uintptr_t)SIG_DFL) {
             if (default_ignores(signo))
                 continue;
-            die_by(sb, signo, sb->sig.fault_addr[signo] ? "invalid memory access" : NULL);
+            die_by(sb, signo, ts->fault_addr[signo] ? "invalid memory access" : NULL);
             return;
         }
         struct sb_sigaction copy = *act;
@@ -164,10 +204,10 @@ void sig_deliver_pending(struct sandbox *sb)
             die_by(sb, SIGSEGV, "could not write a signal frame to the guest stack");
             return;
         }
-        sb->sig.fault_addr[signo] = 0;
-        sb->sig.blocked |= copy.mask;
+        ts->fault_addr[signo] = 0;
+        ts->blocked |= copy.mask;
         if (!(copy.flags & SA_NODEFER_))
-            sb->sig.blocked |= 1ULL << signo;
+            ts->blocked |= 1ULL << signo;
         if (copy.flags & SA_RESETHAND_)
             act->handler = (uint64_t)(uintptr_t)SIG_DFL;
         return; /* one frame per entry; the next is delivered at the next exit */
@@ -176,8 +216,9 @@ void sig_deliver_pending(struct sandbox *sb)
 
 int64_t sig_sigreturn(struct sandbox *sb)
 {
+    struct sb_signals *ts = &sb_self(sb)->sig;
     leave_supervisor(sb);
-    struct kvm_regs *r = kvm_vm_regs(&sb->vm);
+    struct kvm_regs *r = kvm_vcpu_regs(sb_cpu(sb));
     struct g_ucontext uc;
     if (mm_copy_from(&sb->mm, &uc, r->rsp, sizeof(uc)) < 0) {
         die_by(sb, SIGSEGV, "bad rt_sigreturn frame");
@@ -190,12 +231,12 @@ int64_t sig_sigreturn(struct sandbox *sb)
     r->rdx = m->rdx, r->rax = m->rax, r->rcx = m->rcx, r->rsp = m->rsp;
     r->rip = m->rip;
     r->rflags = (m->eflags & 0x3c0dd5) | 0x2; /* user-changeable flags only */
-    kvm_vm_regs_dirty(&sb->vm);
-    sb->sig.blocked = uc.uc_sigmask & ~UNBLOCKABLE;
+    kvm_vcpu_regs_dirty(sb_cpu(sb));
+    ts->blocked = uc.uc_sigmask & ~UNBLOCKABLE;
     if (m->fpstate) {
         struct kvm_xsave xs;
         if (mm_copy_from(&sb->mm, &xs, m->fpstate, sizeof(xs)) < 0 ||
-            ioctl(sb->vm.vcpu_fd, KVM_SET_XSAVE, &xs) < 0)
+            ioctl(sb_cpu(sb)->fd, KVM_SET_XSAVE, &xs) < 0)
             die_by(sb, SIGSEGV, "bad FPU state in rt_sigreturn frame");
     }
     return SIG_REGS_REPLACED;
@@ -204,23 +245,32 @@ int64_t sig_sigreturn(struct sandbox *sb)
 void sb_raise(struct sandbox *sb, int signo)
 {
     if (signo > 0 && signo < SB_NSIG)
-        sb->sig.pending |= 1ULL << signo;
+        sb_self(sb)->sig.pending |= 1ULL << signo;
+}
+
+void sb_raise_process(struct sandbox *sb, int signo)
+{
+    if (signo <= 0 || signo >= SB_NSIG)
+        return;
+    sb->sig.pending |= 1ULL << signo;
+    sig_wake_targets(sb, 1ULL << signo);
 }
 
 void sig_fault(struct sandbox *sb, int signo, uint64_t addr, const char *what)
 {
+    struct sb_signals *ts = &sb_self(sb)->sig;
     struct sb_sigaction *act = &sb->sig.act[signo];
-    bool blocked = sb->sig.blocked & (1ULL << signo);
+    bool blocked = ts->blocked & (1ULL << signo);
     bool handled = act->handler > (uint64_t)(uintptr_t)SIG_IGN;
     if (!handled || blocked) {
         char detail[160];
         snprintf(detail, sizeof(detail), "%s at address %#llx (rip %#llx)", what, (unsigned long long)addr,
-                 (unsigned long long)kvm_vm_regs(&sb->vm)->rip);
+                 (unsigned long long)kvm_vcpu_regs(sb_cpu(sb))->rip);
         die_by(sb, signo, detail);
         return;
     }
-    sb->sig.fault_addr[signo] = addr ? addr : 1;
-    sb->sig.pending |= 1ULL << signo;
+    ts->fault_addr[signo] = addr ? addr : 1;
+    ts->pending |= 1ULL << signo;
 }
 
 struct exc_signal {
@@ -243,13 +293,14 @@ static struct exc_signal exception_signal(unsigned v)
 
 void sig_exception(struct sandbox *sb, unsigned vector)
 {
-    const uint64_t *top = (const uint64_t *)(sb->vm.sys + (SYS_PAGE_EXC_STACK + LAYOUT_EXC_STACK_PAGES) * FJ_PAGE_SIZE);
+    struct kvm_vcpu *cpu = sb_cpu(sb);
+    const uint64_t *top = (const uint64_t *)(sb->vm.sys + layout_exc_stack_top(cpu->id));
     /* Hardware frame, from the top of the exception stack down:
      * SS, RSP, RFLAGS, CS, RIP, [error code]. */
     uint64_t ss = top[-1], rsp = top[-2], rflags = top[-3], cs = top[-4], rip = top[-5];
     (void)ss;
     struct kvm_sregs s;
-    if (kvm_vm_get_sregs(&sb->vm, &s) < 0 || (cs & 3) != 3) {
+    if (kvm_vcpu_get_sregs(cpu, &s) < 0 || (cs & 3) != 3) {
         char why[128];
         snprintf(why, sizeof(why), "exception %u in supervisor code (rip %#llx)", vector,
                  (unsigned long long)rip);
@@ -258,15 +309,15 @@ void sig_exception(struct sandbox *sb, unsigned vector)
     }
     uint64_t cr2 = s.cr2;
     kvm_cpu_user_segments(&s);
-    if (kvm_vm_set_sregs(&sb->vm, &s) < 0) {
+    if (kvm_vcpu_set_sregs(cpu, &s) < 0) {
         sb_exit(sb, 0, SIGKILL, "could not return to user mode after an exception");
         return;
     }
-    struct kvm_regs *r = kvm_vm_regs(&sb->vm);
+    struct kvm_regs *r = kvm_vcpu_regs(cpu);
     r->rip = rip;
     r->rsp = rsp;
     r->rflags = rflags;
-    kvm_vm_regs_dirty(&sb->vm);
+    kvm_vcpu_regs_dirty(cpu);
     struct exc_signal es = exception_signal(vector);
     sig_fault(sb, es.signo, vector == 14 ? cr2 : rip, es.what);
 }

@@ -8,7 +8,11 @@
 /* Returned by a system-call handler that replaced the whole user context. */
 #define SIG_REGS_REPLACED ((int64_t)0x7ffffffffffff00dLL)
 
-uint64_t sig_deliverable(struct sandbox *sb); /* pending & ~blocked (with KILL/STOP) */
+/* Signals the calling thread can take now: its own and the process's it is
+ * the target of, not blocked (KILL/STOP never are). Under big_lock. */
+uint64_t sig_deliverable(struct sandbox *sb);
+/* Kicks the thread each process-directed signal in bits goes to. */
+void sig_wake_targets(struct sandbox *sb, uint64_t bits);
 /* Delivers deliverable signals (one handler frame, or a default action).
  * Called by the vCPU thread between exits. */
 void sig_deliver_pending(struct sandbox *sb);

@@ -1,69 +1,149 @@
-/* Interruptible waits of the vCPU thread (sandbox.h: sb_wait_fd,
- * sb_signal_pending): a blocking system call sleeps here until its host fd
- * is ready, a signal becomes deliverable or another thread posts a pause
- * job. Other threads wake it through wake_fd. */
+/* Interruptible waits of vCPU threads (sandbox.h: sb_wait_fd,
+ * sb_wait_futex, sb_notify, sb_signal_pending): a blocking system call
+ * drops big_lock and sleeps on its thread's wake_fd (and a host fd) until
+ * its condition may hold, a signal becomes deliverable, or a stop is
+ * requested. Others wake it through wake_fd (sb_kick). */
 #define _GNU_SOURCE
 #include <poll.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <unistd.h>
 
 #include "core/sandbox.h"
 #include "core/sig.h"
 
-static void drain_wake(struct sandbox *sb)
+/* Signal that kicks a vCPU thread out of KVM_RUN (run/run_loop.c installs
+ * its handler). */
+#define SB_KICK_SIGNAL (SIGRTMIN + 7)
+
+static void drain_wake(struct sb_thread *t)
 {
     uint64_t v;
-    while (read(sb->wake_fd, &v, sizeof(v)) > 0)
+    while (read(t->wake_fd, &v, sizeof(v)) > 0)
         ;
 }
 
-/* Moves signals queued by other threads into the guest's pending set.
+void sb_kick(struct sb_thread *t)
+{
+    uint64_t one = 1;
+    if (write(t->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        return;
+    if (t->cpu->run)
+        t->cpu->run->immediate_exit = 1;
+    if (atomic_load(&t->kick_armed))
+        pthread_kill(t->host, SB_KICK_SIGNAL);
+}
+
+void sb_kick_all(struct sandbox *sb)
+{
+    pthread_mutex_lock(&sb->job_lock); /* kick_armed and host stay valid meanwhile */
+    for (unsigned i = 0; i < LAYOUT_MAX_VCPUS; i++)
+        if (sb->threads[i] && sb->threads[i]->state != SB_T_EXITED)
+            sb_kick(sb->threads[i]);
+    pthread_mutex_unlock(&sb->job_lock);
+}
+
+void sb_notify(struct sandbox *sb)
+{
+    atomic_fetch_add(&sb->notify_seq, 1);
+    for (unsigned i = 0; i < LAYOUT_MAX_VCPUS; i++) {
+        struct sb_thread *t = sb->threads[i];
+        if (t && t->waiting && t->wait_kind == SB_WAIT_FILES && t != sb_current) {
+            uint64_t one = 1;
+            (void)!write(t->wake_fd, &one, sizeof(one));
+        }
+    }
+}
+
+/* Moves signals queued by host threads into the process's pending set.
  * Ordering: immediate_exit is cleared before pending_external is read, so a
  * signal queued after the read still stops the next KVM_RUN. */
 void sb_take_external(struct sandbox *sb)
 {
-    sb->vm.run->immediate_exit = 0;
+    struct sb_thread *t = sb_self(sb);
+    t->cpu->run->immediate_exit = 0;
     uint64_t bits = atomic_exchange(&sb->pending_external, 0);
     if (bits) {
-        drain_wake(sb);
         sb->sig.pending |= bits;
+        sig_wake_targets(sb, bits);
     }
 }
 
 bool sb_signal_pending(struct sandbox *sb)
 {
     sb_take_external(sb);
-    return sig_deliverable(sb) != 0 || sb->exited;
+    return sig_deliverable(sb) != 0 || sb->exited || sb_self(sb)->state == SB_T_EXITED;
 }
 
-int sb_wait_fd(struct sandbox *sb, int host_fd, short events, int64_t timeout_ns)
+static int wait_common(struct sandbox *sb, enum sb_wait_kind kind, int host_fd, short events, int64_t timeout_ns)
 {
+    struct sb_thread *t = sb_self(sb);
     uint64_t deadline = timeout_ns >= 0 ? fj_now_ns() + (uint64_t)timeout_ns : 0;
+    uint64_t seq = atomic_load(&sb->notify_seq);
+    int ret;
     for (;;) {
-        if (sb_signal_pending(sb))
-            return -EINTR;
-        if (atomic_load(&sb->job)) {
-            sb->job_noticed_ns = fj_now_ns(); /* an idle guest stops here, not at its last exit */
-            return SB_ERESTART;
+        if (kind == SB_WAIT_FUTEX && t->futex_woken) {
+            ret = 0;
+            break;
+        }
+        if (sb_signal_pending(sb)) {
+            ret = -EINTR;
+            break;
+        }
+        if (t->sigwait_set & (t->sig.pending | sb->sig.pending)) {
+            ret = 0; /* rt_sigtimedwait takes it */
+            break;
+        }
+        if (atomic_load(&sb->stop_req)) {
+            t->noticed_ns = fj_now_ns(); /* an idle guest stops here, not at its last exit */
+            ret = SB_ERESTART;
+            break;
+        }
+        if (kind == SB_WAIT_FILES && atomic_load(&sb->notify_seq) != seq) {
+            ret = 0;
+            break;
         }
         int ms = -1;
         if (timeout_ns >= 0) {
             uint64_t now = fj_now_ns();
-            if (now >= deadline)
-                return -ETIMEDOUT;
+            if (now >= deadline) {
+                ret = -ETIMEDOUT;
+                break;
+            }
             ms = (int)FJ_MIN((deadline - now + 999999) / 1000000, 1000000);
         }
-        struct pollfd p[2] = {{.fd = sb->wake_fd, .events = POLLIN}, {.fd = host_fd, .events = events}};
+        struct pollfd p[2] = {{.fd = t->wake_fd, .events = POLLIN}, {.fd = host_fd, .events = events}};
+        t->waiting = true;
+        t->wait_kind = kind;
+        pthread_mutex_unlock(&sb->big_lock);
         int r = poll(p, host_fd >= 0 ? 2 : 1, ms);
-        if (r < 0 && errno != EINTR)
-            return -errno;
-        if (r > 0 && host_fd >= 0 && p[1].revents)
-            return 0;
+        int poll_errno = errno;
+        pthread_mutex_lock(&sb->big_lock);
+        t->waiting = false;
+        if (r < 0 && poll_errno != EINTR) {
+            ret = -poll_errno;
+            break;
+        }
+        if (r > 0 && host_fd >= 0 && p[1].revents) {
+            ret = 0;
+            break;
+        }
         /* A wake-up is consumed here, or the eventfd stays readable and this
-         * loop spins. Senders set pending_external or job before writing
-         * wake_fd, and the loop re-checks both after the drain, so none is
-         * lost. */
+         * loop spins. Senders set what they announce before writing
+         * wake_fd, and the loop re-checks everything after the drain, so
+         * none is lost. */
         if (r > 0 && p[0].revents)
-            drain_wake(sb);
+            drain_wake(t);
     }
+    return ret;
+}
+
+int sb_wait_fd(struct sandbox *sb, int host_fd, short events, int64_t timeout_ns)
+{
+    return wait_common(sb, SB_WAIT_FILES, host_fd, events, timeout_ns);
+}
+
+int sb_wait_futex(struct sandbox *sb, int64_t timeout_ns)
+{
+    return wait_common(sb, SB_WAIT_FUTEX, -1, 0, timeout_ns);
 }

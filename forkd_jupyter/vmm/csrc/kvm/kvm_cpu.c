@@ -66,6 +66,18 @@ static void write_gdt_tss(struct kvm_vm *vm)
     memcpy(t + 0x66, &iomap, 2);
 }
 
+/* vCPU id >= 1: its own TSS (at the start of its page), RSP0 the page's end,
+ * so exceptions on several vCPUs at once push their frames apart. */
+static void write_vcpu_tss(struct kvm_vm *vm, unsigned id)
+{
+    uint8_t *t = vm->sys + layout_tss_offset(id);
+    memset(t, 0, 0x68);
+    uint64_t rsp0 = LAYOUT_SYS_VA + layout_exc_stack_top(id);
+    memcpy(t + 4, &rsp0, 8);
+    uint16_t iomap = 0x68;
+    memcpy(t + 0x66, &iomap, 2);
+}
+
 /* Each exception stub is `out (0xe0 + vector), al` (clobbers nothing) then
  * `hlt`; the VMM handles the port exit and never resumes the stub. */
 static void write_exception_stubs(struct kvm_vm *vm)
@@ -141,6 +153,8 @@ static void write_page_tables(struct kvm_vm *vm)
     pt_high[SYS_PAGE_SYSCALL] = sys_page_gpa(vm, SYS_PAGE_SYSCALL) | PTE_P | PTE_US;
     for (unsigned i = 0; i < LAYOUT_EXC_STACK_PAGES; i++)
         pt_high[SYS_PAGE_EXC_STACK + i] = sys_page_gpa(vm, SYS_PAGE_EXC_STACK + i) | PTE_P | PTE_RW;
+    for (unsigned id = 1; id < LAYOUT_MAX_VCPUS; id++) /* written once; filled when vCPU id is set up */
+        pt_high[SYS_PAGE_CPU_FIRST + id - 1] = sys_page_gpa(vm, SYS_PAGE_CPU_FIRST + id - 1) | PTE_P | PTE_RW;
     pt_high[SYS_PAGE_DOORBELL] = layout_doorbell_gpa(vm->ram_bytes) | PTE_P | PTE_RW | PTE_US;
     for (unsigned i = 0; i < FJ_VDSO_PAGES; i++)
         pt_high[FJ_VDSO_FIRST_PAGE + i] = sys_page_gpa(vm, FJ_VDSO_FIRST_PAGE + i) | PTE_P | PTE_US;
@@ -160,7 +174,7 @@ int kvm_cpu_write_system_region(struct kvm_vm *vm)
     return 0;
 }
 
-static int set_cpuid(struct kvm_vm *vm, uint64_t *xcr0_out)
+static int set_cpuid(struct kvm_vcpu *cpu, uint64_t *xcr0_out)
 {
     int kfd = kvm_dev_fd();
     int n = 128;
@@ -186,7 +200,7 @@ static int set_cpuid(struct kvm_vm *vm, uint64_t *xcr0_out)
             if (e->function == 1)
                 e->ecx |= 1u << 27; /* OSXSAVE mirrors CR4.OSXSAVE */
         }
-        int r = ioctl(vm->vcpu_fd, KVM_SET_CPUID2, c);
+        int r = ioctl(cpu->fd, KVM_SET_CPUID2, c);
         int err = errno;
         free(c);
         *xcr0_out = xcr0 | 0x3;
@@ -194,7 +208,7 @@ static int set_cpuid(struct kvm_vm *vm, uint64_t *xcr0_out)
     }
 }
 
-static int set_msrs(struct kvm_vm *vm)
+static int set_msrs(struct kvm_vcpu *cpu)
 {
     struct {
         struct kvm_msrs hdr;
@@ -209,7 +223,7 @@ static int set_msrs(struct kvm_vm *vm)
     m.e[2].data = layout_sys_va(SYS_PAGE_SYSCALL);
     m.e[3].index = MSR_SFMASK;
     m.e[3].data = 0x47700; /* TF DF IF IOPL NT AC, as Linux */
-    int r = ioctl(vm->vcpu_fd, KVM_SET_MSRS, &m);
+    int r = ioctl(cpu->fd, KVM_SET_MSRS, &m);
     if (r < 0)
         return -errno;
     return r == 4 ? 0 : -EINVAL;
@@ -242,19 +256,21 @@ void kvm_cpu_user_segments(struct kvm_sregs *s)
     s->gs.base = gs_base;
 }
 
-int kvm_cpu_setup(struct kvm_vm *vm)
+int kvm_cpu_setup_vcpu(struct kvm_vm *vm, struct kvm_vcpu *cpu)
 {
-    int err = set_cpuid(vm, &vm->xcr0);
+    if (cpu->id)
+        write_vcpu_tss(vm, cpu->id);
+    int err = set_cpuid(cpu, &vm->xcr0);
     if (err < 0)
         return err;
     struct kvm_sregs s;
-    if ((err = kvm_vm_get_sregs(vm, &s)) < 0)
+    if ((err = kvm_vcpu_get_sregs(cpu, &s)) < 0)
         return err;
     kvm_cpu_user_segments(&s);
     s.fs.base = s.gs.base = 0;
     memset(&s.tr, 0, sizeof(s.tr));
     s.tr.selector = GDT_TSS;
-    s.tr.base = layout_sys_va(SYS_PAGE_GDT) + LAYOUT_TSS_OFFSET;
+    s.tr.base = LAYOUT_SYS_VA + layout_tss_offset(cpu->id);
     s.tr.limit = 0x67;
     s.tr.type = 11;
     s.tr.present = 1;
@@ -269,32 +285,34 @@ int kvm_cpu_setup(struct kvm_vm *vm)
     s.cr3 = vm->sys_gpa + (uint64_t)SYS_PAGE_PML4 * FJ_PAGE_SIZE;
     s.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT | CR4_OSXSAVE;
     s.efer = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE;
-    if ((err = kvm_vm_set_sregs(vm, &s)) < 0)
+    if ((err = kvm_vcpu_set_sregs(cpu, &s)) < 0)
         return err;
     struct kvm_xcrs xcrs = {0};
     xcrs.nr_xcrs = 1;
     xcrs.xcrs[0].xcr = 0;
     xcrs.xcrs[0].value = vm->xcr0;
-    if (ioctl(vm->vcpu_fd, KVM_SET_XCRS, &xcrs) < 0)
+    if (ioctl(cpu->fd, KVM_SET_XCRS, &xcrs) < 0)
         return -errno;
-    if ((err = set_msrs(vm)) < 0)
+    if ((err = set_msrs(cpu)) < 0)
         return err;
     struct kvm_fpu fpu = {0};
     fpu.fcw = 0x37f;
     fpu.mxcsr = 0x1f80;
-    if (ioctl(vm->vcpu_fd, KVM_SET_FPU, &fpu) < 0)
+    if (ioctl(cpu->fd, KVM_SET_FPU, &fpu) < 0)
         return -errno;
     return 0;
 }
 
-int kvm_cpu_return_to_user(struct kvm_vm *vm)
+int kvm_cpu_setup(struct kvm_vm *vm) { return kvm_cpu_setup_vcpu(vm, &vm->vcpu); }
+
+int kvm_cpu_return_to_user(struct kvm_vcpu *cpu)
 {
     struct kvm_sregs s;
-    int err = kvm_vm_get_sregs(vm, &s);
+    int err = kvm_vcpu_get_sregs(cpu, &s);
     if (err < 0)
         return err;
     kvm_cpu_user_segments(&s);
-    return kvm_vm_set_sregs(vm, &s);
+    return kvm_vcpu_set_sregs(cpu, &s);
 }
 
 int kvm_cpu_prepare(struct kvm_vm *vm)
@@ -312,7 +330,7 @@ int kvm_cpu_boot(struct kvm_vm *vm, gva_t rip, gva_t rsp)
     regs.rip = rip;
     regs.rsp = rsp;
     regs.rflags = 0x2;
-    if (ioctl(vm->vcpu_fd, KVM_SET_REGS, &regs) < 0)
+    if (ioctl(vm->vcpu.fd, KVM_SET_REGS, &regs) < 0)
         return -errno;
     return 0;
 }

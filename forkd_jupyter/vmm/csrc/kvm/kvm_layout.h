@@ -42,7 +42,10 @@ enum layout_sys_page {
     SYS_PAGE_PD_LOW = 15,   /* one per GiB of RAM, up to LAYOUT_MAX_RAM */
     /* 96..99: the vDSO image, user-executable; 100: its clock page,
      * user-readable (vdso_data.h, FJ_VDSO_FIRST_PAGE) */
+    SYS_PAGE_CPU_FIRST = 112, /* vCPU k >= 1: page 111 + k holds its TSS at offset 0, its exception stack above */
 };
+/* vCPUs per VM (guest threads alive at once); vCPU 0 uses the GDT page's TSS. */
+#define LAYOUT_MAX_VCPUS 128
 #define LAYOUT_EXC_STACK_PAGES 4
 #define LAYOUT_TSS_OFFSET 0x800
 #define LAYOUT_EXC_PORT_BASE 0xe0 /* exception vector v exits on port 0xe0 + v */
@@ -58,6 +61,17 @@ enum layout_sys_page {
 static inline gva_t layout_sys_va(enum layout_sys_page p) { return LAYOUT_SYS_VA + (uint64_t)p * FJ_PAGE_SIZE; }
 static inline gpa_t layout_sys_gpa(uint64_t ram_bytes) { return FJ_ALIGN_UP(ram_bytes, 1ULL << 30); }
 static inline gpa_t layout_doorbell_gpa(uint64_t ram_bytes) { return layout_sys_gpa(ram_bytes) + LAYOUT_SYS_BYTES; }
+/* The TSS of vCPU id and the top of its exception stack (offsets in the system region). */
+static inline uint64_t layout_tss_offset(unsigned id)
+{
+    return id == 0 ? (uint64_t)SYS_PAGE_GDT * FJ_PAGE_SIZE + LAYOUT_TSS_OFFSET
+                   : (uint64_t)(SYS_PAGE_CPU_FIRST + id - 1) * FJ_PAGE_SIZE;
+}
+static inline uint64_t layout_exc_stack_top(unsigned id)
+{
+    return id == 0 ? (uint64_t)(SYS_PAGE_EXC_STACK + LAYOUT_EXC_STACK_PAGES) * FJ_PAGE_SIZE
+                   : (uint64_t)(SYS_PAGE_CPU_FIRST + id) * FJ_PAGE_SIZE;
+}
 static inline gva_t layout_syscall_return_rip(void) { return layout_sys_va(SYS_PAGE_SYSCALL) + LAYOUT_SYSCALL_STUB_LEN; }
 
 #endif

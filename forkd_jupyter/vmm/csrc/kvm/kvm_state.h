@@ -14,9 +14,10 @@ struct kvm_state {
     int syscall_mode;
 };
 
-int kvm_state_save(struct kvm_vm *vm, struct kvm_state *out);
-/* vm was created with the same RAM size and booted (system region, CPUID,
- * MSRs); this loads the saved registers on top. */
-int kvm_state_restore(struct kvm_vm *vm, const struct kvm_state *in);
+int kvm_state_save(struct kvm_vcpu *cpu, struct kvm_state *out);
+/* cpu (same id as the saved one) belongs to a VM created with the same RAM
+ * size and is set up (system region, CPUID, MSRs); this loads the saved
+ * registers on top. */
+int kvm_state_restore(struct kvm_vcpu *cpu, const struct kvm_state *in);
 
 #endif

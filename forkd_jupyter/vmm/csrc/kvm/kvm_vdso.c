@@ -138,7 +138,7 @@ static int learn_tsc_offset(struct kvm_vm *vm)
         struct kvm_msr_entry e;
     } m = {.hdr.nmsrs = 1, .e.index = MSR_IA32_TSC};
     uint64_t before = rdtsc_ordered();
-    if (ioctl(vm->vcpu_fd, KVM_GET_MSRS, &m) != 1)
+    if (ioctl(vm->vcpu.fd, KVM_GET_MSRS, &m) != 1)
         return -1;
     uint64_t after = rdtsc_ordered();
     vm->vdso_tsc_offset = (int64_t)(m.e.data - (before + (after - before) / 2));

@@ -124,7 +124,7 @@ void kvm_vm_discard(struct kvm_vm *vm, gpa_t gpa, uint64_t len)
 static int vm_create(struct kvm_vm *vm, uint64_t ram_bytes, int ram_fd, bool private)
 {
     memset(vm, 0, sizeof(*vm));
-    vm->vm_fd = vm->vcpu_fd = -1;
+    vm->vm_fd = vm->vcpu.fd = -1;
     vm->ram_fd = ram_fd; /* adopted now, so every failure below closes it */
     if (ram_bytes == 0 || ram_bytes % FJ_HUGE_SIZE || ram_bytes > LAYOUT_MAX_RAM) {
         kvm_vm_destroy(vm);
@@ -157,36 +157,58 @@ static int vm_create(struct kvm_vm *vm, uint64_t ram_bytes, int ram_fd, bool pri
         err = -ENOMEM;
         goto fail;
     }
-    vm->vcpu_fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, 0);
-    if (vm->vcpu_fd < 0) {
-        err = -errno;
+    if ((err = kvm_vcpu_create(vm, 0, &vm->vcpu)) < 0)
         goto fail;
-    }
-    fcntl(vm->vcpu_fd, F_SETFD, FD_CLOEXEC);
-    int run_size = ioctl(kfd, KVM_GET_VCPU_MMAP_SIZE, 0);
-    if (run_size < 0) {
-        err = -errno;
-        goto fail;
-    }
-    vm->run_size = (size_t)run_size;
-    vm->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vm->vcpu_fd, 0);
-    if (vm->run == MAP_FAILED) {
-        vm->run = NULL;
-        err = -errno;
-        goto fail;
-    }
     return 0;
 fail:
     kvm_vm_destroy(vm);
     return err;
 }
 
+int kvm_vcpu_create(struct kvm_vm *vm, unsigned id, struct kvm_vcpu *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->fd = -1;
+    out->id = id;
+    if (id >= LAYOUT_MAX_VCPUS)
+        return -EAGAIN;
+    int kfd = kvm_dev_fd();
+    if (kfd < 0)
+        return kfd;
+    int run_size = ioctl(kfd, KVM_GET_VCPU_MMAP_SIZE, 0);
+    if (run_size < 0)
+        return -errno;
+    out->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, id);
+    if (out->fd < 0) {
+        int err = -errno;
+        out->fd = -1;
+        return err;
+    }
+    fcntl(out->fd, F_SETFD, FD_CLOEXEC);
+    out->run_size = (size_t)run_size;
+    out->run = mmap(NULL, out->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, out->fd, 0);
+    if (out->run == MAP_FAILED) {
+        int err = -errno;
+        out->run = NULL;
+        kvm_vcpu_destroy(out);
+        return err;
+    }
+    return 0;
+}
+
+void kvm_vcpu_destroy(struct kvm_vcpu *cpu)
+{
+    if (cpu->run)
+        munmap(cpu->run, cpu->run_size);
+    if (cpu->fd >= 0)
+        close(cpu->fd);
+    cpu->run = NULL;
+    cpu->fd = -1;
+}
+
 void kvm_vm_destroy(struct kvm_vm *vm)
 {
-    if (vm->run)
-        munmap(vm->run, vm->run_size);
-    if (vm->vcpu_fd >= 0)
-        close(vm->vcpu_fd);
+    kvm_vcpu_destroy(&vm->vcpu);
     if (vm->vm_fd >= 0)
         close(vm->vm_fd);
     if (vm->ram)
@@ -197,39 +219,44 @@ void kvm_vm_destroy(struct kvm_vm *vm)
         munmap(vm->sys, LAYOUT_SYS_BYTES);
     free(vm->vmm_dirty);
     memset(vm, 0, sizeof(*vm));
-    vm->vm_fd = vm->vcpu_fd = vm->ram_fd = -1;
+    vm->vm_fd = vm->vcpu.fd = vm->ram_fd = -1;
 }
 
-int kvm_vm_get_sregs(struct kvm_vm *vm, struct kvm_sregs *s)
+int kvm_vcpu_get_sregs(struct kvm_vcpu *cpu, struct kvm_sregs *s)
 {
-    return ioctl(vm->vcpu_fd, KVM_GET_SREGS, s) < 0 ? -errno : 0;
+    return ioctl(cpu->fd, KVM_GET_SREGS, s) < 0 ? -errno : 0;
 }
 
-int kvm_vm_set_sregs(struct kvm_vm *vm, const struct kvm_sregs *s)
+int kvm_vcpu_set_sregs(struct kvm_vcpu *cpu, const struct kvm_sregs *s)
 {
-    return ioctl(vm->vcpu_fd, KVM_SET_SREGS, s) < 0 ? -errno : 0;
+    return ioctl(cpu->fd, KVM_SET_SREGS, s) < 0 ? -errno : 0;
 }
 
-int kvm_vm_set_fs_base(struct kvm_vm *vm, uint64_t base)
+int kvm_vcpu_set_fs_base(struct kvm_vcpu *cpu, uint64_t base)
 {
     struct kvm_sregs s;
-    int err = kvm_vm_get_sregs(vm, &s);
+    int err = kvm_vcpu_get_sregs(cpu, &s);
     if (err < 0)
         return err;
     s.fs.base = base;
-    return kvm_vm_set_sregs(vm, &s);
+    return kvm_vcpu_set_sregs(cpu, &s);
 }
 
-uint64_t kvm_vm_get_fs_base(struct kvm_vm *vm)
+uint64_t kvm_vcpu_get_fs_base(struct kvm_vcpu *cpu)
 {
     struct kvm_sregs s;
-    return kvm_vm_get_sregs(vm, &s) < 0 ? 0 : s.fs.base;
+    return kvm_vcpu_get_sregs(cpu, &s) < 0 ? 0 : s.fs.base;
+}
+
+int kvm_vcpu_run(struct kvm_vcpu *cpu)
+{
+    cpu->run->kvm_valid_regs = KVM_SYNC_X86_REGS;
+    int r = ioctl(cpu->fd, KVM_RUN, 0);
+    return r < 0 ? -errno : 0;
 }
 
 int kvm_vm_run(struct kvm_vm *vm)
 {
     kvm_vdso_refresh(vm);
-    vm->run->kvm_valid_regs = KVM_SYNC_X86_REGS;
-    int r = ioctl(vm->vcpu_fd, KVM_RUN, 0);
-    return r < 0 ? -errno : 0;
+    return kvm_vcpu_run(&vm->vcpu);
 }

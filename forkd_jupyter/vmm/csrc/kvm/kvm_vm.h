@@ -1,4 +1,6 @@
-/* A KVM virtual machine with one vCPU that starts in 64-bit user mode. */
+/* A KVM virtual machine whose vCPUs start in 64-bit user mode: vCPU 0 is
+ * created with the VM, the others (one per further guest thread) with
+ * kvm_vcpu_create. */
 #ifndef KVM_VM_H
 #define KVM_VM_H
 
@@ -7,11 +9,22 @@
 #include "lib/fj.h"
 #include "kvm/kvm_layout.h"
 
-struct kvm_vm {
-    int vm_fd;
-    int vcpu_fd;
+/* One vCPU. Invariant: only the host thread that runs it touches its
+ * registers while it may be in KVM_RUN. */
+struct kvm_vcpu {
+    int fd;
+    unsigned id;         /* KVM vCPU id, also its slot in the system region (TSS, exception stack) */
     struct kvm_run *run; /* mmap of the vCPU; regs travel in run->s.regs */
     size_t run_size;
+    /* How SYSCALL behaves here, learned at the first one: 0 unknown, 1 it
+     * stays in CPL3 (kvm_pvm: the VMM returns to RCX itself), 2 it enters
+     * CPL0 (hardware virtualisation: resume at the stub's sysretq). */
+    int syscall_mode;
+};
+
+struct kvm_vm {
+    int vm_fd;
+    struct kvm_vcpu vcpu; /* vCPU 0 */
     int ram_fd;          /* memfd holding user RAM, or the snapshot image a child maps; owned */
     uint8_t *ram;        /* host view of user RAM: MAP_SHARED on ram_fd, or MAP_PRIVATE (child) */
     bool ram_private;    /* copy-on-write view of an immutable image: never write ram_fd */
@@ -19,10 +32,6 @@ struct kvm_vm {
     uint8_t *sys;        /* host view of the system region (anonymous) */
     gpa_t sys_gpa;
     uint64_t xcr0;
-    /* How SYSCALL behaves here, learned at the first one: 0 unknown, 1 it
-     * stays in CPL3 (kvm_pvm: the VMM returns to RCX itself), 2 it enters
-     * CPL0 (hardware virtualisation: resume at the stub's sysretq). */
-    int syscall_mode;
     /* Called by kvm_vm_discard before (after = false) and after (true)
      * dropping a range: a live copy in flight preserves the range first, and a
      * userfaultfd registration covers a replaced private mapping again. */
@@ -51,14 +60,20 @@ int kvm_vm_create_cow(struct kvm_vm *vm, uint64_t ram_bytes, int image_fd);
 void kvm_vm_discard(struct kvm_vm *vm, gpa_t gpa, uint64_t len);
 void kvm_vm_destroy(struct kvm_vm *vm);
 
-/* Register access through kvm_run's synced registers. */
-static inline struct kvm_regs *kvm_vm_regs(struct kvm_vm *vm) { return &vm->run->s.regs.regs; }
-static inline void kvm_vm_regs_dirty(struct kvm_vm *vm) { vm->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS; }
+/* Creates vCPU id (1 <= id < LAYOUT_MAX_VCPUS) of vm; not set up yet
+ * (kvm_cpu_setup_vcpu). -errno (-EEXIST when the id was created before). */
+int kvm_vcpu_create(struct kvm_vm *vm, unsigned id, struct kvm_vcpu *out);
+void kvm_vcpu_destroy(struct kvm_vcpu *cpu);
 
-int kvm_vm_get_sregs(struct kvm_vm *vm, struct kvm_sregs *s);
-int kvm_vm_set_sregs(struct kvm_vm *vm, const struct kvm_sregs *s);
-int kvm_vm_set_fs_base(struct kvm_vm *vm, uint64_t base);
-uint64_t kvm_vm_get_fs_base(struct kvm_vm *vm);
+/* Register access through kvm_run's synced registers. */
+static inline struct kvm_regs *kvm_vcpu_regs(struct kvm_vcpu *cpu) { return &cpu->run->s.regs.regs; }
+static inline void kvm_vcpu_regs_dirty(struct kvm_vcpu *cpu) { cpu->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS; }
+static inline struct kvm_regs *kvm_vm_regs(struct kvm_vm *vm) { return kvm_vcpu_regs(&vm->vcpu); }
+
+int kvm_vcpu_get_sregs(struct kvm_vcpu *cpu, struct kvm_sregs *s);
+int kvm_vcpu_set_sregs(struct kvm_vcpu *cpu, const struct kvm_sregs *s);
+int kvm_vcpu_set_fs_base(struct kvm_vcpu *cpu, uint64_t base);
+uint64_t kvm_vcpu_get_fs_base(struct kvm_vcpu *cpu);
 
 /* Marks [gpa, gpa + len) written by the VMM. */
 void kvm_vm_mark_dirty(struct kvm_vm *vm, gpa_t gpa, uint64_t len);
@@ -70,7 +85,10 @@ static inline size_t kvm_vm_bitmap_bytes(const struct kvm_vm *vm)
     return (size_t)((vm->ram_bytes / FJ_PAGE_SIZE + 63) / 64 * 8);
 }
 
-/* Runs the vCPU until the next exit; -errno (-EINTR when kicked). */
+/* Runs cpu until the next exit; -errno (-EINTR when kicked). The caller
+ * refreshes the guest's clock page first (kvm_vdso_refresh). */
+int kvm_vcpu_run(struct kvm_vcpu *cpu);
+/* kvm_vdso_refresh, then kvm_vcpu_run of vCPU 0 (one-vCPU users). */
 int kvm_vm_run(struct kvm_vm *vm);
 
 #endif

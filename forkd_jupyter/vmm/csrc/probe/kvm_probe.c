@@ -29,8 +29,8 @@ static int run_user_loop(struct kvm_vm *vm, uint64_t iters, double *ns)
                 continue;
             return err;
         }
-        if (vm->run->exit_reason != KVM_EXIT_MMIO ||
-            vm->run->mmio.phys_addr != layout_doorbell_gpa(vm->ram_bytes))
+        if (vm->vcpu.run->exit_reason != KVM_EXIT_MMIO ||
+            vm->vcpu.run->mmio.phys_addr != layout_doorbell_gpa(vm->ram_bytes))
             return -EIO;
         break;
     }

@@ -1,24 +1,29 @@
-/* The vCPU run loop: one switch over exit reasons, the kick that stops a
- * running vCPU, and pause jobs (work other threads run with the guest
- * stopped). It dispatches to the system-call table (sys/) and to signal
- * delivery (core/sig.c); nothing below calls back into it. */
+/* The vCPU loops: one host thread per guest thread, each looping over its
+ * vCPU's exits (system calls to sys/, exceptions and faults to core/sig.c),
+ * delivering signals between exits; the kick that stops a running vCPU; and
+ * stops, in which every vCPU parks with its registers saved while another
+ * host thread works on the guest (how snapshots take their instant).
+ *
+ * Invariants: a vCPU thread holds big_lock except inside KVM_RUN, inside a
+ * blocking wait (core/wait.c) and while parked; a parked thread's saved
+ * registers are those the guest resumes with. */
 #define _GNU_SOURCE
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kvm/kvm_cpu.h"
+#include "kvm/kvm_vdso.h"
 #include "core/sandbox.h"
 #include "sys/sys.h"
 #include "core/sig.h"
 #include "api/vmm_api.h"
 
-/* Signal that kicks a vCPU thread out of KVM_RUN or a blocking call. */
+/* Signal that kicks a vCPU thread out of KVM_RUN (core/wait.c sends it). */
 #define SB_KICK_SIGNAL (SIGRTMIN + 7)
 
 static void kick_handler(int sig) { (void)sig; }
@@ -44,116 +49,136 @@ int fj_sandbox_signal(fj_sandbox *sb, int signo)
     if (signo <= 0 || signo >= SB_NSIG)
         return -EINVAL;
     atomic_fetch_or(&sb->pending_external, 1ULL << signo);
-    uint64_t one = 1;
-    if (write(sb->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-        return -errno;
-    sb->vm.run->immediate_exit = 1;
-    if (atomic_load(&sb->kick_armed))
-        pthread_kill(sb->vcpu_thread, SB_KICK_SIGNAL);
+    sb_kick_all(sb);
     return 0;
 }
 
 int fj_sandbox_kill(fj_sandbox *sb) { return fj_sandbox_signal(sb, SIGKILL); }
 
-static void kick(struct sandbox *sb)
+static void save_all(struct sandbox *sb)
 {
-    uint64_t one = 1;
-    if (write(sb->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-        return;
-    sb->vm.run->immediate_exit = 1;
-    if (atomic_load(&sb->kick_armed))
-        pthread_kill(sb->vcpu_thread, SB_KICK_SIGNAL);
+    for (unsigned i = 0; i < LAYOUT_MAX_VCPUS; i++) {
+        struct sb_thread *t = sb->threads[i];
+        if (t && t->state != SB_T_EXITED && t->cpu->fd >= 0)
+            t->saved_err = kvm_state_save(t->cpu, &t->saved);
+    }
 }
 
 int sb_run_paused(struct sandbox *sb, struct sb_pause_job *job)
 {
-    job->done = false;
+    pthread_mutex_lock(&sb->stop_lock);
     pthread_mutex_lock(&sb->job_lock);
-    if (!atomic_load(&sb->kick_armed) || sb->exited) {
+    if (sb->running == 0 || sb->exited) {
         /* No vCPU thread: the guest is stopped already. */
+        pthread_mutex_unlock(&sb->job_lock);
+        pthread_mutex_lock(&sb->big_lock);
         job->stopped_ns = fj_now_ns();
+        save_all(sb);
         job->result = job->fn(sb, job->arg);
         job->resumed_ns = fj_now_ns();
-        pthread_mutex_unlock(&sb->job_lock);
+        pthread_mutex_unlock(&sb->big_lock);
+        pthread_mutex_unlock(&sb->stop_lock);
         return job->result;
     }
-    atomic_store(&sb->job, job);
-    kick(sb);
-    while (!job->done)
+    uint64_t asked_ns = fj_now_ns();
+    atomic_store(&sb->stop_req, 1);
+    pthread_mutex_unlock(&sb->job_lock);
+    sb_kick_all(sb);
+    pthread_mutex_lock(&sb->job_lock);
+    while (sb->parked < sb->running)
         pthread_cond_wait(&sb->job_cond, &sb->job_lock);
     pthread_mutex_unlock(&sb->job_lock);
+    pthread_mutex_lock(&sb->big_lock); /* free: every vCPU thread is parked or gone */
+    /* The guest stopped when its first thread did (a thread still parked
+     * from an earlier stop counts from this one's request). */
+    uint64_t stopped = UINT64_MAX;
+    for (unsigned i = 0; i < LAYOUT_MAX_VCPUS; i++) {
+        struct sb_thread *t = sb->threads[i];
+        if (t && t->state == SB_T_RUNNING)
+            stopped = FJ_MIN(stopped, FJ_MAX(t->park_ns, asked_ns));
+    }
+    job->stopped_ns = stopped == UINT64_MAX ? asked_ns : stopped;
+    job->result = job->fn(sb, job->arg);
+    job->resumed_ns = fj_now_ns();
+    pthread_mutex_unlock(&sb->big_lock);
+    pthread_mutex_lock(&sb->job_lock);
+    atomic_store(&sb->stop_req, 0);
+    pthread_cond_broadcast(&sb->job_cond);
+    pthread_mutex_unlock(&sb->job_lock);
+    pthread_mutex_unlock(&sb->stop_lock);
     return job->result;
 }
 
-/* vCPU thread, between exits: runs a posted job with the guest stopped. */
-static void run_job(struct sandbox *sb, uint64_t stopped_ns)
+/* Parks t for a stop: big_lock is let go meanwhile and held again after. */
+static void park(struct sandbox *sb, struct sb_thread *t, uint64_t stopped_ns)
 {
-    struct sb_pause_job *job = atomic_exchange(&sb->job, NULL);
-    if (!job)
-        return;
-    job->stopped_ns = stopped_ns;
-    job->result = job->fn(sb, job->arg);
-    job->resumed_ns = fj_now_ns();
+    pthread_mutex_unlock(&sb->big_lock);
+    t->park_ns = stopped_ns;
+    t->saved_err = kvm_state_save(t->cpu, &t->saved);
     pthread_mutex_lock(&sb->job_lock);
-    job->done = true;
+    sb->parked++;
     pthread_cond_broadcast(&sb->job_cond);
+    while (atomic_load(&sb->stop_req))
+        pthread_cond_wait(&sb->job_cond, &sb->job_lock);
+    sb->parked--;
     pthread_mutex_unlock(&sb->job_lock);
+    pthread_mutex_lock(&sb->big_lock);
 }
 
-static void learn_syscall_mode(struct sandbox *sb)
+static void learn_syscall_mode(struct kvm_vcpu *cpu)
 {
     struct kvm_sregs s;
-    if (kvm_vm_get_sregs(&sb->vm, &s) == 0)
-        sb->vm.syscall_mode = (s.cs.selector & 3) == 3 ? 1 : 2;
+    if (kvm_vcpu_get_sregs(cpu, &s) == 0)
+        cpu->syscall_mode = (s.cs.selector & 3) == 3 ? 1 : 2;
 }
 
-static void handle_syscall(struct sandbox *sb)
+static void handle_syscall(struct sandbox *sb, struct kvm_vcpu *cpu)
 {
-    if (!sb->vm.syscall_mode)
-        learn_syscall_mode(sb);
-    struct kvm_regs *r = kvm_vm_regs(&sb->vm);
+    if (!cpu->syscall_mode)
+        learn_syscall_mode(cpu);
+    struct kvm_regs *r = kvm_vcpu_regs(cpu);
     uint64_t a[6] = {r->rdi, r->rsi, r->rdx, r->r10, r->r8, r->r9};
     uint64_t nr = r->rax;
     /* Return to the caller first: a handler may replace the whole user
-     * context (rt_sigreturn) and then returns SIG_REGS_REPLACED. In CPL0
-     * mode the stub's sysretq does the return from RCX/R11. */
+     * context (rt_sigreturn) and then returns SIG_REGS_REPLACED, and a new
+     * thread starts from these registers. In CPL0 mode the stub's sysretq
+     * does the return from RCX/R11. */
     r->r11 = (r->r11 & 0x3c7fd7) | 0x2;
-    if (sb->vm.syscall_mode == 1) {
+    if (cpu->syscall_mode == 1) {
         r->rip = r->rcx;
         r->rflags = r->r11;
     }
-    kvm_vm_regs_dirty(&sb->vm);
+    kvm_vcpu_regs_dirty(cpu);
     int64_t ret = sys_dispatch(sb, nr, a);
     if (ret == SB_ERESTART) {
         /* Re-execute the SYSCALL instruction (2 bytes) with the same number. */
-        r = kvm_vm_regs(&sb->vm);
+        r = kvm_vcpu_regs(cpu);
         r->rax = nr;
-        if (sb->vm.syscall_mode == 1)
+        if (cpu->syscall_mode == 1)
             r->rip -= 2;
         else
             r->rcx -= 2;
     } else if (ret != SIG_REGS_REPLACED) {
-        kvm_vm_regs(&sb->vm)->rax = (uint64_t)ret;
+        kvm_vcpu_regs(cpu)->rax = (uint64_t)ret;
     }
 }
 
-static void crash(struct sandbox *sb, const char *what)
+static void crash(struct sandbox *sb, struct kvm_vcpu *cpu, const char *what)
 {
-    struct kvm_regs *r = kvm_vm_regs(&sb->vm);
     char why[256];
-    snprintf(why, sizeof(why), "%s (rip %#llx, exit reason %u)", what, (unsigned long long)r->rip,
-             sb->vm.run->exit_reason);
+    snprintf(why, sizeof(why), "%s (rip %#llx, exit reason %u)", what,
+             (unsigned long long)kvm_vcpu_regs(cpu)->rip, cpu->run->exit_reason);
     sb_exit(sb, 0, SIGKILL, why);
 }
 
-static void handle_exit(struct sandbox *sb)
+static void handle_exit(struct sandbox *sb, struct kvm_vcpu *cpu)
 {
-    struct kvm_run *run = sb->vm.run;
+    struct kvm_run *run = cpu->run;
     switch (run->exit_reason) {
     case KVM_EXIT_MMIO:
         if (run->mmio.phys_addr == layout_doorbell_gpa(sb->vm.ram_bytes) && run->mmio.is_write &&
-            kvm_vm_regs(&sb->vm)->rip == layout_syscall_return_rip())
-            handle_syscall(sb);
+            kvm_vcpu_regs(cpu)->rip == layout_syscall_return_rip())
+            handle_syscall(sb, cpu);
         else
             sig_fault(sb, SIGBUS, run->mmio.phys_addr, "access to unbacked memory");
         break;
@@ -161,49 +186,60 @@ static void handle_exit(struct sandbox *sb)
         if (run->io.port >= LAYOUT_EXC_PORT_BASE && run->io.port < LAYOUT_EXC_PORT_BASE + 32)
             sig_exception(sb, run->io.port - LAYOUT_EXC_PORT_BASE);
         else
-            crash(sb, "unexpected port I/O");
+            crash(sb, cpu, "unexpected port I/O");
         break;
     case KVM_EXIT_INTR:
         break;
     case KVM_EXIT_SHUTDOWN:
-        crash(sb, "guest triple fault");
+        crash(sb, cpu, "guest triple fault");
         break;
     case KVM_EXIT_HLT:
-        crash(sb, "guest halted");
+        crash(sb, cpu, "guest halted");
         break;
     case KVM_EXIT_FAIL_ENTRY:
-        crash(sb, "KVM entry failed");
+        crash(sb, cpu, "KVM entry failed");
         break;
     case KVM_EXIT_INTERNAL_ERROR:
-        crash(sb, "KVM internal error (emulation failed)");
+        crash(sb, cpu, "KVM internal error (emulation failed)");
         break;
     default:
-        crash(sb, "unexpected exit");
+        crash(sb, cpu, "unexpected exit");
         break;
     }
 }
 
-int fj_sandbox_run(fj_sandbox *sb)
+/* The loop of guest thread t until it or the sandbox exits. */
+static void thread_loop(struct sandbox *sb, struct sb_thread *t)
 {
-    install_kick_handler();
-    sb->vcpu_thread = pthread_self();
+    sb_current = t;
     sigset_t unblock;
     sigemptyset(&unblock);
     sigaddset(&unblock, SB_KICK_SIGNAL);
+    sigaddset(&unblock, SIGRTMIN + 8); /* interval timers (sys/sys_itimer.c) */
     pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
-    atomic_store(&sb->kick_armed, 1);
+    pthread_mutex_lock(&sb->job_lock);
+    t->host = pthread_self();
+    atomic_store(&t->kick_armed, 1);
+    pthread_mutex_unlock(&sb->job_lock);
+    pthread_mutex_lock(&sb->big_lock);
     uint64_t stopped_ns = fj_now_ns();
-    while (!sb->exited) {
-        sb_take_external(sb);
-        if (atomic_load(&sb->job)) {
-            run_job(sb, FJ_MAX(stopped_ns, sb->job_noticed_ns));
-            sb->job_noticed_ns = 0;
+    while (!sb->exited && t->state != SB_T_EXITED) {
+        t->cpu->run->immediate_exit = 0; /* before stop_req is read: a later kick still stops KVM_RUN */
+        if (atomic_load(&sb->stop_req)) {
+            park(sb, t, FJ_MAX(stopped_ns, t->noticed_ns));
+            t->noticed_ns = 0;
+            stopped_ns = fj_now_ns();
+            continue;
         }
+        sb_take_external(sb);
         sig_deliver_pending(sb);
-        if (sb->exited)
+        if (sb->exited || t->state == SB_T_EXITED)
             break;
-        int err = kvm_vm_run(&sb->vm);
+        kvm_vdso_refresh(&sb->vm);
+        pthread_mutex_unlock(&sb->big_lock);
+        int err = kvm_vcpu_run(t->cpu);
         stopped_ns = fj_now_ns();
+        pthread_mutex_lock(&sb->big_lock);
         if (err == -EINTR || err == -EAGAIN)
             continue;
         if (err < 0) {
@@ -212,11 +248,57 @@ int fj_sandbox_run(fj_sandbox *sb)
             sb_exit(sb, 0, SIGKILL, why);
             break;
         }
-        handle_exit(sb);
+        handle_exit(sb, t->cpu);
     }
+    pthread_mutex_unlock(&sb->big_lock);
+    struct timespec cpu;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
     pthread_mutex_lock(&sb->job_lock);
-    atomic_store(&sb->kick_armed, 0);
+    atomic_fetch_add(&sb->exited_cpu_ns, (uint64_t)cpu.tv_sec * 1000000000ULL + (uint64_t)cpu.tv_nsec);
+    atomic_store(&t->kick_armed, 0);
+    sb->running--;
+    pthread_cond_broadcast(&sb->job_cond); /* a stop waiting for this thread */
     pthread_mutex_unlock(&sb->job_lock);
-    run_job(sb, fj_now_ns()); /* a job posted as the guest exited */
+}
+
+static void *thread_main(void *p)
+{
+    struct sb_thread *t = p;
+    thread_loop(t->sb, t);
+    return NULL;
+}
+
+int fj_sandbox_run(fj_sandbox *sb)
+{
+    install_kick_handler();
+    sb->thread_main = thread_main;
+    struct sb_thread *main_thread = sb->threads[0];
+    kvm_vdso_refresh(&sb->vm); /* first from here: it reads vCPU 0, which no one runs yet */
+    pthread_mutex_lock(&sb->big_lock);
+    /* Threads restored with a child start with it. */
+    for (unsigned i = 1; i < LAYOUT_MAX_VCPUS; i++) {
+        struct sb_thread *t = sb->threads[i];
+        if (t && t->state == SB_T_NEW && sb_thread_start(t) < 0)
+            sb_exit(sb, 0, SIGKILL, "could not start a host thread for a guest thread");
+    }
+    pthread_mutex_unlock(&sb->big_lock);
+    pthread_mutex_lock(&sb->job_lock);
+    sb->running++;
+    main_thread->state = main_thread->state == SB_T_EXITED ? SB_T_EXITED : SB_T_RUNNING;
+    pthread_mutex_unlock(&sb->job_lock);
+    thread_loop(sb, main_thread);
+    /* The main thread ended; the sandbox lives while any thread does. */
+    pthread_mutex_lock(&sb->job_lock);
+    while (sb->running > 0)
+        pthread_cond_wait(&sb->job_cond, &sb->job_lock);
+    pthread_mutex_unlock(&sb->job_lock);
+    for (unsigned i = 1; i < LAYOUT_MAX_VCPUS; i++) {
+        struct sb_thread *t = sb->threads[i];
+        if (t && t->host_started) {
+            pthread_join(t->host, NULL);
+            t->host_started = false;
+        }
+    }
+    sb_current = NULL;
     return sb->exit_status;
 }

@@ -36,7 +36,7 @@
 #include "fs/view_impl.h"
 
 #define STATE_MAGIC "FJSNAPST"
-#define STATE_VERSION 1u
+#define STATE_VERSION 2u /* 2 added the threads; 1 is still read */
 #define MAX_STR PATH_MAX
 
 /* ------------------------------------------------- a growing buffer */
@@ -354,6 +354,10 @@ static void save_state(struct out *o, struct snapshot *snap)
     put_str(o, fs_view_cwd(snap->view));
     put_u32(o, umask);
     save_fdt(o, &snap->fdt);
+    put_u32(o, snap->next_tid);
+    put_u32(o, snap->n_threads);
+    for (uint32_t i = 0; i < snap->n_threads; i++)
+        put_blob(o, &snap->threads[i], sizeof(snap->threads[i]));
     uint32_t crc = fj_crc32(0, o->p, o->len);
     put_u32(o, crc);
 }
@@ -419,7 +423,26 @@ static int check_state_header(struct in *r)
         return -EBADMSG;
     r->len -= 4;
     take(r, 8);
-    return get_u32(r) == STATE_VERSION ? 0 : -EPROTO;
+    uint32_t version = get_u32(r);
+    return version == 1 || version == STATE_VERSION ? (int)version : -EPROTO;
+}
+
+/* Version 2: the threads besides the main one. */
+static int load_threads(struct in *r, struct snapshot *snap)
+{
+    snap->next_tid = get_u32(r);
+    uint32_t n = get_u32(r);
+    if (r->bad || n >= LAYOUT_MAX_VCPUS)
+        return -EINVAL;
+    snap->n_threads = n;
+    if (!(snap->threads = calloc(n ? n : 1, sizeof(*snap->threads))))
+        return -ENOMEM;
+    for (uint32_t i = 0; i < n; i++) {
+        get_blob(r, &snap->threads[i], sizeof(snap->threads[i]));
+        if (snap->threads[i].id == 0 || snap->threads[i].id >= LAYOUT_MAX_VCPUS)
+            r->bad = true;
+    }
+    return r->bad ? -EINVAL : 0;
 }
 
 /* An address-space map this VMM could have made (mm.h's invariants). */
@@ -510,6 +533,8 @@ static int load_state(struct in *r, struct snapshot *snap, struct memfs *layer,
     }
     if (snap->view)
         err = load_fdt(r, &snap->fdt, snap->view);
+    if (err == 0 && header >= 2)
+        err = load_threads(r, snap);
     for (uint32_t i = 0; roots && i < n_roots; i++)
         free(roots[i]);
     free(roots);

@@ -24,15 +24,52 @@
  * (fewer mappings: the daemon holds every child in one address space). */
 #define MAP_RUN_MIN (4ULL << 20)
 
+/* Every thread's registers, saved when it parked for this pause. Pending
+ * signals belong to the source and stay there. */
+static int capture_threads(struct sandbox *sb, struct snapshot *snap)
+{
+    struct sb_thread *main_thread = sb->threads[0];
+    if (main_thread->state == SB_T_EXITED)
+        return -ENOTSUP; /* the process lives on in other threads: not captured */
+    if (main_thread->saved_err < 0)
+        return main_thread->saved_err;
+    snap->cpu = main_thread->saved;
+    snap->sig = sb->sig;
+    snap->sig.pending = 0;
+    snap->sig.blocked = main_thread->sig.blocked;
+    snap->sig.altstack_sp = main_thread->sig.altstack_sp;
+    snap->sig.altstack_size = main_thread->sig.altstack_size;
+    snap->sig.altstack_flags = main_thread->sig.altstack_flags;
+    memset(snap->sig.fault_addr, 0, sizeof(snap->sig.fault_addr));
+    snap->next_tid = sb->next_tid;
+    snap->threads = calloc(LAYOUT_MAX_VCPUS, sizeof(*snap->threads));
+    if (!snap->threads)
+        return -ENOMEM;
+    for (unsigned i = 1; i < LAYOUT_MAX_VCPUS; i++) {
+        struct sb_thread *t = sb->threads[i];
+        if (!t || t->state == SB_T_EXITED)
+            continue;
+        if (t->saved_err < 0)
+            return t->saved_err;
+        struct snap_thread *st = &snap->threads[snap->n_threads++];
+        st->tid = t->tid;
+        st->id = t->id;
+        st->cpu = t->saved;
+        st->sig = t->sig;
+        st->sig.pending = 0;
+        memset(st->sig.fault_addr, 0, sizeof(st->sig.fault_addr));
+        st->clear_child_tid = t->clear_child_tid;
+        st->robust_list = t->robust_list;
+    }
+    return 0;
+}
+
 /* VMM state: address space, signals, files and the writable layer. */
 static int capture_vmm_state(struct sandbox *sb, struct snapshot *snap)
 {
     int err = mm_clone(&snap->mm, &sb->mm, NULL);
     if (err < 0)
         return err;
-    snap->sig = sb->sig;
-    snap->sig.pending = 0; /* pending signals belong to the source */
-    memset(snap->sig.fault_addr, 0, sizeof(snap->sig.fault_addr));
     snap->pid = sb->pid;
     memcpy(snap->exe_path, sb->exe_path, sizeof(snap->exe_path));
     if (!(snap->view = fs_view_clone(sb->view)))
@@ -68,15 +105,15 @@ struct capture_args {
     struct snapshot *replaced; /* the sandbox's previous last_snap: released after the pause */
 };
 
-/* Runs on the vCPU thread with the guest stopped: everything of the
- * snapshot that must be of the pause instant. */
+/* Runs with every vCPU parked: everything of the snapshot that must be of
+ * the pause instant. */
 static int capture(struct sandbox *sb, void *p)
 {
     struct capture_args *args = p;
     struct snapshot *snap = args->snap;
     if (sb->exited)
         return -ESRCH;
-    int err = kvm_state_save(&sb->vm, &snap->cpu);
+    int err = capture_threads(sb, snap);
     if (err == 0)
         err = capture_vmm_state(sb, snap);
     if (err < 0)
@@ -238,6 +275,36 @@ int fj_sandbox_learn_working_set(fj_sandbox *sb)
     return hint_learn(sb->hint, &sb->vm);
 }
 
+/* The threads of a child (not started: fj_sandbox_run starts them). */
+static int restore_threads(struct sandbox *sb, const struct snapshot *snap)
+{
+    struct sb_thread *main_thread = sb->threads[0];
+    main_thread->tid = snap->pid;
+    sb->next_tid = snap->next_tid ? snap->next_tid : snap->pid + 1;
+    sb->sig = snap->sig;
+    main_thread->sig.blocked = snap->sig.blocked;
+    main_thread->sig.altstack_sp = snap->sig.altstack_sp;
+    main_thread->sig.altstack_size = snap->sig.altstack_size;
+    main_thread->sig.altstack_flags = snap->sig.altstack_flags;
+    for (uint32_t i = 0; i < snap->n_threads; i++) {
+        const struct snap_thread *st = &snap->threads[i];
+        struct sb_thread *t = sb_thread_add(sb, st->id);
+        if (!t)
+            return -EINVAL;
+        int err;
+        if ((err = kvm_vcpu_create(&sb->vm, st->id, t->cpu)) < 0 || (err = kvm_cpu_setup_vcpu(&sb->vm, t->cpu)) < 0 ||
+            (err = kvm_state_restore(t->cpu, &st->cpu)) < 0)
+            return err;
+        t->tid = st->tid;
+        t->sig = st->sig;
+        t->clear_child_tid = st->clear_child_tid;
+        t->robust_list = st->robust_list;
+        t->state = SB_T_NEW;
+        sb->live_threads++;
+    }
+    return 0;
+}
+
 int fj_snapshot_spawn(fj_snapshot *snap, int ctl_fd, fj_sandbox **out)
 {
     *out = NULL;
@@ -258,10 +325,10 @@ int fj_snapshot_spawn(fj_snapshot *snap, int ctl_fd, fj_sandbox **out)
     sb->hint = hint_get(snap->hint);
     hint_prefault(sb->hint, &sb->vm);
     if ((err = kvm_cpu_prepare(&sb->vm)) < 0 ||
-        (err = kvm_state_restore(&sb->vm, &snap->cpu)) < 0 ||
+        (err = kvm_state_restore(&sb->vm.vcpu, &snap->cpu)) < 0 ||
+        (err = restore_threads(sb, snap)) < 0 ||
         (err = mm_clone(&sb->mm, &snap->mm, &sb->vm)) < 0)
         goto fail;
-    sb->sig = snap->sig;
     if (!(sb->view = fs_view_clone(snap->view))) {
         err = -ENOMEM;
         goto fail;

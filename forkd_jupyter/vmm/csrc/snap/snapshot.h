@@ -2,8 +2,8 @@
  *
  * Invariants: everything in a snapshot is immutable once status is READY;
  * the image memfd is never written after that (children map it private).
- * Memory image and vCPU state are taken by the vCPU thread in one pause, so
- * they are of the same instant (for live, the background copy preserves
+ * Memory image and the state of every vCPU are taken in one pause (every
+ * vCPU parked), so they are of the same instant (for live, the background copy preserves
  * every page as of the pause before the source may write it). */
 #ifndef SNAPSHOT_H
 #define SNAPSHOT_H
@@ -16,6 +16,15 @@
 
 struct snap_copier;
 
+/* A thread other than the main one, as of the pause. */
+struct snap_thread {
+    uint32_t tid;
+    uint32_t id;             /* its vCPU id */
+    struct kvm_state cpu;
+    struct sb_signals sig;   /* the thread's part: mask, alternate stack */
+    uint64_t clear_child_tid, robust_list;
+};
+
 struct snapshot {
     _Atomic int refs;
     int mode;
@@ -25,9 +34,12 @@ struct snapshot {
                                    only the pages in delta (diff) */
     struct snapshot *parent;    /* diff: the snapshot whose memory this one builds on (a reference) */
     uint64_t *delta;            /* diff: bitmap of the pages image_fd holds */
-    struct kvm_state cpu;
+    struct kvm_state cpu;       /* the main thread */
+    struct snap_thread *threads; /* the others */
+    uint32_t n_threads;
+    uint32_t next_tid;
     struct mm mm;               /* address-space map (mm.vm is NULL) */
-    struct sb_signals sig;
+    struct sb_signals sig;      /* actions, and the main thread's mask and alternate stack */
     struct fdt fdt;             /* descriptions cloned against view */
     struct fs_view *view;       /* the writable layer as of the pause */
     uint32_t pid;

@@ -31,6 +31,9 @@ int sysf_wait_ready(struct sandbox *sb, const int *fds, const short *events, siz
 
 /* sys_file_anon.c: an O_TMPFILE open of the directory n; memfd_create,
  * sendfile and copy_file_range (handlers listed in sys_file_fd.c's table). */
+/* /proc/self/maps and /proc/self/status, made when opened (sys_procfs.c);
+ * -ENOENT for the rest of /proc. */
+int64_t sysf_open_proc(struct sandbox *sb, const char *path, int flags);
 int64_t sysf_open_tmpfile(struct sandbox *sb, struct view_node *n, int flags, uint32_t mode);
 int64_t sysf_memfd_create(struct sandbox *sb, const uint64_t a[6]);
 int64_t sysf_sendfile(struct sandbox *sb, const uint64_t a[6]);

@@ -64,6 +64,8 @@ static int64_t sys_mmap(struct sandbox *sb, const uint64_t a[6])
             mm_unmap(&sb->mm, at, len);
             return r;
         }
+        struct file *f = fdt_get(&sb->fdt, fd);
+        mm_name_set(&sb->mm, at, len, f ? f->path : NULL);
     }
     return (int64_t)at;
 }

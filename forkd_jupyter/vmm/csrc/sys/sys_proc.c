@@ -1,5 +1,6 @@
-/* Process and identity system calls. The guest is one process (pid from a
- * per-host counter, uid/gid 1000) with one thread; it cannot create others. */
+/* Process, thread and identity system calls. The guest is one process (pid
+ * from a per-host counter, uid/gid 1000); its threads run on vCPUs of their
+ * own (core/thread.c); it cannot create other processes. */
 #define _GNU_SOURCE
 #include <sched.h>
 #include <string.h>
@@ -7,6 +8,7 @@
 #include <sys/sysinfo.h>
 #include <sys/utsname.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/sandbox.h"
 #include "sys/sys.h"
@@ -17,8 +19,6 @@
 #define ARCH_SET_FS 0x1002
 #define ARCH_GET_FS 0x1003
 #define ARCH_GET_GS 0x1004
-#define CLONE_VM_ 0x100
-#define CLONE_THREAD_ 0x10000
 
 static int64_t sys_getpid(struct sandbox *sb, const uint64_t a[6]) { return sb->pid; }
 static int64_t sys_getppid(struct sandbox *sb, const uint64_t a[6]) { return 1; }
@@ -61,9 +61,9 @@ static int64_t sys_arch_prctl(struct sandbox *sb, const uint64_t a[6])
 {
     switch (a[0]) {
     case ARCH_SET_FS:
-        return kvm_vm_set_fs_base(&sb->vm, a[1]);
+        return kvm_vcpu_set_fs_base(sb_cpu(sb), a[1]);
     case ARCH_GET_FS: {
-        uint64_t base = kvm_vm_get_fs_base(&sb->vm);
+        uint64_t base = kvm_vcpu_get_fs_base(sb_cpu(sb));
         return mm_copy_to(&sb->mm, a[1], &base, sizeof(base));
     }
     case ARCH_SET_GS:
@@ -86,7 +86,33 @@ static int64_t sys_prctl(struct sandbox *sb, const uint64_t a[6])
     }
 }
 
-static int64_t sys_set_tid_address(struct sandbox *sb, const uint64_t a[6]) { return sb->pid; }
+static int64_t sys_gettid(struct sandbox *sb, const uint64_t a[6]) { return sb_self(sb)->tid; }
+
+static int64_t sys_set_tid_address(struct sandbox *sb, const uint64_t a[6])
+{
+    struct sb_thread *t = sb_self(sb);
+    t->clear_child_tid = a[0];
+    return t->tid;
+}
+
+static int64_t sys_set_robust_list(struct sandbox *sb, const uint64_t a[6])
+{
+    if (a[1] != 24) /* sizeof(struct robust_list_head) */
+        return -EINVAL;
+    sb_self(sb)->robust_list = a[0];
+    return 0;
+}
+
+static int64_t sys_get_robust_list(struct sandbox *sb, const uint64_t a[6])
+{
+    struct sb_thread *t = a[0] ? sb_thread_by_tid(sb, (uint32_t)a[0]) : sb_self(sb);
+    if (!t)
+        return -ESRCH;
+    uint64_t head = t->robust_list, len = 24;
+    if (mm_copy_to(&sb->mm, a[1], &head, 8) < 0 || mm_copy_to(&sb->mm, a[2], &len, 8) < 0)
+        return -EFAULT;
+    return 0;
+}
 
 static int64_t sys_exit_group(struct sandbox *sb, const uint64_t a[6])
 {
@@ -94,11 +120,38 @@ static int64_t sys_exit_group(struct sandbox *sb, const uint64_t a[6])
     return 0;
 }
 
+static int64_t sys_exit(struct sandbox *sb, const uint64_t a[6])
+{
+    sb_thread_exit(sb, (int)a[0]);
+    return 0;
+}
+
+/* clone(flags, stack, parent_tid, child_tid, tls): threads only; new
+ * processes (fork, vfork, posix_spawn) get ENOSYS. */
 static int64_t sys_clone(struct sandbox *sb, const uint64_t a[6])
 {
-    /* Threads: EAGAIN makes pthread_create fail cleanly ("can't start new
-     * thread"); processes (fork, vfork, posix_spawn): ENOSYS. */
-    return (a[0] & (CLONE_THREAD_ | CLONE_VM_)) == (CLONE_THREAD_ | CLONE_VM_) ? -EAGAIN : -ENOSYS;
+    return sb_thread_clone(sb, a[0], a[1], a[2], a[3], a[4]);
+}
+
+/* struct clone_args (uapi linux/sched.h), the fields up to tls. */
+struct g_clone_args {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+};
+
+static int64_t sys_clone3(struct sandbox *sb, const uint64_t a[6])
+{
+    struct g_clone_args ca;
+    if (a[1] < sizeof(ca))
+        return -EINVAL;
+    if (mm_copy_from(&sb->mm, &ca, a[0], sizeof(ca)) < 0)
+        return -EFAULT;
+    const uint64_t thread = 0x100 | 0x800 | 0x10000; /* CLONE_VM | CLONE_SIGHAND | CLONE_THREAD */
+    if ((ca.flags & thread) != thread)
+        return -ENOSYS; /* new processes: not in this sandbox (callers fall back to clone, which says so too) */
+    if (ca.exit_signal || (ca.stack && !ca.stack_size))
+        return -EINVAL;
+    return sb_thread_clone(sb, ca.flags, ca.stack ? ca.stack + ca.stack_size : 0, ca.parent_tid, ca.child_tid,
+                           ca.tls);
 }
 
 static int64_t sys_nosys(struct sandbox *sb, const uint64_t a[6]) { return -ENOSYS; }
@@ -112,7 +165,7 @@ static struct rlimit limit_for(struct sandbox *sb, unsigned res)
     case RLIMIT_AS:
     case RLIMIT_DATA: return (struct rlimit){sb->vm.ram_bytes, sb->vm.ram_bytes};
     case RLIMIT_CORE: return (struct rlimit){0, 0};
-    case RLIMIT_NPROC: return (struct rlimit){1, 1};
+    case RLIMIT_NPROC: return (struct rlimit){LAYOUT_MAX_VCPUS, LAYOUT_MAX_VCPUS};
     default: return (struct rlimit){RLIM_INFINITY, RLIM_INFINITY};
     }
 }
@@ -143,10 +196,14 @@ static int64_t sys_getrusage(struct sandbox *sb, const uint64_t a[6])
 {
     struct rusage ru;
     memset(&ru, 0, sizeof(ru));
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    ru.ru_utime.tv_sec = ts.tv_sec;
-    ru.ru_utime.tv_usec = ts.tv_nsec / 1000;
+    uint64_t ns = a[0] == 1 /* RUSAGE_THREAD */ ? 0 : sb_process_cpu_ns(sb);
+    if (a[0] == 1) {
+        struct timespec ts;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+    }
+    ru.ru_utime.tv_sec = (time_t)(ns / 1000000000ULL);
+    ru.ru_utime.tv_usec = (long)(ns % 1000000000ULL / 1000);
     ru.ru_maxrss = (long)(sb->mm.mapped_bytes / 1024);
     return mm_copy_to(&sb->mm, a[1], &ru, sizeof(ru));
 }
@@ -158,19 +215,33 @@ static int64_t sys_sysinfo(struct sandbox *sb, const uint64_t a[6])
     si.uptime = (long)((fj_now_ns() - sb->start_ns) / 1000000000ULL);
     si.totalram = sb->vm.ram_bytes;
     si.freeram = sb->vm.ram_bytes > sb->mm.mapped_bytes ? sb->vm.ram_bytes - sb->mm.mapped_bytes : 0;
-    si.procs = 1;
+    si.procs = (unsigned short)sb->live_threads;
     si.mem_unit = 1;
     return mm_copy_to(&sb->mm, a[0], &si, sizeof(si));
+}
+
+/* The guest's threads may run on every core the host offers (up to 64). */
+static uint64_t guest_cpu_mask(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    n = n < 1 ? 1 : n > 64 ? 64 : n;
+    return n == 64 ? ~0ULL : (1ULL << n) - 1;
 }
 
 static int64_t sys_sched_getaffinity(struct sandbox *sb, const uint64_t a[6])
 {
     if (a[1] < 8)
         return -EINVAL;
-    uint64_t mask = 1; /* one vCPU */
+    uint64_t mask = guest_cpu_mask();
     if (mm_copy_to(&sb->mm, a[2], &mask, sizeof(mask)) < 0)
         return -EFAULT;
     return 8;
+}
+
+static int64_t sys_sched_yield(struct sandbox *sb, const uint64_t a[6])
+{
+    sched_yield();
+    return 0;
 }
 
 static int64_t sys_getcpu(struct sandbox *sb, const uint64_t a[6])
@@ -198,11 +269,11 @@ static int64_t sys_capget(struct sandbox *sb, const uint64_t a[6])
 
 const struct sys_entry sys_proc_entries[] = {
     {39, "getpid", sys_getpid, SYS_FULL, NULL},
-    {56, "clone", sys_clone, SYS_REFUSED, "threads fail with EAGAIN, new processes with ENOSYS"},
+    {56, "clone", sys_clone, SYS_PARTIAL, "threads (one vCPU each, at most 127 besides the main one: then EAGAIN); new processes ENOSYS"},
     {57, "fork", sys_nosys, SYS_REFUSED, "no child processes"},
     {58, "vfork", sys_nosys, SYS_REFUSED, "no child processes"},
     {59, "execve", sys_nosys, SYS_REFUSED, "no new programs"},
-    {60, "exit", sys_exit_group, SYS_FULL, "the only thread exits the process"},
+    {60, "exit", sys_exit, SYS_FULL, "the thread exits; the last one ends the process"},
     {61, "wait4", sys_wait4, SYS_FULL, "there are never children"},
     {63, "uname", sys_uname, SYS_FULL, NULL},
     {97, "getrlimit", sys_getrlimit, SYS_PARTIAL, "sandbox limits"},
@@ -230,16 +301,17 @@ const struct sys_entry sys_proc_entries[] = {
     {157, "prctl", sys_prctl, SYS_PARTIAL, "PR_SET_NAME/PR_GET_NAME"},
     {158, "arch_prctl", sys_arch_prctl, SYS_PARTIAL, "FS base"},
     {160, "setrlimit", sys_zero, SYS_STUB, "accepted, not enforced"},
-    {186, "gettid", sys_getpid, SYS_FULL, "one thread"},
+    {186, "gettid", sys_gettid, SYS_FULL, NULL},
     {203, "sched_setaffinity", sys_zero, SYS_STUB, NULL},
-    {204, "sched_getaffinity", sys_sched_getaffinity, SYS_FULL, "one vCPU"},
-    {24, "sched_yield", sys_zero, SYS_FULL, NULL},
-    {218, "set_tid_address", sys_set_tid_address, SYS_PARTIAL, NULL},
+    {204, "sched_getaffinity", sys_sched_getaffinity, SYS_FULL, "the host's cores"},
+    {24, "sched_yield", sys_sched_yield, SYS_FULL, "yields the vCPU thread's host core"},
+    {218, "set_tid_address", sys_set_tid_address, SYS_FULL, NULL},
     {231, "exit_group", sys_exit_group, SYS_FULL, NULL},
-    {273, "set_robust_list", sys_zero, SYS_STUB, "one thread"},
+    {273, "set_robust_list", sys_set_robust_list, SYS_PARTIAL, "kept; not walked when a thread dies"},
+    {274, "get_robust_list", sys_get_robust_list, SYS_FULL, NULL},
     {302, "prlimit64", sys_prlimit64, SYS_PARTIAL, "reports sandbox limits; new limits accepted"},
     {309, "getcpu", sys_getcpu, SYS_FULL, NULL},
     {334, "rseq", sys_nosys, SYS_REFUSED, "glibc runs without it"},
-    {435, "clone3", sys_nosys, SYS_REFUSED, "callers fall back to clone"},
+    {435, "clone3", sys_clone3, SYS_PARTIAL, "as clone"},
 };
 const size_t sys_proc_count = FJ_ARRAY_SIZE(sys_proc_entries);

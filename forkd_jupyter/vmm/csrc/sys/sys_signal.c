@@ -33,19 +33,21 @@ static int64_t sys_rt_sigaction(struct sandbox *sb, const uint64_t a[6])
 
 static int64_t sys_rt_sigprocmask(struct sandbox *sb, const uint64_t a[6])
 {
+    struct sb_signals *ts = &sb_self(sb)->sig;
     if (a[3] != 8)
         return -EINVAL;
-    uint64_t old = sb->sig.blocked, set;
+    uint64_t old = ts->blocked, set;
     if (a[1]) {
         if (mm_copy_from(&sb->mm, &set, a[1], 8) < 0)
             return -EFAULT;
         switch (a[0]) {
-        case SIG_BLOCK: sb->sig.blocked |= set; break;
-        case SIG_UNBLOCK: sb->sig.blocked &= ~set; break;
-        case SIG_SETMASK: sb->sig.blocked = set; break;
+        case SIG_BLOCK: ts->blocked |= set; break;
+        case SIG_UNBLOCK: ts->blocked &= ~set; break;
+        case SIG_SETMASK: ts->blocked = set; break;
         default: return -EINVAL;
         }
-        sb->sig.blocked &= ~UNBLOCKABLE;
+        ts->blocked &= ~UNBLOCKABLE;
+        sig_wake_targets(sb, sb->sig.pending); /* blocking here may hand one to another thread */
     }
     if (a[2] && mm_copy_to(&sb->mm, a[2], &old, 8) < 0)
         return -EFAULT;
@@ -56,25 +58,26 @@ static int64_t sys_rt_sigreturn(struct sandbox *sb, const uint64_t a[6]) { retur
 
 static int64_t sys_sigaltstack(struct sandbox *sb, const uint64_t a[6])
 {
+    struct sb_signals *ts = &sb_self(sb)->sig;
     struct {
         uint64_t sp;
         int32_t flags, pad;
         uint64_t size;
-    } ss, old = {sb->sig.altstack_sp, sb->sig.altstack_flags, 0, sb->sig.altstack_size};
+    } ss, old = {ts->altstack_sp, ts->altstack_flags, 0, ts->altstack_size};
     if (!old.size)
         old.flags = SS_DISABLE_;
     if (a[0]) {
         if (mm_copy_from(&sb->mm, &ss, a[0], sizeof(ss)) < 0)
             return -EFAULT;
         if (ss.flags & SS_DISABLE_) {
-            sb->sig.altstack_sp = sb->sig.altstack_size = 0;
-            sb->sig.altstack_flags = SS_DISABLE_;
+            ts->altstack_sp = ts->altstack_size = 0;
+            ts->altstack_flags = SS_DISABLE_;
         } else {
             if (ss.size < 2048)
                 return -ENOMEM;
-            sb->sig.altstack_sp = ss.sp;
-            sb->sig.altstack_size = ss.size;
-            sb->sig.altstack_flags = 0;
+            ts->altstack_sp = ss.sp;
+            ts->altstack_size = ss.size;
+            ts->altstack_flags = 0;
         }
     }
     if (a[1] && mm_copy_to(&sb->mm, a[1], &old, sizeof(old)) < 0)
@@ -84,23 +87,25 @@ static int64_t sys_sigaltstack(struct sandbox *sb, const uint64_t a[6])
 
 static int64_t sys_rt_sigpending(struct sandbox *sb, const uint64_t a[6])
 {
-    uint64_t p = sb->sig.pending & sb->sig.blocked;
+    struct sb_signals *ts = &sb_self(sb)->sig;
+    uint64_t p = (ts->pending | sb->sig.pending) & ts->blocked;
     return mm_copy_to(&sb->mm, a[0], &p, 8);
 }
 
 static int64_t sys_rt_sigsuspend(struct sandbox *sb, const uint64_t a[6])
 {
+    struct sb_signals *ts = &sb_self(sb)->sig;
     uint64_t mask;
     if (a[1] != 8)
         return -EINVAL;
     if (mm_copy_from(&sb->mm, &mask, a[0], 8) < 0)
         return -EFAULT;
-    uint64_t saved = sb->sig.blocked;
-    sb->sig.blocked = mask & ~UNBLOCKABLE;
+    uint64_t saved = ts->blocked;
+    ts->blocked = mask & ~UNBLOCKABLE;
     sb_wait_fd(sb, -1, 0, -1);
     /* The handler runs with the suspend mask; the old mask comes back at its
      * rt_sigreturn only in Linux, here it is restored at once (documented). */
-    sb->sig.blocked = saved;
+    ts->blocked = saved;
     return -EINTR;
 }
 
@@ -110,36 +115,98 @@ static int64_t sys_pause(struct sandbox *sb, const uint64_t a[6])
     return -EINTR;
 }
 
-static int64_t kill_self(struct sandbox *sb, int signo)
+/* rt_sigtimedwait(set, info, timeout, size): takes a pending signal of
+ * set (the thread's own first) without running its handler. */
+static int64_t sys_rt_sigtimedwait(struct sandbox *sb, const uint64_t a[6])
 {
-    if (signo < 0 || signo >= SB_NSIG)
+    struct sb_thread *t = sb_self(sb);
+    uint64_t set;
+    int64_t ns = -1;
+    if (a[3] != 8)
         return -EINVAL;
-    if (signo)
-        sb_raise(sb, signo);
-    return 0;
+    if (mm_copy_from(&sb->mm, &set, a[0], 8) < 0)
+        return -EFAULT;
+    if (a[2]) {
+        int err = sys_read_timespec(sb, a[2], &ns);
+        if (err < 0)
+            return err;
+    }
+    set &= ~UNBLOCKABLE;
+    uint64_t deadline = ns > 0 ? fj_now_ns() + (uint64_t)ns : 0;
+    for (;;) {
+        sb_take_external(sb);
+        uint64_t mine = t->sig.pending & set, shared = sb->sig.pending & set;
+        if (mine | shared) {
+            int signo = __builtin_ctzll(mine ? mine : shared);
+            if (mine)
+                t->sig.pending &= ~(1ULL << signo);
+            else
+                sb->sig.pending &= ~(1ULL << signo);
+            if (a[1]) {
+                struct {
+                    int32_t signo, err, code, pad;
+                    uint32_t pid, uid;
+                    uint8_t rest[128 - 24];
+                } info = {.signo = signo, .code = 0 /* SI_USER */, .pid = sb->pid, .uid = 1000};
+                if (mm_copy_to(&sb->mm, a[1], &info, sizeof(info)) < 0)
+                    return -EFAULT;
+            }
+            return signo;
+        }
+        int64_t left = ns;
+        if (ns > 0) {
+            uint64_t now = fj_now_ns();
+            left = now >= deadline ? 0 : (int64_t)(deadline - now);
+        }
+        if (left == 0)
+            return -EAGAIN;
+        t->sigwait_set = set;
+        int err = sb_wait_fd(sb, -1, 0, left);
+        t->sigwait_set = 0;
+        if (err == -ETIMEDOUT)
+            return -EAGAIN;
+        if (err < 0)
+            return err;
+    }
 }
 
 static int64_t sys_kill(struct sandbox *sb, const uint64_t a[6])
 {
     int64_t pid = (int32_t)a[0];
+    int signo = (int)a[1];
     if (pid != sb->pid && pid != 0 && pid != -1 && pid != -(int64_t)sb->pid)
         return -ESRCH;
-    return kill_self(sb, (int)a[1]);
+    if (signo < 0 || signo >= SB_NSIG)
+        return -EINVAL;
+    if (signo)
+        sb_raise_process(sb, signo);
+    return 0;
+}
+
+/* A signal to one thread of the sandbox. */
+static int64_t kill_thread(struct sandbox *sb, uint32_t tid, int signo)
+{
+    if (signo < 0 || signo >= SB_NSIG)
+        return -EINVAL;
+    struct sb_thread *t = sb_thread_by_tid(sb, tid);
+    if (!t)
+        return -ESRCH;
+    if (signo) {
+        t->sig.pending |= 1ULL << signo;
+        if (t != sb_current)
+            sb_kick(t);
+    }
+    return 0;
 }
 
 static int64_t sys_tgkill(struct sandbox *sb, const uint64_t a[6])
 {
-    if ((uint32_t)a[0] != sb->pid || (uint32_t)a[1] != sb->pid)
-        return -ESRCH;
-    return kill_self(sb, (int)a[2]);
-}
-
-static int64_t sys_tkill(struct sandbox *sb, const uint64_t a[6])
-{
     if ((uint32_t)a[0] != sb->pid)
         return -ESRCH;
-    return kill_self(sb, (int)a[1]);
+    return kill_thread(sb, (uint32_t)a[1], (int)a[2]);
 }
+
+static int64_t sys_tkill(struct sandbox *sb, const uint64_t a[6]) { return kill_thread(sb, (uint32_t)a[0], (int)a[1]); }
 
 const struct sys_entry sys_signal_entries[] = {
     {13, "rt_sigaction", sys_rt_sigaction, SYS_FULL, NULL},
@@ -150,7 +217,8 @@ const struct sys_entry sys_signal_entries[] = {
     {127, "rt_sigpending", sys_rt_sigpending, SYS_FULL, NULL},
     {130, "rt_sigsuspend", sys_rt_sigsuspend, SYS_PARTIAL, "the old mask returns before the handler runs"},
     {131, "sigaltstack", sys_sigaltstack, SYS_FULL, NULL},
-    {200, "tkill", sys_tkill, SYS_PARTIAL, "own thread only"},
-    {234, "tgkill", sys_tgkill, SYS_PARTIAL, "own thread only"},
+    {128, "rt_sigtimedwait", sys_rt_sigtimedwait, SYS_PARTIAL, "siginfo carries signo, pid and uid"},
+    {200, "tkill", sys_tkill, SYS_FULL, NULL},
+    {234, "tgkill", sys_tgkill, SYS_FULL, NULL},
 };
 const size_t sys_signal_count = FJ_ARRAY_SIZE(sys_signal_entries);

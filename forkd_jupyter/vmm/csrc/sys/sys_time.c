@@ -19,9 +19,9 @@ static int host_clock(uint64_t id, clockid_t *out)
     case CLOCK_BOOTTIME:
         *out = (clockid_t)id;
         return 0;
-    case CLOCK_PROCESS_CPUTIME_ID:
+    case CLOCK_PROCESS_CPUTIME_ID: /* every vCPU thread's (sb_process_cpu_ns) */
     case CLOCK_THREAD_CPUTIME_ID:
-        *out = CLOCK_THREAD_CPUTIME_ID; /* the vCPU thread's time is the guest's */
+        *out = CLOCK_THREAD_CPUTIME_ID; /* the vCPU thread's time is the guest thread's */
         return 0;
     default:
         return -EINVAL;
@@ -35,7 +35,13 @@ static int64_t sys_clock_gettime(struct sandbox *sb, const uint64_t a[6])
     if (err < 0)
         return err;
     struct timespec ts;
-    clock_gettime(c, &ts);
+    if (a[0] == CLOCK_PROCESS_CPUTIME_ID) {
+        uint64_t ns = sb_process_cpu_ns(sb);
+        ts.tv_sec = (time_t)(ns / 1000000000ULL);
+        ts.tv_nsec = (long)(ns % 1000000000ULL);
+    } else {
+        clock_gettime(c, &ts);
+    }
     return mm_copy_to(&sb->mm, a[1], &ts, sizeof(ts));
 }
 
@@ -119,9 +125,7 @@ static int64_t sys_clock_nanosleep(struct sandbox *sb, const uint64_t a[6])
 
 static int64_t sys_times(struct sandbox *sb, const uint64_t a[6])
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    int64_t ticks = ts.tv_sec * 100 + ts.tv_nsec / 10000000;
+    int64_t ticks = (int64_t)(sb_process_cpu_ns(sb) / 10000000);
     if (a[0]) {
         int64_t t[4] = {ticks, 0, 0, 0};
         if (mm_copy_to(&sb->mm, a[0], t, sizeof(t)) < 0)
@@ -137,7 +141,7 @@ const struct sys_entry sys_time_entries[] = {
     {201, "time", sys_time, SYS_FULL, "the guest's vDSO answers it without a VM exit"},
     {228, "clock_gettime", sys_clock_gettime, SYS_FULL,
      "the guest's vDSO answers REALTIME, MONOTONIC, BOOTTIME and the coarse clocks without a VM "
-     "exit; process CPU time is the vCPU thread's"},
+     "exit; CPU time is that of the vCPU threads (the process's: all of them)"},
     {229, "clock_getres", sys_clock_getres, SYS_FULL, NULL},
     {230, "clock_nanosleep", sys_clock_nanosleep, SYS_FULL, "interruptible"},
 };

@@ -1,0 +1,207 @@
+/* Guest threads (sandbox.h): clone of a thread onto a vCPU of its own, thread
+ * exit, futex wake-ups. All under big_lock.
+ *
+ * Invariants: threads[id] runs on vCPU id for its whole life; a slot whose
+ * thread exited keeps its vCPU (KVM never reuses an id) and hands it to the
+ * next thread created there, once the old host thread is joined. */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "core/sandbox.h"
+#include "kvm/kvm_cpu.h"
+
+#define CLONE_VM_ 0x100ULL
+#define CLONE_SIGHAND_ 0x800ULL
+#define CLONE_THREAD_ 0x10000ULL
+#define CLONE_SETTLS_ 0x80000ULL
+#define CLONE_PARENT_SETTID_ 0x100000ULL
+#define CLONE_CHILD_CLEARTID_ 0x200000ULL
+#define CLONE_CHILD_SETTID_ 0x1000000ULL
+#define HOST_STACK_BYTES (1u << 20)
+
+_Thread_local struct sb_thread *sb_current;
+
+struct sb_thread *sb_thread_add(struct sandbox *sb, unsigned id)
+{
+    if (id >= LAYOUT_MAX_VCPUS || sb->threads[id])
+        return NULL;
+    struct sb_thread *t = calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    t->sb = sb;
+    t->id = id;
+    t->own_cpu.fd = -1;
+    t->cpu = id == 0 ? &sb->vm.vcpu : &t->own_cpu;
+    t->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (t->wake_fd < 0) {
+        free(t);
+        return NULL;
+    }
+    sb->threads[id] = t;
+    return t;
+}
+
+struct sb_thread *sb_thread_by_tid(struct sandbox *sb, uint32_t tid)
+{
+    for (unsigned i = 0; i < LAYOUT_MAX_VCPUS; i++) {
+        struct sb_thread *t = sb->threads[i];
+        if (t && t->tid == tid && t->state != SB_T_EXITED)
+            return t;
+    }
+    return NULL;
+}
+
+int sb_futex_wake(struct sandbox *sb, gva_t addr, int n, uint32_t bitset)
+{
+    int woken = 0;
+    for (unsigned i = 0; i < LAYOUT_MAX_VCPUS && woken < n; i++) {
+        struct sb_thread *t = sb->threads[i];
+        if (!t || !t->waiting || t->wait_kind != SB_WAIT_FUTEX || t->futex_woken || t->futex_addr != addr ||
+            !(t->futex_bitset & bitset))
+            continue;
+        t->futex_woken = true;
+        sb_kick(t);
+        woken++;
+    }
+    return woken;
+}
+
+/* A free slot: never used, or its thread exited and its host thread is
+ * joined here (it let go of big_lock when it left its loop, so this cannot
+ * wait on us). */
+static struct sb_thread *free_slot(struct sandbox *sb)
+{
+    for (unsigned id = 1; id < LAYOUT_MAX_VCPUS; id++) {
+        struct sb_thread *t = sb->threads[id];
+        if (!t)
+            return sb_thread_add(sb, id);
+        if (t->state != SB_T_EXITED)
+            continue;
+        if (t->host_started) {
+            pthread_join(t->host, NULL);
+            t->host_started = false;
+        }
+        return t;
+    }
+    return NULL;
+}
+
+/* The new thread's registers: the parent's at its system call, returning 0
+ * on stack with tls; its own TSS (tr) stays. */
+static int copy_cpu_state(struct sb_thread *parent, struct sb_thread *t, uint64_t flags, gva_t stack, gva_t tls)
+{
+    struct kvm_state st;
+    int err = kvm_state_save(parent->cpu, &st);
+    if (err < 0)
+        return err;
+    struct kvm_sregs own;
+    if ((err = kvm_vcpu_get_sregs(t->cpu, &own)) < 0)
+        return err;
+    st.sregs.tr = own.tr;
+    if (flags & CLONE_SETTLS_)
+        st.sregs.fs.base = tls;
+    st.regs.rax = 0;
+    if (stack)
+        st.regs.rsp = stack;
+    return kvm_state_restore(t->cpu, &st);
+}
+
+int sb_thread_clone(struct sandbox *sb, uint64_t flags, gva_t stack, gva_t parent_tid, gva_t child_tid,
+                    gva_t tls)
+{
+    const uint64_t thread = CLONE_VM_ | CLONE_SIGHAND_ | CLONE_THREAD_;
+    if ((flags & thread) != thread)
+        return -ENOSYS; /* new processes: not in this sandbox */
+    struct sb_thread *parent = sb_self(sb);
+    struct sb_thread *t = free_slot(sb);
+    if (!t)
+        return -EAGAIN;
+    int err = 0;
+    if (t->cpu->fd < 0 && ((err = kvm_vcpu_create(&sb->vm, t->id, t->cpu)) < 0 ||
+                           (err = kvm_cpu_setup_vcpu(&sb->vm, t->cpu)) < 0))
+        return err == -ENOMEM ? -ENOMEM : -EAGAIN;
+    if ((err = copy_cpu_state(parent, t, flags, stack, tls)) < 0)
+        return -EAGAIN;
+    uint32_t tid = sb->next_tid++;
+    if ((flags & CLONE_PARENT_SETTID_) && mm_copy_to(&sb->mm, parent_tid, &tid, 4) < 0)
+        return -EFAULT;
+    if ((flags & CLONE_CHILD_SETTID_) && mm_copy_to(&sb->mm, child_tid, &tid, 4) < 0)
+        return -EFAULT;
+    t->tid = tid;
+    memset(&t->sig, 0, sizeof(t->sig));
+    t->sig.blocked = parent->sig.blocked;
+    t->clear_child_tid = flags & CLONE_CHILD_CLEARTID_ ? child_tid : 0;
+    t->robust_list = 0;
+    t->waiting = t->futex_woken = false;
+    t->state = SB_T_NEW;
+    sb->live_threads++;
+    if ((err = sb_thread_start(t)) < 0) {
+        t->state = SB_T_EXITED;
+        sb->live_threads--;
+        return -EAGAIN;
+    }
+    return tid;
+}
+
+int sb_thread_start(struct sb_thread *t)
+{
+    struct sandbox *sb = t->sb;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, HOST_STACK_BYTES);
+    pthread_mutex_lock(&sb->job_lock);
+    sb->running++;
+    t->state = SB_T_RUNNING;
+    int rc = pthread_create(&t->host, &attr, sb->thread_main, t);
+    if (rc != 0)
+        sb->running--;
+    else
+        t->host_started = true;
+    pthread_cond_broadcast(&sb->job_cond);
+    pthread_mutex_unlock(&sb->job_lock);
+    pthread_attr_destroy(&attr);
+    return -rc;
+}
+
+void sb_thread_exit(struct sandbox *sb, int status)
+{
+    struct sb_thread *t = sb_self(sb);
+    if (sb->live_threads <= 1) {
+        sb_exit(sb, status, 0, "exited");
+        return;
+    }
+    t->state = SB_T_EXITED;
+    sb->live_threads--;
+    if (t->clear_child_tid) {
+        uint32_t zero = 0;
+        if (mm_copy_to(&sb->mm, t->clear_child_tid, &zero, 4) == 0)
+            sb_futex_wake(sb, t->clear_child_tid, 1, ~0u);
+    }
+}
+
+static uint64_t thread_cpu_ns(pthread_t host)
+{
+    clockid_t c;
+    struct timespec ts;
+    if (pthread_getcpuclockid(host, &c) != 0 || clock_gettime(c, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t sb_process_cpu_ns(struct sandbox *sb)
+{
+    uint64_t ns = atomic_load(&sb->exited_cpu_ns);
+    pthread_mutex_lock(&sb->job_lock); /* host stays a live thread while kick_armed */
+    for (unsigned i = 0; i < LAYOUT_MAX_VCPUS; i++) {
+        struct sb_thread *t = sb->threads[i];
+        if (t && atomic_load(&t->kick_armed))
+            ns += thread_cpu_ns(t->host);
+    }
+    pthread_mutex_unlock(&sb->job_lock);
+    return ns;
+}

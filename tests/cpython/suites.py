@@ -1,0 +1,46 @@
+"""Which of CPython's own test modules the conformance suite runs in a
+sandbox and natively, and which differences are allowed (each with its
+reason; docs/syscalls.md lists them)."""
+
+from __future__ import annotations
+
+import re
+
+MODULES = [
+    "test_threading",
+    "test_thread",
+    "test_threading_local",
+    "test_queue",
+    "test_select",
+    "test_selectors",
+    "test_signal",
+    "test_weakref",
+    "test_gc",
+    "test_asyncio.test_tasks",
+    "test_asyncio.test_locks",
+    "test_asyncio.test_queues",
+]
+
+# Not run on either side: they would wait forever in a sandbox, for a
+# process that cannot be started there.
+EXCLUDED = [
+    "test.test_thread.TestForkInThread.test_forkinthread",  # reads a pipe a forked child writes
+]
+
+NEEDS_PROCESSES = "needs processes (fork, subprocess, pidfds): a sandbox runs one process"
+NO_NETWORK = "no network, by design: host sockets are refused"
+
+
+def allowed_reason(outcome: str) -> str | None:
+    """Why a test that passes natively may end with outcome in a sandbox
+    (None: it may not)."""
+    if "Errno 38" in outcome and re.search(r"subprocess\.py|os\.fork|fork\(|posix_spawn", outcome):
+        return NEEDS_PROCESSES
+    if outcome == "skip: kernel does not support pidfds":
+        return NEEDS_PROCESSES
+    if (
+        re.search(r"PermissionError: \[Errno 13\] Permission denied\s*$", outcome)
+        and "socket" in outcome
+    ):
+        return NO_NETWORK
+    return None

@@ -1,0 +1,277 @@
+"""Real threads in the sandbox: each guest thread runs on a vCPU of its own,
+in parallel with the others; futexes, thread-directed signals, thread exit;
+branching (full, diff, live) and saving a sandbox whose threads are idle,
+blocked in a wait or computing; the limit on threads; a thread that crashes."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+from guest_helpers import run_ok, value
+
+from forkd_jupyter.vmm import Sandbox, Snapshot
+from forkd_jupyter.vmm.errors import SandboxCrashed
+
+pytestmark = pytest.mark.kvm
+
+# A source with three kinds of threads: idle pool workers, one blocked on an
+# Event (a futex wait), one computing.
+THREADED_STATE = """
+import threading, time
+from concurrent.futures import ThreadPoolExecutor
+pool = ThreadPoolExecutor(3)
+assert sorted(pool.map(abs, range(-5, 5))) == sorted(abs(i) for i in range(-5, 5))
+ev = threading.Event()
+woke = []
+def waiter():
+    ev.wait()
+    woke.append(threading.get_native_id())
+w = threading.Thread(target=waiter)
+w.start()
+counter = [0]
+stop = False
+def busy():
+    while not stop:
+        counter[0] += 1
+b = threading.Thread(target=busy)
+b.start()
+time.sleep(0.05)
+"""
+
+# Every kind of thread carries on in a child: the computing one advances,
+# the waiting one wakes, the pool still serves, all end cleanly.
+RESUMED = """
+c0 = counter[0]
+time.sleep(0.1)
+advanced = counter[0] > c0
+ev.set()
+w.join(10)
+pool_sum = sum(pool.map(abs, range(100)))
+stop = True
+b.join(10)
+pool.shutdown()
+resumed = [advanced, bool(woke), w.is_alive(), b.is_alive(), pool_sum, threading.active_count()]
+"""
+
+
+def test_threads_run_in_parallel_on_several_cores(sandbox):
+    """hashlib drops the GIL: two threads hashing take about half the time
+    of one doing both (this machine has 2 cores). Best of three."""
+    code = """
+import hashlib, threading, time
+data = b'x' * (48 << 20)
+def h(): hashlib.sha256(data).digest()
+best = 0
+for _ in range(3):
+    t = time.perf_counter(); h(); h(); serial = time.perf_counter() - t
+    ths = [threading.Thread(target=h) for _ in range(2)]
+    t = time.perf_counter(); [x.start() for x in ths]; [x.join() for x in ths]
+    best = max(best, serial / (time.perf_counter() - t))
+speedup = best
+"""
+    run_ok(sandbox, code)
+    assert value(sandbox, "speedup") > 1.3
+
+
+def test_everyday_thread_apis(sandbox):
+    code = """
+import threading, queue, sqlite3, os, asyncio
+from concurrent.futures import ThreadPoolExecutor
+with ThreadPoolExecutor(4) as ex:
+    squares = sum(ex.map(lambda x: x * x, range(1000)))
+ids = set()
+local = threading.local()
+def record(i):
+    local.i = i
+    ids.add(threading.get_native_id())
+    return local.i
+ths = [threading.Thread(target=record, args=(i,)) for i in range(8)]
+[t.start() for t in ths]; [t.join() for t in ths]
+q = queue.Queue()
+def produce():
+    for i in range(100): q.put(i)
+    q.put(None)
+threading.Thread(target=produce).start()
+got = []
+while (item := q.get()) is not None:
+    got.append(item)
+db = sqlite3.connect(':memory:', check_same_thread=False)
+db.execute('create table t(x)')
+def insert(k):
+    with lock:
+        db.execute('insert into t values (?)', (k,))
+lock = threading.Lock()
+ths = [threading.Thread(target=insert, args=(k,)) for k in range(10)]
+[t.start() for t in ths]; [t.join() for t in ths]
+cond = threading.Condition()
+with cond:
+    timed_out = not cond.wait(0.05)
+async def main():
+    return await asyncio.to_thread(sum, range(10))
+apis = [squares, len(ids), os.getpid() in ids, got == list(range(100)),
+        db.execute('select count(*), sum(x) from t').fetchone(), timed_out, asyncio.run(main()),
+        threading.active_count()]
+"""
+    run_ok(sandbox, code)
+    squares, n_ids, pid_reused, queue_ok, db_row, timed_out, to_thread, active = value(
+        sandbox, "apis"
+    )
+    assert squares == sum(x * x for x in range(1000))
+    assert n_ids == 8 and not pid_reused  # a tid of its own each, none the pid
+    assert queue_ok and db_row == (10, 45) and timed_out and to_thread == 45
+    assert active == 1  # every thread has exited
+
+
+def test_a_process_signal_wakes_the_main_thread_from_its_wait(sandbox):
+    """kill() from a worker goes to the main thread (blocked on a lock),
+    whose wait ends so the handler runs at once, as CPython expects."""
+    code = """
+import os, signal, threading, time
+got = []
+signal.signal(signal.SIGUSR1, lambda s, f: got.append(threading.get_native_id()))
+ev = threading.Event()
+alive_checked = []
+def worker():
+    signal.pthread_kill(threading.main_thread().ident, 0)
+    alive_checked.append(True)
+    os.kill(os.getpid(), signal.SIGUSR1)
+    for _ in range(300):
+        if got:
+            break
+        time.sleep(0.01)
+    ev.set()
+t0 = time.monotonic()
+threading.Thread(target=worker).start()
+ev.wait()
+signals = [got == [threading.get_native_id()], alive_checked, time.monotonic() - t0 < 2]
+"""
+    run_ok(sandbox, code)
+    assert value(sandbox, "signals") == [True, [True], True]
+
+
+def test_interrupt_reaches_the_main_thread_while_it_joins(sandbox):
+    threading.Timer(0.5, sandbox.interrupt).start()
+    t0 = time.monotonic()
+    r = sandbox.run(
+        "import threading, time\n"
+        "t = threading.Thread(target=time.sleep, args=(3,))\nt.start()\nt.join()"
+    )
+    assert r.error is not None and r.error.ename == "KeyboardInterrupt"
+    assert time.monotonic() - t0 < 2.5  # not after the thread's 3 s
+    run_ok(sandbox, "t.join()")
+
+
+def test_thread_limit_gives_eagain_and_leaves_the_sandbox_working(sandbox):
+    code = """
+import threading
+threading.stack_size(256 * 1024)
+started, error, ths, ev = 0, None, [], threading.Event()
+try:
+    for _ in range(1000):
+        t = threading.Thread(target=ev.wait); t.start(); ths.append(t); started += 1
+except RuntimeError as e:
+    error = str(e)
+ev.set(); [t.join() for t in ths]
+threading.stack_size(0)
+after = []
+t = threading.Thread(target=after.append, args=(1,)); t.start(); t.join()
+limit = [started, error, after]
+"""
+    run_ok(sandbox, code)
+    started, error, after = value(sandbox, "limit")
+    assert started == 127 and "can't start new thread" in error and after == [1]
+
+
+def test_threads_come_and_go_beyond_the_limit(sandbox):
+    """Exited threads give their vCPU to new ones."""
+    run_ok(
+        sandbox,
+        "import threading\nfor i in range(400):\n"
+        "    t = threading.Thread(target=int); t.start(); t.join()",
+    )
+    assert value(sandbox, "threading.active_count()") == 1
+
+
+def test_exit_from_a_thread_ends_the_sandbox_with_its_status():
+    sb = Sandbox.spawn(memory_mib=256)
+    try:
+        with pytest.raises(SandboxCrashed) as crashed:
+            sb.run(
+                "import os, threading, time\n"
+                "threading.Thread(target=os._exit, args=(7,)).start()\ntime.sleep(5)"
+            )
+        assert crashed.value.status == 7 and not sb.alive
+    finally:
+        sb.close()
+
+
+def test_a_crashing_thread_kills_only_its_sandbox(sandbox):
+    victim = Sandbox.spawn(memory_mib=256)
+    try:
+        with pytest.raises(SandboxCrashed, match="SIGSEGV"):
+            victim.run(
+                "import ctypes, threading\n"
+                "t = threading.Thread(target=ctypes.string_at, args=(0,))\nt.start(); t.join()"
+            )
+    finally:
+        victim.close()
+    assert value(sandbox, "6 * 7") == 42
+
+
+@pytest.mark.parametrize("mode", ["full", "diff", "live"])
+def test_branching_a_threaded_sandbox_resumes_every_thread(mode):
+    src = Sandbox.spawn(memory_mib=512)
+    try:
+        run_ok(src, THREADED_STATE)
+        snap = src.snapshot(mode=mode, wait=True)
+        (child,) = snap.spawn(1)
+        try:
+            run_ok(child, RESUMED)
+            assert value(child, "resumed") == [True, True, False, False, 4950, 1]
+        finally:
+            child.close()
+        run_ok(src, RESUMED)  # the source carries on as well
+        assert value(src, "resumed") == [True, True, False, False, 4950, 1]
+    finally:
+        src.close()
+
+
+def test_a_saved_threaded_snapshot_resumes_its_threads(tmp_path):
+    src = Sandbox.spawn(memory_mib=512)
+    try:
+        run_ok(src, THREADED_STATE)
+        src.snapshot(mode="full", wait=True).save(tmp_path / "snap")
+    finally:
+        src.close()
+    (child,) = Snapshot.load(tmp_path / "snap").spawn(1)
+    try:
+        run_ok(child, RESUMED)
+        assert value(child, "resumed") == [True, True, False, False, 4950, 1]
+    finally:
+        child.close()
+
+
+def test_native_thread_pools_see_every_core(sandbox):
+    """OpenBLAS starts its pool with one thread per host core (no
+    *_NUM_THREADS=1 in the guest), and threadpoolctl finds and resizes it
+    through /proc/self/maps."""
+    code = """
+import os, numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+a = np.random.default_rng(0).random((300, 300))
+before = [i['num_threads'] for i in threadpool_info() if i['internal_api'] == 'openblas']
+with threadpool_limits(1):
+    inside = [i['num_threads'] for i in threadpool_info() if i['internal_api'] == 'openblas']
+    ok = bool(np.allclose(a @ a, (a @ a)))
+maps = open('/proc/self/maps').read()
+status = open('/proc/self/status').read()
+pools = [before, inside, ok, 'libpython' in maps or 'python3' in maps, '[stack]' in maps,
+         'Threads:' in status]
+"""
+    run_ok(sandbox, code)
+    before, inside, ok, named, stack, threads_line = value(sandbox, "pools")
+    assert before == [os.cpu_count()] and inside == [1] and ok
+    assert named and stack and threads_line
