@@ -36,8 +36,9 @@ from forkd_jupyter.vmm.wire import (
 
 AGENT = Path(__file__).resolve().parent.parent / "forkd_jupyter" / "guest" / "agent.py"
 
-# Installed as sitecustomize in the child: the guest has one thread and no
-# fork/exec. Attempts are logged so a test can prove the agent made none.
+# Installed as sitecustomize in the child: the agent must start no thread
+# (they are the user's) and no process (the guest has no fork/exec).
+# Attempts are logged so a test can prove the agent made none.
 GUEST_LIMITS = textwrap.dedent("""
     import _posixsubprocess, _thread, errno, os, sys, threading
 

@@ -32,8 +32,10 @@ SOURCES = [
     "sys/sys_file_fd.c",
     "sys/sys_file_anon.c",
     "sys/sys_file_xattr.c",
+    "sys/sys_procfs.c",
     "core/fdt.c",
     "core/mm.c",
+    "core/mm_names.c",
     "lib/crc32.c",
 ]
 

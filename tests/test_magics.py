@@ -422,7 +422,7 @@ ERRORS = [
     "sb = %forkd spawn --mem 256 --name errs",
     "%%forkd\n!ls",
     "%%forkd\n%%bash\nls",
-    "%%forkd\nimport threading\nthreading.Thread(target=print).start()",
+    "%%forkd\nimport subprocess\nsubprocess.run(['true'])",
     "%%forkd\nprint('next cell clean')",
     "%%forkd\ndef f():\n    return 1/0\nf()",
     "%%forkd --each errs\nx = !ls",
@@ -447,8 +447,8 @@ def test_unsupported_things_fail_in_one_line_with_the_notebooks_numbers(daemon):
         err = error_of(cells[index])
         assert len(err.traceback) == 1 and needle in err.traceback[0], err.traceback
         assert "in a sandbox yet" in err.traceback[0]
-    [thread] = error_of(cells[4]).traceback
-    assert "threads cannot start in a sandbox yet" in thread and "line 3" in thread
+    [process] = error_of(cells[4]).traceback
+    assert "subprocesses cannot start in a sandbox yet" in process and "line 3" in process
     # Nothing of the refused cells leaks into the next one.
     assert [(o.name, o.text) for o in outputs(cells[5], "stream")] == [
         ("stdout", "next cell clean\n")

@@ -70,7 +70,7 @@ def unsupported(error: GuestError, traceback: list[str]) -> str | None:
     innermost frame of the cell is named)."""
     text = error.plain_traceback
     if error.ename == "RuntimeError" and "can't start new thread" in error.evalue:
-        what = f"threads cannot start {NOT_YET} (a sandbox runs one thread)"
+        what = "a sandbox runs at most 128 threads at once"
     elif "shell not found" in error.evalue:
         what = f"shell commands are not available {NOT_YET}: run them in the notebook"
     elif error.ename.endswith("Error") and any(

@@ -1,5 +1,5 @@
 """The guest agent: runs cells for the host over the fd-3 control channel.
 
 Standard library only at import time; IPython is used when importable.
-The guest process has one thread and cannot fork, so nothing here starts a
-thread or a process."""
+The guest process cannot fork, and the user's threads are the user's: nothing
+here starts a thread or a process."""

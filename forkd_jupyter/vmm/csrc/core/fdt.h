@@ -4,7 +4,7 @@
  * offset). Each kind of file supplies a file_ops table; an operation left
  * NULL fails with the errno documented beside it. Buffers passed to ops are
  * host pointers already translated from guest memory (for reads, obtained
- * with mm_write_ptr). Only the vCPU thread uses a sandbox's files. */
+ * with mm_write_ptr). A sandbox's files are used under its big_lock only. */
 #ifndef FDT_H
 #define FDT_H
 

@@ -182,6 +182,8 @@ int sb_wait_futex(struct sandbox *sb, int64_t timeout_ns);
 /* Under big_lock: a file's readiness may have changed; wakes the threads
  * waiting on files. */
 void sb_notify(struct sandbox *sb);
+/* Signal that kicks a vCPU thread out of KVM_RUN (run/ installs its handler). */
+#define SB_KICK_SIGNAL (SIGRTMIN + 7)
 /* Ends the blocking wait of t (t->wake_fd, and KVM_RUN by signal). */
 void sb_kick(struct sb_thread *t);
 /* Takes job_lock; kicks every live thread. */

@@ -14,7 +14,7 @@ uint64_t sig_deliverable(struct sandbox *sb);
 /* Kicks the thread each process-directed signal in bits goes to. */
 void sig_wake_targets(struct sandbox *sb, uint64_t bits);
 /* Delivers deliverable signals (one handler frame, or a default action).
- * Called by the vCPU thread between exits. */
+ * Called by the receiving thread's vCPU thread between exits. */
 void sig_deliver_pending(struct sandbox *sb);
 /* A guest exception exited on the vector's port. */
 void sig_exception(struct sandbox *sb, unsigned vector);

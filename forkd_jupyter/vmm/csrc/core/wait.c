@@ -12,35 +12,11 @@
 #include "core/sandbox.h"
 #include "core/sig.h"
 
-/* Signal that kicks a vCPU thread out of KVM_RUN (run/run_loop.c installs
- * its handler). */
-#define SB_KICK_SIGNAL (SIGRTMIN + 7)
-
 static void drain_wake(struct sb_thread *t)
 {
     uint64_t v;
     while (read(t->wake_fd, &v, sizeof(v)) > 0)
         ;
-}
-
-void sb_kick(struct sb_thread *t)
-{
-    uint64_t one = 1;
-    if (write(t->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-        return;
-    if (t->cpu->run)
-        t->cpu->run->immediate_exit = 1;
-    if (atomic_load(&t->kick_armed))
-        pthread_kill(t->host, SB_KICK_SIGNAL);
-}
-
-void sb_kick_all(struct sandbox *sb)
-{
-    pthread_mutex_lock(&sb->job_lock); /* kick_armed and host stay valid meanwhile */
-    for (unsigned i = 0; i < LAYOUT_MAX_VCPUS; i++)
-        if (sb->threads[i] && sb->threads[i]->state != SB_T_EXITED)
-            sb_kick(sb->threads[i]);
-    pthread_mutex_unlock(&sb->job_lock);
 }
 
 void sb_notify(struct sandbox *sb)

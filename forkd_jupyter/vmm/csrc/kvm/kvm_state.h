@@ -1,5 +1,5 @@
 /* The architectural state of a vCPU, saved at a pause and restored into a
- * new VM (a child). Invariant: saved between exits by the vCPU thread, so
+ * new VM (a child). Invariant: saved between exits by the thread that runs the vCPU, so
  * registers, segment state and the FPU image are of one instant. */
 #ifndef KVM_STATE_H
 #define KVM_STATE_H

@@ -39,7 +39,7 @@ struct kvm_vm {
     void *owner;
     /* Pages the VMM itself wrote or discarded since the last
      * kvm_vm_collect_dirty (KVM's dirty log sees only guest writes). One bit
-     * per page; set by the vCPU thread only. */
+     * per page; set under the sandbox's lock (core/sandbox.h: big_lock). */
     uint64_t *vmm_dirty;
     /* The guest's clock page (kvm_vdso.c): 0 not yet set up, 1 kept
      * current, 2 off (the guest makes system calls). */

@@ -23,9 +23,6 @@
 #include "core/sig.h"
 #include "api/vmm_api.h"
 
-/* Signal that kicks a vCPU thread out of KVM_RUN (core/wait.c sends it). */
-#define SB_KICK_SIGNAL (SIGRTMIN + 7)
-
 static void kick_handler(int sig) { (void)sig; }
 
 static void install_kick_handler_once(void)
@@ -274,18 +271,21 @@ int fj_sandbox_run(fj_sandbox *sb)
     sb->thread_main = thread_main;
     struct sb_thread *main_thread = sb->threads[0];
     kvm_vdso_refresh(&sb->vm); /* first from here: it reads vCPU 0, which no one runs yet */
-    pthread_mutex_lock(&sb->big_lock);
+    /* The main thread counts as running first: a stop that comes while the
+     * others start waits for it to park (and save its registers). */
+    pthread_mutex_lock(&sb->job_lock);
+    sb->running++;
+    if (main_thread->state != SB_T_EXITED)
+        main_thread->state = SB_T_RUNNING;
+    pthread_mutex_unlock(&sb->job_lock);
     /* Threads restored with a child start with it. */
+    pthread_mutex_lock(&sb->big_lock);
     for (unsigned i = 1; i < LAYOUT_MAX_VCPUS; i++) {
         struct sb_thread *t = sb->threads[i];
         if (t && t->state == SB_T_NEW && sb_thread_start(t) < 0)
             sb_exit(sb, 0, SIGKILL, "could not start a host thread for a guest thread");
     }
     pthread_mutex_unlock(&sb->big_lock);
-    pthread_mutex_lock(&sb->job_lock);
-    sb->running++;
-    main_thread->state = main_thread->state == SB_T_EXITED ? SB_T_EXITED : SB_T_RUNNING;
-    pthread_mutex_unlock(&sb->job_lock);
     thread_loop(sb, main_thread);
     /* The main thread ended; the sandbox lives while any thread does. */
     pthread_mutex_lock(&sb->job_lock);

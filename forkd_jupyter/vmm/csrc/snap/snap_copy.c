@@ -413,7 +413,7 @@ static void *copier_main(void *p)
 
 /* ---------------------------------------------------------------- hooks */
 
-/* vCPU thread. lock is held from the before call to the after call, so a
+/* A vCPU thread under the sandbox's big_lock. lock is held from the before call to the after call, so a
  * discard is one step for the copier and for arming (which protects under
  * lock): a copy-on-write child's discard maps a fresh, unregistered range
  * that arming must never see half-done. */
@@ -510,7 +510,7 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* In the pause (vCPU thread, guest stopped). Only what must be of the
+/* In the pause (every vCPU parked). Only what must be of the
  * pause instant happens here; finding which ranges hold data is left to the
  * copier: a page that changes after the pause (written, or discarded) is
  * preserved first by the write fault or the discard hook, so copying the

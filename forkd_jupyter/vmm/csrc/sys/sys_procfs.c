@@ -66,7 +66,7 @@ static void render_maps(struct sandbox *sb, struct text *t)
 
 static void render_status(struct sandbox *sb, struct text *t)
 {
-    add(t, "Name:\tpython3\nState:\tR (running)\nTgid:\t%u\nPid:\t%u\nPPid:\t1\n", sb->pid, sb_self(sb)->tid);
+    add(t, "Name:\tpython3\nState:\tR (running)\nTgid:\t%u\nPid:\t%u\nPPid:\t1\n", sb->pid, sb->pid);
     add(t, "Uid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\n");
     add(t, "VmSize:\t%llu kB\nVmRSS:\t%llu kB\nThreads:\t%u\n", (unsigned long long)(sb->mm.mapped_bytes / 1024),
         (unsigned long long)(sb->mm.mapped_bytes / 1024), sb->live_threads);
