@@ -68,6 +68,7 @@ struct sb_thread {
     struct kvm_vcpu *cpu;     /* &sb->vm.vcpu for the main thread, else &own_cpu */
     struct kvm_vcpu own_cpu;
     unsigned id;              /* slot in sb->threads = vCPU id */
+    bool unusable;            /* its vCPU could not be made */
     uint32_t tid;
     enum sb_thread_state state; /* under big_lock */
     struct sb_signals sig;    /* per-thread part (see struct sb_signals) */

@@ -80,7 +80,7 @@ static struct sb_thread *free_slot(struct sandbox *sb)
         struct sb_thread *t = sb->threads[id];
         if (!t)
             return sb_thread_add(sb, id);
-        if (t->state != SB_T_EXITED)
+        if (t->state != SB_T_EXITED || t->unusable)
             continue;
         if (t->host_started) {
             pthread_join(t->host, NULL);
@@ -121,10 +121,14 @@ int sb_thread_clone(struct sandbox *sb, uint64_t flags, gva_t stack, gva_t paren
     struct sb_thread *t = free_slot(sb);
     if (!t)
         return -EAGAIN;
+    t->state = SB_T_EXITED; /* until it starts: never stopped for, captured or signalled */
     int err = 0;
     if (t->cpu->fd < 0 && ((err = kvm_vcpu_create(&sb->vm, t->id, t->cpu)) < 0 ||
-                           (err = kvm_cpu_setup_vcpu(&sb->vm, t->cpu)) < 0))
+                           (err = kvm_cpu_setup_vcpu(&sb->vm, t->cpu)) < 0)) {
+        kvm_vcpu_destroy(t->cpu);
+        t->unusable = true; /* the id may stay taken in KVM: never tried again */
         return err == -ENOMEM ? -ENOMEM : -EAGAIN;
+    }
     if ((err = copy_cpu_state(parent, t, flags, stack, tls)) < 0)
         return -EAGAIN;
     uint32_t tid = sb->next_tid++;
@@ -138,6 +142,7 @@ int sb_thread_clone(struct sandbox *sb, uint64_t flags, gva_t stack, gva_t paren
     t->clear_child_tid = flags & CLONE_CHILD_CLEARTID_ ? child_tid : 0;
     t->robust_list = 0;
     t->waiting = t->futex_woken = false;
+    t->sigwait_set = 0;
     t->state = SB_T_NEW;
     sb->live_threads++;
     if ((err = sb_thread_start(t)) < 0) {
