@@ -27,8 +27,11 @@ class StdinBridge:
     def getpass(self, prompt: str = "Password: ", stream: object = None) -> str:
         return self.ask(str(prompt), password=True)
 
-    def input(self, prompt: object = "") -> str:
-        return self.ask(str(prompt), password=False)
+    def input(self, *args: object) -> str:
+        """builtins.input's signature and errors, the prompt sent to the host."""
+        if len(args) > 1:
+            raise TypeError(f"input expected at most 1 argument, got {len(args)}")
+        return self.ask(str(args[0]) if args else "", password=False)
 
     def ask(self, prompt: str, password: bool) -> str:
         self.emitter.emit("input_request", {"prompt": prompt, "password": password})
