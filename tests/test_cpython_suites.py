@@ -6,41 +6,12 @@ differences are allowed and why)."""
 from __future__ import annotations
 
 import json
-import subprocess
-from pathlib import Path
 
 import pytest
-from cpython.suites import EXCLUDED, MODULES, allowed_reason
-
-from forkd_jupyter.vmm import Sandbox
-from forkd_jupyter.vmm.guest_env import python_elf
+from cpython.runs import run_in_sandbox, run_native
+from cpython.suites import MODULES, allowed_reason
 
 pytestmark = pytest.mark.kvm
-
-RUNNER = Path(__file__).parent / "cpython" / "runner.py"
-
-
-def run_native(module: str) -> dict[str, str]:
-    out = subprocess.run(
-        [python_elf(), str(RUNNER), module, json.dumps(EXCLUDED)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd="/tmp",
-    )
-    return json.loads(out.stdout.rsplit("\nOUTCOMES ", 1)[1])
-
-
-def run_in_sandbox(module: str) -> dict[str, str]:
-    sb = Sandbox.spawn(memory_mib=2048)
-    try:
-        code = RUNNER.read_text().split('\nif __name__ == "__main__":')[0]
-        code += f"\n_outcomes = __import__('json').dumps(run_module({module!r}, {EXCLUDED!r}))"
-        result = sb.run(code, timeout=900)
-        assert result.error is None, "".join(result.error.traceback)
-        return json.loads(sb.pull("_outcomes"))
-    finally:
-        sb.close()
 
 
 @pytest.mark.parametrize("module", MODULES)

@@ -17,8 +17,8 @@ from pathlib import Path
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent.parent / "tests"))
 
+from cpython.runs import run_in_sandbox, run_native  # noqa: E402
 from cpython.suites import MODULES, NEEDS_PROCESSES, NO_NETWORK, allowed_reason  # noqa: E402
-from test_cpython_suites import run_in_sandbox, run_native  # noqa: E402
 
 
 def main() -> None:

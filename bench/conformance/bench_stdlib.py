@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import subprocess
 import sys
 import time
@@ -27,13 +26,12 @@ from pathlib import Path
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent.parent / "tests"))
 
-from cpython.suites import EXCLUDED, NEEDS_PROCESSES, NO_NETWORK, allowed_reason  # noqa: E402
+from cpython.runs import GuestRunFailed, run_in_sandbox, run_native  # noqa: E402
+from cpython.suites import NEEDS_PROCESSES, NO_NETWORK, allowed_reason  # noqa: E402
 
-from forkd_jupyter.vmm import Sandbox  # noqa: E402
 from forkd_jupyter.vmm.errors import SandboxError  # noqa: E402
 from forkd_jupyter.vmm.guest_env import python_elf  # noqa: E402
 
-RUNNER = HERE.parent.parent / "tests" / "cpython" / "runner.py"
 CSV = HERE / "stdlib.csv"
 FIELDS = [
     "module",
@@ -55,31 +53,16 @@ def all_modules() -> list[str]:
 
 def native(module: str, timeout: float) -> dict[str, str] | None:
     try:
-        out = subprocess.run(
-            [python_elf(), str(RUNNER), module, json.dumps(EXCLUDED)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd="/tmp",
-        )
-        return json.loads(out.stdout.rsplit("\nOUTCOMES ", 1)[1])
-    except (subprocess.TimeoutExpired, IndexError, json.JSONDecodeError):
+        return run_native(module, timeout)
+    except (subprocess.TimeoutExpired, ValueError):
         return None
 
 
 def in_sandbox(module: str, timeout: float) -> tuple[dict[str, str] | None, str]:
-    sb = Sandbox.spawn(memory_mib=2048)
     try:
-        code = RUNNER.read_text().split('\nif __name__ == "__main__":')[0]
-        code += f"\n_outcomes = __import__('json').dumps(run_module({module!r}, {EXCLUDED!r}))"
-        r = sb.run(code, timeout=timeout)
-        if r.error:
-            return None, f"{r.error.ename}: {r.error.evalue}"[:200]
-        return json.loads(sb.pull("_outcomes")), "ok"
-    except SandboxError as e:
-        return None, str(e)[:200]
-    finally:
-        sb.close()
+        return run_in_sandbox(module, timeout), "ok"
+    except (GuestRunFailed, SandboxError) as e:
+        return None, str(e).split("\n", 1)[0][:200]
 
 
 def measure(module: str, timeout: float) -> dict:

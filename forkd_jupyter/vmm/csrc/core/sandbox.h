@@ -185,6 +185,8 @@ int sb_wait_futex(struct sandbox *sb, int64_t timeout_ns);
 void sb_notify(struct sandbox *sb);
 /* Signal that kicks a vCPU thread out of KVM_RUN (run/ installs its handler). */
 #define SB_KICK_SIGNAL (SIGRTMIN + 7)
+/* Signal an interval timer sends to the vCPU thread that set it (sys/sys_itimer.c). */
+#define SB_TIMER_SIGNAL (SIGRTMIN + 8)
 /* Ends the blocking wait of t (t->wake_fd, and KVM_RUN by signal). */
 void sb_kick(struct sb_thread *t);
 /* Takes job_lock; kicks every live thread. */
@@ -211,7 +213,10 @@ void sb_raise_process(struct sandbox *sb, int signo);
 /* Ends the guest, every thread: exit_group status, or death by signal. */
 void sb_exit(struct sandbox *sb, int status, int fatal_signal, const char *why);
 
-/* Guest threads (core/thread.c), under big_lock. clone/clone3 of a thread:
+/* Guest threads (core/thread.c), under big_lock. Whether clone flags ask
+ * for a thread (the rest would be a new process). */
+bool sb_clone_makes_thread(uint64_t flags);
+/* clone/clone3 of a thread:
  * the new thread's id, or -errno (-EAGAIN past LAYOUT_MAX_VCPUS). */
 int sb_thread_clone(struct sandbox *sb, uint64_t flags, gva_t stack, gva_t parent_tid, gva_t child_tid,
                     gva_t tls);
@@ -222,6 +227,8 @@ struct sb_thread *sb_thread_add(struct sandbox *sb, unsigned id);
 struct sb_thread *sb_thread_by_tid(struct sandbox *sb, uint32_t tid);
 /* Wakes up to n waiters on addr whose bitset meets bitset; how many. */
 int sb_futex_wake(struct sandbox *sb, gva_t addr, int n, uint32_t bitset);
+/* Moves up to n waiters on from to wait on to; how many. */
+int sb_futex_requeue(struct sandbox *sb, gva_t from, gva_t to, int n);
 /* CPU time of every vCPU thread of the guest, exited ones included. */
 uint64_t sb_process_cpu_ns(struct sandbox *sb);
 /* Starts the host thread of t (a new or restored thread); -errno. */

@@ -46,18 +46,12 @@ struct g_ucontext {
     struct g_sigcontext uc_mcontext;
     uint64_t uc_sigmask;
 };
-struct g_siginfo {
-    int32_t si_signo, si_errno, si_code, pad;
-    uint64_t f0, f1; /* kill: pid|uid in f0; fault: si_addr in f0 */
-    uint8_t rest[128 - 32];
-};
 struct g_sigframe {
     uint64_t pretcode;
     struct g_ucontext uc;
     struct g_siginfo info;
 };
 _Static_assert(sizeof(struct g_sigcontext) == 256, "sigcontext layout");
-_Static_assert(sizeof(struct g_siginfo) == 128, "siginfo layout");
 
 static bool takes(const struct sb_thread *t, int signo)
 {
@@ -161,7 +155,7 @@ static int build_frame(struct sandbox *sb, int signo, const struct sb_sigaction 
     f.uc.uc_sigmask = ts->blocked;
     f.info.si_signo = signo;
     f.info.si_code = ts->fault_addr[signo] ? 1 /* SEGV_MAPERR */ : 0 /* SI_USER */;
-    f.info.f0 = ts->fault_addr[signo] ? ts->fault_addr[signo] : ((uint64_t)1000 << 32 | sb->pid);
+    f.info.f0 = ts->fault_addr[signo] ? ts->fault_addr[signo] : sig_sender(sb);
     if (save_xsave(sb, fpstate) < 0 || mm_copy_to(&sb->mm, sp, &f, sizeof(f)) < 0)
         return -EFAULT;
     r->rdi = (uint64_t)signo;

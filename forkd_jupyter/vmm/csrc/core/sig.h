@@ -5,6 +5,16 @@
 
 #include "core/sandbox.h"
 
+/* Linux x86-64 siginfo_t, as the guest reads it. */
+struct g_siginfo {
+    int32_t si_signo, si_errno, si_code, pad;
+    uint64_t f0, f1; /* kill: pid|uid in f0; fault: si_addr in f0 */
+    uint8_t rest[128 - 32];
+};
+_Static_assert(sizeof(struct g_siginfo) == 128, "siginfo layout");
+/* f0 of a signal the sandbox's process sent (SI_USER): its pid and uid. */
+static inline uint64_t sig_sender(const struct sandbox *sb) { return (uint64_t)1000 << 32 | sb->pid; }
+
 /* Returned by a system-call handler that replaced the whole user context. */
 #define SIG_REGS_REPLACED ((int64_t)0x7ffffffffffff00dLL)
 

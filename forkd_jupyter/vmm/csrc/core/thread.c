@@ -9,7 +9,6 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <time.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "core/sandbox.h"
@@ -56,19 +55,37 @@ struct sb_thread *sb_thread_by_tid(struct sandbox *sb, uint32_t tid)
     return NULL;
 }
 
+/* t waits on the futex at addr and has not been woken yet. */
+static bool futex_waiter(const struct sb_thread *t, gva_t addr)
+{
+    return t && t->waiting && t->wait_kind == SB_WAIT_FUTEX && !t->futex_woken && t->futex_addr == addr;
+}
+
 int sb_futex_wake(struct sandbox *sb, gva_t addr, int n, uint32_t bitset)
 {
     int woken = 0;
     for (unsigned i = 0; i < LAYOUT_MAX_VCPUS && woken < n; i++) {
         struct sb_thread *t = sb->threads[i];
-        if (!t || !t->waiting || t->wait_kind != SB_WAIT_FUTEX || t->futex_woken || t->futex_addr != addr ||
-            !(t->futex_bitset & bitset))
+        if (!futex_waiter(t, addr) || !(t->futex_bitset & bitset))
             continue;
         t->futex_woken = true;
         sb_kick(t);
         woken++;
     }
     return woken;
+}
+
+int sb_futex_requeue(struct sandbox *sb, gva_t from, gva_t to, int n)
+{
+    int moved = 0;
+    for (unsigned i = 0; i < LAYOUT_MAX_VCPUS && moved < n; i++) {
+        struct sb_thread *t = sb->threads[i];
+        if (futex_waiter(t, from)) {
+            t->futex_addr = to;
+            moved++;
+        }
+    }
+    return moved;
 }
 
 /* A free slot: never used, or its thread exited and its host thread is
@@ -111,11 +128,16 @@ static int copy_cpu_state(struct sb_thread *parent, struct sb_thread *t, uint64_
     return kvm_state_restore(t->cpu, &st);
 }
 
+bool sb_clone_makes_thread(uint64_t flags)
+{
+    const uint64_t thread = CLONE_VM_ | CLONE_SIGHAND_ | CLONE_THREAD_;
+    return (flags & thread) == thread;
+}
+
 int sb_thread_clone(struct sandbox *sb, uint64_t flags, gva_t stack, gva_t parent_tid, gva_t child_tid,
                     gva_t tls)
 {
-    const uint64_t thread = CLONE_VM_ | CLONE_SIGHAND_ | CLONE_THREAD_;
-    if ((flags & thread) != thread)
+    if (!sb_clone_makes_thread(flags))
         return -ENOSYS; /* new processes: not in this sandbox */
     struct sb_thread *parent = sb_self(sb);
     struct sb_thread *t = free_slot(sb);
@@ -192,10 +214,7 @@ void sb_thread_exit(struct sandbox *sb, int status)
 static uint64_t thread_cpu_ns(pthread_t host)
 {
     clockid_t c;
-    struct timespec ts;
-    if (pthread_getcpuclockid(host, &c) != 0 || clock_gettime(c, &ts) != 0)
-        return 0;
-    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+    return pthread_getcpuclockid(host, &c) == 0 ? fj_clock_ns(c) : 0;
 }
 
 uint64_t sb_process_cpu_ns(struct sandbox *sb)

@@ -43,13 +43,6 @@ static inline uint64_t rdtsc_ordered(void)
     return ((uint64_t)hi << 32) | lo;
 }
 
-static uint64_t clock_ns(clockid_t c)
-{
-    struct timespec ts;
-    clock_gettime(c, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 static bool host_tsc_is_clock(void)
 {
     char src[32] = "";
@@ -88,10 +81,10 @@ static void calibrate(void)
     if (!host_tsc_is_clock())
         return;
     cal_tsc0 = rdtsc_ordered();
-    cal_mono0 = clock_ns(CLOCK_MONOTONIC);
+    cal_mono0 = fj_clock_ns(CLOCK_MONOTONIC);
     uint64_t tsc, mono;
     do {
-        mono = clock_ns(CLOCK_MONOTONIC);
+        mono = fj_clock_ns(CLOCK_MONOTONIC);
         tsc = rdtsc_ordered();
     } while (mono - cal_mono0 < CALIBRATE_NS);
     if (tsc <= cal_tsc0)
@@ -158,9 +151,9 @@ void kvm_vdso_refresh(struct kvm_vm *vm)
     }
     struct vdso_data *d = data_page(vm);
     uint64_t t0 = rdtsc_ordered();
-    uint64_t mono = clock_ns(CLOCK_MONOTONIC);
-    uint64_t real = clock_ns(CLOCK_REALTIME);
-    uint64_t boot = clock_ns(CLOCK_BOOTTIME);
+    uint64_t mono = fj_clock_ns(CLOCK_MONOTONIC);
+    uint64_t real = fj_clock_ns(CLOCK_REALTIME);
+    uint64_t boot = fj_clock_ns(CLOCK_BOOTTIME);
     uint64_t t1 = rdtsc_ordered();
     uint64_t host_tsc = t0 + (t1 - t0) / 2;
     uint64_t tsc = host_tsc + (uint64_t)vm->vdso_tsc_offset;

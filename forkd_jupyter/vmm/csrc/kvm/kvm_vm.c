@@ -13,12 +13,6 @@
 #include <unistd.h>
 
 
-uint64_t fj_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 static int kvm_fd = -1;
 static int kvm_fd_errno;

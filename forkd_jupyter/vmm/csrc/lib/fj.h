@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 typedef uint64_t gpa_t;
 typedef uint64_t gva_t;
@@ -25,5 +26,6 @@ typedef uint64_t gva_t;
 #define FJ_MAX(a, b) ((a) > (b) ? (a) : (b))
 
 uint64_t fj_now_ns(void); /* CLOCK_MONOTONIC */
+uint64_t fj_clock_ns(clockid_t clock); /* any clock in ns; 0 when it cannot be read */
 
 #endif

@@ -212,7 +212,7 @@ static void thread_loop(struct sandbox *sb, struct sb_thread *t)
     sigset_t unblock;
     sigemptyset(&unblock);
     sigaddset(&unblock, SB_KICK_SIGNAL);
-    sigaddset(&unblock, SIGRTMIN + 8); /* interval timers (sys/sys_itimer.c) */
+    sigaddset(&unblock, SB_TIMER_SIGNAL);
     pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
     pthread_mutex_lock(&sb->job_lock);
     t->host = pthread_self();
@@ -248,10 +248,9 @@ static void thread_loop(struct sandbox *sb, struct sb_thread *t)
         handle_exit(sb, t->cpu);
     }
     pthread_mutex_unlock(&sb->big_lock);
-    struct timespec cpu;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
+    uint64_t cpu_ns = fj_clock_ns(CLOCK_THREAD_CPUTIME_ID);
     pthread_mutex_lock(&sb->job_lock);
-    atomic_fetch_add(&sb->exited_cpu_ns, (uint64_t)cpu.tv_sec * 1000000000ULL + (uint64_t)cpu.tv_nsec);
+    atomic_fetch_add(&sb->exited_cpu_ns, cpu_ns);
     atomic_store(&t->kick_armed, 0);
     sb->running--;
     pthread_cond_broadcast(&sb->job_cond); /* a stop waiting for this thread */

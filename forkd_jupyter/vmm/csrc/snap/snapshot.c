@@ -24,6 +24,15 @@
  * (fewer mappings: the daemon holds every child in one address space). */
 #define MAP_RUN_MIN (4ULL << 20)
 
+/* The per-thread part of signal state: mask and alternate stack. */
+static void copy_thread_signals(struct sb_signals *dst, const struct sb_signals *src)
+{
+    dst->blocked = src->blocked;
+    dst->altstack_sp = src->altstack_sp;
+    dst->altstack_size = src->altstack_size;
+    dst->altstack_flags = src->altstack_flags;
+}
+
 /* Every thread's registers, saved when it parked for this pause. Pending
  * signals belong to the source and stay there. */
 static int capture_threads(struct sandbox *sb, struct snapshot *snap)
@@ -36,10 +45,7 @@ static int capture_threads(struct sandbox *sb, struct snapshot *snap)
     snap->cpu = main_thread->saved;
     snap->sig = sb->sig;
     snap->sig.pending = 0;
-    snap->sig.blocked = main_thread->sig.blocked;
-    snap->sig.altstack_sp = main_thread->sig.altstack_sp;
-    snap->sig.altstack_size = main_thread->sig.altstack_size;
-    snap->sig.altstack_flags = main_thread->sig.altstack_flags;
+    copy_thread_signals(&snap->sig, &main_thread->sig);
     memset(snap->sig.fault_addr, 0, sizeof(snap->sig.fault_addr));
     snap->next_tid = sb->next_tid;
     snap->threads = calloc(LAYOUT_MAX_VCPUS, sizeof(*snap->threads));
@@ -282,10 +288,7 @@ static int restore_threads(struct sandbox *sb, const struct snapshot *snap)
     main_thread->tid = snap->pid;
     sb->next_tid = snap->next_tid ? snap->next_tid : snap->pid + 1;
     sb->sig = snap->sig;
-    main_thread->sig.blocked = snap->sig.blocked;
-    main_thread->sig.altstack_sp = snap->sig.altstack_sp;
-    main_thread->sig.altstack_size = snap->sig.altstack_size;
-    main_thread->sig.altstack_flags = snap->sig.altstack_flags;
+    copy_thread_signals(&main_thread->sig, &snap->sig);
     for (uint32_t i = 0; i < snap->n_threads; i++) {
         const struct snap_thread *st = &snap->threads[i];
         struct sb_thread *t = sb_thread_add(sb, st->id);

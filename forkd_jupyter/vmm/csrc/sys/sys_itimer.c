@@ -16,8 +16,6 @@
 #include "core/sandbox.h"
 #include "sys/sys.h"
 
-#define SB_TIMER_SIGNAL (SIGRTMIN + 8)
-
 static void timer_fired(int sig, siginfo_t *si, void *uc)
 {
     (void)sig, (void)uc;

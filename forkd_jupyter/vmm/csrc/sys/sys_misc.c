@@ -38,16 +38,11 @@ static int64_t futex_wait(struct sandbox *sb, const uint64_t a[6], uint32_t bits
         return -EAGAIN;
     int64_t ns = -1;
     if (a[3]) {
-        struct timespec ts;
-        if (mm_copy_from(&sb->mm, &ts, a[3], sizeof(ts)) < 0)
-            return -EFAULT;
-        if (ts.tv_sec < 0 || ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000L)
-            return -EINVAL;
-        ns = ts.tv_sec * 1000000000LL + ts.tv_nsec;
+        int err = sys_read_timespec(sb, a[3], &ns);
+        if (err < 0)
+            return err;
         if (op == FUTEX_WAIT_BITSET) { /* absolute */
-            struct timespec now;
-            clock_gettime(((int)a[1] & FUTEX_CLOCK_REALTIME) ? CLOCK_REALTIME : CLOCK_MONOTONIC, &now);
-            ns -= now.tv_sec * 1000000000LL + now.tv_nsec;
+            ns -= (int64_t)fj_clock_ns(((int)a[1] & FUTEX_CLOCK_REALTIME) ? CLOCK_REALTIME : CLOCK_MONOTONIC);
             if (ns < 0)
                 return -ETIMEDOUT;
         }
@@ -59,20 +54,6 @@ static int64_t futex_wait(struct sandbox *sb, const uint64_t a[6], uint32_t bits
     int err = sb_wait_futex(sb, ns);
     t->futex_addr = 0;
     return err;
-}
-
-/* Moves up to n waiters on from to to; how many. */
-static int futex_requeue(struct sandbox *sb, gva_t from, gva_t to, int n)
-{
-    int moved = 0;
-    for (unsigned i = 0; i < LAYOUT_MAX_VCPUS && moved < n; i++) {
-        struct sb_thread *t = sb->threads[i];
-        if (t && t->waiting && t->wait_kind == SB_WAIT_FUTEX && !t->futex_woken && t->futex_addr == from) {
-            t->futex_addr = to;
-            moved++;
-        }
-    }
-    return moved;
 }
 
 /* FUTEX_WAKE_OP: *addr2 = op(*addr2, oparg); wake addr; wake addr2 when
@@ -136,7 +117,7 @@ static int64_t sys_futex(struct sandbox *sb, const uint64_t a[6])
     } /* fall through */
     case FUTEX_REQUEUE: {
         int woken = sb_futex_wake(sb, a[0], n, ~0u);
-        return woken + futex_requeue(sb, a[0], a[4], (int)FJ_MIN(a[3], (uint64_t)INT32_MAX));
+        return woken + sb_futex_requeue(sb, a[0], a[4], (int)FJ_MIN(a[3], (uint64_t)INT32_MAX));
     }
     case FUTEX_WAKE_OP:
         return futex_wake_op(sb, a);

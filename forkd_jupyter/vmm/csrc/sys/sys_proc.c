@@ -145,9 +145,8 @@ static int64_t sys_clone3(struct sandbox *sb, const uint64_t a[6])
         return -EINVAL;
     if (mm_copy_from(&sb->mm, &ca, a[0], sizeof(ca)) < 0)
         return -EFAULT;
-    const uint64_t thread = 0x100 | 0x800 | 0x10000; /* CLONE_VM | CLONE_SIGHAND | CLONE_THREAD */
-    if ((ca.flags & thread) != thread)
-        return -ENOSYS; /* new processes: not in this sandbox (callers fall back to clone, which says so too) */
+    if (!sb_clone_makes_thread(ca.flags))
+        return -ENOSYS; /* before the checks below: glibc falls back to clone only on ENOSYS */
     if (ca.exit_signal || (ca.stack && !ca.stack_size))
         return -EINVAL;
     return sb_thread_clone(sb, ca.flags, ca.stack ? ca.stack + ca.stack_size : 0, ca.parent_tid, ca.child_tid,
@@ -196,12 +195,7 @@ static int64_t sys_getrusage(struct sandbox *sb, const uint64_t a[6])
 {
     struct rusage ru;
     memset(&ru, 0, sizeof(ru));
-    uint64_t ns = a[0] == 1 /* RUSAGE_THREAD */ ? 0 : sb_process_cpu_ns(sb);
-    if (a[0] == 1) {
-        struct timespec ts;
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-        ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-    }
+    uint64_t ns = a[0] == 1 /* RUSAGE_THREAD */ ? fj_clock_ns(CLOCK_THREAD_CPUTIME_ID) : sb_process_cpu_ns(sb);
     ru.ru_utime.tv_sec = (time_t)(ns / 1000000000ULL);
     ru.ru_utime.tv_usec = (long)(ns % 1000000000ULL / 1000);
     ru.ru_maxrss = (long)(sb->mm.mapped_bytes / 1024);

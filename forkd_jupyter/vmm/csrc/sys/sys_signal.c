@@ -142,15 +142,9 @@ static int64_t sys_rt_sigtimedwait(struct sandbox *sb, const uint64_t a[6])
                 t->sig.pending &= ~(1ULL << signo);
             else
                 sb->sig.pending &= ~(1ULL << signo);
-            if (a[1]) {
-                struct {
-                    int32_t signo, err, code, pad;
-                    uint32_t pid, uid;
-                    uint8_t rest[128 - 24];
-                } info = {.signo = signo, .code = 0 /* SI_USER */, .pid = sb->pid, .uid = 1000};
-                if (mm_copy_to(&sb->mm, a[1], &info, sizeof(info)) < 0)
-                    return -EFAULT;
-            }
+            struct g_siginfo info = {.si_signo = signo, .si_code = 0 /* SI_USER */, .f0 = sig_sender(sb)};
+            if (a[1] && mm_copy_to(&sb->mm, a[1], &info, sizeof(info)) < 0)
+                return -EFAULT;
             return signo;
         }
         int64_t left = ns;

@@ -113,9 +113,7 @@ static int64_t sys_clock_nanosleep(struct sandbox *sb, const uint64_t a[6])
     if (err < 0)
         return err;
     if (a[1] & TIMER_ABSTIME) {
-        struct timespec now;
-        clock_gettime(c, &now);
-        ns -= now.tv_sec * 1000000000 + now.tv_nsec;
+        ns -= (int64_t)fj_clock_ns(c);
         if (ns <= 0)
             return 0;
         return sleep_ns(sb, ns, 0);
