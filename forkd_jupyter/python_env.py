@@ -143,12 +143,13 @@ class PythonEnv:
     def read_only_roots(self) -> list[str]:
         """Host paths the guest may read: exactly what running the
         interpreter as the kernel runs it and importing its packages needs,
-        never a whole prefix (a distro Python's is /usr) nor the programs
-        beside the interpreter: the ELF and the name the kernel starts it by
-        (a venv's bin/python, a link to it), a venv's pyvenv.cfg, the
-        standard library (with lib-dynload), libpython of a shared build, and
-        the package directories. System libraries are added by the VMM."""
-        roots = [self.elf, self.executable]
+        never a whole prefix (a distro Python's is /usr): the ELF and the
+        name the kernel starts it by (a venv's bin/python, a link to it), the
+        directory of programs beside it (pip, jupyter, the environment's
+        scripts), a venv's pyvenv.cfg, the standard library (with
+        lib-dynload), libpython of a shared build, and the package
+        directories. System libraries and programs are added by the VMM."""
+        roots = [self.elf, self.executable, self.scripts_dir]
         pyvenv_cfg = os.path.join(self.prefix, "pyvenv.cfg")
         if self.prefix != self.base_prefix and os.path.isfile(pyvenv_cfg):
             roots.append(pyvenv_cfg)
@@ -164,6 +165,11 @@ class PythonEnv:
             if root not in unique and not _under(root, GUEST_OWNED) and os.path.lexists(root):
                 unique.append(root)
         return unique
+
+    @property
+    def scripts_dir(self) -> str:
+        """The directory of the environment's programs (bin/ of a venv)."""
+        return os.path.dirname(os.path.abspath(self.executable))
 
     def guest_variables(self) -> dict[str, str]:
         """Environment variables that give the guest the same sys.path."""

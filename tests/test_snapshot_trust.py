@@ -155,7 +155,7 @@ def test_even_an_authenticated_file_cannot_widen_the_view(copy, tmp_path):
     (child,) = snap.spawn()
     try:
         assert value(child, "marker") == "saved"
-        for path in ["/opt/forkd/etc/shadow", "/opt/forkd/etc/passwd", str(secret_dir / "token")]:
+        for path in ["/opt/forkd/etc/shadow", "/opt/forkd/usr/bin", str(secret_dir / "token")]:
             assert value(child, f"os.path.exists({path!r})") is False, path
         assert value(child, "os.path.exists('/opt/forkd')") is True  # the real agent dir
     finally:

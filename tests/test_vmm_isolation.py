@@ -35,13 +35,14 @@ def home_secret():
     "path",
     [
         "/etc/shadow",
-        "/etc/passwd",
+        "/etc/gshadow",
         str(CHECKOUT),
         str(CHECKOUT / "pyproject.toml"),
         "/proc/1/environ",
         "/home",
         "/var/log",
-        "/usr/bin/bash",
+        "/usr/sbin",
+        "/etc/ssh",
     ],
 )
 def test_host_paths_outside_the_view_are_invisible(sandbox, path):

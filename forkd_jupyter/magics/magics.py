@@ -66,12 +66,9 @@ class ForkdMagics(Magics):
             raise UsageError("this notebook is not attached: `%forkd attach [NAME]` first")
         count = self.shell.execution_count
         controller = self.session.controller
-        refused = _refusal(att.sandbox, code)
-        if att.checkpoints and refused is None:  # a refused cell does not run: no checkpoint
+        if att.checkpoints:
             attach.take_checkpoint(controller, att, count, code)
         try:
-            if refused is not None:
-                raise refused
             return self._stream_in(att.sandbox, None, code)
         finally:
             att.last_cell, att.at = count, None
@@ -79,11 +76,7 @@ class ForkdMagics(Magics):
                 attach.trim_in_background(controller, att)
 
     def _run_one(self, name: str | None, code: str) -> Any:
-        sandbox = self._resolve(name)
-        refused = _refusal(sandbox, code)
-        if refused is not None:
-            raise refused
-        return self._stream_in(sandbox, name, code)
+        return self._stream_in(self._resolve(name), name, code)
 
     def _stream_in(self, sandbox: str, name: str | None, code: str) -> Any:
         [outcome] = cell.run_cells(self.session.controller, [sandbox], code, stream=True)
@@ -121,9 +114,6 @@ class ForkdMagics(Magics):
         if not labels:
             raise UsageError("--each needs sandbox names separated by commas")
         sandboxes = [self._resolve(n) for n in labels]
-        refused = _refusal(", ".join(labels), code)
-        if refused is not None:
-            raise refused
         outcomes = cell.run_cells(self.session.controller, sandboxes, code, stream=False)
         for label, sandbox, outcome in zip(labels, sandboxes, outcomes, strict=True):
             count = outcome.result.execution_count if outcome.result is not None else None
@@ -136,12 +126,6 @@ class ForkdMagics(Magics):
         ]
         if failed:
             raise UsageError(f"the cell failed in {', '.join(failed)}")
-
-
-def _refusal(sandbox: str, code: str) -> cell.GuestCellError | None:
-    """The cell's failure when a sandbox cannot run it (tracebacks.refusal)."""
-    why = tracebacks.refusal(code)
-    return None if why is None else cell.GuestCellError(sandbox, "NotSupported", why, [why])
 
 
 def _line_doc() -> str:

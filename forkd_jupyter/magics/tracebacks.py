@@ -1,10 +1,9 @@
 """What a `%%forkd` cell's failure looks like in the notebook.
 
-- Things a sandbox cannot do yet (shell commands, script cell magics,
-  subprocesses, threads) end in one line that says so, instead of a long
-  traceback through IPython's and the standard library's internals. Shell
-  commands and script magics are refused before the cell is sent, so
-  nothing of them runs (nor leaves an event loop behind for the next cell).
+- A limit of the sandbox (more threads than it runs at once) ends in one
+  line that says so, instead of a long traceback through the standard
+  library's internals. Shell commands, script cell magics and subprocesses
+  run in the sandbox like any other code.
 - Frames of the sandbox's own agent (``.../forkd_agent/...``) are never
   shown: they are the machinery, not the user's code.
 - Frames of the cell are numbered as the notebook numbers its cells, with
@@ -15,18 +14,11 @@ in order; only agent frames go, and only cell labels change."""
 
 from __future__ import annotations
 
-import ast
 import re
 from collections.abc import Mapping
 
-from IPython.core.inputtransformer2 import TransformerManager
-
 from ..run_result import GuestError
 
-NOT_YET = "in a sandbox yet"
-IN_NOTEBOOK = "run it in the notebook"
-SCRIPT_MAGICS = {"script", "sh", "bash", "perl", "ruby", "python", "python2", "python3", "pypy"}
-SHELL_LINE_MAGICS = {"sx", "system", "sc"}
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 # IPython labels a cell's frame "Cell In[7], line 3" (coloured between the parts).
 _CELL_LABEL = re.compile(r"In\[(\d+)\](\x1b\[[0-9;]*m)?, line (\d+)")
@@ -36,47 +28,12 @@ _ARROW = re.compile(r"-*>")  # IPython's mark of a frame's current line
 _LISTING_NUMBER = re.compile(r"^((?:\x1b\[[0-9;]*m)?(?:\s+|-*>\s*))(\d+)")
 
 
-def refusal(code: str) -> str | None:
-    """Why this cell cannot run in a sandbox (one line), or None."""
-    try:
-        tree = ast.parse(TransformerManager().transform_cell(code))
-    except (SyntaxError, ValueError):
-        return None  # the sandbox reports the syntax error itself
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
-            continue
-        owner = node.func.value
-        if not (isinstance(owner, ast.Call) and getattr(owner.func, "id", "") == "get_ipython"):
-            continue
-        method, first = node.func.attr, _first_string(node)
-        if method in ("system", "getoutput"):
-            return f"shell commands (!{first or 'cmd'}) are not available {NOT_YET}: {IN_NOTEBOOK}"
-        if method == "run_cell_magic" and first in SCRIPT_MAGICS:
-            return f"%%{first} is not available {NOT_YET} (it starts a process): {IN_NOTEBOOK}"
-        if method == "run_line_magic" and first in SHELL_LINE_MAGICS:
-            return f"%{first} is not available {NOT_YET} (it starts a shell): {IN_NOTEBOOK}"
-    return None
-
-
-def _first_string(call: ast.Call) -> str | None:
-    if call.args and isinstance(call.args[0], ast.Constant) and isinstance(call.args[0].value, str):
-        return call.args[0].value.split()[0] if call.args[0].value.split() else ""
-    return None
-
-
 def unsupported(error: GuestError, traceback: list[str]) -> str | None:
-    """A one-line explanation when the guest failed at something a sandbox
-    cannot do yet, else None (``traceback``: the rewritten one, whose
-    innermost frame of the cell is named)."""
-    text = error.plain_traceback
+    """A one-line explanation when the guest failed at a limit of the
+    sandbox, else None (``traceback``: the rewritten one, whose innermost
+    frame of the cell is named)."""
     if error.ename == "RuntimeError" and "can't start new thread" in error.evalue:
         what = "a sandbox runs at most 128 threads at once"
-    elif "shell not found" in error.evalue:
-        what = f"shell commands are not available {NOT_YET}: run them in the notebook"
-    elif error.ename.endswith("Error") and any(
-        marker in text for marker in ("_fork_exec", "posix_spawn", "os.fork(", "_execute_child")
-    ):
-        what = f"subprocesses cannot start {NOT_YET}: run them in the notebook"
     else:
         return None
     where = _last_cell_line(traceback)

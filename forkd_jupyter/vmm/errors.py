@@ -60,4 +60,10 @@ def check(ret: int, what: str) -> int:
     if what.startswith(("read ", "write ", "stat ", "mkdir ", "list ", "remove ")):
         # File operations raise the matching OSError subclass (FileNotFoundError...).
         raise OSError(code, message)
+    if what.endswith("snapshot") and code == _errno.EBUSY:
+        raise SandboxError(
+            f"{what}: the sandbox runs other processes besides its Python (started with "
+            "subprocess, os.fork, a shell...); a branch carries one process only, so wait "
+            "for them to end (or end them) and branch again"
+        )
     raise SandboxError(message)

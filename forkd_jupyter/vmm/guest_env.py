@@ -13,8 +13,12 @@ GUEST_CWD = "/sandbox"
 AGENT_GUEST_DIR = "/opt/forkd"
 AGENT_HOST_DIR = Path(__file__).resolve().parent.parent / "guest"
 
-# Shared libraries, the dynamic loader, time zones and the loader cache.
+# Shared libraries, the dynamic loader, time zones, the loader cache, and the
+# system's programs (a shell, coreutils) for the guest's processes.
 SYSTEM_ROOTS = (
+    "/usr/bin",
+    "/bin",
+    "/usr/local/bin",
     "/lib64",
     "/lib/x86_64-linux-gnu",
     "/usr/lib/x86_64-linux-gnu",
@@ -50,8 +54,9 @@ def guest_env(env: PythonEnv | None = None) -> dict[str, str]:
         "HOME": GUEST_CWD,
         "USER": "sandbox",
         "LOGNAME": "sandbox",
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "PATH": f"{(env or current()).scripts_dir}:/usr/local/bin:/usr/bin:/bin",
         "LANG": "C.UTF-8",
+        "SHELL": "/bin/sh",
         "TMPDIR": "/tmp",
         "TERM": "xterm-256color",
         "PYTHONUNBUFFERED": "1",

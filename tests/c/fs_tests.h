@@ -27,6 +27,7 @@ void fill(uint8_t *buf, size_t len, unsigned seed);
 void test_python_visible(void);
 void test_loader_links(void);
 void test_outside_invisible(void);
+void test_etc_synthesized(void);
 void test_dotdot_escapes(void);
 void test_layer_links(void);
 void test_host_read_only(void);

@@ -190,10 +190,26 @@ static void expect_invisible(const char *path) {
     CHECK_EQ(g_open(path, O_WRONLY, 0), -ENOENT);
 }
 
+/* /etc/passwd and friends are the sandbox's own, never the host's. */
+void test_etc_synthesized(void) {
+    char buf[512];
+    int64_t fd = g_open("/etc/passwd", O_RDONLY, 0);
+    CHECK(fd >= 0);
+    if (fd < 0)
+        return;
+    int64_t n = g_read((int)fd, buf, sizeof(buf) - 1);
+    g_close((int)fd);
+    CHECK(n > 0);
+    buf[n > 0 ? n : 0] = 0;
+    CHECK(strstr(buf, "sandbox:x:1000:1000:") != NULL);
+    CHECK(strstr(buf, "root:x:0:0:root:/root:/usr/sbin/nologin") != NULL);
+    CHECK_EQ(g_open("/etc/passwd", O_WRONLY, 0), -EROFS);
+}
+
 void test_outside_invisible(void) {
     const char *paths[] = {"/etc/shadow",
-                           "/etc/passwd",
-                           "/etc/hostname",
+                           "/etc/gshadow",
+                           "/etc/machine-id",
                            "/work",
                            "/work/main",
                            "/root/.bashrc",
@@ -222,7 +238,7 @@ void test_dotdot_escapes(void) {
         "/tmp/../../../../../../etc/shadow",
         "/../../etc/shadow",
         "/sandbox/./../work",
-        "/dev/../etc/passwd",
+        "/dev/../etc/shadow",
         "/proc/self/../../etc/shadow",
         "/lib64/../../etc/shadow",
     };
@@ -252,7 +268,7 @@ void test_layer_links(void) {
     CHECK_EQ(g_open("/tmp/s1", O_RDONLY | O_NOFOLLOW, 0), -ELOOP);
     CHECK_EQ(g_open("/tmp/s1", O_WRONLY | O_CREAT, 0644), -EROFS); /* /etc is visible */
 
-    CHECK_EQ(g_symlink("../../../../../../etc/passwd", "/sandbox/s2"), 0);
+    CHECK_EQ(g_symlink("../../../../../../etc/shadow", "/sandbox/s2"), 0);
     CHECK_EQ(g_open("/sandbox/s2", O_RDONLY, 0), -ENOENT);
     CHECK_EQ(g_symlink("/", "/tmp/root"), 0);
     CHECK_EQ(g_open("/tmp/root/etc/shadow", O_RDONLY, 0), -ENOENT);
@@ -373,6 +389,8 @@ void test_host_read_only(void) {
 
 /* ------------------------------------------- synthesized directories */
 
+static const char *const etc_names[] = {"passwd", "group", "hosts", "nsswitch.conf", "hostname", "shells"};
+
 /* Every name a synthesized directory must show: the next component of each
  * root strictly below it, plus the fixed top-level entries at "/". */
 static void test_vdir(const char *dir) {
@@ -393,7 +411,10 @@ static void test_vdir(const char *dir) {
             expected |= under(all_roots[r], child);
         if (!dlen)
             expected |= !strcmp(name, "tmp") || !strcmp(name, "sandbox") || !strcmp(name, "dev") ||
-                        !strcmp(name, "proc") || !strcmp(name, "opt");
+                        !strcmp(name, "proc") || !strcmp(name, "opt") || !strcmp(name, "etc");
+        if (!strcmp(dir, "/etc")) /* synthesized from the agent's etc/ */
+            for (size_t e = 0; e < FJ_ARRAY_SIZE(etc_names); e++)
+                expected |= !strcmp(name, etc_names[e]);
         if (!expected)
             fprintf(stderr, "unexpected entry %s\n", child);
         CHECK(expected);
@@ -506,8 +527,8 @@ void test_synthetic_root(void) {
     CHECK_EQ(mkfifo(HOSTP("%s/fifo", r), 0644), 0);
     CHECK_EQ(mkdir(HOSTP("%s/sub", r), 0755), 0);
     close(open(HOSTP("%s/sub/inner", r), O_WRONLY | O_CREAT, 0644));
-    CHECK_EQ(symlink("/etc/passwd", HOSTP("%s/esc", r)), 0);
-    CHECK_EQ(symlink("../../../../../../etc/passwd", HOSTP("%s/rel", r)), 0);
+    CHECK_EQ(symlink("/etc/shadow", HOSTP("%s/esc", r)), 0);
+    CHECK_EQ(symlink("../../../../../../etc/shadow", HOSTP("%s/rel", r)), 0);
     CHECK_EQ(symlink("../secret", HOSTP("%s/sib", r)), 0);
     CHECK_EQ(symlink("sub/inner", HOSTP("%s/ok", r)), 0);
     CHECK_EQ(symlink("self", HOSTP("%s/self", r)), 0);
@@ -606,7 +627,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "FAIL: harness set-up\n");
         return 1;
     }
-    void (*tests[])(void) = {test_python_visible, test_loader_links,  test_outside_invisible,
+    void (*tests[])(void) = {test_python_visible, test_loader_links,  test_outside_invisible, test_etc_synthesized,
                              test_dotdot_escapes, test_layer_links,   test_host_read_only,
                              test_layer_files,    test_layer_dirs,    test_vdirs,
                              test_host_listing,   test_devices,       test_pipes,

@@ -89,6 +89,13 @@ class AgentShell(InteractiveShell):
             return self.__dict__["Completer"]
         raise AttributeError(name)
 
+    def system(self, cmd: str) -> None:
+        """``!cmd``, ``%pip``, ``%conda``: run by the shell in this sandbox,
+        writing straight to the process's stdout and stderr, which stream
+        into the cell as they come. IPython's default pipes them through a
+        pseudo-terminal; a sandbox has none."""
+        self.system_raw(cmd)
+
     def enable_gui(self, gui=None) -> None:
         """Only inline figures exist here: there is no GUI event loop."""
         if gui not in (None, "inline"):

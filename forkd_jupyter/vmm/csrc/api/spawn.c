@@ -5,9 +5,10 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "core/sandbox.h"
+#include "core/proc.h"
 #include "file/file_stdio.h"
 #include "fs/fs_view.h"
+#include "snap/snap_fork.h"
 #include "api/vmm_api.h"
 
 
@@ -47,9 +48,9 @@ int fj_sandbox_create(const struct fj_spawn_config *cfg, fj_sandbox **out)
     struct sandbox *sb = sandbox_alloc(cfg->ctl_fd, &err);
     if (!sb)
         return err;
-    sb->pid = next_pid();
-    sb->threads[0]->tid = sb->pid;
-    sb->next_tid = sb->pid + 1;
+    if ((err = sb_procs_new(sb, next_pid())) < 0)
+        goto fail;
+    snap_fork_attach(sb);
     strcpy(sb->exe_path, cfg->exe_path);
     if ((err = fdt_init(&sb->fdt)) < 0)
         goto fail;

@@ -216,3 +216,26 @@ int fdt_clone(struct fdt *dst, const struct fdt *src, struct fs_view *view)
         fdt_destroy(dst);
     return err;
 }
+
+int fdt_share(struct fdt *dst, const struct fdt *src)
+{
+    int err = fdt_init(dst);
+    for (int fd = 0; fd < src->cap && err == 0; fd++) {
+        struct file *f = src->slots[fd].f;
+        if (!f)
+            continue;
+        int at = fdt_install_at(dst, file_get(f), fd, src->slots[fd].cloexec);
+        if (at < 0) {
+            file_put(f);
+            err = at;
+        }
+    }
+    return err;
+}
+
+void fdt_close_on_exec(struct fdt *t)
+{
+    for (int fd = 0; fd < t->cap; fd++)
+        if (t->slots[fd].f && t->slots[fd].cloexec)
+            fdt_close(t, fd);
+}

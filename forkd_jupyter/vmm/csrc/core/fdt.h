@@ -90,6 +90,11 @@ int fdt_count(const struct fdt *t);
  * share its clone), for a branch whose filesystem is view. */
 int fdt_clone(struct fdt *dst, const struct fdt *src, struct fs_view *view);
 
+/* dst gets src's fds, sharing their open descriptions (fork). */
+int fdt_share(struct fdt *dst, const struct fdt *src);
+/* Closes every fd marked close-on-exec (execve). */
+void fdt_close_on_exec(struct fdt *t);
+
 /* One fdt_clone in progress. */
 struct fdt_clone_ctx {
     struct fs_view *view;

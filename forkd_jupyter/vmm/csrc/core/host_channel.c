@@ -1,5 +1,5 @@
 /* The sandbox's stream to the host: output, control and exit frames
- * (sandbox.h: sb_emit, sb_exit). */
+ * (sandbox.h: sb_emit; sb_exit is core/proc.c). */
 #define _GNU_SOURCE
 #include <poll.h>
 #include <stdio.h>
@@ -41,18 +41,4 @@ int sb_emit(struct sandbox *sb, enum sb_channel ch, const void *buf, size_t len)
         }
     }
     return 0;
-}
-
-void sb_exit(struct sandbox *sb, int status, int fatal_signal, const char *why)
-{
-    if (sb->exited)
-        return;
-    sb->exited = true;
-    sb->exit_status = fatal_signal ? 128 + fatal_signal : (status & 0xff);
-    sb->fatal_signal = fatal_signal;
-    snprintf(sb->exit_reason, sizeof(sb->exit_reason), "%s", why);
-    char msg[320];
-    int n = snprintf(msg, sizeof(msg), "{\"status\":%d,\"signal\":%d}", sb->exit_status, fatal_signal);
-    sb_emit(sb, SB_CH_EXIT, msg, (size_t)n);
-    sb_kick_all(sb); /* every other thread leaves its loop */
 }

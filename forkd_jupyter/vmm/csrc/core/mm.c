@@ -127,6 +127,8 @@ static int unmap_range(struct mm *mm, gva_t start, gva_t end, bool discard)
         gva_t cut_lo = FJ_MAX(v.start, start), cut_hi = FJ_MIN(v.end, end);
         if (discard)
             mm_discard(mm, cut_lo, cut_hi - cut_lo);
+        else
+            kvm_vm_drop_foreign(mm->vm, cut_lo, cut_hi - cut_lo); /* overwritten: never into a shared object */
         vma_remove_at(mm, i);
         if (v.start < cut_lo) {
             struct mm_vma left = v;

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "core/elf_load.h"
+#include "core/proc.h"
+#include "core/shm.h"
 #include "kvm/kvm_cpu.h"
 #include "fs/fs_memfs.h"
 #include "fs/fs_view.h"
@@ -21,32 +23,37 @@
 #define SANDBOX_STACK_BYTES (8ULL << 20)
 #define SANDBOX_UID 1000
 
-int sandbox_load_program(struct sandbox *sb, const char *exe_path, const char *const *argv,
-                         const char *const *envp)
+int sandbox_load_into(struct kvm_vm *vm, struct mm *mm, const char *exe_path, const char *const *argv,
+                      const char *const *envp)
 {
     gva_t stack_top;
-    int err = mm_init(&sb->mm, &sb->vm, SANDBOX_STACK_BYTES, &stack_top);
+    int err = mm_init(mm, vm, SANDBOX_STACK_BYTES, &stack_top);
     if (err < 0)
         return err;
     struct elf_image exe, interp;
     /* The executable sits low, its heap right above it, as Linux lays out. */
-    if ((err = elf_load(&sb->mm, exe_path, 0x400000, &exe)) < 0)
+    if ((err = elf_load(mm, exe_path, 0x400000, &exe)) < 0)
         return err;
-    mm_set_brk(&sb->mm, exe.end, exe.end + sb->vm.ram_bytes / 8);
+    mm_set_brk(mm, exe.end, exe.end + vm->ram_bytes / 8);
     gva_t entry = exe.entry;
     const struct elf_image *interp_p = NULL;
     if (exe.interp[0]) {
-        if ((err = elf_load(&sb->mm, exe.interp, 0, &interp)) < 0)
+        if ((err = elf_load(mm, exe.interp, 0, &interp)) < 0)
             return err;
         entry = interp.entry;
         interp_p = &interp;
     }
     gva_t rsp;
-    err = elf_build_stack(&sb->mm, stack_top, argv, envp, &exe, interp_p, exe_path,
-                          SANDBOX_UID, &rsp);
+    err = elf_build_stack(mm, stack_top, argv, envp, &exe, interp_p, exe_path, SANDBOX_UID, &rsp);
     if (err < 0)
         return err;
-    return kvm_cpu_boot(&sb->vm, entry, rsp);
+    return kvm_cpu_boot(vm, entry, rsp);
+}
+
+int sandbox_load_program(struct sandbox *sb, const char *exe_path, const char *const *argv,
+                         const char *const *envp)
+{
+    return sandbox_load_into(&sb->vm, &sb->mm, exe_path, argv, envp);
 }
 
 void sandbox_free(struct sandbox *sb)
@@ -54,6 +61,8 @@ void sandbox_free(struct sandbox *sb)
     if (sb->lineage_release)
         sb->lineage_release(sb);
     fdt_destroy(&sb->fdt);
+    if (sb->procs && sb->procs->first == sb && sb->view)
+        sb_shm_free_all(sb->procs, fs_view_layer(sb->view));
     if (sb->view)
         fs_view_free(sb->view);
     mm_destroy(&sb->mm);
@@ -73,8 +82,9 @@ void sandbox_free(struct sandbox *sb)
     kvm_vm_destroy(&sb->vm);
     if (sb->ctl_host_fd >= 0)
         close(sb->ctl_host_fd);
+    if (sb->procs && sb->procs->first == sb)
+        sb_procs_free(sb->procs);
     pthread_mutex_destroy(&sb->job_lock);
-    pthread_mutex_destroy(&sb->big_lock);
     pthread_mutex_destroy(&sb->stop_lock);
     pthread_cond_destroy(&sb->job_cond);
     free(sb);
@@ -89,7 +99,6 @@ struct sandbox *sandbox_alloc(int ctl_fd, int *err)
     }
     sb->ctl_host_fd = -1;
     pthread_mutex_init(&sb->job_lock, NULL);
-    pthread_mutex_init(&sb->big_lock, NULL);
     pthread_mutex_init(&sb->stop_lock, NULL);
     pthread_cond_init(&sb->job_cond, NULL);
     sb->vm.vm_fd = sb->vm.vcpu.fd = sb->vm.ram_fd = -1;

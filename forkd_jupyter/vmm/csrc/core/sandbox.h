@@ -60,7 +60,7 @@ struct sb_pause_job {
 };
 
 enum sb_thread_state { SB_T_NEW, SB_T_RUNNING, SB_T_EXITED };
-enum sb_wait_kind { SB_WAIT_FILES, SB_WAIT_FUTEX };
+enum sb_wait_kind { SB_WAIT_FILES, SB_WAIT_FUTEX, SB_WAIT_VFORK };
 
 /* A guest thread and the vCPU it runs on. */
 struct sb_thread {
@@ -82,7 +82,8 @@ struct sb_thread {
     bool waiting;
     uint64_t sigwait_set;     /* rt_sigtimedwait: signals that end the wait */
     enum sb_wait_kind wait_kind;
-    gva_t futex_addr;
+    gva_t futex_addr;         /* with futex_obj 0: the address; else the offset in the object */
+    uint64_t futex_obj;       /* a futex in shared memory: the shared object's inode, else 0 */
     uint32_t futex_bitset;
     bool futex_woken;
     /* Stops (sb_run_paused): registers as of the stop, when it noticed. */
@@ -117,11 +118,16 @@ struct sandbox {
     struct sys_stats stats;
     int ctl_host_fd;        /* socket to the host side; guest fd 3 reads from it */
     _Atomic uint64_t pending_external; /* signals sent from host threads (bit n = signo n) */
-    pthread_mutex_t big_lock;  /* the VMM state; see the top of this file */
+    pthread_mutex_t *big_lock; /* the VMM state; see the top of this file: procs->lock, one for
+                                  every process of the sandbox */
+    struct sb_procs *procs;    /* the sandbox's processes (core/proc.h); shared by them */
+    struct sandbox *parent;    /* the process that made this one, NULL for the first */
+    struct sandbox *vfork_parent; /* vfork: the parent, waiting until this one execs or ends; this
+                                     process runs on its memory until then */
+    unsigned vfork_children;   /* children running on this process's memory */
+    bool vfork_waiting;        /* the parent side of a vfork, until its child lets go */
     struct sb_thread *threads[LAYOUT_MAX_VCPUS]; /* by vCPU id; [0] the main thread, never NULL */
     unsigned live_threads;     /* guest threads not exited (under big_lock) */
-    uint32_t next_tid;
-    _Atomic uint64_t notify_seq; /* bumped when a file's readiness may have changed */
     /* Stops: job_lock guards running/parked, job_cond signals their changes. */
     pthread_mutex_t job_lock;
     pthread_cond_t job_cond;
@@ -152,11 +158,17 @@ struct sandbox {
 /* A sandbox with its host channel and locks but no VM yet; NULL and *err on
  * failure. sandbox_free releases whatever parts exist. */
 struct sandbox *sandbox_alloc(int ctl_fd, int *err);
+/* The first process of a sandbox gets its set of processes (core/proc.h:
+ * sb_procs_new) right after; a child process joins its parent's. */
 void sandbox_free(struct sandbox *sb);
 /* Builds the address space (stack, ELF and its interpreter, brk) and puts the
  * vCPU at the program's entry; a sandbox_alloc'ed sandbox with a VM. */
 int sandbox_load_program(struct sandbox *sb, const char *exe_path, const char *const *argv,
                          const char *const *envp);
+/* The same into a VM and address space of their own (execve); mm needs
+ * mm_destroy even on failure. */
+int sandbox_load_into(struct kvm_vm *vm, struct mm *mm, const char *exe_path, const char *const *argv,
+                      const char *const *envp);
 
 /* Writes one outer frame to the host; -errno (-EPIPE when the host is gone). */
 int sb_emit(struct sandbox *sb, enum sb_channel ch, const void *buf, size_t len);
@@ -180,8 +192,11 @@ int sb_wait_fd(struct sandbox *sb, int host_fd, short events, int64_t timeout_ns
 /* Like sb_wait_fd(-1), ended only by sb_futex_wake of this thread
  * (t->futex_woken, 0), a signal, the timeout or a stop. */
 int sb_wait_futex(struct sandbox *sb, int64_t timeout_ns);
+/* The parent side of vfork: waits (signals and stops aside) until
+ * vfork_waiting is cleared, the process ends or SIGKILL is pending. */
+void sb_wait_vfork(struct sandbox *sb);
 /* Under big_lock: a file's readiness may have changed; wakes the threads
- * waiting on files. */
+ * waiting on files, in every process of the sandbox (core/kick.c). */
 void sb_notify(struct sandbox *sb);
 /* Signal that kicks a vCPU thread out of KVM_RUN (run/ installs its handler). */
 #define SB_KICK_SIGNAL (SIGRTMIN + 7)
@@ -200,6 +215,13 @@ void sb_take_external(struct sandbox *sb);
  * sandbox or the thread is ending): blocking calls then return -EINTR. */
 bool sb_signal_pending(struct sandbox *sb);
 
+/* A vCPU thread of sb, under big_lock: stops every other vCPU thread of
+ * sb (fork copies a process as one thread sees it). 1 when stopped (then
+ * sb_resume_others), 0 when there were none, SB_ERESTART when another
+ * stop is under way (the caller's system call is made again after it). */
+int sb_stop_others(struct sandbox *sb);
+void sb_resume_others(struct sandbox *sb);
+
 /* Any host thread that runs no vCPU of sb: stops every vCPU (each saves its
  * registers in its sb_thread), runs job->fn on the caller's thread under
  * big_lock, resumes. Returns job->fn's result. */
@@ -210,13 +232,14 @@ int sb_run_paused(struct sandbox *sb, struct sb_pause_job *job);
 void sb_raise(struct sandbox *sb, int signo);
 void sb_raise_process(struct sandbox *sb, int signo);
 
-/* Ends the guest, every thread: exit_group status, or death by signal. */
+/* Ends the guest, every thread: exit_group status, or death by signal
+ * (core/proc.h). */
 void sb_exit(struct sandbox *sb, int status, int fatal_signal, const char *why);
 
 /* Guest threads (core/thread.c), under big_lock. Whether clone flags ask
  * for a thread (the rest would be a new process). */
 bool sb_clone_makes_thread(uint64_t flags);
-/* clone/clone3 of a thread:
+/* clone/clone3 of a thread (sb_clone_makes_thread(flags)):
  * the new thread's id, or -errno (-EAGAIN past LAYOUT_MAX_VCPUS). */
 int sb_thread_clone(struct sandbox *sb, uint64_t flags, gva_t stack, gva_t parent_tid, gva_t child_tid,
                     gva_t tls);
@@ -225,12 +248,19 @@ void sb_thread_exit(struct sandbox *sb, int status);
 /* Adds a thread on vCPU id (a child restored from a snapshot); not started. */
 struct sb_thread *sb_thread_add(struct sandbox *sb, unsigned id);
 struct sb_thread *sb_thread_by_tid(struct sandbox *sb, uint32_t tid);
+/* t is about to wait on the futex at addr: its key (shared memory's
+ * futexes are keyed by object and offset, so other processes reach them). */
+void sb_futex_arm(struct sandbox *sb, struct sb_thread *t, gva_t addr);
 /* Wakes up to n waiters on addr whose bitset meets bitset; how many. */
 int sb_futex_wake(struct sandbox *sb, gva_t addr, int n, uint32_t bitset);
 /* Moves up to n waiters on from to wait on to; how many. */
 int sb_futex_requeue(struct sandbox *sb, gva_t from, gva_t to, int n);
 /* CPU time of every vCPU thread of the guest, exited ones included. */
 uint64_t sb_process_cpu_ns(struct sandbox *sb);
+/* cpu (set up, its own TSS) gets the registers of parent's thread at its
+ * system call, returning 0, on stack when not 0, with FS base tls when
+ * set_tls. */
+int sb_copy_cpu_state(struct sb_thread *parent, struct kvm_vcpu *cpu, bool set_tls, gva_t stack, gva_t tls);
 /* Starts the host thread of t (a new or restored thread); -errno. */
 int sb_thread_start(struct sb_thread *t);
 

@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/sandbox.h"
+#include "core/proc.h"
 #include "kvm/kvm_cpu.h"
 
 #define CLONE_VM_ 0x100ULL
@@ -22,8 +22,6 @@
 #define CLONE_CHILD_CLEARTID_ 0x200000ULL
 #define CLONE_CHILD_SETTID_ 0x1000000ULL
 #define HOST_STACK_BYTES (1u << 20)
-
-_Thread_local struct sb_thread *sb_current;
 
 struct sb_thread *sb_thread_add(struct sandbox *sb, unsigned id)
 {
@@ -55,36 +53,83 @@ struct sb_thread *sb_thread_by_tid(struct sandbox *sb, uint32_t tid)
     return NULL;
 }
 
-/* t waits on the futex at addr and has not been woken yet. */
-static bool futex_waiter(const struct sb_thread *t, gva_t addr)
+/* A futex's identity: (0, address) private to a process, or (object
+ * inode, offset) in shared memory. */
+struct futex_key {
+    uint64_t obj, at;
+};
+
+static struct futex_key key_of(struct sandbox *sb, gva_t addr)
 {
-    return t && t->waiting && t->wait_kind == SB_WAIT_FUTEX && !t->futex_woken && t->futex_addr == addr;
+    for (size_t i = 0; i < sb->vm.n_foreign; i++) {
+        const struct kvm_foreign *f = &sb->vm.foreign[i];
+        if (addr >= f->gpa && addr < f->gpa + f->len)
+            return (struct futex_key){f->ino, f->off + (addr - f->gpa)};
+    }
+    return (struct futex_key){0, addr};
+}
+
+void sb_futex_arm(struct sandbox *sb, struct sb_thread *t, gva_t addr)
+{
+    struct futex_key k = key_of(sb, addr);
+    t->futex_obj = k.obj;
+    t->futex_addr = k.at;
+}
+
+/* t waits on the futex k and has not been woken yet. */
+static bool futex_waiter(const struct sb_thread *t, struct futex_key k)
+{
+    return t && t->waiting && t->wait_kind == SB_WAIT_FUTEX && !t->futex_woken && t->futex_obj == k.obj &&
+           t->futex_addr == k.at;
+}
+
+/* The processes whose threads may wait on k: every one for shared memory. */
+static unsigned futex_procs(struct sandbox *sb, struct futex_key k, struct sandbox **out)
+{
+    if (!k.obj) {
+        out[0] = sb;
+        return 1;
+    }
+    unsigned n = 0;
+    for (unsigned i = 0; i < SB_MAX_PROCS; i++)
+        if (sb->procs->slot[i].sb)
+            out[n++] = sb->procs->slot[i].sb;
+    return n;
 }
 
 int sb_futex_wake(struct sandbox *sb, gva_t addr, int n, uint32_t bitset)
 {
+    struct futex_key k = key_of(sb, addr);
+    struct sandbox *procs[SB_MAX_PROCS];
+    unsigned np = futex_procs(sb, k, procs);
     int woken = 0;
-    for (unsigned i = 0; i < LAYOUT_MAX_VCPUS && woken < n; i++) {
-        struct sb_thread *t = sb->threads[i];
-        if (!futex_waiter(t, addr) || !(t->futex_bitset & bitset))
-            continue;
-        t->futex_woken = true;
-        sb_kick(t);
-        woken++;
-    }
+    for (unsigned p = 0; p < np; p++)
+        for (unsigned i = 0; i < LAYOUT_MAX_VCPUS && woken < n; i++) {
+            struct sb_thread *t = procs[p]->threads[i];
+            if (!futex_waiter(t, k) || !(t->futex_bitset & bitset))
+                continue;
+            t->futex_woken = true;
+            sb_kick(t);
+            woken++;
+        }
     return woken;
 }
 
 int sb_futex_requeue(struct sandbox *sb, gva_t from, gva_t to, int n)
 {
+    struct futex_key kf = key_of(sb, from), kt = key_of(sb, to);
+    struct sandbox *procs[SB_MAX_PROCS];
+    unsigned np = futex_procs(sb, kf, procs);
     int moved = 0;
-    for (unsigned i = 0; i < LAYOUT_MAX_VCPUS && moved < n; i++) {
-        struct sb_thread *t = sb->threads[i];
-        if (futex_waiter(t, from)) {
-            t->futex_addr = to;
-            moved++;
+    for (unsigned p = 0; p < np; p++)
+        for (unsigned i = 0; i < LAYOUT_MAX_VCPUS && moved < n; i++) {
+            struct sb_thread *t = procs[p]->threads[i];
+            if (futex_waiter(t, kf)) {
+                t->futex_obj = kt.obj;
+                t->futex_addr = kt.at;
+                moved++;
+            }
         }
-    }
     return moved;
 }
 
@@ -108,24 +153,22 @@ static struct sb_thread *free_slot(struct sandbox *sb)
     return NULL;
 }
 
-/* The new thread's registers: the parent's at its system call, returning 0
- * on stack with tls; its own TSS (tr) stays. */
-static int copy_cpu_state(struct sb_thread *parent, struct sb_thread *t, uint64_t flags, gva_t stack, gva_t tls)
+int sb_copy_cpu_state(struct sb_thread *parent, struct kvm_vcpu *cpu, bool set_tls, gva_t stack, gva_t tls)
 {
     struct kvm_state st;
     int err = kvm_state_save(parent->cpu, &st);
     if (err < 0)
         return err;
     struct kvm_sregs own;
-    if ((err = kvm_vcpu_get_sregs(t->cpu, &own)) < 0)
+    if ((err = kvm_vcpu_get_sregs(cpu, &own)) < 0)
         return err;
     st.sregs.tr = own.tr;
-    if (flags & CLONE_SETTLS_)
+    if (set_tls)
         st.sregs.fs.base = tls;
     st.regs.rax = 0;
     if (stack)
         st.regs.rsp = stack;
-    return kvm_state_restore(t->cpu, &st);
+    return kvm_state_restore(cpu, &st);
 }
 
 bool sb_clone_makes_thread(uint64_t flags)
@@ -137,8 +180,6 @@ bool sb_clone_makes_thread(uint64_t flags)
 int sb_thread_clone(struct sandbox *sb, uint64_t flags, gva_t stack, gva_t parent_tid, gva_t child_tid,
                     gva_t tls)
 {
-    if (!sb_clone_makes_thread(flags))
-        return -ENOSYS; /* new processes: not in this sandbox */
     struct sb_thread *parent = sb_self(sb);
     struct sb_thread *t = free_slot(sb);
     if (!t)
@@ -151,9 +192,9 @@ int sb_thread_clone(struct sandbox *sb, uint64_t flags, gva_t stack, gva_t paren
         t->unusable = true; /* the id may stay taken in KVM: never tried again */
         return err == -ENOMEM ? -ENOMEM : -EAGAIN;
     }
-    if ((err = copy_cpu_state(parent, t, flags, stack, tls)) < 0)
+    if ((err = sb_copy_cpu_state(parent, t->cpu, flags & CLONE_SETTLS_, stack, tls)) < 0)
         return -EAGAIN;
-    uint32_t tid = sb->next_tid++;
+    uint32_t tid = sb_new_id(sb);
     if ((flags & CLONE_PARENT_SETTID_) && mm_copy_to(&sb->mm, parent_tid, &tid, 4) < 0)
         return -EFAULT;
     if ((flags & CLONE_CHILD_SETTID_) && mm_copy_to(&sb->mm, child_tid, &tid, 4) < 0)

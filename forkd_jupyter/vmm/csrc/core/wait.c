@@ -9,7 +9,7 @@
 #include <stdatomic.h>
 #include <unistd.h>
 
-#include "core/sandbox.h"
+#include "core/proc.h"
 #include "core/sig.h"
 
 static void drain_wake(struct sb_thread *t)
@@ -17,18 +17,6 @@ static void drain_wake(struct sb_thread *t)
     uint64_t v;
     while (read(t->wake_fd, &v, sizeof(v)) > 0)
         ;
-}
-
-void sb_notify(struct sandbox *sb)
-{
-    atomic_fetch_add(&sb->notify_seq, 1);
-    for (unsigned i = 0; i < LAYOUT_MAX_VCPUS; i++) {
-        struct sb_thread *t = sb->threads[i];
-        if (t && t->waiting && t->wait_kind == SB_WAIT_FILES && t != sb_current) {
-            uint64_t one = 1;
-            (void)!write(t->wake_fd, &one, sizeof(one));
-        }
-    }
 }
 
 /* Moves signals queued by host threads into the process's pending set.
@@ -51,34 +39,42 @@ bool sb_signal_pending(struct sandbox *sb)
     return sig_deliverable(sb) != 0 || sb->exited || sb_self(sb)->state == SB_T_EXITED;
 }
 
+/* Whether a wait of kind (not SB_WAIT_VFORK) ends now, and with what. */
+static bool wait_ended(struct sandbox *sb, struct sb_thread *t, enum sb_wait_kind kind, uint64_t seq, int *ret)
+{
+    if (kind == SB_WAIT_FUTEX && t->futex_woken)
+        *ret = 0;
+    else if (sb_signal_pending(sb))
+        *ret = -EINTR;
+    else if (t->sigwait_set & (t->sig.pending | sb->sig.pending))
+        *ret = 0; /* rt_sigtimedwait takes it */
+    else if (atomic_load(&sb->stop_req)) {
+        t->noticed_ns = fj_now_ns(); /* an idle guest stops here, not at its last exit */
+        *ret = SB_ERESTART;
+    } else if (kind == SB_WAIT_FILES && atomic_load(&sb->procs->notify_seq) != seq)
+        *ret = 0;
+    else
+        return false;
+    return true;
+}
+
+/* Neither signals nor stops end the parent side of vfork: it resumes when
+ * its child lets go of its memory, or dies. */
+static bool vfork_ended(struct sandbox *sb, struct sb_thread *t)
+{
+    sb_take_external(sb);
+    return !sb->vfork_waiting || sb->exited || ((sb->sig.pending | t->sig.pending) >> SIGKILL & 1);
+}
+
 static int wait_common(struct sandbox *sb, enum sb_wait_kind kind, int host_fd, short events, int64_t timeout_ns)
 {
     struct sb_thread *t = sb_self(sb);
     uint64_t deadline = timeout_ns >= 0 ? fj_now_ns() + (uint64_t)timeout_ns : 0;
-    uint64_t seq = atomic_load(&sb->notify_seq);
-    int ret;
+    uint64_t seq = atomic_load(&sb->procs->notify_seq);
+    int ret = 0;
     for (;;) {
-        if (kind == SB_WAIT_FUTEX && t->futex_woken) {
-            ret = 0;
+        if (kind == SB_WAIT_VFORK ? vfork_ended(sb, t) : wait_ended(sb, t, kind, seq, &ret))
             break;
-        }
-        if (sb_signal_pending(sb)) {
-            ret = -EINTR;
-            break;
-        }
-        if (t->sigwait_set & (t->sig.pending | sb->sig.pending)) {
-            ret = 0; /* rt_sigtimedwait takes it */
-            break;
-        }
-        if (atomic_load(&sb->stop_req)) {
-            t->noticed_ns = fj_now_ns(); /* an idle guest stops here, not at its last exit */
-            ret = SB_ERESTART;
-            break;
-        }
-        if (kind == SB_WAIT_FILES && atomic_load(&sb->notify_seq) != seq) {
-            ret = 0;
-            break;
-        }
         int ms = -1;
         if (timeout_ns >= 0) {
             uint64_t now = fj_now_ns();
@@ -91,10 +87,10 @@ static int wait_common(struct sandbox *sb, enum sb_wait_kind kind, int host_fd, 
         struct pollfd p[2] = {{.fd = t->wake_fd, .events = POLLIN}, {.fd = host_fd, .events = events}};
         t->waiting = true;
         t->wait_kind = kind;
-        pthread_mutex_unlock(&sb->big_lock);
+        pthread_mutex_unlock(sb->big_lock);
         int r = poll(p, host_fd >= 0 ? 2 : 1, ms);
         int poll_errno = errno;
-        pthread_mutex_lock(&sb->big_lock);
+        pthread_mutex_lock(sb->big_lock);
         t->waiting = false;
         if (r < 0 && poll_errno != EINTR) {
             ret = -poll_errno;
@@ -122,4 +118,9 @@ int sb_wait_fd(struct sandbox *sb, int host_fd, short events, int64_t timeout_ns
 int sb_wait_futex(struct sandbox *sb, int64_t timeout_ns)
 {
     return wait_common(sb, SB_WAIT_FUTEX, -1, 0, timeout_ns);
+}
+
+void sb_wait_vfork(struct sandbox *sb)
+{
+    (void)wait_common(sb, SB_WAIT_VFORK, -1, 0, -1);
 }

@@ -32,6 +32,11 @@ struct fs_view_config {
 struct fs_view *fs_view_new(const struct fs_view_config *cfg);
 /* Copy-on-write branch of the writable layer; config and cwd are copied. */
 struct fs_view *fs_view_clone(struct fs_view *v);
+/* Another process's view of the same writable layer (fork): its own cwd,
+ * umask and /proc/self/exe; the layer stays v's, which must outlive it. */
+struct fs_view *fs_view_share(struct fs_view *v, const char *exe_path);
+/* /proc/self/exe after execve; -ENOMEM. */
+int fs_view_set_exe(struct fs_view *v, const char *exe_path);
 void fs_view_free(struct fs_view *v);
 /* A view rebuilt from a saved snapshot: roots are taken as saved (each
  * absolute, never "/" nor inside the layer, or NULL is returned); adopts

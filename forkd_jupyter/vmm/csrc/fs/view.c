@@ -26,9 +26,12 @@ static bool is_under(const char *path, const char *root)
     return strncmp(path, root, n) == 0 && (path[n] == 0 || path[n] == '/');
 }
 
-bool view_in_layer(const char *path) { return is_under(path, "/tmp") || is_under(path, "/sandbox"); }
+bool view_in_layer(const char *path)
+{
+    return is_under(path, "/tmp") || is_under(path, "/sandbox") || is_under(path, "/dev/shm");
+}
 
-static int add_root(struct fs_view *v, const char *path)
+int view_add_root(struct fs_view *v, const char *path)
 {
     for (size_t i = 0; i < v->n_roots; i++)
         if (!strcmp(v->roots[i], path))
@@ -53,7 +56,7 @@ struct fs_view *fs_view_new(const struct fs_view_config *cfg)
         if (!r || r[0] != '/' || view_in_layer(r) || !strcmp(r, "/"))
             continue; /* never the whole host, never over the layer */
         char canon[PATH_MAX];
-        if (add_root(v, r) < 0 || (realpath(r, canon) && strcmp(canon, "/") && add_root(v, canon) < 0))
+        if (view_add_root(v, r) < 0 || (realpath(r, canon) && strcmp(canon, "/") && view_add_root(v, canon) < 0))
             goto fail;
     }
     if (cfg->agent_host_dir && !(v->agent_dir = realpath(cfg->agent_host_dir, NULL)))
@@ -67,32 +70,19 @@ struct fs_view *fs_view_new(const struct fs_view_config *cfg)
     int err = memfs_mknode(v->layer, root, "tmp", S_IFDIR | 01777, NULL, NULL);
     if (err == 0)
         err = memfs_mknode(v->layer, root, "sandbox", S_IFDIR | 0755, NULL, NULL);
+    /* /dev/shm: where POSIX shared memory and semaphores live. */
+    struct memfs_node *dev = NULL;
+    if (err == 0)
+        err = memfs_mknode(v->layer, root, "dev", S_IFDIR | 0755, NULL, &dev);
+    if (err == 0)
+        err = memfs_mknode(v->layer, dev, "shm", S_IFDIR | 01777, NULL, NULL);
+    if (dev)
+        memfs_node_put(v->layer, dev);
     memfs_node_put(v->layer, root);
     if (err < 0)
         goto fail;
     snprintf(v->cwd, sizeof(v->cwd), "%s", cfg->cwd && view_in_layer(cfg->cwd) ? cfg->cwd : "/sandbox");
     v->umask = 022;
-    return v;
-fail:
-    fs_view_free(v);
-    return NULL;
-}
-
-struct fs_view *fs_view_clone(struct fs_view *src)
-{
-    struct fs_view *v = calloc(1, sizeof(*v));
-    if (!v)
-        return NULL;
-    for (size_t i = 0; i < src->n_roots; i++)
-        if (add_root(v, src->roots[i]) < 0)
-            goto fail;
-    if (src->agent_dir && !(v->agent_dir = strdup(src->agent_dir)))
-        goto fail;
-    if (!(v->exe_path = strdup(src->exe_path)) || !(v->layer = memfs_clone(src->layer)))
-        goto fail;
-    v->layer_limit = src->layer_limit;
-    memcpy(v->cwd, src->cwd, sizeof(v->cwd));
-    v->umask = src->umask;
     return v;
 fail:
     fs_view_free(v);
@@ -130,7 +120,7 @@ struct fs_view *fs_view_restore(char *const *roots, size_t n_roots, const char *
     v->layer = layer;
     for (size_t i = 0; i < n_roots; i++)
         if (roots[i][0] != '/' || !strcmp(roots[i], "/") || view_in_layer(roots[i]) ||
-            add_root(v, roots[i]) < 0)
+            view_add_root(v, roots[i]) < 0)
             goto fail;
     if (agent_dir[0] && !(v->agent_dir = strdup(agent_dir)))
         goto fail;
@@ -166,7 +156,7 @@ void fs_view_free(struct fs_view *v)
     free(v->roots);
     free(v->agent_dir);
     free(v->exe_path);
-    if (v->layer)
+    if (v->layer && !v->layer_shared)
         memfs_free(v->layer);
     free(v);
 }
@@ -193,6 +183,10 @@ static bool fd_link_name(const char *path)
     return len > 0 && len < 10 && !n[len] && (n[0] != '0' || len == 1);
 }
 
+/* /etc as programs expect it, synthesized: files of the agent's etc/ (the
+ * sandbox user and group, localhost), never the host's. */
+static const char *const etc_files[] = {"passwd", "group", "hosts", "nsswitch.conf", "hostname", "shells"};
+
 static enum cls classify(struct fs_view *v, const char *path, char *host, size_t hostlen)
 {
     if (!path[0])
@@ -212,6 +206,12 @@ static enum cls classify(struct fs_view *v, const char *path, char *host, size_t
         return C_PROCLINK;
     if (is_under(path, "/proc"))
         return C_NONE;
+    if (v->agent_dir && !strncmp(path, "/etc/", 5))
+        for (size_t i = 0; i < FJ_ARRAY_SIZE(etc_files); i++)
+            if (!strcmp(path + 5, etc_files[i])) {
+                snprintf(host, hostlen, "%s/etc/%s", v->agent_dir, etc_files[i]);
+                return C_HOST;
+            }
     if (v->agent_dir && is_under(path, VIEW_AGENT_DIR)) {
         if ((size_t)snprintf(host, hostlen, "%s%s", v->agent_dir, path + strlen(VIEW_AGENT_DIR)) >= hostlen)
             return C_NONE;
@@ -222,7 +222,7 @@ static enum cls classify(struct fs_view *v, const char *path, char *host, size_t
             snprintf(host, hostlen, "%s", path);
             return C_HOST;
         }
-    if (v->agent_dir && ancestor_of(path, VIEW_AGENT_DIR))
+    if (v->agent_dir && (ancestor_of(path, VIEW_AGENT_DIR) || !strcmp(path, "/etc")))
         return C_VDIR;
     for (size_t i = 0; i < v->n_roots; i++)
         if (ancestor_of(path, v->roots[i]))
@@ -528,6 +528,7 @@ int view_vdir_list(struct fs_view *v, const char *path, int (*emit)(void *, cons
         for (size_t i = 0; i < FJ_ARRAY_SIZE(devices); i++)
             if (emit(ctx, devices[i], 2 /* DT_CHR */))
                 return 0;
+        emit(ctx, "shm", 4 /* DT_DIR */);
         return 0;
     }
     if (!strcmp(path, "/proc"))
@@ -540,7 +541,9 @@ int view_vdir_list(struct fs_view *v, const char *path, int (*emit)(void *, cons
     if (!strcmp(path, "/proc/self/fd"))
         return 0;
     /* Next components of every visible path below dir, each once. */
-    const char *extra[] = {"/tmp", "/sandbox", "/dev", "/proc", VIEW_AGENT_DIR};
+    const char *extra[] = {"/tmp",         "/sandbox",  "/dev",      "/proc",          VIEW_AGENT_DIR,
+                           "/etc/passwd",  "/etc/group", "/etc/hosts", "/etc/nsswitch.conf", "/etc/hostname",
+                           "/etc/shells"};
     size_t total = v->n_roots + FJ_ARRAY_SIZE(extra);
     char **seen = calloc(total, sizeof(char *));
     if (!seen)
@@ -549,7 +552,7 @@ int view_vdir_list(struct fs_view *v, const char *path, int (*emit)(void *, cons
     size_t dlen = strlen(dir);
     for (size_t i = 0; i < total; i++) {
         const char *r = i < v->n_roots ? v->roots[i] : extra[i - v->n_roots];
-        if (i >= v->n_roots && !strcmp(r, VIEW_AGENT_DIR) && !v->agent_dir)
+        if (i >= v->n_roots && (!strcmp(r, VIEW_AGENT_DIR) || !strncmp(r, "/etc/", 5)) && !v->agent_dir)
             continue;
         if (strncmp(r, dir, dlen) || r[dlen] != '/')
             continue;
@@ -566,7 +569,8 @@ int view_vdir_list(struct fs_view *v, const char *path, int (*emit)(void *, cons
         if (dup)
             continue;
         seen[n_seen++] = strdup(buf);
-        if (emit(ctx, buf, 4 /* DT_DIR */))
+        bool etc_file = i >= v->n_roots && !strncmp(r, "/etc/", 5);
+        if (emit(ctx, buf, etc_file ? 8 /* DT_REG */ : 4 /* DT_DIR */))
             break;
     }
     for (size_t k = 0; k < n_seen; k++)

@@ -18,6 +18,7 @@ struct fs_view {
     char *exe_path;
     uint64_t layer_limit;
     struct memfs *layer;
+    bool layer_shared; /* another process's view owns layer (it outlives this view) */
     char cwd[PATH_MAX];
     unsigned umask;
 };
@@ -56,6 +57,8 @@ void view_node_release(struct fs_view *v, struct view_node *n);
  * The fd, or -errno. */
 int view_open_host(const struct view_node *n, const struct stat *st);
 int view_stat(struct fs_view *v, struct view_node *n, struct stat *st);
+/* Adds a read-only root (kept as given and canonical); -errno. */
+int view_add_root(struct fs_view *v, const char *root);
 /* Whether a guest path is inside the writable layer (/tmp, /sandbox). */
 bool view_in_layer(const char *path);
 /* Names a synthesized directory lists, via emit(name, d_type); 0 or -errno. */

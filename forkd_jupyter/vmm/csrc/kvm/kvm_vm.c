@@ -44,6 +44,10 @@ static int set_memslot(int vm_fd, uint32_t slot, gpa_t gpa, void *host, uint64_t
 
 static int map_ram(struct kvm_vm *vm, uint64_t ram_bytes, int ram_fd, bool private)
 {
+    if (vm->ram_borrowed) {
+        vm->ram_bytes = ram_bytes;
+        return 0;
+    }
     if (ram_fd < 0) {
         ram_fd = memfd_create("forkd-guest-ram", MFD_CLOEXEC);
         if (ram_fd < 0)
@@ -62,11 +66,16 @@ static int map_ram(struct kvm_vm *vm, uint64_t ram_bytes, int ram_fd, bool priva
     return 0;
 }
 
-static int vm_create(struct kvm_vm *vm, uint64_t ram_bytes, int ram_fd, bool private);
+static int vm_create(struct kvm_vm *vm, uint64_t ram_bytes, int ram_fd, bool private, uint8_t *borrow);
 
 int kvm_vm_create(struct kvm_vm *vm, uint64_t ram_bytes, int ram_fd)
 {
-    return vm_create(vm, ram_bytes, ram_fd, false);
+    return vm_create(vm, ram_bytes, ram_fd, false, NULL);
+}
+
+int kvm_vm_create_borrowing(struct kvm_vm *vm, const struct kvm_vm *owner)
+{
+    return vm_create(vm, owner->ram_bytes, -1, owner->ram_private, owner->ram);
 }
 
 int kvm_vm_create_cow(struct kvm_vm *vm, uint64_t ram_bytes, int image_fd)
@@ -74,7 +83,7 @@ int kvm_vm_create_cow(struct kvm_vm *vm, uint64_t ram_bytes, int image_fd)
     int fd = fcntl(image_fd, F_DUPFD_CLOEXEC, 3);
     if (fd < 0)
         return -errno;
-    return vm_create(vm, ram_bytes, fd, true); /* adopts fd, even on failure */
+    return vm_create(vm, ram_bytes, fd, true, NULL); /* adopts fd, even on failure */
 }
 
 void kvm_vm_mark_dirty(struct kvm_vm *vm, gpa_t gpa, uint64_t len)
@@ -90,6 +99,7 @@ int kvm_vm_collect_dirty(struct kvm_vm *vm, uint64_t *bitmap)
     struct kvm_dirty_log log = {.slot = 0, .dirty_bitmap = bitmap};
     if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
         return -errno;
+    kvm_vm_mark_foreign_dirty(vm); /* other VMs write there unlogged */
     size_t words = kvm_vm_bitmap_bytes(vm) / 8;
     for (size_t i = 0; i < words; i++)
         bitmap[i] |= vm->vmm_dirty[i];
@@ -102,8 +112,13 @@ void kvm_vm_discard(struct kvm_vm *vm, gpa_t gpa, uint64_t len)
     if (len == 0)
         return;
     kvm_vm_mark_dirty(vm, gpa, len); /* reads as zero now: a change since the last snapshot */
+    if (vm->ram_borrowed) {
+        memset(vm->ram + gpa, 0, len); /* the owner's memory: never unmapped from here */
+        return;
+    }
     if (vm->discard_hook)
         vm->discard_hook(vm, gpa, len, false);
+    kvm_vm_drop_foreign(vm, gpa, len);
     if (!vm->ram_private) {
         fallocate(vm->ram_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)gpa, (off_t)len);
         return;
@@ -115,10 +130,12 @@ void kvm_vm_discard(struct kvm_vm *vm, gpa_t gpa, uint64_t len)
         vm->discard_hook(vm, gpa, len, true);
 }
 
-static int vm_create(struct kvm_vm *vm, uint64_t ram_bytes, int ram_fd, bool private)
+static int vm_create(struct kvm_vm *vm, uint64_t ram_bytes, int ram_fd, bool private, uint8_t *borrow)
 {
     memset(vm, 0, sizeof(*vm));
     vm->vm_fd = vm->vcpu.fd = -1;
+    vm->ram = borrow;
+    vm->ram_borrowed = borrow != NULL;
     vm->ram_fd = ram_fd; /* adopted now, so every failure below closes it */
     if (ram_bytes == 0 || ram_bytes % FJ_HUGE_SIZE || ram_bytes > LAYOUT_MAX_RAM) {
         kvm_vm_destroy(vm);
@@ -202,10 +219,11 @@ void kvm_vcpu_destroy(struct kvm_vcpu *cpu)
 
 void kvm_vm_destroy(struct kvm_vm *vm)
 {
+    kvm_vm_free_foreign(vm);
     kvm_vcpu_destroy(&vm->vcpu);
     if (vm->vm_fd >= 0)
         close(vm->vm_fd);
-    if (vm->ram)
+    if (vm->ram && !vm->ram_borrowed)
         munmap(vm->ram, vm->ram_bytes);
     if (vm->ram_fd >= 0)
         close(vm->ram_fd);

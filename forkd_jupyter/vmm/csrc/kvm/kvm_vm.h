@@ -22,12 +22,22 @@ struct kvm_vcpu {
     int syscall_mode;
 };
 
+/* A range of RAM backed by another host object (kvm_foreign.c). */
+struct kvm_foreign {
+    gpa_t gpa;
+    uint64_t len;
+    int fd;       /* owned duplicate */
+    uint64_t off; /* of gpa in the object */
+    uint64_t ino; /* the object's identity (its inode) */
+};
+
 struct kvm_vm {
     int vm_fd;
     struct kvm_vcpu vcpu; /* vCPU 0 */
     int ram_fd;          /* memfd holding user RAM, or the snapshot image a child maps; owned */
     uint8_t *ram;        /* host view of user RAM: MAP_SHARED on ram_fd, or MAP_PRIVATE (child) */
     bool ram_private;    /* copy-on-write view of an immutable image: never write ram_fd */
+    bool ram_borrowed;   /* ram is another VM's (vfork): never unmapped or punched from here */
     uint64_t ram_bytes;
     uint8_t *sys;        /* host view of the system region (anonymous) */
     gpa_t sys_gpa;
@@ -44,6 +54,8 @@ struct kvm_vm {
     /* The guest's clock page (kvm_vdso.c): 0 not yet set up, 1 kept
      * current, 2 off (the guest makes system calls). */
     int vdso_state;
+    struct kvm_foreign *foreign; /* disjoint ranges backed by shared objects */
+    size_t n_foreign;
     int64_t vdso_tsc_offset; /* guest TSC - host TSC */
 };
 
@@ -56,6 +68,9 @@ int kvm_vm_create(struct kvm_vm *vm, uint64_t ram_bytes, int ram_fd);
 /* Like kvm_vm_create, with RAM a private copy-on-write view of image_fd (a
  * snapshot image, which stays unchanged). image_fd is duplicated. */
 int kvm_vm_create_cow(struct kvm_vm *vm, uint64_t ram_bytes, int image_fd);
+/* A VM whose RAM is owner's own memory, shared (a vfork child runs on its
+ * parent's memory); owner must outlive it. */
+int kvm_vm_create_borrowing(struct kvm_vm *vm, const struct kvm_vm *owner);
 /* Makes [gpa, gpa + len) read as zero and returns its memory to the host. */
 void kvm_vm_discard(struct kvm_vm *vm, gpa_t gpa, uint64_t len);
 void kvm_vm_destroy(struct kvm_vm *vm);
@@ -74,6 +89,18 @@ int kvm_vcpu_get_sregs(struct kvm_vcpu *cpu, struct kvm_sregs *s);
 int kvm_vcpu_set_sregs(struct kvm_vcpu *cpu, const struct kvm_sregs *s);
 int kvm_vcpu_set_fs_base(struct kvm_vcpu *cpu, uint64_t base);
 uint64_t kvm_vcpu_get_fs_base(struct kvm_vcpu *cpu);
+
+/* Shared memory between VMs (kvm_foreign.c): [gpa, gpa + len) becomes
+ * fd's pages from off (a private view mapping of fd). -errno. */
+int kvm_vm_map_foreign(struct kvm_vm *vm, gpa_t gpa, uint64_t len, int fd, uint64_t off);
+/* [gpa, gpa + len) is the VM's own RAM again (what was foreign reads as
+ * zero). Called by kvm_vm_discard. */
+void kvm_vm_drop_foreign(struct kvm_vm *vm, gpa_t gpa, uint64_t len);
+/* dst maps the same objects at the same places as src (fork). */
+int kvm_vm_copy_foreign(struct kvm_vm *dst, const struct kvm_vm *src);
+/* Foreign ranges count as written (another VM may have written them). */
+void kvm_vm_mark_foreign_dirty(struct kvm_vm *vm);
+void kvm_vm_free_foreign(struct kvm_vm *vm);
 
 /* Marks [gpa, gpa + len) written by the VMM. */
 void kvm_vm_mark_dirty(struct kvm_vm *vm, gpa_t gpa, uint64_t len);

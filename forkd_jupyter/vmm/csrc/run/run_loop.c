@@ -18,7 +18,7 @@
 
 #include "kvm/kvm_cpu.h"
 #include "kvm/kvm_vdso.h"
-#include "core/sandbox.h"
+#include "core/proc.h"
 #include "sys/sys.h"
 #include "core/sig.h"
 #include "api/vmm_api.h"
@@ -68,12 +68,12 @@ int sb_run_paused(struct sandbox *sb, struct sb_pause_job *job)
     if (sb->running == 0 || sb->exited) {
         /* No vCPU thread: the guest is stopped already. */
         pthread_mutex_unlock(&sb->job_lock);
-        pthread_mutex_lock(&sb->big_lock);
+        pthread_mutex_lock(sb->big_lock);
         job->stopped_ns = fj_now_ns();
         save_all(sb);
         job->result = job->fn(sb, job->arg);
         job->resumed_ns = fj_now_ns();
-        pthread_mutex_unlock(&sb->big_lock);
+        pthread_mutex_unlock(sb->big_lock);
         pthread_mutex_unlock(&sb->stop_lock);
         return job->result;
     }
@@ -85,7 +85,7 @@ int sb_run_paused(struct sandbox *sb, struct sb_pause_job *job)
     while (sb->parked < sb->running)
         pthread_cond_wait(&sb->job_cond, &sb->job_lock);
     pthread_mutex_unlock(&sb->job_lock);
-    pthread_mutex_lock(&sb->big_lock); /* free: every vCPU thread is parked or gone */
+    pthread_mutex_lock(sb->big_lock); /* free: every vCPU thread is parked or gone */
     /* The guest stopped when its first thread did (a thread still parked
      * from an earlier stop counts from this one's request). */
     uint64_t stopped = UINT64_MAX;
@@ -97,7 +97,7 @@ int sb_run_paused(struct sandbox *sb, struct sb_pause_job *job)
     job->stopped_ns = stopped == UINT64_MAX ? asked_ns : stopped;
     job->result = job->fn(sb, job->arg);
     job->resumed_ns = fj_now_ns();
-    pthread_mutex_unlock(&sb->big_lock);
+    pthread_mutex_unlock(sb->big_lock);
     pthread_mutex_lock(&sb->job_lock);
     atomic_store(&sb->stop_req, 0);
     pthread_cond_broadcast(&sb->job_cond);
@@ -106,10 +106,38 @@ int sb_run_paused(struct sandbox *sb, struct sb_pause_job *job)
     return job->result;
 }
 
+int sb_stop_others(struct sandbox *sb)
+{
+    if (sb->live_threads <= 1)
+        return 0;
+    if (pthread_mutex_trylock(&sb->stop_lock) != 0)
+        return SB_ERESTART;
+    pthread_mutex_lock(&sb->job_lock);
+    atomic_store(&sb->stop_req, 1);
+    pthread_mutex_unlock(&sb->job_lock);
+    sb_kick_all(sb);
+    pthread_mutex_unlock(sb->big_lock); /* they take it on their way to park */
+    pthread_mutex_lock(&sb->job_lock);
+    while (sb->parked + 1 < sb->running)
+        pthread_cond_wait(&sb->job_cond, &sb->job_lock);
+    pthread_mutex_unlock(&sb->job_lock);
+    pthread_mutex_lock(sb->big_lock);
+    return 1;
+}
+
+void sb_resume_others(struct sandbox *sb)
+{
+    pthread_mutex_lock(&sb->job_lock);
+    atomic_store(&sb->stop_req, 0);
+    pthread_cond_broadcast(&sb->job_cond);
+    pthread_mutex_unlock(&sb->job_lock);
+    pthread_mutex_unlock(&sb->stop_lock);
+}
+
 /* Parks t for a stop: big_lock is let go meanwhile and held again after. */
 static void park(struct sandbox *sb, struct sb_thread *t, uint64_t stopped_ns)
 {
-    pthread_mutex_unlock(&sb->big_lock);
+    pthread_mutex_unlock(sb->big_lock);
     t->park_ns = stopped_ns;
     t->saved_err = kvm_state_save(t->cpu, &t->saved);
     pthread_mutex_lock(&sb->job_lock);
@@ -119,7 +147,7 @@ static void park(struct sandbox *sb, struct sb_thread *t, uint64_t stopped_ns)
         pthread_cond_wait(&sb->job_cond, &sb->job_lock);
     sb->parked--;
     pthread_mutex_unlock(&sb->job_lock);
-    pthread_mutex_lock(&sb->big_lock);
+    pthread_mutex_lock(sb->big_lock);
 }
 
 static void learn_syscall_mode(struct kvm_vcpu *cpu)
@@ -218,7 +246,7 @@ static void thread_loop(struct sandbox *sb, struct sb_thread *t)
     t->host = pthread_self();
     atomic_store(&t->kick_armed, 1);
     pthread_mutex_unlock(&sb->job_lock);
-    pthread_mutex_lock(&sb->big_lock);
+    pthread_mutex_lock(sb->big_lock);
     uint64_t stopped_ns = fj_now_ns();
     while (!sb->exited && t->state != SB_T_EXITED) {
         t->cpu->run->immediate_exit = 0; /* before stop_req is read: a later kick still stops KVM_RUN */
@@ -233,10 +261,10 @@ static void thread_loop(struct sandbox *sb, struct sb_thread *t)
         if (sb->exited || t->state == SB_T_EXITED)
             break;
         kvm_vdso_refresh(&sb->vm);
-        pthread_mutex_unlock(&sb->big_lock);
+        pthread_mutex_unlock(sb->big_lock);
         int err = kvm_vcpu_run(t->cpu);
         stopped_ns = fj_now_ns();
-        pthread_mutex_lock(&sb->big_lock);
+        pthread_mutex_lock(sb->big_lock);
         if (err == -EINTR || err == -EAGAIN)
             continue;
         if (err < 0) {
@@ -247,7 +275,7 @@ static void thread_loop(struct sandbox *sb, struct sb_thread *t)
         }
         handle_exit(sb, t->cpu);
     }
-    pthread_mutex_unlock(&sb->big_lock);
+    pthread_mutex_unlock(sb->big_lock);
     uint64_t cpu_ns = fj_clock_ns(CLOCK_THREAD_CPUTIME_ID);
     pthread_mutex_lock(&sb->job_lock);
     atomic_fetch_add(&sb->exited_cpu_ns, cpu_ns);
@@ -264,29 +292,10 @@ static void *thread_main(void *p)
     return NULL;
 }
 
-int fj_sandbox_run(fj_sandbox *sb)
+/* After a process's main thread left its loop: the process lives while any
+ * thread does; then every host thread is joined. */
+static void join_threads(struct sandbox *sb)
 {
-    install_kick_handler();
-    sb->thread_main = thread_main;
-    struct sb_thread *main_thread = sb->threads[0];
-    kvm_vdso_refresh(&sb->vm); /* first from here: it reads vCPU 0, which no one runs yet */
-    /* The main thread counts as running first: a stop that comes while the
-     * others start waits for it to park (and save its registers). */
-    pthread_mutex_lock(&sb->job_lock);
-    sb->running++;
-    if (main_thread->state != SB_T_EXITED)
-        main_thread->state = SB_T_RUNNING;
-    pthread_mutex_unlock(&sb->job_lock);
-    /* Threads restored with a child start with it. */
-    pthread_mutex_lock(&sb->big_lock);
-    for (unsigned i = 1; i < LAYOUT_MAX_VCPUS; i++) {
-        struct sb_thread *t = sb->threads[i];
-        if (t && t->state == SB_T_NEW && sb_thread_start(t) < 0)
-            sb_exit(sb, 0, SIGKILL, "could not start a host thread for a guest thread");
-    }
-    pthread_mutex_unlock(&sb->big_lock);
-    thread_loop(sb, main_thread);
-    /* The main thread ended; the sandbox lives while any thread does. */
     pthread_mutex_lock(&sb->job_lock);
     while (sb->running > 0)
         pthread_cond_wait(&sb->job_cond, &sb->job_lock);
@@ -298,6 +307,45 @@ int fj_sandbox_run(fj_sandbox *sb)
             t->host_started = false;
         }
     }
+}
+
+/* The main host thread of a process besides the first. */
+static void *process_main(void *p)
+{
+    struct sb_thread *t = p;
+    struct sandbox *sb = t->sb;
+    thread_loop(sb, t);
+    join_threads(sb);
+    sb_current = NULL;
+    sb_proc_finish(sb);
+    return NULL;
+}
+
+int fj_sandbox_run(fj_sandbox *sb)
+{
+    install_kick_handler();
+    sb->thread_main = thread_main;
+    sb->procs->process_main = process_main;
+    struct sb_thread *main_thread = sb->threads[0];
+    kvm_vdso_refresh(&sb->vm); /* first from here: it reads vCPU 0, which no one runs yet */
+    /* The main thread counts as running first: a stop that comes while the
+     * others start waits for it to park (and save its registers). */
+    pthread_mutex_lock(&sb->job_lock);
+    sb->running++;
+    if (main_thread->state != SB_T_EXITED)
+        main_thread->state = SB_T_RUNNING;
+    pthread_mutex_unlock(&sb->job_lock);
+    /* Threads restored with a child start with it. */
+    pthread_mutex_lock(sb->big_lock);
+    for (unsigned i = 1; i < LAYOUT_MAX_VCPUS; i++) {
+        struct sb_thread *t = sb->threads[i];
+        if (t && t->state == SB_T_NEW && sb_thread_start(t) < 0)
+            sb_exit(sb, 0, SIGKILL, "could not start a host thread for a guest thread");
+    }
+    pthread_mutex_unlock(sb->big_lock);
+    thread_loop(sb, main_thread);
+    join_threads(sb);
+    sb_procs_end(sb); /* the sandbox's other processes end with it */
     sb_current = NULL;
     return sb->exit_status;
 }

@@ -53,6 +53,15 @@ struct snapshot {
     struct ws_hint *hint;       /* the source's working-set hint, for children */
 };
 
+/* The per-thread part of signal state: mask and alternate stack. */
+static inline void copy_thread_signals(struct sb_signals *dst, const struct sb_signals *src)
+{
+    dst->blocked = src->blocked;
+    dst->altstack_sp = src->altstack_sp;
+    dst->altstack_size = src->altstack_size;
+    dst->altstack_flags = src->altstack_flags;
+}
+
 /* One reference, status WRITING, no image yet. */
 struct snapshot *snapshot_alloc(int mode, uint64_t ram_bytes);
 void snapshot_finish(struct snapshot *snap, int status, const char *error);
@@ -60,5 +69,15 @@ void snapshot_finish(struct snapshot *snap, int status, const char *error);
  * every diff layer's pages, oldest first. */
 int snapshot_map_memory(struct snapshot *snap, struct kvm_vm *vm);
 struct snapshot *snapshot_get(struct snapshot *snap);
+/* The full image at the bottom of a diff chain. */
+struct snapshot *snapshot_chain_root(struct snapshot *snap);
+/* With sb stopped (or only its calling thread running): snap's memory
+ * (by snap->mode) and sb's new dirty epoch; sb->last_snap becomes snap and
+ * the one it replaces goes to *replaced (release it outside any pause). */
+int snapshot_capture_memory(struct sandbox *sb, struct snapshot *snap, struct snapshot **replaced);
+/* Drops a reference on a thread of its own (freeing an image takes long). */
+void snapshot_release_in_background(struct snapshot *snap);
+/* sb->lineage_release of every sandbox this layer attached state to. */
+void snapshot_release_lineage(struct sandbox *sb);
 
 #endif

@@ -111,3 +111,10 @@ int fj_snapshot_wait(fj_snapshot *snap, int64_t timeout_ns)
         return 0;
     return status == FJ_SNAP_FAILED ? -EIO : -ETIMEDOUT;
 }
+
+struct snapshot *snapshot_chain_root(struct snapshot *snap)
+{
+    while (snap->parent)
+        snap = snap->parent;
+    return snap;
+}

@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 
 #include "core/sandbox.h"
+#include "core/shm.h"
 #include "sys/sys.h"
 
 #define MAP_FIXED_NOREPLACE_ 0x100000
@@ -34,6 +35,23 @@ static int64_t fill_from_file(struct sandbox *sb, int fd, gva_t at, uint64_t len
     return 0;
 }
 
+/* MAP_SHARED, anonymous or of a layer file: a shared object (core/shm.c). */
+static int64_t map_shared(struct sandbox *sb, gva_t addr, uint64_t len, int prot, int flags,
+                          struct memfs_node *node, uint64_t off)
+{
+    gva_t at;
+    len = FJ_ALIGN_UP(len, FJ_PAGE_SIZE);
+    int err = mm_map(&sb->mm, addr, len, prot, flags & MAP_FIXED, flags & MAP_FIXED_NOREPLACE_, true,
+                     node ? MM_FILE : MM_ANON, &at);
+    if (err < 0)
+        return err;
+    if ((err = sb_shm_map(sb, node, at, len, off)) < 0) {
+        mm_unmap(&sb->mm, at, len);
+        return err;
+    }
+    return (int64_t)at;
+}
+
 static int64_t sys_mmap(struct sandbox *sb, const uint64_t a[6])
 {
     gva_t addr = a[0];
@@ -43,16 +61,22 @@ static int64_t sys_mmap(struct sandbox *sb, const uint64_t a[6])
     int type = flags & MAP_SHARED_VALIDATE;
     if (len == 0 || off % FJ_PAGE_SIZE || (type != MAP_PRIVATE && type != MAP_SHARED && type != MAP_SHARED_VALIDATE))
         return -EINVAL;
+    struct memfs_node *shared_node = NULL;
     if (!anon) {
         struct file *f = fdt_get(&sb->fdt, fd);
         if (!f)
             return -EBADF;
-        /* Shared writable file mappings would need write-back: refused. */
-        if (type != MAP_PRIVATE && (prot & PROT_WRITE))
-            return -ENODEV;
         if ((f->flags & O_ACCMODE) == O_WRONLY)
             return -EACCES;
+        /* Shared mappings of the writable layer's files are shared objects
+         * (core/shm.c); host files are read-only, their mappings copies. */
+        if (type != MAP_PRIVATE && f->node)
+            shared_node = f->node;
+        else if (type != MAP_PRIVATE && (prot & PROT_WRITE))
+            return -ENODEV;
     }
+    if (type != MAP_PRIVATE && (anon || shared_node))
+        return map_shared(sb, addr, len, prot, flags, shared_node, off);
     gva_t at;
     int err = mm_map(&sb->mm, addr, len, prot, flags & MAP_FIXED, flags & MAP_FIXED_NOREPLACE_,
                      !anon /* fill_from_file writes every byte */, anon ? MM_ANON : MM_FILE, &at);
@@ -117,7 +141,7 @@ static int64_t sys_mincore(struct sandbox *sb, const uint64_t a[6])
 static int64_t sys_zero(struct sandbox *sb, const uint64_t a[6]) { return 0; }
 
 const struct sys_entry sys_mem_entries[] = {
-    {9, "mmap", sys_mmap, SYS_PARTIAL, "file mappings are private copies; shared writable file mappings fail with ENODEV"},
+    {9, "mmap", sys_mmap, SYS_PARTIAL, "private file mappings are copies; MAP_SHARED of anonymous memory or a writable-layer file is shared between the sandbox's processes (the file's contents as of its first shared mapping; not written back); shared writable mappings of host files fail with ENODEV"},
     {10, "mprotect", sys_mprotect, SYS_PARTIAL, "recorded, not enforced: the guest page tables are fixed"},
     {11, "munmap", sys_munmap, SYS_FULL, "freed memory is returned to the host"},
     {12, "brk", sys_brk, SYS_FULL, NULL},

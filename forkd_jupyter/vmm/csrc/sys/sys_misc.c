@@ -48,7 +48,7 @@ static int64_t futex_wait(struct sandbox *sb, const uint64_t a[6], uint32_t bits
         }
     }
     struct sb_thread *t = sb_self(sb);
-    t->futex_addr = a[0];
+    sb_futex_arm(sb, t, a[0]);
     t->futex_bitset = bitset;
     t->futex_woken = false;
     int err = sb_wait_futex(sb, ns);

@@ -1,6 +1,6 @@
-/* Process, thread and identity system calls. The guest is one process (pid
- * from a per-host counter, uid/gid 1000); its threads run on vCPUs of their
- * own (core/thread.c); it cannot create other processes. */
+/* Thread and identity system calls: uid/gid 1000, pids from a per-host
+ * counter; threads run on vCPUs of their own (core/thread.c). New
+ * processes and their relations are sys_process.c. */
 #define _GNU_SOURCE
 #include <sched.h>
 #include <string.h>
@@ -21,7 +21,6 @@
 #define ARCH_GET_GS 0x1004
 
 static int64_t sys_getpid(struct sandbox *sb, const uint64_t a[6]) { return sb->pid; }
-static int64_t sys_getppid(struct sandbox *sb, const uint64_t a[6]) { return 1; }
 static int64_t sys_getid(struct sandbox *sb, const uint64_t a[6]) { return GUEST_ID; }
 static int64_t sys_zero(struct sandbox *sb, const uint64_t a[6]) { return 0; }
 
@@ -126,35 +125,7 @@ static int64_t sys_exit(struct sandbox *sb, const uint64_t a[6])
     return 0;
 }
 
-/* clone(flags, stack, parent_tid, child_tid, tls): threads only; new
- * processes (fork, vfork, posix_spawn) get ENOSYS. */
-static int64_t sys_clone(struct sandbox *sb, const uint64_t a[6])
-{
-    return sb_thread_clone(sb, a[0], a[1], a[2], a[3], a[4]);
-}
-
-/* struct clone_args (uapi linux/sched.h), the fields up to tls. */
-struct g_clone_args {
-    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
-};
-
-static int64_t sys_clone3(struct sandbox *sb, const uint64_t a[6])
-{
-    struct g_clone_args ca;
-    if (a[1] < sizeof(ca))
-        return -EINVAL;
-    if (mm_copy_from(&sb->mm, &ca, a[0], sizeof(ca)) < 0)
-        return -EFAULT;
-    if (!sb_clone_makes_thread(ca.flags))
-        return -ENOSYS; /* before the checks below: glibc falls back to clone only on ENOSYS */
-    if (ca.exit_signal || (ca.stack && !ca.stack_size))
-        return -EINVAL;
-    return sb_thread_clone(sb, ca.flags, ca.stack ? ca.stack + ca.stack_size : 0, ca.parent_tid, ca.child_tid,
-                           ca.tls);
-}
-
 static int64_t sys_nosys(struct sandbox *sb, const uint64_t a[6]) { return -ENOSYS; }
-static int64_t sys_wait4(struct sandbox *sb, const uint64_t a[6]) { return -ECHILD; }
 
 static struct rlimit limit_for(struct sandbox *sb, unsigned res)
 {
@@ -249,8 +220,6 @@ static int64_t sys_getcpu(struct sandbox *sb, const uint64_t a[6])
 }
 
 static int64_t sys_getpriority(struct sandbox *sb, const uint64_t a[6]) { return 20; }
-static int64_t sys_getpgid(struct sandbox *sb, const uint64_t a[6]) { return sb->pid; }
-static int64_t sys_eperm(struct sandbox *sb, const uint64_t a[6]) { return -EPERM; }
 
 static int64_t sys_capget(struct sandbox *sb, const uint64_t a[6])
 {
@@ -263,12 +232,7 @@ static int64_t sys_capget(struct sandbox *sb, const uint64_t a[6])
 
 const struct sys_entry sys_proc_entries[] = {
     {39, "getpid", sys_getpid, SYS_FULL, NULL},
-    {56, "clone", sys_clone, SYS_PARTIAL, "threads (one vCPU each, at most 127 besides the main one: then EAGAIN); new processes ENOSYS"},
-    {57, "fork", sys_nosys, SYS_REFUSED, "no child processes"},
-    {58, "vfork", sys_nosys, SYS_REFUSED, "no child processes"},
-    {59, "execve", sys_nosys, SYS_REFUSED, "no new programs"},
     {60, "exit", sys_exit, SYS_FULL, "the thread exits; the last one ends the process"},
-    {61, "wait4", sys_wait4, SYS_FULL, "there are never children"},
     {63, "uname", sys_uname, SYS_FULL, NULL},
     {97, "getrlimit", sys_getrlimit, SYS_PARTIAL, "sandbox limits"},
     {98, "getrusage", sys_getrusage, SYS_PARTIAL, "user time and max RSS only"},
@@ -279,15 +243,9 @@ const struct sys_entry sys_proc_entries[] = {
     {106, "setgid", sys_setid, SYS_PARTIAL, "only to 1000"},
     {107, "geteuid", sys_getid, SYS_FULL, NULL},
     {108, "getegid", sys_getid, SYS_FULL, NULL},
-    {109, "setpgid", sys_zero, SYS_STUB, NULL},
-    {110, "getppid", sys_getppid, SYS_FULL, "1"},
-    {111, "getpgrp", sys_getpid, SYS_FULL, NULL},
-    {112, "setsid", sys_eperm, SYS_REFUSED, "already a session leader"},
     {115, "getgroups", sys_getgroups, SYS_FULL, "no supplementary groups"},
     {118, "getresuid", sys_getresid, SYS_FULL, NULL},
     {120, "getresgid", sys_getresid, SYS_FULL, NULL},
-    {121, "getpgid", sys_getpgid, SYS_FULL, NULL},
-    {124, "getsid", sys_getpgid, SYS_FULL, NULL},
     {125, "capget", sys_capget, SYS_PARTIAL, "no capabilities"},
     {135, "personality", sys_zero, SYS_STUB, NULL},
     {140, "getpriority", sys_getpriority, SYS_PARTIAL, "nice 0"},
@@ -306,6 +264,5 @@ const struct sys_entry sys_proc_entries[] = {
     {302, "prlimit64", sys_prlimit64, SYS_PARTIAL, "reports sandbox limits; new limits accepted"},
     {309, "getcpu", sys_getcpu, SYS_FULL, NULL},
     {334, "rseq", sys_nosys, SYS_REFUSED, "glibc runs without it"},
-    {435, "clone3", sys_clone3, SYS_PARTIAL, "as clone"},
 };
 const size_t sys_proc_count = FJ_ARRAY_SIZE(sys_proc_entries);

@@ -3,7 +3,7 @@
 #include <signal.h>
 #include <string.h>
 
-#include "core/sandbox.h"
+#include "core/proc.h"
 #include "sys/sys.h"
 #include "core/sig.h"
 
@@ -102,7 +102,8 @@ static int64_t sys_rt_sigsuspend(struct sandbox *sb, const uint64_t a[6])
         return -EFAULT;
     uint64_t saved = ts->blocked;
     ts->blocked = mask & ~UNBLOCKABLE;
-    sb_wait_fd(sb, -1, 0, -1);
+    while (sb_wait_fd(sb, -1, 0, -1) == 0) /* 0: a file changed, not a signal */
+        ;
     /* The handler runs with the suspend mask; the old mask comes back at its
      * rt_sigreturn only in Linux, here it is restored at once (documented). */
     ts->blocked = saved;
@@ -111,7 +112,8 @@ static int64_t sys_rt_sigsuspend(struct sandbox *sb, const uint64_t a[6])
 
 static int64_t sys_pause(struct sandbox *sb, const uint64_t a[6])
 {
-    sb_wait_fd(sb, -1, 0, -1);
+    while (sb_wait_fd(sb, -1, 0, -1) == 0) /* 0: a file changed, not a signal */
+        ;
     return -EINTR;
 }
 
@@ -168,13 +170,20 @@ static int64_t sys_kill(struct sandbox *sb, const uint64_t a[6])
 {
     int64_t pid = (int32_t)a[0];
     int signo = (int)a[1];
-    if (pid != sb->pid && pid != 0 && pid != -1 && pid != -(int64_t)sb->pid)
-        return -ESRCH;
     if (signo < 0 || signo >= SB_NSIG)
         return -EINVAL;
-    if (signo)
-        sb_raise_process(sb, signo);
-    return 0;
+    if (pid == sb->pid) {
+        if (signo)
+            sb_raise_process(sb, signo);
+        return 0;
+    }
+    /* Other processes, or a group or all: queued for each (core/proc.c),
+     * this one included when it is in the group. */
+    bool self_too = pid == -1 || pid == 0 || (pid < 0 && sb_proc_self(sb) && sb_proc_self(sb)->pgid == (uint64_t)-pid);
+    int err = sb_proc_kill(sb, pid, signo);
+    if (self_too && signo && err == 0)
+        sig_wake_targets(sb, 1ULL << signo);
+    return err;
 }
 
 /* A signal to one thread of the sandbox. */
@@ -207,7 +216,7 @@ const struct sys_entry sys_signal_entries[] = {
     {14, "rt_sigprocmask", sys_rt_sigprocmask, SYS_FULL, NULL},
     {15, "rt_sigreturn", sys_rt_sigreturn, SYS_FULL, "restores registers and XSAVE state"},
     {34, "pause", sys_pause, SYS_FULL, NULL},
-    {62, "kill", sys_kill, SYS_PARTIAL, "only the sandbox's own process"},
+    {62, "kill", sys_kill, SYS_FULL, "processes of the sandbox: a pid, a group, or all"},
     {127, "rt_sigpending", sys_rt_sigpending, SYS_FULL, NULL},
     {130, "rt_sigsuspend", sys_rt_sigsuspend, SYS_PARTIAL, "the old mask returns before the handler runs"},
     {131, "sigaltstack", sys_sigaltstack, SYS_FULL, NULL},

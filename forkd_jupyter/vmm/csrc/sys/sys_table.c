@@ -5,7 +5,7 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "core/sandbox.h"
+#include "core/proc.h"
 #include "sys/sys.h"
 #include "api/vmm_api.h"
 
@@ -21,7 +21,9 @@ static const struct family families[] = {
     {"files", sys_file_attr_entries, &sys_file_attr_count},
     {"files", sys_file_fd_entries, &sys_file_fd_count},
     {"memory", sys_mem_entries, &sys_mem_count},
-    {"process", sys_proc_entries, &sys_proc_count},   {"signals", sys_signal_entries, &sys_signal_count},
+    {"process", sys_proc_entries, &sys_proc_count},
+    {"process", sys_process_entries, &sys_process_count},
+    {"signals", sys_signal_entries, &sys_signal_count},
     {"time", sys_time_entries, &sys_time_count},
     {"sockets", sys_socket_entries, &sys_socket_count},
     {"events", sys_epoll_entries, &sys_epoll_count},
@@ -81,7 +83,7 @@ int64_t sys_dispatch(struct sandbox *sb, uint64_t nr, const uint64_t a[6])
     uint64_t start = fj_now_ns();
     int64_t ret = e->handler(sb, a);
     sb->stats.ns_per_nr[nr] += fj_now_ns() - start;
-    if (sb->live_threads > 1 && !keeps_readiness(nr))
+    if ((sb->live_threads > 1 || sb->procs->hosted) && !keeps_readiness(nr))
         sb_notify(sb);
     return ret;
 }

@@ -74,7 +74,11 @@ static int64_t sys_time(struct sandbox *sb, const uint64_t a[6])
 static int64_t sleep_ns(struct sandbox *sb, int64_t ns, gva_t rem)
 {
     uint64_t start = fj_now_ns();
-    int err = sb_wait_fd(sb, -1, 0, ns);
+    int err;
+    /* A wait on no file also ends when another thread or process may have
+     * changed a file's readiness: sleep on until the time is up. */
+    while ((err = sb_wait_fd(sb, -1, 0, ns - (int64_t)(fj_now_ns() - start))) == 0)
+        ;
     if (err == -ETIMEDOUT)
         return 0;
     if (err == -EINTR && rem) {

@@ -1,0 +1,102 @@
+/* Shared memory between the processes of a sandbox (shm.h). Each process
+ * has a VM of its own, so a MAP_SHARED mapping is a host memfd (the shared
+ * object) mapped over the process's RAM in the VMM (kvm_vm_map_foreign);
+ * a forked child maps the same objects at the same places. A file of the
+ * writable layer has one object per sandbox, made from its contents at its
+ * first shared mapping, so every process mapping the file shares it
+ * (POSIX semaphores, multiprocessing's heap in /dev/shm). */
+#define _GNU_SOURCE
+#include "core/shm.h"
+
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "core/proc.h"
+#include "fs/fs_memfs.h"
+#include "fs/fs_view.h"
+
+struct sb_shm {
+    struct sb_shm *next;
+    struct memfs_node *node; /* a reference */
+    int fd;
+    uint64_t size;
+};
+
+/* A new memfd of size bytes holding node's contents (zeros past its end). */
+static int object_fd(struct memfs *fs, struct memfs_node *node, uint64_t size) {
+    int fd = memfd_create("forkd-shm", MFD_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (ftruncate(fd, (off_t)size) < 0)
+        goto fail;
+    char *buf = malloc(1 << 16);
+    if (!buf)
+        goto fail;
+    for (uint64_t off = 0; node && off < size;) {
+        int64_t r = memfs_pread(fs, node, buf, FJ_MIN(size - off, 1u << 16), off);
+        if (r <= 0 || pwrite(fd, buf, (size_t)r, (off_t)off) != r)
+            break;
+        off += (uint64_t)r;
+    }
+    free(buf);
+    return fd;
+fail:;
+    int err = -errno;
+    close(fd);
+    return err;
+}
+
+/* The object of node (NULL: a new anonymous one), at least size bytes. */
+static int object_for(struct sandbox *sb, struct memfs_node *node, uint64_t size,
+                      struct sb_shm **out) {
+    struct sb_procs *p = sb->procs;
+    struct memfs *fs = fs_view_layer(sb->view);
+    for (struct sb_shm *o = node ? p->shm : NULL; o; o = o->next)
+        if (o->node == node) {
+            if (size > o->size && ftruncate(o->fd, (off_t)size) < 0)
+                return -errno;
+            o->size = FJ_MAX(o->size, size);
+            *out = o;
+            return 0;
+        }
+    struct sb_shm *o = calloc(1, sizeof(*o));
+    if (!o)
+        return -ENOMEM;
+    int fd = object_fd(fs, node, size);
+    if (fd < 0) {
+        free(o);
+        return fd;
+    }
+    *o = (struct sb_shm){.node = node, .fd = fd, .size = size};
+    if (node) {
+        memfs_node_get(node);
+        o->next = p->shm;
+        p->shm = o;
+    }
+    *out = o;
+    return 0;
+}
+
+int sb_shm_map(struct sandbox *sb, struct memfs_node *node, gva_t at, uint64_t len, uint64_t off) {
+    struct sb_shm *o = NULL;
+    int err = object_for(sb, node, off + len, &o);
+    if (err < 0)
+        return err;
+    err = kvm_vm_map_foreign(&sb->vm, at, len, o->fd, off);
+    if (!node) { /* anonymous: the mapping holds the only reference */
+        close(o->fd);
+        free(o);
+    }
+    return err;
+}
+
+void sb_shm_free_all(struct sb_procs *p, struct memfs *fs) {
+    while (p->shm) {
+        struct sb_shm *o = p->shm;
+        p->shm = o->next;
+        memfs_node_put(fs, o->node);
+        close(o->fd);
+        free(o);
+    }
+}

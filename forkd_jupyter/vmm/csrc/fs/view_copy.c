@@ -1,0 +1,59 @@
+/* Copies of a view: a branch's (its own copy-on-write layer) and another
+ * process's (the same layer, its own cwd, umask and executable). */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+
+#include "fs/fs_memfs.h"
+#include "fs/view_impl.h"
+
+struct fs_view *fs_view_clone(struct fs_view *src) {
+    struct fs_view *v = calloc(1, sizeof(*v));
+    if (!v)
+        return NULL;
+    for (size_t i = 0; i < src->n_roots; i++)
+        if (view_add_root(v, src->roots[i]) < 0)
+            goto fail;
+    if (src->agent_dir && !(v->agent_dir = strdup(src->agent_dir)))
+        goto fail;
+    if (!(v->exe_path = strdup(src->exe_path)) || !(v->layer = memfs_clone(src->layer)))
+        goto fail;
+    v->layer_limit = src->layer_limit;
+    memcpy(v->cwd, src->cwd, sizeof(v->cwd));
+    v->umask = src->umask;
+    return v;
+fail:
+    fs_view_free(v);
+    return NULL;
+}
+
+struct fs_view *fs_view_share(struct fs_view *src, const char *exe_path) {
+    struct fs_view *v = calloc(1, sizeof(*v));
+    if (!v)
+        return NULL;
+    for (size_t i = 0; i < src->n_roots; i++)
+        if (view_add_root(v, src->roots[i]) < 0)
+            goto fail;
+    if (src->agent_dir && !(v->agent_dir = strdup(src->agent_dir)))
+        goto fail;
+    if (!(v->exe_path = strdup(exe_path)))
+        goto fail;
+    v->layer = src->layer;
+    v->layer_shared = true;
+    v->layer_limit = src->layer_limit;
+    memcpy(v->cwd, src->cwd, sizeof(v->cwd));
+    v->umask = src->umask;
+    return v;
+fail:
+    fs_view_free(v);
+    return NULL;
+}
+
+int fs_view_set_exe(struct fs_view *v, const char *exe_path) {
+    char *p = strdup(exe_path);
+    if (!p)
+        return -ENOMEM;
+    free(v->exe_path);
+    v->exe_path = p;
+    return 0;
+}

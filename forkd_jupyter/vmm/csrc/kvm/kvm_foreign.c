@@ -1,0 +1,118 @@
+/* Foreign ranges of guest RAM (kvm_vm.h): pages backed by another host
+ * object (a shared memory object several guest processes map), mapped over
+ * the VM's own RAM in the VMM's address space. KVM follows the host
+ * mapping (its MMU notifiers see the replacement), so the guest reads and
+ * writes the object there.
+ *
+ * Invariants: ranges are page-aligned and disjoint; each holds its own
+ * duplicate of the object's fd; dropping a range puts the VM's own RAM back
+ * under it (reading as zero for a private view, as the RAM file for a
+ * shared one). */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kvm/kvm_vm.h"
+
+int kvm_vm_map_foreign(struct kvm_vm *vm, gpa_t gpa, uint64_t len, int fd, uint64_t off) {
+    if (gpa % FJ_PAGE_SIZE || len % FJ_PAGE_SIZE || !len || gpa + len > vm->ram_bytes ||
+        vm->ram_borrowed)
+        return -EINVAL;
+    kvm_vm_drop_foreign(vm, gpa, len);
+    struct kvm_foreign *grown = realloc(vm->foreign, (vm->n_foreign + 1) * sizeof(*grown));
+    if (!grown)
+        return -ENOMEM;
+    vm->foreign = grown;
+    int own = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    if (own < 0)
+        return -errno;
+    if (mmap(vm->ram + gpa, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, own, (off_t)off) ==
+        MAP_FAILED) {
+        int err = -errno;
+        close(own);
+        return err;
+    }
+    struct stat st;
+    vm->foreign[vm->n_foreign++] =
+        (struct kvm_foreign){gpa, len, own, off, fstat(own, &st) == 0 ? st.st_ino : 0};
+    kvm_vm_mark_dirty(vm, gpa, len);
+    return 0;
+}
+
+/* The VM's own RAM under [gpa, gpa + len) again. */
+static void restore_own(struct kvm_vm *vm, gpa_t gpa, uint64_t len) {
+    if (vm->ram_private)
+        mmap(vm->ram + gpa, len, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+    else
+        mmap(vm->ram + gpa, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_NORESERVE,
+             vm->ram_fd, (off_t)gpa);
+    kvm_vm_mark_dirty(vm, gpa, len);
+}
+
+void kvm_vm_drop_foreign(struct kvm_vm *vm, gpa_t gpa, uint64_t len) {
+    gpa_t end = gpa + len;
+    for (size_t i = 0; i < vm->n_foreign;) {
+        struct kvm_foreign f = vm->foreign[i];
+        gpa_t lo = FJ_MAX(f.gpa, gpa), hi = FJ_MIN(f.gpa + f.len, end);
+        if (lo >= hi) {
+            i++;
+            continue;
+        }
+        restore_own(vm, lo, hi - lo);
+        /* What is left of the range: below, above, or both (a split). */
+        struct kvm_foreign below = {f.gpa, lo - f.gpa, f.fd, f.off, f.ino};
+        struct kvm_foreign above = {hi, f.gpa + f.len - hi, -1, f.off + (hi - f.gpa), f.ino};
+        if (below.len && above.len) {
+            above.fd = fcntl(f.fd, F_DUPFD_CLOEXEC, 3);
+            struct kvm_foreign *grown = realloc(vm->foreign, (vm->n_foreign + 1) * sizeof(*grown));
+            if (above.fd < 0 || !grown) { /* cannot keep it: give the upper part its own RAM too */
+                if (above.fd >= 0)
+                    close(above.fd);
+                if (grown)
+                    vm->foreign = grown;
+                restore_own(vm, above.gpa, above.len);
+                vm->foreign[i++] = below;
+                continue;
+            }
+            vm->foreign = grown;
+            vm->foreign[i] = below;
+            vm->foreign[vm->n_foreign++] = above;
+            i++;
+        } else if (below.len || above.len) {
+            if (above.len)
+                above.fd = f.fd;
+            vm->foreign[i++] = below.len ? below : above;
+        } else {
+            close(f.fd);
+            vm->foreign[i] = vm->foreign[--vm->n_foreign];
+        }
+    }
+}
+
+int kvm_vm_copy_foreign(struct kvm_vm *dst, const struct kvm_vm *src) {
+    for (size_t i = 0; i < src->n_foreign; i++) {
+        const struct kvm_foreign *f = &src->foreign[i];
+        int err = kvm_vm_map_foreign(dst, f->gpa, f->len, f->fd, f->off);
+        if (err < 0)
+            return err;
+    }
+    return 0;
+}
+
+void kvm_vm_mark_foreign_dirty(struct kvm_vm *vm) {
+    for (size_t i = 0; i < vm->n_foreign; i++)
+        kvm_vm_mark_dirty(vm, vm->foreign[i].gpa, vm->foreign[i].len);
+}
+
+void kvm_vm_free_foreign(struct kvm_vm *vm) {
+    for (size_t i = 0; i < vm->n_foreign; i++)
+        close(vm->foreign[i].fd);
+    free(vm->foreign);
+    vm->foreign = NULL;
+    vm->n_foreign = 0;
+}

@@ -1,0 +1,87 @@
+/* Spawning children from snapshots (snapshot.h, snapshot_api.h): a child's
+ * RAM maps its snapshot's image copy-on-write (a diff chain's layers placed
+ * over it), its threads and VMM state are restored. */
+#define _GNU_SOURCE
+#include "snap/snapshot.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "api/snapshot_api.h"
+#include "api/vmm_api.h"
+#include "core/proc.h"
+#include "file/file_stdio.h"
+#include "fs/fs_memfs.h"
+#include "fs/fs_view.h"
+#include "kvm/kvm_cpu.h"
+#include "snap/snap_fork.h"
+#include "snap/snap_hint.h"
+
+/* The threads of a child (not started: fj_sandbox_run starts them). */
+static int restore_threads(struct sandbox *sb, const struct snapshot *snap) {
+    struct sb_thread *main_thread = sb->threads[0];
+    sb->procs->next_id = snap->next_tid ? snap->next_tid : snap->pid + 1;
+    sb->sig = snap->sig;
+    copy_thread_signals(&main_thread->sig, &snap->sig);
+    for (uint32_t i = 0; i < snap->n_threads; i++) {
+        const struct snap_thread *st = &snap->threads[i];
+        struct sb_thread *t = sb_thread_add(sb, st->id);
+        if (!t)
+            return -EINVAL;
+        int err;
+        if ((err = kvm_vcpu_create(&sb->vm, st->id, t->cpu)) < 0 ||
+            (err = kvm_cpu_setup_vcpu(&sb->vm, t->cpu)) < 0 ||
+            (err = kvm_state_restore(t->cpu, &st->cpu)) < 0)
+            return err;
+        t->tid = st->tid;
+        t->sig = st->sig;
+        t->clear_child_tid = st->clear_child_tid;
+        t->robust_list = st->robust_list;
+        t->state = SB_T_NEW;
+        sb->live_threads++;
+    }
+    return 0;
+}
+
+int fj_snapshot_spawn(fj_snapshot *snap, int ctl_fd, fj_sandbox **out) {
+    *out = NULL;
+    int err = 0;
+    for (struct snapshot *s = snap; s && err == 0; s = s->parent)
+        err = fj_snapshot_wait(s, -1); /* never map a half-written image */
+    if (err < 0)
+        return err;
+    struct sandbox *sb = sandbox_alloc(ctl_fd, &err);
+    if (!sb)
+        return err;
+    sb->lineage_release = snapshot_release_lineage;
+    if ((err = sb_procs_new(sb, snap->pid)) < 0)
+        goto fail;
+    snap_fork_attach(sb);
+    memcpy(sb->exe_path, snap->exe_path, sizeof(sb->exe_path));
+    if ((err = kvm_vm_create_cow(&sb->vm, snap->ram_bytes, snapshot_chain_root(snap)->image_fd)) <
+            0 ||
+        (err = snapshot_map_memory(snap, &sb->vm)) < 0)
+        goto fail;
+    sb->hint = hint_get(snap->hint);
+    hint_prefault(sb->hint, &sb->vm);
+    if ((err = kvm_cpu_prepare(&sb->vm)) < 0 ||
+        (err = kvm_state_restore(&sb->vm.vcpu, &snap->cpu)) < 0 ||
+        (err = restore_threads(sb, snap)) < 0 || (err = mm_clone(&sb->mm, &snap->mm, &sb->vm)) < 0)
+        goto fail;
+    if (!(sb->view = fs_view_clone(snap->view))) {
+        err = -ENOMEM;
+        goto fail;
+    }
+    if ((err = fdt_clone(&sb->fdt, &snap->fdt, sb->view)) < 0)
+        goto fail;
+    memfs_drop_clone_holds(fs_view_layer(sb->view));
+    file_stdio_attach_ctl(&sb->fdt, sb->ctl_host_fd);
+    sb->last_snap = snapshot_get(snap); /* a child's first diff builds on its origin */
+    *out = sb;
+    return 0;
+fail:
+    sandbox_free(sb);
+    return err;
+}

@@ -1,0 +1,252 @@
+"""Processes in the sandbox: fork (a VM of its own, memory copy-on-write),
+vfork and exec (subprocess, a shell, the system's programs), pipes between
+processes, wait and exit statuses, signals to processes and groups, the
+process limit, the synthesized /etc, and what a sandbox with processes
+does when it is branched, interrupted or closed."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from guest_helpers import run_ok, value
+
+from forkd_jupyter.vmm import Sandbox
+from forkd_jupyter.vmm.errors import SandboxError
+
+pytestmark = pytest.mark.kvm
+
+
+def test_fork_copies_memory_and_reports_the_exit_status(sandbox):
+    run_ok(
+        sandbox,
+        "import os\n"
+        "data = bytearray(b'p' * (8 << 20))\n"
+        "r, w = os.pipe()\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    os.close(r)\n"
+        "    seen = bytes(data[:1]) + bytes(data[-1:])\n"
+        "    data[:] = b'c' * len(data)  # the child's own copy\n"
+        "    os.write(w, seen + str(os.getppid()).encode())\n"
+        "    os._exit(7)\n"
+        "os.close(w)\n"
+        "got = b''\n"
+        "while chunk := os.read(r, 100):\n"  # EOF once the child is gone
+        "    got += chunk\n"
+        "wpid, status = os.waitpid(pid, 0)\n"
+        "forked = [pid != os.getpid(), wpid == pid, os.waitstatus_to_exitcode(status),\n"
+        "          got[:2], int(got[2:]) == os.getpid(), bytes(data[:1]), bytes(data[-1:])]",
+    )
+    assert value(sandbox, "forked") == [True, True, 7, b"pp", True, b"p", b"p"]
+
+
+def test_parent_writes_after_fork_stay_out_of_the_child(sandbox):
+    run_ok(
+        sandbox,
+        "import os, time\n"
+        "box = [1]\n"
+        "r, w = os.pipe()\n"
+        "go_r, go_w = os.pipe()\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    os.read(go_r, 1)  # after the parent changed box\n"
+        "    os.write(w, str(box[0]).encode())\n"
+        "    os._exit(0)\n"
+        "box[0] = 2\n"
+        "os.write(go_w, b'x')\n"
+        "child_saw = int(os.read(r, 10))\n"
+        "os.waitpid(pid, 0)",
+    )
+    assert value(sandbox, "[child_saw, box[0]]") == [1, 2]
+
+
+def test_subprocess_runs_the_interpreter_and_the_shell(sandbox):
+    run_ok(
+        sandbox,
+        "import subprocess, sys\n"
+        "prog = 'import os, sys; print(os.getppid(), sys.stdin.read().upper())'\n"
+        "py = subprocess.run([sys.executable, '-c', prog],\n"
+        "                    input='abc', capture_output=True, text=True)\n"
+        "sh = subprocess.run('echo $((6*7)) | tr 4 X; whoami; exit 3', shell=True,\n"
+        "                    capture_output=True, text=True)\n"
+        "code = os.system('exit 5')\n"
+        "import os\n"
+        "ran = [py.returncode, py.stdout.split()[1], int(py.stdout.split()[0]) == os.getpid(),\n"
+        "       sh.returncode, sh.stdout, os.waitstatus_to_exitcode(os.system('exit 5'))]",
+    )
+    assert value(sandbox, "ran") == [0, "ABC", True, 3, "X2\nsandbox\n", 5]
+
+
+def test_programs_see_the_sandbox_not_the_host(sandbox):
+    run_ok(
+        sandbox,
+        "import subprocess\n"
+        "def sh(cmd):\n"
+        "    p = subprocess.run(cmd, shell=True, capture_output=True, text=True)\n"
+        "    return [p.returncode, p.stdout.strip()]\n"
+        "views = [sh('id -un; id -u'), sh('cat /etc/shadow')[0] != 0,\n"
+        "         sh('ls /work /root/.ssh')[0] != 0,\n"
+        "         sh('grep -c localhost /etc/hosts'), sh('echo hi > /tmp/f && cat /tmp/f'),\n"
+        "         sh('touch /usr/bin/x')[0] != 0]",
+    )
+    assert value(sandbox, "views") == [
+        [0, "sandbox\n1000"],
+        True,
+        True,
+        [0, "2"],
+        [0, "hi"],
+        True,
+    ]
+    # What the shell wrote in /tmp is the sandbox's own file.
+    assert value(sandbox, "open('/tmp/f').read()") == "hi\n"
+
+
+def test_scripts_exec_errors_and_the_first_process(sandbox):
+    run_ok(
+        sandbox,
+        "import os, subprocess, stat\n"
+        "open('/tmp/s.sh', 'w').write('#!/bin/sh\\necho script \"$@\"\\n')\n"
+        "os.chmod('/tmp/s.sh', 0o755)\n"
+        "open('/tmp/plain', 'w').write('echo no')\n"
+        "script = subprocess.run(['/tmp/s.sh', 'a', 'b'], capture_output=True, text=True).stdout\n"
+        "def err(fn):\n"
+        "    try:\n        fn()\n    except OSError as e:\n        return type(e).__name__\n"
+        "errors = [err(lambda: subprocess.run(['/nonexistent/prog'])),\n"
+        "          err(lambda: subprocess.run(['/tmp/plain'])),\n"
+        "          err(lambda: os.execv('/bin/true', ['true']))]",
+    )
+    assert value(sandbox, "script") == "script a b\n"
+    assert value(sandbox, "errors") == ["FileNotFoundError", "PermissionError", "PermissionError"]
+    assert value(sandbox, "1 + 1") == 2  # the first process carries on
+
+
+def test_signals_to_processes_and_groups(sandbox):
+    run_ok(
+        sandbox,
+        "import os, signal, subprocess, time\n"
+        "got = []\n"
+        "signal.signal(signal.SIGCHLD, lambda s, f: got.append(s))\n"
+        "p = subprocess.Popen(['sleep', '30'])\n"
+        "time.sleep(0.1)\n"
+        "running = os.waitpid(p.pid, os.WNOHANG)\n"
+        "p.terminate()\n"
+        "term = p.wait()\n"
+        "g = subprocess.Popen(['sh', '-c', 'sleep 30 & sleep 30; echo never'],\n"
+        "                     start_new_session=True)\n"
+        "time.sleep(0.2)\n"
+        "os.killpg(g.pid, signal.SIGKILL)\n"
+        "killed = g.wait()\n"
+        "signal.signal(signal.SIGCHLD, signal.SIG_DFL)\n"
+        "sigs = [list(running), term, killed, bool(got), os.getpgid(0) != g.pid]",
+    )
+    assert value(sandbox, "sigs") == [[0, 0], -15, -9, True, True]
+
+
+def test_process_limit_is_eagain_and_the_sandbox_recovers():
+    with Sandbox.spawn(memory_mib=512) as sb:
+        run_ok(
+            sb,
+            "import os, signal\n"
+            "kids, err = [], None\n"
+            "try:\n"
+            "    for _ in range(200):\n"
+            "        pid = os.fork()\n"
+            "        if pid == 0:\n"
+            "            signal.pause()\n"
+            "            os._exit(0)\n"
+            "        kids.append(pid)\n"
+            "except OSError as e:\n"
+            "    err = type(e).__name__\n"
+            "for k in kids:\n"
+            "    os.kill(k, signal.SIGKILL)\n"
+            "reaped = sorted(os.waitpid(k, 0)[0] for k in kids) == sorted(kids)\n"
+            "bomb = [len(kids), err, reaped]",
+        )
+        assert value(sb, "bomb") == [63, "BlockingIOError", True]
+        assert value(sb, "__import__('subprocess').run(['true']).returncode") == 0
+
+
+def test_branching_waits_for_processes_to_end(sandbox):
+    run_ok(sandbox, "import subprocess\nbg = subprocess.Popen(['sleep', '30'])")
+    with pytest.raises(SandboxError, match="other processes"):
+        sandbox.snapshot(mode="diff")
+    run_ok(sandbox, "bg.kill(); bg.wait()\nafter = 41")
+    (child,) = sandbox.snapshot(mode="diff").spawn()
+    try:
+        assert value(child, "after + 1") == 42
+        assert (
+            value(child, "__import__('subprocess').run(['echo', 'x'], capture_output=True).stdout")
+            == b"x\n"
+        )
+    finally:
+        child.close()
+
+
+def test_interrupt_and_close_end_child_processes():
+    sb = Sandbox.spawn(memory_mib=512)
+    try:
+        run_ok(sb, "import subprocess")
+        t0 = time.monotonic()
+        threading.Timer(0.5, sb.interrupt).start()
+        res = sb.run("subprocess.run(['sleep', '30'])")
+        assert res.error is not None and res.error.ename == "KeyboardInterrupt"
+        assert time.monotonic() - t0 < 10
+        run_ok(sb, "bg = subprocess.Popen(['sleep', '60'])")
+    finally:
+        t1 = time.monotonic()
+        sb.close()
+    assert time.monotonic() - t1 < 10  # the sleeping child ended with the sandbox
+
+
+def test_shell_escapes_and_cell_magics_run_in_the_sandbox(sandbox):
+    out = sandbox.run("!echo bang $((6*7)); id -un")
+    assert out.error is None and out.stdout == "bang 42\nsandbox\n"
+    out = sandbox.run("%%bash\necho from bash; ls /etc | grep -c passwd\n")
+    assert out.error is None and out.stdout == "from bash\n1\n"
+    out = sandbox.run("lines = !printf 'a\\nb\\n'\nprint(lines)")
+    assert out.stdout == "['a', 'b']\n"
+
+
+def test_multiprocessing_pools_and_shared_memory(sandbox):
+    run_ok(
+        sandbox,
+        "import multiprocessing as mp, mmap, os\n"
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        "with mp.get_context('fork').Pool(2) as pool:\n"
+        "    pooled = pool.map(abs, range(-20, 0))\n"
+        "with ProcessPoolExecutor(2) as ex:\n"
+        "    executed = list(ex.map(pow, [2, 3, 4], [5, 5, 5]))\n"
+        "counter = mp.Value('i', 0)\n"
+        "def bump(v):\n"
+        "    for _ in range(500):\n"
+        "        with v.get_lock():\n"
+        "            v.value += 1\n"
+        "procs = [mp.Process(target=bump, args=(counter,)) for _ in range(3)]\n"
+        "[p.start() for p in procs]; [p.join() for p in procs]\n"
+        "anon = mmap.mmap(-1, 4096)\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    anon[:5] = b'child'\n"
+        "    os._exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+        "shared = [pooled == list(range(20, 0, -1)), executed, counter.value, anon[:5],\n"
+        "          [p.exitcode for p in procs]]",
+    )
+    assert value(sandbox, "shared") == [True, [32, 243, 1024], 1500, b"child", [0, 0, 0]]
+
+
+def test_sleep_is_not_cut_short_by_other_processes(sandbox):
+    # Pipes between processes wake waiting threads; a sleeping one sleeps on.
+    run_ok(
+        sandbox,
+        "import subprocess, time, threading\n"
+        "loop = 'for i in 1 2 3 4 5 6 7 8; do echo $i; sleep 0.02; done'\n"
+        "noisy = subprocess.Popen(['sh', '-c', loop],\n"
+        "                         stdout=subprocess.PIPE)\n"
+        "reader = threading.Thread(target=noisy.stdout.read); reader.start()\n"
+        "t0 = time.monotonic(); time.sleep(0.3); slept = time.monotonic() - t0\n"
+        "reader.join(); noisy.wait()",
+    )
+    assert value(sandbox, "slept") >= 0.3
