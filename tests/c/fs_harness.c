@@ -27,8 +27,9 @@ uint64_t fj_now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-void kvm_vm_mark_dirty(struct kvm_vm *vm, gpa_t gpa, uint64_t len) {}
 void kvm_vm_discard(struct kvm_vm *vm, gpa_t gpa, uint64_t len) { memset(vm->ram + gpa, 0, len); }
+/* The harness maps no shared objects over its RAM. */
+void kvm_vm_drop_foreign(struct kvm_vm *vm, gpa_t gpa, uint64_t len) { (void)vm, (void)gpa, (void)len; }
 
 int sb_wait_fd(struct sandbox *sb, int host_fd, short events, int64_t timeout_ns) {
     h_wait_calls++;

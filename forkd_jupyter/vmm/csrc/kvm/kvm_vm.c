@@ -86,14 +86,6 @@ int kvm_vm_create_cow(struct kvm_vm *vm, uint64_t ram_bytes, int image_fd)
     return vm_create(vm, ram_bytes, fd, true, NULL); /* adopts fd, even on failure */
 }
 
-void kvm_vm_mark_dirty(struct kvm_vm *vm, gpa_t gpa, uint64_t len)
-{
-    if (!vm->vmm_dirty || len == 0)
-        return;
-    for (uint64_t p = gpa / FJ_PAGE_SIZE; p <= (gpa + len - 1) / FJ_PAGE_SIZE; p++)
-        vm->vmm_dirty[p / 64] |= 1ULL << (p % 64);
-}
-
 int kvm_vm_collect_dirty(struct kvm_vm *vm, uint64_t *bitmap)
 {
     struct kvm_dirty_log log = {.slot = 0, .dirty_bitmap = bitmap};

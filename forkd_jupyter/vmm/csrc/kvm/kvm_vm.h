@@ -103,7 +103,13 @@ void kvm_vm_mark_foreign_dirty(struct kvm_vm *vm);
 void kvm_vm_free_foreign(struct kvm_vm *vm);
 
 /* Marks [gpa, gpa + len) written by the VMM. */
-void kvm_vm_mark_dirty(struct kvm_vm *vm, gpa_t gpa, uint64_t len);
+static inline void kvm_vm_mark_dirty(struct kvm_vm *vm, gpa_t gpa, uint64_t len)
+{
+    if (!vm->vmm_dirty || len == 0)
+        return;
+    for (uint64_t p = gpa / FJ_PAGE_SIZE; p <= (gpa + len - 1) / FJ_PAGE_SIZE; p++)
+        vm->vmm_dirty[p / 64] |= 1ULL << (p % 64);
+}
 /* Fills bitmap (one bit per RAM page) with every page written since the
  * previous call, by the guest or the VMM, and starts a new epoch. */
 int kvm_vm_collect_dirty(struct kvm_vm *vm, uint64_t *bitmap);

@@ -7,8 +7,9 @@
 #define _GNU_SOURCE
 #include "snap/snap_fork.h"
 
-#include "api/snapshot_api.h"
 #include "api/vmm_api.h"
+
+#include "api/snapshot_api.h" /* after vmm_api.h: it uses fj_sandbox */
 #include "core/proc.h"
 #include "snap/snapshot.h"
 

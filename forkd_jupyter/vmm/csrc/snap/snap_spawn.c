@@ -9,8 +9,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "api/snapshot_api.h"
 #include "api/vmm_api.h"
+
+#include "api/snapshot_api.h" /* after vmm_api.h: it uses fj_sandbox */
 #include "core/proc.h"
 #include "file/file_stdio.h"
 #include "fs/fs_memfs.h"
