@@ -103,3 +103,22 @@ def test_idle_threads_use_no_cpu_before_and_after_a_branch(idle_sandbox):
     finally:
         child.close()
         snap.close()
+
+
+def test_idle_processes_use_no_cpu(idle_sandbox):
+    """Child processes blocked on a pipe, in sleep, or waiting in a pool's
+    queue (a futex in shared memory) cost nothing."""
+    run_ok(
+        idle_sandbox,
+        "import multiprocessing as mp, subprocess\n"
+        "sleeper = subprocess.Popen(['sleep', '60'])\n"
+        "reader = subprocess.Popen(['cat'], stdin=subprocess.PIPE)\n"
+        "pool = mp.get_context('fork').Pool(2)\n"
+        "assert pool.map(abs, range(-3, 0)) == [3, 2, 1]",
+    )
+    share = _share_of_a_core_while_idle()
+    assert share < MAX_SHARE, f"a sandbox with 5 idle processes uses {share:.0%} of a core"
+    run_ok(
+        idle_sandbox,
+        "pool.terminate(); sleeper.kill(); reader.kill(); sleeper.wait(); reader.wait()",
+    )

@@ -250,3 +250,32 @@ def test_sleep_is_not_cut_short_by_other_processes(sandbox):
         "reader.join(); noisy.wait()",
     )
     assert value(sandbox, "slept") >= 0.3
+
+
+def test_a_sandbox_that_shared_memory_with_ended_processes_branches(sandbox):
+    run_ok(
+        sandbox,
+        "import multiprocessing as mp\n"
+        "box = mp.Value('i', 5)\n"
+        "lock = mp.Lock()\n"
+        "def add(v):\n"
+        "    with v.get_lock():\n"
+        "        v.value += 10\n"
+        "p = mp.get_context('fork').Process(target=add, args=(box,)); p.start(); p.join()",
+    )
+    snap = sandbox.snapshot(mode="live")
+    (child,) = snap.spawn()
+    try:
+        # The child has its own copy, with what the ended process wrote.
+        assert value(child, "box.value") == 15
+        run_ok(child, "box.value = 1\nwith lock:\n    pass")
+        assert value(sandbox, "box.value") == 15
+        # Forking again shares memory again.
+        run_ok(
+            child,
+            "p = mp.get_context('fork').Process(target=add, args=(box,)); p.start(); p.join()",
+        )
+        assert value(child, "box.value") == 11
+    finally:
+        child.close()
+        snap.close()

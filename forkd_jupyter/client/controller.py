@@ -261,6 +261,28 @@ class Controller:
         data = base64.b64encode(pickle.dumps(value)).decode()
         self._json("POST", f"/sandboxes/{sandbox_id}/push", json={"name": name, "pickle": data})
 
+    def run_process(
+        self,
+        sandbox_id: str,
+        argv: list[str],
+        *,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+        stdin: str | None = None,
+        timeout: float | None = None,
+        max_output_bytes: int | None = None,
+    ) -> dict:
+        """Runs a program once in the sandbox: exit_code (< 0: killed by
+        that signal), stdout, stderr, stdout_truncated, stderr_truncated,
+        timed_out, duration_ms. ``env`` adds to the sandbox's environment."""
+        body: dict[str, Any] = {"argv": list(argv)}
+        for key, value in (("env", env), ("cwd", cwd), ("stdin", stdin), ("timeout", timeout),
+                           ("max_output_bytes", max_output_bytes)):  # fmt: skip
+            if value is not None:
+                body[key] = value
+        path = f"/sandboxes/{sandbox_id}/processes/run"
+        return self._json("POST", path, json=body, timeout=None)
+
     def pull(self, sandbox_id: str, name: str) -> Any:
         doc = self._json("POST", f"/sandboxes/{sandbox_id}/pull", json={"name": name})
         return pickle.loads(base64.b64decode(doc["pickle"]))

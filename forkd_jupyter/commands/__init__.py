@@ -10,6 +10,7 @@ COMMAND_MODULES = (
     "demo",
     "sandboxes",
     "run",
+    "exec",
     "snapshots",
     "tree",
     "bases",

@@ -417,6 +417,22 @@ class SandboxTree(BackgroundRuns, ClusterSpreading, Folding):
         _, vm = self.running(key)
         return _vmm_call(vm.pull_pickled, name)
 
+    def exec(self, key: str, argv: list[str], **options: Any) -> dict:
+        """Runs a program once in the sandbox (vmm.Sandbox.exec): 409 while
+        a cell runs there, as for a second cell."""
+        with self._lock:
+            rec, vm = self.claim_idle(key)
+            if not hasattr(vm, "exec"):
+                raise E.BadRequest(
+                    f"sandbox {rec.id} runs on a cluster node: run programs in a cell"
+                )
+            rec.busy = True
+        try:
+            return _vmm_call(vm.exec, argv, **options)
+        finally:
+            with self._lock:
+                rec.busy = False
+
     def files(self, key: str):
         return self.running(key)[1].files
 

@@ -44,6 +44,7 @@ ROUTES = [
     (rf"/v1/sandboxes/{_ID}/interrupt", S.InterruptHandler),
     (rf"/v1/sandboxes/{_ID}/push", S.PushHandler),
     (rf"/v1/sandboxes/{_ID}/pull", S.PullHandler),
+    (rf"/v1/sandboxes/{_ID}/processes/run", S.ProcessRunHandler),
     (rf"/v1/sandboxes/{_ID}/branch", S.BranchHandler),
     (rf"/v1/sandboxes/{_ID}/files", F.FilesHandler),
     (rf"/v1/sandboxes/{_ID}/stat", F.StatHandler),

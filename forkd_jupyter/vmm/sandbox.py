@@ -415,6 +415,31 @@ class Sandbox:
         execution count stay untouched)."""
         self._request_ok({"op": "preload", "modules": list(modules)}, "preload", timeout)
 
+    def exec(
+        self,
+        argv: list[str],
+        *,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+        stdin: str | None = None,
+        timeout: float | None = None,
+        max_output_bytes: int = 1 << 20,
+    ) -> dict:
+        """Runs a program once in the sandbox, outside the cell history:
+        ``{"exit_code", "stdout", "stderr", "stdout_truncated",
+        "stderr_truncated", "timed_out", "duration_ms"}`` (exit_code < 0:
+        killed by that signal). ``env`` adds to the guest's environment;
+        each output keeps its first ``max_output_bytes``. A program that
+        cannot start raises SandboxError."""
+        request = {"op": "exec", "argv": list(argv), "env": env, "cwd": cwd, "stdin": stdin,
+                   "timeout": timeout, "max_output_bytes": max_output_bytes}  # fmt: skip
+        wait = None if timeout is None else timeout + 30.0
+        extra = self._request_ok(request, f"exec {argv[0] if argv else ''!r}", wait)
+        for msg in extra:
+            if msg.get("op") == "process":
+                return {k: v for k, v in msg.items() if k not in ("op", "id")}
+        raise SandboxError("exec: the guest sent no result")
+
     def send_input(self, value: str | None) -> None:
         """Answers the running cell's ``input()`` (None: end of input)."""
         with self._send_lock:

@@ -16,7 +16,7 @@ import base64
 import pickle
 from typing import Any, Protocol
 
-from . import errors
+from . import errors, processes
 from .channel import Channel, ChannelError
 from .emitter import Emitter
 from .interrupts import InterruptGate
@@ -89,6 +89,8 @@ class Server:
             return {"execution_count": None, "error": None}
         if op == "preload":
             return self._preload(request)
+        if op == "exec":
+            return self._exec(request)
         return _failed(errors.protocol_error(f"unknown op {op!r}"))
 
     def _run(self, request: dict) -> dict:
@@ -117,6 +119,20 @@ class Server:
             return _failed(errors.interrupted())
         _count, error = outcome
         return _failed(error) if error else {"execution_count": None, "error": None}
+
+    def _exec(self, request: dict) -> dict:
+        """Runs a program once (processes.run_once); its result is the
+        ``process`` frame before done."""
+        try:
+            result, interrupt = self.gate.call(processes.run_once, request)
+        except processes.BadRequest as e:
+            return _failed(errors.protocol_error(str(e)))
+        except Exception as e:  # the program could not start (not found, not executable...)
+            return _failed(errors.exception_only(e))
+        if interrupt is not None:
+            return _failed(errors.interrupted())
+        self.emitter.emit("process", result)
+        return {"execution_count": None, "error": None}
 
     def _push(self, request: dict) -> dict:
         name, data = request.get("name"), request.get("pickle")

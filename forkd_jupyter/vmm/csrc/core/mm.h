@@ -15,7 +15,9 @@
 
 struct kvm_vm;
 
-enum mm_kind { MM_ANON, MM_FILE, MM_STACK, MM_BRK, MM_IMAGE };
+/* MM_SHARED: MAP_SHARED memory, the process's own until it forks, then a
+ * shared object mapped over its RAM (core/shm.c). */
+enum mm_kind { MM_ANON, MM_FILE, MM_STACK, MM_BRK, MM_IMAGE, MM_SHARED };
 
 struct mm_vma {
     gva_t start, end;
@@ -31,7 +33,7 @@ struct mm {
     struct mm_vma *vmas;
     size_t n_vmas, cap_vmas;
     gva_t brk_start, brk_cur, brk_limit;
-    gva_t mmap_top;   /* top-down mmap allocation starts below this */
+    gva_t mmap_top; /* top-down mmap allocation starts below this */
     uint64_t mapped_bytes;
 };
 

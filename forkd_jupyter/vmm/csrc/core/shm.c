@@ -91,6 +91,42 @@ int sb_shm_map(struct sandbox *sb, struct memfs_node *node, gva_t at, uint64_t l
     return err;
 }
 
+bool sb_shm_others(struct sandbox *sb) { return sb->procs->hosted || sb != sb->procs->first; }
+
+/* [start, end) of sb's RAM into a new shared object mapped in its place. */
+static int promote_run(struct sandbox *sb, gpa_t start, gpa_t end) {
+    int fd = object_fd(NULL, NULL, end - start);
+    if (fd < 0)
+        return fd;
+    int err = 0;
+    for (uint64_t off = 0; off < end - start && err == 0;) {
+        ssize_t w = pwrite(fd, sb->vm.ram + start + off, end - start - off, (off_t)off);
+        if (w <= 0)
+            err = w < 0 ? -errno : -EIO;
+        off += w > 0 ? (uint64_t)w : 0;
+    }
+    if (err == 0)
+        err = kvm_vm_map_foreign(&sb->vm, start, end - start, fd, 0);
+    close(fd);
+    return err;
+}
+
+int sb_shm_promote(struct sandbox *sb) {
+    for (size_t i = 0; i < sb->mm.n_vmas; i++) {
+        const struct mm_vma *v = &sb->mm.vmas[i];
+        if (v->kind != MM_SHARED)
+            continue;
+        gpa_t run_end;
+        for (gpa_t at = kvm_vm_own_run(&sb->vm, v->start, v->end, &run_end); at < v->end;
+             at = kvm_vm_own_run(&sb->vm, run_end, v->end, &run_end)) {
+            int err = promote_run(sb, at, FJ_MIN(run_end, v->end));
+            if (err < 0)
+                return err;
+        }
+    }
+    return 0;
+}
+
 void sb_shm_free_all(struct sb_procs *p, struct memfs *fs) {
     while (p->shm) {
         struct sb_shm *o = p->shm;

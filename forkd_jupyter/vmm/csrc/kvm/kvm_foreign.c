@@ -104,6 +104,39 @@ int kvm_vm_copy_foreign(struct kvm_vm *dst, const struct kvm_vm *src) {
     return 0;
 }
 
+/* The foreign range holding gpa, or NULL. */
+static const struct kvm_foreign *range_at(const struct kvm_vm *vm, gpa_t gpa) {
+    for (size_t i = 0; i < vm->n_foreign; i++)
+        if (gpa >= vm->foreign[i].gpa && gpa < vm->foreign[i].gpa + vm->foreign[i].len)
+            return &vm->foreign[i];
+    return NULL;
+}
+
+gpa_t kvm_vm_own_run(const struct kvm_vm *vm, gpa_t from, gpa_t end, gpa_t *run_end) {
+    for (const struct kvm_foreign *f; from < end && (f = range_at(vm, from));)
+        from = f->gpa + f->len;
+    gpa_t next = end;
+    for (size_t i = 0; i < vm->n_foreign; i++)
+        if (vm->foreign[i].gpa > from && vm->foreign[i].gpa < next)
+            next = vm->foreign[i].gpa;
+    *run_end = FJ_MAX(from, next);
+    return FJ_MIN(from, end);
+}
+
+int kvm_vm_privatize_foreign(struct kvm_vm *vm) {
+    while (vm->n_foreign) {
+        struct kvm_foreign f = vm->foreign[vm->n_foreign - 1];
+        void *copy = malloc(f.len);
+        if (!copy)
+            return -ENOMEM;
+        memcpy(copy, vm->ram + f.gpa, f.len);
+        kvm_vm_drop_foreign(vm, f.gpa, f.len);
+        memcpy(vm->ram + f.gpa, copy, f.len);
+        free(copy);
+    }
+    return 0;
+}
+
 void kvm_vm_mark_foreign_dirty(struct kvm_vm *vm) {
     for (size_t i = 0; i < vm->n_foreign; i++)
         kvm_vm_mark_dirty(vm, vm->foreign[i].gpa, vm->foreign[i].len);

@@ -6,14 +6,14 @@
 
 #include <linux/kvm.h>
 
-#include "lib/fj.h"
 #include "kvm/kvm_layout.h"
+#include "lib/fj.h"
 
 /* One vCPU. Invariant: only the host thread that runs it touches its
  * registers while it may be in KVM_RUN. */
 struct kvm_vcpu {
     int fd;
-    unsigned id;         /* KVM vCPU id, also its slot in the system region (TSS, exception stack) */
+    unsigned id; /* KVM vCPU id, also its slot in the system region (TSS, exception stack) */
     struct kvm_run *run; /* mmap of the vCPU; regs travel in run->s.regs */
     size_t run_size;
     /* How SYSCALL behaves here, learned at the first one: 0 unknown, 1 it
@@ -34,12 +34,12 @@ struct kvm_foreign {
 struct kvm_vm {
     int vm_fd;
     struct kvm_vcpu vcpu; /* vCPU 0 */
-    int ram_fd;          /* memfd holding user RAM, or the snapshot image a child maps; owned */
-    uint8_t *ram;        /* host view of user RAM: MAP_SHARED on ram_fd, or MAP_PRIVATE (child) */
-    bool ram_private;    /* copy-on-write view of an immutable image: never write ram_fd */
-    bool ram_borrowed;   /* ram is another VM's (vfork): never unmapped or punched from here */
+    int ram_fd;           /* memfd holding user RAM, or the snapshot image a child maps; owned */
+    uint8_t *ram;         /* host view of user RAM: MAP_SHARED on ram_fd, or MAP_PRIVATE (child) */
+    bool ram_private;     /* copy-on-write view of an immutable image: never write ram_fd */
+    bool ram_borrowed;    /* ram is another VM's (vfork): never unmapped or punched from here */
     uint64_t ram_bytes;
-    uint8_t *sys;        /* host view of the system region (anonymous) */
+    uint8_t *sys; /* host view of the system region (anonymous) */
     gpa_t sys_gpa;
     uint64_t xcr0;
     /* Called by kvm_vm_discard before (after = false) and after (true)
@@ -81,8 +81,12 @@ int kvm_vcpu_create(struct kvm_vm *vm, unsigned id, struct kvm_vcpu *out);
 void kvm_vcpu_destroy(struct kvm_vcpu *cpu);
 
 /* Register access through kvm_run's synced registers. */
-static inline struct kvm_regs *kvm_vcpu_regs(struct kvm_vcpu *cpu) { return &cpu->run->s.regs.regs; }
-static inline void kvm_vcpu_regs_dirty(struct kvm_vcpu *cpu) { cpu->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS; }
+static inline struct kvm_regs *kvm_vcpu_regs(struct kvm_vcpu *cpu) {
+    return &cpu->run->s.regs.regs;
+}
+static inline void kvm_vcpu_regs_dirty(struct kvm_vcpu *cpu) {
+    cpu->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+}
 static inline struct kvm_regs *kvm_vm_regs(struct kvm_vm *vm) { return kvm_vcpu_regs(&vm->vcpu); }
 
 int kvm_vcpu_get_sregs(struct kvm_vcpu *cpu, struct kvm_sregs *s);
@@ -98,13 +102,18 @@ int kvm_vm_map_foreign(struct kvm_vm *vm, gpa_t gpa, uint64_t len, int fd, uint6
 void kvm_vm_drop_foreign(struct kvm_vm *vm, gpa_t gpa, uint64_t len);
 /* dst maps the same objects at the same places as src (fork). */
 int kvm_vm_copy_foreign(struct kvm_vm *dst, const struct kvm_vm *src);
+/* The first run of [from, end) not backed by a foreign range: its start
+ * (end when none) and, in *run_end, its end. */
+gpa_t kvm_vm_own_run(const struct kvm_vm *vm, gpa_t from, gpa_t end, gpa_t *run_end);
+/* Every foreign range becomes the VM's own RAM again, keeping its
+ * contents (a process that no longer shares memory, before a snapshot). */
+int kvm_vm_privatize_foreign(struct kvm_vm *vm);
 /* Foreign ranges count as written (another VM may have written them). */
 void kvm_vm_mark_foreign_dirty(struct kvm_vm *vm);
 void kvm_vm_free_foreign(struct kvm_vm *vm);
 
 /* Marks [gpa, gpa + len) written by the VMM. */
-static inline void kvm_vm_mark_dirty(struct kvm_vm *vm, gpa_t gpa, uint64_t len)
-{
+static inline void kvm_vm_mark_dirty(struct kvm_vm *vm, gpa_t gpa, uint64_t len) {
     if (!vm->vmm_dirty || len == 0)
         return;
     for (uint64_t p = gpa / FJ_PAGE_SIZE; p <= (gpa + len - 1) / FJ_PAGE_SIZE; p++)
@@ -113,8 +122,7 @@ static inline void kvm_vm_mark_dirty(struct kvm_vm *vm, gpa_t gpa, uint64_t len)
 /* Fills bitmap (one bit per RAM page) with every page written since the
  * previous call, by the guest or the VMM, and starts a new epoch. */
 int kvm_vm_collect_dirty(struct kvm_vm *vm, uint64_t *bitmap);
-static inline size_t kvm_vm_bitmap_bytes(const struct kvm_vm *vm)
-{
+static inline size_t kvm_vm_bitmap_bytes(const struct kvm_vm *vm) {
     return (size_t)((vm->ram_bytes / FJ_PAGE_SIZE + 63) / 64 * 8);
 }
 

@@ -11,6 +11,7 @@
 
 #include "api/snapshot_api.h" /* after vmm_api.h: it uses fj_sandbox */
 #include "core/proc.h"
+#include "core/shm.h"
 #include "snap/snapshot.h"
 
 static int fork_memory(struct sandbox *parent, struct sandbox *child) {
@@ -19,7 +20,10 @@ static int fork_memory(struct sandbox *parent, struct sandbox *child) {
         return stopped;
     int mode = parent->last_snap ? FJ_SNAP_DIFF : FJ_SNAP_FULL;
     struct snapshot *snap = snapshot_alloc(mode, parent->vm.ram_bytes), *replaced = NULL;
-    int err = snap ? snapshot_capture_memory(parent, snap, &replaced) : -ENOMEM;
+    int err =
+        snap ? sb_shm_promote(parent) : -ENOMEM; /* shared memory stays shared with the child */
+    if (err == 0)
+        err = snapshot_capture_memory(parent, snap, &replaced);
     if (stopped)
         sb_resume_others(parent);
     if (err == 0) {

@@ -453,7 +453,7 @@ static bool mm_is_plausible(const struct mm *mm, uint64_t ram_bytes)
         const struct mm_vma *v = &mm->vmas[i];
         if (v->start < prev_end || v->end <= v->start || v->end > ram_bytes ||
             v->start % FJ_PAGE_SIZE || v->end % FJ_PAGE_SIZE || (unsigned)v->prot > 7 ||
-            (unsigned)v->kind > MM_IMAGE)
+            (unsigned)v->kind > MM_SHARED)
             return false;
         mapped += v->end - v->start;
         prev_end = v->end;

@@ -172,6 +172,17 @@ void snapshot_release_lineage(struct sandbox *sb)
     hint_put(sb->hint);
 }
 
+/* A pause job: memory shared with processes that ended becomes the
+ * process's own again, so a branch copies (and write-protects) it as any
+ * other; -EBUSY while other processes run. */
+static int privatize_shared(struct sandbox *sb, void *arg)
+{
+    (void)arg;
+    if (sb_proc_others(sb))
+        return -EBUSY;
+    return kvm_vm_privatize_foreign(&sb->vm);
+}
+
 int fj_sandbox_snapshot(fj_sandbox *sb, int mode, fj_snapshot **out)
 {
     *out = NULL;
@@ -179,6 +190,12 @@ int fj_sandbox_snapshot(fj_sandbox *sb, int mode, fj_snapshot **out)
         return -EINVAL;
     if (sb->exited)
         return -ESRCH;
+    if (sb->vm.n_foreign) { /* (read unlocked: a hint; the job checks) */
+        struct sb_pause_job own = {.fn = privatize_shared};
+        int err = sb_run_paused(sb, &own);
+        if (err < 0)
+            return err;
+    }
     struct snapshot *snap = snapshot_alloc(mode, sb->vm.ram_bytes);
     if (!snap)
         return -ENOMEM;

@@ -1,7 +1,7 @@
 /* Memory system calls: allocation inside the fixed user window (mm.c). */
 #define _GNU_SOURCE
-#include <string.h>
 #include <fcntl.h>
+#include <string.h>
 #include <sys/mman.h>
 
 #include "core/sandbox.h"
@@ -10,8 +10,7 @@
 
 #define MAP_FIXED_NOREPLACE_ 0x100000
 
-static int64_t fill_from_file(struct sandbox *sb, int fd, gva_t at, uint64_t len, uint64_t off)
-{
+static int64_t fill_from_file(struct sandbox *sb, int fd, gva_t at, uint64_t len, uint64_t off) {
     struct file *f = fdt_get(&sb->fdt, fd);
     if (!f)
         return -EBADF;
@@ -35,14 +34,16 @@ static int64_t fill_from_file(struct sandbox *sb, int fd, gva_t at, uint64_t len
     return 0;
 }
 
-/* MAP_SHARED, anonymous or of a layer file: a shared object (core/shm.c). */
-static int64_t map_shared(struct sandbox *sb, gva_t addr, uint64_t len, int prot, int flags,
-                          struct memfs_node *node, uint64_t off)
-{
+/* MAP_SHARED of a layer file while the sandbox runs other processes: the
+ * file's shared object (core/shm.c), so a process that maps it by name
+ * shares it. Otherwise shared memory is the process's own until it forks
+ * (sb_shm_promote). */
+static int64_t map_shared_object(struct sandbox *sb, gva_t addr, uint64_t len, int prot, int flags,
+                                 struct memfs_node *node, uint64_t off) {
     gva_t at;
     len = FJ_ALIGN_UP(len, FJ_PAGE_SIZE);
-    int err = mm_map(&sb->mm, addr, len, prot, flags & MAP_FIXED, flags & MAP_FIXED_NOREPLACE_, true,
-                     node ? MM_FILE : MM_ANON, &at);
+    int err = mm_map(&sb->mm, addr, len, prot, flags & MAP_FIXED, flags & MAP_FIXED_NOREPLACE_,
+                     true, MM_SHARED, &at);
     if (err < 0)
         return err;
     if ((err = sb_shm_map(sb, node, at, len, off)) < 0) {
@@ -52,14 +53,14 @@ static int64_t map_shared(struct sandbox *sb, gva_t addr, uint64_t len, int prot
     return (int64_t)at;
 }
 
-static int64_t sys_mmap(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_mmap(struct sandbox *sb, const uint64_t a[6]) {
     gva_t addr = a[0];
     uint64_t len = a[1], off = a[5];
     int prot = (int)a[2], flags = (int)a[3], fd = (int)a[4];
     bool anon = flags & MAP_ANONYMOUS;
     int type = flags & MAP_SHARED_VALIDATE;
-    if (len == 0 || off % FJ_PAGE_SIZE || (type != MAP_PRIVATE && type != MAP_SHARED && type != MAP_SHARED_VALIDATE))
+    if (len == 0 || off % FJ_PAGE_SIZE ||
+        (type != MAP_PRIVATE && type != MAP_SHARED && type != MAP_SHARED_VALIDATE))
         return -EINVAL;
     struct memfs_node *shared_node = NULL;
     if (!anon) {
@@ -75,11 +76,16 @@ static int64_t sys_mmap(struct sandbox *sb, const uint64_t a[6])
         else if (type != MAP_PRIVATE && (prot & PROT_WRITE))
             return -ENODEV;
     }
-    if (type != MAP_PRIVATE && (anon || shared_node))
-        return map_shared(sb, addr, len, prot, flags, shared_node, off);
+    if (shared_node && sb_shm_others(sb))
+        return map_shared_object(sb, addr, len, prot, flags, shared_node, off);
+    bool shared = type != MAP_PRIVATE && (anon || shared_node);
     gva_t at;
     int err = mm_map(&sb->mm, addr, len, prot, flags & MAP_FIXED, flags & MAP_FIXED_NOREPLACE_,
-                     !anon /* fill_from_file writes every byte */, anon ? MM_ANON : MM_FILE, &at);
+                     !anon /* fill_from_file writes every byte */,
+                     shared ? MM_SHARED
+                     : anon ? MM_ANON
+                            : MM_FILE,
+                     &at);
     if (err < 0)
         return err;
     if (!anon) {
@@ -94,24 +100,23 @@ static int64_t sys_mmap(struct sandbox *sb, const uint64_t a[6])
     return (int64_t)at;
 }
 
-static int64_t sys_munmap(struct sandbox *sb, const uint64_t a[6]) { return mm_unmap(&sb->mm, a[0], a[1]); }
+static int64_t sys_munmap(struct sandbox *sb, const uint64_t a[6]) {
+    return mm_unmap(&sb->mm, a[0], a[1]);
+}
 
-static int64_t sys_mprotect(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_mprotect(struct sandbox *sb, const uint64_t a[6]) {
     return mm_protect(&sb->mm, a[0], a[1], (int)a[2]);
 }
 
 static int64_t sys_brk(struct sandbox *sb, const uint64_t a[6]) { return mm_brk(&sb->mm, a[0]); }
 
-static int64_t sys_mremap(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_mremap(struct sandbox *sb, const uint64_t a[6]) {
     gva_t out;
     int err = mm_remap(&sb->mm, a[0], a[1], a[2], (int)a[3], a[4], &out);
     return err < 0 ? err : (int64_t)out;
 }
 
-static int64_t sys_madvise(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_madvise(struct sandbox *sb, const uint64_t a[6]) {
     gva_t start = a[0];
     uint64_t len = FJ_ALIGN_UP(a[1], FJ_PAGE_SIZE);
     if (start % FJ_PAGE_SIZE)
@@ -124,8 +129,7 @@ static int64_t sys_madvise(struct sandbox *sb, const uint64_t a[6])
     return 0;
 }
 
-static int64_t sys_mincore(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_mincore(struct sandbox *sb, const uint64_t a[6]) {
     if (a[0] % FJ_PAGE_SIZE)
         return -EINVAL;
     uint64_t pages = FJ_ALIGN_UP(a[1], FJ_PAGE_SIZE) / FJ_PAGE_SIZE;
@@ -141,14 +145,19 @@ static int64_t sys_mincore(struct sandbox *sb, const uint64_t a[6])
 static int64_t sys_zero(struct sandbox *sb, const uint64_t a[6]) { return 0; }
 
 const struct sys_entry sys_mem_entries[] = {
-    {9, "mmap", sys_mmap, SYS_PARTIAL, "private file mappings are copies; MAP_SHARED of anonymous memory or a writable-layer file is shared between the sandbox's processes (the file's contents as of its first shared mapping; not written back); shared writable mappings of host files fail with ENODEV"},
-    {10, "mprotect", sys_mprotect, SYS_PARTIAL, "recorded, not enforced: the guest page tables are fixed"},
+    {9, "mmap", sys_mmap, SYS_PARTIAL,
+     "private file mappings are copies; MAP_SHARED of anonymous memory or a writable-layer file is "
+     "shared between the sandbox's processes (the file's contents as of its first shared mapping; "
+     "not written back); shared writable mappings of host files fail with ENODEV"},
+    {10, "mprotect", sys_mprotect, SYS_PARTIAL,
+     "recorded, not enforced: the guest page tables are fixed"},
     {11, "munmap", sys_munmap, SYS_FULL, "freed memory is returned to the host"},
     {12, "brk", sys_brk, SYS_FULL, NULL},
     {25, "mremap", sys_mremap, SYS_FULL, NULL},
     {26, "msync", sys_zero, SYS_STUB, "mappings are private copies"},
     {27, "mincore", sys_mincore, SYS_PARTIAL, "reports every mapped page resident"},
-    {28, "madvise", sys_madvise, SYS_PARTIAL, "DONTNEED and REMOVE free memory; other advice is accepted and ignored"},
+    {28, "madvise", sys_madvise, SYS_PARTIAL,
+     "DONTNEED and REMOVE free memory; other advice is accepted and ignored"},
     {149, "mlock", sys_zero, SYS_STUB, NULL},
     {150, "munlock", sys_zero, SYS_STUB, NULL},
     {151, "mlockall", sys_zero, SYS_STUB, NULL},
