@@ -279,3 +279,26 @@ def test_a_sandbox_that_shared_memory_with_ended_processes_branches(sandbox):
     finally:
         child.close()
         snap.close()
+
+
+def test_a_blocked_signal_waits_for_sigwait_in_a_single_threaded_process(sandbox):
+    """A process-directed signal a process's only thread blocks stays
+    pending (sigpending shows it) until sigwait takes it."""
+    run_ok(
+        sandbox,
+        "import subprocess, sys\n"
+        "prog = '''\n"
+        "import os, signal\n"
+        "signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGALRM, signal.SIGUSR1])\n"
+        "os.kill(os.getpid(), signal.SIGUSR1)\n"
+        "signal.alarm(1)\n"
+        "print(sorted(signal.sigpending()), signal.sigwait([signal.SIGALRM]),\n"
+        "      signal.sigtimedwait([signal.SIGUSR1], 1).si_signo)\n"
+        "'''\n"
+        "waited = subprocess.run([sys.executable, '-c', prog], capture_output=True, text=True,\n"
+        "                        timeout=30)",
+    )
+    assert value(sandbox, "(waited.returncode, waited.stdout)") == (
+        0,
+        "[<Signals.SIGUSR1: 10>] 14 10\n",  # (print shows sigwait's Signals as its number)
+    )

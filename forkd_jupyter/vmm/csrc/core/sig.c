@@ -152,7 +152,7 @@ static int build_frame(struct sandbox *sb, int signo, const struct sb_sigaction 
     m->cs = GDT_USER_CS, m->ss = GDT_USER_DS;
     m->cr2 = ts->fault_addr[signo];
     m->fpstate = fpstate;
-    f.uc.uc_sigmask = ts->blocked;
+    f.uc.uc_sigmask = sig_to_guest(ts->blocked);
     f.info.si_signo = signo;
     f.info.si_code = ts->fault_addr[signo] ? 1 /* SEGV_MAPERR */ : 0 /* SI_USER */;
     f.info.f0 = ts->fault_addr[signo] ? ts->fault_addr[signo] : sig_sender(sb);
@@ -226,7 +226,7 @@ int64_t sig_sigreturn(struct sandbox *sb)
     r->rip = m->rip;
     r->rflags = (m->eflags & 0x3c0dd5) | 0x2; /* user-changeable flags only */
     kvm_vcpu_regs_dirty(sb_cpu(sb));
-    ts->blocked = uc.uc_sigmask & ~UNBLOCKABLE;
+    ts->blocked = sig_from_guest(uc.uc_sigmask) & ~UNBLOCKABLE;
     if (m->fpstate) {
         struct kvm_xsave xs;
         if (mm_copy_from(&sb->mm, &xs, m->fpstate, sizeof(xs)) < 0 ||

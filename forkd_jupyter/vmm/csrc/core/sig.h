@@ -15,6 +15,11 @@ _Static_assert(sizeof(struct g_siginfo) == 128, "siginfo layout");
 /* f0 of a signal the sandbox's process sent (SI_USER): its pid and uid. */
 static inline uint64_t sig_sender(const struct sandbox *sb) { return (uint64_t)1000 << 32 | sb->pid; }
 
+/* Signal sets: the VMM keeps bit n for signal n; the guest's sigset_t has
+ * bit n - 1 (signal 64, which the VMM's sets cannot hold, is dropped). */
+static inline uint64_t sig_from_guest(uint64_t set) { return set << 1; }
+static inline uint64_t sig_to_guest(uint64_t bits) { return bits >> 1; }
+
 /* Returned by a system-call handler that replaced the whole user context. */
 #define SIG_REGS_REPLACED ((int64_t)0x7ffffffffffff00dLL)
 

@@ -23,9 +23,10 @@ static int64_t sys_rt_sigaction(struct sandbox *sb, const uint64_t a[6])
         struct sb_sigaction in;
         if (mm_copy_from(&sb->mm, &in, a[1], sizeof(in)) < 0)
             return -EFAULT;
-        in.mask &= ~UNBLOCKABLE;
+        in.mask = sig_from_guest(in.mask) & ~UNBLOCKABLE;
         *act = in;
     }
+    old.mask = sig_to_guest(old.mask);
     if (a[2] && mm_copy_to(&sb->mm, a[2], &old, sizeof(old)) < 0)
         return -EFAULT;
     return 0;
@@ -36,10 +37,11 @@ static int64_t sys_rt_sigprocmask(struct sandbox *sb, const uint64_t a[6])
     struct sb_signals *ts = &sb_self(sb)->sig;
     if (a[3] != 8)
         return -EINVAL;
-    uint64_t old = ts->blocked, set;
+    uint64_t old = sig_to_guest(ts->blocked), set;
     if (a[1]) {
         if (mm_copy_from(&sb->mm, &set, a[1], 8) < 0)
             return -EFAULT;
+        set = sig_from_guest(set);
         switch (a[0]) {
         case SIG_BLOCK: ts->blocked |= set; break;
         case SIG_UNBLOCK: ts->blocked &= ~set; break;
@@ -88,7 +90,7 @@ static int64_t sys_sigaltstack(struct sandbox *sb, const uint64_t a[6])
 static int64_t sys_rt_sigpending(struct sandbox *sb, const uint64_t a[6])
 {
     struct sb_signals *ts = &sb_self(sb)->sig;
-    uint64_t p = (ts->pending | sb->sig.pending) & ts->blocked;
+    uint64_t p = sig_to_guest((ts->pending | sb->sig.pending) & ts->blocked);
     return mm_copy_to(&sb->mm, a[0], &p, 8);
 }
 
@@ -101,7 +103,7 @@ static int64_t sys_rt_sigsuspend(struct sandbox *sb, const uint64_t a[6])
     if (mm_copy_from(&sb->mm, &mask, a[0], 8) < 0)
         return -EFAULT;
     uint64_t saved = ts->blocked;
-    ts->blocked = mask & ~UNBLOCKABLE;
+    ts->blocked = sig_from_guest(mask) & ~UNBLOCKABLE;
     while (sb_wait_fd(sb, -1, 0, -1) == 0) /* 0: a file changed, not a signal */
         ;
     /* The handler runs with the suspend mask; the old mask comes back at its
@@ -133,7 +135,7 @@ static int64_t sys_rt_sigtimedwait(struct sandbox *sb, const uint64_t a[6])
         if (err < 0)
             return err;
     }
-    set &= ~UNBLOCKABLE;
+    set = sig_from_guest(set) & ~UNBLOCKABLE;
     uint64_t deadline = ns > 0 ? fj_now_ns() + (uint64_t)ns : 0;
     for (;;) {
         sb_take_external(sb);

@@ -77,8 +77,10 @@ static int64_t sleep_ns(struct sandbox *sb, int64_t ns, gva_t rem)
     int err;
     /* A wait on no file also ends when another thread or process may have
      * changed a file's readiness: sleep on until the time is up. */
-    while ((err = sb_wait_fd(sb, -1, 0, ns - (int64_t)(fj_now_ns() - start))) == 0)
-        ;
+    do {
+        int64_t left = ns - (int64_t)(fj_now_ns() - start);
+        err = left > 0 ? sb_wait_fd(sb, -1, 0, left) : -ETIMEDOUT;
+    } while (err == 0);
     if (err == -ETIMEDOUT)
         return 0;
     if (err == -EINTR && rem) {
