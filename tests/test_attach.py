@@ -80,6 +80,10 @@ def test_cells_run_in_the_sandbox_with_checkpoints_undo_and_checkout(kernel, dae
     where = ok(kc, "os.getpid(), x")
     assert where.out is not None and where.out.endswith(", 1)")
     assert where.count == first.count + 1  # counts as in a plain kernel
+    # Shell lines and script cells of an attached notebook run there too.
+    shell = ok(kc, "!echo from $(id -un); cat /tmp/note.txt")
+    assert shell.text == "from sandbox\none", shell.text
+    assert ok(kc, "%%bash\necho $((6 * 7)) > /tmp/b; cat /tmp/b").text == "42\n"
     # Code run outside the history (the JupyterLab panel's requests) stays
     # in the kernel, where the magics are loaded and `x` is not defined.
     probe = "import sys\nprint('forkd_jupyter.magics' in sys.modules, 'x' in globals())"

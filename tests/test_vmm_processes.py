@@ -302,3 +302,27 @@ def test_a_blocked_signal_waits_for_sigwait_in_a_single_threaded_process(sandbox
         0,
         "[<Signals.SIGUSR1: 10>] 14 10\n",  # (print shows sigwait's Signals as its number)
     )
+
+
+def test_joblib_and_the_spawn_context(sandbox):
+    """joblib's process backends (loky, multiprocessing) and the spawn
+    context: semaphores shared by name between a process and the programs
+    it starts."""
+    run_ok(
+        sandbox,
+        "import joblib, multiprocessing as mp, operator\n"
+        "loky = joblib.Parallel(n_jobs=2)(joblib.delayed(pow)(i, 2) for i in range(6))\n"
+        "mproc = joblib.Parallel(n_jobs=2, backend='multiprocessing')(\n"
+        "    joblib.delayed(abs)(-i) for i in range(4))\n"
+        "with mp.get_context('spawn').Pool(2) as pool:\n"
+        "    spawned = pool.map(operator.neg, range(4))\n"
+        "q = mp.get_context('spawn').Queue()\n"
+        "q.put('through a spawn queue')\n"
+        "jobs = [loky, mproc, spawned, q.get(timeout=30)]",
+    )
+    assert value(sandbox, "jobs") == [
+        [0, 1, 4, 9, 16, 25],
+        [0, 1, 2, 3],
+        [0, -1, -2, -3],
+        "through a spawn queue",
+    ]

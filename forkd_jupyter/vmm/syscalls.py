@@ -86,12 +86,10 @@ CPYTHON_SUITES = [
     "",
     "| reason | why |",
     "|---|---|",
-    "| needs processes | `fork`, `subprocess` and `posix_spawn` fail with `ENOSYS`: "
-    "a sandbox runs one "
-    "process (its threads are real). Most such tests start a child interpreter "
-    "(`assert_python_ok`). `test_thread`'s `test_forkinthread` is not run: it waits forever "
-    "for a pipe that a forked child would write. `pidfd_open`/`pidfd_send_signal` come with "
-    "processes too (`test_signal` skips its pidfd test: `ENOSYS`). |",
+    "| needs pidfds | `pidfd_open`/`pidfd_send_signal` are not offered (`ENOSYS`): "
+    "`test_signal` skips its pidfd test. Processes themselves are real (`fork`, `vfork`, "
+    "`execve`): the many tests that start a child interpreter (`assert_python_ok`) or fork "
+    "run as natively. |",
     "| no network, by design | `socket()` of any family but a `socketpair` is refused (`EACCES`): "
     "no host sockets. asyncio's `test_events` and `test_unix_events` are not in the list for "
     "this reason: they create named Unix sockets as they are imported. |",

@@ -91,8 +91,6 @@ int sb_shm_map(struct sandbox *sb, struct memfs_node *node, gva_t at, uint64_t l
     return err;
 }
 
-bool sb_shm_others(struct sandbox *sb) { return sb->procs->hosted || sb != sb->procs->first; }
-
 /* [start, end) of sb's RAM into a new shared object mapped in its place. */
 static int promote_run(struct sandbox *sb, gpa_t start, gpa_t end) {
     int fd = object_fd(NULL, NULL, end - start);
@@ -112,6 +110,9 @@ static int promote_run(struct sandbox *sb, gpa_t start, gpa_t end) {
 }
 
 int sb_shm_promote(struct sandbox *sb) {
+    int reattached = kvm_vm_reattach_foreign(&sb->vm); /* shared before a branch */
+    if (reattached < 0)
+        return reattached;
     for (size_t i = 0; i < sb->mm.n_vmas; i++) {
         const struct mm_vma *v = &sb->mm.vmas[i];
         if (v->kind != MM_SHARED)

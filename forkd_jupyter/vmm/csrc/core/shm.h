@@ -12,9 +12,6 @@ struct sb_procs;
  * the writable layer's file node from off, or (node NULL) of new anonymous
  * memory. Under big_lock. -errno. */
 int sb_shm_map(struct sandbox *sb, struct memfs_node *node, gva_t at, uint64_t len, uint64_t off);
-/* Whether the sandbox runs other processes than sb (a layer file mapped
- * shared then becomes its shared object at once). */
-bool sb_shm_others(struct sandbox *sb);
 /* Before sb forks: its MAP_SHARED memory not yet shared becomes shared
  * objects (contents kept), which the child then maps too. -errno. */
 int sb_shm_promote(struct sandbox *sb);

@@ -20,6 +20,7 @@
 #define SA_SIGINFO_ 0x4ULL
 #define SA_ONSTACK_ 0x08000000ULL
 #define SA_RESTORER_ 0x04000000ULL
+#define SA_RESTART_ 0x10000000ULL
 #define SA_NODEFER_ 0x40000000ULL
 #define SA_RESETHAND_ 0x80000000ULL
 #define SS_ONSTACK_ 1
@@ -168,6 +169,16 @@ static int build_frame(struct sandbox *sb, int signo, const struct sb_sigaction 
     kvm_vcpu_regs_dirty(sb_cpu(sb));
     leave_supervisor(sb);
     return 0;
+}
+
+bool sig_restarts_call(struct sandbox *sb)
+{
+    uint64_t ready = sig_deliverable(sb);
+    if (!ready)
+        return false;
+    const struct sb_sigaction *act = &sb->sig.act[__builtin_ctzll(ready)];
+    return act->handler == (uint64_t)(uintptr_t)SIG_IGN ||
+           (act->handler > (uint64_t)(uintptr_t)SIG_IGN && (act->flags & SA_RESTART_));
 }
 
 void sig_deliver_pending(struct sandbox *sb)

@@ -13,7 +13,9 @@ struct g_siginfo {
 };
 _Static_assert(sizeof(struct g_siginfo) == 128, "siginfo layout");
 /* f0 of a signal the sandbox's process sent (SI_USER): its pid and uid. */
-static inline uint64_t sig_sender(const struct sandbox *sb) { return (uint64_t)1000 << 32 | sb->pid; }
+static inline uint64_t sig_sender(const struct sandbox *sb) {
+    return (uint64_t)1000 << 32 | sb->pid;
+}
 
 /* Signal sets: the VMM keeps bit n for signal n; the guest's sigset_t has
  * bit n - 1 (signal 64, which the VMM's sets cannot hold, is dropped). */
@@ -28,6 +30,10 @@ static inline uint64_t sig_to_guest(uint64_t bits) { return bits >> 1; }
 uint64_t sig_deliverable(struct sandbox *sb);
 /* Kicks the thread each process-directed signal in bits goes to. */
 void sig_wake_targets(struct sandbox *sb, uint64_t bits);
+/* A system call that ended with EINTR for the signal about to be delivered
+ * is made again after its handler (SA_RESTART, or an ignored signal), as
+ * Linux restarts calls interrupted by such signals. */
+bool sig_restarts_call(struct sandbox *sb);
 /* Delivers deliverable signals (one handler frame, or a default action).
  * Called by the receiving thread's vCPU thread between exits. */
 void sig_deliver_pending(struct sandbox *sb);

@@ -63,7 +63,7 @@ static struct futex_key key_of(struct sandbox *sb, gva_t addr)
 {
     for (size_t i = 0; i < sb->vm.n_foreign; i++) {
         const struct kvm_foreign *f = &sb->vm.foreign[i];
-        if (addr >= f->gpa && addr < f->gpa + f->len)
+        if (!f->detached && addr >= f->gpa && addr < f->gpa + f->len)
             return (struct futex_key){f->ino, f->off + (addr - f->gpa)};
     }
     return (struct futex_key){0, addr};

@@ -38,7 +38,7 @@ int kvm_vm_map_foreign(struct kvm_vm *vm, gpa_t gpa, uint64_t len, int fd, uint6
     }
     struct stat st;
     vm->foreign[vm->n_foreign++] =
-        (struct kvm_foreign){gpa, len, own, off, fstat(own, &st) == 0 ? st.st_ino : 0};
+        (struct kvm_foreign){gpa, len, own, off, fstat(own, &st) == 0 ? st.st_ino : 0, false};
     kvm_vm_mark_dirty(vm, gpa, len);
     return 0;
 }
@@ -63,10 +63,12 @@ void kvm_vm_drop_foreign(struct kvm_vm *vm, gpa_t gpa, uint64_t len) {
             i++;
             continue;
         }
-        restore_own(vm, lo, hi - lo);
+        if (!f.detached)
+            restore_own(vm, lo, hi - lo);
         /* What is left of the range: below, above, or both (a split). */
-        struct kvm_foreign below = {f.gpa, lo - f.gpa, f.fd, f.off, f.ino};
-        struct kvm_foreign above = {hi, f.gpa + f.len - hi, -1, f.off + (hi - f.gpa), f.ino};
+        struct kvm_foreign below = {f.gpa, lo - f.gpa, f.fd, f.off, f.ino, f.detached};
+        struct kvm_foreign above = {hi,    f.gpa + f.len - hi, -1, f.off + (hi - f.gpa),
+                                    f.ino, f.detached};
         if (below.len && above.len) {
             above.fd = fcntl(f.fd, F_DUPFD_CLOEXEC, 3);
             struct kvm_foreign *grown = realloc(vm->foreign, (vm->n_foreign + 1) * sizeof(*grown));
@@ -97,6 +99,8 @@ void kvm_vm_drop_foreign(struct kvm_vm *vm, gpa_t gpa, uint64_t len) {
 int kvm_vm_copy_foreign(struct kvm_vm *dst, const struct kvm_vm *src) {
     for (size_t i = 0; i < src->n_foreign; i++) {
         const struct kvm_foreign *f = &src->foreign[i];
+        if (f->detached)
+            continue;
         int err = kvm_vm_map_foreign(dst, f->gpa, f->len, f->fd, f->off);
         if (err < 0)
             return err;
@@ -124,22 +128,47 @@ gpa_t kvm_vm_own_run(const struct kvm_vm *vm, gpa_t from, gpa_t end, gpa_t *run_
 }
 
 int kvm_vm_privatize_foreign(struct kvm_vm *vm) {
-    while (vm->n_foreign) {
-        struct kvm_foreign f = vm->foreign[vm->n_foreign - 1];
-        void *copy = malloc(f.len);
+    for (size_t i = 0; i < vm->n_foreign; i++) {
+        struct kvm_foreign *f = &vm->foreign[i];
+        if (f->detached)
+            continue;
+        void *copy = malloc(f->len);
         if (!copy)
             return -ENOMEM;
-        memcpy(copy, vm->ram + f.gpa, f.len);
-        kvm_vm_drop_foreign(vm, f.gpa, f.len);
-        memcpy(vm->ram + f.gpa, copy, f.len);
+        memcpy(copy, vm->ram + f->gpa, f->len);
+        restore_own(vm, f->gpa, f->len);
+        memcpy(vm->ram + f->gpa, copy, f->len);
         free(copy);
+        f->detached = true;
+    }
+    return 0;
+}
+
+int kvm_vm_reattach_foreign(struct kvm_vm *vm) {
+    for (size_t i = 0; i < vm->n_foreign; i++) {
+        struct kvm_foreign *f = &vm->foreign[i];
+        if (!f->detached)
+            continue;
+        for (uint64_t done = 0; done < f->len;) {
+            ssize_t w =
+                pwrite(f->fd, vm->ram + f->gpa + done, f->len - done, (off_t)(f->off + done));
+            if (w <= 0)
+                return w < 0 ? -errno : -EIO;
+            done += (uint64_t)w;
+        }
+        if (mmap(vm->ram + f->gpa, f->len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, f->fd,
+                 (off_t)f->off) == MAP_FAILED)
+            return -errno;
+        f->detached = false;
+        kvm_vm_mark_dirty(vm, f->gpa, f->len);
     }
     return 0;
 }
 
 void kvm_vm_mark_foreign_dirty(struct kvm_vm *vm) {
     for (size_t i = 0; i < vm->n_foreign; i++)
-        kvm_vm_mark_dirty(vm, vm->foreign[i].gpa, vm->foreign[i].len);
+        if (!vm->foreign[i].detached)
+            kvm_vm_mark_dirty(vm, vm->foreign[i].gpa, vm->foreign[i].len);
 }
 
 void kvm_vm_free_foreign(struct kvm_vm *vm) {

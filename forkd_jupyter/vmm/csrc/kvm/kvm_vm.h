@@ -29,6 +29,7 @@ struct kvm_foreign {
     int fd;       /* owned duplicate */
     uint64_t off; /* of gpa in the object */
     uint64_t ino; /* the object's identity (its inode) */
+    bool detached; /* the range holds the VM's own RAM for now (kvm_vm_privatize_foreign) */
 };
 
 struct kvm_vm {
@@ -106,8 +107,12 @@ int kvm_vm_copy_foreign(struct kvm_vm *dst, const struct kvm_vm *src);
  * (end when none) and, in *run_end, its end. */
 gpa_t kvm_vm_own_run(const struct kvm_vm *vm, gpa_t from, gpa_t end, gpa_t *run_end);
 /* Every foreign range becomes the VM's own RAM again, keeping its
- * contents (a process that no longer shares memory, before a snapshot). */
+ * contents (a process that no longer shares memory, before a snapshot);
+ * each stays listed, detached, so kvm_vm_reattach_foreign can share it
+ * again. */
 int kvm_vm_privatize_foreign(struct kvm_vm *vm);
+/* Detached ranges are their objects again, with the RAM's contents. */
+int kvm_vm_reattach_foreign(struct kvm_vm *vm);
 /* Foreign ranges count as written (another VM may have written them). */
 void kvm_vm_mark_foreign_dirty(struct kvm_vm *vm);
 void kvm_vm_free_foreign(struct kvm_vm *vm);

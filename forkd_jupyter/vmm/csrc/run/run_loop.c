@@ -157,6 +157,21 @@ static void learn_syscall_mode(struct kvm_vcpu *cpu)
         cpu->syscall_mode = (s.cs.selector & 3) == 3 ? 1 : 2;
 }
 
+/* Calls Linux restarts after a handler with SA_RESTART (those a signal
+ * interrupts with ERESTARTSYS): reads and writes, socket transfers,
+ * waits for children and futexes. */
+static bool restartable(uint64_t nr)
+{
+    switch (nr) {
+    case 0: case 1: case 17: case 18: case 19: case 20: /* read write pread64 pwrite64 readv writev */
+    case 43: case 44: case 45: case 46: case 47: case 288: /* accept sendto recvfrom sendmsg recvmsg accept4 */
+    case 61: case 247: case 202: /* wait4 waitid futex */
+        return true;
+    default:
+        return false;
+    }
+}
+
 static void handle_syscall(struct sandbox *sb, struct kvm_vcpu *cpu)
 {
     if (!cpu->syscall_mode)
@@ -175,6 +190,8 @@ static void handle_syscall(struct sandbox *sb, struct kvm_vcpu *cpu)
     }
     kvm_vcpu_regs_dirty(cpu);
     int64_t ret = sys_dispatch(sb, nr, a);
+    if (ret == -EINTR && restartable(nr) && sig_restarts_call(sb))
+        ret = SB_ERESTART; /* after the handler, the call is made again */
     if (ret == SB_ERESTART) {
         /* Re-execute the SYSCALL instruction (2 bytes) with the same number. */
         r = kvm_vcpu_regs(cpu);

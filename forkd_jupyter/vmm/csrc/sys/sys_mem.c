@@ -34,9 +34,9 @@ static int64_t fill_from_file(struct sandbox *sb, int fd, gva_t at, uint64_t len
     return 0;
 }
 
-/* MAP_SHARED of a layer file while the sandbox runs other processes: the
- * file's shared object (core/shm.c), so a process that maps it by name
- * shares it. Otherwise shared memory is the process's own until it forks
+/* MAP_SHARED of a layer file: the file's shared object (core/shm.c), so
+ * any process that maps the file by name shares it (a POSIX semaphore).
+ * Anonymous shared memory is the process's own until it forks
  * (sb_shm_promote). */
 static int64_t map_shared_object(struct sandbox *sb, gva_t addr, uint64_t len, int prot, int flags,
                                  struct memfs_node *node, uint64_t off) {
@@ -76,7 +76,7 @@ static int64_t sys_mmap(struct sandbox *sb, const uint64_t a[6]) {
         else if (type != MAP_PRIVATE && (prot & PROT_WRITE))
             return -ENODEV;
     }
-    if (shared_node && sb_shm_others(sb))
+    if (shared_node)
         return map_shared_object(sb, addr, len, prot, flags, shared_node, off);
     bool shared = type != MAP_PRIVATE && (anon || shared_node);
     gva_t at;

@@ -10,6 +10,7 @@
 
 #include "core/exec.h"
 #include "core/proc.h"
+#include "core/shm.h"
 #include "kvm/kvm_cpu.h"
 #include "sys/sys.h"
 
@@ -40,7 +41,8 @@ static int make_child(struct sandbox *sb, struct sandbox *c, const struct new_pr
                       bool vfork) {
     int err;
     if (vfork) {
-        if ((err = kvm_vm_create_borrowing(&c->vm, &sb->vm)) < 0)
+        /* Memory shared before is shared with what the child execs. */
+        if ((err = sb_shm_promote(sb)) < 0 || (err = kvm_vm_create_borrowing(&c->vm, &sb->vm)) < 0)
             return err;
         c->vfork_parent = sb;
         sb->vfork_children++;
