@@ -27,6 +27,7 @@ SOURCES = [
     "file/file_kinds.c",
     "file/file_dev.c",
     "file/file_pipe.c",
+    "file/ring_write.c",
     "sys/sys_file_path.c",
     "sys/sys_file_names.c",
     "sys/sys_file_attr.c",

@@ -326,3 +326,27 @@ def test_joblib_and_the_spawn_context(sandbox):
         [0, -1, -2, -3],
         "through a spawn queue",
     ]
+
+
+def test_pipes_carry_big_writes_whole_and_break_when_the_reader_goes(sandbox):
+    """A blocking write returns once every byte is in the pipe (4 MiB through
+    a child interpreter and back); a writer blocked on a full pipe gets
+    EPIPE when its reader exits."""
+    run_ok(
+        sandbox,
+        "import subprocess, sys, time\n"
+        "data = bytes(range(256)) * (4 << 12)\n"
+        "echo = 'import sys; sys.stdout.buffer.write(sys.stdin.buffer.read())'\n"
+        "p = subprocess.Popen([sys.executable, '-c', echo], stdin=subprocess.PIPE,\n"
+        "                     stdout=subprocess.PIPE)\n"
+        "back, _ = p.communicate(data)\n"
+        "q = subprocess.Popen(['sh', '-c', 'sleep 0.3'], stdin=subprocess.PIPE)\n"
+        "t0 = time.monotonic()\n"
+        "try:\n"
+        "    q.stdin.write(b'x' * (1 << 20)); q.stdin.flush(); broke = None\n"
+        "except BrokenPipeError as e:\n"
+        "    broke = type(e).__name__\n"
+        "q.wait()\n"
+        "piped = [back == data, broke, time.monotonic() - t0 < 10]",
+    )
+    assert value(sandbox, "piped") == [True, "BrokenPipeError", True]

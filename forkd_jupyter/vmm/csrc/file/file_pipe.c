@@ -45,20 +45,14 @@ static int64_t pipe_read(struct sandbox *sb, struct file *f, void *buf, uint64_t
     return (int64_t)ring_get(&p->ring, buf, len, false);
 }
 
+static bool no_readers(const void *p) { return ((const struct pipe_buf *)p)->readers == 0; }
+
 static int64_t pipe_write(struct sandbox *sb, struct file *f, const void *buf, uint64_t len) {
     struct pipe_buf *p = f->priv;
-    if (p->readers == 0) {
+    int64_t r = ring_write(sb, &p->ring, buf, len, f->flags & O_NONBLOCK, no_readers, p);
+    if (r == -EPIPE)
         sb_raise(sb, SIGPIPE);
-        return -EPIPE;
-    }
-    while (ring_space(&p->ring) == 0) {
-        if (f->flags & O_NONBLOCK)
-            return -EAGAIN;
-        int err = sb_wait_fd(sb, -1, 0, -1);
-        if (err < 0)
-            return err;
-    }
-    return (int64_t)ring_put(&p->ring, buf, len);
+    return r;
 }
 
 static short pipe_poll(struct sandbox *sb, struct file *f, short events) {

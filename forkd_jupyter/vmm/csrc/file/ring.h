@@ -9,6 +9,7 @@
 #include "lib/fj.h"
 
 #define RING_BYTES 65536
+#define RING_ATOMIC 4096 /* PIPE_BUF: writes up to this size are never split */
 
 struct ring {
     size_t head, len;
@@ -18,8 +19,7 @@ struct ring {
 static inline size_t ring_space(const struct ring *r) { return RING_BYTES - r->len; }
 
 /* Copies up to n bytes out (consuming them unless peek); returns the count. */
-static inline size_t ring_get(struct ring *r, void *out, size_t n, bool peek)
-{
+static inline size_t ring_get(struct ring *r, void *out, size_t n, bool peek) {
     n = FJ_MIN(n, r->len);
     size_t first = FJ_MIN(n, RING_BYTES - r->head);
     memcpy(out, r->data + r->head, first);
@@ -32,8 +32,7 @@ static inline size_t ring_get(struct ring *r, void *out, size_t n, bool peek)
 }
 
 /* Copies up to n bytes in, as many as fit; returns the count. */
-static inline size_t ring_put(struct ring *r, const void *in, size_t n)
-{
+static inline size_t ring_put(struct ring *r, const void *in, size_t n) {
     n = FJ_MIN(n, ring_space(r));
     size_t tail = (r->head + r->len) % RING_BYTES;
     size_t first = FJ_MIN(n, RING_BYTES - tail);
@@ -42,5 +41,13 @@ static inline size_t ring_put(struct ring *r, const void *in, size_t n)
     r->len += n;
     return n;
 }
+
+struct sandbox;
+/* A write into r for a sandbox's descriptor (ring_write.c), under
+ * big_lock: every byte unless nonblock (then what fits, or -EAGAIN), what
+ * went in when the peer goes (peer_gone(peer)) or a signal or stop comes,
+ * -EPIPE when the peer was gone before any byte went in. */
+int64_t ring_write(struct sandbox *sb, struct ring *r, const void *buf, uint64_t len, bool nonblock,
+                   bool (*peer_gone)(const void *), const void *peer);
 
 #endif
