@@ -191,7 +191,7 @@ static int load_new_program(struct sandbox *sb, const char *host_exe, struct str
                                  (const char *const *)envp->v)) < 0) {
         mm_destroy(&nmm);
         kvm_vm_destroy(&nvm);
-        return err == -ENOMEM ? -ENOMEM : err;
+        return err;
     }
     /* The old program is gone from here on. */
     if (sb->lineage_release) {

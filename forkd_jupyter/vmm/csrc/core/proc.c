@@ -60,8 +60,7 @@ unsigned sb_proc_others(struct sandbox *sb) {
     return n;
 }
 
-/* Queues signo for a whole process and kicks its threads. */
-static void queue_signal(struct sandbox *target, int signo) {
+void sb_proc_signal(struct sandbox *target, int signo) {
     target->sig.pending |= 1ULL << signo;
     sb_kick_all(target);
 }
@@ -98,7 +97,7 @@ static void process_ended(struct sandbox *sb) {
         reaped(self);
     } else {
         self->zombie = true;
-        queue_signal(parent, SIGCHLD);
+        sb_proc_signal(parent, SIGCHLD);
     }
     sb_notify(sb); /* a wait4 blocked in the parent looks again */
 }
@@ -118,10 +117,8 @@ void sb_exit(struct sandbox *sb, int status, int fatal_signal, const char *why) 
         int n = snprintf(msg, sizeof(msg), "{\"status\":%d,\"signal\":%d}", sb->exit_status,
                          fatal_signal);
         sb_emit(sb, SB_CH_EXIT, msg, (size_t)n);
-        for (unsigned i = 0; p && i < SB_MAX_PROCS;
-             i++) /* the sandbox ends with its first process */
-            if (p->slot[i].sb && p->slot[i].sb != sb)
-                queue_signal(p->slot[i].sb, SIGKILL);
+        if (p) /* the sandbox ends with its first process */
+            sb_proc_kill_others(sb);
     }
     sb_kick_all(sb); /* every other thread leaves its loop */
 }
@@ -165,9 +162,17 @@ int sb_proc_kill(struct sandbox *sb, int64_t which, int signo) {
             continue;
         found = true;
         if (signo && s->sb && !s->zombie && !s->sb->exited)
-            queue_signal(s->sb, signo);
+            sb_proc_signal(s->sb, signo);
     }
     return found ? 0 : -ESRCH;
+}
+
+void sb_proc_kill_others(struct sandbox *first) {
+    for (unsigned i = 0; i < SB_MAX_PROCS; i++) {
+        struct sandbox *c = first->procs->slot[i].sb;
+        if (c && c != first && !c->exited)
+            sb_proc_signal(c, SIGKILL);
+    }
 }
 
 int sb_proc_setpgid(struct sandbox *sb, uint32_t pid, uint32_t pgid) {

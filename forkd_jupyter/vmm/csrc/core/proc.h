@@ -59,6 +59,12 @@ unsigned sb_proc_others(struct sandbox *sb);
  * first process's end reaches the host (an exit frame) and kills the rest. */
 void sb_exit(struct sandbox *sb, int status, int fatal_signal, const char *why);
 
+/* Queues signo for the whole process target and kicks its threads (its
+ * own vCPU threads deliver it). */
+void sb_proc_signal(struct sandbox *target, int signo);
+/* SIGKILL to every process of first's sandbox but first. */
+void sb_proc_kill_others(struct sandbox *first);
+
 /* wait4/waitid: finds a child of sb that ended, matching which (> 0 a pid,
  * -1 any, 0 sb's group, < -1 the group -which). 1 and *pid, *status when one
  * did (reaped unless keep), 0 when none did yet, -ECHILD when there is none. */

@@ -111,10 +111,8 @@ static void wait_vfork_children(struct sandbox *sb) {
     while (sb->vfork_children) {
         for (unsigned i = 0; i < SB_MAX_PROCS; i++) {
             struct sandbox *c = p->slot[i].sb;
-            if (c && c->vfork_parent == sb && !c->exited) {
-                c->sig.pending |= 1ULL << SIGKILL;
-                sb_kick_all(c);
-            }
+            if (c && c->vfork_parent == sb && !c->exited)
+                sb_proc_signal(c, SIGKILL);
         }
         pthread_cond_wait(&p->changed, &p->lock);
     }
@@ -152,13 +150,7 @@ void sb_procs_end(struct sandbox *first) {
     struct sb_procs *p = first->procs;
     pthread_mutex_lock(&p->lock);
     while (p->hosted) {
-        for (unsigned i = 0; i < SB_MAX_PROCS; i++) {
-            struct sandbox *c = p->slot[i].sb;
-            if (c && c != first && !c->exited) {
-                c->sig.pending |= 1ULL << SIGKILL;
-                sb_kick_all(c);
-            }
-        }
+        sb_proc_kill_others(first);
         pthread_cond_wait(&p->changed, &p->lock);
     }
     pthread_mutex_unlock(&p->lock);

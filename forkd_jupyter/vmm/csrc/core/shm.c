@@ -23,36 +23,25 @@ struct sb_shm {
     uint64_t size;
 };
 
-/* A new memfd of size bytes holding node's contents (zeros past its end). */
-static int object_fd(struct memfs *fs, struct memfs_node *node, uint64_t size) {
+/* A new memfd of size bytes (zeros). */
+static int new_object(uint64_t size) {
     int fd = memfd_create("forkd-shm", MFD_CLOEXEC);
     if (fd < 0)
         return -errno;
-    if (ftruncate(fd, (off_t)size) < 0)
-        goto fail;
-    char *buf = malloc(1 << 16);
-    if (!buf)
-        goto fail;
-    for (uint64_t off = 0; node && off < size;) {
-        int64_t r = memfs_pread(fs, node, buf, FJ_MIN(size - off, 1u << 16), off);
-        if (r <= 0 || pwrite(fd, buf, (size_t)r, (off_t)off) != r)
-            break;
-        off += (uint64_t)r;
+    if (ftruncate(fd, (off_t)size) < 0) {
+        int err = -errno;
+        close(fd);
+        return err;
     }
-    free(buf);
     return fd;
-fail:;
-    int err = -errno;
-    close(fd);
-    return err;
 }
 
-/* The object of node (NULL: a new anonymous one), at least size bytes. */
+/* The object of node, at least size bytes: made from the file's contents
+ * at its first shared mapping. */
 static int object_for(struct sandbox *sb, struct memfs_node *node, uint64_t size,
                       struct sb_shm **out) {
     struct sb_procs *p = sb->procs;
-    struct memfs *fs = fs_view_layer(sb->view);
-    for (struct sb_shm *o = node ? p->shm : NULL; o; o = o->next)
+    for (struct sb_shm *o = p->shm; o; o = o->next)
         if (o->node == node) {
             if (size > o->size && ftruncate(o->fd, (off_t)size) < 0)
                 return -errno;
@@ -61,19 +50,23 @@ static int object_for(struct sandbox *sb, struct memfs_node *node, uint64_t size
             return 0;
         }
     struct sb_shm *o = calloc(1, sizeof(*o));
-    if (!o)
-        return -ENOMEM;
-    int fd = object_fd(fs, node, size);
+    char *buf = malloc(1 << 16);
+    int fd = o && buf ? new_object(size) : -ENOMEM;
+    for (uint64_t off = 0; fd >= 0 && off < size;) {
+        int64_t r =
+            memfs_pread(fs_view_layer(sb->view), node, buf, FJ_MIN(size - off, 1u << 16), off);
+        if (r <= 0 || pwrite(fd, buf, (size_t)r, (off_t)off) != r)
+            break; /* past the file's end: zeros */
+        off += (uint64_t)r;
+    }
+    free(buf);
     if (fd < 0) {
         free(o);
         return fd;
     }
-    *o = (struct sb_shm){.node = node, .fd = fd, .size = size};
-    if (node) {
-        memfs_node_get(node);
-        o->next = p->shm;
-        p->shm = o;
-    }
+    *o = (struct sb_shm){.next = p->shm, .node = node, .fd = fd, .size = size};
+    memfs_node_get(node);
+    p->shm = o;
     *out = o;
     return 0;
 }
@@ -81,30 +74,15 @@ static int object_for(struct sandbox *sb, struct memfs_node *node, uint64_t size
 int sb_shm_map(struct sandbox *sb, struct memfs_node *node, gva_t at, uint64_t len, uint64_t off) {
     struct sb_shm *o = NULL;
     int err = object_for(sb, node, off + len, &o);
-    if (err < 0)
-        return err;
-    err = kvm_vm_map_foreign(&sb->vm, at, len, o->fd, off);
-    if (!node) { /* anonymous: the mapping holds the only reference */
-        close(o->fd);
-        free(o);
-    }
-    return err;
+    return err < 0 ? err : kvm_vm_map_foreign(&sb->vm, at, len, o->fd, off);
 }
 
 /* [start, end) of sb's RAM into a new shared object mapped in its place. */
 static int promote_run(struct sandbox *sb, gpa_t start, gpa_t end) {
-    int fd = object_fd(NULL, NULL, end - start);
+    int fd = new_object(end - start);
     if (fd < 0)
         return fd;
-    int err = 0;
-    for (uint64_t off = 0; off < end - start && err == 0;) {
-        ssize_t w = pwrite(fd, sb->vm.ram + start + off, end - start - off, (off_t)off);
-        if (w <= 0)
-            err = w < 0 ? -errno : -EIO;
-        off += w > 0 ? (uint64_t)w : 0;
-    }
-    if (err == 0)
-        err = kvm_vm_map_foreign(&sb->vm, start, end - start, fd, 0);
+    int err = kvm_vm_share_own(&sb->vm, start, end - start, fd);
     close(fd);
     return err;
 }

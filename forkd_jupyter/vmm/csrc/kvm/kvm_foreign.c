@@ -127,18 +127,38 @@ gpa_t kvm_vm_own_run(const struct kvm_vm *vm, gpa_t from, gpa_t end, gpa_t *run_
     return FJ_MIN(from, end);
 }
 
+/* Copies [gpa, gpa + len) of RAM (as the VMM's mapping shows it) to fd at
+ * off (to_object), or back. -errno. */
+static int copy_range(struct kvm_vm *vm, gpa_t gpa, uint64_t len, int fd, uint64_t off,
+                      bool to_object) {
+    for (uint64_t done = 0; done < len;) {
+        uint8_t *at = vm->ram + gpa + done;
+        ssize_t n = to_object ? pwrite(fd, at, len - done, (off_t)(off + done))
+                              : pread(fd, at, len - done, (off_t)(off + done));
+        if (n <= 0)
+            return n < 0 ? -errno : -EIO;
+        done += (uint64_t)n;
+    }
+    return 0;
+}
+
+int kvm_vm_share_own(struct kvm_vm *vm, gpa_t gpa, uint64_t len, int fd) {
+    int err = copy_range(vm, gpa, len, fd, 0, true);
+    return err < 0 ? err : kvm_vm_map_foreign(vm, gpa, len, fd, 0);
+}
+
 int kvm_vm_privatize_foreign(struct kvm_vm *vm) {
     for (size_t i = 0; i < vm->n_foreign; i++) {
         struct kvm_foreign *f = &vm->foreign[i];
         if (f->detached)
             continue;
-        void *copy = malloc(f->len);
-        if (!copy)
-            return -ENOMEM;
-        memcpy(copy, vm->ram + f->gpa, f->len);
-        restore_own(vm, f->gpa, f->len);
-        memcpy(vm->ram + f->gpa, copy, f->len);
-        free(copy);
+        restore_own(vm, f->gpa, f->len); /* the object keeps the contents */
+        int err = copy_range(vm, f->gpa, f->len, f->fd, f->off, false);
+        if (err < 0) { /* the object again: its contents are the only copy */
+            mmap(vm->ram + f->gpa, f->len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, f->fd,
+                 (off_t)f->off);
+            return err;
+        }
         f->detached = true;
     }
     return 0;
@@ -149,13 +169,9 @@ int kvm_vm_reattach_foreign(struct kvm_vm *vm) {
         struct kvm_foreign *f = &vm->foreign[i];
         if (!f->detached)
             continue;
-        for (uint64_t done = 0; done < f->len;) {
-            ssize_t w =
-                pwrite(f->fd, vm->ram + f->gpa + done, f->len - done, (off_t)(f->off + done));
-            if (w <= 0)
-                return w < 0 ? -errno : -EIO;
-            done += (uint64_t)w;
-        }
+        int err = copy_range(vm, f->gpa, f->len, f->fd, f->off, true);
+        if (err < 0)
+            return err;
         if (mmap(vm->ram + f->gpa, f->len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, f->fd,
                  (off_t)f->off) == MAP_FAILED)
             return -errno;

@@ -106,6 +106,9 @@ int kvm_vm_copy_foreign(struct kvm_vm *dst, const struct kvm_vm *src);
 /* The first run of [from, end) not backed by a foreign range: its start
  * (end when none) and, in *run_end, its end. */
 gpa_t kvm_vm_own_run(const struct kvm_vm *vm, gpa_t from, gpa_t end, gpa_t *run_end);
+/* [gpa, gpa + len) of the VM's own RAM becomes shared through fd (a new
+ * object of at least len bytes), its contents kept. -errno. */
+int kvm_vm_share_own(struct kvm_vm *vm, gpa_t gpa, uint64_t len, int fd);
 /* Every foreign range becomes the VM's own RAM again, keeping its
  * contents (a process that no longer shares memory, before a snapshot);
  * each stays listed, detached, so kvm_vm_reattach_foreign can share it

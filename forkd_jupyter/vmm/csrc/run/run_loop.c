@@ -61,6 +61,20 @@ static void save_all(struct sandbox *sb)
     }
 }
 
+/* With stop_lock held and big_lock not: asks every vCPU thread to park
+ * and waits until all but `unparked` (the caller's own) have. */
+static void stop_and_wait(struct sandbox *sb, unsigned unparked)
+{
+    pthread_mutex_lock(&sb->job_lock);
+    atomic_store(&sb->stop_req, 1);
+    pthread_mutex_unlock(&sb->job_lock);
+    sb_kick_all(sb);
+    pthread_mutex_lock(&sb->job_lock);
+    while (sb->parked + unparked < sb->running)
+        pthread_cond_wait(&sb->job_cond, &sb->job_lock);
+    pthread_mutex_unlock(&sb->job_lock);
+}
+
 int sb_run_paused(struct sandbox *sb, struct sb_pause_job *job)
 {
     pthread_mutex_lock(&sb->stop_lock);
@@ -78,13 +92,8 @@ int sb_run_paused(struct sandbox *sb, struct sb_pause_job *job)
         return job->result;
     }
     uint64_t asked_ns = fj_now_ns();
-    atomic_store(&sb->stop_req, 1);
     pthread_mutex_unlock(&sb->job_lock);
-    sb_kick_all(sb);
-    pthread_mutex_lock(&sb->job_lock);
-    while (sb->parked < sb->running)
-        pthread_cond_wait(&sb->job_cond, &sb->job_lock);
-    pthread_mutex_unlock(&sb->job_lock);
+    stop_and_wait(sb, 0);
     pthread_mutex_lock(sb->big_lock); /* free: every vCPU thread is parked or gone */
     /* The guest stopped when its first thread did (a thread still parked
      * from an earlier stop counts from this one's request). */
@@ -98,11 +107,7 @@ int sb_run_paused(struct sandbox *sb, struct sb_pause_job *job)
     job->result = job->fn(sb, job->arg);
     job->resumed_ns = fj_now_ns();
     pthread_mutex_unlock(sb->big_lock);
-    pthread_mutex_lock(&sb->job_lock);
-    atomic_store(&sb->stop_req, 0);
-    pthread_cond_broadcast(&sb->job_cond);
-    pthread_mutex_unlock(&sb->job_lock);
-    pthread_mutex_unlock(&sb->stop_lock);
+    sb_resume_others(sb);
     return job->result;
 }
 
@@ -112,15 +117,8 @@ int sb_stop_others(struct sandbox *sb)
         return 0;
     if (pthread_mutex_trylock(&sb->stop_lock) != 0)
         return SB_ERESTART;
-    pthread_mutex_lock(&sb->job_lock);
-    atomic_store(&sb->stop_req, 1);
-    pthread_mutex_unlock(&sb->job_lock);
-    sb_kick_all(sb);
     pthread_mutex_unlock(sb->big_lock); /* they take it on their way to park */
-    pthread_mutex_lock(&sb->job_lock);
-    while (sb->parked + 1 < sb->running)
-        pthread_cond_wait(&sb->job_cond, &sb->job_lock);
-    pthread_mutex_unlock(&sb->job_lock);
+    stop_and_wait(sb, 1);
     pthread_mutex_lock(sb->big_lock);
     return 1;
 }
