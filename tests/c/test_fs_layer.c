@@ -272,7 +272,7 @@ void test_branch(void) {
     CHECK_EQ(g_write((int)fd, "parent", 6), 6);
     struct fs_view *child = fs_view_clone(h_sb.view);
     struct fdt child_fdt;
-    CHECK_EQ(fdt_clone(&child_fdt, &h_sb.fdt, child), 0);
+    CHECK_EQ(fdt_clone(&child_fdt, &h_sb.fdt, child, NULL), 0);
     /* The parent changes; the child keeps what it had. */
     CHECK_EQ(h_sys(18, (uint64_t)fd, (gva_t)h_str("PARENT"), 6, 0, 0, 0), 6);
     CHECK_EQ(g_unlink("/tmp/shared"), 0);

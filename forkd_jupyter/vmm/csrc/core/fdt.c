@@ -185,12 +185,12 @@ void *fdt_clone_shared_copy(struct fdt_clone_ctx *ctx, const void *from, size_t 
     return to;
 }
 
-int fdt_clone(struct fdt *dst, const struct fdt *src, struct fs_view *view)
+int fdt_clone(struct fdt *dst, const struct fdt *src, struct fs_view *view, struct sb_procs *procs)
 {
     int err = fdt_init(dst);
     if (err < 0)
         return err;
-    struct fdt_clone_ctx ctx = {.view = view};
+    struct fdt_clone_ctx ctx = {.view = view, .procs = procs};
     for (int fd = 0; fd < src->cap && err == 0; fd++) {
         struct file *f = src->slots[fd].f;
         if (!f || !f->ops->clone)

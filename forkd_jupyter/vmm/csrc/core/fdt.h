@@ -17,6 +17,7 @@ struct file;
 struct fdt_clone_ctx;
 struct memfs_node;
 struct fs_view;
+struct sb_procs;
 
 struct file_ops {
     const char *kind;                                                          /* for stats/debug */
@@ -88,7 +89,7 @@ int fdt_get_cloexec(struct fdt *t, int fd);
 int fdt_count(const struct fdt *t);
 /* dst gets clones of src's open descriptions (fds that shared a description
  * share its clone), for a branch whose filesystem is view. */
-int fdt_clone(struct fdt *dst, const struct fdt *src, struct fs_view *view);
+int fdt_clone(struct fdt *dst, const struct fdt *src, struct fs_view *view, struct sb_procs *procs);
 
 /* dst gets src's fds, sharing their open descriptions (fork). */
 int fdt_share(struct fdt *dst, const struct fdt *src);
@@ -98,6 +99,7 @@ void fdt_close_on_exec(struct fdt *t);
 /* One fdt_clone in progress. */
 struct fdt_clone_ctx {
     struct fs_view *view;
+    struct sb_procs *procs; /* the branch's processes (its socket names), or NULL for a snapshot */
     struct {
         const void *from;
         void *to;

@@ -35,6 +35,8 @@ struct sb_procs {
     uint32_t next_id;            /* the next process or thread id */
     _Atomic uint64_t notify_seq; /* bumped when a file's readiness may have changed */
     struct sb_shm *shm;          /* shared objects of layer files (core/shm.c) */
+    struct sock *sockets;        /* bound sockets, a list owned by their files (file/sock.h) */
+    uint16_t next_port;          /* where the search for a free ephemeral port starts */
     /* Set by run/: the host thread of a new process's main thread. */
     void *(*process_main)(void *main_thread);
     /* Set by snap/: fills a forked child's RAM with a copy of its parent's

@@ -19,14 +19,11 @@ struct file *file_dev_new(const char *name, int flags, const char *path);
 /* A pipe: out[0] read end, out[1] write end. */
 int file_pipe_new(int flags, struct file *out[2]);
 
-/* file_socket.c: a connected pair of AF_UNIX stream sockets (O_NONBLOCK in
- * flags applies to both). */
-int file_socketpair_new(int flags, struct file *out[2]);
+/* file_socket.c: a connected pair of AF_UNIX sockets of type (SOCK_STREAM
+ * or SOCK_DGRAM; O_NONBLOCK in flags applies to both). The rest of the
+ * socket kind is in file/sock.h. */
+int file_socketpair_new(int type, int flags, struct file *out[2]);
 bool file_is_socket(const struct file *f);
-/* recv/send with MSG_* flags (MSG_DONTWAIT, MSG_PEEK, MSG_NOSIGNAL). */
-int64_t file_socket_recv(struct sandbox *sb, struct file *f, void *buf, uint64_t len, int flags);
-int64_t file_socket_send(struct sandbox *sb, struct file *f, const void *buf, uint64_t len, int flags);
-int file_socket_shutdown(struct file *f, int how);
 
 /* file_eventfd.c */
 struct file *file_eventfd_new(uint64_t initial, int flags);

@@ -1,103 +1,240 @@
-/* In-sandbox socket pairs (socketpair(AF_UNIX, SOCK_STREAM)): two ends, a
- * ring each way, living in the VMM; nothing reaches the host. What asyncio's
- * self-pipe, signal.set_wakeup_fd and multiprocessing's pipes use.
- *
- * Invariants: a pair is freed when both ends have no open description left
- * (ends[] counts descriptions; dup shares one). to[i] holds the bytes waiting
- * for end i. A branch gets its own copy of the pair, buffered bytes included,
- * shared by its copies of the ends (fdt_clone_shared_copy). One guest thread: a
- * blocking call that cannot progress ends only by a signal, as on Linux. */
+/* A socket's life and its file ops (file/sock.h), and the data path of a
+ * stream connection: a ring each way, descriptors in flight beside the
+ * bytes they came with. What asyncio's self-pipe, multiprocessing's
+ * connections and a local server's clients use. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
-#include "core/sandbox.h"
 #include "file/file_kinds.h"
-#include "file/ring.h"
+#include "file/sock.h"
 
-struct sock_pair {
-    struct ring to[2];
-    int ends[2];     /* open descriptions of each end */
-    bool shut_wr[2]; /* end i will send no more */
-    bool shut_rd[2]; /* end i will receive no more */
-    uint64_t ino[2]; /* counters, never host addresses */
-};
+static const struct file_ops sock_ops;
 
-/* f->priv: the pair; which end: f->dir_cookie (0 or 1). */
-static struct sock_pair *pair_of(const struct file *f) { return f->priv; }
-static int side_of(const struct file *f) { return (int)f->dir_cookie; }
+struct sock *sock_of(const struct file *f) { return f && f->ops == &sock_ops ? f->priv : NULL; }
+bool file_is_socket(const struct file *f) { return sock_of(f) != NULL; }
+
+struct sock *sock_new(int domain, int type, int protocol) {
+    struct sock *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    static uint64_t next_ino; /* shared by every sandbox of the process */
+    s->ino = __atomic_add_fetch(&next_ino, 1, __ATOMIC_RELAXED);
+    s->refs = 1;
+    s->domain = domain;
+    s->type = type;
+    s->protocol = protocol;
+    s->pending_tail = &s->pending;
+    s->rx_tail = &s->rx;
+    return s;
+}
+
+void sock_get(struct sock *s) { s->refs++; }
+
+void sock_put(struct sock *s) {
+    if (s && --s->refs == 0)
+        free(s);
+}
+
+void sock_rights_free(struct sock_rights *r) {
+    while (r) {
+        struct sock_rights *next = r->next;
+        for (int i = 0; i < r->n; i++)
+            file_put(r->files[i]);
+        free(r);
+        r = next;
+    }
+}
+
+static void pair_release_end(struct sock_pair *p, int side) {
+    if (--p->ends[side] > 0 || p->ends[!side] > 0)
+        return;
+    sock_rights_free(p->rights[0]);
+    sock_rights_free(p->rights[1]);
+    free(p);
+}
+
+int sock_connect_pair(struct sock *a, struct sock *b) {
+    struct sock_pair *p = calloc(1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    a->pair = b->pair = p;
+    a->side = 0;
+    b->side = 1;
+    p->ends[0] = p->ends[1] = 1;
+    a->connected = b->connected = true;
+    return 0;
+}
+
+/* The description is gone: the name is free again, waiting connections and
+ * datagrams are dropped, the peer sees the end of the stream. */
+static void sock_close(struct sock *s) {
+    s->closed = true;
+    sock_unbind(s);
+    while (s->pending) {
+        struct sock_pending *w = s->pending;
+        s->pending = w->next;
+        file_put(w->conn);
+        free(w);
+    }
+    s->n_pending = 0;
+    if (s->pair)
+        pair_release_end(s->pair, s->side);
+    s->pair = NULL;
+    sock_put(s->dpeer);
+    s->dpeer = NULL;
+    sock_dgram_drop_all(s);
+    sock_put(s);
+}
+
+struct file *sock_file_new(struct sock *s, int flags) {
+    struct file *f = file_new(&sock_ops, O_RDWR | (flags & O_NONBLOCK), NULL);
+    if (!f) {
+        sock_close(s);
+        return NULL;
+    }
+    f->priv = s;
+    return f;
+}
+
+bool sock_nonblocking(const struct file *f, int flags) {
+    return (f->flags & O_NONBLOCK) || (flags & MSG_DONTWAIT);
+}
+
+/* ------------------------------------------------------------ streams */
 
 static bool peer_done(const struct sock_pair *p, int side) {
     return p->ends[!side] == 0 || p->shut_wr[!side] || p->shut_rd[side];
 }
 
-int64_t file_socket_recv(struct sandbox *sb, struct file *f, void *buf, uint64_t len, int flags) {
-    struct sock_pair *p = pair_of(f);
-    int side = side_of(f);
+int64_t sock_stream_recv(struct sandbox *sb, struct file *f, void *buf, uint64_t len, int flags,
+                         struct sock_rights **rights) {
+    struct sock *s = sock_of(f);
+    if (!s->pair)
+        return s->listening || s->type == SOCK_STREAM ? -ENOTCONN : -EINVAL;
+    struct sock_pair *p = s->pair;
+    int side = s->side;
     while (p->to[side].len == 0) {
         if (peer_done(p, side) || len == 0)
             return 0;
-        if ((f->flags & O_NONBLOCK) || (flags & MSG_DONTWAIT))
+        if (sock_nonblocking(f, flags))
             return -EAGAIN;
         int err = sb_wait_fd(sb, -1, 0, -1);
         if (err < 0)
             return err;
     }
-    return (int64_t)ring_get(&p->to[side], buf, len, flags & MSG_PEEK);
+    bool peek = flags & MSG_PEEK;
+    uint64_t pos = p->got[side];
+    struct sock_rights *r = p->rights[side];
+    if (r && r->at <= pos) { /* these came with the bytes read now */
+        if (!peek) {
+            p->rights[side] = r->next;
+            r->next = NULL;
+            if (rights)
+                *rights = r;
+            else
+                sock_rights_free(r);
+        }
+        r = p->rights[side];
+        if (peek && r)
+            r = r->next;
+    }
+    if (r) /* a read never runs into the next descriptors' data */
+        len = FJ_MIN(len, r->at - pos);
+    uint64_t n = ring_get(&p->to[side], buf, len, peek);
+    if (!peek)
+        p->got[side] += n;
+    return (int64_t)n;
 }
 
-/* f's peer takes no more: shut down on either side, or closed. */
+/* The peer of file takes no more: shut down on either side, or closed. */
 static bool peer_gone(const void *file) {
-    const struct file *f = file;
-    struct sock_pair *p = pair_of(f);
-    int side = side_of(f);
-    return p->shut_wr[side] || p->ends[!side] == 0 || p->shut_rd[!side];
+    const struct sock *s = sock_of(file);
+    const struct sock_pair *p = s->pair;
+    return p->shut_wr[s->side] || p->ends[!s->side] == 0 || p->shut_rd[!s->side];
 }
 
-int64_t file_socket_send(struct sandbox *sb, struct file *f, const void *buf, uint64_t len,
-                         int flags) {
-    struct sock_pair *p = pair_of(f);
-    int side = side_of(f);
+int64_t sock_stream_send(struct sandbox *sb, struct file *f, const void *buf, uint64_t len, int flags,
+                         struct sock_rights **rights) {
+    struct sock *s = sock_of(f);
+    if (!s->pair && s->domain == AF_UNIX)
+        return -ENOTCONN;
+    if (!s->pair) { /* TCP, as Linux answers it */
+        if (!(flags & MSG_NOSIGNAL))
+            sb_raise(sb, SIGPIPE);
+        return -EPIPE;
+    }
+    struct sock_pair *p = s->pair;
+    int to = !s->side;
     if (len == 0 && !peer_gone(f))
         return 0;
-    bool nonblock = (f->flags & O_NONBLOCK) || (flags & MSG_DONTWAIT);
-    int64_t r = ring_write(sb, &p->to[!side], buf, len, nonblock, peer_gone, f);
+    struct sock_rights **tail = NULL;
+    if (rights && *rights) { /* in flight from the first byte of this data on */
+        tail = &p->rights[to];
+        while (*tail)
+            tail = &(*tail)->next;
+        (*rights)->at = p->got[to] + p->to[to].len;
+        *tail = *rights;
+    }
+    int64_t r = ring_write(sb, &p->to[to], buf, len, sock_nonblocking(f, flags), peer_gone, f);
+    if (tail && r > 0)
+        *rights = NULL; /* taken over */
+    else if (tail)
+        *tail = NULL; /* nothing went with them: the caller keeps them */
     if (r == -EPIPE && !(flags & MSG_NOSIGNAL))
         sb_raise(sb, SIGPIPE);
     return r;
 }
 
-int file_socket_shutdown(struct file *f, int how) {
-    struct sock_pair *p = pair_of(f);
-    if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR)
-        return -EINVAL;
-    if (how != SHUT_WR)
-        p->shut_rd[side_of(f)] = true;
-    if (how != SHUT_RD)
-        p->shut_wr[side_of(f)] = true;
+/* ------------------------------------------------------------ options */
+
+int sock_opt_get(const struct sock *s, int level, int name, int fallback) {
+    for (int i = 0; i < s->n_opts; i++)
+        if (s->opts[i].level == level && s->opts[i].name == name)
+            return s->opts[i].value;
+    return fallback;
+}
+
+int sock_opt_set(struct sock *s, int level, int name, int value) {
+    for (int i = 0; i < s->n_opts; i++)
+        if (s->opts[i].level == level && s->opts[i].name == name) {
+            s->opts[i].value = value;
+            return 0;
+        }
+    if (s->n_opts == SOCK_MAX_OPTS)
+        return -ENOMEM;
+    s->opts[s->n_opts++] = (struct sock_opt){level, name, value};
     return 0;
 }
 
-uint64_t file_socket_pending(const struct file *f, bool outgoing) {
-    const struct sock_pair *p = pair_of(f);
-    return p->to[outgoing ? !side_of(f) : side_of(f)].len;
-}
+/* ------------------------------------------------------------ file ops */
 
 static int64_t sock_read(struct sandbox *sb, struct file *f, void *buf, uint64_t len) {
-    return file_socket_recv(sb, f, buf, len, 0);
+    struct sock *s = sock_of(f);
+    if (s->type != SOCK_STREAM) {
+        bool truncated;
+        return sock_dgram_recv(sb, f, buf, len, 0, NULL, NULL, &truncated);
+    }
+    return sock_stream_recv(sb, f, buf, len, 0, NULL);
 }
 
 static int64_t sock_write(struct sandbox *sb, struct file *f, const void *buf, uint64_t len) {
-    return file_socket_send(sb, f, buf, len, 0);
+    struct sock *s = sock_of(f);
+    if (s->type != SOCK_STREAM)
+        return sock_dgram_send(sb, f, NULL, NULL, buf, len, 0, NULL);
+    return sock_stream_send(sb, f, buf, len, 0, NULL);
 }
 
-static short sock_poll(struct sandbox *sb, struct file *f, short events) {
-    struct sock_pair *p = pair_of(f);
-    int side = side_of(f);
+static short stream_poll(const struct sock *s) {
+    const struct sock_pair *p = s->pair;
+    int side = s->side;
+    if (s->listening)
+        return s->n_pending ? POLLIN : 0;
+    if (!p) /* not connected */
+        return POLLOUT | POLLHUP;
     short r = 0;
     if (p->to[side].len || peer_done(p, side))
         r |= POLLIN;
@@ -107,52 +244,45 @@ static short sock_poll(struct sandbox *sb, struct file *f, short events) {
         r |= POLLOUT;
     if (p->ends[!side] == 0 || (p->shut_wr[side] && peer_done(p, side)))
         r |= POLLHUP;
+    return r;
+}
+
+static short dgram_poll(const struct sock *s) {
+    short r = s->rx ? POLLIN : 0;
+    if (!s->dpeer || s->dpeer->closed || s->dpeer->rx_bytes < SOCK_DGRAM_QUEUE)
+        r |= POLLOUT;
+    return r;
+}
+
+static short sock_poll(struct sandbox *sb, struct file *f, short events) {
+    struct sock *s = sock_of(f);
+    short r = s->type == SOCK_STREAM ? stream_poll(s) : dgram_poll(s);
+    if (s->so_error)
+        r |= POLLERR;
     return r & (events | POLLHUP | POLLERR);
 }
 
 static int sock_stat(struct sandbox *sb, struct file *f, struct stat *st) {
-    return file_anon_stat(st, S_IFSOCK | 0777, pair_of(f)->ino[side_of(f)], 0x8);
+    return file_anon_stat(st, S_IFSOCK | 0777, sock_of(f)->ino, 0x8);
 }
 
 static int64_t sock_ioctl(struct sandbox *sb, struct file *f, uint64_t req, uint64_t arg) {
-    if (req != 0x541B && req != 0x5411) /* FIONREAD (SIOCINQ), SIOCOUTQ */
+    struct sock *s = sock_of(f);
+    int n;
+    if (req == 0x541B) /* FIONREAD (SIOCINQ): bytes waiting, or the next datagram's size */
+        n = s->type != SOCK_STREAM ? (s->rx ? (int)s->rx->len : 0) : s->pair ? (int)s->pair->to[s->side].len : 0;
+    else if (req == 0x5411) /* SIOCOUTQ: bytes the peer has not taken */
+        n = s->pair ? (int)s->pair->to[!s->side].len : 0;
+    else
         return -ENOTTY;
-    int n = (int)file_socket_pending(f, req == 0x5411);
     return mm_copy_to(&sb->mm, arg, &n, sizeof(n));
 }
 
-static void sock_release(struct file *f) {
-    struct sock_pair *p = pair_of(f);
-    if (--p->ends[side_of(f)] == 0 && p->ends[!side_of(f)] == 0)
-        free(p);
-}
-
-static const struct file_ops sock_ops;
-
-/* Makes f a description of end side of p (counted in p->ends). */
-static void attach_end(struct file *f, struct sock_pair *p, int side) {
-    f->priv = p;
-    f->dir_cookie = (uint64_t)side;
-    p->ends[side]++;
-}
-
-static struct file *end_file(int flags) {
-    return file_new(&sock_ops, O_RDWR | (flags & O_NONBLOCK), NULL);
-}
+static void sock_release(struct file *f) { sock_close(sock_of(f)); }
 
 static struct file *sock_clone(struct file *f, struct fdt_clone_ctx *ctx) {
-    struct file *c = end_file(f->flags);
-    bool fresh;
-    struct sock_pair *copy =
-        c ? fdt_clone_shared_copy(ctx, pair_of(f), sizeof(*copy), &fresh) : NULL;
-    if (!copy) {
-        free(c);
-        return NULL;
-    }
-    if (fresh)
-        copy->ends[0] = copy->ends[1] = 0; /* counted as its ends are cloned */
-    attach_end(c, copy, side_of(f));
-    return c;
+    struct sock *copy = sock_copy(ctx, sock_of(f));
+    return copy ? sock_file_new(copy, f->flags) : NULL;
 }
 
 static const struct file_ops sock_ops = {
@@ -166,24 +296,32 @@ static const struct file_ops sock_ops = {
     .clone = sock_clone,
 };
 
-bool file_is_socket(const struct file *f) { return f->ops == &sock_ops; }
-
-int file_socketpair_new(int flags, struct file *out[2]) {
-    struct sock_pair *p = calloc(1, sizeof(*p));
-    if (!p)
-        return -ENOMEM;
-    static uint64_t next_ino; /* shared by every sandbox of the process */
-    p->ino[0] = __atomic_add_fetch(&next_ino, 1, __ATOMIC_RELAXED);
-    p->ino[1] = __atomic_add_fetch(&next_ino, 1, __ATOMIC_RELAXED);
-    out[0] = end_file(flags);
-    out[1] = end_file(flags);
-    if (!out[0] || !out[1]) {
-        free(out[0]);
-        free(out[1]);
-        free(p);
+int file_socketpair_new(int type, int flags, struct file *out[2]) {
+    struct sock *a = sock_new(AF_UNIX, type, 0), *b = sock_new(AF_UNIX, type, 0);
+    int err = a && b ? 0 : -ENOMEM;
+    if (err == 0 && type == SOCK_STREAM) {
+        err = sock_connect_pair(a, b);
+    } else if (err == 0) { /* datagrams: each names the other as its peer */
+        a->dpeer = b;
+        b->dpeer = a;
+        sock_get(a);
+        sock_get(b);
+        a->connected = b->connected = true;
+    }
+    if (err < 0) {
+        if (a)
+            sock_close(a);
+        if (b)
+            sock_close(b);
+        return err;
+    }
+    if (!(out[0] = sock_file_new(a, flags))) {
+        sock_close(b);
         return -ENOMEM;
     }
-    attach_end(out[0], p, 0);
-    attach_end(out[1], p, 1);
+    if (!(out[1] = sock_file_new(b, flags))) {
+        file_put(out[0]);
+        return -ENOMEM;
+    }
     return 0;
 }

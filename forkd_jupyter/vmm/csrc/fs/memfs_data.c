@@ -287,7 +287,7 @@ int memfs_getattr(struct memfs *fs, struct memfs_node *n, struct stat *st) {
     st->st_atim = n->atime;
     st->st_mtim = n->mtime;
     st->st_ctim = n->ctime;
-    if (memfs_is_reg(n)) {
+    if (memfs_is_data(n)) {
         st->st_nlink = n->nlink;
         st->st_size = (off_t)n->u.file.size;
         st->st_blocks = (blkcnt_t)((n->u.file.alloc + 511) / 512);

@@ -79,7 +79,7 @@ static struct memfs_node *memfs_node_copy(struct memfs *dst, const struct memfs_
     n->atime = s->atime;
     n->mtime = s->mtime;
     n->ctime = s->ctime;
-    if (memfs_is_reg(s)) {
+    if (memfs_is_data(s)) {
         const struct memfs_file *sf = &s->u.file;
         struct memfs_file *f = &n->u.file;
         if (sf->nslots) {

@@ -151,7 +151,7 @@ int memfs_node_create(struct memfs *fs, uint32_t mode, struct memfs_node **out) 
  * was charged for. */
 uint64_t memfs_node_release(struct memfs_node *n) {
     uint64_t charged = MEMFS_NODE_CHARGE;
-    if (memfs_is_reg(n)) {
+    if (memfs_is_data(n)) {
         struct memfs_file *f = &n->u.file;
         for (uint64_t i = 0; i < f->nslots; i++)
             if (f->slots[i])

@@ -75,7 +75,7 @@ int fj_snapshot_spawn(fj_snapshot *snap, int ctl_fd, fj_sandbox **out) {
         err = -ENOMEM;
         goto fail;
     }
-    if ((err = fdt_clone(&sb->fdt, &snap->fdt, sb->view)) < 0)
+    if ((err = fdt_clone(&sb->fdt, &snap->fdt, sb->view, sb->procs)) < 0)
         goto fail;
     memfs_drop_clone_holds(fs_view_layer(sb->view));
     file_stdio_attach_ctl(&sb->fdt, sb->ctl_host_fd);

@@ -68,7 +68,7 @@ static int capture_vmm_state(struct sandbox *sb, struct snapshot *snap)
     memcpy(snap->exe_path, sb->exe_path, sizeof(snap->exe_path));
     if (!(snap->view = fs_view_clone(sb->view)))
         return -ENOMEM;
-    if ((err = fdt_clone(&snap->fdt, &sb->fdt, snap->view)) < 0)
+    if ((err = fdt_clone(&snap->fdt, &sb->fdt, snap->view, NULL)) < 0)
         return err;
     memfs_drop_clone_holds(fs_view_layer(snap->view));
     snap->logical_bytes = sb->mm.mapped_bytes;

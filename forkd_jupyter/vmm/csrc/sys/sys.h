@@ -47,6 +47,8 @@ extern const struct sys_entry sys_time_entries[];
 extern const size_t sys_time_count;
 extern const struct sys_entry sys_socket_entries[];
 extern const size_t sys_socket_count;
+extern const struct sys_entry sys_socket_msg_entries[];
+extern const size_t sys_socket_msg_count;
 extern const struct sys_entry sys_epoll_entries[];
 extern const size_t sys_epoll_count;
 extern const struct sys_entry sys_itimer_entries[];

@@ -99,6 +99,8 @@ static int64_t open_resolved(struct sandbox *sb, struct view_node *n, int flags,
             return -EEXIST;
         if (n->is_link)
             return (flags & O_PATH) ? -EOPNOTSUPP : -ELOOP;
+        if (S_ISSOCK(memfs_node_mode(n->node)) && !(flags & O_PATH))
+            return -ENXIO; /* a bound socket's name: reached by connect only */
         bool dir = S_ISDIR(memfs_node_mode(n->node));
         if (dir && (writable || (flags & O_CREAT)))
             return -EISDIR;

@@ -26,6 +26,7 @@ static const struct family families[] = {
     {"signals", sys_signal_entries, &sys_signal_count},
     {"time", sys_time_entries, &sys_time_count},
     {"sockets", sys_socket_entries, &sys_socket_count},
+    {"sockets", sys_socket_msg_entries, &sys_socket_msg_count},
     {"events", sys_epoll_entries, &sys_epoll_count},
     {"misc", sys_misc_entries, &sys_misc_count},
     {"time", sys_itimer_entries, &sys_itimer_count},

@@ -1,0 +1,328 @@
+"""Sockets inside the sandbox: AF_UNIX (paths, abstract names, datagrams,
+descriptors passed with SCM_RIGHTS) and TCP/UDP on 127.0.0.1 and ::1
+between the sandbox's own threads and processes, what the standard library
+builds on them (a local HTTP server and its client, multiprocessing's
+managers and forkserver, asyncio servers), branching a sandbox that
+listens, and that nothing outside the sandbox is reachable: not the host's
+loopback, not its abstract names, not another sandbox, not the network."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+from guest_helpers import run_ok, value
+
+from forkd_jupyter.vmm import Sandbox
+
+pytestmark = pytest.mark.kvm
+
+ERRNAME = (
+    "import errno\n"
+    "def err(f):\n"
+    "    try:\n"
+    "        f()\n"
+    "        return None\n"
+    "    except OSError as e:\n"
+    "        return errno.errorcode.get(e.errno, type(e).__name__)\n"
+)
+
+
+def test_unix_path_sockets_between_processes(sandbox):
+    run_ok(
+        sandbox,
+        ERRNAME + "import os, socket, stat\n"
+        "path = '/tmp/echo.sock'\n"
+        "srv = socket.socket(socket.AF_UNIX)\n"
+        "srv.bind(path)\n"
+        "srv.listen()\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    c = socket.socket(socket.AF_UNIX)\n"
+        "    c.connect(path)\n"
+        "    c.sendall(b'from child ' + str(os.getpid()).encode())\n"
+        "    c.shutdown(socket.SHUT_WR)\n"
+        "    os._exit(0 if c.recv(100) == b'ok' else 3)\n"
+        "conn, peer = srv.accept()\n"
+        "got = b''\n"
+        "while chunk := conn.recv(7):\n"
+        "    got += chunk\n"
+        "conn.sendall(b'ok')\n"
+        "status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])\n"
+        "unix = [got == b'from child ' + str(pid).encode(), status, peer, srv.getsockname(),\n"
+        "        stat.S_ISSOCK(os.stat(path).st_mode), err(lambda: open(path)),\n"
+        "        err(lambda: socket.socket(socket.AF_UNIX).bind(path)),\n"
+        "        err(lambda: socket.socket(socket.AF_UNIX).bind('/usr/x.sock'))]\n"
+        "srv.close()\n"
+        "unix.append(err(lambda: socket.socket(socket.AF_UNIX).connect(path)))  # closed\n"
+        "os.unlink(path)\n"
+        "unix.append(err(lambda: socket.socket(socket.AF_UNIX).connect(path)))\n"
+        "unix.append(err(lambda: socket.socket(socket.AF_UNIX).connect('/etc/passwd')))",
+    )
+    assert value(sandbox, "unix") == [
+        True,
+        0,
+        "",  # the client was unnamed
+        "/tmp/echo.sock",
+        True,
+        "ENXIO",
+        "EADDRINUSE",
+        "EROFS",
+        "ECONNREFUSED",
+        "ENOENT",
+        "ECONNREFUSED",
+    ]
+
+
+def test_abstract_names_datagrams_and_passing_descriptors(sandbox):
+    run_ok(
+        sandbox,
+        ERRNAME + "import os, socket\n"
+        "a = socket.socket(socket.AF_UNIX)\n"
+        "a.bind('\\0forkd-abstract')\n"
+        "a.listen()\n"
+        "dup = err(lambda: socket.socket(socket.AF_UNIX).bind('\\0forkd-abstract'))\n"
+        "auto = socket.socket(socket.AF_UNIX)\n"
+        "auto.bind('')\n"  # autobind: five hex digits
+        "c = socket.socket(socket.AF_UNIX)\n"
+        "c.connect('\\0forkd-abstract')\n"
+        "# datagrams: named, and a pair\n"
+        "d1 = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n"
+        "d1.bind('/tmp/d1')\n"
+        "d2 = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n"
+        "d2.bind('/tmp/d2')\n"
+        "d2.sendto(b'one', '/tmp/d1')\n"
+        "d2.sendto(b'two!', '/tmp/d1')\n"
+        "first = d1.recvfrom(2)\n"  # a datagram is read whole or cut, never split
+        "second = d1.recvfrom(100)\n"
+        "p, q = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)\n"
+        "p.send(b'x' * 10)\n"
+        "p.send(b'y')\n"
+        "pair = [q.recv(100), q.recv(100)]\n"
+        "# a pipe's write end, sent by a child process to its parent\n"
+        "s1, s2 = socket.socketpair()\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    r, w = os.pipe()\n"
+        "    socket.send_fds(s2, [b'fd'], [w])\n"
+        "    os.close(w)\n"
+        "    os._exit(0 if os.read(r, 100) == b'written by the parent' else 4)\n"
+        "msg, fds, flags, _ = socket.recv_fds(s1, 10, 4)\n"
+        "os.write(fds[0], b'written by the parent')\n"
+        "os.close(fds[0])\n"
+        "status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])\n"
+        "named = [dup, len(auto.getsockname()), auto.getsockname()[:1], a.accept()[0].getsockname(),\n"
+        "         first, second, pair, msg, len(fds), status]",
+    )
+    assert value(sandbox, "named") == [
+        "EADDRINUSE",
+        6,
+        b"\0",
+        b"\0forkd-abstract",
+        (b"on", "/tmp/d2"),
+        (b"two!", "/tmp/d2"),
+        [b"x" * 10, b"y"],
+        b"fd",
+        1,
+        0,
+    ]
+
+
+def test_tcp_and_udp_on_loopback(sandbox):
+    run_ok(
+        sandbox,
+        ERRNAME + "import socket, subprocess, sys, threading, urllib.request\n"
+        "srv = socket.create_server(('127.0.0.1', 0))\n"
+        "port = srv.getsockname()[1]\n"
+        "def echo():\n"
+        "    conn, _ = srv.accept()\n"
+        "    with conn:\n"
+        "        while data := conn.recv(65536):\n"
+        "            conn.sendall(data.upper())\n"
+        "t = threading.Thread(target=echo)\n"
+        "t.start()\n"
+        "c = socket.create_connection(('localhost', port))\n"
+        "c.sendall(b'abc' * 100000)\n"
+        "c.shutdown(socket.SHUT_WR)\n"
+        "back = b''\n"
+        "while data := c.recv(65536):\n"
+        "    back += data\n"
+        "t.join()\n"
+        "tcp = [back == b'ABC' * 100000, c.getpeername() == ('127.0.0.1', port),\n"
+        "       err(lambda: socket.create_server(('127.0.0.1', port))),\n"
+        "       err(lambda: socket.socket().bind(('192.0.2.1', 0)))]\n"
+        "# dual stack: a v6 server on :: takes v4 clients\n"
+        "s6 = socket.create_server(('::', 0), family=socket.AF_INET6, dualstack_ipv6=True)\n"
+        "p6 = s6.getsockname()[1]\n"
+        "socket.create_connection(('127.0.0.1', p6))\n"
+        "socket.create_connection(('::1', p6))\n"
+        "tcp += [s6.accept()[1][0], s6.accept()[1][0]]\n"
+        "# UDP\n"
+        "u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "u.bind(('127.0.0.1', 0))\n"
+        "v = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "v.sendto(b'ping', u.getsockname())\n"
+        "data, sender = u.recvfrom(100)\n"
+        "u.sendto(b'pong', sender)\n"
+        "lonely = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "lonely.connect(('127.0.0.1', 9))\n"  # nobody there
+        "lonely.send(b'?')\n"
+        "udp = [data, v.recv(100), err(lambda: lonely.recv(1))]\n"
+        "# a server in another process, the standard library's client\n"
+        "http = subprocess.Popen([sys.executable, '-m', 'http.server', '0', '--bind', '127.0.0.1',\n"
+        "                         '--directory', '/tmp'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)\n"
+        "banner = http.stdout.readline().decode()\n"
+        "hport = int(banner.split(' port ')[1].split()[0])\n"
+        "open('/tmp/page.txt', 'w').write('served from the sandbox')\n"
+        "page = urllib.request.urlopen(f'http://127.0.0.1:{hport}/page.txt', timeout=20).read()\n"
+        "http.terminate()\n"
+        "http.wait()",
+    )
+    assert value(sandbox, "tcp") == [True, True, "EADDRINUSE", "EADDRNOTAVAIL", "::ffff:127.0.0.1", "::1"]
+    assert value(sandbox, "udp") == [b"ping", b"pong", "ECONNREFUSED"]
+    assert value(sandbox, "page") == b"served from the sandbox"
+
+
+def test_multiprocessing_managers_forkserver_and_asyncio_servers(sandbox):
+    run_ok(
+        sandbox,
+        "import asyncio, multiprocessing as mp, os, tempfile\n"
+        "from multiprocessing.connection import Client, Listener\n"
+        "with mp.Manager() as m:\n"  # an AF_UNIX listener in a temporary directory
+        "    shared = m.dict()\n"
+        "    with mp.get_context('fork').Pool(2) as p:\n"
+        "        p.starmap(shared.__setitem__, [(i, i * i) for i in range(4)])\n"
+        "    managed = dict(shared)\n"
+        "with mp.get_context('forkserver').Pool(2) as p:\n"  # descriptors passed to the server
+        "    forkserver = p.map(abs, [-1, -2, -3])\n"
+        "with Listener(('127.0.0.1', 0), authkey=b'k') as listener:\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
+        "        with Client(listener.address, authkey=b'k') as c:\n"
+        "            c.send({'answer': 42})\n"
+        "        os._exit(0)\n"
+        "    with listener.accept() as conn:\n"
+        "        sent = conn.recv()\n"
+        "    os.waitpid(pid, 0)\n"
+        "async def main():\n"
+        "    async def handle(r, w):\n"
+        "        w.write((await r.readline()).upper())\n"
+        "        await w.drain()\n"
+        "        w.close()\n"
+        "    out = []\n"
+        "    tcp = await asyncio.start_server(handle, '127.0.0.1', 0)\n"
+        "    path = os.path.join(tempfile.mkdtemp(), 's')\n"
+        "    unix = await asyncio.start_unix_server(handle, path)\n"
+        "    for opened in (asyncio.open_connection('127.0.0.1', tcp.sockets[0].getsockname()[1]),\n"
+        "                   asyncio.open_unix_connection(path)):\n"
+        "        r, w = await opened\n"
+        "        w.write(b'hi\\n')\n"
+        "        out.append(await r.readline())\n"
+        "        w.close()\n"
+        "    tcp.close()\n"
+        "    unix.close()\n"
+        "    return out\n"
+        "served = asyncio.run(main())",
+    )
+    assert value(sandbox, "managed") == {0: 0, 1: 1, 2: 4, 3: 9}
+    assert value(sandbox, "forkserver") == [1, 2, 3]
+    assert value(sandbox, "sent") == {"answer": 42}
+    assert value(sandbox, "served") == [b"HI\n", b"HI\n"]
+
+
+def test_nothing_outside_the_sandbox_is_reachable(sandbox):
+    host_tcp = socket.create_server(("127.0.0.1", 0))
+    host_tcp.settimeout(3)
+    host_udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    host_udp.bind(("127.0.0.1", 0))
+    host_udp.settimeout(1)
+    host_abstract = socket.socket(socket.AF_UNIX)
+    host_abstract.bind(b"\0forkd-host-only")
+    host_abstract.listen()
+    accepted = []
+    t = threading.Thread(target=lambda: accepted.append(_accept(host_tcp)))
+    t.start()
+    tcp_port, udp_port = host_tcp.getsockname()[1], host_udp.getsockname()[1]
+    run_ok(
+        sandbox,
+        ERRNAME + "import socket\n"
+        "u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "u.sendto(b'leak', ('127.0.0.1', %d))\n"
+        "outside = [err(lambda: socket.create_connection(('127.0.0.1', %d), timeout=2)),\n"
+        "           err(lambda: socket.socket(socket.AF_UNIX).connect('\\0forkd-host-only')),\n"
+        "           err(lambda: socket.create_connection(('192.0.2.1', 80), timeout=2)),\n"
+        "           err(lambda: socket.create_connection(('2001:db8::1', 80), timeout=2)),\n"
+        "           err(lambda: u.sendto(b'x', ('8.8.8.8', 53))),\n"
+        "           err(lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW)),\n"
+        "           err(lambda: socket.socket(socket.AF_INET, socket.SOCK_RAW, 1)),\n"
+        "           err(lambda: socket.getaddrinfo('example.com', 80))]" % (udp_port, tcp_port),
+    )
+    t.join()
+    outside = value(sandbox, "outside")
+    assert outside[:7] == [
+        "ECONNREFUSED",
+        "ECONNREFUSED",
+        "ENETUNREACH",
+        "ENETUNREACH",
+        "ENETUNREACH",
+        "EAFNOSUPPORT",
+        "EPERM",
+    ]
+    assert outside[7] is not None  # no resolver reaches out: a gaierror
+    assert accepted == [None]
+    with pytest.raises(TimeoutError):
+        host_udp.recvfrom(10)
+    for s in (host_tcp, host_udp, host_abstract):
+        s.close()
+
+
+def _accept(server):
+    try:
+        return server.accept()
+    except OSError:
+        return None
+
+
+def test_each_sandbox_has_its_own_ports_and_a_branch_gets_a_copy(sandbox):
+    """A server listening in one sandbox is invisible to another; a live
+    branch of a sandbox whose thread waits in accept serves on the same port
+    in the child, each side independently."""
+    run_ok(
+        sandbox,
+        "import socket, threading\n"
+        "srv = socket.create_server(('127.0.0.1', 0))\n"
+        "port = srv.getsockname()[1]\n"
+        "def serve(tag):\n"
+        "    while True:\n"
+        "        conn, _ = srv.accept()\n"
+        "        with conn:\n"
+        "            conn.sendall(tag[0] + conn.recv(100))\n"
+        "tag = [b'source:']\n"
+        "threading.Thread(target=serve, args=(tag,), daemon=True).start()\n"
+        "def ask(msg):\n"
+        "    with socket.create_connection(('127.0.0.1', port)) as c:\n"
+        "        c.sendall(msg)\n"
+        "        return c.recv(100)",
+    )
+    port = value(sandbox, "port")
+    other = Sandbox.spawn(memory_mib=512)
+    try:
+        run_ok(
+            other,
+            ERRNAME + f"import socket\nelsewhere = err(lambda: socket.create_connection(('127.0.0.1', {port})))",
+        )
+        assert value(other, "elsewhere") == "ECONNREFUSED"
+    finally:
+        other.close()
+    assert value(sandbox, "ask(b'one')") == b"source:one"
+    snap = sandbox.snapshot(mode="live")
+    (child,) = snap.spawn()
+    try:
+        run_ok(child, "tag[0] = b'child:'")
+        assert value(child, "ask(b'two')") == b"child:two"
+        assert value(child, "srv.getsockname()[1]") == port
+        assert value(sandbox, "ask(b'three')") == b"source:three"
+    finally:
+        child.close()
+        snap.close()
