@@ -112,7 +112,8 @@ def test_abstract_names_datagrams_and_passing_descriptors(sandbox):
         "os.write(fds[0], b'written by the parent')\n"
         "os.close(fds[0])\n"
         "status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])\n"
-        "named = [dup, len(auto.getsockname()), auto.getsockname()[:1], a.accept()[0].getsockname(),\n"
+        "accepted_name = a.accept()[0].getsockname()\n"
+        "named = [dup, len(auto.getsockname()), auto.getsockname()[:1], accepted_name,\n"
         "         first, second, pair, msg, len(fds), status]",
     )
     assert value(sandbox, "named") == [
@@ -170,8 +171,9 @@ def test_tcp_and_udp_on_loopback(sandbox):
         "lonely.send(b'?')\n"
         "udp = [data, v.recv(100), err(lambda: lonely.recv(1))]\n"
         "# a server in another process, the standard library's client\n"
-        "http = subprocess.Popen([sys.executable, '-m', 'http.server', '0', '--bind', '127.0.0.1',\n"
-        "                         '--directory', '/tmp'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)\n"
+        "argv = [sys.executable, '-m', 'http.server', '0', '--bind', '127.0.0.1',\n"
+        "        '--directory', '/tmp']\n"
+        "http = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)\n"
         "banner = http.stdout.readline().decode()\n"
         "hport = int(banner.split(' port ')[1].split()[0])\n"
         "open('/tmp/page.txt', 'w').write('served from the sandbox')\n"
@@ -179,7 +181,14 @@ def test_tcp_and_udp_on_loopback(sandbox):
         "http.terminate()\n"
         "http.wait()",
     )
-    assert value(sandbox, "tcp") == [True, True, "EADDRINUSE", "EADDRNOTAVAIL", "::ffff:127.0.0.1", "::1"]
+    assert value(sandbox, "tcp") == [
+        True,
+        True,
+        "EADDRINUSE",
+        "EADDRNOTAVAIL",
+        "::ffff:127.0.0.1",
+        "::1",
+    ]
     assert value(sandbox, "udp") == [b"ping", b"pong", "ECONNREFUSED"]
     assert value(sandbox, "page") == b"served from the sandbox"
 
@@ -214,7 +223,8 @@ def test_multiprocessing_managers_forkserver_and_asyncio_servers(sandbox):
         "    tcp = await asyncio.start_server(handle, '127.0.0.1', 0)\n"
         "    path = os.path.join(tempfile.mkdtemp(), 's')\n"
         "    unix = await asyncio.start_unix_server(handle, path)\n"
-        "    for opened in (asyncio.open_connection('127.0.0.1', tcp.sockets[0].getsockname()[1]),\n"
+        "    tcp_port = tcp.sockets[0].getsockname()[1]\n"
+        "    for opened in (asyncio.open_connection('127.0.0.1', tcp_port),\n"
         "                   asyncio.open_unix_connection(path)):\n"
         "        r, w = await opened\n"
         "        w.write(b'hi\\n')\n"
@@ -248,15 +258,15 @@ def test_nothing_outside_the_sandbox_is_reachable(sandbox):
         sandbox,
         ERRNAME + "import socket\n"
         "u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
-        "u.sendto(b'leak', ('127.0.0.1', %d))\n"
-        "outside = [err(lambda: socket.create_connection(('127.0.0.1', %d), timeout=2)),\n"
+        f"u.sendto(b'leak', ('127.0.0.1', {udp_port}))\n"
+        f"outside = [err(lambda: socket.create_connection(('127.0.0.1', {tcp_port}), timeout=2)),\n"
         "           err(lambda: socket.socket(socket.AF_UNIX).connect('\\0forkd-host-only')),\n"
         "           err(lambda: socket.create_connection(('192.0.2.1', 80), timeout=2)),\n"
         "           err(lambda: socket.create_connection(('2001:db8::1', 80), timeout=2)),\n"
         "           err(lambda: u.sendto(b'x', ('8.8.8.8', 53))),\n"
         "           err(lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW)),\n"
         "           err(lambda: socket.socket(socket.AF_INET, socket.SOCK_RAW, 1)),\n"
-        "           err(lambda: socket.getaddrinfo('example.com', 80))]" % (udp_port, tcp_port),
+        "           err(lambda: socket.getaddrinfo('example.com', 80))]",
     )
     t.join()
     outside = value(sandbox, "outside")
@@ -319,7 +329,8 @@ def test_each_sandbox_has_its_own_ports_and_a_branch_gets_a_copy(fresh):
     try:
         run_ok(
             other,
-            ERRNAME + f"import socket\nelsewhere = err(lambda: socket.create_connection(('127.0.0.1', {port})))",
+            ERRNAME + "import socket\n"
+            f"elsewhere = err(lambda: socket.create_connection(('127.0.0.1', {port})))",
         )
         assert value(other, "elsewhere") == "ECONNREFUSED"
     finally:

@@ -17,58 +17,6 @@ static const struct file_ops sock_ops;
 struct sock *sock_of(const struct file *f) { return f && f->ops == &sock_ops ? f->priv : NULL; }
 bool file_is_socket(const struct file *f) { return sock_of(f) != NULL; }
 
-struct sock *sock_new(int domain, int type, int protocol) {
-    struct sock *s = calloc(1, sizeof(*s));
-    if (!s)
-        return NULL;
-    static uint64_t next_ino; /* shared by every sandbox of the process */
-    s->ino = __atomic_add_fetch(&next_ino, 1, __ATOMIC_RELAXED);
-    s->refs = 1;
-    s->domain = domain;
-    s->type = type;
-    s->protocol = protocol;
-    s->pending_tail = &s->pending;
-    s->rx_tail = &s->rx;
-    return s;
-}
-
-void sock_get(struct sock *s) { s->refs++; }
-
-void sock_put(struct sock *s) {
-    if (s && --s->refs == 0)
-        free(s);
-}
-
-void sock_rights_free(struct sock_rights *r) {
-    while (r) {
-        struct sock_rights *next = r->next;
-        for (int i = 0; i < r->n; i++)
-            file_put(r->files[i]);
-        free(r);
-        r = next;
-    }
-}
-
-static void pair_release_end(struct sock_pair *p, int side) {
-    if (--p->ends[side] > 0 || p->ends[!side] > 0)
-        return;
-    sock_rights_free(p->rights[0]);
-    sock_rights_free(p->rights[1]);
-    free(p);
-}
-
-int sock_connect_pair(struct sock *a, struct sock *b) {
-    struct sock_pair *p = calloc(1, sizeof(*p));
-    if (!p)
-        return -ENOMEM;
-    a->pair = b->pair = p;
-    a->side = 0;
-    b->side = 1;
-    p->ends[0] = p->ends[1] = 1;
-    a->connected = b->connected = true;
-    return 0;
-}
-
 /* The description is gone: the name is free again, waiting connections and
  * datagrams are dropped, the peer sees the end of the stream. */
 static void sock_close(struct sock *s) {
@@ -82,7 +30,7 @@ static void sock_close(struct sock *s) {
     }
     s->n_pending = 0;
     if (s->pair)
-        pair_release_end(s->pair, s->side);
+        sock_pair_release(s->pair, s->side);
     s->pair = NULL;
     sock_put(s->dpeer);
     s->dpeer = NULL;
@@ -157,8 +105,8 @@ static bool peer_gone(const void *file) {
     return p->shut_wr[s->side] || p->ends[!s->side] == 0 || p->shut_rd[!s->side];
 }
 
-int64_t sock_stream_send(struct sandbox *sb, struct file *f, const void *buf, uint64_t len, int flags,
-                         struct sock_rights **rights) {
+int64_t sock_stream_send(struct sandbox *sb, struct file *f, const void *buf, uint64_t len,
+                         int flags, struct sock_rights **rights) {
     struct sock *s = sock_of(f);
     if (!s->pair && s->domain == AF_UNIX)
         return -ENOTCONN;
@@ -189,34 +137,13 @@ int64_t sock_stream_send(struct sandbox *sb, struct file *f, const void *buf, ui
     return r;
 }
 
-/* ------------------------------------------------------------ options */
-
-int sock_opt_get(const struct sock *s, int level, int name, int fallback) {
-    for (int i = 0; i < s->n_opts; i++)
-        if (s->opts[i].level == level && s->opts[i].name == name)
-            return s->opts[i].value;
-    return fallback;
-}
-
-int sock_opt_set(struct sock *s, int level, int name, int value) {
-    for (int i = 0; i < s->n_opts; i++)
-        if (s->opts[i].level == level && s->opts[i].name == name) {
-            s->opts[i].value = value;
-            return 0;
-        }
-    if (s->n_opts == SOCK_MAX_OPTS)
-        return -ENOMEM;
-    s->opts[s->n_opts++] = (struct sock_opt){level, name, value};
-    return 0;
-}
-
 /* ------------------------------------------------------------ file ops */
 
 static int64_t sock_read(struct sandbox *sb, struct file *f, void *buf, uint64_t len) {
     struct sock *s = sock_of(f);
     if (s->type != SOCK_STREAM) {
         bool truncated;
-        return sock_dgram_recv(sb, f, buf, len, 0, NULL, NULL, &truncated);
+        return sock_dgram_recv(sb, s, sock_nonblocking(f, 0), buf, len, 0, NULL, NULL, &truncated);
     }
     return sock_stream_recv(sb, f, buf, len, 0, NULL);
 }
@@ -224,7 +151,7 @@ static int64_t sock_read(struct sandbox *sb, struct file *f, void *buf, uint64_t
 static int64_t sock_write(struct sandbox *sb, struct file *f, const void *buf, uint64_t len) {
     struct sock *s = sock_of(f);
     if (s->type != SOCK_STREAM)
-        return sock_dgram_send(sb, f, NULL, NULL, buf, len, 0, NULL);
+        return sock_dgram_send(sb, s, sock_nonblocking(f, 0), NULL, NULL, buf, len, NULL);
     return sock_stream_send(sb, f, buf, len, 0, NULL);
 }
 
@@ -270,7 +197,9 @@ static int64_t sock_ioctl(struct sandbox *sb, struct file *f, uint64_t req, uint
     struct sock *s = sock_of(f);
     int n;
     if (req == 0x541B) /* FIONREAD (SIOCINQ): bytes waiting, or the next datagram's size */
-        n = s->type != SOCK_STREAM ? (s->rx ? (int)s->rx->len : 0) : s->pair ? (int)s->pair->to[s->side].len : 0;
+        n = s->type != SOCK_STREAM ? (s->rx ? (int)s->rx->len : 0)
+            : s->pair              ? (int)s->pair->to[s->side].len
+                                   : 0;
     else if (req == 0x5411) /* SIOCOUTQ: bytes the peer has not taken */
         n = s->pair ? (int)s->pair->to[!s->side].len : 0;
     else

@@ -3,10 +3,12 @@
  * VMM and reach only each other: no host socket is ever made, so no host
  * loopback, daemon socket, other sandbox or outside address is reachable.
  *
- * The parts: file_socket.c (a socket's life, its file ops, the stream data
- * path of a connection), sock_names.c (addresses and the sandbox's table of
- * bound sockets), sock_conn.c (listen, connect, accept), sock_dgram.c
- * (datagrams), sock_clone.c (a branch's copies).
+ * The parts, each calling only those listed before it: sock_core.c (making
+ * a socket, references, a connection's pair, descriptors in flight,
+ * options), sock_names.c (addresses and the sandbox's table of bound
+ * sockets), sock_dgram.c (datagrams), sock_clone.c (a branch's copies),
+ * file_socket.c (the file of a socket: its life, its ops, the stream data
+ * path of a connection), sock_conn.c (listen, connect, accept).
  *
  * Invariants, all under the sandbox's big_lock (one per sandbox, shared by
  * its processes):
@@ -30,11 +32,11 @@
 #include "core/sandbox.h"
 #include "file/ring.h"
 
-#define SOCK_MAX_RIGHTS 253       /* SCM_MAX_FD */
-#define SOCK_DGRAM_QUEUE 212992   /* bytes a datagram socket queues (Linux's default rmem) */
-#define SOCK_MAX_PENDING 4096     /* SOMAXCONN */
-#define SOCK_MAX_OPTS 24          /* options set with setsockopt that are kept */
-#define SOCK_EPHEMERAL_LO 32768   /* ports given to bind(0) and autobind */
+#define SOCK_MAX_RIGHTS 253     /* SCM_MAX_FD */
+#define SOCK_DGRAM_QUEUE 212992 /* bytes a datagram socket queues (Linux's default rmem) */
+#define SOCK_MAX_PENDING 4096   /* SOMAXCONN */
+#define SOCK_MAX_OPTS 24        /* options set with setsockopt that are kept */
+#define SOCK_EPHEMERAL_LO 32768 /* ports given to bind(0) and autobind */
 #define SOCK_EPHEMERAL_HI 60999
 
 struct sock_addr {
@@ -58,11 +60,11 @@ struct sock_rights {
 
 struct sock_pair {
     struct ring to[2];
-    int ends[2];     /* sockets holding each end (0 or 1) */
-    bool shut_wr[2]; /* end i will send no more */
-    bool shut_rd[2]; /* end i will receive no more */
-    uint64_t put[2], got[2];          /* bytes ever put into and taken out of to[i] */
-    struct sock_rights *rights[2];    /* in flight towards end i, in order of at */
+    int ends[2];                   /* sockets holding each end (0 or 1) */
+    bool shut_wr[2];               /* end i will send no more */
+    bool shut_rd[2];               /* end i will receive no more */
+    uint64_t put[2], got[2];       /* bytes ever put into and taken out of to[i] */
+    struct sock_rights *rights[2]; /* in flight towards end i, in order of at */
 };
 
 struct sock_msg {
@@ -114,22 +116,15 @@ struct sock {
     struct sock_opt opts[SOCK_MAX_OPTS];
 };
 
-/* file_socket.c */
-struct file *sock_file_new(struct sock *s, int flags); /* takes over a reference */
+/* sock_core.c */
 struct sock *sock_new(int domain, int type, int protocol);
-struct sock *sock_of(const struct file *f); /* NULL unless a socket */
 void sock_get(struct sock *s);
 void sock_put(struct sock *s);
 /* A connection of a's end 0 and b's end 1; -ENOMEM. */
 int sock_connect_pair(struct sock *a, struct sock *b);
+/* The socket holding end side of p lets go of it; the last frees p. */
+void sock_pair_release(struct sock_pair *p, int side);
 void sock_rights_free(struct sock_rights *r);
-/* A stream connection's recv/send; rights: sent along (taken over) or
- * received (set when some came, the caller installs or frees them). */
-int64_t sock_stream_recv(struct sandbox *sb, struct file *f, void *buf, uint64_t len, int flags,
-                         struct sock_rights **rights);
-int64_t sock_stream_send(struct sandbox *sb, struct file *f, const void *buf, uint64_t len, int flags,
-                         struct sock_rights **rights);
-bool sock_nonblocking(const struct file *f, int flags);
 int sock_opt_get(const struct sock *s, int level, int name, int fallback);
 int sock_opt_set(struct sock *s, int level, int name, int value);
 
@@ -148,26 +143,40 @@ void sock_unbind(struct sock *s);
 /* The live socket of type bound to a (listening, for streams), or NULL;
  * ino for paths. */
 struct sock *sock_lookup(struct sb_procs *space, int type, const struct sock_addr *a, uint64_t ino);
-/* Registers a branch's copy under its name in space (sock_clone.c). */
+/* Registers a branch's copy under its name in space (for sock_clone.c). */
 void sock_register(struct sb_procs *space, struct sock *s);
+
+/* sock_dgram.c */
+int64_t sock_dgram_send(struct sandbox *sb, struct sock *s, bool nonblock, struct sock *to,
+                        const struct sock_addr *addr, const void *buf, uint64_t len,
+                        struct sock_rights **rights);
+/* Returns the datagram's length (full length with MSG_TRUNC), *truncated. */
+int64_t sock_dgram_recv(struct sandbox *sb, struct sock *s, bool nonblock, void *buf, uint64_t len,
+                        int flags, struct sock_addr *from, struct sock_rights **rights,
+                        bool *truncated);
+void sock_dgram_drop_all(struct sock *s);
+
+/* sock_clone.c */
+struct sock *sock_copy(struct fdt_clone_ctx *ctx, struct sock *s);
+
+/* file_socket.c */
+struct file *sock_file_new(struct sock *s, int flags); /* takes over a reference */
+struct sock *sock_of(const struct file *f);            /* NULL unless a socket */
+/* A stream connection's recv/send; rights: sent along (taken over) or
+ * received (set when some came, the caller installs or frees them). */
+int64_t sock_stream_recv(struct sandbox *sb, struct file *f, void *buf, uint64_t len, int flags,
+                         struct sock_rights **rights);
+int64_t sock_stream_send(struct sandbox *sb, struct file *f, const void *buf, uint64_t len,
+                         int flags, struct sock_rights **rights);
+bool sock_nonblocking(const struct file *f, int flags);
 
 /* sock_conn.c */
 int sock_listen(struct sandbox *sb, struct sock *s, int backlog);
 /* Connects stream or datagram socket s to target (found by sock_lookup
  * by the caller, NULL: nothing there). */
-int64_t sock_connect(struct sandbox *sb, struct file *f, struct sock *target, const struct sock_addr *to);
+int64_t sock_connect(struct sandbox *sb, struct file *f, struct sock *target,
+                     const struct sock_addr *to);
 /* The next connection of listener f, waiting unless non-blocking. */
 int64_t sock_accept(struct sandbox *sb, struct file *f, struct file **out);
-
-/* sock_dgram.c */
-int64_t sock_dgram_send(struct sandbox *sb, struct file *f, struct sock *to, const struct sock_addr *addr,
-                        const void *buf, uint64_t len, int flags, struct sock_rights **rights);
-/* Returns the datagram's length (full length with MSG_TRUNC), *truncated. */
-int64_t sock_dgram_recv(struct sandbox *sb, struct file *f, void *buf, uint64_t len, int flags,
-                        struct sock_addr *from, struct sock_rights **rights, bool *truncated);
-void sock_dgram_drop_all(struct sock *s);
-
-/* sock_clone.c */
-struct sock *sock_copy(struct fdt_clone_ctx *ctx, struct sock *s);
 
 #endif

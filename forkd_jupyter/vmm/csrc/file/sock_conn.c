@@ -51,7 +51,8 @@ static struct sock_addr name_of(const struct sock *s) {
     return (struct sock_addr){.len = sizeof(sa_family_t), .family = (sa_family_t)s->domain};
 }
 
-static int64_t connect_dgram(struct sandbox *sb, struct sock *s, struct sock *target, const struct sock_addr *to) {
+static int64_t connect_dgram(struct sandbox *sb, struct sock *s, struct sock *target,
+                             const struct sock_addr *to) {
     sock_put(s->dpeer);
     s->dpeer = NULL;
     if (to->family == AF_UNSPEC) { /* dissolves the association */
@@ -90,7 +91,8 @@ static int64_t wait_for_room(struct sandbox *sb, struct file *f, struct sock *ta
     return err;
 }
 
-int64_t sock_connect(struct sandbox *sb, struct file *f, struct sock *target, const struct sock_addr *to) {
+int64_t sock_connect(struct sandbox *sb, struct file *f, struct sock *target,
+                     const struct sock_addr *to) {
     struct sock *s = sock_of(f);
     if (s->type != SOCK_STREAM)
         return connect_dgram(sb, s, target, to);

@@ -26,8 +26,8 @@ void sock_dgram_drop_all(struct sock *s) {
 }
 
 /* Where a datagram from s goes: *dst (NULL: dropped), or -errno. */
-static int64_t destination(struct sandbox *sb, struct sock *s, struct sock *to, const struct sock_addr *addr,
-                           struct sock **dst) {
+static int64_t destination(struct sandbox *sb, struct sock *s, struct sock *to,
+                           const struct sock_addr *addr, struct sock **dst) {
     *dst = NULL;
     if (s->domain == AF_UNIX) {
         if (!addr && !s->connected)
@@ -50,11 +50,11 @@ static int64_t destination(struct sandbox *sb, struct sock *s, struct sock *to, 
 }
 
 /* Waits until dst has room for len more bytes (AF_UNIX); holds a reference. */
-static int64_t wait_for_room(struct sandbox *sb, struct file *f, struct sock *dst, uint64_t len, int flags) {
+static int64_t wait_for_room(struct sandbox *sb, bool nonblock, struct sock *dst, uint64_t len) {
     int64_t err = 0;
     sock_get(dst);
     while (!err && !dst->closed && dst->rx && dst->rx_bytes + len > SOCK_DGRAM_QUEUE)
-        err = sock_nonblocking(f, flags) ? -EAGAIN : sb_wait_fd(sb, -1, 0, -1);
+        err = nonblock ? -EAGAIN : sb_wait_fd(sb, -1, 0, -1);
     if (!err && dst->closed)
         err = -ECONNREFUSED;
     sock_put(dst);
@@ -65,7 +65,8 @@ static struct sock_addr sender_name(const struct sock *s, const struct sock *dst
     struct sock_addr a = s->local;
     if (!a.len)
         a = (struct sock_addr){.len = sizeof(sa_family_t), .family = (sa_family_t)s->domain};
-    if (dst->domain == AF_INET6 && a.family == AF_INET) { /* v4-mapped, as a dual-stack socket sees it */
+    if (dst->domain == AF_INET6 &&
+        a.family == AF_INET) { /* v4-mapped, as a dual-stack socket sees it */
         struct sock_addr m = {.len = sizeof(m.in6)};
         m.in6.sin6_family = AF_INET6;
         m.in6.sin6_port = a.in.sin_port;
@@ -76,9 +77,9 @@ static struct sock_addr sender_name(const struct sock *s, const struct sock *dst
     return a;
 }
 
-int64_t sock_dgram_send(struct sandbox *sb, struct file *f, struct sock *to, const struct sock_addr *addr,
-                        const void *buf, uint64_t len, int flags, struct sock_rights **rights) {
-    struct sock *s = sock_of(f);
+int64_t sock_dgram_send(struct sandbox *sb, struct sock *s, bool nonblock, struct sock *to,
+                        const struct sock_addr *addr, const void *buf, uint64_t len,
+                        struct sock_rights **rights) {
     if (len > (s->domain == AF_UNIX ? SOCK_DGRAM_QUEUE : UDP_MAX))
         return -EMSGSIZE;
     struct sock *dst;
@@ -88,7 +89,7 @@ int64_t sock_dgram_send(struct sandbox *sb, struct file *f, struct sock *to, con
     if (dst->rx && dst->rx_bytes + len > SOCK_DGRAM_QUEUE) {
         if (s->domain != AF_UNIX)
             return (int64_t)len; /* a full UDP queue drops */
-        if ((err = wait_for_room(sb, f, dst, len, flags)) < 0)
+        if ((err = wait_for_room(sb, nonblock, dst, len)) < 0)
             return err;
     }
     struct sock_msg *m = malloc(sizeof(*m) + len);
@@ -107,16 +108,16 @@ int64_t sock_dgram_send(struct sandbox *sb, struct file *f, struct sock *to, con
     return (int64_t)len;
 }
 
-int64_t sock_dgram_recv(struct sandbox *sb, struct file *f, void *buf, uint64_t len, int flags,
-                        struct sock_addr *from, struct sock_rights **rights, bool *truncated) {
-    struct sock *s = sock_of(f);
+int64_t sock_dgram_recv(struct sandbox *sb, struct sock *s, bool nonblock, void *buf, uint64_t len,
+                        int flags, struct sock_addr *from, struct sock_rights **rights,
+                        bool *truncated) {
     while (!s->rx) {
         if (s->so_error) {
             int e = s->so_error;
             s->so_error = 0;
             return -e;
         }
-        if (sock_nonblocking(f, flags))
+        if (nonblock)
             return -EAGAIN;
         int err = sb_wait_fd(sb, -1, 0, -1);
         if (err < 0)

@@ -22,10 +22,16 @@ int sock_addr_check(const struct sock *s, const struct sock_addr *a) {
     if (a->family != s->domain && !(s->domain == AF_INET6 && a->family == AF_INET))
         return -EAFNOSUPPORT;
     switch (a->family) {
-    case AF_UNIX: return a->len <= sizeof(struct sockaddr_un) ? 0 : -EINVAL;
-    case AF_INET: return s->domain == AF_INET6 ? -EAFNOSUPPORT : a->len >= sizeof(struct sockaddr_in) ? 0 : -EINVAL;
-    case AF_INET6: return a->len >= 24 ? 0 : -EINVAL; /* the RFC 2133 size, without scope id */
-    default: return -EAFNOSUPPORT;
+    case AF_UNIX:
+        return a->len <= sizeof(struct sockaddr_un) ? 0 : -EINVAL;
+    case AF_INET:
+        return s->domain == AF_INET6                  ? -EAFNOSUPPORT
+               : a->len >= sizeof(struct sockaddr_in) ? 0
+                                                      : -EINVAL;
+    case AF_INET6:
+        return a->len >= 24 ? 0 : -EINVAL; /* the RFC 2133 size, without scope id */
+    default:
+        return -EAFNOSUPPORT;
     }
 }
 
@@ -79,7 +85,9 @@ bool sock_addr_local(const struct sock_addr *a) {
     return ip_any(&ip) || ip_loopback(&ip);
 }
 
-static bool v6only(const struct sock *s) { return sock_opt_get(s, IPPROTO_IPV6, IPV6_V6ONLY, 0) != 0; }
+static bool v6only(const struct sock *s) {
+    return sock_opt_get(s, IPPROTO_IPV6, IPV6_V6ONLY, 0) != 0;
+}
 
 /* Does bound socket b's address take packets or connections for to? */
 static bool ip_accepts(const struct sock *b, const struct ip *to) {
@@ -97,16 +105,18 @@ static bool names_equal(const struct sock *b, const struct sock_addr *a, uint64_
         return false;
     if (sock_addr_is_path(a))
         return ino && b->name_node == ino;
-    return is_abstract(&b->local) && b->local.len == a->len && !memcmp(b->local.un.sun_path, a->un.sun_path,
-                                                                      a->len - sizeof(sa_family_t));
+    return is_abstract(&b->local) && b->local.len == a->len &&
+           !memcmp(b->local.un.sun_path, a->un.sun_path, a->len - sizeof(sa_family_t));
 }
 
-struct sock *sock_lookup(struct sb_procs *space, int type, const struct sock_addr *a, uint64_t ino) {
+struct sock *sock_lookup(struct sb_procs *space, int type, const struct sock_addr *a,
+                         uint64_t ino) {
     struct ip to = a->family == AF_UNIX ? (struct ip){0} : ip_of(a);
     for (struct sock *b = space->sockets; b; b = b->next_bound) {
         if (b->closed || b->type != type || (type == SOCK_STREAM && !b->listening))
             continue;
-        if (a->family == AF_UNIX ? names_equal(b, a, ino) : b->domain != AF_UNIX && ip_accepts(b, &to))
+        if (a->family == AF_UNIX ? names_equal(b, a, ino)
+                                 : b->domain != AF_UNIX && ip_accepts(b, &to))
             return b;
     }
     return NULL;
@@ -123,9 +133,11 @@ static bool clashes(const struct sock *s, const struct sock_addr *a, const struc
                    (s->domain == AF_INET6 && !v6only(s) && ip_any(&mine) && !mine.v4 && theirs.v4);
     if (!overlap)
         return false;
-    if (sock_opt_get(s, SOL_SOCKET, SO_REUSEPORT, 0) && sock_opt_get(b, SOL_SOCKET, SO_REUSEPORT, 0))
+    if (sock_opt_get(s, SOL_SOCKET, SO_REUSEPORT, 0) &&
+        sock_opt_get(b, SOL_SOCKET, SO_REUSEPORT, 0))
         return false;
-    bool reuse = sock_opt_get(s, SOL_SOCKET, SO_REUSEADDR, 0) && sock_opt_get(b, SOL_SOCKET, SO_REUSEADDR, 0);
+    bool reuse = sock_opt_get(s, SOL_SOCKET, SO_REUSEADDR, 0) &&
+                 sock_opt_get(b, SOL_SOCKET, SO_REUSEADDR, 0);
     return !(reuse && (s->type != SOCK_STREAM || !b->listening));
 }
 

@@ -15,15 +15,13 @@
 #include "sys/sys_file.h"
 #include "sys/sys_socket.h"
 
-struct file *sys_sock_at(struct sandbox *sb, uint64_t fd, int64_t *err)
-{
+struct file *sys_sock_at(struct sandbox *sb, uint64_t fd, int64_t *err) {
     struct file *f = fd > INT_MAX ? NULL : fdt_get(&sb->fdt, (int)fd);
     *err = !f ? -EBADF : !file_is_socket(f) ? -ENOTSOCK : 0;
     return *err ? NULL : f;
 }
 
-int sys_sock_read_addr(struct sandbox *sb, gva_t gva, uint64_t len, struct sock_addr *out)
-{
+int sys_sock_read_addr(struct sandbox *sb, gva_t gva, uint64_t len, struct sock_addr *out) {
     memset(out, 0, sizeof(*out));
     if (len > sizeof(out->ss) || len > INT_MAX)
         return -EINVAL;
@@ -31,8 +29,8 @@ int sys_sock_read_addr(struct sandbox *sb, gva_t gva, uint64_t len, struct sock_
     return mm_copy_from(&sb->mm, &out->ss, gva, len) < 0 ? -EFAULT : 0;
 }
 
-int64_t sys_sock_write_addr(struct sandbox *sb, gva_t addr, gva_t addrlen, const struct sock_addr *a)
-{
+int64_t sys_sock_write_addr(struct sandbox *sb, gva_t addr, gva_t addrlen,
+                            const struct sock_addr *a) {
     if (!addr)
         return 0;
     int32_t room;
@@ -48,15 +46,14 @@ int64_t sys_sock_write_addr(struct sandbox *sb, gva_t addr, gva_t addrlen, const
 }
 
 /* The path of an AF_UNIX address, NUL-terminated. */
-static void unix_path(const struct sock_addr *a, char out[sizeof(a->un.sun_path) + 1])
-{
+static void unix_path(const struct sock_addr *a, char out[sizeof(a->un.sun_path) + 1]) {
     size_t n = a->len - sizeof(sa_family_t);
     memcpy(out, a->un.sun_path, n);
     out[n] = 0;
 }
 
-int sys_sock_target(struct sandbox *sb, const struct sock *s, const struct sock_addr *a, struct sock **target)
-{
+int sys_sock_target(struct sandbox *sb, const struct sock *s, const struct sock_addr *a,
+                    struct sock **target) {
     *target = NULL;
     uint64_t ino = 0;
     if (sock_addr_is_path(a)) {
@@ -84,8 +81,7 @@ int sys_sock_target(struct sandbox *sb, const struct sock *s, const struct sock_
 
 /* ------------------------------------------------------------ making */
 
-static int64_t sys_socket(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_socket(struct sandbox *sb, const uint64_t a[6]) {
     int domain = (int)a[0], type = (int)a[1] & 0xf, protocol = (int)a[2];
     if (a[1] & ~(uint64_t)(SOCK_NONBLOCK | SOCK_CLOEXEC | 0xf))
         return -EINVAL;
@@ -105,8 +101,7 @@ static int64_t sys_socket(struct sandbox *sb, const uint64_t a[6])
     return fdt_install(&sb->fdt, f, 0, a[1] & SOCK_CLOEXEC);
 }
 
-static int64_t sys_socketpair(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_socketpair(struct sandbox *sb, const uint64_t a[6]) {
     int domain = (int)a[0], type = (int)a[1] & 0xf, protocol = (int)a[2];
     if (a[1] & ~(uint64_t)(SOCK_NONBLOCK | SOCK_CLOEXEC | 0xf))
         return -EINVAL;
@@ -126,8 +121,7 @@ static int64_t sys_socketpair(struct sandbox *sb, const uint64_t a[6])
 /* ------------------------------------------------------------ names */
 
 /* A path name: a new socket node in the writable layer; its inode. */
-static int64_t make_path_name(struct sandbox *sb, const struct sock_addr *a, uint64_t *ino)
-{
+static int64_t make_path_name(struct sandbox *sb, const struct sock_addr *a, uint64_t *ino) {
     char path[sizeof(a->un.sun_path) + 1];
     struct view_node n;
     unix_path(a, path);
@@ -140,8 +134,8 @@ static int64_t make_path_name(struct sandbox *sb, const struct sock_addr *a, uin
     else if (!n.parent_in_layer)
         err = n.parent_visible ? -EROFS : -ENOENT;
     else
-        err = memfs_mknode(fs_view_layer(sb->view), n.parent, n.leaf, S_IFSOCK | (0777 & ~sb->view->umask), NULL,
-                           &node);
+        err = memfs_mknode(fs_view_layer(sb->view), n.parent, n.leaf,
+                           S_IFSOCK | (0777 & ~sb->view->umask), NULL, &node);
     if (err == 0) {
         *ino = memfs_node_ino(node);
         memfs_node_put(fs_view_layer(sb->view), node);
@@ -150,8 +144,7 @@ static int64_t make_path_name(struct sandbox *sb, const struct sock_addr *a, uin
     return err;
 }
 
-static void remove_path_name(struct sandbox *sb, const struct sock_addr *a)
-{
+static void remove_path_name(struct sandbox *sb, const struct sock_addr *a) {
     char path[sizeof(a->un.sun_path) + 1];
     struct view_node n;
     unix_path(a, path);
@@ -162,8 +155,7 @@ static void remove_path_name(struct sandbox *sb, const struct sock_addr *a)
     view_node_release(sb->view, &n);
 }
 
-static int64_t sys_bind(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_bind(struct sandbox *sb, const uint64_t a[6]) {
     int64_t err;
     struct file *f = sys_sock_at(sb, a[0], &err);
     struct sock_addr addr;
@@ -183,15 +175,13 @@ static int64_t sys_bind(struct sandbox *sb, const uint64_t a[6])
     return err;
 }
 
-static int64_t sys_listen(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_listen(struct sandbox *sb, const uint64_t a[6]) {
     int64_t err;
     struct file *f = sys_sock_at(sb, a[0], &err);
     return f ? sock_listen(sb, sock_of(f), (int)a[1]) : err;
 }
 
-static int64_t sys_connect(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_connect(struct sandbox *sb, const uint64_t a[6]) {
     int64_t err;
     struct file *f = sys_sock_at(sb, a[0], &err);
     struct sock_addr addr;
@@ -205,8 +195,7 @@ static int64_t sys_connect(struct sandbox *sb, const uint64_t a[6])
     return sock_connect(sb, f, target, &addr);
 }
 
-static int64_t accept_common(struct sandbox *sb, const uint64_t a[6], int flags)
-{
+static int64_t accept_common(struct sandbox *sb, const uint64_t a[6], int flags) {
     int64_t err;
     struct file *f = sys_sock_at(sb, a[0], &err), *conn;
     if (!f)
@@ -224,11 +213,14 @@ static int64_t accept_common(struct sandbox *sb, const uint64_t a[6], int flags)
     return fdt_install(&sb->fdt, conn, 0, flags & SOCK_CLOEXEC);
 }
 
-static int64_t sys_accept(struct sandbox *sb, const uint64_t a[6]) { return accept_common(sb, a, 0); }
-static int64_t sys_accept4(struct sandbox *sb, const uint64_t a[6]) { return accept_common(sb, a, (int)a[3]); }
+static int64_t sys_accept(struct sandbox *sb, const uint64_t a[6]) {
+    return accept_common(sb, a, 0);
+}
+static int64_t sys_accept4(struct sandbox *sb, const uint64_t a[6]) {
+    return accept_common(sb, a, (int)a[3]);
+}
 
-static int64_t sys_getsockname(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_getsockname(struct sandbox *sb, const uint64_t a[6]) {
     int64_t err;
     struct file *f = sys_sock_at(sb, a[0], &err);
     if (!f)
@@ -237,14 +229,14 @@ static int64_t sys_getsockname(struct sandbox *sb, const uint64_t a[6])
     struct sock_addr name = s->local;
     if (!name.len) { /* unbound: the family alone (AF_UNIX) or the wildcard */
         name.family = (sa_family_t)s->domain;
-        name.len = s->domain == AF_INET ? sizeof(name.in) : s->domain == AF_INET6 ? sizeof(name.in6)
-                                                                                  : sizeof(sa_family_t);
+        name.len = s->domain == AF_INET    ? sizeof(name.in)
+                   : s->domain == AF_INET6 ? sizeof(name.in6)
+                                           : sizeof(sa_family_t);
     }
     return sys_sock_write_addr(sb, a[1], a[2], &name);
 }
 
-static int64_t sys_getpeername(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_getpeername(struct sandbox *sb, const uint64_t a[6]) {
     int64_t err;
     struct file *f = sys_sock_at(sb, a[0], &err);
     if (!f)
@@ -258,8 +250,7 @@ static int64_t sys_getpeername(struct sandbox *sb, const uint64_t a[6])
     return sys_sock_write_addr(sb, a[1], a[2], &peer);
 }
 
-static int64_t sys_shutdown(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_shutdown(struct sandbox *sb, const uint64_t a[6]) {
     int64_t err;
     struct file *f = sys_sock_at(sb, a[0], &err);
     if (!f)
@@ -283,23 +274,47 @@ static int64_t sys_shutdown(struct sandbox *sb, const uint64_t a[6])
 
 /* The value of an option that has one here (SOL_SOCKET answered from the
  * socket; IP, IPv6 and TCP options kept as set), or -ENOPROTOOPT. */
-static int option_value(struct sandbox *sb, struct sock *s, int level, int name, int *value)
-{
+static int option_value(struct sandbox *sb, struct sock *s, int level, int name, int *value) {
     if (level == SOL_SOCKET) {
         switch (name) {
-        case SO_TYPE: *value = s->type; return 0;
-        case SO_DOMAIN: *value = s->domain; return 0;
-        case SO_PROTOCOL: *value = s->protocol; return 0;
-        case SO_ACCEPTCONN: *value = s->listening; return 0;
-        case SO_ERROR: *value = s->so_error; s->so_error = 0; return 0;
+        case SO_TYPE:
+            *value = s->type;
+            return 0;
+        case SO_DOMAIN:
+            *value = s->domain;
+            return 0;
+        case SO_PROTOCOL:
+            *value = s->protocol;
+            return 0;
+        case SO_ACCEPTCONN:
+            *value = s->listening;
+            return 0;
+        case SO_ERROR:
+            *value = s->so_error;
+            s->so_error = 0;
+            return 0;
         case SO_SNDBUF:
-        case SO_RCVBUF: *value = sock_opt_get(s, level, name, SOCK_DGRAM_QUEUE); return 0;
-        case SO_REUSEADDR: case SO_REUSEPORT: case SO_KEEPALIVE: case SO_BROADCAST: case SO_PASSCRED:
-        case SO_OOBINLINE: case SO_DONTROUTE: case SO_PRIORITY: case SO_RCVLOWAT: case SO_SNDLOWAT:
-        case SO_LINGER: case SO_RCVTIMEO_OLD: case SO_SNDTIMEO_OLD: case SO_TIMESTAMP_OLD:
+        case SO_RCVBUF:
+            *value = sock_opt_get(s, level, name, SOCK_DGRAM_QUEUE);
+            return 0;
+        case SO_REUSEADDR:
+        case SO_REUSEPORT:
+        case SO_KEEPALIVE:
+        case SO_BROADCAST:
+        case SO_PASSCRED:
+        case SO_OOBINLINE:
+        case SO_DONTROUTE:
+        case SO_PRIORITY:
+        case SO_RCVLOWAT:
+        case SO_SNDLOWAT:
+        case SO_LINGER:
+        case SO_RCVTIMEO_OLD:
+        case SO_SNDTIMEO_OLD:
+        case SO_TIMESTAMP_OLD:
             *value = sock_opt_get(s, level, name, name == SO_RCVLOWAT || name == SO_SNDLOWAT);
             return 0;
-        default: return -ENOPROTOOPT;
+        default:
+            return -ENOPROTOOPT;
         }
     }
     bool inet = s->domain != AF_UNIX;
@@ -313,20 +328,23 @@ static int option_value(struct sandbox *sb, struct sock *s, int level, int name,
 }
 
 /* Options whose value is a struct, not an int: its size. */
-static uint32_t option_size(int level, int name)
-{
+static uint32_t option_size(int level, int name) {
     if (level != SOL_SOCKET)
         return sizeof(int);
     switch (name) {
-    case SO_LINGER: return 8;                         /* struct linger */
-    case SO_RCVTIMEO_OLD: case SO_SNDTIMEO_OLD: return 16; /* struct timeval */
-    case SO_PEERCRED: return 12;                      /* struct ucred */
-    default: return sizeof(int);
+    case SO_LINGER:
+        return 8; /* struct linger */
+    case SO_RCVTIMEO_OLD:
+    case SO_SNDTIMEO_OLD:
+        return 16; /* struct timeval */
+    case SO_PEERCRED:
+        return 12; /* struct ucred */
+    default:
+        return sizeof(int);
     }
 }
 
-static int64_t sys_getsockopt(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_getsockopt(struct sandbox *sb, const uint64_t a[6]) {
     int64_t err;
     struct file *f = sys_sock_at(sb, a[0], &err);
     if (!f)
@@ -352,13 +370,13 @@ static int64_t sys_getsockopt(struct sandbox *sb, const uint64_t a[6])
     if (len < 0)
         return -EINVAL;
     size = FJ_MIN((uint32_t)len, size);
-    if (mm_copy_to(&sb->mm, a[3], out, size) < 0 || mm_copy_to(&sb->mm, a[4], &size, sizeof(size)) < 0)
+    if (mm_copy_to(&sb->mm, a[3], out, size) < 0 ||
+        mm_copy_to(&sb->mm, a[4], &size, sizeof(size)) < 0)
         return -EFAULT;
     return 0;
 }
 
-static int64_t sys_setsockopt(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_setsockopt(struct sandbox *sb, const uint64_t a[6]) {
     int64_t err;
     struct file *f = sys_sock_at(sb, a[0], &err);
     if (!f)
@@ -383,9 +401,11 @@ static int64_t sys_setsockopt(struct sandbox *sb, const uint64_t a[6])
 }
 
 const struct sys_entry sys_socket_entries[] = {
-    {41, "socket", sys_socket, SYS_PARTIAL, "AF_UNIX, TCP and UDP on loopback, inside the sandbox; no host socket"},
+    {41, "socket", sys_socket, SYS_PARTIAL,
+     "AF_UNIX, TCP and UDP on loopback, inside the sandbox; no host socket"},
     {53, "socketpair", sys_socketpair, SYS_FULL, "AF_UNIX stream and datagram"},
-    {49, "bind", sys_bind, SYS_PARTIAL, "paths in the writable layer, abstract names, loopback addresses"},
+    {49, "bind", sys_bind, SYS_PARTIAL,
+     "paths in the writable layer, abstract names, loopback addresses"},
     {50, "listen", sys_listen, SYS_FULL, NULL},
     {42, "connect", sys_connect, SYS_PARTIAL, "the sandbox's own sockets; elsewhere ENETUNREACH"},
     {43, "accept", sys_accept, SYS_FULL, NULL},
@@ -393,7 +413,9 @@ const struct sys_entry sys_socket_entries[] = {
     {48, "shutdown", sys_shutdown, SYS_FULL, NULL},
     {51, "getsockname", sys_getsockname, SYS_FULL, NULL},
     {52, "getpeername", sys_getpeername, SYS_FULL, NULL},
-    {54, "setsockopt", sys_setsockopt, SYS_PARTIAL, "kept and read back; only SO_REUSEADDR/PORT, IPV6_V6ONLY act"},
-    {55, "getsockopt", sys_getsockopt, SYS_PARTIAL, "type, domain, error, peer credentials, and what was set"},
+    {54, "setsockopt", sys_setsockopt, SYS_PARTIAL,
+     "kept and read back; only SO_REUSEADDR/PORT, IPV6_V6ONLY act"},
+    {55, "getsockopt", sys_getsockopt, SYS_PARTIAL,
+     "type, domain, error, peer credentials, and what was set"},
 };
 const size_t sys_socket_count = FJ_ARRAY_SIZE(sys_socket_entries);

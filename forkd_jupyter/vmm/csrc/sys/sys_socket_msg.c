@@ -13,19 +13,18 @@
 #include "sys/sys_socket.h"
 
 #define IOV_LIMIT 1024
-#define MSG_KNOWN \
-    (MSG_DONTWAIT | MSG_NOSIGNAL | MSG_PEEK | MSG_MORE | MSG_WAITALL | MSG_CMSG_CLOEXEC | MSG_TRUNC | MSG_EOR)
+#define MSG_KNOWN                                                                                  \
+    (MSG_DONTWAIT | MSG_NOSIGNAL | MSG_PEEK | MSG_MORE | MSG_WAITALL | MSG_CMSG_CLOEXEC |          \
+     MSG_TRUNC | MSG_EOR)
 #define CMSG_ROOM 4096 /* the most control data read from or written to the guest */
 
-static int64_t check_flags(uint64_t flags)
-{
+static int64_t check_flags(uint64_t flags) {
     return flags & MSG_OOB ? -EOPNOTSUPP : flags & ~(uint64_t)MSG_KNOWN ? -EINVAL : 0;
 }
 
 /* One send: to (NULL: the connected peer) and rights (taken when sent). */
-static int64_t send_one(struct sandbox *sb, struct file *f, const struct sock_addr *to, const void *buf,
-                        uint64_t len, int flags, struct sock_rights **rights)
-{
+static int64_t send_one(struct sandbox *sb, struct file *f, const struct sock_addr *to,
+                        const void *buf, uint64_t len, int flags, struct sock_rights **rights) {
     struct sock *s = sock_of(f), *target = NULL;
     int64_t err;
     if (s->type == SOCK_STREAM) {
@@ -33,13 +32,13 @@ static int64_t send_one(struct sandbox *sb, struct file *f, const struct sock_ad
             return s->connected ? -EISCONN : -EOPNOTSUPP;
         return sock_stream_send(sb, f, buf, len, flags, rights); /* TCP ignores the address */
     }
-    if (to && ((err = sock_addr_check(s, to)) < 0 || (err = sys_sock_target(sb, s, to, &target)) < 0))
+    if (to &&
+        ((err = sock_addr_check(s, to)) < 0 || (err = sys_sock_target(sb, s, to, &target)) < 0))
         return err == -ENETUNREACH || s->domain == AF_UNIX ? err : (int64_t)len;
-    return sock_dgram_send(sb, f, target, to, buf, len, flags, rights);
+    return sock_dgram_send(sb, s, sock_nonblocking(f, flags), target, to, buf, len, rights);
 }
 
-static int64_t sys_sendto(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_sendto(struct sandbox *sb, const uint64_t a[6]) {
     int64_t err;
     struct file *f = sys_sock_at(sb, a[0], &err);
     if (!f || (err = check_flags(a[3])) < 0)
@@ -54,17 +53,16 @@ static int64_t sys_sendto(struct sandbox *sb, const uint64_t a[6])
 
 /* One receive into buf; *from: the sender for datagrams (len 0 otherwise). */
 static int64_t recv_one(struct sandbox *sb, struct file *f, void *buf, uint64_t len, int flags,
-                        struct sock_addr *from, struct sock_rights **rights, bool *truncated)
-{
+                        struct sock_addr *from, struct sock_rights **rights, bool *truncated) {
     from->len = 0;
     *truncated = false;
     if (sock_of(f)->type == SOCK_STREAM)
         return sock_stream_recv(sb, f, buf, len, flags & ~MSG_TRUNC, rights);
-    return sock_dgram_recv(sb, f, buf, len, flags, from, rights, truncated);
+    return sock_dgram_recv(sb, sock_of(f), sock_nonblocking(f, flags), buf, len, flags, from,
+                           rights, truncated);
 }
 
-static int64_t sys_recvfrom(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_recvfrom(struct sandbox *sb, const uint64_t a[6]) {
     int64_t err;
     struct file *f = sys_sock_at(sb, a[0], &err);
     if (!f || (err = check_flags(a[3])) < 0)
@@ -89,14 +87,13 @@ struct guest_msg {
     uint64_t total;
 };
 
-static int64_t read_msg(struct sandbox *sb, gva_t at, struct guest_msg *g)
-{
+static int64_t read_msg(struct sandbox *sb, gva_t at, struct guest_msg *g) {
     if (mm_copy_from(&sb->mm, &g->m, at, sizeof(g->m)) < 0)
         return -EFAULT;
     if (g->m.msg_iovlen > IOV_LIMIT)
         return -EMSGSIZE;
-    if (g->m.msg_iovlen &&
-        mm_copy_from(&sb->mm, g->iov, (gva_t)(uintptr_t)g->m.msg_iov, g->m.msg_iovlen * sizeof(g->iov[0])) < 0)
+    if (g->m.msg_iovlen && mm_copy_from(&sb->mm, g->iov, (gva_t)(uintptr_t)g->m.msg_iov,
+                                        g->m.msg_iovlen * sizeof(g->iov[0])) < 0)
         return -EFAULT;
     g->total = 0;
     for (size_t i = 0; i < g->m.msg_iovlen; i++) {
@@ -109,8 +106,8 @@ static int64_t read_msg(struct sandbox *sb, gva_t at, struct guest_msg *g)
 
 /* The descriptors of the SCM_RIGHTS messages in the control data (other
  * kinds, SCM_CREDENTIALS, are accepted and have no effect). */
-static int64_t rights_from_control(struct sandbox *sb, const struct msghdr *m, struct sock_rights **out)
-{
+static int64_t rights_from_control(struct sandbox *sb, const struct msghdr *m,
+                                   struct sock_rights **out) {
     *out = NULL;
     if (!m->msg_controllen)
         return 0;
@@ -128,7 +125,8 @@ static int64_t rights_from_control(struct sandbox *sb, const struct msghdr *m, s
         int n = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int)), have = *out ? (*out)->n : 0;
         if (have + n > SOCK_MAX_RIGHTS)
             return -EINVAL;
-        struct sock_rights *r = realloc(*out, sizeof(*r) + (size_t)(have + n) * sizeof(r->files[0]));
+        struct sock_rights *r =
+            realloc(*out, sizeof(*r) + (size_t)(have + n) * sizeof(r->files[0]));
         if (!r)
             return -ENOMEM;
         if (!*out)
@@ -146,16 +144,16 @@ static int64_t rights_from_control(struct sandbox *sb, const struct msghdr *m, s
 }
 
 /* A datagram's bytes from (or into) the guest's iovec. */
-static int64_t gather(struct sandbox *sb, const struct guest_msg *g, uint8_t *buf)
-{
+static int64_t gather(struct sandbox *sb, const struct guest_msg *g, uint8_t *buf) {
     for (size_t i = 0, off = 0; i < g->m.msg_iovlen; off += g->iov[i++].iov_len)
-        if (mm_copy_from(&sb->mm, buf + off, (gva_t)(uintptr_t)g->iov[i].iov_base, g->iov[i].iov_len) < 0)
+        if (mm_copy_from(&sb->mm, buf + off, (gva_t)(uintptr_t)g->iov[i].iov_base,
+                         g->iov[i].iov_len) < 0)
             return -EFAULT;
     return 0;
 }
 
-static int64_t scatter(struct sandbox *sb, const struct guest_msg *g, const uint8_t *buf, uint64_t len)
-{
+static int64_t scatter(struct sandbox *sb, const struct guest_msg *g, const uint8_t *buf,
+                       uint64_t len) {
     for (size_t i = 0, off = 0; i < g->m.msg_iovlen && off < len; off += g->iov[i++].iov_len)
         if (mm_copy_to(&sb->mm, (gva_t)(uintptr_t)g->iov[i].iov_base, buf + off,
                        FJ_MIN(len - off, g->iov[i].iov_len)) < 0)
@@ -164,9 +162,8 @@ static int64_t scatter(struct sandbox *sb, const struct guest_msg *g, const uint
 }
 
 /* A stream's iovec in order: after the first, parts never wait. */
-static int64_t stream_iov(struct sandbox *sb, struct file *f, const struct guest_msg *g, int flags, bool send,
-                          struct sock_rights **rights)
-{
+static int64_t stream_iov(struct sandbox *sb, struct file *f, const struct guest_msg *g, int flags,
+                          bool send, struct sock_rights **rights) {
     int64_t total = 0;
     for (size_t i = 0; i < g->m.msg_iovlen; i++) {
         struct iovec v = g->iov[i];
@@ -190,8 +187,7 @@ static int64_t stream_iov(struct sandbox *sb, struct file *f, const struct guest
     return total;
 }
 
-static int64_t sendmsg_one(struct sandbox *sb, struct file *f, gva_t at, int flags)
-{
+static int64_t sendmsg_one(struct sandbox *sb, struct file *f, gva_t at, int flags) {
     struct guest_msg *g = malloc(sizeof(*g));
     struct sock_rights *rights = NULL;
     struct sock_addr to;
@@ -223,13 +219,15 @@ static int64_t sendmsg_one(struct sandbox *sb, struct file *f, gva_t at, int fla
 
 /* Installs received descriptors and writes the control data: what fits
  * (MSG_CTRUNC, and the rest closed, when the guest's buffer is short). */
-static int64_t rights_to_control(struct sandbox *sb, struct msghdr *m, struct sock_rights *r, int flags)
-{
+static int64_t rights_to_control(struct sandbox *sb, struct msghdr *m, struct sock_rights *r,
+                                 int flags) {
     uint64_t room = m->msg_controllen;
     m->msg_controllen = 0;
     if (!r)
         return 0;
-    int fit = room < CMSG_LEN(sizeof(int)) ? 0 : (int)((FJ_MIN(room, CMSG_ROOM) - CMSG_LEN(0)) / sizeof(int));
+    int fit = room < CMSG_LEN(sizeof(int))
+                  ? 0
+                  : (int)((FJ_MIN(room, CMSG_ROOM) - CMSG_LEN(0)) / sizeof(int));
     fit = FJ_MIN(fit, r->n);
     if (fit < r->n)
         m->msg_flags |= MSG_CTRUNC;
@@ -254,11 +252,12 @@ static int64_t rights_to_control(struct sandbox *sb, struct msghdr *m, struct so
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN((size_t)n * sizeof(int));
     m->msg_controllen = FJ_MIN(CMSG_SPACE((size_t)n * sizeof(int)), room);
-    return mm_copy_to(&sb->mm, (gva_t)(uintptr_t)m->msg_control, buf, m->msg_controllen) < 0 ? -EFAULT : 0;
+    return mm_copy_to(&sb->mm, (gva_t)(uintptr_t)m->msg_control, buf, m->msg_controllen) < 0
+               ? -EFAULT
+               : 0;
 }
 
-static int64_t recvmsg_one(struct sandbox *sb, struct file *f, gva_t at, int flags)
-{
+static int64_t recvmsg_one(struct sandbox *sb, struct file *f, gva_t at, int flags) {
     struct guest_msg *g = malloc(sizeof(*g));
     struct sock_rights *rights = NULL;
     struct sock_addr from = {0};
@@ -279,7 +278,8 @@ static int64_t recvmsg_one(struct sandbox *sb, struct file *f, gva_t at, int fla
         uint32_t room = g->m.msg_namelen;
         g->m.msg_namelen = from.len;
         if (w == 0 && g->m.msg_name && from.len &&
-            mm_copy_to(&sb->mm, (gva_t)(uintptr_t)g->m.msg_name, &from.ss, FJ_MIN(room, from.len)) < 0)
+            mm_copy_to(&sb->mm, (gva_t)(uintptr_t)g->m.msg_name, &from.ss, FJ_MIN(room, from.len)) <
+                0)
             w = -EFAULT;
         if (w == 0 && mm_copy_to(&sb->mm, at, &g->m, sizeof(g->m)) < 0)
             w = -EFAULT;
@@ -292,8 +292,7 @@ static int64_t recvmsg_one(struct sandbox *sb, struct file *f, gva_t at, int fla
     return r;
 }
 
-static int64_t msg_call(struct sandbox *sb, const uint64_t a[6], bool send)
-{
+static int64_t msg_call(struct sandbox *sb, const uint64_t a[6], bool send) {
     int64_t err;
     struct file *f = sys_sock_at(sb, a[0], &err);
     if (!f || (err = check_flags(a[2])) < 0)
@@ -301,13 +300,18 @@ static int64_t msg_call(struct sandbox *sb, const uint64_t a[6], bool send)
     return send ? sendmsg_one(sb, f, a[1], (int)a[2]) : recvmsg_one(sb, f, a[1], (int)a[2]);
 }
 
-static int64_t sys_sendmsg(struct sandbox *sb, const uint64_t a[6]) { return msg_call(sb, a, true); }
-static int64_t sys_recvmsg(struct sandbox *sb, const uint64_t a[6]) { return msg_call(sb, a, false); }
+static int64_t sys_sendmsg(struct sandbox *sb, const uint64_t a[6]) {
+    return msg_call(sb, a, true);
+}
+static int64_t sys_recvmsg(struct sandbox *sb, const uint64_t a[6]) {
+    return msg_call(sb, a, false);
+}
 
 const struct sys_entry sys_socket_msg_entries[] = {
     {44, "sendto", sys_sendto, SYS_FULL, "to the sandbox's own sockets"},
     {45, "recvfrom", sys_recvfrom, SYS_FULL, NULL},
-    {46, "sendmsg", sys_sendmsg, SYS_PARTIAL, "SCM_RIGHTS carried; SCM_CREDENTIALS accepted, not delivered"},
+    {46, "sendmsg", sys_sendmsg, SYS_PARTIAL,
+     "SCM_RIGHTS carried; SCM_CREDENTIALS accepted, not delivered"},
     {47, "recvmsg", sys_recvmsg, SYS_PARTIAL, "SCM_RIGHTS delivered"},
 };
 const size_t sys_socket_msg_count = FJ_ARRAY_SIZE(sys_socket_msg_entries);

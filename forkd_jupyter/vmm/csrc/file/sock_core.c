@@ -1,0 +1,80 @@
+/* The parts of a socket that know nothing of files (file/sock.h): making
+ * one and counting its references, a connection's pair of rings, the
+ * descriptors in flight, the kept options. Every other socket file calls
+ * these; they call none of them. */
+#define _GNU_SOURCE
+#include <stdlib.h>
+
+#include "file/file_kinds.h"
+#include "file/sock.h"
+
+struct sock *sock_new(int domain, int type, int protocol) {
+    struct sock *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    static uint64_t next_ino; /* shared by every sandbox of the process */
+    s->ino = __atomic_add_fetch(&next_ino, 1, __ATOMIC_RELAXED);
+    s->refs = 1;
+    s->domain = domain;
+    s->type = type;
+    s->protocol = protocol;
+    s->pending_tail = &s->pending;
+    s->rx_tail = &s->rx;
+    return s;
+}
+
+void sock_get(struct sock *s) { s->refs++; }
+
+void sock_put(struct sock *s) {
+    if (s && --s->refs == 0)
+        free(s);
+}
+
+void sock_rights_free(struct sock_rights *r) {
+    while (r) {
+        struct sock_rights *next = r->next;
+        for (int i = 0; i < r->n; i++)
+            file_put(r->files[i]);
+        free(r);
+        r = next;
+    }
+}
+
+void sock_pair_release(struct sock_pair *p, int side) {
+    if (--p->ends[side] > 0 || p->ends[!side] > 0)
+        return;
+    sock_rights_free(p->rights[0]);
+    sock_rights_free(p->rights[1]);
+    free(p);
+}
+
+int sock_connect_pair(struct sock *a, struct sock *b) {
+    struct sock_pair *p = calloc(1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    a->pair = b->pair = p;
+    a->side = 0;
+    b->side = 1;
+    p->ends[0] = p->ends[1] = 1;
+    a->connected = b->connected = true;
+    return 0;
+}
+
+int sock_opt_get(const struct sock *s, int level, int name, int fallback) {
+    for (int i = 0; i < s->n_opts; i++)
+        if (s->opts[i].level == level && s->opts[i].name == name)
+            return s->opts[i].value;
+    return fallback;
+}
+
+int sock_opt_set(struct sock *s, int level, int name, int value) {
+    for (int i = 0; i < s->n_opts; i++)
+        if (s->opts[i].level == level && s->opts[i].name == name) {
+            s->opts[i].value = value;
+            return 0;
+        }
+    if (s->n_opts == SOCK_MAX_OPTS)
+        return -ENOMEM;
+    s->opts[s->n_opts++] = (struct sock_opt){level, name, value};
+    return 0;
+}
