@@ -6,6 +6,7 @@ does when it is branched, interrupted or closed."""
 
 from __future__ import annotations
 
+import errno
 import threading
 import time
 
@@ -350,3 +351,52 @@ def test_pipes_carry_big_writes_whole_and_break_when_the_reader_goes(sandbox):
         "piped = [back == data, broke, time.monotonic() - t0 < 10]",
     )
     assert value(sandbox, "piped") == [True, "BrokenPipeError", True]
+
+
+def test_descriptors_by_name(sandbox):
+    """/proc/self/fd/N and /dev/fd, /dev/stdin... name the open descriptors as
+    on Linux: listed, read as links, stat'ed as the file, opened anew (a pipe
+    end, the same layer file even unlinked), which the shell's process
+    substitution and `open('/dev/stdin')` rely on."""
+    run_ok(
+        sandbox,
+        "import os, socket, subprocess, sys, stat\n"
+        "r, w = os.pipe()\n"
+        "listed = set(os.listdir('/proc/self/fd')) >= {'0', '1', '2', str(r), str(w)}\n"
+        "link = os.readlink(f'/proc/self/fd/{r}')\n"
+        "is_fifo = stat.S_ISFIFO(os.stat(f'/dev/fd/{r}').st_mode)\n"
+        "is_link = stat.S_ISLNK(os.lstat('/dev/stdin').st_mode)\n"
+        "w2 = os.open(f'/proc/self/fd/{w}', os.O_WRONLY)\n"
+        "os.write(w2, b'through the name')\n"
+        "piped = os.read(r, 100)\n"
+        "m = os.memfd_create('scratch')\n"
+        "os.write(m, b'memfd data')\n"
+        "again = os.open(f'/proc/self/fd/{m}', os.O_RDONLY)\n"
+        "memfd = [os.read(again, 100), os.lseek(m, 0, os.SEEK_CUR)]\n"
+        "s = socket.socket(socket.AF_UNIX)\n"
+        "try:\n"
+        "    os.open(f'/proc/self/fd/{s.fileno()}', os.O_RDWR)\n"
+        "    sock = 'opened'\n"
+        "except OSError as e:\n"
+        "    sock = e.errno\n"
+        "code = 'print(len(open(\"/dev/stdin\").read()))'\n"
+        "child = subprocess.run([sys.executable, '-c', code], input=b'abc', capture_output=True)\n"
+        "script = 'cat <(echo substituted) /dev/stdin; readlink /dev/fd'\n"
+        "shell = subprocess.run(['bash', '-c', script], input=b'from stdin\\n', stdout=-1)\n"
+        "named = [listed, link.startswith('pipe:['), is_fifo, is_link, piped, memfd, sock,\n"
+        "         child.stdout, shell.stdout, os.readlink('/dev/stdout'), os.listdir('/dev')]",
+    )
+    got = value(sandbox, "named")
+    assert got[:10] == [
+        True,
+        True,
+        True,
+        True,
+        b"through the name",
+        [b"memfd data", 10],
+        errno.ENXIO,
+        b"3\n",
+        b"substituted\nfrom stdin\n/proc/self/fd\n",
+        "/proc/self/fd/1",
+    ]
+    assert {"fd", "stdin", "stdout", "stderr", "null"} <= set(got[10])

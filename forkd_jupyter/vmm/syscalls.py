@@ -79,20 +79,23 @@ CPYTHON_SUITES = [
     "",
     "`tests/test_cpython_suites.py` runs CPython's test modules for threads (`test_threading`, "
     "`test_thread`, `test_threading_local`), `test_queue`, `test_select`, `test_selectors`, "
-    "`test_signal`, `test_weakref`, `test_gc` and asyncio (`test_tasks`, `test_locks`, "
-    "`test_queues`) in a sandbox and natively, with the same interpreter; every test that "
-    "passes natively must pass in the sandbox, except for these reasons "
-    "(`tests/cpython/suites.py`):",
+    "`test_signal`, `test_weakref`, `test_gc`, `test_socketserver` and asyncio (`test_tasks`, "
+    "`test_locks`, `test_queues`, `test_events`, `test_unix_events`, `test_streams`, "
+    "`test_sock_lowlevel`, `test_sendfile`, `test_subprocess`) in a sandbox and natively, with "
+    "the same interpreter; every test that passes natively must pass in the sandbox, except for "
+    "these reasons (`tests/cpython/suites.py`):",
     "",
     "| reason | why |",
     "|---|---|",
     "| needs pidfds | `pidfd_open`/`pidfd_send_signal` are not offered (`ENOSYS`): "
-    "`test_signal` skips its pidfd test. Processes themselves are real (`fork`, `vfork`, "
-    "`execve`): the many tests that start a child interpreter (`assert_python_ok`) or fork "
-    "run as natively. |",
-    "| no network, by design | `socket()` of any family but a `socketpair` is refused (`EACCES`): "
-    "no host sockets. asyncio's `test_events` and `test_unix_events` are not in the list for "
-    "this reason: they create named Unix sockets as they are imported. |",
+    "`test_signal` and asyncio's pidfd child watcher skip their tests. Processes themselves "
+    "are real (`fork`, `vfork`, `execve`): the many tests that start a child interpreter "
+    "(`assert_python_ok`) or fork run as natively. |",
+    "| no network outside the sandbox, by design | sockets reach only the sandbox's own "
+    "loopback and `AF_UNIX` names; any other address is `ENETUNREACH`, netlink and packet "
+    "sockets `EAFNOSUPPORT`. |",
+    "| no pseudo-terminals yet | `os.openpty` finds no `/dev/ptmx` (`ENOENT`): asyncio's "
+    "`test_events` pty tests (9 of 253). |",
     "",
     "`test_concurrent_futures` is not installed with this machine's CPython, "
     "so it is not in the list.",

@@ -17,8 +17,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "fs/fs_memfs.h"
 #include "core/sandbox.h"
+#include "fs/fs_memfs.h"
 
 /* ------------------------------------------------------------ dirents */
 
@@ -28,8 +28,8 @@ struct dirent_out {
 };
 
 /* Appends one linux_dirent64; returns 1 when it does not fit. */
-static int put_dirent(struct dirent_out *o, uint64_t ino, int64_t next, unsigned char type, const char *name)
-{
+static int put_dirent(struct dirent_out *o, uint64_t ino, int64_t next, unsigned char type,
+                      const char *name) {
     size_t nlen = strlen(name);
     uint16_t reclen = (uint16_t)FJ_ALIGN_UP(19 + nlen + 1, 8);
     if (o->used + reclen > o->cap)
@@ -45,38 +45,36 @@ static int put_dirent(struct dirent_out *o, uint64_t ino, int64_t next, unsigned
     return 0;
 }
 
-static int64_t dirents_result(struct dirent_out *o, bool more)
-{
+static int64_t dirents_result(struct dirent_out *o, bool more) {
     if (o->used == 0 && more)
         return -EINVAL; /* the buffer cannot hold the next entry */
     return (int64_t)o->used;
 }
 
-static short always_ready(struct sandbox *sb, struct file *f, short events) { return events & (POLLIN | POLLOUT); }
+static short always_ready(struct sandbox *sb, struct file *f, short events) {
+    return events & (POLLIN | POLLOUT);
+}
 
 /* --------------------------------------------------------- host files */
 
-static int64_t host_pread(struct sandbox *sb, struct file *f, void *buf, uint64_t len, uint64_t off)
-{
+static int64_t host_pread(struct sandbox *sb, struct file *f, void *buf, uint64_t len,
+                          uint64_t off) {
     ssize_t r = pread(f->host_fd, buf, len, (off_t)off);
     return r < 0 ? -errno : r;
 }
 
-static int64_t host_read(struct sandbox *sb, struct file *f, void *buf, uint64_t len)
-{
+static int64_t host_read(struct sandbox *sb, struct file *f, void *buf, uint64_t len) {
     int64_t r = host_pread(sb, f, buf, len, f->off);
     if (r > 0)
         f->off += (uint64_t)r;
     return r;
 }
 
-static int host_stat(struct sandbox *sb, struct file *f, struct stat *st)
-{
+static int host_stat(struct sandbox *sb, struct file *f, struct stat *st) {
     return fstat(f->host_fd, st) < 0 ? -errno : 0;
 }
 
-static int64_t seek_to(struct file *f, int64_t off, int whence, int64_t size)
-{
+static int64_t seek_to(struct file *f, int64_t off, int whence, int64_t size) {
     int64_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? (int64_t)f->off : size;
     if (whence == SEEK_DATA || whence == SEEK_HOLE) {
         if (off < 0 || off >= size)
@@ -92,16 +90,14 @@ static int64_t seek_to(struct file *f, int64_t off, int whence, int64_t size)
     return (int64_t)f->off;
 }
 
-static int64_t host_lseek(struct sandbox *sb, struct file *f, int64_t off, int whence)
-{
+static int64_t host_lseek(struct sandbox *sb, struct file *f, int64_t off, int whence) {
     struct stat st;
     if (fstat(f->host_fd, &st) < 0)
         return -errno;
     return seek_to(f, off, whence, st.st_size);
 }
 
-static int64_t host_getdents(struct sandbox *sb, struct file *f, void *buf, uint64_t len)
-{
+static int64_t host_getdents(struct sandbox *sb, struct file *f, void *buf, uint64_t len) {
     uint8_t tmp[32768];
     if (lseek(f->host_fd, (off_t)f->dir_cookie, SEEK_SET) < 0)
         return -errno;
@@ -124,8 +120,7 @@ static int64_t host_getdents(struct sandbox *sb, struct file *f, void *buf, uint
     return (int64_t)o.used;
 }
 
-static int64_t dir_lseek(struct sandbox *sb, struct file *f, int64_t off, int whence)
-{
+static int64_t dir_lseek(struct sandbox *sb, struct file *f, int64_t off, int whence) {
     if (whence != SEEK_SET || off < 0)
         return -EINVAL;
     f->dir_cookie = (uint64_t)off;
@@ -135,16 +130,24 @@ static int64_t dir_lseek(struct sandbox *sb, struct file *f, int64_t off, int wh
 static struct file *host_clone(struct file *f, struct fdt_clone_ctx *ctx);
 
 static const struct file_ops host_file_ops = {
-    .kind = "host-file", .read = host_read, .pread = host_pread, .lseek = host_lseek,
-    .stat = host_stat, .poll = always_ready, .clone = host_clone,
+    .kind = "host-file",
+    .read = host_read,
+    .pread = host_pread,
+    .lseek = host_lseek,
+    .stat = host_stat,
+    .poll = always_ready,
+    .clone = host_clone,
 };
 static const struct file_ops host_dir_ops = {
-    .kind = "host-dir", .lseek = dir_lseek, .stat = host_stat, .getdents = host_getdents,
-    .poll = always_ready, .clone = host_clone,
+    .kind = "host-dir",
+    .lseek = dir_lseek,
+    .stat = host_stat,
+    .getdents = host_getdents,
+    .poll = always_ready,
+    .clone = host_clone,
 };
 
-struct file *file_host_new(int host_fd, int flags, const char *path, bool dir)
-{
+struct file *file_host_new(int host_fd, int flags, const char *path, bool dir) {
     struct file *f = file_new(dir ? &host_dir_ops : &host_file_ops, flags, path);
     if (!f) {
         close(host_fd);
@@ -154,8 +157,7 @@ struct file *file_host_new(int host_fd, int flags, const char *path, bool dir)
     return f;
 }
 
-static struct file *host_clone(struct file *f, struct fdt_clone_ctx *ctx)
-{
+static struct file *host_clone(struct file *f, struct fdt_clone_ctx *ctx) {
     int fd = fcntl(f->host_fd, F_DUPFD_CLOEXEC, 3);
     if (fd < 0)
         return NULL;
@@ -171,33 +173,30 @@ static struct file *host_clone(struct file *f, struct fdt_clone_ctx *ctx)
 
 static struct memfs *layer(struct sandbox *sb) { return fs_view_layer(sb->view); }
 
-static int64_t layer_pread(struct sandbox *sb, struct file *f, void *buf, uint64_t len, uint64_t off)
-{
+static int64_t layer_pread(struct sandbox *sb, struct file *f, void *buf, uint64_t len,
+                           uint64_t off) {
     return memfs_pread(layer(sb), f->node, buf, len, off);
 }
 
-static int64_t layer_pwrite(struct sandbox *sb, struct file *f, const void *buf, uint64_t len, uint64_t off)
-{
+static int64_t layer_pwrite(struct sandbox *sb, struct file *f, const void *buf, uint64_t len,
+                            uint64_t off) {
     return memfs_pwrite(layer(sb), f->node, buf, len, off);
 }
 
-static int64_t layer_size(struct sandbox *sb, struct file *f)
-{
+static int64_t layer_size(struct sandbox *sb, struct file *f) {
     struct stat st;
     int err = memfs_getattr(layer(sb), f->node, &st);
     return err < 0 ? err : st.st_size;
 }
 
-static int64_t layer_read(struct sandbox *sb, struct file *f, void *buf, uint64_t len)
-{
+static int64_t layer_read(struct sandbox *sb, struct file *f, void *buf, uint64_t len) {
     int64_t r = layer_pread(sb, f, buf, len, f->off);
     if (r > 0)
         f->off += (uint64_t)r;
     return r;
 }
 
-static int64_t layer_write(struct sandbox *sb, struct file *f, const void *buf, uint64_t len)
-{
+static int64_t layer_write(struct sandbox *sb, struct file *f, const void *buf, uint64_t len) {
     if (f->flags & O_APPEND) {
         int64_t size = layer_size(sb, f);
         if (size < 0)
@@ -210,19 +209,16 @@ static int64_t layer_write(struct sandbox *sb, struct file *f, const void *buf, 
     return r;
 }
 
-static int64_t layer_lseek(struct sandbox *sb, struct file *f, int64_t off, int whence)
-{
+static int64_t layer_lseek(struct sandbox *sb, struct file *f, int64_t off, int whence) {
     int64_t size = layer_size(sb, f);
     return size < 0 ? size : seek_to(f, off, whence, size);
 }
 
-static int layer_stat(struct sandbox *sb, struct file *f, struct stat *st)
-{
+static int layer_stat(struct sandbox *sb, struct file *f, struct stat *st) {
     return memfs_getattr(layer(sb), f->node, st);
 }
 
-static int layer_truncate(struct sandbox *sb, struct file *f, uint64_t len)
-{
+static int layer_truncate(struct sandbox *sb, struct file *f, uint64_t len) {
     return memfs_truncate(layer(sb), f->node, len);
 }
 
@@ -231,8 +227,7 @@ struct layer_dir_ctx {
     bool full;
 };
 
-static int layer_emit(void *p, const char *name, uint64_t ino, unsigned char type, uint64_t next)
-{
+static int layer_emit(void *p, const char *name, uint64_t ino, unsigned char type, uint64_t next) {
     struct layer_dir_ctx *c = p;
     if (put_dirent(c->out, ino, (int64_t)next, type, name)) {
         c->full = true;
@@ -241,8 +236,7 @@ static int layer_emit(void *p, const char *name, uint64_t ino, unsigned char typ
     return 0;
 }
 
-static int64_t layer_getdents(struct sandbox *sb, struct file *f, void *buf, uint64_t len)
-{
+static int64_t layer_getdents(struct sandbox *sb, struct file *f, void *buf, uint64_t len) {
     struct dirent_out o = {buf, len, 0};
     struct layer_dir_ctx c = {&o, false};
     int err = memfs_readdir(layer(sb), f->node, &f->dir_cookie, layer_emit, &c);
@@ -258,8 +252,7 @@ struct layer_priv {
     struct memfs *fs;
 };
 
-static void layer_put(struct file *f)
-{
+static void layer_put(struct file *f) {
     struct layer_priv *p = f->priv;
     if (p && f->node)
         memfs_node_put(p->fs, f->node);
@@ -269,17 +262,30 @@ static void layer_put(struct file *f)
 }
 
 static const struct file_ops layer_file_ops_owned = {
-    .kind = "layer-file", .read = layer_read, .write = layer_write, .pread = layer_pread,
-    .pwrite = layer_pwrite, .lseek = layer_lseek, .stat = layer_stat, .poll = always_ready,
-    .truncate = layer_truncate, .release = layer_put, .clone = layer_clone,
+    .kind = "layer-file",
+    .read = layer_read,
+    .write = layer_write,
+    .pread = layer_pread,
+    .pwrite = layer_pwrite,
+    .lseek = layer_lseek,
+    .stat = layer_stat,
+    .poll = always_ready,
+    .truncate = layer_truncate,
+    .release = layer_put,
+    .clone = layer_clone,
 };
 static const struct file_ops layer_dir_ops_owned = {
-    .kind = "layer-dir", .lseek = dir_lseek, .stat = layer_stat, .getdents = layer_getdents,
-    .poll = always_ready, .release = layer_put, .clone = layer_clone,
+    .kind = "layer-dir",
+    .lseek = dir_lseek,
+    .stat = layer_stat,
+    .getdents = layer_getdents,
+    .poll = always_ready,
+    .release = layer_put,
+    .clone = layer_clone,
 };
 
-struct file *file_layer_new(struct memfs *fs, struct memfs_node *node, int flags, const char *path)
-{
+struct file *file_layer_new(struct memfs *fs, struct memfs_node *node, int flags,
+                            const char *path) {
     bool dir = S_ISDIR(memfs_node_mode(node));
     struct file *f = file_new(dir ? &layer_dir_ops_owned : &layer_file_ops_owned, flags, path);
     struct layer_priv *p = malloc(sizeof(*p));
@@ -296,8 +302,8 @@ struct file *file_layer_new(struct memfs *fs, struct memfs_node *node, int flags
     return f;
 }
 
-int file_layer_anon(struct memfs *fs, uint32_t perms, int flags, const char *path, struct file **out)
-{
+int file_layer_anon(struct memfs *fs, uint32_t perms, int flags, const char *path,
+                    struct file **out) {
     static uint64_t seq; /* shared by every sandbox of the process */
     struct memfs_node *root = memfs_root(fs), *node = NULL;
     char name[32];
@@ -316,14 +322,13 @@ int file_layer_anon(struct memfs *fs, uint32_t perms, int flags, const char *pat
     return *out ? 0 : -ENOMEM;
 }
 
-struct memfs *file_layer_fs(const struct file *f)
-{
-    return f->ops == &layer_file_ops_owned || f->ops == &layer_dir_ops_owned ? ((struct layer_priv *)f->priv)->fs
-                                                                            : NULL;
+struct memfs *file_layer_fs(const struct file *f) {
+    return f->ops == &layer_file_ops_owned || f->ops == &layer_dir_ops_owned
+               ? ((struct layer_priv *)f->priv)->fs
+               : NULL;
 }
 
-static struct file *layer_clone(struct file *f, struct fdt_clone_ctx *ctx)
-{
+static struct file *layer_clone(struct file *f, struct fdt_clone_ctx *ctx) {
     struct memfs *fs = fs_view_layer(ctx->view);
     struct memfs_node *n = memfs_node_by_ino(fs, memfs_node_ino(f->node));
     if (!n)
@@ -348,12 +353,13 @@ struct vdir_ctx {
 
 /* d_ino and d_type of an entry are what lstat of it through the view says,
  * so that a listing agrees with stat (a root such as /lib64 can be a link). */
-static void vdir_entry_attrs(struct vdir_ctx *c, const char *name, unsigned char *type, uint64_t *ino)
-{
+static void vdir_entry_attrs(struct vdir_ctx *c, const char *name, unsigned char *type,
+                             uint64_t *ino) {
     char path[PATH_MAX];
     struct view_node n;
     struct stat st;
-    if ((size_t)snprintf(path, sizeof(path), "%s/%s", strcmp(c->dir, "/") ? c->dir : "", name) >= sizeof(path))
+    if ((size_t)snprintf(path, sizeof(path), "%s/%s", strcmp(c->dir, "/") ? c->dir : "", name) >=
+        sizeof(path))
         return;
     if (view_resolve(c->view, "/", path, false, &n) == 0 && view_stat(c->view, &n, &st) == 0) {
         *type = (unsigned char)IFTODT(st.st_mode);
@@ -362,8 +368,7 @@ static void vdir_entry_attrs(struct vdir_ctx *c, const char *name, unsigned char
     view_node_release(c->view, &n);
 }
 
-static int vdir_emit(void *p, const char *name, unsigned char type)
-{
+static int vdir_emit(void *p, const char *name, unsigned char type) {
     struct vdir_ctx *c = p;
     uint64_t i = c->index++;
     if (i < c->skip)
@@ -377,15 +382,22 @@ static int vdir_emit(void *p, const char *name, unsigned char type)
     return 0;
 }
 
-static int64_t vdir_getdents(struct sandbox *sb, struct file *f, void *buf, uint64_t len)
-{
+static int64_t vdir_getdents(struct sandbox *sb, struct file *f, void *buf, uint64_t len) {
     struct dirent_out o = {buf, len, 0};
     struct vdir_ctx c = {&o, sb->view, f->path, f->dir_cookie, 0, false};
     /* "." and ".." are indexes 0 and 1. */
     vdir_emit(&c, ".", 4);
     if (!c.full)
         vdir_emit(&c, "..", 4);
-    if (!c.full) {
+    if (!c.full && !strcmp(f->path, "/proc/self/fd")) {
+        /* the open descriptors, as the fd table holds them now */
+        for (int fd = 0; fd < sb->fdt.cap && !c.full; fd++) {
+            char name[16];
+            snprintf(name, sizeof(name), "%d", fd);
+            if (sb->fdt.slots[fd].f)
+                vdir_emit(&c, name, 10 /* DT_LNK */);
+        }
+    } else if (!c.full) {
         int err = view_vdir_list(sb->view, f->path, vdir_emit, &c);
         if (err < 0)
             return err;
@@ -402,15 +414,13 @@ static int64_t vdir_getdents(struct sandbox *sb, struct file *f, void *buf, uint
     return dirents_result(&o, c.full);
 }
 
-static int vdir_stat(struct sandbox *sb, struct file *f, struct stat *st)
-{
+static int vdir_stat(struct sandbox *sb, struct file *f, struct stat *st) {
     struct view_node n = {.kind = VK_VDIR};
     snprintf(n.path, sizeof(n.path), "%s", f->path);
     return view_stat(sb->view, &n, st);
 }
 
-static struct file *vdir_clone(struct file *f, struct fdt_clone_ctx *ctx)
-{
+static struct file *vdir_clone(struct file *f, struct fdt_clone_ctx *ctx) {
     struct file *c = file_vdir_new(f->flags, f->path);
     if (c)
         c->dir_cookie = f->dir_cookie;
@@ -418,13 +428,16 @@ static struct file *vdir_clone(struct file *f, struct fdt_clone_ctx *ctx)
 }
 
 static const struct file_ops vdir_ops = {
-    .kind = "vdir", .lseek = dir_lseek, .stat = vdir_stat, .getdents = vdir_getdents,
-    .poll = always_ready, .clone = vdir_clone,
+    .kind = "vdir",
+    .lseek = dir_lseek,
+    .stat = vdir_stat,
+    .getdents = vdir_getdents,
+    .poll = always_ready,
+    .clone = vdir_clone,
 };
 
 struct file *file_vdir_new(int flags, const char *path) { return file_new(&vdir_ops, flags, path); }
 
-bool file_is_dir(const struct file *f)
-{
+bool file_is_dir(const struct file *f) {
     return f->ops == &vdir_ops || f->ops == &host_dir_ops || f->ops == &layer_dir_ops_owned;
 }

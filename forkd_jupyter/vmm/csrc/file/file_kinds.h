@@ -13,11 +13,16 @@ struct file *file_layer_new(struct memfs *fs, struct memfs_node *node, int flags
 /* A regular layer file with no name (O_TMPFILE, memfd_create): made in the
  * layer's root directory, which the guest never sees, and unlinked at once,
  * so it lives exactly as long as its descriptions. */
-int file_layer_anon(struct memfs *fs, uint32_t perms, int flags, const char *path, struct file **out);
+int file_layer_anon(struct memfs *fs, uint32_t perms, int flags, const char *path,
+                    struct file **out);
 struct file *file_vdir_new(int flags, const char *path);
 struct file *file_dev_new(const char *name, int flags, const char *path);
 /* A pipe: out[0] read end, out[1] write end. */
 int file_pipe_new(int flags, struct file *out[2]);
+bool file_is_pipe(const struct file *f);
+/* A new description of pipe f's buffer, the end flags' access mode names
+ * (open of /proc/self/fd/N); NULL when out of memory. */
+struct file *file_pipe_reopen(struct file *f, int flags);
 
 /* file_socket.c: a connected pair of AF_UNIX sockets of type (SOCK_STREAM
  * or SOCK_DGRAM; O_NONBLOCK in flags applies to both). The rest of the
@@ -32,7 +37,8 @@ struct file *file_eventfd_new(uint64_t initial, int flags);
 struct epoll_event;
 struct file *file_epoll_new(int flags);
 bool file_is_epoll(const struct file *f);
-int file_epoll_ctl(struct file *ep, int op, int fd, struct file *target, uint32_t events, uint64_t data);
+int file_epoll_ctl(struct file *ep, int op, int fd, struct file *target, uint32_t events,
+                   uint64_t data);
 /* Fills out with up to max ready events; returns how many. */
 int file_epoll_collect(struct sandbox *sb, struct file *ep, struct epoll_event *out, int max);
 /* The watched descriptors and their events (for a blocking wait). */

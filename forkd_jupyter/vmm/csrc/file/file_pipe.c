@@ -119,6 +119,17 @@ static const struct file_ops pipe_ops = {
     .clone = pipe_clone,
 };
 
+bool file_is_pipe(const struct file *f) { return f->ops == &pipe_ops; }
+
+struct file *file_pipe_reopen(struct file *f, int flags) {
+    struct file *c = file_new(&pipe_ops, (flags & O_ACCMODE) | (flags & O_NONBLOCK), NULL);
+    if (c) {
+        c->priv = f->priv;
+        count_end(c->priv, c->flags, 1);
+    }
+    return c;
+}
+
 int file_pipe_new(int flags, struct file *out[2]) {
     struct pipe_buf *p = calloc(1, sizeof(*p));
     if (!p)

@@ -18,21 +18,18 @@
 static const char *const devices[] = {"null", "zero", "full", "random", "urandom"};
 static const unsigned device_minor[] = {3, 5, 7, 8, 9}; /* major 1, as on Linux */
 
-static bool is_under(const char *path, const char *root)
-{
+static bool is_under(const char *path, const char *root) {
     size_t n = strlen(root);
     if (n == 1 && root[0] == '/')
         return true;
     return strncmp(path, root, n) == 0 && (path[n] == 0 || path[n] == '/');
 }
 
-bool view_in_layer(const char *path)
-{
+bool view_in_layer(const char *path) {
     return is_under(path, "/tmp") || is_under(path, "/sandbox") || is_under(path, "/dev/shm");
 }
 
-int view_add_root(struct fs_view *v, const char *path)
-{
+int view_add_root(struct fs_view *v, const char *path) {
     for (size_t i = 0; i < v->n_roots; i++)
         if (!strcmp(v->roots[i], path))
             return 0;
@@ -46,8 +43,7 @@ int view_add_root(struct fs_view *v, const char *path)
     return 0;
 }
 
-struct fs_view *fs_view_new(const struct fs_view_config *cfg)
-{
+struct fs_view *fs_view_new(const struct fs_view_config *cfg) {
     struct fs_view *v = calloc(1, sizeof(*v));
     if (!v)
         return NULL;
@@ -56,7 +52,8 @@ struct fs_view *fs_view_new(const struct fs_view_config *cfg)
         if (!r || r[0] != '/' || view_in_layer(r) || !strcmp(r, "/"))
             continue; /* never the whole host, never over the layer */
         char canon[PATH_MAX];
-        if (view_add_root(v, r) < 0 || (realpath(r, canon) && strcmp(canon, "/") && view_add_root(v, canon) < 0))
+        if (view_add_root(v, r) < 0 ||
+            (realpath(r, canon) && strcmp(canon, "/") && view_add_root(v, canon) < 0))
             goto fail;
     }
     if (cfg->agent_host_dir && !(v->agent_dir = realpath(cfg->agent_host_dir, NULL)))
@@ -81,7 +78,8 @@ struct fs_view *fs_view_new(const struct fs_view_config *cfg)
     memfs_node_put(v->layer, root);
     if (err < 0)
         goto fail;
-    snprintf(v->cwd, sizeof(v->cwd), "%s", cfg->cwd && view_in_layer(cfg->cwd) ? cfg->cwd : "/sandbox");
+    snprintf(v->cwd, sizeof(v->cwd), "%s",
+             cfg->cwd && view_in_layer(cfg->cwd) ? cfg->cwd : "/sandbox");
     v->umask = 022;
     return v;
 fail:
@@ -89,15 +87,15 @@ fail:
     return NULL;
 }
 
-int view_open_host(const struct view_node *n, const struct stat *st)
-{
+int view_open_host(const struct view_node *n, const struct stat *st) {
     bool dir = S_ISDIR(st->st_mode);
     /* Only regular files and directories: opening a host FIFO or device
      * could block or act on the host. O_NONBLOCK keeps a file swapped for a
      * FIFO meanwhile from blocking the open; the fstat catches it. */
     if (!dir && !S_ISREG(st->st_mode))
         return -EACCES;
-    int fd = open(n->host, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | (dir ? O_DIRECTORY : 0));
+    int fd =
+        open(n->host, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | (dir ? O_DIRECTORY : 0));
     if (fd < 0)
         return errno == EACCES ? -EACCES : -ENOENT;
     struct stat now;
@@ -110,8 +108,7 @@ int view_open_host(const struct view_node *n, const struct stat *st)
 
 struct fs_view *fs_view_restore(char *const *roots, size_t n_roots, const char *agent_dir,
                                 const char *exe_path, uint64_t layer_limit, struct memfs *layer,
-                                const char *cwd, unsigned umask)
-{
+                                const char *cwd, unsigned umask) {
     struct fs_view *v = calloc(1, sizeof(*v));
     if (!v) {
         memfs_free(layer);
@@ -137,8 +134,7 @@ fail:
 
 void fs_view_saved_parts(const struct fs_view *v, char *const **roots, size_t *n_roots,
                          const char **agent_dir, const char **exe_path, uint64_t *layer_limit,
-                         unsigned *umask)
-{
+                         unsigned *umask) {
     *roots = v->roots;
     *n_roots = v->n_roots;
     *agent_dir = v->agent_dir ? v->agent_dir : "";
@@ -147,8 +143,7 @@ void fs_view_saved_parts(const struct fs_view *v, char *const **roots, size_t *n
     *umask = v->umask;
 }
 
-void fs_view_free(struct fs_view *v)
-{
+void fs_view_free(struct fs_view *v) {
     if (!v)
         return;
     for (size_t i = 0; i < v->n_roots; i++)
@@ -168,14 +163,29 @@ const char *fs_view_cwd(const struct fs_view *v) { return v->cwd; }
 
 enum cls { C_NONE, C_LAYER, C_HOST, C_VDIR, C_DEV, C_PROCLINK };
 
-static bool ancestor_of(const char *path, const char *root)
-{
+static bool ancestor_of(const char *path, const char *root) {
     return strcmp(path, root) && is_under(root, path[0] ? path : "/");
 }
 
+/* The links of /dev that name descriptors, as udev makes them. */
+static const char *const dev_links[][2] = {
+    {"fd", "/proc/self/fd"},
+    {"stdin", "/proc/self/fd/0"},
+    {"stdout", "/proc/self/fd/1"},
+    {"stderr", "/proc/self/fd/2"},
+};
+
+const char *view_dev_link_target(const char *path) {
+    if (strncmp(path, "/dev/", 5))
+        return NULL;
+    for (size_t i = 0; i < FJ_ARRAY_SIZE(dev_links); i++)
+        if (!strcmp(path + 5, dev_links[i][0]))
+            return dev_links[i][1];
+    return NULL;
+}
+
 /* "/proc/self/fd/N" with N a descriptor number as Linux spells it. */
-static bool fd_link_name(const char *path)
-{
+static bool fd_link_name(const char *path) {
     if (strncmp(path, "/proc/self/fd/", 14))
         return false;
     const char *n = path + 14;
@@ -185,10 +195,10 @@ static bool fd_link_name(const char *path)
 
 /* /etc as programs expect it, synthesized: files of the agent's etc/ (the
  * sandbox user and group, localhost), never the host's. */
-static const char *const etc_files[] = {"passwd", "group", "hosts", "nsswitch.conf", "hostname", "shells"};
+static const char *const etc_files[] = {"passwd",        "group",    "hosts",
+                                        "nsswitch.conf", "hostname", "shells"};
 
-static enum cls classify(struct fs_view *v, const char *path, char *host, size_t hostlen)
-{
+static enum cls classify(struct fs_view *v, const char *path, char *host, size_t hostlen) {
     if (!path[0])
         return C_VDIR; /* "/" */
     if (view_in_layer(path))
@@ -196,6 +206,8 @@ static enum cls classify(struct fs_view *v, const char *path, char *host, size_t
     if (!strcmp(path, "/dev") || !strcmp(path, "/proc") || !strcmp(path, "/proc/self") ||
         !strcmp(path, "/proc/self/fd"))
         return C_VDIR;
+    if (view_dev_link_target(path))
+        return C_PROCLINK;
     if (!strncmp(path, "/dev/", 5)) {
         for (size_t i = 0; i < FJ_ARRAY_SIZE(devices); i++)
             if (!strcmp(path + 5, devices[i]))
@@ -213,7 +225,8 @@ static enum cls classify(struct fs_view *v, const char *path, char *host, size_t
                 return C_HOST;
             }
     if (v->agent_dir && is_under(path, VIEW_AGENT_DIR)) {
-        if ((size_t)snprintf(host, hostlen, "%s%s", v->agent_dir, path + strlen(VIEW_AGENT_DIR)) >= hostlen)
+        if ((size_t)snprintf(host, hostlen, "%s%s", v->agent_dir, path + strlen(VIEW_AGENT_DIR)) >=
+            hostlen)
             return C_NONE;
         return C_HOST;
     }
@@ -232,8 +245,7 @@ static enum cls classify(struct fs_view *v, const char *path, char *host, size_t
 
 /* ------------------------------------------------------------- resolve */
 
-static int layer_lookup(struct fs_view *v, const char *path, struct memfs_node **out)
-{
+static int layer_lookup(struct fs_view *v, const char *path, struct memfs_node **out) {
     struct memfs_node *n = memfs_root(v->layer);
     char buf[PATH_MAX];
     snprintf(buf, sizeof(buf), "%s", path);
@@ -250,26 +262,24 @@ static int layer_lookup(struct fs_view *v, const char *path, struct memfs_node *
     return 0;
 }
 
-static void parent_of(char *path)
-{
+static void parent_of(char *path) {
     char *slash = strrchr(path, '/');
     if (slash)
         *slash = 0;
 }
 
 /* Replaces the walk's remaining input with target + "/" + rest. */
-static int path_splice(char *pending, size_t cap, const char *target, const char *rest)
-{
+static int path_splice(char *pending, size_t cap, const char *target, const char *rest) {
     char tmp[PATH_MAX * 2];
-    int n = snprintf(tmp, sizeof(tmp), "%s%s%s", target, rest && *rest ? "/" : "", rest ? rest : "");
+    int n =
+        snprintf(tmp, sizeof(tmp), "%s%s%s", target, rest && *rest ? "/" : "", rest ? rest : "");
     if (n < 0 || (size_t)n >= cap || n >= (int)sizeof(tmp))
         return -ENAMETOOLONG;
     memcpy(pending, tmp, (size_t)n + 1);
     return 0;
 }
 
-void view_node_release(struct fs_view *v, struct view_node *n)
-{
+void view_node_release(struct fs_view *v, struct view_node *n) {
     if (n->node)
         memfs_node_put(v->layer, n->node);
     if (n->parent)
@@ -277,8 +287,8 @@ void view_node_release(struct fs_view *v, struct view_node *n)
     n->node = n->parent = NULL;
 }
 
-int view_resolve(struct fs_view *v, const char *base, const char *path, bool follow, struct view_node *out)
-{
+int view_resolve(struct fs_view *v, const char *base, const char *path, bool follow,
+                 struct view_node *out) {
     memset(out, 0, sizeof(*out));
     if (!path[0])
         return -ENOENT;
@@ -383,6 +393,9 @@ int view_resolve(struct fs_view *v, const char *base, const char *path, bool fol
             if (!strcmp(cand, "/proc/self/exe")) {
                 is_link = true;
                 snprintf(target, sizeof(target), "%s", v->exe_path);
+            } else if (view_dev_link_target(cand)) {
+                is_link = true;
+                snprintf(target, sizeof(target), "%s", view_dev_link_target(cand));
             }
             break;
         case C_NONE:
@@ -475,16 +488,14 @@ int view_resolve(struct fs_view *v, const char *base, const char *path, bool fol
     return 0;
 }
 
-static uint64_t path_hash(const char *s)
-{
+static uint64_t path_hash(const char *s) {
     uint64_t h = 1469598103934665603ULL;
     for (; *s; s++)
         h = (h ^ (uint8_t)*s) * 1099511628211ULL;
     return h;
 }
 
-int view_stat(struct fs_view *v, struct view_node *n, struct stat *st)
-{
+int view_stat(struct fs_view *v, struct view_node *n, struct stat *st) {
     memset(st, 0, sizeof(*st));
     switch (n->kind) {
     case VK_LAYER:
@@ -521,14 +532,18 @@ int view_stat(struct fs_view *v, struct view_node *n, struct stat *st)
 }
 
 /* Lists the names a synthesized directory shows. */
-int view_vdir_list(struct fs_view *v, const char *path, int (*emit)(void *, const char *, unsigned char), void *ctx)
-{
+int view_vdir_list(struct fs_view *v, const char *path,
+                   int (*emit)(void *, const char *, unsigned char), void *ctx) {
     const char *dir = strcmp(path, "/") ? path : "";
     if (!strcmp(path, "/dev")) {
         for (size_t i = 0; i < FJ_ARRAY_SIZE(devices); i++)
             if (emit(ctx, devices[i], 2 /* DT_CHR */))
                 return 0;
-        emit(ctx, "shm", 4 /* DT_DIR */);
+        if (emit(ctx, "shm", 4 /* DT_DIR */))
+            return 0;
+        for (size_t i = 0; i < FJ_ARRAY_SIZE(dev_links); i++)
+            if (emit(ctx, dev_links[i][0], 10 /* DT_LNK */))
+                return 0;
         return 0;
     }
     if (!strcmp(path, "/proc"))
@@ -541,9 +556,10 @@ int view_vdir_list(struct fs_view *v, const char *path, int (*emit)(void *, cons
     if (!strcmp(path, "/proc/self/fd"))
         return 0;
     /* Next components of every visible path below dir, each once. */
-    const char *extra[] = {"/tmp",         "/sandbox",  "/dev",      "/proc",          VIEW_AGENT_DIR,
-                           "/etc/passwd",  "/etc/group", "/etc/hosts", "/etc/nsswitch.conf", "/etc/hostname",
-                           "/etc/shells"};
+    const char *extra[] = {"/tmp",          "/sandbox",     "/dev",
+                           "/proc",         VIEW_AGENT_DIR, "/etc/passwd",
+                           "/etc/group",    "/etc/hosts",   "/etc/nsswitch.conf",
+                           "/etc/hostname", "/etc/shells"};
     size_t total = v->n_roots + FJ_ARRAY_SIZE(extra);
     char **seen = calloc(total, sizeof(char *));
     if (!seen)
@@ -552,7 +568,8 @@ int view_vdir_list(struct fs_view *v, const char *path, int (*emit)(void *, cons
     size_t dlen = strlen(dir);
     for (size_t i = 0; i < total; i++) {
         const char *r = i < v->n_roots ? v->roots[i] : extra[i - v->n_roots];
-        if (i >= v->n_roots && (!strcmp(r, VIEW_AGENT_DIR) || !strncmp(r, "/etc/", 5)) && !v->agent_dir)
+        if (i >= v->n_roots && (!strcmp(r, VIEW_AGENT_DIR) || !strncmp(r, "/etc/", 5)) &&
+            !v->agent_dir)
             continue;
         if (strncmp(r, dir, dlen) || r[dlen] != '/')
             continue;

@@ -12,9 +12,9 @@
 #define VIEW_MAX_LINKS 40
 
 struct fs_view {
-    char **roots;      /* host paths visible read-only, as given and canonical */
+    char **roots; /* host paths visible read-only, as given and canonical */
     size_t n_roots;
-    char *agent_dir;   /* host directory shown at VIEW_AGENT_DIR */
+    char *agent_dir; /* host directory shown at VIEW_AGENT_DIR */
     char *exe_path;
     uint64_t layer_limit;
     struct memfs *layer;
@@ -24,44 +24,48 @@ struct fs_view {
 };
 
 enum view_kind {
-    VK_NONE,  /* does not exist; parent (if any) says where it would be created */
-    VK_LAYER, /* a memfs node */
-    VK_HOST,  /* a host file or directory under a read-only root */
-    VK_VDIR,  /* a synthesized directory (ancestor of visible paths) */
-    VK_DEV,   /* /dev/null, /dev/zero, /dev/full, /dev/random, /dev/urandom */
+    VK_NONE,     /* does not exist; parent (if any) says where it would be created */
+    VK_LAYER,    /* a memfs node */
+    VK_HOST,     /* a host file or directory under a read-only root */
+    VK_VDIR,     /* a synthesized directory (ancestor of visible paths) */
+    VK_DEV,      /* /dev/null, /dev/zero, /dev/full, /dev/random, /dev/urandom */
     VK_PROCLINK, /* /proc/self/exe or /proc/self/fd/N: a magic symlink */
 };
 
 struct view_node {
     enum view_kind kind;
-    char path[PATH_MAX];        /* resolved guest path (no symlinks, no . or ..) */
-    char host[PATH_MAX];        /* VK_HOST: the host path to open */
-    struct memfs_node *node;    /* VK_LAYER: a reference (view_node_release) */
-    struct memfs_node *parent;  /* VK_NONE/VK_LAYER in the layer: parent dir reference */
-    char leaf[NAME_MAX + 1];    /* last component */
-    bool parent_in_layer;       /* VK_NONE: the parent directory is a layer directory */
-    bool parent_visible;        /* VK_NONE: the parent exists (host or vdir): creating gives EROFS */
-    bool is_link;               /* the last component is a symlink (not followed) */
-    bool trailing_slash;        /* the last component was followed by '/' */
-    uint8_t dots;               /* the path ended in "." (1) or ".." (2): it names no entry */
+    char path[PATH_MAX];       /* resolved guest path (no symlinks, no . or ..) */
+    char host[PATH_MAX];       /* VK_HOST: the host path to open */
+    struct memfs_node *node;   /* VK_LAYER: a reference (view_node_release) */
+    struct memfs_node *parent; /* VK_NONE/VK_LAYER in the layer: parent dir reference */
+    char leaf[NAME_MAX + 1];   /* last component */
+    bool parent_in_layer;      /* VK_NONE: the parent directory is a layer directory */
+    bool parent_visible;       /* VK_NONE: the parent exists (host or vdir): creating gives EROFS */
+    bool is_link;              /* the last component is a symlink (not followed) */
+    bool trailing_slash;       /* the last component was followed by '/' */
+    uint8_t dots;              /* the path ended in "." (1) or ".." (2): it names no entry */
 };
 
 /* Resolves path (absolute, or relative to base, a resolved guest directory
  * path) through the view. follow: follow a symlink in the last component.
  * Returns 0 (out->kind may be VK_NONE), or -errno for errors on the way
  * (ENOENT for a missing directory component, ENOTDIR, ELOOP, ENAMETOOLONG). */
-int view_resolve(struct fs_view *v, const char *base, const char *path, bool follow, struct view_node *out);
+int view_resolve(struct fs_view *v, const char *base, const char *path, bool follow,
+                 struct view_node *out);
 void view_node_release(struct fs_view *v, struct view_node *n);
 /* Opens a VK_HOST node read-only, st being its stat(2): a regular file or a
  * directory, never a FIFO or device, and still of st's type when opened.
  * The fd, or -errno. */
 int view_open_host(const struct view_node *n, const struct stat *st);
 int view_stat(struct fs_view *v, struct view_node *n, struct stat *st);
+/* What /dev/fd, /dev/stdin, /dev/stdout or /dev/stderr link to, or NULL. */
+const char *view_dev_link_target(const char *path);
 /* Adds a read-only root (kept as given and canonical); -errno. */
 int view_add_root(struct fs_view *v, const char *root);
 /* Whether a guest path is inside the writable layer (/tmp, /sandbox). */
 bool view_in_layer(const char *path);
 /* Names a synthesized directory lists, via emit(name, d_type); 0 or -errno. */
-int view_vdir_list(struct fs_view *v, const char *path, int (*emit)(void *, const char *, unsigned char), void *ctx);
+int view_vdir_list(struct fs_view *v, const char *path,
+                   int (*emit)(void *, const char *, unsigned char), void *ctx);
 
 #endif

@@ -8,21 +8,20 @@
 #include <linux/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/statvfs.h>
-#include <sys/sysmacros.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "core/sandbox.h"
 #include "file/file_kinds.h"
 #include "fs/fs_memfs.h"
-#include "core/sandbox.h"
 #include "sys/sys.h"
 #include "sys/sys_file.h"
 
-int sysf_path(struct sandbox *sb, uint64_t gva, char *out)
-{
+int sysf_path(struct sandbox *sb, uint64_t gva, char *out) {
     if (!gva)
         return -EFAULT;
     int r = mm_copy_string(&sb->mm, out, gva, PATH_MAX);
@@ -30,8 +29,7 @@ int sysf_path(struct sandbox *sb, uint64_t gva, char *out)
 }
 
 /* Directory relative paths start from: the cwd, or dirfd's path. */
-static int base_of(struct sandbox *sb, int dirfd, const char *path, const char **base)
-{
+static int base_of(struct sandbox *sb, int dirfd, const char *path, const char **base) {
     if (path[0] == '/' || dirfd == AT_FDCWD) {
         *base = sb->view->cwd;
         return 0;
@@ -45,15 +43,22 @@ static int base_of(struct sandbox *sb, int dirfd, const char *path, const char *
     return 0;
 }
 
-int sysf_resolve_at(struct sandbox *sb, int dirfd, const char *path, bool follow, struct view_node *n)
-{
+/* The open file a /proc/self/fd/N node names, or NULL. */
+static struct file *fd_link_file(struct sandbox *sb, const struct view_node *n) {
+    if (n->kind != VK_PROCLINK || strncmp(n->path, "/proc/self/fd/", 14))
+        return NULL;
+    return fdt_get(&sb->fdt, atoi(n->path + 14));
+}
+
+int sysf_resolve_at(struct sandbox *sb, int dirfd, const char *path, bool follow,
+                    struct view_node *n) {
     const char *base;
     int err = base_of(sb, dirfd, path, &base);
     if (err < 0)
         return err;
     err = view_resolve(sb->view, base, path, follow, n);
     if (err == 0 && n->kind == VK_PROCLINK && !strncmp(n->path, "/proc/self/fd/", 14) &&
-        !fdt_get(&sb->fdt, atoi(n->path + 14)))
+        !fd_link_file(sb, n))
         err = -ENOENT; /* /proc/self/fd lists open descriptors only */
     if (err < 0)
         view_node_release(sb->view, n);
@@ -61,19 +66,22 @@ int sysf_resolve_at(struct sandbox *sb, int dirfd, const char *path, bool follow
 }
 
 /* Copies a path argument and resolves it (the common first step). */
-int sysf_resolve_arg(struct sandbox *sb, int dirfd, uint64_t gva, bool follow, struct view_node *n)
-{
+int sysf_resolve_arg(struct sandbox *sb, int dirfd, uint64_t gva, bool follow,
+                     struct view_node *n) {
     char path[PATH_MAX];
     int err = sysf_path(sb, gva, path);
     return err < 0 ? err : sysf_resolve_at(sb, dirfd, path, follow, n);
 }
 
-bool sysf_is_mount_point(const char *path) { return !strcmp(path, "/tmp") || !strcmp(path, "/sandbox"); }
+bool sysf_is_mount_point(const char *path) {
+    return !strcmp(path, "/tmp") || !strcmp(path, "/sandbox");
+}
 
 /* ----------------------------------------------------------------- open */
 
-static int64_t open_resolved(struct sandbox *sb, struct view_node *n, int flags, uint32_t mode)
-{
+static int64_t open_fd_link(struct sandbox *sb, struct view_node *n, int flags, uint32_t mode);
+
+static int64_t open_resolved(struct sandbox *sb, struct view_node *n, int flags, uint32_t mode) {
     struct memfs *fs = fs_view_layer(sb->view);
     bool writable = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
     struct file *f = NULL;
@@ -87,7 +95,8 @@ static int64_t open_resolved(struct sandbox *sb, struct view_node *n, int flags,
             return -EISDIR; /* only a directory can be named with a trailing slash */
         if (n->parent_in_layer) {
             struct memfs_node *node;
-            int err = memfs_mknode(fs, n->parent, n->leaf, S_IFREG | (mode & ~sb->view->umask & 07777), NULL, &node);
+            int err = memfs_mknode(fs, n->parent, n->leaf,
+                                   S_IFREG | (mode & ~sb->view->umask & 07777), NULL, &node);
             if (err < 0)
                 return err;
             f = file_layer_new(fs, node, flags, n->path);
@@ -146,6 +155,8 @@ static int64_t open_resolved(struct sandbox *sb, struct view_node *n, int flags,
             return -ENOTDIR;
         f = file_dev_new(n->leaf, flags, n->path);
         break;
+    case VK_PROCLINK:
+        return open_fd_link(sb, n, flags, mode);
     default:
         return -ENOENT;
     }
@@ -158,8 +169,44 @@ static int64_t open_resolved(struct sandbox *sb, struct view_node *n, int flags,
     return fd;
 }
 
-int64_t sysf_openat(struct sandbox *sb, int dirfd, uint64_t path_gva, int flags, uint32_t mode)
-{
+/* open() of /proc/self/fd/N (or /dev/stdin...): a new description of what
+ * descriptor N is open on, as Linux gives: the same layer node (even
+ * unlinked), the same host file, directory or device, a new end of the
+ * same pipe (the access mode says which); a socket is ENXIO; other kinds
+ * (the notebook's streams, eventfd, epoll) are shared as by dup. */
+static int64_t open_fd_link(struct sandbox *sb, struct view_node *n, int flags, uint32_t mode) {
+    struct file *f = fd_link_file(sb, n), *c;
+    if (!f)
+        return -ENOENT; /* /proc/self/exe opened without following it */
+    flags &= ~(O_CREAT | O_EXCL);
+    if (file_is_socket(f))
+        return -ENXIO;
+    if (file_layer_fs(f) || (f->path && !file_is_pipe(f))) {
+        struct view_node m = {.kind = VK_LAYER};
+        int err = 0;
+        if (file_layer_fs(f)) {
+            memfs_node_get(f->node);
+            m.node = f->node;
+            snprintf(m.path, sizeof(m.path), "%s", f->path ? f->path : n->path);
+        } else {
+            err = view_resolve(sb->view, "/", f->path, true, &m);
+        }
+        int64_t r = err < 0                 ? err
+                    : m.kind == VK_PROCLINK ? -ENOENT
+                                            : open_resolved(sb, &m, flags, mode);
+        view_node_release(sb->view, &m);
+        return r;
+    }
+    c = file_is_pipe(f) ? file_pipe_reopen(f, flags) : file_get(f);
+    if (!c)
+        return -ENOMEM;
+    int fd = fdt_install(&sb->fdt, c, 0, flags & O_CLOEXEC);
+    if (fd < 0)
+        file_put(c);
+    return fd;
+}
+
+int64_t sysf_openat(struct sandbox *sb, int dirfd, uint64_t path_gva, int flags, uint32_t mode) {
     char path[PATH_MAX];
     int err = sysf_path(sb, path_gva, path);
     if (err < 0)
@@ -176,10 +223,13 @@ int64_t sysf_openat(struct sandbox *sb, int dirfd, uint64_t path_gva, int flags,
     return r;
 }
 
-static int64_t sys_open(struct sandbox *sb, const uint64_t a[6]) { return sysf_openat(sb, AT_FDCWD, a[0], (int)a[1], (uint32_t)a[2]); }
-static int64_t sys_openat(struct sandbox *sb, const uint64_t a[6]) { return sysf_openat(sb, (int)a[0], a[1], (int)a[2], (uint32_t)a[3]); }
-static int64_t sys_creat(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_open(struct sandbox *sb, const uint64_t a[6]) {
+    return sysf_openat(sb, AT_FDCWD, a[0], (int)a[1], (uint32_t)a[2]);
+}
+static int64_t sys_openat(struct sandbox *sb, const uint64_t a[6]) {
+    return sysf_openat(sb, (int)a[0], a[1], (int)a[2], (uint32_t)a[3]);
+}
+static int64_t sys_creat(struct sandbox *sb, const uint64_t a[6]) {
     return sysf_openat(sb, AT_FDCWD, a[0], O_CREAT | O_WRONLY | O_TRUNC, (uint32_t)a[1]);
 }
 
@@ -187,9 +237,8 @@ static int64_t sys_creat(struct sandbox *sb, const uint64_t a[6])
 
 /* Resolves (dirfd, path, flags) for the *at calls that accept
  * AT_EMPTY_PATH/AT_SYMLINK_NOFOLLOW; *fd_file is set instead for an empty path. */
-int sysf_resolve_flags(struct sandbox *sb, int dirfd, uint64_t path_gva, int flags, struct view_node *n,
-                       struct file **fd_file)
-{
+int sysf_resolve_flags(struct sandbox *sb, int dirfd, uint64_t path_gva, int flags,
+                       struct view_node *n, struct file **fd_file) {
     char path[PATH_MAX];
     *fd_file = NULL;
     int err = path_gva ? sysf_path(sb, path_gva, path) : -EFAULT;
@@ -207,11 +256,14 @@ int sysf_resolve_flags(struct sandbox *sb, int dirfd, uint64_t path_gva, int fla
             return *fd_file ? 0 : -EBADF;
         }
     }
-    return sysf_resolve_at(sb, dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), n);
+    bool follow = !(flags & AT_SYMLINK_NOFOLLOW);
+    err = sysf_resolve_at(sb, dirfd, path, follow, n);
+    if (err == 0 && follow && (*fd_file = fd_link_file(sb, n)))
+        view_node_release(sb->view, n); /* a followed /proc/self/fd/N is the open file itself */
+    return err;
 }
 
-int sysf_stat_at(struct sandbox *sb, int dirfd, uint64_t path_gva, int flags, struct stat *st)
-{
+int sysf_stat_at(struct sandbox *sb, int dirfd, uint64_t path_gva, int flags, struct stat *st) {
     struct view_node n;
     struct file *f;
     int err = sysf_resolve_flags(sb, dirfd, path_gva, flags, &n, &f);
@@ -224,31 +276,26 @@ int sysf_stat_at(struct sandbox *sb, int dirfd, uint64_t path_gva, int flags, st
     return err;
 }
 
-static int64_t put_stat(struct sandbox *sb, int err, const struct stat *st, uint64_t out)
-{
+static int64_t put_stat(struct sandbox *sb, int err, const struct stat *st, uint64_t out) {
     return err < 0 ? err : mm_copy_to(&sb->mm, out, st, sizeof(*st));
 }
 
-static int64_t sys_stat(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_stat(struct sandbox *sb, const uint64_t a[6]) {
     struct stat st;
     return put_stat(sb, sysf_stat_at(sb, AT_FDCWD, a[0], 0, &st), &st, a[1]);
 }
 
-static int64_t sys_lstat(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_lstat(struct sandbox *sb, const uint64_t a[6]) {
     struct stat st;
     return put_stat(sb, sysf_stat_at(sb, AT_FDCWD, a[0], AT_SYMLINK_NOFOLLOW, &st), &st, a[1]);
 }
 
-static int64_t sys_newfstatat(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_newfstatat(struct sandbox *sb, const uint64_t a[6]) {
     struct stat st;
     return put_stat(sb, sysf_stat_at(sb, (int)a[0], a[1], (int)a[3], &st), &st, a[2]);
 }
 
-static int64_t sys_statx(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_statx(struct sandbox *sb, const uint64_t a[6]) {
     struct stat st;
     int err = sysf_stat_at(sb, (int)a[0], a[1], (int)a[2], &st);
     if (err < 0)
@@ -274,13 +321,13 @@ static int64_t sys_statx(struct sandbox *sb, const uint64_t a[6])
     return mm_copy_to(&sb->mm, a[4], &x, sizeof(x));
 }
 
-static int64_t access_at(struct sandbox *sb, int dirfd, uint64_t path_gva, int mode, int flags)
-{
+static int64_t access_at(struct sandbox *sb, int dirfd, uint64_t path_gva, int mode, int flags) {
     if (mode & ~(R_OK | W_OK | X_OK))
         return -EINVAL;
     struct view_node n;
     struct file *f;
-    int err = sysf_resolve_flags(sb, dirfd, path_gva, flags & (AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH), &n, &f);
+    int err = sysf_resolve_flags(sb, dirfd, path_gva, flags & (AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH),
+                                 &n, &f);
     if (err < 0)
         return err;
     struct stat st;
@@ -290,7 +337,7 @@ static int64_t access_at(struct sandbox *sb, int dirfd, uint64_t path_gva, int m
         view_node_release(sb->view, &n);
     if (err < 0)
         return err;
-    if ((mode & W_OK) && !in_layer && !S_ISCHR(st.st_mode))
+    if ((mode & W_OK) && !in_layer && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)))
         return -EROFS;
     if ((mode & X_OK) && !(st.st_mode & 0111))
         return -EACCES;
@@ -299,10 +346,13 @@ static int64_t access_at(struct sandbox *sb, int dirfd, uint64_t path_gva, int m
     return 0;
 }
 
-static int64_t sys_access(struct sandbox *sb, const uint64_t a[6]) { return access_at(sb, AT_FDCWD, a[0], (int)a[1], 0); }
-static int64_t sys_faccessat(struct sandbox *sb, const uint64_t a[6]) { return access_at(sb, (int)a[0], a[1], (int)a[2], 0); }
-static int64_t sys_faccessat2(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_access(struct sandbox *sb, const uint64_t a[6]) {
+    return access_at(sb, AT_FDCWD, a[0], (int)a[1], 0);
+}
+static int64_t sys_faccessat(struct sandbox *sb, const uint64_t a[6]) {
+    return access_at(sb, (int)a[0], a[1], (int)a[2], 0);
+}
+static int64_t sys_faccessat2(struct sandbox *sb, const uint64_t a[6]) {
     return access_at(sb, (int)a[0], a[1], (int)a[2], (int)a[3]);
 }
 
@@ -310,8 +360,7 @@ static int64_t sys_faccessat2(struct sandbox *sb, const uint64_t a[6])
  * to something the view shows: a link under a root that points outside every
  * root (Debian's /usr/lib/python3.X/sitecustomize.py -> /etc/...) would
  * otherwise name a host path the guest cannot see. */
-static bool host_link_stays_in_view(struct sandbox *sb, const char *link_path)
-{
+static bool host_link_stays_in_view(struct sandbox *sb, const char *link_path) {
     struct view_node t;
     if (view_resolve(sb->view, "/", link_path, true, &t) < 0)
         return false;
@@ -320,8 +369,21 @@ static bool host_link_stays_in_view(struct sandbox *sb, const char *link_path)
     return visible;
 }
 
-static int64_t readlink_at(struct sandbox *sb, int dirfd, uint64_t path_gva, uint64_t buf, uint64_t size)
-{
+/* What readlink of /proc/self/fd/N says, as Linux spells it. */
+static int fd_link_text(struct sandbox *sb, struct file *f, char *out, size_t cap) {
+    if (f->path)
+        return snprintf(out, cap, "%s", f->path);
+    struct stat st;
+    if (f->ops->stat(sb, f, &st) < 0)
+        memset(&st, 0, sizeof(st));
+    if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))
+        return snprintf(out, cap, "%s:[%llu]", S_ISFIFO(st.st_mode) ? "pipe" : "socket",
+                        (unsigned long long)st.st_ino);
+    return snprintf(out, cap, "anon_inode:[%s]", file_is_epoll(f) ? "eventpoll" : f->ops->kind);
+}
+
+static int64_t readlink_at(struct sandbox *sb, int dirfd, uint64_t path_gva, uint64_t buf,
+                           uint64_t size) {
     if ((int64_t)size <= 0)
         return -EINVAL;
     char path[PATH_MAX], target[PATH_MAX];
@@ -335,16 +397,19 @@ static int64_t readlink_at(struct sandbox *sb, int dirfd, uint64_t path_gva, uin
     else if (n.is_link && n.kind == VK_LAYER)
         len = memfs_readlink(fs_view_layer(sb->view), n.node, target, sizeof(target));
     else if (n.is_link && n.kind == VK_HOST && host_link_stays_in_view(sb, n.path))
-        len = readlink(n.host, target, sizeof(target)) < 0 ? -errno : (int64_t)readlink(n.host, target, sizeof(target));
+        len = readlink(n.host, target, sizeof(target)) < 0
+                  ? -errno
+                  : (int64_t)readlink(n.host, target, sizeof(target));
     else if (n.is_link && n.kind == VK_HOST)
         len = -ENOENT; /* its target is outside the view: reveal nothing of it */
     else if (n.kind == VK_PROCLINK) {
+        struct file *f = fd_link_file(sb, &n);
         if (!strcmp(n.path, "/proc/self/exe"))
             len = snprintf(target, sizeof(target), "%s", sb->exe_path);
-        else {
-            struct file *f = fdt_get(&sb->fdt, atoi(n.path + strlen("/proc/self/fd/")));
-            len = !f ? -ENOENT : snprintf(target, sizeof(target), "%s", f->path ? f->path : "anon_inode:[fd]");
-        }
+        else if (view_dev_link_target(n.path))
+            len = snprintf(target, sizeof(target), "%s", view_dev_link_target(n.path));
+        else
+            len = f ? fd_link_text(sb, f, target, sizeof(target)) : -ENOENT;
     }
     view_node_release(sb->view, &n);
     if (len < 0)
@@ -353,8 +418,12 @@ static int64_t readlink_at(struct sandbox *sb, int dirfd, uint64_t path_gva, uin
     return mm_copy_to(&sb->mm, buf, target, (uint64_t)len) < 0 ? -EFAULT : len;
 }
 
-static int64_t sys_readlink(struct sandbox *sb, const uint64_t a[6]) { return readlink_at(sb, AT_FDCWD, a[0], a[1], a[2]); }
-static int64_t sys_readlinkat(struct sandbox *sb, const uint64_t a[6]) { return readlink_at(sb, (int)a[0], a[1], a[2], a[3]); }
+static int64_t sys_readlink(struct sandbox *sb, const uint64_t a[6]) {
+    return readlink_at(sb, AT_FDCWD, a[0], a[1], a[2]);
+}
+static int64_t sys_readlinkat(struct sandbox *sb, const uint64_t a[6]) {
+    return readlink_at(sb, (int)a[0], a[1], a[2], a[3]);
+}
 
 const struct sys_entry sys_file_path_entries[] = {
     {2, "open", sys_open, SYS_FULL, "through the filesystem view"},
