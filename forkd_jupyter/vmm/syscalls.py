@@ -79,7 +79,8 @@ CPYTHON_SUITES = [
     "",
     "`tests/test_cpython_suites.py` runs CPython's test modules for threads (`test_threading`, "
     "`test_thread`, `test_threading_local`), `test_queue`, `test_select`, `test_selectors`, "
-    "`test_signal`, `test_weakref`, `test_gc`, `test_socketserver` and asyncio (`test_tasks`, "
+    "`test_signal`, `test_weakref`, `test_gc`, `test_socketserver`, `test_epoll`, `test_pty`, "
+    "`test_tty` and asyncio (`test_tasks`, "
     "`test_locks`, `test_queues`, `test_events`, `test_unix_events`, `test_streams`, "
     "`test_sock_lowlevel`, `test_sendfile`, `test_subprocess`) in a sandbox and natively, with "
     "the same interpreter; every test that passes natively must pass in the sandbox, except for "
@@ -94,8 +95,6 @@ CPYTHON_SUITES = [
     "| no network outside the sandbox, by design | sockets reach only the sandbox's own "
     "loopback and `AF_UNIX` names; any other address is `ENETUNREACH`, netlink and packet "
     "sockets `EAFNOSUPPORT`. |",
-    "| no pseudo-terminals yet | `os.openpty` finds no `/dev/ptmx` (`ENOENT`): asyncio's "
-    "`test_events` pty tests (9 of 253). |",
     "",
     "`test_concurrent_futures` is not installed with this machine's CPython, "
     "so it is not in the list.",

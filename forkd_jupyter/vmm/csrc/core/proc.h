@@ -37,6 +37,7 @@ struct sb_procs {
     struct sb_shm *shm;          /* shared objects of layer files (core/shm.c) */
     struct sock *sockets;        /* bound sockets, a list owned by their files (file/sock.h) */
     uint16_t next_port;          /* where the search for a free ephemeral port starts */
+    struct pty *ptys; /* pseudo-terminal pairs, a list owned by their files (file/pty.h) */
     /* Set by run/: the host thread of a new process's main thread. */
     void *(*process_main)(void *main_thread);
     /* Set by snap/: fills a forked child's RAM with a copy of its parent's

@@ -4,17 +4,21 @@
  * Invariants: an entry names a descriptor number of the sandbox's own fd
  * table, so a branch's copy of the list (fd numbers are kept across a
  * branch) watches the branch's copies of the same files. Readiness is
- * level-triggered: EPOLLET is accepted and reported like level (a loop that
- * drains what it is told about sees the same events); EPOLLONESHOT disables
- * an entry once reported until EPOLL_CTL_MOD. An entry whose descriptor is
- * closed is never reported. */
+ * level-triggered; an EPOLLET entry is reported again only when an event
+ * it did not have is ready or something changed in the sandbox since its
+ * last report (procs->notify_seq moved): never fewer reports than Linux
+ * gives, and none while nothing happens. EPOLLONESHOT disables an entry once
+ * reported until EPOLL_CTL_MOD. An entry whose descriptor is closed is never
+ * reported. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 
+#include "core/proc.h"
 #include "core/sandbox.h"
 #include "file/file_kinds.h"
 
@@ -24,7 +28,9 @@ struct epoll_entry {
     int fd;
     uint32_t events;
     uint64_t data;
-    bool disabled; /* EPOLLONESHOT fired */
+    bool disabled;     /* EPOLLONESHOT fired */
+    uint32_t reported; /* EPOLLET: the events of the last report */
+    uint64_t seq;      /* EPOLLET: procs->notify_seq at the last report */
 };
 
 struct epoll_set {
@@ -37,27 +43,25 @@ static const struct file_ops epoll_ops;
 
 bool file_is_epoll(const struct file *f) { return f->ops == &epoll_ops; }
 
-/* Kinds that can become ready: regular files and directories cannot be
- * watched (EPERM), as on Linux. */
-static bool watchable(const struct file *f)
-{
-    static const char *const kinds[] = {"pipe", "socket", "eventfd", "epoll", "stdin", "stdout", "control"};
+/* Regular files and directories cannot be watched (EPERM), as on Linux;
+ * every other kind (pipes, sockets, terminals, devices...) can. */
+static bool watchable(const struct file *f) {
+    static const char *const kinds[] = {"host-file", "host-dir", "layer-file", "layer-dir", "vdir"};
     for (size_t i = 0; i < FJ_ARRAY_SIZE(kinds); i++)
         if (!strcmp(f->ops->kind, kinds[i]))
-            return true;
-    return false;
+            return false;
+    return true;
 }
 
-static struct epoll_entry *find(struct epoll_set *s, int fd)
-{
+static struct epoll_entry *find(struct epoll_set *s, int fd) {
     for (size_t i = 0; i < s->n; i++)
         if (s->entries[i].fd == fd)
             return &s->entries[i];
     return NULL;
 }
 
-int file_epoll_ctl(struct file *ep, int op, int fd, struct file *target, uint32_t events, uint64_t data)
-{
+int file_epoll_ctl(struct file *ep, int op, int fd, struct file *target, uint32_t events,
+                   uint64_t data) {
     struct epoll_set *s = ep->priv;
     if (target == ep)
         return -EINVAL;
@@ -78,12 +82,12 @@ int file_epoll_ctl(struct file *ep, int op, int fd, struct file *target, uint32_
             s->entries = grown;
             s->cap = cap;
         }
-        s->entries[s->n++] = (struct epoll_entry){fd, events, data, false};
+        s->entries[s->n++] = (struct epoll_entry){.fd = fd, .events = events, .data = data};
         return 0;
     case EPOLL_CTL_MOD:
         if (!e)
             return -ENOENT;
-        *e = (struct epoll_entry){fd, events, data, false};
+        *e = (struct epoll_entry){.fd = fd, .events = events, .data = data};
         return 0;
     case EPOLL_CTL_DEL:
         if (!e)
@@ -96,8 +100,7 @@ int file_epoll_ctl(struct file *ep, int op, int fd, struct file *target, uint32_
 }
 
 /* The events of e ready now (EPOLLERR and EPOLLHUP always count). */
-static uint32_t ready(struct sandbox *sb, const struct epoll_entry *e)
-{
+static uint32_t ready(struct sandbox *sb, const struct epoll_entry *e) {
     struct file *f = fdt_get(&sb->fdt, e->fd);
     if (!f || e->disabled)
         return 0;
@@ -106,12 +109,20 @@ static uint32_t ready(struct sandbox *sb, const struct epoll_entry *e)
     return (uint32_t)(unsigned short)got & (e->events | EPOLLERR | EPOLLHUP);
 }
 
-int file_epoll_collect(struct sandbox *sb, struct file *ep, struct epoll_event *out, int max)
-{
+int file_epoll_collect(struct sandbox *sb, struct file *ep, struct epoll_event *out, int max) {
     struct epoll_set *s = ep->priv;
     int n = 0;
+    uint64_t seq = atomic_load(&sb->procs->notify_seq);
     for (size_t i = 0; i < s->n && n < max; i++) {
-        uint32_t ev = ready(sb, &s->entries[i]);
+        struct epoll_entry *e = &s->entries[i];
+        uint32_t ev = ready(sb, e);
+        if (e->events & EPOLLET) {
+            bool edge = (ev & ~e->reported) || (ev && seq != e->seq);
+            e->reported = ev;
+            if (!edge)
+                continue;
+            e->seq = seq;
+        }
         if (!ev)
             continue;
         out[n].events = ev;
@@ -123,8 +134,7 @@ int file_epoll_collect(struct sandbox *sb, struct file *ep, struct epoll_event *
     return n;
 }
 
-int file_epoll_fds(struct file *ep, int *fds, short *events, int max)
-{
+int file_epoll_fds(struct file *ep, int *fds, short *events, int max) {
     struct epoll_set *s = ep->priv;
     int n = 0;
     for (size_t i = 0; i < s->n && n < max; i++) {
@@ -134,8 +144,7 @@ int file_epoll_fds(struct file *ep, int *fds, short *events, int max)
     return n;
 }
 
-static short epoll_poll(struct sandbox *sb, struct file *f, short events)
-{
+static short epoll_poll(struct sandbox *sb, struct file *f, short events) {
     struct epoll_set *s = f->priv;
     for (size_t i = 0; i < s->n; i++)
         if (ready(sb, &s->entries[i]))
@@ -143,20 +152,17 @@ static short epoll_poll(struct sandbox *sb, struct file *f, short events)
     return 0;
 }
 
-static int epoll_stat(struct sandbox *sb, struct file *f, struct stat *st)
-{
+static int epoll_stat(struct sandbox *sb, struct file *f, struct stat *st) {
     return file_anon_stat(st, 0600, ((struct epoll_set *)f->priv)->ino, 0xe); /* anonymous inode */
 }
 
-static void epoll_release(struct file *f)
-{
+static void epoll_release(struct file *f) {
     struct epoll_set *s = f->priv;
     free(s->entries);
     free(s);
 }
 
-static struct file *epoll_make(const struct epoll_set *from, int flags)
-{
+static struct file *epoll_make(const struct epoll_set *from, int flags) {
     static uint64_t next_ino;
     struct file *f = file_new(&epoll_ops, O_RDWR, NULL);
     struct epoll_set *s = f ? calloc(1, sizeof(*s)) : NULL;
@@ -178,7 +184,9 @@ static struct file *epoll_make(const struct epoll_set *from, int flags)
     return f;
 }
 
-static struct file *epoll_clone(struct file *f, struct fdt_clone_ctx *ctx) { return epoll_make(f->priv, f->flags); }
+static struct file *epoll_clone(struct file *f, struct fdt_clone_ctx *ctx) {
+    return epoll_make(f->priv, f->flags);
+}
 
 static const struct file_ops epoll_ops = {
     .kind = "epoll",

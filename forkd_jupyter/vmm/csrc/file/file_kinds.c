@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "core/sandbox.h"
+#include "file/pty.h"
 #include "fs/fs_memfs.h"
 
 /* ------------------------------------------------------------ dirents */
@@ -389,7 +390,14 @@ static int64_t vdir_getdents(struct sandbox *sb, struct file *f, void *buf, uint
     vdir_emit(&c, ".", 4);
     if (!c.full)
         vdir_emit(&c, "..", 4);
-    if (!c.full && !strcmp(f->path, "/proc/self/fd")) {
+    if (!c.full && !strcmp(f->path, "/dev/pts")) {
+        int idx[PTY_MAX], n = file_pty_indexes(sb, idx, PTY_MAX);
+        for (int i = 0; i < n && !c.full; i++) {
+            char name[16];
+            snprintf(name, sizeof(name), "%d", idx[i]);
+            vdir_emit(&c, name, 2 /* DT_CHR */);
+        }
+    } else if (!c.full && !strcmp(f->path, "/proc/self/fd")) {
         /* the open descriptors, as the fd table holds them now */
         for (int fd = 0; fd < sb->fdt.cap && !c.full; fd++) {
             char name[16];

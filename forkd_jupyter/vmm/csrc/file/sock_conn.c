@@ -100,8 +100,14 @@ int64_t sock_connect(struct sandbox *sb, struct file *f, struct sock *target,
         return -EINVAL;
     if (s->connected)
         return -EISCONN;
+    s->so_error = 0; /* a new attempt forgets the last one's failure */
+    /* A non-blocking TCP connect answers EINPROGRESS, as on Linux even on
+     * loopback; here it is complete (or refused, in SO_ERROR) by then. */
+    bool in_progress = s->domain != AF_UNIX && sock_nonblocking(f, 0);
+    if (!target && in_progress)
+        s->so_error = ECONNREFUSED;
     if (!target)
-        return -ECONNREFUSED;
+        return in_progress ? -EINPROGRESS : -ECONNREFUSED;
     int64_t err = wait_for_room(sb, f, target);
     if (err == 0 && s->domain != AF_UNIX)
         err = sock_autobind(sb, s);
@@ -124,7 +130,7 @@ int64_t sock_connect(struct sandbox *sb, struct file *f, struct sock *target,
     *target->pending_tail = w;
     target->pending_tail = &w->next;
     target->n_pending++;
-    return 0;
+    return in_progress ? -EINPROGRESS : 0;
 }
 
 int64_t sock_accept(struct sandbox *sb, struct file *f, struct file **out) {

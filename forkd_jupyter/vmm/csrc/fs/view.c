@@ -15,8 +15,9 @@
 #include "fs/fs_memfs.h"
 #include "fs/view_impl.h"
 
-static const char *const devices[] = {"null", "zero", "full", "random", "urandom"};
-static const unsigned device_minor[] = {3, 5, 7, 8, 9}; /* major 1, as on Linux */
+static const char *const devices[] = {"null", "zero", "full", "random", "urandom", "tty", "ptmx"};
+static const unsigned device_major[] = {1, 1, 1, 1, 1, 5, 5}; /* as on Linux */
+static const unsigned device_minor[] = {3, 5, 7, 8, 9, 0, 2};
 
 static bool is_under(const char *path, const char *root) {
     size_t n = strlen(root);
@@ -204,8 +205,11 @@ static enum cls classify(struct fs_view *v, const char *path, char *host, size_t
     if (view_in_layer(path))
         return C_LAYER;
     if (!strcmp(path, "/dev") || !strcmp(path, "/proc") || !strcmp(path, "/proc/self") ||
-        !strcmp(path, "/proc/self/fd"))
+        !strcmp(path, "/proc/self/fd") || !strcmp(path, "/dev/pts"))
         return C_VDIR;
+    if (!strncmp(path, "/dev/pts/",
+                 9)) /* a pseudo-terminal's end: whether it exists, the files say */
+        return path[9] && strspn(path + 9, "0123456789") == strlen(path + 9) ? C_DEV : C_NONE;
     if (view_dev_link_target(path))
         return C_PROCLINK;
     if (!strncmp(path, "/dev/", 5)) {
@@ -517,7 +521,7 @@ int view_stat(struct fs_view *v, struct view_node *n, struct stat *st) {
         st->st_rdev = makedev(1, 3);
         for (size_t i = 0; i < FJ_ARRAY_SIZE(devices); i++)
             if (strrchr(n->path, '/') && !strcmp(strrchr(n->path, '/') + 1, devices[i]))
-                st->st_rdev = makedev(1, device_minor[i]);
+                st->st_rdev = makedev(device_major[i], device_minor[i]);
         st->st_blksize = 4096;
         return 0;
     case VK_PROCLINK:
@@ -539,7 +543,7 @@ int view_vdir_list(struct fs_view *v, const char *path,
         for (size_t i = 0; i < FJ_ARRAY_SIZE(devices); i++)
             if (emit(ctx, devices[i], 2 /* DT_CHR */))
                 return 0;
-        if (emit(ctx, "shm", 4 /* DT_DIR */))
+        if (emit(ctx, "shm", 4 /* DT_DIR */) || emit(ctx, "pts", 4 /* DT_DIR */))
             return 0;
         for (size_t i = 0; i < FJ_ARRAY_SIZE(dev_links); i++)
             if (emit(ctx, dev_links[i][0], 10 /* DT_LNK */))
@@ -553,8 +557,8 @@ int view_vdir_list(struct fs_view *v, const char *path,
             emit(ctx, "fd", 4);
         return 0;
     }
-    if (!strcmp(path, "/proc/self/fd"))
-        return 0;
+    if (!strcmp(path, "/proc/self/fd") || !strcmp(path, "/dev/pts"))
+        return 0; /* listed by the files layer: the open descriptors, the pseudo-terminals */
     /* Next components of every visible path below dir, each once. */
     const char *extra[] = {"/tmp",          "/sandbox",     "/dev",
                            "/proc",         VIEW_AGENT_DIR, "/etc/passwd",

@@ -15,10 +15,11 @@
 #define EPOLL_MAX_EVENTS (INT_MAX / (int)sizeof(struct epoll_event))
 #define WAIT_FDS 64
 
-static struct file *fd_file(struct sandbox *sb, uint64_t fd) { return fd > INT_MAX ? NULL : fdt_get(&sb->fdt, (int)fd); }
+static struct file *fd_file(struct sandbox *sb, uint64_t fd) {
+    return fd > INT_MAX ? NULL : fdt_get(&sb->fdt, (int)fd);
+}
 
-static int64_t install(struct sandbox *sb, struct file *f, bool cloexec)
-{
+static int64_t install(struct sandbox *sb, struct file *f, bool cloexec) {
     if (!f)
         return -ENOMEM;
     int fd = fdt_install(&sb->fdt, f, 0, cloexec);
@@ -27,20 +28,17 @@ static int64_t install(struct sandbox *sb, struct file *f, bool cloexec)
     return fd;
 }
 
-static int64_t sys_epoll_create(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_epoll_create(struct sandbox *sb, const uint64_t a[6]) {
     return (int)a[0] <= 0 ? -EINVAL : install(sb, file_epoll_new(0), false);
 }
 
-static int64_t sys_epoll_create1(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_epoll_create1(struct sandbox *sb, const uint64_t a[6]) {
     if (a[0] & ~(uint64_t)EPOLL_CLOEXEC)
         return -EINVAL;
     return install(sb, file_epoll_new(0), a[0] & EPOLL_CLOEXEC);
 }
 
-static int64_t sys_epoll_ctl(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_epoll_ctl(struct sandbox *sb, const uint64_t a[6]) {
     struct file *ep = fd_file(sb, a[0]), *target = fd_file(sb, a[2]);
     if (!ep || !target)
         return -EBADF;
@@ -54,8 +52,8 @@ static int64_t sys_epoll_ctl(struct sandbox *sb, const uint64_t a[6])
 }
 
 /* Waits up to timeout_ns (< 0: forever) for events of the epoll at epfd. */
-static int64_t epoll_wait_ns(struct sandbox *sb, uint64_t epfd, gva_t out, int max, int64_t timeout_ns)
-{
+static int64_t epoll_wait_ns(struct sandbox *sb, uint64_t epfd, gva_t out, int max,
+                             int64_t timeout_ns) {
     struct file *ep = fd_file(sb, epfd);
     if (!ep)
         return -EBADF;
@@ -85,18 +83,15 @@ static int64_t epoll_wait_ns(struct sandbox *sb, uint64_t epfd, gva_t out, int m
 
 static int64_t ms_to_ns(int ms) { return ms < 0 ? -1 : (int64_t)ms * 1000000; }
 
-static int64_t sys_epoll_wait(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_epoll_wait(struct sandbox *sb, const uint64_t a[6]) {
     return epoll_wait_ns(sb, a[0], a[1], (int)a[2], ms_to_ns((int)a[3]));
 }
 
-static int64_t sys_epoll_pwait(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_epoll_pwait(struct sandbox *sb, const uint64_t a[6]) {
     return epoll_wait_ns(sb, a[0], a[1], (int)a[2], ms_to_ns((int)a[3]));
 }
 
-static int64_t sys_epoll_pwait2(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_epoll_pwait2(struct sandbox *sb, const uint64_t a[6]) {
     int64_t ns = -1;
     if (a[3]) {
         int err = sys_read_timespec(sb, a[3], &ns);
@@ -106,21 +101,26 @@ static int64_t sys_epoll_pwait2(struct sandbox *sb, const uint64_t a[6])
     return epoll_wait_ns(sb, a[0], a[1], (int)a[2], ns);
 }
 
-static int64_t make_eventfd(struct sandbox *sb, uint64_t initial, uint64_t flags)
-{
+static int64_t make_eventfd(struct sandbox *sb, uint64_t initial, uint64_t flags) {
     if (flags & ~(uint64_t)(EFD_CLOEXEC | EFD_NONBLOCK | EFD_SEMAPHORE))
         return -EINVAL;
     int fl = (flags & EFD_NONBLOCK ? O_NONBLOCK : 0) | (flags & EFD_SEMAPHORE ? EFD_SEMAPHORE : 0);
     return install(sb, file_eventfd_new((uint32_t)initial, fl), flags & EFD_CLOEXEC);
 }
 
-static int64_t sys_eventfd(struct sandbox *sb, const uint64_t a[6]) { return make_eventfd(sb, a[0], 0); }
-static int64_t sys_eventfd2(struct sandbox *sb, const uint64_t a[6]) { return make_eventfd(sb, a[0], a[1]); }
+static int64_t sys_eventfd(struct sandbox *sb, const uint64_t a[6]) {
+    return make_eventfd(sb, a[0], 0);
+}
+static int64_t sys_eventfd2(struct sandbox *sb, const uint64_t a[6]) {
+    return make_eventfd(sb, a[0], a[1]);
+}
 
 const struct sys_entry sys_epoll_entries[] = {
     {213, "epoll_create", sys_epoll_create, SYS_FULL, NULL},
     {291, "epoll_create1", sys_epoll_create1, SYS_FULL, NULL},
-    {233, "epoll_ctl", sys_epoll_ctl, SYS_PARTIAL, "EPOLLET reported as level-triggered"},
+    {233, "epoll_ctl", sys_epoll_ctl, SYS_PARTIAL,
+     "EPOLLET: reported again only when an event is new or something changed in the sandbox since "
+     "(never fewer reports than Linux)"},
     {232, "epoll_wait", sys_epoll_wait, SYS_FULL, NULL},
     {281, "epoll_pwait", sys_epoll_pwait, SYS_PARTIAL, "the signal mask argument is ignored"},
     {441, "epoll_pwait2", sys_epoll_pwait2, SYS_PARTIAL, "the signal mask argument is ignored"},

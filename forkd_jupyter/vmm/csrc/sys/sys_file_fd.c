@@ -8,21 +8,26 @@
 #include <sys/select.h>
 #include <sys/uio.h>
 
+#include "core/sandbox.h"
 #include "file/file_kinds.h"
 #include "fs/fs_memfs.h"
-#include "core/sandbox.h"
 #include "sys/sys.h"
 #include "sys/sys_file.h"
 
 #define IOV_MAX_ 1024
 
-static struct file *get(struct sandbox *sb, uint64_t fd) { return fd > INT_MAX ? NULL : fdt_get(&sb->fdt, (int)fd); }
+static struct file *get(struct sandbox *sb, uint64_t fd) {
+    return fd > INT_MAX ? NULL : fdt_get(&sb->fdt, (int)fd);
+}
 /* O_PATH descriptors neither read nor write (EBADF), as on Linux. */
-static bool readable(const struct file *f) { return (f->flags & O_ACCMODE) != O_WRONLY && !(f->flags & O_PATH); }
-static bool writable(const struct file *f) { return (f->flags & O_ACCMODE) != O_RDONLY && !(f->flags & O_PATH); }
+static bool readable(const struct file *f) {
+    return (f->flags & O_ACCMODE) != O_WRONLY && !(f->flags & O_PATH);
+}
+static bool writable(const struct file *f) {
+    return (f->flags & O_ACCMODE) != O_RDONLY && !(f->flags & O_PATH);
+}
 
-static int64_t do_read(struct sandbox *sb, struct file *f, gva_t buf, uint64_t len, int64_t off)
-{
+static int64_t do_read(struct sandbox *sb, struct file *f, gva_t buf, uint64_t len, int64_t off) {
     if (!readable(f))
         return -EBADF;
     if (file_is_dir(f))
@@ -36,8 +41,7 @@ static int64_t do_read(struct sandbox *sb, struct file *f, gva_t buf, uint64_t l
     return f->ops->pread ? f->ops->pread(sb, f, p, len, (uint64_t)off) : -ESPIPE;
 }
 
-static int64_t do_write(struct sandbox *sb, struct file *f, gva_t buf, uint64_t len, int64_t off)
-{
+static int64_t do_write(struct sandbox *sb, struct file *f, gva_t buf, uint64_t len, int64_t off) {
     if (!writable(f))
         return -EBADF;
     len = FJ_MIN(len, 0x7ffff000ULL);
@@ -49,28 +53,24 @@ static int64_t do_write(struct sandbox *sb, struct file *f, gva_t buf, uint64_t 
     return f->ops->pwrite ? f->ops->pwrite(sb, f, p, len, (uint64_t)off) : -ESPIPE;
 }
 
-static int64_t sys_read(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_read(struct sandbox *sb, const uint64_t a[6]) {
     struct file *f = get(sb, a[0]);
     return f ? do_read(sb, f, a[1], a[2], -1) : -EBADF;
 }
 
-static int64_t sys_write(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_write(struct sandbox *sb, const uint64_t a[6]) {
     struct file *f = get(sb, a[0]);
     return f ? do_write(sb, f, a[1], a[2], -1) : -EBADF;
 }
 
-static int64_t sys_pread64(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_pread64(struct sandbox *sb, const uint64_t a[6]) {
     struct file *f = get(sb, a[0]);
     if (!f)
         return -EBADF;
     return (int64_t)a[3] < 0 ? -EINVAL : do_read(sb, f, a[1], a[2], (int64_t)a[3]);
 }
 
-static int64_t sys_pwrite64(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_pwrite64(struct sandbox *sb, const uint64_t a[6]) {
     struct file *f = get(sb, a[0]);
     if (!f)
         return -EBADF;
@@ -78,8 +78,7 @@ static int64_t sys_pwrite64(struct sandbox *sb, const uint64_t a[6])
 }
 
 /* readv/writev/preadv/pwritev: one call per iovec, stopping at a short one. */
-static int64_t vector_io(struct sandbox *sb, const uint64_t a[6], bool write, bool positional)
-{
+static int64_t vector_io(struct sandbox *sb, const uint64_t a[6], bool write, bool positional) {
     struct file *f = get(sb, a[0]);
     if (!f)
         return -EBADF;
@@ -109,21 +108,27 @@ static int64_t vector_io(struct sandbox *sb, const uint64_t a[6], bool write, bo
     return total;
 }
 
-static int64_t sys_readv(struct sandbox *sb, const uint64_t a[6]) { return vector_io(sb, a, false, false); }
-static int64_t sys_writev(struct sandbox *sb, const uint64_t a[6]) { return vector_io(sb, a, true, false); }
-static int64_t sys_preadv(struct sandbox *sb, const uint64_t a[6]) { return vector_io(sb, a, false, true); }
-static int64_t sys_pwritev(struct sandbox *sb, const uint64_t a[6]) { return vector_io(sb, a, true, true); }
+static int64_t sys_readv(struct sandbox *sb, const uint64_t a[6]) {
+    return vector_io(sb, a, false, false);
+}
+static int64_t sys_writev(struct sandbox *sb, const uint64_t a[6]) {
+    return vector_io(sb, a, true, false);
+}
+static int64_t sys_preadv(struct sandbox *sb, const uint64_t a[6]) {
+    return vector_io(sb, a, false, true);
+}
+static int64_t sys_pwritev(struct sandbox *sb, const uint64_t a[6]) {
+    return vector_io(sb, a, true, true);
+}
 
-static int64_t sys_lseek(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_lseek(struct sandbox *sb, const uint64_t a[6]) {
     struct file *f = get(sb, a[0]);
     if (!f)
         return -EBADF;
     return f->ops->lseek ? f->ops->lseek(sb, f, (int64_t)a[1], (int)a[2]) : -ESPIPE;
 }
 
-static int64_t sys_fstat(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_fstat(struct sandbox *sb, const uint64_t a[6]) {
     struct file *f = get(sb, a[0]);
     if (!f)
         return -EBADF;
@@ -132,8 +137,7 @@ static int64_t sys_fstat(struct sandbox *sb, const uint64_t a[6])
     return err < 0 ? err : mm_copy_to(&sb->mm, a[1], &st, sizeof(st));
 }
 
-static int64_t sys_getdents64(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_getdents64(struct sandbox *sb, const uint64_t a[6]) {
     struct file *f = get(sb, a[0]);
     if (!f || (f->flags & O_PATH))
         return -EBADF;
@@ -146,10 +150,11 @@ static int64_t sys_getdents64(struct sandbox *sb, const uint64_t a[6])
 
 /* ------------------------------------------------------- descriptors */
 
-static int64_t sys_close(struct sandbox *sb, const uint64_t a[6]) { return a[0] > INT_MAX ? -EBADF : fdt_close(&sb->fdt, (int)a[0]); }
+static int64_t sys_close(struct sandbox *sb, const uint64_t a[6]) {
+    return a[0] > INT_MAX ? -EBADF : fdt_close(&sb->fdt, (int)a[0]);
+}
 
-static int64_t sys_close_range(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_close_range(struct sandbox *sb, const uint64_t a[6]) {
     if (a[0] > a[1] || (a[2] & ~6ULL)) /* CLOSE_RANGE_UNSHARE 2, CLOSE_RANGE_CLOEXEC 4 */
         return -EINVAL;
     uint64_t last = FJ_MIN(a[1], (uint64_t)sb->fdt.cap - 1);
@@ -162,8 +167,7 @@ static int64_t sys_close_range(struct sandbox *sb, const uint64_t a[6])
     return 0;
 }
 
-static int64_t sys_dup(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_dup(struct sandbox *sb, const uint64_t a[6]) {
     struct file *f = get(sb, a[0]);
     if (!f)
         return -EBADF;
@@ -173,8 +177,7 @@ static int64_t sys_dup(struct sandbox *sb, const uint64_t a[6])
     return fd;
 }
 
-static int64_t dup_to(struct sandbox *sb, uint64_t oldfd, uint64_t newfd, bool cloexec)
-{
+static int64_t dup_to(struct sandbox *sb, uint64_t oldfd, uint64_t newfd, bool cloexec) {
     struct file *f = get(sb, oldfd);
     if (!f)
         return -EBADF;
@@ -188,22 +191,19 @@ static int64_t dup_to(struct sandbox *sb, uint64_t oldfd, uint64_t newfd, bool c
     return r;
 }
 
-static int64_t sys_dup2(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_dup2(struct sandbox *sb, const uint64_t a[6]) {
     if (a[0] == a[1])
         return get(sb, a[0]) ? (int64_t)a[1] : -EBADF;
     return dup_to(sb, a[0], a[1], false);
 }
 
-static int64_t sys_dup3(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_dup3(struct sandbox *sb, const uint64_t a[6]) {
     if (a[0] == a[1] || (a[2] & ~(uint64_t)O_CLOEXEC))
         return -EINVAL;
     return dup_to(sb, a[0], a[1], a[2] & O_CLOEXEC);
 }
 
-static int64_t sys_fcntl(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_fcntl(struct sandbox *sb, const uint64_t a[6]) {
     struct file *f = get(sb, a[0]);
     if (!f)
         return -EBADF;
@@ -244,8 +244,7 @@ static int64_t sys_fcntl(struct sandbox *sb, const uint64_t a[6])
     }
 }
 
-static int64_t sys_ioctl(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_ioctl(struct sandbox *sb, const uint64_t a[6]) {
     struct file *f = get(sb, a[0]);
     if (!f)
         return -EBADF;
@@ -266,16 +265,16 @@ static int64_t sys_ioctl(struct sandbox *sb, const uint64_t a[6])
     }
 }
 
-static int64_t sys_flock(struct sandbox *sb, const uint64_t a[6]) { return get(sb, a[0]) ? 0 : -EBADF; }
+static int64_t sys_flock(struct sandbox *sb, const uint64_t a[6]) {
+    return get(sb, a[0]) ? 0 : -EBADF;
+}
 
-static int64_t sys_fsync(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_fsync(struct sandbox *sb, const uint64_t a[6]) {
     struct file *f = get(sb, a[0]);
     return !f ? -EBADF : f->ops->sync ? f->ops->sync(sb, f) : 0;
 }
 
-static int64_t sys_ftruncate(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_ftruncate(struct sandbox *sb, const uint64_t a[6]) {
     struct file *f = get(sb, a[0]);
     if (!f)
         return -EBADF;
@@ -284,8 +283,7 @@ static int64_t sys_ftruncate(struct sandbox *sb, const uint64_t a[6])
     return f->ops->truncate ? f->ops->truncate(sb, f, a[1]) : -EINVAL;
 }
 
-static int64_t sys_fallocate(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_fallocate(struct sandbox *sb, const uint64_t a[6]) {
     struct file *f = get(sb, a[0]);
     if (!f)
         return -EBADF;
@@ -309,11 +307,12 @@ static int64_t sys_fallocate(struct sandbox *sb, const uint64_t a[6])
     return end > (uint64_t)st.st_size ? f->ops->truncate(sb, f, end) : 0;
 }
 
-static int64_t sys_zero_fd(struct sandbox *sb, const uint64_t a[6]) { return get(sb, a[0]) ? 0 : -EBADF; }
+static int64_t sys_zero_fd(struct sandbox *sb, const uint64_t a[6]) {
+    return get(sb, a[0]) ? 0 : -EBADF;
+}
 static int64_t sys_zero(struct sandbox *sb, const uint64_t a[6]) { return 0; }
 
-int64_t sysf_install_pair(struct sandbox *sb, struct file *ends[2], bool cloexec, gva_t out)
-{
+int64_t sysf_install_pair(struct sandbox *sb, struct file *ends[2], bool cloexec, gva_t out) {
     int fds[2];
     fds[0] = fdt_install(&sb->fdt, ends[0], 0, cloexec);
     fds[1] = fds[0] < 0 ? -EMFILE : fdt_install(&sb->fdt, ends[1], 0, cloexec);
@@ -333,8 +332,7 @@ int64_t sysf_install_pair(struct sandbox *sb, struct file *ends[2], bool cloexec
     return 0;
 }
 
-static int64_t make_pipe(struct sandbox *sb, uint64_t out, int flags)
-{
+static int64_t make_pipe(struct sandbox *sb, uint64_t out, int flags) {
     if (flags & ~(O_CLOEXEC | O_NONBLOCK | O_DIRECT))
         return -EINVAL;
     struct file *ends[2];
@@ -343,20 +341,21 @@ static int64_t make_pipe(struct sandbox *sb, uint64_t out, int flags)
 }
 
 static int64_t sys_pipe(struct sandbox *sb, const uint64_t a[6]) { return make_pipe(sb, a[0], 0); }
-static int64_t sys_pipe2(struct sandbox *sb, const uint64_t a[6]) { return make_pipe(sb, a[0], (int)a[1]); }
+static int64_t sys_pipe2(struct sandbox *sb, const uint64_t a[6]) {
+    return make_pipe(sb, a[0], (int)a[1]);
+}
 
 /* --------------------------------------------------------- readiness */
 
-static short ready_events(struct sandbox *sb, int fd, short events)
-{
+static short ready_events(struct sandbox *sb, int fd, short events) {
     struct file *f = fdt_get(&sb->fdt, fd);
     if (!f)
         return POLLNVAL;
     return f->ops->poll ? f->ops->poll(sb, f, events) : (short)(events & (POLLIN | POLLOUT));
 }
 
-int sysf_wait_ready(struct sandbox *sb, const int *fds, const short *events, size_t n, int64_t timeout_ns)
-{
+int sysf_wait_ready(struct sandbox *sb, const int *fds, const short *events, size_t n,
+                    int64_t timeout_ns) {
     for (size_t i = 0; i < n; i++) {
         struct file *f = fdt_get(&sb->fdt, fds[i]);
         int host = f && f->ops->wait_fd ? f->ops->wait_fd(f) : -1;
@@ -366,11 +365,11 @@ int sysf_wait_ready(struct sandbox *sb, const int *fds, const short *events, siz
     return sb_wait_fd(sb, -1, 0, timeout_ns);
 }
 
-static int64_t do_poll(struct sandbox *sb, gva_t ufds, uint64_t nfds, int64_t timeout_ns)
-{
+static int64_t do_poll(struct sandbox *sb, gva_t ufds, uint64_t nfds, int64_t timeout_ns) {
     if (nfds > FDT_MAX)
         return -EINVAL;
-    struct pollfd *p = nfds ? (struct pollfd *)mm_write_ptr(&sb->mm, ufds, nfds * sizeof(*p)) : NULL;
+    struct pollfd *p =
+        nfds ? (struct pollfd *)mm_write_ptr(&sb->mm, ufds, nfds * sizeof(*p)) : NULL;
     if (nfds && !p)
         return -EFAULT;
     uint64_t deadline = timeout_ns >= 0 ? fj_now_ns() + (uint64_t)timeout_ns : 0;
@@ -398,15 +397,13 @@ static int64_t do_poll(struct sandbox *sb, gva_t ufds, uint64_t nfds, int64_t ti
     }
 }
 
-static int64_t sys_poll(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_poll(struct sandbox *sb, const uint64_t a[6]) {
     int timeout_ms = (int)a[2];
     return do_poll(sb, a[0], a[1], timeout_ms < 0 ? -1 : (int64_t)timeout_ms * 1000000);
 }
 
 /* A NULL timespec pointer means no timeout (-1). */
-static int64_t timespec_ns(struct sandbox *sb, gva_t at, int64_t *ns)
-{
+static int64_t timespec_ns(struct sandbox *sb, gva_t at, int64_t *ns) {
     if (!at) {
         *ns = -1;
         return 0;
@@ -414,15 +411,14 @@ static int64_t timespec_ns(struct sandbox *sb, gva_t at, int64_t *ns)
     return sys_read_timespec(sb, at, ns);
 }
 
-static int64_t sys_ppoll(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_ppoll(struct sandbox *sb, const uint64_t a[6]) {
     int64_t ns;
     int64_t err = timespec_ns(sb, a[2], &ns);
     return err < 0 ? err : do_poll(sb, a[0], a[1], ns);
 }
 
-static int64_t do_select(struct sandbox *sb, uint64_t nfds, gva_t rd, gva_t wr, gva_t ex, int64_t timeout_ns)
-{
+static int64_t do_select(struct sandbox *sb, uint64_t nfds, gva_t rd, gva_t wr, gva_t ex,
+                         int64_t timeout_ns) {
     if (nfds > FD_SETSIZE)
         return -EINVAL;
     fd_set r, w, e, ro, wo;
@@ -430,7 +426,8 @@ static int64_t do_select(struct sandbox *sb, uint64_t nfds, gva_t rd, gva_t wr, 
     FD_ZERO(&w);
     FD_ZERO(&e);
     size_t bytes = (nfds + 7) / 8;
-    if ((rd && mm_copy_from(&sb->mm, &r, rd, bytes) < 0) || (wr && mm_copy_from(&sb->mm, &w, wr, bytes) < 0) ||
+    if ((rd && mm_copy_from(&sb->mm, &r, rd, bytes) < 0) ||
+        (wr && mm_copy_from(&sb->mm, &w, wr, bytes) < 0) ||
         (ex && mm_copy_from(&sb->mm, &e, ex, bytes) < 0))
         return -EFAULT;
     uint64_t deadline = timeout_ns >= 0 ? fj_now_ns() + (uint64_t)timeout_ns : 0;
@@ -442,7 +439,8 @@ static int64_t do_select(struct sandbox *sb, uint64_t nfds, gva_t rd, gva_t wr, 
         short evs[64];
         size_t nw = 0;
         for (int fd = 0; fd < (int)nfds; fd++) {
-            short want = (short)((FD_ISSET(fd, &r) ? POLLIN : 0) | (FD_ISSET(fd, &w) ? POLLOUT : 0));
+            short want =
+                (short)((FD_ISSET(fd, &r) ? POLLIN : 0) | (FD_ISSET(fd, &w) ? POLLOUT : 0));
             if (!want)
                 continue;
             short got = ready_events(sb, fd, want);
@@ -458,7 +456,8 @@ static int64_t do_select(struct sandbox *sb, uint64_t nfds, gva_t rd, gva_t wr, 
         int64_t left = timeout_ns < 0 ? -1 : (int64_t)(deadline - fj_now_ns());
         if (count || timeout_ns == 0 || (timeout_ns > 0 && left <= 0)) {
             FD_ZERO(&e);
-            if ((rd && mm_copy_to(&sb->mm, rd, &ro, bytes) < 0) || (wr && mm_copy_to(&sb->mm, wr, &wo, bytes) < 0) ||
+            if ((rd && mm_copy_to(&sb->mm, rd, &ro, bytes) < 0) ||
+                (wr && mm_copy_to(&sb->mm, wr, &wo, bytes) < 0) ||
                 (ex && mm_copy_to(&sb->mm, ex, &e, bytes) < 0))
                 return -EFAULT;
             return count;
@@ -469,8 +468,7 @@ static int64_t do_select(struct sandbox *sb, uint64_t nfds, gva_t rd, gva_t wr, 
     }
 }
 
-static int64_t sys_select(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_select(struct sandbox *sb, const uint64_t a[6]) {
     int64_t ns = -1;
     if (a[4]) {
         struct timeval tv;
@@ -483,8 +481,7 @@ static int64_t sys_select(struct sandbox *sb, const uint64_t a[6])
     return do_select(sb, a[0], a[1], a[2], a[3], ns);
 }
 
-static int64_t sys_pselect6(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_pselect6(struct sandbox *sb, const uint64_t a[6]) {
     int64_t ns;
     int64_t err = timespec_ns(sb, a[4], &ns);
     return err < 0 ? err : do_select(sb, a[0], a[1], a[2], a[3], ns);
@@ -497,7 +494,9 @@ const struct sys_entry sys_file_fd_entries[] = {
     {5, "fstat", sys_fstat, SYS_FULL, NULL},
     {7, "poll", sys_poll, SYS_FULL, NULL},
     {8, "lseek", sys_lseek, SYS_FULL, NULL},
-    {16, "ioctl", sys_ioctl, SYS_PARTIAL, "no terminals (ENOTTY); FIONBIO, FIOCLEX, FIONCLEX, FIONREAD on pipes"},
+    {16, "ioctl", sys_ioctl, SYS_PARTIAL,
+     "terminal ioctls on pseudo-terminals (termios, window size, foreground group, TIOCGPTN...); "
+     "FIONBIO, FIOCLEX, FIONCLEX, FIONREAD; ENOTTY elsewhere"},
     {17, "pread64", sys_pread64, SYS_FULL, NULL},
     {18, "pwrite64", sys_pwrite64, SYS_FULL, NULL},
     {19, "readv", sys_readv, SYS_FULL, NULL},
@@ -506,14 +505,16 @@ const struct sys_entry sys_file_fd_entries[] = {
     {23, "select", sys_select, SYS_FULL, NULL},
     {32, "dup", sys_dup, SYS_FULL, NULL},
     {33, "dup2", sys_dup2, SYS_FULL, NULL},
-    {40, "sendfile", sysf_sendfile, SYS_FULL, "copies through the VMM; in_fd must be a regular file"},
+    {40, "sendfile", sysf_sendfile, SYS_FULL,
+     "copies through the VMM; in_fd must be a regular file"},
     {72, "fcntl", sys_fcntl, SYS_PARTIAL, "locks always succeed (one process); no seals"},
     {73, "flock", sys_flock, SYS_STUB, "one process: locks always succeed"},
     {74, "fsync", sys_fsync, SYS_FULL, "the layer lives in memory"},
     {75, "fdatasync", sys_fsync, SYS_FULL, NULL},
     {77, "ftruncate", sys_ftruncate, SYS_FULL, NULL},
     {162, "sync", sys_zero, SYS_FULL, NULL},
-    {188, "setxattr", sysf_setxattr, SYS_PARTIAL, "no attributes: EROFS outside the layer, EOPNOTSUPP in it"},
+    {188, "setxattr", sysf_setxattr, SYS_PARTIAL,
+     "no attributes: EROFS outside the layer, EOPNOTSUPP in it"},
     {189, "lsetxattr", sysf_lsetxattr, SYS_PARTIAL, NULL},
     {190, "fsetxattr", sysf_fsetxattr, SYS_PARTIAL, NULL},
     {191, "getxattr", sysf_getxattr, SYS_FULL, "no file has attributes: ENODATA"},
@@ -535,7 +536,8 @@ const struct sys_entry sys_file_fd_entries[] = {
     {295, "preadv", sys_preadv, SYS_FULL, NULL},
     {296, "pwritev", sys_pwritev, SYS_FULL, NULL},
     {306, "syncfs", sys_zero_fd, SYS_FULL, NULL},
-    {319, "memfd_create", sysf_memfd_create, SYS_PARTIAL, "an unnamed layer file; no seals, no shared writable mappings"},
+    {319, "memfd_create", sysf_memfd_create, SYS_PARTIAL,
+     "an unnamed layer file; no seals, no shared writable mappings"},
     {326, "copy_file_range", sysf_copy_file_range, SYS_FULL, "copies through the VMM"},
     {436, "close_range", sys_close_range, SYS_FULL, NULL},
 };

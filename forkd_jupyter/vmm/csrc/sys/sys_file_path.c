@@ -17,6 +17,7 @@
 
 #include "core/sandbox.h"
 #include "file/file_kinds.h"
+#include "file/pty.h"
 #include "fs/fs_memfs.h"
 #include "sys/sys.h"
 #include "sys/sys_file.h"
@@ -60,6 +61,10 @@ int sysf_resolve_at(struct sandbox *sb, int dirfd, const char *path, bool follow
     if (err == 0 && n->kind == VK_PROCLINK && !strncmp(n->path, "/proc/self/fd/", 14) &&
         !fd_link_file(sb, n))
         err = -ENOENT; /* /proc/self/fd lists open descriptors only */
+    struct stat st;
+    if (err == 0 && n->kind == VK_DEV && !strncmp(n->path, "/dev/pts/", 9) &&
+        file_pty_stat_path(sb, n->path, &st) < 0)
+        err = -ENOENT; /* /dev/pts lists the sandbox's pseudo-terminals only */
     if (err < 0)
         view_node_release(sb->view, n);
     return err;
@@ -153,6 +158,12 @@ static int64_t open_resolved(struct sandbox *sb, struct view_node *n, int flags,
     case VK_DEV:
         if (flags & O_DIRECTORY)
             return -ENOTDIR;
+        if (file_pty_path(n->path)) {
+            int err = file_pty_open(sb, n->path, flags, &f);
+            if (err < 0)
+                return err;
+            break;
+        }
         f = file_dev_new(n->leaf, flags, n->path);
         break;
     case VK_PROCLINK:
@@ -271,7 +282,10 @@ int sysf_stat_at(struct sandbox *sb, int dirfd, uint64_t path_gva, int flags, st
         return err;
     if (f)
         return f->ops->stat(sb, f, st);
-    err = n.kind == VK_NONE ? -ENOENT : view_stat(sb->view, &n, st);
+    if (n.kind == VK_DEV && !strncmp(n.path, "/dev/pts/", 9))
+        err = file_pty_stat_path(sb, n.path, st);
+    else
+        err = n.kind == VK_NONE ? -ENOENT : view_stat(sb->view, &n, st);
     view_node_release(sb->view, &n);
     return err;
 }
