@@ -400,3 +400,32 @@ def test_descriptors_by_name(sandbox):
         "/proc/self/fd/1",
     ]
     assert {"fd", "stdin", "stdout", "stderr", "null"} <= set(got[10])
+
+
+def test_pidfds_and_the_own_proc_directory(sandbox):
+    """A pidfd becomes readable when its process ends, signals it while it
+    lives and waits for it with waitid(P_PIDFD); /proc/<own pid> is
+    /proc/self."""
+    run_ok(
+        sandbox,
+        "import os, select, signal, time\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    time.sleep(30)\n"
+        "    os._exit(0)\n"
+        "fd = os.pidfd_open(pid)\n"
+        "before = select.select([fd], [], [], 0.2)[0]\n"
+        "signal.pidfd_send_signal(fd, signal.SIGTERM)\n"
+        "after = select.select([fd], [], [], 20)[0]\n"
+        "info = os.waitid(os.P_PIDFD, fd, os.WEXITED)\n"
+        "try:\n"
+        "    signal.pidfd_send_signal(0, signal.SIGTERM)\n"
+        "    not_pidfd = 'sent'\n"
+        "except OSError as e:\n"
+        "    not_pidfd = e.errno\n"
+        "own = str(os.getpid())\n"
+        "pidfds = [before, after == [fd], info.si_pid == pid, info.si_status, not_pidfd,\n"
+        "          own in os.listdir('/proc'), os.path.isdir(f'/proc/{own}/fd'),\n"
+        "          os.readlink(f'/proc/{own}/exe') == os.readlink('/proc/self/exe')]",
+    )
+    assert value(sandbox, "pidfds") == [[], True, True, 15, errno.EBADF, True, True, True]

@@ -88,10 +88,9 @@ CPYTHON_SUITES = [
     "",
     "| reason | why |",
     "|---|---|",
-    "| needs pidfds | `pidfd_open`/`pidfd_send_signal` are not offered (`ENOSYS`): "
-    "`test_signal` and asyncio's pidfd child watcher skip their tests. Processes themselves "
-    "are real (`fork`, `vfork`, `execve`): the many tests that start a child interpreter "
-    "(`assert_python_ok`) or fork run as natively. |",
+    "| needs processes | a test that gets `ENOSYS` from `fork`, `exec` or `posix_spawn`; none "
+    "does now: processes are real (`fork`, `vfork`, `execve`, pidfds), and the many tests "
+    "that start a child interpreter (`assert_python_ok`) or fork run as natively. |",
     "| no network outside the sandbox, by design | sockets reach only the sandbox's own "
     "loopback and `AF_UNIX` names; any other address is `ENETUNREACH`, netlink and packet "
     "sockets `EAFNOSUPPORT`. |",

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/proc.h"
 #include "fs/fs_view.h"
 
 int g_pass, g_fail;
@@ -18,6 +19,7 @@ uint64_t h_raised;
 static struct kvm_vm h_vm;
 static gva_t h_top = LAYOUT_USER_MIN;
 static struct fs_view_config h_cfg;
+static struct sb_procs h_procs;
 
 /* ------------------------------------------------------------ stubs */
 
@@ -29,7 +31,9 @@ uint64_t fj_now_ns(void) {
 
 void kvm_vm_discard(struct kvm_vm *vm, gpa_t gpa, uint64_t len) { memset(vm->ram + gpa, 0, len); }
 /* The harness maps no shared objects over its RAM. */
-void kvm_vm_drop_foreign(struct kvm_vm *vm, gpa_t gpa, uint64_t len) { (void)vm, (void)gpa, (void)len; }
+void kvm_vm_drop_foreign(struct kvm_vm *vm, gpa_t gpa, uint64_t len) {
+    (void)vm, (void)gpa, (void)len;
+}
 
 int sb_wait_fd(struct sandbox *sb, int host_fd, short events, int64_t timeout_ns) {
     h_wait_calls++;
@@ -42,6 +46,11 @@ bool sb_signal_pending(struct sandbox *sb) { return false; }
 /* One thread: nothing else waits on its files. */
 void sb_notify(struct sandbox *sb) { (void)sb; }
 void sb_raise(struct sandbox *sb, int signo) { h_raised |= 1ULL << signo; }
+/* One process, outside any session: no controlling terminal is taken. */
+struct sb_proc_slot *sb_proc_self(struct sandbox *sb) { return NULL; }
+int sb_proc_kill(struct sandbox *sb, int64_t which, int signo) { return -ESRCH; }
+/* The harness links no socket kind. */
+bool file_is_socket(const struct file *f) { return false; }
 
 int sys_read_timespec(struct sandbox *sb, gva_t at, int64_t *ns) {
     struct timespec ts;
@@ -61,6 +70,7 @@ int h_init(const char *const *roots, size_t n_roots, const char *agent_dir, cons
     if (!h_vm.ram)
         return -ENOMEM;
     h_sb.mm.vm = &h_vm;
+    h_sb.procs = &h_procs; /* its pseudo-terminals and wake-ups */
     h_cfg = (struct fs_view_config){.ro_roots = roots,
                                     .n_ro_roots = n_roots,
                                     .agent_host_dir = agent_dir,

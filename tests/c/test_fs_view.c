@@ -23,10 +23,10 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "fs_harness.h"
 #include "fs/fs_memfs.h"
-#include "fs_tests.h"
 #include "fs/fs_view.h"
+#include "fs_harness.h"
+#include "fs_tests.h"
 
 const char *exe_path;
 const char **roots;
@@ -389,7 +389,8 @@ void test_host_read_only(void) {
 
 /* ------------------------------------------- synthesized directories */
 
-static const char *const etc_names[] = {"passwd", "group", "hosts", "nsswitch.conf", "hostname", "shells"};
+static const char *const etc_names[] = {"passwd",        "group",    "hosts",
+                                        "nsswitch.conf", "hostname", "shells"};
 
 /* Every name a synthesized directory must show: the next component of each
  * root strictly below it, plus the fixed top-level entries at "/". */
@@ -453,8 +454,16 @@ void test_vdirs(void) {
     }
     static struct h_dirent ents[64];
     int64_t n = g_list_path("/dev", ents, 64);
-    CHECK_EQ(n, 8);
-    CHECK(h_find(ents, n, "urandom") >= 0 && h_find(ents, n, "null") >= 0 && h_find(ents, n, "shm") >= 0);
+    CHECK_EQ(n, 15); /* ".", "..", 7 devices, shm, pts and the 4 links to descriptors */
+    CHECK(h_find(ents, n, "urandom") >= 0 && h_find(ents, n, "null") >= 0 &&
+          h_find(ents, n, "shm") >= 0);
+    CHECK(h_find(ents, n, "ptmx") >= 0 && h_find(ents, n, "pts") >= 0 &&
+          h_find(ents, n, "stdin") >= 0);
+    char target[64] = {0};
+    CHECK_EQ(g_readlink("/dev/stdin", target, sizeof(target) - 1), 15);
+    CHECK(!strcmp(target, "/proc/self/fd/0"));
+    CHECK_EQ(g_list_path("/dev/pts", ents, 64), 2); /* no pseudo-terminal yet */
+    CHECK_EQ(g_stat("/dev/pts/0", &(struct stat){0}), -ENOENT);
     struct stat st;
     CHECK_EQ(g_stat("/", &st), 0);
     CHECK(S_ISDIR(st.st_mode));
@@ -563,7 +572,8 @@ void test_synthetic_root(void) {
     /* ...but not its target, a host path outside the view. */
     CHECK_EQ(g_readlink(p, buf, sizeof(buf)), -ENOENT);
     /* A link leading into the view reads as on the host. */
-    CHECK_EQ(g_readlink(HOSTP("%s/abs_in", r), buf, sizeof(buf)), (int64_t)FJ_MIN(strlen(abs_in), sizeof(buf)));
+    CHECK_EQ(g_readlink(HOSTP("%s/abs_in", r), buf, sizeof(buf)),
+             (int64_t)FJ_MIN(strlen(abs_in), sizeof(buf)));
     CHECK_EQ(g_stat(HOSTP("%s/self", r), &st), -ELOOP);
     CHECK_EQ(g_stat(HOSTP("%s/secret", base), &st), -ENOENT);
     /* The parent of the root lists only the way to it. */
@@ -627,13 +637,27 @@ int main(int argc, char **argv) {
         fprintf(stderr, "FAIL: harness set-up\n");
         return 1;
     }
-    void (*tests[])(void) = {test_python_visible, test_loader_links,  test_outside_invisible, test_etc_synthesized,
-                             test_dotdot_escapes, test_layer_links,   test_host_read_only,
-                             test_layer_files,    test_layer_dirs,    test_vdirs,
-                             test_host_listing,   test_devices,       test_pipes,
-                             test_descriptors,    test_select,        test_cwd_and_arguments,
-                             test_branch,         test_edges,         test_anon_and_copies,
-                             test_xattrs,         test_synthetic_root};
+    void (*tests[])(void) = {test_python_visible,
+                             test_loader_links,
+                             test_outside_invisible,
+                             test_etc_synthesized,
+                             test_dotdot_escapes,
+                             test_layer_links,
+                             test_host_read_only,
+                             test_layer_files,
+                             test_layer_dirs,
+                             test_vdirs,
+                             test_host_listing,
+                             test_devices,
+                             test_pipes,
+                             test_descriptors,
+                             test_select,
+                             test_cwd_and_arguments,
+                             test_branch,
+                             test_edges,
+                             test_anon_and_copies,
+                             test_xattrs,
+                             test_synthetic_root};
     for (size_t i = 0; i < FJ_ARRAY_SIZE(tests); i++) {
         h_reset();
         tests[i]();

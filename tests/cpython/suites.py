@@ -35,7 +35,7 @@ MODULES = [
 # a child run now).
 EXCLUDED: list[str] = []
 
-NEEDS_PROCESSES = "needs pidfds, or fork where processes are not offered (pidfd_open is ENOSYS)"
+NEEDS_PROCESSES = "needs a process call that is not offered (ENOSYS from fork, exec or spawn)"
 NO_NETWORK = "no network outside the sandbox, by design: only its own loopback is reachable"
 
 
@@ -43,11 +43,6 @@ def allowed_reason(outcome: str) -> str | None:
     """Why a test that passes natively may end with outcome in a sandbox
     (None: it may not)."""
     if "Errno 38" in outcome and re.search(r"subprocess\.py|os\.fork|fork\(|posix_spawn", outcome):
-        return NEEDS_PROCESSES
-    if outcome in (
-        "skip: kernel does not support pidfds",
-        "skip: operating system does not support pidfds",
-    ):
         return NEEDS_PROCESSES
     unreachable = r"\[Errno (101|97)\] (Network is unreachable|Address family not supported)"
     if re.search(unreachable, outcome):

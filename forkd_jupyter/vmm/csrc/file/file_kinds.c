@@ -397,6 +397,11 @@ static int64_t vdir_getdents(struct sandbox *sb, struct file *f, void *buf, uint
             snprintf(name, sizeof(name), "%d", idx[i]);
             vdir_emit(&c, name, 2 /* DT_CHR */);
         }
+    } else if (!c.full && !strcmp(f->path, "/proc")) {
+        char pid[16]; /* the process's own directory, and "self" */
+        snprintf(pid, sizeof(pid), "%u", sb->pid);
+        if (!vdir_emit(&c, pid, 4 /* DT_DIR */))
+            view_vdir_list(sb->view, f->path, vdir_emit, &c);
     } else if (!c.full && !strcmp(f->path, "/proc/self/fd")) {
         /* the open descriptors, as the fd table holds them now */
         for (int fd = 0; fd < sb->fdt.cap && !c.full; fd++) {

@@ -30,6 +30,11 @@ struct file *file_pipe_reopen(struct file *f, int flags);
 int file_socketpair_new(int type, int flags, struct file *out[2]);
 bool file_is_socket(const struct file *f);
 
+/* file_pidfd.c: a descriptor of process pid (pidfd_open), readable once
+ * it has ended; file_pidfd_pid is -1 for other kinds. */
+struct file *file_pidfd_new(uint32_t pid, int flags);
+int64_t file_pidfd_pid(const struct file *f);
+
 /* file_eventfd.c */
 struct file *file_eventfd_new(uint64_t initial, int flags);
 

@@ -51,12 +51,25 @@ static struct file *fd_link_file(struct sandbox *sb, const struct view_node *n) 
     return fdt_get(&sb->fdt, atoi(n->path + 14));
 }
 
+/* "/proc/<own pid>..." spelled "/proc/self..." in own (PATH_MAX), or NULL
+ * when path names no process's own directory. */
+static const char *own_proc_dir(struct sandbox *sb, const char *path, char *own) {
+    char pid[16];
+    int n = snprintf(pid, sizeof(pid), "/proc/%u", sb->pid);
+    if (strncmp(path, pid, (size_t)n) || (path[n] && path[n] != '/'))
+        return NULL;
+    return snprintf(own, PATH_MAX, "/proc/self%s", path + n) < PATH_MAX ? own : NULL;
+}
+
 int sysf_resolve_at(struct sandbox *sb, int dirfd, const char *path, bool follow,
                     struct view_node *n) {
     const char *base;
+    char own[PATH_MAX];
     int err = base_of(sb, dirfd, path, &base);
     if (err < 0)
         return err;
+    if (own_proc_dir(sb, path, own))
+        path = own; /* a process's own /proc/<pid> is its /proc/self */
     err = view_resolve(sb->view, base, path, follow, n);
     if (err == 0 && n->kind == VK_PROCLINK && !strncmp(n->path, "/proc/self/fd/", 14) &&
         !fd_link_file(sb, n))

@@ -11,6 +11,7 @@
 #include "core/exec.h"
 #include "core/proc.h"
 #include "core/shm.h"
+#include "file/file_kinds.h"
 #include "kvm/kvm_cpu.h"
 #include "sys/sys.h"
 
@@ -201,6 +202,12 @@ static int64_t sys_waitid(struct sandbox *sb, const uint64_t a[6]) {
     case 2:
         which = a[1] ? -(int64_t)(uint32_t)a[1] : 0;
         break;
+    case 3: /* P_PIDFD */
+        if (!fdt_get(&sb->fdt, (int)a[1]))
+            return -EBADF;
+        if ((which = file_pidfd_pid(fdt_get(&sb->fdt, (int)a[1]))) < 0)
+            return -EINVAL;
+        break;
     default:
         return -EINVAL;
     }
@@ -259,6 +266,38 @@ static int64_t sys_setpgid(struct sandbox *sb, const uint64_t a[6]) {
 
 static int64_t sys_setsid(struct sandbox *sb, const uint64_t a[6]) { return sb_proc_setsid(sb); }
 
+/* pidfd_open: a descriptor of a live or ended (not yet reaped) process;
+ * always close-on-exec, as on Linux. */
+static int64_t sys_pidfd_open(struct sandbox *sb, const uint64_t a[6]) {
+    if ((a[1] & ~(uint64_t)O_NONBLOCK) || (int64_t)a[0] <= 0 || a[0] > UINT32_MAX)
+        return -EINVAL;
+    if (sb_proc_kill(sb, (int64_t)a[0], 0) < 0)
+        return -ESRCH;
+    struct file *f = file_pidfd_new((uint32_t)a[0], (int)a[1]);
+    if (!f)
+        return -ENOMEM;
+    int fd = fdt_install(&sb->fdt, f, 0, true);
+    if (fd < 0)
+        file_put(f);
+    return fd;
+}
+
+static int64_t sys_pidfd_send_signal(struct sandbox *sb, const uint64_t a[6]) {
+    struct file *f = fdt_get(&sb->fdt, (int)a[0]);
+    if (!f)
+        return -EBADF;
+    int64_t pid = file_pidfd_pid(f);
+    if (pid < 0 && file_is_dir(f) && f->path && !strcmp(f->path, "/proc/self"))
+        pid = sb->pid; /* a /proc/<pid> directory names its process too */
+    if (pid < 0)
+        return -EBADF;
+    if (a[3] || a[1] >= 65)
+        return -EINVAL;
+    if (!sb_proc_find(sb, (uint32_t)pid) && pid != sb->pid)
+        return -ESRCH; /* it has ended */
+    return sb_proc_kill(sb, pid, (int)a[1]);
+}
+
 const struct sys_entry sys_process_entries[] = {
     {56, "clone", sys_clone, SYS_PARTIAL,
      "threads (one vCPU each, at most 127 besides the main one: then EAGAIN); processes as fork "
@@ -279,8 +318,14 @@ const struct sys_entry sys_process_entries[] = {
     {112, "setsid", sys_setsid, SYS_FULL, NULL},
     {121, "getpgid", sys_getpgid, SYS_FULL, NULL},
     {124, "getsid", sys_getsid, SYS_FULL, NULL},
-    {247, "waitid", sys_waitid, SYS_PARTIAL, "P_ALL, P_PID, P_PGID; WEXITED"},
+    {247, "waitid", sys_waitid, SYS_PARTIAL, "P_ALL, P_PID, P_PGID, P_PIDFD; WEXITED"},
+    {424, "pidfd_send_signal", sys_pidfd_send_signal, SYS_PARTIAL,
+     "the siginfo argument is ignored"},
+    {434, "pidfd_open", sys_pidfd_open, SYS_FULL, "readable once the process has ended"},
     {322, "execveat", sys_execveat, SYS_PARTIAL, "AT_FDCWD or an absolute path"},
+    {424, "pidfd_send_signal", sys_pidfd_send_signal, SYS_PARTIAL,
+     "the siginfo argument is ignored"},
+    {434, "pidfd_open", sys_pidfd_open, SYS_FULL, "readable once the process has ended"},
     {435, "clone3", sys_clone3, SYS_PARTIAL, "as clone; no pidfd"},
 };
 const size_t sys_process_count = FJ_ARRAY_SIZE(sys_process_entries);
