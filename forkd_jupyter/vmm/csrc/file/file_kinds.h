@@ -20,6 +20,10 @@ struct file *file_dev_new(const char *name, int flags, const char *path);
 /* A pipe: out[0] read end, out[1] write end. */
 int file_pipe_new(int flags, struct file *out[2]);
 bool file_is_pipe(const struct file *f);
+/* F_GETPIPE_SZ (want < 0) and F_SETPIPE_SZ: the pipe's capacity, a power
+ * of two from 4096 to 65536 bytes (-EPERM above, -EBUSY below what it
+ * holds, -EBADF for another kind). */
+int64_t file_pipe_size(struct file *f, int64_t want);
 /* A new description of pipe f's buffer, the end flags' access mode names
  * (open of /proc/self/fd/N); NULL when out of memory. */
 struct file *file_pipe_reopen(struct file *f, int flags);

@@ -121,6 +121,23 @@ static const struct file_ops pipe_ops = {
 
 bool file_is_pipe(const struct file *f) { return f->ops == &pipe_ops; }
 
+int64_t file_pipe_size(struct file *f, int64_t want) {
+    if (!file_is_pipe(f))
+        return -EBADF;
+    struct ring *r = &((struct pipe_buf *)f->priv)->ring;
+    if (want < 0)
+        return (int64_t)ring_capacity(r);
+    size_t size = 4096;
+    while (size < (size_t)want && size < ((size_t)1 << 31))
+        size <<= 1;
+    if (size > RING_BYTES)
+        return -EPERM; /* past what a pipe here can hold, as past pipe-max-size */
+    if (size < r->len)
+        return -EBUSY;
+    r->limit = size;
+    return (int64_t)size;
+}
+
 struct file *file_pipe_reopen(struct file *f, int flags) {
     struct file *c = file_new(&pipe_ops, (flags & O_ACCMODE) | (flags & O_NONBLOCK), NULL);
     if (c) {

@@ -13,10 +13,16 @@
 
 struct ring {
     size_t head, len;
+    size_t limit; /* the capacity in use (a pipe's F_SETPIPE_SZ); 0: RING_BYTES */
     uint8_t data[RING_BYTES];
 };
 
-static inline size_t ring_space(const struct ring *r) { return RING_BYTES - r->len; }
+static inline size_t ring_capacity(const struct ring *r) {
+    return r->limit ? r->limit : RING_BYTES;
+}
+static inline size_t ring_space(const struct ring *r) {
+    return r->len < ring_capacity(r) ? ring_capacity(r) - r->len : 0;
+}
 
 /* Copies up to n bytes out (consuming them unless peek); returns the count. */
 static inline size_t ring_get(struct ring *r, void *out, size_t n, bool peek) {

@@ -10,14 +10,15 @@
 #include "fs/view_impl.h"
 
 int sysf_path(struct sandbox *sb, uint64_t gva, char *out);
-int sysf_resolve_at(struct sandbox *sb, int dirfd, const char *path, bool follow, struct view_node *n);
+int sysf_resolve_at(struct sandbox *sb, int dirfd, const char *path, bool follow,
+                    struct view_node *n);
 int64_t sysf_openat(struct sandbox *sb, int dirfd, uint64_t path_gva, int flags, uint32_t mode);
 /* Resolves the guest path at gva relative to dirfd. */
 int sysf_resolve_arg(struct sandbox *sb, int dirfd, uint64_t gva, bool follow, struct view_node *n);
 /* Resolves (dirfd, path, flags) for the *at calls that accept
  * AT_EMPTY_PATH/AT_SYMLINK_NOFOLLOW; *fd_file is set instead for an empty path. */
-int sysf_resolve_flags(struct sandbox *sb, int dirfd, uint64_t path_gva, int flags, struct view_node *n,
-                       struct file **fd_file);
+int sysf_resolve_flags(struct sandbox *sb, int dirfd, uint64_t path_gva, int flags,
+                       struct view_node *n, struct file **fd_file);
 /* /tmp and /sandbox: the layer's mount points, which cannot be removed or renamed. */
 bool sysf_is_mount_point(const char *path);
 
@@ -27,13 +28,16 @@ bool sysf_is_mount_point(const char *path);
 int64_t sysf_install_pair(struct sandbox *sb, struct file *ends[2], bool cloexec, gva_t out);
 /* Waits until one of fds may be ready, a signal is pending, or timeout_ns
  * passes (-ETIMEDOUT; < 0: no timeout). Callers check readiness again. */
-int sysf_wait_ready(struct sandbox *sb, const int *fds, const short *events, size_t n, int64_t timeout_ns);
+int sysf_wait_ready(struct sandbox *sb, const int *fds, const short *events, size_t n,
+                    int64_t timeout_ns);
 
 /* sys_file_anon.c: an O_TMPFILE open of the directory n; memfd_create,
  * sendfile and copy_file_range (handlers listed in sys_file_fd.c's table). */
 /* /proc/self/maps and /proc/self/status, made when opened (sys_procfs.c);
  * -ENOENT for the rest of /proc. */
 int64_t sysf_open_proc(struct sandbox *sb, const char *path, int flags);
+/* Whether path is a file of /proc made when opened (st: its stat). */
+bool sysf_proc_file(struct sandbox *sb, const char *path, struct stat *st);
 int64_t sysf_open_tmpfile(struct sandbox *sb, struct view_node *n, int flags, uint32_t mode);
 int64_t sysf_memfd_create(struct sandbox *sb, const uint64_t a[6]);
 int64_t sysf_sendfile(struct sandbox *sb, const uint64_t a[6]);

@@ -238,7 +238,9 @@ static int64_t sys_fcntl(struct sandbox *sb, const uint64_t a[6]) {
     case F_OFD_SETLKW:
         return 0;
     case F_GETPIPE_SZ:
-        return 65536;
+        return file_pipe_size(f, -1);
+    case F_SETPIPE_SZ:
+        return (int64_t)a[2] > INT32_MAX ? -EINVAL : file_pipe_size(f, (int64_t)(int)a[2]);
     default:
         return -EINVAL;
     }
@@ -507,7 +509,7 @@ const struct sys_entry sys_file_fd_entries[] = {
     {33, "dup2", sys_dup2, SYS_FULL, NULL},
     {40, "sendfile", sysf_sendfile, SYS_FULL,
      "copies through the VMM; in_fd must be a regular file"},
-    {72, "fcntl", sys_fcntl, SYS_PARTIAL, "locks always succeed (one process); no seals"},
+    {72, "fcntl", sys_fcntl, SYS_PARTIAL, "locks always succeed (they do not exclude other processes); no seals; pipe sizes from 4096 to 65536 bytes"},
     {73, "flock", sys_flock, SYS_STUB, "one process: locks always succeed"},
     {74, "fsync", sys_fsync, SYS_FULL, "the layer lives in memory"},
     {75, "fdatasync", sys_fsync, SYS_FULL, NULL},

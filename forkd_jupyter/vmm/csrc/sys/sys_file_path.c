@@ -297,6 +297,8 @@ int sysf_stat_at(struct sandbox *sb, int dirfd, uint64_t path_gva, int flags, st
         return f->ops->stat(sb, f, st);
     if (n.kind == VK_DEV && !strncmp(n.path, "/dev/pts/", 9))
         err = file_pty_stat_path(sb, n.path, st);
+    else if (n.kind == VK_NONE && sysf_proc_file(sb, n.path, st))
+        err = 0;
     else
         err = n.kind == VK_NONE ? -ENOENT : view_stat(sb->view, &n, st);
     view_node_release(sb->view, &n);
