@@ -389,8 +389,8 @@ void test_host_read_only(void) {
 
 /* ------------------------------------------- synthesized directories */
 
-static const char *const etc_names[] = {"passwd",        "group",    "hosts",
-                                        "nsswitch.conf", "hostname", "shells"};
+static const char *const etc_names[] = {"passwd",   "group",  "hosts",    "nsswitch.conf",
+                                        "hostname", "shells", "services", "protocols"};
 
 /* Every name a synthesized directory must show: the next component of each
  * root strictly below it, plus the fixed top-level entries at "/". */

@@ -196,8 +196,8 @@ static bool fd_link_name(const char *path) {
 
 /* /etc as programs expect it, synthesized: files of the agent's etc/ (the
  * sandbox user and group, localhost), never the host's. */
-static const char *const etc_files[] = {"passwd",        "group",    "hosts",
-                                        "nsswitch.conf", "hostname", "shells"};
+static const char *const etc_files[] = {"passwd",   "group",  "hosts",    "nsswitch.conf",
+                                        "hostname", "shells", "services", "protocols"};
 
 static enum cls classify(struct fs_view *v, const char *path, char *host, size_t hostlen) {
     if (!path[0])
@@ -563,7 +563,8 @@ int view_vdir_list(struct fs_view *v, const char *path,
     const char *extra[] = {"/tmp",          "/sandbox",     "/dev",
                            "/proc",         VIEW_AGENT_DIR, "/etc/passwd",
                            "/etc/group",    "/etc/hosts",   "/etc/nsswitch.conf",
-                           "/etc/hostname", "/etc/shells"};
+                           "/etc/hostname", "/etc/shells",  "/etc/services",
+                           "/etc/protocols"};
     size_t total = v->n_roots + FJ_ARRAY_SIZE(extra);
     char **seen = calloc(total, sizeof(char *));
     if (!seen)
