@@ -100,9 +100,10 @@ static void render_status(struct sandbox *sb, struct text *t) {
     add(t, "VmSize:\t%llu kB\nVmRSS:\t%llu kB\nThreads:\t%u\n",
         (unsigned long long)(sb->mm.mapped_bytes / 1024),
         (unsigned long long)(sb->mm.mapped_bytes / 1024), sb->live_threads);
+    const struct sb_thread *me = sb_self(sb);
     add(t, "SigQ:\t0/63448\nSigPnd:\t%016llx\nShdPnd:\t%016llx\nSigBlk:\t%016llx\n",
-        (unsigned long long)sb_self(sb)->sig.pending, (unsigned long long)sb->sig.pending,
-        (unsigned long long)sb_self(sb)->sig.blocked);
+        (unsigned long long)(me ? me->sig.pending : 0), (unsigned long long)sb->sig.pending,
+        (unsigned long long)(me ? me->sig.blocked : 0));
     add(t, "SigIgn:\t%016llx\nSigCgt:\t%016llx\n", (unsigned long long)with_action(sb, true),
         (unsigned long long)with_action(sb, false));
 }
