@@ -13,8 +13,11 @@ GUEST_CWD = "/sandbox"
 AGENT_GUEST_DIR = "/opt/forkd"
 AGENT_HOST_DIR = Path(__file__).resolve().parent.parent / "guest"
 
-# Shared libraries, the dynamic loader, time zones, the loader cache, and the
-# system's programs (a shell, coreutils) for the guest's processes.
+# Shared libraries, the dynamic loader, time zones, compiled locales (so
+# LANG=C.UTF-8 takes effect as on the host), terminal descriptions (curses,
+# readline and full-screen programs on the sandbox's terminals), the loader
+# cache, and the system's programs (a shell, coreutils) for the guest's
+# processes.
 SYSTEM_ROOTS = (
     "/usr/bin",
     "/bin",
@@ -26,6 +29,10 @@ SYSTEM_ROOTS = (
     "/etc/ld.so.cache",
     "/etc/localtime",
     "/usr/share/zoneinfo",
+    "/usr/lib/locale",
+    "/usr/share/terminfo",
+    "/lib/terminfo",
+    "/etc/terminfo",
 )
 
 
