@@ -125,3 +125,11 @@ def test_input_through_the_sdk_and_end_of_input_without_an_answer(daemon, sb):
     assert eof.error is not None and eof.error.ename == "EOFError"
     eof = daemon.run_cell(sb, "input()", on_output=lambda name, text: None)
     assert eof.error is not None and eof.error.ename == "EOFError"
+    # Code that set sys.stdin itself reads it, as in plain Python.
+    own = daemon.run_cell(
+        sb,
+        "import io, sys\nsaved, sys.stdin = sys.stdin, io.StringIO('from the code\\n')\n"
+        "try:\n    got = input()\nfinally:\n    sys.stdin = saved\ngot",
+        on_input=answer,
+    )
+    assert own.result["text/plain"] == "'from the code'" and len(asked) == 2

@@ -5,12 +5,16 @@ str or null}``; null means end of input: EOFError).
 
 Invariant: only the running cell reads the control channel here (the
 request loop is inside that cell's request), so no request is consumed by
-mistake; a SIGINT while waiting raises KeyboardInterrupt in the cell."""
+mistake; a SIGINT while waiting raises KeyboardInterrupt in the cell.
+
+Code that replaced ``sys.stdin`` (a file, a StringIO) reads it as in plain
+Python: ``input()`` is the interpreter's own then."""
 
 from __future__ import annotations
 
 import builtins
 import getpass
+import sys
 
 from .channel import Channel
 from .emitter import Emitter
@@ -21,6 +25,8 @@ class StdinBridge:
         self.channel, self.emitter = channel, emitter
 
     def install(self) -> None:
+        self._own_input = builtins.input
+        self._stdin = getattr(sys, "stdin", None)
         builtins.input = self.input
         getpass.getpass = self.getpass
 
@@ -31,6 +37,8 @@ class StdinBridge:
         """builtins.input's signature and errors, the prompt sent to the host."""
         if len(args) > 1:
             raise TypeError(f"input expected at most 1 argument, got {len(args)}")
+        if getattr(sys, "stdin", None) is not self._stdin:
+            return self._own_input(*args)  # the code's own stdin, not the notebook's
         return self.ask(str(args[0]) if args else "", password=False)
 
     def ask(self, prompt: str, password: bool) -> str:
