@@ -37,6 +37,29 @@ def test_interrupt_raises_keyboardinterrupt_and_sandbox_stays_usable(sandbox, co
     assert run_ok(sandbox, "21 * 2").result["text/plain"] == "42"
 
 
+def test_interrupt_cancels_the_main_task_of_asyncio_run(sandbox):
+    """As in a plain interpreter: asyncio.run takes SIGINT over while it
+    runs, an interrupt cancels its main task (whose cleanup runs) and the
+    cell ends with KeyboardInterrupt."""
+    code = (
+        "import asyncio, signal\n"
+        "seen = []\n"
+        "async def main():\n"
+        "    seen.append(signal.getsignal(signal.SIGINT) is not signal.default_int_handler)\n"
+        "    try:\n"
+        "        await asyncio.sleep(1000)\n"
+        "    except asyncio.CancelledError:\n"
+        "        seen.append('cancelled')\n"
+        "        raise\n"
+        "asyncio.run(main())"
+    )
+    interrupt_after(sandbox, 1.0)
+    r = sandbox.run(code, timeout=30)
+    assert r.error is not None and r.error.ename == "KeyboardInterrupt"
+    assert value(sandbox, "seen") == [True, "cancelled"]
+    assert run_ok(sandbox, "21 * 2").result["text/plain"] == "42"
+
+
 def test_interrupt_while_idle_is_harmless(sandbox):
     sandbox.interrupt()
     time.sleep(0.2)

@@ -82,7 +82,8 @@ CPYTHON_SUITES = [
     "`test_signal`, `test_weakref`, `test_gc`, `test_socketserver`, `test_epoll`, `test_pty`, "
     "`test_tty` and asyncio (`test_tasks`, "
     "`test_locks`, `test_queues`, `test_events`, `test_unix_events`, `test_streams`, "
-    "`test_sock_lowlevel`, `test_sendfile`, `test_subprocess`) in a sandbox and natively, with "
+    "`test_sock_lowlevel`, `test_sendfile`, `test_subprocess`, `test_runners`) in a sandbox "
+    "and natively, with "
     "the same interpreter; every test that passes natively must pass in the sandbox, except for "
     "these reasons (`tests/cpython/suites.py`):",
     "",

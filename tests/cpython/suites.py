@@ -25,6 +25,7 @@ MODULES = [
     "test_asyncio.test_sock_lowlevel",
     "test_asyncio.test_sendfile",
     "test_asyncio.test_subprocess",
+    "test_asyncio.test_runners",
     "test_socketserver",
     "test_epoll",
     "test_pty",
