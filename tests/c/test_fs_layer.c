@@ -16,10 +16,10 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "fs_harness.h"
 #include "fs/fs_memfs.h"
-#include "fs_tests.h"
 #include "fs/fs_view.h"
+#include "fs_harness.h"
+#include "fs_tests.h"
 
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE 1

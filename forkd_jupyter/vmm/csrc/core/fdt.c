@@ -6,8 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-struct file *file_new(const struct file_ops *ops, int flags, const char *path)
-{
+struct file *file_new(const struct file_ops *ops, int flags, const char *path) {
     struct file *f = calloc(1, sizeof(*f));
     if (!f)
         return NULL;
@@ -22,8 +21,7 @@ struct file *file_new(const struct file_ops *ops, int flags, const char *path)
     return f;
 }
 
-int file_anon_stat(struct stat *st, uint32_t mode, uint64_t ino, uint64_t dev)
-{
+int file_anon_stat(struct stat *st, uint32_t mode, uint64_t ino, uint64_t dev) {
     memset(st, 0, sizeof(*st));
     st->st_mode = mode;
     st->st_nlink = 1;
@@ -34,14 +32,12 @@ int file_anon_stat(struct stat *st, uint32_t mode, uint64_t ino, uint64_t dev)
     return 0;
 }
 
-struct file *file_get(struct file *f)
-{
+struct file *file_get(struct file *f) {
     f->refs++;
     return f;
 }
 
-void file_put(struct file *f)
-{
+void file_put(struct file *f) {
     if (!f || --f->refs > 0)
         return;
     if (f->ops->release)
@@ -52,15 +48,13 @@ void file_put(struct file *f)
     free(f);
 }
 
-int fdt_init(struct fdt *t)
-{
+int fdt_init(struct fdt *t) {
     t->cap = 64;
     t->slots = calloc((size_t)t->cap, sizeof(*t->slots));
     return t->slots ? 0 : -ENOMEM;
 }
 
-void fdt_destroy(struct fdt *t)
-{
+void fdt_destroy(struct fdt *t) {
     for (int i = 0; i < t->cap; i++)
         file_put(t->slots[i].f);
     free(t->slots);
@@ -68,8 +62,7 @@ void fdt_destroy(struct fdt *t)
     t->cap = 0;
 }
 
-static int grow(struct fdt *t, int need)
-{
+static int grow(struct fdt *t, int need) {
     if (need < t->cap)
         return 0;
     if (need >= FDT_MAX)
@@ -88,8 +81,7 @@ static int grow(struct fdt *t, int need)
     return 0;
 }
 
-int fdt_install(struct fdt *t, struct file *f, int min_fd, bool cloexec)
-{
+int fdt_install(struct fdt *t, struct file *f, int min_fd, bool cloexec) {
     if (min_fd < 0)
         return -EINVAL;
     for (int fd = min_fd;; fd++) {
@@ -106,8 +98,7 @@ int fdt_install(struct fdt *t, struct file *f, int min_fd, bool cloexec)
     }
 }
 
-int fdt_install_at(struct fdt *t, struct file *f, int fd, bool cloexec)
-{
+int fdt_install_at(struct fdt *t, struct file *f, int fd, bool cloexec) {
     if (fd < 0)
         return -EBADF;
     int err = grow(t, fd);
@@ -120,15 +111,13 @@ int fdt_install_at(struct fdt *t, struct file *f, int fd, bool cloexec)
     return fd;
 }
 
-struct file *fdt_get(struct fdt *t, int fd)
-{
+struct file *fdt_get(struct fdt *t, int fd) {
     if (fd < 0 || fd >= t->cap)
         return NULL;
     return t->slots[fd].f;
 }
 
-int fdt_close(struct fdt *t, int fd)
-{
+int fdt_close(struct fdt *t, int fd) {
     struct file *f = fdt_get(t, fd);
     if (!f)
         return -EBADF;
@@ -137,31 +126,27 @@ int fdt_close(struct fdt *t, int fd)
     return 0;
 }
 
-int fdt_set_cloexec(struct fdt *t, int fd, bool on)
-{
+int fdt_set_cloexec(struct fdt *t, int fd, bool on) {
     if (!fdt_get(t, fd))
         return -EBADF;
     t->slots[fd].cloexec = on;
     return 0;
 }
 
-int fdt_get_cloexec(struct fdt *t, int fd)
-{
+int fdt_get_cloexec(struct fdt *t, int fd) {
     if (!fdt_get(t, fd))
         return -EBADF;
     return t->slots[fd].cloexec;
 }
 
-int fdt_count(const struct fdt *t)
-{
+int fdt_count(const struct fdt *t) {
     int n = 0;
     for (int i = 0; i < t->cap; i++)
         n += t->slots[i].f != NULL;
     return n;
 }
 
-void *fdt_clone_shared_copy(struct fdt_clone_ctx *ctx, const void *from, size_t size, bool *fresh)
-{
+void *fdt_clone_shared_copy(struct fdt_clone_ctx *ctx, const void *from, size_t size, bool *fresh) {
     for (size_t i = 0; i < ctx->n_shared; i++)
         if (ctx->shared[i].from == from) {
             *fresh = false;
@@ -185,8 +170,8 @@ void *fdt_clone_shared_copy(struct fdt_clone_ctx *ctx, const void *from, size_t 
     return to;
 }
 
-int fdt_clone(struct fdt *dst, const struct fdt *src, struct fs_view *view, struct sb_procs *procs)
-{
+int fdt_clone(struct fdt *dst, const struct fdt *src, struct fs_view *view,
+              struct sb_procs *procs) {
     int err = fdt_init(dst);
     if (err < 0)
         return err;
@@ -217,8 +202,7 @@ int fdt_clone(struct fdt *dst, const struct fdt *src, struct fs_view *view, stru
     return err;
 }
 
-int fdt_share(struct fdt *dst, const struct fdt *src)
-{
+int fdt_share(struct fdt *dst, const struct fdt *src) {
     int err = fdt_init(dst);
     for (int fd = 0; fd < src->cap && err == 0; fd++) {
         struct file *f = src->slots[fd].f;
@@ -233,8 +217,7 @@ int fdt_share(struct fdt *dst, const struct fdt *src)
     return err;
 }
 
-void fdt_close_on_exec(struct fdt *t)
-{
+void fdt_close_on_exec(struct fdt *t) {
     for (int fd = 0; fd < t->cap; fd++)
         if (t->slots[fd].f && t->slots[fd].cloexec)
             fdt_close(t, fd);

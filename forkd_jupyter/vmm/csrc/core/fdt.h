@@ -23,19 +23,21 @@ struct file_ops {
     const char *kind;                                                          /* for stats/debug */
     int64_t (*read)(struct sandbox *, struct file *, void *, uint64_t);        /* NULL: -EINVAL */
     int64_t (*write)(struct sandbox *, struct file *, const void *, uint64_t); /* NULL: -EINVAL */
-    int64_t (*pread)(struct sandbox *, struct file *, void *, uint64_t, uint64_t);        /* NULL: -ESPIPE */
-    int64_t (*pwrite)(struct sandbox *, struct file *, const void *, uint64_t, uint64_t); /* NULL: -ESPIPE */
-    int64_t (*lseek)(struct sandbox *, struct file *, int64_t, int);           /* NULL: -ESPIPE */
-    int (*stat)(struct sandbox *, struct file *, struct stat *);               /* required */
-    int64_t (*getdents)(struct sandbox *, struct file *, void *, uint64_t);    /* NULL: -ENOTDIR */
+    int64_t (*pread)(struct sandbox *, struct file *, void *, uint64_t,
+                     uint64_t); /* NULL: -ESPIPE */
+    int64_t (*pwrite)(struct sandbox *, struct file *, const void *, uint64_t,
+                      uint64_t);                                            /* NULL: -ESPIPE */
+    int64_t (*lseek)(struct sandbox *, struct file *, int64_t, int);        /* NULL: -ESPIPE */
+    int (*stat)(struct sandbox *, struct file *, struct stat *);            /* required */
+    int64_t (*getdents)(struct sandbox *, struct file *, void *, uint64_t); /* NULL: -ENOTDIR */
     /* Events ready now (POLLIN/POLLOUT/POLLHUP); NULL: always readable+writable. */
     short (*poll)(struct sandbox *, struct file *, short);
     /* Host fd a blocking wait can poll() on, or -1 (NULL: -1). */
     int (*wait_fd)(struct file *);
-    int64_t (*ioctl)(struct sandbox *, struct file *, uint64_t, uint64_t);   /* NULL: -ENOTTY */
-    int (*truncate)(struct sandbox *, struct file *, uint64_t);              /* NULL: -EINVAL */
-    int (*sync)(struct sandbox *, struct file *);                            /* NULL: 0 */
-    void (*release)(struct file *);                                          /* frees kind data */
+    int64_t (*ioctl)(struct sandbox *, struct file *, uint64_t, uint64_t); /* NULL: -ENOTTY */
+    int (*truncate)(struct sandbox *, struct file *, uint64_t);            /* NULL: -EINVAL */
+    int (*sync)(struct sandbox *, struct file *);                          /* NULL: 0 */
+    void (*release)(struct file *);                                        /* frees kind data */
     /* An independent copy of this description for a branch whose filesystem
      * is ctx->view (same flags, offset and kind state; memfs nodes looked up
      * by inode number in the view's layer). Kind objects shared by several
@@ -48,13 +50,13 @@ struct file_ops {
 struct file {
     int refs;
     const struct file_ops *ops;
-    int flags;             /* open flags: O_ACCMODE, O_APPEND, O_NONBLOCK, O_DIRECTORY ... */
+    int flags; /* open flags: O_ACCMODE, O_APPEND, O_NONBLOCK, O_DIRECTORY ... */
     uint64_t off;
-    char *path;            /* guest path it was opened by (malloc'd), or NULL */
-    int host_fd;           /* kind data: a host fd owned by this file, or -1 */
+    char *path;              /* guest path it was opened by (malloc'd), or NULL */
+    int host_fd;             /* kind data: a host fd owned by this file, or -1 */
     struct memfs_node *node; /* kind data: a memfs node reference, or NULL */
-    uint64_t dir_cookie;   /* directory position */
-    void *priv;            /* other kind data, freed by release */
+    uint64_t dir_cookie;     /* directory position */
+    void *priv;              /* other kind data, freed by release */
 };
 
 struct fdt_slot {

@@ -171,7 +171,10 @@ bool memfs_is_ancestor(const struct memfs *fs, const struct memfs_node *a,
 /* Directory listing                                                        */
 
 static unsigned char memfs_dtype(const struct memfs_node *n) {
-    return memfs_is_dir(n) ? DT_DIR : memfs_is_lnk(n) ? DT_LNK : memfs_is_sock(n) ? DT_SOCK : DT_REG;
+    return memfs_is_dir(n)    ? DT_DIR
+           : memfs_is_lnk(n)  ? DT_LNK
+           : memfs_is_sock(n) ? DT_SOCK
+                              : DT_REG;
 }
 
 /* Cookies: 0 = ".", 1 = "..", k >= 2 = the first live entry with seq >= k.

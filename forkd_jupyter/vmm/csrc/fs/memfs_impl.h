@@ -144,7 +144,9 @@ static inline bool memfs_is_reg(const struct memfs_node *n) { return memfs_type(
 static inline bool memfs_is_lnk(const struct memfs_node *n) { return memfs_type(n) == S_IFLNK; }
 static inline bool memfs_is_sock(const struct memfs_node *n) { return memfs_type(n) == S_IFSOCK; }
 /* Nodes stored as u.file: regular files, and sockets (always empty). */
-static inline bool memfs_is_data(const struct memfs_node *n) { return memfs_is_reg(n) || memfs_is_sock(n); }
+static inline bool memfs_is_data(const struct memfs_node *n) {
+    return memfs_is_reg(n) || memfs_is_sock(n);
+}
 
 static inline void memfs_touch_mc(struct memfs_node *n) { n->mtime = n->ctime = memfs_now(); }
 

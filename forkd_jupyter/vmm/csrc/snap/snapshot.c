@@ -11,20 +11,21 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "file/file_stdio.h"
+#include "api/vmm_api.h"
+
+#include "api/snapshot_api.h" /* after vmm_api.h, whose types it uses */
+
 #include "core/proc.h"
+#include "file/file_stdio.h"
 #include "fs/fs_memfs.h"
 #include "fs/fs_view.h"
 #include "kvm/kvm_cpu.h"
 #include "snap/snap_copy.h"
 #include "snap/snap_hint.h"
-#include "api/vmm_api.h"
-#include "api/snapshot_api.h"
 
 /* Every thread's registers, saved when it parked for this pause. Pending
  * signals belong to the source and stay there. */
-static int capture_threads(struct sandbox *sb, struct snapshot *snap)
-{
+static int capture_threads(struct sandbox *sb, struct snapshot *snap) {
     struct sb_thread *main_thread = sb->threads[0];
     if (main_thread->state == SB_T_EXITED)
         return -ENOTSUP; /* the process lives on in other threads: not captured */
@@ -59,8 +60,7 @@ static int capture_threads(struct sandbox *sb, struct snapshot *snap)
 }
 
 /* VMM state: address space, signals, files and the writable layer. */
-static int capture_vmm_state(struct sandbox *sb, struct snapshot *snap)
-{
+static int capture_vmm_state(struct sandbox *sb, struct snapshot *snap) {
     int err = mm_clone(&snap->mm, &sb->mm, NULL);
     if (err < 0)
         return err;
@@ -75,16 +75,14 @@ static int capture_vmm_state(struct sandbox *sb, struct snapshot *snap)
     return 0;
 }
 
-static void *release_main(void *snap)
-{
+static void *release_main(void *snap) {
     fj_snapshot_release(snap);
     return NULL;
 }
 
 /* Drops a reference off the caller's path: the last one frees an image,
  * which returns its memory to the host and can take a while. */
-void snapshot_release_in_background(struct snapshot *snap)
-{
+void snapshot_release_in_background(struct snapshot *snap) {
     pthread_t t;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
@@ -99,8 +97,7 @@ struct capture_args {
     struct snapshot *replaced; /* the sandbox's previous last_snap: released after the pause */
 };
 
-int snapshot_capture_memory(struct sandbox *sb, struct snapshot *snap, struct snapshot **replaced)
-{
+int snapshot_capture_memory(struct sandbox *sb, struct snapshot *snap, struct snapshot **replaced) {
     snap->image_fd = memfd_create("forkd-snapshot", MFD_CLOEXEC);
     if (snap->image_fd < 0 || ftruncate(snap->image_fd, (off_t)snap->ram_bytes) < 0)
         return -errno;
@@ -147,8 +144,7 @@ int snapshot_capture_memory(struct sandbox *sb, struct snapshot *snap, struct sn
 
 /* Runs with every vCPU parked: everything of the snapshot that must be of
  * the pause instant. */
-static int capture(struct sandbox *sb, void *p)
-{
+static int capture(struct sandbox *sb, void *p) {
     struct capture_args *args = p;
     struct snapshot *snap = args->snap;
     if (sb->exited)
@@ -164,8 +160,7 @@ static int capture(struct sandbox *sb, void *p)
 }
 
 /* sb->lineage_release: what this layer attached to a sandbox. */
-void snapshot_release_lineage(struct sandbox *sb)
-{
+void snapshot_release_lineage(struct sandbox *sb) {
     snap_copy_sandbox_gone(sb);
     if (sb->last_snap)
         fj_snapshot_release(sb->last_snap);
@@ -175,16 +170,14 @@ void snapshot_release_lineage(struct sandbox *sb)
 /* A pause job: memory shared with processes that ended becomes the
  * process's own again, so a branch copies (and write-protects) it as any
  * other; -EBUSY while other processes run. */
-static int privatize_shared(struct sandbox *sb, void *arg)
-{
+static int privatize_shared(struct sandbox *sb, void *arg) {
     (void)arg;
     if (sb_proc_others(sb))
         return -EBUSY;
     return kvm_vm_privatize_foreign(&sb->vm);
 }
 
-int fj_sandbox_snapshot(fj_sandbox *sb, int mode, fj_snapshot **out)
-{
+int fj_sandbox_snapshot(fj_sandbox *sb, int mode, fj_snapshot **out) {
     *out = NULL;
     if (mode != FJ_SNAP_FULL && mode != FJ_SNAP_DIFF && mode != FJ_SNAP_LIVE)
         return -EINVAL;
@@ -224,8 +217,4 @@ int fj_sandbox_snapshot(fj_sandbox *sb, int mode, fj_snapshot **out)
     return 0;
 }
 
-int fj_sandbox_learn_working_set(fj_sandbox *sb)
-{
-    return hint_learn(sb->hint, &sb->vm);
-}
-
+int fj_sandbox_learn_working_set(fj_sandbox *sb) { return hint_learn(sb->hint, &sb->vm); }

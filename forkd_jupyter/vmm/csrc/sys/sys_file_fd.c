@@ -509,7 +509,9 @@ const struct sys_entry sys_file_fd_entries[] = {
     {33, "dup2", sys_dup2, SYS_FULL, NULL},
     {40, "sendfile", sysf_sendfile, SYS_FULL,
      "copies through the VMM; in_fd must be a regular file"},
-    {72, "fcntl", sys_fcntl, SYS_PARTIAL, "locks always succeed (they do not exclude other processes); no seals; pipe sizes from 4096 to 65536 bytes"},
+    {72, "fcntl", sys_fcntl, SYS_PARTIAL,
+     "locks always succeed (they do not exclude other processes); no seals; pipe sizes from 4096 "
+     "to 65536 bytes"},
     {73, "flock", sys_flock, SYS_STUB, "one process: locks always succeed"},
     {74, "fsync", sys_fsync, SYS_FULL, "the layer lives in memory"},
     {75, "fdatasync", sys_fsync, SYS_FULL, NULL},

@@ -7,7 +7,8 @@
 
 #include "core/proc.h"
 #include "sys/sys.h"
-#include "api/vmm_api.h"
+
+#include "api/vmm_api.h" /* after a header that brings <stdint.h> */
 
 struct family {
     const char *name;
@@ -36,8 +37,7 @@ static const struct sys_entry *by_nr[SYS_MAX];
 static const char *family_of[SYS_MAX];
 static pthread_once_t table_once = PTHREAD_ONCE_INIT;
 
-static void build_table(void)
-{
+static void build_table(void) {
     for (size_t f = 0; f < FJ_ARRAY_SIZE(families); f++) {
         for (size_t i = 0; i < *families[f].count; i++) {
             const struct sys_entry *e = &families[f].entries[i];
@@ -49,28 +49,56 @@ static void build_table(void)
     }
 }
 
-const struct sys_entry *sys_lookup(uint32_t nr)
-{
+const struct sys_entry *sys_lookup(uint32_t nr) {
     pthread_once(&table_once, build_table);
     return nr < SYS_MAX ? by_nr[nr] : NULL;
 }
 
 /* System calls that never change whether a descriptor is ready (the
  * others may, and wake threads waiting on files: sb_notify). */
-static bool keeps_readiness(uint64_t nr)
-{
+static bool keeps_readiness(uint64_t nr) {
     switch (nr) {
-    case 0xca: case 9: case 10: case 11: case 12: case 28: case 13: case 14: case 228: case 230: case 35:
-    case 186: case 39: case 24: case 318: case 7: case 271: case 23: case 270: case 232: case 281: case 441:
-    case 262: case 5: case 4: case 6: case 79: case 89: case 217: case 332: case 257: case 8: case 17:
-        return true; /* futex, memory, signal masks, clocks, ids, waits, metadata, open, lseek, pread */
+    case 0xca:
+    case 9:
+    case 10:
+    case 11:
+    case 12:
+    case 28:
+    case 13:
+    case 14:
+    case 228:
+    case 230:
+    case 35:
+    case 186:
+    case 39:
+    case 24:
+    case 318:
+    case 7:
+    case 271:
+    case 23:
+    case 270:
+    case 232:
+    case 281:
+    case 441:
+    case 262:
+    case 5:
+    case 4:
+    case 6:
+    case 79:
+    case 89:
+    case 217:
+    case 332:
+    case 257:
+    case 8:
+    case 17:
+        return true; /* futex, memory, signal masks, clocks, ids, waits, metadata, open, lseek,
+                        pread */
     default:
         return false;
     }
 }
 
-int64_t sys_dispatch(struct sandbox *sb, uint64_t nr, const uint64_t a[6])
-{
+int64_t sys_dispatch(struct sandbox *sb, uint64_t nr, const uint64_t a[6]) {
     sb->stats.calls++;
     const struct sys_entry *e = nr < SYS_MAX ? sys_lookup((uint32_t)nr) : NULL;
     if (nr < SYS_MAX)
@@ -89,8 +117,7 @@ int64_t sys_dispatch(struct sandbox *sb, uint64_t nr, const uint64_t a[6])
     return ret;
 }
 
-int fj_syscall_table_entry(int index, struct fj_syscall_info *out)
-{
+int fj_syscall_table_entry(int index, struct fj_syscall_info *out) {
     pthread_once(&table_once, build_table);
     int seen = 0;
     for (uint32_t nr = 0; nr < SYS_MAX; nr++) {
