@@ -15,7 +15,8 @@ AGENT_HOST_DIR = Path(__file__).resolve().parent.parent / "guest"
 
 # Shared libraries, the dynamic loader, time zones, compiled locales (so
 # LANG=C.UTF-8 takes effect as on the host), terminal descriptions (curses,
-# readline and full-screen programs on the sandbox's terminals), the loader
+# readline and full-screen programs on the sandbox's terminals), Tcl/Tk's
+# script library (tkinter), the loader
 # cache, and the system's programs (a shell, coreutils) for the guest's
 # processes.
 SYSTEM_ROOTS = (
@@ -33,6 +34,7 @@ SYSTEM_ROOTS = (
     "/usr/share/terminfo",
     "/lib/terminfo",
     "/etc/terminfo",
+    "/usr/share/tcltk",
 )
 
 
