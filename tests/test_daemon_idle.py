@@ -1,6 +1,8 @@
 """Idle means idle for the whole daemon: with sandboxes that have run cells,
-a live branch whose copy is done, its child, a warm base and a finished
-background run, the daemon process uses (almost) no CPU."""
+a live branch whose copy is done, its child, a warm base, a finished
+background run, an open terminal with its shell waiting at the prompt and a
+managed process waiting on its stdin, the daemon process uses (almost) no
+CPU."""
 
 from __future__ import annotations
 
@@ -30,6 +32,8 @@ def test_an_idle_daemon_with_idle_sandboxes_uses_no_cpu(daemon):
             a["id"], "import asyncio\nawait asyncio.sleep(0.01)\nx = list(range(10**5))"
         )
         daemon.run_cell(b["id"], "y = 1")
+        daemon.open_terminal(b["id"])
+        daemon.start_process(b["id"], ["cat"])
         branch = daemon.branch_sandbox(a["id"], mode="live", count=1)
         [child] = branch["children"]
         daemon.run_cell(child["id"], "z = len(x)")

@@ -286,3 +286,42 @@ def test_report_helper_posts_with_the_server_token(call, jp_asyncio_loop, jp_ser
         assert refused is False
     finally:
         call("api", "kernels", kernel_id, method="DELETE")
+
+
+@pytest.mark.kvm
+def test_a_terminal_is_relayed_over_a_jupyter_websocket(call, jp_ws_fetch, jp_asyncio_loop, daemon):
+    """terminado's messages pass both ways through the server extension's
+    WebSocket to the daemon's; an unknown terminal is refused before the
+    upgrade with the daemon's problem."""
+    [rec] = daemon.spawn_sandboxes(memory_limit_mib=256)
+    term = daemon.open_terminal(rec["id"], cols=70, rows=20)
+
+    async def session() -> str:
+        ws = await jp_ws_fetch(
+            "forkd", "api", "v1", "sandboxes", rec["id"], "terminals", "websocket", term["id"]
+        )
+        text = ""
+        assert json.loads(await ws.read_message()) == ["setup", {}]
+        await ws.write_message(json.dumps(["stdin", "echo $((6*7)); stty size\r"]))
+        while "20 70" not in text or "42\r\n" not in text:
+            kind, *rest = json.loads(await asyncio.wait_for(ws.read_message(), 30))
+            text += rest[0] if kind == "stdout" else ""
+        await ws.write_message(json.dumps(["stdin", "exit\r"]))
+        while True:
+            message = await asyncio.wait_for(ws.read_message(), 30)
+            if message is None or json.loads(message)[0] == "disconnect":
+                break
+        ws.close()
+        return text
+
+    try:
+        assert "42" in jp_asyncio_loop.run_until_complete(session())
+        with pytest.raises(Exception) as refused:
+            jp_asyncio_loop.run_until_complete(
+                jp_ws_fetch(
+                    "forkd", "api", "v1", "sandboxes", rec["id"], "terminals", "websocket", "p-0"
+                )  # fmt: skip
+            )
+        assert "404" in str(refused.value), refused.value
+    finally:
+        daemon.kill_sandbox(rec["id"])

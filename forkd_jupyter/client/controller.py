@@ -21,12 +21,13 @@ from ..modes import BranchMode
 from ..run_result import RunResult
 from . import connection
 from .errors import DaemonUnavailable, ForkdError, from_problem
+from .processes import ProcessCalls
 from .sse import iter_events, iter_events_with_ids
 
 OutputCallback = Callable[[str, str], None]
 
 
-class Controller:
+class Controller(ProcessCalls):
     def __init__(
         self,
         url: str | None = None,
@@ -80,6 +81,10 @@ class Controller:
 
     def _json(self, method: str, path: str, **kw: Any) -> Any:
         return self._request(method, path, **kw).json()
+
+    @staticmethod
+    def _error_of(response: httpx.Response) -> ForkdError:
+        return _error(response)
 
     # ---------------------------------------------------------------- meta
     def health(self) -> dict:

@@ -11,6 +11,7 @@ COMMAND_MODULES = (
     "sandboxes",
     "run",
     "exec",
+    "processes",
     "snapshots",
     "tree",
     "bases",

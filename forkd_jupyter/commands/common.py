@@ -65,7 +65,13 @@ def _intermix(parser: argparse.ArgumentParser) -> None:
     subcommand's words to its ``parse_known_args``, which stops filling
     positionals at the first option; the intermixed parse does not, and it
     calls the class's ``parse_known_args`` itself, so the instance override
-    steps aside while it runs."""
+    steps aside while it runs. A parser with sub-actions (``process start``)
+    cannot parse intermixed itself: each sub-action's parser does."""
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if actions:
+        for sub in {id(p): p for a in actions for p in a.choices.values()}.values():
+            _intermix(sub)
+        return
 
     def parse_known_args(args=None, namespace=None):
         del parser.parse_known_args

@@ -76,6 +76,14 @@ class SandboxBusy(ControllerError):
     kind, status, title = "sandbox-busy", 409, "Sandbox is busy"
 
 
+class ProcessLimit(ControllerError):
+    kind, status, title = "process-limit", 429, "Too many managed processes"
+
+
+class ProcessNotRunning(ControllerError):
+    kind, status, title = "process-not-running", 409, "Process is not running"
+
+
 class NameTaken(ControllerError):
     kind, status, title = "name-taken", 409, "Name or tag already in use"
 

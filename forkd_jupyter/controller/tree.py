@@ -433,6 +433,19 @@ class SandboxTree(BackgroundRuns, ClusterSpreading, Folding):
             with self._lock:
                 rec.busy = False
 
+    def processes(self, key: str) -> vmm.managed.ProcessTable:
+        """The managed processes and terminals of a running sandbox
+        (docs/processes.md); they run beside cells, so a busy sandbox is
+        no obstacle."""
+        rec, vm = self.running(key)
+        if not hasattr(vm, "processes"):
+            raise E.BadRequest(f"sandbox {rec.id} runs on a cluster node: run programs in a cell")
+        return vm.processes
+
+    def process_call(self, key: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """``processes(key).method(*args)``, its failures as controller errors."""
+        return _vmm_call(getattr(self.processes(key), method), *args, **kwargs)
+
     def files(self, key: str):
         return self.running(key)[1].files
 
@@ -701,6 +714,14 @@ def _vmm_call(fn: Callable, *args: Any, **kwargs: Any) -> Any:
     except vmm.SpawnError as e:
         raise E.SpawnFailed(str(e)) from None
     except vmm.SandboxCrashed as e:
+        raise E.SandboxDead(str(e)) from None
+    except vmm.ProcessNotFound as e:
+        raise E.NotFound(str(e)) from None
+    except vmm.ProcessNotRunning as e:
+        raise E.ProcessNotRunning(str(e)) from None
+    except vmm.ProcessLimit as e:
+        raise E.ProcessLimit(str(e), limit=e.limit) from None
+    except vmm.SandboxClosed as e:
         raise E.SandboxDead(str(e)) from None
     except vmm.SandboxTimeout as e:
         raise E.Timeout(str(e)) from None

@@ -13,6 +13,7 @@ from . import routes_bases as B
 from . import routes_cluster as C
 from . import routes_files as F
 from . import routes_meta as M
+from . import routes_processes as X
 from . import routes_runs as R
 from . import routes_sandboxes as S
 from . import routes_snapshots as P
@@ -45,6 +46,16 @@ ROUTES = [
     (rf"/v1/sandboxes/{_ID}/push", S.PushHandler),
     (rf"/v1/sandboxes/{_ID}/pull", S.PullHandler),
     (rf"/v1/sandboxes/{_ID}/processes/run", S.ProcessRunHandler),
+    (rf"/v1/sandboxes/{_ID}/processes", X.ProcessesHandler),
+    (rf"/v1/sandboxes/{_ID}/processes/{_ID}", X.ProcessHandler),
+    (rf"/v1/sandboxes/{_ID}/processes/{_ID}/stdin", X.ProcessStdinHandler),
+    (rf"/v1/sandboxes/{_ID}/processes/{_ID}/stop", X.ProcessStopHandler),
+    (rf"/v1/sandboxes/{_ID}/processes/{_ID}/kill", X.ProcessKillHandler),
+    (rf"/v1/sandboxes/{_ID}/processes/{_ID}/logs", X.ProcessLogsHandler),
+    (rf"/v1/sandboxes/{_ID}/terminals", X.TerminalsHandler),
+    (rf"/v1/sandboxes/{_ID}/terminals/{_ID}", X.TerminalHandler),
+    (rf"/v1/sandboxes/{_ID}/terminals/{_ID}/resize", X.TerminalResizeHandler),
+    (rf"/v1/sandboxes/{_ID}/terminals/{_ID}/ws", X.TerminalSocketHandler),
     (rf"/v1/sandboxes/{_ID}/branch", S.BranchHandler),
     (rf"/v1/sandboxes/{_ID}/files", F.FilesHandler),
     (rf"/v1/sandboxes/{_ID}/stat", F.StatHandler),

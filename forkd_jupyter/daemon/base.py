@@ -76,19 +76,8 @@ class BaseHandler(tornado.web.RequestHandler):
         return self.body_limit if self.request.method in ("PUT", "POST") else JSON_LIMIT
 
     def _check_token(self) -> None:
-        token = self.application.settings.get("token")
-        if not token or self.public or self._on_unix_socket():
-            return
-        scheme, _, given = self.request.headers.get("Authorization", "").strip().partition(" ")
-        ok = scheme.lower() == "bearer" and hmac.compare_digest(
-            given.strip().encode(), token.encode()
-        )
-        if not ok:
+        if not self.public and not authorized(self):
             raise ApiError(401, "a valid 'Authorization: Bearer <token>' header is required")
-
-    def _on_unix_socket(self) -> bool:
-        context = getattr(self.request.connection, "context", None)
-        return getattr(context, "address_family", None) == socket.AF_UNIX
 
     async def data_received(self, chunk: bytes) -> None:
         if self._refused or self._finished:
@@ -224,6 +213,23 @@ class BaseHandler(tornado.web.RequestHandler):
         if isinstance(value, tornado.web.HTTPError) and value.status_code < 500:
             return
         super().log_exception(typ, value, tb)
+
+
+def authorized(handler: tornado.web.RequestHandler, query_token: bool = False) -> bool:
+    """The request may act: it came on the unix socket, the daemon has no
+    token, or it brings the token (``Authorization: Bearer``, or with
+    ``query_token`` a ``?token=`` argument, which browsers' WebSockets
+    need)."""
+    token = handler.application.settings.get("token")
+    context = getattr(handler.request.connection, "context", None)
+    if not token or getattr(context, "address_family", None) == socket.AF_UNIX:
+        return True
+    scheme, _, given = handler.request.headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() != "bearer" and query_token:
+        given = handler.get_query_argument("token", "")
+    elif scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(given.strip().encode(), token.encode())
 
 
 def problem_for(exc: BaseException | None, status: int, reason: str) -> dict:

@@ -16,6 +16,7 @@ from ..controller import MAX_CHILDREN, ControllerError
 from ..vmm.snapshot import MODES
 from . import sse
 from .base import MIB, BaseHandler, problem_for
+from .routes_processes import program_fields
 from .validate import bad
 
 MEMORY_RANGE = (64, 65536)
@@ -148,34 +149,16 @@ class ProcessRunHandler(BaseHandler):
 
     async def post(self, key: str) -> None:
         body = self.json_body()
-        argv = body.checked_elsewhere("argv")
-        if (
-            not isinstance(argv, list)
-            or not 1 <= len(argv) <= MAX_ARGS
-            or not all(isinstance(a, str) and "\0" not in a for a in argv)
-        ):
-            raise bad("argv", f"must be a list of 1 to {MAX_ARGS} strings")
-        env = body.checked_elsewhere("env")
-        if env is not None and (
-            not isinstance(env, dict)
-            or not all(
-                isinstance(k, str) and k and "=" not in k and isinstance(v, str)
-                for k, v in env.items()
-            )
-        ):
-            raise bad("env", "must map variable names to strings")
+        fields = program_fields(body)
+        argv = fields.pop("argv")
         options = {
-            "env": env,
-            "cwd": body.text("cwd", max_len=4096),
+            **fields,
             "stdin": body.text("stdin", max_len=8 * MIB),
             "timeout": body.timeout(),
             "max_output_bytes": body.integer("max_output_bytes", 0, 64 * MIB, 1 * MIB),
         }
         body.done()
         self.send_json(await self.call(self.tree.exec, key, argv, **options))
-
-
-MAX_ARGS = 4096
 
 
 def _identifier(name: str) -> str:

@@ -5,6 +5,8 @@
 - ``GET  current[?kernel_id=K]``, ``POST current {"kernel_id", "sandbox_id"}``:
   the sandbox a notebook's kernel works in (reported by its magics)
 - ``*    v1/<path>``: the daemon's REST API, proxied (proxy.py)
+- ``WS   v1/sandboxes/<sid>/terminals/websocket/<tid>``: a sandbox's
+  terminal, relayed to the daemon's terminal WebSocket (terminal_proxy.py)
 
 See docs/labextension.md."""
 
@@ -20,6 +22,7 @@ from .current import CurrentSandboxes
 from .link import DaemonLink
 from .problem import problem, send_problem
 from .proxy import DaemonProxyHandler
+from .terminal_proxy import TerminalSocketProxy
 
 API_ROOT = "forkd/api"
 
@@ -84,6 +87,10 @@ def setup_handlers(serverapp) -> None:
         [
             (url_path_join(base, "handshake"), HandshakeHandler),
             (url_path_join(base, "current"), CurrentSandboxHandler),
+            (
+                url_path_join(base, "v1/sandboxes/([^/]+)/terminals/websocket/([^/]+)"),
+                TerminalSocketProxy,
+            ),  # fmt: skip
             (url_path_join(base, "v1", "(.*)"), DaemonProxyHandler),
         ],
     )

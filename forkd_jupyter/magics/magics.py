@@ -9,7 +9,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from ..client import ForkdError
-from . import attach, cell, time_travel, tracebacks  # noqa: F401 - time_travel registers
+from . import attach, cell, process_commands, time_travel, tracebacks  # noqa: F401 - they register
 from .session import Session, usage_error
 from .subcommands import SUBCOMMANDS, run_subcommand
 

@@ -4,6 +4,9 @@ later, their snapshots. Only this package touches the compiled core."""
 from ..modes import BranchMode
 from .errors import (
     KvmUnavailable,
+    ProcessLimit,
+    ProcessNotFound,
+    ProcessNotRunning,
     SandboxClosed,
     SandboxCrashed,
     SandboxError,
@@ -11,6 +14,7 @@ from .errors import (
     SnapshotBusy,
     SpawnError,
 )
+from .managed import ManagedProcess
 from .results import GuestError, RunResult
 from .sandbox import Sandbox
 from .snapshot import Snapshot
@@ -19,6 +23,10 @@ __all__ = [
     "BranchMode",
     "GuestError",
     "KvmUnavailable",
+    "ManagedProcess",
+    "ProcessLimit",
+    "ProcessNotFound",
+    "ProcessNotRunning",
     "RunResult",
     "Sandbox",
     "SandboxClosed",

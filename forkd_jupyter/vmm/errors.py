@@ -67,3 +67,19 @@ def check(ret: int, what: str) -> int:
             "for them to end (or end them) and branch again"
         )
     raise SandboxError(message)
+
+
+class ProcessNotFound(SandboxError):
+    """No managed process or terminal of that id in this sandbox."""
+
+
+class ProcessNotRunning(SandboxError):
+    """The process ended (or has no terminal) for what was asked of it."""
+
+
+class ProcessLimit(SandboxError):
+    """The sandbox already has as many managed processes as it may."""
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit

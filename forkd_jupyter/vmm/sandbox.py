@@ -29,6 +29,7 @@ from . import guest_env
 from ._ffi import c_strings, ffi, lib
 from .errors import SandboxClosed, SandboxCrashed, SandboxError, SandboxTimeout, SpawnError, check
 from .layer import LayerFiles
+from .managed import ProcessTable
 from .results import RunAccumulator, RunResult
 from .snapshot import MODES, Snapshot, register_child_factory
 from .wire import CHANNEL_CTL, CHANNEL_EXIT, Demux, FrameDecoder, encode_frame
@@ -122,6 +123,7 @@ class Sandbox:
         )
         self._finalizer = weakref.finalize(self, native.destroy)
         self.files = LayerFiles(native.handle)  # the writable layer, from the host side
+        self.processes = ProcessTable(self._send_frame, self._enable_processes)
 
     # ----------------------------------------------------------------- spawn
     @classmethod
@@ -247,9 +249,13 @@ class Sandbox:
             self._on_exit({"status": -1, "signal": 0})
 
     def _on_message(self, msg: dict) -> None:
-        if msg.get("op") == "ready":
+        op = msg.get("op")
+        if op == "ready":
             self._ready_info = msg
             self._ready.set()
+            return
+        if isinstance(op, str) and op.startswith("proc_"):
+            self.processes.on_frame(msg)  # managed processes: never part of a request
             return
         self._deliver(("msg", msg))
 
@@ -260,6 +266,7 @@ class Sandbox:
         )
         self._exit_info = info
         self._deliver(("exit", info))
+        self.processes.sandbox_ended(info["reason"])
 
     def _deliver(self, item: tuple) -> None:
         with self._active_lock:
@@ -439,6 +446,22 @@ class Sandbox:
             if msg.get("op") == "process":
                 return {k: v for k, v in msg.items() if k not in ("op", "id")}
         raise SandboxError("exec: the guest sent no result")
+
+    def _enable_processes(self) -> None:
+        """The guest's supervisor of managed processes runs (a request, so
+        the first call waits for a running cell; later ones are no-ops in
+        the guest, and a branch inherits the supervisor)."""
+        self._request_ok({"op": "proc_enable"}, "managed processes", None)
+
+    def _send_frame(self, msg: dict) -> None:
+        """A control frame outside any request (managed processes)."""
+        with self._send_lock:
+            if self._closed or self._exit_info is not None:
+                raise SandboxClosed(f"sandbox {self.id} is not running")
+            try:
+                self._native.sock.sendall(encode_frame(msg))
+            except OSError:
+                raise SandboxClosed(f"sandbox {self.id} is not running") from None
 
     def send_input(self, value: str | None) -> None:
         """Answers the running cell's ``input()`` (None: end of input)."""

@@ -22,14 +22,24 @@ export interface IKernelBridge {
   execute(code: string): Promise<void>;
 }
 
+/** Opens a terminal inside a sandbox (see terminal.ts). */
+export interface ITerminalOpener {
+  open(sandboxId: string): Promise<unknown>;
+}
+
 export class ForkdActions {
   constructor(
     private readonly _model: ForkdModel,
-    private readonly _kernel: IKernelBridge | null = null
+    private readonly _kernel: IKernelBridge | null = null,
+    private readonly _terminals: ITerminalOpener | null = null
   ) {}
 
   get hasKernel(): boolean {
     return !!this._model.activeKernel && !!this._kernel;
+  }
+
+  get canOpenTerminals(): boolean {
+    return !!this._terminals;
   }
 
   private async _do(
@@ -79,6 +89,15 @@ export class ForkdActions {
     } finally {
       this._model.setPending(sandboxId, null);
     }
+  }
+
+  openTerminal(sandboxId: string): Promise<boolean> {
+    return this._do(`Opening a terminal in ${sandboxId}`, async () => {
+      if (!this._terminals) {
+        throw new Error('terminals are not available here');
+      }
+      await this._terminals.open(sandboxId);
+    });
   }
 
   /** The sandboxes and diff snapshots that go with a snapshot, as known here. */

@@ -13,6 +13,7 @@ import {
   IProblem,
   ISandbox,
   ISnapshot,
+  ITerminalRecord,
   ITree
 } from './types';
 
@@ -169,10 +170,40 @@ export class ForkdApi {
     );
   }
 
+  /** Starts the sandbox's shell on a new pseudo-terminal of that size. */
+  openTerminal(
+    sandboxId: string,
+    size: { cols: number; rows: number }
+  ): Promise<ITerminalRecord> {
+    return this._json<ITerminalRecord>(
+      'POST',
+      `v1/sandboxes/${encodeURIComponent(sandboxId)}/terminals`,
+      size
+    );
+  }
+
+  getTerminal(sandboxId: string, terminalId: string): Promise<ITerminalRecord> {
+    return this.request<ITerminalRecord>(terminalPath(sandboxId, terminalId));
+  }
+
+  /** Hangs the terminal up (its program gets SIGHUP, then SIGKILL). */
+  async closeTerminal(sandboxId: string, terminalId: string): Promise<void> {
+    await this.request<null>(terminalPath(sandboxId, terminalId), {
+      method: 'DELETE'
+    });
+  }
+
   async currentSandbox(kernelId: string): Promise<string | null> {
     const reply = await this.request<{ sandbox_id: string | null }>(
       `current?kernel_id=${encodeURIComponent(kernelId)}`
     );
     return reply.sandbox_id;
   }
+}
+
+function terminalPath(sandboxId: string, terminalId: string): string {
+  return (
+    `v1/sandboxes/${encodeURIComponent(sandboxId)}` +
+    `/terminals/${encodeURIComponent(terminalId)}`
+  );
 }

@@ -12,6 +12,7 @@ import {
   runIcon,
   saveIcon,
   stopIcon,
+  terminalIcon,
   ToolbarButtonComponent
 } from '@jupyterlab/ui-components';
 import React, { useState } from 'react';
@@ -168,6 +169,13 @@ export function SandboxItem(
             icon={forkIcon}
             enabled={running && !pending}
             onClick={() => setBranching(!branching)}
+          />
+          <ActionButton
+            action="terminal"
+            tooltip="Terminal: open a shell in this sandbox, in a new tab"
+            icon={terminalIcon}
+            enabled={running && actions.canOpenTerminals && !pending}
+            onClick={() => void actions.openTerminal(sandbox.id)}
           />
           <ActionButton
             action="copy"

@@ -80,6 +80,15 @@ export interface IHandshake {
   daemon_url: string | null;
 }
 
+/** A terminal in a sandbox: a program on a pseudo-terminal (docs/processes.md). */
+export interface ITerminalRecord {
+  id: string;
+  tty: boolean;
+  state: 'starting' | 'running' | 'exited' | 'failed' | 'lost';
+  cols: number;
+  rows: number;
+}
+
 /** An application/problem+json document (RFC 9457). */
 export interface IProblem {
   type?: string;

@@ -2,8 +2,10 @@
 
 Invariants:
 
-* a frame is written whole, by one loop of ``os.write`` calls that runs
-  under :meth:`InterruptGate.hold`, so frames never interleave or tear;
+* a frame is written whole, by one loop of ``os.write`` calls under the
+  send lock (and, on the main thread, under :meth:`InterruptGate.hold`),
+  so frames of the request loop and of the process supervisor never
+  interleave or tear;
 * the read buffer always starts at a frame boundary; bytes are consumed
   only after a complete frame has been parsed, so an interrupted read loses
   nothing.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import threading
 
 from .interrupts import InterruptGate
 
@@ -54,13 +57,21 @@ class Channel:
         self.fd = fd
         self.gate = gate
         self._buf = bytearray()
+        self._send_lock = threading.Lock()
 
     def send(self, msg: dict) -> None:
         data = memoryview(encode(msg))
-        with self.gate.hold():
-            while data:
-                written = os.write(self.fd, data)
-                data = data[written:]
+        if threading.current_thread() is not threading.main_thread():
+            with self._send_lock:  # other threads never see KeyboardInterrupt
+                self._write(data)
+            return
+        with self.gate.hold(), self._send_lock:
+            self._write(data)
+
+    def _write(self, data: memoryview) -> None:
+        while data:
+            written = os.write(self.fd, data)
+            data = data[written:]
 
     def recv(self) -> dict | None:
         """The next request, or None when the host closed the channel.

@@ -11,6 +11,7 @@ import time
 
 from .channel import Channel
 from .emitter import Emitter
+from .inbox import Inbox
 from .interrupts import InterruptGate
 from .server import Server
 from .stdin import StdinBridge
@@ -33,8 +34,9 @@ def main(started: float | None = None, agent_dir: str | None = None) -> int:
         print(f"forkd agent: no control channel on fd 3 ({e})", file=sys.stderr)
         return 2
     emitter = Emitter(channel)
+    inbox = Inbox(channel)
     runner = _make_runner(emitter)
-    StdinBridge(channel, emitter).install()
+    StdinBridge(inbox, emitter).install()
     # User code imports from the working directory, as in a notebook kernel.
     if "" not in sys.path:
         sys.path.insert(0, "")
@@ -48,7 +50,7 @@ def main(started: float | None = None, agent_dir: str | None = None) -> int:
     }
     try:
         channel.send(ready)
-        return Server(channel, emitter, gate, runner).serve()
+        return Server(channel, inbox, emitter, gate, runner).serve()
     except (BrokenPipeError, ConnectionResetError):
         return 0  # the host is gone: nobody is left to serve
 

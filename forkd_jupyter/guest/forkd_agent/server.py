@@ -2,7 +2,9 @@
 
 Invariants:
 
-* requests are served one at a time, in arrival order;
+* requests are served one at a time, in arrival order (managed
+  processes, ``proc_*`` frames after ``proc_enable``, are served beside
+  them by the supervisor thread: supervisor.py);
 * every request except ``shutdown`` is answered by exactly one ``done``
   frame, its last frame (``value`` and ``pong`` come before it);
 * code from a request (the cell, unpickling a pushed value, pickling a
@@ -19,6 +21,7 @@ from typing import Any, Protocol
 from . import errors, processes
 from .channel import Channel, ChannelError
 from .emitter import Emitter
+from .inbox import Inbox
 from .interrupts import InterruptGate
 
 
@@ -35,9 +38,11 @@ class Runner(Protocol):
 
 class Server:
     def __init__(
-        self, channel: Channel, emitter: Emitter, gate: InterruptGate, runner: Runner
+        self, channel: Channel, inbox: Inbox, emitter: Emitter, gate: InterruptGate, runner: Runner
     ) -> None:
         self.channel = channel
+        self.inbox = inbox
+        self.supervisor = None
         self.emitter = emitter
         self.gate = gate
         self.runner = runner
@@ -47,7 +52,7 @@ class Server:
         while True:
             self.gate.reinstall_if_default()
             try:
-                request = self.channel.recv()
+                request = self.inbox.next_request()
             except ChannelError as e:
                 self._reply(None, {"execution_count": None, "error": errors.protocol_error(str(e))})
                 continue
@@ -91,6 +96,8 @@ class Server:
             return self._preload(request)
         if op == "exec":
             return self._exec(request)
+        if op == "proc_enable":
+            return self._enable_processes()
         return _failed(errors.protocol_error(f"unknown op {op!r}"))
 
     def _run(self, request: dict) -> dict:
@@ -132,6 +139,16 @@ class Server:
         if interrupt is not None:
             return _failed(errors.interrupted())
         self.emitter.emit("process", result)
+        return {"execution_count": None, "error": None}
+
+    def _enable_processes(self) -> dict:
+        """Starts the supervisor and hands fd 3 to the inbox's reader
+        thread (once; later calls change nothing)."""
+        if self.supervisor is None:
+            from .supervisor import Supervisor
+
+            self.supervisor = Supervisor(self.channel)
+            self.inbox.go_threaded(self.supervisor.submit)
         return {"execution_count": None, "error": None}
 
     def _push(self, request: dict) -> dict:

@@ -3,9 +3,9 @@ host as an ``input_request`` frame of the running request, and the cell
 waits for the host's ``input_reply`` (``{"op": "input_reply", "value":
 str or null}``; null means end of input: EOFError).
 
-Invariant: only the running cell reads the control channel here (the
-request loop is inside that cell's request), so no request is consumed by
-mistake; a SIGINT while waiting raises KeyboardInterrupt in the cell.
+Invariant: the reply is taken from the inbox (inbox.py): the running cell
+is the only reader of replies, so no request is consumed by mistake; a
+SIGINT while waiting raises KeyboardInterrupt in the cell.
 
 Code that replaced ``sys.stdin`` (a file, a StringIO) reads it as in plain
 Python: ``input()`` is the interpreter's own then."""
@@ -16,13 +16,13 @@ import builtins
 import getpass
 import sys
 
-from .channel import Channel
 from .emitter import Emitter
+from .inbox import Inbox
 
 
 class StdinBridge:
-    def __init__(self, channel: Channel, emitter: Emitter) -> None:
-        self.channel, self.emitter = channel, emitter
+    def __init__(self, inbox: Inbox, emitter: Emitter) -> None:
+        self.inbox, self.emitter = inbox, emitter
 
     def install(self) -> None:
         self._own_input = builtins.input
@@ -43,13 +43,10 @@ class StdinBridge:
 
     def ask(self, prompt: str, password: bool) -> str:
         self.emitter.emit("input_request", {"prompt": prompt, "password": password})
-        while True:
-            msg = self.channel.recv_in_request()
-            if msg is None:
-                raise EOFError("the host closed the control channel")
-            if msg.get("op") != "input_reply":
-                continue  # nothing else is sent while a request runs
-            value = msg.get("value")
-            if not isinstance(value, str):
-                raise EOFError("no input (end of input)")
-            return value
+        msg = self.inbox.next_input()
+        if msg is None:
+            raise EOFError("the host closed the control channel")
+        value = msg.get("value")
+        if not isinstance(value, str):
+            raise EOFError("no input (end of input)")
+        return value
