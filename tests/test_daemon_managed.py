@@ -31,9 +31,14 @@ def _wait_state(http, sb, pid, states, timeout=30):
     raise AssertionError(f"{pid} stayed {doc['state']}")
 
 
-def _text(http, sb, pid):
-    doc = http.get(f"/sandboxes/{sb}/processes/{pid}/logs").json()
-    return "".join(c["data"] for c in doc["chunks"])
+def _wait_output(daemon, sb, pid, text, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        chunks = daemon.process_logs(sb, pid)["chunks"]
+        if text in "".join(c["data"] for c in chunks):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{pid} never wrote {text!r}")
 
 
 def test_a_process_takes_stdin_and_its_log_says_what_it_wrote(http, sb):
@@ -90,7 +95,8 @@ def test_processes_run_while_a_cell_runs_and_follow_streams_live(http, daemon, s
 
 
 def test_stop_kill_and_a_capped_log(http, daemon, sb):
-    proc = daemon.start_process(sb, ["sh", "-c", "trap '' TERM; sleep 60"])
+    proc = daemon.start_process(sb, ["sh", "-c", "trap '' TERM; echo ready; exec sleep 60"])
+    _wait_output(daemon, sb, proc["id"], "ready")  # TERM is ignored from here on
     doc = daemon.stop_process(sb, proc["id"], grace=1)
     doc = _wait_state(http, sb, proc["id"], ("exited",), timeout=20)
     assert doc["signal"] == 9, doc  # TERM ignored: killed after the grace

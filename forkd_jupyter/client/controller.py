@@ -82,10 +82,6 @@ class Controller(ProcessCalls):
     def _json(self, method: str, path: str, **kw: Any) -> Any:
         return self._request(method, path, **kw).json()
 
-    @staticmethod
-    def _error_of(response: httpx.Response) -> ForkdError:
-        return _error(response)
-
     # ---------------------------------------------------------------- meta
     def health(self) -> dict:
         return self._json("GET", "/health")
@@ -237,12 +233,22 @@ class Controller(ProcessCalls):
         """(event, data) of the run from after event ``after`` to its last
         (``result`` or ``error``). A broken connection is resumed where it
         left off (``Last-Event-ID``), so no output is lost or repeated."""
+        yield from self._follow(f"/runs/{run_id}/events", after, retries, ("result", "error"),
+                                "the run's event stream")  # fmt: skip
+
+    def _follow(
+        self, path: str, after: int, retries: int, last_events: tuple[str, ...], what: str,
+        params: dict | None = None,
+    ) -> Iterator[tuple[str, dict]]:  # fmt: skip
+        """(event, data) of an event stream whose events carry ids, until
+        one of ``last_events``; a broken connection is resumed after the
+        last id seen (``Last-Event-ID``)."""
         last, failures = after, 0
         while True:
             headers = {"Accept": "text/event-stream", "Last-Event-ID": str(last)}
             try:
                 with self._http.stream(
-                    "GET", f"/runs/{run_id}/events", headers=headers, timeout=None
+                    "GET", path, params=params, headers=headers, timeout=None
                 ) as response:
                     if response.status_code >= 400:
                         response.read()
@@ -252,12 +258,12 @@ class Controller(ProcessCalls):
                             last = int(ident)
                         failures = 0
                         yield event, data
-                        if event in ("result", "error"):
+                        if event in last_events:
                             return
             except httpx.TransportError as e:
                 failures += 1
                 if failures > retries:
-                    raise DaemonUnavailable(f"the run's event stream broke: {e}") from None
+                    raise DaemonUnavailable(f"{what} broke: {e}") from None
                 time.sleep(min(2.0, 0.1 * 2**failures))
 
     eval_code = run_cell

@@ -4,14 +4,8 @@ mixed into :class:`~forkd_jupyter.client.controller.Controller`."""
 from __future__ import annotations
 
 import base64
-import time
 from collections.abc import Iterator
 from typing import Any
-
-import httpx
-
-from .errors import DaemonUnavailable
-from .sse import iter_events_with_ids
 
 
 class ProcessCalls:
@@ -71,28 +65,8 @@ class ProcessCalls:
         ``exit`` (the process record). A broken connection resumes after
         the last chunk seen."""
         path = f"/sandboxes/{sandbox_id}/processes/{process_id}/logs"
-        last, failures = after, 0
-        while True:
-            headers = {"Accept": "text/event-stream", "Last-Event-ID": str(last)}
-            try:
-                with self._http.stream(
-                    "GET", path, params={"follow": "true"}, headers=headers, timeout=None
-                ) as response:
-                    if response.status_code >= 400:
-                        response.read()
-                        raise self._error_of(response)
-                    for event, data, ident in iter_events_with_ids(response):
-                        if ident is not None:
-                            last = int(ident)
-                        failures = 0
-                        yield event, data
-                        if event == "exit":
-                            return
-            except httpx.TransportError as e:
-                failures += 1
-                if failures > retries:
-                    raise DaemonUnavailable(f"the process's log stream broke: {e}") from None
-                time.sleep(min(2.0, 0.1 * 2**failures))
+        yield from self._follow(path, after, retries, ("exit",), "the process's log stream",
+                                params={"follow": "true"})  # fmt: skip
 
     # ------------------------------------------------------------ terminals
     def open_terminal(

@@ -78,6 +78,7 @@ def serve_http(server: ForkdMCPServer, host: str, port: int, token: str | None) 
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
+    sock.listen(socket.SOMAXCONN)  # connections wait in the backlog from the moment the URL shows
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     print(f"forkd-jupyter mcp: serving on http://{shown}:{bound}{MCP_PATH}", file=sys.stderr)
