@@ -213,6 +213,10 @@ def test_terminal_problems(http, sb):
     r = http.post(f"/sandboxes/{sb}/terminals/{proc['id']}/resize", json={"cols": 10, "rows": 10})
     assert r.status_code == 400 and "not a terminal" in r.json()["detail"]
     http.post(f"/sandboxes/{sb}/processes/{proc['id']}/kill", json={})
+    r = http.post(f"/sandboxes/{sb}/terminals", json={"argv": ["no-such-shell"]})
+    assert r.status_code == 400 and "No such file" in r.json()["detail"], r.text
+    r = http.post(f"/sandboxes/{sb}/terminals", json={"argv": ["/tmp"]})
+    assert r.status_code == 400 and "Permission denied" in r.json()["detail"], r.text
     r = http.post(f"/sandboxes/{sb}/terminals", json={"cols": 0})
     assert r.status_code == 400 and "cols" in r.json()["detail"]
     term = http.post(f"/sandboxes/{sb}/terminals", json={"argv": ["sh"], "term": "vt100"}).json()

@@ -12,6 +12,7 @@ COMMAND_MODULES = (
     "run",
     "exec",
     "processes",
+    "terminal",
     "snapshots",
     "tree",
     "bases",

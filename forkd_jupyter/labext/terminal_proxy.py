@@ -14,43 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-from urllib.parse import quote
 
 import tornado.web
 import tornado.websocket
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.base.websocket import WebSocketMixin
-from tornado.httpclient import HTTPClientError, HTTPRequest
-from tornado.netutil import Resolver
+from tornado.httpclient import HTTPClientError
 
+from ..client.terminal_socket import connect_terminal
 from .link import DaemonLink
 from .problem import daemon_unavailable, problem
-
-CONNECT_TIMEOUT = 10.0
-
-
-class _UnixSocketResolver(Resolver):
-    """Every host name resolves to the daemon's unix socket."""
-
-    def initialize(self, path: str) -> None:  # type: ignore[override]
-        self.path = path
-
-    async def resolve(self, host: str, port: int, family: int = socket.AF_UNSPEC):  # noqa: ANN201
-        return [(socket.AF_UNIX, self.path)]
-
-
-async def connect_daemon_terminal(link: DaemonLink, sid: str, tid: str):  # noqa: ANN201
-    """The daemon's WebSocket on that terminal (raises HTTPClientError
-    for a refusal, OSError when the daemon cannot be reached)."""
-    conn = link.conn
-    path = f"/v1/sandboxes/{quote(sid, safe='')}/terminals/{quote(tid, safe='')}/ws"
-    if conn.socket:
-        url, resolver = f"ws://forkd{path}", _UnixSocketResolver(path=conn.socket)
-    else:
-        url, resolver = conn.base_url.replace("http", "ws", 1) + path, None
-    request = HTTPRequest(url, headers=conn.headers(), connect_timeout=CONNECT_TIMEOUT)
-    return await tornado.websocket.websocket_connect(request, resolver=resolver)
 
 
 class TerminalSocketProxy(WebSocketMixin, JupyterHandler, tornado.websocket.WebSocketHandler):
@@ -62,7 +35,7 @@ class TerminalSocketProxy(WebSocketMixin, JupyterHandler, tornado.websocket.WebS
             raise tornado.web.HTTPError(403)
         link: DaemonLink = self.settings["forkd_daemon_link"]
         try:
-            self.upstream = await connect_daemon_terminal(link, sid, tid)
+            self.upstream = await connect_terminal(link.conn, sid, tid)
         except HTTPClientError as exc:
             body = exc.response.body if exc.response is not None else b""
             try:

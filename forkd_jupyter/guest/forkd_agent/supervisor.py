@@ -164,6 +164,7 @@ class Supervisor:
     def _spawn_on_terminal(self, pid_id: str, argv: list, env: dict, cwd: str | None,
                            msg: dict) -> _Program:  # fmt: skip
         """A program on a new terminal, which becomes its controlling one."""
+        _check_runnable(argv, env)  # setsid would start, then fail to exec it
         master, slave = os.openpty()
         try:
             os.set_inheritable(master, False)
@@ -283,6 +284,18 @@ def _signal_group(pid: int, signo: int) -> None:
 
 def _set_size(fd: int, rows: int, cols: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def _check_runnable(argv: list, env: dict) -> None:
+    """FileNotFoundError / PermissionError as exec would give them."""
+    if not argv or not isinstance(argv[0], str):
+        raise TypeError("argv must be a non-empty list of strings")
+    name = argv[0]
+    found = name if "/" in name else shutil.which(name, path=env.get("PATH", os.defpath))
+    if found is None or not os.path.exists(found):
+        raise FileNotFoundError(2, "No such file or directory", name)
+    if not os.access(found, os.X_OK) or os.path.isdir(found):
+        raise PermissionError(13, "Permission denied", name)
 
 
 def _take_terminal() -> None:
