@@ -123,6 +123,60 @@ def test_scripts_exec_errors_and_the_first_process(sandbox):
     assert value(sandbox, "1 + 1") == 2  # the first process carries on
 
 
+def test_an_open_file_is_executed_as_the_kernel_does(sandbox):
+    """fexecve (execveat with AT_EMPTY_PATH), /proc/self/fd/N and /dev/fd/N
+    run the open file; an open pipe is not a program (EACCES)."""
+    run_ok(
+        sandbox,
+        "import os, sys, subprocess\n"
+        "fd = os.open(sys.executable, os.O_RDONLY)\n"
+        "child = subprocess.run([sys.executable, '-c', 'import os, sys; fd = int(sys.argv[1]);'\n"
+        '    \'os.execve(fd, [sys.executable, "-c", "print(7 * 6)"], os.environ)\', str(fd)],\n'
+        "    pass_fds=[fd], capture_output=True, text=True)\n"
+        "os.close(fd)\n"
+        "links = subprocess.run(\n"
+        "    ['/bin/sh', '-c', 'exec 5</bin/echo; /proc/self/fd/5 a; /dev/fd/5 b'],\n"
+        "    capture_output=True, text=True).stdout\n"
+        "r, w = os.pipe()\n"
+        "piped = subprocess.run([sys.executable, '-c', 'import os, sys\\n'\n"
+        "    'try: os.execve(int(sys.argv[1]), [\"x\"], os.environ)\\n'\n"
+        "    'except OSError as e: print(e.errno)', str(r)], pass_fds=[r],\n"
+        "    capture_output=True, text=True).stdout",
+    )
+    assert value(sandbox, "[child.stdout, child.returncode]") == ["42\n", 0]
+    assert value(sandbox, "links") == "a\nb\n"
+    assert value(sandbox, "piped") == f"{errno.EACCES}\n"
+
+
+def test_the_sandbox_user_is_unprivileged_as_on_linux(sandbox):
+    """Ids, ownership and scheduling answer as they do for uid 1000 on
+    Linux: its own ids are accepted, anything else is EPERM; a normal
+    scheduling policy with priority 0 is accepted, real-time is EPERM."""
+    run_ok(
+        sandbox,
+        "import os, errno\n"
+        "def code(fn, *args):\n"
+        "    try:\n        fn(*args)\n        return 0\n"
+        "    except OSError as e:\n        return e.errno\n"
+        "open('/tmp/owned', 'w').close()\n"
+        "ids = [code(os.setresuid, 1000, 1000, -1), code(os.setresuid, 0, 0, 0),\n"
+        "       code(os.setreuid, -1, 1000), code(os.setgroups, [1000]),\n"
+        "       code(os.chown, '/tmp/owned', 1000, -1), code(os.chown, '/tmp/owned', 0, 0),\n"
+        "       code(os.chown, '/tmp/owned', -1, 0)]\n"
+        "sched = [os.sched_getscheduler(0), os.sched_getparam(0).sched_priority,\n"
+        "         os.sched_get_priority_max(os.SCHED_FIFO),\n"
+        "         os.sched_get_priority_min(os.SCHED_RR),\n"
+        "         os.sched_get_priority_max(os.SCHED_OTHER),\n"
+        "         code(os.sched_setscheduler, 0, os.SCHED_OTHER, os.sched_param(0)),\n"
+        "         code(os.sched_setscheduler, 0, os.SCHED_FIFO, os.sched_param(10)),\n"
+        "         code(os.sched_getscheduler, -1), code(os.sched_getaffinity, -1),\n"
+        "         code(os.pidfd_open, -1), 0 < os.sched_rr_get_interval(0) < 1]",
+    )
+    eperm, esrch, einval = errno.EPERM, errno.ESRCH, errno.EINVAL
+    assert value(sandbox, "ids") == [0, eperm, 0, eperm, 0, eperm, eperm]
+    assert value(sandbox, "sched") == [0, 0, 99, 1, 0, 0, eperm, einval, esrch, einval, True]
+
+
 def test_signals_to_processes_and_groups(sandbox):
     run_ok(
         sandbox,

@@ -147,7 +147,11 @@ void test_layer_files(void) {
     CHECK_EQ(st.st_mtim.tv_sec, 2000);
     CHECK_EQ(st.st_mtim.tv_nsec, 7);
     CHECK_EQ(st.st_atim.tv_sec, 1000);
-    CHECK_EQ(h_sys(92, h_str("/tmp/moved.bin"), 0, 0, 0, 0, 0), 0); /* chown: accepted */
+    /* chown: to the sandbox user (or -1) accepted, to anyone else EPERM */
+    CHECK_EQ(h_sys(92, h_str("/tmp/moved.bin"), 1000, 1000, 0, 0, 0), 0);
+    CHECK_EQ(h_sys(92, h_str("/tmp/moved.bin"), (uint64_t)-1, (uint64_t)-1, 0, 0, 0), 0);
+    CHECK_EQ(h_sys(92, h_str("/tmp/moved.bin"), 0, 0, 0, 0, 0), -EPERM);
+    CHECK_EQ(h_sys(92, h_str("/tmp/moved.bin"), 1000, 0, 0, 0, 0), -EPERM);
     CHECK_EQ(h_sys(316, (uint64_t)AT_FDCWD, h_str("/tmp/log"), (uint64_t)AT_FDCWD,
                    h_str("/tmp/moved.bin"), RENAME_NOREPLACE, 0),
              -EEXIST);

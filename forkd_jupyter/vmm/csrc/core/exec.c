@@ -212,17 +212,17 @@ static int load_new_program(struct sandbox *sb, const char *host_exe, struct str
     return 0;
 }
 
-int64_t sb_exec(struct sandbox *sb, gva_t path_addr, gva_t argv_addr, gva_t envp_addr) {
+int64_t sb_exec(struct sandbox *sb, const char *program, gva_t argv_addr, gva_t envp_addr) {
     if (sb == sb->procs->first)
         return -EPERM; /* the sandbox's first process is its agent */
     if (sb->live_threads > 1)
         return -EBUSY; /* documented: exec from a process with one thread */
     char path[PATH_MAX], next[PATH_MAX], head[256], host[PATH_MAX];
-    int len = mm_copy_string(&sb->mm, path, path_addr, sizeof(path));
-    if (len < 0)
-        return len;
-    if (len == 0)
+    if (!program[0])
         return -ENOENT;
+    if (strlen(program) >= sizeof(path))
+        return -ENAMETOOLONG;
+    strcpy(path, program);
     struct strv argv = {0}, envp = {0};
     size_t total = 0;
     /* Both end NULL-terminated, even empty (an insert makes room for it). */

@@ -9,9 +9,10 @@
  * the new program's (the system call returns nothing). */
 #define EXEC_DONE SIG_REGS_REPLACED
 
-/* execve(path, argv, envp) of the calling process, guest addresses; for a
- * process besides the first, with one thread. EXEC_DONE or -errno (the old
- * program then carries on). */
-int64_t sb_exec(struct sandbox *sb, gva_t path, gva_t argv, gva_t envp);
+/* execve(program, argv, envp) of the calling process: program a path in
+ * the sandbox's view, argv and envp guest addresses; for a process besides
+ * the first, with one thread. EXEC_DONE or -errno (the old program then
+ * carries on). */
+int64_t sb_exec(struct sandbox *sb, const char *program, gva_t argv, gva_t envp);
 
 #endif

@@ -6,16 +6,16 @@
 #include <linux/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/statvfs.h>
-#include <sys/sysmacros.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "core/sandbox.h"
 #include "file/file_kinds.h"
 #include "fs/fs_memfs.h"
-#include "core/sandbox.h"
 #include "sys/sys.h"
 #include "sys/sys_file.h"
 
@@ -23,8 +23,8 @@
 
 /* Applies fn to the layer node named by (dirfd, path, flags) or by fd f. */
 static int64_t on_layer_node(struct sandbox *sb, int dirfd, uint64_t path_gva, int flags,
-                             int (*fn)(struct sandbox *, struct memfs_node *, uint64_t), uint64_t arg)
-{
+                             int (*fn)(struct sandbox *, struct memfs_node *, uint64_t),
+                             uint64_t arg) {
     struct view_node n;
     struct file *f;
     int err = sysf_resolve_flags(sb, dirfd, path_gva, flags, &n, &f);
@@ -37,50 +37,60 @@ static int64_t on_layer_node(struct sandbox *sb, int dirfd, uint64_t path_gva, i
     return err;
 }
 
-static int do_chmod(struct sandbox *sb, struct memfs_node *node, uint64_t mode)
-{
+static int do_chmod(struct sandbox *sb, struct memfs_node *node, uint64_t mode) {
     return memfs_chmod(fs_view_layer(sb->view), node, (uint32_t)mode & 07777);
 }
 
 static int do_nothing(struct sandbox *sb, struct memfs_node *node, uint64_t arg) { return 0; }
 
-static int do_utimens(struct sandbox *sb, struct memfs_node *node, uint64_t times_gva)
-{
+static int do_utimens(struct sandbox *sb, struct memfs_node *node, uint64_t times_gva) {
     struct timespec ts[2] = {{0, UTIME_NOW}, {0, UTIME_NOW}};
     if (times_gva && mm_copy_from(&sb->mm, ts, times_gva, sizeof(ts)) < 0)
         return -EFAULT;
     return memfs_utimens(fs_view_layer(sb->view), node, ts);
 }
 
-static int64_t sys_chmod(struct sandbox *sb, const uint64_t a[6]) { return on_layer_node(sb, AT_FDCWD, a[0], 0, do_chmod, a[1]); }
-static int64_t sys_fchmodat(struct sandbox *sb, const uint64_t a[6]) { return on_layer_node(sb, (int)a[0], a[1], 0, do_chmod, a[2]); }
+static int64_t sys_chmod(struct sandbox *sb, const uint64_t a[6]) {
+    return on_layer_node(sb, AT_FDCWD, a[0], 0, do_chmod, a[1]);
+}
+static int64_t sys_fchmodat(struct sandbox *sb, const uint64_t a[6]) {
+    return on_layer_node(sb, (int)a[0], a[1], 0, do_chmod, a[2]);
+}
 
-static int64_t sys_fchmod(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_fchmod(struct sandbox *sb, const uint64_t a[6]) {
     struct file *f = fdt_get(&sb->fdt, (int)a[0]);
     if (!f)
         return -EBADF;
     return file_layer_fs(f) ? do_chmod(sb, f->node, a[1]) : -EROFS;
 }
 
-static int64_t sys_chown(struct sandbox *sb, const uint64_t a[6]) { return on_layer_node(sb, AT_FDCWD, a[0], 0, do_nothing, 0); }
-static int64_t sys_lchown(struct sandbox *sb, const uint64_t a[6])
-{
-    return on_layer_node(sb, AT_FDCWD, a[0], AT_SYMLINK_NOFOLLOW, do_nothing, 0);
-}
-static int64_t sys_fchownat(struct sandbox *sb, const uint64_t a[6])
-{
-    return on_layer_node(sb, (int)a[0], a[1], (int)a[4], do_nothing, 0);
+/* The sandbox user (uid and gid 1000, no other group) may give a file only
+ * to itself: any other owner or group is EPERM, as for a user on Linux
+ * (-1 keeps the current one). */
+static int owner_allowed(uint64_t uid, uint64_t gid) {
+    uint32_t u = (uint32_t)uid, g = (uint32_t)gid;
+    return (u == 1000 || u == UINT32_MAX) && (g == 1000 || g == UINT32_MAX) ? 0 : -EPERM;
 }
 
-static int64_t sys_fchown(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_chown(struct sandbox *sb, const uint64_t a[6]) {
+    int err = on_layer_node(sb, AT_FDCWD, a[0], 0, do_nothing, 0);
+    return err < 0 ? err : owner_allowed(a[1], a[2]);
+}
+static int64_t sys_lchown(struct sandbox *sb, const uint64_t a[6]) {
+    int err = on_layer_node(sb, AT_FDCWD, a[0], AT_SYMLINK_NOFOLLOW, do_nothing, 0);
+    return err < 0 ? err : owner_allowed(a[1], a[2]);
+}
+static int64_t sys_fchownat(struct sandbox *sb, const uint64_t a[6]) {
+    int err = on_layer_node(sb, (int)a[0], a[1], (int)a[4], do_nothing, 0);
+    return err < 0 ? err : owner_allowed(a[2], a[3]);
+}
+
+static int64_t sys_fchown(struct sandbox *sb, const uint64_t a[6]) {
     struct file *f = fdt_get(&sb->fdt, (int)a[0]);
-    return !f ? -EBADF : file_layer_fs(f) ? 0 : -EROFS;
+    return !f ? -EBADF : !file_layer_fs(f) ? -EROFS : owner_allowed(a[1], a[2]);
 }
 
-static int64_t sys_utimensat(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_utimensat(struct sandbox *sb, const uint64_t a[6]) {
     if (!a[1]) { /* futimens */
         struct file *f = fdt_get(&sb->fdt, (int)a[0]);
         if (!f)
@@ -90,8 +100,7 @@ static int64_t sys_utimensat(struct sandbox *sb, const uint64_t a[6])
     return on_layer_node(sb, (int)a[0], a[1], (int)a[3], do_utimens, a[2]);
 }
 
-static int64_t sys_utimes(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_utimes(struct sandbox *sb, const uint64_t a[6]) {
     struct timeval tv[2];
     struct timespec ts[2] = {{0, UTIME_NOW}, {0, UTIME_NOW}};
     if (a[1]) {
@@ -105,14 +114,14 @@ static int64_t sys_utimes(struct sandbox *sb, const uint64_t a[6])
     int err = sysf_resolve_flags(sb, AT_FDCWD, a[0], 0, &n, &f);
     if (err < 0)
         return err;
-    err = n.kind == VK_NONE ? -ENOENT : n.kind != VK_LAYER ? -EROFS
-                                      : memfs_utimens(fs_view_layer(sb->view), n.node, ts);
+    err = n.kind == VK_NONE    ? -ENOENT
+          : n.kind != VK_LAYER ? -EROFS
+                               : memfs_utimens(fs_view_layer(sb->view), n.node, ts);
     view_node_release(sb->view, &n);
     return err;
 }
 
-static int64_t sys_truncate(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_truncate(struct sandbox *sb, const uint64_t a[6]) {
     if ((int64_t)a[1] < 0)
         return -EINVAL;
     struct view_node n;
@@ -131,15 +140,13 @@ static int64_t sys_truncate(struct sandbox *sb, const uint64_t a[6])
     return err;
 }
 
-static int64_t sys_umask(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_umask(struct sandbox *sb, const uint64_t a[6]) {
     unsigned old = sb->view->umask;
     sb->view->umask = (unsigned)a[0] & 0777;
     return old;
 }
 
-static int fill_statfs(struct sandbox *sb, bool layer_fs, uint64_t out)
-{
+static int fill_statfs(struct sandbox *sb, bool layer_fs, uint64_t out) {
     struct statfs s;
     memset(&s, 0, sizeof(s));
     s.f_bsize = s.f_frsize = 4096;
@@ -159,8 +166,7 @@ static int fill_statfs(struct sandbox *sb, bool layer_fs, uint64_t out)
     return mm_copy_to(&sb->mm, out, &s, sizeof(s));
 }
 
-static int64_t sys_statfs(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_statfs(struct sandbox *sb, const uint64_t a[6]) {
     struct view_node n;
     int err = sysf_resolve_arg(sb, AT_FDCWD, a[0], true, &n);
     if (err < 0)
@@ -170,8 +176,7 @@ static int64_t sys_statfs(struct sandbox *sb, const uint64_t a[6])
     return err;
 }
 
-static int64_t sys_fstatfs(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_fstatfs(struct sandbox *sb, const uint64_t a[6]) {
     struct file *f = fdt_get(&sb->fdt, (int)a[0]);
     return f ? fill_statfs(sb, file_layer_fs(f) != NULL, a[1]) : -EBADF;
 }
@@ -179,15 +184,16 @@ static int64_t sys_fstatfs(struct sandbox *sb, const uint64_t a[6])
 const struct sys_entry sys_file_attr_entries[] = {
     {90, "chmod", sys_chmod, SYS_FULL, "read-only outside the layer: EROFS"},
     {91, "fchmod", sys_fchmod, SYS_FULL, NULL},
-    {92, "chown", sys_chown, SYS_STUB, "ownership is always uid 1000 in the layer"},
-    {93, "fchown", sys_fchown, SYS_STUB, NULL},
-    {94, "lchown", sys_lchown, SYS_STUB, NULL},
+    {92, "chown", sys_chown, SYS_PARTIAL,
+     "ownership is always uid 1000 in the layer; another owner is EPERM"},
+    {93, "fchown", sys_fchown, SYS_PARTIAL, NULL},
+    {94, "lchown", sys_lchown, SYS_PARTIAL, NULL},
     {95, "umask", sys_umask, SYS_FULL, NULL},
     {76, "truncate", sys_truncate, SYS_FULL, NULL},
     {137, "statfs", sys_statfs, SYS_PARTIAL, "the layer reports its byte limit"},
     {138, "fstatfs", sys_fstatfs, SYS_PARTIAL, NULL},
     {235, "utimes", sys_utimes, SYS_FULL, NULL},
-    {260, "fchownat", sys_fchownat, SYS_STUB, NULL},
+    {260, "fchownat", sys_fchownat, SYS_PARTIAL, NULL},
     {268, "fchmodat", sys_fchmodat, SYS_FULL, NULL},
     {280, "utimensat", sys_utimensat, SYS_FULL, NULL},
 };

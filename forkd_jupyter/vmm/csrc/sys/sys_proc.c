@@ -3,6 +3,7 @@
  * processes and their relations are sys_process.c. */
 #define _GNU_SOURCE
 #include <sched.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/sysinfo.h>
@@ -10,9 +11,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/proc.h"
 #include "core/sandbox.h"
-#include "sys/sys.h"
 #include "core/sig.h"
+#include "sys/sys.h"
 
 #define GUEST_ID 1000
 #define ARCH_SET_GS 0x1001
@@ -24,13 +26,16 @@ static int64_t sys_getpid(struct sandbox *sb, const uint64_t a[6]) { return sb->
 static int64_t sys_getid(struct sandbox *sb, const uint64_t a[6]) { return GUEST_ID; }
 static int64_t sys_zero(struct sandbox *sb, const uint64_t a[6]) { return 0; }
 
-static int64_t sys_setid(struct sandbox *sb, const uint64_t a[6])
-{
-    return a[0] == GUEST_ID || a[0] == (uint64_t)-1 || (uint32_t)a[0] == (uint32_t)-1 ? 0 : -EPERM;
+/* An id the sandbox user may take: its own, or -1 (unchanged). */
+static bool id_allowed(uint64_t id) {
+    return id == GUEST_ID || id == (uint64_t)-1 || (uint32_t)id == (uint32_t)-1;
 }
 
-static int64_t sys_getresid(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_setid(struct sandbox *sb, const uint64_t a[6]) {
+    return id_allowed(a[0]) ? 0 : -EPERM;
+}
+
+static int64_t sys_getresid(struct sandbox *sb, const uint64_t a[6]) {
     uint32_t id = GUEST_ID;
     for (int i = 0; i < 3; i++)
         if (mm_copy_to(&sb->mm, a[i], &id, sizeof(id)) < 0)
@@ -38,10 +43,22 @@ static int64_t sys_getresid(struct sandbox *sb, const uint64_t a[6])
     return 0;
 }
 
-static int64_t sys_getgroups(struct sandbox *sb, const uint64_t a[6]) { return 0; }
+/* setresuid/setresgid (three ids), setreuid/setregid (two): each -1 or 1000. */
+static int64_t sys_setresid(struct sandbox *sb, const uint64_t a[6]) {
+    return id_allowed(a[0]) && id_allowed(a[1]) && id_allowed(a[2]) ? 0 : -EPERM;
+}
 
-static int64_t sys_uname(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_setreid(struct sandbox *sb, const uint64_t a[6]) {
+    return id_allowed(a[0]) && id_allowed(a[1]) ? 0 : -EPERM;
+}
+
+/* setfsuid/setfsgid answer the previous id and change nothing but to 1000. */
+static int64_t sys_setfsid(struct sandbox *sb, const uint64_t a[6]) { return GUEST_ID; }
+
+static int64_t sys_getgroups(struct sandbox *sb, const uint64_t a[6]) { return 0; }
+static int64_t sys_eperm(struct sandbox *sb, const uint64_t a[6]) { return -EPERM; }
+
+static int64_t sys_uname(struct sandbox *sb, const uint64_t a[6]) {
     struct utsname u;
     memset(&u, 0, sizeof(u));
     strcpy(u.sysname, "Linux");
@@ -56,8 +73,7 @@ static int64_t sys_uname(struct sandbox *sb, const uint64_t a[6])
     return mm_copy_to(&sb->mm, a[0], &u, sizeof(u));
 }
 
-static int64_t sys_arch_prctl(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_arch_prctl(struct sandbox *sb, const uint64_t a[6]) {
     switch (a[0]) {
     case ARCH_SET_FS:
         return kvm_vcpu_set_fs_base(sb_cpu(sb), a[1]);
@@ -73,8 +89,7 @@ static int64_t sys_arch_prctl(struct sandbox *sb, const uint64_t a[6])
     }
 }
 
-static int64_t sys_prctl(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_prctl(struct sandbox *sb, const uint64_t a[6]) {
     switch (a[0]) {
     case 15: /* PR_SET_NAME: accepted; the name is not kept */
         return mm_read_ptr(&sb->mm, a[1], 1) ? 0 : -EFAULT;
@@ -87,23 +102,20 @@ static int64_t sys_prctl(struct sandbox *sb, const uint64_t a[6])
 
 static int64_t sys_gettid(struct sandbox *sb, const uint64_t a[6]) { return sb_self(sb)->tid; }
 
-static int64_t sys_set_tid_address(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_set_tid_address(struct sandbox *sb, const uint64_t a[6]) {
     struct sb_thread *t = sb_self(sb);
     t->clear_child_tid = a[0];
     return t->tid;
 }
 
-static int64_t sys_set_robust_list(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_set_robust_list(struct sandbox *sb, const uint64_t a[6]) {
     if (a[1] != 24) /* sizeof(struct robust_list_head) */
         return -EINVAL;
     sb_self(sb)->robust_list = a[0];
     return 0;
 }
 
-static int64_t sys_get_robust_list(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_get_robust_list(struct sandbox *sb, const uint64_t a[6]) {
     struct sb_thread *t = a[0] ? sb_thread_by_tid(sb, (uint32_t)a[0]) : sb_self(sb);
     if (!t)
         return -ESRCH;
@@ -113,35 +125,37 @@ static int64_t sys_get_robust_list(struct sandbox *sb, const uint64_t a[6])
     return 0;
 }
 
-static int64_t sys_exit_group(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_exit_group(struct sandbox *sb, const uint64_t a[6]) {
     sb_exit(sb, (int)a[0], 0, "exited");
     return 0;
 }
 
-static int64_t sys_exit(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_exit(struct sandbox *sb, const uint64_t a[6]) {
     sb_thread_exit(sb, (int)a[0]);
     return 0;
 }
 
 static int64_t sys_nosys(struct sandbox *sb, const uint64_t a[6]) { return -ENOSYS; }
 
-static struct rlimit limit_for(struct sandbox *sb, unsigned res)
-{
+static struct rlimit limit_for(struct sandbox *sb, unsigned res) {
     switch (res) {
-    case RLIMIT_STACK: return (struct rlimit){8 << 20, RLIM_INFINITY};
-    case RLIMIT_NOFILE: return (struct rlimit){FDT_MAX, FDT_MAX};
+    case RLIMIT_STACK:
+        return (struct rlimit){8 << 20, RLIM_INFINITY};
+    case RLIMIT_NOFILE:
+        return (struct rlimit){FDT_MAX, FDT_MAX};
     case RLIMIT_AS:
-    case RLIMIT_DATA: return (struct rlimit){sb->vm.ram_bytes, sb->vm.ram_bytes};
-    case RLIMIT_CORE: return (struct rlimit){0, 0};
-    case RLIMIT_NPROC: return (struct rlimit){LAYOUT_MAX_VCPUS, LAYOUT_MAX_VCPUS};
-    default: return (struct rlimit){RLIM_INFINITY, RLIM_INFINITY};
+    case RLIMIT_DATA:
+        return (struct rlimit){sb->vm.ram_bytes, sb->vm.ram_bytes};
+    case RLIMIT_CORE:
+        return (struct rlimit){0, 0};
+    case RLIMIT_NPROC:
+        return (struct rlimit){LAYOUT_MAX_VCPUS, LAYOUT_MAX_VCPUS};
+    default:
+        return (struct rlimit){RLIM_INFINITY, RLIM_INFINITY};
     }
 }
 
-static int64_t sys_prlimit64(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_prlimit64(struct sandbox *sb, const uint64_t a[6]) {
     if (a[0] != 0 && a[0] != sb->pid)
         return -ESRCH;
     if (a[1] >= RLIM_NLIMITS)
@@ -154,47 +168,60 @@ static int64_t sys_prlimit64(struct sandbox *sb, const uint64_t a[6])
     return 0; /* new limits are accepted and not enforced beyond the sandbox's own */
 }
 
-static int64_t sys_getrlimit(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_getrlimit(struct sandbox *sb, const uint64_t a[6]) {
     if (a[0] >= RLIM_NLIMITS)
         return -EINVAL;
     struct rlimit r = limit_for(sb, (unsigned)a[0]);
     return mm_copy_to(&sb->mm, a[1], &r, sizeof(r));
 }
 
-static int64_t sys_getrusage(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_getrusage(struct sandbox *sb, const uint64_t a[6]) {
     struct rusage ru;
     memset(&ru, 0, sizeof(ru));
-    uint64_t ns = a[0] == 1 /* RUSAGE_THREAD */ ? fj_clock_ns(CLOCK_THREAD_CPUTIME_ID) : sb_process_cpu_ns(sb);
+    uint64_t ns = a[0] == 1 /* RUSAGE_THREAD */ ? fj_clock_ns(CLOCK_THREAD_CPUTIME_ID)
+                                                : sb_process_cpu_ns(sb);
     ru.ru_utime.tv_sec = (time_t)(ns / 1000000000ULL);
     ru.ru_utime.tv_usec = (long)(ns % 1000000000ULL / 1000);
     ru.ru_maxrss = (long)(sb->mm.mapped_bytes / 1024);
     return mm_copy_to(&sb->mm, a[1], &ru, sizeof(ru));
 }
 
-static int64_t sys_sysinfo(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_sysinfo(struct sandbox *sb, const uint64_t a[6]) {
     struct sysinfo si;
     memset(&si, 0, sizeof(si));
     si.uptime = (long)((fj_now_ns() - sb->start_ns) / 1000000000ULL);
     si.totalram = sb->vm.ram_bytes;
-    si.freeram = sb->vm.ram_bytes > sb->mm.mapped_bytes ? sb->vm.ram_bytes - sb->mm.mapped_bytes : 0;
+    si.freeram =
+        sb->vm.ram_bytes > sb->mm.mapped_bytes ? sb->vm.ram_bytes - sb->mm.mapped_bytes : 0;
     si.procs = (unsigned short)sb->live_threads;
     si.mem_unit = 1;
     return mm_copy_to(&sb->mm, a[0], &si, sizeof(si));
 }
 
 /* The guest's threads may run on every core the host offers (up to 64). */
-static uint64_t guest_cpu_mask(void)
-{
+static uint64_t guest_cpu_mask(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     n = n < 1 ? 1 : n > 64 ? 64 : n;
     return n == 64 ? ~0ULL : (1ULL << n) - 1;
 }
 
-static int64_t sys_sched_getaffinity(struct sandbox *sb, const uint64_t a[6])
-{
+/* The process a sched_* call names (0: the caller; 1: init, the parent the
+ * first process sees): 0, `negative` for a negative pid, -ESRCH when no
+ * such process is in the sandbox. */
+static int sched_target(struct sandbox *sb, uint64_t arg, int negative) {
+    int32_t pid = (int32_t)arg;
+    if (pid < 0)
+        return negative;
+    return pid == 0 || pid == 1 /* the parent the first process sees */ ||
+                   sb_proc_kill(sb, pid, 0) == 0
+               ? 0
+               : -ESRCH;
+}
+
+static int64_t sys_sched_getaffinity(struct sandbox *sb, const uint64_t a[6]) {
+    int err = sched_target(sb, a[0], -ESRCH);
+    if (err < 0)
+        return err;
     if (a[1] < 8)
         return -EINVAL;
     uint64_t mask = guest_cpu_mask();
@@ -203,14 +230,75 @@ static int64_t sys_sched_getaffinity(struct sandbox *sb, const uint64_t a[6])
     return 8;
 }
 
-static int64_t sys_sched_yield(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_sched_setaffinity(struct sandbox *sb, const uint64_t a[6]) {
+    return sched_target(sb, a[0], -ESRCH); /* accepted, not applied */
+}
+
+/* Every process runs under SCHED_OTHER with priority 0; the real-time
+ * policies need privileges the sandbox user does not have. */
+#define SCHED_OTHER_ 0
+#define SCHED_FIFO_ 1
+#define SCHED_RR_ 2
+#define SCHED_BATCH_ 3
+#define SCHED_IDLE_ 5
+
+static int64_t sys_sched_getscheduler(struct sandbox *sb, const uint64_t a[6]) {
+    int err = sched_target(sb, a[0], -EINVAL);
+    return err < 0 ? err : SCHED_OTHER_;
+}
+
+static int64_t sys_sched_getparam(struct sandbox *sb, const uint64_t a[6]) {
+    int err = sched_target(sb, a[0], -EINVAL);
+    int32_t priority = 0;
+    return err < 0 ? err : mm_copy_to(&sb->mm, a[1], &priority, sizeof(priority));
+}
+
+/* setscheduler(pid, policy, param) and setparam(pid, param): priority 0
+ * under a normal policy is accepted (and changes nothing). */
+static int check_param(struct sandbox *sb, uint64_t policy, uint64_t param_addr) {
+    int32_t priority;
+    if (!param_addr || mm_copy_from(&sb->mm, &priority, param_addr, sizeof(priority)) < 0)
+        return -EFAULT;
+    if (policy == SCHED_FIFO_ || policy == SCHED_RR_)
+        return priority < 1 || priority > 99 ? -EINVAL : -EPERM;
+    if (policy != SCHED_OTHER_ && policy != SCHED_BATCH_ && policy != SCHED_IDLE_)
+        return -EINVAL;
+    return priority != 0 ? -EINVAL : 0;
+}
+
+static int64_t sys_sched_setscheduler(struct sandbox *sb, const uint64_t a[6]) {
+    int err = sched_target(sb, a[0], -EINVAL);
+    return err < 0 ? err : check_param(sb, a[1] & ~0x40000000ULL /* RESET_ON_FORK */, a[2]);
+}
+
+static int64_t sys_sched_setparam(struct sandbox *sb, const uint64_t a[6]) {
+    int err = sched_target(sb, a[0], -EINVAL);
+    return err < 0 ? err : check_param(sb, SCHED_OTHER_, a[1]);
+}
+
+static int64_t sys_sched_priority_max(struct sandbox *sb, const uint64_t a[6]) {
+    return a[0] == SCHED_FIFO_ || a[0] == SCHED_RR_                              ? 99
+           : a[0] == SCHED_OTHER_ || a[0] == SCHED_BATCH_ || a[0] == SCHED_IDLE_ ? 0
+                                                                                 : -EINVAL;
+}
+
+static int64_t sys_sched_priority_min(struct sandbox *sb, const uint64_t a[6]) {
+    int64_t max = sys_sched_priority_max(sb, a);
+    return max > 0 ? 1 : max;
+}
+
+static int64_t sys_sched_rr_get_interval(struct sandbox *sb, const uint64_t a[6]) {
+    int err = sched_target(sb, a[0], -EINVAL);
+    struct timespec slice = {0, 100 * 1000 * 1000}; /* Linux's default round-robin slice */
+    return err < 0 ? err : mm_copy_to(&sb->mm, a[1], &slice, sizeof(slice));
+}
+
+static int64_t sys_sched_yield(struct sandbox *sb, const uint64_t a[6]) {
     sched_yield();
     return 0;
 }
 
-static int64_t sys_getcpu(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_getcpu(struct sandbox *sb, const uint64_t a[6]) {
     uint32_t zero = 0;
     if (a[0] && mm_copy_to(&sb->mm, a[0], &zero, 4) < 0)
         return -EFAULT;
@@ -221,8 +309,7 @@ static int64_t sys_getcpu(struct sandbox *sb, const uint64_t a[6])
 
 static int64_t sys_getpriority(struct sandbox *sb, const uint64_t a[6]) { return 20; }
 
-static int64_t sys_capget(struct sandbox *sb, const uint64_t a[6])
-{
+static int64_t sys_capget(struct sandbox *sb, const uint64_t a[6]) {
     if (a[1]) {
         uint32_t data[6] = {0};
         return mm_copy_to(&sb->mm, a[1], data, sizeof(data));
@@ -243,7 +330,14 @@ const struct sys_entry sys_proc_entries[] = {
     {106, "setgid", sys_setid, SYS_PARTIAL, "only to 1000"},
     {107, "geteuid", sys_getid, SYS_FULL, NULL},
     {108, "getegid", sys_getid, SYS_FULL, NULL},
+    {113, "setreuid", sys_setreid, SYS_PARTIAL, "only to 1000"},
+    {114, "setregid", sys_setreid, SYS_PARTIAL, "only to 1000"},
     {115, "getgroups", sys_getgroups, SYS_FULL, "no supplementary groups"},
+    {116, "setgroups", sys_eperm, SYS_FULL, "EPERM: the sandbox user is not privileged"},
+    {117, "setresuid", sys_setresid, SYS_PARTIAL, "only to 1000"},
+    {119, "setresgid", sys_setresid, SYS_PARTIAL, "only to 1000"},
+    {122, "setfsuid", sys_setfsid, SYS_PARTIAL, "stays 1000"},
+    {123, "setfsgid", sys_setfsid, SYS_PARTIAL, "stays 1000"},
     {118, "getresuid", sys_getresid, SYS_FULL, NULL},
     {120, "getresgid", sys_getresid, SYS_FULL, NULL},
     {125, "capget", sys_capget, SYS_PARTIAL, "no capabilities"},
@@ -254,12 +348,21 @@ const struct sys_entry sys_proc_entries[] = {
     {158, "arch_prctl", sys_arch_prctl, SYS_PARTIAL, "FS base"},
     {160, "setrlimit", sys_zero, SYS_STUB, "accepted, not enforced"},
     {186, "gettid", sys_gettid, SYS_FULL, NULL},
-    {203, "sched_setaffinity", sys_zero, SYS_STUB, NULL},
+    {142, "sched_setparam", sys_sched_setparam, SYS_PARTIAL, "SCHED_OTHER, priority 0"},
+    {143, "sched_getparam", sys_sched_getparam, SYS_FULL, "priority 0"},
+    {144, "sched_setscheduler", sys_sched_setscheduler, SYS_PARTIAL,
+     "normal policies, priority 0; real-time EPERM"},
+    {145, "sched_getscheduler", sys_sched_getscheduler, SYS_FULL, "SCHED_OTHER"},
+    {146, "sched_get_priority_max", sys_sched_priority_max, SYS_FULL, NULL},
+    {147, "sched_get_priority_min", sys_sched_priority_min, SYS_FULL, NULL},
+    {148, "sched_rr_get_interval", sys_sched_rr_get_interval, SYS_FULL, "100 ms"},
+    {203, "sched_setaffinity", sys_sched_setaffinity, SYS_STUB, "accepted, not applied"},
     {204, "sched_getaffinity", sys_sched_getaffinity, SYS_FULL, "the host's cores"},
     {24, "sched_yield", sys_sched_yield, SYS_FULL, "yields the vCPU thread's host core"},
     {218, "set_tid_address", sys_set_tid_address, SYS_FULL, NULL},
     {231, "exit_group", sys_exit_group, SYS_FULL, NULL},
-    {273, "set_robust_list", sys_set_robust_list, SYS_PARTIAL, "kept; not walked when a thread dies"},
+    {273, "set_robust_list", sys_set_robust_list, SYS_PARTIAL,
+     "kept; not walked when a thread dies"},
     {274, "get_robust_list", sys_get_robust_list, SYS_FULL, NULL},
     {302, "prlimit64", sys_prlimit64, SYS_PARTIAL, "reports sandbox limits; new limits accepted"},
     {309, "getcpu", sys_getcpu, SYS_FULL, NULL},

@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/exec.h"
@@ -135,18 +136,52 @@ static int64_t sys_clone3(struct sandbox *sb, const uint64_t a[6]) {
                        &(struct new_process){ca.flags, stack, ca.parent_tid, ca.child_tid, ca.tls});
 }
 
-static int64_t sys_execve(struct sandbox *sb, const uint64_t a[6]) {
-    return sb_exec(sb, a[0], a[1], a[2]);
+/* The program an open file is (fexecve, /proc/self/fd/N): the path it was
+ * opened by; pipes, sockets and the like are not programs. */
+static int open_file_program(struct sandbox *sb, int fd, char *out, size_t cap) {
+    struct file *f = fdt_get(&sb->fdt, fd);
+    if (!f)
+        return -EBADF;
+    if (!f->path || file_is_pipe(f) || file_is_socket(f) || strlen(f->path) >= cap)
+        return -EACCES;
+    strcpy(out, f->path);
+    return 0;
 }
 
-/* execveat(dirfd, path, argv, envp, flags): AT_FDCWD or an absolute path. */
+/* The guest's path, with /proc/self/fd/N and /dev/fd/N taken to the open
+ * file's own path (as the kernel follows those links). */
+static int exec_path(struct sandbox *sb, gva_t path_addr, char *out, size_t cap) {
+    int len = mm_copy_string(&sb->mm, out, path_addr, cap);
+    if (len < 0)
+        return len;
+    const char *n = !strncmp(out, "/proc/self/fd/", 14) ? out + 14
+                    : !strncmp(out, "/dev/fd/", 8)      ? out + 8
+                                                        : NULL;
+    if (n && *n >= '0' && *n <= '9' && strspn(n, "0123456789") == strlen(n))
+        return open_file_program(sb, atoi(n), out, cap);
+    return 0;
+}
+
+static int64_t sys_execve(struct sandbox *sb, const uint64_t a[6]) {
+    char path[PATH_MAX];
+    int err = exec_path(sb, a[0], path, sizeof(path));
+    return err < 0 ? err : sb_exec(sb, path, a[1], a[2]);
+}
+
+/* execveat(dirfd, path, argv, envp, flags): AT_FDCWD or an absolute path,
+ * or AT_EMPTY_PATH with an empty path (fexecve: the open file itself). */
 static int64_t sys_execveat(struct sandbox *sb, const uint64_t a[6]) {
-    char first;
-    if ((int)a[0] != AT_FDCWD && (mm_copy_from(&sb->mm, &first, a[1], 1) < 0 || first != '/'))
-        return -ENOSYS;
-    if (a[4] & ~(uint64_t)AT_SYMLINK_NOFOLLOW)
+    if (a[4] & ~(uint64_t)(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH))
         return -EINVAL;
-    return sb_exec(sb, a[1], a[2], a[3]);
+    char path[PATH_MAX];
+    int err = exec_path(sb, a[1], path, sizeof(path));
+    if (err < 0)
+        return err;
+    if (!path[0] && (a[4] & AT_EMPTY_PATH))
+        err = open_file_program(sb, (int)a[0], path, sizeof(path));
+    else if ((int)a[0] != AT_FDCWD && path[0] != '/')
+        return -ENOSYS;
+    return err < 0 ? err : sb_exec(sb, path, a[2], a[3]);
 }
 
 #define WNOHANG_ 1
@@ -269,9 +304,9 @@ static int64_t sys_setsid(struct sandbox *sb, const uint64_t a[6]) { return sb_p
 /* pidfd_open: a descriptor of a live or ended (not yet reaped) process;
  * always close-on-exec, as on Linux. */
 static int64_t sys_pidfd_open(struct sandbox *sb, const uint64_t a[6]) {
-    if ((a[1] & ~(uint64_t)O_NONBLOCK) || (int64_t)a[0] <= 0 || a[0] > UINT32_MAX)
+    if ((a[1] & ~(uint64_t)O_NONBLOCK) || (int32_t)a[0] <= 0) /* pid_t: the low 32 bits */
         return -EINVAL;
-    if (sb_proc_kill(sb, (int64_t)a[0], 0) < 0)
+    if (sb_proc_kill(sb, (int32_t)a[0], 0) < 0)
         return -ESRCH;
     struct file *f = file_pidfd_new((uint32_t)a[0], (int)a[1]);
     if (!f)
@@ -322,7 +357,8 @@ const struct sys_entry sys_process_entries[] = {
     {424, "pidfd_send_signal", sys_pidfd_send_signal, SYS_PARTIAL,
      "the siginfo argument is ignored"},
     {434, "pidfd_open", sys_pidfd_open, SYS_FULL, "readable once the process has ended"},
-    {322, "execveat", sys_execveat, SYS_PARTIAL, "AT_FDCWD or an absolute path"},
+    {322, "execveat", sys_execveat, SYS_PARTIAL,
+     "AT_FDCWD, an absolute path, or AT_EMPTY_PATH (fexecve)"},
     {424, "pidfd_send_signal", sys_pidfd_send_signal, SYS_PARTIAL,
      "the siginfo argument is ignored"},
     {434, "pidfd_open", sys_pidfd_open, SYS_FULL, "readable once the process has ended"},
