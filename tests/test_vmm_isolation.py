@@ -4,6 +4,7 @@ writable layer; it can't change host files or reach any network."""
 from __future__ import annotations
 
 import os
+import site
 import socket
 import sys
 import threading
@@ -58,12 +59,14 @@ def test_home_directory_shows_only_the_way_to_the_interpreter(sandbox, home_secr
     assert guest_error(sandbox, f"open({str(home_secret)!r}).read()") == "FileNotFoundError"
     home = os.path.expanduser("~")
     listed = value(sandbox, f"sorted(__import__('os').listdir({home!r}))")
-    prefix = os.path.realpath(sys.prefix)
-    if prefix.startswith(home + "/"):
-        # Only the first component of the path down to the interpreter.
-        assert listed == [prefix[len(home) + 1 :].split("/")[0]]
-    else:
-        assert listed == []
+    # Only the first component of the paths down to the interpreter and to
+    # the user's site-packages (when that exists: it is on sys.path).
+    ways = [os.path.realpath(sys.prefix)]
+    user_site = site.getusersitepackages()
+    if os.path.isdir(user_site):
+        ways.append(os.path.realpath(user_site))
+    expected = {w[len(home) + 1 :].split("/")[0] for w in ways if w.startswith(home + "/")}
+    assert listed == sorted(expected)
     assert home_secret.name not in listed
 
 
