@@ -119,9 +119,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
     # ------------------------------------------------------------ helpers
     async def call(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        executor = self.application.settings["executor"]
-        return await loop.run_in_executor(executor, lambda: fn(*args, **kwargs))
+        return await run_blocking(self.application, fn, *args, **kwargs)
 
     def query(self, name: str, default: str | None = None) -> str | None:
         """A query argument exactly as sent (tornado's own accessors strip
@@ -213,6 +211,15 @@ class BaseHandler(tornado.web.RequestHandler):
         if isinstance(value, tornado.web.HTTPError) and value.status_code < 500:
             return
         super().log_exception(typ, value, tb)
+
+
+async def run_blocking(
+    application: tornado.web.Application, fn: Callable, *args: Any, **kwargs: Any
+) -> Any:
+    """fn(*args, **kwargs) on the application's executor, off the IO loop."""
+    loop = asyncio.get_running_loop()
+    executor = application.settings["executor"]
+    return await loop.run_in_executor(executor, lambda: fn(*args, **kwargs))
 
 
 def authorized(handler: tornado.web.RequestHandler, query_token: bool = False) -> bool:

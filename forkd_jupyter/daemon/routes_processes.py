@@ -25,7 +25,7 @@ from tornado.iostream import StreamClosedError
 from ..controller import ControllerError
 from ..vmm.managed import MAX_LOG_LIMIT, ManagedProcess
 from . import problems, sse
-from .base import MIB, BaseHandler, authorized
+from .base import MIB, BaseHandler, authorized, run_blocking
 from .validate import Body, bad
 
 MAX_ARGS = 4096
@@ -293,7 +293,7 @@ class TerminalSocketHandler(tornado.websocket.WebSocketHandler):
             doc = problems.problem("unauthorized", 401, "a valid token is required")
         else:
             try:
-                proc = await self._call(tree.process_call, key, "get", pid_id)
+                proc = await run_blocking(self.application, tree.process_call, key, "get", pid_id)
                 if not proc.tty:
                     doc = problems.problem("bad-request", 400, f"{pid_id} is not a terminal")
             except ControllerError as e:
@@ -308,10 +308,6 @@ class TerminalSocketHandler(tornado.websocket.WebSocketHandler):
 
     def check_origin(self, origin: str) -> bool:
         return True  # the token (or the unix socket) is the authorization
-
-    def _call(self, fn, *args):  # noqa: ANN001, ANN202
-        loop = asyncio.get_running_loop()
-        return loop.run_in_executor(self.application.settings["executor"], lambda: fn(*args))
 
     def open(self, key: str, pid_id: str) -> None:
         self.write_message(json.dumps(["setup", {}]))
@@ -337,17 +333,20 @@ class TerminalSocketHandler(tornado.websocket.WebSocketHandler):
             return  # not a terminal message: ignored, as terminado does
         try:
             if kind == "stdin" and isinstance(msg[1], str):
-                await self._call(self.tree.process_call, self.key, "write", self.proc.id,
-                                 msg[1].encode("utf-8", "surrogateescape"))  # fmt: skip
+                await self._on_terminal("write", msg[1].encode("utf-8", "surrogateescape"))
             elif kind == "set_size":
                 rows, cols = int(msg[1]), int(msg[2])
                 if TERMINAL_SIZE[0] <= rows <= TERMINAL_SIZE[1] and (
                     TERMINAL_SIZE[0] <= cols <= TERMINAL_SIZE[1]
                 ):
-                    await self._call(self.tree.process_call, self.key, "resize", self.proc.id,
-                                     cols, rows)  # fmt: skip
+                    await self._on_terminal("resize", cols, rows)
         except (ControllerError, ValueError, TypeError, IndexError):
             pass  # the program ended meanwhile; the output task says so
+
+    def _on_terminal(self, method: str, *args: object):  # noqa: ANN202
+        """ProcessTable.method(terminal id, *args), off the IO loop."""
+        tree_call = self.tree.process_call
+        return run_blocking(self.application, tree_call, self.key, method, self.proc.id, *args)
 
     def on_close(self) -> None:
         pump = getattr(self, "_pump", None)
