@@ -6,7 +6,6 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <signal.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "core/exec.h"
@@ -15,6 +14,7 @@
 #include "file/file_kinds.h"
 #include "kvm/kvm_cpu.h"
 #include "sys/sys.h"
+#include "sys/sys_file.h"
 
 #define CLONE_VM_ 0x100ULL
 #define CLONE_FS_ 0x200ULL
@@ -136,35 +136,36 @@ static int64_t sys_clone3(struct sandbox *sb, const uint64_t a[6]) {
                        &(struct new_process){ca.flags, stack, ca.parent_tid, ca.child_tid, ca.tls});
 }
 
-/* The program an open file is (fexecve, /proc/self/fd/N): the path it was
- * opened by; pipes, sockets and the like are not programs. */
-static int open_file_program(struct sandbox *sb, int fd, char *out, size_t cap) {
-    struct file *f = fdt_get(&sb->fdt, fd);
-    if (!f)
-        return -EBADF;
+/* The program execve runs, as a path of the view: the path as given, or,
+ * when it names an open file (fexecve's empty path with AT_EMPTY_PATH, or a
+ * /proc/self/fd/N or /dev/fd/N link, which sysf_resolve_flags follows to
+ * the file), the path that file was opened by. Pipes, sockets and the like
+ * are not programs (EACCES). */
+static int exec_path(struct sandbox *sb, int dirfd, gva_t path_addr, uint64_t flags, char *out,
+                     size_t cap) {
+    int len = mm_copy_string(&sb->mm, out, path_addr, cap);
+    if (len < 0)
+        return len;
+    if (dirfd != AT_FDCWD && len > 0 && out[0] != '/')
+        return -ENOSYS; /* sb_exec resolves from the working directory */
+    struct view_node n;
+    struct file *f;
+    int err = sysf_resolve_flags(sb, dirfd, path_addr, (int)(flags & AT_EMPTY_PATH), &n, &f);
+    if (err < 0)
+        return err;
+    if (!f) {
+        view_node_release(sb->view, &n);
+        return 0;
+    }
     if (!f->path || file_is_pipe(f) || file_is_socket(f) || strlen(f->path) >= cap)
         return -EACCES;
     strcpy(out, f->path);
     return 0;
 }
 
-/* The guest's path, with /proc/self/fd/N and /dev/fd/N taken to the open
- * file's own path (as the kernel follows those links). */
-static int exec_path(struct sandbox *sb, gva_t path_addr, char *out, size_t cap) {
-    int len = mm_copy_string(&sb->mm, out, path_addr, cap);
-    if (len < 0)
-        return len;
-    const char *n = !strncmp(out, "/proc/self/fd/", 14) ? out + 14
-                    : !strncmp(out, "/dev/fd/", 8)      ? out + 8
-                                                        : NULL;
-    if (n && *n >= '0' && *n <= '9' && strspn(n, "0123456789") == strlen(n))
-        return open_file_program(sb, atoi(n), out, cap);
-    return 0;
-}
-
 static int64_t sys_execve(struct sandbox *sb, const uint64_t a[6]) {
     char path[PATH_MAX];
-    int err = exec_path(sb, a[0], path, sizeof(path));
+    int err = exec_path(sb, AT_FDCWD, a[0], 0, path, sizeof(path));
     return err < 0 ? err : sb_exec(sb, path, a[1], a[2]);
 }
 
@@ -174,13 +175,7 @@ static int64_t sys_execveat(struct sandbox *sb, const uint64_t a[6]) {
     if (a[4] & ~(uint64_t)(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH))
         return -EINVAL;
     char path[PATH_MAX];
-    int err = exec_path(sb, a[1], path, sizeof(path));
-    if (err < 0)
-        return err;
-    if (!path[0] && (a[4] & AT_EMPTY_PATH))
-        err = open_file_program(sb, (int)a[0], path, sizeof(path));
-    else if ((int)a[0] != AT_FDCWD && path[0] != '/')
-        return -ENOSYS;
+    int err = exec_path(sb, (int)a[0], a[1], a[4], path, sizeof(path));
     return err < 0 ? err : sb_exec(sb, path, a[2], a[3]);
 }
 
