@@ -251,3 +251,30 @@ def test_cli_processes_and_logs(daemon, sb):
     done = subprocess.run([*FORKD, "process", "get", sb, "p-0"], capture_output=True,
                           text=True, timeout=120)  # fmt: skip
     assert done.returncode != 0 and "p-0" in done.stderr
+
+
+def test_a_branch_over_rest_inherits_running_processes(http, daemon):
+    [rec] = daemon.spawn_sandboxes(memory_limit_mib=256)
+    src = rec["id"]
+    try:
+        r = http.post(f"/sandboxes/{src}/processes", json={"argv": ["cat"]})
+        assert r.status_code == 201, r.text
+        pid = r.json()["id"]
+        http.post(f"/sandboxes/{src}/processes/{pid}/stdin", json={"data": "source\n"})
+        _wait_output(daemon, src, pid, "source")
+        r = http.post(f"/sandboxes/{src}/branch", json={"mode": "live", "count": 1})
+        assert r.status_code in (200, 201), r.text
+        [child] = r.json()["children"]
+        kid = child["id"]
+        doc = http.get(f"/sandboxes/{kid}/processes/{pid}").json()
+        assert doc["state"] == "running" and doc["argv"] == ["cat"]
+        http.post(f"/sandboxes/{kid}/processes/{pid}/stdin", json={"data": "child\n", "eof": True})
+        _wait_output(daemon, kid, pid, "child")
+        assert _wait_state(http, kid, pid, ("exited",))["exit_code"] == 0
+        # The source's cat runs on, and never saw the child's input.
+        assert http.get(f"/sandboxes/{src}/processes/{pid}").json()["state"] == "running"
+        logged = "".join(c["data"] for c in daemon.process_logs(src, pid)["chunks"])
+        assert "child" not in logged
+        daemon.kill_sandbox(kid)
+    finally:
+        daemon.kill_sandbox(src)

@@ -122,3 +122,29 @@ def test_idle_processes_use_no_cpu(idle_sandbox):
         idle_sandbox,
         "pool.terminate(); sleeper.kill(); reader.kill(); sleeper.wait(); reader.wait()",
     )
+
+
+def test_a_branch_of_idle_processes_stays_idle(idle_sandbox):
+    """The processes a branch carries (a sleeper, a reader blocked on its
+    pipe, a shell at its prompt on a terminal) wait in the child as they did
+    in the source."""
+    run_ok(
+        idle_sandbox,
+        "import os, pty, subprocess\n"
+        "sleeper = subprocess.Popen(['sleep', '60'])\n"
+        "reader = subprocess.Popen(['cat'], stdin=subprocess.PIPE)\n"
+        "master, slave = pty.openpty()\n"
+        "shell = subprocess.Popen(['bash', '--norc', '-i'], stdin=slave, stdout=slave,\n"
+        "                         stderr=slave, start_new_session=True)\n"
+        "os.close(slave)",
+    )
+    snap = idle_sandbox.snapshot(mode="live", wait=True)
+    (child,) = snap.spawn()
+    try:
+        share = _share_of_a_core_while_idle()
+        assert share < MAX_SHARE, f"a source and its branch with processes use {share:.0%}"
+        for sb in (child, idle_sandbox):
+            run_ok(sb, "for p in (sleeper, reader, shell): p.kill(); p.wait()")
+    finally:
+        child.close()
+        snap.close()

@@ -14,7 +14,6 @@ import pytest
 from guest_helpers import run_ok, value
 
 from forkd_jupyter.vmm import Sandbox
-from forkd_jupyter.vmm.errors import SandboxError
 
 pytestmark = pytest.mark.kvm
 
@@ -199,6 +198,40 @@ def test_signals_to_processes_and_groups(sandbox):
     assert value(sandbox, "sigs") == [[0, 0], -15, -9, True, True]
 
 
+def test_a_shell_waiting_for_its_jobs_takes_signals(sandbox):
+    """dash's `wait` blocks every signal and waits in sigsuspend: a signal
+    that arrived meanwhile is delivered with the suspend mask in force (its
+    default action ends the shell, a trap runs), not left pending."""
+    run_ok(
+        sandbox,
+        "import os, signal, subprocess, time\n"
+        "plain = subprocess.Popen(['sh', '-c', 'sleep 30 & wait'], start_new_session=True)\n"
+        "trapped = subprocess.Popen(['sh', '-c', 'trap \"exit 3\" TERM; sleep 30 & wait'],\n"
+        "                           start_new_session=True)\n"
+        "time.sleep(0.5)\n"
+        "os.kill(plain.pid, signal.SIGTERM); os.kill(trapped.pid, signal.SIGTERM)\n"
+        "ends = [plain.wait(timeout=10), trapped.wait(timeout=10)]\n"
+        "os.killpg(plain.pid, signal.SIGKILL); os.killpg(trapped.pid, signal.SIGKILL)",
+    )
+    assert value(sandbox, "ends") == [-15, 3]
+
+
+def test_threads_start_programs_at_the_same_time(sandbox):
+    """Each thread's vfork waits for its own child: several threads of one
+    process run subprocess at once (a thread pool of shell commands)."""
+    run_ok(
+        sandbox,
+        "import subprocess\n"
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "def echo(i):\n"
+        "    return subprocess.run(['echo', str(i)], capture_output=True).stdout\n"
+        "with ThreadPoolExecutor(3) as pool:\n"
+        "    echoed = list(pool.map(echo, range(150)))\n"
+        "wrong = [(i, out) for i, out in enumerate(echoed) if out != b'%d\\n' % i]",
+    )
+    assert value(sandbox, "wrong") == []
+
+
 def test_process_limit_is_eagain_and_the_sandbox_recovers():
     with Sandbox.spawn(memory_mib=512) as sb:
         run_ok(
@@ -223,20 +256,22 @@ def test_process_limit_is_eagain_and_the_sandbox_recovers():
         assert value(sb, "__import__('subprocess').run(['true']).returncode") == 0
 
 
-def test_branching_waits_for_processes_to_end(sandbox):
-    run_ok(sandbox, "import subprocess\nbg = subprocess.Popen(['sleep', '30'])")
-    with pytest.raises(SandboxError, match="other processes"):
-        sandbox.snapshot(mode="diff")
-    run_ok(sandbox, "bg.kill(); bg.wait()\nafter = 41")
+def test_a_branch_carries_the_processes_that_run(sandbox):
+    """(tests/test_vmm_branch_processes.py has the rest.)"""
+    run_ok(sandbox, "import subprocess\nbg = subprocess.Popen(['sleep', '30'])\nafter = 41")
     (child,) = sandbox.snapshot(mode="diff").spawn()
     try:
-        assert value(child, "after + 1") == 42
+        assert value(child, "[after + 1, bg.poll()]") == [42, None]
+        run_ok(child, "bg.kill(); code = bg.wait()")
+        assert value(child, "code") == -9
         assert (
             value(child, "__import__('subprocess').run(['echo', 'x'], capture_output=True).stdout")
             == b"x\n"
         )
     finally:
         child.close()
+    assert value(sandbox, "bg.poll()") is None
+    run_ok(sandbox, "bg.kill(); bg.wait()")
 
 
 def test_interrupt_and_close_end_child_processes():

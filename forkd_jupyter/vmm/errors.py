@@ -60,11 +60,20 @@ def check(ret: int, what: str) -> int:
     if what.startswith(("read ", "write ", "stat ", "mkdir ", "list ", "remove ")):
         # File operations raise the matching OSError subclass (FileNotFoundError...).
         raise OSError(code, message)
+    if what.endswith("snapshot") and code == _errno.EXDEV:
+        raise SandboxError(
+            f"{what}: processes of the sandbox share memory (a multiprocessing pool, "
+            "shared mmap or semaphores between running processes); a branch cannot carry "
+            "memory shared between processes yet, so branch once they ended"
+        )
     if what.endswith("snapshot") and code == _errno.EBUSY:
         raise SandboxError(
-            f"{what}: the sandbox runs other processes besides its Python (started with "
-            "subprocess, os.fork, a shell...); a branch carries one process only, so wait "
-            "for them to end (or end them) and branch again"
+            f"{what}: a process of the sandbox stayed between vfork and exec; try again"
+        )
+    if what.startswith("save snapshot") and code == _errno.EMLINK:
+        raise SandboxError(
+            f"{what}: the snapshot holds several processes (a shell, subprocesses...), and "
+            "a saved snapshot holds one; save a branch taken when only Python runs"
         )
     raise SandboxError(message)
 

@@ -38,6 +38,9 @@ MAX_LOG_LIMIT = 64 << 20
 ENDED = ("exited", "failed", "lost")
 
 _ids = itertools.count(1)
+# What a branch's copy of a record keeps besides its id, log and counters.
+_COPIED = ("state", "pid", "exit_code", "signal", "error", "started_at", "ended_at",
+           "dropped_bytes", "_kept", "_seq")  # fmt: skip
 
 
 class ManagedProcess:
@@ -65,6 +68,18 @@ class ManagedProcess:
     @property
     def ended(self) -> bool:
         return self.state in ENDED
+
+    def copy(self) -> ManagedProcess:
+        """This record as a branch inherits it: the same id, state and kept
+        log, listeners of its own."""
+        with self._changed:
+            c = ManagedProcess(self.argv, self.tty, self.log_limit, self.cols, self.rows)
+            c.id = self.id
+            for name in _COPIED:
+                setattr(c, name, getattr(self, name))
+            c.output_bytes = dict(self.output_bytes)
+            c._chunks = deque(self._chunks)
+            return c
 
     def to_dict(self) -> dict:
         with self._changed:
@@ -236,9 +251,35 @@ class ProcessTable:
         threading.Thread(target=kill_late, name=f"stop-{pid_id}", daemon=True).start()
         return proc
 
+    # ------------------------------------------------------------ branches
+    def branch(self) -> tuple[bool, list[ManagedProcess]] | None:
+        """What a branch taken now inherits: whether the guest's supervisor
+        runs, and a copy of every record; None when there is nothing."""
+        with self._lock:
+            if not self._enabled:
+                return None
+            return True, [p.copy() for p in self._procs.values()]
+
+    def inherit(self, inherited: tuple[bool, list[ManagedProcess]]) -> None:
+        """A branch's table starts as its source's was. The records may lag
+        the pause by frames in flight, so the guest's supervisor is asked
+        which of them still run (``proc_sync``)."""
+        enabled, procs = inherited
+        with self._lock:
+            self._enabled = enabled
+            self._procs = {p.id: p for p in procs}
+        if any(not p.ended for p in procs):
+            try:
+                self._send({"op": "proc_sync"})
+            except SandboxError:
+                pass  # the branch ended at once: sandbox_ended marks them lost
+
     # --------------------------------------------------------- from the host
     def on_frame(self, msg: dict) -> None:
         """A ``proc_*`` frame from the guest (the sandbox's reader thread)."""
+        if msg.get("op") == "proc_synced":
+            self._synced(msg)
+            return
         with self._lock:
             proc = self._procs.get(msg.get("proc"))
         if proc is None:
@@ -253,6 +294,23 @@ class ProcessTable:
             proc._update(state="failed", error=str(msg.get("error")))
         elif op == "proc_exit":
             proc._update(state="exited", exit_code=msg.get("exit_code"), signal=msg.get("signal"))
+
+    def _synced(self, msg: dict) -> None:
+        """The guest's answer to ``proc_sync``: what runs, what ended (and
+        how); a record it does not know any more ended before the branch
+        without its end reaching this table."""
+        running = msg.get("running") or {}
+        ended = msg.get("ended") or {}
+        for proc in self.list():
+            if proc.ended:
+                continue
+            if proc.id in running:
+                proc._update(state="running", pid=running[proc.id])
+            elif proc.id in ended:
+                code, signo = ended[proc.id]
+                proc._update(state="exited", exit_code=code, signal=signo)
+            else:
+                proc._update(state="lost", error="it had ended when the branch was taken")
 
     def sandbox_ended(self, why: str) -> None:
         """Every process still running ended with the sandbox."""

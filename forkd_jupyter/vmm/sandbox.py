@@ -10,6 +10,7 @@ while it is alive (``_life_lock``).
 from __future__ import annotations
 
 import base64
+import errno
 import itertools
 import json
 import pickle
@@ -198,6 +199,8 @@ class Sandbox:
         sb.python = parent.python
         sb._ready.set()
         sb._start()
+        if parent._processes is not None:
+            sb.processes.inherit(parent._processes)
         return sb
 
     def _start(self) -> None:
@@ -508,15 +511,24 @@ class Sandbox:
             )
         self._check_alive()
         out = ffi.new("fj_snapshot **")
-        with self._send_lock:  # never between the halves of a request frame
-            check(
-                lib.fj_sandbox_snapshot(self._native.handle, MODES[mode], out), f"{mode} snapshot"
-            )
+        # A process between vfork and exec runs on its parent's memory: the
+        # pause is refused (EBUSY) for the moment it takes to exec.
+        deadline = time.monotonic() + 2.0
+        while True:
+            with self._send_lock:  # never between the halves of a request frame
+                ret = lib.fj_sandbox_snapshot(self._native.handle, MODES[mode], out)
+                # What the guest's managed processes were, for a child of it.
+                inherited = self.processes.branch() if ret == 0 else None
+            if ret != -errno.EBUSY or time.monotonic() > deadline:
+                break
+            time.sleep(0.002)
+        check(ret, f"{mode} snapshot")
         # A diff builds on the previous snapshot (for a child: the one it was
         # spawned from); full and live images stand alone.
         base = self._last_snapshot or self.parent_snapshot
         parent = base if mode == "diff" and base is not None and not base.closed else None
         snap = Snapshot(out[0], mode, self, parent)
+        snap._processes = inherited
         self._last_snapshot = snap
         if wait:
             snap.wait()

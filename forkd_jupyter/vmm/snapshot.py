@@ -104,6 +104,9 @@ class Snapshot:
         self._handle = handle
         self._lock = threading.Lock()
         self._children: weakref.WeakSet[Child] = weakref.WeakSet()
+        # The source's managed processes as of the branch (ProcessTable.branch),
+        # which children inherit; None: the source had none to pass on.
+        self._processes: tuple | None = None
         self._dependents: weakref.WeakSet[Snapshot] = weakref.WeakSet()
         if parent is not None:
             parent._dependents.add(self)

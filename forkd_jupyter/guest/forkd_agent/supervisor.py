@@ -38,6 +38,7 @@ from .channel import Channel
 
 CHUNK = 1 << 16
 DEFAULT_TERM = "xterm-256color"
+KEPT_ENDS = 256  # ends remembered for a branch's host (proc_sync)
 
 
 class _Program:
@@ -61,6 +62,7 @@ class Supervisor:
         self._sel = selectors.DefaultSelector()
         self._sel.register(self._wake_r, selectors.EVENT_READ, None)
         self._programs: dict[str, _Program] = {}
+        self._ends: dict[str, list] = {}  # the newest ends (exit code, signal), for proc_sync
         self._by_fd: dict[int, _Program] = {}
         self._setsid = shutil.which("setsid")
         threading.Thread(target=self._main, name="forkd-supervisor", daemon=True).start()
@@ -114,6 +116,10 @@ class Supervisor:
         op, pid_id = msg.get("op"), msg.get("proc")
         if op == "proc_start":
             self._start(pid_id, msg)
+            return
+        if op == "proc_sync":  # a branch's host asks what runs and what ended
+            running = {p.id: p.popen.pid for p in self._programs.values()}
+            self.channel.send({"op": "proc_synced", "running": running, "ended": self._ends})
             return
         program = self._programs.get(pid_id)
         if program is None:
@@ -257,10 +263,11 @@ class Supervisor:
         for fd in (*program.owned, program.pidfd):
             os.close(fd)
         del self._programs[program.id]
-        if code >= 0:
-            self._send("proc_exit", program.id, exit_code=code, signal=None)
-        else:
-            self._send("proc_exit", program.id, exit_code=None, signal=-code)
+        end = [code, None] if code >= 0 else [None, -code]
+        self._ends[program.id] = end
+        while len(self._ends) > KEPT_ENDS:
+            del self._ends[next(iter(self._ends))]
+        self._send("proc_exit", program.id, exit_code=end[0], signal=end[1])
 
     def _kill_all(self) -> None:
         for program in self._programs.values():

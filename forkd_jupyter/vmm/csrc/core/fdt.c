@@ -146,47 +146,60 @@ int fdt_count(const struct fdt *t) {
     return n;
 }
 
+/* Remembers from -> to in one of ctx's lists; -ENOMEM. */
+static int memo_add(struct fdt_clone_memo **list, size_t *n, size_t *cap, const void *from,
+                    void *to) {
+    if (*n == *cap) {
+        size_t grown_cap = *cap ? *cap * 2 : 8;
+        struct fdt_clone_memo *grown = realloc(*list, grown_cap * sizeof(**list));
+        if (!grown)
+            return -ENOMEM;
+        *list = grown;
+        *cap = grown_cap;
+    }
+    (*list)[*n].from = from;
+    (*list)[(*n)++].to = to;
+    return 0;
+}
+
 void *fdt_clone_shared_copy(struct fdt_clone_ctx *ctx, const void *from, size_t size, bool *fresh) {
     for (size_t i = 0; i < ctx->n_shared; i++)
         if (ctx->shared[i].from == from) {
             *fresh = false;
             return ctx->shared[i].to;
         }
-    if (ctx->n_shared == ctx->cap_shared) {
-        size_t cap = ctx->cap_shared ? ctx->cap_shared * 2 : 8;
-        void *grown = realloc(ctx->shared, cap * sizeof(*ctx->shared));
-        if (!grown)
-            return NULL;
-        ctx->shared = grown;
-        ctx->cap_shared = cap;
-    }
     void *to = malloc(size);
-    if (!to)
+    if (!to || memo_add(&ctx->shared, &ctx->n_shared, &ctx->cap_shared, from, to) < 0) {
+        free(to);
         return NULL;
+    }
     memcpy(to, from, size);
-    ctx->shared[ctx->n_shared].from = from;
-    ctx->shared[ctx->n_shared++].to = to;
     *fresh = true;
     return to;
 }
 
-int fdt_clone(struct fdt *dst, const struct fdt *src, struct fs_view *view,
-              struct sb_procs *procs) {
+/* The clone of description f within ctx (a new reference): the one made
+ * earlier for another fd or table sharing f, else a new one. */
+static struct file *clone_description(struct file *f, struct fdt_clone_ctx *ctx) {
+    for (size_t i = 0; i < ctx->n_files; i++)
+        if (ctx->files[i].from == f)
+            return file_get(ctx->files[i].to);
+    struct file *copy = f->ops->clone(f, ctx);
+    if (copy && memo_add(&ctx->files, &ctx->n_files, &ctx->cap_files, f, copy) < 0) {
+        file_put(copy);
+        return NULL;
+    }
+    return copy;
+}
+
+int fdt_clone_with(struct fdt *dst, const struct fdt *src, struct fdt_clone_ctx *ctx) {
     int err = fdt_init(dst);
-    if (err < 0)
-        return err;
-    struct fdt_clone_ctx ctx = {.view = view, .procs = procs};
     for (int fd = 0; fd < src->cap && err == 0; fd++) {
         struct file *f = src->slots[fd].f;
         if (!f || !f->ops->clone)
             continue;
-        struct file *copy = NULL;
-        for (int prev = 0; prev < fd; prev++) /* a dup of an earlier fd: share its clone */
-            if (src->slots[prev].f == f && dst->slots[prev].f) {
-                copy = file_get(dst->slots[prev].f);
-                break;
-            }
-        if (!copy && !(copy = f->ops->clone(f, &ctx))) {
+        struct file *copy = clone_description(f, ctx);
+        if (!copy) {
             err = -ENOMEM;
             break;
         }
@@ -196,9 +209,24 @@ int fdt_clone(struct fdt *dst, const struct fdt *src, struct fs_view *view,
             err = at;
         }
     }
-    free(ctx.shared);
     if (err < 0)
         fdt_destroy(dst);
+    return err;
+}
+
+void fdt_clone_ctx_done(struct fdt_clone_ctx *ctx) {
+    free(ctx->shared);
+    free(ctx->files);
+    ctx->shared = NULL;
+    ctx->files = NULL;
+    ctx->n_shared = ctx->cap_shared = ctx->n_files = ctx->cap_files = 0;
+}
+
+int fdt_clone(struct fdt *dst, const struct fdt *src, struct fs_view *view,
+              struct sb_procs *procs) {
+    struct fdt_clone_ctx ctx = {.view = view, .procs = procs};
+    int err = fdt_clone_with(dst, src, &ctx);
+    fdt_clone_ctx_done(&ctx);
     return err;
 }
 

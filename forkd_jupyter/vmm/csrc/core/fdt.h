@@ -98,16 +98,23 @@ int fdt_share(struct fdt *dst, const struct fdt *src);
 /* Closes every fd marked close-on-exec (execve). */
 void fdt_close_on_exec(struct fdt *t);
 
-/* One fdt_clone in progress. */
+/* One clone in progress: of one fd table (fdt_clone), or of the tables of
+ * every process of a sandbox (fdt_clone_with on each, then
+ * fdt_clone_ctx_done), where a description several tables share gets one
+ * clone that they share again. */
 struct fdt_clone_ctx {
     struct fs_view *view;
     struct sb_procs *procs; /* the branch's processes (its socket names), or NULL for a snapshot */
-    struct {
+    struct fdt_clone_memo {
         const void *from;
         void *to;
-    } *shared;
-    size_t n_shared, cap_shared;
+    } *shared, *files; /* kind objects and descriptions already cloned: source -> copy */
+    size_t n_shared, cap_shared, n_files, cap_files;
 };
+/* dst gets clones of src's descriptions within ctx (on failure dst is
+ * empty and ctx still needs fdt_clone_ctx_done). */
+int fdt_clone_with(struct fdt *dst, const struct fdt *src, struct fdt_clone_ctx *ctx);
+void fdt_clone_ctx_done(struct fdt_clone_ctx *ctx);
 /* The copy, for this clone, of a kind object that several descriptions
  * share (a pipe's buffer, a socket pair): the first call makes it, a plain
  * copy of size bytes of from, and sets *fresh (the caller then resets what

@@ -90,6 +90,12 @@ int sb_proc_start(struct sandbox *child);
 /* A vfork child lets its parent go (it execs or ends): the pages it wrote
  * in the parent's memory count as the parent's. */
 void sb_proc_vfork_release(struct sandbox *child);
+/* Processes restored with a branch (snap/) start with its first: their
+ * threads' host threads, under big_lock; -errno. */
+int sb_procs_start_restored(struct sandbox *first);
+/* Frees the restored processes that never started (a branch freed before
+ * it ran, or whose spawn failed). */
+void sb_procs_drop_unstarted(struct sandbox *first);
 /* The host side of a process besides the first ended: frees it. Called by
  * its main host thread, every other joined or ending. */
 void sb_proc_finish(struct sandbox *sb);

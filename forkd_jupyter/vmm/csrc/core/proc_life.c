@@ -85,6 +85,38 @@ int sb_proc_start(struct sandbox *child) {
     return err;
 }
 
+static bool unstarted(const struct sandbox *sb) {
+    return sb->threads[0]->state == SB_T_NEW && !sb->threads[0]->host_started;
+}
+
+int sb_procs_start_restored(struct sandbox *first) {
+    struct sb_procs *p = first->procs;
+    for (unsigned i = 0; i < SB_MAX_PROCS; i++) {
+        struct sandbox *c = p->slot[i].sb;
+        if (!c || c == first || !unstarted(c))
+            continue;
+        int err = sb_proc_start(c); /* its main thread; on failure it is discarded */
+        for (unsigned t = 1; t < LAYOUT_MAX_VCPUS && err == 0; t++)
+            if (c->threads[t] && c->threads[t]->state == SB_T_NEW)
+                err = sb_thread_start(c->threads[t]);
+        if (err < 0)
+            return err;
+    }
+    return 0;
+}
+
+void sb_procs_drop_unstarted(struct sandbox *first) {
+    struct sb_procs *p = first->procs;
+    for (unsigned i = 0; i < SB_MAX_PROCS; i++) {
+        struct sandbox *c = p->slot[i].sb;
+        if (c && c != first && unstarted(c)) {
+            memset(&p->slot[i], 0, sizeof(p->slot[i]));
+            c->procs = NULL;
+            sandbox_free(c);
+        }
+    }
+}
+
 void sb_proc_vfork_release(struct sandbox *child) {
     struct sandbox *parent = child->vfork_parent;
     if (!parent)
@@ -100,7 +132,9 @@ void sb_proc_vfork_release(struct sandbox *child) {
     free(bits);
     child->vfork_parent = NULL;
     parent->vfork_children--;
-    parent->vfork_waiting = false;
+    if (child->vfork_thread)
+        child->vfork_thread->vfork_waiting = false;
+    child->vfork_thread = NULL;
     sb_kick_all(parent);
     pthread_cond_broadcast(&child->procs->changed);
 }
@@ -123,6 +157,8 @@ void sb_proc_finish(struct sandbox *sb) {
     pthread_mutex_lock(&p->lock);
     sb_proc_vfork_release(sb);
     wait_vfork_children(sb);
+    while (sb->pins) /* a stop of every process holds it */
+        pthread_cond_wait(&p->changed, &p->lock);
     struct sb_proc_slot *s = sb_proc_self(sb);
     if (s) {
         s->sb = NULL;

@@ -48,6 +48,12 @@ struct sb_signals {
     gva_t altstack_sp;
     uint64_t altstack_size;
     int altstack_flags;
+    /* rt_sigsuspend returned: the mask in force before it, which a signal
+     * frame saves (its handler runs with the suspend mask, and the old one
+     * returns at rt_sigreturn), or which returns at once when no handler
+     * runs. */
+    uint64_t mask_after;
+    bool restore_after;
 };
 
 /* Work run while every vCPU of the guest is stopped (snapshots). */
@@ -80,6 +86,7 @@ struct sb_thread {
     bool host_started;        /* host must be joined */
     /* A blocking wait in progress (under big_lock). */
     bool waiting;
+    bool vfork_waiting;       /* the parent side of a vfork, until its child lets go */
     uint64_t sigwait_set;     /* rt_sigtimedwait: signals that end the wait */
     enum sb_wait_kind wait_kind;
     gva_t futex_addr;         /* with futex_obj 0: the address; else the offset in the object */
@@ -125,7 +132,8 @@ struct sandbox {
     struct sandbox *vfork_parent; /* vfork: the parent, waiting until this one execs or ends; this
                                      process runs on its memory until then */
     unsigned vfork_children;   /* children running on this process's memory */
-    bool vfork_waiting;        /* the parent side of a vfork, until its child lets go */
+    struct sb_thread *vfork_thread; /* vfork: the parent's thread waiting until this one
+                                       execs or ends (several threads may vfork at once) */
     struct sb_thread *threads[LAYOUT_MAX_VCPUS]; /* by vCPU id; [0] the main thread, never NULL */
     unsigned live_threads;     /* guest threads not exited (under big_lock) */
     /* Stops: job_lock guards running/parked, job_cond signals their changes. */
@@ -135,6 +143,8 @@ struct sandbox {
     unsigned running;          /* host threads inside their vCPU loop */
     unsigned parked;           /* of those, stopped for the current stop */
     _Atomic int stop_req;
+    unsigned pins; /* stops of every process (sb_run_paused_all) holding this one: it is not
+                      freed meanwhile (under big_lock) */
     _Atomic uint64_t exited_cpu_ns;
     timer_t itimer[3];        /* ITIMER_REAL, VIRTUAL, PROF (sys/sys_itimer.c), made on first use */
     bool itimer_made[3]; /* CPU time of vCPU threads that ended */
@@ -193,7 +203,7 @@ int sb_wait_fd(struct sandbox *sb, int host_fd, short events, int64_t timeout_ns
  * (t->futex_woken, 0), a signal, the timeout or a stop. */
 int sb_wait_futex(struct sandbox *sb, int64_t timeout_ns);
 /* The parent side of vfork: waits (signals and stops aside) until
- * vfork_waiting is cleared, the process ends or SIGKILL is pending. */
+ * the calling thread's vfork_waiting is cleared, the process ends or SIGKILL is pending. */
 void sb_wait_vfork(struct sandbox *sb);
 /* Under big_lock: a file's readiness may have changed; wakes the threads
  * waiting on files, in every process of the sandbox (core/kick.c). */
@@ -226,6 +236,10 @@ void sb_resume_others(struct sandbox *sb);
  * registers in its sb_thread), runs job->fn on the caller's thread under
  * big_lock, resumes. Returns job->fn's result. */
 int sb_run_paused(struct sandbox *sb, struct sb_pause_job *job);
+/* The same for every process of first's sandbox at one instant: each
+ * process's vCPUs park (one after the other, the table read again until no
+ * process is left running), then job->fn runs once under big_lock. */
+int sb_run_paused_all(struct sandbox *first, struct sb_pause_job *job);
 
 /* Raises signo in the calling thread (faults, SIGPIPE), or in the process
  * (kill): delivered to the main thread unless it blocks signo. */

@@ -153,7 +153,7 @@ static int build_frame(struct sandbox *sb, int signo, const struct sb_sigaction 
     m->cs = GDT_USER_CS, m->ss = GDT_USER_DS;
     m->cr2 = ts->fault_addr[signo];
     m->fpstate = fpstate;
-    f.uc.uc_sigmask = sig_to_guest(ts->blocked);
+    f.uc.uc_sigmask = sig_to_guest(ts->restore_after ? ts->mask_after : ts->blocked);
     f.info.si_signo = signo;
     f.info.si_code = ts->fault_addr[signo] ? 1 /* SEGV_MAPERR */ : 0 /* SI_USER */;
     f.info.f0 = ts->fault_addr[signo] ? ts->fault_addr[signo] : sig_sender(sb);
@@ -210,12 +210,17 @@ void sig_deliver_pending(struct sandbox *sb)
             return;
         }
         ts->fault_addr[signo] = 0;
+        ts->restore_after = false; /* the frame holds the mask to return to */
         ts->blocked |= copy.mask;
         if (!(copy.flags & SA_NODEFER_))
             ts->blocked |= 1ULL << signo;
         if (copy.flags & SA_RESETHAND_)
             act->handler = (uint64_t)(uintptr_t)SIG_DFL;
         return; /* one frame per entry; the next is delivered at the next exit */
+    }
+    if (ts->restore_after) { /* sigsuspend ended and no handler ran */
+        ts->blocked = ts->mask_after;
+        ts->restore_after = false;
     }
 }
 

@@ -63,7 +63,7 @@ static bool wait_ended(struct sandbox *sb, struct sb_thread *t, enum sb_wait_kin
 static bool vfork_ended(struct sandbox *sb, struct sb_thread *t)
 {
     sb_take_external(sb);
-    return !sb->vfork_waiting || sb->exited || ((sb->sig.pending | t->sig.pending) >> SIGKILL & 1);
+    return !t->vfork_waiting || sb->exited || ((sb->sig.pending | t->sig.pending) >> SIGKILL & 1);
 }
 
 static int wait_common(struct sandbox *sb, enum sb_wait_kind kind, int host_fd, short events, int64_t timeout_ns)

@@ -1,8 +1,9 @@
 /* A pseudo-terminal pair's life and the files of its two ends (file/pty.h):
  * /dev/ptmx, /dev/pts/N and /dev/tty, their reads, writes, polls and
  * ioctls (termios, window size, the controlling terminal and its
- * foreground group, the pair's number and lock). A pair is not carried
- * into branches: its descriptors are closed there. */
+ * foreground group, the pair's number and lock). A branch gets a copy of
+ * each pair its processes hold (settings, session, what waits in either
+ * direction), shared by the copies of both ends. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <poll.h>
@@ -46,7 +47,8 @@ bool file_pty_path(const char *path) {
 static void release_end(struct pty *p) {
     if (p->masters || p->slaves)
         return;
-    for (struct pty **at = &p->space->ptys; *at; at = &(*at)->next)
+    /* A snapshot's copy is on no list. */
+    for (struct pty **at = p->space ? &p->space->ptys : NULL; at && *at; at = &(*at)->next)
         if (*at == p) {
             *at = p->next;
             break;
@@ -234,7 +236,7 @@ static int slave_stat(struct sandbox *sb, struct file *f, struct stat *st) {
 
 static void master_release(struct file *f) {
     struct pty *p = pty_of(f);
-    if (--p->masters == 0 && p->session && p->fg_pgrp && p->space->first)
+    if (--p->masters == 0 && p->session && p->fg_pgrp && p->space && p->space->first)
         sb_proc_kill(p->space->first, -(int64_t)p->fg_pgrp, SIGHUP); /* the terminal hung up */
     release_end(p);
 }
@@ -368,6 +370,31 @@ static int64_t pty_ioctl(struct sandbox *sb, struct file *f, uint64_t req, uint6
     }
 }
 
+/* The branch's copy of pair p, made once per clone: on the branch's list
+ * of pairs, or on none for a snapshot (a sandbox spawned from it gets a
+ * copy of that copy). Ends are counted as they are copied. */
+static struct pty *pair_copy(struct fdt_clone_ctx *ctx, struct pty *p) {
+    bool fresh;
+    struct pty *c = fdt_clone_shared_copy(ctx, p, sizeof(*p), &fresh);
+    if (c && fresh) {
+        c->masters = c->slaves = 0;
+        c->space = ctx->procs;
+        c->next = NULL;
+        if (c->space) {
+            c->next = c->space->ptys;
+            c->space->ptys = c;
+        }
+    }
+    return c;
+}
+
+/* On ENOMEM the copy stays as it is (the clone context may hand it to the
+ * other end): a sandbox's pairs are freed with it. */
+static struct file *pty_clone(struct file *f, struct fdt_clone_ctx *ctx) {
+    struct pty *c = pair_copy(ctx, pty_of(f));
+    return c ? end_new(c, is_master(f), f->flags) : NULL;
+}
+
 static const struct file_ops master_ops = {
     .kind = "ptmx",
     .read = master_read,
@@ -376,6 +403,7 @@ static const struct file_ops master_ops = {
     .poll = master_poll,
     .ioctl = pty_ioctl,
     .release = master_release,
+    .clone = pty_clone,
 };
 
 static const struct file_ops slave_ops = {
@@ -386,4 +414,5 @@ static const struct file_ops slave_ops = {
     .poll = slave_poll,
     .ioctl = pty_ioctl,
     .release = slave_release,
+    .clone = pty_clone,
 };

@@ -35,6 +35,10 @@ struct fs_view *fs_view_clone(struct fs_view *v);
 /* Another process's view of the same writable layer (fork): its own cwd,
  * umask and /proc/self/exe; the layer stays v's, which must outlive it. */
 struct fs_view *fs_view_share(struct fs_view *v, const char *exe_path);
+/* A view of owner's layer that is like's otherwise (its cwd, umask and
+ * executable): another process of a branch whose first process has owner;
+ * owner must outlive it. */
+struct fs_view *fs_view_share_as(struct fs_view *owner, const struct fs_view *like);
 /* /proc/self/exe after execve; -ENOMEM. */
 int fs_view_set_exe(struct fs_view *v, const char *exe_path);
 void fs_view_free(struct fs_view *v);

@@ -47,6 +47,15 @@ struct fs_view *fs_view_share(struct fs_view *src, const char *exe_path) {
     return v;
 }
 
+struct fs_view *fs_view_share_as(struct fs_view *owner, const struct fs_view *like) {
+    struct fs_view *v = copy_config(like, like->exe_path);
+    if (v) {
+        v->layer = owner->layer;
+        v->layer_shared = true;
+    }
+    return v;
+}
+
 int fs_view_set_exe(struct fs_view *v, const char *exe_path) {
     char *p = strdup(exe_path);
     if (!p)

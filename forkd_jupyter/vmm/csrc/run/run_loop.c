@@ -62,17 +62,42 @@ static void save_all(struct sandbox *sb)
 }
 
 /* With stop_lock held and big_lock not: asks every vCPU thread to park
- * and waits until all but `unparked` (the caller's own) have. */
-static void stop_and_wait(struct sandbox *sb, unsigned unparked)
+ * (stop_ask), and waits until all but `unparked` (the caller's own) have
+ * (stop_wait). */
+static void stop_ask(struct sandbox *sb)
 {
     pthread_mutex_lock(&sb->job_lock);
     atomic_store(&sb->stop_req, 1);
     pthread_mutex_unlock(&sb->job_lock);
     sb_kick_all(sb);
+}
+
+static void stop_wait(struct sandbox *sb, unsigned unparked)
+{
     pthread_mutex_lock(&sb->job_lock);
     while (sb->parked + unparked < sb->running)
         pthread_cond_wait(&sb->job_cond, &sb->job_lock);
     pthread_mutex_unlock(&sb->job_lock);
+}
+
+static void stop_and_wait(struct sandbox *sb, unsigned unparked)
+{
+    stop_ask(sb);
+    stop_wait(sb, unparked);
+}
+
+/* When the guest stopped for a stop asked at asked_ns: when its first
+ * thread did (a thread still parked from an earlier stop counts from this
+ * one's request); UINT64_MAX when none runs. */
+static uint64_t first_park_ns(struct sandbox *sb, uint64_t asked_ns)
+{
+    uint64_t stopped = UINT64_MAX;
+    for (unsigned i = 0; i < LAYOUT_MAX_VCPUS; i++) {
+        struct sb_thread *t = sb->threads[i];
+        if (t && t->state == SB_T_RUNNING)
+            stopped = FJ_MIN(stopped, FJ_MAX(t->park_ns, asked_ns));
+    }
+    return stopped;
 }
 
 int sb_run_paused(struct sandbox *sb, struct sb_pause_job *job)
@@ -95,19 +120,78 @@ int sb_run_paused(struct sandbox *sb, struct sb_pause_job *job)
     pthread_mutex_unlock(&sb->job_lock);
     stop_and_wait(sb, 0);
     pthread_mutex_lock(sb->big_lock); /* free: every vCPU thread is parked or gone */
-    /* The guest stopped when its first thread did (a thread still parked
-     * from an earlier stop counts from this one's request). */
-    uint64_t stopped = UINT64_MAX;
-    for (unsigned i = 0; i < LAYOUT_MAX_VCPUS; i++) {
-        struct sb_thread *t = sb->threads[i];
-        if (t && t->state == SB_T_RUNNING)
-            stopped = FJ_MIN(stopped, FJ_MAX(t->park_ns, asked_ns));
-    }
+    uint64_t stopped = first_park_ns(sb, asked_ns);
     job->stopped_ns = stopped == UINT64_MAX ? asked_ns : stopped;
     job->result = job->fn(sb, job->arg);
     job->resumed_ns = fj_now_ns();
     pthread_mutex_unlock(sb->big_lock);
     sb_resume_others(sb);
+    return job->result;
+}
+
+int sb_run_paused_all(struct sandbox *first, struct sb_pause_job *job)
+{
+    struct sb_procs *p = first->procs;
+    struct sandbox *held[SB_MAX_PROCS];
+    unsigned n_held = 0;
+    uint64_t asked_ns = fj_now_ns();
+    pthread_mutex_lock(first->big_lock);
+    for (;;) {
+        /* Processes not stopped yet (a fork may have made one meanwhile),
+         * pinned so that none is freed while this stop holds it. A vfork
+         * child is left to run until it execs or ends: its parent waits for
+         * that before it can park. */
+        struct sandbox *todo[SB_MAX_PROCS];
+        unsigned n_todo = 0;
+        bool vforking = false;
+        for (unsigned i = 0; i < SB_MAX_PROCS; i++) {
+            struct sandbox *sb = p->slot[i].sb;
+            bool is_held = false;
+            for (unsigned j = 0; j < n_held && !is_held; j++)
+                is_held = held[j] == sb;
+            if (!sb || is_held)
+                continue;
+            if (sb->vfork_parent && !sb->exited) {
+                vforking = true;
+                continue;
+            }
+            sb->pins++;
+            todo[n_todo++] = sb;
+        }
+        if (n_todo == 0 && !vforking)
+            break;
+        if (n_todo == 0) { /* only vfork children are left: until they let go */
+            pthread_cond_wait(&p->changed, first->big_lock);
+            continue;
+        }
+        pthread_mutex_unlock(first->big_lock);  /* their threads take it on their way to park */
+        for (unsigned i = 0; i < n_todo; i++) { /* all asked first: they park together */
+            pthread_mutex_lock(&todo[i]->stop_lock);
+            stop_ask(todo[i]);
+        }
+        for (unsigned i = 0; i < n_todo; i++) {
+            stop_wait(todo[i], 0);
+            held[n_held++] = todo[i];
+        }
+        pthread_mutex_lock(first->big_lock);
+    }
+    uint64_t stopped = UINT64_MAX;
+    for (unsigned i = 0; i < n_held; i++) {
+        if (held[i]->running == 0)
+            save_all(held[i]); /* never started, or ended: nothing parked to save them */
+        stopped = FJ_MIN(stopped, first_park_ns(held[i], asked_ns));
+    }
+    job->stopped_ns = stopped == UINT64_MAX ? asked_ns : stopped;
+    job->result = job->fn(first, job->arg);
+    job->resumed_ns = fj_now_ns();
+    pthread_mutex_unlock(first->big_lock);
+    for (unsigned i = 0; i < n_held; i++)
+        sb_resume_others(held[i]);
+    pthread_mutex_lock(first->big_lock);
+    for (unsigned i = 0; i < n_held; i++)
+        held[i]->pins--;
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(first->big_lock);
     return job->result;
 }
 
@@ -357,6 +441,8 @@ int fj_sandbox_run(fj_sandbox *sb)
         if (t && t->state == SB_T_NEW && sb_thread_start(t) < 0)
             sb_exit(sb, 0, SIGKILL, "could not start a host thread for a guest thread");
     }
+    if (!sb->exited && sb_procs_start_restored(sb) < 0) /* a branch's other processes */
+        sb_exit(sb, 0, SIGKILL, "could not start the host thread of a guest process");
     pthread_mutex_unlock(sb->big_lock);
     thread_loop(sb, main_thread);
     join_threads(sb);

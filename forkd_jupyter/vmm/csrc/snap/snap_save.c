@@ -364,6 +364,8 @@ static void save_state(struct out *o, struct snapshot *snap)
 
 int fj_snapshot_save(fj_snapshot *snap, const char *dir)
 {
+    if (snap->n_slots)
+        return -EMLINK; /* several processes: the saved format holds one */
     int err = fj_snapshot_wait(snap, -1);
     if (err < 0)
         return err;

@@ -19,6 +19,7 @@
 #include "kvm/kvm_cpu.h"
 #include "snap/snap_fork.h"
 #include "snap/snap_hint.h"
+#include "snap/snap_procs.h"
 
 /* The threads of a child (not started: fj_sandbox_run starts them). */
 static int restore_threads(struct sandbox *sb, const struct snapshot *snap) {
@@ -46,6 +47,21 @@ static int restore_threads(struct sandbox *sb, const struct snapshot *snap) {
     return 0;
 }
 
+int snapshot_restore_process(struct sandbox *sb, struct snapshot *snap) {
+    int err;
+    if ((err = kvm_vm_create_cow(&sb->vm, snap->ram_bytes, snapshot_chain_root(snap)->image_fd)) <
+            0 ||
+        (err = snapshot_map_memory(snap, &sb->vm)) < 0)
+        return err;
+    sb->hint = hint_get(snap->hint);
+    hint_prefault(sb->hint, &sb->vm);
+    if ((err = kvm_cpu_prepare(&sb->vm)) < 0 ||
+        (err = kvm_state_restore(&sb->vm.vcpu, &snap->cpu)) < 0 ||
+        (err = restore_threads(sb, snap)) < 0)
+        return err;
+    return mm_clone(&sb->mm, &snap->mm, &sb->vm);
+}
+
 int fj_snapshot_spawn(fj_snapshot *snap, int ctl_fd, fj_sandbox **out) {
     *out = NULL;
     int err = 0;
@@ -61,23 +77,21 @@ int fj_snapshot_spawn(fj_snapshot *snap, int ctl_fd, fj_sandbox **out) {
         goto fail;
     snap_fork_attach(sb);
     memcpy(sb->exe_path, snap->exe_path, sizeof(sb->exe_path));
-    if ((err = kvm_vm_create_cow(&sb->vm, snap->ram_bytes, snapshot_chain_root(snap)->image_fd)) <
-            0 ||
-        (err = snapshot_map_memory(snap, &sb->vm)) < 0)
-        goto fail;
-    sb->hint = hint_get(snap->hint);
-    hint_prefault(sb->hint, &sb->vm);
-    if ((err = kvm_cpu_prepare(&sb->vm)) < 0 ||
-        (err = kvm_state_restore(&sb->vm.vcpu, &snap->cpu)) < 0 ||
-        (err = restore_threads(sb, snap)) < 0 || (err = mm_clone(&sb->mm, &snap->mm, &sb->vm)) < 0)
+    if ((err = snapshot_restore_process(sb, snap)) < 0)
         goto fail;
     if (!(sb->view = fs_view_clone(snap->view))) {
         err = -ENOMEM;
         goto fail;
     }
-    if ((err = fdt_clone(&sb->fdt, &snap->fdt, sb->view, sb->procs)) < 0)
-        goto fail;
+    /* Every process's files in one clone: descriptions they shared stay shared. */
+    struct fdt_clone_ctx ctx = {.view = sb->view, .procs = sb->procs};
+    err = fdt_clone_with(&sb->fdt, &snap->fdt, &ctx);
+    if (err == 0)
+        err = snap_procs_spawn(sb, snap, &ctx);
+    fdt_clone_ctx_done(&ctx);
     memfs_drop_clone_holds(fs_view_layer(sb->view));
+    if (err < 0)
+        goto fail;
     file_stdio_attach_ctl(&sb->fdt, sb->ctl_host_fd);
     sb->last_snap = snapshot_get(snap); /* a child's first diff builds on its origin */
     *out = sb;

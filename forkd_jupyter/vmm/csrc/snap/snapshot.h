@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "core/fdt.h"
 #include "kvm/kvm_state.h"
 #include "core/sandbox.h"
 
@@ -23,6 +24,13 @@ struct snap_thread {
     struct kvm_state cpu;
     struct sb_signals sig;   /* the thread's part: mask, alternate stack */
     uint64_t clear_child_tid, robust_list;
+};
+
+/* A process of the table as of the pause (alive or a zombie). */
+struct snap_slot {
+    uint32_t pid, ppid, pgid, sid;
+    bool zombie;
+    int wait_status;
 };
 
 struct snapshot {
@@ -42,6 +50,13 @@ struct snapshot {
     struct sb_signals sig;      /* actions, and the main thread's mask and alternate stack */
     struct fdt fdt;             /* descriptions cloned against view */
     struct fs_view *view;       /* the writable layer as of the pause */
+    /* The sandbox's other processes alive at the pause, each a snapshot of
+     * its own whose view shares this one's layer (snap_procs.h), and the
+     * process table (empty: the first process alone). */
+    struct snapshot **procs;
+    uint32_t n_procs;
+    struct snap_slot *slots;
+    uint32_t n_slots;
     uint32_t pid;
     char exe_path[4096];
     uint64_t pause_ns, copy_ns, logical_bytes, physical_bytes, dirty_bytes;
@@ -60,6 +75,8 @@ static inline void copy_thread_signals(struct sb_signals *dst, const struct sb_s
     dst->altstack_sp = src->altstack_sp;
     dst->altstack_size = src->altstack_size;
     dst->altstack_flags = src->altstack_flags;
+    dst->mask_after = src->mask_after;
+    dst->restore_after = src->restore_after;
 }
 
 /* One reference, status WRITING, no image yet. */
@@ -75,6 +92,16 @@ struct snapshot *snapshot_chain_root(struct snapshot *snap);
  * (by snap->mode) and sb's new dirty epoch; sb->last_snap becomes snap and
  * the one it replaces goes to *replaced (release it outside any pause). */
 int snapshot_capture_memory(struct sandbox *sb, struct snapshot *snap, struct snapshot **replaced);
+/* snap's image file (a memfd of ram_bytes), unless it has one; -errno. */
+int snapshot_make_image(struct snapshot *snap);
+/* In a pause: sb's threads' registers and signal state into snap. */
+int snapshot_capture_threads(struct sandbox *sb, struct snapshot *snap);
+/* In a pause, snap->view made: sb's address space, identity and files
+ * (cloned within ctx, against snap->view). */
+int snapshot_capture_state(struct sandbox *sb, struct snapshot *snap, struct fdt_clone_ctx *ctx);
+/* A sandbox_alloc'ed process gets snap's memory, registers, threads (not
+ * started) and address space. */
+int snapshot_restore_process(struct sandbox *sb, struct snapshot *snap);
 /* Drops a reference on a thread of its own (freeing an image takes long). */
 void snapshot_release_in_background(struct snapshot *snap);
 /* sb->lineage_release of every sandbox this layer attached state to. */

@@ -11,6 +11,7 @@
 
 #include "fs/fs_view.h"
 #include "snap/snap_hint.h"
+#include "snap/snap_procs.h"
 #include "snap/snapshot.h"
 #include "api/vmm_api.h"
 #include "api/snapshot_api.h"
@@ -25,7 +26,9 @@ void fj_snapshot_release(fj_snapshot *snap)
 {
     if (!snap || atomic_fetch_sub(&snap->refs, 1) > 1)
         return;
-    /* The last reference: no copier can be running (it holds a reference). */
+    /* The last reference: no copier can be running (it holds a reference).
+     * The other processes' files and views refer to this view's layer. */
+    snap_procs_release(snap);
     fdt_destroy(&snap->fdt);
     hint_put(snap->hint);
     free(snap->delta);

@@ -86,10 +86,13 @@ static int64_t new_process(struct sandbox *sb, const struct new_process *np) {
         return err == SB_ERESTART ? err : err == -ENOMEM ? -ENOMEM : -EAGAIN;
     }
     uint32_t pid = c->pid;
-    if (vfork)
-        sb->vfork_waiting = true;
+    struct sb_thread *self = sb_self(sb);
+    if (vfork) {
+        self->vfork_waiting = true;
+        c->vfork_thread = self;
+    }
     if (sb_proc_start(c) < 0) {
-        sb->vfork_waiting = false;
+        self->vfork_waiting = false;
         return -EAGAIN;
     }
     if (vfork)

@@ -102,21 +102,28 @@ static int64_t sys_rt_sigsuspend(struct sandbox *sb, const uint64_t a[6])
         return -EINVAL;
     if (mm_copy_from(&sb->mm, &mask, a[0], 8) < 0)
         return -EFAULT;
-    uint64_t saved = ts->blocked;
+    uint64_t saved = ts->restore_after ? ts->mask_after : ts->blocked;
     ts->blocked = sig_from_guest(mask) & ~UNBLOCKABLE;
-    while (sb_wait_fd(sb, -1, 0, -1) == 0) /* 0: a file changed, not a signal */
+    int ret;
+    while ((ret = sb_wait_fd(sb, -1, 0, -1)) == 0) /* 0: a file changed, not a signal */
         ;
-    /* The handler runs with the suspend mask; the old mask comes back at its
-     * rt_sigreturn only in Linux, here it is restored at once (documented). */
-    ts->blocked = saved;
+    if (ret == SB_ERESTART) { /* a stop: the call is made again after it */
+        ts->blocked = saved;
+        return SB_ERESTART;
+    }
+    /* The signal is delivered with the suspend mask in force, as on Linux:
+     * its handler's frame saves the old mask (or it returns at once). */
+    ts->mask_after = saved;
+    ts->restore_after = true;
     return -EINTR;
 }
 
 static int64_t sys_pause(struct sandbox *sb, const uint64_t a[6])
 {
-    while (sb_wait_fd(sb, -1, 0, -1) == 0) /* 0: a file changed, not a signal */
+    int ret;
+    while ((ret = sb_wait_fd(sb, -1, 0, -1)) == 0) /* 0: a file changed, not a signal */
         ;
-    return -EINTR;
+    return ret == SB_ERESTART ? SB_ERESTART : -EINTR;
 }
 
 /* rt_sigtimedwait(set, info, timeout, size): takes a pending signal of
@@ -220,7 +227,7 @@ const struct sys_entry sys_signal_entries[] = {
     {34, "pause", sys_pause, SYS_FULL, NULL},
     {62, "kill", sys_kill, SYS_FULL, "processes of the sandbox: a pid, a group, or all"},
     {127, "rt_sigpending", sys_rt_sigpending, SYS_FULL, NULL},
-    {130, "rt_sigsuspend", sys_rt_sigsuspend, SYS_PARTIAL, "the old mask returns before the handler runs"},
+    {130, "rt_sigsuspend", sys_rt_sigsuspend, SYS_FULL, NULL},
     {131, "sigaltstack", sys_sigaltstack, SYS_FULL, NULL},
     {128, "rt_sigtimedwait", sys_rt_sigtimedwait, SYS_PARTIAL, "siginfo carries signo, pid and uid"},
     {200, "tkill", sys_tkill, SYS_FULL, NULL},
