@@ -121,6 +121,7 @@ def summary(rows: list[dict]) -> str:
         total("needs_processes"),
     )
     worst = sorted(rows, key=lambda r: -int(r.get("unexplained") or 0))[:25]
+    uncounted = sorted(r["module"] for r in rows if r.get("passed_natively") in (None, ""))
     lines = [
         "# The standard library's regression suite in a sandbox",
         "",
@@ -130,6 +131,7 @@ def summary(rows: list[dict]) -> str:
         f"- passed natively: {passed}; passed in the sandbox: {ok} ({ok / max(1, passed):.1%})",
         f"- without the {procs} tests that start processes: {ok / max(1, passed - procs):.1%}",
         f"- no network (by design): {total('no_network')}; unexplained: {total('unexplained')}",
+        f"- not counted (no native result): {', '.join(uncounted) or 'none'}",
         "",
         "Modules with the most unexplained differences:",
         "",
