@@ -38,6 +38,7 @@ pid = os.fork()
 if pid == 0:
     # The busy process: spins reading the clock, answers "longest gap since
     # the last question" (ms) whenever asked through its pipe.
+    os.close(to_busy[1]); os.close(from_busy[0])
     os.set_blocking(to_busy[0], False)
     last = time.monotonic(); worst = 0.0
     while True:
@@ -85,7 +86,7 @@ def measure(idle: int, mode: str, repeats: int, mib: int) -> dict:
                 raise SystemExit(f"the branch failed: {out.error.evalue}")
             child.close()
             snap.close()
-        sb.run("[p.kill() for p in idle]; os.close(to_busy[1]); os.waitpid(pid, 0)")
+        sb.run("[p.kill() for p in idle]; os.kill(pid, 9); os.waitpid(pid, 0)")
     return {
         "processes": idle + 2,  # the idle ones, the busy one, the Python serving cells
         "mode": mode,
