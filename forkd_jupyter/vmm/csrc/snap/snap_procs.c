@@ -33,7 +33,7 @@ int snap_procs_check(struct sandbox *first) {
         alive++;
         shares |= sb->vm.n_foreign > 0;
     }
-    return shares && alive > 1 ? -EXDEV : 0;
+    return shares && alive > 1 ? -EXDEV : (int)alive - 1;
 }
 
 void snap_procs_prepare(struct sandbox *first, struct snap_spare_images *spare) {

@@ -19,9 +19,10 @@ struct snap_spare_images {
 void snap_procs_prepare(struct sandbox *first, struct snap_spare_images *spare);
 /* After it: closes those not used. */
 void snap_procs_spare_close(struct snap_spare_images *spare);
-/* In the pause: 0 when the processes of first's sandbox can be carried;
- * -EBUSY while a vfork child runs on its parent's memory (it execs or ends
- * soon: ask again), -EXDEV when processes alive share memory. */
+/* In the pause: how many other processes of first's sandbox are alive (>= 0:
+ * they can be carried); -EBUSY while a vfork child runs on its parent's
+ * memory (it execs or ends soon: ask again), -EXDEV when processes alive
+ * share memory. */
 int snap_procs_check(struct sandbox *first);
 /* In the pause, after first's state went into snap through ctx: the other
  * live processes into snap->procs (memory: a diff over each one's previous

@@ -161,7 +161,7 @@ static int capture(struct sandbox *sb, void *p) {
     if (sb->exited)
         return -ESRCH;
     int err = snap_procs_check(sb);
-    if (err == 0)
+    if (err >= 0)
         err = snapshot_capture_threads(sb, snap);
     if (err == 0 && !(snap->view = fs_view_clone(sb->view)))
         err = -ENOMEM;
@@ -191,9 +191,9 @@ void snapshot_release_lineage(struct sandbox *sb) {
  * other; while other processes run it stays shared (snap_procs_check). */
 static int privatize_shared(struct sandbox *sb, void *arg) {
     (void)arg;
-    int err = snap_procs_check(sb);
-    if (err < 0 || sb_proc_others(sb))
-        return err;
+    int others = snap_procs_check(sb);
+    if (others != 0)
+        return others < 0 ? others : 0;
     return kvm_vm_privatize_foreign(&sb->vm);
 }
 
