@@ -203,6 +203,24 @@ def test_processes_sharing_memory_are_refused_with_a_reason(sb):
         assert value(child, "after + 1") == 42
 
 
+def test_memory_shared_with_a_process_that_ended_is_the_sources_own_in_a_branch(sb):
+    run_ok(
+        sb,
+        "import mmap, os, time\n"
+        "shared = mmap.mmap(-1, 1 << 20)\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    shared[:5] = b'child'\n"
+        "    os._exit(0)\n"
+        "while shared[:5] != b'child':\n"
+        "    time.sleep(0.01)\n",  # the child is a zombie now: not waited for
+    )
+    with _branch(sb, "live") as child:
+        run_ok(child, "shared[:5] = b'kid!!'; status = os.waitpid(pid, 0)[1]")
+        assert value(child, "[bytes(shared[:5]), status]") == [b"kid!!", 0]
+    assert value(sb, "[bytes(shared[:5]), os.waitpid(pid, 0)[1]]") == [b"child", 0]
+
+
 def test_a_snapshot_with_processes_cannot_be_saved_and_says_why(sb, tmp_path):
     run_ok(sb, "import subprocess\nbg = subprocess.Popen(['sleep', '600'])")
     snap = sb.snapshot(mode="full")
