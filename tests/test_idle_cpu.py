@@ -40,6 +40,20 @@ def _share_of_a_core_while_idle() -> float:
     return (_threads_cpu_s() - cpu0) / (time.monotonic() - t0)
 
 
+def _a_live_branch_and_its_source_stay_idle(source: Sandbox, what: str, cleanup: str) -> None:
+    """Branches source live; both stay under MAX_SHARE; then cleanup runs in each."""
+    snap = source.snapshot(mode="live", wait=True)
+    (child,) = snap.spawn()
+    try:
+        share = _share_of_a_core_while_idle()
+        assert share < MAX_SHARE, f"a source ({what}) and its child use {share:.0%} of a core"
+        for sb in (child, source):
+            run_ok(sb, cleanup)
+    finally:
+        child.close()
+        snap.close()
+
+
 @pytest.fixture
 def idle_sandbox():
     sb = Sandbox.spawn(memory_mib=256)
@@ -93,16 +107,9 @@ def test_idle_threads_use_no_cpu_before_and_after_a_branch(idle_sandbox):
     )
     share = _share_of_a_core_while_idle()
     assert share < MAX_SHARE, f"an idle sandbox with 5 threads uses {share:.0%} of a core"
-    snap = idle_sandbox.snapshot(mode="live", wait=True)
-    (child,) = snap.spawn()
-    try:
-        share = _share_of_a_core_while_idle()
-        assert share < MAX_SHARE, f"threaded source and child use {share:.0%} of a core"
-        for sb in (child, idle_sandbox):
-            run_ok(sb, "ev.set(); waiter.join(); pool.shutdown()")
-    finally:
-        child.close()
-        snap.close()
+    _a_live_branch_and_its_source_stay_idle(
+        idle_sandbox, "threaded", "ev.set(); waiter.join(); pool.shutdown()"
+    )
 
 
 def test_idle_processes_use_no_cpu(idle_sandbox):
@@ -138,13 +145,6 @@ def test_a_branch_of_idle_processes_stays_idle(idle_sandbox):
         "                         stderr=slave, start_new_session=True)\n"
         "os.close(slave)",
     )
-    snap = idle_sandbox.snapshot(mode="live", wait=True)
-    (child,) = snap.spawn()
-    try:
-        share = _share_of_a_core_while_idle()
-        assert share < MAX_SHARE, f"a source and its branch with processes use {share:.0%}"
-        for sb in (child, idle_sandbox):
-            run_ok(sb, "for p in (sleeper, reader, shell): p.kill(); p.wait()")
-    finally:
-        child.close()
-        snap.close()
+    _a_live_branch_and_its_source_stay_idle(
+        idle_sandbox, "with processes", "for p in (sleeper, reader, shell): p.kill(); p.wait()"
+    )
