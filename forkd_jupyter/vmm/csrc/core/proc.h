@@ -14,8 +14,9 @@
 #include "core/sandbox.h"
 
 /* At most this many processes at once (zombies included): then fork and
- * clone fail with EAGAIN. */
-#define SB_MAX_PROCS 64
+ * clone fail with EAGAIN. Enough for CPython's own multiprocessing suite
+ * (100 processes at once); a fork bomb stops here. */
+#define SB_MAX_PROCS 128
 
 struct sb_proc_slot {
     struct sandbox *sb; /* NULL for a zombie, or once its VMM state is freed */
