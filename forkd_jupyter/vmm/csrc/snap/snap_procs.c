@@ -22,7 +22,7 @@
 
 int snap_procs_check(struct sandbox *first) {
     struct sb_procs *p = first->procs;
-    unsigned alive = 0;
+    unsigned alive = 0, others = 0;
     bool shares = false;
     for (unsigned i = 0; i < SB_MAX_PROCS; i++) {
         struct sandbox *sb = p->slot[i].sb;
@@ -31,9 +31,10 @@ int snap_procs_check(struct sandbox *first) {
         if (sb->vfork_parent || sb->vfork_children)
             return -EBUSY;
         alive++;
+        others += sb != first;
         shares |= sb->vm.n_foreign > 0;
     }
-    return shares && alive > 1 ? -EXDEV : (int)alive - 1;
+    return shares && alive > 1 ? -EXDEV : (int)others;
 }
 
 void snap_procs_prepare(struct sandbox *first, struct snap_spare_images *spare) {

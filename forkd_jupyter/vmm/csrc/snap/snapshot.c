@@ -175,7 +175,10 @@ static int capture(struct sandbox *sb, void *p) {
     memfs_drop_clone_holds(fs_view_layer(snap->view));
     if (err < 0)
         return err;
-    return snapshot_capture_memory(sb, snap, &args->replaced);
+    uint64_t others_dirty = snap->dirty_bytes; /* the other processes' (snap_procs_capture) */
+    err = snapshot_capture_memory(sb, snap, &args->replaced);
+    snap->dirty_bytes += others_dirty;
+    return err;
 }
 
 /* sb->lineage_release: what this layer attached to a sandbox. */
