@@ -44,6 +44,10 @@ struct sb_procs {
     /* Set by snap/: fills a forked child's RAM with a copy of its parent's
      * (copy-on-write), under big_lock on the parent's vCPU thread. */
     int (*fork_memory)(struct sandbox *parent, struct sandbox *child);
+    /* Set by snap/ when it restores processes: frees those that never
+     * started (a branch freed before it ran, or whose spawn failed); called
+     * by sandbox_free of the first. */
+    void (*drop_unstarted)(struct sandbox *first);
 };
 
 /* A new set of processes whose first is sb (sb->procs, sb->big_lock); -errno. */
@@ -94,9 +98,6 @@ void sb_proc_vfork_release(struct sandbox *child);
 /* Processes restored with a branch (snap/) start with its first: their
  * threads' host threads, under big_lock; -errno. */
 int sb_procs_start_restored(struct sandbox *first);
-/* Frees the restored processes that never started (a branch freed before
- * it ran, or whose spawn failed). */
-void sb_procs_drop_unstarted(struct sandbox *first);
 /* The host side of a process besides the first ended: frees it. Called by
  * its main host thread, every other joined or ending. */
 void sb_proc_finish(struct sandbox *sb);

@@ -105,18 +105,6 @@ int sb_procs_start_restored(struct sandbox *first) {
     return 0;
 }
 
-void sb_procs_drop_unstarted(struct sandbox *first) {
-    struct sb_procs *p = first->procs;
-    for (unsigned i = 0; i < SB_MAX_PROCS; i++) {
-        struct sandbox *c = p->slot[i].sb;
-        if (c && c != first && unstarted(c)) {
-            memset(&p->slot[i], 0, sizeof(p->slot[i]));
-            c->procs = NULL;
-            sandbox_free(c);
-        }
-    }
-}
-
 void sb_proc_vfork_release(struct sandbox *child) {
     struct sandbox *parent = child->vfork_parent;
     if (!parent)

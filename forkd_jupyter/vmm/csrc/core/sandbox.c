@@ -58,8 +58,8 @@ int sandbox_load_program(struct sandbox *sb, const char *exe_path, const char *c
 
 void sandbox_free(struct sandbox *sb)
 {
-    if (sb->procs && sb->procs->first == sb)
-        sb_procs_drop_unstarted(sb); /* they share its layer and lock */
+    if (sb->procs && sb->procs->first == sb && sb->procs->drop_unstarted)
+        sb->procs->drop_unstarted(sb); /* they share its layer and lock */
     if (sb->lineage_release)
         sb->lineage_release(sb);
     fdt_destroy(&sb->fdt);

@@ -134,6 +134,20 @@ static struct sb_proc_slot *slot_of(struct sb_procs *p, uint32_t pid) {
     return NULL;
 }
 
+/* procs->drop_unstarted: the restored processes whose threads never
+ * started are freed with the first. */
+static void drop_unstarted(struct sandbox *first) {
+    struct sb_procs *p = first->procs;
+    for (unsigned i = 0; i < SB_MAX_PROCS; i++) {
+        struct sandbox *c = p->slot[i].sb;
+        if (c && c != first && !c->threads[0]->host_started && c->threads[0]->state == SB_T_NEW) {
+            memset(&p->slot[i], 0, sizeof(p->slot[i]));
+            c->procs = NULL;
+            sandbox_free(c);
+        }
+    }
+}
+
 static int spawn_one(struct sandbox *first, struct snapshot *ps, struct fdt_clone_ctx *ctx) {
     struct sb_procs *p = first->procs;
     struct sb_proc_slot *s = slot_of(p, ps->pid);
@@ -169,6 +183,7 @@ int snap_procs_spawn(struct sandbox *first, struct snapshot *snap, struct fdt_cl
     if (!snap->n_slots)
         return 0;
     memset(p->slot, 0, sizeof(p->slot));
+    p->drop_unstarted = drop_unstarted;
     for (uint32_t i = 0; i < snap->n_slots; i++) {
         const struct snap_slot *s = &snap->slots[i];
         p->slot[i] = (struct sb_proc_slot){.sb = s->pid == first->pid ? first : NULL,
@@ -186,22 +201,4 @@ int snap_procs_spawn(struct sandbox *first, struct snapshot *snap, struct fdt_cl
             return err;
     }
     return 0;
-}
-
-void snap_procs_release(struct snapshot *snap) {
-    for (uint32_t i = 0; i < snap->n_procs; i++) {
-        struct snapshot *ps = snap->procs[i];
-        if (!ps)
-            continue;
-        fdt_destroy(&ps->fdt);
-        if (ps->view)
-            fs_view_free(ps->view);
-        ps->view = NULL;
-        fj_snapshot_release(ps);
-    }
-    free(snap->procs);
-    free(snap->slots);
-    snap->procs = NULL;
-    snap->slots = NULL;
-    snap->n_procs = snap->n_slots = 0;
 }

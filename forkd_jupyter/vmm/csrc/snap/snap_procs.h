@@ -34,9 +34,5 @@ int snap_procs_capture(struct sandbox *first, struct snapshot *snap, struct fdt_
 /* A child's first process restored from snap through ctx: its table and
  * the other processes, not started (fj_sandbox_run starts them). */
 int snap_procs_spawn(struct sandbox *first, struct snapshot *snap, struct fdt_clone_ctx *ctx);
-/* Releases snap's processes: their files and views first (they refer to
- * the layer of snap's view, which goes with snap), then their snapshots
- * (whose memory may live on as a diff base). */
-void snap_procs_release(struct snapshot *snap);
 
 #endif

@@ -11,7 +11,6 @@
 
 #include "fs/fs_view.h"
 #include "snap/snap_hint.h"
-#include "snap/snap_procs.h"
 #include "snap/snapshot.h"
 #include "api/vmm_api.h"
 #include "api/snapshot_api.h"
@@ -22,13 +21,32 @@ struct snapshot *snapshot_get(struct snapshot *snap)
     return snap;
 }
 
+/* The other processes of snap (snap_procs.h): their files and views first
+ * (they refer to the layer of snap's view, which goes with snap), then their
+ * snapshots, whose memory may live on as a diff base. */
+static void release_procs(struct snapshot *snap)
+{
+    for (uint32_t i = 0; i < snap->n_procs; i++) {
+        struct snapshot *ps = snap->procs[i];
+        if (!ps)
+            continue;
+        fdt_destroy(&ps->fdt);
+        if (ps->view)
+            fs_view_free(ps->view);
+        ps->view = NULL;
+        fj_snapshot_release(ps);
+    }
+    free(snap->procs);
+    free(snap->slots);
+}
+
 void fj_snapshot_release(fj_snapshot *snap)
 {
     if (!snap || atomic_fetch_sub(&snap->refs, 1) > 1)
         return;
     /* The last reference: no copier can be running (it holds a reference).
      * The other processes' files and views refer to this view's layer. */
-    snap_procs_release(snap);
+    release_procs(snap);
     fdt_destroy(&snap->fdt);
     hint_put(snap->hint);
     free(snap->delta);
@@ -43,6 +61,25 @@ void fj_snapshot_release(fj_snapshot *snap)
     pthread_mutex_destroy(&snap->lock);
     pthread_cond_destroy(&snap->cond);
     free(snap);
+}
+
+static void *release_main(void *snap)
+{
+    fj_snapshot_release(snap);
+    return NULL;
+}
+
+/* Drops a reference off the caller's path: the last one frees an image,
+ * which returns its memory to the host and can take a while. */
+void snapshot_release_in_background(struct snapshot *snap)
+{
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, release_main, snap) != 0)
+        fj_snapshot_release(snap);
+    pthread_attr_destroy(&attr);
 }
 
 void snapshot_finish(struct snapshot *snap, int status, const char *error)

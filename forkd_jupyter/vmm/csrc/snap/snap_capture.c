@@ -1,0 +1,132 @@
+/* What one process gives a snapshot in a pause (snapshot.h): its threads'
+ * registers and signal state, its address space, identity and files, and
+ * its memory by the snapshot's mode; and what this layer attaches to a
+ * sandbox (its lineage), released with it. Used for the first process and
+ * every other one (snapshot.c, snap_procs.c) and for fork (snap_fork.c). */
+#define _GNU_SOURCE
+#include "snap/snapshot.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "api/vmm_api.h"
+
+#include "api/snapshot_api.h" /* after vmm_api.h, whose types it uses */
+
+#include "core/proc.h"
+#include "snap/snap_copy.h"
+#include "snap/snap_hint.h"
+
+/* Every thread's registers, saved when it parked for this pause. Pending
+ * signals belong to the source and stay there. */
+int snapshot_capture_threads(struct sandbox *sb, struct snapshot *snap) {
+    struct sb_thread *main_thread = sb->threads[0];
+    if (main_thread->state == SB_T_EXITED)
+        return -ENOTSUP; /* the process lives on in other threads: not captured */
+    if (main_thread->saved_err < 0)
+        return main_thread->saved_err;
+    snap->cpu = main_thread->saved;
+    snap->sig = sb->sig;
+    snap->sig.pending = 0;
+    copy_thread_signals(&snap->sig, &main_thread->sig);
+    memset(snap->sig.fault_addr, 0, sizeof(snap->sig.fault_addr));
+    snap->next_tid = sb->procs->next_id;
+    unsigned others = 0;
+    for (unsigned i = 1; i < LAYOUT_MAX_VCPUS; i++)
+        others += sb->threads[i] && sb->threads[i]->state != SB_T_EXITED;
+    /* Exactly what is needed: a table for every possible vCPU costs ~50 us
+     * of zeroing inside the pause. */
+    if (others && !(snap->threads = calloc(others, sizeof(*snap->threads))))
+        return -ENOMEM;
+    for (unsigned i = 1; i < LAYOUT_MAX_VCPUS; i++) {
+        struct sb_thread *t = sb->threads[i];
+        if (!t || t->state == SB_T_EXITED)
+            continue;
+        if (t->saved_err < 0)
+            return t->saved_err;
+        struct snap_thread *st = &snap->threads[snap->n_threads++];
+        st->tid = t->tid;
+        st->id = t->id;
+        st->cpu = t->saved;
+        st->sig = t->sig;
+        st->sig.pending = 0;
+        memset(st->sig.fault_addr, 0, sizeof(st->sig.fault_addr));
+        st->clear_child_tid = t->clear_child_tid;
+        st->robust_list = t->robust_list;
+    }
+    return 0;
+}
+
+int snapshot_capture_state(struct sandbox *sb, struct snapshot *snap, struct fdt_clone_ctx *ctx) {
+    int err = mm_clone(&snap->mm, &sb->mm, NULL);
+    if (err < 0)
+        return err;
+    snap->pid = sb->pid;
+    memcpy(snap->exe_path, sb->exe_path, sizeof(snap->exe_path));
+    snap->logical_bytes = sb->mm.mapped_bytes;
+    return fdt_clone_with(&snap->fdt, &sb->fdt, ctx);
+}
+
+int snapshot_make_image(struct snapshot *snap) {
+    if (snap->image_fd >= 0)
+        return 0;
+    snap->image_fd = memfd_create("forkd-snapshot", MFD_CLOEXEC);
+    if (snap->image_fd < 0 || ftruncate(snap->image_fd, (off_t)snap->ram_bytes) < 0)
+        return -errno;
+    return 0;
+}
+
+int snapshot_capture_memory(struct sandbox *sb, struct snapshot *snap, struct snapshot **replaced) {
+    int made = snapshot_make_image(snap);
+    if (made < 0)
+        return made;
+    /* Every snapshot starts a new dirty epoch; a diff keeps what the last
+     * one recorded and builds on the sandbox's previous snapshot. */
+    uint64_t *dirty = calloc(1, kvm_vm_bitmap_bytes(&sb->vm));
+    if (!dirty)
+        return -ENOMEM;
+    int err = kvm_vm_collect_dirty(&sb->vm, dirty);
+    if (err < 0) {
+        free(dirty);
+        return err;
+    }
+    uint64_t dirty_pages = 0;
+    for (size_t i = 0; i < kvm_vm_bitmap_bytes(&sb->vm) / 8; i++)
+        dirty_pages += (uint64_t)__builtin_popcountll(dirty[i]);
+    snap->dirty_bytes = dirty_pages * FJ_PAGE_SIZE;
+    uint64_t t0 = fj_now_ns();
+    if (snap->mode == FJ_SNAP_DIFF && sb->last_snap) {
+        snap->parent = snapshot_get(sb->last_snap);
+        snap->delta = dirty;
+        dirty = NULL;
+        err = snap_copy_pages(sb, snap, snap->delta);
+    } else if (snap->mode == FJ_SNAP_LIVE) {
+        err = snap_copy_start_live(sb, snap);
+    } else {
+        err = snap_copy_now(sb, snap);
+    }
+    free(dirty);
+    if (err == 0) {
+        if (!sb->hint)
+            sb->hint = hint_new(); /* NULL on ENOMEM: children just go without */
+        snap->hint = hint_get(sb->hint);
+        /* Freeing an image can take long (its memory goes back to the host):
+         * never inside the pause. */
+        *replaced = sb->last_snap;
+        sb->last_snap = snapshot_get(snap);
+        sb->lineage_release = snapshot_release_lineage;
+    }
+    if (snap->mode != FJ_SNAP_LIVE)
+        snap->copy_ns = fj_now_ns() - t0;
+    return err;
+}
+
+/* sb->lineage_release: what this layer attached to a sandbox. */
+void snapshot_release_lineage(struct sandbox *sb) {
+    snap_copy_sandbox_gone(sb);
+    if (sb->last_snap)
+        fj_snapshot_release(sb->last_snap);
+    hint_put(sb->hint);
+}
