@@ -292,6 +292,8 @@ class SandboxTree(BackgroundRuns, ClusterSpreading, Folding):
             self._changed(rec, "removed")
             return rec.to_dict()
         if vm is not None:
+            if getattr(vm, "remote", False):  # its node stops counting it now, as the record
+                vm.link.forget_sandbox(vm)
             threading.Thread(target=_close_quietly, args=(vm,), daemon=True).start()
         if was_running:
             self._changed(rec, "dead")
