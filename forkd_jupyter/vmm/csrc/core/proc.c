@@ -39,17 +39,19 @@ void sb_procs_free(struct sb_procs *p) {
 
 uint32_t sb_new_id(struct sandbox *sb) { return sb->procs->next_id++; }
 
-static struct sb_proc_slot *slot_of(struct sb_procs *p, uint32_t pid) {
+struct sb_proc_slot *sb_proc_slot_of(struct sb_procs *p, uint32_t pid) {
     for (unsigned i = 0; i < SB_MAX_PROCS; i++)
         if (p->slot[i].used && p->slot[i].pid == pid)
             return &p->slot[i];
     return NULL;
 }
 
-struct sb_proc_slot *sb_proc_self(struct sandbox *sb) { return slot_of(sb->procs, sb->pid); }
+struct sb_proc_slot *sb_proc_self(struct sandbox *sb) {
+    return sb_proc_slot_of(sb->procs, sb->pid);
+}
 
 struct sandbox *sb_proc_find(struct sandbox *sb, uint32_t pid) {
-    struct sb_proc_slot *s = slot_of(sb->procs, pid);
+    struct sb_proc_slot *s = sb_proc_slot_of(sb->procs, pid);
     return s && !s->zombie && !s->reaped ? s->sb : NULL;
 }
 
@@ -177,7 +179,7 @@ void sb_proc_kill_others(struct sandbox *first) {
 
 int sb_proc_setpgid(struct sandbox *sb, uint32_t pid, uint32_t pgid) {
     struct sb_proc_slot *self = sb_proc_self(sb);
-    struct sb_proc_slot *s = pid == 0 ? self : slot_of(sb->procs, pid);
+    struct sb_proc_slot *s = pid == 0 ? self : sb_proc_slot_of(sb->procs, pid);
     if (!self || !s || s->reaped || (s != self && s->ppid != sb->pid))
         return -ESRCH;
     if (s->sid != self->sid || s->pid == s->sid)

@@ -60,6 +60,8 @@ uint32_t sb_new_id(struct sandbox *sb);
 struct sandbox *sb_proc_find(struct sandbox *sb, uint32_t pid);
 /* The slot of the process itself. */
 struct sb_proc_slot *sb_proc_self(struct sandbox *sb);
+/* The slot in use for pid, or NULL. */
+struct sb_proc_slot *sb_proc_slot_of(struct sb_procs *p, uint32_t pid);
 /* Processes besides sb that are alive or zombies. */
 unsigned sb_proc_others(struct sandbox *sb);
 

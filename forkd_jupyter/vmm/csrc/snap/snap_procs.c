@@ -20,13 +20,18 @@
 #include "file/file_stdio.h"
 #include "fs/fs_view.h"
 
+/* A process of the table that still runs: neither ended nor a zombie. */
+static bool runs(const struct sb_proc_slot *s) {
+    return s->used && !s->reaped && !s->zombie && s->sb && !s->sb->exited;
+}
+
 int snap_procs_check(struct sandbox *first) {
     struct sb_procs *p = first->procs;
     unsigned alive = 0, others = 0;
     bool shares = false;
     for (unsigned i = 0; i < SB_MAX_PROCS; i++) {
         struct sandbox *sb = p->slot[i].sb;
-        if (!sb || sb->exited || p->slot[i].zombie)
+        if (!runs(&p->slot[i]))
             continue;
         if (sb->vfork_parent || sb->vfork_children)
             return -EBUSY;
@@ -41,10 +46,8 @@ void snap_procs_prepare(struct sandbox *first, struct snap_spare_images *spare) 
     struct sb_procs *p = first->procs;
     unsigned want = 0;
     pthread_mutex_lock(first->big_lock);
-    for (unsigned i = 0; i < SB_MAX_PROCS; i++) {
-        struct sandbox *sb = p->slot[i].sb;
-        want += sb && sb != first && !sb->exited && !p->slot[i].zombie;
-    }
+    for (unsigned i = 0; i < SB_MAX_PROCS; i++)
+        want += runs(&p->slot[i]) && p->slot[i].sb != first;
     uint64_t ram_bytes = first->vm.ram_bytes; /* every process's VM has the first's size */
     pthread_mutex_unlock(first->big_lock);
     spare->n = 0;
@@ -110,7 +113,7 @@ int snap_procs_capture(struct sandbox *first, struct snapshot *snap, struct fdt_
     for (unsigned i = 0; i < SB_MAX_PROCS; i++) {
         const struct sb_proc_slot *s = &p->slot[i];
         struct sandbox *sb = s->sb;
-        if (!s->used || s->reaped || s->zombie || !sb || sb == first || sb->exited)
+        if (!runs(s) || sb == first)
             continue;
         int mode = sb->last_snap ? FJ_SNAP_DIFF : FJ_SNAP_FULL;
         struct snapshot *ps = snapshot_alloc(mode, sb->vm.ram_bytes);
@@ -125,13 +128,6 @@ int snap_procs_capture(struct sandbox *first, struct snapshot *snap, struct fdt_
         snap->dirty_bytes += ps->dirty_bytes;
     }
     return 0;
-}
-
-static struct sb_proc_slot *slot_of(struct sb_procs *p, uint32_t pid) {
-    for (unsigned i = 0; i < SB_MAX_PROCS; i++)
-        if (p->slot[i].used && p->slot[i].pid == pid)
-            return &p->slot[i];
-    return NULL;
 }
 
 /* procs->drop_unstarted: the restored processes whose threads never
@@ -150,7 +146,7 @@ static void drop_unstarted(struct sandbox *first) {
 
 static int spawn_one(struct sandbox *first, struct snapshot *ps, struct fdt_clone_ctx *ctx) {
     struct sb_procs *p = first->procs;
-    struct sb_proc_slot *s = slot_of(p, ps->pid);
+    struct sb_proc_slot *s = sb_proc_slot_of(p, ps->pid);
     if (!s || s->sb)
         return -EINVAL;
     int err;
