@@ -103,7 +103,7 @@ int snapshot_capture_memory(struct sandbox *sb, struct snapshot *snap, struct sn
         dirty = NULL;
         err = snap_copy_pages(sb, snap, snap->delta);
     } else if (snap->mode == FJ_SNAP_LIVE) {
-        err = snap_copy_start_live(sb, snap);
+        err = snap_copy_start_live(sb, snap, dirty);
     } else {
         err = snap_copy_now(sb, snap);
     }

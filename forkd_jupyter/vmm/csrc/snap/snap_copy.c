@@ -1,97 +1,31 @@
-/* Memory images of snapshots (snap_copy.h). */
+/* Memory images of snapshots: the copy made in a pause (snap_copy.h:
+ * snap_copy_now, snap_copy_pages) and the ranges and writes the live copy
+ * shares (snap_ranges.h). */
 #define _GNU_SOURCE
 #include "snap/snap_copy.h"
+#include "snap/snap_ranges.h"
 
-#include <fcntl.h>
-#include <linux/userfaultfd.h>
-#include <poll.h>
-#include <stdarg.h>
-#include <stdio.h>
+#include <errno.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/ioctl.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
-#include "api/vmm_api.h"
-#include "api/snapshot_api.h"
-
-#ifndef UFFD_FEATURE_WP_UNPOPULATED
-#define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
-#endif
-#define COPY_CHUNK (256ULL << 10)
-#define ARM_CHUNK (64ULL << 20)
-
-struct range {
-    uint64_t start, end; /* guest-physical, page aligned */
-};
-
-enum copier_phase { PHASE_PRE, PHASE_COPY, PHASE_STOP };
-
-/* Failure injection, for tests only: FORKD_TEST_LIVE_COPY_FAIL, read when a
- * live snapshot starts, lists sites that then fail: "log" (growing the list
- * of pages written while arming, as on ENOMEM), "fault" (the copy made for a
- * guest write), "chunk" (the background copy), "discard" (the copy made
- * before the guest frees memory); the copies fail with EIO. "slow" fails
- * nothing: the background copy waits SLOW_CHUNK_US after each chunk, so the
- * guest's writes and frees reach pages before the copy does. */
-enum { FAIL_LOG = 1, FAIL_FAULT = 2, FAIL_CHUNK = 4, FAIL_DISCARD = 8, SLOW_COPY = 16 };
-#define SLOW_CHUNK_US 2000
-
-/* Per sandbox. Invariants: lock guards phase, released, copied and error; a
- * page is written to the image only while holding lock and only when its
- * copied bit was clear, so each page is copied exactly once, before the
- * guest can change it. Pages outside the copy ranges held nothing at the
- * pause (the image already reads zero there) and are marked copied once the
- * ranges are known. While phase is PRE or COPY every page of guest RAM is
- * either write-protected, logged in released (PRE), or copied (COPY); a
- * discard keeps that (discard_hook). Any failure to copy or to log a page
- * sets error, and a snapshot with an error ends FAILED, never READY. */
-struct snap_copier {
-    struct sandbox *sb;
-    int uffd;
-    pthread_t thread;
-    bool thread_running;
-    pthread_mutex_t lock;
-    enum copier_phase phase;
-    uint64_t *released;
-    size_t n_released, cap_released;
-    struct snapshot *snap; /* reference held during the copy */
-    uint64_t *copied;      /* bit per page; 1 outside the copy ranges */
-    struct range *ranges;
-    size_t n_ranges, next_range;
-    uint64_t next_off;
-    uint64_t t0;
-    char error[160]; /* first failure of the snapshot in flight, or "" */
-    uint64_t held_max_ns, held_total_ns; /* guest writes held, from reading the fault to
-                                            releasing it (the snapshot in flight) */
-    int inject;      /* FAIL_* sites (tests only) */
-};
-
-/* Records the snapshot's first failure. lock held. */
-static void copier_fail(struct snap_copier *c, const char *fmt, ...)
+int snap_range_push(struct range **r, size_t *n, size_t *cap, uint64_t start, uint64_t end)
 {
-    if (c->error[0])
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(c->error, sizeof(c->error), fmt, ap);
-    va_end(ap);
-}
-
-static int read_inject(void)
-{
-    const char *v = getenv("FORKD_TEST_LIVE_COPY_FAIL");
-    if (!v)
+    if (*n && (*r)[*n - 1].end >= start) {
+        (*r)[*n - 1].end = FJ_MAX((*r)[*n - 1].end, end);
         return 0;
-    return (strstr(v, "log") ? FAIL_LOG : 0) | (strstr(v, "fault") ? FAIL_FAULT : 0) |
-           (strstr(v, "chunk") ? FAIL_CHUNK : 0) | (strstr(v, "discard") ? FAIL_DISCARD : 0) |
-           (strstr(v, "slow") ? SLOW_COPY : 0);
+    }
+    if (*n == *cap) {
+        struct range *g = realloc(*r, (*cap = *cap ? *cap * 2 : 64) * sizeof(*g));
+        if (!g)
+            return -ENOMEM;
+        *r = g;
+    }
+    (*r)[(*n)++] = (struct range){start, end};
+    return 0;
 }
 
-/* ------------------------------------------------------------- the image */
-
-static int write_image(int fd, const uint8_t *src, uint64_t off, uint64_t len)
+int snap_write_image(int fd, const uint8_t *src, uint64_t off, uint64_t len)
 {
     while (len) {
         ssize_t w = pwrite(fd, src + off, (size_t)FJ_MIN(len, 8ULL << 20), (off_t)off);
@@ -106,45 +40,31 @@ static int write_image(int fd, const uint8_t *src, uint64_t off, uint64_t len)
     return 0;
 }
 
-/* Ranges of guest RAM with content: the memfd's data extents for a sandbox
- * owning its RAM; the mapped VMAs (of mm, a map of the same instant) for a
- * copy-on-write child. */
-static int content_ranges(struct sandbox *sb, const struct mm *mm, struct range **out, size_t *n)
+int snap_content_ranges(struct sandbox *sb, const struct mm *mm, struct range **out, size_t *n)
 {
-    size_t cap = 64, k = 0;
-    struct range *r = malloc(cap * sizeof(*r));
-    if (!r)
-        return -ENOMEM;
+    struct range *r = NULL;
+    size_t k = 0, cap = 0;
+    int err = 0;
     if (!sb->vm.ram_private) {
         off_t at = 0, end = (off_t)sb->vm.ram_bytes;
-        while (at < end) {
+        while (at < end && err == 0) {
             off_t data = lseek(sb->vm.ram_fd, at, SEEK_DATA);
             if (data < 0)
                 break; /* ENXIO: no more data */
             off_t hole = lseek(sb->vm.ram_fd, data, SEEK_HOLE);
             if (hole < 0)
                 hole = end;
-            if (k == cap) {
-                struct range *g = realloc(r, (cap *= 2) * sizeof(*r));
-                if (!g) {
-                    free(r);
-                    return -ENOMEM;
-                }
-                r = g;
-            }
-            r[k++] = (struct range){FJ_ALIGN_DOWN((uint64_t)data, FJ_PAGE_SIZE), FJ_ALIGN_UP((uint64_t)hole, FJ_PAGE_SIZE)};
+            err = snap_range_push(&r, &k, &cap, FJ_ALIGN_DOWN((uint64_t)data, FJ_PAGE_SIZE),
+                                  FJ_ALIGN_UP((uint64_t)hole, FJ_PAGE_SIZE));
             at = hole;
         }
     } else {
-        cap = mm->n_vmas + 1;
-        struct range *g = realloc(r, cap * sizeof(*r));
-        if (!g) {
-            free(r);
-            return -ENOMEM;
-        }
-        r = g;
-        for (size_t i = 0; i < mm->n_vmas; i++)
-            r[k++] = (struct range){mm->vmas[i].start, mm->vmas[i].end};
+        for (size_t i = 0; i < mm->n_vmas && err == 0; i++)
+            err = snap_range_push(&r, &k, &cap, mm->vmas[i].start, mm->vmas[i].end);
+    }
+    if (err < 0) {
+        free(r);
+        return err;
     }
     *out = r;
     *n = k;
@@ -155,11 +75,11 @@ int snap_copy_now(struct sandbox *sb, struct snapshot *snap)
 {
     struct range *r;
     size_t n;
-    int err = content_ranges(sb, &sb->mm, &r, &n);
+    int err = snap_content_ranges(sb, &sb->mm, &r, &n);
     if (err < 0)
         return err;
     for (size_t i = 0; err == 0 && i < n; i++)
-        err = write_image(snap->image_fd, sb->vm.ram, r[i].start, r[i].end - r[i].start);
+        err = snap_write_image(snap->image_fd, sb->vm.ram, r[i].start, r[i].end - r[i].start);
     free(r);
     return err;
 }
@@ -175,410 +95,10 @@ int snap_copy_pages(struct sandbox *sb, struct snapshot *snap, const uint64_t *b
         uint64_t q = p;
         while (q < pages && bitmap[q / 64] >> (q % 64) & 1)
             q++;
-        int err = write_image(snap->image_fd, sb->vm.ram, p * FJ_PAGE_SIZE, (q - p) * FJ_PAGE_SIZE);
+        int err = snap_write_image(snap->image_fd, sb->vm.ram, p * FJ_PAGE_SIZE, (q - p) * FJ_PAGE_SIZE);
         if (err < 0)
             return err;
         p = q;
     }
     return 0;
-}
-
-/* ---------------------------------------------------------- userfaultfd */
-
-static int uffd_open(void)
-{
-    int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
-        if (dev < 0)
-            return -errno;
-        fd = ioctl(dev, _IO(0xAA, 0x00), O_CLOEXEC | O_NONBLOCK); /* USERFAULTFD_IOC_NEW */
-        close(dev);
-        if (fd < 0)
-            return -errno;
-    }
-    struct uffdio_api api = {.api = UFFD_API,
-                             .features = UFFD_FEATURE_WP_HUGETLBFS_SHMEM | UFFD_FEATURE_WP_UNPOPULATED};
-    if (ioctl(fd, UFFDIO_API, &api) < 0) {
-        int err = -errno;
-        close(fd);
-        return err;
-    }
-    return fd;
-}
-
-static int uffd_register(int uffd, uint8_t *base, uint64_t start, uint64_t len)
-{
-    struct uffdio_register r = {.range = {(uint64_t)(uintptr_t)(base + start), len}, .mode = UFFDIO_REGISTER_MODE_WP};
-    return ioctl(uffd, UFFDIO_REGISTER, &r) < 0 ? -errno : 0;
-}
-
-static int uffd_protect(int uffd, uint8_t *base, uint64_t start, uint64_t len, bool on)
-{
-    struct uffdio_writeprotect wp = {.range = {(uint64_t)(uintptr_t)(base + start), len},
-                                     .mode = on ? UFFDIO_WRITEPROTECT_MODE_WP : 0};
-    while (ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) < 0) {
-        if (errno != EAGAIN && errno != EINTR)
-            return -errno;
-    }
-    return 0;
-}
-
-static bool test_bit(const uint64_t *bits, uint64_t i) { return bits[i / 64] >> (i % 64) & 1; }
-static void set_bit(uint64_t *bits, uint64_t i) { bits[i / 64] |= 1ULL << (i % 64); }
-
-/* Copies the not-yet-copied pages of [start, end) to the image. lock held.
- * site: the FAIL_* site calling (failure injection). */
-static int copy_pending(struct snap_copier *c, uint64_t start, uint64_t end, int site)
-{
-    for (uint64_t p = start / FJ_PAGE_SIZE; p < end / FJ_PAGE_SIZE;) {
-        if (test_bit(c->copied, p)) {
-            p++;
-            continue;
-        }
-        uint64_t q = p;
-        while (q < end / FJ_PAGE_SIZE && !test_bit(c->copied, q))
-            set_bit(c->copied, q++);
-        int err = c->inject & site ? -EIO
-                                   : write_image(c->snap->image_fd, c->sb->vm.ram, p * FJ_PAGE_SIZE,
-                                                 (q - p) * FJ_PAGE_SIZE);
-        if (err < 0)
-            return err;
-        p = q;
-    }
-    return 0;
-}
-
-/* read_ns: when the fault was read; the writer waits at least from then
- * until the page is released here. */
-static void handle_fault(struct snap_copier *c, uint64_t addr, uint64_t read_ns)
-{
-    uint8_t *base = c->sb->vm.ram;
-    uint64_t gpa = FJ_ALIGN_DOWN(addr - (uint64_t)(uintptr_t)base, FJ_PAGE_SIZE);
-    pthread_mutex_lock(&c->lock);
-    if (c->phase == PHASE_PRE) {
-        if (c->n_released == c->cap_released) {
-            size_t cap = c->cap_released ? c->cap_released * 2 : 1024;
-            uint64_t *g = c->inject & FAIL_LOG ? NULL : realloc(c->released, cap * sizeof(*g));
-            if (g) {
-                c->released = g;
-                c->cap_released = cap;
-            }
-        }
-        if (c->n_released < c->cap_released)
-            c->released[c->n_released++] = gpa;
-        else /* the page stays released and unlogged: the image cannot be exact */
-            copier_fail(c, "out of memory logging pages written while arming");
-    } else if (c->phase == PHASE_COPY) {
-        int err = copy_pending(c, gpa, gpa + FJ_PAGE_SIZE, FAIL_FAULT);
-        if (err < 0)
-            copier_fail(c, "writing the image failed: %s", strerror(-err));
-    }
-    /* Unprotect while holding lock: a pause that re-protects logged pages
-     * takes lock first, so it never races with this. */
-    uffd_protect(c->uffd, base, gpa, FJ_PAGE_SIZE, false);
-    if (c->phase != PHASE_STOP) {
-        uint64_t held = fj_now_ns() - read_ns;
-        c->held_total_ns += held;
-        c->held_max_ns = FJ_MAX(c->held_max_ns, held);
-    }
-    pthread_mutex_unlock(&c->lock);
-}
-
-static void drain_faults(struct snap_copier *c, int timeout_ms)
-{
-    struct pollfd p = {.fd = c->uffd, .events = POLLIN};
-    if (poll(&p, 1, timeout_ms) <= 0)
-        return;
-    struct uffd_msg msgs[32];
-    ssize_t n;
-    while ((n = read(c->uffd, msgs, sizeof(msgs))) > 0) {
-        uint64_t read_ns = fj_now_ns();
-        for (ssize_t i = 0; i < n / (ssize_t)sizeof(msgs[0]); i++)
-            if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
-                handle_fault(c, msgs[i].arg.pagefault.address, read_ns);
-    }
-}
-
-/* One chunk of the background copy; false when everything is copied. */
-static bool copy_next_chunk(struct snap_copier *c)
-{
-    pthread_mutex_lock(&c->lock);
-    while (c->next_range < c->n_ranges && c->next_off >= c->ranges[c->next_range].end) {
-        c->next_range++;
-        if (c->next_range < c->n_ranges)
-            c->next_off = c->ranges[c->next_range].start;
-    }
-    if (c->next_range >= c->n_ranges) {
-        pthread_mutex_unlock(&c->lock);
-        return false;
-    }
-    uint64_t start = c->next_off, end = FJ_MIN(start + COPY_CHUNK, c->ranges[c->next_range].end);
-    int err = copy_pending(c, start, end, FAIL_CHUNK);
-    uffd_protect(c->uffd, c->sb->vm.ram, start, end - start, false);
-    c->next_off = end;
-    if (err < 0) {
-        copier_fail(c, "writing the image failed: %s", strerror(-err));
-        c->next_range = c->n_ranges;
-    }
-    pthread_mutex_unlock(&c->lock);
-    return true;
-}
-
-static void finish_copy(struct snap_copier *c)
-{
-    /* Every page is copied: stop copying first, then unprotect. A fault
-     * still queued is then only released (handle_fault in PHASE_STOP); were
-     * it handled as a copy-phase fault after the unprotect, the writer it
-     * woke could already have changed the page it would copy. */
-    pthread_mutex_lock(&c->lock);
-    struct snapshot *snap = c->snap;
-    c->snap = NULL;
-    c->phase = PHASE_STOP;
-    free(c->copied);
-    free(c->ranges);
-    c->copied = NULL;
-    c->ranges = NULL;
-    char error[sizeof(c->error)];
-    memcpy(error, c->error, sizeof(error));
-    uint64_t held_max = c->held_max_ns, held_total = c->held_total_ns;
-    pthread_mutex_unlock(&c->lock);
-    /* Nothing stays protected: pages outside the copy ranges were armed too. */
-    uffd_protect(c->uffd, c->sb->vm.ram, 0, c->sb->vm.ram_bytes, false);
-    drain_faults(c, 0);
-    snap->copy_ns = fj_now_ns() - c->t0;
-    pthread_mutex_lock(&snap->lock);
-    snap->held_max_ns = held_max;
-    snap->held_total_ns = held_total;
-    pthread_mutex_unlock(&snap->lock);
-    snapshot_finish(snap, error[0] ? FJ_SNAP_FAILED : FJ_SNAP_READY, error[0] ? error : NULL);
-    fj_snapshot_release(snap);
-}
-
-/* The copy's ranges, computed once after the pause (see snap_copy_start_live). */
-static bool find_ranges(struct snap_copier *c)
-{
-    struct range *r;
-    size_t n;
-    int err = content_ranges(c->sb, &c->snap->mm, &r, &n); /* the pause-time map */
-    pthread_mutex_lock(&c->lock);
-    if (err < 0) {
-        copier_fail(c, "listing guest memory failed: %s", strerror(-err));
-        r = calloc(1, sizeof(*r));
-        n = 0;
-    }
-    /* Outside the ranges the pause held nothing (a page freed since then was
-     * copied by the discard hook first): nothing to copy there. */
-    uint64_t at = 0;
-    for (size_t i = 0; r && i <= n; i++) {
-        uint64_t end = i < n ? r[i].start : c->sb->vm.ram_bytes;
-        for (uint64_t p = at / FJ_PAGE_SIZE; p < end / FJ_PAGE_SIZE; p++)
-            set_bit(c->copied, p);
-        if (i < n)
-            at = FJ_MAX(at, r[i].end);
-    }
-    c->ranges = r;
-    c->n_ranges = n;
-    c->next_range = 0;
-    c->next_off = n ? r[0].start : 0;
-    pthread_mutex_unlock(&c->lock);
-    return r != NULL;
-}
-
-static void *copier_main(void *p)
-{
-    struct snap_copier *c = p;
-    for (;;) {
-        pthread_mutex_lock(&c->lock);
-        enum copier_phase phase = c->phase;
-        pthread_mutex_unlock(&c->lock);
-        if (phase == PHASE_STOP)
-            break;
-        if (phase == PHASE_PRE) {
-            drain_faults(c, 20);
-            continue;
-        }
-        drain_faults(c, 0);
-        if (!c->ranges && !find_ranges(c))
-            continue;
-        if (!copy_next_chunk(c)) {
-            finish_copy(c);
-            break;
-        }
-        if (c->inject & SLOW_COPY)
-            usleep(SLOW_CHUNK_US);
-    }
-    return NULL;
-}
-
-/* ---------------------------------------------------------------- hooks */
-
-/* A vCPU thread under the sandbox's big_lock. lock is held from the before call to the after call, so a
- * discard is one step for the copier and for arming (which protects under
- * lock): a copy-on-write child's discard maps a fresh, unregistered range
- * that arming must never see half-done. */
-static void discard_hook(struct kvm_vm *vm, gpa_t gpa, uint64_t len, bool after)
-{
-    struct snap_copier *c = vm->owner;
-    if (!after) {
-        /* The range is about to lose its content: copy it first if the copy
-         * in flight still needs it. */
-        pthread_mutex_lock(&c->lock);
-        if (c->phase == PHASE_COPY && c->copied) {
-            int err = copy_pending(c, gpa, gpa + len, FAIL_DISCARD);
-            if (err < 0)
-                copier_fail(c, "writing the image failed: %s", strerror(-err));
-        }
-        if (!vm->ram_private)
-            pthread_mutex_unlock(&c->lock);
-        return;
-    }
-    /* A copy-on-write child's replacement mapping: register it, and while
-     * arming protect it as the rest of RAM is, so the guest's writes to it
-     * are logged and re-protected at the pause. In the copy phase its pages
-     * were copied just before (above). */
-    int err = uffd_register(c->uffd, vm->ram, gpa, len);
-    if (err == 0 && c->phase == PHASE_PRE)
-        err = uffd_protect(c->uffd, vm->ram, gpa, len, true);
-    if (err < 0 && c->phase != PHASE_STOP)
-        copier_fail(c, "protecting freed memory failed: %s", strerror(-err));
-    pthread_mutex_unlock(&c->lock);
-}
-
-static int copier_get(struct sandbox *sb, struct snap_copier **out)
-{
-    struct snap_copier *c = sb->copier;
-    if (c) {
-        if (c->thread_running) { /* one live copy at a time: wait for the previous */
-            pthread_join(c->thread, NULL);
-            c->thread_running = false;
-        }
-        *out = c;
-        return 0;
-    }
-    if (!(c = calloc(1, sizeof(*c))))
-        return -ENOMEM;
-    c->sb = sb;
-    pthread_mutex_init(&c->lock, NULL);
-    c->uffd = uffd_open();
-    int err = c->uffd < 0 ? c->uffd : uffd_register(c->uffd, sb->vm.ram, 0, sb->vm.ram_bytes);
-    if (err < 0) {
-        if (c->uffd >= 0)
-            close(c->uffd);
-        pthread_mutex_destroy(&c->lock);
-        free(c);
-        return err;
-    }
-    sb->copier = c;
-    sb->vm.owner = c;
-    sb->vm.discard_hook = discard_hook;
-    *out = c;
-    return 0;
-}
-
-int snap_copy_prepare_live(struct sandbox *sb, struct snapshot *snap)
-{
-    struct snap_copier *c;
-    int err = copier_get(sb, &c);
-    if (err < 0)
-        return err;
-    pthread_mutex_lock(&c->lock);
-    c->phase = PHASE_PRE;
-    c->n_released = 0;
-    c->error[0] = 0;
-    c->held_max_ns = c->held_total_ns = 0;
-    c->inject = read_inject();
-    pthread_mutex_unlock(&c->lock);
-    if ((err = -pthread_create(&c->thread, NULL, copier_main, c)) < 0)
-        return err;
-    c->thread_running = true;
-    /* Arm while the guest runs; its writes meanwhile are released and
-     * logged. Each chunk under lock: never inside a discard (discard_hook). */
-    for (uint64_t at = 0; at < sb->vm.ram_bytes && err == 0; at += ARM_CHUNK) {
-        pthread_mutex_lock(&c->lock);
-        err = uffd_protect(c->uffd, sb->vm.ram, at, FJ_MIN(ARM_CHUNK, sb->vm.ram_bytes - at), true);
-        pthread_mutex_unlock(&c->lock);
-    }
-    if (err < 0)
-        snap_copy_abort(sb, snap);
-    return err;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* In the pause (every vCPU parked). Only what must be of the
- * pause instant happens here; finding which ranges hold data is left to the
- * copier: a page that changes after the pause (written, or discarded) is
- * preserved first by the write fault or the discard hook, so copying the
- * ranges found later still yields the pause-time image. */
-int snap_copy_start_live(struct sandbox *sb, struct snapshot *snap)
-{
-    struct snap_copier *c = sb->copier;
-    uint64_t pages = sb->vm.ram_bytes / FJ_PAGE_SIZE;
-    uint64_t *copied = calloc((pages + 63) / 64, 8);
-    if (!copied)
-        return -ENOMEM;
-    int err = 0;
-    pthread_mutex_lock(&c->lock);
-    /* Pages the guest wrote while we armed: protect them again. Their content
-     * now is the pause-time content (the guest is stopped). */
-    qsort(c->released, c->n_released, sizeof(uint64_t), cmp_u64);
-    for (size_t i = 0; i < c->n_released && err == 0;) {
-        size_t j = i + 1;
-        while (j < c->n_released && c->released[j] <= c->released[j - 1] + FJ_PAGE_SIZE)
-            j++;
-        err = uffd_protect(c->uffd, sb->vm.ram, c->released[i],
-                           c->released[j - 1] + FJ_PAGE_SIZE - c->released[i], true);
-        i = j;
-    }
-    c->n_released = 0;
-    if (err < 0)
-        copier_fail(c, "protecting pages written while arming failed: %s", strerror(-err));
-    c->snap = snapshot_get(snap);
-    c->copied = copied;
-    c->ranges = NULL; /* found by the copier thread */
-    c->n_ranges = c->next_range = 0;
-    c->next_off = 0;
-    c->t0 = fj_now_ns();
-    c->phase = PHASE_COPY;
-    pthread_mutex_unlock(&c->lock);
-    return err;
-}
-
-void snap_copy_abort(struct sandbox *sb, struct snapshot *snap)
-{
-    struct snap_copier *c = sb->copier;
-    if (!c || !c->thread_running)
-        return;
-    pthread_mutex_lock(&c->lock);
-    bool copying = c->phase == PHASE_COPY;
-    if (!copying)
-        c->phase = PHASE_STOP;
-    pthread_mutex_unlock(&c->lock);
-    if (!copying) {
-        uffd_protect(c->uffd, sb->vm.ram, 0, sb->vm.ram_bytes, false);
-        pthread_join(c->thread, NULL);
-        c->thread_running = false;
-    }
-}
-
-void snap_copy_sandbox_gone(struct sandbox *sb)
-{
-    struct snap_copier *c = sb->copier;
-    if (!c)
-        return;
-    if (c->thread_running) {
-        snap_copy_abort(sb, NULL);
-        if (c->thread_running) /* a copy in flight finishes first */
-            pthread_join(c->thread, NULL);
-    }
-    close(c->uffd);
-    free(c->released);
-    pthread_mutex_destroy(&c->lock);
-    free(c);
-    sb->copier = NULL;
 }
