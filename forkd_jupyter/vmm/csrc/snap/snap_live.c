@@ -153,6 +153,46 @@ static void unprotect_all(int uffd, struct kvm_vm *vm)
 static bool test_bit(const uint64_t *bits, uint64_t i) { return bits[i / 64] >> (i % 64) & 1; }
 static void set_bit(uint64_t *bits, uint64_t i) { bits[i / 64] |= 1ULL << (i % 64); }
 
+/* Sets bits [p, q), a word at a time where it can. */
+static void set_bits(uint64_t *bits, uint64_t p, uint64_t q)
+{
+    for (; p < q && p % 64; p++)
+        set_bit(bits, p);
+    for (; p + 64 <= q; p += 64)
+        bits[p / 64] = ~0ULL;
+    for (; p < q; p++)
+        set_bit(bits, p);
+}
+
+/* The first set bit at or after p (n when none), with in *end the first
+ * clear bit after it (at most n); whole words at a time. */
+static uint64_t next_run(const uint64_t *bits, uint64_t n, uint64_t p, uint64_t *end)
+{
+    while (p < n) {
+        uint64_t w = bits[p / 64] >> (p % 64);
+        if (w) {
+            p += (uint64_t)__builtin_ctzll(w);
+            break;
+        }
+        p = FJ_ALIGN_DOWN(p, 64) + 64;
+    }
+    if (p >= n) {
+        *end = n;
+        return n;
+    }
+    uint64_t q = p;
+    while (q < n) {
+        uint64_t w = ~bits[q / 64] >> (q % 64);
+        if (w) {
+            q += (uint64_t)__builtin_ctzll(w);
+            break;
+        }
+        q = FJ_ALIGN_DOWN(q, 64) + 64;
+    }
+    *end = FJ_MIN(q, n);
+    return p;
+}
+
 /* Copies the not-yet-copied pages of [start, end) to the image. lock held.
  * site: the FAIL_* site calling (failure injection). */
 static int copy_pending(struct snap_copier *c, uint64_t start, uint64_t end, int site)
@@ -293,26 +333,18 @@ static int pause_ranges(struct snap_copier *c, struct range **out, size_t *n_out
     if (!want)
         return -ENOMEM;
     for (size_t i = 0; i < c->n_pre; i++)
-        for (uint64_t p = c->pre[i].start / FJ_PAGE_SIZE; p < c->pre[i].end / FJ_PAGE_SIZE; p++)
-            set_bit(want, p);
+        set_bits(want, c->pre[i].start / FJ_PAGE_SIZE, c->pre[i].end / FJ_PAGE_SIZE);
     for (uint64_t w = 0; w < (pages + 63) / 64; w++)
         want[w] |= c->written[w];
     struct range *r = NULL;
     size_t n = 0, cap = 0;
     int err = 0;
-    for (uint64_t p = 0; p < pages && err == 0;) {
-        if (!test_bit(want, p)) {
-            p++;
-            continue;
-        }
-        uint64_t q = p;
-        while (q < pages && test_bit(want, q))
-            q++;
+    for (uint64_t q, p = next_run(want, pages, 0, &q); p < pages && err == 0;
+         p = next_run(want, pages, q, &q)) {
         off_t data = lseek(c->sb->vm.ram_fd, (off_t)(p * FJ_PAGE_SIZE), SEEK_DATA);
         if (data >= 0 && (uint64_t)data < q * FJ_PAGE_SIZE)
             err = snap_range_push(&r, &n, &cap, FJ_ALIGN_DOWN((uint64_t)data, FJ_PAGE_SIZE),
-                             q * FJ_PAGE_SIZE);
-        p = q;
+                                  q * FJ_PAGE_SIZE);
     }
     free(want);
     if (err < 0) {
