@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from guest_helpers import run_ok, value
@@ -26,9 +28,17 @@ def sb():
         yield sandbox
 
 
-def _branch(sb: Sandbox, mode: str) -> Sandbox:
-    (child,) = sb.snapshot(mode=mode).spawn()
-    return child
+@contextmanager
+def _branch(sb: Sandbox, mode: str) -> Iterator[Sandbox]:
+    """A child of a fresh snapshot of sb; both closed at the end (a snapshot
+    left to the garbage collector holds its image's descriptors until then)."""
+    snap = sb.snapshot(mode=mode)
+    (child,) = snap.spawn()
+    try:
+        with child:
+            yield child
+    finally:
+        snap.close()
 
 
 @pytest.mark.parametrize("mode", MODES)
