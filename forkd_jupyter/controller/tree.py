@@ -310,6 +310,11 @@ class SandboxTree(BackgroundRuns, ClusterSpreading, Folding):
             self._changed(r, "removed")
 
     def _mark_dead(self, rec: SandboxRecord, reason: str) -> None:
+        if self._stopping.is_set():
+            # The daemon is stopping and closes every sandbox itself; a
+            # request cut by that is no death of its own. The record keeps
+            # its status (reported lost by the next daemon).
+            return
         with self._lock:
             if rec.status == "dead":
                 return

@@ -143,11 +143,18 @@ static int uffd_protect(int uffd, uint8_t *base, uint64_t start, uint64_t len, b
 /* Write protection off for all of guest RAM, a chunk per call: one call
  * over all of it holds the address space's lock (read) for tens of ms, and
  * any thread then asking for it (write) makes the guest's page faults,
- * which take it too, wait behind it. */
-static void unprotect_all(int uffd, struct kvm_vm *vm)
+ * which take it too, wait behind it. Each chunk under arm_lock: a discard
+ * that has replaced a range but not registered it yet would make the call
+ * fail at that range and leave the rest of the chunk protected, with no
+ * copier left to serve a write there (the guest would wait forever). */
+static void unprotect_all(struct snap_copier *c)
 {
-    for (uint64_t at = 0; at < vm->ram_bytes; at += ARM_CHUNK)
-        uffd_protect(uffd, vm->ram, at, FJ_MIN(ARM_CHUNK, vm->ram_bytes - at), false);
+    struct kvm_vm *vm = &c->sb->vm;
+    for (uint64_t at = 0; at < vm->ram_bytes; at += ARM_CHUNK) {
+        pthread_mutex_lock(&c->arm_lock);
+        uffd_protect(c->uffd, vm->ram, at, FJ_MIN(ARM_CHUNK, vm->ram_bytes - at), false);
+        pthread_mutex_unlock(&c->arm_lock);
+    }
 }
 
 static bool test_bit(const uint64_t *bits, uint64_t i) { return bits[i / 64] >> (i % 64) & 1; }
@@ -310,7 +317,7 @@ static void finish_copy(struct snap_copier *c)
     uint64_t held_max = c->held_max_ns, held_total = c->held_total_ns;
     pthread_mutex_unlock(&c->lock);
     /* Nothing stays protected: pages outside the copy ranges were armed too. */
-    unprotect_all(c->uffd, &c->sb->vm);
+    unprotect_all(c);
     drain_faults(c, 0);
     snap->copy_ns = fj_now_ns() - c->t0;
     pthread_mutex_lock(&snap->lock);
@@ -586,7 +593,7 @@ void snap_copy_abort(struct sandbox *sb, struct snapshot *snap)
         c->phase = PHASE_STOP;
     pthread_mutex_unlock(&c->lock);
     if (!copying) {
-        unprotect_all(c->uffd, &sb->vm);
+        unprotect_all(c);
         pthread_join(c->thread, NULL);
         c->thread_running = false;
     }
