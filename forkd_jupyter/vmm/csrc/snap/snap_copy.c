@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "snap/snap_copy.h"
 #include "snap/snap_ranges.h"
+#include "lib/bitmap.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -87,18 +88,11 @@ int snap_copy_now(struct sandbox *sb, struct snapshot *snap)
 int snap_copy_pages(struct sandbox *sb, struct snapshot *snap, const uint64_t *bitmap)
 {
     uint64_t pages = sb->vm.ram_bytes / FJ_PAGE_SIZE;
-    for (uint64_t p = 0; p < pages;) {
-        if (!(bitmap[p / 64] >> (p % 64) & 1)) {
-            p = (bitmap[p / 64] >> (p % 64)) ? p + 1 : FJ_ALIGN_UP(p + 1, 64);
-            continue;
-        }
-        uint64_t q = p;
-        while (q < pages && bitmap[q / 64] >> (q % 64) & 1)
-            q++;
+    for (uint64_t q, p = fj_bits_next_run(bitmap, pages, 0, &q); p < pages;
+         p = fj_bits_next_run(bitmap, pages, q, &q)) {
         int err = snap_write_image(snap->image_fd, sb->vm.ram, p * FJ_PAGE_SIZE, (q - p) * FJ_PAGE_SIZE);
         if (err < 0)
             return err;
-        p = q;
     }
     return 0;
 }

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/bitmap.h"
 #include "snap/snapshot.h"
 #include "api/vmm_api.h"
 #include "api/snapshot_api.h"
@@ -46,18 +47,11 @@ int fj_snapshot_fold_parent(fj_snapshot *snap)
      * other snapshot builds on it, and every child of a later link wrote
      * these pages into its own private mapping when it was spawned. */
     uint64_t pages = snap->ram_bytes / FJ_PAGE_SIZE;
-    for (uint64_t i = 0; i < pages;) {
-        if (!(snap->delta[i / 64] >> (i % 64) & 1)) {
-            i++;
-            continue;
-        }
-        uint64_t j = i;
-        while (j < pages && snap->delta[j / 64] >> (j % 64) & 1)
-            j++;
+    for (uint64_t j, i = fj_bits_next_run(snap->delta, pages, 0, &j); i < pages;
+         i = fj_bits_next_run(snap->delta, pages, j, &j)) {
         int err = copy_run(p->image_fd, snap->image_fd, i * FJ_PAGE_SIZE, (j - i) * FJ_PAGE_SIZE);
         if (err < 0)
             return err; /* see snapshot_api.h: the parent must be dropped */
-        i = j;
     }
     /* This snapshot now holds the merged image: the parent's pages (all of
      * RAM for a full parent, its own delta for a diff) plus its own. */

@@ -1,27 +1,22 @@
 /* The live copy (snap_copy.h: snap_copy_prepare_live and what follows): a
- * handler of the guest's write faults under userfaultfd write protection,
- * and a background copier. */
+ * handler of the guest's write faults under userfaultfd write protection
+ * (snap_uffd.h), and a background copier. */
 #define _GNU_SOURCE
 #include "snap/snap_copy.h"
 #include "snap/snap_ranges.h"
+#include "snap/snap_uffd.h"
 
-#include <fcntl.h>
-#include <linux/userfaultfd.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "api/vmm_api.h"
 #include "api/snapshot_api.h"
+#include "lib/bitmap.h"
 
-#ifndef UFFD_FEATURE_WP_UNPOPULATED
-#define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
-#endif
 #define COPY_CHUNK (256ULL << 10)
 #define ARM_CHUNK (4ULL << 20)
 
@@ -99,47 +94,6 @@ static int read_inject(void)
            (strstr(v, "slow") ? SLOW_COPY : 0);
 }
 
-/* ---------------------------------------------------------- userfaultfd */
-
-static int uffd_open(void)
-{
-    int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
-        if (dev < 0)
-            return -errno;
-        fd = ioctl(dev, _IO(0xAA, 0x00), O_CLOEXEC | O_NONBLOCK); /* USERFAULTFD_IOC_NEW */
-        close(dev);
-        if (fd < 0)
-            return -errno;
-    }
-    struct uffdio_api api = {.api = UFFD_API,
-                             .features = UFFD_FEATURE_WP_HUGETLBFS_SHMEM | UFFD_FEATURE_WP_UNPOPULATED};
-    if (ioctl(fd, UFFDIO_API, &api) < 0) {
-        int err = -errno;
-        close(fd);
-        return err;
-    }
-    return fd;
-}
-
-static int uffd_register(int uffd, uint8_t *base, uint64_t start, uint64_t len)
-{
-    struct uffdio_register r = {.range = {(uint64_t)(uintptr_t)(base + start), len}, .mode = UFFDIO_REGISTER_MODE_WP};
-    return ioctl(uffd, UFFDIO_REGISTER, &r) < 0 ? -errno : 0;
-}
-
-static int uffd_protect(int uffd, uint8_t *base, uint64_t start, uint64_t len, bool on)
-{
-    struct uffdio_writeprotect wp = {.range = {(uint64_t)(uintptr_t)(base + start), len},
-                                     .mode = on ? UFFDIO_WRITEPROTECT_MODE_WP : 0};
-    while (ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) < 0) {
-        if (errno != EAGAIN && errno != EINTR)
-            return -errno;
-    }
-    return 0;
-}
-
 /* Write protection off for all of guest RAM, a chunk per call: one call
  * over all of it holds the address space's lock (read) for tens of ms, and
  * any thread then asking for it (write) makes the guest's page faults,
@@ -152,72 +106,25 @@ static void unprotect_all(struct snap_copier *c)
     struct kvm_vm *vm = &c->sb->vm;
     for (uint64_t at = 0; at < vm->ram_bytes; at += ARM_CHUNK) {
         pthread_mutex_lock(&c->arm_lock);
-        uffd_protect(c->uffd, vm->ram, at, FJ_MIN(ARM_CHUNK, vm->ram_bytes - at), false);
+        snap_uffd_protect(c->uffd, vm->ram, at, FJ_MIN(ARM_CHUNK, vm->ram_bytes - at), false);
         pthread_mutex_unlock(&c->arm_lock);
     }
-}
-
-static bool test_bit(const uint64_t *bits, uint64_t i) { return bits[i / 64] >> (i % 64) & 1; }
-static void set_bit(uint64_t *bits, uint64_t i) { bits[i / 64] |= 1ULL << (i % 64); }
-
-/* Sets bits [p, q), a word at a time where it can. */
-static void set_bits(uint64_t *bits, uint64_t p, uint64_t q)
-{
-    for (; p < q && p % 64; p++)
-        set_bit(bits, p);
-    for (; p + 64 <= q; p += 64)
-        bits[p / 64] = ~0ULL;
-    for (; p < q; p++)
-        set_bit(bits, p);
-}
-
-/* The first set bit at or after p (n when none), with in *end the first
- * clear bit after it (at most n); whole words at a time. */
-static uint64_t next_run(const uint64_t *bits, uint64_t n, uint64_t p, uint64_t *end)
-{
-    while (p < n) {
-        uint64_t w = bits[p / 64] >> (p % 64);
-        if (w) {
-            p += (uint64_t)__builtin_ctzll(w);
-            break;
-        }
-        p = FJ_ALIGN_DOWN(p, 64) + 64;
-    }
-    if (p >= n) {
-        *end = n;
-        return n;
-    }
-    uint64_t q = p;
-    while (q < n) {
-        uint64_t w = ~bits[q / 64] >> (q % 64);
-        if (w) {
-            q += (uint64_t)__builtin_ctzll(w);
-            break;
-        }
-        q = FJ_ALIGN_DOWN(q, 64) + 64;
-    }
-    *end = FJ_MIN(q, n);
-    return p;
 }
 
 /* Copies the not-yet-copied pages of [start, end) to the image. lock held.
  * site: the FAIL_* site calling (failure injection). */
 static int copy_pending(struct snap_copier *c, uint64_t start, uint64_t end, int site)
 {
-    for (uint64_t p = start / FJ_PAGE_SIZE; p < end / FJ_PAGE_SIZE;) {
-        if (test_bit(c->copied, p)) {
-            p++;
-            continue;
-        }
-        uint64_t q = p;
-        while (q < end / FJ_PAGE_SIZE && !test_bit(c->copied, q))
-            set_bit(c->copied, q++);
+    uint64_t n = end / FJ_PAGE_SIZE;
+    for (uint64_t p = fj_bits_find(c->copied, n, start / FJ_PAGE_SIZE, false); p < n;) {
+        uint64_t q = fj_bits_find(c->copied, n, p, true);
+        fj_bits_set(c->copied, p, q);
         int err = c->inject & site ? -EIO
                                    : snap_write_image(c->snap->image_fd, c->sb->vm.ram, p * FJ_PAGE_SIZE,
-                                                 (q - p) * FJ_PAGE_SIZE);
+                                                      (q - p) * FJ_PAGE_SIZE);
         if (err < 0)
             return err;
-        p = q;
+        p = fj_bits_find(c->copied, n, q, false);
     }
     return 0;
 }
@@ -249,7 +156,7 @@ static void handle_fault(struct snap_copier *c, uint64_t addr, uint64_t read_ns)
     }
     /* Unprotect while holding lock: a pause that re-protects logged pages
      * takes lock first, so it never races with this. */
-    uffd_protect(c->uffd, base, gpa, FJ_PAGE_SIZE, false);
+    snap_uffd_protect(c->uffd, base, gpa, FJ_PAGE_SIZE, false);
     if (c->phase != PHASE_STOP) {
         uint64_t held = fj_now_ns() - read_ns;
         c->held_total_ns += held;
@@ -288,7 +195,7 @@ static bool copy_next_chunk(struct snap_copier *c)
     }
     uint64_t start = c->next_off, end = FJ_MIN(start + COPY_CHUNK, c->ranges[c->next_range].end);
     int err = copy_pending(c, start, end, FAIL_CHUNK);
-    uffd_protect(c->uffd, c->sb->vm.ram, start, end - start, false);
+    snap_uffd_protect(c->uffd, c->sb->vm.ram, start, end - start, false);
     c->next_off = end;
     if (err < 0) {
         copier_fail(c, "writing the image failed: %s", strerror(-err));
@@ -340,14 +247,14 @@ static int pause_ranges(struct snap_copier *c, struct range **out, size_t *n_out
     if (!want)
         return -ENOMEM;
     for (size_t i = 0; i < c->n_pre; i++)
-        set_bits(want, c->pre[i].start / FJ_PAGE_SIZE, c->pre[i].end / FJ_PAGE_SIZE);
+        fj_bits_set(want, c->pre[i].start / FJ_PAGE_SIZE, c->pre[i].end / FJ_PAGE_SIZE);
     for (uint64_t w = 0; w < (pages + 63) / 64; w++)
         want[w] |= c->written[w];
     struct range *r = NULL;
     size_t n = 0, cap = 0;
     int err = 0;
-    for (uint64_t q, p = next_run(want, pages, 0, &q); p < pages && err == 0;
-         p = next_run(want, pages, q, &q)) {
+    for (uint64_t q, p = fj_bits_next_run(want, pages, 0, &q); p < pages && err == 0;
+         p = fj_bits_next_run(want, pages, q, &q)) {
         off_t data = lseek(c->sb->vm.ram_fd, (off_t)(p * FJ_PAGE_SIZE), SEEK_DATA);
         if (data >= 0 && (uint64_t)data < q * FJ_PAGE_SIZE)
             err = snap_range_push(&r, &n, &cap, FJ_ALIGN_DOWN((uint64_t)data, FJ_PAGE_SIZE),
@@ -386,8 +293,8 @@ static bool find_ranges(struct snap_copier *c)
     uint64_t at = 0;
     for (size_t i = 0; r && i <= n; i++) {
         uint64_t end = i < n ? r[i].start : c->sb->vm.ram_bytes;
-        for (uint64_t p = at / FJ_PAGE_SIZE; p < end / FJ_PAGE_SIZE; p++)
-            set_bit(c->copied, p);
+        if (at < end)
+            fj_bits_set(c->copied, at / FJ_PAGE_SIZE, end / FJ_PAGE_SIZE);
         if (i < n)
             at = FJ_MAX(at, r[i].end);
     }
@@ -454,9 +361,9 @@ static void discard_hook(struct kvm_vm *vm, gpa_t gpa, uint64_t len, bool after)
      * arming protect it as the rest of RAM is, so the guest's writes to it
      * are logged and re-protected at the pause. In the copy phase its pages
      * were copied just before (above). */
-    int err = uffd_register(c->uffd, vm->ram, gpa, len);
+    int err = snap_uffd_register(c->uffd, vm->ram, gpa, len);
     if (err == 0 && c->phase == PHASE_PRE)
-        err = uffd_protect(c->uffd, vm->ram, gpa, len, true);
+        err = snap_uffd_protect(c->uffd, vm->ram, gpa, len, true);
     if (err < 0 && c->phase != PHASE_STOP)
         copier_fail(c, "protecting freed memory failed: %s", strerror(-err));
     pthread_mutex_unlock(&c->lock);
@@ -479,8 +386,8 @@ static int copier_get(struct sandbox *sb, struct snap_copier **out)
     c->sb = sb;
     pthread_mutex_init(&c->lock, NULL);
     pthread_mutex_init(&c->arm_lock, NULL);
-    c->uffd = uffd_open();
-    int err = c->uffd < 0 ? c->uffd : uffd_register(c->uffd, sb->vm.ram, 0, sb->vm.ram_bytes);
+    c->uffd = snap_uffd_open();
+    int err = c->uffd < 0 ? c->uffd : snap_uffd_register(c->uffd, sb->vm.ram, 0, sb->vm.ram_bytes);
     if (err < 0) {
         if (c->uffd >= 0)
             close(c->uffd);
@@ -526,7 +433,7 @@ int snap_copy_prepare_live(struct sandbox *sb, struct snapshot *snap)
      * under arm_lock: never inside a discard (discard_hook). */
     for (uint64_t at = 0; at < sb->vm.ram_bytes && err == 0; at += ARM_CHUNK) {
         pthread_mutex_lock(&c->arm_lock);
-        err = uffd_protect(c->uffd, sb->vm.ram, at, FJ_MIN(ARM_CHUNK, sb->vm.ram_bytes - at), true);
+        err = snap_uffd_protect(c->uffd, sb->vm.ram, at, FJ_MIN(ARM_CHUNK, sb->vm.ram_bytes - at), true);
         pthread_mutex_unlock(&c->arm_lock);
         drain_faults(c, 0);
     }
@@ -562,7 +469,7 @@ int snap_copy_start_live(struct sandbox *sb, struct snapshot *snap, const uint64
         size_t j = i + 1;
         while (j < c->n_released && c->released[j] <= c->released[j - 1] + FJ_PAGE_SIZE)
             j++;
-        err = uffd_protect(c->uffd, sb->vm.ram, c->released[i],
+        err = snap_uffd_protect(c->uffd, sb->vm.ram, c->released[i],
                            c->released[j - 1] + FJ_PAGE_SIZE - c->released[i], true);
         i = j;
     }

@@ -7,6 +7,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "lib/bitmap.h"
+
 /* Diff runs at least this long are mapped into a child, shorter ones copied
  * (fewer mappings: the daemon holds every child in one address space). */
 #define MAP_RUN_MIN (4ULL << 20)
@@ -40,30 +42,18 @@ int snapshot_map_memory(struct snapshot *snap, struct kvm_vm *vm) {
     if (!snap->parent)
         return 0; /* the full image is the mapping itself */
     uint64_t pages = snap->ram_bytes / FJ_PAGE_SIZE, words = (pages + 63) / 64;
-    uint64_t *placed = calloc(words, sizeof(*placed));
-    if (!placed)
-        return -ENOMEM;
-    int err = 0;
+    uint64_t *placed = calloc(words, sizeof(*placed)), *want = malloc(words * sizeof(*want));
+    int err = placed && want ? 0 : -ENOMEM;
     for (const struct snapshot *layer = snap; layer->parent && err == 0; layer = layer->parent) {
-        for (uint64_t p = 0; p < pages && err == 0;) {
-            uint64_t want = layer->delta[p / 64] & ~placed[p / 64];
-            if (!(want >> (p % 64))) {
-                p = FJ_ALIGN_UP(p + 1, 64); /* nothing more in this word */
-                continue;
-            }
-            if (!(want >> (p % 64) & 1)) {
-                p++;
-                continue;
-            }
-            uint64_t q = p;
-            while (q < pages && (layer->delta[q / 64] & ~placed[q / 64]) >> (q % 64) & 1)
-                q++;
-            err = place_run(layer, vm, p, q);
-            p = q;
-        }
-        for (uint64_t w = 0; w < words; w++)
+        for (uint64_t w = 0; w < words; w++) {
+            want[w] = layer->delta[w] & ~placed[w];
             placed[w] |= layer->delta[w];
+        }
+        for (uint64_t q, p = fj_bits_next_run(want, pages, 0, &q); p < pages && err == 0;
+             p = fj_bits_next_run(want, pages, q, &q))
+            err = place_run(layer, vm, p, q);
     }
     free(placed);
+    free(want);
     return err;
 }

@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/bitmap.h"
 #include "lib/crc32.h"
 #include "kvm/kvm_layout.h"
 #include "file/file_kinds.h"
@@ -211,9 +212,9 @@ static int save_memory(struct snapshot *snap, int fd)
     if (snap->parent) {
         int err = save_memory(snap->parent, fd);
         uint64_t pages = snap->ram_bytes / FJ_PAGE_SIZE;
-        for (uint64_t p = 0; err == 0 && p < pages; p++)
-            if (snap->delta[p / 64] >> (p % 64) & 1)
-                err = copy_range(fd, snap->image_fd, (off_t)(p * FJ_PAGE_SIZE), FJ_PAGE_SIZE);
+        for (uint64_t q, p = fj_bits_next_run(snap->delta, pages, 0, &q); err == 0 && p < pages;
+             p = fj_bits_next_run(snap->delta, pages, q, &q))
+            err = copy_range(fd, snap->image_fd, (off_t)(p * FJ_PAGE_SIZE), (q - p) * FJ_PAGE_SIZE);
         return err;
     }
     return copy_data_extents(fd, snap->image_fd, snap->ram_bytes);
