@@ -49,7 +49,9 @@ class Store:
         }
         tmp = self._path.with_suffix(".tmp")
         with open(tmp, "w") as f:
-            json.dump(doc, f, separators=(",", ":"))  # rewritten on every change: compact
+            # Rewritten on every change: compact, and through json.dumps,
+            # whose C encoder is ~10x json.dump's pure-Python one.
+            f.write(json.dumps(doc, separators=(",", ":")))
             f.flush()
             if durable:
                 os.fsync(f.fileno())
