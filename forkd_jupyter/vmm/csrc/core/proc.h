@@ -97,6 +97,9 @@ int sb_proc_start(struct sandbox *child);
 /* A vfork child lets its parent go (it execs or ends): the pages it wrote
  * in the parent's memory count as the parent's. */
 void sb_proc_vfork_release(struct sandbox *child);
+/* A restored process none of whose threads started yet (its main thread
+ * is new and has no host thread): started with the first, or freed with it. */
+bool sb_proc_unstarted(const struct sandbox *sb);
 /* Processes restored with a branch (snap/) start with its first: their
  * threads' host threads, under big_lock; -errno. */
 int sb_procs_start_restored(struct sandbox *first);

@@ -85,7 +85,7 @@ int sb_proc_start(struct sandbox *child) {
     return err;
 }
 
-static bool unstarted(const struct sandbox *sb) {
+bool sb_proc_unstarted(const struct sandbox *sb) {
     return sb->threads[0]->state == SB_T_NEW && !sb->threads[0]->host_started;
 }
 
@@ -93,7 +93,7 @@ int sb_procs_start_restored(struct sandbox *first) {
     struct sb_procs *p = first->procs;
     for (unsigned i = 0; i < SB_MAX_PROCS; i++) {
         struct sandbox *c = p->slot[i].sb;
-        if (!c || c == first || !unstarted(c))
+        if (!c || c == first || !sb_proc_unstarted(c))
             continue;
         int err = sb_proc_start(c); /* its main thread; on failure it is discarded */
         for (unsigned t = 1; t < LAYOUT_MAX_VCPUS && err == 0; t++)

@@ -136,7 +136,7 @@ static void drop_unstarted(struct sandbox *first) {
     struct sb_procs *p = first->procs;
     for (unsigned i = 0; i < SB_MAX_PROCS; i++) {
         struct sandbox *c = p->slot[i].sb;
-        if (c && c != first && !c->threads[0]->host_started && c->threads[0]->state == SB_T_NEW) {
+        if (c && c != first && sb_proc_unstarted(c)) {
             memset(&p->slot[i], 0, sizeof(p->slot[i]));
             c->procs = NULL;
             sandbox_free(c);
