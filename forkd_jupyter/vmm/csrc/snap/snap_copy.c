@@ -41,6 +41,29 @@ int snap_write_image(int fd, const uint8_t *src, uint64_t off, uint64_t len)
     return 0;
 }
 
+int snap_copy_file_range(int dst, int src, uint64_t off, uint64_t len)
+{
+    while (len) {
+        loff_t in = (loff_t)off, out = (loff_t)off;
+        ssize_t n = copy_file_range(src, &in, dst, &out, (size_t)len, 0);
+        if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == EOPNOTSUPP)) {
+            char buf[1 << 16]; /* a kernel that cannot copy between these files */
+            n = pread(src, buf, (size_t)FJ_MIN(len, sizeof(buf)), (off_t)off);
+            if (n > 0) /* a short write goes on from where it stopped */
+                n = pwrite(dst, buf, (size_t)n, (off_t)off);
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            return -EIO; /* src shorter than the range: an image is never so */
+        off += (uint64_t)n;
+        len -= (uint64_t)n;
+    }
+    return 0;
+}
+
 int snap_content_ranges(struct sandbox *sb, const struct mm *mm, struct range **out, size_t *n)
 {
     struct range *r = NULL;

@@ -7,33 +7,10 @@
 #include <unistd.h>
 
 #include "lib/bitmap.h"
+#include "snap/snap_ranges.h"
 #include "snap/snapshot.h"
 #include "api/vmm_api.h"
 #include "api/snapshot_api.h"
-
-/* Copies bytes [off, off + len) of src into dst at the same offsets. */
-static int copy_run(int dst, int src, uint64_t off, uint64_t len)
-{
-    while (len) {
-        loff_t in = (loff_t)off, out = (loff_t)off;
-        ssize_t n = copy_file_range(src, &in, dst, &out, (size_t)len, 0);
-        if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == EOPNOTSUPP)) {
-            char buf[1 << 16]; /* a kernel that cannot copy between these files */
-            n = pread(src, buf, (size_t)FJ_MIN(len, sizeof(buf)), (off_t)off);
-            if (n > 0 && pwrite(dst, buf, (size_t)n, (off_t)off) != n)
-                n = -1;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        if (n == 0)
-            return -EIO; /* an image shorter than its RAM: never so */
-        off += (uint64_t)n;
-        len -= (uint64_t)n;
-    }
-    return 0;
-}
 
 int fj_snapshot_fold_parent(fj_snapshot *snap)
 {
@@ -49,7 +26,7 @@ int fj_snapshot_fold_parent(fj_snapshot *snap)
     uint64_t pages = snap->ram_bytes / FJ_PAGE_SIZE;
     for (uint64_t j, i = fj_bits_next_run(snap->delta, pages, 0, &j); i < pages;
          i = fj_bits_next_run(snap->delta, pages, j, &j)) {
-        int err = copy_run(p->image_fd, snap->image_fd, i * FJ_PAGE_SIZE, (j - i) * FJ_PAGE_SIZE);
+        int err = snap_copy_file_range(p->image_fd, snap->image_fd, i * FJ_PAGE_SIZE, (j - i) * FJ_PAGE_SIZE);
         if (err < 0)
             return err; /* see snapshot_api.h: the parent must be dropped */
     }

@@ -21,6 +21,9 @@ int snap_range_push(struct range **r, size_t *n, size_t *cap, uint64_t start, ui
  * the mapped VMAs of mm (a map of the same instant) for a copy-on-write
  * child. *out is malloc'd (NULL when *n is 0). -errno. */
 int snap_content_ranges(struct sandbox *sb, const struct mm *mm, struct range **out, size_t *n);
+/* Copies bytes [off, off + len) of the file src into dst at the same
+ * offsets (in the kernel where it can). -errno. */
+int snap_copy_file_range(int dst, int src, uint64_t off, uint64_t len);
 /* Writes [off, off + len) of src to fd at off. -errno. */
 int snap_write_image(int fd, const uint8_t *src, uint64_t off, uint64_t len);
 

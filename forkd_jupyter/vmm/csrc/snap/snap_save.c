@@ -31,6 +31,7 @@
 #include "file/file_stdio.h"
 #include "fs/fs_memfs.h"
 #include "snap/snap_hint.h"
+#include "snap/snap_ranges.h"
 #include "snap/snapshot.h"
 #include "api/vmm_api.h"
 #include "api/snapshot_api.h"
@@ -163,28 +164,6 @@ static int open_in(const char *dir, const char *name, int flags)
     return fd < 0 ? -errno : fd;
 }
 
-/* Copies [off, off + len) of src to the same offsets of dst. */
-static int copy_range(int dst, int src, off_t off, uint64_t len)
-{
-    static const size_t CHUNK = 4 << 20;
-    void *buf = malloc(CHUNK);
-    if (!buf)
-        return -ENOMEM;
-    int err = 0;
-    while (len && err == 0) {
-        size_t n = len < CHUNK ? (size_t)len : CHUNK;
-        ssize_t k = pread(src, buf, n, off);
-        if (k <= 0) {
-            err = k < 0 ? -errno : -EIO;
-            break;
-        }
-        err = write_all(dst, buf, (size_t)k, off);
-        off += k, len -= (uint64_t)k;
-    }
-    free(buf);
-    return err;
-}
-
 /* Copies every data extent of src (up to size) to dst; holes stay holes. */
 static int copy_data_extents(int dst, int src, uint64_t size)
 {
@@ -197,7 +176,7 @@ static int copy_data_extents(int dst, int src, uint64_t size)
             return -errno;
         if ((uint64_t)hole > size)
             hole = (off_t)size;
-        int err = copy_range(dst, src, data, (uint64_t)(hole - data));
+        int err = snap_copy_file_range(dst, src, (uint64_t)data, (uint64_t)(hole - data));
         if (err < 0)
             return err;
         at = hole;
@@ -214,7 +193,7 @@ static int save_memory(struct snapshot *snap, int fd)
         uint64_t pages = snap->ram_bytes / FJ_PAGE_SIZE;
         for (uint64_t q, p = fj_bits_next_run(snap->delta, pages, 0, &q); err == 0 && p < pages;
              p = fj_bits_next_run(snap->delta, pages, q, &q))
-            err = copy_range(fd, snap->image_fd, (off_t)(p * FJ_PAGE_SIZE), (q - p) * FJ_PAGE_SIZE);
+            err = snap_copy_file_range(fd, snap->image_fd, p * FJ_PAGE_SIZE, (q - p) * FJ_PAGE_SIZE);
         return err;
     }
     return copy_data_extents(fd, snap->image_fd, snap->ram_bytes);
