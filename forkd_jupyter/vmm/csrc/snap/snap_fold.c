@@ -26,7 +26,8 @@ int fj_snapshot_fold_parent(fj_snapshot *snap)
     uint64_t pages = snap->ram_bytes / FJ_PAGE_SIZE;
     for (uint64_t j, i = fj_bits_next_run(snap->delta, pages, 0, &j); i < pages;
          i = fj_bits_next_run(snap->delta, pages, j, &j)) {
-        int err = snap_copy_file_range(p->image_fd, snap->image_fd, i * FJ_PAGE_SIZE, (j - i) * FJ_PAGE_SIZE);
+        int err = snap_copy_file_range(p->image_fd, snap->image_fd, i * FJ_PAGE_SIZE,
+                                       (j - i) * FJ_PAGE_SIZE);
         if (err < 0)
             return err; /* see snapshot_api.h: the parent must be dropped */
     }

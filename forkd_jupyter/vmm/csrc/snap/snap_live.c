@@ -433,7 +433,8 @@ int snap_copy_prepare_live(struct sandbox *sb, struct snapshot *snap)
      * under arm_lock: never inside a discard (discard_hook). */
     for (uint64_t at = 0; at < sb->vm.ram_bytes && err == 0; at += ARM_CHUNK) {
         pthread_mutex_lock(&c->arm_lock);
-        err = snap_uffd_protect(c->uffd, sb->vm.ram, at, FJ_MIN(ARM_CHUNK, sb->vm.ram_bytes - at), true);
+        err = snap_uffd_protect(c->uffd, sb->vm.ram, at, FJ_MIN(ARM_CHUNK, sb->vm.ram_bytes - at),
+                                true);
         pthread_mutex_unlock(&c->arm_lock);
         drain_faults(c, 0);
     }
@@ -470,7 +471,7 @@ int snap_copy_start_live(struct sandbox *sb, struct snapshot *snap, const uint64
         while (j < c->n_released && c->released[j] <= c->released[j - 1] + FJ_PAGE_SIZE)
             j++;
         err = snap_uffd_protect(c->uffd, sb->vm.ram, c->released[i],
-                           c->released[j - 1] + FJ_PAGE_SIZE - c->released[i], true);
+                                c->released[j - 1] + FJ_PAGE_SIZE - c->released[i], true);
         i = j;
     }
     c->n_released = 0;

@@ -193,7 +193,8 @@ static int save_memory(struct snapshot *snap, int fd)
         uint64_t pages = snap->ram_bytes / FJ_PAGE_SIZE;
         for (uint64_t q, p = fj_bits_next_run(snap->delta, pages, 0, &q); err == 0 && p < pages;
              p = fj_bits_next_run(snap->delta, pages, q, &q))
-            err = snap_copy_file_range(fd, snap->image_fd, p * FJ_PAGE_SIZE, (q - p) * FJ_PAGE_SIZE);
+            err = snap_copy_file_range(fd, snap->image_fd, p * FJ_PAGE_SIZE,
+                                       (q - p) * FJ_PAGE_SIZE);
         return err;
     }
     return copy_data_extents(fd, snap->image_fd, snap->ram_bytes);
