@@ -18,6 +18,11 @@ void mm_discard(struct mm *mm, gva_t start, uint64_t len)
 
 static int vma_insert_at(struct mm *mm, size_t i, struct mm_vma v)
 {
+    if (mm->vm) { /* (a snapshot's copy has none) */
+        int err = kvm_vm_cover(mm->vm, v.start, v.end - v.start);
+        if (err < 0)
+            return err;
+    }
     if (mm->n_vmas == mm->cap_vmas) {
         size_t cap = mm->cap_vmas ? mm->cap_vmas * 2 : 64;
         struct mm_vma *n = realloc(mm->vmas, cap * sizeof(*n));
@@ -113,6 +118,11 @@ int mm_clone(struct mm *dst, const struct mm *src, struct kvm_vm *vm)
     if (!dst->vmas)
         return -ENOMEM;
     memcpy(dst->vmas, src->vmas, src->n_vmas * sizeof(*dst->vmas));
+    for (size_t i = 0; vm && i < dst->n_vmas; i++) {
+        int err = kvm_vm_cover(vm, dst->vmas[i].start, dst->vmas[i].end - dst->vmas[i].start);
+        if (err < 0)
+            return err;
+    }
     return 0;
 }
 

@@ -1,7 +1,9 @@
 /* The guest's fixed memory layout.
  *
  * Guest-physical:
- *   [0, ram_bytes)                  user RAM, one memfd (memslot 0)
+ *   [0, ram_bytes)                  user RAM, one memfd; a memslot per
+ *                                   LAYOUT_SLOT_BYTES, registered when a
+ *                                   mapping first reaches it (slot 2 + k)
  *   [sys_gpa, sys_gpa + SYS_BYTES)  system region: descriptor tables, stubs,
  *                                   exception stack, page tables (memslot 1)
  *   doorbell_gpa = sys_gpa + SYS_BYTES   no memslot: a store there exits to
@@ -24,6 +26,11 @@
 #define LAYOUT_SYS_VA 0xffffff8000000000ULL
 #define LAYOUT_SYS_BYTES (2ULL << 20)
 #define LAYOUT_MAX_RAM (64ULL << 30)
+/* The unit of guest RAM given to KVM (kvm_vm_cover); 2 MiB aligned, so a
+ * guest 2 MiB page never straddles two memslots. */
+#define LAYOUT_SLOT_BYTES (32ULL << 20)
+#define LAYOUT_MAX_SLOTS (LAYOUT_MAX_RAM / LAYOUT_SLOT_BYTES)
+#define LAYOUT_FIRST_RAM_SLOT 2 /* 1 is the system region's */
 
 /* Pages of the system region, by index (both its GPA and VA offset). */
 enum layout_sys_page {

@@ -86,16 +86,80 @@ int kvm_vm_create_cow(struct kvm_vm *vm, uint64_t ram_bytes, int image_fd)
     return vm_create(vm, ram_bytes, fd, true, NULL); /* adopts fd, even on failure */
 }
 
+int kvm_vm_cover(struct kvm_vm *vm, gpa_t gpa, uint64_t len)
+{
+    if (len == 0 || gpa >= vm->ram_bytes)
+        return 0;
+    uint64_t last = (FJ_MIN(gpa + len, vm->ram_bytes) - 1) / LAYOUT_SLOT_BYTES;
+    for (uint64_t k = gpa / LAYOUT_SLOT_BYTES; k <= last; k++) {
+        uint64_t bit = 1ULL << (k % 64);
+        if (__atomic_load_n(&vm->covered[k / 64], __ATOMIC_ACQUIRE) & bit)
+            continue;
+        gpa_t start = k * LAYOUT_SLOT_BYTES;
+        uint64_t bytes = FJ_MIN(LAYOUT_SLOT_BYTES, vm->ram_bytes - start);
+        /* Guest RAM logs dirty pages, so a diff snapshot knows what changed.
+         * Registering a slot again with the same range is a no-op for KVM. */
+        int err = set_memslot(vm->vm_fd, LAYOUT_FIRST_RAM_SLOT + (uint32_t)k, start,
+                              vm->ram + start, bytes, KVM_MEM_LOG_DIRTY_PAGES);
+        if (err < 0)
+            return err;
+        __atomic_fetch_or(&vm->covered[k / 64], bit, __ATOMIC_RELEASE);
+    }
+    return 0;
+}
+
+/* Reads the guest's dirty bits of every registered slot into bitmap
+ * (zero elsewhere); clears them in KVM, re-arming the log, when clear. */
+static int read_dirty_log(struct kvm_vm *vm, uint64_t *bitmap, bool clear)
+{
+    /* A slot registered after this read starts clean, and the guest could
+     * not write its range before. */
+    memset(bitmap, 0, kvm_vm_bitmap_bytes(vm));
+    for (uint64_t k = 0; k * LAYOUT_SLOT_BYTES < vm->ram_bytes; k++) {
+        if (!(__atomic_load_n(&vm->covered[k / 64], __ATOMIC_ACQUIRE) & (1ULL << (k % 64))))
+            continue;
+        uint32_t slot = LAYOUT_FIRST_RAM_SLOT + (uint32_t)k;
+        uint64_t *part = bitmap + k * (LAYOUT_SLOT_BYTES / FJ_PAGE_SIZE / 64);
+        struct kvm_dirty_log log = {.slot = slot, .dirty_bitmap = part};
+        if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
+            return -errno;
+        if (!clear || !vm->dirty_manual)
+            continue; /* without manual protection the read itself cleared them */
+        uint64_t bytes = FJ_MIN(LAYOUT_SLOT_BYTES, vm->ram_bytes - k * LAYOUT_SLOT_BYTES);
+        struct kvm_clear_dirty_log done = {
+            .slot = slot,
+            .num_pages = (uint32_t)(bytes / FJ_PAGE_SIZE),
+            .dirty_bitmap = part,
+        };
+        if (ioctl(vm->vm_fd, KVM_CLEAR_DIRTY_LOG, &done) < 0)
+            return -errno;
+    }
+    return 0;
+}
+
 int kvm_vm_collect_dirty(struct kvm_vm *vm, uint64_t *bitmap)
 {
-    struct kvm_dirty_log log = {.slot = 0, .dirty_bitmap = bitmap};
-    if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
-        return -errno;
+    int err = read_dirty_log(vm, bitmap, true);
+    if (err < 0)
+        return err;
     kvm_vm_mark_foreign_dirty(vm); /* other VMs write there unlogged */
     size_t words = kvm_vm_bitmap_bytes(vm) / 8;
     for (size_t i = 0; i < words; i++)
         bitmap[i] |= vm->vmm_dirty[i];
     memset(vm->vmm_dirty, 0, kvm_vm_bitmap_bytes(vm));
+    return 0;
+}
+
+int kvm_vm_peek_dirty(struct kvm_vm *vm, uint64_t *bitmap)
+{
+    if (!vm->dirty_manual)
+        return -EOPNOTSUPP;
+    int err = read_dirty_log(vm, bitmap, false);
+    if (err < 0)
+        return err;
+    size_t words = kvm_vm_bitmap_bytes(vm) / 8;
+    for (size_t i = 0; i < words; i++)
+        bitmap[i] |= __atomic_load_n(&vm->vmm_dirty[i], __ATOMIC_RELAXED); /* a hint's read */
     return 0;
 }
 
@@ -143,6 +207,11 @@ static int vm_create(struct kvm_vm *vm, uint64_t ram_bytes, int ram_fd, bool pri
         goto fail;
     }
     fcntl(vm->vm_fd, F_SETFD, FD_CLOEXEC);
+    struct kvm_enable_cap manual = {
+        .cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
+        .args = {KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE},
+    };
+    vm->dirty_manual = ioctl(vm->vm_fd, KVM_ENABLE_CAP, &manual) == 0;
     if ((err = map_ram(vm, ram_bytes, ram_fd, private)) < 0)
         goto fail;
     vm->sys_gpa = layout_sys_gpa(ram_bytes);
@@ -152,9 +221,8 @@ static int vm_create(struct kvm_vm *vm, uint64_t ram_bytes, int ram_fd, bool pri
         err = -errno;
         goto fail;
     }
-    /* Guest RAM logs dirty pages, so a diff snapshot knows what changed. */
-    if ((err = set_memslot(vm->vm_fd, 0, 0, vm->ram, ram_bytes, KVM_MEM_LOG_DIRTY_PAGES)) < 0 ||
-        (err = set_memslot(vm->vm_fd, 1, vm->sys_gpa, vm->sys, LAYOUT_SYS_BYTES, 0)) < 0)
+    /* RAM's memslots come with the mappings that reach them (kvm_vm_cover). */
+    if ((err = set_memslot(vm->vm_fd, 1, vm->sys_gpa, vm->sys, LAYOUT_SYS_BYTES, 0)) < 0)
         goto fail;
     if (!(vm->vmm_dirty = calloc(1, kvm_vm_bitmap_bytes(vm)))) {
         err = -ENOMEM;

@@ -40,6 +40,15 @@ struct kvm_vm {
     bool ram_private;     /* copy-on-write view of an immutable image: never write ram_fd */
     bool ram_borrowed;    /* ram is another VM's (vfork): never unmapped or punched from here */
     uint64_t ram_bytes;
+    /* RAM slots KVM knows (one bit each, LAYOUT_SLOT_BYTES of RAM): KVM
+     * keeps ~2.5 bytes of tables per page of a memslot under the shadow
+     * MMU, so RAM is registered as the guest maps it and a sandbox pays
+     * for what its processes map, not for its limit. A bit is set only
+     * after its slot exists; slots are never removed before the VM. */
+    uint64_t covered[LAYOUT_MAX_SLOTS / 64];
+    /* KVM leaves its dirty bits alone until told to clear them (manual
+     * protection), so they can be read without starting a new epoch. */
+    bool dirty_manual;
     uint8_t *sys; /* host view of the system region (anonymous) */
     gpa_t sys_gpa;
     uint64_t xcr0;
@@ -72,6 +81,9 @@ int kvm_vm_create_cow(struct kvm_vm *vm, uint64_t ram_bytes, int image_fd);
 /* A VM whose RAM is owner's own memory, shared (a vfork child runs on its
  * parent's memory); owner must outlive it. */
 int kvm_vm_create_borrowing(struct kvm_vm *vm, const struct kvm_vm *owner);
+/* Registers the memslots under [gpa, gpa + len) that are not yet (the
+ * guest may touch the range from now on). -errno. */
+int kvm_vm_cover(struct kvm_vm *vm, gpa_t gpa, uint64_t len);
 /* Makes [gpa, gpa + len) read as zero and returns its memory to the host. */
 void kvm_vm_discard(struct kvm_vm *vm, gpa_t gpa, uint64_t len);
 void kvm_vm_destroy(struct kvm_vm *vm);
@@ -130,6 +142,9 @@ static inline void kvm_vm_mark_dirty(struct kvm_vm *vm, gpa_t gpa, uint64_t len)
 /* Fills bitmap (one bit per RAM page) with every page written since the
  * previous call, by the guest or the VMM, and starts a new epoch. */
 int kvm_vm_collect_dirty(struct kvm_vm *vm, uint64_t *bitmap);
+/* Fills bitmap with the pages written since the previous collection,
+ * without starting a new epoch; -EOPNOTSUPP without manual protection. */
+int kvm_vm_peek_dirty(struct kvm_vm *vm, uint64_t *bitmap);
 static inline size_t kvm_vm_bitmap_bytes(const struct kvm_vm *vm) {
     return (size_t)((vm->ram_bytes / FJ_PAGE_SIZE + 63) / 64 * 8);
 }

@@ -19,7 +19,9 @@ static int run_user_loop(struct kvm_vm *vm, uint64_t iters, double *ns)
     memcpy(p, head, sizeof(head));
     memcpy(p + sizeof(head), &iters, 8);
     memcpy(p + sizeof(head) + 8, tail, sizeof(tail));
-    int err = kvm_cpu_boot(vm, code, LAYOUT_USER_MIN + 0x8000);
+    int err = kvm_vm_cover(vm, 0, FJ_HUGE_SIZE);
+    if (err == 0)
+        err = kvm_cpu_boot(vm, code, LAYOUT_USER_MIN + 0x8000);
     if (err < 0)
         return err;
     uint64_t t0 = fj_now_ns();

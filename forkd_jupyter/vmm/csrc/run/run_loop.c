@@ -303,6 +303,8 @@ static void handle_exit(struct sandbox *sb, struct kvm_vcpu *cpu)
         if (run->mmio.phys_addr == layout_doorbell_gpa(sb->vm.ram_bytes) && run->mmio.is_write &&
             kvm_vcpu_regs(cpu)->rip == layout_syscall_return_rip())
             handle_syscall(sb, cpu);
+        else if (run->mmio.phys_addr < sb->vm.ram_bytes) /* RAM no mapping reaches (kvm_vm_cover) */
+            sig_fault(sb, SIGSEGV, run->mmio.phys_addr, "access to unmapped memory");
         else
             sig_fault(sb, SIGBUS, run->mmio.phys_addr, "access to unbacked memory");
         break;

@@ -11,8 +11,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "lib/fj.h"
 #include "kvm/kvm_vm.h"
+#include "lib/bitmap.h"
+#include "lib/fj.h"
 
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22
@@ -93,13 +94,39 @@ static int add_range(struct range_list *l, uint64_t start, uint64_t end)
     return 0;
 }
 
+/* Adds the pages of the copied range [start, end) (bytes) that the child
+ * wrote itself, those set in written_by_child (NULL: all of them). */
+static int add_written(struct range_list *l, const uint64_t *written_by_child, uint64_t start,
+                       uint64_t end)
+{
+    if (!written_by_child)
+        return add_range(l, start, end);
+    uint64_t n = end / FJ_PAGE_SIZE, q;
+    for (uint64_t p = fj_bits_next_run(written_by_child, n, start / FJ_PAGE_SIZE, &q); p < n;
+         p = fj_bits_next_run(written_by_child, n, q, &q)) {
+        int err = add_range(l, p * FJ_PAGE_SIZE, q * FJ_PAGE_SIZE);
+        if (err < 0)
+            return err;
+    }
+    return 0;
+}
+
 int hint_learn(struct ws_hint *h, struct kvm_vm *vm)
 {
     if (!h || !vm->ram_private)
         return 0;
+    /* A page the last hint copied but this child never wrote stays out:
+     * otherwise every hint would carry all of its predecessors' pages. */
+    uint64_t *wrote = malloc(kvm_vm_bitmap_bytes(vm));
+    if (wrote && kvm_vm_peek_dirty(vm, wrote) < 0) {
+        free(wrote);
+        wrote = NULL;
+    }
     int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (fd < 0) {
+        free(wrote);
         return -errno;
+    }
     struct range_list written = {.max_pages = HINT_MAX_WRITTEN};
     struct range_list read = {.max_pages = HINT_MAX_READ};
     struct page_region regions[256];
@@ -124,14 +151,17 @@ int hint_learn(struct ws_hint *h, struct kvm_vm *vm)
             struct page_region *r = &regions[i];
             if (r->categories & PAGE_IS_PFNZERO)
                 continue; /* the shared zero page: nothing to gain */
-            bool copied = !(r->categories & PAGE_IS_FILE);
-            err = add_range(copied ? &written : &read, r->start - base, r->end - base);
+            if (r->categories & PAGE_IS_FILE)
+                err = add_range(&read, r->start - base, r->end - base);
+            else
+                err = add_written(&written, wrote, r->start - base, r->end - base);
         }
         if (arg.walk_end <= at)
             break;
         at = arg.walk_end;
     }
     close(fd);
+    free(wrote);
     if (err < 0) {
         free(written.v);
         free(read.v);

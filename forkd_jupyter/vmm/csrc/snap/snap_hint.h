@@ -42,7 +42,9 @@ struct ws_hint *hint_new(void);
 struct ws_hint *hint_get(struct ws_hint *h);
 void hint_put(struct ws_hint *h);
 /* Replaces h's ranges with the pages of vm's private RAM view that are
- * resident now: copied ones (written) and mapped image pages (read). */
+ * resident now: copied ones the child wrote since its last snapshot (its
+ * dirty log; all copied ones where KVM cannot tell without starting a new
+ * epoch) and mapped image pages (read). */
 int hint_learn(struct ws_hint *h, struct kvm_vm *vm);
 /* Faults h's pages into vm's private RAM view (before its vCPU runs). */
 void hint_prefault(struct ws_hint *h, struct kvm_vm *vm);
