@@ -23,7 +23,8 @@ def kvm_slot_table_bytes() -> int:
     for line in Path("/proc/vmallocinfo").read_text().splitlines():
         fields = line.split()
         if len(fields) > 2 and fields[2].startswith(SLOT_TABLES):
-            total += int(fields[1])
+            pages = next((f for f in fields if f.startswith("pages=")), "pages=0")
+            total += int(pages.split("=")[1]) * 4096  # (the size column adds a guard page)
     return total
 
 

@@ -7,8 +7,13 @@ Starts a private daemon (its own state directory), spawns a source of
 (the base), then grows a population of children of that base to each count
 in turn: each new child is spawned, runs a cell (``x = sum(range(1000))``)
 and is branched once (diff). Reports, per count: time per operation p50 and
-p99 over the children added for that count, the daemon's memory (PSS, from
-/proc/<pid>/smaps_rollup) per child, and how many operations failed.
+p99 over the children added for that count, memory per child added after
+the first (what the
+host spends: the daemon's anonymous memory, KVM's per-VM kernel tables,
+page tables and shared memory (the branches' images), bench/host_memory.py;
+and the daemon's PSS, which leaves the
+kernel's part and the snapshot images out and shares the base's pages
+among the children that map them), and how many operations failed.
 Writes RESULTS.md and bench-scale.csv beside this script.
 """
 
@@ -26,6 +31,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE.parent))
+from host_memory import host_kib  # noqa: E402 - bench/host_memory.py
 
 
 def pss_mib(pid: int) -> float:
@@ -68,7 +75,7 @@ def main() -> None:
         )
         base = c.branch_sandbox(src["id"], mode="full", tag="scale-base")["snapshot"]
         c.kill_sandbox(src["id"])
-        pss0 = pss_mib(daemon.pid)
+        first = None
         children: list[str] = []
         rows, table = [], []
         for count in counts:
@@ -93,8 +100,23 @@ def main() -> None:
                     print(f"failed at {len(children)} children: {e}", file=sys.stderr)
                     break
             time.sleep(1)
-            per_child = (pss_mib(daemon.pid) - pss0) / max(1, len(children))
-            line = {"count": len(children), "failed": failed, "pss_per_child_mib": per_child}
+            # What each child after the first adds (the first also pays for
+            # the base's pages it maps and for the source going away).
+            pss, host = pss_mib(daemon.pid), host_kib(daemon.pid)
+            if first is None:
+                first = (len(children), pss, host)
+            added = len(children) - first[0]
+            per_child = (pss - first[1]) / added if added else float("nan")
+            parts = {k: (host[k] - first[2][k]) / 1024 / added if added else float("nan")
+                     for k in host}  # fmt: skip
+            spent = parts["spent"]
+            line = {
+                "count": len(children),
+                "failed": failed,
+                "pss_per_child_mib": per_child,
+                "host_per_child_mib": spent,
+                "host_parts_mib": {k: round(v, 2) for k, v in parts.items()},
+            }
             for op, values in times.items():
                 line[f"{op}_p50_ms"] = statistics.median(values) if values else float("nan")
                 line[f"{op}_p99_ms"] = pct(values, 0.99) if values else float("nan")
@@ -107,7 +129,7 @@ def main() -> None:
         daemon.wait(60)
     head = (
         "| children | spawn p50 / p99 | first cell p50 / p99 | diff branch p50 / p99 "
-        "| daemon PSS per child | failed |"
+        "| host memory per child | daemon PSS per child | failed |"
     )
     lines = [
         "# Many sandboxes on one machine",
@@ -120,14 +142,15 @@ def main() -> None:
         "`bench/scale/bench_scale.py`; raw rows in `bench-scale.csv`.",
         "",
         head,
-        "|---:|---:|---:|---:|---:|---:|",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for t in table:
         lines.append(
             f"| {t['count']} | {t['spawn_p50_ms']:.1f} / {t['spawn_p99_ms']:.1f} ms "
             f"| {t['cell_p50_ms']:.1f} / {t['cell_p99_ms']:.1f} ms "
             f"| {t['branch_p50_ms']:.1f} / {t['branch_p99_ms']:.1f} ms "
-            f"| {t['pss_per_child_mib']:.1f} MiB | {t['failed']} |"
+            f"| {t['host_per_child_mib']:.1f} MiB | {t['pss_per_child_mib']:.1f} MiB "
+            f"| {t['failed']} |"
         )
     text = "\n".join(lines) + "\n"
     print(text)

@@ -12,13 +12,13 @@ run:
 is back. Fresh memory per sandbox, from holding N idle warm sandboxes that
 each ran a cell, divided by N, two ways:
 
-- host: what the host spends for them, summed from its parts: the daemon's
-  anonymous memory (smaps_rollup: the children's copied guest pages and
-  the VMM's own heap), the kernel's per-VM tables KVM allocates
-  (/proc/vmallocinfo: a memslot's reverse map and write tracking, dirty
-  logs) and page tables (/proc/meminfo PageTables + SecPageTables); no
-  process's PSS shows the kernel's part. MemAvailable's fall is printed
-  beside it, a cross-check only (it moves with the page cache);
+- host: what the host spends for them, summed from its parts
+  (bench/host_memory.py): the daemon's anonymous memory (the children's
+  copied guest pages and the VMM's own heap), the kernel's per-VM tables
+  KVM allocates (a memslot's reverse map and write tracking, dirty logs),
+  page tables and shared memory; no process's PSS shows the kernel's part.
+  MemAvailable's fall is printed beside it, a cross-check only (it moves
+  with the page cache);
 - daemon PSS: the daemon's proportional set size grown; it also counts the
   base's pages the children map (already resident in the base's image,
   shared), so it is not memory spent per sandbox.
@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from host_memory import host_kib  # noqa: E402 - bench/host_memory.py
 from private_daemon import start_daemon  # noqa: E402 - bench/private_daemon.py
 
 from forkd_jupyter.vmm import Sandbox
@@ -47,39 +48,6 @@ def pss_kib(pid: int) -> int:
         if line.startswith("Pss:"):
             return int(line.split()[1])
     raise RuntimeError("no Pss line")
-
-
-def meminfo_kib() -> dict[str, int]:
-    out = {}
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        key, value = line.split(":", 1)
-        out[key] = int(value.split()[0])
-    return out
-
-
-def kvm_vmalloc_kib() -> int:
-    """The kernel's vmalloc'd memory whose allocating function is KVM's."""
-    total = 0
-    for line in Path("/proc/vmallocinfo").read_text().splitlines():
-        fields = line.split()
-        if len(fields) > 2 and ("kvm" in fields[2] or "memslot" in fields[2]):
-            total += int(fields[1])
-    return total // 1024
-
-
-def host_kib(pid: int) -> dict[str, int]:
-    """The parts of what the host spends that sandboxes make grow."""
-    anon = 0
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith("Anonymous:"):
-            anon = int(line.split()[1])
-    mem = meminfo_kib()
-    return {
-        "anonymous": anon,
-        "kvm_tables": kvm_vmalloc_kib(),
-        "page_tables": mem["PageTables"] + mem.get("SecPageTables", 0),
-        "available": mem["MemAvailable"],
-    }
 
 
 def pct(values: list[float], q: float) -> float:
@@ -133,7 +101,7 @@ def main() -> int:
         fresh_kib = (pss_kib(daemon.pid) - before) / args.hold
         host_after = host_kib(daemon.pid)
         grown = {k: (host_after[k] - host_before[k]) / args.hold for k in host_before}
-        spent_kib = grown["anonymous"] + grown["kvm_tables"] + grown["page_tables"]
+        spent_kib = grown["spent"]
         for rec in held:
             c.kill_sandbox(rec["id"])
         for name, values in (
@@ -150,7 +118,8 @@ def main() -> int:
         print(
             f"fresh memory per idle warm sandbox, host: {spent_kib / 1024:.2f} MiB "
             f"(anonymous {grown['anonymous'] / 1024:.2f}, KVM tables "
-            f"{grown['kvm_tables'] / 1024:.2f}, page tables {grown['page_tables'] / 1024:.2f}; "
+            f"{grown['kvm_tables'] / 1024:.2f}, page tables {grown['page_tables'] / 1024:.2f}, "
+            f"shared {grown['shmem'] / 1024:.2f}; "
             f"MemAvailable fell {-grown['available'] / 1024:.2f})"
         )
         print(

@@ -108,6 +108,22 @@ int kvm_vm_cover(struct kvm_vm *vm, gpa_t gpa, uint64_t len)
     return 0;
 }
 
+/* The VMM's dirty bitmap lives in its own anonymous mapping: a page of it
+ * (128 MiB of RAM) takes memory only once a bit in it is set, and
+ * clearing hands the pages back instead of writing zeros over them. */
+static uint64_t *new_vmm_dirty(const struct kvm_vm *vm)
+{
+    void *p = mmap(NULL, kvm_vm_bitmap_bytes(vm), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void clear_vmm_dirty(struct kvm_vm *vm)
+{
+    if (madvise(vm->vmm_dirty, kvm_vm_bitmap_bytes(vm), MADV_DONTNEED) < 0)
+        memset(vm->vmm_dirty, 0, kvm_vm_bitmap_bytes(vm));
+}
+
 /* Reads the guest's dirty bits of every registered slot into bitmap
  * (zero elsewhere); clears them in KVM, re-arming the log, when clear. */
 static int read_dirty_log(struct kvm_vm *vm, uint64_t *bitmap, bool clear)
@@ -146,7 +162,7 @@ int kvm_vm_collect_dirty(struct kvm_vm *vm, uint64_t *bitmap)
     size_t words = kvm_vm_bitmap_bytes(vm) / 8;
     for (size_t i = 0; i < words; i++)
         bitmap[i] |= vm->vmm_dirty[i];
-    memset(vm->vmm_dirty, 0, kvm_vm_bitmap_bytes(vm));
+    clear_vmm_dirty(vm);
     return 0;
 }
 
@@ -224,7 +240,7 @@ static int vm_create(struct kvm_vm *vm, uint64_t ram_bytes, int ram_fd, bool pri
     /* RAM's memslots come with the mappings that reach them (kvm_vm_cover). */
     if ((err = set_memslot(vm->vm_fd, 1, vm->sys_gpa, vm->sys, LAYOUT_SYS_BYTES, 0)) < 0)
         goto fail;
-    if (!(vm->vmm_dirty = calloc(1, kvm_vm_bitmap_bytes(vm)))) {
+    if (!(vm->vmm_dirty = new_vmm_dirty(vm))) {
         err = -ENOMEM;
         goto fail;
     }
@@ -289,7 +305,8 @@ void kvm_vm_destroy(struct kvm_vm *vm)
         close(vm->ram_fd);
     if (vm->sys)
         munmap(vm->sys, LAYOUT_SYS_BYTES);
-    free(vm->vmm_dirty);
+    if (vm->vmm_dirty)
+        munmap(vm->vmm_dirty, kvm_vm_bitmap_bytes(vm));
     memset(vm, 0, sizeof(*vm));
     vm->vm_fd = vm->vcpu.fd = vm->ram_fd = -1;
 }
