@@ -42,6 +42,10 @@ def pss_mib(pid: int) -> float:
     raise RuntimeError("no Pss line")
 
 
+def mib(value: float) -> str:
+    return "-" if value != value else f"{value:.1f} MiB"  # NaN: no child added after the first
+
+
 def pct(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
@@ -149,7 +153,7 @@ def main() -> None:
             f"| {t['count']} | {t['spawn_p50_ms']:.1f} / {t['spawn_p99_ms']:.1f} ms "
             f"| {t['cell_p50_ms']:.1f} / {t['cell_p99_ms']:.1f} ms "
             f"| {t['branch_p50_ms']:.1f} / {t['branch_p99_ms']:.1f} ms "
-            f"| {t['host_per_child_mib']:.1f} MiB | {t['pss_per_child_mib']:.1f} MiB "
+            f"| {mib(t['host_per_child_mib'])} | {mib(t['pss_per_child_mib'])} "
             f"| {t['failed']} |"
         )
     text = "\n".join(lines) + "\n"
