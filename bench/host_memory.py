@@ -18,13 +18,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from forkd_jupyter.controller.limits import mem_info
 
-def meminfo_kib() -> dict[str, int]:
-    out = {}
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        key, value = line.split(":", 1)
-        out[key] = int(value.split()[0])
-    return out
+
+def rollup_kib(pid: int, field: str) -> int:
+    """A field of /proc/<pid>/smaps_rollup (``Pss``, ``Anonymous``), KiB."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} line")
 
 
 def kvm_vmalloc_kib() -> int:
@@ -42,13 +44,9 @@ def kvm_vmalloc_kib() -> int:
 def host_kib(pid: int) -> dict[str, int]:
     """The parts (KiB) that the sandboxes of daemon `pid` make grow;
     ``spent`` is their sum."""
-    anon = 0
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith("Anonymous:"):
-            anon = int(line.split()[1])
-    mem = meminfo_kib()
+    mem = {key: value // 1024 for key, value in mem_info().items()}
     parts = {
-        "anonymous": anon,
+        "anonymous": rollup_kib(pid, "Anonymous"),
         "kvm_tables": kvm_vmalloc_kib(),
         "page_tables": mem["PageTables"] + mem.get("SecPageTables", 0),
         "shmem": mem["Shmem"],

@@ -8,12 +8,11 @@ Starts a private daemon (its own state directory), spawns a source of
 in turn: each new child is spawned, runs a cell (``x = sum(range(1000))``)
 and is branched once (diff). Reports, per count: time per operation p50 and
 p99 over the children added for that count, memory per child added after
-the first (what the
-host spends: the daemon's anonymous memory, KVM's per-VM kernel tables,
-page tables and shared memory (the branches' images), bench/host_memory.py;
-and the daemon's PSS, which leaves the
-kernel's part and the snapshot images out and shares the base's pages
-among the children that map them), and how many operations failed.
+the first (what the host spends: the daemon's anonymous memory, KVM's
+per-VM kernel tables, page tables and shared memory (the branches' images),
+bench/host_memory.py; and the daemon's PSS, which leaves the kernel's part
+and the snapshot images out and shares the base's pages among the children
+that map them), and how many operations failed.
 Writes RESULTS.md and bench-scale.csv beside this script.
 """
 
@@ -32,14 +31,7 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))
-from host_memory import host_kib  # noqa: E402 - bench/host_memory.py
-
-
-def pss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith("Pss:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no Pss line")
+from host_memory import host_kib, rollup_kib  # noqa: E402 - bench/host_memory.py
 
 
 def mib(value: float) -> str:
@@ -106,7 +98,7 @@ def main() -> None:
             time.sleep(1)
             # What each child after the first adds (the first also pays for
             # the base's pages it maps and for the source going away).
-            pss, host = pss_mib(daemon.pid), host_kib(daemon.pid)
+            pss, host = rollup_kib(daemon.pid, "Pss") / 1024, host_kib(daemon.pid)
             if first is None:
                 first = (len(children), pss, host)
             added = len(children) - first[0]

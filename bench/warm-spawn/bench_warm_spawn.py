@@ -37,17 +37,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from host_memory import host_kib  # noqa: E402 - bench/host_memory.py
+from host_memory import host_kib, rollup_kib  # noqa: E402 - bench/host_memory.py
 from private_daemon import start_daemon  # noqa: E402 - bench/private_daemon.py
 
 from forkd_jupyter.vmm import Sandbox
-
-
-def pss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith("Pss:"):
-            return int(line.split()[1])
-    raise RuntimeError("no Pss line")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -89,7 +82,7 @@ def main() -> int:
             c.run_cell(rec["id"], "1 + 1")
             warm.append((time.perf_counter() - t) * 1000)
             c.kill_sandbox(rec["id"])
-        before = pss_kib(daemon.pid)
+        before = rollup_kib(daemon.pid, "Pss")
         host_before = host_kib(daemon.pid)
         held = [
             c.spawn_sandboxes(memory_limit_mib=args.memory, preload=preload)[0]
@@ -98,7 +91,7 @@ def main() -> int:
         for rec in held:
             c.run_cell(rec["id"], "x = 1")
         time.sleep(1.0)  # idle: what a cell's end hands back has gone back
-        fresh_kib = (pss_kib(daemon.pid) - before) / args.hold
+        fresh_kib = (rollup_kib(daemon.pid, "Pss") - before) / args.hold
         host_after = host_kib(daemon.pid)
         grown = {k: (host_after[k] - host_before[k]) / args.hold for k in host_before}
         spent_kib = grown["spent"]

@@ -86,24 +86,33 @@ int kvm_vm_create_cow(struct kvm_vm *vm, uint64_t ram_bytes, int image_fd)
     return vm_create(vm, ram_bytes, fd, true, NULL); /* adopts fd, even on failure */
 }
 
+static bool slot_covered(const struct kvm_vm *vm, uint64_t k)
+{
+    return __atomic_load_n(&vm->covered[k / 64], __ATOMIC_ACQUIRE) & (1ULL << (k % 64));
+}
+
+/* Bytes of RAM slot k holds (the last one may be short). */
+static uint64_t slot_bytes(const struct kvm_vm *vm, uint64_t k)
+{
+    return FJ_MIN(LAYOUT_SLOT_BYTES, vm->ram_bytes - k * LAYOUT_SLOT_BYTES);
+}
+
 int kvm_vm_cover(struct kvm_vm *vm, gpa_t gpa, uint64_t len)
 {
     if (len == 0 || gpa >= vm->ram_bytes)
         return 0;
     uint64_t last = (FJ_MIN(gpa + len, vm->ram_bytes) - 1) / LAYOUT_SLOT_BYTES;
     for (uint64_t k = gpa / LAYOUT_SLOT_BYTES; k <= last; k++) {
-        uint64_t bit = 1ULL << (k % 64);
-        if (__atomic_load_n(&vm->covered[k / 64], __ATOMIC_ACQUIRE) & bit)
+        if (slot_covered(vm, k))
             continue;
         gpa_t start = k * LAYOUT_SLOT_BYTES;
-        uint64_t bytes = FJ_MIN(LAYOUT_SLOT_BYTES, vm->ram_bytes - start);
         /* Guest RAM logs dirty pages, so a diff snapshot knows what changed.
          * Registering a slot again with the same range is a no-op for KVM. */
         int err = set_memslot(vm->vm_fd, LAYOUT_FIRST_RAM_SLOT + (uint32_t)k, start,
-                              vm->ram + start, bytes, KVM_MEM_LOG_DIRTY_PAGES);
+                              vm->ram + start, slot_bytes(vm, k), KVM_MEM_LOG_DIRTY_PAGES);
         if (err < 0)
             return err;
-        __atomic_fetch_or(&vm->covered[k / 64], bit, __ATOMIC_RELEASE);
+        __atomic_fetch_or(&vm->covered[k / 64], 1ULL << (k % 64), __ATOMIC_RELEASE);
     }
     return 0;
 }
@@ -132,7 +141,7 @@ static int read_dirty_log(struct kvm_vm *vm, uint64_t *bitmap, bool clear)
      * not write its range before. */
     memset(bitmap, 0, kvm_vm_bitmap_bytes(vm));
     for (uint64_t k = 0; k * LAYOUT_SLOT_BYTES < vm->ram_bytes; k++) {
-        if (!(__atomic_load_n(&vm->covered[k / 64], __ATOMIC_ACQUIRE) & (1ULL << (k % 64))))
+        if (!slot_covered(vm, k))
             continue;
         uint32_t slot = LAYOUT_FIRST_RAM_SLOT + (uint32_t)k;
         uint64_t *part = bitmap + k * (LAYOUT_SLOT_BYTES / FJ_PAGE_SIZE / 64);
@@ -141,10 +150,9 @@ static int read_dirty_log(struct kvm_vm *vm, uint64_t *bitmap, bool clear)
             return -errno;
         if (!clear || !vm->dirty_manual)
             continue; /* without manual protection the read itself cleared them */
-        uint64_t bytes = FJ_MIN(LAYOUT_SLOT_BYTES, vm->ram_bytes - k * LAYOUT_SLOT_BYTES);
         struct kvm_clear_dirty_log done = {
             .slot = slot,
-            .num_pages = (uint32_t)(bytes / FJ_PAGE_SIZE),
+            .num_pages = (uint32_t)(slot_bytes(vm, k) / FJ_PAGE_SIZE),
             .dirty_bitmap = part,
         };
         if (ioctl(vm->vm_fd, KVM_CLEAR_DIRTY_LOG, &done) < 0)
@@ -153,15 +161,21 @@ static int read_dirty_log(struct kvm_vm *vm, uint64_t *bitmap, bool clear)
     return 0;
 }
 
+/* Adds the pages the VMM itself wrote (KVM's log sees only the guest's). */
+static void add_vmm_dirty(const struct kvm_vm *vm, uint64_t *bitmap)
+{
+    size_t words = kvm_vm_bitmap_bytes(vm) / 8;
+    for (size_t i = 0; i < words; i++) /* (relaxed: a peek may race a write; a hint's read) */
+        bitmap[i] |= __atomic_load_n(&vm->vmm_dirty[i], __ATOMIC_RELAXED);
+}
+
 int kvm_vm_collect_dirty(struct kvm_vm *vm, uint64_t *bitmap)
 {
     int err = read_dirty_log(vm, bitmap, true);
     if (err < 0)
         return err;
     kvm_vm_mark_foreign_dirty(vm); /* other VMs write there unlogged */
-    size_t words = kvm_vm_bitmap_bytes(vm) / 8;
-    for (size_t i = 0; i < words; i++)
-        bitmap[i] |= vm->vmm_dirty[i];
+    add_vmm_dirty(vm, bitmap);
     clear_vmm_dirty(vm);
     return 0;
 }
@@ -173,9 +187,7 @@ int kvm_vm_peek_dirty(struct kvm_vm *vm, uint64_t *bitmap)
     int err = read_dirty_log(vm, bitmap, false);
     if (err < 0)
         return err;
-    size_t words = kvm_vm_bitmap_bytes(vm) / 8;
-    for (size_t i = 0; i < words; i++)
-        bitmap[i] |= __atomic_load_n(&vm->vmm_dirty[i], __ATOMIC_RELAXED); /* a hint's read */
+    add_vmm_dirty(vm, bitmap);
     return 0;
 }
 
