@@ -125,16 +125,18 @@ class SandboxTree(BackgroundRuns, ClusterSpreading, Folding):
         self,
         rec: SandboxRecord | SnapshotRecord,
         action: str,
-        persist: bool = False,
+        persist: bool | None = None,
         durable: bool = False,
     ) -> None:
         """Publishes the change; state.json is rewritten only for changes a
         restarted daemon must know (records appearing, dying, going; a
-        snapshot's status or saved copy), and fsynced only when ``durable``
-        (store.py)."""
+        snapshot's status or saved copy: ``persist`` None), or as ``persist``
+        says, and fsynced only when ``durable`` (store.py)."""
         kind = "sandbox" if isinstance(rec, SandboxRecord) else "snapshot"
         self.events.publish(kind, action, kind, rec.to_dict())
-        if durable or persist or action in ("created", "dead", "removed", "deleted"):
+        if persist is None:
+            persist = action in ("created", "dead", "removed", "deleted")
+        if durable or persist:
             self._persist(durable)
 
     def _persist(self, durable: bool = True) -> None:
@@ -492,8 +494,12 @@ class SandboxTree(BackgroundRuns, ClusterSpreading, Folding):
         try:
             # The record exists (writing, persisted) before the VMM is asked,
             # so a daemon that dies in the call leaves a record a restart
-            # reports as failed, with the reason.
-            snap = self._new_snapshot_record(rec, mode, tag)
+            # reports as failed, with the reason. Not a checkpoint's diff: its
+            # pause takes milliseconds before every attached cell, and a
+            # restart loses it either way (it is not on disk), so its record
+            # is written once, when it is ready.
+            early = not (checkpoint is not None and mode == "diff")
+            snap = self._new_snapshot_record(rec, mode, tag, persist=early)
             snap.checkpoint = checkpoint
             started = time.monotonic()
             try:
@@ -519,7 +525,7 @@ class SandboxTree(BackgroundRuns, ClusterSpreading, Folding):
         return {"snapshot": snap.to_dict(), "children": []}
 
     def _new_snapshot_record(
-        self, source: SandboxRecord, mode: str, tag: str | None
+        self, source: SandboxRecord, mode: str, tag: str | None, persist: bool = True
     ) -> SnapshotRecord:
         """A ``writing`` record, its tag claimed atomically."""
         with self._lock:
@@ -527,7 +533,7 @@ class SandboxTree(BackgroundRuns, ClusterSpreading, Folding):
                 raise E.NameTaken(f"the tag {tag!r} already names a snapshot", field="tag")
             snap = SnapshotRecord(self._new_id("snapshot", "snap"), mode, source.id, tag)
             self._snapshots[snap.id] = snap
-        self._changed(snap, "created")
+        self._changed(snap, "created", persist=persist)
         return snap
 
     def _drop_snapshot_record(self, snap: SnapshotRecord) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 from .. import python_env
 from ..modes import BranchMode
 from ..python_env import PythonEnv
-from . import guest_env
+from . import chain_lock, guest_env
 from ._ffi import c_strings, ffi, lib
 from .errors import SandboxClosed, SandboxCrashed, SandboxError, SandboxTimeout, SpawnError, check
 from .layer import LayerFiles
@@ -515,7 +515,9 @@ class Sandbox:
         # pause is refused (EBUSY) for the moment it takes to exec.
         deadline = time.monotonic() + 2.0
         while True:
-            with self._send_lock:  # never between the halves of a request frame
+            # A diff reads its parent's image (what the guest wrote back
+            # unchanged stays out of it): no fold may rewire that link meanwhile.
+            with self._send_lock, chain_lock.reading():  # never between a frame's halves
                 ret = lib.fj_sandbox_snapshot(self._native.handle, MODES[mode], out)
                 # What the guest's managed processes were, for a child of it.
                 inherited = self.processes.branch() if ret == 0 else None

@@ -133,6 +133,18 @@ static void clear_vmm_dirty(struct kvm_vm *vm)
         memset(vm->vmm_dirty, 0, kvm_vm_bitmap_bytes(vm));
 }
 
+/* Clears KVM's dirty bits of slot k's pages set in part (its slice of a
+ * RAM bitmap), write-protecting them so their next write is logged. */
+static int rearm_slot(struct kvm_vm *vm, uint64_t k, const uint64_t *part)
+{
+    struct kvm_clear_dirty_log done = {
+        .slot = LAYOUT_FIRST_RAM_SLOT + (uint32_t)k,
+        .num_pages = (uint32_t)(slot_bytes(vm, k) / FJ_PAGE_SIZE),
+        .dirty_bitmap = (void *)part,
+    };
+    return ioctl(vm->vm_fd, KVM_CLEAR_DIRTY_LOG, &done) < 0 ? -errno : 0;
+}
+
 /* Reads the guest's dirty bits of every registered slot into bitmap
  * (zero elsewhere); clears them in KVM, re-arming the log, when clear. */
 static int read_dirty_log(struct kvm_vm *vm, uint64_t *bitmap, bool clear)
@@ -150,13 +162,9 @@ static int read_dirty_log(struct kvm_vm *vm, uint64_t *bitmap, bool clear)
             return -errno;
         if (!clear || !vm->dirty_manual)
             continue; /* without manual protection the read itself cleared them */
-        struct kvm_clear_dirty_log done = {
-            .slot = slot,
-            .num_pages = (uint32_t)(slot_bytes(vm, k) / FJ_PAGE_SIZE),
-            .dirty_bitmap = part,
-        };
-        if (ioctl(vm->vm_fd, KVM_CLEAR_DIRTY_LOG, &done) < 0)
-            return -errno;
+        int err = rearm_slot(vm, k, part);
+        if (err < 0)
+            return err;
     }
     return 0;
 }
@@ -188,6 +196,27 @@ int kvm_vm_peek_dirty(struct kvm_vm *vm, uint64_t *bitmap)
     if (err < 0)
         return err;
     add_vmm_dirty(vm, bitmap);
+    return 0;
+}
+
+int kvm_vm_collect_begin(struct kvm_vm *vm, uint64_t *bitmap)
+{
+    if (!vm->dirty_manual)
+        return -EOPNOTSUPP;
+    kvm_vm_mark_foreign_dirty(vm); /* other VMs write there unlogged */
+    return kvm_vm_peek_dirty(vm, bitmap);
+}
+
+int kvm_vm_collect_end(struct kvm_vm *vm, const uint64_t *rearm)
+{
+    for (uint64_t k = 0; k * LAYOUT_SLOT_BYTES < vm->ram_bytes; k++) {
+        if (!slot_covered(vm, k))
+            continue;
+        int err = rearm_slot(vm, k, rearm + k * (LAYOUT_SLOT_BYTES / FJ_PAGE_SIZE / 64));
+        if (err < 0)
+            return err;
+    }
+    clear_vmm_dirty(vm);
     return 0;
 }
 

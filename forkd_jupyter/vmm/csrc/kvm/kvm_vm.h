@@ -145,6 +145,15 @@ int kvm_vm_collect_dirty(struct kvm_vm *vm, uint64_t *bitmap);
 /* Fills bitmap with the pages written since the previous collection,
  * without starting a new epoch; -EOPNOTSUPP without manual protection. */
 int kvm_vm_peek_dirty(struct kvm_vm *vm, uint64_t *bitmap);
+/* A collection in two steps, for a caller that leaves some written pages
+ * writable (the vCPUs stopped in between): kvm_vm_collect_begin fills
+ * bitmap as kvm_vm_collect_dirty does but leaves KVM's bits set
+ * (-EOPNOTSUPP without manual protection); kvm_vm_collect_end re-protects
+ * the pages set in rearm and starts the new epoch. A page written but not
+ * re-armed takes no write fault any more, and every later read reports it
+ * as written until a collection re-arms it: a superset, never a loss. */
+int kvm_vm_collect_begin(struct kvm_vm *vm, uint64_t *bitmap);
+int kvm_vm_collect_end(struct kvm_vm *vm, const uint64_t *rearm);
 static inline size_t kvm_vm_bitmap_bytes(const struct kvm_vm *vm) {
     return (size_t)((vm->ram_bytes / FJ_PAGE_SIZE + 63) / 64 * 8);
 }

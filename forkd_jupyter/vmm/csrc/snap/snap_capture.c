@@ -18,6 +18,7 @@
 #include "core/proc.h"
 #include "snap/snap_copy.h"
 #include "snap/snap_hint.h"
+#include "snap/snap_unchanged.h"
 
 /* Every thread's registers, saved when it parked for this pause. Pending
  * signals belong to the source and stay there. */
@@ -78,6 +79,53 @@ int snapshot_make_image(struct snapshot *snap) {
     return 0;
 }
 
+/* The pages of written (this epoch) to leave writable: those the sandbox
+ * also wrote in the previous diff's epoch, up to KEEP_MAX_PAGES; none every
+ * KEEP_EPOCHS diffs. Returns the diffs in a row that kept pages. */
+static uint32_t choose_kept(const struct sandbox *sb, const uint64_t *written, uint64_t *keep,
+                            size_t words) {
+    if (!sb->diff_written || sb->diff_kept_epochs + 1 >= KEEP_EPOCHS)
+        return 0;
+    uint64_t n = 0;
+    for (size_t w = 0; w < words && n < KEEP_MAX_PAGES; w++) {
+        keep[w] = written[w] & sb->diff_written[w];
+        n += (uint64_t)__builtin_popcountll(keep[w]);
+    }
+    return sb->diff_kept_epochs + 1;
+}
+
+/* Fills dirty with the pages written in the epoch the pause ends and starts
+ * the next. A diff on a parent leaves out what was written back unchanged
+ * and leaves hot pages writable (snap_unchanged.h); whatever stands in the
+ * way of that, the plain collection. */
+static int collect_epoch(struct sandbox *sb, const struct snapshot *parent, uint64_t *dirty) {
+    size_t bytes = kvm_vm_bitmap_bytes(&sb->vm);
+    uint64_t *written = parent ? malloc(bytes) : NULL;
+    uint64_t *keep = written ? calloc(1, bytes) : NULL;
+    if (!keep || kvm_vm_collect_begin(&sb->vm, dirty) < 0) {
+        free(written);
+        free(keep);
+        free(sb->diff_written); /* the next diff starts counting again */
+        sb->diff_written = NULL;
+        return kvm_vm_collect_dirty(&sb->vm, dirty);
+    }
+    memcpy(written, dirty, bytes);
+    snap_drop_unchanged(sb, parent, dirty);
+    sb->diff_kept_epochs = choose_kept(sb, written, keep, bytes / 8);
+    for (size_t w = 0; w < bytes / 8; w++)
+        keep[w] = written[w] & ~keep[w]; /* now: the pages to re-arm */
+    int err = kvm_vm_collect_end(&sb->vm, keep);
+    free(keep);
+    free(sb->diff_written);
+    sb->diff_written = NULL;
+    if (err < 0) {
+        free(written);
+        return err;
+    }
+    sb->diff_written = written;
+    return 0;
+}
+
 int snapshot_capture_memory(struct sandbox *sb, struct snapshot *snap, struct snapshot **replaced) {
     int made = snapshot_make_image(snap);
     if (made < 0)
@@ -87,7 +135,8 @@ int snapshot_capture_memory(struct sandbox *sb, struct snapshot *snap, struct sn
     uint64_t *dirty = calloc(1, kvm_vm_bitmap_bytes(&sb->vm));
     if (!dirty)
         return -ENOMEM;
-    int err = kvm_vm_collect_dirty(&sb->vm, dirty);
+    bool diff = snap->mode == FJ_SNAP_DIFF && sb->last_snap;
+    int err = collect_epoch(sb, diff ? sb->last_snap : NULL, dirty);
     if (err < 0) {
         free(dirty);
         return err;
@@ -97,7 +146,7 @@ int snapshot_capture_memory(struct sandbox *sb, struct snapshot *snap, struct sn
         dirty_pages += (uint64_t)__builtin_popcountll(dirty[i]);
     snap->dirty_bytes = dirty_pages * FJ_PAGE_SIZE;
     uint64_t t0 = fj_now_ns();
-    if (snap->mode == FJ_SNAP_DIFF && sb->last_snap) {
+    if (diff) {
         snap->parent = snapshot_get(sb->last_snap);
         snap->delta = dirty;
         dirty = NULL;
@@ -126,6 +175,8 @@ int snapshot_capture_memory(struct sandbox *sb, struct snapshot *snap, struct sn
 /* sb->lineage_release: what this layer attached to a sandbox. */
 void snapshot_release_lineage(struct sandbox *sb) {
     snap_copy_sandbox_gone(sb);
+    free(sb->diff_written);
+    sb->diff_written = NULL;
     if (sb->last_snap)
         fj_snapshot_release(sb->last_snap);
     hint_put(sb->hint);

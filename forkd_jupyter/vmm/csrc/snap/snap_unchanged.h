@@ -1,0 +1,38 @@
+/* What a diff snapshot's dirty log overstates, and the pages left writable
+ * between diffs (snap_unchanged.c).
+ *
+ * A page the guest wrote back to what it held (a reference count up, then
+ * down) is logged all the same, and a page written at every cell takes a
+ * KVM write fault at every cell (~3-4 us here) only so the log can say so.
+ * So a diff built on a parent:
+ * - compares each written page with the chain's copy (the newest diff
+ *   layer holding it) and leaves the equal ones out;
+ * - leaves writable (kvm_vm_collect_begin/end) the pages written in this
+ *   epoch and the previous one, up to KEEP_MAX_PAGES: the next epoch reports
+ *   them without a fault, and the next diff compares them again. Every
+ *   KEEP_EPOCHS diffs in a row, all written pages are re-armed, so pages that
+ *   went cold stop being compared.
+ *
+ * Invariant: a page leaves a diff only when its bytes equal those the chain
+ * gives for it, so a child of the diff reads the sandbox's RAM at the
+ * pause. Keeping a page writable only makes later logs report more pages,
+ * never fewer. */
+#ifndef SNAP_UNCHANGED_H
+#define SNAP_UNCHANGED_H
+
+#include <stdint.h>
+
+struct sandbox;
+struct snapshot;
+
+#define KEEP_MAX_PAGES 16384 /* 64 MiB compared at most per diff for pages kept writable */
+#define KEEP_EPOCHS 8
+
+/* Clears from dirty the pages whose bytes in the sandbox's RAM equal those
+ * of the newest diff layer holding them, from parent down (pages no diff
+ * layer holds stay: the chain's full image is not compared). Returns the
+ * number of pages cleared. The caller holds the chain against folding. */
+int64_t snap_drop_unchanged(const struct sandbox *sb, const struct snapshot *parent,
+                            uint64_t *dirty);
+
+#endif
