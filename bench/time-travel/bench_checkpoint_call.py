@@ -1,12 +1,19 @@
 """What one checkpoint adds to a short cell, as attach mode pays it, through
 a private daemon over HTTP (the client's view, not the daemon's).
 
-Per round, side by side in one sandbox: a trivial cell alone; then the
-checkpoint (a diff branch carrying the cell's mark, as ``%forkd attach``
-takes before each cell) and the same cell after it. Printed as p50 over
-``--cells`` rounds, after ``--held`` checkpoints already taken (the daemon
-rewrites its state, which lists every checkpoint, on each one; attach mode
-keeps up to 50 by default). Run by hand:
+Per round, side by side in one sandbox, each cell run as attach mode runs
+it (a background run whose events are followed):
+
+- the trivial cell alone;
+- the checkpoint in the cell's own run request (``run_cell(...,
+  checkpoint=mark)``: what attach mode does), then the same cell alone
+  again (it pays the first writes after the checkpoint's pause);
+- the checkpoint as a branch request of its own (``branch_sandbox(...,
+  checkpoint=mark)``), then the cell: the two requests attach mode made
+  before, for comparison.
+
+Printed as p50 over ``--cells`` rounds, after ``--held`` checkpoints
+already taken (attach mode keeps up to 50 by default). Run by hand:
 
     python bench/time-travel/bench_checkpoint_call.py [--cells 40] [--held 0]
 """
@@ -23,11 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from private_daemon import start_daemon  # noqa: E402 - bench/private_daemon.py
 
-
-def timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return (time.perf_counter() - t) * 1000
+CELL = "x += 1"
 
 
 def main() -> None:
@@ -38,6 +41,9 @@ def main() -> None:
     ap.add_argument("--held", type=int, default=0, help="checkpoints taken before measuring")
     ap.add_argument("--memory-mib", type=int, default=1536)
     args = ap.parse_args()
+    rows: dict[str, list[float]] = {
+        k: [] for k in ("alone", "merged", "merged_after", "branch", "branch_run", "pause")
+    }
     with tempfile.TemporaryDirectory() as state:
         daemon = start_daemon(Path(state))
         try:
@@ -46,34 +52,45 @@ def main() -> None:
             c = Controller()
             sb = c.spawn_sandboxes(memory_limit_mib=args.memory_mib)[0]["id"]
             c.run_cell(sb, "x = 0")
+            pauses: list[float] = []
 
-            def checkpoint(i: int) -> dict:
-                mark = {"cell": i, "line": "x += 1", "after": i - 1 if i else None}
-                return c.branch_sandbox(sb, mode="diff", checkpoint=mark)["snapshot"]
+            def run(mark: dict | None = None) -> float:
+                t = time.perf_counter()
+                c.run_cell(
+                    sb, CELL, on_output=lambda *_: None, checkpoint=mark,
+                    on_checkpoint=lambda snap: pauses.append(snap["pause_ms"]),
+                )  # fmt: skip
+                return (time.perf_counter() - t) * 1000
+
+            def mark(i: int) -> dict:
+                return {"cell": i, "line": CELL, "after": i - 1 if i else None}
 
             for i in range(args.held):
-                checkpoint(i)
-            alone, call, after, pause = [], [], [], []
+                c.branch_sandbox(sb, mode="diff", checkpoint=mark(i))
             for i in range(args.held, args.held + args.cells):
-                alone.append(timed(lambda: c.run_cell(sb, "x += 1")))
+                rows["alone"].append(run())
+                rows["merged"].append(run(mark(2 * i)))
+                rows["pause"].append(pauses[-1])
+                rows["merged_after"].append(run())
                 t = time.perf_counter()
-                snap = checkpoint(i)
-                call.append((time.perf_counter() - t) * 1000)
-                pause.append(snap["pause_ms"])
-                after.append(timed(lambda: c.run_cell(sb, "x += 1")))
+                c.branch_sandbox(sb, mode="diff", checkpoint=mark(2 * i + 1))
+                rows["branch"].append((time.perf_counter() - t) * 1000)
+                rows["branch_run"].append(run())
         finally:
             daemon.terminate()
             daemon.wait()
 
-    def p50(v: list[float]) -> str:
-        return f"{statistics.median(v):.2f} ms"
-
-    print(f"{args.cells} cells after {args.held} checkpoints held (p50):")
-    print(f"  cell alone                  {p50(alone)}")
-    print(f"  checkpoint call (HTTP)      {p50(call)}  (its pause {p50(pause)})")
-    print(f"  the same cell after it      {p50(after)}")
-    added = statistics.median(call) + statistics.median(after) - statistics.median(alone)
-    print(f"  added per cell              {added:.2f} ms")
+    p50 = {k: statistics.median(v) for k, v in rows.items()}
+    print(f"{args.cells} rounds after {args.held} checkpoints held (p50, ms; `{CELL}`):")
+    print(f"  cell alone                               {p50['alone']:.2f}")
+    print(f"  cell with its checkpoint (one request)   {p50['merged']:.2f}"
+          f"  (the pause {p50['pause']:.2f})")  # fmt: skip
+    print(f"  the next cell alone                      {p50['merged_after']:.2f}")
+    print(f"  checkpoint as a branch request           {p50['branch']:.2f}")
+    print(f"  then the cell                            {p50['branch_run']:.2f}")
+    merged = p50["merged"] - p50["alone"]
+    separate = p50["branch"] + p50["branch_run"] - p50["alone"]
+    print(f"  added per cell: one request {merged:.2f}, two requests {separate:.2f}")
 
 
 if __name__ == "__main__":

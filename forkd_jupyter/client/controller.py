@@ -174,6 +174,8 @@ class Controller(ProcessCalls):
         timeout: float | None = None,
         on_input: Callable[[str, bool], str | None] | None = None,
         on_display: Callable[[str, dict], None] | None = None,
+        checkpoint: dict | None = None,
+        on_checkpoint: Callable[[dict], None] | None = None,
     ) -> RunResult:
         """Runs a cell; ``on_output(name, text)`` receives stdout/stderr as
         the guest writes them, ``on_input(prompt, password)`` answers the
@@ -181,13 +183,19 @@ class Controller(ProcessCalls):
         EOFError), ``on_display(kind, fields)`` sees each ``display``
         (``data``, ``metadata``, ``transient``, ``update``) and
         ``clear_output`` (``wait``) as the guest makes it, in order with the
-        output. A guest exception is ``result.error``."""
+        output. A guest exception is ``result.error``. ``checkpoint``
+        ({"cell", "line", "after"}): a notebook checkpoint is taken just
+        before the cell, in the same request; ``on_checkpoint`` receives its
+        snapshot record before any output."""
         body = {"code": code, "timeout": timeout}
-        if on_output is None and on_input is None and on_display is None:
+        plain = on_output is None and on_input is None and on_display is None
+        if plain and checkpoint is None:
             return RunResult.from_dict(
                 self._json("POST", f"/sandboxes/{sandbox_id}/run", json=body, timeout=None)
             )
-        run = self.start_run(sandbox_id, code, timeout)
+        run = self.start_run(sandbox_id, code, timeout, checkpoint=checkpoint)
+        if on_checkpoint is not None and run.get("checkpoint") is not None:
+            on_checkpoint(run["checkpoint"])
         for event, data in self.run_events(run["id"]):
             if event == "stream" and on_output is not None:
                 on_output(data["name"], data["text"])
@@ -203,11 +211,20 @@ class Controller(ProcessCalls):
         raise DaemonUnavailable("the run's event stream ended without a result")
 
     # ------------------------------------------------------- background runs
-    def start_run(self, sandbox_id: str, code: str, timeout: float | None = None) -> dict:
+    def start_run(
+        self,
+        sandbox_id: str,
+        code: str,
+        timeout: float | None = None,
+        checkpoint: dict | None = None,
+    ) -> dict:
         """Starts a cell in the background and returns its run record
         (``id``, ``status``...) at once; the daemon keeps its output and
-        result whether or not anyone listens."""
-        body = {"code": code, "timeout": timeout}
+        result whether or not anyone listens. ``checkpoint``: see
+        ``run_cell``; the record's ``checkpoint`` is the snapshot taken."""
+        body: dict = {"code": code, "timeout": timeout}
+        if checkpoint is not None:
+            body["checkpoint"] = checkpoint
         return self._json("POST", f"/sandboxes/{sandbox_id}/runs", json=body)
 
     def get_run(self, run_id: str) -> dict:

@@ -12,12 +12,29 @@ from .runs import Run
 
 
 class BackgroundRuns:
-    def start_run(self, key: str, code: str, timeout: float | None = None) -> Run:
+    def start_run(
+        self, key: str, code: str, timeout: float | None = None, checkpoint: dict | None = None
+    ) -> Run:
         """Starts a cell in the background; its output and result are kept
-        in the returned run (controller/runs.py) whoever listens."""
+        in the returned run (controller/runs.py) whoever listens. With
+        ``checkpoint`` (a cell's mark, records.py) a notebook checkpoint, a
+        diff of the sandbox, is taken first, once the sandbox is claimed for
+        the cell: a cell refused (busy, dead) gets none, and a checkpoint
+        refused (the daemon's limits) leaves the cell unrun and the sandbox
+        idle. Its record is the run's ``checkpoint``. One request instead of
+        a branch and then a run: the notebook pays one round trip a cell."""
         rec, vm = self.claim_for_run(key, code)
+        taken = None
+        if checkpoint is not None:
+            try:
+                taken = self.branch(rec.id, mode="diff", checkpoint=checkpoint)["snapshot"]
+            except BaseException:
+                with self._lock:
+                    rec.busy = False
+                self._changed(rec, "updated")
+                raise
         with self._lock:
-            run = Run(self._new_id("run", "run"), rec.id)
+            run = Run(self._new_id("run", "run"), rec.id, checkpoint=taken)
         self.runs.add(run)
 
         def body() -> None:

@@ -36,6 +36,7 @@ class Run:
     dropped: int = 0
     cancel_requested: bool = False
     waiting_input: bool = False  # the cell waits in input() for POST .../stdin
+    checkpoint: dict | None = None  # the snapshot record taken just before, when asked
     _events: deque = field(default_factory=deque)  # (seq, event, data, size)
     _next: int = 1
     _bytes: int = 0
@@ -55,6 +56,7 @@ class Run:
                 "events": self._next - 1,
                 "dropped": self.dropped,
                 "waiting_input": self.waiting_input,
+                "checkpoint": self.checkpoint,
             }
 
     @property

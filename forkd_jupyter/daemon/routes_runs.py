@@ -27,8 +27,9 @@ class SandboxRunsHandler(BaseHandler):
         body = self.json_body()
         code = body.text("code", required=True)
         timeout = body.timeout()
+        checkpoint = body.checkpoint()
         body.done()
-        run = await self.call(self.tree.start_run, key, code, timeout)
+        run = await self.call(self.tree.start_run, key, code, timeout, checkpoint)
         self.set_header("Location", f"/v1/runs/{run.id}")
         self.send_json(run.to_dict(), 202)
 

@@ -88,14 +88,17 @@ class AttachTransformer:
         return [f"get_ipython().run_cell_magic('forkd', '--attached', {code!r})\n"]
 
 
-def take_checkpoint(controller: Controller, att: Attachment, cell: int, code: str) -> dict:
-    """The diff checkpoint taken just before cell ``cell`` runs."""
-    mark = {"cell": cell, "line": first_line(code), "after": att.last_cell}
-    out = controller.branch_sandbox(att.sandbox, mode="diff", checkpoint=mark)
+def checkpoint_mark(att: Attachment, cell: int, code: str) -> dict:
+    """The mark of the diff checkpoint taken just before cell ``cell`` runs
+    (in the cell's own run request: Controller.run_cell)."""
+    return {"cell": cell, "line": first_line(code), "after": att.last_cell}
+
+
+def count_checkpoint(att: Attachment, snapshot: dict) -> None:
+    """A checkpoint was taken: the history has moved on from ``at``."""
     att.at = None
     att.held += 1
-    att.held_bytes += out["snapshot"].get("physical_bytes") or 0
-    return out["snapshot"]
+    att.held_bytes += snapshot.get("physical_bytes") or 0
 
 
 def over_budget(att: Attachment) -> bool:

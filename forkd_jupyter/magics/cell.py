@@ -14,6 +14,7 @@ import html
 import queue
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from IPython.display import clear_output, display, publish_display_data
@@ -59,11 +60,17 @@ class Outcome:
 
 
 def run_cells(
-    controller: Controller, sandboxes: list[str], code: str, stream: bool
+    controller: Controller,
+    sandboxes: list[str],
+    code: str,
+    stream: bool,
+    checkpoint: dict | None = None,
+    on_checkpoint: Callable[[dict], None] | None = None,
 ) -> list[Outcome]:
     """Runs ``code`` in every sandbox at once and waits for all. With
     ``stream`` (one sandbox) output is written as it arrives; otherwise
-    it stays in each outcome's result.
+    it stays in each outcome's result. ``checkpoint``, ``on_checkpoint``:
+    a checkpoint before the cell, in its run request (Controller.run_cell).
 
     Invariants: the main thread never waits on ``Thread.join`` (a join cut
     by KeyboardInterrupt can leave a running thread looking finished); a
@@ -91,6 +98,8 @@ def run_cells(
                 on_output=emit,
                 on_input=ask if stream else None,
                 on_display=live,
+                checkpoint=checkpoint,
+                on_checkpoint=on_checkpoint,
             )
         except ForkdError as e:
             outcome.error = e

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -66,10 +67,11 @@ class ForkdMagics(Magics):
             raise UsageError("this notebook is not attached: `%forkd attach [NAME]` first")
         count = self.shell.execution_count
         controller = self.session.controller
-        if att.checkpoints:
-            attach.take_checkpoint(controller, att, count, code)
+        mark = attach.checkpoint_mark(att, count, code) if att.checkpoints else None
         try:
-            return self._stream_in(att.sandbox, None, code)
+            return self._stream_in(
+                att.sandbox, None, code, mark, lambda snap: attach.count_checkpoint(att, snap)
+            )
         finally:
             att.last_cell, att.at = count, None
             if att.checkpoints:
@@ -78,8 +80,18 @@ class ForkdMagics(Magics):
     def _run_one(self, name: str | None, code: str) -> Any:
         return self._stream_in(self._resolve(name), name, code)
 
-    def _stream_in(self, sandbox: str, name: str | None, code: str) -> Any:
-        [outcome] = cell.run_cells(self.session.controller, [sandbox], code, stream=True)
+    def _stream_in(
+        self,
+        sandbox: str,
+        name: str | None,
+        code: str,
+        checkpoint: dict | None = None,
+        on_checkpoint: Callable[[dict], None] | None = None,
+    ) -> Any:
+        [outcome] = cell.run_cells(
+            self.session.controller, [sandbox], code, stream=True,
+            checkpoint=checkpoint, on_checkpoint=on_checkpoint,
+        )  # fmt: skip
         if outcome.error is not None:
             raise self._dead_current_hint(sandbox, name, outcome.error)
         if outcome.failure is not None:
