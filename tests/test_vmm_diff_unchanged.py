@@ -18,6 +18,15 @@ MIB = 1 << 20
 FINGERPRINT = "(x, hashlib.sha1(buf.tobytes()).hexdigest(), len(log), sorted(temp))"
 
 
+def start_state(sb: Sandbox, buf_mib: int) -> None:
+    """The variables FINGERPRINT reads, buf of buf_mib MiB of zeros."""
+    run_ok(
+        sb,
+        "import hashlib, numpy as np\n"
+        f"x, log, temp = 0, [], {{}}\nbuf = np.zeros({buf_mib} << 20, dtype=np.uint8)",
+    )
+
+
 def fingerprint_of(snap) -> tuple:
     (child,) = snap.spawn()
     try:
@@ -60,12 +69,7 @@ def test_every_diff_spawns_the_exact_state_through_hot_cold_freed_and_folded_pag
     compared with the source's fingerprint taken at the pause."""
     sb = Sandbox.spawn(memory_mib=512)
     try:
-        run_ok(
-            sb,
-            "import hashlib, numpy as np\n"
-            "x, log, temp = 0, [], {}\n"
-            "buf = np.zeros(16 * (1 << 20), dtype=np.uint8)",
-        )
+        start_state(sb, 16)
         snaps = [sb.snapshot(mode="diff")]
         want = [tuple(value(sb, FINGERPRINT))]
         cell = (
@@ -99,12 +103,7 @@ def test_a_child_and_its_source_diff_on_the_same_origin_independently():
     own writable pages, and each chain spawns its own exact state."""
     sb = Sandbox.spawn(memory_mib=512)
     try:
-        run_ok(
-            sb,
-            "import hashlib, numpy as np\n"
-            "x, log, temp = 0, [], {}\n"
-            "buf = np.zeros(8 * (1 << 20), dtype=np.uint8)",
-        )
+        start_state(sb, 8)
         sb.snapshot(mode="diff")
         run_ok(sb, "buf[: 2 << 20] = 1")
         origin = sb.snapshot(mode="diff")
