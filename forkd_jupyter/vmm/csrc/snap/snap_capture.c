@@ -111,7 +111,12 @@ static int collect_epoch(struct sandbox *sb, const struct snapshot *parent, uint
     }
     memcpy(written, dirty, bytes);
     snap_drop_unchanged(sb, parent, dirty);
-    sb->diff_kept_epochs = choose_kept(sb, written, keep, bytes / 8);
+    /* Nothing changed (an idle sandbox): all is re-armed, so the idle diffs
+     * after this one compare nothing. */
+    bool changed = false;
+    for (size_t w = 0; w < bytes / 8 && !changed; w++)
+        changed = dirty[w] != 0;
+    sb->diff_kept_epochs = changed ? choose_kept(sb, written, keep, bytes / 8) : 0;
     for (size_t w = 0; w < bytes / 8; w++)
         keep[w] = written[w] & ~keep[w]; /* now: the pages to re-arm */
     int err = kvm_vm_collect_end(&sb->vm, keep);

@@ -10,8 +10,9 @@
  * - leaves writable (kvm_vm_collect_begin/end) the pages written in this
  *   epoch and the previous one, up to KEEP_MAX_PAGES: the next epoch reports
  *   them without a fault, and the next diff compares them again. Every
- *   KEEP_EPOCHS diffs in a row, all written pages are re-armed, so pages that
- *   went cold stop being compared.
+ *   KEEP_EPOCHS diffs in a row, and after a diff that found nothing changed
+ *   (an idle sandbox), all written pages are re-armed, so pages that went
+ *   cold stop being compared.
  *
  * Invariant: a page leaves a diff only when its bytes equal those the chain
  * gives for it, so a child of the diff reads the sandbox's RAM at the
