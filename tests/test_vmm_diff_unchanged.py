@@ -123,3 +123,44 @@ def test_a_child_and_its_source_diff_on_the_same_origin_independently():
             child.close()
     finally:
         sb.close()
+
+
+def test_a_short_cells_hot_pages_stay_writable_until_the_sandbox_idles():
+    """The few hundred pages a short cell writes stay writable from diff to
+    diff for good (re-arming them costs the next cell more than comparing
+    them costs the pause); one idle diff keeps them, the second re-arms them
+    all, so the idle diffs after it compare nothing."""
+    sb = Sandbox.spawn(memory_mib=512)
+    try:
+        start_state(sb, 1)
+        sb.snapshot(mode="diff")
+        kept = []
+        for _ in range(12):  # more than KEEP_EPOCHS diffs in a row
+            run_ok(sb, "x += 1\nlog.append(x)")
+            kept.append(sb.snapshot(mode="diff").kept_bytes)
+        assert all(0 < k < 8 * MIB for k in kept[1:]), kept
+        idle = [sb.snapshot(mode="diff") for _ in range(3)]
+        assert [s.dirty_bytes for s in idle] == [0, 0, 0]
+        assert idle[0].kept_bytes > 0 and idle[1].kept_bytes == idle[2].kept_bytes == 0
+        run_ok(sb, "x += 1")
+        assert fingerprint_of(sb.snapshot(mode="diff"))[0] == 13
+    finally:
+        sb.close()
+
+
+def test_a_large_kept_set_is_rearmed_every_few_diffs():
+    """Pages kept writable beyond the settled size (12 MiB rewritten by
+    every cell) are re-armed within KEEP_EPOCHS diffs, so a set that goes
+    cold stops being compared."""
+    sb = Sandbox.spawn(memory_mib=512)
+    try:
+        start_state(sb, 16)
+        sb.snapshot(mode="diff")
+        kept = []
+        for _ in range(10):
+            run_ok(sb, "x += 1\nbuf[: 12 << 20] = x % 251")
+            kept.append(sb.snapshot(mode="diff").kept_bytes)
+        assert kept[1] >= 12 * MIB and 0 in kept[2:9], kept
+        assert fingerprint_of(sb.snapshot(mode="diff"))[0] == 10
+    finally:
+        sb.close()

@@ -2,9 +2,11 @@
 cell pays for the checkpoint before it, and what an idle sandbox pays.
 
 Busy: per round, the cell alone, a diff, the same cell again (the guest's
-view: the first writes after the pause), p50 of ``--rounds``. Idle: after
+view: the first writes after the pause), p50 of ``--rounds``, and the mean
+and the longest (a diff that re-arms the pages kept writable makes the
+next cell pay for them: it shows in those, not in the p50). Idle: after
 the busy rounds, ``--idle`` diffs with nothing run in between (the host's
-view: the pause), each listed. Run by hand:
+view: the pause), each listed, then the cell after them. Run by hand:
 
     python bench/time-travel/bench_diff_pause.py [--rounds 40] [--idle 10]
         [--cell "x += 1"] [--fresh]
@@ -51,6 +53,7 @@ def main() -> None:
             pages.append(snap.dirty_bytes // 4096)
             after.append(timed(lambda: sb.run(args.cell)))
         idle = [sb.snapshot("diff") for _ in range(args.idle)]
+        after_idle = timed(lambda: sb.run(args.cell))
     finally:
         if sb is not source:
             sb.close()
@@ -58,10 +61,12 @@ def main() -> None:
     m = statistics.median
     print(f"busy, `{args.cell}`, p50 of {args.rounds} rounds:")
     print(f"  cell alone                   {m(alone):.2f} ms")
-    print(f"  the same cell after a diff   {m(after):.2f} ms")
+    print(f"  the same cell after a diff   {m(after):.2f} ms"
+          f" (mean {statistics.mean(after):.2f}, longest {max(after):.2f})")  # fmt: skip
     print(f"  the diff's pause             {m(pause):.2f} ms ({m(pages):.0f} pages held)")
     print(f"idle, {args.idle} diffs in a row after those (pause, ms):")
     print("  " + " ".join(f"{s.pause_ms:.2f}" for s in idle))
+    print(f"  the cell after them          {after_idle:.2f} ms")
 
 
 if __name__ == "__main__":

@@ -164,6 +164,13 @@ class Snapshot:
         return self._info().dirty_bytes
 
     @property
+    def kept_bytes(self) -> int:
+        """A diff's: guest memory it left writable, written at every cell
+        lately, which the next diff compares instead of trapping its writes
+        (docs/snapshots.md, "diff")."""
+        return self._info().kept_bytes
+
+    @property
     def error(self) -> str | None:
         text = ffi.string(self._info().error).decode(errors="replace")
         return text or None

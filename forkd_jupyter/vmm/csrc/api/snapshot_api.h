@@ -20,6 +20,8 @@ struct fj_snapshot_info {
     uint64_t physical_bytes;  /* host memory the image holds of its own */
     uint64_t dirty_bytes;     /* guest memory written since the source's previous snapshot
                                  (what a diff would hold), whatever the mode */
+    uint64_t kept_bytes;      /* diff: guest memory left writable after it, compared again at
+                                 the next diff (snap/snap_unchanged.h) */
     char error[160];
 };
 

@@ -160,9 +160,11 @@ struct sandbox {
     struct snapshot *last_snap; /* previous snapshot (or the one spawned from): what diff builds on */
     struct ws_hint *hint;       /* working-set hint of this lineage (snap_hint.h), or NULL */
     /* The pages written in the epoch the last diff ended, or NULL; how many
-     * diffs in a row left pages writable (snap_unchanged.h). */
+     * diffs in a row left pages writable, and how many in a row found
+     * nothing changed (snap_unchanged.h). */
     uint64_t *diff_written;
     uint32_t diff_kept_epochs;
+    uint32_t diff_idle_run;
     /* Releases copier, last_snap, hint and diff_written. Set by snap/ when it attaches
      * them; sandbox_free calls it first (core/ never calls snap/ itself). */
     void (*lineage_release)(struct sandbox *sb);

@@ -81,24 +81,32 @@ int snapshot_make_image(struct snapshot *snap) {
 
 /* The pages of written (this epoch) to leave writable: those the sandbox
  * also wrote in the previous diff's epoch, up to KEEP_MAX_PAGES; none every
- * KEEP_EPOCHS diffs. Returns the diffs in a row that kept pages. */
+ * KEEP_EPOCHS diffs while more than KEEP_SETTLED_PAGES would be kept.
+ * Returns the diffs in a row that kept pages (at most KEEP_EPOCHS). */
 static uint32_t choose_kept(const struct sandbox *sb, const uint64_t *written, uint64_t *keep,
                             size_t words) {
-    if (!sb->diff_written || sb->diff_kept_epochs + 1 >= KEEP_EPOCHS)
+    if (!sb->diff_written)
         return 0;
     uint64_t n = 0;
     for (size_t w = 0; w < words && n < KEEP_MAX_PAGES; w++) {
         keep[w] = written[w] & sb->diff_written[w];
         n += (uint64_t)__builtin_popcountll(keep[w]);
     }
-    return sb->diff_kept_epochs + 1;
+    if (sb->diff_kept_epochs + 1 >= KEEP_EPOCHS && n > KEEP_SETTLED_PAGES) {
+        memset(keep, 0, words * sizeof(*keep));
+        return 0;
+    }
+    return FJ_MIN(sb->diff_kept_epochs + 1, KEEP_EPOCHS);
 }
 
 /* Fills dirty with the pages written in the epoch the pause ends and starts
- * the next. A diff on a parent leaves out what was written back unchanged
- * and leaves hot pages writable (snap_unchanged.h); whatever stands in the
- * way of that, the plain collection. */
-static int collect_epoch(struct sandbox *sb, const struct snapshot *parent, uint64_t *dirty) {
+ * the next, and kept with the number of pages left writable. A diff on a
+ * parent leaves out what was written back unchanged and leaves hot pages
+ * writable (snap_unchanged.h); whatever stands in the way of that, the
+ * plain collection. */
+static int collect_epoch(struct sandbox *sb, const struct snapshot *parent, uint64_t *dirty,
+                         uint64_t *kept) {
+    *kept = 0;
     size_t bytes = kvm_vm_bitmap_bytes(&sb->vm);
     uint64_t *written = parent ? malloc(bytes) : NULL;
     uint64_t *keep = written ? calloc(1, bytes) : NULL;
@@ -111,14 +119,18 @@ static int collect_epoch(struct sandbox *sb, const struct snapshot *parent, uint
     }
     memcpy(written, dirty, bytes);
     snap_drop_unchanged(sb, parent, dirty);
-    /* Nothing changed (an idle sandbox): all is re-armed, so the idle diffs
-     * after this one compare nothing. */
+    /* Nothing changed again (an idle sandbox): all is re-armed, so the idle
+     * diffs after this one compare nothing. */
     bool changed = false;
     for (size_t w = 0; w < bytes / 8 && !changed; w++)
         changed = dirty[w] != 0;
-    sb->diff_kept_epochs = changed ? choose_kept(sb, written, keep, bytes / 8) : 0;
-    for (size_t w = 0; w < bytes / 8; w++)
+    sb->diff_idle_run = changed ? 0 : sb->diff_idle_run + 1;
+    bool idle = sb->diff_idle_run >= IDLE_REARM_DIFFS;
+    sb->diff_kept_epochs = idle ? 0 : choose_kept(sb, written, keep, bytes / 8);
+    for (size_t w = 0; w < bytes / 8; w++) {
+        *kept += (uint64_t)__builtin_popcountll(keep[w]);
         keep[w] = written[w] & ~keep[w]; /* now: the pages to re-arm */
+    }
     int err = kvm_vm_collect_end(&sb->vm, keep);
     free(keep);
     free(sb->diff_written);
@@ -141,7 +153,8 @@ int snapshot_capture_memory(struct sandbox *sb, struct snapshot *snap, struct sn
     if (!dirty)
         return -ENOMEM;
     bool diff = snap->mode == FJ_SNAP_DIFF && sb->last_snap;
-    int err = collect_epoch(sb, diff ? sb->last_snap : NULL, dirty);
+    uint64_t kept;
+    int err = collect_epoch(sb, diff ? sb->last_snap : NULL, dirty, &kept);
     if (err < 0) {
         free(dirty);
         return err;
@@ -150,6 +163,7 @@ int snapshot_capture_memory(struct sandbox *sb, struct snapshot *snap, struct sn
     for (size_t i = 0; i < kvm_vm_bitmap_bytes(&sb->vm) / 8; i++)
         dirty_pages += (uint64_t)__builtin_popcountll(dirty[i]);
     snap->dirty_bytes = dirty_pages * FJ_PAGE_SIZE;
+    snap->kept_bytes = kept * FJ_PAGE_SIZE;
     uint64_t t0 = fj_now_ns();
     if (diff) {
         snap->parent = snapshot_get(sb->last_snap);

@@ -9,10 +9,20 @@
  *   layer holding it) and leaves the equal ones out;
  * - leaves writable (kvm_vm_collect_begin/end) the pages written in this
  *   epoch and the previous one, up to KEEP_MAX_PAGES: the next epoch reports
- *   them without a fault, and the next diff compares them again. Every
- *   KEEP_EPOCHS diffs in a row, and after a diff that found nothing changed
- *   (an idle sandbox), all written pages are re-armed, so pages that went
- *   cold stop being compared.
+ *   them without a fault, and the next diff compares them again. All
+ *   written pages are re-armed, so pages that went cold stop being
+ *   compared, every KEEP_EPOCHS diffs in a row while more than
+ *   KEEP_SETTLED_PAGES are kept, and after IDLE_REARM_DIFFS diffs in a row
+ *   that found nothing changed (an idle sandbox: the idle diffs after that
+ *   compare nothing).
+ *
+ * Measured (2026-12-04, bench/time-travel/bench_diff_pause.py): a re-armed
+ * page's next write costs a KVM write fault of ~3 us on some days and ~20
+ * us on others (~600 pages re-armed: the next trivial cell 12-16 ms instead
+ * of ~1 ms), while comparing a kept page costs ~1-1.5 us in the pause. So a
+ * small kept set (a short cell's ~600 pages) is never re-armed while the
+ * sandbox works, and one idle diff (a branch right after a checkpoint)
+ * re-arms nothing.
  *
  * Invariant: a page leaves a diff only when its bytes equal those the chain
  * gives for it, so a child of the diff reads the sandbox's RAM at the
@@ -28,6 +38,8 @@ struct snapshot;
 
 #define KEEP_MAX_PAGES 16384 /* 64 MiB compared at most per diff for pages kept writable */
 #define KEEP_EPOCHS 8
+#define KEEP_SETTLED_PAGES 2048 /* 8 MiB: compared in ~2-3 ms, kept for good */
+#define IDLE_REARM_DIFFS 2
 
 /* Clears from dirty the pages whose bytes in the sandbox's RAM equal those
  * of the newest diff layer holding them, from parent down (pages no diff

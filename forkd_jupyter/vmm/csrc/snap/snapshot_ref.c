@@ -123,6 +123,7 @@ int fj_snapshot_get_info(fj_snapshot *snap, struct fj_snapshot_info *out)
     out->logical_bytes = snap->logical_bytes;
     out->physical_bytes = snap->physical_bytes;
     out->dirty_bytes = snap->dirty_bytes;
+    out->kept_bytes = snap->kept_bytes;
     memcpy(out->error, snap->error, sizeof(out->error));
     pthread_mutex_unlock(&snap->lock);
     return 0;
