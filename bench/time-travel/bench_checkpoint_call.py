@@ -2,20 +2,22 @@
 a private daemon over HTTP (the client's view, not the daemon's).
 
 Per round, side by side in one sandbox, each cell run as attach mode runs
-it (a background run whose events are followed):
+it (a background run whose events are followed), each cell sent as soon as
+the previous one's result is in (the tightest "Run all"):
 
-- the trivial cell alone;
-- the checkpoint in the cell's own run request (``run_cell(...,
-  checkpoint=mark)``: what attach mode does), then the same cell alone
-  again (it pays the first writes after the checkpoint's pause);
-- the checkpoint as a branch request of its own (``branch_sandbox(...,
-  checkpoint=mark)``), then the cell: the two requests attach mode made
-  before, for comparison.
+- a block of ``--block`` trivial cells alone;
+- a block of as many cells with their checkpoints (``run_cell(...,
+  checkpoint=mark)``: what attach mode does). The first one's checkpoint is
+  taken in its request (the sandbox ran a cell without checkpoints just
+  before, so the one taken ahead does not hold its state); every later
+  one's was taken ahead, when the cell before ended (docs/time-travel.md);
+- the checkpoint as a branch request of its own, then the cell: the two
+  requests attach mode once made, for comparison.
 
-Printed as p50 over ``--cells`` rounds, after ``--held`` checkpoints
-already taken (attach mode keeps up to 50 by default). Run by hand:
+Printed as p50 over the rounds, after ``--held`` checkpoints already taken
+(attach mode keeps up to 50 by default). Run by hand:
 
-    python bench/time-travel/bench_checkpoint_call.py [--cells 40] [--held 0]
+    python bench/time-travel/bench_checkpoint_call.py [--rounds 15] [--block 4] [--held 10]
 """
 
 from __future__ import annotations
@@ -37,13 +39,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--cells", type=int, default=40)
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--block", type=int, default=4, help="cells in a row of each kind")
     ap.add_argument("--held", type=int, default=0, help="checkpoints taken before measuring")
     ap.add_argument("--memory-mib", type=int, default=1536)
     args = ap.parse_args()
     rows: dict[str, list[float]] = {
-        k: [] for k in ("alone", "merged", "merged_after", "branch", "branch_run", "pause")
+        k: [] for k in ("alone", "in_request", "ahead", "ahead_pause", "branch", "branch_run")
     }
+    taken_ahead = 0
     with tempfile.TemporaryDirectory() as state:
         daemon = start_daemon(Path(state))
         try:
@@ -52,28 +56,29 @@ def main() -> None:
             c = Controller()
             sb = c.spawn_sandboxes(memory_limit_mib=args.memory_mib)[0]["id"]
             c.run_cell(sb, "x = 0")
-            pauses: list[float] = []
+            marks = iter(range(1 << 30))
+            seen: list[dict] = []
 
-            def run(mark: dict | None = None) -> float:
+            def run(checkpoint: bool = False) -> float:
+                i = next(marks)
+                mark = {"cell": i, "line": CELL, "after": i - 1} if checkpoint else None
                 t = time.perf_counter()
-                c.run_cell(
-                    sb, CELL, on_output=lambda *_: None, checkpoint=mark,
-                    on_checkpoint=lambda snap: pauses.append(snap["pause_ms"]),
-                )  # fmt: skip
+                c.run_cell(sb, CELL, on_output=lambda *_: None, checkpoint=mark,
+                           on_checkpoint=seen.append)  # fmt: skip
                 return (time.perf_counter() - t) * 1000
 
-            def mark(i: int) -> dict:
-                return {"cell": i, "line": CELL, "after": i - 1 if i else None}
-
-            for i in range(args.held):
-                c.branch_sandbox(sb, mode="diff", checkpoint=mark(i))
-            for i in range(args.held, args.held + args.cells):
-                rows["alone"].append(run())
-                rows["merged"].append(run(mark(2 * i)))
-                rows["pause"].append(pauses[-1])
-                rows["merged_after"].append(run())
+            for _ in range(args.held):
+                c.branch_sandbox(sb, mode="diff", checkpoint={"cell": next(marks), "line": ""})
+            for _ in range(args.rounds):
+                rows["alone"] += [run() for _ in range(args.block)]
+                rows["in_request"].append(run(True))
+                for _ in range(args.block - 1):
+                    sent = time.time()
+                    rows["ahead"].append(run(True))
+                    rows["ahead_pause"].append(seen[-1]["pause_ms"])
+                    taken_ahead += seen[-1]["created_at"] < sent
                 t = time.perf_counter()
-                c.branch_sandbox(sb, mode="diff", checkpoint=mark(2 * i + 1))
+                c.branch_sandbox(sb, mode="diff", checkpoint={"cell": next(marks), "line": ""})
                 rows["branch"].append((time.perf_counter() - t) * 1000)
                 rows["branch_run"].append(run())
         finally:
@@ -81,16 +86,21 @@ def main() -> None:
             daemon.wait()
 
     p50 = {k: statistics.median(v) for k, v in rows.items()}
-    print(f"{args.cells} rounds after {args.held} checkpoints held (p50, ms; `{CELL}`):")
-    print(f"  cell alone                               {p50['alone']:.2f}")
-    print(f"  cell with its checkpoint (one request)   {p50['merged']:.2f}"
-          f"  (the pause {p50['pause']:.2f})")  # fmt: skip
-    print(f"  the next cell alone                      {p50['merged_after']:.2f}")
-    print(f"  checkpoint as a branch request           {p50['branch']:.2f}")
-    print(f"  then the cell                            {p50['branch_run']:.2f}")
-    merged = p50["merged"] - p50["alone"]
+    n_ahead = len(rows["ahead"])
+    print(f"{args.rounds} rounds of {args.block} cells after {args.held} checkpoints held "
+          f"(p50, ms; `{CELL}`, each sent when the one before had its result):")  # fmt: skip
+    print(f"  cell alone                                  {p50['alone']:.2f}")
+    print(f"  cell, its checkpoint taken in the request   {p50['in_request']:.2f}")
+    print(f"  cell, its checkpoint taken ahead            {p50['ahead']:.2f}"
+          f"  (the pause {p50['ahead_pause']:.2f};"
+          f" {taken_ahead}/{n_ahead} taken before the request)")  # fmt: skip
+    print(f"  checkpoint as a branch request              {p50['branch']:.2f}")
+    print(f"  then the cell                               {p50['branch_run']:.2f}")
     separate = p50["branch"] + p50["branch_run"] - p50["alone"]
-    print(f"  added per cell: one request {merged:.2f}, two requests {separate:.2f}")
+    print(
+        f"  added per cell: taken ahead {p50['ahead'] - p50['alone']:.2f}, "
+        f"in the request {p50['in_request'] - p50['alone']:.2f}, two requests {separate:.2f}"
+    )
 
 
 if __name__ == "__main__":

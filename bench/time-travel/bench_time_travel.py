@@ -18,7 +18,11 @@ For each notebook under ``notebooks/``, in one run, side by side:
   several earlier cells, timed (the kernel's view and the magic's own
   figure), each followed by the fingerprint, compared with the reference.
 
-The overhead is (sum of per-cell medians with checkpoints) / (without) - 1.
+The overhead is (sum of per-cell medians with checkpoints) / (without) - 1,
+and the same for the whole run (first request to last reply, each cell sent
+when the previous one's reply is in, median over the passes): a checkpoint
+taken after a cell's reply shows in the next cell's time only where that
+cell waits for it.
 Writes ``time-travel.csv`` (one row per cell and per checkout) and
 ``RESULTS.md`` into ``--out``.
 """
@@ -141,20 +145,24 @@ def fingerprint(k: Kernel) -> str:
 
 
 def attached_pass(cells: list[str], name: str, mib: int, checkpoints: bool, prints: bool):
-    """Runs the notebook attached; returns (kernel, per-cell ms, counts,
-    fingerprints after each cell or None)."""
+    """Runs the notebook attached, each cell sent once the previous one's
+    reply is in (as "Run all" does); returns (kernel, per-cell ms, counts,
+    fingerprints after each cell or None, the whole run's ms: first request
+    to last reply)."""
     k = Kernel()
     k.ok("%load_ext forkd_jupyter")
     flag = "" if checkpoints else " --no-checkpoints"
     k.ok(f"%forkd attach {name} --mem {mib} --keep 1000 --max-mib 1000000{flag}")
     times, counts, prints_after = [], [], []
+    started = time.perf_counter()
     for code in cells:
         wall, _, count = k.ok(code)
         times.append(wall)
         counts.append(count)
         if prints:
             prints_after.append(fingerprint(k))
-    return k, times, counts, prints_after if prints else None
+    total = (time.perf_counter() - started) * 1000
+    return k, times, counts, prints_after if prints else None, total
 
 
 def finish(k: Kernel, controller, name: str) -> None:
@@ -179,17 +187,20 @@ def bench_notebook(path: Path, rounds: int, controller) -> dict:
     cells = [c.source for c in nb.cells if c.cell_type == "code"]
     mib = 2560 if path.stem == "big_state" else 1536
     stem = path.stem.replace("_", "-")
-    k, _, _, reference = attached_pass(cells, f"{stem}-ref", mib, False, True)
+    k, _, _, reference, _ = attached_pass(cells, f"{stem}-ref", mib, False, True)
     finish(k, controller, f"{stem}-ref")
     off: list[list[float]] = []
     on: list[list[float]] = []
+    whole = {"off": [], "on": []}
     for r in range(rounds):
-        k, t_off, _, _ = attached_pass(cells, f"{stem}-off{r}", mib, False, False)
+        k, t_off, _, _, w_off = attached_pass(cells, f"{stem}-off{r}", mib, False, False)
         finish(k, controller, f"{stem}-off{r}")
         off.append(t_off)
         name = f"{stem}-on{r}"
-        k, t_on, counts, _ = attached_pass(cells, name, mib, True, False)
+        k, t_on, counts, _, w_on = attached_pass(cells, name, mib, True, False)
         on.append(t_on)
+        whole["off"].append(w_off)
+        whole["on"].append(w_on)
         if r < rounds - 1:
             finish(k, controller, name)
     # The last pass with checkpoints: its checkpoints and checkouts.
@@ -238,16 +249,22 @@ def bench_notebook(path: Path, rounds: int, controller) -> dict:
                 "checkpoint_mib": (mark.get("physical_bytes") or 0) / (1 << 20),
             }
         )
-    return {"notebook": path.stem, "cells": per_cell, "checkouts": checkouts}
+    return {
+        "notebook": path.stem,
+        "cells": per_cell,
+        "checkouts": checkouts,
+        "whole_ms": {k: statistics.median(v) for k, v in whole.items()},
+    }
 
 
 def report(results: list[dict], out: Path | None) -> str:
     lines = ["# Time travel: checkpoints, checkout, overhead", ""]
     lines += [
         "| notebook | cells | cell time off / on (sum of medians) | overhead "
+        "| whole run off / on (median) | overhead "
         "| checkpoint pause p50 / max | branch call p50 | memory per checkpoint p50 / total "
         "| checkout p50 (kernel / magic) | of which saving the present (pause, size) | exact |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         cells, outs = r["cells"], r["checkouts"]
@@ -256,8 +273,10 @@ def report(results: list[dict], out: Path | None) -> str:
         pauses = [c["pause_ms"] for c in cells if c["pause_ms"] is not None]
         branches = [c["branch_ms"] for c in cells if c["branch_ms"] is not None]
         sizes = [c["checkpoint_mib"] for c in cells]
+        w_off, w_on = r["whole_ms"]["off"], r["whole_ms"]["on"]
         lines.append(
             f"| {r['notebook']} | {len(cells)} | {off:,.0f} / {on:,.0f} ms | {on / off - 1:+.1%} | "
+            f"{w_off:,.0f} / {w_on:,.0f} ms | {w_on / w_off - 1:+.1%} | "
             f"{statistics.median(pauses):.2f} / {max(pauses):.1f} ms | "
             f"{statistics.median(branches):.1f} ms | "
             f"{statistics.median(sizes):.1f} / {sum(sizes):.0f} MiB | "

@@ -22,12 +22,16 @@ class BackgroundRuns:
         the cell: a cell refused (busy, dead) gets none, and a checkpoint
         refused (the daemon's limits) leaves the cell unrun and the sandbox
         idle. Its record is the run's ``checkpoint``. One request instead of
-        a branch and then a run: the notebook pays one round trip a cell."""
-        rec, vm = self.claim_for_run(key, code)
+        a branch and then a run: the notebook pays one round trip a cell.
+        When the cell ends, the next checkpoint is taken ahead (ahead.py):
+        the next checkpointed cell finds it made."""
+        rec, vm = self.claim_for_run(key, code, keep_prepared=checkpoint is not None)
         taken = None
         if checkpoint is not None:
             try:
-                taken = self.branch(rec.id, mode="diff", checkpoint=checkpoint)["snapshot"]
+                taken = self.adopt_prepared(rec, checkpoint)
+                if taken is None:
+                    taken = self.branch(rec.id, mode="diff", checkpoint=checkpoint)["snapshot"]
             except BaseException:
                 with self._lock:
                     rec.busy = False
@@ -48,13 +52,16 @@ class BackgroundRuns:
             def show(kind: str, fields: dict) -> None:  # display / clear_output, live
                 run.add(kind, fields)
 
+            ahead = checkpoint is not None
             try:
-                result = self.execute(rec, vm, code, out, timeout, ask, show)
+                result = self.execute(rec, vm, code, out, timeout, ask, show, prepare=ahead)
+                run.finish("cancelled" if run.cancel_requested else "done", result.to_dict(), None)
             except E.ControllerError as e:
                 status = "cancelled" if run.cancel_requested else "failed"
                 run.finish(status, None, e.problem())
-                return
-            run.finish("cancelled" if run.cancel_requested else "done", result.to_dict(), None)
+            finally:
+                if ahead:  # once the result is out
+                    self.prepare_checkpoint(rec, vm)
 
         threading.Thread(target=body, name=run.id, daemon=True).start()
         return run

@@ -34,6 +34,13 @@ class SandboxRecord:
     python: str | None = None  # the interpreter it runs, as the client named it
     node: str | None = None  # the cluster node it runs on ("host/node-id"); None: this host
     vm: Any = field(default=None, repr=False, compare=False)
+    # The checkpoint taken ahead (controller/ahead.py): being made, made
+    # (an ahead.Prepared), and how often the daemon used the sandbox
+    # otherwise (``touched``; its value when the last checkpointed cell ended).
+    preparing: bool = field(default=False, repr=False, compare=False)
+    prepared: Any = field(default=None, repr=False, compare=False)
+    touched: int = field(default=0, repr=False, compare=False)
+    ended_touched: int = field(default=0, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in SANDBOX_FIELDS}

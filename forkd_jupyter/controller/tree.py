@@ -21,10 +21,12 @@ from ..python_env import PythonEnv
 from ..vmm.snapshot import MODES
 from . import environments, saving
 from . import errors as E
+from .ahead import CheckpointsAhead
 from .background import BackgroundRuns
 from .bases import Bases, module_names
 from .events import EventBus
 from .folding import Folding
+from .later_writes import LaterWrites
 from .limits import Limits
 from .records import SandboxRecord, SnapshotRecord, timing_row
 from .runs import RunBook
@@ -37,13 +39,14 @@ MAX_DEAD_KEPT = 256  # dead sandbox records kept; the oldest go first (event "re
 WATCH_INTERVAL_S = 0.5
 
 
-class SandboxTree(BackgroundRuns, ClusterSpreading, Folding):
+class SandboxTree(BackgroundRuns, CheckpointsAhead, ClusterSpreading, Folding):
     def __init__(self, store: Store, max_branches: int = 4, limits: Limits | None = None) -> None:
         self.store = store
         self.limits = limits or Limits()
         self.events = EventBus()
         self.bases = Bases(store.root / "bases")
         self._lock = threading.RLock()
+        self._settled = threading.Condition(self._lock)  # a checkpoint ahead is done (ahead.py)
         self._branch_slots = threading.BoundedSemaphore(max_branches)
         counters, sandboxes, snapshots = store.load()
         self._counters = {"sandbox": 0, "snapshot": 0, "run": 0, **counters}
@@ -57,6 +60,7 @@ class SandboxTree(BackgroundRuns, ClusterSpreading, Folding):
         self._stopping = threading.Event()
         self._save_lock = threading.Lock()
         self._persist()
+        self._later_writes = LaterWrites(lambda: self._persist(False))
         self._watcher = threading.Thread(target=self._watch, name="sandbox-watch", daemon=True)
         self._watcher.start()
 
@@ -87,13 +91,19 @@ class SandboxTree(BackgroundRuns, ClusterSpreading, Folding):
                 raise E.NotFound(f"no snapshot with id or tag {key!r}")
             return rec
 
-    def running(self, key: str) -> tuple[SandboxRecord, vmm.Sandbox]:
+    def running(self, key: str, keep_prepared: bool = False) -> tuple[SandboxRecord, vmm.Sandbox]:
+        """The running sandbox, for a use that may change its state: a
+        checkpoint taken ahead no longer holds it (ahead.py), unless
+        ``keep_prepared`` (the checkpointed cell that will use it)."""
         rec = self.sandbox(key)
-        vm = rec.vm
-        if rec.status != "running" or vm is None:
-            raise E.SandboxDead(
-                f"sandbox {rec.id} is not running ({rec.exit_reason or 'dead'})", id=rec.id
-            )
+        with self._lock:
+            vm = rec.vm
+            if rec.status != "running" or vm is None:
+                raise E.SandboxDead(
+                    f"sandbox {rec.id} is not running ({rec.exit_reason or 'dead'})", id=rec.id
+                )
+            if not keep_prepared:
+                rec.touched += 1
         return rec, vm
 
     def _running_count(self) -> int:
@@ -278,6 +288,7 @@ class SandboxTree(BackgroundRuns, ClusterSpreading, Folding):
         interpreter's own shutdown would only cost time) and its memory is
         returned to the host in the background."""
         rec = self.sandbox(key)
+        dropped = None
         with self._lock:
             if rec.status == "dead" and rec.vm is None:
                 if self._sandboxes.pop(rec.id, None) is None:
@@ -285,6 +296,7 @@ class SandboxTree(BackgroundRuns, ClusterSpreading, Folding):
                 removed = True
             else:
                 removed = False
+                dropped = self.drop_prepared(rec)
                 vm, rec.vm = rec.vm, None
                 was_running = rec.status == "running"
                 rec.status, rec.busy = "dead", False
@@ -293,6 +305,7 @@ class SandboxTree(BackgroundRuns, ClusterSpreading, Folding):
         if removed:
             self._changed(rec, "removed")
             return rec.to_dict()
+        self.close_dropped(dropped)
         if vm is not None:
             if getattr(vm, "remote", False):  # its node stops counting it now, as the record
                 vm.link.forget_sandbox(vm)
@@ -320,8 +333,10 @@ class SandboxTree(BackgroundRuns, ClusterSpreading, Folding):
         with self._lock:
             if rec.status == "dead":
                 return
+            dropped = self.drop_prepared(rec)
             vm, rec.vm = rec.vm, None
             rec.status, rec.busy, rec.exit_reason = "dead", False, reason
+        self.close_dropped(dropped)
         if vm is not None:
             vm.close()
         self._changed(rec, "dead")
@@ -350,14 +365,18 @@ class SandboxTree(BackgroundRuns, ClusterSpreading, Folding):
         rec, vm = self.claim_for_run(key, code)
         return self.execute(rec, vm, code, on_output, timeout, on_display=on_display)
 
-    def claim_for_run(self, key: str, code: str) -> tuple[SandboxRecord, vmm.Sandbox]:
+    def claim_for_run(
+        self, key: str, code: str, keep_prepared: bool = False
+    ) -> tuple[SandboxRecord, vmm.Sandbox]:
         """Marks the sandbox busy for one cell, or 409 when it is dead or
         already busy (one cell at a time: a second one is refused, not
-        queued). ``execute`` must follow."""
+        queued), once the checkpoint taken ahead after the previous cell is
+        made. ``execute`` must follow."""
         if not isinstance(code, str):
             raise E.BadRequest("code must be a string", field="code")
         with self._lock:
-            rec, vm = self.claim_idle(key)
+            self.wait_settled(self.sandbox(key))
+            rec, vm = self.claim_idle(key, keep_prepared)
             rec.busy = True
         self._changed(rec, "updated")
         return rec, vm
@@ -371,7 +390,11 @@ class SandboxTree(BackgroundRuns, ClusterSpreading, Folding):
         timeout: float | None,
         on_input: Callable[[str, bool], None] | None = None,
         on_display: Callable[[str, dict], None] | None = None,
+        prepare: bool = False,
     ) -> vmm.RunResult:
+        """Runs the claimed cell. With ``prepare`` a checkpoint is to be
+        taken ahead when it ends (ahead.py): ``prepare_checkpoint`` must
+        follow."""
         try:
             result = vm.run(
                 code, on_output=on_output, timeout=timeout, on_input=on_input, on_display=on_display
@@ -393,16 +416,20 @@ class SandboxTree(BackgroundRuns, ClusterSpreading, Folding):
         finally:
             with self._lock:
                 rec.busy = False
+                if prepare and rec.status == "running" and rec.vm is vm:
+                    rec.preparing, rec.ended_touched = True, rec.touched
         with self._lock:
             if result.execution_count is not None:
                 rec.execution_count = result.execution_count
         self._changed(rec, "updated")
         return result
 
-    def claim_idle(self, key: str) -> tuple[SandboxRecord, vmm.Sandbox]:
+    def claim_idle(
+        self, key: str, keep_prepared: bool = False
+    ) -> tuple[SandboxRecord, vmm.Sandbox]:
         """The running sandbox, or 409 when it is dead or runs a cell."""
         with self._lock:
-            rec, vm = self.running(key)
+            rec, vm = self.running(key, keep_prepared)
             if rec.busy:
                 raise E.SandboxBusy(
                     f"sandbox {rec.id} is running another cell; wait for it or interrupt it",
@@ -430,6 +457,7 @@ class SandboxTree(BackgroundRuns, ClusterSpreading, Folding):
         """Runs a program once in the sandbox (vmm.Sandbox.exec): 409 while
         a cell runs there, as for a second cell."""
         with self._lock:
+            self.wait_settled(self.sandbox(key))
             rec, vm = self.claim_idle(key)
             if not hasattr(vm, "exec"):
                 raise E.BadRequest(
@@ -474,7 +502,9 @@ class SandboxTree(BackgroundRuns, ClusterSpreading, Folding):
         """Snapshots the sandbox and spawns ``count`` children of it (over
         the cluster when ``spread``). ``checkpoint``: the notebook cell it
         precedes (records.py), kept on the record."""
-        rec, vm = self.running(key)
+        with self._lock:
+            self.wait_settled(self.sandbox(key))
+            rec, vm = self.running(key)
         if spread and self.cluster is None:
             raise E.BadRequest(
                 "spread needs a cluster: join one first (POST /v1/cluster)", field="spread"
@@ -507,6 +537,7 @@ class SandboxTree(BackgroundRuns, ClusterSpreading, Folding):
             except BaseException:
                 self._drop_snapshot_record(snap)
                 raise
+            self.fold_unused(rec, snap_vm)
             round_trip = (time.monotonic() - started) * 1000
             self._attach_snapshot(snap, snap_vm, round_trip)
         except BaseException:
@@ -541,7 +572,9 @@ class SandboxTree(BackgroundRuns, ClusterSpreading, Folding):
             self._snapshots.pop(snap.id, None)
         self._changed(snap, "deleted")
 
-    def _attach_snapshot(self, snap: SnapshotRecord, snap_vm: vmm.Snapshot, rt: float) -> None:
+    def _attach_snapshot(
+        self, snap: SnapshotRecord, snap_vm: vmm.Snapshot, rt: float, persist: bool | None = None
+    ) -> None:
         with self._lock:
             if snap_vm.parent is not None:
                 snap.parent = next(
@@ -550,8 +583,10 @@ class SandboxTree(BackgroundRuns, ClusterSpreading, Folding):
             snap.vm, snap.round_trip_ms = snap_vm, rt
             snap.refresh_from_vm()
         # state.json is rewritten (on the branch path) only when the status
-        # it holds is no longer the record's.
-        self._changed(snap, "updated", persist=snap.status_unpersisted)
+        # it holds is no longer the record's, or as ``persist`` says.
+        self._changed(
+            snap, "updated", persist=snap.status_unpersisted if persist is None else persist
+        )
 
     def _finish_branch(
         self, snap: SnapshotRecord, started: float, count: int, spread: bool = False
@@ -673,6 +708,7 @@ class SandboxTree(BackgroundRuns, ClusterSpreading, Folding):
         """Stops every sandbox; snapshots saved to disk stay for the next
         daemon, the others are lost with this process."""
         self._stopping.set()
+        self._later_writes.stop()
         with self._lock:
             running = [r for r in self._sandboxes.values() if r.vm is not None]
         for rec in running:

@@ -89,8 +89,9 @@ class AttachTransformer:
 
 
 def checkpoint_mark(att: Attachment, cell: int, code: str) -> dict:
-    """The mark of the diff checkpoint taken just before cell ``cell`` runs
-    (in the cell's own run request: Controller.run_cell)."""
+    """The mark of the diff checkpoint of the state before cell ``cell``
+    runs, asked for in the cell's own run request (Controller.run_cell):
+    the daemon took it when the previous cell ended, or takes it then."""
     return {"cell": cell, "line": first_line(code), "after": att.last_cell}
 
 
