@@ -70,12 +70,13 @@ class CheckpointsAhead:
         finally:
             with self._lock:
                 rec.preparing = False
-                if prepared is not None:
-                    if rec.prepared is not None:
-                        prepared = None  # never: one cell ends at a time
-                    else:
-                        rec.prepared = prepared
+                # (rec.prepared is None here: one cell ends at a time)
+                kept = prepared is not None and rec.status == "running" and rec.vm is vm
+                if kept:
+                    rec.prepared = prepared
                 self._settled.notify_all()
+            if prepared is not None and not kept:
+                self.close_dropped(prepared)  # the sandbox was killed meanwhile
 
     def adopt_prepared(self, rec: SandboxRecord, checkpoint: dict) -> dict | None:
         """The record of the checkpoint ``checkpoint`` (the cell about to
