@@ -10,15 +10,17 @@ taken").
 
 Invariants:
 - ``rec.preparing`` is set, under ``_lock``, in the same step that ends the
-  cell (``busy`` cleared, ``ended_touched`` noted), and cleared when the diff is made or given up;
-  a cell or program claimed meanwhile waits for it (``wait_settled``), so
-  the diff never holds any of the next cell's effects.
+  cell (``busy`` cleared, ``ended_touched`` noted), and cleared when the
+  diff is made or given up; a cell, program or branch claimed meanwhile
+  waits for it (``wait_settled``), so the diff never holds any of the next
+  cell's effects.
 - A prepared diff is used only while ``rec.touched`` is what it was when
   its cell ended: every other use of the sandbox through the daemon
   (``running``: a program, a pushed value, a file, a branch) moves it on.
   A prepared diff not used is a link of the sandbox's chain with no record;
-  the next snapshot of the sandbox folds it in (``fold_unused``), so no
-  state is lost and no memory stays behind it."""
+  the next snapshot of the sandbox folds it in (``fold_unused``: the new
+  diff's pages are copied into it, outside the pause), so no state is lost
+  and no memory stays behind it; a sandbox that dies takes it along."""
 
 from __future__ import annotations
 
