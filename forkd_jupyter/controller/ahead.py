@@ -37,7 +37,6 @@ SETTLE_WAIT_S = 60.0  # longest wait for a diff being prepared (a 1.5 GiB cell's
 class Prepared:
     snap: vmm.Snapshot
     touched: int  # the sandbox's ``touched`` when its cell ended
-    started: float  # time.monotonic() when the diff was asked for
     round_trip_ms: float
     taken_at: float  # time.time() once it holds the state
 
@@ -64,7 +63,7 @@ class CheckpointsAhead:
                     started = time.monotonic()
                     snap = vm.snapshot("diff", True)
                     rt = (time.monotonic() - started) * 1000
-                    prepared = Prepared(snap, touched, started, rt, time.time())
+                    prepared = Prepared(snap, touched, rt, time.time())
                 finally:
                     self._branch_slots.release()
         except Exception:
@@ -110,17 +109,15 @@ class CheckpointsAhead:
         goes, folded into the new one when that builds on it."""
         with self._lock:
             prepared, rec.prepared = rec.prepared, None
-        unused = prepared.snap if prepared is not None else None
-        if unused is None or unused is snap_vm:
+        if prepared is None or prepared.snap is snap_vm:
             return
-        if snap_vm.parent is unused:
-            try:
-                snap_vm.fold_parent()
-                return
-            except vmm.SandboxError:
-                pass  # it stays a link of the chain, under the new snapshot
-        elif not unused.dependents():
-            unused.close()
+        if snap_vm.parent is not prepared.snap:
+            self.close_dropped(prepared)
+            return
+        try:
+            snap_vm.fold_parent()
+        except vmm.SandboxError:
+            pass  # it stays a link of the chain, under the new snapshot
 
     def drop_prepared(self, rec: SandboxRecord) -> Prepared | None:
         """The sandbox is gone: its prepared diff too, to be closed by the
