@@ -42,7 +42,7 @@ UAPI_FEATURES = (
 UAPI_HEADER = "/usr/include/linux/userfaultfd.h"
 
 REQUIRED = {"kvm", "userfaultfd", "uffd_wp_shmem", "uffd_wp_unpopulated", "memfd", "python"}
-INFORMATIONAL = {"shmem_thp", "hugetlb", "uffd_wp_async"}
+INFORMATIONAL = {"shmem_thp", "hugetlb", "uffd_wp_async", "image_store"}
 LINE = re.compile(r"^(ok  |warn|FAIL)  (\S+) +\S.*$")
 
 libc = ctypes.CDLL(None, use_errno=True)
@@ -194,6 +194,23 @@ def test_memfd_matches_os_memfd_create(report):
     except OSError:
         works = False
     assert checks_of(report)["memfd"]["status"] == ("ok" if works else "fail")
+
+
+def test_image_store_matches_a_tmpfs_made_here(report):
+    """The doctor's image store is there exactly when a tmpfs with 2 MiB
+    pages can be made here with the new mount API (this process may: the
+    tests run as root; else the doctor's helper namespace is its way)."""
+    fs = libc.syscall(430, b"tmpfs", 1)  # fsopen(FSOPEN_CLOEXEC)
+    works = fs >= 0
+    if works:
+        works = libc.syscall(431, fs, 1, b"huge", b"within_size", 0) == 0  # FSCONFIG_SET_STRING
+        works = works and libc.syscall(431, fs, 6, None, None, 0) == 0  # FSCONFIG_CMD_CREATE
+        os.close(fs)
+    check = checks_of(report)["image_store"]
+    if os.geteuid() == 0:
+        assert check["status"] == ("ok" if works else "warn"), check
+    assert check["data"]["huge_pages"] == (check["status"] == "ok")
+    assert ("2 MiB pages" in check["detail"]) == check["data"]["huge_pages"]
 
 
 def test_shmem_thp_reports_the_sysfs_value(report):

@@ -21,7 +21,7 @@ from .. import vmm
 from ..doctor import FAIL, kvm, uffd
 from ..doctor.memory import meminfo
 from ..locations import state_dir
-from ..vmm import saved
+from ..vmm import image_store, saved
 from .chunk_cache import ChunkCache
 from .manifest import Manifest, ManifestError
 
@@ -50,8 +50,7 @@ class Receiving:
     def __init__(self, manifest: Manifest, files: dict[str, bytes]) -> None:
         self.manifest = manifest
         self.files = files
-        self.image = os.memfd_create("forkd-shipped-image", os.MFD_CLOEXEC)
-        os.ftruncate(self.image, manifest.image_size)
+        self.image = image_store.new_file("forkd-shipped-image", manifest.image_size)
         self.pending: dict[str, list[tuple[int, int]]] = {}
         for offset, length, h in manifest.blocks:
             self.pending.setdefault(h, []).append((offset, length))

@@ -1,5 +1,6 @@
 """Guest RAM backing: memfd (required), shmem transparent huge pages and
-hugetlb (both only make write-protect arming cheaper)."""
+hugetlb (both only make write-protect arming cheaper), and the image store
+(2 MiB pages for the full images children read; vmm/image_store.py)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,22 @@ def checks() -> list[Check]:
         "memfd_create, ftruncate, shared mmap and write " + (f"failed: {err}" if err else "work"),
         "guest RAM is a memfd: needs Linux >= 3.17 with shmem (CONFIG_MEMFD_CREATE)",
     )
-    return [memfd, _shmem_thp(), _hugetlb(probe_memfd(hugetlb=True))]
+    return [memfd, _shmem_thp(), _hugetlb(probe_memfd(hugetlb=True)), _image_store()]
+
+
+def _image_store() -> Check:
+    from ..vmm import image_store
+
+    fd = image_store.ensure()
+    return Check.of(
+        "image_store",
+        fd is not None,
+        f"full snapshot images: {image_store.status()}",
+        "children then read inherited memory in 4 KiB pages (a fault each): the store needs "
+        "the new mount API (Linux >= 5.2) and root or unprivileged user namespaces",
+        required=False,
+        data={"huge_pages": fd is not None, "status": image_store.status()},
+    )
 
 
 def _shmem_thp() -> Check:

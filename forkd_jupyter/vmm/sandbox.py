@@ -26,7 +26,7 @@ from typing import Any
 from .. import python_env
 from ..modes import BranchMode
 from ..python_env import PythonEnv
-from . import chain_lock, guest_env
+from . import chain_lock, guest_env, image_store
 from ._ffi import c_strings, ffi, lib
 from .errors import SandboxClosed, SandboxCrashed, SandboxError, SandboxTimeout, SpawnError, check
 from .layer import LayerFiles
@@ -510,6 +510,7 @@ class Sandbox:
                 "branched live; use mode='full' or mode='diff'"
             )
         self._check_alive()
+        image_store.ensure()  # full images held in 2 MiB pages where the machine allows
         out = ffi.new("fj_snapshot **")
         # A process between vfork and exec runs on its parent's memory: the
         # pause is refused (EBUSY) for the moment it takes to exec.
@@ -563,7 +564,9 @@ class Sandbox:
         """System calls served, unsupported calls by name, memory in use;
         ``calls``: per system call name, ``{"count", "vmm_ms"}`` (the time the
         VMM spent serving them, blocking waits included; the VM exit each
-        call costs is not in it)."""
+        call costs is not in it); ``kvm_pages``: guest memory KVM maps for
+        the sandbox's first process now, ``{"4k", "2m"}`` mappings
+        (docs/snapshots.md, "Where images live")."""
         st = self._native_stats()
         nrs = ffi.new("uint32_t[512]")
         counts = ffi.new("uint32_t[512]")
@@ -582,6 +585,7 @@ class Sandbox:
             "layer_bytes": st.layer_bytes,
             "open_fds": st.open_fds,
             "uptime_s": st.uptime_ns / 1e9,
+            "kvm_pages": {"4k": st.kvm_pages_4k, "2m": st.kvm_pages_2m},
         }
 
     def close(

@@ -30,6 +30,7 @@ import stat
 import struct
 
 from ..locations import private_dir, state_dir
+from . import image_store
 from .errors import SandboxError
 
 AUTH_TAG = b"forkd-snapshot-auth-1"
@@ -147,8 +148,9 @@ def sign(directory: str) -> None:
 
 
 class Staged:
-    """A saved snapshot's files, copied into private memfds and
-    authenticated. ``meta`` holds meta.json's bytes; close() releases."""
+    """A saved snapshot's files, copied into private memfds (the memory
+    image into the image store, image_store.py) and authenticated.
+    ``meta`` holds meta.json's bytes; close() releases."""
 
     def __init__(self, directory: str) -> None:
         self.fds: dict[str, int] = {}
@@ -162,8 +164,8 @@ class Staged:
     def adopt(cls, meta: bytes, state: bytes, layer: bytes, image_fd: int) -> Staged:
         """Files another check has already authenticated (a snapshot shipped
         between cluster nodes, forkd_jupyter/cluster): the small files are
-        copied into memfds; ``image_fd`` (a memfd of the RAM image) is owned
-        from now on."""
+        copied into memfds; ``image_fd`` (the RAM image,
+        image_store.new_file) is owned from now on."""
         staged = cls.__new__(cls)
         staged.fds = {MEMORY_FILE: image_fd}
         try:
@@ -201,8 +203,7 @@ class Staged:
         fd = _open(directory, MEMORY_FILE)
         try:
             size = os.fstat(fd).st_size
-            image = self.fds[MEMORY_FILE] = os.memfd_create("forkd-saved-image", os.MFD_CLOEXEC)
-            os.ftruncate(image, size)
+            image = self.fds[MEMORY_FILE] = image_store.new_file("forkd-saved-image", size)
             _feed_memory(mac, fd, size, image)
         finally:
             os.close(fd)

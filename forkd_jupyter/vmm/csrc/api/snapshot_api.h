@@ -63,10 +63,14 @@ struct fj_load_config {
 };
 /* Builds a ready, standalone (full) snapshot the caller owns from the
  * contents of a saved snapshot's files: state_fd and layer_fd are read;
- * memory_fd, a memfd of exactly the state's ram_bytes private to the caller
- * (the image, holes read zero), is adopted (dup'd). The caller has
+ * memory_fd, a memfd (or a file of the image store) of exactly the state's
+ * ram_bytes private to the caller (the image, holes read zero), is adopted (dup'd). The caller has
  * authenticated the contents; loading still checks every field. -EBADMSG:
  * checksum mismatch; -EPROTO: another version; -EXDEV: taken of another
  * interpreter; -EINVAL: not a snapshot (or damaged). */
 int fj_snapshot_load(int state_fd, int layer_fd, int memory_fd, const struct fj_load_config *cfg,
                      fj_snapshot **out);
+/* Full images are made as unlinked files in the directory
+ * dir_fd (dup'd; a tmpfs that gives files 2 MiB pages, vmm/image_store.py)
+ * from now on; -1: memfds again. -errno. */
+int fj_snapshot_image_store(int dir_fd);

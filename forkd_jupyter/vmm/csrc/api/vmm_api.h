@@ -22,6 +22,8 @@ struct fj_sandbox_stats {
     uint64_t resident_bytes;       /* guest RAM the host holds for it */
     uint64_t layer_bytes;          /* writable layer data */
     uint64_t uptime_ns;
+    uint64_t kvm_pages_4k;         /* guest memory KVM maps, by page size (0 when unknown) */
+    uint64_t kvm_pages_2m;
     int open_fds;
     int exited;
     int exit_status;

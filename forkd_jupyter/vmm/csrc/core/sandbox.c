@@ -126,6 +126,7 @@ int fj_sandbox_get_stats(fj_sandbox *sb, struct fj_sandbox_stats *out)
         out->resident_bytes = (uint64_t)st.st_blocks * 512;
     out->layer_bytes = sb->view ? memfs_bytes_used(fs_view_layer(sb->view)) : 0;
     out->uptime_ns = fj_now_ns() - sb->start_ns;
+    kvm_vm_mapped_pages(&sb->vm, &out->kvm_pages_4k, &out->kvm_pages_2m);
     out->open_fds = fdt_count(&sb->fdt);
     out->exited = sb->exited;
     out->exit_status = sb->exit_status;

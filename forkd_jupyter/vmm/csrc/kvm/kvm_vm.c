@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "kvm/kvm_vm.h"
 #include "kvm/kvm_vdso.h"
+#include "lib/pagemap.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -86,15 +87,44 @@ int kvm_vm_create_cow(struct kvm_vm *vm, uint64_t ram_bytes, int image_fd)
     return vm_create(vm, ram_bytes, fd, true, NULL); /* adopts fd, even on failure */
 }
 
-static bool slot_covered(const struct kvm_vm *vm, uint64_t k)
+static bool slot_bit(const uint64_t *bits, uint64_t k)
 {
-    return __atomic_load_n(&vm->covered[k / 64], __ATOMIC_ACQUIRE) & (1ULL << (k % 64));
+    return __atomic_load_n(&bits[k / 64], __ATOMIC_ACQUIRE) & (1ULL << (k % 64));
 }
+
+static bool slot_covered(const struct kvm_vm *vm, uint64_t k) { return slot_bit(vm->covered, k); }
 
 /* Bytes of RAM slot k holds (the last one may be short). */
 static uint64_t slot_bytes(const struct kvm_vm *vm, uint64_t k)
 {
     return FJ_MIN(LAYOUT_SLOT_BYTES, vm->ram_bytes - k * LAYOUT_SLOT_BYTES);
+}
+
+static int register_slot(struct kvm_vm *vm, uint64_t k, bool logged)
+{
+    gpa_t start = k * LAYOUT_SLOT_BYTES;
+    int err = set_memslot(vm->vm_fd, LAYOUT_FIRST_RAM_SLOT + (uint32_t)k, start, vm->ram + start,
+                          slot_bytes(vm, k), logged ? KVM_MEM_LOG_DIRTY_PAGES : 0);
+    if (err == 0 && logged)
+        __atomic_fetch_or(&vm->logged[k / 64], 1ULL << (k % 64), __ATOMIC_RELEASE);
+    return err;
+}
+
+/* Pages of slot k the process holds as its own anonymous memory, set in
+ * bitmap (a RAM bitmap; NULL: stop at the first). -errno. */
+static int64_t slot_anon(const struct kvm_vm *vm, uint64_t k, uint64_t *bitmap)
+{
+    uint64_t at = (uint64_t)(uintptr_t)(vm->ram + k * LAYOUT_SLOT_BYTES);
+    return fj_pagemap_anon(at, at + slot_bytes(vm, k), (uint64_t)(uintptr_t)vm->ram, bitmap,
+                           bitmap == NULL);
+}
+
+/* A child's slot may start unlogged when nothing in it is the child's own
+ * yet: what placing the chain and the working-set hint copied in at spawn
+ * are not writes of this epoch, and only logging tells them apart. */
+static bool may_start_unlogged(const struct kvm_vm *vm, uint64_t k)
+{
+    return vm->ram_private && !vm->ram_borrowed && vm->dirty_manual && slot_anon(vm, k, NULL) == 0;
 }
 
 int kvm_vm_cover(struct kvm_vm *vm, gpa_t gpa, uint64_t len)
@@ -105,11 +135,10 @@ int kvm_vm_cover(struct kvm_vm *vm, gpa_t gpa, uint64_t len)
     for (uint64_t k = gpa / LAYOUT_SLOT_BYTES; k <= last; k++) {
         if (slot_covered(vm, k))
             continue;
-        gpa_t start = k * LAYOUT_SLOT_BYTES;
-        /* Guest RAM logs dirty pages, so a diff snapshot knows what changed.
-         * Registering a slot again with the same range is a no-op for KVM. */
-        int err = set_memslot(vm->vm_fd, LAYOUT_FIRST_RAM_SLOT + (uint32_t)k, start,
-                              vm->ram + start, slot_bytes(vm, k), KVM_MEM_LOG_DIRTY_PAGES);
+        /* Guest RAM logs dirty pages, so a diff snapshot knows what changed
+         * (or starts unlogged, kvm_vm.h: logged). Registering a slot again
+         * with the same range is a no-op for KVM. */
+        int err = register_slot(vm, k, !may_start_unlogged(vm, k));
         if (err < 0)
             return err;
         __atomic_fetch_or(&vm->covered[k / 64], 1ULL << (k % 64), __ATOMIC_RELEASE);
@@ -146,7 +175,9 @@ static int rearm_slot(struct kvm_vm *vm, uint64_t k, const uint64_t *part)
 }
 
 /* Reads the guest's dirty bits of every registered slot into bitmap
- * (zero elsewhere); clears them in KVM, re-arming the log, when clear. */
+ * (zero elsewhere); clears them in KVM, re-arming the log, when clear. An
+ * unlogged slot's are its anonymous pages; clear logs it from then on if
+ * it has any (the invariant of kvm_vm.h: logged). */
 static int read_dirty_log(struct kvm_vm *vm, uint64_t *bitmap, bool clear)
 {
     /* A slot registered after this read starts clean, and the guest could
@@ -155,6 +186,14 @@ static int read_dirty_log(struct kvm_vm *vm, uint64_t *bitmap, bool clear)
     for (uint64_t k = 0; k * LAYOUT_SLOT_BYTES < vm->ram_bytes; k++) {
         if (!slot_covered(vm, k))
             continue;
+        if (!slot_bit(vm->logged, k)) {
+            int64_t n = slot_anon(vm, k, bitmap);
+            if (n < 0)
+                return (int)n;
+            if (n > 0 && clear && (n = register_slot(vm, k, true)) < 0)
+                return (int)n;
+            continue;
+        }
         uint32_t slot = LAYOUT_FIRST_RAM_SLOT + (uint32_t)k;
         uint64_t *part = bitmap + k * (LAYOUT_SLOT_BYTES / FJ_PAGE_SIZE / 64);
         struct kvm_dirty_log log = {.slot = slot, .dirty_bitmap = part};
@@ -212,9 +251,13 @@ int kvm_vm_collect_end(struct kvm_vm *vm, const uint64_t *rearm)
     for (uint64_t k = 0; k * LAYOUT_SLOT_BYTES < vm->ram_bytes; k++) {
         if (!slot_covered(vm, k))
             continue;
-        int err = rearm_slot(vm, k, rearm + k * (LAYOUT_SLOT_BYTES / FJ_PAGE_SIZE / 64));
+        int64_t err;
+        if (slot_bit(vm->logged, k))
+            err = rearm_slot(vm, k, rearm + k * (LAYOUT_SLOT_BYTES / FJ_PAGE_SIZE / 64));
+        else if ((err = slot_anon(vm, k, NULL)) > 0) /* as read_dirty_log's clear */
+            err = register_slot(vm, k, true);
         if (err < 0)
-            return err;
+            return (int)err;
     }
     clear_vmm_dirty(vm);
     return 0;

@@ -46,6 +46,14 @@ struct kvm_vm {
      * for what its processes map, not for its limit. A bit is set only
      * after its slot exists; slots are never removed before the VM. */
     uint64_t covered[LAYOUT_MAX_SLOTS / 64];
+    /* Covered slots KVM logs dirty pages of (one bit each). KVM maps a
+     * logged slot in 4 KiB pages only, so a child's slot that held none of
+     * its own memory when covered starts unlogged: the guest reads the
+     * image through large mappings where the host has them. Invariant: at
+     * the start of each epoch an unlogged slot holds no anonymous page, so
+     * every anonymous page found there later (fj_pagemap_anon) was written
+     * since; a collection that finds one logs the slot from then on. */
+    uint64_t logged[LAYOUT_MAX_SLOTS / 64];
     /* KVM leaves its dirty bits alone until told to clear them (manual
      * protection), so they can be read without starting a new epoch. */
     bool dirty_manual;
@@ -157,6 +165,10 @@ int kvm_vm_collect_end(struct kvm_vm *vm, const uint64_t *rearm);
 static inline size_t kvm_vm_bitmap_bytes(const struct kvm_vm *vm) {
     return (size_t)((vm->ram_bytes / FJ_PAGE_SIZE + 63) / 64 * 8);
 }
+
+/* Guest memory KVM maps for the VM now, by page size (kvm_stats.c); -errno
+ * when KVM does not say. */
+int kvm_vm_mapped_pages(const struct kvm_vm *vm, uint64_t *pages_4k, uint64_t *pages_2m);
 
 /* Runs cpu until the next exit; -errno (-EINTR when kicked). The caller
  * refreshes the guest's clock page first (kvm_vdso_refresh). */

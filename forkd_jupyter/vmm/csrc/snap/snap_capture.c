@@ -70,15 +70,6 @@ int snapshot_capture_state(struct sandbox *sb, struct snapshot *snap, struct fdt
     return fdt_clone_with(&snap->fdt, &sb->fdt, ctx);
 }
 
-int snapshot_make_image(struct snapshot *snap) {
-    if (snap->image_fd >= 0)
-        return 0;
-    snap->image_fd = memfd_create("forkd-snapshot", MFD_CLOEXEC);
-    if (snap->image_fd < 0 || ftruncate(snap->image_fd, (off_t)snap->ram_bytes) < 0)
-        return -errno;
-    return 0;
-}
-
 /* The pages of written (this epoch) to leave writable: those the sandbox
  * also wrote in the previous diff's epoch, up to KEEP_MAX_PAGES; none every
  * KEEP_EPOCHS diffs while more than KEEP_SETTLED_PAGES would be kept.

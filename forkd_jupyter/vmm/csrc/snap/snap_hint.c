@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/fs.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -14,27 +13,13 @@
 #include "kvm/kvm_vm.h"
 #include "lib/bitmap.h"
 #include "lib/fj.h"
+#include "lib/pagemap.h"
 
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22
 #define MADV_POPULATE_WRITE 23
 #endif
 
-/* PAGEMAP_SCAN (Linux 6.7); older headers lack it, the running kernel may
- * still have it. Without it learning fails with -ENOTTY and no hint is kept. */
-#ifndef PAGEMAP_SCAN
-struct page_region {
-    uint64_t start, end, categories;
-};
-struct pm_scan_arg {
-    uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
-    uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
-};
-#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
-#define PAGE_IS_FILE (1 << 2)
-#define PAGE_IS_PRESENT (1 << 3)
-#define PAGE_IS_PFNZERO (1 << 5)
-#endif
 
 struct ws_hint *hint_new(void)
 {
@@ -122,10 +107,10 @@ int hint_learn(struct ws_hint *h, struct kvm_vm *vm)
         free(wrote);
         wrote = NULL;
     }
-    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    int fd = fj_pagemap_fd(); /* without PAGEMAP_SCAN no hint is kept */
     if (fd < 0) {
         free(wrote);
-        return -errno;
+        return fd;
     }
     struct range_list written = {.max_pages = HINT_MAX_WRITTEN};
     struct range_list read = {.max_pages = HINT_MAX_READ};
@@ -160,7 +145,6 @@ int hint_learn(struct ws_hint *h, struct kvm_vm *vm)
             break;
         at = arg.walk_end;
     }
-    close(fd);
     free(wrote);
     if (err < 0) {
         free(written.v);

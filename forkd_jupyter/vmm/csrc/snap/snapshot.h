@@ -92,7 +92,9 @@ struct snapshot *snapshot_chain_root(struct snapshot *snap);
  * (by snap->mode) and sb's new dirty epoch; sb->last_snap becomes snap and
  * the one it replaces goes to *replaced (release it outside any pause). */
 int snapshot_capture_memory(struct sandbox *sb, struct snapshot *snap, struct snapshot **replaced);
-/* snap's image file (a memfd of ram_bytes), unless it has one; -errno. */
+/* snap's image file of ram_bytes, unless it has one: a file of the image
+ * store for a full image when there is one (snap_image.c), else a memfd.
+ * -errno. */
 int snapshot_make_image(struct snapshot *snap);
 /* In a pause: sb's threads' registers and signal state into snap. */
 int snapshot_capture_threads(struct sandbox *sb, struct snapshot *snap);
