@@ -34,25 +34,9 @@ import sys
 import time
 from pathlib import Path
 
+from forkd_jupyter.commands.bench_all import HOST_FORKED_READ, STRIDED
 from forkd_jupyter.vmm import Sandbox, image_store
 from forkd_jupyter.vmm._ffi import lib
-
-STRIDED = (
-    "import time\n_t = time.perf_counter()\n_s = int(A[::32768].sum())\n"
-    "(time.perf_counter() - _t) * 1000"
-)
-HOST_FORKED_READ = """
-import os, time
-import numpy as np
-A = np.ones({mib} << 20, dtype=np.uint8)
-r, w = os.pipe()
-pid = os.fork()
-if pid == 0:
-    t = time.perf_counter(); s = int(A[::32768].sum()); ms = (time.perf_counter() - t) * 1000
-    os.write(w, repr(ms).encode()); os._exit(0)
-os.waitpid(pid, 0)
-print(os.read(r, 100).decode())
-"""
 
 
 def value(sb: Sandbox, code: str) -> float:
