@@ -2,10 +2,11 @@
 maps, not its limit; memory first reached after a snapshot is in the next
 diff; an access to RAM no mapping reaches is a SIGSEGV; a child's
 working-set hint holds what the previous child wrote, not what every earlier
-child wrote."""
+child wrote; a child's fresh memory takes no room in the image it shares."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -29,16 +30,13 @@ def kvm_slot_table_bytes() -> int:
 
 
 def child_copied_kib() -> int:
-    """Private pages of every child's view of a snapshot image in this
-    process (its copy-on-write copies)."""
-    total, in_image = 0, False
-    for line in Path("/proc/self/smaps").read_text().splitlines():
-        head = line.split()
-        if head and "-" in head[0] and not head[0].endswith(":"):
-            in_image = "forkd-snapshot" in line
-        elif in_image and head[0] == "Anonymous:":
-            total += int(head[1])
-    return total
+    """This process's anonymous memory: every child's copy-on-write copies
+    of its image (and of the image's holes it wrote, anonymous memory of
+    their own), besides the VMM's heap."""
+    for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
+        if line.startswith("Anonymous:"):
+            return int(line.split()[1])
+    raise AssertionError("no Anonymous line in smaps_rollup")
 
 
 @pytest.fixture(scope="module")
@@ -147,3 +145,64 @@ def test_a_hint_holds_what_the_last_child_wrote_not_every_earlier_child(base_sna
     finally:
         for child in (a, b, c):
             child.close()
+
+
+def image_fds() -> set[str]:
+    """This process's descriptors of snapshot images (unlinked store files)."""
+    found = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if "forkd-snapshot" in os.readlink(f"/proc/self/fd/{fd}"):
+                found.add(fd)
+        except OSError:
+            continue  # closed while listing
+    return found
+
+
+FRESH = """
+import mmap
+fresh = mmap.mmap(-1, 64 << 20)
+fresh[:] = b"\\x07" * (64 << 20)
+untouched = mmap.mmap(-1, 8 << 20)
+untouched[::4096].count(0)
+"""
+
+
+def test_a_childs_fresh_memory_takes_no_room_in_the_image():
+    """A child writing 64 MiB of fresh memory and reading 8 MiB more: the
+    image every child shares keeps its size (those pages were the image's
+    holes, and the child's own memory now), the fresh memory reads as zero,
+    and the child's snapshots (diff, full, live) carry what it wrote to a
+    grandchild."""
+    source = Sandbox.spawn(memory_mib=1024)
+    try:
+        assert source.run("x = 1").error is None
+        before = image_fds()
+        snap = source.snapshot(mode="full")
+        [image_fd] = image_fds() - before
+
+        def image_mib() -> float:
+            return os.stat(f"/proc/self/fd/{image_fd}").st_blocks * 512 / 2**20
+
+        size = image_mib()
+        [child] = snap.spawn(1)
+        try:
+            wrote = child.run(FRESH)
+            assert wrote.error is None, wrote.error
+            assert wrote.result["text/plain"] == str(2048), "fresh memory did not read as zero"
+            assert image_mib() - size < 4, f"the image grew {size:.0f} -> {image_mib():.0f} MiB"
+            for mode in ("diff", "full", "live"):
+                taken = child.snapshot(mode=mode)
+                [grandchild] = taken.spawn(1)
+                try:
+                    seen = grandchild.run("fresh[::1 << 20] == b'\\x07' * 64")
+                    assert seen.error is None, seen.error
+                    assert seen.result["text/plain"] == "True", f"a {mode} snapshot lost them"
+                finally:
+                    grandchild.close()
+                taken.close()
+        finally:
+            child.close()
+        snap.close(force=True)
+    finally:
+        source.close()

@@ -43,6 +43,31 @@ static int set_memslot(int vm_fd, uint32_t slot, gpa_t gpa, void *host, uint64_t
     return ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0 ? -errno : 0;
 }
 
+/* In a private view, the image's holes of 2 MiB and more become anonymous
+ * memory: a child's fresh memory then costs one zeroed page on its first
+ * write, where a hole of the image file took a page of the file (zeroed,
+ * kept in the image for every child) and a copy of it. Both read as zero;
+ * the image below is never changed either way. */
+static int anonymous_holes(struct kvm_vm *vm, int image_fd)
+{
+    off_t end = (off_t)vm->ram_bytes;
+    for (off_t hole = lseek(image_fd, 0, SEEK_HOLE); hole >= 0 && hole < end;) {
+        off_t data = lseek(image_fd, hole, SEEK_DATA);
+        if (data < 0)
+            data = end; /* ENXIO: a hole to the end */
+        uint64_t from = FJ_ALIGN_UP((uint64_t)hole, FJ_HUGE_SIZE);
+        uint64_t to = FJ_ALIGN_DOWN((uint64_t)FJ_MIN(data, end), FJ_HUGE_SIZE);
+        if (to > from &&
+            mmap(vm->ram + from, to - from, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0) == MAP_FAILED)
+            return -errno;
+        if (data >= end)
+            break;
+        hole = lseek(image_fd, data, SEEK_HOLE);
+    }
+    return 0;
+}
+
 static int map_ram(struct kvm_vm *vm, uint64_t ram_bytes, int ram_fd, bool private)
 {
     if (vm->ram_borrowed) {
@@ -64,7 +89,7 @@ static int map_ram(struct kvm_vm *vm, uint64_t ram_bytes, int ram_fd, bool priva
     if (ram == MAP_FAILED)
         return -errno;
     vm->ram = ram;
-    return 0;
+    return private ? anonymous_holes(vm, ram_fd) : 0;
 }
 
 static int vm_create(struct kvm_vm *vm, uint64_t ram_bytes, int ram_fd, bool private, uint8_t *borrow);
