@@ -552,7 +552,9 @@ class Sandbox:
 
     @property
     def resident_bytes(self) -> int:
-        """Guest RAM resident on the host (what a full copy of it copies)."""
+        """Guest RAM resident on the host (what a full copy of it copies at
+        most): its RAM file's pages; for a child, the image it shares plus
+        its own pages (copies and fresh memory)."""
         return self._native_stats().resident_bytes
 
     @property

@@ -18,6 +18,7 @@
 #include "kvm/kvm_cpu.h"
 #include "fs/fs_memfs.h"
 #include "fs/fs_view.h"
+#include "lib/pagemap.h"
 #include "api/vmm_api.h"
 
 #define SANDBOX_STACK_BYTES (8ULL << 20)
@@ -124,6 +125,13 @@ int fj_sandbox_get_stats(fj_sandbox *sb, struct fj_sandbox_stats *out)
     struct stat st;
     if (sb->vm.ram_fd >= 0 && fstat(sb->vm.ram_fd, &st) == 0)
         out->resident_bytes = (uint64_t)st.st_blocks * 512;
+    if (sb->vm.ram_private && !sb->vm.ram_borrowed) {
+        /* A child: its own pages (copies and fresh memory) beside the image it shares. */
+        uint64_t base = (uint64_t)(uintptr_t)sb->vm.ram;
+        int64_t own = fj_pagemap_anon(base, base + sb->vm.ram_bytes, base, NULL, false);
+        if (own > 0)
+            out->resident_bytes += (uint64_t)own * FJ_PAGE_SIZE;
+    }
     out->layer_bytes = sb->view ? memfs_bytes_used(fs_view_layer(sb->view)) : 0;
     out->uptime_ns = fj_now_ns() - sb->start_ns;
     kvm_vm_mapped_pages(&sb->vm, &out->kvm_pages_4k, &out->kvm_pages_2m);
