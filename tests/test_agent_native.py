@@ -485,6 +485,43 @@ def test_plain_runner_without_ipython(fresh):
     assert not a.attempts.exists()
 
 
+HISTORY_STATE = (
+    "(sorted(k for k in globals() if k != '__v'), list(In), dict(Out), _, __, _i, _ii, _iii)"
+)
+IPYTHON_STATE = (
+    "(lambda ip: (ip.execution_count, sorted(ip.user_ns_hidden), ip.displayhook._,"
+    " len(ip.history_manager.db_input_cache), dict(ip.history_manager.output_hist_reprs),"
+    " ip.history_manager._i00, sorted(ip.compile._filename_map.values()),"
+    " sorted(k for k in __import__('linecache').cache if k.startswith('<ipython-input'))))"
+    "(get_ipython())"
+)
+
+
+@pytest.mark.parametrize("hide_ipython", [False, True], ids=["ipython", "plain"])
+def test_a_rehearsed_cell_leaves_no_trace(fresh, hide_ipython):
+    """A rehearsal runs a cell as a stored cell (its output and result are
+    sent), then the history is as before: the next cell is number 1."""
+    a = fresh(hide_ipython=hide_ipython)
+    a.ok("kept = 5")
+    a.ok("kept * 2")  # cell 2: something in In, Out, _ and _i already
+    before = a.value(HISTORY_STATE)
+    ipython_before = None if hide_ipython else a.value(IPYTHON_STATE)
+    result, _ = a.collect(a.send("rehearse", code="_fj_r = kept + 1\nprint('r')\n_fj_r"))
+    assert result.error is None, result.error
+    assert (result.stdout, result.result["text/plain"]) == ("r\n", "6")
+    assert a.value(HISTORY_STATE) == before
+    if not hide_ipython:
+        assert a.value(IPYTHON_STATE) == ipython_before
+    nxt = a.ok("kept + 2")
+    assert nxt.execution_count == 3 and a.value("Out[3]") == 7 and a.value("_") == 7
+    failing, _ = a.collect(a.send("rehearse", code="1 / 0"))
+    assert failing.error.ename == "ZeroDivisionError"
+    assert a.value("hasattr(__import__('sys'), 'last_value')") is False
+    assert a.ok("4").execution_count == 4
+    bad, _ = a.collect(a.send("rehearse", code=7))
+    assert bad.error is not None and "rehearse needs a string" in bad.error.evalue
+
+
 # ------------------------------------------------------ the host codec
 
 FRAMES = [

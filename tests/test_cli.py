@@ -344,7 +344,7 @@ def test_bench_all_measures_every_scenario_and_writes_the_readme_block(daemon, t
     text = readme.read_text()
     assert text.startswith("intro\n<!-- bench --all: start -->\n`forkd-jupyter bench --all`")
     assert "old" not in text and text.endswith("<!-- bench --all: end -->\nrest\n")
-    assert "| spawn -> first cell (warm base) |" in text
+    assert "| spawn -> first cell (warm base, spawns 0.5 s apart) |" in text
     # The bench leaves nothing running and no snapshot behind.
     assert {r["id"] for r in cli_json("ls") if r["status"] == "running"} == running_before
     assert {s["id"] for s in cli_json("snapshots")} == snapshots_before

@@ -1,5 +1,6 @@
 """Idle means idle for the whole daemon: with sandboxes that have run cells,
-a live branch whose copy is done, its child, a warm base, a finished
+a live branch whose copy is done, its child, a warm base and its ready
+child (made ahead for the next spawn), a finished
 background run, an open terminal with its shell waiting at the prompt and a
 managed process waiting on its stdin, the daemon process uses (almost) no
 CPU."""
@@ -7,6 +8,7 @@ CPU."""
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -37,7 +39,12 @@ def test_an_idle_daemon_with_idle_sandboxes_uses_no_cpu(daemon):
         branch = daemon.branch_sandbox(a["id"], mode="live", count=1)
         [child] = branch["children"]
         daemon.run_cell(child["id"], "z = len(x)")
-        time.sleep(1.0)  # let every copy and write-behind settle
+        time.sleep(1.0)  # let every copy, write-behind and ready child settle
+        [base] = [
+            b for b in daemon.list_bases()
+            if (b["python"], b["memory_mib"], b["preload"]) == (sys.executable, 512, [])
+        ]  # fmt: skip
+        assert base["ready_children"] == 1
         before, started = cpu_seconds(pid), time.monotonic()
         time.sleep(3.0)
         used = (cpu_seconds(pid) - before) / (time.monotonic() - started)

@@ -6,6 +6,7 @@ one), and bases survive a daemon restart and can be listed and removed."""
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -49,7 +50,12 @@ def test_spawns_after_the_first_are_children_of_the_base(daemon, venv):
         records.append(rec)
         timings.append(seconds)
     try:
-        assert bases_of(daemon, str(python)) == [base | {"loaded": True}]  # no rebuild
+        [now] = bases_of(daemon, str(python))  # no rebuild
+        ready = ("ready_children", "ready_served")
+        assert {k: now[k] for k in base if k not in ready} == {
+            k: v for k, v in base.items() if k not in ready
+        }
+        assert now["ready_served"] >= 1  # spawns after the first take the ready child
         assert max(timings) < first_s  # children start faster than the build
         # Each starts as if booted: no history, its own random sequence.
         draws = set()
@@ -129,12 +135,86 @@ def test_children_start_with_the_first_cell_and_error_paths_warm_and_no_trace_of
         daemon.kill_sandbox(rec["id"])
 
 
-def test_bases_survive_a_restart_and_can_be_removed(tmp_path, monkeypatch):
+def default_base(c: Controller) -> dict:
+    """The base of spawn()'s sandboxes: the daemon's own interpreter, 512 MiB."""
+    [base] = [b for b in c.list_bases() if b["memory_mib"] == 512 and b["preload"] == []
+              and b["python"] == sys.executable]  # fmt: skip
+    return base
+
+
+def wait_ready(c: Controller) -> dict:
+    deadline = time.monotonic() + 60
+    while True:
+        base = default_base(c)
+        assert base["ready_error"] is None, base["ready_error"]
+        if base["ready_children"] == 1:
+            return base
+        assert time.monotonic() < deadline, f"no ready child: {base}"
+        time.sleep(0.05)
+
+
+def test_a_spawn_takes_the_ready_child_which_starts_as_if_booted(daemon):
+    """After a spawn the base's next child is made ahead (spawned, re-seeded,
+    a cell rehearsed); the next spawn takes it, and it shows nothing of
+    that: no history, output, names or execution count, and its own random
+    sequence."""
+    first, _ = spawn(daemon)
+    daemon.kill_sandbox(first["id"])
+    served = wait_ready(daemon)["ready_served"]
+    records = []
+    try:
+        for n in (1, 2):
+            rec, _ = spawn(daemon)
+            records.append(rec)
+            assert default_base(daemon)["ready_served"] == served + n  # it was the ready one
+            probe = (
+                "import sys, random\n"
+                "print(sorted(k for k in dir() if k.startswith('_fj')), len(In), len(Out), "
+                "repr(_), repr(_i), hasattr(sys, 'last_value'), random.random())\n"
+                "6 * 7"
+            )
+            got = daemon.run_cell(rec["id"], probe)
+            assert got.execution_count == 1 and got.result["text/plain"] == "42"
+            *trace, draw = got.stdout.split()
+            assert trace == ["[]", "2", "0", "''", "''", "False"]
+            records[-1] = rec | {"draw": draw}
+            wait_ready(daemon)
+        assert records[0]["draw"] != records[1]["draw"]
+    finally:
+        for rec in records:
+            daemon.kill_sandbox(rec["id"])
+
+
+def private_state(tmp_path: Path, monkeypatch) -> Path:
+    """A state directory of a daemon of the test's own, and this process
+    pointed at it."""
     state = tmp_path / "state"
     state.mkdir()
     monkeypatch.setenv("FORKD_JUPYTER_STATE_DIR", str(state))
     monkeypatch.setenv("FORKD_JUPYTER_SOCKET", str(state / "daemon.sock"))
     monkeypatch.setenv("FORKD_JUPYTER_URL", f"unix://{state / 'daemon.sock'}")
+    return state
+
+
+def test_without_ready_children_spawns_are_children_of_the_base(tmp_path, monkeypatch):
+    state = private_state(tmp_path, monkeypatch)
+    monkeypatch.setenv("FORKD_JUPYTER_READY_CHILDREN", "0")
+    proc = start_daemon(state)
+    try:
+        with Controller(autostart=False) as c:
+            for _ in range(2):
+                rec, _ = spawn(c)
+                assert c.run_cell(rec["id"], "6 * 7").result["text/plain"] == "42"
+                c.kill_sandbox(rec["id"])
+            time.sleep(0.5)
+            base = default_base(c)
+            assert (base["ready_children"], base["ready_served"]) == (0, 0)
+    finally:
+        stop_daemon(proc)
+
+
+def test_bases_survive_a_restart_and_can_be_removed(tmp_path, monkeypatch):
+    state = private_state(tmp_path, monkeypatch)
     proc = start_daemon(state)
     try:
         with Controller(autostart=False) as c:

@@ -41,13 +41,15 @@ def _base(args: argparse.Namespace) -> int:
                     ",".join(b["preload"]) or "-",
                     fmt_ms(b["build_ms"]),
                     fmt_bytes(b["disk_bytes"]),
+                    f"{b.get('ready_children', 0)} ({b.get('ready_served', 0)} served)",
                     time.strftime("%Y-%m-%d %H:%M", time.localtime(b["created_at"])),
                 ]
                 for b in bases
             ]
             print(
                 render_table(
-                    ["BASE", "PYTHON", "MEMORY", "PRELOAD", "BUILT IN", "DISK", "CREATED"], rows
+                    ["BASE", "PYTHON", "MEMORY", "PRELOAD", "BUILT IN", "DISK", "READY", "CREATED"],
+                    rows,
                 )
             )
         return 0

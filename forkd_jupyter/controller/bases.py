@@ -13,7 +13,9 @@ Invariants:
   never reuses a stale one;
 - one build per fingerprint at a time (concurrent first spawns wait for it);
 - a child of a base is re-seeded (Sandbox.refresh) before it is handed out,
-  so sandboxes of one base do not share random sequences.
+  so sandboxes of one base do not share random sequences;
+- a spawn takes the base's ready child when there is one (ready_children.py)
+  and starts the next; a forgotten base's ready child is closed with it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from .. import vmm
 from ..python_env import PythonEnv
 from ..vmm import identity
 from . import errors as E
+from .ready_children import ReadyChildren
 
 META = "base.json"
 
@@ -131,8 +134,9 @@ def module_names(preload: object) -> tuple[str, ...]:
 
 
 class Bases:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, ready: ReadyChildren | None = None) -> None:
         self.root = root
+        self.ready = ready or ReadyChildren(enabled=False)
         root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()  # guards _bases and _building
         self._bases: dict[str, Base] = {}
@@ -150,21 +154,35 @@ class Bases:
             self._bases[base.id] = base
 
     def child(
-        self, env: PythonEnv, memory_mib: int, live_fork: bool, preload: tuple[str, ...] = ()
+        self,
+        env: PythonEnv,
+        memory_mib: int,
+        live_fork: bool,
+        preload: tuple[str, ...] = (),
+        one_of: int = 1,
+        last: bool = True,
     ) -> vmm.Sandbox:
         """A fresh-looking sandbox of env: a child of its base, built first
-        when there is none."""
-        snap = self._snapshot(env, memory_mib, preload)
-        [vm] = snap.spawn(1)
+        when there is none; the base's ready child when it has one. A spawn
+        of several (``one_of`` > 1) does not wait for a ready child being
+        made, and only its ``last`` starts the next one."""
+        key, snap = self._snapshot(env, memory_mib, preload)
+        vm = self.ready.take(key, wait=one_of == 1)
+        if vm is None:
+            [vm] = snap.spawn(1)
+            try:
+                vm.refresh()
+            except Exception:
+                vm.close()
+                raise
         vm.live_fork = live_fork
-        try:
-            vm.refresh()
-        except Exception:
-            vm.close()
-            raise
+        if last:
+            self.ready.fill(key, snap)
         return vm
 
-    def _snapshot(self, env: PythonEnv, memory_mib: int, preload: tuple[str, ...]):
+    def _snapshot(
+        self, env: PythonEnv, memory_mib: int, preload: tuple[str, ...]
+    ) -> tuple[str, vmm.Snapshot]:
         key = fingerprint(env, memory_mib, preload)
         with self._lock:
             building = self._building.setdefault(key, threading.Lock())
@@ -172,14 +190,14 @@ class Bases:
             with self._lock:
                 base = self._bases.get(key)
             if base is not None and base.snapshot is not None and not base.snapshot.closed:
-                return base.snapshot
+                return key, base.snapshot
             if base is not None:  # on disk from an earlier daemon
                 try:
                     base.snapshot = vmm.Snapshot.load(self.root / key, python=env)
-                    return base.snapshot
+                    return key, base.snapshot
                 except vmm.SandboxError:
                     self._forget(key)
-            return self._build(key, env, memory_mib, preload).snapshot
+            return key, self._build(key, env, memory_mib, preload).snapshot
 
     def _build(self, key: str, env: PythonEnv, memory_mib: int, preload: tuple[str, ...]) -> Base:
         started = time.monotonic()
@@ -223,12 +241,18 @@ class Bases:
             base = self._bases.pop(key, None)
         if base is not None and base.snapshot is not None:
             base.snapshot.close(force=True)  # children keep their own reference
+        self.ready.drop(key)  # after the close: no fill stores a child of it now
         shutil.rmtree(self.root / key, ignore_errors=True)
 
     def list(self) -> list[dict]:
         with self._lock:
             bases = list(self._bases.values())
-        return [b.to_dict(self.root) for b in sorted(bases, key=lambda b: b.created_at)]
+        ordered = sorted(bases, key=lambda b: b.created_at)
+        return [b.to_dict(self.root) | self.ready.status(b.id) for b in ordered]
+
+    def close(self) -> None:
+        """The daemon stops: ready children go (bases stay on disk)."""
+        self.ready.close()
 
     def remove(self, key: str) -> dict:
         with self._lock:
@@ -238,6 +262,6 @@ class Bases:
         with self._lock:
             building = self._building.setdefault(key, threading.Lock())
         with building:
-            record = base.to_dict(self.root)
+            record = base.to_dict(self.root) | self.ready.status(key)
             self._forget(key)
         return record

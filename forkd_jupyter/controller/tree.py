@@ -27,7 +27,8 @@ from .bases import Bases, module_names
 from .events import EventBus
 from .folding import Folding
 from .later_writes import LaterWrites
-from .limits import Limits
+from .limits import SANDBOX_ESTIMATE_BYTES, Limits
+from .ready_children import ReadyChildren, ready_children_enabled
 from .records import SandboxRecord, SnapshotRecord, timing_row
 from .runs import RunBook
 from .spreading import ClusterSpreading, death_reason
@@ -44,7 +45,9 @@ class SandboxTree(BackgroundRuns, CheckpointsAhead, ClusterSpreading, Folding):
         self.store = store
         self.limits = limits or Limits()
         self.events = EventBus()
-        self.bases = Bases(store.root / "bases")
+        self.bases = Bases(
+            store.root / "bases", ReadyChildren(ready_children_enabled(), self._room_for_ready)
+        )
         self._lock = threading.RLock()
         self._settled = threading.Condition(self._lock)  # a checkpoint ahead is done (ahead.py)
         self._branch_slots = threading.BoundedSemaphore(max_branches)
@@ -63,6 +66,14 @@ class SandboxTree(BackgroundRuns, CheckpointsAhead, ClusterSpreading, Folding):
         self._later_writes = LaterWrites(lambda: self._persist(False))
         self._watcher = threading.Thread(target=self._watch, name="sandbox-watch", daemon=True)
         self._watcher.start()
+
+    def _room_for_ready(self) -> bool:
+        """A ready child is made only while a sandbox would be admitted."""
+        try:
+            self.limits.check_memory(SANDBOX_ESTIMATE_BYTES, "a ready child")
+        except E.InsufficientMemory:
+            return False
+        return True
 
     # ------------------------------------------------------------ lookups
     def _new_id(self, kind: str, prefix: str) -> str:
@@ -235,8 +246,8 @@ class SandboxTree(BackgroundRuns, CheckpointsAhead, ClusterSpreading, Folding):
             return [self._register_child(snap, vm, name) for vm in vms]
         memory = DEFAULT_MEMORY_MIB if memory_limit_mib is None else memory_limit_mib
         out = []
-        for _ in range(n):
-            vm = _vmm_call(self.bases.child, env, memory, bool(live_fork), modules)
+        for i in range(n):
+            vm = _vmm_call(self.bases.child, env, memory, bool(live_fork), modules, n, i == n - 1)
             with self._lock:
                 rec = SandboxRecord(self._new_id("sandbox", "sb"), "", bool(live_fork), memory)
                 rec.name, rec.vm, rec.python = name or rec.id, vm, vm.python
@@ -709,6 +720,7 @@ class SandboxTree(BackgroundRuns, CheckpointsAhead, ClusterSpreading, Folding):
         daemon, the others are lost with this process."""
         self._stopping.set()
         self._later_writes.stop()
+        self.bases.close()
         with self._lock:
             running = [r for r in self._sandboxes.values() if r.vm is not None]
         for rec in running:

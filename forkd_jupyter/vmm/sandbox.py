@@ -399,12 +399,26 @@ class Sandbox:
         if silent:
             request.update(silent=True, store_history=False)
         result, _ = self._request(request, on_output, timeout, on_input, on_display)
+        self._learn_first_cell()
+        return result
+
+    def rehearse(self, code: str, timeout: float | None = 60.0) -> None:
+        """Runs code as a stored cell runs, then forgets it: the execution
+        count, In, Out and the _ names are as before, while the pages the
+        cell path writes are this sandbox's own from now on (a ready child
+        of a warm base, so the user's first cell does not pay for them).
+        A guest error raises SandboxError."""
+        self._request_ok({"op": "rehearse", "code": code}, "rehearse", timeout)
+        self._learn_first_cell()
+
+    def _learn_first_cell(self) -> None:
+        """After a child's first cell: what it wrote becomes its snapshot's
+        working-set hint for later children."""
         if self._learn_working_set:
             self._learn_working_set = False
             with self._send_lock:  # close() frees the native sandbox under it
                 if self._finalizer.alive:
                     lib.fj_sandbox_learn_working_set(self._native.handle)  # a hint: may fail
-        return result
 
     def _request_ok(self, request: dict, what: str, timeout: float | None) -> list:
         """A request that is not a cell: a guest error raises SandboxError

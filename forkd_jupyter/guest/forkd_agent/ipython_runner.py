@@ -20,6 +20,7 @@ import sys
 from . import lazy_ipython
 from .emitter import Emitter
 from .errors import error_dict, exception_only, safe_str
+from .rehearsal import Kept, rehearse
 
 lazy_ipython.register()
 
@@ -169,6 +170,28 @@ class IPythonRunner:
             error = reported[-1] if reported else _fallback_error(exc)
         shell.cell_failures.clear()
         return self.last_count(), error
+
+    def rehearse(self, code: str) -> dict | None:
+        """Runs code as a stored cell, then forgets it (rehearsal.py): the
+        execution count, In, Out, the _ and _i names, the display hook's
+        and the history's own records are as before."""
+        shell = self.shell
+        hm = shell.history_manager
+        kept = Kept()
+        kept.dicts(
+            shell.user_ns, shell.user_ns_hidden, hm.output_hist, hm.output_hist_reprs,
+            shell.compile._filename_map,
+        )  # fmt: skip
+        kept.lists(hm.input_hist_parsed, hm.input_hist_raw, hm.db_input_cache, hm.db_output_cache)
+        kept.attrs(hm, "_i00", "_i", "_ii", "_iii")
+        kept.attrs(shell.displayhook, "_", "__", "___")
+        kept.attrs(shell, "execution_count", "last_execution_result", "last_execution_succeeded")
+        flagged = hm.save_flag.is_set()
+        try:
+            return rehearse(self.run, kept, code)
+        finally:
+            if not flagged:
+                hm.save_flag.clear()
 
 
 def _fallback_error(exc: BaseException | None) -> dict:

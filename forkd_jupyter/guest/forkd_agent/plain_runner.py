@@ -20,6 +20,7 @@ import types
 from . import mime
 from .emitter import Emitter
 from .errors import from_exception
+from .rehearsal import Kept, rehearse
 
 
 class PlainRunner:
@@ -86,6 +87,14 @@ class PlainRunner:
                 self._store_output(number, value)
             self.emitter.emit("result", {"data": data, "metadata": md, "execution_count": number})
         return self.last_count(), None
+
+    def rehearse(self, code: str) -> dict | None:
+        """Runs code as a stored cell, then forgets it (rehearsal.py)."""
+        kept = Kept()
+        kept.dicts(self.module.__dict__, self.Out)
+        kept.lists(self.In)
+        kept.attrs(self, "count")
+        return rehearse(self.run, kept, code)
 
     def _execute(self, code: str, filename: str) -> object:
         tree = ast.parse(code, filename=filename)

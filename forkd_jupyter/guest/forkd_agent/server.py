@@ -35,6 +35,8 @@ class Runner(Protocol):
 
     def run(self, code: str, silent: bool, store_history: bool) -> tuple[int, dict | None]: ...
 
+    def rehearse(self, code: str) -> dict | None: ...
+
 
 class Server:
     def __init__(
@@ -94,6 +96,8 @@ class Server:
             return {"execution_count": None, "error": None}
         if op == "preload":
             return self._preload(request)
+        if op == "rehearse":
+            return self._rehearse(request)
         if op == "exec":
             return self._exec(request)
         if op == "proc_enable":
@@ -111,6 +115,16 @@ class Server:
             return {"execution_count": self.runner.last_count(), "error": errors.interrupted()}
         count, error = outcome
         return {"execution_count": count, "error": error}
+
+    def _rehearse(self, request: dict) -> dict:
+        """Runs a cell as stored cells run, then forgets it (rehearsal.py)."""
+        code = request.get("code")
+        if not isinstance(code, str):
+            return _failed(errors.protocol_error("rehearse needs a string 'code'"))
+        error, interrupt = self.gate.call(self.runner.rehearse, code)
+        if interrupt is not None:
+            return _failed(errors.interrupted())
+        return _failed(error) if error else {"execution_count": None, "error": None}
 
     def _preload(self, request: dict) -> dict:
         """Imports modules outside the cell history (warm bases)."""

@@ -1,0 +1,131 @@
+"""Ready children: for each warm base a spawn used, one more child spawned,
+re-seeded and rehearsed in the background, handed to the next spawn of that
+base. A child's first cell pays for every page the cell path touches for
+the first time in that child (a copy-on-write copy and a KVM mapping each,
+~600 of them for ``1 + 1``); a ready child paid for them in a rehearsed
+cell (run as a stored cell, then forgotten), while nobody was waiting.
+
+Invariants:
+- at most one ready child and one fill per base;
+- a ready child is a child of the base its key names, re-seeded, with a
+  rehearsed cell run (no trace in In, Out, the _ names or the execution
+  count);
+- a base that is forgotten (closed) never gets a ready child stored after
+  its ``drop``: a fill stores only while the base's snapshot is open, and
+  ``drop`` runs after the snapshot is closed;
+- a failed fill is only a cold spawn later: its child is closed, the error
+  kept for ``status``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+
+from .. import vmm
+
+# What the rehearsal runs (Sandbox.rehearse: as a stored cell, then
+# forgotten): a statement, printed output and a result.
+WARM_CELL = "_fj_ready = 1 + 1\nprint(end='')\n_fj_ready"
+# How long a spawn waits for a fill already under way before spawning a
+# child itself (a fill takes ~0.1 s; this only bounds a stuck one).
+FILL_WAIT_S = 5.0
+
+
+def ready_children_enabled() -> bool:
+    """FORKD_JUPYTER_READY_CHILDREN=0 turns ready children off."""
+    return os.environ.get("FORKD_JUPYTER_READY_CHILDREN", "1") != "0"
+
+
+class ReadyChildren:
+    def __init__(self, enabled: bool = True, room: Callable[[], bool] = lambda: True) -> None:
+        self.enabled = enabled
+        self._room = room  # False: the host is short of memory, fill nothing
+        self._cond = threading.Condition()  # guards everything below
+        self._ready: dict[str, vmm.Sandbox] = {}
+        self._filling: set[str] = set()
+        self._last_error: dict[str, str] = {}
+        self._served: dict[str, int] = {}  # spawns a ready child served, per base
+        self._closed = False
+
+    def take(self, key: str, wait: bool = True) -> vmm.Sandbox | None:
+        """The base's ready child (waiting for a fill under way, if wait),
+        or None."""
+        deadline = time.monotonic() + FILL_WAIT_S
+        with self._cond:
+            while wait and key in self._filling and key not in self._ready:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            vm = self._ready.pop(key, None)
+            if vm is not None:
+                self._served[key] = self._served.get(key, 0) + 1
+            return vm
+
+    def fill(self, key: str, snapshot: vmm.Snapshot) -> None:
+        """Starts making the base's next ready child, unless one is there
+        or under way."""
+        with self._cond:
+            if not self.enabled or self._closed or key in self._ready or key in self._filling:
+                return
+            if not self._room():
+                return
+            self._filling.add(key)
+        threading.Thread(
+            target=self._fill, args=(key, snapshot), name="ready-child", daemon=True
+        ).start()
+
+    def _fill(self, key: str, snapshot: vmm.Snapshot) -> None:
+        vm = None
+        error = None
+        try:
+            [vm] = snapshot.spawn(1)
+            vm.refresh()
+            vm.rehearse(WARM_CELL)
+        except Exception as e:  # noqa: BLE001 - the next spawn is cold, nothing more
+            error = f"{type(e).__name__}: {e}"
+        with self._cond:
+            self._filling.discard(key)
+            if error is None and not self._closed and not snapshot.closed:
+                self._ready[key], vm = vm, None
+                self._last_error.pop(key, None)
+            elif error is not None:
+                self._last_error[key] = error
+            self._cond.notify_all()
+        if vm is not None:
+            _close(vm)
+
+    def drop(self, key: str) -> None:
+        """Closes the base's ready child (its base is gone)."""
+        with self._cond:
+            vm = self._ready.pop(key, None)
+            self._last_error.pop(key, None)
+            self._served.pop(key, None)
+        if vm is not None:
+            _close(vm)
+
+    def status(self, key: str) -> dict:
+        with self._cond:
+            return {
+                "ready_children": int(key in self._ready),
+                "ready_served": self._served.get(key, 0),
+                "ready_error": self._last_error.get(key),
+            }
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            ready, self._ready = list(self._ready.values()), {}
+            self._cond.notify_all()
+        for vm in ready:
+            _close(vm)
+
+
+def _close(vm: vmm.Sandbox) -> None:
+    try:
+        vm.close()
+    except vmm.SandboxError:
+        pass  # a child that died idle: nothing of it is anyone's
