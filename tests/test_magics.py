@@ -40,7 +40,17 @@ def text_of(cell) -> str:
 
 
 def outputs(cell, kind: str) -> list:
-    return [o for o in cell.outputs if o.output_type == kind]
+    """A cell's outputs of one kind; adjacent stream outputs of one name
+    joined, as a notebook shows them (where a stream is cut into messages
+    depends on timing)."""
+    joined: list = []
+    for o in cell.outputs:
+        same_stream = joined and o.output_type == "stream" and joined[-1].output_type == "stream"
+        if same_stream and joined[-1].name == o.name:
+            joined[-1] = nbformat.NotebookNode({**joined[-1], "text": joined[-1].text + o.text})
+        else:
+            joined.append(o)
+    return [o for o in joined if o.output_type == kind]
 
 
 def error_of(cell):

@@ -92,7 +92,7 @@ class ReadyChildren:
             if error is None and not self._closed and not snapshot.closed:
                 self._ready[key], vm = vm, None
                 self._last_error.pop(key, None)
-            elif error is not None:
+            elif error is not None and not snapshot.closed:  # (a gone base keeps no record)
                 self._last_error[key] = error
             self._cond.notify_all()
         if vm is not None:
