@@ -7,6 +7,8 @@ come back, are freed, and links that are folded away."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from guest_helpers import run_ok, value
 
@@ -125,6 +127,22 @@ def test_a_child_and_its_source_diff_on_the_same_origin_independently():
         sb.close()
 
 
+def wait_until_blocked(sb: Sandbox, quiet_s: float = 0.1, timeout_s: float = 10.0) -> None:
+    """Until the guest makes no system call for quiet_s: its agent has
+    finished what it does after a cell's reply (a few pages of its own
+    bookkeeping, which a loaded machine can delay past the next snapshot)
+    and waits for the next request."""
+    deadline = time.monotonic() + timeout_s
+    calls = sb.stats()["syscalls"]
+    while time.monotonic() < deadline:
+        time.sleep(quiet_s)
+        now = sb.stats()["syscalls"]
+        if now == calls:
+            return
+        calls = now
+    raise AssertionError("the guest never went quiet")
+
+
 def test_a_short_cells_hot_pages_stay_writable_until_the_sandbox_idles():
     """The few hundred pages a short cell writes stay writable from diff to
     diff for good (re-arming them costs the next cell more than comparing
@@ -139,6 +157,7 @@ def test_a_short_cells_hot_pages_stay_writable_until_the_sandbox_idles():
             run_ok(sb, "x += 1\nlog.append(x)")
             kept.append(sb.snapshot(mode="diff").kept_bytes)
         assert all(0 < k < 8 * MIB for k in kept[1:]), kept
+        wait_until_blocked(sb)
         idle = [sb.snapshot(mode="diff") for _ in range(3)]
         assert [s.dirty_bytes for s in idle] == [0, 0, 0]
         assert idle[0].kept_bytes > 0 and idle[1].kept_bytes == idle[2].kept_bytes == 0
