@@ -66,6 +66,9 @@ def _self_description() -> dict:
     return {
         "libpython": os.path.join(libdir, soname) if shared else None,
         "stdlib_dirs": sorted({paths["stdlib"], paths["platstdlib"]}),
+        "include_dirs": sorted(
+            {p for p in (paths.get("include"), paths.get("platinclude")) if p and os.path.isdir(p)}
+        ),
         "executable": os.path.abspath(sys.executable),
         "elf": os.path.realpath(sys.executable),
         "version": ".".join(str(n) for n in sys.version_info[:3]),
@@ -98,6 +101,7 @@ class PythonEnv:
     user_base: str | None  # PYTHONUSERBASE for the guest when the user site is in use
     user_site: str | None
     pythonpath: tuple[str, ...]  # PYTHONPATH entries that are package directories
+    include_dirs: tuple[str, ...] = ()  # its C headers (Python.h), to build extensions
 
     @classmethod
     def from_description(cls, data: dict) -> PythonEnv:
@@ -124,6 +128,7 @@ class PythonEnv:
             user_base=data.get("user_base"),
             user_site=data.get("user_site"),
             pythonpath=tuple(p for p in data.get("pythonpath") or () if _package_dir_ok(p)),
+            include_dirs=tuple(data.get("include_dirs") or ()),
         )
         env._check()
         return env
@@ -148,7 +153,9 @@ class PythonEnv:
         directory of programs beside it (pip, jupyter, the environment's
         scripts), a venv's pyvenv.cfg, the standard library (with
         lib-dynload), libpython of a shared build, and the package
-        directories. System libraries and programs are added by the VMM."""
+        directories, and its C headers (building an extension in the
+        sandbox). System libraries, programs and the C toolchain are added
+        by the VMM."""
         roots = [self.elf, self.executable, self.scripts_dir]
         pyvenv_cfg = os.path.join(self.prefix, "pyvenv.cfg")
         if self.prefix != self.base_prefix and os.path.isfile(pyvenv_cfg):
@@ -160,6 +167,7 @@ class PythonEnv:
         if self.user_site:
             roots.append(self.user_site)
         roots += self.pythonpath
+        roots += self.include_dirs
         unique: list[str] = []
         for root in map(os.path.abspath, roots):
             if root not in unique and not _under(root, GUEST_OWNED) and os.path.lexists(root):

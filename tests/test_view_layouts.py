@@ -105,8 +105,12 @@ def test_what_the_guest_reads(layout, guest):
         ][:16]
         + ["/bin/sh", "/usr/bin/env"]
     )
+    # Its C headers (an extension built in the sandbox), nothing else of
+    # the prefix.
+    readable += [os.path.join(d, "Python.h") for d in layout["env"].include_dirs[:1]]
+    assert layout["env"].include_dirs, layout["name"]
     hidden = [
-        os.path.join(layout["base_prefix"], "include"),
+        os.path.join(layout["base_prefix"], "lib", "pkgconfig"),
         os.path.join(layout["base_prefix"], "share", "man"),
         "/usr/share/doc",
         "/etc/shadow",

@@ -17,8 +17,10 @@ AGENT_HOST_DIR = Path(__file__).resolve().parent.parent / "guest"
 # LANG=C.UTF-8 takes effect as on the host), terminal descriptions (curses,
 # readline and full-screen programs on the sandbox's terminals), Tcl/Tk's
 # script library (tkinter), the loader
-# cache, and the system's programs (a shell, coreutils) for the guest's
-# processes.
+# cache, the system's programs (a shell, coreutils) for the guest's
+# processes, and the C toolchain's parts beside them (the compiler's own
+# programs and libraries, the linker's plugins, system headers), so that
+# code compiled in the sandbox (an extension, a program) builds there.
 SYSTEM_ROOTS = (
     "/usr/bin",
     "/bin",
@@ -35,6 +37,11 @@ SYSTEM_ROOTS = (
     "/lib/terminfo",
     "/etc/terminfo",
     "/usr/share/tcltk",
+    "/usr/lib/gcc",
+    "/usr/libexec/gcc",
+    "/usr/lib/bfd-plugins",
+    "/usr/include",
+    "/usr/local/include",
 )
 
 

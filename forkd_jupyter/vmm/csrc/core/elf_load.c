@@ -55,10 +55,17 @@ static int load_segments(struct mm *mm, int fd, const Elf64_Phdr *ph, int n, gva
 
 int elf_load(struct mm *mm, const char *host_path, gva_t hint, struct elf_image *out)
 {
-    memset(out, 0, sizeof(*out));
     int fd = open(host_path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
+    int err = elf_load_fd(mm, fd, host_path, hint, out);
+    close(fd);
+    return err;
+}
+
+int elf_load_fd(struct mm *mm, int fd, const char *name, gva_t hint, struct elf_image *out)
+{
+    memset(out, 0, sizeof(*out));
     Elf64_Ehdr eh;
     Elf64_Phdr ph[64];
     int err = read_exact(fd, &eh, sizeof(eh), 0);
@@ -67,15 +74,13 @@ int elf_load(struct mm *mm, const char *host_path, gva_t hint, struct elf_image 
     if (err == 0)
         err = read_exact(fd, ph, eh.e_phnum * sizeof(Elf64_Phdr), (off_t)eh.e_phoff);
     if (err < 0)
-        goto out;
+        return err;
     uint64_t lo = UINT64_MAX, hi = 0;
     gva_t phdr_vaddr = 0;
     for (int i = 0; i < eh.e_phnum; i++) {
         if (ph[i].p_type == PT_LOAD) {
-            if (ph[i].p_filesz > ph[i].p_memsz || ph[i].p_vaddr + ph[i].p_memsz < ph[i].p_vaddr) {
-                err = -ENOEXEC;
-                goto out;
-            }
+            if (ph[i].p_filesz > ph[i].p_memsz || ph[i].p_vaddr + ph[i].p_memsz < ph[i].p_vaddr)
+                return -ENOEXEC;
             lo = FJ_MIN(lo, FJ_ALIGN_DOWN(ph[i].p_vaddr, FJ_PAGE_SIZE));
             hi = FJ_MAX(hi, ph[i].p_vaddr + ph[i].p_memsz);
             if (ph[i].p_offset <= eh.e_phoff && eh.e_phoff < ph[i].p_offset + ph[i].p_filesz)
@@ -83,38 +88,32 @@ int elf_load(struct mm *mm, const char *host_path, gva_t hint, struct elf_image 
         } else if (ph[i].p_type == PT_PHDR) {
             phdr_vaddr = ph[i].p_vaddr;
         } else if (ph[i].p_type == PT_INTERP) {
-            if (ph[i].p_filesz >= sizeof(out->interp)) {
-                err = -ENOEXEC;
-                goto out;
-            }
+            if (ph[i].p_filesz >= sizeof(out->interp))
+                return -ENOEXEC;
             if ((err = read_exact(fd, out->interp, ph[i].p_filesz, (off_t)ph[i].p_offset)) < 0)
-                goto out;
+                return err;
             out->interp[ph[i].p_filesz] = 0;
         }
     }
-    if (hi <= lo) {
-        err = -ENOEXEC;
-        goto out;
-    }
+    if (hi <= lo)
+        return -ENOEXEC;
     uint64_t span = FJ_ALIGN_UP(hi, FJ_PAGE_SIZE) - lo;
     gva_t at;
     bool fixed = eh.e_type == ET_EXEC;
     err = mm_map(mm, fixed ? lo : hint, span, PROT_READ | PROT_WRITE | PROT_EXEC, fixed, false, false,
                  MM_IMAGE, &at);
     if (err < 0)
-        goto out;
-    mm_name_set(mm, at, span, host_path); /* the guest sees host paths of read-only roots */
+        return err;
+    mm_name_set(mm, at, span, name);
     gva_t base = fixed ? 0 : at - lo;
     if ((err = load_segments(mm, fd, ph, eh.e_phnum, base)) < 0)
-        goto out;
+        return err;
     out->base = base;
     out->entry = base + eh.e_entry;
     out->phdr = base + phdr_vaddr;
     out->phnum = eh.e_phnum;
     out->end = base + hi;
-out:
-    close(fd);
-    return err;
+    return 0;
 }
 
 /* Pushes bytes below *sp (guest address), returning where they landed. */

@@ -17,6 +17,9 @@ struct elf_image {
  * hint (or anywhere when 0). -errno; -ENOEXEC for a file that is not an
  * x86-64 ELF executable or shared object. */
 int elf_load(struct mm *mm, const char *host_path, gva_t hint, struct elf_image *out);
+/* The same from the open file fd (left open), whose mapping the guest sees
+ * under name. */
+int elf_load_fd(struct mm *mm, int fd, const char *name, gva_t hint, struct elf_image *out);
 
 /* Writes argc/argv/envp/auxv below stack_top as the kernel would for an
  * exec of exe with dynamic loader interp; returns the initial rsp. */

@@ -3,14 +3,16 @@
  * close-on-exec close, handled signals return to their default action.
  * A vfork child lets its parent go here.
  *
- * What runs: an x86-64 ELF among the view's read-only host files (with its
- * dynamic loader), or a "#!" script (host or writable layer) whose
- * interpreter is one, up to four interpreters deep. */
+ * What runs: an x86-64 ELF of the view, a read-only host file or one the
+ * guest wrote in its layer (a program it compiled, a venv's copied
+ * interpreter), with the dynamic loader it names, found in the view too;
+ * or a "#!" script whose interpreter is one, up to four interpreters deep. */
 #define _GNU_SOURCE
 #include "core/exec.h"
 
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,6 +24,7 @@
 #define EXEC_MAX_STRINGS (1u << 16)
 #define EXEC_MAX_BYTES (2u << 20) /* argv and envp together, as ARG_MAX */
 #define EXEC_MAX_INTERP 4
+#define EXEC_COPY_CHUNK (1u << 20)
 #define SA_ONSTACK_ 0x08000000ULL
 
 /* A NULL-terminated vector of strings copied out of the guest. */
@@ -94,38 +97,101 @@ static int strv_from_guest(struct sandbox *sb, gva_t addr, struct strv *s, size_
     return err;
 }
 
-/* The first bytes of the file at path (resolved from the cwd), whether it
- * may be executed, and the host path to load it from (host files only). */
-static int read_head(struct sandbox *sb, const char *path, char *head, size_t cap, size_t *got,
-                     char *host) {
-    struct view_node n;
-    int err = view_resolve(sb->view, fs_view_cwd(sb->view), path, true, &n);
+/* The file at path (resolved from the cwd) if it may be executed: a
+ * regular file with an execute bit, a host file of the view or a file of
+ * the writable layer. n needs view_node_release after success. */
+static int resolve_program(struct sandbox *sb, const char *path, struct view_node *n,
+                           struct stat *st) {
+    int err = view_resolve(sb->view, fs_view_cwd(sb->view), path, true, n);
     if (err < 0)
         return err;
-    struct stat st;
-    if (n.kind == VK_NONE)
+    if (n->kind == VK_NONE)
         err = -ENOENT;
-    else if (n.kind != VK_HOST && n.kind != VK_LAYER)
+    else if (n->kind != VK_HOST && n->kind != VK_LAYER)
         err = -EACCES;
-    else if ((err = view_stat(sb->view, &n, &st)) == 0 &&
-             (!S_ISREG(st.st_mode) || !(st.st_mode & 0111)))
+    else if ((err = view_stat(sb->view, n, st)) == 0 &&
+             (!S_ISREG(st->st_mode) || !(st->st_mode & 0111)))
         err = -EACCES;
-    if (err == 0 && n.kind == VK_HOST) {
-        int fd = view_open_host(&n, &st);
-        ssize_t r = fd < 0 ? fd : pread(fd, head, cap, 0);
-        if (fd >= 0)
-            close(fd);
-        err = r < 0 ? (fd < 0 ? fd : -errno) : 0;
-        *got = r < 0 ? 0 : (size_t)r;
-        strcpy(host, n.host);
-    } else if (err == 0) {
-        int64_t r = memfs_pread(fs_view_layer(sb->view), n.node, head, cap, 0);
-        err = r < 0 ? (int)r : 0;
-        *got = r < 0 ? 0 : (size_t)r;
-        host[0] = 0; /* not loadable as an ELF */
+    if (err < 0)
+        view_node_release(sb->view, n);
+    return err;
+}
+
+/* A layer file's content in a memfd of its own: the loader reads a file
+ * descriptor, and the layer's file may change or go while it loads. */
+static int copy_out_of_layer(struct sandbox *sb, struct memfs_node *node, uint64_t size) {
+    int fd = memfd_create("forkd-exec", MFD_CLOEXEC);
+    char *buf = fd < 0 ? NULL : malloc(EXEC_COPY_CHUNK);
+    int err = fd < 0 ? -errno : buf ? 0 : -ENOMEM;
+    for (uint64_t off = 0; err == 0 && off < size;) {
+        int64_t r = memfs_pread(fs_view_layer(sb->view), node, buf,
+                                FJ_MIN(size - off, (uint64_t)EXEC_COPY_CHUNK), off);
+        if (r <= 0) { /* shorter than it was: load what there is */
+            err = (int)r;
+            break;
+        }
+        for (int64_t done = 0; err == 0 && done < r;) {
+            ssize_t w = pwrite(fd, buf + done, (size_t)(r - done), (off_t)(off + (uint64_t)done));
+            if (w < 0 && errno != EINTR)
+                err = -errno;
+            done += w > 0 ? w : 0;
+        }
+        off += (uint64_t)r;
+    }
+    free(buf);
+    if (err < 0 && fd >= 0)
+        close(fd);
+    return err < 0 ? err : fd;
+}
+
+/* The program at path opened for loading, and in name the path the guest
+ * knows it by: a host file's host path (the guest sees read-only roots at
+ * their host paths), a layer file's guest path. An fd or -errno. */
+static int open_program(struct sandbox *sb, const char *path, char *name) {
+    struct view_node n;
+    struct stat st;
+    int err = resolve_program(sb, path, &n, &st);
+    if (err < 0)
+        return err;
+    int fd;
+    if (n.kind == VK_HOST) {
+        fd = view_open_host(&n, &st);
+        strcpy(name, n.host);
+    } else {
+        fd = copy_out_of_layer(sb, n.node, (uint64_t)st.st_size);
+        strcpy(name, n.path);
     }
     view_node_release(sb->view, &n);
-    return err;
+    return fd;
+}
+
+/* program_source.open_interp: the dynamic loader, through the view. */
+static int open_interp_in_view(void *ctx, const char *interp) {
+    char name[PATH_MAX];
+    return open_program(ctx, interp, name);
+}
+
+/* The first bytes of the program at path, to tell a script. */
+static int read_head(struct sandbox *sb, const char *path, char *head, size_t cap, size_t *got) {
+    struct view_node n;
+    struct stat st;
+    int err = resolve_program(sb, path, &n, &st);
+    if (err < 0)
+        return err;
+    int64_t r;
+    if (n.kind == VK_HOST) {
+        int fd = view_open_host(&n, &st);
+        r = fd < 0 ? fd : pread(fd, head, cap, 0);
+        if (r < 0 && fd >= 0)
+            r = -errno;
+        if (fd >= 0)
+            close(fd);
+    } else {
+        r = memfs_pread(fs_view_layer(sb->view), n.node, head, cap, 0);
+    }
+    view_node_release(sb->view, &n);
+    *got = r < 0 ? 0 : (size_t)r;
+    return r < 0 ? (int)r : 0;
 }
 
 /* "#!interp [arg]" at the start of head: argv becomes interp [arg] path
@@ -179,15 +245,15 @@ static void reset_for_exec(struct sandbox *sb, const char *exe) {
     (void)fs_view_set_exe(sb->view, exe);
 }
 
-/* Replaces sb's VM and address space with a fresh one running host_exe. */
-static int load_new_program(struct sandbox *sb, const char *host_exe, struct strv *argv,
+/* Replaces sb's VM and address space with a fresh one running exe. */
+static int load_new_program(struct sandbox *sb, const struct program_source *exe, struct strv *argv,
                             struct strv *envp) {
     struct kvm_vm nvm;
     struct mm nmm;
     int err = kvm_vm_create(&nvm, sb->vm.ram_bytes, -1);
     if (err < 0)
         return err;
-    if ((err = sandbox_load_into(&nvm, &nmm, host_exe, (const char *const *)argv->v,
+    if ((err = sandbox_load_into(&nvm, &nmm, exe, (const char *const *)argv->v,
                                  (const char *const *)envp->v)) < 0) {
         mm_destroy(&nmm);
         kvm_vm_destroy(&nvm);
@@ -217,7 +283,7 @@ int64_t sb_exec(struct sandbox *sb, const char *program, gva_t argv_addr, gva_t 
         return -EPERM; /* the sandbox's first process is its agent */
     if (sb->live_threads > 1)
         return -EBUSY; /* documented: exec from a process with one thread */
-    char path[PATH_MAX], next[PATH_MAX], head[256], host[PATH_MAX];
+    char path[PATH_MAX], next[PATH_MAX], head[256], name[PATH_MAX];
     if (!program[0])
         return -ENOENT;
     if (strlen(program) >= sizeof(path))
@@ -235,7 +301,7 @@ int64_t sb_exec(struct sandbox *sb, const char *program, gva_t argv_addr, gva_t 
     }
     for (int depth = 0; err == 0; depth++) {
         size_t got = 0;
-        if ((err = read_head(sb, path, head, sizeof(head), &got, host)) < 0)
+        if ((err = read_head(sb, path, head, sizeof(head), &got)) < 0)
             break;
         int script = take_script(head, got, path, &argv, next);
         if (script < 0) {
@@ -244,12 +310,14 @@ int64_t sb_exec(struct sandbox *sb, const char *program, gva_t argv_addr, gva_t 
             if (depth == EXEC_MAX_INTERP)
                 err = -ELOOP;
             strcpy(path, next);
-        } else if (!host[0]) {
-            err = -EACCES; /* programs in the writable layer: scripts only */
         } else {
-            err = load_new_program(sb, host, &argv, &envp);
+            struct program_source exe = {.name = name, .open_interp = open_interp_in_view, .ctx = sb};
+            if ((exe.fd = err = open_program(sb, path, name)) < 0)
+                break;
+            err = load_new_program(sb, &exe, &argv, &envp);
+            close(exe.fd);
             if (err == 0)
-                reset_for_exec(sb, host);
+                reset_for_exec(sb, name);
             break;
         }
     }

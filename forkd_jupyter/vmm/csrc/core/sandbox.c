@@ -24,8 +24,22 @@
 #define SANDBOX_STACK_BYTES (8ULL << 20)
 #define SANDBOX_UID 1000
 
-int sandbox_load_into(struct kvm_vm *vm, struct mm *mm, const char *exe_path, const char *const *argv,
-                      const char *const *envp)
+/* The dynamic loader a program names, as its source says. */
+static int load_interp(struct mm *mm, const struct program_source *src, const char *path,
+                       struct elf_image *out)
+{
+    if (!src->open_interp)
+        return elf_load(mm, path, 0, out);
+    int fd = src->open_interp(src->ctx, path);
+    if (fd < 0)
+        return fd;
+    int err = elf_load_fd(mm, fd, path, 0, out);
+    close(fd);
+    return err;
+}
+
+int sandbox_load_into(struct kvm_vm *vm, struct mm *mm, const struct program_source *src,
+                      const char *const *argv, const char *const *envp)
 {
     gva_t stack_top;
     int err = mm_init(mm, vm, SANDBOX_STACK_BYTES, &stack_top);
@@ -33,19 +47,21 @@ int sandbox_load_into(struct kvm_vm *vm, struct mm *mm, const char *exe_path, co
         return err;
     struct elf_image exe, interp;
     /* The executable sits low, its heap right above it, as Linux lays out. */
-    if ((err = elf_load(mm, exe_path, 0x400000, &exe)) < 0)
+    err = src->fd >= 0 ? elf_load_fd(mm, src->fd, src->name, 0x400000, &exe)
+                       : elf_load(mm, src->name, 0x400000, &exe);
+    if (err < 0)
         return err;
     mm_set_brk(mm, exe.end, exe.end + vm->ram_bytes / 8);
     gva_t entry = exe.entry;
     const struct elf_image *interp_p = NULL;
     if (exe.interp[0]) {
-        if ((err = elf_load(mm, exe.interp, 0, &interp)) < 0)
+        if ((err = load_interp(mm, src, exe.interp, &interp)) < 0)
             return err;
         entry = interp.entry;
         interp_p = &interp;
     }
     gva_t rsp;
-    err = elf_build_stack(mm, stack_top, argv, envp, &exe, interp_p, exe_path, SANDBOX_UID, &rsp);
+    err = elf_build_stack(mm, stack_top, argv, envp, &exe, interp_p, src->name, SANDBOX_UID, &rsp);
     if (err < 0)
         return err;
     return kvm_cpu_boot(vm, entry, rsp);
@@ -54,7 +70,8 @@ int sandbox_load_into(struct kvm_vm *vm, struct mm *mm, const char *exe_path, co
 int sandbox_load_program(struct sandbox *sb, const char *exe_path, const char *const *argv,
                          const char *const *envp)
 {
-    return sandbox_load_into(&sb->vm, &sb->mm, exe_path, argv, envp);
+    struct program_source src = {.name = exe_path, .fd = -1};
+    return sandbox_load_into(&sb->vm, &sb->mm, &src, argv, envp);
 }
 
 void sandbox_free(struct sandbox *sb)

@@ -181,10 +181,21 @@ void sandbox_free(struct sandbox *sb);
  * vCPU at the program's entry; a sandbox_alloc'ed sandbox with a VM. */
 int sandbox_load_program(struct sandbox *sb, const char *exe_path, const char *const *argv,
                          const char *const *envp);
+/* A program for sandbox_load_into: its content in fd (left open) when
+ * >= 0, else the host file name; the guest knows it by name. open_interp,
+ * when set, opens the dynamic loader the program names (a descriptor the
+ * loading closes, or -errno): a program the guest wrote names any path
+ * there, which must resolve in the guest's view, never on the host. */
+struct program_source {
+    const char *name;
+    int fd;
+    int (*open_interp)(void *ctx, const char *interp);
+    void *ctx;
+};
 /* The same into a VM and address space of their own (execve); mm needs
  * mm_destroy even on failure. */
-int sandbox_load_into(struct kvm_vm *vm, struct mm *mm, const char *exe_path, const char *const *argv,
-                      const char *const *envp);
+int sandbox_load_into(struct kvm_vm *vm, struct mm *mm, const struct program_source *exe,
+                      const char *const *argv, const char *const *envp);
 
 /* Writes one outer frame to the host; -errno (-EPIPE when the host is gone). */
 int sb_emit(struct sandbox *sb, enum sb_channel ch, const void *buf, size_t len);

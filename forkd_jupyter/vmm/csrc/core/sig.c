@@ -176,8 +176,12 @@ bool sig_restarts_call(struct sandbox *sb)
     uint64_t ready = sig_deliverable(sb);
     if (!ready)
         return false;
-    const struct sb_sigaction *act = &sb->sig.act[__builtin_ctzll(ready)];
+    int signo = __builtin_ctzll(ready);
+    const struct sb_sigaction *act = &sb->sig.act[signo];
+    /* Ignored, explicitly or by default (a child's SIGCHLD while the parent
+     * waits for it): Linux never interrupts a call for it. */
     return act->handler == (uint64_t)(uintptr_t)SIG_IGN ||
+           (act->handler == (uint64_t)(uintptr_t)SIG_DFL && default_ignores(signo)) ||
            (act->handler > (uint64_t)(uintptr_t)SIG_IGN && (act->flags & SA_RESTART_));
 }
 

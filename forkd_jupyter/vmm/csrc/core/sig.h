@@ -31,7 +31,8 @@ uint64_t sig_deliverable(struct sandbox *sb);
 /* Kicks the thread each process-directed signal in bits goes to. */
 void sig_wake_targets(struct sandbox *sb, uint64_t bits);
 /* A system call that ended with EINTR for the signal about to be delivered
- * is made again after its handler (SA_RESTART, or an ignored signal), as
+ * is made again after its handler (SA_RESTART, or a signal ignored,
+ * explicitly or by default), as
  * Linux restarts calls interrupted by such signals. */
 bool sig_restarts_call(struct sandbox *sb);
 /* Delivers deliverable signals (one handler frame, or a default action).
