@@ -53,6 +53,26 @@ def stop_daemon(proc: subprocess.Popen) -> int:
     return stop_process(proc)
 
 
+def own_base(c, memory_mib: int) -> dict:
+    """The base of the spawns of this interpreter of memory_mib, no preloads."""
+    [base] = [b for b in c.list_bases() if b["memory_mib"] == memory_mib and b["preload"] == []
+              and b["python"] == sys.executable]  # fmt: skip
+    return base
+
+
+def wait_for_ready_child(c, memory_mib: int, timeout: float = 60) -> dict:
+    """Polls the bases until own_base(c, memory_mib) holds its ready child;
+    returns that base. A ready child that failed fails the wait at once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        base = own_base(c, memory_mib)
+        assert base["ready_error"] is None, base["ready_error"]
+        if base["ready_children"] == 1:
+            return base
+        assert time.monotonic() < deadline, f"no ready child: {base}"
+        time.sleep(0.05)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def daemon_env(tmp_path_factory):
     """Points this process and its children at a private daemon location,

@@ -8,11 +8,11 @@ CPU."""
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from daemon_fixture import wait_for_ready_child
 
 pytestmark = pytest.mark.kvm
 
@@ -39,12 +39,8 @@ def test_an_idle_daemon_with_idle_sandboxes_uses_no_cpu(daemon):
         branch = daemon.branch_sandbox(a["id"], mode="live", count=1)
         [child] = branch["children"]
         daemon.run_cell(child["id"], "z = len(x)")
-        time.sleep(1.0)  # let every copy, write-behind and ready child settle
-        [base] = [
-            b for b in daemon.list_bases()
-            if (b["python"], b["memory_mib"], b["preload"]) == (sys.executable, 512, [])
-        ]  # fmt: skip
-        assert base["ready_children"] == 1
+        wait_for_ready_child(daemon, 512)
+        time.sleep(1.0)  # let every copy and write-behind settle
         before, started = cpu_seconds(pid), time.monotonic()
         time.sleep(3.0)
         used = (cpu_seconds(pid) - before) / (time.monotonic() - started)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from daemon_fixture import wait_for_ready_child
 
 from forkd_jupyter.client import Conflict, Controller, Unauthorized
 
@@ -159,10 +160,7 @@ def test_sigint_stops_the_daemon_and_its_sandboxes_gracefully(private_env):
     with Controller() as c:
         pid = c.health()["pid"]
         c.spawn_sandboxes(memory_limit_mib=256)
-        deadline = time.monotonic() + 60
-        while not any(b["ready_children"] for b in c.list_bases()):
-            assert time.monotonic() < deadline, c.list_bases()
-            time.sleep(0.05)
+        wait_for_ready_child(c, 256)
         vm_fds = [fd for fd in Path(f"/proc/{pid}/fd").iterdir() if "kvm-vm" in os.readlink(fd)]
         assert len(vm_fds) == 2  # the sandbox's VM and the ready child's live in the daemon
         os.kill(pid, 2)

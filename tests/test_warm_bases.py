@@ -6,13 +6,12 @@ one), and bases survive a daemon restart and can be listed and removed."""
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
-from daemon_fixture import start_daemon, stop_daemon
+from daemon_fixture import own_base, start_daemon, stop_daemon, wait_for_ready_child
 from env_helpers import build_wheel, install, stdlib_venv
 
 from forkd_jupyter.client import BadRequest, Controller, NotFound
@@ -137,20 +136,11 @@ def test_children_start_with_the_first_cell_and_error_paths_warm_and_no_trace_of
 
 def default_base(c: Controller) -> dict:
     """The base of spawn()'s sandboxes: the daemon's own interpreter, 512 MiB."""
-    [base] = [b for b in c.list_bases() if b["memory_mib"] == 512 and b["preload"] == []
-              and b["python"] == sys.executable]  # fmt: skip
-    return base
+    return own_base(c, 512)
 
 
 def wait_ready(c: Controller) -> dict:
-    deadline = time.monotonic() + 60
-    while True:
-        base = default_base(c)
-        assert base["ready_error"] is None, base["ready_error"]
-        if base["ready_children"] == 1:
-            return base
-        assert time.monotonic() < deadline, f"no ready child: {base}"
-        time.sleep(0.05)
+    return wait_for_ready_child(c, 512)
 
 
 def test_a_spawn_takes_the_ready_child_which_starts_as_if_booted(daemon):

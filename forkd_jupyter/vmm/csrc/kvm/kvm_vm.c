@@ -199,10 +199,23 @@ static int rearm_slot(struct kvm_vm *vm, uint64_t k, const uint64_t *part)
     return ioctl(vm->vm_fd, KVM_CLEAR_DIRTY_LOG, &done) < 0 ? -errno : 0;
 }
 
+/* The changes of unlogged slot k: its anonymous pages, counted, and set in
+ * bitmap when not NULL. With log_if_written, a slot that has any is logged
+ * from then on (the invariant of kvm_vm.h: logged). The count or -errno. */
+static int64_t unlogged_changes(struct kvm_vm *vm, uint64_t k, uint64_t *bitmap, bool log_if_written)
+{
+    int64_t n = slot_anon(vm, k, bitmap);
+    if (n > 0 && log_if_written) {
+        int err = register_slot(vm, k, true);
+        if (err < 0)
+            return err;
+    }
+    return n;
+}
+
 /* Reads the guest's dirty bits of every registered slot into bitmap
- * (zero elsewhere); clears them in KVM, re-arming the log, when clear. An
- * unlogged slot's are its anonymous pages; clear logs it from then on if
- * it has any (the invariant of kvm_vm.h: logged). */
+ * (zero elsewhere); clears them in KVM, re-arming the log, when clear (an
+ * unlogged slot's: unlogged_changes). */
 static int read_dirty_log(struct kvm_vm *vm, uint64_t *bitmap, bool clear)
 {
     /* A slot registered after this read starts clean, and the guest could
@@ -212,10 +225,8 @@ static int read_dirty_log(struct kvm_vm *vm, uint64_t *bitmap, bool clear)
         if (!slot_covered(vm, k))
             continue;
         if (!slot_bit(vm->logged, k)) {
-            int64_t n = slot_anon(vm, k, bitmap);
+            int64_t n = unlogged_changes(vm, k, bitmap, clear);
             if (n < 0)
-                return (int)n;
-            if (n > 0 && clear && (n = register_slot(vm, k, true)) < 0)
                 return (int)n;
             continue;
         }
@@ -279,8 +290,8 @@ int kvm_vm_collect_end(struct kvm_vm *vm, const uint64_t *rearm)
         int64_t err;
         if (slot_bit(vm->logged, k))
             err = rearm_slot(vm, k, rearm + k * (LAYOUT_SLOT_BYTES / FJ_PAGE_SIZE / 64));
-        else if ((err = slot_anon(vm, k, NULL)) > 0) /* as read_dirty_log's clear */
-            err = register_slot(vm, k, true);
+        else
+            err = unlogged_changes(vm, k, NULL, true); /* as read_dirty_log's clear */
         if (err < 0)
             return (int)err;
     }
