@@ -153,3 +153,41 @@ def test_a_c_extension_builds_and_imports_in_the_sandbox(sandbox):
     )
     assert value(sandbox, "built.startswith('/tmp/ext/')") is True
     assert value(sandbox, "_sandbox_add.lib.add(40, 2)") == 42
+
+
+PORT_IO = r"""
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+
+static sigjmp_buf env;
+static void on_segv(int s) { siglongjmp(env, 1); }
+
+int main(void) {
+    signal(SIGSEGV, on_segv);
+    int faults = 0;
+    /* The system-call stub's port, then another: user code may use neither. */
+    if (!sigsetjmp(env, 1))
+        __asm__ volatile("outb %%al, $0xd0" ::: "memory");
+    else
+        faults++;
+    if (!sigsetjmp(env, 1))
+        __asm__ volatile("outb %%al, $0x80" ::: "memory");
+    else
+        faults++;
+    printf("%d %d\n", faults, getppid() > 0);
+    return 0;
+}
+"""
+
+
+def test_port_io_in_a_program_is_a_segfault_as_on_linux(sandbox):
+    run_ok(sandbox, f"open('/sandbox/port.c', 'w').write({PORT_IO!r})")
+    _compile(sandbox, "-o", "port", "port.c")
+    run_ok(
+        sandbox,
+        "import subprocess\n"
+        "ran = subprocess.run(['/sandbox/port'], capture_output=True, text=True)",
+    )
+    assert value(sandbox, "[ran.returncode, ran.stdout]") == [0, "2 1\n"]

@@ -27,6 +27,13 @@ int64_t file_pipe_size(struct file *f, int64_t want);
 /* A new description of pipe f's buffer, the end flags' access mode names
  * (open of /proc/self/fd/N); NULL when out of memory. */
 struct file *file_pipe_reopen(struct file *f, int flags);
+/* An open of FIFO node (layer fs) as Linux makes it: an end of the node's
+ * pipe; a blocking read-only (write-only) open with no writer (reader)
+ * open waits for a writer's (reader's) open, a non-blocking write-only one
+ * with no reader is -ENXIO, O_RDWR never waits. -EINTR or SB_ERESTART
+ * when the wait is cut. */
+int file_fifo_open(struct sandbox *sb, struct memfs *fs, struct memfs_node *node, int flags,
+                   struct file **out);
 
 /* file_socket.c: a connected pair of AF_UNIX sockets of type (SOCK_STREAM
  * or SOCK_DGRAM; O_NONBLOCK in flags applies to both). The rest of the

@@ -1,12 +1,18 @@
-/* In-sandbox pipes (pipe, pipe2): a ring buffer shared by the two ends.
+/* In-sandbox pipes (pipe, pipe2): a ring buffer shared by the two ends;
+ * and FIFOs of the writable layer (mkfifo), whose pipe is made at the
+ * node's first open and found by the node while any end is open.
  *
  * Invariants: pipe_buf is freed when its last end is released; readers and
- * writers count open descriptions of each end (dup shares a description).
- * A branch gets its own copy of the buffer, contents included, shared by
- * its copies of the ends (fdt_clone_shared_copy). */
+ * writers count open descriptions of each end (dup shares a description;
+ * an O_RDWR end of a FIFO counts as both). A FIFO's pipe is in the
+ * registry, holding a reference to its node, exactly while it lives. A
+ * branch gets its own copy of the buffer, contents included, shared by its
+ * copies of the ends (fdt_clone_shared_copy): for a FIFO, a pipe of its
+ * own, which the branch's later opens of the name do not join. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,18 +20,51 @@
 #include "core/sandbox.h"
 #include "file/file_kinds.h"
 #include "file/ring.h"
+#include "fs/fs_memfs.h"
 
 struct pipe_buf {
     int readers, writers;
     uint64_t ino; /* a counter, never a host address */
     struct ring ring;
+    /* A FIFO's: opens of each end so far (an open that finds the other end
+     * closed waits for its next open, not for it to be open: it may close
+     * again before the waiter runs),
+     * its layer and node (a reference), the registry's next. */
+    uint64_t reader_opens, writer_opens;
+    struct memfs *fifo_fs;
+    struct memfs_node *fifo;
+    struct pipe_buf *next_fifo;
 };
 
+/* The FIFOs' pipes of every sandbox of the process, by (layer, node): a
+ * branch's layer may share nodes with its source's, never a pipe. */
+static pthread_mutex_t fifo_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct pipe_buf *fifos;
+
+static uint64_t new_ino(void) {
+    static uint64_t next_ino; /* shared by every sandbox of the process */
+    return __atomic_add_fetch(&next_ino, 1, __ATOMIC_RELAXED);
+}
+
 static void count_end(struct pipe_buf *p, int flags, int delta) {
-    if ((flags & O_ACCMODE) == O_RDONLY)
+    int mode = flags & O_ACCMODE;
+    if (mode != O_WRONLY)
         p->readers += delta;
-    else
+    if (mode != O_RDONLY)
         p->writers += delta;
+}
+
+static void free_pipe(struct pipe_buf *p) {
+    if (p->fifo) {
+        pthread_mutex_lock(&fifo_lock);
+        struct pipe_buf **at = &fifos;
+        while (*at != p)
+            at = &(*at)->next_fifo;
+        *at = p->next_fifo;
+        pthread_mutex_unlock(&fifo_lock);
+        memfs_node_put(p->fifo_fs, p->fifo);
+    }
+    free(p);
 }
 
 /* One guest thread: a read on an empty pipe whose writer is open, or a write
@@ -58,12 +97,14 @@ static int64_t pipe_write(struct sandbox *sb, struct file *f, const void *buf, u
 static short pipe_poll(struct sandbox *sb, struct file *f, short events) {
     struct pipe_buf *p = f->priv;
     short r = 0;
-    if ((f->flags & O_ACCMODE) == O_RDONLY) {
+    int mode = f->flags & O_ACCMODE;
+    if (mode != O_WRONLY) {
         if (p->ring.len || !p->writers)
             r |= POLLIN;
         if (!p->writers)
             r |= POLLHUP;
-    } else {
+    }
+    if (mode != O_RDONLY) {
         if (ring_space(&p->ring))
             r |= POLLOUT;
         if (!p->readers)
@@ -80,7 +121,7 @@ static void pipe_release(struct file *f) {
     struct pipe_buf *p = f->priv;
     count_end(p, f->flags, -1);
     if (!p->readers && !p->writers)
-        free(p);
+        free_pipe(p);
 }
 
 static int64_t pipe_ioctl(struct sandbox *sb, struct file *f, uint64_t req, uint64_t arg) {
@@ -101,8 +142,12 @@ static struct file *pipe_clone(struct file *f, struct fdt_clone_ctx *ctx) {
         free(c);
         return NULL;
     }
-    if (fresh)
+    if (fresh) {
         copy->readers = copy->writers = 0; /* counted as its ends are cloned */
+        copy->fifo = NULL;                 /* not in the registry: the branch's own pipe */
+        copy->fifo_fs = NULL;
+        copy->next_fifo = NULL;
+    }
     c->priv = copy;
     count_end(copy, f->flags, 1);
     return c;
@@ -160,9 +205,58 @@ int file_pipe_new(int flags, struct file *out[2]) {
         free(p);
         return -ENOMEM;
     }
-    static uint64_t next_ino; /* shared by every sandbox of the process */
-    p->ino = __atomic_add_fetch(&next_ino, 1, __ATOMIC_RELAXED);
+    p->ino = new_ino();
     out[0]->priv = out[1]->priv = p;
     p->readers = p->writers = 1;
+    return 0;
+}
+
+/* The pipe of FIFO node of layer fs, made when none is open. */
+static struct pipe_buf *fifo_pipe(struct memfs *fs, struct memfs_node *node) {
+    pthread_mutex_lock(&fifo_lock);
+    struct pipe_buf *p = fifos;
+    while (p && (p->fifo_fs != fs || p->fifo != node))
+        p = p->next_fifo;
+    if (!p && (p = calloc(1, sizeof(*p)))) {
+        p->ino = new_ino();
+        p->fifo_fs = fs;
+        p->fifo = node;
+        memfs_node_get(node);
+        p->next_fifo = fifos;
+        fifos = p;
+    }
+    pthread_mutex_unlock(&fifo_lock);
+    return p;
+}
+
+int file_fifo_open(struct sandbox *sb, struct memfs *fs, struct memfs_node *node, int flags,
+                   struct file **out) {
+    int mode = flags & O_ACCMODE;
+    if (mode != O_RDONLY && mode != O_WRONLY && mode != O_RDWR)
+        return -EINVAL;
+    struct pipe_buf *p = fifo_pipe(fs, node);
+    struct file *f = p ? file_new(&pipe_ops, mode | (flags & O_NONBLOCK), NULL) : NULL;
+    if (!f) {
+        if (p && !p->readers && !p->writers)
+            free_pipe(p);
+        return -ENOMEM;
+    }
+    f->priv = p;
+    count_end(p, mode, 1);
+    uint64_t seen = mode == O_RDONLY ? p->writer_opens : p->reader_opens;
+    p->reader_opens += mode != O_WRONLY;
+    p->writer_opens += mode != O_RDONLY;
+    sb_notify(sb); /* an open of the other end waiting for this one looks again */
+    int err = 0;
+    if (mode == O_WRONLY && (flags & O_NONBLOCK) && !p->readers)
+        err = -ENXIO;
+    else if (!(flags & O_NONBLOCK) && mode != O_RDWR && !(mode == O_RDONLY ? p->writers : p->readers))
+        while (err == 0 && (mode == O_RDONLY ? p->writer_opens : p->reader_opens) == seen)
+            err = sb_wait_fd(sb, -1, 0, -1);
+    if (err < 0) {
+        file_put(f);
+        return err;
+    }
+    *out = f;
     return 0;
 }

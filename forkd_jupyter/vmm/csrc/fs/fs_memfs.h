@@ -68,7 +68,7 @@ uint32_t memfs_node_mode(const struct memfs_node *n); /* S_IFMT | perms */
 
 /* Names. "." and ".." are handled by lookup (".." of the root is the root).
  * Lookup and create in a removed directory give -ENOENT. mknode takes
- * S_IFREG, S_IFDIR, S_IFLNK or S_IFSOCK (a bound socket's name; no data) in mode (perms are used as
+ * S_IFREG, S_IFDIR, S_IFLNK, S_IFSOCK or S_IFIFO (a bound socket's or a FIFO's name; no data) in mode (perms are used as
  * given: apply the umask first); symlink_target is used only for S_IFLNK. out may be NULL. */
 int memfs_lookup(struct memfs *fs, struct memfs_node *dir, const char *name,
                  struct memfs_node **out);

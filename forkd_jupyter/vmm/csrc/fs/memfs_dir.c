@@ -174,6 +174,7 @@ static unsigned char memfs_dtype(const struct memfs_node *n) {
     return memfs_is_dir(n)    ? DT_DIR
            : memfs_is_lnk(n)  ? DT_LNK
            : memfs_is_sock(n) ? DT_SOCK
+           : memfs_is_fifo(n) ? DT_FIFO
                               : DT_REG;
 }
 

@@ -303,7 +303,7 @@ static int memfs_parse_node(struct memfs *fs, struct memfs_reader *r, uint64_t n
             return -EINVAL;
     if (ino == 0 || ino >= next_ino || memfs_itab_find(fs, ino) ||
         (mode & ~(uint32_t)(S_IFMT | 07777)) ||
-        (type != S_IFREG && type != S_IFDIR && type != S_IFLNK && type != S_IFSOCK))
+        (type != S_IFREG && type != S_IFDIR && type != S_IFLNK && !memfs_type_is_name_only(type)))
         return -EINVAL;
     int rc = memfs_charge(fs, MEMFS_NODE_CHARGE);
     if (rc < 0)
@@ -314,7 +314,7 @@ static int memfs_parse_node(struct memfs *fs, struct memfs_reader *r, uint64_t n
     n->atime = ts[0];
     n->mtime = ts[1];
     n->ctime = ts[2];
-    if (type == S_IFSOCK) /* an empty file record */
+    if (memfs_type_is_name_only(type)) /* an empty file record */
         return memfs_parse_file(fs, r, &n->u.file) == 0 && n->u.file.size == 0 ? 0 : -EINVAL;
     if (type == S_IFREG)
         return memfs_parse_file(fs, r, &n->u.file);

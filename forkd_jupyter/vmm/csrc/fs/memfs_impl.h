@@ -143,9 +143,13 @@ static inline bool memfs_is_dir(const struct memfs_node *n) { return memfs_type(
 static inline bool memfs_is_reg(const struct memfs_node *n) { return memfs_type(n) == S_IFREG; }
 static inline bool memfs_is_lnk(const struct memfs_node *n) { return memfs_type(n) == S_IFLNK; }
 static inline bool memfs_is_sock(const struct memfs_node *n) { return memfs_type(n) == S_IFSOCK; }
-/* Nodes stored as u.file: regular files, and sockets (always empty). */
+static inline bool memfs_is_fifo(const struct memfs_node *n) { return memfs_type(n) == S_IFIFO; }
+/* Names with no data: a bound socket's, a FIFO's (its pipe lives while it
+ * is open, file_pipe.c). */
+static inline bool memfs_type_is_name_only(uint32_t type) { return type == S_IFSOCK || type == S_IFIFO; }
+/* Nodes stored as u.file: regular files, and names only (always empty). */
 static inline bool memfs_is_data(const struct memfs_node *n) {
-    return memfs_is_reg(n) || memfs_is_sock(n);
+    return memfs_is_reg(n) || memfs_type_is_name_only(memfs_type(n));
 }
 
 static inline void memfs_touch_mc(struct memfs_node *n) { n->mtime = n->ctime = memfs_now(); }

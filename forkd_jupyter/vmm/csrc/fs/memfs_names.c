@@ -87,7 +87,7 @@ static int memfs_mknode_locked(struct memfs *fs, struct memfs_node *dir, const c
         if (tlen > MEMFS_SYMLINK_MAX)
             return -ENAMETOOLONG;
         mode = S_IFLNK | 0777;
-    } else if (type != S_IFREG && type != S_IFDIR && type != S_IFSOCK) {
+    } else if (type != S_IFREG && type != S_IFDIR && !memfs_type_is_name_only(type)) {
         return -EINVAL;
     }
     struct memfs_node *n;

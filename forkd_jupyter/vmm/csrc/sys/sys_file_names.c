@@ -95,6 +95,31 @@ static int64_t mkdir_at(struct sandbox *sb, int dirfd, uint64_t path_gva, uint32
     return err;
 }
 
+/* mknod: a regular file, a FIFO or a socket's name in the layer; devices
+ * need a privilege the sandbox user does not have (EPERM). */
+static int64_t mknod_at(struct sandbox *sb, int dirfd, uint64_t path_gva, uint32_t mode)
+{
+    uint32_t type = mode & S_IFMT;
+    if (type == S_IFCHR || type == S_IFBLK)
+        return -EPERM;
+    if (type == 0)
+        type = S_IFREG;
+    if (type != S_IFREG && type != S_IFIFO && type != S_IFSOCK)
+        return -EINVAL;
+    struct view_node n;
+    int err = sysf_resolve_arg(sb, dirfd, path_gva, false, &n);
+    if (err < 0)
+        return err;
+    if ((err = new_name(&n)) == 0)
+        err = memfs_mknode(fs_view_layer(sb->view), n.parent, n.leaf, type | (mode & ~sb->view->umask & 07777),
+                           NULL, NULL);
+    view_node_release(sb->view, &n);
+    return err;
+}
+
+static int64_t sys_mknod(struct sandbox *sb, const uint64_t a[6]) { return mknod_at(sb, AT_FDCWD, a[0], (uint32_t)a[1]); }
+static int64_t sys_mknodat(struct sandbox *sb, const uint64_t a[6]) { return mknod_at(sb, (int)a[0], a[1], (uint32_t)a[2]); }
+
 static int64_t sys_mkdir(struct sandbox *sb, const uint64_t a[6]) { return mkdir_at(sb, AT_FDCWD, a[0], (uint32_t)a[1]); }
 static int64_t sys_mkdirat(struct sandbox *sb, const uint64_t a[6]) { return mkdir_at(sb, (int)a[0], a[1], (uint32_t)a[2]); }
 
@@ -214,11 +239,13 @@ const struct sys_entry sys_file_names_entries[] = {
     {81, "fchdir", sys_fchdir, SYS_FULL, NULL},
     {82, "rename", sys_rename, SYS_FULL, "within the writable layer"},
     {83, "mkdir", sys_mkdir, SYS_FULL, "within the writable layer"},
+    {133, "mknod", sys_mknod, SYS_PARTIAL, "as mknodat"},
     {84, "rmdir", sys_rmdir, SYS_FULL, NULL},
     {86, "link", sys_link, SYS_FULL, "within the writable layer"},
     {87, "unlink", sys_unlink, SYS_FULL, NULL},
     {88, "symlink", sys_symlink, SYS_FULL, "links are followed through the view"},
     {258, "mkdirat", sys_mkdirat, SYS_FULL, NULL},
+    {259, "mknodat", sys_mknodat, SYS_PARTIAL, "regular files, FIFOs and sockets' names in the writable layer; devices EPERM"},
     {263, "unlinkat", sys_unlinkat, SYS_FULL, NULL},
     {264, "renameat", sys_renameat, SYS_FULL, NULL},
     {265, "linkat", sys_linkat, SYS_FULL, NULL},

@@ -128,6 +128,14 @@ static int64_t open_resolved(struct sandbox *sb, struct view_node *n, int flags,
             return (flags & O_PATH) ? -EOPNOTSUPP : -ELOOP;
         if (S_ISSOCK(memfs_node_mode(n->node)) && !(flags & O_PATH))
             return -ENXIO; /* a bound socket's name: reached by connect only */
+        if (S_ISFIFO(memfs_node_mode(n->node)) && !(flags & O_PATH)) {
+            if (flags & O_DIRECTORY)
+                return -ENOTDIR;
+            int err = file_fifo_open(sb, fs, n->node, flags, &f);
+            if (err < 0)
+                return err;
+            break;
+        }
         bool dir = S_ISDIR(memfs_node_mode(n->node));
         if (dir && (writable || (flags & O_CREAT)))
             return -EISDIR;
