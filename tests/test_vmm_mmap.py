@@ -5,6 +5,7 @@ file's bytes, then zeros to the end of the page, never what was there."""
 from __future__ import annotations
 
 import pytest
+from guest_helpers import run_ok, value
 
 pytestmark = pytest.mark.kvm
 
@@ -73,3 +74,39 @@ def test_a_file_mapping_moved_over_old_data_grows_with_zeros(sandbox):
     result = sandbox.run(REMAP)
     assert result.error is None, result.error
     assert result.result["text/plain"] == "(True, True, True)"
+
+
+def test_msync_checks_what_linux_checks(sandbox):
+    """msync of a mapping succeeds; an unaligned start or clashing flags are
+    EINVAL and a range with a hole is ENOMEM, as on Linux."""
+    run_ok(
+        sandbox,
+        "import ctypes, errno, mmap, os\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "libc.mmap.restype = ctypes.c_void_p\n"
+        "libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,\n"
+        "                      ctypes.c_int, ctypes.c_long]\n"
+        "libc.msync.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]\n"
+        "def msync(addr, length, flags):\n"
+        "    r = libc.msync(addr, length, flags)\n"
+        "    return r if r == 0 else ctypes.get_errno()\n"
+        "RW, ANON = mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS\n"
+        "base = libc.mmap(None, 3 * 4096, RW, ANON, -1, 0)\n"
+        "libc.munmap(ctypes.c_void_p(base + 4096), 4096)  # a hole in the middle\n"
+        "with open('/tmp/m.bin', 'wb') as f:\n"
+        "    f.write(b'x' * 8192)\n"
+        "with open('/tmp/m.bin', 'r+b') as f:\n"
+        "    m = mmap.mmap(f.fileno(), 0)\n"
+        "    flushed = [m.flush(), m.flush(0, 4096)]\n"
+        "    try:\n"
+        "        m.flush(1, 6)\n"
+        "    except OSError as e:\n"
+        "        flushed.append(e.errno)\n"
+        "    m.close()\n"
+        "MS_ASYNC, MS_SYNC = 1, 4\n"
+        "synced = [msync(base, 4096, MS_SYNC), msync(base + 1, 4096, MS_SYNC),\n"
+        "          msync(base, 4096, MS_SYNC | MS_ASYNC), msync(base, 4096, 0x40),\n"
+        "          msync(base, 3 * 4096, MS_ASYNC)]",
+    )
+    assert value(sandbox, "flushed") == [None, None, 22]
+    assert value(sandbox, "synced") == [0, 22, 22, 22, 12]

@@ -144,6 +144,23 @@ static int64_t sys_mincore(struct sandbox *sb, const uint64_t a[6]) {
 
 static int64_t sys_zero(struct sandbox *sb, const uint64_t a[6]) { return 0; }
 
+#define MS_ASYNC_ 1
+#define MS_INVALIDATE_ 2
+#define MS_SYNC_ 4
+
+/* Nothing to write back (mappings are the process's copies); the checks
+ * Linux makes: a page-aligned start, known and compatible flags, and the
+ * whole range mapped (ENOMEM). */
+static int64_t sys_msync(struct sandbox *sb, const uint64_t a[6]) {
+    uint64_t flags = a[2], len = FJ_ALIGN_UP(a[1], FJ_PAGE_SIZE);
+    if ((a[0] & (FJ_PAGE_SIZE - 1)) || (flags & ~(uint64_t)(MS_ASYNC_ | MS_INVALIDATE_ | MS_SYNC_)) ||
+        ((flags & MS_ASYNC_) && (flags & MS_SYNC_)) || len < a[1])
+        return -EINVAL;
+    if (a[0] + len < a[0])
+        return -ENOMEM;
+    return len && !mm_is_mapped(&sb->mm, a[0], len) ? -ENOMEM : 0;
+}
+
 const struct sys_entry sys_mem_entries[] = {
     {9, "mmap", sys_mmap, SYS_PARTIAL,
      "private file mappings are copies; MAP_SHARED of anonymous memory or a writable-layer file is "
@@ -154,7 +171,9 @@ const struct sys_entry sys_mem_entries[] = {
     {11, "munmap", sys_munmap, SYS_FULL, "freed memory is returned to the host"},
     {12, "brk", sys_brk, SYS_FULL, NULL},
     {25, "mremap", sys_mremap, SYS_FULL, NULL},
-    {26, "msync", sys_zero, SYS_STUB, "mappings are private copies"},
+    {26, "msync", sys_msync, SYS_PARTIAL,
+     "checks the range and flags as Linux does; nothing to write back: mappings are the "
+     "process's copies"},
     {27, "mincore", sys_mincore, SYS_PARTIAL, "reports every mapped page resident"},
     {28, "madvise", sys_madvise, SYS_PARTIAL,
      "DONTNEED and REMOVE free memory; other advice is accepted and ignored"},

@@ -341,9 +341,9 @@ const struct sys_entry sys_process_entries[] = {
     {58, "vfork", sys_vfork, SYS_FULL,
      "the child runs on the parent's memory until it execs or ends"},
     {59, "execve", sys_execve, SYS_PARTIAL,
-     "ELF programs among the read-only host files, #! scripts; not from the sandbox's first "
-     "process (EPERM) nor "
-     "with other threads alive (EBUSY)"},
+     "ELF programs of the view (read-only host files and the writable layer's: programs "
+     "compiled in the sandbox), with their dynamic loader found in the view; #! scripts; not "
+     "from the sandbox's first process (EPERM) nor with other threads alive (EBUSY)"},
     {61, "wait4", sys_wait4, SYS_PARTIAL, "no rusage of children (zeros)"},
     {109, "setpgid", sys_setpgid, SYS_FULL, NULL},
     {110, "getppid", sys_getppid, SYS_FULL, "1 for the sandbox's first process and for orphans"},
