@@ -5,6 +5,7 @@ blocked in a wait or computing; the limit on threads; a thread that crashes."""
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 import time
@@ -278,3 +279,31 @@ pools = [before, inside, ok, 'libpython' in maps or 'python3' in maps, '[stack]'
     before, inside, ok, named, stack, threads_line = value(sandbox, "pools")
     assert before == [os.cpu_count()] and inside == [1] and ok
     assert named and stack and threads_line
+
+
+def test_affinity_is_kept_per_thread_and_inherited(sandbox):
+    run_ok(
+        sandbox,
+        "import os, threading\n"
+        "every = os.sched_getaffinity(0)\n"
+        "one = {min(every)}\n"
+        "seen = {}\n"
+        "def child():\n"
+        "    seen['inherited'] = os.sched_getaffinity(0)\n"
+        "    os.sched_setaffinity(0, every)\n"
+        "    seen['own'] = os.sched_getaffinity(0)\n"
+        "os.sched_setaffinity(0, one)\n"
+        "t = threading.Thread(target=child)\n"
+        "t.start()\n"
+        "t.join()\n"
+        "mine = os.sched_getaffinity(0)\n"
+        "os.sched_setaffinity(0, every)\n"
+        "try:\n"
+        "    os.sched_setaffinity(0, {4000})  # no such core\n"
+        "except OSError as e:\n"
+        "    bad = e.errno",
+    )
+    got = "[seen['inherited'] == one, seen['own'] == every, mine == one, bad, len(every)]"
+    inherited, own, mine, bad, cores = value(sandbox, got)
+    assert [inherited, own, mine, bad] == [True, True, True, errno.EINVAL]
+    assert cores == os.cpu_count()

@@ -79,6 +79,7 @@ struct sb_thread {
     enum sb_thread_state state; /* under big_lock */
     struct sb_signals sig;    /* per-thread part (see struct sb_signals) */
     gva_t clear_child_tid;    /* zeroed and futex-woken when the thread exits */
+    uint64_t affinity;        /* sched_setaffinity's cores; 0: every core (inherited by clone) */
     gva_t robust_list;
     int wake_fd;              /* eventfd: written to end this thread's blocking wait */
     _Atomic int kick_armed;   /* its host thread is running (pthread_kill reaches it) */

@@ -218,20 +218,44 @@ static int sched_target(struct sandbox *sb, uint64_t arg, int negative) {
                : -ESRCH;
 }
 
+/* The thread of this process pid names (0: the caller), or NULL. */
+static struct sb_thread *own_thread(struct sandbox *sb, int32_t pid) {
+    if (pid == 0)
+        return sb_self(sb);
+    for (unsigned i = 0; i < LAYOUT_MAX_VCPUS; i++) {
+        struct sb_thread *t = sb->threads[i];
+        if (t && t->state != SB_T_EXITED && t->tid == (uint32_t)pid)
+            return t;
+    }
+    return NULL;
+}
+
+/* A thread's cores as sched_setaffinity left them (another process's: every
+ * core). The host schedules the vCPU threads: the mask is kept, not applied. */
 static int64_t sys_sched_getaffinity(struct sandbox *sb, const uint64_t a[6]) {
-    int err = sched_target(sb, a[0], -ESRCH);
+    struct sb_thread *t = own_thread(sb, (int32_t)a[0]);
+    int err = t ? 0 : sched_target(sb, a[0], -ESRCH);
     if (err < 0)
         return err;
     if (a[1] < 8)
         return -EINVAL;
-    uint64_t mask = guest_cpu_mask();
+    uint64_t mask = t && t->affinity ? t->affinity : guest_cpu_mask();
     if (mm_copy_to(&sb->mm, a[2], &mask, sizeof(mask)) < 0)
         return -EFAULT;
     return 8;
 }
 
 static int64_t sys_sched_setaffinity(struct sandbox *sb, const uint64_t a[6]) {
-    return sched_target(sb, a[0], -ESRCH); /* accepted, not applied */
+    struct sb_thread *t = own_thread(sb, (int32_t)a[0]);
+    if (!t)
+        return sched_target(sb, a[0], -ESRCH); /* another process's: accepted */
+    uint64_t mask = 0;
+    if (a[1] && mm_copy_from(&sb->mm, &mask, a[2], FJ_MIN(a[1], sizeof(mask))) < 0)
+        return -EFAULT;
+    if (!(mask &= guest_cpu_mask()))
+        return -EINVAL; /* no core the sandbox has */
+    t->affinity = mask == guest_cpu_mask() ? 0 : mask;
+    return 0;
 }
 
 /* Every process runs under SCHED_OTHER with priority 0; the real-time
@@ -356,8 +380,10 @@ const struct sys_entry sys_proc_entries[] = {
     {146, "sched_get_priority_max", sys_sched_priority_max, SYS_FULL, NULL},
     {147, "sched_get_priority_min", sys_sched_priority_min, SYS_FULL, NULL},
     {148, "sched_rr_get_interval", sys_sched_rr_get_interval, SYS_FULL, "100 ms"},
-    {203, "sched_setaffinity", sys_sched_setaffinity, SYS_STUB, "accepted, not applied"},
-    {204, "sched_getaffinity", sys_sched_getaffinity, SYS_FULL, "the host's cores"},
+    {203, "sched_setaffinity", sys_sched_setaffinity, SYS_PARTIAL,
+     "kept per thread (inherited by its threads) and read back; the host schedules the vCPUs"},
+    {204, "sched_getaffinity", sys_sched_getaffinity, SYS_FULL,
+     "the host's cores, or what sched_setaffinity kept"},
     {24, "sched_yield", sys_sched_yield, SYS_FULL, "yields the vCPU thread's host core"},
     {218, "set_tid_address", sys_set_tid_address, SYS_FULL, NULL},
     {231, "exit_group", sys_exit_group, SYS_FULL, NULL},
