@@ -307,3 +307,33 @@ def test_affinity_is_kept_per_thread_and_inherited(sandbox):
     inherited, own, mine, bad, cores = value(sandbox, got)
     assert [inherited, own, mine, bad] == [True, True, True, errno.EINVAL]
     assert cores == os.cpu_count()
+
+
+def test_cpu_clocks_of_threads_and_setting_the_time(sandbox):
+    run_ok(
+        sandbox,
+        "import threading, time\n"
+        "def spin(out):\n"
+        "    clk = time.pthread_getcpuclockid(threading.get_ident())\n"
+        "    t0 = time.clock_gettime(clk)\n"
+        "    x = 0\n"
+        "    for i in range(2_000_000):\n"
+        "        x += i\n"
+        "    out.append(time.clock_gettime(clk) - t0)\n"
+        "spun = []\n"
+        "t = threading.Thread(target=spin, args=(spun,))\n"
+        "t.start()\n"
+        "t.join()\n"
+        "own = time.clock_gettime(time.pthread_getcpuclockid(threading.get_ident()))\n"
+        "def errno_of(fn):\n"
+        "    try:\n"
+        "        fn()\n"
+        "    except OSError as e:\n"
+        "        return e.errno\n"
+        "refused = [errno_of(lambda: time.clock_settime(time.CLOCK_REALTIME, time.time())),\n"
+        "           errno_of(lambda: time.clock_settime(time.CLOCK_MONOTONIC, 1.0)),\n"
+        "           errno_of(lambda: time.clock_gettime(~99999 << 3 | 6))]  # no such thread",
+    )
+    spun, own = value(sandbox, "[spun[0], own]")
+    assert 0.01 < spun < 30 and own > 0
+    assert value(sandbox, "refused") == [errno.EPERM, errno.EINVAL, errno.EINVAL]

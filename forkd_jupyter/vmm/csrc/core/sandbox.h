@@ -289,6 +289,8 @@ int sb_futex_wake(struct sandbox *sb, gva_t addr, int n, uint32_t bitset);
 int sb_futex_requeue(struct sandbox *sb, gva_t from, gva_t to, int n);
 /* CPU time of every vCPU thread of the guest, exited ones included. */
 uint64_t sb_process_cpu_ns(struct sandbox *sb);
+/* CPU time of guest thread t (its vCPU thread's; 0 before it runs). */
+uint64_t sb_thread_cpu_ns(struct sandbox *sb, struct sb_thread *t);
 /* cpu (set up, its own TSS) gets the registers of parent's thread at its
  * system call, returning 0, on stack when not 0, with FS base tls when
  * set_tls. */

@@ -259,6 +259,14 @@ static uint64_t thread_cpu_ns(pthread_t host)
     return pthread_getcpuclockid(host, &c) == 0 ? fj_clock_ns(c) : 0;
 }
 
+uint64_t sb_thread_cpu_ns(struct sandbox *sb, struct sb_thread *t)
+{
+    pthread_mutex_lock(&sb->job_lock); /* host stays a live thread while kick_armed */
+    uint64_t ns = atomic_load(&t->kick_armed) ? thread_cpu_ns(t->host) : 0;
+    pthread_mutex_unlock(&sb->job_lock);
+    return ns;
+}
+
 uint64_t sb_process_cpu_ns(struct sandbox *sb)
 {
     uint64_t ns = atomic_load(&sb->exited_cpu_ns);

@@ -220,14 +220,7 @@ static int sched_target(struct sandbox *sb, uint64_t arg, int negative) {
 
 /* The thread of this process pid names (0: the caller), or NULL. */
 static struct sb_thread *own_thread(struct sandbox *sb, int32_t pid) {
-    if (pid == 0)
-        return sb_self(sb);
-    for (unsigned i = 0; i < LAYOUT_MAX_VCPUS; i++) {
-        struct sb_thread *t = sb->threads[i];
-        if (t && t->state != SB_T_EXITED && t->tid == (uint32_t)pid)
-            return t;
-    }
-    return NULL;
+    return pid == 0 ? sb_self(sb) : pid > 0 ? sb_thread_by_tid(sb, (uint32_t)pid) : NULL;
 }
 
 /* A thread's cores as sched_setaffinity left them (another process's: every

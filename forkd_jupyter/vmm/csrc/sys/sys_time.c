@@ -28,27 +28,66 @@ static int host_clock(uint64_t id, clockid_t *out)
     }
 }
 
+#define CPUCLOCK_PERTHREAD 4
+
+/* A CPU-time clock (a negative id, of clock_getcpuclockid or
+ * pthread_getcpuclockid, as Linux encodes them: ~pid << 3 | per-thread |
+ * which) of this process or one of its threads: its time in ns, or
+ * -EINVAL (another process's, or no such clock). */
+static int64_t cpu_clock_ns(struct sandbox *sb, uint64_t id)
+{
+    int32_t clk = (int32_t)id;
+    if (clk >= 0 || (clk & 3) == 3)
+        return -EINVAL;
+    int32_t pid = ~(clk >> 3);
+    if (clk & CPUCLOCK_PERTHREAD) {
+        struct sb_thread *t = pid == 0 ? sb_self(sb) : pid > 0 ? sb_thread_by_tid(sb, (uint32_t)pid) : NULL;
+        return t ? (int64_t)sb_thread_cpu_ns(sb, t) : -EINVAL;
+    }
+    return pid == 0 || (uint32_t)pid == sb->pid ? (int64_t)sb_process_cpu_ns(sb) : -EINVAL;
+}
+
 static int64_t sys_clock_gettime(struct sandbox *sb, const uint64_t a[6])
 {
-    clockid_t c;
-    int err = host_clock(a[0], &c);
-    if (err < 0)
-        return err;
+    int64_t cpu = -1;
+    clockid_t c = CLOCK_MONOTONIC; /* set below unless cpu is */
+    if ((int32_t)a[0] < 0) {
+        if ((cpu = cpu_clock_ns(sb, a[0])) < 0)
+            return cpu;
+    } else if (a[0] == CLOCK_PROCESS_CPUTIME_ID) {
+        cpu = (int64_t)sb_process_cpu_ns(sb);
+    } else {
+        int err = host_clock(a[0], &c);
+        if (err < 0)
+            return err;
+    }
     struct timespec ts;
-    if (a[0] == CLOCK_PROCESS_CPUTIME_ID) {
-        uint64_t ns = sb_process_cpu_ns(sb);
-        ts.tv_sec = (time_t)(ns / 1000000000ULL);
-        ts.tv_nsec = (long)(ns % 1000000000ULL);
+    if (cpu >= 0) {
+        ts.tv_sec = (time_t)((uint64_t)cpu / 1000000000ULL);
+        ts.tv_nsec = (long)((uint64_t)cpu % 1000000000ULL);
     } else {
         clock_gettime(c, &ts);
     }
     return mm_copy_to(&sb->mm, a[1], &ts, sizeof(ts));
 }
 
-static int64_t sys_clock_getres(struct sandbox *sb, const uint64_t a[6])
+/* Setting the time needs a privilege the sandbox user does not have; the
+ * clocks that cannot be set are EINVAL first, as on Linux. */
+static int64_t sys_clock_settime(struct sandbox *sb, const uint64_t a[6])
 {
     clockid_t c;
-    int err = host_clock(a[0], &c);
+    if ((int32_t)a[0] < 0 || host_clock(a[0], &c) < 0 || a[0] != CLOCK_REALTIME)
+        return -EINVAL;
+    return -EPERM;
+}
+
+static int64_t sys_settimeofday(struct sandbox *sb, const uint64_t a[6]) { return -EPERM; }
+
+static int64_t sys_clock_getres(struct sandbox *sb, const uint64_t a[6])
+{
+    clockid_t c = CLOCK_THREAD_CPUTIME_ID; /* a CPU-time clock's resolution */
+    int64_t cpu = (int32_t)a[0] < 0 ? cpu_clock_ns(sb, a[0]) : 0;
+    int err = cpu < 0 ? (int)cpu : (int32_t)a[0] < 0 ? 0 : host_clock(a[0], &c);
     if (err < 0)
         return err;
     struct timespec ts;
@@ -143,9 +182,13 @@ const struct sys_entry sys_time_entries[] = {
     {96, "gettimeofday", sys_gettimeofday, SYS_FULL, "the guest's vDSO answers it without a VM exit"},
     {100, "times", sys_times, SYS_PARTIAL, "user time only"},
     {201, "time", sys_time, SYS_FULL, "the guest's vDSO answers it without a VM exit"},
+    {164, "settimeofday", sys_settimeofday, SYS_FULL, "EPERM: the sandbox user may not set the time"},
+    {227, "clock_settime", sys_clock_settime, SYS_FULL,
+     "EPERM for CLOCK_REALTIME (the sandbox user may not set the time), EINVAL for the others"},
     {228, "clock_gettime", sys_clock_gettime, SYS_FULL,
      "the guest's vDSO answers REALTIME, MONOTONIC, BOOTTIME and the coarse clocks without a VM "
-     "exit; CPU time is that of the vCPU threads (the process's: all of them)"},
+     "exit; CPU time is that of the vCPU threads (the process's: all of them; a thread's, also by "
+     "pthread_getcpuclockid, of this process's threads)"},
     {229, "clock_getres", sys_clock_getres, SYS_FULL, NULL},
     {230, "clock_nanosleep", sys_clock_nanosleep, SYS_FULL, "interruptible"},
 };
