@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "core/sandbox.h"
+#include "core/shm.h"
 #include "file/pty.h"
 #include "fs/fs_memfs.h"
 
@@ -176,12 +177,12 @@ static struct memfs *layer(struct sandbox *sb) { return fs_view_layer(sb->view);
 
 static int64_t layer_pread(struct sandbox *sb, struct file *f, void *buf, uint64_t len,
                            uint64_t off) {
-    return memfs_pread(layer(sb), f->node, buf, len, off);
+    return sb_shm_pread(sb, f->node, buf, len, off);
 }
 
 static int64_t layer_pwrite(struct sandbox *sb, struct file *f, const void *buf, uint64_t len,
                             uint64_t off) {
-    return memfs_pwrite(layer(sb), f->node, buf, len, off);
+    return sb_shm_pwrite(sb, f->node, buf, len, off);
 }
 
 static int64_t layer_size(struct sandbox *sb, struct file *f) {
@@ -220,7 +221,7 @@ static int layer_stat(struct sandbox *sb, struct file *f, struct stat *st) {
 }
 
 static int layer_truncate(struct sandbox *sb, struct file *f, uint64_t len) {
-    return memfs_truncate(layer(sb), f->node, len);
+    return sb_shm_truncate(sb, f->node, len);
 }
 
 struct layer_dir_ctx {

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/sandbox.h"
+#include "core/shm.h"
 #include "file/file_kinds.h"
 #include "fs/fs_memfs.h"
 #include "sys/sys.h"
@@ -135,7 +136,7 @@ static int64_t sys_truncate(struct sandbox *sb, const uint64_t a[6]) {
     else if (S_ISDIR(memfs_node_mode(n.node)))
         err = -EISDIR;
     else
-        err = memfs_truncate(fs_view_layer(sb->view), n.node, a[1]);
+        err = sb_shm_truncate(sb, n.node, a[1]);
     view_node_release(sb->view, &n);
     return err;
 }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/sandbox.h"
+#include "core/shm.h"
 #include "file/file_kinds.h"
 #include "file/pty.h"
 #include "fs/fs_memfs.h"
@@ -142,7 +143,7 @@ static int64_t open_resolved(struct sandbox *sb, struct view_node *n, int flags,
         if (!dir && (flags & O_DIRECTORY))
             return -ENOTDIR;
         if (!dir && (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) {
-            int err = memfs_truncate(fs, n->node, 0);
+            int err = sb_shm_truncate(sb, n->node, 0);
             if (err < 0)
                 return err;
         }

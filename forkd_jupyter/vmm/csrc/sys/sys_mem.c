@@ -148,9 +148,9 @@ static int64_t sys_zero(struct sandbox *sb, const uint64_t a[6]) { return 0; }
 #define MS_INVALIDATE_ 2
 #define MS_SYNC_ 4
 
-/* Nothing to write back (mappings are the process's copies); the checks
- * Linux makes: a page-aligned start, known and compatible flags, and the
- * whole range mapped (ENOMEM). */
+/* The checks Linux makes (a page-aligned start, known and compatible
+ * flags, the whole range mapped: ENOMEM), then shared mappings of layer
+ * files write back to the files' layer copies (core/shm.h). */
 static int64_t sys_msync(struct sandbox *sb, const uint64_t a[6]) {
     uint64_t flags = a[2], len = FJ_ALIGN_UP(a[1], FJ_PAGE_SIZE);
     if ((a[0] & (FJ_PAGE_SIZE - 1)) || (flags & ~(uint64_t)(MS_ASYNC_ | MS_INVALIDATE_ | MS_SYNC_)) ||
@@ -158,22 +158,25 @@ static int64_t sys_msync(struct sandbox *sb, const uint64_t a[6]) {
         return -EINVAL;
     if (a[0] + len < a[0])
         return -ENOMEM;
-    return len && !mm_is_mapped(&sb->mm, a[0], len) ? -ENOMEM : 0;
+    if (len && !mm_is_mapped(&sb->mm, a[0], len))
+        return -ENOMEM;
+    return sb_shm_sync(sb, a[0], len);
 }
 
 const struct sys_entry sys_mem_entries[] = {
     {9, "mmap", sys_mmap, SYS_PARTIAL,
      "private file mappings are copies; MAP_SHARED of anonymous memory or a writable-layer file is "
-     "shared between the sandbox's processes (the file's contents as of its first shared mapping; "
-     "not written back); shared writable mappings of host files fail with ENODEV"},
+     "shared between the sandbox's processes, and read() and write() of the file meet it as "
+     "Linux's page cache does (msync writes it back to the layer's copy); shared writable "
+     "mappings of host files fail with ENODEV"},
     {10, "mprotect", sys_mprotect, SYS_PARTIAL,
      "recorded, not enforced: the guest page tables are fixed"},
     {11, "munmap", sys_munmap, SYS_FULL, "freed memory is returned to the host"},
     {12, "brk", sys_brk, SYS_FULL, NULL},
     {25, "mremap", sys_mremap, SYS_FULL, NULL},
     {26, "msync", sys_msync, SYS_PARTIAL,
-     "checks the range and flags as Linux does; nothing to write back: mappings are the "
-     "process's copies"},
+     "checks the range and flags as Linux does; shared mappings of writable-layer files write "
+     "back to the file's copy that snapshots and the daemon read"},
     {27, "mincore", sys_mincore, SYS_PARTIAL, "reports every mapped page resident"},
     {28, "madvise", sys_madvise, SYS_PARTIAL,
      "DONTNEED and REMOVE free memory; other advice is accepted and ignored"},
