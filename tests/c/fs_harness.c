@@ -8,6 +8,8 @@
 #include <time.h>
 
 #include "core/proc.h"
+#include "core/shm.h"
+#include "fs/fs_memfs.h"
 #include "fs/fs_view.h"
 
 int g_pass, g_fail;
@@ -58,6 +60,19 @@ struct sb_proc_slot *sb_proc_self(struct sandbox *sb) { return NULL; }
 int sb_proc_kill(struct sandbox *sb, int64_t which, int signo) { return -ESRCH; }
 /* The harness links no socket kind. */
 bool file_is_socket(const struct file *f) { return false; }
+/* Nor vCPU threads: no CPU time. */
+uint64_t sb_process_cpu_ns(struct sandbox *sb) { return 0; }
+/* Nor shared mappings: a layer file's content is memfs's (core/shm.c). */
+int64_t sb_shm_pread(struct sandbox *sb, struct memfs_node *node, void *buf, uint64_t len, uint64_t off) {
+    return memfs_pread(fs_view_layer(sb->view), node, buf, len, off);
+}
+int64_t sb_shm_pwrite(struct sandbox *sb, struct memfs_node *node, const void *buf, uint64_t len,
+                      uint64_t off) {
+    return memfs_pwrite(fs_view_layer(sb->view), node, buf, len, off);
+}
+int sb_shm_truncate(struct sandbox *sb, struct memfs_node *node, uint64_t len) {
+    return memfs_truncate(fs_view_layer(sb->view), node, len);
+}
 
 int sys_read_timespec(struct sandbox *sb, gva_t at, int64_t *ns) {
     struct timespec ts;

@@ -550,11 +550,20 @@ int view_vdir_list(struct fs_view *v, const char *path,
                 return 0;
         return 0;
     }
-    if (!strcmp(path, "/proc"))
-        return emit(ctx, "self", 4), 0;
+    if (!strcmp(path, "/proc")) {
+        if (emit(ctx, "self", 4))
+            return 0;
+        for (size_t i = 0; i < FJ_ARRAY_SIZE(view_proc_files); i++)
+            if (emit(ctx, view_proc_files[i], 8 /* DT_REG */))
+                return 0;
+        return 0;
+    }
     if (!strcmp(path, "/proc/self")) {
-        if (!emit(ctx, "exe", 10))
-            emit(ctx, "fd", 4);
+        if (emit(ctx, "exe", 10) || emit(ctx, "fd", 4))
+            return 0;
+        for (size_t i = 0; i < FJ_ARRAY_SIZE(view_proc_self_files); i++)
+            if (emit(ctx, view_proc_self_files[i], 8 /* DT_REG */))
+                return 0;
         return 0;
     }
     if (!strcmp(path, "/proc/self/fd") || !strcmp(path, "/dev/pts"))

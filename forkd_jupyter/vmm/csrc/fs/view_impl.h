@@ -62,6 +62,12 @@ int view_stat(struct fs_view *v, struct view_node *n, struct stat *st);
 const char *view_dev_link_target(const char *path);
 /* Adds a read-only root (kept as given and canonical); -errno. */
 int view_add_root(struct fs_view *v, const char *root);
+/* The files /proc and /proc/self list besides their directories and links:
+ * the system-call layer makes them when opened (sys/sys_procfs.c, which
+ * serves exactly these names). */
+static const char *const view_proc_files[] = {"loadavg", "meminfo", "mounts", "stat", "uptime"};
+static const char *const view_proc_self_files[] = {"maps",  "mountinfo", "mounts",
+                                                   "stat", "statm",     "status"};
 /* Whether a guest path is inside the writable layer (/tmp, /sandbox). */
 bool view_in_layer(const char *path);
 /* Names a synthesized directory lists, via emit(name, d_type); 0 or -errno. */

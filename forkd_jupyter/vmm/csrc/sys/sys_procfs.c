@@ -1,7 +1,12 @@
-/* Files of /proc/self that are made when opened: maps (the address space,
- * with file mappings named: what threadpoolctl and friends read) and
- * status (name, ids, threads). Opening gives a read-only snapshot of the
- * contents, as a private file of the writable layer's kind. */
+/* Files of /proc made when opened. The process's own (/proc/self/X):
+ * maps (the address space, with file mappings named: what threadpoolctl
+ * and friends read), status (name, ids, threads), stat and statm (what
+ * psutil and ps read), mounts. The system's, as the sandbox sees it:
+ * meminfo (its RAM), stat (the host's CPU times, the sandbox's boot time
+ * and processes), uptime, loadavg, mounts. Opening gives a read-only
+ * snapshot of the contents, as a private file of the writable layer's
+ * kind. /proc/cpuinfo is left out: the host's would list features the
+ * guest's CPUID may not offer. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdarg.h>
@@ -9,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "core/proc.h"
 #include "core/sandbox.h"
@@ -108,27 +115,174 @@ static void render_status(struct sandbox *sb, struct text *t) {
         (unsigned long long)with_action(sb, false));
 }
 
+#define TICKS_PER_S 100 /* USER_HZ */
+
+static uint64_t clock_ns(clockid_t c) {
+    struct timespec ts;
+    clock_gettime(c, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* The sandbox's RAM (each process's VM has that much) and what the
+ * mappings of all its processes leave free. Under big_lock (every
+ * process's). */
+static void render_meminfo(struct sandbox *sb, struct text *t) {
+    uint64_t total = sb->vm.ram_bytes / 1024, mapped = 0;
+    for (unsigned k = 0; k < SB_MAX_PROCS; k++) {
+        const struct sandbox *p = sb->procs->slot[k].sb;
+        mapped += p && sb->procs->slot[k].used && !sb->procs->slot[k].zombie ? p->mm.mapped_bytes : 0;
+    }
+    uint64_t used = FJ_MIN(FJ_MAX(mapped, sb->mm.mapped_bytes) / 1024, total);
+    static const char *const zero[] = {"Buffers", "Cached", "SwapCached", "Dirty", "Writeback",
+                                       "Shmem", "Slab", "SReclaimable", "SUnreclaim",
+                                       "SwapTotal", "SwapFree"};
+    add(t, "MemTotal:       %8llu kB\nMemFree:        %8llu kB\nMemAvailable:   %8llu kB\n",
+        (unsigned long long)total, (unsigned long long)(total - used),
+        (unsigned long long)(total - used));
+    add(t, "Active:         %8llu kB\nInactive:       %8llu kB\n", (unsigned long long)used, 0ULL);
+    for (size_t i = 0; i < FJ_ARRAY_SIZE(zero); i++)
+        add(t, "%s:%*s%8llu kB\n", zero[i], (int)(15 - strlen(zero[i])), "", 0ULL);
+}
+
+/* The first n lines of a host /proc file that start with prefix. */
+static void add_host_lines(struct text *t, const char *host, const char *prefix, unsigned n) {
+    FILE *f = fopen(host, "re");
+    char line[1024];
+    while (f && n && fgets(line, sizeof(line), f))
+        if (!strncmp(line, prefix, strlen(prefix))) {
+            add(t, "%s", line);
+            n--;
+        }
+    if (f)
+        fclose(f);
+}
+
+static unsigned sandbox_processes(struct sandbox *sb) {
+    unsigned n = 0;
+    for (unsigned k = 0; k < SB_MAX_PROCS; k++)
+        n += sb->procs->slot[k].used && !sb->procs->slot[k].zombie;
+    return n;
+}
+
+/* CPU lines are the host's (one per core the sandbox has: its threads run
+ * there); the boot time is the host's, as the guest's clocks are. */
+static void render_stat(struct sandbox *sb, struct text *t) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    add_host_lines(t, "/proc/stat", "cpu", (unsigned)(cores < 1 ? 1 : cores) + 1);
+    uint64_t boot_s = (clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_BOOTTIME)) / 1000000000ULL;
+    add(t, "intr 0\nctxt 0\nbtime %llu\nprocesses %u\nprocs_running 1\nprocs_blocked 0\n",
+        (unsigned long long)boot_s, sb->procs->next_id);
+}
+
+static void render_uptime(struct sandbox *sb, struct text *t) {
+    uint64_t up = clock_ns(CLOCK_BOOTTIME) / 10000000ULL; /* centiseconds */
+    add(t, "%llu.%02llu 0.00\n", (unsigned long long)(up / 100), (unsigned long long)(up % 100));
+}
+
+static void render_loadavg(struct sandbox *sb, struct text *t) {
+    double load[3] = {0, 0, 0};
+    FILE *f = fopen("/proc/loadavg", "re");
+    if (f) {
+        if (fscanf(f, "%lf %lf %lf", &load[0], &load[1], &load[2]) != 3)
+            load[0] = load[1] = load[2] = 0;
+        fclose(f);
+    }
+    add(t, "%.2f %.2f %.2f 1/%u %u\n", load[0], load[1], load[2], sandbox_processes(sb),
+        sb->procs->next_id);
+}
+
+/* What statfs says of each place (sys_file_attr.c): the layer is tmpfs. */
+static const struct {
+    const char *source, *point, *type, *options;
+} mounts[] = {
+    {"rootfs", "/", "rootfs", "ro"},
+    {"proc", "/proc", "proc", "rw,nosuid,nodev,noexec"},
+    {"sandbox", "/tmp", "tmpfs", "rw,nosuid,nodev"},
+    {"sandbox", "/sandbox", "tmpfs", "rw,nosuid,nodev"},
+    {"sandbox", "/dev/shm", "tmpfs", "rw,nosuid,nodev"},
+};
+
+static void render_mounts(struct sandbox *sb, struct text *t) {
+    for (size_t i = 0; i < FJ_ARRAY_SIZE(mounts); i++)
+        add(t, "%s %s %s %s 0 0\n", mounts[i].source, mounts[i].point, mounts[i].type, mounts[i].options);
+}
+
+/* proc(5)'s mountinfo of the same (df and libmount read it). */
+static void render_mountinfo(struct sandbox *sb, struct text *t) {
+    for (size_t i = 0; i < FJ_ARRAY_SIZE(mounts); i++)
+        add(t, "%zu %d 0:%zu / %s %s - %s %s %s\n", 20 + i, i ? 20 : 1, 20 + i, mounts[i].point,
+            mounts[i].options, mounts[i].type, mounts[i].source, mounts[i].options[1] == 'o' ? "ro" : "rw");
+}
+
+/* proc(5)'s /proc/<pid>/stat: what the sandbox keeps (ids, threads, CPU
+ * time, start, memory); the rest 0. */
+static void render_pid_stat(struct sandbox *sb, struct text *t) {
+    const struct sb_proc_slot *self = sb_proc_self(sb);
+    const char *name = strrchr(sb->exe_path, '/') ? strrchr(sb->exe_path, '/') + 1 : sb->exe_path;
+    uint64_t cpu = sb_process_cpu_ns(sb) / (1000000000ULL / TICKS_PER_S);
+    /* start_ns is CLOCK_MONOTONIC; proc(5) counts from boot. */
+    uint64_t boot_offset = clock_ns(CLOCK_BOOTTIME) - clock_ns(CLOCK_MONOTONIC);
+    uint64_t start = (sb->start_ns + boot_offset) / (1000000000ULL / TICKS_PER_S);
+    uint64_t bytes = sb->mm.mapped_bytes;
+    add(t, "%u (%.15s) R %u %u %u 0 -1 0 0 0 0 0 %llu 0 0 0 20 0 %u 0 %llu %llu %llu",
+        sb->pid, name, self ? self->ppid : 0, self ? self->pgid : sb->pid,
+        self ? self->sid : sb->pid, (unsigned long long)cpu, sb->live_threads,
+        (unsigned long long)start, (unsigned long long)bytes,
+        (unsigned long long)(bytes / FJ_PAGE_SIZE));
+    add(t, " 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n");
+}
+
+static void render_statm(struct sandbox *sb, struct text *t) {
+    unsigned long long pages = sb->mm.mapped_bytes / FJ_PAGE_SIZE;
+    add(t, "%llu %llu 0 0 0 %llu 0\n", pages, pages, pages);
+}
+
+struct proc_file {
+    const char *name;
+    bool own; /* /proc/self/<name>, else /proc/<name> */
+    void (*render)(struct sandbox *sb, struct text *t);
+};
+
+static const struct proc_file proc_files[] = {
+    {"maps", true, render_maps},       {"status", true, render_status},
+    {"stat", true, render_pid_stat},   {"statm", true, render_statm},
+    {"mounts", true, render_mounts},   {"mountinfo", true, render_mountinfo},
+    {"meminfo", false, render_meminfo},
+    {"stat", false, render_stat},      {"uptime", false, render_uptime},
+    {"loadavg", false, render_loadavg}, {"mounts", false, render_mounts},
+};
+
+/* The synthesized file at path, or NULL. */
+static const struct proc_file *proc_file_at(const struct sandbox *sb, const char *path, size_t *index) {
+    const char *own = own_proc_file(sb, path);
+    const char *leaf = own ? own : !strncmp(path, "/proc/", 6) ? path + 6 : NULL;
+    for (size_t i = 0; leaf && i < FJ_ARRAY_SIZE(proc_files); i++)
+        if (proc_files[i].own == (own != NULL) && !strcmp(proc_files[i].name, leaf)) {
+            *index = i;
+            return &proc_files[i];
+        }
+    return NULL;
+}
+
 bool sysf_proc_file(struct sandbox *sb, const char *path, struct stat *st) {
-    const char *leaf = own_proc_file(sb, path);
-    if (!leaf || (strcmp(leaf, "maps") && strcmp(leaf, "status")))
+    size_t i;
+    if (!proc_file_at(sb, path, &i))
         return false;
-    file_anon_stat(st, S_IFREG | 0444, 0x70726f63 + (leaf[0] == 's'), 0x16 /* proc */);
+    file_anon_stat(st, S_IFREG | 0444, 0x70726f63 + i, 0x16 /* proc */);
     st->st_size = 0;
     st->st_blksize = 1024;
     return true;
 }
 
 int64_t sysf_open_proc(struct sandbox *sb, const char *path, int flags) {
-    const char *leaf = own_proc_file(sb, path);
-    if (!leaf || (strcmp(leaf, "maps") && strcmp(leaf, "status")))
+    size_t i;
+    const struct proc_file *pf = proc_file_at(sb, path, &i);
+    if (!pf)
         return -ENOENT;
     if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_TRUNC)))
         return -EACCES;
     struct text t = {0};
-    if (!strcmp(leaf, "maps"))
-        render_maps(sb, &t);
-    else
-        render_status(sb, &t);
+    pf->render(sb, &t);
     struct file *f;
     int err = file_layer_anon(fs_view_layer(sb->view), 0444, O_RDWR, path, &f);
     if (err == 0 && t.len && f->ops->write(sb, f, t.p, t.len) != (int64_t)t.len)
