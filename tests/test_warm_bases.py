@@ -175,6 +175,29 @@ def test_a_spawn_takes_the_ready_child_which_starts_as_if_booted(daemon):
             daemon.kill_sandbox(rec["id"])
 
 
+def test_back_to_back_spawns_keep_more_ready_children(daemon):
+    """A spawn that finds no ready child though one was being made (spawns
+    back to back) makes the base keep BURST_DEPTH of them: the next spawns
+    of the burst find theirs made meanwhile."""
+    from forkd_jupyter.controller.ready_children import BURST_DEPTH
+
+    first, _ = spawn(daemon)
+    records = [first]
+    try:
+        wait_ready(daemon)
+        records += [spawn(daemon)[0], spawn(daemon)[0]]  # the second finds none ready
+        deadline = time.monotonic() + 60
+        while default_base(daemon)["ready_children"] < BURST_DEPTH:
+            assert time.monotonic() < deadline, default_base(daemon)
+            time.sleep(0.05)
+        served = default_base(daemon)["ready_served"]
+        records += [spawn(daemon)[0], spawn(daemon)[0]]
+        assert default_base(daemon)["ready_served"] == served + 2  # both were made ahead
+    finally:
+        for rec in records:
+            daemon.kill_sandbox(rec["id"])
+
+
 def private_state(tmp_path: Path, monkeypatch) -> Path:
     """A state directory of a daemon of the test's own, and this process
     pointed at it."""

@@ -5,8 +5,16 @@ the first time in that child (a copy-on-write copy and a KVM mapping each,
 ~600 of them for ``1 + 1``); a ready child paid for them in a rehearsed
 cell (run as a stored cell, then forgotten), while nobody was waiting.
 
+A base keeps one ready child; spawns that come back to back (a spawn
+finding none ready, or waiting for one under way) raise that to
+``BURST_DEPTH`` for ``BURST_WINDOW_S``, so the next spawns of the burst
+find theirs made meanwhile. Extra children past the depth are closed when
+the window ends (at the next fill of that base).
+
 Invariants:
-- at most one ready child and one fill per base;
+- at most ``depth(key)`` ready children and fills together per base (an
+  extra made before the window ended stays until it is taken or the next
+  fill closes it);
 - a ready child is a child of the base its key names, re-seeded, with a
   rehearsed cell run (no trace in In, Out, the _ names or the execution
   count);
@@ -32,6 +40,10 @@ WARM_CELL = "_fj_ready = 1 + 1\nprint(end='')\n_fj_ready"
 # How long a spawn waits for a fill already under way before spawning a
 # child itself (a fill takes ~0.1 s; this only bounds a stuck one).
 FILL_WAIT_S = 5.0
+# Ready children per base while spawns come back to back, and for how long
+# after the last spawn that found none ready.
+BURST_DEPTH = 2
+BURST_WINDOW_S = 60.0
 
 
 def ready_children_enabled() -> bool:
@@ -44,39 +56,61 @@ class ReadyChildren:
         self.enabled = enabled
         self._room = room  # False: the host is short of memory, fill nothing
         self._cond = threading.Condition()  # guards everything below
-        self._ready: dict[str, vmm.Sandbox] = {}
-        self._filling: set[str] = set()
+        self._ready: dict[str, list[vmm.Sandbox]] = {}
+        self._filling: dict[str, int] = {}
+        self._missed: dict[str, float] = {}  # last spawn that found none ready, per base
         self._last_error: dict[str, str] = {}
         self._served: dict[str, int] = {}  # spawns a ready child served, per base
         self._closed = False
 
+    def depth(self, key: str) -> int:
+        """Ready children the base keeps now. Under the lock."""
+        missed = self._missed.get(key)
+        burst = missed is not None and time.monotonic() - missed < BURST_WINDOW_S
+        return BURST_DEPTH if burst else 1
+
     def take(self, key: str, wait: bool = True) -> vmm.Sandbox | None:
-        """The base's ready child (waiting for a fill under way, if wait),
-        or None."""
+        """One of the base's ready children (waiting for a fill under way,
+        if wait), or None."""
         deadline = time.monotonic() + FILL_WAIT_S
         with self._cond:
-            while wait and key in self._filling and key not in self._ready:
+            if not self._ready.get(key) and key in self._filling:
+                # None ready though one was made or is being made: spawns
+                # come back to back, keep more (the base's first spawn is
+                # no burst).
+                self._missed[key] = time.monotonic()
+            while wait and self._filling.get(key) and not self._ready.get(key):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 self._cond.wait(left)
-            vm = self._ready.pop(key, None)
+            ready = self._ready.get(key)
+            vm = ready.pop(0) if ready else None
             if vm is not None:
                 self._served[key] = self._served.get(key, 0) + 1
             return vm
 
     def fill(self, key: str, snapshot: vmm.Snapshot) -> None:
-        """Starts making the base's next ready child, unless one is there
-        or under way."""
+        """Starts making the base's next ready children, up to its depth
+        with those there or under way; closes extras past it."""
+        extra: list[vmm.Sandbox] = []
         with self._cond:
-            if not self.enabled or self._closed or key in self._ready or key in self._filling:
+            if not self.enabled or self._closed:
                 return
-            if not self._room():
-                return
-            self._filling.add(key)
-        threading.Thread(
-            target=self._fill, args=(key, snapshot), name="ready-child", daemon=True
-        ).start()
+            ready = self._ready.setdefault(key, [])
+            depth = self.depth(key)
+            while len(ready) > depth:
+                extra.append(ready.pop())
+            start = depth - len(ready) - self._filling.get(key, 0)
+            if start > 0 and not self._room():
+                start = 0
+            self._filling[key] = self._filling.get(key, 0) + max(start, 0)
+        for vm in extra:
+            _close(vm)
+        for _ in range(max(start, 0)):
+            threading.Thread(
+                target=self._fill, args=(key, snapshot), name="ready-child", daemon=True
+            ).start()
 
     def _fill(self, key: str, snapshot: vmm.Snapshot) -> None:
         vm = None
@@ -88,9 +122,10 @@ class ReadyChildren:
         except Exception as e:  # noqa: BLE001 - the next spawn is cold, nothing more
             error = f"{type(e).__name__}: {e}"
         with self._cond:
-            self._filling.discard(key)
+            self._filling[key] -= 1
             if error is None and not self._closed and not snapshot.closed:
-                self._ready[key], vm = vm, None
+                self._ready.setdefault(key, []).append(vm)
+                vm = None
                 self._last_error.pop(key, None)
             elif error is not None and not snapshot.closed:  # (a gone base keeps no record)
                 self._last_error[key] = error
@@ -101,16 +136,17 @@ class ReadyChildren:
     def drop(self, key: str) -> None:
         """Closes the base's ready child (its base is gone)."""
         with self._cond:
-            vm = self._ready.pop(key, None)
+            ready = self._ready.pop(key, [])
             self._last_error.pop(key, None)
             self._served.pop(key, None)
-        if vm is not None:
+            self._missed.pop(key, None)
+        for vm in ready:
             _close(vm)
 
     def status(self, key: str) -> dict:
         with self._cond:
             return {
-                "ready_children": int(key in self._ready),
+                "ready_children": len(self._ready.get(key, ())),
                 "ready_served": self._served.get(key, 0),
                 "ready_error": self._last_error.get(key),
             }
@@ -118,7 +154,8 @@ class ReadyChildren:
     def close(self) -> None:
         with self._cond:
             self._closed = True
-            ready, self._ready = list(self._ready.values()), {}
+            ready = [vm for vms in self._ready.values() for vm in vms]
+            self._ready = {}
             self._cond.notify_all()
         for vm in ready:
             _close(vm)
