@@ -1,5 +1,7 @@
-"""Ready children on and off, side by side: two private daemons, one with
-``FORKD_JUPYTER_READY_CHILDREN=0``, their rounds alternated in one run.
+"""Ready children off, on with one per base, and on with two while spawns
+come back to back (the default), side by side: three private daemons
+(``FORKD_JUPYTER_READY_CHILDREN=0``; ``FORKD_JUPYTER_READY_BURST_DEPTH=1``;
+the default), their rounds alternated in one run.
 
 Run by hand: ``python bench/warm-spawn/bench_ready_children.py [--rounds 15]``.
 
@@ -11,8 +13,9 @@ cell's result is back. Two pacings:
   was killed (a user or an agent spawning now and then; the ready child is
   there by then);
 - back-to-back: ``--burst`` spawns in a row on one daemon, each at once
-  after the previous kill (from the second on, the ready child is still
-  being made: the spawn waits for it).
+  after the previous kill (with one ready child per base, from the second
+  on the ready child is still being made: the spawn waits for it; with
+  two, the burst's spawns find theirs made meanwhile).
 
 Rounds alternate between the daemons (a burst at a time).
 
@@ -60,8 +63,9 @@ def main() -> int:
     from forkd_jupyter.client import Controller
 
     daemons, controllers = {}, {}
-    for ready in ("off", "on"):
+    for ready, depth in (("off", "2"), ("1", "1"), ("2", "2")):
         os.environ["FORKD_JUPYTER_READY_CHILDREN"] = "0" if ready == "off" else "1"
+        os.environ["FORKD_JUPYTER_READY_BURST_DEPTH"] = depth
         daemons[ready] = start_daemon(Path(tempfile.mkdtemp(prefix="forkd-bench-")))
         controllers[ready] = Controller(os.environ["FORKD_JUPYTER_URL"], autostart=False)
     try:
@@ -77,24 +81,30 @@ def main() -> int:
                     time.sleep(args.gap)  # the next burst starts with a ready child
             for ready, values in got.items():
                 rows[pacing, ready] = [statistics.median(v) for v in zip(*values, strict=True)]
-        memory = {}
+        memory, held = {}, {}
         for ready, c in controllers.items():
             [rec] = c.spawn_sandboxes()
             c.run_cell(rec["id"], "x = 1")
             time.sleep(1.0)
             memory[ready] = host_kib(daemons[ready].pid)["spent"] / 1024
+            held[ready] = max(b["ready_children"] for b in c.list_bases())
             c.kill_sandbox(rec["id"])
         print(f"{'pacing':14} {'ready':6} {'spawn':>9} {'-> first cell':>14} {'2nd cell':>9}")
         for (pacing, ready), (spawn, first, second) in rows.items():
             print(f"{pacing:14} {ready:6} {spawn:7.1f}ms {first:12.1f}ms {second:7.1f}ms")
         for pacing in ("paced", "back-to-back"):
-            ratio = rows[pacing, "off"][1] / rows[pacing, "on"][1]
-            print(f"{pacing}: spawn -> first cell {ratio:.2f}x faster with ready children (p50)")
-        print(
-            f"host memory for the daemon with one idle sandbox: off {memory['off']:.1f} MiB, "
-            f"on {memory['on']:.1f} MiB: the ready child costs "
-            f"{memory['on'] - memory['off']:.1f} MiB"
-        )
+            for ready in ("1", "2"):
+                ratio = rows[pacing, "off"][1] / rows[pacing, ready][1]
+                print(
+                    f"{pacing}: spawn -> first cell {ratio:.2f}x faster with ready children "
+                    f"({ready} in a burst) than without (p50)"
+                )
+        for ready in ("1", "2"):
+            print(
+                f"host memory for the daemon with one idle sandbox and {held[ready]} ready "
+                f"child(ren) (burst depth {ready}): {memory[ready]:.1f} MiB against "
+                f"{memory['off']:.1f} MiB without: {memory[ready] - memory['off']:.1f} MiB"
+            )
     finally:
         for proc in daemons.values():
             proc.terminate()

@@ -40,9 +40,10 @@ WARM_CELL = "_fj_ready = 1 + 1\nprint(end='')\n_fj_ready"
 # How long a spawn waits for a fill already under way before spawning a
 # child itself (a fill takes ~0.1 s; this only bounds a stuck one).
 FILL_WAIT_S = 5.0
-# Ready children per base while spawns come back to back, and for how long
-# after the last spawn that found none ready.
-BURST_DEPTH = 2
+# Ready children per base while spawns come back to back
+# (FORKD_JUPYTER_READY_BURST_DEPTH, at least 1), and for how long after the
+# last spawn that found none ready.
+BURST_DEPTH = max(1, int(os.environ.get("FORKD_JUPYTER_READY_BURST_DEPTH", "2") or 2))
 BURST_WINDOW_S = 60.0
 
 
