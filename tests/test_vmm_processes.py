@@ -518,3 +518,38 @@ def test_pidfds_and_the_own_proc_directory(sandbox):
         "          os.readlink(f'/proc/{own}/exe') == os.readlink('/proc/self/exe')]",
     )
     assert value(sandbox, "pidfds") == [[], True, True, 15, errno.EBADF, True, True, True]
+
+
+def test_nice_and_io_priority_as_for_an_unprivileged_user(sandbox):
+    """The process's own nice value and I/O priority are kept (and forked
+    children inherit them); it may only become nicer, and the real-time
+    I/O class needs a privilege."""
+    script = (
+        "import os\n"
+        "first = os.nice(0)\n"
+        "after = os.nice(3)\n"
+        "try:\n"
+        "    os.setpriority(os.PRIO_PROCESS, 0, 1)\n"
+        "    lower = 'allowed'\n"
+        "except PermissionError:\n"
+        "    lower = 'EACCES'\n"
+        "r, w = os.pipe()\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    os.write(w, str(os.nice(0)).encode())\n"
+        "    os._exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+        "print(first, after, lower, os.read(r, 10).decode(), os.getpriority(os.PRIO_PROCESS, 0))\n"
+    )
+    run_ok(
+        sandbox,
+        "import subprocess, sys\n"
+        f"niced = subprocess.run([sys.executable, '-c', {script!r}], capture_output=True,"
+        " text=True)\n"
+        "io = subprocess.run(['ionice', '-c3', 'sh', '-c', 'ionice -p $$'], capture_output=True,"
+        " text=True)\n"
+        "rt = subprocess.run(['ionice', '-c1', 'true'], capture_output=True, text=True)",
+    )
+    assert value(sandbox, "[niced.stdout, niced.stderr]") == ["0 3 EACCES 3 3\n", ""]
+    assert value(sandbox, "[io.returncode, io.stdout]") == [0, "idle\n"]
+    assert value(sandbox, "rt.returncode") != 0

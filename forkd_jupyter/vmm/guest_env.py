@@ -16,7 +16,7 @@ AGENT_HOST_DIR = Path(__file__).resolve().parent.parent / "guest"
 # Shared libraries, the dynamic loader, time zones, compiled locales (so
 # LANG=C.UTF-8 takes effect as on the host), terminal descriptions (curses,
 # readline and full-screen programs on the sandbox's terminals), Tcl/Tk's
-# script library (tkinter), the loader
+# script library (tkinter), git's templates, the loader
 # cache, the system's programs (a shell, coreutils) for the guest's
 # processes, and the C toolchain's parts beside them (the compiler's own
 # programs and libraries, the linker's plugins, system headers), so that
@@ -37,6 +37,7 @@ SYSTEM_ROOTS = (
     "/lib/terminfo",
     "/etc/terminfo",
     "/usr/share/tcltk",
+    "/usr/share/git-core",
     "/usr/lib/gcc",
     "/usr/libexec/gcc",
     "/usr/lib/bfd-plugins",

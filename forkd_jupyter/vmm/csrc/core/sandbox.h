@@ -170,6 +170,8 @@ struct sandbox {
      * them; sandbox_free calls it first (core/ never calls snap/ itself). */
     void (*lineage_release)(struct sandbox *sb);
     uint64_t start_ns;
+    int nice;   /* setpriority's value for the process (kept, not applied; fork copies it) */
+    int ioprio; /* ioprio_set's, 0 when none was set (kept, not applied; fork copies it) */
 };
 
 /* A sandbox with its host channel and locks but no VM yet; NULL and *err on

@@ -324,7 +324,78 @@ static int64_t sys_getcpu(struct sandbox *sb, const uint64_t a[6]) {
     return 0;
 }
 
-static int64_t sys_getpriority(struct sandbox *sb, const uint64_t a[6]) { return 20; }
+#define PRIO_PROCESS_ 0
+#define PRIO_USER_ 2
+
+/* The process of the sandbox getpriority/setpriority and the ioprio calls
+ * name (which, who: PRIO_PROCESS and 0 or a pid), or NULL for a group or
+ * user (nice 0; setting is accepted, not applied); -ESRCH/-EINVAL in *err.
+ * Under big_lock (every process's). */
+static struct sandbox *priority_target(struct sandbox *sb, const uint64_t a[6], int *err) {
+    int32_t who = (int32_t)a[1];
+    *err = a[0] > PRIO_USER_ || who < 0 ? -EINVAL : 0;
+    if (*err < 0 || a[0] != PRIO_PROCESS_)
+        return NULL;
+    if (who == 0 || (uint32_t)who == sb->pid)
+        return sb;
+    for (unsigned k = 0; k < SB_MAX_PROCS; k++) {
+        const struct sb_proc_slot *s = &sb->procs->slot[k];
+        if (s->used && !s->zombie && s->sb && s->pid == (uint32_t)who)
+            return s->sb;
+    }
+    *err = -ESRCH;
+    return NULL;
+}
+
+/* The kernel's encoding: 20 - nice. */
+static int64_t sys_getpriority(struct sandbox *sb, const uint64_t a[6]) {
+    int err;
+    struct sandbox *p = priority_target(sb, a, &err);
+    return err < 0 ? err : 20 - (p ? p->nice : 0);
+}
+
+#define IOPRIO_CLASS_RT_ 1
+#define IOPRIO_CLASS_IDLE_ 3
+#define IOPRIO_DEFAULT_ 4 /* class none, level 4: what Linux reports for a process that set none */
+
+/* ioprio_get/ioprio_set (which as getpriority's, 1-3): the process's own I/O
+ * priority is kept, not applied; the real-time class needs a privilege
+ * (EPERM). */
+static int64_t sys_ioprio_get(struct sandbox *sb, const uint64_t a[6]) {
+    int err = -EINVAL;
+    const uint64_t b[6] = {a[0] - 1, a[1]};
+    struct sandbox *p = a[0] >= 1 ? priority_target(sb, b, &err) : NULL;
+    return err < 0 ? err : p && p->ioprio ? p->ioprio : IOPRIO_DEFAULT_;
+}
+
+static int64_t sys_ioprio_set(struct sandbox *sb, const uint64_t a[6]) {
+    int err = -EINVAL;
+    const uint64_t b[6] = {a[0] - 1, a[1]};
+    struct sandbox *p = a[0] >= 1 ? priority_target(sb, b, &err) : NULL;
+    uint32_t cls = (uint32_t)a[2] >> 13;
+    if (err == 0 && (cls > IOPRIO_CLASS_IDLE_ || ((uint32_t)a[2] & 0x1fff) > 7))
+        err = -EINVAL;
+    if (err == 0 && cls == IOPRIO_CLASS_RT_)
+        err = -EPERM;
+    if (err == 0 && p)
+        p->ioprio = (int)a[2];
+    return err;
+}
+
+/* The sandbox user may make itself nicer, never less nice (RLIMIT_NICE is
+ * 0 for it, as for an unprivileged Linux user): EACCES. */
+static int64_t sys_setpriority(struct sandbox *sb, const uint64_t a[6]) {
+    int err;
+    struct sandbox *p = priority_target(sb, a, &err);
+    if (err < 0 || !p)
+        return err;
+    int want = (int)(int32_t)a[2];
+    want = want < -20 ? -20 : want > 19 ? 19 : want;
+    if (want < p->nice)
+        return -EACCES;
+    p->nice = want;
+    return 0;
+}
 
 static int64_t sys_capget(struct sandbox *sb, const uint64_t a[6]) {
     if (a[1]) {
@@ -359,8 +430,15 @@ const struct sys_entry sys_proc_entries[] = {
     {120, "getresgid", sys_getresid, SYS_FULL, NULL},
     {125, "capget", sys_capget, SYS_PARTIAL, "no capabilities"},
     {135, "personality", sys_zero, SYS_STUB, NULL},
-    {140, "getpriority", sys_getpriority, SYS_PARTIAL, "nice 0"},
-    {141, "setpriority", sys_zero, SYS_STUB, NULL},
+    {140, "getpriority", sys_getpriority, SYS_PARTIAL,
+     "the process's nice value as setpriority left it (kept, not applied: the host schedules the "
+     "vCPUs); other processes and groups: nice 0"},
+    {251, "ioprio_set", sys_ioprio_set, SYS_PARTIAL,
+     "the process's own I/O priority is kept, not applied; the real-time class is EPERM"},
+    {252, "ioprio_get", sys_ioprio_get, SYS_PARTIAL, "what ioprio_set kept"},
+    {141, "setpriority", sys_setpriority, SYS_PARTIAL,
+     "the process's own nice value, which the sandbox user may only raise (EACCES to lower it); "
+     "other processes and groups: accepted"},
     {157, "prctl", sys_prctl, SYS_PARTIAL, "PR_SET_NAME/PR_GET_NAME"},
     {158, "arch_prctl", sys_arch_prctl, SYS_PARTIAL, "FS base"},
     {160, "setrlimit", sys_zero, SYS_STUB, "accepted, not enforced"},

@@ -66,6 +66,9 @@ static int make_child(struct sandbox *sb, struct sandbox *c, const struct new_pr
         return -EFAULT;
     if (np->flags & CLONE_CHILD_CLEARTID_)
         c->threads[0]->clear_child_tid = np->child_tid;
+    c->nice = sb->nice;
+    c->ioprio = sb->ioprio;
+    c->threads[0]->affinity = sb_self(sb)->affinity;
     return 0;
 }
 
