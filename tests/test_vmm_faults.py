@@ -26,6 +26,7 @@ def interrupt_after(sb, seconds: float) -> threading.Timer:
         "while True: pass",
         "import time; time.sleep(1000)",
         "import time\nwhile True: time.sleep(0.01)",
+        "import os\nos.mkfifo('/tmp/lonely')\nopen('/tmp/lonely', 'w')  # no reader ever comes",
     ],
 )
 def test_interrupt_raises_keyboardinterrupt_and_sandbox_stays_usable(sandbox, code):
