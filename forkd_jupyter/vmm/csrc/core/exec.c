@@ -18,13 +18,13 @@
 #include <unistd.h>
 
 #include "core/proc.h"
+#include "core/shm.h"
 #include "fs/fs_memfs.h"
 #include "fs/view_impl.h"
 
 #define EXEC_MAX_STRINGS (1u << 16)
 #define EXEC_MAX_BYTES (2u << 20) /* argv and envp together, as ARG_MAX */
 #define EXEC_MAX_INTERP 4
-#define EXEC_COPY_CHUNK (1u << 20)
 #define SA_ONSTACK_ 0x08000000ULL
 
 /* A NULL-terminated vector of strings copied out of the guest. */
@@ -121,24 +121,7 @@ static int resolve_program(struct sandbox *sb, const char *path, struct view_nod
  * descriptor, and the layer's file may change or go while it loads. */
 static int copy_out_of_layer(struct sandbox *sb, struct memfs_node *node, uint64_t size) {
     int fd = memfd_create("forkd-exec", MFD_CLOEXEC);
-    char *buf = fd < 0 ? NULL : malloc(EXEC_COPY_CHUNK);
-    int err = fd < 0 ? -errno : buf ? 0 : -ENOMEM;
-    for (uint64_t off = 0; err == 0 && off < size;) {
-        int64_t r = memfs_pread(fs_view_layer(sb->view), node, buf,
-                                FJ_MIN(size - off, (uint64_t)EXEC_COPY_CHUNK), off);
-        if (r <= 0) { /* shorter than it was: load what there is */
-            err = (int)r;
-            break;
-        }
-        for (int64_t done = 0; err == 0 && done < r;) {
-            ssize_t w = pwrite(fd, buf + done, (size_t)(r - done), (off_t)(off + (uint64_t)done));
-            if (w < 0 && errno != EINTR)
-                err = -errno;
-            done += w > 0 ? w : 0;
-        }
-        off += (uint64_t)r;
-    }
-    free(buf);
+    int err = fd < 0 ? -errno : sb_shm_copy_file(sb, node, fd, size);
     if (err < 0 && fd >= 0)
         close(fd);
     return err < 0 ? err : fd;
@@ -187,7 +170,7 @@ static int read_head(struct sandbox *sb, const char *path, char *head, size_t ca
         if (fd >= 0)
             close(fd);
     } else {
-        r = memfs_pread(fs_view_layer(sb->view), n.node, head, cap, 0);
+        r = sb_shm_pread(sb, n.node, head, cap, 0);
     }
     view_node_release(sb->view, &n);
     *got = r < 0 ? 0 : (size_t)r;

@@ -32,6 +32,8 @@ struct sb_shm {
     uint64_t ino; /* the memfd's (kvm_foreign.ino of its mappings) */
 };
 
+#define COPY_CHUNK (1ULL << 20)
+
 static struct memfs *layer(struct sandbox *sb) { return fs_view_layer(sb->view); }
 
 /* The object of node, or NULL. */
@@ -81,6 +83,22 @@ static int object_io(struct sandbox *sb, struct sb_shm *o, void *buf, uint64_t l
         gva_t gva = f->gpa + (from - f->off);
         err = write ? mm_copy_to(&sb->mm, gva, at, to - from) : mm_copy_from(&sb->mm, at, gva, to - from);
     }
+    return err;
+}
+
+int sb_shm_copy_file(struct sandbox *sb, struct memfs_node *node, int fd, uint64_t size) {
+    char *buf = malloc(COPY_CHUNK);
+    int err = buf ? 0 : -ENOMEM;
+    for (uint64_t off = 0; err == 0 && off < size;) {
+        int64_t r = sb_shm_pread(sb, node, buf, FJ_MIN(size - off, COPY_CHUNK), off);
+        if (r <= 0) { /* 0: past the file's end */
+            err = (int)r;
+            break;
+        }
+        err = write_all(fd, buf, (uint64_t)r, off);
+        off += (uint64_t)r;
+    }
+    free(buf);
     return err;
 }
 
@@ -172,18 +190,13 @@ static int object_for(struct sandbox *sb, struct memfs_node *node, uint64_t size
             return 0;
         }
     struct sb_shm *o = calloc(1, sizeof(*o));
-    char *buf = malloc(1 << 16);
-    int fd = o && buf ? new_object(size) : -ENOMEM;
-    for (uint64_t off = 0; fd >= 0 && off < size;) {
-        int64_t r = memfs_pread(layer(sb), node, buf, FJ_MIN(size - off, 1u << 16), off);
-        if (r <= 0 || pwrite(fd, buf, (size_t)r, (off_t)off) != r)
-            break; /* past the file's end: zeros */
-        off += (uint64_t)r;
-    }
-    free(buf);
-    if (fd < 0) {
+    int fd = o ? new_object(size) : -ENOMEM;
+    int err = fd < 0 ? fd : sb_shm_copy_file(sb, node, fd, size); /* past the file's end: zeros */
+    if (err < 0) {
+        if (fd >= 0)
+            close(fd);
         free(o);
-        return fd;
+        return err;
     }
     struct stat st;
     *o = (struct sb_shm){.next = p->shm, .node = node, .fd = fd, .size = size,

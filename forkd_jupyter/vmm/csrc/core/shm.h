@@ -22,6 +22,10 @@ int64_t sb_shm_pread(struct sandbox *sb, struct memfs_node *node, void *buf, uin
 int64_t sb_shm_pwrite(struct sandbox *sb, struct memfs_node *node, const void *buf, uint64_t len,
                       uint64_t off);
 int sb_shm_truncate(struct sandbox *sb, struct memfs_node *node, uint64_t len);
+/* The layer file's bytes [0, size), as its reads give them, into fd at the
+ * same offsets, up to the file's end (past it fd keeps what it holds).
+ * -errno. */
+int sb_shm_copy_file(struct sandbox *sb, struct memfs_node *node, int fd, uint64_t size);
 /* msync: what the shared mappings of layer files in [start, start + len)
  * hold goes back to the files' layer copies. -errno. */
 int sb_shm_sync(struct sandbox *sb, gva_t start, uint64_t len);
