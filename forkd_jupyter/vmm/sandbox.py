@@ -580,7 +580,9 @@ class Sandbox:
         """System calls served, unsupported calls by name, memory in use;
         ``calls``: per system call name, ``{"count", "vmm_ms"}`` (the time the
         VMM spent serving them, blocking waits included; the VM exit each
-        call costs is not in it); ``kvm_pages``: guest memory KVM maps for
+        call costs is not in it); ``fast_syscalls``: of ``syscalls``, those
+        served without a VM exit (docs/design.md, "System calls without an
+        exit"); ``kvm_pages``: guest memory KVM maps for
         the sandbox's first process now, ``{"4k", "2m"}`` mappings
         (docs/snapshots.md, "Where images live")."""
         st = self._native_stats()
@@ -594,6 +596,7 @@ class Sandbox:
         return {
             "syscalls": st.syscalls,
             "unsupported_syscalls": st.unsupported_syscalls,
+            "fast_syscalls": st.fast_syscalls,
             "unsupported": unsupported,
             "calls": calls,
             "memory_bytes": st.resident_bytes,

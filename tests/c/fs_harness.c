@@ -55,6 +55,7 @@ void sb_notify(struct sandbox *sb) { (void)sb; }
 void sb_raise(struct sandbox *sb, int signo) { h_raised |= 1ULL << signo; }
 /* No vCPU thread: sb_self is the main thread. */
 _Thread_local struct sb_thread *sb_current;
+_Thread_local bool sb_serving_fast;
 /* One process, outside any session: no controlling terminal is taken. */
 struct sb_proc_slot *sb_proc_self(struct sandbox *sb) { return NULL; }
 int sb_proc_kill(struct sandbox *sb, int64_t which, int signo) { return -ESRCH; }

@@ -18,6 +18,7 @@ struct fj_spawn_config {
 struct fj_sandbox_stats {
     uint64_t syscalls;
     uint64_t unsupported_syscalls;
+    uint64_t fast_syscalls;        /* of syscalls, those served without a VM exit */
     uint64_t mapped_bytes;         /* guest mappings */
     uint64_t resident_bytes;       /* guest RAM the host holds for it */
     uint64_t layer_bytes;          /* writable layer data */

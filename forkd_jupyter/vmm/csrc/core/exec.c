@@ -253,8 +253,10 @@ static int load_new_program(struct sandbox *sb, const struct program_source *exe
     sb_proc_vfork_release(sb);
     mm_destroy(&sb->mm);
     pthread_mutex_lock(&sb->job_lock); /* kicks read the vCPU's run page */
+    pthread_mutex_lock(&sb->calls_lock);
     kvm_vm_destroy(&sb->vm);
     sb->vm = nvm;
+    pthread_mutex_unlock(&sb->calls_lock);
     pthread_mutex_unlock(&sb->job_lock);
     sb->mm = nmm;
     sb->mm.vm = &sb->vm;

@@ -21,6 +21,7 @@ struct sb_procs;
 
 struct file_ops {
     const char *kind;                                                          /* for stats/debug */
+    bool never_waits; /* reads, writes and close never wait (files, directories, devices) */
     int64_t (*read)(struct sandbox *, struct file *, void *, uint64_t);        /* NULL: -EINVAL */
     int64_t (*write)(struct sandbox *, struct file *, const void *, uint64_t); /* NULL: -EINVAL */
     int64_t (*pread)(struct sandbox *, struct file *, void *, uint64_t,

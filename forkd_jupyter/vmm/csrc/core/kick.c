@@ -10,6 +10,7 @@
 #include "core/proc.h"
 
 _Thread_local struct sb_thread *sb_current;
+_Thread_local bool sb_serving_fast;
 
 void sb_kick(struct sb_thread *t)
 {

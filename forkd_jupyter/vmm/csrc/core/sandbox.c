@@ -106,6 +106,7 @@ void sandbox_free(struct sandbox *sb)
         sb_procs_free(sb->procs);
     pthread_mutex_destroy(&sb->job_lock);
     pthread_mutex_destroy(&sb->stop_lock);
+    pthread_mutex_destroy(&sb->calls_lock);
     pthread_cond_destroy(&sb->job_cond);
     free(sb);
 }
@@ -120,6 +121,7 @@ struct sandbox *sandbox_alloc(int ctl_fd, int *err)
     sb->ctl_host_fd = -1;
     pthread_mutex_init(&sb->job_lock, NULL);
     pthread_mutex_init(&sb->stop_lock, NULL);
+    pthread_mutex_init(&sb->calls_lock, NULL);
     pthread_cond_init(&sb->job_cond, NULL);
     sb->vm.vm_fd = sb->vm.vcpu.fd = sb->vm.ram_fd = -1;
     sb->start_ns = fj_now_ns();
@@ -138,6 +140,7 @@ int fj_sandbox_get_stats(fj_sandbox *sb, struct fj_sandbox_stats *out)
     memset(out, 0, sizeof(*out));
     out->syscalls = sb->stats.calls;
     out->unsupported_syscalls = sb->stats.unsupported_calls;
+    out->fast_syscalls = sb->stats.fast_calls;
     out->mapped_bytes = sb->mm.mapped_bytes;
     struct stat st;
     if (sb->vm.ram_fd >= 0 && fstat(sb->vm.ram_fd, &st) == 0)

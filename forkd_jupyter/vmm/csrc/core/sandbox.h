@@ -22,6 +22,7 @@
 struct fs_view;
 struct snap_copier;
 struct snapshot;
+struct sb_fast;
 
 /* Channels of the stream the VMM writes to ctl_host_fd (outer frames
  * [u8 channel][u32 LE length][payload]). */
@@ -103,6 +104,12 @@ struct sb_thread {
 /* A blocking system call returns this to be restarted transparently after
  * a pause job (the vCPU re-executes the SYSCALL instruction). */
 #define SB_ERESTART (-512)
+/* A call served outside its thread's vCPU loop (run/fast_calls.c) that
+ * would have to wait returns this before any effect: it is made again the
+ * usual way, with an exit. sb_serving_fast is set on that host thread
+ * meanwhile. */
+#define SB_EWOULDWAIT (-513)
+extern _Thread_local bool sb_serving_fast;
 
 struct ws_hint;
 
@@ -115,6 +122,7 @@ struct sys_stats {
     uint32_t per_nr[SYS_MAX]; /* calls by number */
     uint64_t ns_per_nr[SYS_MAX]; /* time the VMM spent serving them (the exit itself excluded) */
     uint32_t unsupported_per_nr[SYS_MAX];
+    uint64_t fast_calls; /* of calls, those served without a VM exit (run/fast_calls.c) */
 };
 
 struct sandbox {
@@ -172,6 +180,10 @@ struct sandbox {
     uint64_t start_ns;
     int nice;   /* setpriority's value for the process (kept, not applied; fork copies it) */
     int ioprio; /* ioprio_set's, 0 when none was set (kept, not applied; fork copies it) */
+    struct sb_fast *fast; /* the poller serving calls without exits (run/fast_calls.c), or NULL */
+    /* Held while sb->vm is replaced (execve, under big_lock): the poller
+     * reads the call boxes in sb->vm without big_lock, under this. */
+    pthread_mutex_t calls_lock;
 };
 
 /* A sandbox with its host channel and locks but no VM yet; NULL and *err on

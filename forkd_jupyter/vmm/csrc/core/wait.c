@@ -68,6 +68,8 @@ static bool vfork_ended(struct sandbox *sb, struct sb_thread *t)
 
 static int wait_common(struct sandbox *sb, enum sb_wait_kind kind, int host_fd, short events, int64_t timeout_ns)
 {
+    if (sb_serving_fast)
+        return SB_EWOULDWAIT; /* the poller never waits (the calls it serves should not get here) */
     struct sb_thread *t = sb_self(sb);
     uint64_t deadline = timeout_ns >= 0 ? fj_now_ns() + (uint64_t)timeout_ns : 0;
     uint64_t seq = atomic_load(&sb->procs->notify_seq);

@@ -63,6 +63,7 @@ static struct file *dev_clone(struct file *f, struct fdt_clone_ctx *ctx) {
 
 static const struct file_ops dev_ops = {
     .kind = "device",
+    .never_waits = true,
     .read = dev_read,
     .write = dev_write,
     .pread = dev_pread,

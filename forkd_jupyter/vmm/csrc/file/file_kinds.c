@@ -133,6 +133,7 @@ static struct file *host_clone(struct file *f, struct fdt_clone_ctx *ctx);
 
 static const struct file_ops host_file_ops = {
     .kind = "host-file",
+    .never_waits = true,
     .read = host_read,
     .pread = host_pread,
     .lseek = host_lseek,
@@ -142,6 +143,7 @@ static const struct file_ops host_file_ops = {
 };
 static const struct file_ops host_dir_ops = {
     .kind = "host-dir",
+    .never_waits = true,
     .lseek = dir_lseek,
     .stat = host_stat,
     .getdents = host_getdents,
@@ -265,6 +267,7 @@ static void layer_put(struct file *f) {
 
 static const struct file_ops layer_file_ops_owned = {
     .kind = "layer-file",
+    .never_waits = true,
     .read = layer_read,
     .write = layer_write,
     .pread = layer_pread,
@@ -278,6 +281,7 @@ static const struct file_ops layer_file_ops_owned = {
 };
 static const struct file_ops layer_dir_ops_owned = {
     .kind = "layer-dir",
+    .never_waits = true,
     .lseek = dir_lseek,
     .stat = layer_stat,
     .getdents = layer_getdents,
@@ -443,6 +447,7 @@ static struct file *vdir_clone(struct file *f, struct fdt_clone_ctx *ctx) {
 
 static const struct file_ops vdir_ops = {
     .kind = "vdir",
+    .never_waits = true,
     .lseek = dir_lseek,
     .stat = vdir_stat,
     .getdents = vdir_getdents,

@@ -4,6 +4,7 @@
  * changed afterwards; page tables in particular (see kvm_layout.h). */
 #define _GNU_SOURCE
 #include "kvm/kvm_cpu.h"
+#include "kvm/kvm_calls.h"
 #include "kvm/kvm_vdso.h"
 #include "kvm/vdso_data.h"
 
@@ -155,6 +156,8 @@ static void write_page_tables(struct kvm_vm *vm)
         pt_high[SYS_PAGE_EXC_STACK + i] = sys_page_gpa(vm, SYS_PAGE_EXC_STACK + i) | PTE_P | PTE_RW;
     for (unsigned id = 1; id < LAYOUT_MAX_VCPUS; id++) /* written once; filled when vCPU id is set up */
         pt_high[SYS_PAGE_CPU_FIRST + id - 1] = sys_page_gpa(vm, SYS_PAGE_CPU_FIRST + id - 1) | PTE_P | PTE_RW;
+    for (unsigned i = 0; i < LAYOUT_CALL_BOX_PAGES; i++)
+        pt_high[SYS_PAGE_CALL_BOXES + i] = sys_page_gpa(vm, SYS_PAGE_CALL_BOXES + i) | PTE_P | PTE_RW | PTE_US | PTE_NX;
     pt_high[SYS_PAGE_DOORBELL] = layout_doorbell_gpa(vm->ram_bytes) | PTE_P | PTE_RW | PTE_US;
     for (unsigned i = 0; i < FJ_VDSO_PAGES; i++)
         pt_high[FJ_VDSO_FIRST_PAGE + i] = sys_page_gpa(vm, FJ_VDSO_FIRST_PAGE + i) | PTE_P | PTE_US;
@@ -169,6 +172,7 @@ int kvm_cpu_write_system_region(struct kvm_vm *vm)
     write_gdt_tss(vm);
     write_exception_stubs(vm);
     write_syscall_stub(vm);
+    kvm_calls_write_stub(vm);
     kvm_vdso_write(vm);
     write_page_tables(vm);
     return 0;
@@ -218,9 +222,9 @@ static int set_msrs(struct kvm_vcpu *cpu)
     m.e[0].index = MSR_STAR;
     m.e[0].data = ((uint64_t)GDT_USER32_CS << 48) | ((uint64_t)GDT_KERNEL_CS << 32);
     m.e[1].index = MSR_LSTAR;
-    m.e[1].data = layout_sys_va(SYS_PAGE_SYSCALL);
+    m.e[1].data = layout_sys_va(SYS_PAGE_SYSCALL) + LAYOUT_STUB_FAST;
     m.e[2].index = MSR_CSTAR;
-    m.e[2].data = layout_sys_va(SYS_PAGE_SYSCALL);
+    m.e[2].data = layout_sys_va(SYS_PAGE_SYSCALL) + LAYOUT_STUB_FAST;
     m.e[3].index = MSR_SFMASK;
     m.e[3].data = 0x47700; /* TF DF IF IOPL NT AC, as Linux */
     int r = ioctl(cpu->fd, KVM_SET_MSRS, &m);
@@ -267,7 +271,8 @@ int kvm_cpu_setup_vcpu(struct kvm_vm *vm, struct kvm_vcpu *cpu)
     if ((err = kvm_vcpu_get_sregs(cpu, &s)) < 0)
         return err;
     kvm_cpu_user_segments(&s);
-    s.fs.base = s.gs.base = 0;
+    s.fs.base = 0;
+    s.gs.base = layout_call_box_va(cpu->id); /* the stub's call box (kvm_calls.h) */
     memset(&s.tr, 0, sizeof(s.tr));
     s.tr.selector = GDT_TSS;
     s.tr.base = LAYOUT_SYS_VA + layout_tss_offset(cpu->id);

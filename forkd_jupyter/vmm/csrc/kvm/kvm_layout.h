@@ -47,6 +47,7 @@ enum layout_sys_page {
     SYS_PAGE_PT_HIGH = 13,
     SYS_PAGE_PT_FIRST = 14, /* 4 KiB entries for the user window's first 2 MiB */
     SYS_PAGE_PD_LOW = 15,   /* one per GiB of RAM, up to LAYOUT_MAX_RAM */
+    SYS_PAGE_CALL_BOXES = 104, /* 4 pages: a 128-byte call box per vCPU (kvm_calls.h), user-writable */
     /* 96..99: the vDSO image, user-executable; 100: its clock page,
      * user-readable (vdso_data.h, FJ_VDSO_FIRST_PAGE) */
     SYS_PAGE_CPU_FIRST = 112, /* vCPU k >= 1: page 111 + k holds its TSS at offset 0, its exception stack above */
@@ -57,6 +58,12 @@ enum layout_sys_page {
 #define LAYOUT_TSS_OFFSET 0x800
 #define LAYOUT_EXC_PORT_BASE 0xe0 /* exception vector v exits on port 0xe0 + v */
 #define LAYOUT_SYSCALL_STUB_LEN 7 /* mov byte [rip+doorbell], 0 */
+/* In the system-call page: LSTAR enters at LAYOUT_STUB_FAST (kvm_calls.c),
+ * whose slow path jumps to the doorbell store at offset 0. */
+#define LAYOUT_STUB_FAST 16
+#define LAYOUT_STUB_BITMAP 0x800 /* 512 bits: numbers offered to the poller */
+#define LAYOUT_STUB_AWAKE 0x840  /* byte: a poller is awake */
+#define LAYOUT_CALL_BOX_PAGES 4
 
 #define GDT_KERNEL_CS 0x10
 #define GDT_KERNEL_DS 0x18
@@ -78,6 +85,10 @@ static inline uint64_t layout_exc_stack_top(unsigned id)
 {
     return id == 0 ? (uint64_t)(SYS_PAGE_EXC_STACK + LAYOUT_EXC_STACK_PAGES) * FJ_PAGE_SIZE
                    : (uint64_t)(SYS_PAGE_CPU_FIRST + id) * FJ_PAGE_SIZE;
+}
+static inline gva_t layout_call_box_va(unsigned id)
+{
+    return layout_sys_va(SYS_PAGE_CALL_BOXES) + (uint64_t)id * 128;
 }
 static inline gva_t layout_syscall_return_rip(void) { return layout_sys_va(SYS_PAGE_SYSCALL) + LAYOUT_SYSCALL_STUB_LEN; }
 

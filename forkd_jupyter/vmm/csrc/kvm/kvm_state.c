@@ -19,7 +19,7 @@ int kvm_state_save(struct kvm_vcpu *cpu, struct kvm_state *out)
 
 int kvm_state_restore(struct kvm_vcpu *cpu, const struct kvm_state *in)
 {
-    if (ioctl(cpu->fd, KVM_SET_SREGS, &in->sregs) < 0 || ioctl(cpu->fd, KVM_SET_XCRS, &in->xcrs) < 0 ||
+    if (kvm_vcpu_set_sregs(cpu, &in->sregs) < 0 || ioctl(cpu->fd, KVM_SET_XCRS, &in->xcrs) < 0 ||
         ioctl(cpu->fd, KVM_SET_XSAVE, &in->xsave) < 0 || ioctl(cpu->fd, KVM_SET_REGS, &in->regs) < 0)
         return -errno;
     *kvm_vcpu_regs(cpu) = in->regs;

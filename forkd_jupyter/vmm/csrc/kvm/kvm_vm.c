@@ -438,7 +438,11 @@ int kvm_vcpu_get_sregs(struct kvm_vcpu *cpu, struct kvm_sregs *s)
 
 int kvm_vcpu_set_sregs(struct kvm_vcpu *cpu, const struct kvm_sregs *s)
 {
-    return ioctl(cpu->fd, KVM_SET_SREGS, s) < 0 ? -errno : 0;
+    /* GS base is the VMM's, per vCPU id: the system-call stub's call box
+     * (kvm_calls.h); state copied from another vCPU never carries its own. */
+    struct kvm_sregs mine = *s;
+    mine.gs.base = layout_call_box_va(cpu->id);
+    return ioctl(cpu->fd, KVM_SET_SREGS, &mine) < 0 ? -errno : 0;
 }
 
 int kvm_vcpu_set_fs_base(struct kvm_vcpu *cpu, uint64_t base)

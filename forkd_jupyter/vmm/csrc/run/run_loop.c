@@ -16,7 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kvm/kvm_calls.h"
 #include "kvm/kvm_cpu.h"
+#include "run/fast_calls.h"
 #include "kvm/kvm_vdso.h"
 #include "core/proc.h"
 #include "sys/sys.h"
@@ -285,6 +287,7 @@ static void handle_syscall(struct sandbox *sb, struct kvm_vcpu *cpu)
     } else if (ret != SIG_REGS_REPLACED) {
         kvm_vcpu_regs(cpu)->rax = (uint64_t)ret;
     }
+    fast_calls_after_exit(sb, cpu, nr);
 }
 
 static void crash(struct sandbox *sb, struct kvm_vcpu *cpu, const char *what)
@@ -366,6 +369,7 @@ static void thread_loop(struct sandbox *sb, struct sb_thread *t)
         int err = kvm_vcpu_run(t->cpu);
         stopped_ns = fj_now_ns();
         pthread_mutex_lock(sb->big_lock);
+        kvm_calls_resolve(&sb->vm, t->cpu); /* out of the stub's fast path before anything reads the registers */
         if (err == -EINTR || err == -EAGAIN)
             continue;
         if (err < 0) {
@@ -415,8 +419,10 @@ static void *process_main(void *p)
 {
     struct sb_thread *t = p;
     struct sandbox *sb = t->sb;
+    fast_calls_start(sb);
     thread_loop(sb, t);
     join_threads(sb);
+    fast_calls_stop(sb);
     sb_current = NULL;
     sb_proc_finish(sb);
     return NULL;
@@ -446,8 +452,10 @@ int fj_sandbox_run(fj_sandbox *sb)
     if (!sb->exited && sb_procs_start_restored(sb) < 0) /* a branch's other processes */
         sb_exit(sb, 0, SIGKILL, "could not start the host thread of a guest process");
     pthread_mutex_unlock(sb->big_lock);
+    fast_calls_start(sb);
     thread_loop(sb, main_thread);
     join_threads(sb);
+    fast_calls_stop(sb);
     sb_procs_end(sb); /* the sandbox's other processes end with it */
     sb_current = NULL;
     return sb->exit_status;

@@ -64,4 +64,9 @@ const char *sys_name(uint32_t nr); /* name even for numbers not in the table, or
  * negative or not normalized. */
 int sys_read_timespec(struct sandbox *sb, gva_t at, int64_t *ns);
 
+/* System calls without an exit (sys_fast.c): the numbers the stub offers
+ * (512 bits), and whether this call may be served by the poller now. */
+const uint64_t *sys_fast_offered(void);
+bool sys_fast_eligible(struct sandbox *sb, uint64_t nr, const uint64_t a[6]);
+
 #endif

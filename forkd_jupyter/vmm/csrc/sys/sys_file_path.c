@@ -132,6 +132,8 @@ static int64_t open_resolved(struct sandbox *sb, struct view_node *n, int flags,
         if (S_ISFIFO(memfs_node_mode(n->node)) && !(flags & O_PATH)) {
             if (flags & O_DIRECTORY)
                 return -ENOTDIR;
+            if (sb_serving_fast)
+                return SB_EWOULDWAIT; /* its open may wait for the other end */
             int err = file_fifo_open(sb, fs, n->node, flags, &f);
             if (err < 0)
                 return err;

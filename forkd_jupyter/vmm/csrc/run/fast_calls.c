@@ -1,0 +1,182 @@
+/* The poller (fast_calls.h). Lock order: big_lock, then sb->calls_lock;
+ * the poller never holds calls_lock while it takes big_lock. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kvm/kvm_calls.h"
+#include "run/fast_calls.h"
+#include "sys/sys.h"
+
+/* How long an awake poller spins without a call before it sleeps. */
+#define FAST_IDLE_NS 300000ULL
+
+struct sb_fast {
+    pthread_t thread;
+    pthread_cond_t cond; /* with sb->calls_lock: wake, quit */
+    bool wake, quit;
+};
+
+static _Atomic int spinning; /* pollers of this host process awake now */
+static int max_spinning;
+static pthread_once_t config_once = PTHREAD_ONCE_INIT;
+
+static void read_config(void)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    max_spinning = cores > 2 ? (int)cores - 1 : 1;
+}
+
+/* Read at each start, so one host process can compare both ways. */
+static bool enabled(void)
+{
+    const char *v = getenv("FORKD_JUPYTER_FAST_CALLS");
+    return !(v && !strcmp(v, "0"));
+}
+
+/* Serves box id of sb if it is still posted: takes it, makes the call as
+ * its thread, answers (or refuses), all under big_lock. */
+static void serve(struct sandbox *sb, unsigned id)
+{
+    pthread_mutex_lock(sb->big_lock);
+    struct kvm_call_box *box = kvm_calls_box(&sb->vm, id);
+    uint32_t posted = KVM_CALL_POSTED;
+    if (!atomic_compare_exchange_strong(&box->state, &posted, KVM_CALL_TAKEN)) {
+        pthread_mutex_unlock(sb->big_lock);
+        return;
+    }
+    uint64_t nr = box->nr, a[6];
+    memcpy(a, box->args, sizeof(a));
+    struct sb_thread *t = sb->threads[id];
+    int64_t ret = SB_EWOULDWAIT;
+    if (t && t->state == SB_T_RUNNING && !sb->exited && sys_fast_eligible(sb, nr, a)) {
+        struct sb_thread *was = sb_current;
+        sb_current = t;
+        sb_serving_fast = true;
+        ret = sys_dispatch(sb, nr, a);
+        sb_serving_fast = false;
+        sb_current = was;
+        if (ret == SB_EWOULDWAIT || ret == SB_ERESTART) { /* made again by exit: count it once */
+            sb->stats.calls--;
+            sb->stats.per_nr[nr]--;
+            ret = SB_EWOULDWAIT;
+        }
+    }
+    if (ret == SB_EWOULDWAIT) {
+        atomic_store(&box->state, KVM_CALL_REFUSED);
+    } else {
+        sb->stats.fast_calls++;
+        box->ret = (uint64_t)ret;
+        atomic_store(&box->state, KVM_CALL_DONE);
+    }
+    pthread_mutex_unlock(sb->big_lock);
+}
+
+/* With calls_lock held: the first box posted, or -1. Thread slots are read without
+ * big_lock: a slot seen late only delays its box to the next look. */
+static int find_posted(struct sandbox *sb)
+{
+    for (unsigned i = 0; i < LAYOUT_MAX_VCPUS; i++)
+        if (sb->threads[i] && atomic_load_explicit(&kvm_calls_box(&sb->vm, i)->state,
+                                                    memory_order_acquire) == KVM_CALL_POSTED)
+            return (int)i;
+    return -1;
+}
+
+static void spin_while_called(struct sandbox *sb, struct sb_fast *f)
+{
+    atomic_store(kvm_calls_awake(&sb->vm), 1);
+    uint64_t last = fj_now_ns();
+    while (!f->quit) {
+        int id = find_posted(sb);
+        if (id >= 0) {
+            pthread_mutex_unlock(&sb->calls_lock);
+            serve(sb, (unsigned)id);
+            pthread_mutex_lock(&sb->calls_lock);
+            last = fj_now_ns();
+            continue;
+        }
+        if (fj_now_ns() - last > FAST_IDLE_NS)
+            break;
+        pthread_mutex_unlock(&sb->calls_lock);
+        for (int i = 0; i < 16; i++)
+            __builtin_ia32_pause();
+        pthread_mutex_lock(&sb->calls_lock);
+    }
+    atomic_store(kvm_calls_awake(&sb->vm), 0);
+}
+
+static void *poller_main(void *arg)
+{
+    struct sandbox *sb = arg;
+    struct sb_fast *f = sb->fast;
+    pthread_mutex_lock(&sb->calls_lock);
+    for (;;) {
+        while (!f->wake && !f->quit)
+            pthread_cond_wait(&f->cond, &sb->calls_lock);
+        if (f->quit)
+            break;
+        f->wake = false;
+        if (atomic_fetch_add(&spinning, 1) < max_spinning)
+            spin_while_called(sb, f);
+        atomic_fetch_sub(&spinning, 1);
+    }
+    pthread_mutex_unlock(&sb->calls_lock);
+    return NULL;
+}
+
+void fast_calls_start(struct sandbox *sb)
+{
+    pthread_once(&config_once, read_config);
+    if (!enabled() || sb->fast)
+        return;
+    struct sb_fast *f = calloc(1, sizeof(*f));
+    if (!f)
+        return;
+    pthread_cond_init(&f->cond, NULL);
+    sb->fast = f;
+    /* The poller takes no signal meant for vCPU threads (kicks, timers). */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int err = pthread_create(&f->thread, NULL, poller_main, sb);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (err != 0) {
+        sb->fast = NULL;
+        pthread_cond_destroy(&f->cond);
+        free(f);
+    }
+}
+
+void fast_calls_stop(struct sandbox *sb)
+{
+    struct sb_fast *f = sb->fast;
+    if (!f)
+        return;
+    pthread_mutex_lock(&sb->calls_lock);
+    f->quit = true;
+    pthread_cond_signal(&f->cond);
+    pthread_mutex_unlock(&sb->calls_lock);
+    pthread_join(f->thread, NULL);
+    sb->fast = NULL;
+    pthread_cond_destroy(&f->cond);
+    free(f);
+}
+
+void fast_calls_after_exit(struct sandbox *sb, struct kvm_vcpu *cpu, uint64_t nr)
+{
+    struct sb_fast *f = sb->fast;
+    if (!f || cpu->syscall_mode != 1 || nr >= 512 || !(sys_fast_offered()[nr / 64] & (1ULL << (nr % 64))))
+        return;
+    if (!kvm_calls_enabled(&sb->vm))
+        kvm_calls_enable(&sb->vm, sys_fast_offered());
+    if (atomic_load(kvm_calls_awake(&sb->vm)) || atomic_load(&spinning) >= max_spinning)
+        return;
+    pthread_mutex_lock(&sb->calls_lock);
+    f->wake = true;
+    pthread_cond_signal(&f->cond);
+    pthread_mutex_unlock(&sb->calls_lock);
+}

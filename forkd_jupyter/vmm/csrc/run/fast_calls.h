@@ -1,0 +1,21 @@
+/* The poller: a host thread per guest process that serves system calls
+ * posted in call boxes (kvm/kvm_calls.h) while the guest makes them, so
+ * they cost no VM exit. It wakes at a call the stub could have offered and
+ * that came by exit, spins while calls keep coming and sleeps after
+ * FAST_IDLE_NS without one. At most (host cores - 1, at least 1) pollers
+ * of the host process spin at once: a spinning poller takes a core.
+ * FORKD_JUPYTER_FAST_CALLS=0 turns the path off (every call exits). */
+#ifndef FAST_CALLS_H
+#define FAST_CALLS_H
+
+#include "core/sandbox.h"
+
+/* Before the process's vCPU loop starts / after every vCPU thread of it
+ * ended; start is a no-op when the path is off or no thread can be made. */
+void fast_calls_start(struct sandbox *sb);
+void fast_calls_stop(struct sandbox *sb);
+/* A vCPU thread, under big_lock, after it served call nr by exit: turns the
+ * stub's offer on once SYSCALL is known to stay in CPL3, and wakes the
+ * poller when the call was one it could have served. */
+void fast_calls_after_exit(struct sandbox *sb, struct kvm_vcpu *cpu, uint64_t nr);
+#endif
