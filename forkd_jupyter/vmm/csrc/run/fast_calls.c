@@ -18,6 +18,7 @@ struct sb_fast {
     pthread_t thread;
     pthread_cond_t cond; /* with sb->calls_lock: wake, quit */
     bool wake, quit;
+    uint64_t last_exit_ns; /* the last call the poller could have served that came by exit */
 };
 
 static _Atomic int spinning; /* pollers of this host process awake now */
@@ -166,14 +167,20 @@ void fast_calls_stop(struct sandbox *sb)
     free(f);
 }
 
-void fast_calls_after_exit(struct sandbox *sb, struct kvm_vcpu *cpu, uint64_t nr)
+void fast_calls_after_exit(struct sandbox *sb, struct kvm_vcpu *cpu, uint64_t nr, const uint64_t a[6])
 {
     struct sb_fast *f = sb->fast;
-    if (!f || cpu->syscall_mode != 1 || nr >= 512 || !(sys_fast_offered()[nr / 64] & (1ULL << (nr % 64))))
+    if (!f || cpu->syscall_mode != 1 || !sys_fast_eligible(sb, nr, a))
         return;
     if (!kvm_calls_enabled(&sb->vm))
         kvm_calls_enable(&sb->vm, sys_fast_offered());
-    if (atomic_load(kvm_calls_awake(&sb->vm)) || atomic_load(&spinning) >= max_spinning)
+    /* Woken only for calls that come closer together than the poller
+     * stays awake: a program that makes one now and then (a loop that
+     * logs every few milliseconds) would keep a core spinning for nothing. */
+    uint64_t now = fj_now_ns(), last = f->last_exit_ns;
+    f->last_exit_ns = now;
+    if (now - last > FAST_IDLE_NS || atomic_load(kvm_calls_awake(&sb->vm)) ||
+        atomic_load(&spinning) >= max_spinning)
         return;
     pthread_mutex_lock(&sb->calls_lock);
     f->wake = true;

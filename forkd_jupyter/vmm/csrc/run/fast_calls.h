@@ -1,8 +1,8 @@
 /* The poller: a host thread per guest process that serves system calls
  * posted in call boxes (kvm/kvm_calls.h) while the guest makes them, so
- * they cost no VM exit. It wakes at a call the stub could have offered and
- * that came by exit, spins while calls keep coming and sleeps after
- * FAST_IDLE_NS without one. At most (host cores - 1, at least 1) pollers
+ * they cost no VM exit. It wakes at a call it could have served that came
+ * by exit within FAST_IDLE_NS of another such, spins while calls keep
+ * coming and sleeps after FAST_IDLE_NS without one. At most (host cores - 1, at least 1) pollers
  * of the host process spin at once: a spinning poller takes a core.
  * FORKD_JUPYTER_FAST_CALLS=0 turns the path off (every call exits). */
 #ifndef FAST_CALLS_H
@@ -14,8 +14,9 @@
  * ended; start is a no-op when the path is off or no thread can be made. */
 void fast_calls_start(struct sandbox *sb);
 void fast_calls_stop(struct sandbox *sb);
-/* A vCPU thread, under big_lock, after it served call nr by exit: turns the
- * stub's offer on once SYSCALL is known to stay in CPL3, and wakes the
- * poller when the call was one it could have served. */
-void fast_calls_after_exit(struct sandbox *sb, struct kvm_vcpu *cpu, uint64_t nr);
+/* A vCPU thread, under big_lock, after it served call nr (arguments a) by
+ * exit: turns the stub's offer on once SYSCALL is known to stay in CPL3,
+ * and wakes the poller when the call was one it could have served and came
+ * soon after another such. */
+void fast_calls_after_exit(struct sandbox *sb, struct kvm_vcpu *cpu, uint64_t nr, const uint64_t a[6]);
 #endif

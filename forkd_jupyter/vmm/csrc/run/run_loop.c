@@ -287,7 +287,7 @@ static void handle_syscall(struct sandbox *sb, struct kvm_vcpu *cpu)
     } else if (ret != SIG_REGS_REPLACED) {
         kvm_vcpu_regs(cpu)->rax = (uint64_t)ret;
     }
-    fast_calls_after_exit(sb, cpu, nr);
+    fast_calls_after_exit(sb, cpu, nr, a);
 }
 
 static void crash(struct sandbox *sb, struct kvm_vcpu *cpu, const char *what)
