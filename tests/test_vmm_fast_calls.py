@@ -338,3 +338,87 @@ def test_children_of_pauses_inside_calls_go_on(sandbox):
         for child in children:
             child.close()
         run_ok(sandbox, "prog.kill(); prog.wait()")
+
+
+# A system-call site of the kind glibc is made of (`mov eax, NR; syscall`),
+# and a second way into the same SYSCALL instruction with another number.
+SITES = r"""
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+long getpid_site(void);
+long enter_at_syscall(long nr);
+long getpid_site2(void);
+asm(".text\n"
+    ".globl getpid_site\n"
+    "getpid_site:\n"
+    "  mov $39, %eax\n"
+    ".globl getpid_site_syscall\n"
+    "getpid_site_syscall:\n"
+    "  syscall\n"
+    "  ret\n"
+    ".globl enter_at_syscall\n"
+    "enter_at_syscall:\n"
+    "  mov %rdi, %rax\n"
+    "  jmp getpid_site_syscall\n"
+    ".globl getpid_site2\n"
+    "getpid_site2:\n"
+    "  mov $39, %eax\n"
+    "  syscall\n"
+    "  ret\n");
+
+static void *idle(void *arg) {
+    sleep(30);
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    long pid = getpid(), ppid = getppid(), bad = 0;
+    for (int i = 0; i < 2000; i++) {
+        if (getpid_site() != pid)
+            bad++;
+        if (enter_at_syscall(SYS_getppid) != ppid)
+            bad++;
+    }
+    unsigned char first = *(volatile unsigned char *)getpid_site;
+    /* With a second thread, no site is rewritten (another vCPU could be
+     * running the bytes). */
+    pthread_t t;
+    pthread_create(&t, NULL, idle, NULL);
+    for (int i = 0; i < 200; i++)
+        if (getpid_site2() != pid)
+            bad++;
+    unsigned char second = *(volatile unsigned char *)getpid_site2;
+    FILE *maps = fopen("/proc/self/maps", "r");
+    char line[512];
+    int tramps = 0;
+    while (maps && fgets(line, sizeof(line), maps))
+        tramps += strstr(line, "[forkd-calls]") != NULL;
+    printf("%ld %02x %02x %d\n", bad, first, second, tramps);
+    return 0;
+}
+"""
+
+
+def test_call_sites_skip_the_syscall_instruction(sandbox):
+    # The first call from a `mov eax, NR; syscall` site rewrites it to jump
+    # to a trampoline (a mapping of its own); the site's SYSCALL instruction
+    # stays, so code that jumps straight to it still makes its own call.
+    run_ok(
+        sandbox,
+        "import subprocess\n"
+        f"open('/sandbox/sites.c', 'w').write({SITES!r})\n"
+        "cc = subprocess.run(['gcc', '-O1', '-pthread', '-o', '/sandbox/sites',"
+        " '/sandbox/sites.c'], capture_output=True, text=True)\n"
+        "out = subprocess.run(['/sandbox/sites'], capture_output=True, text=True, timeout=60)\n",
+    )
+    assert value(sandbox, "[cc.returncode, cc.stderr]") == [0, ""]
+    assert value(sandbox, "out.returncode") == 0, value(sandbox, "out.stderr")
+    bad, first, second, tramps = value(sandbox, "out.stdout").split()
+    assert bad == "0"
+    assert first == "e9"  # jmp rel32: rewritten
+    assert second == "b8"  # mov eax: left alone while two threads run
+    assert int(tramps) == 1

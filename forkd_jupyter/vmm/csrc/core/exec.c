@@ -260,6 +260,8 @@ static int load_new_program(struct sandbox *sb, const struct program_source *exe
     pthread_mutex_unlock(&sb->job_lock);
     sb->mm = nmm;
     sb->mm.vm = &sb->vm;
+    sb->call_tramps = 0; /* the old program's trampolines went with it */
+    sb->call_tramps_used = sb->call_tramp_areas = 0;
     return 0;
 }
 

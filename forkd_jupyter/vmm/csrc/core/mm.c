@@ -59,6 +59,12 @@ static size_t vma_index(const struct mm *mm, gva_t addr)
     return lo;
 }
 
+const struct mm_vma *mm_vma_at(const struct mm *mm, gva_t addr)
+{
+    size_t i = vma_index(mm, addr);
+    return i < mm->n_vmas && mm->vmas[i].start <= addr ? &mm->vmas[i] : NULL;
+}
+
 static bool range_free(const struct mm *mm, gva_t start, gva_t end)
 {
     size_t i = vma_index(mm, start);

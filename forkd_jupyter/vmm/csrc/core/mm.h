@@ -56,6 +56,8 @@ int mm_remap(struct mm *mm, gva_t old, uint64_t old_len, uint64_t new_len, int f
              gva_t new_addr, gva_t *out);
 int64_t mm_brk(struct mm *mm, gva_t want);
 bool mm_is_mapped(const struct mm *mm, gva_t start, uint64_t len);
+/* The mapping holding addr, or NULL; valid until the next change. */
+const struct mm_vma *mm_vma_at(const struct mm *mm, gva_t addr);
 
 /* Guest memory access. Pointers are valid only until the next mm call that
  * changes mappings; len == 0 is always valid. -EFAULT outside the window. */

@@ -181,6 +181,10 @@ struct sandbox {
     int nice;   /* setpriority's value for the process (kept, not applied; fork copies it) */
     int ioprio; /* ioprio_set's, 0 when none was set (kept, not applied; fork copies it) */
     struct sb_fast *fast; /* the poller serving calls without exits (run/fast_calls.c), or NULL */
+    /* Trampolines of patched system-call sites (core/call_sites.c): the
+     * area being filled and its slots used; 0 until the first. */
+    gva_t call_tramps;
+    uint32_t call_tramps_used, call_tramp_areas;
     /* Held while sb->vm is replaced (execve, under big_lock): the poller
      * reads the call boxes in sb->vm without big_lock, under this. */
     pthread_mutex_t calls_lock;

@@ -40,7 +40,8 @@ struct kvm_call_box {
     uint64_t nr;
     uint64_t args[6];
     uint64_t ret;
-    uint8_t pad[56];
+    uint64_t rip; /* where the call returns (RCX) */
+    uint8_t pad[48];
 };
 
 /* Writes the stub's fast path (called by kvm_cpu_write_system_region);

@@ -7,18 +7,29 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/call_sites.h"
 #include "kvm/kvm_calls.h"
 #include "run/fast_calls.h"
 #include "sys/sys.h"
 
 /* How long an awake poller spins without a call before it sleeps. */
 #define FAST_IDLE_NS 300000ULL
+/* Calls by exit closer together than this wake the poller. */
+#define FAST_WAKE_GAP_NS 1000000ULL
+/* A poller that finds itself descheduled (a look at the boxes FAST_STALL_NS
+ * after the one before) FAST_STALLS times in one awake spell is competing
+ * for a core: callers would spin for nothing. It sleeps, and is not woken
+ * again for FAST_BACKOFF_NS; nor after a spell that served no call. */
+#define FAST_STALL_NS 100000ULL
+#define FAST_STALLS 3
+#define FAST_BACKOFF_NS 20000000ULL
 
 struct sb_fast {
     pthread_t thread;
     pthread_cond_t cond; /* with sb->calls_lock: wake, quit */
     bool wake, quit;
     uint64_t last_exit_ns; /* the last call the poller could have served that came by exit */
+    _Atomic uint64_t quiet_until_ns; /* not woken before (see FAST_STALLS) */
 };
 
 static _Atomic int spinning; /* pollers of this host process awake now */
@@ -51,6 +62,7 @@ static void serve(struct sandbox *sb, unsigned id)
     }
     uint64_t nr = box->nr, a[6];
     memcpy(a, box->args, sizeof(a));
+    sb_patch_call_site(sb, box->rip, nr); /* its next call skips SYSCALL */
     struct sb_thread *t = sb->threads[id];
     int64_t ret = SB_EWOULDWAIT;
     if (t && t->state == SB_T_RUNNING && !sb->exited && sys_fast_eligible(sb, nr, a)) {
@@ -90,17 +102,23 @@ static int find_posted(struct sandbox *sb)
 static void spin_while_called(struct sandbox *sb, struct sb_fast *f)
 {
     atomic_store(kvm_calls_awake(&sb->vm), 1);
-    uint64_t last = fj_now_ns();
+    uint64_t last = fj_now_ns(), look = last;
+    unsigned served = 0, stalls = 0;
     while (!f->quit) {
+        uint64_t now = fj_now_ns();
+        if (now - look > FAST_STALL_NS && ++stalls == FAST_STALLS)
+            break;
+        look = now;
         int id = find_posted(sb);
         if (id >= 0) {
             pthread_mutex_unlock(&sb->calls_lock);
             serve(sb, (unsigned)id);
             pthread_mutex_lock(&sb->calls_lock);
-            last = fj_now_ns();
+            last = look = fj_now_ns();
+            served++;
             continue;
         }
-        if (fj_now_ns() - last > FAST_IDLE_NS)
+        if (now - last > FAST_IDLE_NS)
             break;
         pthread_mutex_unlock(&sb->calls_lock);
         for (int i = 0; i < 16; i++)
@@ -108,6 +126,8 @@ static void spin_while_called(struct sandbox *sb, struct sb_fast *f)
         pthread_mutex_lock(&sb->calls_lock);
     }
     atomic_store(kvm_calls_awake(&sb->vm), 0);
+    if (stalls >= FAST_STALLS || served == 0)
+        atomic_store(&f->quiet_until_ns, fj_now_ns() + FAST_BACKOFF_NS);
 }
 
 static void *poller_main(void *arg)
@@ -174,13 +194,13 @@ void fast_calls_after_exit(struct sandbox *sb, struct kvm_vcpu *cpu, uint64_t nr
         return;
     if (!kvm_calls_enabled(&sb->vm))
         kvm_calls_enable(&sb->vm, sys_fast_offered());
-    /* Woken only for calls that come closer together than the poller
-     * stays awake: a program that makes one now and then (a loop that
-     * logs every few milliseconds) would keep a core spinning for nothing. */
+    /* Woken only for calls that come close together (a program that makes
+     * one now and then, a loop that logs every few milliseconds, would keep
+     * a core spinning for nothing) and not while it backs off. */
     uint64_t now = fj_now_ns(), last = f->last_exit_ns;
     f->last_exit_ns = now;
-    if (now - last > FAST_IDLE_NS || atomic_load(kvm_calls_awake(&sb->vm)) ||
-        atomic_load(&spinning) >= max_spinning)
+    if (now - last > FAST_WAKE_GAP_NS || now < atomic_load(&f->quiet_until_ns) ||
+        atomic_load(kvm_calls_awake(&sb->vm)) || atomic_load(&spinning) >= max_spinning)
         return;
     pthread_mutex_lock(&sb->calls_lock);
     f->wake = true;

@@ -20,6 +20,7 @@
 #include "kvm/kvm_cpu.h"
 #include "run/fast_calls.h"
 #include "kvm/kvm_vdso.h"
+#include "core/call_sites.h"
 #include "core/proc.h"
 #include "sys/sys.h"
 #include "core/sig.h"
@@ -263,6 +264,8 @@ static void handle_syscall(struct sandbox *sb, struct kvm_vcpu *cpu)
     struct kvm_regs *r = kvm_vcpu_regs(cpu);
     uint64_t a[6] = {r->rdi, r->rsi, r->rdx, r->r10, r->r8, r->r9};
     uint64_t nr = r->rax;
+    if (cpu->syscall_mode == 1 && sb->fast)
+        sb_patch_call_site(sb, r->rcx, nr); /* its next call skips SYSCALL */
     /* Return to the caller first: a handler may replace the whole user
      * context (rt_sigreturn) and then returns SIG_REGS_REPLACED, and a new
      * thread starts from these registers. In CPL0 mode the stub's sysretq
