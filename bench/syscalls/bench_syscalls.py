@@ -9,10 +9,12 @@ interpreter (``python -c``, the import timed inside); the sandbox's system
 calls by name (``Sandbox.stats()["calls"]``: count and the VMM's time
 serving them) beside the host's (``strace -f -c``, when strace is there).
 Also the cost of one clock read and of one trivial system call (getppid),
-guest and host. Each sandbox measurement is made twice, alternated: with
-every call an exit (``FORKD_JUPYTER_FAST_CALLS=0``) and with the calls the
-poller serves without one (the default; docs/design.md). Prints the
-tables; writes RESULTS.md beside this script and bench-syscalls.csv.
+guest and host. Each sandbox measurement is made three ways, alternated
+(docs/design.md, "System calls without an exit"): every call an exit
+(``FORKD_JUPYTER_FAST_CALLS=0``); a poller serving calls without exits,
+entered by the SYSCALL instruction (``=poll``); the same with call sites
+rewritten to skip SYSCALL (the default). Prints the tables; writes
+RESULTS.md beside this script and bench-syscalls.csv.
 """
 
 from __future__ import annotations
@@ -46,7 +48,10 @@ sysc = (time.perf_counter_ns() - t) / (N // 10) / 1000
 """
 
 
-WAYS = {"exits": "0", "fast": "1"}  # FORKD_JUPYTER_FAST_CALLS, read at each spawn
+# FORKD_JUPYTER_FAST_CALLS, read at each spawn: every call an exit; the
+# poller, entered by SYSCALL; the poller, and call sites that skip SYSCALL
+# (the default).
+WAYS = {"exits": "0", "poll": "poll", "fast": "1"}
 
 
 def spawn(way: str, mib: int) -> Sandbox:
@@ -120,11 +125,8 @@ def main() -> None:
                     fast_counts.setdefault(mods, []).append(fast)
             row["host_s"] = on_host(mods)
             rows.append(row)
-            print(
-                f"round {rnd}: import {mods}: sandbox {row['sandbox_exits_s']:.3f} s "
-                f"(every call an exit), {row['sandbox_fast_s']:.3f} s (without exits), "
-                f"host {row['host_s']:.3f} s"
-            )
+            ways = ", ".join(f"{w} {row[f'sandbox_{w}_s']:.3f} s" for w in WAYS)
+            print(f"round {rnd}: import {mods}: sandbox {ways}; host {row['host_s']:.3f} s")
     micro = {}
     for way in WAYS:
         sb = spawn(way, 512)
@@ -133,8 +135,7 @@ def main() -> None:
             micro[way] = eval(sb.run(MICRO).result["text/plain"])
         finally:
             sb.close()
-    g_clock, g_sys = micro["exits"]
-    g_sys_fast = micro["fast"][1]
+    g_clock = micro["exits"][0]
     ns = {}
     exec(MICRO.replace("(clock, sysc)", "result = (clock, sysc)"), ns)
     h_clock, h_sys = ns["result"]
@@ -148,39 +149,45 @@ def main() -> None:
         "import. Produced by `bench/syscalls/bench_syscalls.py`; raw rows in "
         "`bench-syscalls.csv`.",
         "",
-        "Sandbox columns: every call an exit (`FORKD_JUPYTER_FAST_CALLS=0`), and"
-        " the default, where a poller serves most calls without an exit; the two"
-        " alternate in each round.",
+        "Sandbox columns, alternated in each round: **exits**, every call a VM exit"
+        " (`FORKD_JUPYTER_FAST_CALLS=0`); **poll**, a poller serves calls without"
+        " exits, entered by the SYSCALL instruction (`=poll`); **fast**, the same"
+        " with call sites rewritten to skip SYSCALL (the default).",
         "",
-        "| import | sandbox, exits p50 | sandbox, without exits p50 | host p50 "
-        "| ratio to host, exits / without | system calls (served without exit) |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| import | exits p50 | poll p50 | fast p50 | host p50 "
+        "| ratio to host: exits / poll / fast | system calls (fast: served without exit) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for mods in IMPORTS:
         mine = [r for r in rows if r["import"] == mods]
-        ge = statistics.median(r["sandbox_exits_s"] for r in mine)
-        gf = statistics.median(r["sandbox_fast_s"] for r in mine)
+        g = {w: statistics.median(r[f"sandbox_{w}_s"] for r in mine) for w in WAYS}
         h = statistics.median(r["host_s"] for r in mine)
         n = statistics.median(sum(c for c, _ in p.values()) for p in profiles[mods])
         nf = statistics.median(fast_counts[mods])
-        lines.append(
-            f"| `{mods}` | {ge * 1000:.0f} ms | {gf * 1000:.0f} ms | {h * 1000:.0f} ms "
-            f"| {ge / h:.2f}x / {gf / h:.2f}x | {n:.0f} ({nf:.0f}) |"
-        )
+        cells = " | ".join(f"{g[w] * 1000:.0f} ms" for w in WAYS)
+        ratios = " / ".join(f"{g[w] / h:.2f}x" for w in WAYS)
+        lines.append(f"| `{mods}` | {cells} | {h * 1000:.0f} ms | {ratios} | {n:.0f} ({nf:.0f}) |")
     lines += [
         "",
         "| one call | sandbox | host |",
         "|---|---:|---:|",
         f"| clock read (`time.monotonic()`, the vDSO) | {g_clock:.2f} us | {h_clock:.2f} us |",
-        f"| trivial system call (`os.getppid()`), a VM exit | {g_sys:.2f} us | {h_sys:.2f} us |",
-        f"| the same, served without an exit | {g_sys_fast:.2f} us | {h_sys:.2f} us |",
     ]
+    for way, what in (
+        ("exits", "a VM exit"),
+        ("poll", "served by the poller, entered by SYSCALL"),
+        ("fast", "served by the poller, from a rewritten site"),
+    ):
+        lines.append(
+            f"| trivial system call (`os.getppid()`), {what} | {micro[way][1]:.2f} us "
+            f"| {h_sys:.2f} us |"
+        )
     for mods in IMPORTS:
         host = host_counts(mods)
         last = profiles[mods][-1]
         lines += [
             "",
-            f"System calls of `import {mods}` (last round without exits; VMM time excludes"
+            f"System calls of `import {mods}` (last round, fast; VMM time excludes"
             " the exit itself):",
             "",
             "| call | sandbox count | VMM time | host count |",
@@ -193,7 +200,7 @@ def main() -> None:
     print(text)
     (HERE / "RESULTS.md").write_text(text)
     with open(HERE / "bench-syscalls.csv", "w", newline="") as f:
-        fields = ["round", "import", "sandbox_exits_s", "sandbox_fast_s", "host_s"]
+        fields = ["round", "import", *(f"sandbox_{w}_s" for w in WAYS), "host_s"]
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)

@@ -28,6 +28,7 @@ struct sb_fast {
     pthread_t thread;
     pthread_cond_t cond; /* with sb->calls_lock: wake, quit */
     bool wake, quit;
+    bool rewrite_sites; /* call sites skip SYSCALL (core/call_sites.h) */
     uint64_t last_exit_ns; /* the last call the poller could have served that came by exit */
     _Atomic uint64_t quiet_until_ns; /* not woken before (see FAST_STALLS) */
 };
@@ -42,11 +43,12 @@ static void read_config(void)
     max_spinning = cores > 2 ? (int)cores - 1 : 1;
 }
 
-/* Read at each start, so one host process can compare both ways. */
-static bool enabled(void)
+/* FORKD_JUPYTER_FAST_CALLS, read at each start (one host process can
+ * compare the ways): "0" off, "poll" without rewriting call sites, else on. */
+static const char *setting(void)
 {
     const char *v = getenv("FORKD_JUPYTER_FAST_CALLS");
-    return !(v && !strcmp(v, "0"));
+    return v ? v : "1";
 }
 
 /* Serves box id of sb if it is still posted: takes it, makes the call as
@@ -62,7 +64,8 @@ static void serve(struct sandbox *sb, unsigned id)
     }
     uint64_t nr = box->nr, a[6];
     memcpy(a, box->args, sizeof(a));
-    sb_patch_call_site(sb, box->rip, nr); /* its next call skips SYSCALL */
+    if (sb->fast->rewrite_sites)
+        sb_patch_call_site(sb, box->rip, nr); /* its next call skips SYSCALL */
     struct sb_thread *t = sb->threads[id];
     int64_t ret = SB_EWOULDWAIT;
     if (t && t->state == SB_T_RUNNING && !sb->exited && sys_fast_eligible(sb, nr, a)) {
@@ -152,11 +155,12 @@ static void *poller_main(void *arg)
 void fast_calls_start(struct sandbox *sb)
 {
     pthread_once(&config_once, read_config);
-    if (!enabled() || sb->fast)
+    if (!strcmp(setting(), "0") || sb->fast)
         return;
     struct sb_fast *f = calloc(1, sizeof(*f));
     if (!f)
         return;
+    f->rewrite_sites = strcmp(setting(), "poll") != 0;
     pthread_cond_init(&f->cond, NULL);
     sb->fast = f;
     /* The poller takes no signal meant for vCPU threads (kicks, timers). */
@@ -186,6 +190,8 @@ void fast_calls_stop(struct sandbox *sb)
     pthread_cond_destroy(&f->cond);
     free(f);
 }
+
+bool fast_calls_rewrite_sites(struct sandbox *sb) { return sb->fast && sb->fast->rewrite_sites; }
 
 void fast_calls_after_exit(struct sandbox *sb, struct kvm_vcpu *cpu, uint64_t nr, const uint64_t a[6])
 {

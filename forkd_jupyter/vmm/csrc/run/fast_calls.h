@@ -1,10 +1,12 @@
 /* The poller: a host thread per guest process that serves system calls
  * posted in call boxes (kvm/kvm_calls.h) while the guest makes them, so
  * they cost no VM exit. It wakes at a call it could have served that came
- * by exit within FAST_IDLE_NS of another such, spins while calls keep
- * coming and sleeps after FAST_IDLE_NS without one. At most (host cores - 1, at least 1) pollers
+ * by exit soon after another such, spins while calls keep coming and
+ * sleeps after FAST_IDLE_NS without one, or backs off when it finds itself
+ * descheduled (fast_calls.c). At most (host cores - 1, at least 1) pollers
  * of the host process spin at once: a spinning poller takes a core.
- * FORKD_JUPYTER_FAST_CALLS=0 turns the path off (every call exits). */
+ * FORKD_JUPYTER_FAST_CALLS=0 turns the path off (every call exits),
+ * =poll keeps the poller but rewrites no call site. */
 #ifndef FAST_CALLS_H
 #define FAST_CALLS_H
 
@@ -19,4 +21,7 @@ void fast_calls_stop(struct sandbox *sb);
  * and wakes the poller when the call was one it could have served and came
  * soon after another such. */
 void fast_calls_after_exit(struct sandbox *sb, struct kvm_vcpu *cpu, uint64_t nr, const uint64_t a[6]);
+/* Whether sb's call sites are rewritten to skip SYSCALL (core/call_sites.h). */
+bool fast_calls_rewrite_sites(struct sandbox *sb);
+
 #endif
