@@ -12,14 +12,17 @@
 #include "run/fast_calls.h"
 #include "sys/sys.h"
 
-/* How long an awake poller spins without a call before it sleeps. */
-#define FAST_IDLE_NS 300000ULL
+/* How long an awake poller spins without a call before it sleeps (an
+ * import computes up to a millisecond between its bursts of calls). */
+#define FAST_IDLE_NS 1000000ULL
 /* Calls by exit closer together than this wake the poller. */
 #define FAST_WAKE_GAP_NS 1000000ULL
 /* A poller that finds itself descheduled (a look at the boxes FAST_STALL_NS
  * after the one before) FAST_STALLS times in one awake spell is competing
  * for a core: callers would spin for nothing. It sleeps, and is not woken
- * again for FAST_BACKOFF_NS; nor after a spell that served no call. */
+ * again for FAST_BACKOFF_NS. After spells in a row that served no call
+ * (calls by exit that came in pairs, then none), it is not woken for a
+ * while that doubles with each, up to 64 idle spells' time. */
 #define FAST_STALL_NS 100000ULL
 #define FAST_STALLS 3
 #define FAST_BACKOFF_NS 20000000ULL
@@ -31,6 +34,7 @@ struct sb_fast {
     bool rewrite_sites; /* call sites skip SYSCALL (core/call_sites.h) */
     uint64_t last_exit_ns; /* the last call the poller could have served that came by exit */
     _Atomic uint64_t quiet_until_ns; /* not woken before (see FAST_STALLS) */
+    unsigned fruitless; /* awake spells in a row that served no call */
 };
 
 static _Atomic int spinning; /* pollers of this host process awake now */
@@ -129,8 +133,11 @@ static void spin_while_called(struct sandbox *sb, struct sb_fast *f)
         pthread_mutex_lock(&sb->calls_lock);
     }
     atomic_store(kvm_calls_awake(&sb->vm), 0);
-    if (stalls >= FAST_STALLS || served == 0)
+    f->fruitless = served ? 0 : f->fruitless + 1;
+    if (stalls >= FAST_STALLS)
         atomic_store(&f->quiet_until_ns, fj_now_ns() + FAST_BACKOFF_NS);
+    else if (f->fruitless >= 2)
+        atomic_store(&f->quiet_until_ns, fj_now_ns() + (FAST_IDLE_NS << FJ_MIN(f->fruitless, 6u)));
 }
 
 static void *poller_main(void *arg)
