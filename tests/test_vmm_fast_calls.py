@@ -135,11 +135,15 @@ def _stats_delta(sb: Sandbox, code: str) -> tuple[int, int]:
 
 def test_calls_are_served_without_exits_and_answer_as_the_exit_path(sandbox):
     run_ok(sandbox, BURST)
-    calls, fast = _stats_delta(sandbox, "expected = burst(2000)")
     # The first call of a burst wakes the poller by exit; most of the rest
     # go fast on a quiet machine (> 90 % here), fewer when the poller's core
-    # is busy (a caller that waits too long makes its call by exit).
-    assert calls >= 10_000
+    # is busy (a caller that waits too long makes its call by exit, and a
+    # poller that keeps being descheduled backs off for a while).
+    for _ in range(3):
+        calls, fast = _stats_delta(sandbox, "expected = burst(2000)")
+        assert calls >= 10_000
+        if fast >= 1000:
+            break
     assert fast >= 1000, (calls, fast)
     assert value(sandbox, "expected == burst(200)[:200] + expected[200:]") is True
     # Identity and metadata calls agree with what the exit path gave before.
@@ -353,6 +357,7 @@ SITES = r"""
 long getpid_site(void);
 long enter_at_syscall(long nr);
 long getpid_site2(void);
+long getpid_site3(void);
 asm(".text\n"
     ".globl getpid_site\n"
     "getpid_site:\n"
@@ -369,7 +374,20 @@ asm(".text\n"
     "getpid_site2:\n"
     "  mov $39, %eax\n"
     "  syscall\n"
+    "  ret\n"
+    ".globl getpid_site3\n"
+    "getpid_site3:\n"
+    "  mov $39, %eax\n"
+    "  syscall\n"
     "  ret\n");
+
+static volatile int spin = 1;
+
+static void *busy(void *arg) {
+    while (spin)
+        ;
+    return NULL;
+}
 
 static void *idle(void *arg) {
     sleep(30);
@@ -385,20 +403,29 @@ int main(int argc, char **argv) {
             bad++;
     }
     unsigned char first = *(volatile unsigned char *)getpid_site;
-    /* With a second thread, no site is rewritten (another vCPU could be
-     * running the bytes). */
+    /* While another thread runs guest code, no site is rewritten (its vCPU
+     * could be running the bytes)... */
     pthread_t t;
-    pthread_create(&t, NULL, idle, NULL);
+    pthread_create(&t, NULL, busy, NULL);
     for (int i = 0; i < 200; i++)
         if (getpid_site2() != pid)
             bad++;
     unsigned char second = *(volatile unsigned char *)getpid_site2;
+    spin = 0;
+    pthread_join(t, NULL);
+    /* ...while the others are blocked in a call, sites are. */
+    pthread_create(&t, NULL, idle, NULL);
+    usleep(100000);
+    for (int i = 0; i < 200; i++)
+        if (getpid_site3() != pid)
+            bad++;
+    unsigned char third = *(volatile unsigned char *)getpid_site3;
     FILE *maps = fopen("/proc/self/maps", "r");
     char line[512];
     int tramps = 0;
     while (maps && fgets(line, sizeof(line), maps))
         tramps += strstr(line, "[forkd-calls]") != NULL;
-    printf("%ld %02x %02x %d\n", bad, first, second, tramps);
+    printf("%ld %02x %02x %02x %d\n", bad, first, second, third, tramps);
     return 0;
 }
 """
@@ -414,8 +441,9 @@ def test_call_sites_skip_the_syscall_instruction(sandbox):
         "out = subprocess.run(['/sandbox/sites'], capture_output=True, text=True, timeout=60)",
     )
     assert value(sandbox, "out.returncode") == 0, value(sandbox, "out.stderr")
-    bad, first, second, tramps = value(sandbox, "out.stdout").split()
+    bad, first, second, third, tramps = value(sandbox, "out.stdout").split()
     assert bad == "0"
     assert first == "e9"  # jmp rel32: rewritten
-    assert second == "b8"  # mov eax: left alone while two threads run
+    assert second == "b8"  # mov eax: left alone while another thread ran
+    assert third == "e9"  # rewritten while the other thread slept in a call
     assert int(tramps) == 1

@@ -62,10 +62,25 @@ static gva_t tramp_slot(struct sandbox *sb, gva_t site)
     return slot;
 }
 
-void sb_patch_call_site(struct sandbox *sb, gva_t ret, uint64_t nr)
+/* No thread of sb but `caller` can be running guest code until big_lock
+ * (held) is let go: each other one is blocked in a call (a wait gives
+ * big_lock back and takes it again before it returns to the guest), or
+ * not started, or gone. A thread in KVM_RUN, or on its way out of it, is
+ * never `waiting`. */
+static bool others_out_of_guest(struct sandbox *sb, const struct sb_thread *caller)
 {
-    if (sb->live_threads != 1 || sb->vfork_parent || sb->vfork_children || ret < LAYOUT_USER_MIN + SITE_LEN ||
-        nr > UINT32_MAX)
+    for (unsigned i = 0; i < LAYOUT_MAX_VCPUS; i++) {
+        const struct sb_thread *u = sb->threads[i];
+        if (u && u != caller && u->state == SB_T_RUNNING && !u->waiting)
+            return false;
+    }
+    return true;
+}
+
+void sb_patch_call_site(struct sandbox *sb, const struct sb_thread *caller, gva_t ret, uint64_t nr)
+{
+    if (sb->vfork_parent || sb->vfork_children || ret < LAYOUT_USER_MIN + SITE_LEN || nr > UINT32_MAX ||
+        !others_out_of_guest(sb, caller))
         return;
     gva_t site = ret - SITE_LEN;
     const uint8_t *code = mm_read_ptr(&sb->mm, site, SITE_LEN);

@@ -11,16 +11,18 @@
  * own right before its return point, so a call the VMM rewinds (RIP := RCX
  * - 2) is made again with a real SYSCALL.
  *
- * Only while the process has one thread (no other vCPU can be executing
- * the bytes being rewritten), is no vfork parent or child, and where
- * SYSCALL stays in CPL3 (the fast path returns to the caller itself). */
+ * Only while no other thread of the process can be running guest code (no
+ * other vCPU can be executing the bytes being rewritten: each is blocked
+ * in a call, as a pool's idle workers are), in no vfork parent or child,
+ * and where SYSCALL stays in CPL3 (the fast path returns to the caller
+ * itself). */
 #ifndef CALL_SITES_H
 #define CALL_SITES_H
 
 #include "core/sandbox.h"
 
-/* Under big_lock, for a call numbered nr that returns to ret: patches its
- * site when it is one (see above); nothing otherwise. */
-void sb_patch_call_site(struct sandbox *sb, gva_t ret, uint64_t nr);
+/* Under big_lock, for caller's call numbered nr that returns to ret:
+ * patches its site when it is one (see above); nothing otherwise. */
+void sb_patch_call_site(struct sandbox *sb, const struct sb_thread *caller, gva_t ret, uint64_t nr);
 
 #endif

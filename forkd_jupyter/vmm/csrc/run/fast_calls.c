@@ -18,13 +18,14 @@
 /* Calls by exit closer together than this wake the poller. */
 #define FAST_WAKE_GAP_NS 1000000ULL
 /* A poller that finds itself descheduled (a look at the boxes FAST_STALL_NS
- * after the one before) FAST_STALLS times in one awake spell is competing
- * for a core: callers would spin for nothing. It sleeps, and is not woken
- * again for FAST_BACKOFF_NS. After spells in a row that served no call
+ * after the one before) FAST_STALLS times within FAST_STALL_WINDOW_NS is
+ * competing for a core: callers would spin for nothing. It sleeps, and is
+ * not woken again for FAST_BACKOFF_NS. After spells in a row that served no call
  * (calls by exit that came in pairs, then none), it is not woken for a
  * while that doubles with each, up to 64 idle spells' time. */
 #define FAST_STALL_NS 100000ULL
 #define FAST_STALLS 3
+#define FAST_STALL_WINDOW_NS 10000000ULL
 #define FAST_BACKOFF_NS 20000000ULL
 
 struct sb_fast {
@@ -68,9 +69,9 @@ static void serve(struct sandbox *sb, unsigned id)
     }
     uint64_t nr = box->nr, a[6];
     memcpy(a, box->args, sizeof(a));
-    if (sb->fast->rewrite_sites)
-        sb_patch_call_site(sb, box->rip, nr); /* its next call skips SYSCALL */
     struct sb_thread *t = sb->threads[id];
+    if (sb->fast->rewrite_sites && t)
+        sb_patch_call_site(sb, t, box->rip, nr); /* its next call skips SYSCALL */
     int64_t ret = SB_EWOULDWAIT;
     if (t && t->state == SB_T_RUNNING && !sb->exited && sys_fast_eligible(sb, nr, a)) {
         struct sb_thread *was = sb_current;
@@ -109,10 +110,14 @@ static int find_posted(struct sandbox *sb)
 static void spin_while_called(struct sandbox *sb, struct sb_fast *f)
 {
     atomic_store(kvm_calls_awake(&sb->vm), 1);
-    uint64_t last = fj_now_ns(), look = last;
+    uint64_t last = fj_now_ns(), look = last, window = last;
     unsigned served = 0, stalls = 0;
     while (!f->quit) {
         uint64_t now = fj_now_ns();
+        if (now - window > FAST_STALL_WINDOW_NS) {
+            window = now;
+            stalls = 0;
+        }
         if (now - look > FAST_STALL_NS && ++stalls == FAST_STALLS)
             break;
         look = now;

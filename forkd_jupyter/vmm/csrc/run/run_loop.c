@@ -265,7 +265,7 @@ static void handle_syscall(struct sandbox *sb, struct kvm_vcpu *cpu)
     uint64_t a[6] = {r->rdi, r->rsi, r->rdx, r->r10, r->r8, r->r9};
     uint64_t nr = r->rax;
     if (cpu->syscall_mode == 1 && fast_calls_rewrite_sites(sb))
-        sb_patch_call_site(sb, r->rcx, nr); /* its next call skips SYSCALL */
+        sb_patch_call_site(sb, sb_self(sb), r->rcx, nr); /* its next call skips SYSCALL */
     /* Return to the caller first: a handler may replace the whole user
      * context (rt_sigreturn) and then returns SIG_REGS_REPLACED, and a new
      * thread starts from these registers. In CPL0 mode the stub's sysretq
