@@ -24,6 +24,7 @@ class SyscallEntry:
     level: str
     family: str
     note: str
+    fast: str  # when served without a VM exit (docs/design.md), "" never
 
 
 def syscall_table() -> list[SyscallEntry]:
@@ -38,6 +39,7 @@ def syscall_table() -> list[SyscallEntry]:
                 level=LEVELS[info.level],
                 family=ffi.string(info.family).decode(),
                 note=ffi.string(info.note).decode(),
+                fast=ffi.string(info.fast).decode(),
             )
         )
         i += 1
@@ -57,7 +59,9 @@ def render_markdown() -> str:
         "Generated from the VMM's system-call table by "
         "`python -m forkd_jupyter.vmm.syscalls > docs/syscalls.md`; a test keeps it current.",
         "Every x86-64 system call not listed returns `ENOSYS` and is counted in "
-        "`Sandbox.stats()['unsupported']`.",
+        "`Sandbox.stats()['unsupported']`. *Without an exit*: when a host thread that "
+        'polls serves the call without a VM exit (design.md, "System calls without an '
+        'exit"); the others always exit.',
         "",
         "| level | meaning | calls |",
         "|---|---|---:|",
@@ -66,9 +70,15 @@ def render_markdown() -> str:
         count = sum(1 for e in table if e.level == level)
         lines.append(f"| {level} | {LEVEL_TEXT[level]} | {count} |")
     for family in sorted({e.family for e in table}):
-        lines += ["", f"## {family}", "", "| nr | name | level | note |", "|---:|---|---|---|"]
+        lines += [
+            "",
+            f"## {family}",
+            "",
+            "| nr | name | level | without an exit | note |",
+            "|---:|---|---|---|---|",
+        ]
         for e in sorted((e for e in table if e.family == family), key=lambda e: e.nr):
-            lines.append(f"| {e.nr} | `{e.name}` | {e.level} | {e.note} |")
+            lines.append(f"| {e.nr} | `{e.name}` | {e.level} | {e.fast} | {e.note} |")
     return "\n".join(lines + CPYTHON_SUITES) + "\n"
 
 

@@ -37,6 +37,7 @@ struct fj_syscall_info {
     int level;                     /* 0 full, 1 partial, 2 stub, 3 refused */
     const char *note;
     const char *family;
+    const char *fast;              /* when the poller serves it without a VM exit ("" never) */
 };
 
 int fj_sandbox_create(const struct fj_spawn_config *cfg, fj_sandbox **out);

@@ -68,5 +68,7 @@ int sys_read_timespec(struct sandbox *sb, gva_t at, int64_t *ns);
  * (512 bits), and whether this call may be served by the poller now. */
 const uint64_t *sys_fast_offered(void);
 bool sys_fast_eligible(struct sandbox *sb, uint64_t nr, const uint64_t a[6]);
+/* For the compatibility table: when call nr is served that way ("" never). */
+const char *sys_fast_condition(uint32_t nr);
 
 #endif

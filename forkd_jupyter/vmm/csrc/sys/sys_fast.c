@@ -42,6 +42,27 @@ static bool never_waits(struct sandbox *sb, uint64_t fd)
     return !f || f->ops->never_waits;
 }
 
+const char *sys_fast_condition(uint32_t nr)
+{
+    if (nr >= 512 || !(sys_fast_offered()[nr / 64] & (1ULL << (nr % 64))))
+        return "";
+    switch (nr) {
+    case 0: case 1: case 3: case 17: case 18: case 19: case 20: case 74: case 75: case 77:
+    case 295: case 296:
+        return "on files, directories and devices";
+    case 16:
+        return "TCGETS, TIOCGWINSZ, FIONBIO, FIOCLEX, FIONCLEX";
+    case 72:
+        return "F_DUPFD(_CLOEXEC), F_GETFD, F_SETFD, F_GETFL, F_SETFL";
+    case 202:
+        return "wakes";
+    case 2: case 257:
+        return "yes (a FIFO's blocking open by exit)";
+    default:
+        return "yes";
+    }
+}
+
 bool sys_fast_eligible(struct sandbox *sb, uint64_t nr, const uint64_t a[6])
 {
     if (nr >= 512 || !(sys_fast_offered()[nr / 64] & (1ULL << (nr % 64))))

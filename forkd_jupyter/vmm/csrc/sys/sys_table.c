@@ -129,6 +129,7 @@ int fj_syscall_table_entry(int index, struct fj_syscall_info *out) {
             out->level = by_nr[nr]->level;
             out->note = by_nr[nr]->note ? by_nr[nr]->note : "";
             out->family = family_of[nr];
+            out->fast = sys_fast_condition(nr);
             return 0;
         }
     }
