@@ -2,6 +2,7 @@
  * the poller never holds calls_lock while it takes big_lock. */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,14 +25,15 @@
  * (calls by exit that came in pairs, then none), it is not woken for a
  * while that doubles with each, up to 64 idle spells' time. */
 #define FAST_STALL_NS 100000ULL
-#define FAST_STALLS 3
+#define FAST_STALLS 5
 #define FAST_STALL_WINDOW_NS 10000000ULL
-#define FAST_BACKOFF_NS 20000000ULL
+#define FAST_BACKOFF_NS 2000000ULL
 
 struct sb_fast {
     pthread_t thread;
     pthread_cond_t cond; /* with sb->calls_lock: wake, quit */
     bool wake, quit;
+    int waker_cpu; /* the core the waking vCPU thread ran on (the poller keeps off it), or -1 */
     bool rewrite_sites; /* call sites skip SYSCALL (core/call_sites.h) */
     uint64_t last_exit_ns; /* the last call the poller could have served that came by exit */
     _Atomic uint64_t quiet_until_ns; /* not woken before (see FAST_STALLS) */
@@ -45,7 +47,21 @@ static pthread_once_t config_once = PTHREAD_ONCE_INIT;
 static void read_config(void)
 {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    max_spinning = cores > 2 ? (int)cores - 1 : 1;
+    max_spinning = cores > 1 ? (int)cores : 0; /* one core: a spinning poller only delays the guest */
+}
+
+/* A thread woken by a vCPU thread tends to be put on the waker's core,
+ * where its spinning would keep the guest it waits for from running: the
+ * poller spins anywhere else (any core when `avoid` is -1). */
+static void keep_off_core(int avoid)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    for (long c = 0; c < cores && c < CPU_SETSIZE; c++)
+        if (c != avoid)
+            CPU_SET(c, &set);
+    (void)pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 }
 
 /* FORKD_JUPYTER_FAST_CALLS, read at each start (one host process can
@@ -156,8 +172,10 @@ static void *poller_main(void *arg)
         if (f->quit)
             break;
         f->wake = false;
-        if (atomic_fetch_add(&spinning, 1) < max_spinning)
+        if (atomic_fetch_add(&spinning, 1) < max_spinning) {
+            keep_off_core(f->waker_cpu);
             spin_while_called(sb, f);
+        }
         atomic_fetch_sub(&spinning, 1);
     }
     pthread_mutex_unlock(&sb->calls_lock);
@@ -222,6 +240,7 @@ void fast_calls_after_exit(struct sandbox *sb, struct kvm_vcpu *cpu, uint64_t nr
         return;
     pthread_mutex_lock(&sb->calls_lock);
     f->wake = true;
+    f->waker_cpu = sched_getcpu();
     pthread_cond_signal(&f->cond);
     pthread_mutex_unlock(&sb->calls_lock);
 }

@@ -3,8 +3,9 @@
  * they cost no VM exit. It wakes at a call it could have served that came
  * by exit soon after another such, spins while calls keep coming and
  * sleeps after FAST_IDLE_NS without one, or backs off when it finds itself
- * descheduled (fast_calls.c). At most (host cores - 1, at least 1) pollers
- * of the host process spin at once: a spinning poller takes a core.
+ * descheduled (fast_calls.c). At most as many pollers of the host process
+ * as it has cores spin at once (none on one core), each off the core of
+ * the vCPU thread that woke it: a spinning poller takes a core.
  * FORKD_JUPYTER_FAST_CALLS=0 turns the path off (every call exits),
  * =poll keeps the poller but rewrites no call site. */
 #ifndef FAST_CALLS_H
