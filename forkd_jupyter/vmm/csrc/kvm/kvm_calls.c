@@ -109,7 +109,7 @@ void kvm_calls_resolve(struct kvm_vm *vm, struct kvm_vcpu *cpu)
             r->rax = box->nr;
         r->rip = r->rcx - 2;
     }
-    r->rflags = (r->r11 & 0x3c7fd7) | 0x2;
+    r->rflags = kvm_calls_user_rflags(r->r11);
     atomic_store(&box->state, KVM_CALL_IDLE);
     kvm_vcpu_regs_dirty(cpu);
 }

@@ -44,6 +44,10 @@ struct kvm_call_box {
     uint8_t pad[48];
 };
 
+/* RFLAGS a system call returns with: the caller's (R11, as SYSCALL saved
+ * them), less what user mode may not set. */
+static inline uint64_t kvm_calls_user_rflags(uint64_t r11) { return (r11 & 0x3c7fd7) | 0x2; }
+
 /* Writes the stub's fast path (called by kvm_cpu_write_system_region);
  * it stays off until kvm_calls_enable. */
 void kvm_calls_write_stub(struct kvm_vm *vm);

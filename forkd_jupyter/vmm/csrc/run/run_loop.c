@@ -270,7 +270,7 @@ static void handle_syscall(struct sandbox *sb, struct kvm_vcpu *cpu)
      * context (rt_sigreturn) and then returns SIG_REGS_REPLACED, and a new
      * thread starts from these registers. In CPL0 mode the stub's sysretq
      * does the return from RCX/R11. */
-    r->r11 = (r->r11 & 0x3c7fd7) | 0x2;
+    r->r11 = kvm_calls_user_rflags(r->r11);
     if (cpu->syscall_mode == 1) {
         r->rip = r->rcx;
         r->rflags = r->r11;

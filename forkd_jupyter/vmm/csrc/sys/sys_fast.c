@@ -42,21 +42,37 @@ static bool never_waits(struct sandbox *sb, uint64_t fd)
     return !f || f->ops->never_waits;
 }
 
-const char *sys_fast_condition(uint32_t nr)
+static bool offered_nr(uint64_t nr)
 {
-    if (nr >= 512 || !(sys_fast_offered()[nr / 64] & (1ULL << (nr % 64))))
-        return "";
+    return nr < 512 && (sys_fast_offered()[nr / 64] & (1ULL << (nr % 64)));
+}
+
+/* Calls on a descriptor that are served only when it never waits. */
+static bool on_descriptor(uint64_t nr)
+{
     switch (nr) {
     case 0: case 1: case 3: case 17: case 18: case 19: case 20: case 74: case 75: case 77:
-    case 295: case 296:
+    case 295: case 296: /* read write close pread pwrite readv writev fsync fdatasync ftruncate preadv pwritev */
+        return true;
+    default:
+        return false;
+    }
+}
+
+const char *sys_fast_condition(uint32_t nr)
+{
+    if (!offered_nr(nr))
+        return "";
+    if (on_descriptor(nr))
         return "on files, directories and devices";
+    switch (nr) {
     case 16:
         return "TCGETS, TIOCGWINSZ, FIONBIO, FIOCLEX, FIONCLEX";
     case 72:
         return "F_DUPFD(_CLOEXEC), F_GETFD, F_SETFD, F_GETFL, F_SETFL";
     case 202:
         return "wakes";
-    case 2: case 257:
+    case 257:
         return "yes (a FIFO's blocking open by exit)";
     default:
         return "yes";
@@ -65,12 +81,11 @@ const char *sys_fast_condition(uint32_t nr)
 
 bool sys_fast_eligible(struct sandbox *sb, uint64_t nr, const uint64_t a[6])
 {
-    if (nr >= 512 || !(sys_fast_offered()[nr / 64] & (1ULL << (nr % 64))))
+    if (!offered_nr(nr))
         return false;
-    switch (nr) {
-    case 0: case 1: case 3: case 17: case 18: case 19: case 20: case 74: case 75: case 77:
-    case 295: case 296: /* read write close pread pwrite readv writev fsync fdatasync ftruncate preadv pwritev */
+    if (on_descriptor(nr))
         return never_waits(sb, a[0]);
+    switch (nr) {
     case 16: /* ioctl: terminal attributes and descriptor flags */
         return a[1] == TCGETS || a[1] == TIOCGWINSZ || a[1] == FIONBIO || a[1] == FIOCLEX ||
                a[1] == FIONCLEX;
