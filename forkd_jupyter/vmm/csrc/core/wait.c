@@ -39,10 +39,17 @@ bool sb_signal_pending(struct sandbox *sb)
     return sig_deliverable(sb) != 0 || sb->exited || sb_self(sb)->state == SB_T_EXITED;
 }
 
-/* Whether a wait of kind (not SB_WAIT_VFORK) ends now, and with what. */
+/* Whether a wait of kind (not SB_WAIT_VFORK) ends now, and with what.
+ * What the waiter waits for comes before a signal, as on Linux: a futex
+ * wake or a change to files (the caller looks at its condition again and
+ * waits anew, seeing the signal then if the condition does not hold). A
+ * signal first would lose events that are counted, not states: a FIFO's
+ * open whose partner opened, wrote and closed before the waiter ran. */
 static bool wait_ended(struct sandbox *sb, struct sb_thread *t, enum sb_wait_kind kind, uint64_t seq, int *ret)
 {
     if (kind == SB_WAIT_FUTEX && t->futex_woken)
+        *ret = 0;
+    else if (kind == SB_WAIT_FILES && atomic_load(&sb->procs->notify_seq) != seq)
         *ret = 0;
     else if (sb_signal_pending(sb))
         *ret = -EINTR;
@@ -51,9 +58,7 @@ static bool wait_ended(struct sandbox *sb, struct sb_thread *t, enum sb_wait_kin
     else if (atomic_load(&sb->stop_req)) {
         t->noticed_ns = fj_now_ns(); /* an idle guest stops here, not at its last exit */
         *ret = SB_ERESTART;
-    } else if (kind == SB_WAIT_FILES && atomic_load(&sb->procs->notify_seq) != seq)
-        *ret = 0;
-    else
+    } else
         return false;
     return true;
 }
