@@ -1,16 +1,22 @@
 /* The live copy (snap_copy.h: snap_copy_prepare_live and what follows): a
- * handler of the guest's write faults under userfaultfd write protection
- * (snap_uffd.h), and a background copier. */
+ * thread serving the guest's write faults under userfaultfd write
+ * protection (snap_uffd.h), and a background copier (docs/snapshots.md,
+ * "What the running cell feels: stall"). */
 #define _GNU_SOURCE
 #include "snap/snap_copy.h"
 #include "snap/snap_ranges.h"
 #include "snap/snap_uffd.h"
 
 #include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "api/vmm_api.h"
@@ -19,6 +25,8 @@
 
 #define COPY_CHUNK (256ULL << 10)
 #define ARM_CHUNK (4ULL << 20)
+/* Pages a guest write may leave in the stash (preserve_page): 2 MiB. */
+#define STASH_PAGES 512
 
 enum copier_phase { PHASE_PRE, PHASE_COPY, PHASE_STOP };
 
@@ -32,10 +40,11 @@ enum copier_phase { PHASE_PRE, PHASE_COPY, PHASE_STOP };
 enum { FAIL_LOG = 1, FAIL_FAULT = 2, FAIL_CHUNK = 4, FAIL_DISCARD = 8, SLOW_COPY = 16 };
 #define SLOW_CHUNK_US 2000
 
-/* Per sandbox. Invariants: lock guards phase, released, copied and error; a
- * page is written to the image only while holding lock and only when its
- * copied bit was clear, so each page is copied exactly once, before the
- * guest can change it. Pages outside the copy ranges held nothing at the
+/* Per sandbox. Invariants: lock guards phase, released, copied, the stash
+ * and error; a page is read from guest RAM (into the image or the stash)
+ * only while holding lock and only when its copied bit was clear, so each
+ * page is copied exactly once, before the guest can change it; a stashed
+ * page reaches the image before the snapshot is READY. Pages outside the copy ranges held nothing at the
  * pause (the image already reads zero there) and are marked copied once the
  * ranges are known. While phase is PRE or COPY every page of guest RAM is
  * either write-protected, logged in released (PRE), or copied (COPY); a
@@ -44,6 +53,8 @@ enum { FAIL_LOG = 1, FAIL_FAULT = 2, FAIL_CHUNK = 4, FAIL_DISCARD = 8, SLOW_COPY
 struct snap_copier {
     struct sandbox *sb;
     int uffd;
+    int quit_fd; /* an eventfd: the fault thread ends (fault_main) */
+    _Atomic int faults_waiting; /* faults read and not yet served: the copier lets them go first */
     pthread_t thread;
     bool thread_running;
     pthread_mutex_t lock;
@@ -57,6 +68,16 @@ struct snap_copier {
     size_t n_released, cap_released;
     struct snapshot *snap; /* reference held during the copy */
     uint64_t *copied;      /* bit per page; 1 outside the copy ranges */
+    /* Bit per 2 MiB region of the image: its memory is prepared (by the
+     * copier, ahead of its copy and without lock), so writing a page there
+     * is quick. A guest write to a page whose region is not leaves the
+     * page's pause-time content in the stash (copied bit set); the copier
+     * writes the stash out before the snapshot is READY. */
+    uint64_t *image_ready;
+    uint8_t *image_map; /* the image, shared, while copying (prepare_image), or NULL */
+    uint8_t *stash; /* STASH_PAGES pages, made once per copier, touched */
+    uint64_t stash_gpa[STASH_PAGES];
+    size_t n_stash;
     struct range *ranges;
     size_t n_ranges, next_range;
     /* A VM owning its RAM: the RAM file's data extents listed before
@@ -129,13 +150,31 @@ static int copy_pending(struct snap_copier *c, uint64_t start, uint64_t end, int
     return 0;
 }
 
+/* Keeps the pause-time content of page gpa before the guest changes it.
+ * lock held. Writing it to a region of the image not prepared yet would
+ * clear 2 MiB there while the writer waits (prepare_image); the stash takes
+ * a copy in memory instead. */
+static int preserve_page(struct snap_copier *c, uint64_t gpa)
+{
+    uint64_t p = gpa / FJ_PAGE_SIZE;
+    if (c->copied[p / 64] >> (p % 64) & 1)
+        return 0;
+    uint64_t region = gpa / FJ_HUGE_SIZE;
+    bool ready = c->image_ready[region / 64] >> (region % 64) & 1;
+    if (ready || c->n_stash == STASH_PAGES || (c->inject & FAIL_FAULT))
+        return copy_pending(c, gpa, gpa + FJ_PAGE_SIZE, FAIL_FAULT);
+    memcpy(c->stash + c->n_stash * FJ_PAGE_SIZE, c->sb->vm.ram + gpa, FJ_PAGE_SIZE);
+    c->stash_gpa[c->n_stash++] = gpa;
+    fj_bit_set(c->copied, p);
+    return 0;
+}
+
 /* read_ns: when the fault was read; the writer waits at least from then
- * until the page is released here. */
-static void handle_fault(struct snap_copier *c, uint64_t addr, uint64_t read_ns)
+ * until the page is released here. lock held. */
+static void handle_fault_locked(struct snap_copier *c, uint64_t addr, uint64_t read_ns)
 {
     uint8_t *base = c->sb->vm.ram;
     uint64_t gpa = FJ_ALIGN_DOWN(addr - (uint64_t)(uintptr_t)base, FJ_PAGE_SIZE);
-    pthread_mutex_lock(&c->lock);
     if (c->phase == PHASE_PRE) {
         if (c->n_released == c->cap_released) {
             size_t cap = c->cap_released ? c->cap_released * 2 : 1024;
@@ -150,7 +189,7 @@ static void handle_fault(struct snap_copier *c, uint64_t addr, uint64_t read_ns)
         else /* the page stays released and unlogged: the image cannot be exact */
             copier_fail(c, "out of memory logging pages written while arming");
     } else if (c->phase == PHASE_COPY) {
-        int err = copy_pending(c, gpa, gpa + FJ_PAGE_SIZE, FAIL_FAULT);
+        int err = preserve_page(c, gpa);
         if (err < 0)
             copier_fail(c, "writing the image failed: %s", strerror(-err));
     }
@@ -162,28 +201,103 @@ static void handle_fault(struct snap_copier *c, uint64_t addr, uint64_t read_ns)
         c->held_total_ns += held;
         c->held_max_ns = FJ_MAX(c->held_max_ns, held);
     }
-    pthread_mutex_unlock(&c->lock);
+}
+
+/* Serves the guest write faults queued now. */
+static void serve_queued_faults(struct snap_copier *c)
+{
+    struct uffd_msg msgs[32];
+    ssize_t n;
+    while ((n = read(c->uffd, msgs, sizeof(msgs))) > 0) {
+        uint64_t read_ns = fj_now_ns();
+        atomic_fetch_add(&c->faults_waiting, 1);
+        pthread_mutex_lock(&c->lock);
+        for (ssize_t i = 0; i < n / (ssize_t)sizeof(msgs[0]); i++)
+            if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
+                handle_fault_locked(c, msgs[i].arg.pagefault.address, read_ns);
+        pthread_mutex_unlock(&c->lock);
+        atomic_fetch_sub(&c->faults_waiting, 1);
+    }
+}
+
+/* The copier takes lock again and again with short breaks; a mutex does
+ * not hand itself to a waiter, so a fault read meanwhile could wait for
+ * many of the copier's steps. The copier yields to it before each step. */
+static void lock_after_faults(struct snap_copier *c)
+{
+    while (atomic_load(&c->faults_waiting))
+        sched_yield();
+    pthread_mutex_lock(&c->lock);
 }
 
 static void drain_faults(struct snap_copier *c, int timeout_ms)
 {
     struct pollfd p = {.fd = c->uffd, .events = POLLIN};
-    if (poll(&p, 1, timeout_ms) <= 0)
-        return;
-    struct uffd_msg msgs[32];
-    ssize_t n;
-    while ((n = read(c->uffd, msgs, sizeof(msgs))) > 0) {
-        uint64_t read_ns = fj_now_ns();
-        for (ssize_t i = 0; i < n / (ssize_t)sizeof(msgs[0]); i++)
-            if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
-                handle_fault(c, msgs[i].arg.pagefault.address, read_ns);
+    if (poll(&p, 1, timeout_ms) > 0)
+        serve_queued_faults(c);
+}
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+/* Makes the image's memory for [start, end) ready to be written quickly,
+ * whole 2 MiB regions, without lock (only the copier thread marks regions
+ * ready): the first write to an image page clears it, and a 2 MiB page took
+ * ~6 ms to clear on a loaded host. Populating through a shared mapping of
+ * the image clears what has no data yet and keeps what has (pages written
+ * by the discard hook). Where that fails the region is only marked: writes
+ * there clear it as before. */
+static void prepare_image(struct snap_copier *c, uint64_t start, uint64_t end)
+{
+    uint64_t ram = c->sb->vm.ram_bytes;
+    if (!c->image_map) {
+        c->image_map = mmap(NULL, ram, PROT_READ | PROT_WRITE, MAP_SHARED, c->snap->image_fd, 0);
+        if (c->image_map == MAP_FAILED)
+            c->image_map = NULL;
     }
+    for (uint64_t r = start / FJ_HUGE_SIZE; r * FJ_HUGE_SIZE < end; r++) {
+        if (c->image_ready[r / 64] >> (r % 64) & 1)
+            continue;
+        uint64_t at = r * FJ_HUGE_SIZE;
+        if (c->image_map)
+            (void)madvise(c->image_map + at, FJ_MIN(FJ_HUGE_SIZE, ram - at), MADV_POPULATE_WRITE);
+        lock_after_faults(c);
+        fj_bit_set(c->image_ready, r);
+        pthread_mutex_unlock(&c->lock);
+    }
+}
+
+/* Writes the stash to the image, the regions its pages fall in prepared
+ * first with lock dropped (faults add to the stash meanwhile, never while
+ * the stash is written). */
+static void flush_stash(struct snap_copier *c)
+{
+    lock_after_faults(c);
+    for (size_t i = 0; i < c->n_stash; i++) {
+        uint64_t gpa = c->stash_gpa[i], r = gpa / FJ_HUGE_SIZE;
+        if (c->image_ready[r / 64] >> (r % 64) & 1)
+            continue;
+        pthread_mutex_unlock(&c->lock);
+        prepare_image(c, gpa, gpa + FJ_PAGE_SIZE);
+        lock_after_faults(c);
+    }
+    for (size_t i = 0; i < c->n_stash; i++) {
+        const uint8_t *page = c->stash + i * FJ_PAGE_SIZE;
+        ssize_t w;
+        while ((w = pwrite(c->snap->image_fd, page, FJ_PAGE_SIZE, (off_t)c->stash_gpa[i])) < 0 && errno == EINTR)
+            ;
+        if (w != (ssize_t)FJ_PAGE_SIZE)
+            copier_fail(c, "writing the image failed: %s", w < 0 ? strerror(errno) : "short write");
+    }
+    c->n_stash = 0;
+    pthread_mutex_unlock(&c->lock);
 }
 
 /* One chunk of the background copy; false when everything is copied. */
 static bool copy_next_chunk(struct snap_copier *c)
 {
-    pthread_mutex_lock(&c->lock);
+    lock_after_faults(c);
     while (c->next_range < c->n_ranges && c->next_off >= c->ranges[c->next_range].end) {
         c->next_range++;
         if (c->next_range < c->n_ranges)
@@ -194,6 +308,11 @@ static bool copy_next_chunk(struct snap_copier *c)
         return false;
     }
     uint64_t start = c->next_off, end = FJ_MIN(start + COPY_CHUNK, c->ranges[c->next_range].end);
+    /* Only this thread moves next_off and next_range: they hold while the
+     * image's memory is prepared without lock. */
+    pthread_mutex_unlock(&c->lock);
+    prepare_image(c, start, end);
+    lock_after_faults(c);
     int err = copy_pending(c, start, end, FAIL_CHUNK);
     snap_uffd_protect(c->uffd, c->sb->vm.ram, start, end - start, false);
     c->next_off = end;
@@ -215,9 +334,14 @@ static void finish_copy(struct snap_copier *c)
     struct snapshot *snap = c->snap;
     c->snap = NULL;
     c->phase = PHASE_STOP;
+    if (c->image_map)
+        munmap(c->image_map, c->sb->vm.ram_bytes);
+    c->image_map = NULL;
     free(c->copied);
+    free(c->image_ready);
     free(c->ranges);
     c->copied = NULL;
+    c->image_ready = NULL;
     c->ranges = NULL;
     char error[sizeof(c->error)];
     memcpy(error, c->error, sizeof(error));
@@ -306,9 +430,44 @@ static bool find_ranges(struct snap_copier *c)
     return r != NULL;
 }
 
+/* Serves the guest's write faults as they come, whatever the copier is
+ * doing (preparing the image's memory can take milliseconds, and a guest
+ * that just resumed writes to dozens of pages in a row). Ends when quit_fd
+ * is written. The copier also serves faults between its steps. */
+static void *fault_main(void *p)
+{
+    struct snap_copier *c = p;
+    struct pollfd fds[2] = {{.fd = c->uffd, .events = POLLIN}, {.fd = c->quit_fd, .events = POLLIN}};
+    while (!(poll(fds, 2, -1) < 0 && errno != EINTR) && !fds[1].revents)
+        if (fds[0].revents)
+            serve_queued_faults(c);
+    return NULL;
+}
+
+static void copy_loop(struct snap_copier *c);
+
 static void *copier_main(void *p)
 {
     struct snap_copier *c = p;
+    /* The fault thread takes no signal meant for vCPU threads. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    pthread_t faults;
+    bool serving = pthread_create(&faults, NULL, fault_main, c) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    copy_loop(c);
+    if (serving) {
+        uint64_t one = 1;
+        (void)!write(c->quit_fd, &one, sizeof(one));
+        pthread_join(faults, NULL);
+        (void)!read(c->quit_fd, &one, sizeof(one));
+    }
+    return NULL;
+}
+
+static void copy_loop(struct snap_copier *c)
+{
     for (;;) {
         pthread_mutex_lock(&c->lock);
         enum copier_phase phase = c->phase;
@@ -322,14 +481,15 @@ static void *copier_main(void *p)
         drain_faults(c, 0);
         if (!c->ranges && !find_ranges(c))
             continue;
-        if (!copy_next_chunk(c)) {
+        bool more = copy_next_chunk(c);
+        flush_stash(c);
+        if (!more) { /* every page copied or stashed: the stash is the last to write */
             finish_copy(c);
             break;
         }
         if (c->inject & SLOW_COPY)
             usleep(SLOW_CHUNK_US);
     }
-    return NULL;
 }
 
 /* ---------------------------------------------------------------- hooks */
@@ -386,9 +546,16 @@ static int copier_get(struct sandbox *sb, struct snap_copier **out)
     c->sb = sb;
     pthread_mutex_init(&c->lock, NULL);
     pthread_mutex_init(&c->arm_lock, NULL);
-    c->uffd = snap_uffd_open();
+    c->stash = mmap(NULL, STASH_PAGES * FJ_PAGE_SIZE, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    c->quit_fd = eventfd(0, EFD_CLOEXEC);
+    c->uffd = c->stash == MAP_FAILED || c->quit_fd < 0 ? -ENOMEM : snap_uffd_open();
     int err = c->uffd < 0 ? c->uffd : snap_uffd_register(c->uffd, sb->vm.ram, 0, sb->vm.ram_bytes);
     if (err < 0) {
+        if (c->stash != MAP_FAILED)
+            munmap(c->stash, STASH_PAGES * FJ_PAGE_SIZE);
+        if (c->quit_fd >= 0)
+            close(c->quit_fd);
         if (c->uffd >= 0)
             close(c->uffd);
         pthread_mutex_destroy(&c->lock);
@@ -458,9 +625,13 @@ int snap_copy_start_live(struct sandbox *sb, struct snapshot *snap, const uint64
 {
     struct snap_copier *c = sb->copier;
     uint64_t pages = sb->vm.ram_bytes / FJ_PAGE_SIZE;
-    uint64_t *copied = calloc((pages + 63) / 64, 8);
-    if (!copied)
+    uint64_t regions = (sb->vm.ram_bytes + FJ_HUGE_SIZE - 1) / FJ_HUGE_SIZE;
+    uint64_t *copied = calloc((pages + 63) / 64, 8), *ready = calloc((regions + 63) / 64, 8);
+    if (!copied || !ready) {
+        free(copied);
+        free(ready);
         return -ENOMEM;
+    }
     int err = 0;
     pthread_mutex_lock(&c->lock);
     /* Pages the guest wrote while we armed: protect them again. Their content
@@ -481,6 +652,8 @@ int snap_copy_start_live(struct sandbox *sb, struct snapshot *snap, const uint64
         memcpy(c->written, dirty, kvm_vm_bitmap_bytes(&sb->vm));
     c->snap = snapshot_get(snap);
     c->copied = copied;
+    c->image_ready = ready;
+    c->n_stash = 0;
     c->ranges = NULL; /* found by the copier thread */
     c->n_ranges = c->next_range = 0;
     c->next_off = 0;
@@ -518,6 +691,8 @@ void snap_copy_sandbox_gone(struct sandbox *sb)
             pthread_join(c->thread, NULL);
     }
     close(c->uffd);
+    close(c->quit_fd);
+    munmap(c->stash, STASH_PAGES * FJ_PAGE_SIZE);
     free(c->released);
     free(c->pre);
     free(c->written);
