@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import re
 import statistics
 import threading
 import time
@@ -264,8 +265,13 @@ def main() -> None:
     section = "\n".join(lines) + "\n"
     results = HERE / "RESULTS.md"
     text = results.read_text() if results.exists() else ""
-    head = text.split(MARKER)[0].rstrip("\n")
-    results.write_text((head + "\n\n" if head else "") + section)
+    head, _, rest = text.partition(MARKER)
+    head = head.rstrip("\n")
+    # The generated part has no heading of its own: the notes written under
+    # it (### subsections, later ## sections) stay.
+    notes = re.search(r"^##+ ", rest, re.M)
+    tail = "\n" + rest[notes.start() :] if notes else ""
+    results.write_text((head + "\n\n" if head else "") + section + tail)
     print(section)
 
 

@@ -3,16 +3,12 @@
  * protection (snap_uffd.h), and a background copier (docs/snapshots.md,
  * "What the running cell feels: stall"). */
 #define _GNU_SOURCE
-#include "snap/snap_copy.h"
-#include "snap/snap_ranges.h"
+#include "snap/snap_live.h"
 #include "snap/snap_uffd.h"
 
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -25,85 +21,6 @@
 
 #define COPY_CHUNK (256ULL << 10)
 #define ARM_CHUNK (4ULL << 20)
-/* Pages a guest write may leave in the stash (preserve_page): 2 MiB. */
-#define STASH_PAGES 512
-
-enum copier_phase { PHASE_PRE, PHASE_COPY, PHASE_STOP };
-
-/* Failure injection, for tests only: FORKD_TEST_LIVE_COPY_FAIL, read when a
- * live snapshot starts, lists sites that then fail: "log" (growing the list
- * of pages written while arming, as on ENOMEM), "fault" (the copy made for a
- * guest write), "chunk" (the background copy), "discard" (the copy made
- * before the guest frees memory); the copies fail with EIO. "slow" fails
- * nothing: the background copy waits SLOW_CHUNK_US after each chunk, so the
- * guest's writes and frees reach pages before the copy does. */
-enum { FAIL_LOG = 1, FAIL_FAULT = 2, FAIL_CHUNK = 4, FAIL_DISCARD = 8, SLOW_COPY = 16 };
-#define SLOW_CHUNK_US 2000
-
-/* Per sandbox. Invariants: lock guards phase, released, copied, the stash
- * and error; a page is read from guest RAM (into the image or the stash)
- * only while holding lock and only when its copied bit was clear, so each
- * page is copied exactly once, before the guest can change it; a stashed
- * page reaches the image before the snapshot is READY. Pages outside the copy ranges held nothing at the
- * pause (the image already reads zero there) and are marked copied once the
- * ranges are known. While phase is PRE or COPY every page of guest RAM is
- * either write-protected, logged in released (PRE), or copied (COPY); a
- * discard keeps that (discard_hook). Any failure to copy or to log a page
- * sets error, and a snapshot with an error ends FAILED, never READY. */
-struct snap_copier {
-    struct sandbox *sb;
-    int uffd;
-    int quit_fd; /* an eventfd: the fault thread ends (fault_main) */
-    _Atomic int faults_waiting; /* faults read and not yet served: the copier lets them go first */
-    pthread_t thread;
-    bool thread_running;
-    pthread_mutex_t lock;
-    /* Arming, against a discard replacing a range under it (a copy-on-write
-     * child's fresh mapping must never be seen half-done). Taken before
-     * lock when both are; arming does not take lock, so the guest's write
-     * faults are served while a chunk is armed. */
-    pthread_mutex_t arm_lock;
-    enum copier_phase phase;
-    uint64_t *released;
-    size_t n_released, cap_released;
-    struct snapshot *snap; /* reference held during the copy */
-    uint64_t *copied;      /* bit per page; 1 outside the copy ranges */
-    /* Bit per 2 MiB region of the image: its memory is prepared (by the
-     * copier, ahead of its copy and without lock), so writing a page there
-     * is quick. A guest write to a page whose region is not leaves the
-     * page's pause-time content in the stash (copied bit set); the copier
-     * writes the stash out before the snapshot is READY. */
-    uint64_t *image_ready;
-    uint8_t *image_map; /* the image, shared, while copying (prepare_image), or NULL */
-    uint8_t *stash; /* STASH_PAGES pages, made once per copier, touched */
-    uint64_t stash_gpa[STASH_PAGES];
-    size_t n_stash;
-    struct range *ranges;
-    size_t n_ranges, next_range;
-    /* A VM owning its RAM: the RAM file's data extents listed before
-     * arming, and the pages written since (the dirty log taken in the
-     * pause); a page with data at the pause is in one or the other. */
-    struct range *pre;
-    size_t n_pre;
-    uint64_t *written;
-    uint64_t next_off;
-    uint64_t t0;
-    char error[160]; /* first failure of the snapshot in flight, or "" */
-    uint64_t held_max_ns, held_total_ns; /* guest writes held, from reading the fault to
-                                            releasing it (the snapshot in flight) */
-    int inject;      /* FAIL_* sites (tests only) */
-};
-
-/* Records the snapshot's first failure. lock held. */
-static void copier_fail(struct snap_copier *c, const char *fmt, ...)
-{
-    if (c->error[0])
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(c->error, sizeof(c->error), fmt, ap);
-    va_end(ap);
-}
 
 static int read_inject(void)
 {
@@ -132,43 +49,6 @@ static void unprotect_all(struct snap_copier *c)
     }
 }
 
-/* Copies the not-yet-copied pages of [start, end) to the image. lock held.
- * site: the FAIL_* site calling (failure injection). */
-static int copy_pending(struct snap_copier *c, uint64_t start, uint64_t end, int site)
-{
-    uint64_t n = end / FJ_PAGE_SIZE;
-    for (uint64_t p = fj_bits_find(c->copied, n, start / FJ_PAGE_SIZE, false); p < n;) {
-        uint64_t q = fj_bits_find(c->copied, n, p, true);
-        fj_bits_set(c->copied, p, q);
-        int err = c->inject & site ? -EIO
-                                   : snap_write_image(c->snap->image_fd, c->sb->vm.ram, p * FJ_PAGE_SIZE,
-                                                      (q - p) * FJ_PAGE_SIZE);
-        if (err < 0)
-            return err;
-        p = fj_bits_find(c->copied, n, q, false);
-    }
-    return 0;
-}
-
-/* Keeps the pause-time content of page gpa before the guest changes it.
- * lock held. Writing it to a region of the image not prepared yet would
- * clear 2 MiB there while the writer waits (prepare_image); the stash takes
- * a copy in memory instead. */
-static int preserve_page(struct snap_copier *c, uint64_t gpa)
-{
-    uint64_t p = gpa / FJ_PAGE_SIZE;
-    if (c->copied[p / 64] >> (p % 64) & 1)
-        return 0;
-    uint64_t region = gpa / FJ_HUGE_SIZE;
-    bool ready = c->image_ready[region / 64] >> (region % 64) & 1;
-    if (ready || c->n_stash == STASH_PAGES || (c->inject & FAIL_FAULT))
-        return copy_pending(c, gpa, gpa + FJ_PAGE_SIZE, FAIL_FAULT);
-    memcpy(c->stash + c->n_stash * FJ_PAGE_SIZE, c->sb->vm.ram + gpa, FJ_PAGE_SIZE);
-    c->stash_gpa[c->n_stash++] = gpa;
-    fj_bit_set(c->copied, p);
-    return 0;
-}
-
 /* read_ns: when the fault was read; the writer waits at least from then
  * until the page is released here. lock held. */
 static void handle_fault_locked(struct snap_copier *c, uint64_t addr, uint64_t read_ns)
@@ -187,11 +67,11 @@ static void handle_fault_locked(struct snap_copier *c, uint64_t addr, uint64_t r
         if (c->n_released < c->cap_released)
             c->released[c->n_released++] = gpa;
         else /* the page stays released and unlogged: the image cannot be exact */
-            copier_fail(c, "out of memory logging pages written while arming");
+            live_fail(c, "out of memory logging pages written while arming");
     } else if (c->phase == PHASE_COPY) {
-        int err = preserve_page(c, gpa);
+        int err = live_preserve_page(c, gpa);
         if (err < 0)
-            copier_fail(c, "writing the image failed: %s", strerror(-err));
+            live_fail(c, "writing the image failed: %s", strerror(-err));
     }
     /* Unprotect while holding lock: a pause that re-protects logged pages
      * takes lock first, so it never races with this. */
@@ -220,16 +100,6 @@ static void serve_queued_faults(struct snap_copier *c)
     }
 }
 
-/* The copier takes lock again and again with short breaks; a mutex does
- * not hand itself to a waiter, so a fault read meanwhile could wait for
- * many of the copier's steps. The copier yields to it before each step. */
-static void lock_after_faults(struct snap_copier *c)
-{
-    while (atomic_load(&c->faults_waiting))
-        sched_yield();
-    pthread_mutex_lock(&c->lock);
-}
-
 static void drain_faults(struct snap_copier *c, int timeout_ms)
 {
     struct pollfd p = {.fd = c->uffd, .events = POLLIN};
@@ -237,67 +107,10 @@ static void drain_faults(struct snap_copier *c, int timeout_ms)
         serve_queued_faults(c);
 }
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
-
-/* Makes the image's memory for [start, end) ready to be written quickly,
- * whole 2 MiB regions, without lock (only the copier thread marks regions
- * ready): the first write to an image page clears it, and a 2 MiB page took
- * ~6 ms to clear on a loaded host. Populating through a shared mapping of
- * the image clears what has no data yet and keeps what has (pages written
- * by the discard hook). Where that fails the region is only marked: writes
- * there clear it as before. */
-static void prepare_image(struct snap_copier *c, uint64_t start, uint64_t end)
-{
-    uint64_t ram = c->sb->vm.ram_bytes;
-    if (!c->image_map) {
-        c->image_map = mmap(NULL, ram, PROT_READ | PROT_WRITE, MAP_SHARED, c->snap->image_fd, 0);
-        if (c->image_map == MAP_FAILED)
-            c->image_map = NULL;
-    }
-    for (uint64_t r = start / FJ_HUGE_SIZE; r * FJ_HUGE_SIZE < end; r++) {
-        if (c->image_ready[r / 64] >> (r % 64) & 1)
-            continue;
-        uint64_t at = r * FJ_HUGE_SIZE;
-        if (c->image_map)
-            (void)madvise(c->image_map + at, FJ_MIN(FJ_HUGE_SIZE, ram - at), MADV_POPULATE_WRITE);
-        lock_after_faults(c);
-        fj_bit_set(c->image_ready, r);
-        pthread_mutex_unlock(&c->lock);
-    }
-}
-
-/* Writes the stash to the image, the regions its pages fall in prepared
- * first with lock dropped (faults add to the stash meanwhile, never while
- * the stash is written). */
-static void flush_stash(struct snap_copier *c)
-{
-    lock_after_faults(c);
-    for (size_t i = 0; i < c->n_stash; i++) {
-        uint64_t gpa = c->stash_gpa[i], r = gpa / FJ_HUGE_SIZE;
-        if (c->image_ready[r / 64] >> (r % 64) & 1)
-            continue;
-        pthread_mutex_unlock(&c->lock);
-        prepare_image(c, gpa, gpa + FJ_PAGE_SIZE);
-        lock_after_faults(c);
-    }
-    for (size_t i = 0; i < c->n_stash; i++) {
-        const uint8_t *page = c->stash + i * FJ_PAGE_SIZE;
-        ssize_t w;
-        while ((w = pwrite(c->snap->image_fd, page, FJ_PAGE_SIZE, (off_t)c->stash_gpa[i])) < 0 && errno == EINTR)
-            ;
-        if (w != (ssize_t)FJ_PAGE_SIZE)
-            copier_fail(c, "writing the image failed: %s", w < 0 ? strerror(errno) : "short write");
-    }
-    c->n_stash = 0;
-    pthread_mutex_unlock(&c->lock);
-}
-
 /* One chunk of the background copy; false when everything is copied. */
 static bool copy_next_chunk(struct snap_copier *c)
 {
-    lock_after_faults(c);
+    live_lock_after_faults(c);
     while (c->next_range < c->n_ranges && c->next_off >= c->ranges[c->next_range].end) {
         c->next_range++;
         if (c->next_range < c->n_ranges)
@@ -311,13 +124,13 @@ static bool copy_next_chunk(struct snap_copier *c)
     /* Only this thread moves next_off and next_range: they hold while the
      * image's memory is prepared without lock. */
     pthread_mutex_unlock(&c->lock);
-    prepare_image(c, start, end);
-    lock_after_faults(c);
-    int err = copy_pending(c, start, end, FAIL_CHUNK);
+    live_prepare_image(c, start, end);
+    live_lock_after_faults(c);
+    int err = live_copy_pending(c, start, end, FAIL_CHUNK);
     snap_uffd_protect(c->uffd, c->sb->vm.ram, start, end - start, false);
     c->next_off = end;
     if (err < 0) {
-        copier_fail(c, "writing the image failed: %s", strerror(-err));
+        live_fail(c, "writing the image failed: %s", strerror(-err));
         c->next_range = c->n_ranges;
     }
     pthread_mutex_unlock(&c->lock);
@@ -407,7 +220,7 @@ static bool find_ranges(struct snap_copier *c)
     pthread_mutex_lock(&c->lock);
     if (err < 0 || !r) {
         if (err < 0)
-            copier_fail(c, "listing guest memory failed: %s", strerror(-err));
+            live_fail(c, "listing guest memory failed: %s", strerror(-err));
         free(r);
         r = calloc(1, sizeof(*r));
         n = 0;
@@ -437,10 +250,14 @@ static bool find_ranges(struct snap_copier *c)
 static void *fault_main(void *p)
 {
     struct snap_copier *c = p;
-    struct pollfd fds[2] = {{.fd = c->uffd, .events = POLLIN}, {.fd = c->quit_fd, .events = POLLIN}};
-    while (!(poll(fds, 2, -1) < 0 && errno != EINTR) && !fds[1].revents)
+    struct pollfd fds[2] = {{.fd = c->uffd, .events = POLLIN},
+                            {.fd = c->quit_fd, .events = POLLIN}};
+    while (!(poll(fds, 2, -1) < 0 && errno != EINTR) && !fds[1].revents) {
+        if (fds[0].revents & (POLLERR | POLLHUP | POLLNVAL))
+            break; /* never spin on a descriptor in error: the copier serves */
         if (fds[0].revents)
             serve_queued_faults(c);
+    }
     return NULL;
 }
 
@@ -482,7 +299,7 @@ static void copy_loop(struct snap_copier *c)
         if (!c->ranges && !find_ranges(c))
             continue;
         bool more = copy_next_chunk(c);
-        flush_stash(c);
+        live_flush_stash(c);
         if (!more) { /* every page copied or stashed: the stash is the last to write */
             finish_copy(c);
             break;
@@ -507,9 +324,9 @@ static void discard_hook(struct kvm_vm *vm, gpa_t gpa, uint64_t len, bool after)
         pthread_mutex_lock(&c->arm_lock);
         pthread_mutex_lock(&c->lock);
         if (c->phase == PHASE_COPY && c->copied) {
-            int err = copy_pending(c, gpa, gpa + len, FAIL_DISCARD);
+            int err = live_copy_pending(c, gpa, gpa + len, FAIL_DISCARD);
             if (err < 0)
-                copier_fail(c, "writing the image failed: %s", strerror(-err));
+                live_fail(c, "writing the image failed: %s", strerror(-err));
         }
         if (!vm->ram_private) {
             pthread_mutex_unlock(&c->lock);
@@ -525,7 +342,7 @@ static void discard_hook(struct kvm_vm *vm, gpa_t gpa, uint64_t len, bool after)
     if (err == 0 && c->phase == PHASE_PRE)
         err = snap_uffd_protect(c->uffd, vm->ram, gpa, len, true);
     if (err < 0 && c->phase != PHASE_STOP)
-        copier_fail(c, "protecting freed memory failed: %s", strerror(-err));
+        live_fail(c, "protecting freed memory failed: %s", strerror(-err));
     pthread_mutex_unlock(&c->lock);
     pthread_mutex_unlock(&c->arm_lock);
 }
@@ -647,7 +464,7 @@ int snap_copy_start_live(struct sandbox *sb, struct snapshot *snap, const uint64
     }
     c->n_released = 0;
     if (err < 0)
-        copier_fail(c, "protecting pages written while arming failed: %s", strerror(-err));
+        live_fail(c, "protecting pages written while arming failed: %s", strerror(-err));
     if (!sb->vm.ram_private)
         memcpy(c->written, dirty, kvm_vm_bitmap_bytes(&sb->vm));
     c->snap = snapshot_get(snap);
