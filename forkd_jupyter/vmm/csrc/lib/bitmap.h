@@ -6,6 +6,7 @@
 #include "lib/fj.h"
 
 static inline void fj_bit_set(uint64_t *bits, uint64_t i) { bits[i / 64] |= 1ULL << (i % 64); }
+static inline bool fj_bit_test(const uint64_t *bits, uint64_t i) { return bits[i / 64] >> (i % 64) & 1; }
 
 /* Sets bits [p, q), a word at a time where it can. */
 static inline void fj_bits_set(uint64_t *bits, uint64_t p, uint64_t q) {

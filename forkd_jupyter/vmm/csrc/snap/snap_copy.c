@@ -29,12 +29,13 @@ int snap_range_push(struct range **r, size_t *n, size_t *cap, uint64_t start, ui
 int snap_write_image(int fd, const uint8_t *src, uint64_t off, uint64_t len)
 {
     while (len) {
-        ssize_t w = pwrite(fd, src + off, (size_t)FJ_MIN(len, 8ULL << 20), (off_t)off);
+        ssize_t w = pwrite(fd, src, (size_t)FJ_MIN(len, 8ULL << 20), (off_t)off);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
             return -errno;
         }
+        src += w;
         off += (uint64_t)w;
         len -= (uint64_t)w;
     }
@@ -103,7 +104,7 @@ int snap_copy_now(struct sandbox *sb, struct snapshot *snap)
     if (err < 0)
         return err;
     for (size_t i = 0; err == 0 && i < n; i++)
-        err = snap_write_image(snap->image_fd, sb->vm.ram, r[i].start, r[i].end - r[i].start);
+        err = snap_write_image(snap->image_fd, sb->vm.ram + r[i].start, r[i].start, r[i].end - r[i].start);
     free(r);
     return err;
 }
@@ -113,7 +114,8 @@ int snap_copy_pages(struct sandbox *sb, struct snapshot *snap, const uint64_t *b
     uint64_t pages = sb->vm.ram_bytes / FJ_PAGE_SIZE;
     for (uint64_t q, p = fj_bits_next_run(bitmap, pages, 0, &q); p < pages;
          p = fj_bits_next_run(bitmap, pages, q, &q)) {
-        int err = snap_write_image(snap->image_fd, sb->vm.ram, p * FJ_PAGE_SIZE, (q - p) * FJ_PAGE_SIZE);
+        int err = snap_write_image(snap->image_fd, sb->vm.ram + p * FJ_PAGE_SIZE, p * FJ_PAGE_SIZE,
+                                   (q - p) * FJ_PAGE_SIZE);
         if (err < 0)
             return err;
     }

@@ -36,8 +36,8 @@ int live_copy_pending(struct snap_copier *c, uint64_t start, uint64_t end, int s
         uint64_t q = fj_bits_find(c->copied, n, p, true);
         fj_bits_set(c->copied, p, q);
         int err = c->inject & site ? -EIO
-                                   : snap_write_image(c->snap->image_fd, c->sb->vm.ram, p * FJ_PAGE_SIZE,
-                                                      (q - p) * FJ_PAGE_SIZE);
+                                   : snap_write_image(c->snap->image_fd, c->sb->vm.ram + p * FJ_PAGE_SIZE,
+                                                      p * FJ_PAGE_SIZE, (q - p) * FJ_PAGE_SIZE);
         if (err < 0)
             return err;
         p = fj_bits_find(c->copied, n, q, false);
@@ -62,10 +62,10 @@ void live_lock_after_faults(struct snap_copier *c)
 int live_preserve_page(struct snap_copier *c, uint64_t gpa)
 {
     uint64_t p = gpa / FJ_PAGE_SIZE;
-    if (c->copied[p / 64] >> (p % 64) & 1)
+    if (fj_bit_test(c->copied, p))
         return 0;
     uint64_t region = gpa / FJ_HUGE_SIZE;
-    bool ready = c->image_ready[region / 64] >> (region % 64) & 1;
+    bool ready = fj_bit_test(c->image_ready, region);
     if (ready || c->n_stash == STASH_PAGES || (c->inject & FAIL_FAULT))
         return live_copy_pending(c, gpa, gpa + FJ_PAGE_SIZE, FAIL_FAULT);
     memcpy(c->stash + c->n_stash * FJ_PAGE_SIZE, c->sb->vm.ram + gpa, FJ_PAGE_SIZE);
@@ -94,7 +94,7 @@ void live_prepare_image(struct snap_copier *c, uint64_t start, uint64_t end)
             c->image_map = NULL;
     }
     for (uint64_t r = start / FJ_HUGE_SIZE; r * FJ_HUGE_SIZE < end; r++) {
-        if (c->image_ready[r / 64] >> (r % 64) & 1)
+        if (fj_bit_test(c->image_ready, r))
             continue;
         uint64_t at = r * FJ_HUGE_SIZE;
         if (c->image_map)
@@ -113,20 +113,17 @@ void live_flush_stash(struct snap_copier *c)
     live_lock_after_faults(c);
     for (size_t i = 0; i < c->n_stash; i++) {
         uint64_t gpa = c->stash_gpa[i], r = gpa / FJ_HUGE_SIZE;
-        if (c->image_ready[r / 64] >> (r % 64) & 1)
+        if (fj_bit_test(c->image_ready, r))
             continue;
         pthread_mutex_unlock(&c->lock);
         live_prepare_image(c, gpa, gpa + FJ_PAGE_SIZE);
         live_lock_after_faults(c);
     }
     for (size_t i = 0; i < c->n_stash; i++) {
-        const uint8_t *page = c->stash + i * FJ_PAGE_SIZE;
-        ssize_t w;
-        while ((w = pwrite(c->snap->image_fd, page, FJ_PAGE_SIZE, (off_t)c->stash_gpa[i])) < 0 &&
-               errno == EINTR)
-            ;
-        if (w != (ssize_t)FJ_PAGE_SIZE)
-            live_fail(c, "writing the image failed: %s", w < 0 ? strerror(errno) : "short write");
+        int err = snap_write_image(c->snap->image_fd, c->stash + i * FJ_PAGE_SIZE, c->stash_gpa[i],
+                                   FJ_PAGE_SIZE);
+        if (err < 0)
+            live_fail(c, "writing the image failed: %s", strerror(-err));
     }
     c->n_stash = 0;
     pthread_mutex_unlock(&c->lock);

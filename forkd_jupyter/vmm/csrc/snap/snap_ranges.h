@@ -24,7 +24,7 @@ int snap_content_ranges(struct sandbox *sb, const struct mm *mm, struct range **
 /* Copies bytes [off, off + len) of the file src into dst at the same
  * offsets (in the kernel where it can). -errno. */
 int snap_copy_file_range(int dst, int src, uint64_t off, uint64_t len);
-/* Writes [off, off + len) of src to fd at off. -errno. */
+/* Writes the len bytes at src to fd at offset off. -errno. */
 int snap_write_image(int fd, const uint8_t *src, uint64_t off, uint64_t len);
 
 #endif
