@@ -24,6 +24,7 @@ TESTS_C = ROOT / "tests" / "c"
 SOURCES = [
     "fs/view.c",
     "fs/view_copy.c",
+    "fs/view_vdir.c",
     "file/file_kinds.c",
     "file/file_dev.c",
     "file/file_pipe.c",

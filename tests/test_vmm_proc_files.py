@@ -1,7 +1,8 @@
 """The files of /proc a sandbox makes when they are opened, as tools read
-them (free, df, uptime, psutil-style readers): the system's meminfo (the
-sandbox's RAM), stat, uptime, loadavg and mounts, and the process's own
-stat, statm, mounts and mountinfo beside maps and status."""
+them (free, df, uptime, ps, top, psutil): the system's meminfo (the
+sandbox's RAM), stat, cpuinfo, uptime, loadavg and mounts, the process's
+own stat, statm, cmdline, environ, mounts and mountinfo beside maps and
+status, and a task directory per live thread."""
 
 from __future__ import annotations
 
@@ -25,11 +26,14 @@ def test_every_listed_proc_file_reads(sandbox):
         "listed = {d: sorted(n for n in os.listdir(d) if not n.isdigit())\n"
         "          for d in ('/proc', '/proc/self')}\n"
         "sizes = {f'{d}/{n}': len(open(f'{d}/{n}').read()) for d, names in listed.items()\n"
-        "         for n in names if n not in ('self', 'exe', 'fd')}",
+        "         for n in names if n not in ('self', 'exe', 'fd', 'task')}",
     )
     listed = value(sandbox, "listed")
-    assert {"meminfo", "stat", "uptime", "loadavg", "mounts", "self"} <= set(listed["/proc"])
-    assert {"maps", "status", "stat", "statm", "mounts", "mountinfo"} <= set(listed["/proc/self"])
+    assert {"meminfo", "stat", "uptime", "loadavg", "mounts", "self", "cpuinfo", "version"} <= set(
+        listed["/proc"]
+    )
+    own = {"maps", "status", "stat", "statm", "mounts", "mountinfo", "cmdline", "environ", "comm"}
+    assert own | {"task"} <= set(listed["/proc/self"])
     assert all(size > 0 for size in value(sandbox, "sizes").values())
 
 
@@ -63,3 +67,112 @@ def test_memory_and_time_as_the_sandbox_has_them(sandbox):
     assert df == [0, "", "sandbox"]
     cores = value(sandbox, "[ln.split()[0] for ln in open('/proc/stat') if ln.startswith('cpu')]")
     assert cores == ["cpu"] + [f"cpu{i}" for i in range(os.cpu_count())]
+
+
+def test_ps_and_top_read_what_they_need(sandbox):
+    """procps needs /proc/cpuinfo beside /proc/stat for the boot time (ps's
+    START and lstart, top's summary): without it ps stopped mid-line with
+    "Unable to get system boot time"."""
+    run_ok(
+        sandbox,
+        "import os, subprocess\n"
+        "def sh(cmd):\n"
+        "    p = subprocess.run(cmd, shell=True, capture_output=True, text=True)\n"
+        "    return [p.returncode, p.stderr, p.stdout]\n"
+        "ps = sh('ps -o pid=,lstart=,args=')\n"
+        "aux = sh('ps aux')\n"
+        "top = sh('top -bn1')",
+    )
+    rc, err, out = value(sandbox, "ps")
+    assert (rc, err) == (0, "")
+    assert out.split()[-2:] == ["ps", "-o"] or "ps -o pid=,lstart=,args=" in out  # its cmdline
+    rc, err, out = value(sandbox, "aux")
+    assert (rc, err) == (0, "") and out.splitlines()[-1].endswith("ps aux")
+    rc, err, out = value(sandbox, "top")
+    assert (rc, err) == (0, "") and "%Cpu(s)" in out
+
+
+def test_cpuinfo_has_the_sandbox_cores_and_the_guest_cpu_features(sandbox):
+    """One processor block per core the sandbox has; a feature is listed
+    exactly when the guest's CPUID offers it (as numpy's own CPUID probe in
+    the guest sees it), whatever the host has."""
+    run_ok(
+        sandbox,
+        "import os, numpy\n"
+        "from numpy._core._multiarray_umath import __cpu_features__ as has\n"
+        "blocks = open('/proc/cpuinfo').read().strip().split('\\n\\n')\n"
+        "flags = [set(next(ln for ln in b.splitlines() if ln.startswith('flags'))\n"
+        "             .split(':')[1].split()) for b in blocks]\n"
+        "pairs = {'AVX512F': 'avx512f', 'AVX512BW': 'avx512bw', 'AVX2': 'avx2', 'FMA3': 'fma',\n"
+        "         'AVX': 'avx', 'SSE42': 'sse4_2', 'POPCNT': 'popcnt', 'F16C': 'f16c'}\n"
+        "agree = {f: has[k] == (f in flags[0]) for k, f in pairs.items()}\n"
+        "n = [len(blocks), os.cpu_count(), len({frozenset(f) for f in flags})]",
+    )
+    assert value(sandbox, "n") in ([os.cpu_count(), os.cpu_count(), 1],)
+    assert all(value(sandbox, "agree").values()), value(sandbox, "agree")
+    assert value(sandbox, "has['SSE42'] and 'sse4_2' in flags[0]")
+
+
+def test_command_line_and_environment_as_exec_gave_them(sandbox):
+    """/proc/<pid>/cmdline and environ hold the strings exec put in the
+    process's memory, NUL-separated and in order (psutil's cmdline(),
+    ps's COMMAND), argv[0] as the caller gave it."""
+    run_ok(
+        sandbox,
+        "import os, subprocess, sys\n"
+        "mine = open('/proc/self/cmdline', 'rb').read()\n"
+        "same = mine == b''.join(a.encode() + b'\\0' for a in sys.orig_argv)\n"
+        'code = (\'import sys; r = lambda f: open(f"/proc/self/{f}", "rb").read(); \'\n'
+        '        \'sys.stdout.buffer.write(r("cmdline") + b"|" + r("environ"))\')\n'
+        "env = {'FJ_MARK': 'a b', 'LANG': 'C.UTF-8'}\n"
+        "out = subprocess.run([sys.executable, '-c', code, 'two words', ''],\n"
+        "                     env=env, capture_output=True).stdout\n"
+        "child_args, child_env = out.rsplit(b'|', 1)\n"
+        "show = 'print(open(\"/proc/self/cmdline\").read())'\n"
+        "title = subprocess.run(['renamed-python', '-c', show], executable=sys.executable,\n"
+        "                       capture_output=True).stdout",
+    )
+    assert value(sandbox, "same") is True
+    args = value(sandbox, "child_args").split(b"\0")
+    assert args[-3:] == [b"two words", b"", b""] and args[1:3] == [b"-c", args[2]]
+    assert sorted(value(sandbox, "child_env").split(b"\0")) == [
+        b"",
+        b"FJ_MARK=a b",
+        b"LANG=C.UTF-8",
+    ]
+    assert value(sandbox, "title").split(b"\0")[0] == b"renamed-python"  # argv[0], not the file
+
+
+def threading_ids_are_new(before: list[int], ids: list[int]) -> bool:
+    return len(ids) == 2 and not set(before) & set(ids)
+
+
+def test_each_live_thread_has_its_task_directory(sandbox):
+    """Listed by thread id while the thread runs (Python's threads and any
+    other, such as a BLAS pool), each with its stat and status; gone once
+    it ended."""
+    run_ok(
+        sandbox,
+        "import os, threading\n"
+        "before = sorted(int(n) for n in os.listdir('/proc/self/task'))\n"
+        "go, ids = threading.Event(), []\n"
+        "def work():\n"
+        "    ids.append(threading.get_native_id()); go.wait()\n"
+        "ts = [threading.Thread(target=work) for _ in range(2)]\n"
+        "[t.start() for t in ts]\n"
+        "while len(ids) < 2: pass\n"
+        "listed = sorted(int(n) for n in os.listdir('/proc/self/task'))\n"
+        "expected = sorted(before + ids)\n"
+        "firsts = [int(open(f'/proc/self/task/{t}/stat').read().split()[0]) for t in expected]\n"
+        "status = [open(f'/proc/self/task/{t}/status').read() for t in ids]\n"
+        "pids = {s.split('Pid:')[1].split()[0] for s in status}\n"
+        "go.set(); [t.join() for t in ts]\n"
+        "after = sorted(int(n) for n in os.listdir('/proc/self/task'))\n"
+        "gone = [os.path.exists(f'/proc/self/task/{t}') for t in ids]",
+    )
+    assert value(sandbox, "listed") == value(sandbox, "expected")
+    assert value(sandbox, "firsts") == value(sandbox, "expected")
+    assert value(sandbox, "sorted(pids)") == sorted(str(t) for t in value(sandbox, "ids"))
+    assert threading_ids_are_new(value(sandbox, "before"), value(sandbox, "ids"))
+    assert value(sandbox, "after") == value(sandbox, "before")
+    assert value(sandbox, "gone") == [False, False]

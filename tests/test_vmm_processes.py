@@ -79,6 +79,23 @@ def test_subprocess_runs_the_interpreter_and_the_shell(sandbox):
     assert value(sandbox, "ran") == [0, "ABC", True, 3, "X2\nsandbox\n", 5]
 
 
+def test_programs_reached_through_the_alternatives_system_run(sandbox):
+    """Debian's awk, which, pager... are links through /etc/alternatives
+    (/usr/bin/awk -> /etc/alternatives/awk -> /usr/bin/mawk): a shell
+    script's awk is found and runs."""
+    run_ok(
+        sandbox,
+        "import subprocess\n"
+        "alt = subprocess.run(\"echo 6 7 | awk '{print $1 * $2}'; which sh\", shell=True,\n"
+        "                     capture_output=True, text=True)",
+    )
+    assert value(sandbox, "[alt.returncode, alt.stdout, alt.stderr]") == [
+        0,
+        "42\n/usr/bin/sh\n",
+        "",
+    ]
+
+
 def test_programs_see_the_sandbox_not_the_host(sandbox):
     run_ok(
         sandbox,

@@ -16,11 +16,13 @@ AGENT_HOST_DIR = Path(__file__).resolve().parent.parent / "guest"
 # Shared libraries, the dynamic loader, time zones, compiled locales (so
 # LANG=C.UTF-8 takes effect as on the host), terminal descriptions (curses,
 # readline and full-screen programs on the sandbox's terminals), Tcl/Tk's
-# script library (tkinter), git's templates, the loader
-# cache, the system's programs (a shell, coreutils) for the guest's
-# processes, and the C toolchain's parts beside them (the compiler's own
-# programs and libraries, the linker's plugins, system headers), so that
-# code compiled in the sandbox (an extension, a program) builds there.
+# script library (tkinter), git's templates, the loader cache, the
+# alternatives the system's program links go through (/usr/bin/awk ->
+# /etc/alternatives/awk -> mawk; which, pager), the system's programs (a
+# shell, coreutils) for the guest's processes, and the C toolchain's parts
+# beside them (the compiler's own programs and libraries, the linker's
+# plugins, system headers), so that code compiled in the sandbox (an
+# extension, a program) builds there.
 SYSTEM_ROOTS = (
     "/usr/bin",
     "/bin",
@@ -30,6 +32,7 @@ SYSTEM_ROOTS = (
     "/usr/lib/x86_64-linux-gnu",
     "/usr/lib64",
     "/etc/ld.so.cache",
+    "/etc/alternatives",
     "/etc/localtime",
     "/usr/share/zoneinfo",
     "/usr/lib/locale",

@@ -63,6 +63,9 @@ int sb_proc_kill(struct sandbox *sb, int64_t which, int signo) { return -ESRCH; 
 bool file_is_socket(const struct file *f) { return false; }
 /* Nor vCPU threads: no CPU time. */
 uint64_t sb_process_cpu_ns(struct sandbox *sb) { return 0; }
+uint64_t sb_thread_cpu_ns(struct sandbox *sb, struct sb_thread *t) { return 0; }
+/* Nor the VM: /proc/cpuinfo keeps every flag. */
+bool kvm_cpu_flag_hidden(const char *name, uint64_t xcr0) { return false; }
 /* Nor shared mappings: a layer file's content is memfs's (core/shm.c). */
 int64_t sb_shm_pread(struct sandbox *sb, struct memfs_node *node, void *buf, uint64_t len, uint64_t off) {
     return memfs_pread(fs_view_layer(sb->view), node, buf, len, off);

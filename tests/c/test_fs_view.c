@@ -218,7 +218,7 @@ void test_outside_invisible(void) {
                            "/var",
                            "/sys",
                            "/proc/1",
-                           "/proc/self/environ",
+                           "/proc/self/oom_score",
                            "/proc/self/maps/x",
                            "/dev/sda",
                            "/dev/kvm",

@@ -144,10 +144,15 @@ int elf_build_stack(struct mm *mm, gva_t stack_top, const char *const *argv, con
     if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
         memset(rnd, 0x5a, sizeof(rnd));
     err |= push_bytes(mm, &sp, execfn, strlen(execfn) + 1, &execfn_at);
-    for (size_t i = 0; i < envc; i++)
+    /* The strings in order, the arguments below the environment, as Linux
+     * lays them out: each list is one range (mm->arg_start, env_start). */
+    mm->env_end = sp;
+    for (size_t i = envc; i-- > 0;)
         err |= push_bytes(mm, &sp, envp[i], strlen(envp[i]) + 1, &envp_at[i]);
-    for (size_t i = 0; i < argc; i++)
+    mm->env_start = mm->arg_end = sp;
+    for (size_t i = argc; i-- > 0;)
         err |= push_bytes(mm, &sp, argv[i], strlen(argv[i]) + 1, &argv_at[i]);
+    mm->arg_start = sp;
     err |= push_bytes(mm, &sp, "x86_64", 7, &platform_at);
     sp &= ~15ULL;
     err |= push_bytes(mm, &sp, rnd, sizeof(rnd), &random_at);

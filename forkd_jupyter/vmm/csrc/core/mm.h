@@ -34,6 +34,10 @@ struct mm {
     size_t n_vmas, cap_vmas;
     gva_t brk_start, brk_cur, brk_limit;
     gva_t mmap_top; /* top-down mmap allocation starts below this */
+    /* Where exec put the argument and environment strings, each list NUL-separated
+     * in order, as Linux's mm does (/proc/<pid>/cmdline, environ read them
+     * there); 0 when not known (a snapshot saved before they were kept). */
+    gva_t arg_start, arg_end, env_start, env_end;
     uint64_t mapped_bytes;
 };
 

@@ -407,6 +407,14 @@ static int64_t vdir_getdents(struct sandbox *sb, struct file *f, void *buf, uint
         snprintf(pid, sizeof(pid), "%u", sb->pid);
         if (!vdir_emit(&c, pid, 4 /* DT_DIR */))
             view_vdir_list(sb->view, f->path, vdir_emit, &c);
+    } else if (!c.full && !strcmp(f->path, "/proc/self/task")) {
+        for (unsigned i = 0; i < LAYOUT_MAX_VCPUS && !c.full; i++) {
+            const struct sb_thread *th = sb->threads[i];
+            char name[16];
+            snprintf(name, sizeof(name), "%u", th ? th->tid : 0);
+            if (th && th->state != SB_T_EXITED)
+                vdir_emit(&c, name, 4 /* DT_DIR */);
+        }
     } else if (!c.full && !strcmp(f->path, "/proc/self/fd")) {
         /* the open descriptors, as the fd table holds them now */
         for (int fd = 0; fd < sb->fdt.cap && !c.full; fd++) {

@@ -15,7 +15,6 @@
 #include "fs/fs_memfs.h"
 #include "fs/view_impl.h"
 
-static const char *const devices[] = {"null", "zero", "full", "random", "urandom", "tty", "ptmx"};
 static const unsigned device_major[] = {1, 1, 1, 1, 1, 5, 5}; /* as on Linux */
 static const unsigned device_minor[] = {3, 5, 7, 8, 9, 0, 2};
 
@@ -168,20 +167,12 @@ static bool ancestor_of(const char *path, const char *root) {
     return strcmp(path, root) && is_under(root, path[0] ? path : "/");
 }
 
-/* The links of /dev that name descriptors, as udev makes them. */
-static const char *const dev_links[][2] = {
-    {"fd", "/proc/self/fd"},
-    {"stdin", "/proc/self/fd/0"},
-    {"stdout", "/proc/self/fd/1"},
-    {"stderr", "/proc/self/fd/2"},
-};
-
 const char *view_dev_link_target(const char *path) {
     if (strncmp(path, "/dev/", 5))
         return NULL;
-    for (size_t i = 0; i < FJ_ARRAY_SIZE(dev_links); i++)
-        if (!strcmp(path + 5, dev_links[i][0]))
-            return dev_links[i][1];
+    for (size_t i = 0; i < FJ_ARRAY_SIZE(view_dev_links); i++)
+        if (!strcmp(path + 5, view_dev_links[i][0]))
+            return view_dev_links[i][1];
     return NULL;
 }
 
@@ -192,6 +183,15 @@ static bool fd_link_name(const char *path) {
     const char *n = path + 14;
     size_t len = strspn(n, "0123456789");
     return len > 0 && len < 10 && !n[len] && (n[0] != '0' || len == 1);
+}
+
+bool view_task_dir(const char *path) {
+    if (strncmp(path, "/proc/self/task", 15))
+        return false;
+    if (!path[15])
+        return true;
+    const char *n = path + 15;
+    return n[0] == '/' && n[1] && strspn(n + 1, "0123456789") == strlen(n + 1);
 }
 
 /* /etc as programs expect it, synthesized: files of the agent's etc/ (the
@@ -205,16 +205,16 @@ static enum cls classify(struct fs_view *v, const char *path, char *host, size_t
     if (view_in_layer(path))
         return C_LAYER;
     if (!strcmp(path, "/dev") || !strcmp(path, "/proc") || !strcmp(path, "/proc/self") ||
-        !strcmp(path, "/proc/self/fd") || !strcmp(path, "/dev/pts"))
-        return C_VDIR;
+        !strcmp(path, "/proc/self/fd") || !strcmp(path, "/dev/pts") || view_task_dir(path))
+        return C_VDIR; /* which tasks exist, the files layer says */
     if (!strncmp(path, "/dev/pts/",
                  9)) /* a pseudo-terminal's end: whether it exists, the files say */
         return path[9] && strspn(path + 9, "0123456789") == strlen(path + 9) ? C_DEV : C_NONE;
     if (view_dev_link_target(path))
         return C_PROCLINK;
     if (!strncmp(path, "/dev/", 5)) {
-        for (size_t i = 0; i < FJ_ARRAY_SIZE(devices); i++)
-            if (!strcmp(path + 5, devices[i]))
+        for (size_t i = 0; i < FJ_ARRAY_SIZE(view_devices); i++)
+            if (!strcmp(path + 5, view_devices[i]))
                 return C_DEV;
         return C_NONE;
     }
@@ -519,8 +519,8 @@ int view_stat(struct fs_view *v, struct view_node *n, struct stat *st) {
         st->st_ino = path_hash(n->path);
         st->st_dev = 0x5;
         st->st_rdev = makedev(1, 3);
-        for (size_t i = 0; i < FJ_ARRAY_SIZE(devices); i++)
-            if (strrchr(n->path, '/') && !strcmp(strrchr(n->path, '/') + 1, devices[i]))
+        for (size_t i = 0; i < FJ_ARRAY_SIZE(view_devices); i++)
+            if (strrchr(n->path, '/') && !strcmp(strrchr(n->path, '/') + 1, view_devices[i]))
                 st->st_rdev = makedev(device_major[i], device_minor[i]);
         st->st_blksize = 4096;
         return 0;
@@ -533,79 +533,4 @@ int view_stat(struct fs_view *v, struct view_node *n, struct stat *st) {
     default:
         return -ENOENT;
     }
-}
-
-/* Lists the names a synthesized directory shows. */
-int view_vdir_list(struct fs_view *v, const char *path,
-                   int (*emit)(void *, const char *, unsigned char), void *ctx) {
-    const char *dir = strcmp(path, "/") ? path : "";
-    if (!strcmp(path, "/dev")) {
-        for (size_t i = 0; i < FJ_ARRAY_SIZE(devices); i++)
-            if (emit(ctx, devices[i], 2 /* DT_CHR */))
-                return 0;
-        if (emit(ctx, "shm", 4 /* DT_DIR */) || emit(ctx, "pts", 4 /* DT_DIR */))
-            return 0;
-        for (size_t i = 0; i < FJ_ARRAY_SIZE(dev_links); i++)
-            if (emit(ctx, dev_links[i][0], 10 /* DT_LNK */))
-                return 0;
-        return 0;
-    }
-    if (!strcmp(path, "/proc")) {
-        if (emit(ctx, "self", 4))
-            return 0;
-        for (size_t i = 0; i < FJ_ARRAY_SIZE(view_proc_files); i++)
-            if (emit(ctx, view_proc_files[i], 8 /* DT_REG */))
-                return 0;
-        return 0;
-    }
-    if (!strcmp(path, "/proc/self")) {
-        if (emit(ctx, "exe", 10) || emit(ctx, "fd", 4))
-            return 0;
-        for (size_t i = 0; i < FJ_ARRAY_SIZE(view_proc_self_files); i++)
-            if (emit(ctx, view_proc_self_files[i], 8 /* DT_REG */))
-                return 0;
-        return 0;
-    }
-    if (!strcmp(path, "/proc/self/fd") || !strcmp(path, "/dev/pts"))
-        return 0; /* listed by the files layer: the open descriptors, the pseudo-terminals */
-    /* Next components of every visible path below dir, each once. */
-    const char *extra[] = {"/tmp",          "/sandbox",     "/dev",
-                           "/proc",         VIEW_AGENT_DIR, "/etc/passwd",
-                           "/etc/group",    "/etc/hosts",   "/etc/nsswitch.conf",
-                           "/etc/hostname", "/etc/shells",  "/etc/services",
-                           "/etc/protocols"};
-    size_t total = v->n_roots + FJ_ARRAY_SIZE(extra);
-    char **seen = calloc(total, sizeof(char *));
-    if (!seen)
-        return -ENOMEM;
-    size_t n_seen = 0;
-    size_t dlen = strlen(dir);
-    for (size_t i = 0; i < total; i++) {
-        const char *r = i < v->n_roots ? v->roots[i] : extra[i - v->n_roots];
-        if (i >= v->n_roots && (!strcmp(r, VIEW_AGENT_DIR) || !strncmp(r, "/etc/", 5)) &&
-            !v->agent_dir)
-            continue;
-        if (strncmp(r, dir, dlen) || r[dlen] != '/')
-            continue;
-        const char *name = r + dlen + 1;
-        size_t len = strcspn(name, "/");
-        char buf[NAME_MAX + 1];
-        if (!len || len > NAME_MAX)
-            continue;
-        memcpy(buf, name, len);
-        buf[len] = 0;
-        bool dup = false;
-        for (size_t k = 0; k < n_seen; k++)
-            dup |= !strcmp(seen[k], buf);
-        if (dup)
-            continue;
-        seen[n_seen++] = strdup(buf);
-        bool etc_file = i >= v->n_roots && !strncmp(r, "/etc/", 5);
-        if (emit(ctx, buf, etc_file ? 8 /* DT_REG */ : 4 /* DT_DIR */))
-            break;
-    }
-    for (size_t k = 0; k < n_seen; k++)
-        free(seen[k]);
-    free(seen);
-    return 0;
 }

@@ -65,12 +65,27 @@ int view_add_root(struct fs_view *v, const char *root);
 /* The files /proc and /proc/self list besides their directories and links:
  * the system-call layer makes them when opened (sys/sys_procfs.c, which
  * serves exactly these names). */
-static const char *const view_proc_files[] = {"loadavg", "meminfo", "mounts", "stat", "uptime"};
-static const char *const view_proc_self_files[] = {"maps",  "mountinfo", "mounts",
-                                                   "stat", "statm",     "status"};
+static const char *const view_proc_files[] = {"cpuinfo", "filesystems", "loadavg", "meminfo",
+                                               "mounts",  "stat",        "uptime",  "version"};
+static const char *const view_proc_self_files[] = {"cmdline", "comm",  "environ", "maps",  "mountinfo",
+                                                   "mounts",  "stat", "statm",   "status"};
+/* The devices of /dev (VK_DEV). */
+static const char *const view_devices[] = {"null", "zero", "full", "random", "urandom", "tty", "ptmx"};
+/* The links of /dev that name descriptors, as udev makes them. */
+static const char *const view_dev_links[][2] = {
+    {"fd", "/proc/self/fd"},
+    {"stdin", "/proc/self/fd/0"},
+    {"stdout", "/proc/self/fd/1"},
+    {"stderr", "/proc/self/fd/2"},
+};
+/* Each live thread's /proc/self/task/<tid>/. */
+static const char *const view_proc_task_files[] = {"comm", "stat", "status"};
 /* Whether a guest path is inside the writable layer (/tmp, /sandbox). */
 bool view_in_layer(const char *path);
-/* Names a synthesized directory lists, via emit(name, d_type); 0 or -errno. */
+/* "/proc/self/task" or "/proc/self/task/N" with N a number. */
+bool view_task_dir(const char *path);
+/* Names a synthesized directory lists, via emit(name, d_type); 0 or -errno
+ * (view_vdir.c). */
 int view_vdir_list(struct fs_view *v, const char *path,
                    int (*emit)(void *, const char *, unsigned char), void *ctx);
 

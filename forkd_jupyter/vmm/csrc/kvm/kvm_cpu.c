@@ -4,6 +4,7 @@
  * changed afterwards; page tables in particular (see kvm_layout.h). */
 #define _GNU_SOURCE
 #include "kvm/kvm_cpu.h"
+#include "kvm/kvm_cpuid.h"
 #include "kvm/kvm_calls.h"
 #include "kvm/kvm_vdso.h"
 #include "kvm/vdso_data.h"
@@ -180,36 +181,23 @@ int kvm_cpu_write_system_region(struct kvm_vm *vm)
 
 static int set_cpuid(struct kvm_vcpu *cpu, uint64_t *xcr0_out)
 {
-    int kfd = kvm_dev_fd();
-    int n = 128;
-    for (;;) {
-        struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(struct kvm_cpuid_entry2));
-        if (!c)
-            return -ENOMEM;
-        c->nent = n;
-        if (ioctl(kfd, KVM_GET_SUPPORTED_CPUID, c) < 0) {
-            int err = errno;
-            free(c);
-            if (err == E2BIG && n < 4096) {
-                n *= 2;
-                continue;
-            }
-            return -err;
-        }
-        uint64_t xcr0 = 0x3;
-        for (uint32_t i = 0; i < c->nent; i++) {
-            struct kvm_cpuid_entry2 *e = &c->entries[i];
-            if (e->function == 0xd && e->index == 0)
-                xcr0 = (((uint64_t)e->edx << 32) | e->eax) & 0xe7; /* x87 SSE AVX, AVX-512 */
-            if (e->function == 1)
-                e->ecx |= 1u << 27; /* OSXSAVE mirrors CR4.OSXSAVE */
-        }
-        int r = ioctl(cpu->fd, KVM_SET_CPUID2, c);
-        int err = errno;
-        free(c);
-        *xcr0_out = xcr0 | 0x3;
-        return r < 0 ? -err : 0;
+    struct kvm_cpuid2 *c;
+    int err = kvm_supported_cpuid(&c);
+    if (err < 0)
+        return err;
+    uint64_t xcr0 = 0x3;
+    for (uint32_t i = 0; i < c->nent; i++) {
+        struct kvm_cpuid_entry2 *e = &c->entries[i];
+        if (e->function == 0xd && e->index == 0)
+            xcr0 = (((uint64_t)e->edx << 32) | e->eax) & 0xe7; /* x87 SSE AVX, AVX-512 */
+        if (e->function == 1)
+            e->ecx |= 1u << 27; /* OSXSAVE mirrors CR4.OSXSAVE */
     }
+    int r = ioctl(cpu->fd, KVM_SET_CPUID2, c);
+    err = errno;
+    free(c);
+    *xcr0_out = xcr0 | 0x3;
+    return r < 0 ? -err : 0;
 }
 
 static int set_msrs(struct kvm_vcpu *cpu)

@@ -38,7 +38,7 @@
 #include "fs/view_impl.h"
 
 #define STATE_MAGIC "FJSNAPST"
-#define STATE_VERSION 2u /* 2 added the threads; 1 is still read */
+#define STATE_VERSION 3u /* 3 added where argv and envp are; 2 the threads; 1 and 2 are still read */
 #define MAX_STR PATH_MAX
 
 /* ------------------------------------------------- a growing buffer */
@@ -339,6 +339,10 @@ static void save_state(struct out *o, struct snapshot *snap)
     put_u32(o, snap->n_threads);
     for (uint32_t i = 0; i < snap->n_threads; i++)
         put_blob(o, &snap->threads[i], sizeof(snap->threads[i]));
+    put_u64(o, mm->arg_start);
+    put_u64(o, mm->arg_end);
+    put_u64(o, mm->env_start);
+    put_u64(o, mm->env_end);
     uint32_t crc = fj_crc32(0, o->p, o->len);
     put_u32(o, crc);
 }
@@ -407,7 +411,7 @@ static int check_state_header(struct in *r)
     r->len -= 4;
     take(r, 8);
     uint32_t version = get_u32(r);
-    return version == 1 || version == STATE_VERSION ? (int)version : -EPROTO;
+    return version >= 1 && version <= STATE_VERSION ? (int)version : -EPROTO;
 }
 
 /* Version 2: the threads besides the main one. */
@@ -518,6 +522,15 @@ static int load_state(struct in *r, struct snapshot *snap, struct memfs *layer,
         err = load_fdt(r, &snap->fdt, snap->view);
     if (err == 0 && header >= 2)
         err = load_threads(r, snap);
+    if (err == 0 && header >= 3) {
+        mm->arg_start = get_u64(r);
+        mm->arg_end = get_u64(r);
+        mm->env_start = get_u64(r);
+        mm->env_end = get_u64(r);
+        if (mm->arg_start > mm->arg_end || mm->arg_end > mm->env_start ||
+            mm->env_start > mm->env_end || mm->env_end > snap->ram_bytes)
+            err = -EINVAL;
+    }
     for (uint32_t i = 0; roots && i < n_roots; i++)
         free(roots[i]);
     free(roots);

@@ -75,6 +75,10 @@ int sysf_resolve_at(struct sandbox *sb, int dirfd, const char *path, bool follow
     if (err == 0 && n->kind == VK_PROCLINK && !strncmp(n->path, "/proc/self/fd/", 14) &&
         !fd_link_file(sb, n))
         err = -ENOENT; /* /proc/self/fd lists open descriptors only */
+    const char *rest;
+    if (err == 0 && n->kind == VK_VDIR && !strncmp(n->path, "/proc/self/task/", 16) &&
+        !sysf_proc_thread(sb, n->path + 16, &rest))
+        err = -ENOENT; /* /proc/self/task lists live threads only */
     struct stat st;
     if (err == 0 && n->kind == VK_DEV && !strncmp(n->path, "/dev/pts/", 9) &&
         file_pty_stat_path(sb, n->path, &st) < 0)

@@ -1,12 +1,16 @@
 /* Files of /proc made when opened. The process's own (/proc/self/X):
  * maps (the address space, with file mappings named: what threadpoolctl
  * and friends read), status (name, ids, threads), stat and statm (what
- * psutil and ps read), mounts. The system's, as the sandbox sees it:
- * meminfo (its RAM), stat (the host's CPU times, the sandbox's boot time
- * and processes), uptime, loadavg, mounts. Opening gives a read-only
+ * psutil and ps read), cmdline and environ (read from the guest's memory,
+ * where exec put them, as Linux does), comm, mounts; and each live
+ * thread's task/<tid>/{stat,status,comm}. The system's, as the sandbox
+ * sees it: meminfo (its RAM), stat (the host's CPU times, the sandbox's
+ * boot time and processes), cpuinfo (the host's processors the sandbox
+ * has, their flags without the features whose state the guest's XCR0
+ * leaves off),
+ * uptime, loadavg, mounts, version, filesystems. Opening gives a read-only
  * snapshot of the contents, as a private file of the writable layer's
- * kind. /proc/cpuinfo is left out: the host's would list features the
- * guest's CPUID may not offer. */
+ * kind. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdarg.h>
@@ -14,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +26,7 @@
 #include "core/sandbox.h"
 #include "file/file_kinds.h"
 #include "fs/fs_view.h"
+#include "kvm/kvm_cpuid.h"
 #include "sys/sys.h"
 #include "sys/sys_file.h"
 
@@ -73,7 +79,7 @@ static const char *own_proc_file(const struct sandbox *sb, const char *path) {
     return NULL;
 }
 
-static void render_maps(struct sandbox *sb, struct text *t) {
+static void render_maps(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
     for (size_t i = 0; i < sb->mm.n_vmas; i++) {
         const struct mm_vma *v = &sb->mm.vmas[i];
         const char *name = kind_name(sb, v);
@@ -96,18 +102,23 @@ static uint64_t with_action(const struct sandbox *sb, bool ignored) {
     return mask;
 }
 
-static void render_status(struct sandbox *sb, struct text *t) {
+static const char *process_name(const struct sandbox *sb) {
+    return strrchr(sb->exe_path, '/') ? strrchr(sb->exe_path, '/') + 1 : sb->exe_path;
+}
+
+/* thread: a task/<tid>/ file's thread, NULL for the process's own file. */
+static void render_status(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
     const struct sb_proc_slot *self = sb_proc_self(sb);
-    const char *name = strrchr(sb->exe_path, '/') ? strrchr(sb->exe_path, '/') + 1 : sb->exe_path;
     add(t,
         "Name:\t%.15s\nUmask:\t%04o\nState:\tR "
         "(running)\nTgid:\t%u\nNgid:\t0\nPid:\t%u\nPPid:\t%u\n",
-        name, sb->view ? sb->view->umask : 022, sb->pid, sb->pid, self ? self->ppid : 0);
+        process_name(sb), sb->view ? sb->view->umask : 022, sb->pid,
+        thread ? thread->tid : sb->pid, self ? self->ppid : 0);
     add(t, "Uid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\n");
     add(t, "VmSize:\t%llu kB\nVmRSS:\t%llu kB\nThreads:\t%u\n",
         (unsigned long long)(sb->mm.mapped_bytes / 1024),
         (unsigned long long)(sb->mm.mapped_bytes / 1024), sb->live_threads);
-    const struct sb_thread *me = sb_self(sb);
+    const struct sb_thread *me = thread ? thread : sb_self(sb);
     add(t, "SigQ:\t0/63448\nSigPnd:\t%016llx\nShdPnd:\t%016llx\nSigBlk:\t%016llx\n",
         (unsigned long long)(me ? me->sig.pending : 0), (unsigned long long)sb->sig.pending,
         (unsigned long long)(me ? me->sig.blocked : 0));
@@ -126,7 +137,7 @@ static uint64_t clock_ns(clockid_t c) {
 /* The sandbox's RAM (each process's VM has that much) and what the
  * mappings of all its processes leave free. Under big_lock (every
  * process's). */
-static void render_meminfo(struct sandbox *sb, struct text *t) {
+static void render_meminfo(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
     uint64_t total = sb->vm.ram_bytes / 1024, mapped = 0;
     for (unsigned k = 0; k < SB_MAX_PROCS; k++) {
         const struct sandbox *p = sb->procs->slot[k].sb;
@@ -166,7 +177,7 @@ static unsigned sandbox_processes(struct sandbox *sb) {
 
 /* CPU lines are the host's (one per core the sandbox has: its threads run
  * there); the boot time is the host's, as the guest's clocks are. */
-static void render_stat(struct sandbox *sb, struct text *t) {
+static void render_stat(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     add_host_lines(t, "/proc/stat", "cpu", (unsigned)(cores < 1 ? 1 : cores) + 1);
     uint64_t boot_s = (clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_BOOTTIME)) / 1000000000ULL;
@@ -174,12 +185,12 @@ static void render_stat(struct sandbox *sb, struct text *t) {
         (unsigned long long)boot_s, sb->procs->next_id);
 }
 
-static void render_uptime(struct sandbox *sb, struct text *t) {
+static void render_uptime(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
     uint64_t up = clock_ns(CLOCK_BOOTTIME) / 10000000ULL; /* centiseconds */
     add(t, "%llu.%02llu 0.00\n", (unsigned long long)(up / 100), (unsigned long long)(up % 100));
 }
 
-static void render_loadavg(struct sandbox *sb, struct text *t) {
+static void render_loadavg(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
     double load[3] = {0, 0, 0};
     FILE *f = fopen("/proc/loadavg", "re");
     if (f) {
@@ -202,13 +213,13 @@ static const struct {
     {"sandbox", "/dev/shm", "tmpfs", "rw,nosuid,nodev"},
 };
 
-static void render_mounts(struct sandbox *sb, struct text *t) {
+static void render_mounts(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
     for (size_t i = 0; i < FJ_ARRAY_SIZE(mounts); i++)
         add(t, "%s %s %s %s 0 0\n", mounts[i].source, mounts[i].point, mounts[i].type, mounts[i].options);
 }
 
 /* proc(5)'s mountinfo of the same (df and libmount read it). */
-static void render_mountinfo(struct sandbox *sb, struct text *t) {
+static void render_mountinfo(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
     for (size_t i = 0; i < FJ_ARRAY_SIZE(mounts); i++)
         add(t, "%zu %d 0:%zu / %s %s - %s %s %s\n", 20 + i, i ? 20 : 1, 20 + i, mounts[i].point,
             mounts[i].options, mounts[i].type, mounts[i].source, mounts[i].options[1] == 'o' ? "ro" : "rw");
@@ -216,48 +227,149 @@ static void render_mountinfo(struct sandbox *sb, struct text *t) {
 
 /* proc(5)'s /proc/<pid>/stat: what the sandbox keeps (ids, threads, CPU
  * time, start, memory); the rest 0. */
-static void render_pid_stat(struct sandbox *sb, struct text *t) {
+static void render_pid_stat(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
     const struct sb_proc_slot *self = sb_proc_self(sb);
-    const char *name = strrchr(sb->exe_path, '/') ? strrchr(sb->exe_path, '/') + 1 : sb->exe_path;
-    uint64_t cpu = sb_process_cpu_ns(sb) / (1000000000ULL / TICKS_PER_S);
+    uint64_t ns = thread ? sb_thread_cpu_ns(sb, thread) : sb_process_cpu_ns(sb);
+    uint64_t cpu = ns / (1000000000ULL / TICKS_PER_S);
     /* start_ns is CLOCK_MONOTONIC; proc(5) counts from boot. */
     uint64_t boot_offset = clock_ns(CLOCK_BOOTTIME) - clock_ns(CLOCK_MONOTONIC);
     uint64_t start = (sb->start_ns + boot_offset) / (1000000000ULL / TICKS_PER_S);
     uint64_t bytes = sb->mm.mapped_bytes;
     add(t, "%u (%.15s) R %u %u %u 0 -1 0 0 0 0 0 %llu 0 0 0 20 0 %u 0 %llu %llu %llu",
-        sb->pid, name, self ? self->ppid : 0, self ? self->pgid : sb->pid,
+        thread ? thread->tid : sb->pid, process_name(sb), self ? self->ppid : 0, self ? self->pgid : sb->pid,
         self ? self->sid : sb->pid, (unsigned long long)cpu, sb->live_threads,
         (unsigned long long)start, (unsigned long long)bytes,
         (unsigned long long)(bytes / FJ_PAGE_SIZE));
     add(t, " 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n");
 }
 
-static void render_statm(struct sandbox *sb, struct text *t) {
+static void render_statm(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
     unsigned long long pages = sb->mm.mapped_bytes / FJ_PAGE_SIZE;
     add(t, "%llu %llu 0 0 0 %llu 0\n", pages, pages, pages);
 }
 
+static void render_comm(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
+    add(t, "%.15s\n", process_name(sb));
+}
+
+/* Bytes [start, end) of the guest's memory, NUL-separated strings as exec
+ * put them (a program may have rewritten them since, as on Linux). */
+static void add_guest_strings(struct sandbox *sb, gva_t start, gva_t end, struct text *t) {
+    const char *p = end > start ? mm_read_ptr(&sb->mm, start, end - start) : NULL;
+    if (!p)
+        return;
+    size_t at = t->len;
+    add(t, "%*s", (int)(end - start), "");
+    if (t->len == at + (end - start))
+        memcpy(t->p + at, p, end - start);
+}
+
+/* As Linux: the argument strings; when a program wrote over their last
+ * NUL (setproctitle), the title goes on into the environment's, up to a
+ * NUL. */
+static void render_cmdline(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
+    const struct mm *mm = &sb->mm;
+    add_guest_strings(sb, mm->arg_start, mm->arg_end, t);
+    if (!t->len || t->p[t->len - 1] == 0 || mm->env_end <= mm->env_start)
+        return;
+    const char *env = mm_read_ptr(&sb->mm, mm->env_start, mm->env_end - mm->env_start);
+    if (env)
+        add_guest_strings(sb, mm->env_start, mm->env_start + strnlen(env, mm->env_end - mm->env_start), t);
+}
+
+static void render_environ(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
+    add_guest_strings(sb, sb->mm.env_start, sb->mm.env_end, t);
+}
+
+/* The host's processor blocks, one per core the sandbox has (its threads
+ * run there), without the flags the guest cannot use (kvm_cpuid.h). */
+static void render_cpuinfo(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    FILE *f = fopen("/proc/cpuinfo", "re");
+    char line[8192];
+    long processors = 0;
+    while (f && fgets(line, sizeof(line), f)) {
+        if (!strncmp(line, "processor", 9) && ++processors > (cores < 1 ? 1 : cores))
+            break;
+        if (strncmp(line, "flags", 5) || !strchr(line, ':')) {
+            add(t, "%s", line);
+            continue;
+        }
+        char *save = NULL, *colon = strchr(line, ':');
+        *colon = 0;
+        add(t, "%s:", line);
+        for (char *w = strtok_r(colon + 1, " \n", &save); w; w = strtok_r(NULL, " \n", &save))
+            if (!kvm_cpu_flag_hidden(w, sb->vm.xcr0))
+                add(t, " %s", w);
+        add(t, "\n");
+    }
+    if (f)
+        fclose(f);
+}
+
+/* What uname(2) tells the guest (sys_proc.c), as a kernel version line. */
+static void render_version(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
+    struct utsname u;
+    if (uname(&u) == 0)
+        add(t, "Linux version %s (forkd-sandbox) %s\n", u.release, u.version);
+}
+
+/* The filesystem types the sandbox's mounts use (mounts[] above). */
+static void render_filesystems(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
+    add(t, "nodev\trootfs\nnodev\tproc\nnodev\ttmpfs\n");
+}
+
+enum proc_scope { PROC_SYSTEM, PROC_OWN, PROC_TASK };
+
 struct proc_file {
     const char *name;
-    bool own; /* /proc/self/<name>, else /proc/<name> */
-    void (*render)(struct sandbox *sb, struct text *t);
+    enum proc_scope scope; /* /proc/<name>, /proc/self/<name>, /proc/self/task/<tid>/<name> */
+    void (*render)(struct sandbox *sb, struct sb_thread *thread, struct text *t);
 };
 
 static const struct proc_file proc_files[] = {
-    {"maps", true, render_maps},       {"status", true, render_status},
-    {"stat", true, render_pid_stat},   {"statm", true, render_statm},
-    {"mounts", true, render_mounts},   {"mountinfo", true, render_mountinfo},
-    {"meminfo", false, render_meminfo},
-    {"stat", false, render_stat},      {"uptime", false, render_uptime},
-    {"loadavg", false, render_loadavg}, {"mounts", false, render_mounts},
+    {"maps", PROC_OWN, render_maps},         {"status", PROC_OWN, render_status},
+    {"stat", PROC_OWN, render_pid_stat},     {"statm", PROC_OWN, render_statm},
+    {"mounts", PROC_OWN, render_mounts},     {"mountinfo", PROC_OWN, render_mountinfo},
+    {"cmdline", PROC_OWN, render_cmdline},   {"environ", PROC_OWN, render_environ},
+    {"comm", PROC_OWN, render_comm},         {"meminfo", PROC_SYSTEM, render_meminfo},
+    {"stat", PROC_SYSTEM, render_stat},      {"uptime", PROC_SYSTEM, render_uptime},
+    {"loadavg", PROC_SYSTEM, render_loadavg}, {"mounts", PROC_SYSTEM, render_mounts},
+    {"cpuinfo", PROC_SYSTEM, render_cpuinfo}, {"version", PROC_SYSTEM, render_version},
+    {"filesystems", PROC_SYSTEM, render_filesystems}, {"stat", PROC_TASK, render_pid_stat},
+    {"status", PROC_TASK, render_status},    {"comm", PROC_TASK, render_comm},
 };
 
-/* The synthesized file at path, or NULL. */
-static const struct proc_file *proc_file_at(const struct sandbox *sb, const char *path, size_t *index) {
+struct sb_thread *sysf_proc_thread(struct sandbox *sb, const char *task_path, const char **rest) {
+    char *end;
+    unsigned long tid = strtoul(task_path, &end, 10);
+    if (end == task_path || (*end && *end != '/') || task_path[0] == '0')
+        return NULL;
+    for (unsigned i = 0; i < LAYOUT_MAX_VCPUS; i++) {
+        struct sb_thread *th = sb->threads[i];
+        if (th && th->tid == tid && th->state != SB_T_EXITED) {
+            *rest = *end ? end + 1 : end;
+            return th;
+        }
+    }
+    return NULL;
+}
+
+/* The synthesized file at path, or NULL; *thread is the thread of a
+ * task/<tid>/ file (NULL otherwise). */
+static const struct proc_file *proc_file_at(struct sandbox *sb, const char *path, size_t *index,
+                                            struct sb_thread **thread) {
     const char *own = own_proc_file(sb, path);
     const char *leaf = own ? own : !strncmp(path, "/proc/", 6) ? path + 6 : NULL;
+    enum proc_scope scope = own ? PROC_OWN : PROC_SYSTEM;
+    *thread = NULL;
+    if (own && !strncmp(own, "task/", 5)) {
+        if (!(*thread = sysf_proc_thread(sb, own + 5, &leaf)))
+            return NULL;
+        scope = PROC_TASK;
+    }
     for (size_t i = 0; leaf && i < FJ_ARRAY_SIZE(proc_files); i++)
-        if (proc_files[i].own == (own != NULL) && !strcmp(proc_files[i].name, leaf)) {
+        if (proc_files[i].scope == scope && !strcmp(proc_files[i].name, leaf)) {
             *index = i;
             return &proc_files[i];
         }
@@ -266,7 +378,8 @@ static const struct proc_file *proc_file_at(const struct sandbox *sb, const char
 
 bool sysf_proc_file(struct sandbox *sb, const char *path, struct stat *st) {
     size_t i;
-    if (!proc_file_at(sb, path, &i))
+    struct sb_thread *thread;
+    if (!proc_file_at(sb, path, &i, &thread))
         return false;
     file_anon_stat(st, S_IFREG | 0444, 0x70726f63 + i, 0x16 /* proc */);
     st->st_size = 0;
@@ -276,13 +389,14 @@ bool sysf_proc_file(struct sandbox *sb, const char *path, struct stat *st) {
 
 int64_t sysf_open_proc(struct sandbox *sb, const char *path, int flags) {
     size_t i;
-    const struct proc_file *pf = proc_file_at(sb, path, &i);
+    struct sb_thread *thread;
+    const struct proc_file *pf = proc_file_at(sb, path, &i, &thread);
     if (!pf)
         return -ENOENT;
     if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_TRUNC)))
         return -EACCES;
     struct text t = {0};
-    pf->render(sb, &t);
+    pf->render(sb, thread, &t);
     struct file *f;
     int err = file_layer_anon(fs_view_layer(sb->view), 0444, O_RDWR, path, &f);
     if (err == 0 && t.len && f->ops->write(sb, f, t.p, t.len) != (int64_t)t.len)
