@@ -26,7 +26,7 @@ def test_every_listed_proc_file_reads(sandbox):
         "listed = {d: sorted(n for n in os.listdir(d) if not n.isdigit())\n"
         "          for d in ('/proc', '/proc/self')}\n"
         "sizes = {f'{d}/{n}': len(open(f'{d}/{n}').read()) for d, names in listed.items()\n"
-        "         for n in names if n not in ('self', 'exe', 'fd', 'task')}",
+        "         for n in names if n not in ('self', 'exe', 'cwd', 'fd', 'task')}",
     )
     listed = value(sandbox, "listed")
     assert {"meminfo", "stat", "uptime", "loadavg", "mounts", "self", "cpuinfo", "version"} <= set(
@@ -167,7 +167,11 @@ def test_each_live_thread_has_its_task_directory(sandbox):
         "status = [open(f'/proc/self/task/{t}/status').read() for t in ids]\n"
         "pids = {s.split('Pid:')[1].split()[0] for s in status}\n"
         "go.set(); [t.join() for t in ts]\n"
-        "after = sorted(int(n) for n in os.listdir('/proc/self/task'))\n"
+        "import time\n"
+        "for _ in range(500):  # join() returns as the thread ends, before its exit is done\n"
+        "    after = sorted(int(n) for n in os.listdir('/proc/self/task'))\n"
+        "    if after == before: break\n"
+        "    time.sleep(0.01)\n"
         "gone = [os.path.exists(f'/proc/self/task/{t}') for t in ids]",
     )
     assert value(sandbox, "listed") == value(sandbox, "expected")
@@ -176,3 +180,56 @@ def test_each_live_thread_has_its_task_directory(sandbox):
     assert threading_ids_are_new(value(sandbox, "before"), value(sandbox, "ids"))
     assert value(sandbox, "after") == value(sandbox, "before")
     assert value(sandbox, "gone") == [False, False]
+
+
+def test_every_process_of_the_sandbox_is_in_proc(sandbox):
+    """/proc lists the sandbox's live processes, each with its stat, status,
+    cmdline and task directory, so ps, pgrep and pkill find them (each
+    process is a VM of its own); an ended one is gone."""
+    run_ok(
+        sandbox,
+        "import os, subprocess, time\n"
+        "kid = subprocess.Popen(['sleep', '30'])\n"
+        "py = subprocess.Popen(['python3', '-c', 'import time; time.sleep(30)', 'marker'])\n"
+        "time.sleep(0.5)\n"
+        "pids = sorted(int(n) for n in os.listdir('/proc') if n.isdigit())\n"
+        "cmd = open(f'/proc/{kid.pid}/cmdline', 'rb').read()\n"
+        "stat = open(f'/proc/{py.pid}/stat').read().split()\n"
+        "tasks = os.listdir(f'/proc/{py.pid}/task')\n"
+        "listing = sorted(os.listdir(f'/proc/{kid.pid}'))\n"
+        "def sh(c):\n"
+        "    p = subprocess.run(c, shell=isinstance(c, str), capture_output=True, text=True)\n"
+        "    return [p.returncode, p.stdout.split(), p.stderr]\n"
+        "ps = sh('ps -e -o pid=,args=')\n"
+        "pgrep = sh(['pgrep', '-f', 'marker'])\n"
+        "pkill = sh(['pkill', '-f', 'sleep 30'])\n"
+        "killed = kid.wait(timeout=10)\n"
+        "gone = os.path.exists(f'/proc/{kid.pid}')\n"
+        "py.kill(); py.wait()",
+    )
+    me, kid, py = (value(sandbox, x) for x in ("os.getpid()", "kid.pid", "py.pid"))
+    assert {me, kid, py} <= set(value(sandbox, "pids"))
+    assert value(sandbox, "cmd") == b"sleep\x0030\x00"
+    stat = value(sandbox, "stat")
+    assert (int(stat[0]), int(stat[3])) == (py, me)  # its pid, its parent
+    assert value(sandbox, "tasks") == [str(py)]
+    assert {"cmdline", "stat", "status", "task"} <= set(value(sandbox, "listing"))
+    rc, out, err = value(sandbox, "ps")
+    assert (rc, err) == (0, "") and {str(me), str(kid), str(py)} <= set(out)
+    assert value(sandbox, "pgrep") == [0, [str(py)], ""]
+    assert value(sandbox, "pkill")[0] == 0 and value(sandbox, "killed") == -15
+    assert value(sandbox, "gone") is False
+
+
+def test_the_working_directory_link_follows_chdir(sandbox):
+    run_ok(
+        sandbox,
+        "import os\n"
+        "start = os.getcwd()\n"
+        "os.makedirs('/tmp/wd/inner', exist_ok=True); os.chdir('/tmp/wd')\n"
+        "seen = [os.readlink('/proc/self/cwd'), os.listdir('/proc/self/cwd'),\n"
+        "        os.path.samefile('/proc/self/cwd', '/tmp/wd')]\n"
+        "os.chdir(start)",
+    )
+    assert value(sandbox, "seen") == ["/tmp/wd", ["inner"], True]
+    assert value(sandbox, "os.readlink('/proc/self/cwd')") == value(sandbox, "start")

@@ -58,6 +58,15 @@ _Thread_local struct sb_thread *sb_current;
 _Thread_local bool sb_serving_fast;
 /* One process, outside any session: no controlling terminal is taken. */
 struct sb_proc_slot *sb_proc_self(struct sandbox *sb) { return NULL; }
+/* One process, one thread: /proc/self is the only process directory. */
+struct sandbox *sb_proc_of_path(struct sandbox *sb, const char *path, const char **rest) {
+    if (strncmp(path, "/proc/self", 10) || (path[10] && path[10] != '/'))
+        return NULL;
+    *rest = path[10] ? path + 11 : path + 10;
+    return sb;
+}
+struct sandbox *sb_proc_find(struct sandbox *sb, uint32_t pid) { return NULL; }
+struct sb_thread *sb_thread_by_tid(struct sandbox *sb, uint32_t tid) { return NULL; }
 int sb_proc_kill(struct sandbox *sb, int64_t which, int signo) { return -ESRCH; }
 /* The harness links no socket kind. */
 bool file_is_socket(const struct file *f) { return false; }

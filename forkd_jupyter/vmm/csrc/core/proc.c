@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define SA_NOCLDWAIT_ 2ULL
 
@@ -53,6 +54,26 @@ struct sb_proc_slot *sb_proc_self(struct sandbox *sb) {
 struct sandbox *sb_proc_find(struct sandbox *sb, uint32_t pid) {
     struct sb_proc_slot *s = sb_proc_slot_of(sb->procs, pid);
     return s && !s->zombie && !s->reaped ? s->sb : NULL;
+}
+
+struct sandbox *sb_proc_of_path(struct sandbox *sb, const char *path, const char **rest) {
+    if (strncmp(path, "/proc/", 6))
+        return NULL;
+    const char *p = path + 6, *end;
+    struct sandbox *target = NULL;
+    if (!strncmp(p, "self", 4)) {
+        target = sb;
+        end = p + 4;
+    } else {
+        char *e;
+        unsigned long pid = strtoul(p, &e, 10);
+        end = e;
+        target = e != p && p[0] != '0' && pid <= UINT32_MAX ? sb_proc_find(sb, (uint32_t)pid) : NULL;
+    }
+    if (!target || (*end && *end != '/'))
+        return NULL;
+    *rest = *end ? end + 1 : end;
+    return target;
 }
 
 unsigned sb_proc_others(struct sandbox *sb) {

@@ -62,6 +62,10 @@ struct sandbox *sb_proc_find(struct sandbox *sb, uint32_t pid);
 struct sb_proc_slot *sb_proc_self(struct sandbox *sb);
 /* The slot in use for pid, or NULL. */
 struct sb_proc_slot *sb_proc_slot_of(struct sb_procs *p, uint32_t pid);
+/* The live process a /proc path names ("/proc/self/...", "/proc/<pid>/...",
+ * any process of sb's sandbox), *rest set to what follows its directory
+ * ("" for the directory itself); NULL when there is none. */
+struct sandbox *sb_proc_of_path(struct sandbox *sb, const char *path, const char **rest);
 /* Processes besides sb that are alive or zombies. */
 unsigned sb_proc_others(struct sandbox *sb);
 

@@ -17,6 +17,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "core/proc.h"
 #include "core/sandbox.h"
 #include "core/shm.h"
 #include "file/pty.h"
@@ -403,13 +404,19 @@ static int64_t vdir_getdents(struct sandbox *sb, struct file *f, void *buf, uint
             vdir_emit(&c, name, 2 /* DT_CHR */);
         }
     } else if (!c.full && !strcmp(f->path, "/proc")) {
-        char pid[16]; /* the process's own directory, and "self" */
-        snprintf(pid, sizeof(pid), "%u", sb->pid);
-        if (!vdir_emit(&c, pid, 4 /* DT_DIR */))
+        for (unsigned k = 0; k < SB_MAX_PROCS && !c.full; k++) { /* the live processes, "self"... */
+            char pid[16];
+            snprintf(pid, sizeof(pid), "%u", sb->procs->slot[k].pid);
+            if (sb_proc_find(sb, sb->procs->slot[k].pid) && sb->procs->slot[k].used)
+                vdir_emit(&c, pid, 4 /* DT_DIR */);
+        }
+        if (!c.full)
             view_vdir_list(sb->view, f->path, vdir_emit, &c);
-    } else if (!c.full && !strcmp(f->path, "/proc/self/task")) {
-        for (unsigned i = 0; i < LAYOUT_MAX_VCPUS && !c.full; i++) {
-            const struct sb_thread *th = sb->threads[i];
+    } else if (!c.full && view_proc_dir(f->path) == VP_TASKS) {
+        const char *rest;
+        struct sandbox *of = sb_proc_of_path(sb, f->path, &rest);
+        for (unsigned i = 0; of && i < LAYOUT_MAX_VCPUS && !c.full; i++) {
+            const struct sb_thread *th = of->threads[i];
             char name[16];
             snprintf(name, sizeof(name), "%u", th ? th->tid : 0);
             if (th && th->state != SB_T_EXITED)

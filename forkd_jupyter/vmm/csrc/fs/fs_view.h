@@ -6,7 +6,7 @@
  *                           read-only at their own host path
  *   ancestors of the above  synthesized directories listing only what leads
  *                           to a visible path
- *   /dev/null, /dev/zero, /dev/random, /dev/urandom, /dev/full; /proc/self/exe
+ *   /dev/null, /dev/zero, /dev/random, /dev/urandom, /dev/full; /proc/self/exe, cwd
  *   and /proc/self/fd/N links
  * Nothing else exists (ENOENT). Invariant: a host file is opened only when
  * the real path it resolves to on the host lies under a read-only root, and

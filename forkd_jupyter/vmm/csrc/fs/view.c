@@ -185,13 +185,28 @@ static bool fd_link_name(const char *path) {
     return len > 0 && len < 10 && !n[len] && (n[0] != '0' || len == 1);
 }
 
-bool view_task_dir(const char *path) {
-    if (strncmp(path, "/proc/self/task", 15))
-        return false;
-    if (!path[15])
-        return true;
-    const char *n = path + 15;
-    return n[0] == '/' && n[1] && strspn(n + 1, "0123456789") == strlen(n + 1);
+/* A positive number spelled as Linux spells ids, at p: its length, else 0. */
+static size_t id_len(const char *p) {
+    size_t n = strspn(p, "0123456789");
+    return n && n < 10 && p[0] != '0' ? n : 0;
+}
+
+enum view_proc_dir view_proc_dir(const char *path) {
+    if (strncmp(path, "/proc/", 6))
+        return VP_NONE;
+    const char *p = path + 6;
+    size_t n = !strncmp(p, "self", 4) ? 4 : id_len(p);
+    if (!n)
+        return VP_NONE;
+    p += n;
+    if (!*p)
+        return n == 4 && path[6] == 's' ? VP_NONE : VP_PROCESS; /* /proc/self is a VDIR of its own */
+    if (strncmp(p, "/task", 5))
+        return VP_NONE;
+    p += 5;
+    if (!*p)
+        return VP_TASKS;
+    return p[0] == '/' && (n = id_len(p + 1)) && !p[1 + n] ? VP_TASK : VP_NONE;
 }
 
 /* /etc as programs expect it, synthesized: files of the agent's etc/ (the
@@ -205,7 +220,7 @@ static enum cls classify(struct fs_view *v, const char *path, char *host, size_t
     if (view_in_layer(path))
         return C_LAYER;
     if (!strcmp(path, "/dev") || !strcmp(path, "/proc") || !strcmp(path, "/proc/self") ||
-        !strcmp(path, "/proc/self/fd") || !strcmp(path, "/dev/pts") || view_task_dir(path))
+        !strcmp(path, "/proc/self/fd") || !strcmp(path, "/dev/pts") || view_proc_dir(path))
         return C_VDIR; /* which tasks exist, the files layer says */
     if (!strncmp(path, "/dev/pts/",
                  9)) /* a pseudo-terminal's end: whether it exists, the files say */
@@ -218,7 +233,7 @@ static enum cls classify(struct fs_view *v, const char *path, char *host, size_t
                 return C_DEV;
         return C_NONE;
     }
-    if (!strcmp(path, "/proc/self/exe") || fd_link_name(path))
+    if (!strcmp(path, "/proc/self/exe") || !strcmp(path, "/proc/self/cwd") || fd_link_name(path))
         return C_PROCLINK;
     if (is_under(path, "/proc"))
         return C_NONE;
@@ -394,9 +409,9 @@ int view_resolve(struct fs_view *v, const char *base, const char *path, bool fol
         case C_DEV:
             break;
         case C_PROCLINK:
-            if (!strcmp(cand, "/proc/self/exe")) {
+            if (!strcmp(cand, "/proc/self/exe") || !strcmp(cand, "/proc/self/cwd")) {
                 is_link = true;
-                snprintf(target, sizeof(target), "%s", v->exe_path);
+                snprintf(target, sizeof(target), "%s", cand[11] == 'e' ? v->exe_path : v->cwd);
             } else if (view_dev_link_target(cand)) {
                 is_link = true;
                 snprintf(target, sizeof(target), "%s", view_dev_link_target(cand));

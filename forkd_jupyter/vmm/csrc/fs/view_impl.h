@@ -29,7 +29,7 @@ enum view_kind {
     VK_HOST,     /* a host file or directory under a read-only root */
     VK_VDIR,     /* a synthesized directory (ancestor of visible paths) */
     VK_DEV,      /* /dev/null, /dev/zero, /dev/full, /dev/random, /dev/urandom */
-    VK_PROCLINK, /* /proc/self/exe or /proc/self/fd/N: a magic symlink */
+    VK_PROCLINK, /* /proc/self/exe, cwd or fd/N: a magic symlink */
 };
 
 struct view_node {
@@ -82,8 +82,11 @@ static const char *const view_dev_links[][2] = {
 static const char *const view_proc_task_files[] = {"comm", "stat", "status"};
 /* Whether a guest path is inside the writable layer (/tmp, /sandbox). */
 bool view_in_layer(const char *path);
-/* "/proc/self/task" or "/proc/self/task/N" with N a number. */
-bool view_task_dir(const char *path);
+/* Directories of /proc that exist while their process or thread does
+ * (the files layer says which): /proc/<pid> of another process of the
+ * sandbox (its own is /proc/self), .../task, .../task/<tid>. */
+enum view_proc_dir { VP_NONE, VP_PROCESS, VP_TASKS, VP_TASK };
+enum view_proc_dir view_proc_dir(const char *path);
 /* Names a synthesized directory lists, via emit(name, d_type); 0 or -errno
  * (view_vdir.c). */
 int view_vdir_list(struct fs_view *v, const char *path,

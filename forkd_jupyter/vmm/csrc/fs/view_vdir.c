@@ -38,15 +38,20 @@ int view_vdir_list(struct fs_view *v, const char *path,
         return 0;
     }
     if (!strcmp(path, "/proc/self")) {
-        if (!emit(ctx, "exe", 10) && !emit(ctx, "fd", 4) && !emit(ctx, "task", 4))
+        if (!emit(ctx, "exe", 10) && !emit(ctx, "cwd", 10) && !emit(ctx, "fd", 4) && !emit(ctx, "task", 4))
             emit_names(emit, ctx, view_proc_self_files, FJ_ARRAY_SIZE(view_proc_self_files), 8);
         return 0;
     }
-    if (view_task_dir(path) && strcmp(path, "/proc/self/task")) {
+    if (view_proc_dir(path) == VP_PROCESS) { /* another process's: no exe, fd of its own here */
+        if (!emit(ctx, "task", 4))
+            emit_names(emit, ctx, view_proc_self_files, FJ_ARRAY_SIZE(view_proc_self_files), 8);
+        return 0;
+    }
+    if (view_proc_dir(path) == VP_TASK) {
         emit_names(emit, ctx, view_proc_task_files, FJ_ARRAY_SIZE(view_proc_task_files), 8);
         return 0;
     }
-    if (!strcmp(path, "/proc/self/fd") || !strcmp(path, "/dev/pts") || view_task_dir(path))
+    if (!strcmp(path, "/proc/self/fd") || !strcmp(path, "/dev/pts") || view_proc_dir(path))
         return 0; /* listed by the files layer: the open descriptors, the pseudo-terminals, the
                      live threads */
     /* Next components of every visible path below dir, each once. */

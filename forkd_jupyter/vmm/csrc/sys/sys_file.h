@@ -38,9 +38,9 @@ int sysf_wait_ready(struct sandbox *sb, const int *fds, const short *events, siz
 int64_t sysf_open_proc(struct sandbox *sb, const char *path, int flags);
 /* Whether path is a file of /proc made when opened (st: its stat). */
 bool sysf_proc_file(struct sandbox *sb, const char *path, struct stat *st);
-/* The live thread a /proc/self/task/ path names (task_path is what follows
- * "task/"), *rest set to what follows its "<tid>/"; NULL when there is none. */
-struct sb_thread *sysf_proc_thread(struct sandbox *sb, const char *task_path, const char **rest);
+/* Whether the process (and thread) a directory of /proc names lives:
+ * /proc/<pid>, .../task, .../task/<tid> (view_proc_dir). */
+bool sysf_proc_dir_exists(struct sandbox *sb, const char *path);
 int64_t sysf_open_tmpfile(struct sandbox *sb, struct view_node *n, int flags, uint32_t mode);
 int64_t sysf_memfd_create(struct sandbox *sb, const uint64_t a[6]);
 int64_t sysf_sendfile(struct sandbox *sb, const uint64_t a[6]);

@@ -75,10 +75,8 @@ int sysf_resolve_at(struct sandbox *sb, int dirfd, const char *path, bool follow
     if (err == 0 && n->kind == VK_PROCLINK && !strncmp(n->path, "/proc/self/fd/", 14) &&
         !fd_link_file(sb, n))
         err = -ENOENT; /* /proc/self/fd lists open descriptors only */
-    const char *rest;
-    if (err == 0 && n->kind == VK_VDIR && !strncmp(n->path, "/proc/self/task/", 16) &&
-        !sysf_proc_thread(sb, n->path + 16, &rest))
-        err = -ENOENT; /* /proc/self/task lists live threads only */
+    if (err == 0 && n->kind == VK_VDIR && view_proc_dir(n->path) && !sysf_proc_dir_exists(sb, n->path))
+        err = -ENOENT; /* /proc lists the sandbox's live processes and threads only */
     struct stat st;
     if (err == 0 && n->kind == VK_DEV && !strncmp(n->path, "/dev/pts/", 9) &&
         file_pty_stat_path(sb, n->path, &st) < 0)
@@ -216,7 +214,7 @@ static int64_t open_resolved(struct sandbox *sb, struct view_node *n, int flags,
 static int64_t open_fd_link(struct sandbox *sb, struct view_node *n, int flags, uint32_t mode) {
     struct file *f = fd_link_file(sb, n), *c;
     if (!f)
-        return -ENOENT; /* /proc/self/exe opened without following it */
+        return -ENOENT; /* /proc/self/exe or cwd opened without following it */
     flags &= ~(O_CREAT | O_EXCL);
     if (file_is_socket(f))
         return -ENXIO;
@@ -450,6 +448,8 @@ static int64_t readlink_at(struct sandbox *sb, int dirfd, uint64_t path_gva, uin
         struct file *f = fd_link_file(sb, &n);
         if (!strcmp(n.path, "/proc/self/exe"))
             len = snprintf(target, sizeof(target), "%s", sb->exe_path);
+        else if (!strcmp(n.path, "/proc/self/cwd"))
+            len = snprintf(target, sizeof(target), "%s", fs_view_cwd(sb->view));
         else if (view_dev_link_target(n.path))
             len = snprintf(target, sizeof(target), "%s", view_dev_link_target(n.path));
         else

@@ -1,16 +1,17 @@
-/* Files of /proc made when opened. The process's own (/proc/self/X):
- * maps (the address space, with file mappings named: what threadpoolctl
- * and friends read), status (name, ids, threads), stat and statm (what
- * psutil and ps read), cmdline and environ (read from the guest's memory,
- * where exec put them, as Linux does), comm, mounts; and each live
- * thread's task/<tid>/{stat,status,comm}. The system's, as the sandbox
- * sees it: meminfo (its RAM), stat (the host's CPU times, the sandbox's
- * boot time and processes), cpuinfo (the host's processors the sandbox
- * has, their flags without the features whose state the guest's XCR0
- * leaves off),
- * uptime, loadavg, mounts, version, filesystems. Opening gives a read-only
- * snapshot of the contents, as a private file of the writable layer's
- * kind. */
+/* Files of /proc made when opened. A process's (/proc/self/X, or
+ * /proc/<pid>/X of any live process of the sandbox, each a VM of its own:
+ * ps, pgrep and psutil read every pid's): maps (the address space, with
+ * file mappings named: what threadpoolctl and friends read), status (name,
+ * ids, threads), stat and statm, cmdline and environ (read from the
+ * process's memory, where exec put them, as Linux does), comm, mounts; and
+ * each live thread's task/<tid>/{stat,status,comm}. The system's, as the
+ * sandbox sees it: meminfo (its RAM), stat (the host's CPU times, the
+ * sandbox's boot time and processes), cpuinfo (the host's processors the
+ * sandbox has, without the flags of features whose state the guest's XCR0
+ * leaves off), uptime, loadavg, mounts, version, filesystems. Opening
+ * gives a read-only snapshot of the contents, as a private file of the
+ * writable layer's kind. Every process's state is read under big_lock,
+ * which guards all of the sandbox's processes. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdarg.h>
@@ -26,6 +27,7 @@
 #include "core/sandbox.h"
 #include "file/file_kinds.h"
 #include "fs/fs_view.h"
+#include "fs/view_impl.h"
 #include "kvm/kvm_cpuid.h"
 #include "sys/sys.h"
 #include "sys/sys_file.h"
@@ -68,17 +70,6 @@ static const char *kind_name(const struct sandbox *sb, const struct mm_vma *v) {
     }
 }
 
-/* "/proc/self/X" or "/proc/<own pid>/X": X, else NULL. */
-static const char *own_proc_file(const struct sandbox *sb, const char *path) {
-    char own[32];
-    snprintf(own, sizeof(own), "/proc/%u/", sb->pid);
-    if (!strncmp(path, "/proc/self/", 11))
-        return path + 11;
-    if (!strncmp(path, own, strlen(own)))
-        return path + strlen(own);
-    return NULL;
-}
-
 static void render_maps(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
     for (size_t i = 0; i < sb->mm.n_vmas; i++) {
         const struct mm_vma *v = &sb->mm.vmas[i];
@@ -102,6 +93,17 @@ static uint64_t with_action(const struct sandbox *sb, bool ignored) {
     return mask;
 }
 
+/* R while a thread of the process runs (the reader's own always does),
+ * S when every live thread waits in a blocking call. */
+static char state_of(const struct sandbox *sb) {
+    for (unsigned i = 0; i < LAYOUT_MAX_VCPUS; i++) {
+        const struct sb_thread *th = sb->threads[i];
+        if (th && th->state != SB_T_EXITED && !th->waiting)
+            return 'R';
+    }
+    return 'S';
+}
+
 static const char *process_name(const struct sandbox *sb) {
     return strrchr(sb->exe_path, '/') ? strrchr(sb->exe_path, '/') + 1 : sb->exe_path;
 }
@@ -110,9 +112,9 @@ static const char *process_name(const struct sandbox *sb) {
 static void render_status(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
     const struct sb_proc_slot *self = sb_proc_self(sb);
     add(t,
-        "Name:\t%.15s\nUmask:\t%04o\nState:\tR "
-        "(running)\nTgid:\t%u\nNgid:\t0\nPid:\t%u\nPPid:\t%u\n",
-        process_name(sb), sb->view ? sb->view->umask : 022, sb->pid,
+        "Name:\t%.15s\nUmask:\t%04o\nState:\t%s\nTgid:\t%u\nNgid:\t0\nPid:\t%u\nPPid:\t%u\n",
+        process_name(sb), sb->view ? sb->view->umask : 022,
+        state_of(sb) == 'R' ? "R (running)" : "S (sleeping)", sb->pid,
         thread ? thread->tid : sb->pid, self ? self->ppid : 0);
     add(t, "Uid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\n");
     add(t, "VmSize:\t%llu kB\nVmRSS:\t%llu kB\nThreads:\t%u\n",
@@ -235,8 +237,8 @@ static void render_pid_stat(struct sandbox *sb, struct sb_thread *thread, struct
     uint64_t boot_offset = clock_ns(CLOCK_BOOTTIME) - clock_ns(CLOCK_MONOTONIC);
     uint64_t start = (sb->start_ns + boot_offset) / (1000000000ULL / TICKS_PER_S);
     uint64_t bytes = sb->mm.mapped_bytes;
-    add(t, "%u (%.15s) R %u %u %u 0 -1 0 0 0 0 0 %llu 0 0 0 20 0 %u 0 %llu %llu %llu",
-        thread ? thread->tid : sb->pid, process_name(sb), self ? self->ppid : 0, self ? self->pgid : sb->pid,
+    add(t, "%u (%.15s) %c %u %u %u 0 -1 0 0 0 0 0 %llu 0 0 0 20 0 %u 0 %llu %llu %llu",
+        thread ? thread->tid : sb->pid, process_name(sb), state_of(sb), self ? self->ppid : 0, self ? self->pgid : sb->pid,
         self ? self->sid : sb->pid, (unsigned long long)cpu, sb->live_threads,
         (unsigned long long)start, (unsigned long long)bytes,
         (unsigned long long)(bytes / FJ_PAGE_SIZE));
@@ -340,32 +342,24 @@ static const struct proc_file proc_files[] = {
     {"status", PROC_TASK, render_status},    {"comm", PROC_TASK, render_comm},
 };
 
-struct sb_thread *sysf_proc_thread(struct sandbox *sb, const char *task_path, const char **rest) {
-    char *end;
-    unsigned long tid = strtoul(task_path, &end, 10);
-    if (end == task_path || (*end && *end != '/') || task_path[0] == '0')
-        return NULL;
-    for (unsigned i = 0; i < LAYOUT_MAX_VCPUS; i++) {
-        struct sb_thread *th = sb->threads[i];
-        if (th && th->tid == tid && th->state != SB_T_EXITED) {
-            *rest = *end ? end + 1 : end;
-            return th;
-        }
-    }
-    return NULL;
-}
-
-/* The synthesized file at path, or NULL; *thread is the thread of a
+/* The synthesized file at path, or NULL; *target is the process it is of
+ * (the caller for the system's files), *thread the thread of a
  * task/<tid>/ file (NULL otherwise). */
 static const struct proc_file *proc_file_at(struct sandbox *sb, const char *path, size_t *index,
-                                            struct sb_thread **thread) {
-    const char *own = own_proc_file(sb, path);
-    const char *leaf = own ? own : !strncmp(path, "/proc/", 6) ? path + 6 : NULL;
-    enum proc_scope scope = own ? PROC_OWN : PROC_SYSTEM;
+                                            struct sandbox **target, struct sb_thread **thread) {
+    const char *leaf = NULL;
+    enum proc_scope scope = PROC_OWN;
     *thread = NULL;
-    if (own && !strncmp(own, "task/", 5)) {
-        if (!(*thread = sysf_proc_thread(sb, own + 5, &leaf)))
+    if (!(*target = sb_proc_of_path(sb, path, &leaf))) {
+        *target = sb;
+        leaf = !strncmp(path, "/proc/", 6) ? path + 6 : NULL;
+        scope = PROC_SYSTEM;
+    } else if (!strncmp(leaf, "task/", 5)) {
+        char *end;
+        unsigned long tid = strtoul(leaf + 5, &end, 10);
+        if (*end != '/' || !(*thread = sb_thread_by_tid(*target, (uint32_t)tid)))
             return NULL;
+        leaf = end + 1;
         scope = PROC_TASK;
     }
     for (size_t i = 0; leaf && i < FJ_ARRAY_SIZE(proc_files); i++)
@@ -376,10 +370,19 @@ static const struct proc_file *proc_file_at(struct sandbox *sb, const char *path
     return NULL;
 }
 
+bool sysf_proc_dir_exists(struct sandbox *sb, const char *path) {
+    const char *rest;
+    struct sandbox *target = sb_proc_of_path(sb, path, &rest);
+    if (!target || view_proc_dir(path) != VP_TASK)
+        return target != NULL;
+    return sb_thread_by_tid(target, (uint32_t)strtoul(rest + 5, NULL, 10)) != NULL;
+}
+
 bool sysf_proc_file(struct sandbox *sb, const char *path, struct stat *st) {
     size_t i;
+    struct sandbox *target;
     struct sb_thread *thread;
-    if (!proc_file_at(sb, path, &i, &thread))
+    if (!proc_file_at(sb, path, &i, &target, &thread))
         return false;
     file_anon_stat(st, S_IFREG | 0444, 0x70726f63 + i, 0x16 /* proc */);
     st->st_size = 0;
@@ -389,14 +392,15 @@ bool sysf_proc_file(struct sandbox *sb, const char *path, struct stat *st) {
 
 int64_t sysf_open_proc(struct sandbox *sb, const char *path, int flags) {
     size_t i;
+    struct sandbox *target;
     struct sb_thread *thread;
-    const struct proc_file *pf = proc_file_at(sb, path, &i, &thread);
+    const struct proc_file *pf = proc_file_at(sb, path, &i, &target, &thread);
     if (!pf)
         return -ENOENT;
     if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_TRUNC)))
         return -EACCES;
     struct text t = {0};
-    pf->render(sb, thread, &t);
+    pf->render(target, thread, &t);
     struct file *f;
     int err = file_layer_anon(fs_view_layer(sb->view), 0444, O_RDWR, path, &f);
     if (err == 0 && t.len && f->ops->write(sb, f, t.p, t.len) != (int64_t)t.len)
