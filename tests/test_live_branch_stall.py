@@ -3,13 +3,16 @@ own longest gap in progress, beside the pause.
 
 A guest holding 1.5 GiB runs a compute loop that timestamps every step
 with its own clock (the vDSO: no exit per read). The host branches it live
-three times. Arming write protection over all of RAM, listing the RAM
+five times. Arming write protection over all of RAM, listing the RAM
 file's extents and the background copy all run while the guest runs; none
 of them may hold the guest still for long. Before this was fixed the loop
 stood still for 50-110 ms per branch: a guest write fault waited for a lock
 the arming loop took again at once, and the extent walk after the pause
-held the guest's re-faults. The bound here is loose (the machines are
-shared and noisy); `bench/branch-pause/bench_busy_source.py` measures it.
+held the guest's re-faults. The bound here is loose: that bug held every
+branch 50 ms or more, while on these two-core machines a single branch's
+longest gap reaches 75 ms now and then (the copier, the fault thread and the
+vCPU share the cores), so the median of five is bounded;
+`bench/branch-pause/bench_busy_source.py` measures it.
 """
 
 from __future__ import annotations
@@ -48,8 +51,8 @@ def probe(seconds):  # ended by an interrupt, or when TS is full
     return n
 """
 
-BRANCHES = 3
-LONGEST_GAP_BOUND_MS = 40.0
+BRANCHES = 5
+LONGEST_GAP_BOUND_MS = 50.0
 
 
 def _longest_gap_ms(ts: np.ndarray, start: int, end: int) -> float:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -103,3 +104,51 @@ def test_http_refuses_a_non_loopback_address_without_a_token():
     )
     assert done.returncode != 0
     assert "without a token" in done.stderr and "0.0.0.0" in done.stderr
+
+
+def _open_event_stream(url: str, opened: threading.Event, ended: list) -> None:
+    """A client of the earlier protocol holding the server's event stream
+    (GET) open until the server ends it."""
+    accept = {"Accept": "application/json, text/event-stream"}
+    hello = {"protocolVersion": "2025-06-18", "capabilities": {}}
+    hello["clientInfo"] = {"name": "test", "version": "1"}
+    first = httpx.post(
+        url,
+        headers=accept,
+        json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello},
+    )
+    session = {
+        "mcp-session-id": first.headers["mcp-session-id"],
+        "mcp-protocol-version": "2025-06-18",
+    }
+    httpx.post(
+        url,
+        headers={**accept, **session},
+        json={"jsonrpc": "2.0", "method": "notifications/initialized"},
+    )
+    get = {"Accept": "text/event-stream", **session}
+    with httpx.stream("GET", url, headers=get, timeout=None) as events:
+        assert events.headers["content-type"].startswith("text/event-stream")
+        opened.set()
+        for _ in events.iter_bytes():
+            pass
+    ended.append(first.headers["date"])
+
+
+def test_an_event_stream_leaves_the_server_idle_and_a_sigterm_ends_both(tmp_path):
+    with http_server(tmp_path / "mcp.log") as (proc, url):
+        opened, ended = threading.Event(), []
+        client = threading.Thread(target=_open_event_stream, args=(url, opened, ended), daemon=True)
+        client.start()
+        assert opened.wait(20), "the event stream did not open"
+        # No poll wakes the server while the stream waits for events (a wakeup
+        # after an idle spell costs milliseconds of CPU on these machines).
+        before = _cpu_ticks(proc.pid)
+        time.sleep(3)
+        assert _cpu_ticks(proc.pid) - before <= 3, "the idle MCP server used CPU"
+        started = time.monotonic()
+        proc.terminate()
+        proc.wait(15)
+        client.join(10)
+    assert time.monotonic() - started < 10
+    assert ended and "GMT" in ended[0], "the stream did not end, or a response had no Date"

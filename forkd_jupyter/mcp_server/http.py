@@ -12,9 +12,9 @@ import socket
 import sys
 
 import anyio
-import uvicorn
 
 from ..daemon.serve import is_loopback
+from .quiet_uvicorn import quiet_server
 from .server import ForkdMCPServer
 
 MCP_PATH = "/mcp"
@@ -83,5 +83,4 @@ def serve_http(server: ForkdMCPServer, host: str, port: int, token: str | None) 
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     print(f"forkd-jupyter mcp: serving on http://{shown}:{bound}{MCP_PATH}", file=sys.stderr)
     sys.stderr.flush()
-    config = uvicorn.Config(app, log_level="warning", lifespan="on")
-    anyio.run(lambda: uvicorn.Server(config).serve(sockets=[sock]))
+    anyio.run(lambda: quiet_server(app).serve(sockets=[sock]))
