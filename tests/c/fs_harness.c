@@ -65,6 +65,7 @@ struct sandbox *sb_proc_of_path(struct sandbox *sb, const char *path, const char
     *rest = path[10] ? path + 11 : path + 10;
     return sb;
 }
+bool sb_proc_slot_live(const struct sb_proc_slot *s) { return false; }
 struct sandbox *sb_proc_find(struct sandbox *sb, uint32_t pid) { return NULL; }
 struct sb_thread *sb_thread_by_tid(struct sandbox *sb, uint32_t tid) { return NULL; }
 int sb_proc_kill(struct sandbox *sb, int64_t which, int signo) { return -ESRCH; }

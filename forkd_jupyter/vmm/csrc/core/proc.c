@@ -51,9 +51,11 @@ struct sb_proc_slot *sb_proc_self(struct sandbox *sb) {
     return sb_proc_slot_of(sb->procs, sb->pid);
 }
 
+bool sb_proc_slot_live(const struct sb_proc_slot *s) { return s->used && !s->zombie && !s->reaped; }
+
 struct sandbox *sb_proc_find(struct sandbox *sb, uint32_t pid) {
     struct sb_proc_slot *s = sb_proc_slot_of(sb->procs, pid);
-    return s && !s->zombie && !s->reaped ? s->sb : NULL;
+    return s && sb_proc_slot_live(s) ? s->sb : NULL;
 }
 
 struct sandbox *sb_proc_of_path(struct sandbox *sb, const char *path, const char **rest) {

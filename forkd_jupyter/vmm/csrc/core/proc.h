@@ -56,6 +56,8 @@ int sb_procs_new(struct sandbox *sb, uint32_t pid);
 void sb_procs_free(struct sb_procs *p);
 /* A new process or thread id. */
 uint32_t sb_new_id(struct sandbox *sb);
+/* A process that runs: neither a zombie nor reaped. */
+bool sb_proc_slot_live(const struct sb_proc_slot *s);
 /* The live (not zombie) process pid, or NULL. */
 struct sandbox *sb_proc_find(struct sandbox *sb, uint32_t pid);
 /* The slot of the process itself. */

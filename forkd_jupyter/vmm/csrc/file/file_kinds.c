@@ -407,7 +407,7 @@ static int64_t vdir_getdents(struct sandbox *sb, struct file *f, void *buf, uint
         for (unsigned k = 0; k < SB_MAX_PROCS && !c.full; k++) { /* the live processes, "self"... */
             char pid[16];
             snprintf(pid, sizeof(pid), "%u", sb->procs->slot[k].pid);
-            if (sb_proc_find(sb, sb->procs->slot[k].pid) && sb->procs->slot[k].used)
+            if (sb_proc_slot_live(&sb->procs->slot[k]))
                 vdir_emit(&c, pid, 4 /* DT_DIR */);
         }
         if (!c.full)

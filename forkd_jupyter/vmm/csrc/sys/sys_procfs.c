@@ -143,7 +143,7 @@ static void render_meminfo(struct sandbox *sb, struct sb_thread *thread, struct 
     uint64_t total = sb->vm.ram_bytes / 1024, mapped = 0;
     for (unsigned k = 0; k < SB_MAX_PROCS; k++) {
         const struct sandbox *p = sb->procs->slot[k].sb;
-        mapped += p && sb->procs->slot[k].used && !sb->procs->slot[k].zombie ? p->mm.mapped_bytes : 0;
+        mapped += p && sb_proc_slot_live(&sb->procs->slot[k]) ? p->mm.mapped_bytes : 0;
     }
     uint64_t used = FJ_MIN(FJ_MAX(mapped, sb->mm.mapped_bytes) / 1024, total);
     static const char *const zero[] = {"Buffers", "Cached", "SwapCached", "Dirty", "Writeback",
@@ -173,7 +173,7 @@ static void add_host_lines(struct text *t, const char *host, const char *prefix,
 static unsigned sandbox_processes(struct sandbox *sb) {
     unsigned n = 0;
     for (unsigned k = 0; k < SB_MAX_PROCS; k++)
-        n += sb->procs->slot[k].used && !sb->procs->slot[k].zombie;
+        n += sb_proc_slot_live(&sb->procs->slot[k]);
     return n;
 }
 
@@ -342,6 +342,15 @@ static const struct proc_file proc_files[] = {
     {"status", PROC_TASK, render_status},    {"comm", PROC_TASK, render_comm},
 };
 
+/* The thread named by "task/<tid>..." in rest (NULL if none lives), and in
+ * *after what follows the tid. */
+static struct sb_thread *task_thread(struct sandbox *target, const char *rest, const char **after) {
+    char *end;
+    unsigned long tid = strtoul(rest + 5, &end, 10);
+    *after = end;
+    return end == rest + 5 ? NULL : sb_thread_by_tid(target, (uint32_t)tid);
+}
+
 /* The synthesized file at path, or NULL; *target is the process it is of
  * (the caller for the system's files), *thread the thread of a
  * task/<tid>/ file (NULL otherwise). */
@@ -355,9 +364,8 @@ static const struct proc_file *proc_file_at(struct sandbox *sb, const char *path
         leaf = !strncmp(path, "/proc/", 6) ? path + 6 : NULL;
         scope = PROC_SYSTEM;
     } else if (!strncmp(leaf, "task/", 5)) {
-        char *end;
-        unsigned long tid = strtoul(leaf + 5, &end, 10);
-        if (*end != '/' || !(*thread = sb_thread_by_tid(*target, (uint32_t)tid)))
+        const char *end;
+        if (!(*thread = task_thread(*target, leaf, &end)) || *end != '/')
             return NULL;
         leaf = end + 1;
         scope = PROC_TASK;
@@ -375,7 +383,8 @@ bool sysf_proc_dir_exists(struct sandbox *sb, const char *path) {
     struct sandbox *target = sb_proc_of_path(sb, path, &rest);
     if (!target || view_proc_dir(path) != VP_TASK)
         return target != NULL;
-    return sb_thread_by_tid(target, (uint32_t)strtoul(rest + 5, NULL, 10)) != NULL;
+    const char *end;
+    return task_thread(target, rest, &end) != NULL;
 }
 
 bool sysf_proc_file(struct sandbox *sb, const char *path, struct stat *st) {
