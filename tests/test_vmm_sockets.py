@@ -264,7 +264,7 @@ def test_nothing_outside_the_sandbox_is_reachable(sandbox):
         "           err(lambda: socket.create_connection(('192.0.2.1', 80), timeout=2)),\n"
         "           err(lambda: socket.create_connection(('2001:db8::1', 80), timeout=2)),\n"
         "           err(lambda: u.sendto(b'x', ('8.8.8.8', 53))),\n"
-        "           err(lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW)),\n"
+        "           err(lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 16)),\n"
         "           err(lambda: socket.socket(socket.AF_INET, socket.SOCK_RAW, 1)),\n"
         "           err(lambda: socket.getaddrinfo('example.com', 80))]",
     )
@@ -276,7 +276,7 @@ def test_nothing_outside_the_sandbox_is_reachable(sandbox):
         "ENETUNREACH",
         "ENETUNREACH",
         "ENETUNREACH",
-        "EAFNOSUPPORT",
+        "EPROTONOSUPPORT",  # generic netlink: only NETLINK_ROUTE is answered
         "EPERM",
     ]
     assert outside[7] is not None  # no resolver reaches out: a gaierror
@@ -285,6 +285,66 @@ def test_nothing_outside_the_sandbox_is_reachable(sandbox):
         host_udp.recvfrom(10)
     for s in (host_tcp, host_udp, host_abstract):
         s.close()
+
+
+GETIFADDRS_C = r"""
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <stdio.h>
+int main(void) {
+    struct ifaddrs *all, *i;
+    if (getifaddrs(&all)) { perror("getifaddrs"); return 1; }
+    for (i = all; i; i = i->ifa_next) {
+        char text[64] = "-";
+        int f = i->ifa_addr ? i->ifa_addr->sa_family : -1;
+        if (f == AF_INET) inet_ntop(f, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, text, 64);
+        if (f == AF_INET6) inet_ntop(f, &((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr, text, 64);
+        printf("%s %d %s %d\n", i->ifa_name, f, text, !!(i->ifa_flags & 8));
+    }
+    freeifaddrs(all);
+    return 0;
+}
+"""
+
+
+def test_the_loopback_interface_is_all_there_is(sandbox):
+    """NETLINK_ROUTE answers with the sandbox's loopback interface only, so
+    getifaddrs (psutil's net_if_addrs, hostname -I) and if_nameindex work
+    and show nothing of the host's; a request to change links or addresses
+    is refused, and no other port than the kernel's answers."""
+    run_ok(
+        sandbox,
+        ERRNAME + "import socket, struct, subprocess\n"
+        f"open('/tmp/ifa.c', 'w').write({GETIFADDRS_C!r})\n"
+        "built = subprocess.run('gcc -o /tmp/ifa /tmp/ifa.c && /tmp/ifa', shell=True,\n"
+        "                       capture_output=True, text=True)\n"
+        "names = socket.if_nameindex()\n"
+        "by_ioctl = [socket.if_nametoindex('lo'), socket.if_indextoname(1),\n"
+        "            err(lambda: socket.if_nametoindex('eth0'))]\n"
+        "nl = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW)\n"
+        "nl.bind((0, 0))\n"
+        "# RTM_NEWADDR (20) with NLM_F_REQUEST|NLM_F_ACK: an error back, EOPNOTSUPP\n"
+        "nl.send(struct.pack('=IHHII', 16 + 8, 20, 5, 7, 0) + bytes(8))\n"
+        "reply = nl.recv(4096)\n"
+        "answer = struct.unpack_from('=IHHIIi', reply)\n"
+        "to_peer = err(lambda: nl.sendto(b'x' * 16, (4242, 0)))",
+    )
+    built = value(sandbox, "[built.returncode, built.stdout.split('\\n'), built.stderr]")
+    assert built[0] == 0 and built[2] == "", built
+    rows = sorted(line.split() for line in built[1] if line)
+    assert rows == sorted(
+        [
+            ["lo", str(int(socket.AF_INET)), "127.0.0.1", "1"],
+            ["lo", str(int(socket.AF_INET6)), "::1", "1"],
+            ["lo", "17", "-", "1"],  # the link itself (AF_PACKET)
+        ]
+    )
+    assert value(sandbox, "names") == [(1, "lo")]
+    assert value(sandbox, "by_ioctl") == [1, "lo", "OSError"]  # no interface of that name
+    length, kind, flags, seq, pid, error = value(sandbox, "answer")
+    assert (kind, seq, error) == (2, 7, -95)  # NLMSG_ERROR for our request, -EOPNOTSUPP
+    assert pid == value(sandbox, "nl.getsockname()[0]") != 0
+    assert value(sandbox, "to_peer") == "ECONNREFUSED"
 
 
 def _accept(server):

@@ -103,8 +103,8 @@ CPYTHON_SUITES = [
     "does now: processes are real (`fork`, `vfork`, `execve`, pidfds), and the many tests "
     "that start a child interpreter (`assert_python_ok`) or fork run as natively. |",
     "| no network outside the sandbox, by design | sockets reach only the sandbox's own "
-    "loopback and `AF_UNIX` names; any other address is `ENETUNREACH`, netlink and packet "
-    "sockets `EAFNOSUPPORT`. |",
+    "loopback and `AF_UNIX` names; any other address is `ENETUNREACH`; netlink tells of "
+    "the loopback interface only; packet sockets are `EAFNOSUPPORT`. |",
     "",
     "`test_concurrent_futures` is not installed with this machine's CPython, "
     "so it is not in the list.",

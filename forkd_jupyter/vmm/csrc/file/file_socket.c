@@ -203,7 +203,7 @@ static int64_t sock_ioctl(struct sandbox *sb, struct file *f, uint64_t req, uint
     else if (req == 0x5411) /* SIOCOUTQ: bytes the peer has not taken */
         n = s->pair ? (int)s->pair->to[!s->side].len : 0;
     else
-        return -ENOTTY;
+        return sock_if_ioctl(sb, req, arg);
     return mm_copy_to(&sb->mm, arg, &n, sizeof(n));
 }
 

@@ -6,7 +6,8 @@
  * The parts, each calling only those listed before it: sock_core.c (making
  * a socket, references, a connection's pair, descriptors in flight,
  * options), sock_names.c (addresses and the sandbox's table of bound
- * sockets), sock_dgram.c (datagrams), sock_clone.c (a branch's copies),
+ * sockets), sock_dgram.c (datagrams), sock_netlink.c (NETLINK_ROUTE's
+ * answers about the loopback interface), sock_clone.c (a branch's copies),
  * file_socket.c (the file of a socket: its life, its ops, the stream data
  * path of a connection), sock_conn.c (listen, connect, accept).
  *
@@ -25,6 +26,7 @@
 #ifndef SOCK_H
 #define SOCK_H
 
+#include <linux/netlink.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -46,6 +48,7 @@ struct sock_addr {
         struct sockaddr_un un;
         struct sockaddr_in in;
         struct sockaddr_in6 in6;
+        struct sockaddr_nl nl;
         struct sockaddr_storage ss;
     };
 };
@@ -155,6 +158,19 @@ int64_t sock_dgram_recv(struct sandbox *sb, struct sock *s, bool nonblock, void 
                         int flags, struct sock_addr *from, struct sock_rights **rights,
                         bool *truncated);
 void sock_dgram_drop_all(struct sock *s);
+/* Queues a datagram from for s, whatever its queue holds: the message
+ * (its rights NULL), or NULL when out of memory. */
+struct sock_msg *sock_dgram_deliver(struct sock *s, const struct sock_addr *from, const void *buf,
+                                    uint32_t len);
+
+/* sock_netlink.c: NETLINK_ROUTE as a sandbox has it (its loopback
+ * interface only): answers the requests in buf, queued for s to receive;
+ * len, or -errno. */
+int64_t sock_netlink_request(struct sandbox *sb, struct sock *s, const void *buf, uint64_t len);
+/* ioctl's interface requests (SIOCGIFINDEX, SIOCGIFNAME, SIOCGIFFLAGS,
+ * SIOCGIFMTU) about lo; ENODEV for another interface, EOPNOTSUPP for
+ * SIOCETHTOOL (as lo's), ENOTTY for another request. */
+int64_t sock_if_ioctl(struct sandbox *sb, uint64_t req, uint64_t arg);
 
 /* sock_clone.c */
 struct sock *sock_copy(struct fdt_clone_ctx *ctx, struct sock *s);

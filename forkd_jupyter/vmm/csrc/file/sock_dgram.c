@@ -92,20 +92,30 @@ int64_t sock_dgram_send(struct sandbox *sb, struct sock *s, bool nonblock, struc
         if ((err = wait_for_room(sb, nonblock, dst, len)) < 0)
             return err;
     }
-    struct sock_msg *m = malloc(sizeof(*m) + len);
+    struct sock_addr from = sender_name(s, dst);
+    struct sock_msg *m = sock_dgram_deliver(dst, &from, buf, (uint32_t)len);
     if (!m)
         return -ENOMEM;
-    m->next = NULL;
-    m->from = sender_name(s, dst);
-    m->len = (uint32_t)len;
-    memcpy(m->data, buf, len);
-    m->rights = rights ? *rights : NULL;
+    m->rights = rights ? *rights : NULL; /* they travel with the datagram */
     if (rights)
         *rights = NULL;
-    *dst->rx_tail = m;
-    dst->rx_tail = &m->next;
-    dst->rx_bytes += len;
     return (int64_t)len;
+}
+
+struct sock_msg *sock_dgram_deliver(struct sock *s, const struct sock_addr *from, const void *buf,
+                                    uint32_t len) {
+    struct sock_msg *m = malloc(sizeof(*m) + len);
+    if (!m)
+        return NULL;
+    m->next = NULL;
+    m->from = *from;
+    m->len = len;
+    m->rights = NULL;
+    memcpy(m->data, buf, len);
+    *s->rx_tail = m;
+    s->rx_tail = &m->next;
+    s->rx_bytes += len;
+    return m;
 }
 
 int64_t sock_dgram_recv(struct sandbox *sb, struct sock *s, bool nonblock, void *buf, uint64_t len,

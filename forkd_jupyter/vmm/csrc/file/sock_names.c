@@ -30,6 +30,8 @@ int sock_addr_check(const struct sock *s, const struct sock_addr *a) {
                                                       : -EINVAL;
     case AF_INET6:
         return a->len >= 24 ? 0 : -EINVAL; /* the RFC 2133 size, without scope id */
+    case AF_NETLINK:
+        return a->len >= sizeof(struct sockaddr_nl) ? 0 : -EINVAL;
     default:
         return -EAFNOSUPPORT;
     }

@@ -498,7 +498,8 @@ const struct sys_entry sys_file_fd_entries[] = {
     {8, "lseek", sys_lseek, SYS_FULL, NULL},
     {16, "ioctl", sys_ioctl, SYS_PARTIAL,
      "terminal ioctls on pseudo-terminals (termios, window size, foreground group, TIOCGPTN...); "
-     "FIONBIO, FIOCLEX, FIONCLEX, FIONREAD; ENOTTY elsewhere"},
+     "FIONBIO, FIOCLEX, FIONCLEX, FIONREAD; on sockets SIOCGIFINDEX, SIOCGIFNAME, SIOCGIFFLAGS, "
+     "SIOCGIFMTU of lo; ENOTTY elsewhere"},
     {17, "pread64", sys_pread64, SYS_FULL, NULL},
     {18, "pwrite64", sys_pwrite64, SYS_FULL, NULL},
     {19, "readv", sys_readv, SYS_FULL, NULL},

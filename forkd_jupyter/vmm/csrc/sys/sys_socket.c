@@ -81,12 +81,29 @@ int sys_sock_target(struct sandbox *sb, const struct sock *s, const struct sock_
 
 /* ------------------------------------------------------------ making */
 
+/* NETLINK_ROUTE only, answered by the VMM about the sandbox's loopback
+ * interface (file/sock_netlink.c); no other netlink family. */
+static int64_t netlink_socket(struct sandbox *sb, const uint64_t a[6]) {
+    int type = (int)a[1] & 0xf;
+    if (type != SOCK_RAW && type != SOCK_DGRAM)
+        return -ESOCKTNOSUPPORT;
+    if (a[2] != NETLINK_ROUTE)
+        return -EPROTONOSUPPORT;
+    struct sock *s = sock_new(AF_NETLINK, type, NETLINK_ROUTE);
+    struct file *f = s ? sock_file_new(s, a[1] & SOCK_NONBLOCK ? O_NONBLOCK : 0) : NULL;
+    if (!f)
+        return -ENOMEM;
+    return fdt_install(&sb->fdt, f, 0, a[1] & SOCK_CLOEXEC);
+}
+
 static int64_t sys_socket(struct sandbox *sb, const uint64_t a[6]) {
     int domain = (int)a[0], type = (int)a[1] & 0xf, protocol = (int)a[2];
     if (a[1] & ~(uint64_t)(SOCK_NONBLOCK | SOCK_CLOEXEC | 0xf))
         return -EINVAL;
+    if (domain == AF_NETLINK)
+        return netlink_socket(sb, a);
     if (domain != AF_UNIX && domain != AF_INET && domain != AF_INET6)
-        return -EAFNOSUPPORT; /* netlink, packet, ...: nothing of the host's */
+        return -EAFNOSUPPORT; /* packet, ...: nothing of the host's */
     if (type == SOCK_RAW && domain != AF_UNIX)
         return -EPERM; /* raw sockets need privileges the sandbox user lacks */
     if (type != SOCK_STREAM && type != SOCK_DGRAM)
@@ -165,6 +182,12 @@ static int64_t sys_bind(struct sandbox *sb, const uint64_t a[6]) {
     struct sock *s = sock_of(f);
     if (s->local.len)
         return -EINVAL;
+    if (s->domain == AF_NETLINK) { /* a port id: the process's when 0, as for a first socket */
+        addr.len = sizeof(addr.nl);
+        addr.nl.nl_pid = addr.nl.nl_pid ? addr.nl.nl_pid : sb->pid;
+        s->local = addr;
+        return 0;
+    }
     if (addr.family == AF_UNIX && addr.len == sizeof(sa_family_t))
         return sock_autobind(sb, s);
     uint64_t ino = 0;
@@ -229,9 +252,10 @@ static int64_t sys_getsockname(struct sandbox *sb, const uint64_t a[6]) {
     struct sock_addr name = s->local;
     if (!name.len) { /* unbound: the family alone (AF_UNIX) or the wildcard */
         name.family = (sa_family_t)s->domain;
-        name.len = s->domain == AF_INET    ? sizeof(name.in)
-                   : s->domain == AF_INET6 ? sizeof(name.in6)
-                                           : sizeof(sa_family_t);
+        name.len = s->domain == AF_INET      ? sizeof(name.in)
+                   : s->domain == AF_INET6   ? sizeof(name.in6)
+                   : s->domain == AF_NETLINK ? sizeof(name.nl)
+                                             : sizeof(sa_family_t);
     }
     return sys_sock_write_addr(sb, a[1], a[2], &name);
 }
@@ -402,7 +426,7 @@ static int64_t sys_setsockopt(struct sandbox *sb, const uint64_t a[6]) {
 
 const struct sys_entry sys_socket_entries[] = {
     {41, "socket", sys_socket, SYS_PARTIAL,
-     "AF_UNIX, TCP and UDP on loopback, inside the sandbox; no host socket"},
+     "AF_UNIX, TCP and UDP on loopback, inside the sandbox; no host socket; NETLINK_ROUTE tells of the loopback interface only"},
     {53, "socketpair", sys_socketpair, SYS_FULL, "AF_UNIX stream and datagram"},
     {49, "bind", sys_bind, SYS_PARTIAL,
      "paths in the writable layer, abstract names, loopback addresses"},

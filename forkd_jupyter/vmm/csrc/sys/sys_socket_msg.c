@@ -27,6 +27,11 @@ static int64_t send_one(struct sandbox *sb, struct file *f, const struct sock_ad
                         const void *buf, uint64_t len, int flags, struct sock_rights **rights) {
     struct sock *s = sock_of(f), *target = NULL;
     int64_t err;
+    if (s->domain == AF_NETLINK) { /* only the kernel's port, 0, answers */
+        if (to && ((err = sock_addr_check(s, to)) < 0 || to->nl.nl_pid))
+            return to && !err ? -ECONNREFUSED : err;
+        return sock_netlink_request(sb, s, buf, len);
+    }
     if (s->type == SOCK_STREAM) {
         if (to && s->domain == AF_UNIX)
             return s->connected ? -EISCONN : -EOPNOTSUPP;
