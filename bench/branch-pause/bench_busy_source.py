@@ -45,7 +45,7 @@ blob = bytearray({touched})
 for i in range(0, len(blob), 4096):
     blob[i] = 1
 ARR = np.zeros(256 << 20, dtype=np.uint8)
-TS = np.zeros(8_000_000, dtype=np.int64)  # enough steps for every workload's run
+TS = np.zeros(16_000_000, dtype=np.int64)  # a compute step takes ~4 us: 64 s of steps
 
 
 def probe(kind, seconds):
@@ -111,7 +111,7 @@ def measure(ts: np.ndarray, start: int, end: int, quiet: tuple[int, int]) -> tup
 
 
 def run_workload(source: Sandbox, kind: str, iterations: int) -> list[dict]:
-    seconds = 6.0 + iterations * 12.0  # the copy may take seconds on a loaded machine
+    seconds = 900.0  # ended by the interrupt below: a copy may take seconds on a loaded machine
     result: dict = {}
     t = threading.Thread(
         target=lambda: result.setdefault("n", source.run(f"probe({kind!r}, {seconds})"))
