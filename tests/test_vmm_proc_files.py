@@ -233,3 +233,27 @@ def test_the_working_directory_link_follows_chdir(sandbox):
     )
     assert value(sandbox, "seen") == ["/tmp/wd", ["inner"], True]
     assert value(sandbox, "os.readlink('/proc/self/cwd')") == value(sandbox, "start")
+
+
+def test_context_switches_count_what_the_threads_waited_for(sandbox):
+    """status has voluntary_ctxt_switches and nonvoluntary_ctxt_switches
+    (psutil's num_ctx_switches needs both): the host's counts of the
+    process's threads, or of one thread under task/<tid>; every sleep of
+    the guest is a wait of its thread on the host."""
+    run_ok(
+        sandbox,
+        "import threading, time\n"
+        "def switches(path):\n"
+        "    got = dict(line.split(':') for line in open(path) if 'ctxt_switches' in line)\n"
+        "    return int(got['voluntary_ctxt_switches']), int(got['nonvoluntary_ctxt_switches'])\n"
+        "me = f'/proc/self/task/{threading.get_native_id()}/status'\n"
+        "first, first_mine = switches('/proc/self/status'), switches(me)\n"
+        "for _ in range(20):\n"
+        "    time.sleep(0.002)\n"
+        "then, then_mine = switches('/proc/self/status'), switches(me)",
+    )
+    first, then = value(sandbox, "first"), value(sandbox, "then")
+    first_mine, then_mine = value(sandbox, "first_mine"), value(sandbox, "then_mine")
+    assert then[0] - first[0] >= 20, (first, then)
+    assert then_mine[0] - first_mine[0] >= 20, (first_mine, then_mine)
+    assert then[0] >= then_mine[0] and then[1] >= then_mine[1]

@@ -74,6 +74,7 @@ bool file_is_socket(const struct file *f) { return false; }
 /* Nor vCPU threads: no CPU time. */
 uint64_t sb_process_cpu_ns(struct sandbox *sb) { return 0; }
 uint64_t sb_thread_cpu_ns(struct sandbox *sb, struct sb_thread *t) { return 0; }
+void sb_ctx_switches(struct sandbox *sb, struct sb_thread *only, uint64_t out[2]) { out[0] = out[1] = 0; }
 /* Nor the VM: /proc/cpuinfo keeps every flag. */
 bool kvm_cpu_flag_hidden(const char *name, uint64_t xcr0) { return false; }
 /* Nor shared mappings: a layer file's content is memfs's (core/shm.c). */

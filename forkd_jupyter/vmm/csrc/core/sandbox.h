@@ -85,6 +85,7 @@ struct sb_thread {
     int wake_fd;              /* eventfd: written to end this thread's blocking wait */
     _Atomic int kick_armed;   /* its host thread is running (pthread_kill reaches it) */
     pthread_t host;
+    pid_t host_tid;           /* host's thread id, set with kick_armed */
     bool host_started;        /* host must be joined */
     /* A blocking wait in progress (under big_lock). */
     bool waiting;
@@ -309,6 +310,10 @@ int sb_futex_requeue(struct sandbox *sb, gva_t from, gva_t to, int n);
 uint64_t sb_process_cpu_ns(struct sandbox *sb);
 /* CPU time of guest thread t (its vCPU thread's; 0 before it runs). */
 uint64_t sb_thread_cpu_ns(struct sandbox *sb, struct sb_thread *t);
+/* Context switches [voluntary, involuntary] of the host threads of guest
+ * thread only, or of every live thread when only is NULL (read from the
+ * host's /proc: what the guest's threads waited for or were preempted). */
+void sb_ctx_switches(struct sandbox *sb, struct sb_thread *only, uint64_t out[2]);
 /* cpu (set up, its own TSS) gets the registers of parent's thread at its
  * system call, returning 0, on stack when not 0, with FS base tls when
  * set_tls. */

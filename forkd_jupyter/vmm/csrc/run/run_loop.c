@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -351,6 +352,7 @@ static void thread_loop(struct sandbox *sb, struct sb_thread *t)
     pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
     pthread_mutex_lock(&sb->job_lock);
     t->host = pthread_self();
+    t->host_tid = (pid_t)syscall(SYS_gettid);
     atomic_store(&t->kick_armed, 1);
     pthread_mutex_unlock(&sb->job_lock);
     pthread_mutex_lock(sb->big_lock);

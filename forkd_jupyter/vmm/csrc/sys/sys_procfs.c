@@ -126,6 +126,10 @@ static void render_status(struct sandbox *sb, struct sb_thread *thread, struct t
         (unsigned long long)(me ? me->sig.blocked : 0));
     add(t, "SigIgn:\t%016llx\nSigCgt:\t%016llx\n", (unsigned long long)with_action(sb, true),
         (unsigned long long)with_action(sb, false));
+    uint64_t switches[2];
+    sb_ctx_switches(sb, thread, switches);
+    add(t, "voluntary_ctxt_switches:\t%llu\nnonvoluntary_ctxt_switches:\t%llu\n",
+        (unsigned long long)switches[0], (unsigned long long)switches[1]);
 }
 
 #define TICKS_PER_S 100 /* USER_HZ */
