@@ -379,6 +379,19 @@ def test_exception_gives_ename_evalue_traceback(agent):
     assert agent.ok("6 * 7").result["text/plain"] == "42"
 
 
+def test_a_statement_that_fails_to_compile_is_the_cell_error_not_output(agent):
+    """IPython runs a cell statement by statement; one that parses but does
+    not compile (or an interrupt landing between two statements) fails in
+    run_ast_nodes, after the earlier ones ran: that is the cell's error, as
+    any other, and its traceback is not printed as output. %tb prints."""
+    r = agent.run("print('ran')\nreturn 1")
+    assert r.stdout == "ran\n" and r.stderr == ""
+    assert r.error.ename == "SyntaxError" and "outside function" in r.error.evalue
+    assert "return 1" in r.error.plain_traceback
+    shown = agent.run("%tb")
+    assert shown.error is None and "SyntaxError" in shown.stdout
+
+
 def test_exit_does_not_stop_the_agent(agent):
     agent.run("exit()")
     agent.run("import sys\nsys.exit(3)")

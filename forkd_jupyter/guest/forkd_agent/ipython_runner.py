@@ -103,16 +103,13 @@ class AgentShell(InteractiveShell):
             raise UsageError(f"GUI event loop {gui!r} is not available; use %matplotlib inline")
 
     def _showtraceback(self, etype, evalue, stb) -> None:
-        # IPython shows a cell's own failure from run_code / run_cell_async
-        # (directly or through showsyntaxerror / showindentationerror); that
-        # one goes into the done frame. Any other showtraceback call (%tb,
+        # IPython shows a cell's own failure from run_code, run_cell_async
+        # or run_ast_nodes (a statement that fails to compile, an interrupt
+        # landing between two statements), directly or through its show*
+        # helpers; that one goes into the done frame. Any other call (%tb,
         # library code) is ordinary output, printed as IPython prints it.
-        try:
-            caller = sys._getframe(2).f_code
-        except ValueError:
-            caller = None
         failures = self.__dict__.get("cell_failures")
-        if caller in _FAILURE_REPORTERS and failures is not None:
+        if _first_caller_past_show() in _FAILURE_REPORTERS and failures is not None:
             failures.append((evalue, error_dict(etype.__name__, safe_str(evalue), stb)))
         else:
             super()._showtraceback(etype, evalue, stb)
@@ -127,9 +124,26 @@ _FAILURE_REPORTERS = frozenset(
     for f in (
         InteractiveShell.run_code,
         InteractiveShell.run_cell_async,
+        InteractiveShell.run_ast_nodes,
+    )
+)
+_SHOW_HELPERS = frozenset(
+    _code(f)
+    for f in (
+        InteractiveShell.showtraceback,
+        InteractiveShell.showsyntaxerror,
         InteractiveShell.showindentationerror,
     )
 )
+
+
+def _first_caller_past_show():
+    """The code of the first frame above _showtraceback's caller chain that
+    is not one of IPython's show* helpers."""
+    frame = sys._getframe(2)  # past this function and _showtraceback
+    while frame is not None and frame.f_code in _SHOW_HELPERS:
+        frame = frame.f_back
+    return frame.f_code if frame is not None else None
 
 
 class IPythonRunner:
