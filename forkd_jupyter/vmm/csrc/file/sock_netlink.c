@@ -21,6 +21,7 @@
 
 #define LO_INDEX 1
 #define LO_MTU 65536
+#define LO_FLAGS (IFF_UP | IFF_LOOPBACK | IFF_RUNNING) /* what SIOCGIFFLAGS's 16 bits hold */
 
 struct reply {
     uint8_t *p;
@@ -83,7 +84,7 @@ static void link_lo(struct reply *r, const struct nlmsghdr *req, uint16_t flags)
     size_t at = begin(r, req, RTM_NEWLINK, flags);
     struct ifinfomsg info = {.ifi_family = AF_UNSPEC, .ifi_type = ARPHRD_LOOPBACK,
                              .ifi_index = LO_INDEX,
-                             .ifi_flags = IFF_UP | IFF_LOOPBACK | IFF_RUNNING | IFF_LOWER_UP};
+                             .ifi_flags = LO_FLAGS | IFF_LOWER_UP};
     put(r, &info, sizeof(info));
     uint32_t mtu = LO_MTU, txq = 1000;
     uint8_t hw[6] = {0};
@@ -95,13 +96,20 @@ static void link_lo(struct reply *r, const struct nlmsghdr *req, uint16_t flags)
     end(r, at);
 }
 
+/* Starts lo's address message of family; its offset, for end. */
+static size_t begin_addr(struct reply *r, const struct nlmsghdr *req, uint8_t family,
+                         uint8_t prefixlen) {
+    size_t at = begin(r, req, RTM_NEWADDR, NLM_F_MULTI);
+    struct ifaddrmsg a = {.ifa_family = family, .ifa_prefixlen = prefixlen,
+                          .ifa_flags = IFA_F_PERMANENT, .ifa_scope = RT_SCOPE_HOST,
+                          .ifa_index = LO_INDEX};
+    put(r, &a, sizeof(a));
+    return at;
+}
+
 static void addrs_lo(struct reply *r, const struct nlmsghdr *req, uint8_t family) {
     if (family == AF_UNSPEC || family == AF_INET) {
-        size_t at = begin(r, req, RTM_NEWADDR, NLM_F_MULTI);
-        struct ifaddrmsg a = {.ifa_family = AF_INET, .ifa_prefixlen = 8,
-                              .ifa_flags = IFA_F_PERMANENT, .ifa_scope = RT_SCOPE_HOST,
-                              .ifa_index = LO_INDEX};
-        put(r, &a, sizeof(a));
+        size_t at = begin_addr(r, req, AF_INET, 8);
         struct in_addr lo = {htonl(INADDR_LOOPBACK)};
         attr(r, IFA_ADDRESS, &lo, sizeof(lo));
         attr(r, IFA_LOCAL, &lo, sizeof(lo));
@@ -109,11 +117,7 @@ static void addrs_lo(struct reply *r, const struct nlmsghdr *req, uint8_t family
         end(r, at);
     }
     if (family == AF_UNSPEC || family == AF_INET6) {
-        size_t at = begin(r, req, RTM_NEWADDR, NLM_F_MULTI);
-        struct ifaddrmsg a = {.ifa_family = AF_INET6, .ifa_prefixlen = 128,
-                              .ifa_flags = IFA_F_PERMANENT, .ifa_scope = RT_SCOPE_HOST,
-                              .ifa_index = LO_INDEX};
-        put(r, &a, sizeof(a));
+        size_t at = begin_addr(r, req, AF_INET6, 128);
         attr(r, IFA_ADDRESS, &in6addr_loopback, sizeof(in6addr_loopback));
         end(r, at);
     }
@@ -169,12 +173,17 @@ static void answer(struct reply *r, const struct nlmsghdr *req) {
     end(r, at);
 }
 
+/* The netlink address of port id port. */
+static struct sock_addr netlink_port(uint32_t port) {
+    struct sock_addr a = {.len = sizeof(struct sockaddr_nl)};
+    a.nl.nl_family = AF_NETLINK;
+    a.nl.nl_pid = port;
+    return a;
+}
+
 int64_t sock_netlink_request(struct sandbox *sb, struct sock *s, const void *buf, uint64_t len) {
-    if (!s->local.len) { /* autobind: the port id is the process's id, as for a first socket */
-        s->local = (struct sock_addr){.len = sizeof(struct sockaddr_nl)};
-        s->local.nl.nl_family = AF_NETLINK;
-        s->local.nl.nl_pid = sb->pid;
-    }
+    if (!s->local.len) /* autobind: the port id is the process's id, as for a first socket */
+        s->local = netlink_port(sb->pid);
     struct reply r = {.port = s->local.nl.nl_pid};
     int left = (int)FJ_MIN(len, (uint64_t)INT32_MAX);
     for (const struct nlmsghdr *h = buf; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
@@ -182,8 +191,7 @@ int64_t sock_netlink_request(struct sandbox *sb, struct sock *s, const void *buf
             continue; /* NOOP, DONE, ERROR from user space: nothing to answer */
         answer(&r, h);
     }
-    struct sock_addr kernel = {.len = sizeof(struct sockaddr_nl)};
-    kernel.nl.nl_family = AF_NETLINK;
+    struct sock_addr kernel = netlink_port(0);
     int64_t out = (int64_t)len;
     if (r.failed || (r.len && !sock_dgram_deliver(s, &kernel, r.p, (uint32_t)r.len)))
         out = -ENOBUFS;
@@ -210,7 +218,7 @@ int64_t sock_if_ioctl(struct sandbox *sb, uint64_t req, uint64_t arg) {
     else if (req == SIOCGIFNAME)
         snprintf(r.ifr_name, sizeof(r.ifr_name), "lo");
     else if (req == SIOCGIFFLAGS)
-        r.ifr_flags = IFF_UP | IFF_LOOPBACK | IFF_RUNNING;
+        r.ifr_flags = LO_FLAGS;
     else
         r.ifr_mtu = LO_MTU;
     return mm_copy_to(&sb->mm, arg, &r, sizeof(r)) < 0 ? -EFAULT : 0;
