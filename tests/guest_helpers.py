@@ -6,6 +6,14 @@ import pytest
 
 from forkd_jupyter.vmm import Sandbox
 
+# Guest code defining code(fn, *args): 0 when fn(*args) returns, else the
+# errno of the OSError it raised.
+ERRNO_OF = (
+    "def code(fn, *args):\n"
+    "    try:\n        fn(*args)\n        return 0\n"
+    "    except OSError as e:\n        return e.errno\n"
+)
+
 
 def run_ok(sb: Sandbox, code: str, **kw):
     """Runs code and fails the test with the guest traceback on an error."""

@@ -11,7 +11,7 @@ import threading
 import time
 
 import pytest
-from guest_helpers import run_ok, value
+from guest_helpers import ERRNO_OF, run_ok, value
 
 from forkd_jupyter.vmm import Sandbox
 
@@ -170,10 +170,7 @@ def test_the_sandbox_user_is_unprivileged_as_on_linux(sandbox):
     scheduling policy with priority 0 is accepted, real-time is EPERM."""
     run_ok(
         sandbox,
-        "import os, errno\n"
-        "def code(fn, *args):\n"
-        "    try:\n        fn(*args)\n        return 0\n"
-        "    except OSError as e:\n        return e.errno\n"
+        ERRNO_OF + "import os, errno\n"
         "open('/tmp/owned', 'w').close()\n"
         "ids = [code(os.setresuid, 1000, 1000, -1), code(os.setresuid, 0, 0, 0),\n"
         "       code(os.setreuid, -1, 1000), code(os.setgroups, [1000]),\n"
@@ -191,6 +188,48 @@ def test_the_sandbox_user_is_unprivileged_as_on_linux(sandbox):
     eperm, esrch, einval = errno.EPERM, errno.ESRCH, errno.EINVAL
     assert value(sandbox, "ids") == [0, eperm, 0, eperm, 0, eperm, eperm]
     assert value(sandbox, "sched") == [0, 0, 99, 1, 0, 0, eperm, einval, esrch, einval, True]
+
+
+def test_capabilities_are_none_and_can_only_be_cleared(sandbox):
+    """capget reports empty sets (sized by the header's version, an unknown
+    version gets v3 back and EINVAL), capset accepts only the empty sets;
+    prctl answers for the bounding and ambient sets as for an unprivileged
+    user. `ip` (which clears its capabilities with libcap at start) runs."""
+    run_ok(
+        sandbox,
+        "import ctypes, errno, subprocess\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "def call(fn, *args):\n"
+        "    r = fn(*args)\n"
+        "    return r if r >= 0 else -ctypes.get_errno()\n"
+        "V1, V3 = 0x19980330, 0x20080522\n"
+        "head = (ctypes.c_uint32 * 2)(V1, 0)\n"
+        "data = (ctypes.c_uint32 * 8)(*([0xAAAAAAAA] * 8))\n"
+        "got_v1 = [call(libc.capget, head, data), list(data)]\n"
+        "head[0] = 0x1234\n"
+        "probe = [call(libc.capget, head, None), hex(head[0])]\n"
+        "head[0] = 0x1234\n"
+        "bad = [call(libc.capget, head, data), hex(head[0])]\n"
+        "zero = (ctypes.c_uint32 * 6)()\n"
+        "head[0], head[1] = V3, 0\n"
+        "cleared = call(libc.capset, head, zero)\n"
+        "zero[0] = 1 << 12  # CAP_NET_ADMIN effective\n"
+        "raised = call(libc.capset, head, zero)\n"
+        "prctl = libc.prctl\n"
+        "bounding = [call(prctl, 23, 12, 0, 0, 0), call(prctl, 23, 99, 0, 0, 0),\n"
+        "            call(prctl, 24, 12, 0, 0, 0), call(prctl, 47, 1, 12, 0, 0),\n"
+        "            call(prctl, 47, 2, 12, 0, 0), call(prctl, 47, 4, 0, 0, 0)]\n"
+        "ip = subprocess.run(['ip', '-o', 'addr'], capture_output=True, text=True)",
+    )
+    assert value(sandbox, "got_v1") == [0, [0, 0, 0] + [0xAAAAAAAA] * 5]  # v1: one word each
+    assert value(sandbox, "probe") == [0, "0x20080522"]
+    assert value(sandbox, "bad") == [-errno.EINVAL, "0x20080522"]
+    assert value(sandbox, "[cleared, raised]") == [0, -errno.EPERM]
+    eperm, einval = -errno.EPERM, -errno.EINVAL
+    assert value(sandbox, "bounding") == [1, einval, eperm, 0, eperm, 0]
+    ip = value(sandbox, "[ip.returncode, ip.stdout.split(), ip.stderr]")
+    assert ip[0] == 0 and ip[2] == "", ip
+    assert "127.0.0.1/8" in ip[1] and "::1/128" in ip[1] and set(ip[1]) & {"eth0"} == set()
 
 
 def test_signals_to_processes_and_groups(sandbox):

@@ -323,6 +323,8 @@ def test_the_loopback_interface_is_all_there_is(sandbox):
         "            err(lambda: socket.if_nametoindex('eth0'))]\n"
         "nl = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW)\n"
         "nl.bind((0, 0))\n"
+        "nl.setsockopt(270, 11, 1)  # SOL_NETLINK, NETLINK_EXT_ACK: kept, as iproute2 sets it\n"
+        "ext_ack = [nl.getsockopt(270, 11), nl.getsockopt(270, 12)]\n"
         "# RTM_NEWADDR (20) with NLM_F_REQUEST|NLM_F_ACK: an error back, EOPNOTSUPP\n"
         "nl.send(struct.pack('=IHHII', 16 + 8, 20, 5, 7, 0) + bytes(8))\n"
         "reply = nl.recv(4096)\n"
@@ -345,6 +347,7 @@ def test_the_loopback_interface_is_all_there_is(sandbox):
     assert (kind, seq, error) == (2, 7, -95)  # NLMSG_ERROR for our request, -EOPNOTSUPP
     assert pid == value(sandbox, "nl.getsockname()[0]") != 0
     assert value(sandbox, "to_peer") == "ECONNREFUSED"
+    assert value(sandbox, "ext_ack") == [1, 0]
 
 
 def _accept(server):

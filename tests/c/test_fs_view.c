@@ -216,7 +216,11 @@ void test_outside_invisible(void) {
                            "/root/.ssh",
                            "/home",
                            "/var",
-                           "/sys",
+                           "/sys/class",
+                           "/sys/kernel",
+                           "/sys/devices/system/node",
+                           "/sys/devices/system/cpu/cpu64",
+                           "/sys/devices/system/cpu/cpu0/cache",
                            "/proc/1",
                            "/proc/self/oom_score",
                            "/proc/self/maps/x",
@@ -412,7 +416,8 @@ static void test_vdir(const char *dir) {
             expected |= under(all_roots[r], child);
         if (!dlen)
             expected |= !strcmp(name, "tmp") || !strcmp(name, "sandbox") || !strcmp(name, "dev") ||
-                        !strcmp(name, "proc") || !strcmp(name, "opt") || !strcmp(name, "etc");
+                        !strcmp(name, "proc") || !strcmp(name, "opt") || !strcmp(name, "etc") ||
+                        !strcmp(name, "sys");
         if (!strcmp(dir, "/etc")) /* synthesized from the agent's etc/ */
             for (size_t e = 0; e < FJ_ARRAY_SIZE(etc_names); e++)
                 expected |= !strcmp(name, etc_names[e]);

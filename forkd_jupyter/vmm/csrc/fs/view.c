@@ -209,6 +209,29 @@ enum view_proc_dir view_proc_dir(const char *path) {
     return p[0] == '/' && (n = id_len(p + 1)) && !p[1 + n] ? VP_TASK : VP_NONE;
 }
 
+enum view_sys_dir view_sys_dir(const char *path, unsigned *core) {
+    if (!strcmp(path, "/sys") || !strcmp(path, "/sys/devices") ||
+        !strcmp(path, "/sys/devices/system"))
+        return VS_UP;
+    size_t n = strlen(VIEW_SYS_CPU);
+    if (strncmp(path, VIEW_SYS_CPU, n))
+        return VS_NONE;
+    const char *p = path + n;
+    if (!*p)
+        return VS_CPUS;
+    if (strncmp(p, "/cpu", 4))
+        return VS_NONE;
+    p += 4;
+    size_t digits = strspn(p, "0123456789");
+    if (!digits || digits > 2 || (p[0] == '0' && digits > 1))
+        return VS_NONE;
+    *core = (unsigned)strtoul(p, NULL, 10);
+    if (*core >= fj_guest_cpus())
+        return VS_NONE;
+    p += digits;
+    return !*p ? VS_CORE : !strcmp(p, "/topology") ? VS_TOPOLOGY : VS_NONE;
+}
+
 /* /etc as programs expect it, synthesized: files of the agent's etc/ (the
  * sandbox user and group, localhost), never the host's. */
 static const char *const etc_files[] = {"passwd",   "group",  "hosts",    "nsswitch.conf",
@@ -235,8 +258,11 @@ static enum cls classify(struct fs_view *v, const char *path, char *host, size_t
     }
     if (!strcmp(path, "/proc/self/exe") || !strcmp(path, "/proc/self/cwd") || fd_link_name(path))
         return C_PROCLINK;
-    if (is_under(path, "/proc"))
-        return C_NONE;
+    unsigned core;
+    if (view_sys_dir(path, &core))
+        return C_VDIR;
+    if (is_under(path, "/proc") || is_under(path, "/sys"))
+        return C_NONE; /* a file made when opened (the files layer says which), or nothing */
     if (v->agent_dir && !strncmp(path, "/etc/", 5))
         for (size_t i = 0; i < FJ_ARRAY_SIZE(etc_files); i++)
             if (!strcmp(path + 5, etc_files[i])) {

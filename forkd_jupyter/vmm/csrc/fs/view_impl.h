@@ -65,12 +65,14 @@ int view_add_root(struct fs_view *v, const char *root);
 /* The files /proc and /proc/self list besides their directories and links:
  * the system-call layer makes them when opened (sys/sys_procfs.c, which
  * serves exactly these names). */
-static const char *const view_proc_files[] = {"cpuinfo", "filesystems", "loadavg", "meminfo",
-                                               "mounts",  "stat",        "uptime",  "version"};
-static const char *const view_proc_self_files[] = {"cmdline", "comm",  "environ", "maps",  "mountinfo",
-                                                   "mounts",  "stat", "statm",   "status"};
+static const char *const view_proc_files[] = {"cpuinfo", "filesystems", "loadavg",
+                                              "meminfo", "mounts",      "stat",
+                                              "uptime",  "version",     "vmstat"};
+static const char *const view_proc_self_files[] = {
+    "cmdline", "comm", "environ", "maps", "mountinfo", "mounts", "stat", "statm", "status"};
 /* The devices of /dev (VK_DEV). */
-static const char *const view_devices[] = {"null", "zero", "full", "random", "urandom", "tty", "ptmx"};
+static const char *const view_devices[] = {"null",    "zero", "full", "random",
+                                           "urandom", "tty",  "ptmx"};
 /* The links of /dev that name descriptors, as udev makes them. */
 static const char *const view_dev_links[][2] = {
     {"fd", "/proc/self/fd"},
@@ -87,6 +89,36 @@ bool view_in_layer(const char *path);
  * sandbox (its own is /proc/self), .../task, .../task/<tid>. */
 enum view_proc_dir { VP_NONE, VP_PROCESS, VP_TASKS, VP_TASK };
 enum view_proc_dir view_proc_dir(const char *path);
+/* /sys/devices/system/cpu as Linux shows it, for the guest's cores
+ * (fj_guest_cpus): the files the system-call layer makes when opened
+ * (sys/sys_sysfs.c, which serves exactly these names), in the directories
+ * view_sys_dir names. The rest of /sys does not exist. */
+#define VIEW_SYS_CPU "/sys/devices/system/cpu"
+static const char *const view_sys_cpu_files[] = {"kernel_max", "offline", "online", "possible",
+                                                 "present"};
+static const char *const view_sys_core_files[] = {"online"};
+static const char *const view_sys_topology_files[] = {"cluster_cpus",
+                                                      "cluster_cpus_list",
+                                                      "cluster_id",
+                                                      "core_cpus",
+                                                      "core_cpus_list",
+                                                      "core_id",
+                                                      "core_siblings",
+                                                      "core_siblings_list",
+                                                      "die_cpus",
+                                                      "die_cpus_list",
+                                                      "die_id",
+                                                      "package_cpus",
+                                                      "package_cpus_list",
+                                                      "physical_package_id",
+                                                      "thread_siblings",
+                                                      "thread_siblings_list"};
+/* The synthesized directory of /sys a path is: VS_UP for /sys and its
+ * descendants down to VIEW_SYS_CPU's parent, VS_CPUS for VIEW_SYS_CPU,
+ * VS_CORE for .../cpuN of a core the guest has (*core: N), VS_TOPOLOGY for
+ * its topology/. */
+enum view_sys_dir { VS_NONE, VS_UP, VS_CPUS, VS_CORE, VS_TOPOLOGY };
+enum view_sys_dir view_sys_dir(const char *path, unsigned *core);
 /* Names a synthesized directory lists, via emit(name, d_type); 0 or -errno
  * (view_vdir.c). */
 int view_vdir_list(struct fs_view *v, const char *path,

@@ -1,8 +1,9 @@
 /* What a synthesized directory of the view lists (VK_VDIR): /dev, /proc
- * and its process's files, and the ancestors of the visible paths. Lists
+ * and its process's files, /sys/devices/system/cpu, and the ancestors of the visible paths. Lists
  * that change with the sandbox (open descriptors, pseudo-terminals, live
  * threads, the process's own /proc/<pid>) are the files layer's. */
 #define _GNU_SOURCE
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,7 +39,8 @@ int view_vdir_list(struct fs_view *v, const char *path,
         return 0;
     }
     if (!strcmp(path, "/proc/self")) {
-        if (!emit(ctx, "exe", 10) && !emit(ctx, "cwd", 10) && !emit(ctx, "fd", 4) && !emit(ctx, "task", 4))
+        if (!emit(ctx, "exe", 10) && !emit(ctx, "cwd", 10) && !emit(ctx, "fd", 4) &&
+            !emit(ctx, "task", 4))
             emit_names(emit, ctx, view_proc_self_files, FJ_ARRAY_SIZE(view_proc_self_files), 8);
         return 0;
     }
@@ -51,15 +53,35 @@ int view_vdir_list(struct fs_view *v, const char *path,
         emit_names(emit, ctx, view_proc_task_files, FJ_ARRAY_SIZE(view_proc_task_files), 8);
         return 0;
     }
+    unsigned core;
+    switch (view_sys_dir(path, &core)) {
+    case VS_CPUS:
+        for (unsigned i = 0; i < fj_guest_cpus(); i++) {
+            char name[16];
+            snprintf(name, sizeof(name), "cpu%u", i);
+            if (emit(ctx, name, 4))
+                return 0;
+        }
+        emit_names(emit, ctx, view_sys_cpu_files, FJ_ARRAY_SIZE(view_sys_cpu_files), 8);
+        return 0;
+    case VS_CORE:
+        if (!emit(ctx, "topology", 4))
+            emit_names(emit, ctx, view_sys_core_files, FJ_ARRAY_SIZE(view_sys_core_files), 8);
+        return 0;
+    case VS_TOPOLOGY:
+        emit_names(emit, ctx, view_sys_topology_files, FJ_ARRAY_SIZE(view_sys_topology_files), 8);
+        return 0;
+    default:
+        break; /* VS_UP: the next component of VIEW_SYS_CPU, below */
+    }
     if (!strcmp(path, "/proc/self/fd") || !strcmp(path, "/dev/pts") || view_proc_dir(path))
         return 0; /* listed by the files layer: the open descriptors, the pseudo-terminals, the
                      live threads */
     /* Next components of every visible path below dir, each once. */
-    const char *extra[] = {"/tmp",          "/sandbox",     "/dev",
-                           "/proc",         VIEW_AGENT_DIR, "/etc/passwd",
-                           "/etc/group",    "/etc/hosts",   "/etc/nsswitch.conf",
-                           "/etc/hostname", "/etc/shells",  "/etc/services",
-                           "/etc/protocols"};
+    const char *extra[] = {"/tmp",          "/sandbox",           "/dev",          "/proc",
+                           VIEW_SYS_CPU,    VIEW_AGENT_DIR,       "/etc/passwd",   "/etc/group",
+                           "/etc/hosts",    "/etc/nsswitch.conf", "/etc/hostname", "/etc/shells",
+                           "/etc/services", "/etc/protocols"};
     size_t total = v->n_roots + FJ_ARRAY_SIZE(extra);
     char **seen = calloc(total, sizeof(char *));
     if (!seen)

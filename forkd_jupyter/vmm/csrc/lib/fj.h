@@ -28,4 +28,10 @@ typedef uint64_t gva_t;
 uint64_t fj_now_ns(void); /* CLOCK_MONOTONIC */
 uint64_t fj_clock_ns(clockid_t clock); /* any clock in ns; 0 when it cannot be read */
 
+/* The cores the guest has: its threads may run on every core the host has
+ * online, numbered from 0 (sched_getaffinity, /proc/stat, /proc/cpuinfo and
+ * /sys/devices/system/cpu all say the same), 1 to FJ_GUEST_CPUS_MAX. */
+#define FJ_GUEST_CPUS_MAX 64
+unsigned fj_guest_cpus(void);
+
 #endif

@@ -19,6 +19,9 @@ int sysf_resolve_arg(struct sandbox *sb, int dirfd, uint64_t gva, bool follow, s
  * AT_EMPTY_PATH/AT_SYMLINK_NOFOLLOW; *fd_file is set instead for an empty path. */
 int sysf_resolve_flags(struct sandbox *sb, int dirfd, uint64_t path_gva, int flags,
                        struct view_node *n, struct file **fd_file);
+/* The stat of a resolved node, a file of /proc or /sys made when opened
+ * (VK_NONE to the view) included; -ENOENT when nothing is there. */
+int sysf_node_stat(struct sandbox *sb, struct view_node *n, struct stat *st);
 /* /tmp and /sandbox: the layer's mount points, which cannot be removed or renamed. */
 bool sysf_is_mount_point(const char *path);
 
@@ -38,6 +41,10 @@ int sysf_wait_ready(struct sandbox *sb, const int *fds, const short *events, siz
 int64_t sysf_open_proc(struct sandbox *sb, const char *path, int flags);
 /* Whether path is a file of /proc made when opened (st: its stat). */
 bool sysf_proc_file(struct sandbox *sb, const char *path, struct stat *st);
+/* The files of /sys made when opened (sys_sysfs.c): an open (-ENOENT for
+ * the rest of /sys), and whether path is one (st: its stat). */
+int64_t sysf_open_sys(struct sandbox *sb, const char *path, int flags);
+bool sysf_sys_file(struct sandbox *sb, const char *path, struct stat *st);
 /* Whether the process (and thread) a directory of /proc names lives:
  * /proc/<pid>, .../task, .../task/<tid> (view_proc_dir). */
 bool sysf_proc_dir_exists(struct sandbox *sb, const char *path);

@@ -33,7 +33,11 @@ static int64_t on_layer_node(struct sandbox *sb, int dirfd, uint64_t path_gva, i
         return err;
     if (f)
         return file_layer_fs(f) ? fn(sb, f->node, arg) : -EROFS;
-    err = n.kind == VK_NONE ? -ENOENT : n.kind != VK_LAYER ? -EROFS : fn(sb, n.node, arg);
+    struct stat st;
+    if (n.kind == VK_LAYER)
+        err = fn(sb, n.node, arg);
+    else
+        err = sysf_node_stat(sb, &n, &st) < 0 ? -ENOENT : -EROFS;
     view_node_release(sb->view, &n);
     return err;
 }
@@ -172,7 +176,10 @@ static int64_t sys_statfs(struct sandbox *sb, const uint64_t a[6]) {
     int err = sysf_resolve_arg(sb, AT_FDCWD, a[0], true, &n);
     if (err < 0)
         return err;
-    err = n.kind == VK_NONE ? -ENOENT : fill_statfs(sb, n.kind == VK_LAYER, a[1]);
+    struct stat st;
+    err = sysf_node_stat(sb, &n, &st);
+    if (err == 0)
+        err = fill_statfs(sb, n.kind == VK_LAYER, a[1]);
     view_node_release(sb->view, &n);
     return err;
 }

@@ -110,6 +110,8 @@ static int64_t open_resolved(struct sandbox *sb, struct view_node *n, int flags,
     case VK_NONE:
         if (!strncmp(n->path, "/proc/", 6) && !(flags & O_CREAT))
             return sysf_open_proc(sb, n->path, flags); /* made when opened, or ENOENT */
+        if (!strncmp(n->path, "/sys/", 5) && !(flags & O_CREAT))
+            return sysf_open_sys(sb, n->path, flags);
         if (!(flags & O_CREAT))
             return -ENOENT;
         if (n->trailing_slash)
@@ -300,6 +302,12 @@ int sysf_resolve_flags(struct sandbox *sb, int dirfd, uint64_t path_gva, int fla
     return err;
 }
 
+int sysf_node_stat(struct sandbox *sb, struct view_node *n, struct stat *st) {
+    if (n->kind != VK_NONE)
+        return view_stat(sb->view, n, st);
+    return sysf_proc_file(sb, n->path, st) || sysf_sys_file(sb, n->path, st) ? 0 : -ENOENT;
+}
+
 int sysf_stat_at(struct sandbox *sb, int dirfd, uint64_t path_gva, int flags, struct stat *st) {
     struct view_node n;
     struct file *f;
@@ -310,10 +318,8 @@ int sysf_stat_at(struct sandbox *sb, int dirfd, uint64_t path_gva, int flags, st
         return f->ops->stat(sb, f, st);
     if (n.kind == VK_DEV && !strncmp(n.path, "/dev/pts/", 9))
         err = file_pty_stat_path(sb, n.path, st);
-    else if (n.kind == VK_NONE && sysf_proc_file(sb, n.path, st))
-        err = 0;
     else
-        err = n.kind == VK_NONE ? -ENOENT : view_stat(sb->view, &n, st);
+        err = sysf_node_stat(sb, &n, st);
     view_node_release(sb->view, &n);
     return err;
 }
@@ -374,7 +380,7 @@ static int64_t access_at(struct sandbox *sb, int dirfd, uint64_t path_gva, int m
         return err;
     struct stat st;
     bool in_layer = f ? file_layer_fs(f) != NULL : n.kind == VK_LAYER;
-    err = f ? f->ops->stat(sb, f, &st) : n.kind == VK_NONE ? -ENOENT : view_stat(sb->view, &n, &st);
+    err = f ? f->ops->stat(sb, f, &st) : sysf_node_stat(sb, &n, &st);
     if (!f)
         view_node_release(sb->view, &n);
     if (err < 0)

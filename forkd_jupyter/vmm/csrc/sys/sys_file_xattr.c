@@ -31,7 +31,8 @@ static int in_layer(struct sandbox *sb, enum xattr_target how, uint64_t arg) {
     int err = sysf_path(sb, arg, path);
     if (err < 0 || (err = sysf_resolve_at(sb, AT_FDCWD, path, how == BY_PATH, &n)) < 0)
         return err;
-    err = n.kind == VK_NONE ? -ENOENT : n.kind == VK_LAYER;
+    struct stat st;
+    err = n.kind == VK_LAYER ? 1 : sysf_node_stat(sb, &n, &st);
     view_node_release(sb->view, &n);
     return err;
 }

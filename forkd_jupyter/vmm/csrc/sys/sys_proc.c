@@ -4,7 +4,9 @@
 #define _GNU_SOURCE
 #include <sched.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/sysinfo.h>
 #include <sys/utsname.h>
@@ -15,6 +17,15 @@
 #include "core/sandbox.h"
 #include "core/sig.h"
 #include "sys/sys.h"
+
+/* Capabilities: the sandbox user has none (effective, permitted and
+ * inheritable sets empty, as for any unprivileged user), may set its sets
+ * to exactly that (libcap's cap_set_proc after cap_clear, as `ip` does at
+ * start), and nothing more (EPERM). */
+#define CAP_V1 0x19980330U /* one 32-bit set of each kind */
+#define CAP_V2 0x20071026U /* two */
+#define CAP_V3 0x20080522U
+#define CAP_LAST 40 /* CAP_CHECKPOINT_RESTORE, the last Linux 6.x knows */
 
 #define GUEST_ID 1000
 #define ARCH_SET_GS 0x1001
@@ -91,10 +102,33 @@ static int64_t sys_arch_prctl(struct sandbox *sb, const uint64_t a[6]) {
 
 static int64_t sys_prctl(struct sandbox *sb, const uint64_t a[6]) {
     switch (a[0]) {
-    case 15: /* PR_SET_NAME: accepted; the name is not kept */
+    case PR_SET_NAME: /* accepted; the name is not kept */
         return mm_read_ptr(&sb->mm, a[1], 1) ? 0 : -EFAULT;
-    case 16: /* PR_GET_NAME */
-        return mm_copy_to(&sb->mm, a[1], "python3", 8);
+    case PR_GET_NAME: { /* the program's name, as /proc/self/comm says */
+        char name[16] = {0};
+        const char *base = strrchr(sb->exe_path, '/');
+        snprintf(name, sizeof(name), "%s", base ? base + 1 : sb->exe_path);
+        return mm_copy_to(&sb->mm, a[1], name, sizeof(name));
+    }
+    case PR_GET_DUMPABLE:
+        return 1;
+    case PR_SET_DUMPABLE:
+        return a[1] <= 1 ? 0 : -EINVAL; /* nothing to dump: a sandbox makes no core files */
+    case PR_GET_SECCOMP:
+        return 0;
+    case PR_CAPBSET_READ: /* the bounding set of an unprivileged process: all */
+        return a[1] <= CAP_LAST ? 1 : -EINVAL;
+    case PR_CAPBSET_DROP:
+        return a[1] <= CAP_LAST ? -EPERM : -EINVAL;
+    case PR_CAP_AMBIENT: /* empty; raising one needs it permitted: never */
+        if (a[1] == PR_CAP_AMBIENT_CLEAR_ALL)
+            return a[2] || a[3] || a[4] ? -EINVAL : 0;
+        if (a[1] != PR_CAP_AMBIENT_IS_SET && a[1] != PR_CAP_AMBIENT_RAISE &&
+            a[1] != PR_CAP_AMBIENT_LOWER)
+            return -EINVAL;
+        if (a[2] > CAP_LAST || a[3] || a[4])
+            return -EINVAL;
+        return a[1] == PR_CAP_AMBIENT_RAISE ? -EPERM : 0;
     default:
         return -EINVAL;
     }
@@ -198,10 +232,9 @@ static int64_t sys_sysinfo(struct sandbox *sb, const uint64_t a[6]) {
     return mm_copy_to(&sb->mm, a[0], &si, sizeof(si));
 }
 
-/* The guest's threads may run on every core the host offers (up to 64). */
+/* The guest's threads may run on every core it has (fj_guest_cpus). */
 static uint64_t guest_cpu_mask(void) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    n = n < 1 ? 1 : n > 64 ? 64 : n;
+    unsigned n = fj_guest_cpus();
     return n == 64 ? ~0ULL : (1ULL << n) - 1;
 }
 
@@ -397,11 +430,49 @@ static int64_t sys_setpriority(struct sandbox *sb, const uint64_t a[6]) {
     return 0;
 }
 
-static int64_t sys_capget(struct sandbox *sb, const uint64_t a[6]) {
-    if (a[1]) {
-        uint32_t data[6] = {0};
-        return mm_copy_to(&sb->mm, a[1], data, sizeof(data));
+/* Validates the header at a[0] (version, pid) as Linux does: an unknown
+ * version gets the preferred one written back and EINVAL; *words: 32-bit
+ * sets of each kind the version has. */
+static int cap_header(struct sandbox *sb, uint64_t at, unsigned *words) {
+    uint32_t h[2];
+    if (mm_copy_from(&sb->mm, h, at, sizeof(h)) < 0)
+        return -EFAULT;
+    if (h[0] != CAP_V1 && h[0] != CAP_V2 && h[0] != CAP_V3) {
+        uint32_t v3 = CAP_V3;
+        return mm_copy_to(&sb->mm, at, &v3, sizeof(v3)) < 0 ? -EFAULT : -EINVAL;
     }
+    *words = h[0] == CAP_V1 ? 1 : 2;
+    int32_t pid = (int32_t)h[1];
+    if (pid < 0)
+        return -EINVAL;
+    return pid && pid != (int32_t)sb->pid && sb_proc_kill(sb, pid, 0) < 0 ? -ESRCH : 0;
+}
+
+static int64_t sys_capget(struct sandbox *sb, const uint64_t a[6]) {
+    unsigned words;
+    int err = cap_header(sb, a[0], &words);
+    if (!a[1]) /* a probe of the version */
+        return err == -EINVAL ? 0 : err;
+    if (err < 0)
+        return err;
+    uint32_t data[6] = {0}; /* effective, permitted, inheritable per word */
+    return mm_copy_to(&sb->mm, a[1], data, words * 3 * sizeof(uint32_t));
+}
+
+static int64_t sys_capset(struct sandbox *sb, const uint64_t a[6]) {
+    unsigned words;
+    int err = cap_header(sb, a[0], &words);
+    if (err < 0)
+        return err;
+    uint32_t h[2], data[6];
+    if (mm_copy_from(&sb->mm, h, a[0], sizeof(h)) < 0 ||
+        mm_copy_from(&sb->mm, data, a[1], words * 3 * sizeof(uint32_t)) < 0)
+        return -EFAULT;
+    if (h[1] && h[1] != sb->pid)
+        return -EPERM; /* another process's: never */
+    for (unsigned i = 0; i < words * 3; i++)
+        if (data[i])
+            return -EPERM; /* more than the empty sets */
     return 0;
 }
 
@@ -428,7 +499,8 @@ const struct sys_entry sys_proc_entries[] = {
     {123, "setfsgid", sys_setfsid, SYS_PARTIAL, "stays 1000"},
     {118, "getresuid", sys_getresid, SYS_FULL, NULL},
     {120, "getresgid", sys_getresid, SYS_FULL, NULL},
-    {125, "capget", sys_capget, SYS_PARTIAL, "no capabilities"},
+    {125, "capget", sys_capget, SYS_FULL, "no capabilities"},
+    {126, "capset", sys_capset, SYS_FULL, "only to no capabilities; EPERM otherwise"},
     {135, "personality", sys_zero, SYS_STUB, NULL},
     {140, "getpriority", sys_getpriority, SYS_PARTIAL,
      "the process's nice value as setpriority left it (kept, not applied: the host schedules the "
@@ -439,7 +511,9 @@ const struct sys_entry sys_proc_entries[] = {
     {141, "setpriority", sys_setpriority, SYS_PARTIAL,
      "the process's own nice value, which the sandbox user may only raise (EACCES to lower it); "
      "other processes and groups: accepted"},
-    {157, "prctl", sys_prctl, SYS_PARTIAL, "PR_SET_NAME/PR_GET_NAME"},
+    {157, "prctl", sys_prctl, SYS_PARTIAL,
+     "PR_SET_NAME (not kept), PR_GET_NAME, dumpable, seccomp (none), the capability bounding and "
+     "ambient sets (no capabilities); EINVAL otherwise"},
     {158, "arch_prctl", sys_arch_prctl, SYS_PARTIAL, "FS base"},
     {160, "setrlimit", sys_zero, SYS_STUB, "accepted, not enforced"},
     {186, "gettid", sys_gettid, SYS_FULL, NULL},

@@ -5,7 +5,7 @@
  * ids, threads), stat and statm, cmdline and environ (read from the
  * process's memory, where exec put them, as Linux does), comm, mounts; and
  * each live thread's task/<tid>/{stat,status,comm}. The system's, as the
- * sandbox sees it: meminfo (its RAM), stat (the host's CPU times, the
+ * sandbox sees it: meminfo (its RAM), vmstat (the same in pages), stat (the host's CPU times, the
  * sandbox's boot time and processes), cpuinfo (the host's processors the
  * sandbox has, without the flags of features whose state the guest's XCR0
  * leaves off), uptime, loadavg, mounts, version, filesystems. Opening
@@ -14,7 +14,6 @@
  * which guards all of the sandbox's processes. */
 #define _GNU_SOURCE
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,33 +30,7 @@
 #include "kvm/kvm_cpuid.h"
 #include "sys/sys.h"
 #include "sys/sys_file.h"
-
-struct text {
-    char *p;
-    size_t len, cap;
-};
-
-static void add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void add(struct text *t, const char *fmt, ...) {
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(t->p ? t->p + t->len : NULL, t->p ? t->cap - t->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-            return;
-        if (t->p && t->len + (size_t)n < t->cap) {
-            t->len += (size_t)n;
-            return;
-        }
-        size_t cap = (t->cap ? t->cap * 2 : 4096) + (size_t)n;
-        char *p = realloc(t->p, cap);
-        if (!p)
-            return;
-        t->p = p;
-        t->cap = cap;
-    }
-}
+#include "sys/sys_text.h"
 
 static const char *kind_name(const struct sandbox *sb, const struct mm_vma *v) {
     switch (v->kind) {
@@ -74,10 +47,10 @@ static void render_maps(struct sandbox *sb, struct sb_thread *thread, struct tex
     for (size_t i = 0; i < sb->mm.n_vmas; i++) {
         const struct mm_vma *v = &sb->mm.vmas[i];
         const char *name = kind_name(sb, v);
-        add(t, "%08llx-%08llx %c%c%cp 00000000 00:00 0%s%s\n", (unsigned long long)v->start,
-            (unsigned long long)v->end, v->prot & PROT_READ ? 'r' : '-',
-            v->prot & PROT_WRITE ? 'w' : '-', v->prot & PROT_EXEC ? 'x' : '-',
-            name ? "                          " : "", name ? name : "");
+        text_add(t, "%08llx-%08llx %c%c%cp 00000000 00:00 0%s%s\n", (unsigned long long)v->start,
+                 (unsigned long long)v->end, v->prot & PROT_READ ? 'r' : '-',
+                 v->prot & PROT_WRITE ? 'w' : '-', v->prot & PROT_EXEC ? 'x' : '-',
+                 name ? "                          " : "", name ? name : "");
     }
 }
 
@@ -111,25 +84,25 @@ static const char *process_name(const struct sandbox *sb) {
 /* thread: a task/<tid>/ file's thread, NULL for the process's own file. */
 static void render_status(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
     const struct sb_proc_slot *self = sb_proc_self(sb);
-    add(t,
-        "Name:\t%.15s\nUmask:\t%04o\nState:\t%s\nTgid:\t%u\nNgid:\t0\nPid:\t%u\nPPid:\t%u\n",
-        process_name(sb), sb->view ? sb->view->umask : 022,
-        state_of(sb) == 'R' ? "R (running)" : "S (sleeping)", sb->pid,
-        thread ? thread->tid : sb->pid, self ? self->ppid : 0);
-    add(t, "Uid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\n");
-    add(t, "VmSize:\t%llu kB\nVmRSS:\t%llu kB\nThreads:\t%u\n",
-        (unsigned long long)(sb->mm.mapped_bytes / 1024),
-        (unsigned long long)(sb->mm.mapped_bytes / 1024), sb->live_threads);
+    text_add(t,
+             "Name:\t%.15s\nUmask:\t%04o\nState:\t%s\nTgid:\t%u\nNgid:\t0\nPid:\t%u\nPPid:\t%u\n",
+             process_name(sb), sb->view ? sb->view->umask : 022,
+             state_of(sb) == 'R' ? "R (running)" : "S (sleeping)", sb->pid,
+             thread ? thread->tid : sb->pid, self ? self->ppid : 0);
+    text_add(t, "Uid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\n");
+    text_add(t, "VmSize:\t%llu kB\nVmRSS:\t%llu kB\nThreads:\t%u\n",
+             (unsigned long long)(sb->mm.mapped_bytes / 1024),
+             (unsigned long long)(sb->mm.mapped_bytes / 1024), sb->live_threads);
     const struct sb_thread *me = thread ? thread : sb_self(sb);
-    add(t, "SigQ:\t0/63448\nSigPnd:\t%016llx\nShdPnd:\t%016llx\nSigBlk:\t%016llx\n",
-        (unsigned long long)(me ? me->sig.pending : 0), (unsigned long long)sb->sig.pending,
-        (unsigned long long)(me ? me->sig.blocked : 0));
-    add(t, "SigIgn:\t%016llx\nSigCgt:\t%016llx\n", (unsigned long long)with_action(sb, true),
-        (unsigned long long)with_action(sb, false));
+    text_add(t, "SigQ:\t0/63448\nSigPnd:\t%016llx\nShdPnd:\t%016llx\nSigBlk:\t%016llx\n",
+             (unsigned long long)(me ? me->sig.pending : 0), (unsigned long long)sb->sig.pending,
+             (unsigned long long)(me ? me->sig.blocked : 0));
+    text_add(t, "SigIgn:\t%016llx\nSigCgt:\t%016llx\n", (unsigned long long)with_action(sb, true),
+             (unsigned long long)with_action(sb, false));
     uint64_t switches[2];
     sb_ctx_switches(sb, thread, switches);
-    add(t, "voluntary_ctxt_switches:\t%llu\nnonvoluntary_ctxt_switches:\t%llu\n",
-        (unsigned long long)switches[0], (unsigned long long)switches[1]);
+    text_add(t, "voluntary_ctxt_switches:\t%llu\nnonvoluntary_ctxt_switches:\t%llu\n",
+             (unsigned long long)switches[0], (unsigned long long)switches[1]);
 }
 
 #define TICKS_PER_S 100 /* USER_HZ */
@@ -143,22 +116,52 @@ static uint64_t clock_ns(clockid_t c) {
 /* The sandbox's RAM (each process's VM has that much) and what the
  * mappings of all its processes leave free. Under big_lock (every
  * process's). */
-static void render_meminfo(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
-    uint64_t total = sb->vm.ram_bytes / 1024, mapped = 0;
+/* The sandbox's RAM and what its live processes' mappings use of it, in kB. */
+static void memory_kb(struct sandbox *sb, uint64_t *total, uint64_t *used) {
+    uint64_t mapped = 0;
     for (unsigned k = 0; k < SB_MAX_PROCS; k++) {
         const struct sandbox *p = sb->procs->slot[k].sb;
         mapped += p && sb_proc_slot_live(&sb->procs->slot[k]) ? p->mm.mapped_bytes : 0;
     }
-    uint64_t used = FJ_MIN(FJ_MAX(mapped, sb->mm.mapped_bytes) / 1024, total);
-    static const char *const zero[] = {"Buffers", "Cached", "SwapCached", "Dirty", "Writeback",
-                                       "Shmem", "Slab", "SReclaimable", "SUnreclaim",
-                                       "SwapTotal", "SwapFree"};
-    add(t, "MemTotal:       %8llu kB\nMemFree:        %8llu kB\nMemAvailable:   %8llu kB\n",
-        (unsigned long long)total, (unsigned long long)(total - used),
-        (unsigned long long)(total - used));
-    add(t, "Active:         %8llu kB\nInactive:       %8llu kB\n", (unsigned long long)used, 0ULL);
+    *total = sb->vm.ram_bytes / 1024;
+    *used = FJ_MIN(FJ_MAX(mapped, sb->mm.mapped_bytes) / 1024, *total);
+}
+
+static void render_meminfo(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
+    uint64_t total, used;
+    memory_kb(sb, &total, &used);
+    static const char *const zero[] = {"Buffers",    "Cached",    "SwapCached", "Dirty",
+                                       "Writeback",  "Shmem",     "Slab",       "SReclaimable",
+                                       "SUnreclaim", "SwapTotal", "SwapFree"};
+    text_add(t, "MemTotal:       %8llu kB\nMemFree:        %8llu kB\nMemAvailable:   %8llu kB\n",
+             (unsigned long long)total, (unsigned long long)(total - used),
+             (unsigned long long)(total - used));
+    text_add(t, "Active:         %8llu kB\nInactive:       %8llu kB\n", (unsigned long long)used,
+             0ULL);
     for (size_t i = 0; i < FJ_ARRAY_SIZE(zero); i++)
-        add(t, "%s:%*s%8llu kB\n", zero[i], (int)(15 - strlen(zero[i])), "", 0ULL);
+        text_add(t, "%s:%*s%8llu kB\n", zero[i], (int)(15 - strlen(zero[i])), "", 0ULL);
+}
+
+/* meminfo's figures in pages, as vmstat, psutil.swap_memory and sar read
+ * them: no swap, no page cache, no paging. */
+static void render_vmstat(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
+    uint64_t total, used;
+    memory_kb(sb, &total, &used);
+    unsigned long long free_pages = (total - used) / 4, used_pages = used / 4;
+    text_add(t, "nr_free_pages %llu\nnr_inactive_anon 0\nnr_active_anon %llu\n", free_pages,
+             used_pages);
+    static const char *const zero[] = {"nr_inactive_file",    "nr_active_file",
+                                       "nr_unevictable",      "nr_mlock",
+                                       "nr_file_pages",       "nr_dirty",
+                                       "nr_writeback",        "nr_shmem",
+                                       "nr_slab_reclaimable", "nr_slab_unreclaimable"};
+    for (size_t i = 0; i < FJ_ARRAY_SIZE(zero); i++)
+        text_add(t, "%s 0\n", zero[i]);
+    text_add(t, "nr_anon_pages %llu\nnr_mapped %llu\n", used_pages, used_pages);
+    static const char *const events[] = {"pgpgin",  "pgpgout", "pswpin",
+                                         "pswpout", "pgfault", "pgmajfault"};
+    for (size_t i = 0; i < FJ_ARRAY_SIZE(events); i++)
+        text_add(t, "%s 0\n", events[i]);
 }
 
 /* The first n lines of a host /proc file that start with prefix. */
@@ -167,7 +170,7 @@ static void add_host_lines(struct text *t, const char *host, const char *prefix,
     char line[1024];
     while (f && n && fgets(line, sizeof(line), f))
         if (!strncmp(line, prefix, strlen(prefix))) {
-            add(t, "%s", line);
+            text_add(t, "%s", line);
             n--;
         }
     if (f)
@@ -184,16 +187,18 @@ static unsigned sandbox_processes(struct sandbox *sb) {
 /* CPU lines are the host's (one per core the sandbox has: its threads run
  * there); the boot time is the host's, as the guest's clocks are. */
 static void render_stat(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    add_host_lines(t, "/proc/stat", "cpu", (unsigned)(cores < 1 ? 1 : cores) + 1);
+    add_host_lines(t, "/proc/stat", "cpu", fj_guest_cpus() + 1);
     uint64_t boot_s = (clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_BOOTTIME)) / 1000000000ULL;
-    add(t, "intr 0\nctxt 0\nbtime %llu\nprocesses %u\nprocs_running 1\nprocs_blocked 0\n",
-        (unsigned long long)boot_s, sb->procs->next_id);
+    text_add(t,
+             "intr 0\nctxt 0\nsoftirq 0 0 0 0 0 0 0 0 0 0 0\nbtime %llu\nprocesses "
+             "%u\nprocs_running 1\nprocs_blocked 0\n",
+             (unsigned long long)boot_s, sb->procs->next_id);
 }
 
 static void render_uptime(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
     uint64_t up = clock_ns(CLOCK_BOOTTIME) / 10000000ULL; /* centiseconds */
-    add(t, "%llu.%02llu 0.00\n", (unsigned long long)(up / 100), (unsigned long long)(up % 100));
+    text_add(t, "%llu.%02llu 0.00\n", (unsigned long long)(up / 100),
+             (unsigned long long)(up % 100));
 }
 
 static void render_loadavg(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
@@ -204,8 +209,8 @@ static void render_loadavg(struct sandbox *sb, struct sb_thread *thread, struct 
             load[0] = load[1] = load[2] = 0;
         fclose(f);
     }
-    add(t, "%.2f %.2f %.2f 1/%u %u\n", load[0], load[1], load[2], sandbox_processes(sb),
-        sb->procs->next_id);
+    text_add(t, "%.2f %.2f %.2f 1/%u %u\n", load[0], load[1], load[2], sandbox_processes(sb),
+             sb->procs->next_id);
 }
 
 /* What statfs says of each place (sys_file_attr.c): the layer is tmpfs. */
@@ -221,14 +226,16 @@ static const struct {
 
 static void render_mounts(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
     for (size_t i = 0; i < FJ_ARRAY_SIZE(mounts); i++)
-        add(t, "%s %s %s %s 0 0\n", mounts[i].source, mounts[i].point, mounts[i].type, mounts[i].options);
+        text_add(t, "%s %s %s %s 0 0\n", mounts[i].source, mounts[i].point, mounts[i].type,
+                 mounts[i].options);
 }
 
 /* proc(5)'s mountinfo of the same (df and libmount read it). */
 static void render_mountinfo(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
     for (size_t i = 0; i < FJ_ARRAY_SIZE(mounts); i++)
-        add(t, "%zu %d 0:%zu / %s %s - %s %s %s\n", 20 + i, i ? 20 : 1, 20 + i, mounts[i].point,
-            mounts[i].options, mounts[i].type, mounts[i].source, mounts[i].options[1] == 'o' ? "ro" : "rw");
+        text_add(t, "%zu %d 0:%zu / %s %s - %s %s %s\n", 20 + i, i ? 20 : 1, 20 + i,
+                 mounts[i].point, mounts[i].options, mounts[i].type, mounts[i].source,
+                 mounts[i].options[1] == 'o' ? "ro" : "rw");
 }
 
 /* proc(5)'s /proc/<pid>/stat: what the sandbox keeps (ids, threads, CPU
@@ -241,21 +248,21 @@ static void render_pid_stat(struct sandbox *sb, struct sb_thread *thread, struct
     uint64_t boot_offset = clock_ns(CLOCK_BOOTTIME) - clock_ns(CLOCK_MONOTONIC);
     uint64_t start = (sb->start_ns + boot_offset) / (1000000000ULL / TICKS_PER_S);
     uint64_t bytes = sb->mm.mapped_bytes;
-    add(t, "%u (%.15s) %c %u %u %u 0 -1 0 0 0 0 0 %llu 0 0 0 20 0 %u 0 %llu %llu %llu",
-        thread ? thread->tid : sb->pid, process_name(sb), state_of(sb), self ? self->ppid : 0, self ? self->pgid : sb->pid,
-        self ? self->sid : sb->pid, (unsigned long long)cpu, sb->live_threads,
-        (unsigned long long)start, (unsigned long long)bytes,
-        (unsigned long long)(bytes / FJ_PAGE_SIZE));
-    add(t, " 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n");
+    text_add(t, "%u (%.15s) %c %u %u %u 0 -1 0 0 0 0 0 %llu 0 0 0 20 0 %u 0 %llu %llu %llu",
+             thread ? thread->tid : sb->pid, process_name(sb), state_of(sb), self ? self->ppid : 0,
+             self ? self->pgid : sb->pid, self ? self->sid : sb->pid, (unsigned long long)cpu,
+             sb->live_threads, (unsigned long long)start, (unsigned long long)bytes,
+             (unsigned long long)(bytes / FJ_PAGE_SIZE));
+    text_add(t, " 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n");
 }
 
 static void render_statm(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
     unsigned long long pages = sb->mm.mapped_bytes / FJ_PAGE_SIZE;
-    add(t, "%llu %llu 0 0 0 %llu 0\n", pages, pages, pages);
+    text_add(t, "%llu %llu 0 0 0 %llu 0\n", pages, pages, pages);
 }
 
 static void render_comm(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
-    add(t, "%.15s\n", process_name(sb));
+    text_add(t, "%.15s\n", process_name(sb));
 }
 
 /* Bytes [start, end) of the guest's memory, NUL-separated strings as exec
@@ -265,7 +272,7 @@ static void add_guest_strings(struct sandbox *sb, gva_t start, gva_t end, struct
     if (!p)
         return;
     size_t at = t->len;
-    add(t, "%*s", (int)(end - start), "");
+    text_add(t, "%*s", (int)(end - start), "");
     if (t->len == at + (end - start))
         memcpy(t->p + at, p, end - start);
 }
@@ -280,7 +287,8 @@ static void render_cmdline(struct sandbox *sb, struct sb_thread *thread, struct 
         return;
     const char *env = mm_read_ptr(&sb->mm, mm->env_start, mm->env_end - mm->env_start);
     if (env)
-        add_guest_strings(sb, mm->env_start, mm->env_start + strnlen(env, mm->env_end - mm->env_start), t);
+        add_guest_strings(sb, mm->env_start,
+                          mm->env_start + strnlen(env, mm->env_end - mm->env_start), t);
 }
 
 static void render_environ(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
@@ -290,24 +298,24 @@ static void render_environ(struct sandbox *sb, struct sb_thread *thread, struct 
 /* The host's processor blocks, one per core the sandbox has (its threads
  * run there), without the flags the guest cannot use (kvm_cpuid.h). */
 static void render_cpuinfo(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned cores = fj_guest_cpus();
     FILE *f = fopen("/proc/cpuinfo", "re");
     char line[8192];
-    long processors = 0;
+    unsigned processors = 0;
     while (f && fgets(line, sizeof(line), f)) {
-        if (!strncmp(line, "processor", 9) && ++processors > (cores < 1 ? 1 : cores))
+        if (!strncmp(line, "processor", 9) && ++processors > cores)
             break;
         if (strncmp(line, "flags", 5) || !strchr(line, ':')) {
-            add(t, "%s", line);
+            text_add(t, "%s", line);
             continue;
         }
         char *save = NULL, *colon = strchr(line, ':');
         *colon = 0;
-        add(t, "%s:", line);
+        text_add(t, "%s:", line);
         for (char *w = strtok_r(colon + 1, " \n", &save); w; w = strtok_r(NULL, " \n", &save))
             if (!kvm_cpu_flag_hidden(w, sb->vm.xcr0))
-                add(t, " %s", w);
-        add(t, "\n");
+                text_add(t, " %s", w);
+        text_add(t, "\n");
     }
     if (f)
         fclose(f);
@@ -317,12 +325,12 @@ static void render_cpuinfo(struct sandbox *sb, struct sb_thread *thread, struct 
 static void render_version(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
     struct utsname u;
     if (uname(&u) == 0)
-        add(t, "Linux version %s (forkd-sandbox) %s\n", u.release, u.version);
+        text_add(t, "Linux version %s (forkd-sandbox) %s\n", u.release, u.version);
 }
 
 /* The filesystem types the sandbox's mounts use (mounts[] above). */
 static void render_filesystems(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
-    add(t, "nodev\trootfs\nnodev\tproc\nnodev\ttmpfs\n");
+    text_add(t, "nodev\trootfs\nnodev\tproc\nnodev\ttmpfs\n");
 }
 
 enum proc_scope { PROC_SYSTEM, PROC_OWN, PROC_TASK };
@@ -334,16 +342,17 @@ struct proc_file {
 };
 
 static const struct proc_file proc_files[] = {
-    {"maps", PROC_OWN, render_maps},         {"status", PROC_OWN, render_status},
-    {"stat", PROC_OWN, render_pid_stat},     {"statm", PROC_OWN, render_statm},
-    {"mounts", PROC_OWN, render_mounts},     {"mountinfo", PROC_OWN, render_mountinfo},
-    {"cmdline", PROC_OWN, render_cmdline},   {"environ", PROC_OWN, render_environ},
-    {"comm", PROC_OWN, render_comm},         {"meminfo", PROC_SYSTEM, render_meminfo},
-    {"stat", PROC_SYSTEM, render_stat},      {"uptime", PROC_SYSTEM, render_uptime},
-    {"loadavg", PROC_SYSTEM, render_loadavg}, {"mounts", PROC_SYSTEM, render_mounts},
-    {"cpuinfo", PROC_SYSTEM, render_cpuinfo}, {"version", PROC_SYSTEM, render_version},
-    {"filesystems", PROC_SYSTEM, render_filesystems}, {"stat", PROC_TASK, render_pid_stat},
-    {"status", PROC_TASK, render_status},    {"comm", PROC_TASK, render_comm},
+    {"maps", PROC_OWN, render_maps},          {"status", PROC_OWN, render_status},
+    {"stat", PROC_OWN, render_pid_stat},      {"statm", PROC_OWN, render_statm},
+    {"mounts", PROC_OWN, render_mounts},      {"mountinfo", PROC_OWN, render_mountinfo},
+    {"cmdline", PROC_OWN, render_cmdline},    {"environ", PROC_OWN, render_environ},
+    {"comm", PROC_OWN, render_comm},          {"meminfo", PROC_SYSTEM, render_meminfo},
+    {"vmstat", PROC_SYSTEM, render_vmstat},   {"stat", PROC_SYSTEM, render_stat},
+    {"uptime", PROC_SYSTEM, render_uptime},   {"loadavg", PROC_SYSTEM, render_loadavg},
+    {"mounts", PROC_SYSTEM, render_mounts},   {"cpuinfo", PROC_SYSTEM, render_cpuinfo},
+    {"version", PROC_SYSTEM, render_version}, {"filesystems", PROC_SYSTEM, render_filesystems},
+    {"stat", PROC_TASK, render_pid_stat},     {"status", PROC_TASK, render_status},
+    {"comm", PROC_TASK, render_comm},
 };
 
 /* The thread named by "task/<tid>..." in rest (NULL if none lives), and in
@@ -397,9 +406,7 @@ bool sysf_proc_file(struct sandbox *sb, const char *path, struct stat *st) {
     struct sb_thread *thread;
     if (!proc_file_at(sb, path, &i, &target, &thread))
         return false;
-    file_anon_stat(st, S_IFREG | 0444, 0x70726f63 + i, 0x16 /* proc */);
-    st->st_size = 0;
-    st->st_blksize = 1024;
+    text_stat(st, 0x70726f63 + i, 0x16 /* proc */);
     return true;
 }
 
@@ -410,21 +417,7 @@ int64_t sysf_open_proc(struct sandbox *sb, const char *path, int flags) {
     const struct proc_file *pf = proc_file_at(sb, path, &i, &target, &thread);
     if (!pf)
         return -ENOENT;
-    if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_TRUNC)))
-        return -EACCES;
     struct text t = {0};
     pf->render(target, thread, &t);
-    struct file *f;
-    int err = file_layer_anon(fs_view_layer(sb->view), 0444, O_RDWR, path, &f);
-    if (err == 0 && t.len && f->ops->write(sb, f, t.p, t.len) != (int64_t)t.len)
-        err = -ENOMEM;
-    free(t.p);
-    if (err < 0)
-        return err;
-    f->off = 0;
-    f->flags = O_RDONLY | (flags & O_NONBLOCK);
-    int fd = fdt_install(&sb->fdt, f, 0, flags & O_CLOEXEC);
-    if (fd < 0)
-        file_put(f);
-    return fd;
+    return text_install(sb, path, flags, &t);
 }

@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/netlink.h>
 #include <netinet/tcp.h>
 #include <string.h>
 
@@ -341,7 +342,14 @@ static int option_value(struct sandbox *sb, struct sock *s, int level, int name,
             return -ENOPROTOOPT;
         }
     }
-    bool inet = s->domain != AF_UNIX;
+    /* NETLINK_EXT_ACK, NETLINK_GET_STRICT_CHK and the other flags a netlink
+     * socket has (iproute2 sets the first two): kept and read back. */
+    if (level == SOL_NETLINK && s->domain == AF_NETLINK && name >= NETLINK_ADD_MEMBERSHIP &&
+        name <= NETLINK_GET_STRICT_CHK) {
+        *value = sock_opt_get(s, level, name, 0);
+        return 0;
+    }
+    bool inet = s->domain != AF_UNIX && s->domain != AF_NETLINK;
     if ((level == IPPROTO_IP && inet) || (level == IPPROTO_IPV6 && s->domain == AF_INET6) ||
         (level == IPPROTO_TCP && inet && s->type == SOCK_STREAM) ||
         (level == IPPROTO_UDP && inet && s->type == SOCK_DGRAM)) {
@@ -426,7 +434,8 @@ static int64_t sys_setsockopt(struct sandbox *sb, const uint64_t a[6]) {
 
 const struct sys_entry sys_socket_entries[] = {
     {41, "socket", sys_socket, SYS_PARTIAL,
-     "AF_UNIX, TCP and UDP on loopback, inside the sandbox; no host socket; NETLINK_ROUTE tells of the loopback interface only"},
+     "AF_UNIX, TCP and UDP on loopback, inside the sandbox; no host socket; NETLINK_ROUTE tells of "
+     "the loopback interface only"},
     {53, "socketpair", sys_socketpair, SYS_FULL, "AF_UNIX stream and datagram"},
     {49, "bind", sys_bind, SYS_PARTIAL,
      "paths in the writable layer, abstract names, loopback addresses"},
