@@ -257,3 +257,24 @@ def test_context_switches_count_what_the_threads_waited_for(sandbox):
     assert then[0] - first[0] >= 20, (first, then)
     assert then_mine[0] - first_mine[0] >= 20, (first_mine, then_mine)
     assert then[0] >= then_mine[0] and then[1] >= then_mine[1]
+
+
+def test_load_and_uptime_agree_between_proc_and_sysinfo(sandbox):
+    """getloadavg and sysinfo (glibc reads the load there) say what
+    /proc/loadavg and /proc/uptime say: the host's load and boot time."""
+    run_ok(
+        sandbox,
+        "import ctypes, os\n"
+        "class SysInfo(ctypes.Structure):\n"
+        "    _fields_ = [('uptime', ctypes.c_long), ('loads', ctypes.c_ulong * 3)]\n"
+        "si = (ctypes.c_char * 256)()\n"
+        "ctypes.CDLL(None).sysinfo(si)\n"
+        "info = SysInfo.from_buffer(si)\n"
+        "seen = [os.getloadavg(), [float(x) for x in open('/proc/loadavg').read().split()[:3]],\n"
+        "        info.uptime, float(open('/proc/uptime').read().split()[0])]",
+    )
+    by_call, by_file, sysinfo_up, proc_up = value(sandbox, "seen")
+    host_load = os.getloadavg()
+    assert all(abs(a - b) < 1.0 for a, b in zip(by_call, by_file, strict=True)), (by_call, by_file)
+    assert any(x > 0 for x in by_call) == any(x > 0 for x in host_load)
+    assert abs(sysinfo_up - proc_up) <= 2 and proc_up > 60, (sysinfo_up, proc_up)

@@ -7,6 +7,10 @@ does when it is branched, interrupted or closed."""
 from __future__ import annotations
 
 import errno
+import os
+import platform
+import shutil
+import subprocess
 import threading
 import time
 
@@ -118,6 +122,28 @@ def test_programs_see_the_sandbox_not_the_host(sandbox):
     ]
     # What the shell wrote in /tmp is the sandbox's own file.
     assert value(sandbox, "open('/tmp/f').read()") == "hi\n"
+
+
+HAS_FONTCONFIG = os.path.isdir("/etc/fonts") and shutil.which("fc-list") is not None
+
+
+@pytest.mark.skipif(not HAS_FONTCONFIG, reason="the host has no fontconfig")
+def test_fonts_and_the_distribution_are_the_hosts(sandbox):
+    """fontconfig's configuration and the fonts are read-only roots: fc-list
+    lists the host's fonts (matplotlib's font search runs it) and says
+    nothing on stderr; platform.freedesktop_os_release reads the
+    distribution's os-release."""
+    run_ok(
+        sandbox,
+        "import platform, subprocess\n"
+        "fc = subprocess.run(['fc-list', '--format', '%{file}\\n'],\n"
+        "                    capture_output=True, text=True)\n"
+        "release = platform.freedesktop_os_release()['ID']",
+    )
+    files, err = value(sandbox, "[sorted(fc.stdout.split()), fc.stderr]")
+    host = subprocess.run(["fc-list", "--format", "%{file}\n"], capture_output=True, text=True)
+    assert err == "" and files and files == sorted(host.stdout.split())
+    assert value(sandbox, "release") == platform.freedesktop_os_release()["ID"]
 
 
 def test_scripts_exec_errors_and_the_first_process(sandbox):

@@ -22,7 +22,10 @@ AGENT_HOST_DIR = Path(__file__).resolve().parent.parent / "guest"
 # shell, coreutils) for the guest's processes, and the C toolchain's parts
 # beside them (the compiler's own programs and libraries, the linker's
 # plugins, system headers), so that code compiled in the sandbox (an
-# extension, a program) builds there.
+# extension, a program) builds there; the fonts and fontconfig's
+# configuration (plots render with the host's fonts, fc-list and
+# matplotlib's font search find them), and the distribution's os-release
+# (platform.freedesktop_os_release).
 SYSTEM_ROOTS = (
     "/usr/bin",
     "/bin",
@@ -46,6 +49,10 @@ SYSTEM_ROOTS = (
     "/usr/lib/bfd-plugins",
     "/usr/include",
     "/usr/local/include",
+    "/etc/fonts",
+    "/usr/share/fonts",
+    "/usr/local/share/fonts",
+    "/usr/lib/os-release",
 )
 
 

@@ -223,7 +223,10 @@ static int64_t sys_getrusage(struct sandbox *sb, const uint64_t a[6]) {
 static int64_t sys_sysinfo(struct sandbox *sb, const uint64_t a[6]) {
     struct sysinfo si;
     memset(&si, 0, sizeof(si));
-    si.uptime = (long)((fj_now_ns() - sb->start_ns) / 1000000000ULL);
+    struct sysinfo host;
+    if (sysinfo(&host) == 0) /* the host's load, as /proc/loadavg (getloadavg reads this) */
+        memcpy(si.loads, host.loads, sizeof(si.loads));
+    si.uptime = (long)(fj_clock_ns(CLOCK_BOOTTIME) / 1000000000ULL); /* as /proc/uptime */
     si.totalram = sb->vm.ram_bytes;
     si.freeram =
         sb->vm.ram_bytes > sb->mm.mapped_bytes ? sb->vm.ram_bytes - sb->mm.mapped_bytes : 0;
@@ -482,7 +485,8 @@ const struct sys_entry sys_proc_entries[] = {
     {63, "uname", sys_uname, SYS_FULL, NULL},
     {97, "getrlimit", sys_getrlimit, SYS_PARTIAL, "sandbox limits"},
     {98, "getrusage", sys_getrusage, SYS_PARTIAL, "user time and max RSS only"},
-    {99, "sysinfo", sys_sysinfo, SYS_PARTIAL, "memory of the sandbox"},
+    {99, "sysinfo", sys_sysinfo, SYS_PARTIAL,
+     "memory of the sandbox; the host's load and uptime, as /proc says"},
     {102, "getuid", sys_getid, SYS_FULL, "uid 1000"},
     {104, "getgid", sys_getid, SYS_FULL, "gid 1000"},
     {105, "setuid", sys_setid, SYS_PARTIAL, "only to 1000"},
