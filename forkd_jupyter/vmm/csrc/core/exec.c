@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/file_locks.h"
 #include "core/proc.h"
 #include "core/shm.h"
 #include "fs/fs_memfs.h"
@@ -211,6 +212,9 @@ static int take_script(char *head, size_t got, const char *path, struct strv *ar
 
 /* After the new program is in place: what execve resets. */
 static void reset_for_exec(struct sandbox *sb, const char *exe) {
+    for (int fd = 0; fd < sb->fdt.cap; fd++)
+        if (sb->fdt.slots[fd].f && sb->fdt.slots[fd].cloexec)
+            file_locks_closing(sb, sb->fdt.slots[fd].f);
     fdt_close_on_exec(&sb->fdt);
     for (int s = 1; s < SB_NSIG; s++) {
         struct sb_sigaction *a = &sb->sig.act[s];

@@ -1,6 +1,7 @@
 /* The fd table. Invariant: every non-NULL slot holds one reference. */
 #define _GNU_SOURCE
 #include "core/fdt.h"
+#include "core/file_locks.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,8 @@ struct file *file_get(struct file *f) {
 void file_put(struct file *f) {
     if (!f || --f->refs > 0)
         return;
+    if (f->locked_in)
+        file_locks_file_gone(f);
     if (f->ops->release)
         f->ops->release(f);
     if (f->host_fd >= 0)

@@ -53,11 +53,12 @@ struct file {
     const struct file_ops *ops;
     int flags; /* open flags: O_ACCMODE, O_APPEND, O_NONBLOCK, O_DIRECTORY ... */
     uint64_t off;
-    char *path;              /* guest path it was opened by (malloc'd), or NULL */
-    int host_fd;             /* kind data: a host fd owned by this file, or -1 */
-    struct memfs_node *node; /* kind data: a memfs node reference, or NULL */
-    uint64_t dir_cookie;     /* directory position */
-    void *priv;              /* other kind data, freed by release */
+    char *path;                 /* guest path it was opened by (malloc'd), or NULL */
+    int host_fd;                /* kind data: a host fd owned by this file, or -1 */
+    struct memfs_node *node;    /* kind data: a memfs node reference, or NULL */
+    uint64_t dir_cookie;        /* directory position */
+    void *priv;                 /* other kind data, freed by release */
+    struct sb_procs *locked_in; /* its OFD and flock locks' table (core/file_locks.h), or NULL */
 };
 
 struct fdt_slot {

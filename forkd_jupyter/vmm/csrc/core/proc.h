@@ -39,6 +39,8 @@ struct sb_procs {
     struct sock *sockets;        /* bound sockets, a list owned by their files (file/sock.h) */
     uint16_t next_port;          /* where the search for a free ephemeral port starts */
     struct pty *ptys; /* pseudo-terminal pairs, a list owned by their files (file/pty.h) */
+    struct file_lock *locks; /* advisory file locks (core/file_locks.h) */
+    size_t n_locks, cap_locks;
     /* Set by run/: the host thread of a new process's main thread. */
     void *(*process_main)(void *main_thread);
     /* Set by snap/: fills a forked child's RAM with a copy of its parent's

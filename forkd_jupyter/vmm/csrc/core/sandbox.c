@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/elf_load.h"
+#include "core/file_locks.h"
 #include "core/proc.h"
 #include "core/shm.h"
 #include "kvm/kvm_cpu.h"
@@ -102,8 +103,10 @@ void sandbox_free(struct sandbox *sb)
     kvm_vm_destroy(&sb->vm);
     if (sb->ctl_host_fd >= 0)
         close(sb->ctl_host_fd);
-    if (sb->procs && sb->procs->first == sb)
+    if (sb->procs && sb->procs->first == sb) {
+        file_locks_free(sb->procs);
         sb_procs_free(sb->procs);
+    }
     pthread_mutex_destroy(&sb->job_lock);
     pthread_mutex_destroy(&sb->stop_lock);
     pthread_mutex_destroy(&sb->calls_lock);

@@ -1,13 +1,24 @@
 /* Shared by the parts of the files family: sys_file_path.c (path
  * resolution, open, stat), sys_file_names.c and sys_file_attr.c (the other
  * path-based calls), sys_file_fd.c (descriptor-based calls, and the table entries of
- * sys_file_anon.c's anonymous files and copies and sys_file_xattr.c's
- * extended attributes). */
+ * sys_file_anon.c's anonymous files and copies, sys_file_lock.c's locks
+ * and sys_file_xattr.c's extended attributes). */
 #ifndef SYS_FILE_H
 #define SYS_FILE_H
 
 #include "core/sandbox.h"
 #include "fs/view_impl.h"
+
+#include <fcntl.h>
+
+/* Whether a description may be read or written: its access mode, and
+ * never an O_PATH one (EBADF), as on Linux. */
+static inline bool sysf_can_read(const struct file *f) {
+    return (f->flags & O_ACCMODE) != O_WRONLY && !(f->flags & O_PATH);
+}
+static inline bool sysf_can_write(const struct file *f) {
+    return (f->flags & O_ACCMODE) != O_RDONLY && !(f->flags & O_PATH);
+}
 
 int sysf_path(struct sandbox *sb, uint64_t gva, char *out);
 int sysf_resolve_at(struct sandbox *sb, int dirfd, const char *path, bool follow,
@@ -52,6 +63,11 @@ int64_t sysf_open_tmpfile(struct sandbox *sb, struct view_node *n, int flags, ui
 int64_t sysf_memfd_create(struct sandbox *sb, const uint64_t a[6]);
 int64_t sysf_sendfile(struct sandbox *sb, const uint64_t a[6]);
 int64_t sysf_copy_file_range(struct sandbox *sb, const uint64_t a[6]);
+
+/* sys_file_lock.c: fcntl's lock commands (cmd, the struct flock at arg) on
+ * the open file f, and flock. */
+int64_t sysf_fcntl_lock(struct sandbox *sb, struct file *f, int cmd, gva_t arg);
+int64_t sysf_flock(struct sandbox *sb, const uint64_t a[6]);
 
 /* sys_file_xattr.c: extended attributes (none exist in the view). */
 int64_t sysf_setxattr(struct sandbox *sb, const uint64_t a[6]);

@@ -87,13 +87,6 @@ int64_t sysf_memfd_create(struct sandbox *sb, const uint64_t a[6]) {
 
 /* ------------------------------------------------------------ copies */
 
-static bool can_read(const struct file *f) {
-    return (f->flags & O_ACCMODE) != O_WRONLY && !(f->flags & O_PATH);
-}
-static bool can_write(const struct file *f) {
-    return (f->flags & O_ACCMODE) != O_RDONLY && !(f->flags & O_PATH);
-}
-
 static int regular(struct sandbox *sb, struct file *f) {
     struct stat st;
     int err = f->ops->stat(sb, f, &st);
@@ -152,7 +145,8 @@ static int64_t copy_between(struct sandbox *sb, struct file *in, uint64_t *in_of
 
 int64_t sysf_sendfile(struct sandbox *sb, const uint64_t a[6]) {
     struct file *out = fdt_get(&sb->fdt, (int)a[0]), *in = fdt_get(&sb->fdt, (int)a[1]);
-    if (a[0] > INT_MAX || a[1] > INT_MAX || !out || !in || !can_read(in) || !can_write(out))
+    if (a[0] > INT_MAX || a[1] > INT_MAX || !out || !in || !sysf_can_read(in) ||
+        !sysf_can_write(out))
         return -EBADF;
     if (out->flags & O_APPEND)
         return -EINVAL;
@@ -177,8 +171,8 @@ int64_t sysf_copy_file_range(struct sandbox *sb, const uint64_t a[6]) {
     struct file *in = fdt_get(&sb->fdt, (int)a[0]), *out = fdt_get(&sb->fdt, (int)a[2]);
     if (a[5] != 0)
         return -EINVAL;
-    if (a[0] > INT_MAX || a[2] > INT_MAX || !in || !out || !can_read(in) || !can_write(out) ||
-        (out->flags & O_APPEND))
+    if (a[0] > INT_MAX || a[2] > INT_MAX || !in || !out || !sysf_can_read(in) ||
+        !sysf_can_write(out) || (out->flags & O_APPEND))
         return -EBADF;
     int err = regular(sb, in);
     if (err == 0)

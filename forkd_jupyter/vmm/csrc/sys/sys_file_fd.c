@@ -8,6 +8,7 @@
 #include <sys/select.h>
 #include <sys/uio.h>
 
+#include "core/file_locks.h"
 #include "core/sandbox.h"
 #include "file/file_kinds.h"
 #include "fs/fs_memfs.h"
@@ -19,16 +20,9 @@
 static struct file *get(struct sandbox *sb, uint64_t fd) {
     return fd > INT_MAX ? NULL : fdt_get(&sb->fdt, (int)fd);
 }
-/* O_PATH descriptors neither read nor write (EBADF), as on Linux. */
-static bool readable(const struct file *f) {
-    return (f->flags & O_ACCMODE) != O_WRONLY && !(f->flags & O_PATH);
-}
-static bool writable(const struct file *f) {
-    return (f->flags & O_ACCMODE) != O_RDONLY && !(f->flags & O_PATH);
-}
 
 static int64_t do_read(struct sandbox *sb, struct file *f, gva_t buf, uint64_t len, int64_t off) {
-    if (!readable(f))
+    if (!sysf_can_read(f))
         return -EBADF;
     if (file_is_dir(f))
         return -EISDIR;
@@ -42,7 +36,7 @@ static int64_t do_read(struct sandbox *sb, struct file *f, gva_t buf, uint64_t l
 }
 
 static int64_t do_write(struct sandbox *sb, struct file *f, gva_t buf, uint64_t len, int64_t off) {
-    if (!writable(f))
+    if (!sysf_can_write(f))
         return -EBADF;
     len = FJ_MIN(len, 0x7ffff000ULL);
     const void *p = mm_read_ptr(&sb->mm, buf, len);
@@ -151,7 +145,10 @@ static int64_t sys_getdents64(struct sandbox *sb, const uint64_t a[6]) {
 /* ------------------------------------------------------- descriptors */
 
 static int64_t sys_close(struct sandbox *sb, const uint64_t a[6]) {
-    return a[0] > INT_MAX ? -EBADF : fdt_close(&sb->fdt, (int)a[0]);
+    if (a[0] > INT_MAX)
+        return -EBADF;
+    file_locks_closing(sb, fdt_get(&sb->fdt, (int)a[0]));
+    return fdt_close(&sb->fdt, (int)a[0]);
 }
 
 static int64_t sys_close_range(struct sandbox *sb, const uint64_t a[6]) {
@@ -159,10 +156,12 @@ static int64_t sys_close_range(struct sandbox *sb, const uint64_t a[6]) {
         return -EINVAL;
     uint64_t last = FJ_MIN(a[1], (uint64_t)sb->fdt.cap - 1);
     for (uint64_t fd = a[0]; fd <= last && sb->fdt.cap > 0; fd++) {
-        if (a[2] & 4)
+        if (a[2] & 4) {
             fdt_set_cloexec(&sb->fdt, (int)fd, true);
-        else
+        } else {
+            file_locks_closing(sb, fdt_get(&sb->fdt, (int)fd));
             fdt_close(&sb->fdt, (int)fd);
+        }
     }
     return 0;
 }
@@ -185,6 +184,7 @@ static int64_t dup_to(struct sandbox *sb, uint64_t oldfd, uint64_t newfd, bool c
         return -EBADF;
     if (oldfd == newfd)
         return (int64_t)newfd;
+    file_locks_closing(sb, fdt_get(&sb->fdt, (int)newfd)); /* what newfd held is closed */
     int r = fdt_install_at(&sb->fdt, file_get(f), (int)newfd, cloexec);
     if (r < 0)
         file_put(f);
@@ -228,15 +228,12 @@ static int64_t sys_fcntl(struct sandbox *sb, const uint64_t a[6]) {
         f->flags = (f->flags & ~(O_APPEND | O_NONBLOCK)) | ((int)a[2] & (O_APPEND | O_NONBLOCK));
         return 0;
     case F_GETLK:
-    case F_OFD_GETLK: {
-        short unlocked = F_UNLCK; /* one process: nothing else ever holds a lock */
-        return mm_copy_to(&sb->mm, a[2], &unlocked, sizeof(unlocked));
-    }
+    case F_OFD_GETLK:
     case F_SETLK:
     case F_SETLKW:
     case F_OFD_SETLK:
     case F_OFD_SETLKW:
-        return 0;
+        return sysf_fcntl_lock(sb, f, (int)a[1], a[2]);
     case F_GETPIPE_SZ:
         return file_pipe_size(f, -1);
     case F_SETPIPE_SZ:
@@ -267,10 +264,6 @@ static int64_t sys_ioctl(struct sandbox *sb, const uint64_t a[6]) {
     }
 }
 
-static int64_t sys_flock(struct sandbox *sb, const uint64_t a[6]) {
-    return get(sb, a[0]) ? 0 : -EBADF;
-}
-
 static int64_t sys_fsync(struct sandbox *sb, const uint64_t a[6]) {
     struct file *f = get(sb, a[0]);
     return !f ? -EBADF : f->ops->sync ? f->ops->sync(sb, f) : 0;
@@ -280,7 +273,7 @@ static int64_t sys_ftruncate(struct sandbox *sb, const uint64_t a[6]) {
     struct file *f = get(sb, a[0]);
     if (!f)
         return -EBADF;
-    if ((int64_t)a[1] < 0 || !writable(f))
+    if ((int64_t)a[1] < 0 || !sysf_can_write(f))
         return -EINVAL;
     return f->ops->truncate ? f->ops->truncate(sb, f, a[1]) : -EINVAL;
 }
@@ -293,7 +286,7 @@ static int64_t sys_fallocate(struct sandbox *sb, const uint64_t a[6]) {
         return -EINVAL;
     if (a[1] != 0)
         return -EOPNOTSUPP;
-    if (!writable(f))
+    if (!sysf_can_write(f))
         return -EBADF;
     if (file_is_dir(f))
         return -EISDIR;
@@ -511,9 +504,9 @@ const struct sys_entry sys_file_fd_entries[] = {
     {40, "sendfile", sysf_sendfile, SYS_FULL,
      "copies through the VMM; in_fd must be a regular file"},
     {72, "fcntl", sys_fcntl, SYS_PARTIAL,
-     "locks always succeed (they do not exclude other processes); no seals; pipe sizes from 4096 "
-     "to 65536 bytes"},
-    {73, "flock", sys_flock, SYS_STUB, "one process: locks always succeed"},
+     "record and OFD locks between the sandbox's processes on layer files (no deadlock detection); "
+     "no seals; pipe sizes from 4096 to 65536 bytes"},
+    {73, "flock", sysf_flock, SYS_FULL, "between the sandbox's processes, on layer files"},
     {74, "fsync", sys_fsync, SYS_FULL, "the layer lives in memory"},
     {75, "fdatasync", sys_fsync, SYS_FULL, NULL},
     {77, "ftruncate", sys_ftruncate, SYS_FULL, NULL},
