@@ -40,6 +40,7 @@ SOURCES = [
     "sys/sys_file_xattr.c",
     "sys/sys_file_lock.c",
     "sys/sys_procfs.c",
+    "sys/sys_procnet.c",
     "sys/sys_sysfs.c",
     "sys/sys_text.c",
     "core/fdt.c",

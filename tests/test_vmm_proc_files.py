@@ -24,9 +24,9 @@ def test_every_listed_proc_file_reads(sandbox):
         sandbox,
         "import os\n"
         "listed = {d: sorted(n for n in os.listdir(d) if not n.isdigit())\n"
-        "          for d in ('/proc', '/proc/self')}\n"
+        "          for d in ('/proc', '/proc/self', '/proc/net')}\n"
         "sizes = {f'{d}/{n}': len(open(f'{d}/{n}').read()) for d, names in listed.items()\n"
-        "         for n in names if n not in ('self', 'exe', 'cwd', 'fd', 'task')}",
+        "         for n in names if n not in ('self', 'exe', 'cwd', 'fd', 'task', 'net')}",
     )
     listed = value(sandbox, "listed")
     assert {"meminfo", "stat", "uptime", "loadavg", "mounts", "self", "cpuinfo", "version"} <= set(
@@ -34,6 +34,7 @@ def test_every_listed_proc_file_reads(sandbox):
     )
     own = {"maps", "status", "stat", "statm", "mounts", "mountinfo", "cmdline", "environ", "comm"}
     assert own | {"task"} <= set(listed["/proc/self"])
+    assert set(listed["/proc/net"]) == {"dev", "tcp", "tcp6", "udp", "udp6", "unix"}
     assert all(size > 0 for size in value(sandbox, "sizes").values())
 
 

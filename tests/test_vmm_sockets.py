@@ -350,6 +350,54 @@ def test_the_loopback_interface_is_all_there_is(sandbox):
     assert value(sandbox, "ext_ack") == [1, 0]
 
 
+def test_proc_net_lists_the_sandbox_sockets(sandbox):
+    """/proc/net/tcp, tcp6, udp6 and unix list the open sockets of every
+    process of the sandbox, in Linux's format (psutil's net_connections,
+    netstat and ss read them), with the inode fstat gives; /proc/net/dev has
+    lo, the one interface."""
+    run_ok(
+        sandbox,
+        "import os, socket, subprocess, sys, time\n"
+        "srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen()\n"
+        "port = srv.getsockname()[1]\n"
+        "cli = socket.create_connection(('127.0.0.1', port)); acc, _ = srv.accept()\n"
+        "udp = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); udp.bind(('::1', 0))\n"
+        "ux = socket.socket(socket.AF_UNIX); ux.bind('/tmp/net.sock'); ux.listen()\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import socket, sys\\n'\n"
+        "    's = socket.socket(); s.bind((\"127.0.0.1\", 0)); s.listen()\\n'\n"
+        "    'print(s.getsockname()[1], flush=True); sys.stdin.readline()'],\n"
+        "    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)\n"
+        "child_port = int(child.stdout.readline())\n"
+        "def rows(name):\n"
+        "    return [line.split() for line in open('/proc/net/' + name).read().splitlines()[1:]]\n"
+        "tables = {n: rows(n) for n in ('tcp', 'tcp6', 'udp', 'udp6', 'unix')}\n"
+        "dev = open('/proc/net/dev').read().splitlines()\n"
+        "inos = {k: os.fstat(s.fileno()).st_ino for k, s in\n"
+        "        [('srv', srv), ('cli', cli), ('acc', acc), ('udp', udp), ('ux', ux)]}\n"
+        "ss = subprocess.run(['ss', '-tln'], capture_output=True, text=True).stdout\n"
+        "child.communicate('\\n')\n"
+        "for s in (srv, cli, acc, udp, ux):\n    s.close()",
+    )
+    port, child_port, inos = value(sandbox, "[port, child_port, inos]")
+    tables = value(sandbox, "tables")
+    lo = "0100007F"
+    tcp = {(r[1], r[2], r[3], int(r[9])) for r in tables["tcp"]}
+    cli_port = next(int(r[1].split(":")[1], 16) for r in tables["tcp"] if int(r[9]) == inos["cli"])
+    assert (f"{lo}:{port:04X}", "00000000:0000", "0A", inos["srv"]) in tcp  # LISTEN
+    assert (f"{lo}:{cli_port:04X}", f"{lo}:{port:04X}", "01", inos["cli"]) in tcp  # ESTABLISHED
+    assert (f"{lo}:{port:04X}", f"{lo}:{cli_port:04X}", "01", inos["acc"]) in tcp
+    assert any(r[1] == f"{lo}:{child_port:04X}" and r[3] == "0A" for r in tables["tcp"])
+    ours = set(inos.values())
+    assert not ours & {int(r[9]) for r in tables["tcp6"] + tables["udp"]}  # each in its table
+    (udp,) = [r for r in tables["udp6"] if int(r[9]) == inos["udp"]]
+    assert udp[1].startswith("00000000000000000000000001000000:") and udp[3] == "07"  # ::1
+    assert ["00010000", "0001", "01", str(inos["ux"]), "/tmp/net.sock"] in [
+        r[3:] for r in tables["unix"]
+    ]
+    assert value(sandbox, "dev")[2].split(":")[0].strip() == "lo"
+    assert f"127.0.0.1:{port}" in value(sandbox, "ss")
+
+
 def _accept(server):
     try:
         return server.accept()

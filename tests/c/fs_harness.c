@@ -71,6 +71,7 @@ struct sb_thread *sb_thread_by_tid(struct sandbox *sb, uint32_t tid) { return NU
 int sb_proc_kill(struct sandbox *sb, int64_t which, int signo) { return -ESRCH; }
 /* The harness links no socket kind. */
 bool file_is_socket(const struct file *f) { return false; }
+struct sock *sock_of(const struct file *f) { return NULL; }
 /* Nor vCPU threads: no CPU time. */
 uint64_t sb_process_cpu_ns(struct sandbox *sb) { return 0; }
 uint64_t sb_thread_cpu_ns(struct sandbox *sb, struct sb_thread *t) { return 0; }

@@ -243,7 +243,8 @@ static enum cls classify(struct fs_view *v, const char *path, char *host, size_t
     if (view_in_layer(path))
         return C_LAYER;
     if (!strcmp(path, "/dev") || !strcmp(path, "/proc") || !strcmp(path, "/proc/self") ||
-        !strcmp(path, "/proc/self/fd") || !strcmp(path, "/dev/pts") || view_proc_dir(path))
+        !strcmp(path, "/proc/net") || !strcmp(path, "/proc/self/fd") || !strcmp(path, "/dev/pts") ||
+        view_proc_dir(path))
         return C_VDIR; /* which tasks exist, the files layer says */
     if (!strncmp(path, "/dev/pts/",
                  9)) /* a pseudo-terminal's end: whether it exists, the files say */

@@ -68,6 +68,8 @@ int view_add_root(struct fs_view *v, const char *root);
 static const char *const view_proc_files[] = {"cpuinfo", "filesystems", "loadavg",
                                               "meminfo", "mounts",      "stat",
                                               "uptime",  "version",     "vmstat"};
+/* The files of /proc/net (a synthesized directory). */
+static const char *const view_proc_net_files[] = {"dev", "tcp", "tcp6", "udp", "udp6", "unix"};
 static const char *const view_proc_self_files[] = {
     "cmdline", "comm", "environ", "maps", "mountinfo", "mounts", "stat", "statm", "status"};
 /* The devices of /dev (VK_DEV). */

@@ -34,8 +34,12 @@ int view_vdir_list(struct fs_view *v, const char *path,
         return 0;
     }
     if (!strcmp(path, "/proc")) {
-        if (!emit(ctx, "self", 4))
+        if (!emit(ctx, "self", 4) && !emit(ctx, "net", 4))
             emit_names(emit, ctx, view_proc_files, FJ_ARRAY_SIZE(view_proc_files), 8 /* DT_REG */);
+        return 0;
+    }
+    if (!strcmp(path, "/proc/net")) {
+        emit_names(emit, ctx, view_proc_net_files, FJ_ARRAY_SIZE(view_proc_net_files), 8);
         return 0;
     }
     if (!strcmp(path, "/proc/self")) {

@@ -8,7 +8,8 @@
  * sandbox sees it: meminfo (its RAM), vmstat (the same in pages), stat (the host's CPU times, the
  * sandbox's boot time and processes), cpuinfo (the host's processors the
  * sandbox has, without the flags of features whose state the guest's XCR0
- * leaves off), uptime, loadavg, mounts, version, filesystems. Opening
+ * leaves off), uptime, loadavg, mounts, version, filesystems, and net/
+ * (sys_procnet.c: the sandbox's interface and sockets). Opening
  * gives a read-only snapshot of the contents, as a private file of the
  * writable layer's kind. Every process's state is read under big_lock,
  * which guards all of the sandbox's processes. */
@@ -30,6 +31,7 @@
 #include "kvm/kvm_cpuid.h"
 #include "sys/sys.h"
 #include "sys/sys_file.h"
+#include "sys/sys_procnet.h"
 #include "sys/sys_text.h"
 
 static const char *kind_name(const struct sandbox *sb, const struct mm_vma *v) {
@@ -352,7 +354,10 @@ static const struct proc_file proc_files[] = {
     {"mounts", PROC_SYSTEM, render_mounts},   {"cpuinfo", PROC_SYSTEM, render_cpuinfo},
     {"version", PROC_SYSTEM, render_version}, {"filesystems", PROC_SYSTEM, render_filesystems},
     {"stat", PROC_TASK, render_pid_stat},     {"status", PROC_TASK, render_status},
-    {"comm", PROC_TASK, render_comm},
+    {"comm", PROC_TASK, render_comm},         {"net/dev", PROC_SYSTEM, sysf_net_dev},
+    {"net/tcp", PROC_SYSTEM, sysf_net_tcp},   {"net/tcp6", PROC_SYSTEM, sysf_net_tcp6},
+    {"net/udp", PROC_SYSTEM, sysf_net_udp},   {"net/udp6", PROC_SYSTEM, sysf_net_udp6},
+    {"net/unix", PROC_SYSTEM, sysf_net_unix},
 };
 
 /* The thread named by "task/<tid>..." in rest (NULL if none lives), and in
