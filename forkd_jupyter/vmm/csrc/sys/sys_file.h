@@ -46,7 +46,8 @@ int sysf_wait_ready(struct sandbox *sb, const int *fds, const short *events, siz
                     int64_t timeout_ns);
 
 /* sys_file_anon.c: an O_TMPFILE open of the directory n; memfd_create,
- * sendfile and copy_file_range (handlers listed in sys_file_fd.c's table). */
+ * sendfile, copy_file_range and splice (handlers listed in sys_file_fd.c's
+ * table). */
 /* /proc/self/maps and /proc/self/status, made when opened (sys_procfs.c);
  * -ENOENT for the rest of /proc. */
 int64_t sysf_open_proc(struct sandbox *sb, const char *path, int flags);
@@ -63,6 +64,7 @@ int64_t sysf_open_tmpfile(struct sandbox *sb, struct view_node *n, int flags, ui
 int64_t sysf_memfd_create(struct sandbox *sb, const uint64_t a[6]);
 int64_t sysf_sendfile(struct sandbox *sb, const uint64_t a[6]);
 int64_t sysf_copy_file_range(struct sandbox *sb, const uint64_t a[6]);
+int64_t sysf_splice(struct sandbox *sb, const uint64_t a[6]);
 
 /* sys_file_lock.c: fcntl's lock commands (cmd, the struct flock at arg) on
  * the open file f, and flock. */

@@ -1,5 +1,5 @@
 /* The files family, anonymous files and in-VMM copies: O_TMPFILE opens,
- * memfd_create, sendfile and copy_file_range. Their entries are listed with
+ * memfd_create, sendfile, copy_file_range and splice. Their entries are listed with
  * the descriptor-based calls (sys_file_fd.c), their handlers in sys_file.h.
  *
  * Anonymous files are layer files without a name (file_layer_anon): they
@@ -201,5 +201,89 @@ int64_t sysf_copy_file_range(struct sandbox *sb, const uint64_t a[6]) {
         in->off = pin;
     if (!has_out)
         out->off = pout;
+    return r;
+}
+
+/* ------------------------------------------------------------ splice */
+
+#define SPLICE_F_NONBLOCK_ 2U
+#define SPLICE_FLAGS_ 0xfU     /* MOVE, NONBLOCK, MORE, GIFT */
+#define PIPE_CHUNK (64U << 10) /* a pipe's capacity: what one call moves at most */
+
+/* Moves what one read of in gives (at most len bytes) to out, whole: a
+ * pipe's bytes, once read, are not put back, so only an error of out can
+ * lose them (as when the write side of Linux's splice fails). */
+static int64_t move_read(struct sandbox *sb, struct file *in, struct file *out, uint64_t *out_off,
+                         uint64_t len) {
+    if (!in->ops->read || (out_off ? !out->ops->pwrite : !out->ops->write))
+        return -EINVAL;
+    uint8_t *buf = malloc(len);
+    if (!buf)
+        return -ENOMEM;
+    int64_t r = in->ops->read(sb, in, buf, len);
+    for (int64_t done = 0; r > 0 && done < r;) {
+        int64_t w = out_off ? out->ops->pwrite(sb, out, buf + done, (uint64_t)(r - done), *out_off)
+                            : out->ops->write(sb, out, buf + done, (uint64_t)(r - done));
+        if (w <= 0) {
+            r = done ? done : w;
+            break;
+        }
+        done += w;
+        if (out_off)
+            *out_off += (uint64_t)w;
+    }
+    free(buf);
+    return r;
+}
+
+/* splice(fd_in, off_in, fd_out, off_out, len, flags): one end a pipe; the
+ * bytes go through the VMM (in's read or pread, out's write or pwrite), so
+ * every rule of those holds. SPLICE_F_NONBLOCK makes the pipe ends
+ * non-blocking for the call. */
+int64_t sysf_splice(struct sandbox *sb, const uint64_t a[6]) {
+    struct file *in = a[0] > INT_MAX ? NULL : fdt_get(&sb->fdt, (int)a[0]);
+    struct file *out = a[2] > INT_MAX ? NULL : fdt_get(&sb->fdt, (int)a[2]);
+    if (a[5] & ~(uint64_t)SPLICE_FLAGS_)
+        return -EINVAL;
+    if (!in || !out || !sysf_can_read(in) || !sysf_can_write(out))
+        return -EBADF;
+    bool in_pipe = file_is_pipe(in), out_pipe = file_is_pipe(out);
+    if (!in_pipe && !out_pipe)
+        return -EINVAL;
+    if ((in_pipe && a[1]) || (out_pipe && a[3]))
+        return -ESPIPE;
+    if (out->flags & O_APPEND)
+        return -EINVAL;
+    bool has_in, has_out;
+    int64_t off_in, off_out;
+    int64_t err;
+    if ((err = read_off(sb, a[1], &has_in, &off_in)) < 0 ||
+        (err = read_off(sb, a[3], &has_out, &off_out)) < 0)
+        return err;
+    uint64_t len = FJ_MIN(a[4], PIPE_CHUNK);
+    if (!len)
+        return 0;
+    int in_flags = in->flags, out_flags = out->flags;
+    if (a[5] & SPLICE_F_NONBLOCK_) { /* under big_lock, and nothing waits: restored below */
+        if (in_pipe)
+            in->flags |= O_NONBLOCK;
+        if (out_pipe)
+            out->flags |= O_NONBLOCK;
+    }
+    uint64_t pin = has_in ? (uint64_t)off_in : in->off, pout = (uint64_t)off_out;
+    int64_t r;
+    if (!in_pipe && in->ops->pread)
+        r = copy_between(sb, in, &pin, out, NULL, len); /* file to pipe */
+    else
+        r = move_read(sb, in, out, has_out ? &pout : NULL, len);
+    in->flags = in_flags;
+    out->flags = out_flags;
+    if (r <= 0)
+        return r;
+    if (!in_pipe && in->ops->pread && !has_in)
+        in->off = pin;
+    if ((has_in && mm_copy_to(&sb->mm, a[1], &pin, sizeof(pin)) < 0) ||
+        (has_out && mm_copy_to(&sb->mm, a[3], &pout, sizeof(pout)) < 0))
+        return -EFAULT;
     return r;
 }

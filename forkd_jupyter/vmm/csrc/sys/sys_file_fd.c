@@ -536,6 +536,9 @@ const struct sys_entry sys_file_fd_entries[] = {
     {306, "syncfs", sys_zero_fd, SYS_FULL, NULL},
     {319, "memfd_create", sysf_memfd_create, SYS_PARTIAL,
      "an unnamed layer file; no seals, no shared writable mappings"},
+    {275, "splice", sysf_splice, SYS_PARTIAL,
+     "copies through the VMM, one end a pipe, at most 64 KiB a call; bytes read from a pipe are "
+     "lost if the write side fails"},
     {326, "copy_file_range", sysf_copy_file_range, SYS_FULL, "copies through the VMM"},
     {436, "close_range", sys_close_range, SYS_FULL, NULL},
 };
