@@ -1,8 +1,8 @@
 """/sys/devices/system/cpu as a sandbox shows it (the guest's cores: the
 host's online ones, as sched_getaffinity and /proc/cpuinfo say), read by
 lscpu, psutil, glibc's processor count and PyTorch's cpuinfo; /proc/vmstat
-beside meminfo (vmstat, psutil.swap_memory). The rest of /sys does not
-exist."""
+beside meminfo (vmstat, psutil.swap_memory); statfs as df reads it. The
+rest of /sys does not exist."""
 
 from __future__ import annotations
 
@@ -108,3 +108,25 @@ def test_lscpu_and_vmstat_read_what_they_need(sandbox):
     assert {"pswpin", "pswpout", "pgpgin", "pgfault"} <= set(vmstat)
     assert abs(int(vmstat["nr_free_pages"]) * 4 - meminfo["MemFree"]) <= 64 * 1024  # same RAM
     assert int(vmstat["nr_anon_pages"]) > 0
+
+
+def test_statfs_of_the_layer_and_of_read_only_files(sandbox):
+    """statfs says what df and shutil.disk_usage need: the layer's limit and
+    use for /tmp; for a read-only file the sizes of the host filesystem it
+    is on, read-only; fstatfs the same through a descriptor."""
+    run_ok(
+        sandbox,
+        "import os, shutil\n"
+        "lib = os.path.dirname(os.__file__)\n"
+        "usage = [tuple(shutil.disk_usage('/tmp')), tuple(shutil.disk_usage(lib))]\n"
+        "flags = [os.statvfs(p).f_flag & os.ST_RDONLY for p in ('/tmp', lib)]\n"
+        "fd = os.open(os.__file__, os.O_RDONLY)\n"
+        "by_fd = os.fstatvfs(fd).f_blocks == os.statvfs(lib).f_blocks\n"
+        "os.close(fd)",
+    )
+    (tmp_total, tmp_used, _), (lib_total, _, _) = value(sandbox, "usage")
+    assert tmp_total > 0 and 0 <= tmp_used <= tmp_total
+    host = os.statvfs(os.path.dirname(os.__file__))
+    assert lib_total == host.f_blocks * host.f_frsize
+    assert value(sandbox, "flags") == [0, os.ST_RDONLY]
+    assert value(sandbox, "by_fd") is True

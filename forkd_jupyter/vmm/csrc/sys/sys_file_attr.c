@@ -151,12 +151,29 @@ static int64_t sys_umask(struct sandbox *sb, const uint64_t a[6]) {
     return old;
 }
 
-static int fill_statfs(struct sandbox *sb, bool layer_fs, uint64_t out) {
+/* The writable layer's size and use; for a read-only host file (its host
+ * fd, or its host path: host_fd < 0) the sizes of the host filesystem it is
+ * on (df, shutil.disk_usage), read-only. */
+static int fill_statfs(struct sandbox *sb, bool layer_fs, int host_fd, const char *host_path,
+                       uint64_t out) {
     struct statfs s;
     memset(&s, 0, sizeof(s));
     s.f_bsize = s.f_frsize = 4096;
     s.f_namelen = 255;
-    if (layer_fs) {
+    struct statfs h;
+    if (!layer_fs && ((host_fd >= 0 && fstatfs(host_fd, &h) == 0) ||
+                      (host_fd < 0 && host_path && statfs(host_path, &h) == 0))) {
+        s.f_type = h.f_type;
+        s.f_bsize = h.f_bsize;
+        s.f_frsize = h.f_frsize;
+        s.f_blocks = h.f_blocks;
+        s.f_bfree = h.f_bfree;
+        s.f_bavail = h.f_bavail;
+        s.f_files = h.f_files;
+        s.f_ffree = h.f_ffree;
+        s.f_namelen = h.f_namelen;
+        s.f_flags = ST_RDONLY;
+    } else if (layer_fs) {
         struct memfs *fs = fs_view_layer(sb->view);
         s.f_type = 0x01021994; /* TMPFS_MAGIC */
         s.f_blocks = memfs_byte_limit(fs) / 4096;
@@ -179,14 +196,14 @@ static int64_t sys_statfs(struct sandbox *sb, const uint64_t a[6]) {
     struct stat st;
     err = sysf_node_stat(sb, &n, &st);
     if (err == 0)
-        err = fill_statfs(sb, n.kind == VK_LAYER, a[1]);
+        err = fill_statfs(sb, n.kind == VK_LAYER, -1, n.kind == VK_HOST ? n.host : NULL, a[1]);
     view_node_release(sb->view, &n);
     return err;
 }
 
 static int64_t sys_fstatfs(struct sandbox *sb, const uint64_t a[6]) {
     struct file *f = fdt_get(&sb->fdt, (int)a[0]);
-    return f ? fill_statfs(sb, file_layer_fs(f) != NULL, a[1]) : -EBADF;
+    return f ? fill_statfs(sb, file_layer_fs(f) != NULL, f->host_fd, NULL, a[1]) : -EBADF;
 }
 
 const struct sys_entry sys_file_attr_entries[] = {
@@ -198,7 +215,8 @@ const struct sys_entry sys_file_attr_entries[] = {
     {94, "lchown", sys_lchown, SYS_PARTIAL, NULL},
     {95, "umask", sys_umask, SYS_FULL, NULL},
     {76, "truncate", sys_truncate, SYS_FULL, NULL},
-    {137, "statfs", sys_statfs, SYS_PARTIAL, "the layer reports its byte limit"},
+    {137, "statfs", sys_statfs, SYS_PARTIAL,
+     "the layer reports its byte limit; a read-only file its host filesystem's sizes"},
     {138, "fstatfs", sys_fstatfs, SYS_PARTIAL, NULL},
     {235, "utimes", sys_utimes, SYS_FULL, NULL},
     {260, "fchownat", sys_fchownat, SYS_PARTIAL, NULL},
