@@ -76,8 +76,9 @@ static int push(struct sb_procs *p, const struct file_lock *l) {
 
 /* Removes the owner's hold on want's range: locks inside it go, a lock
  * across one of its ends keeps the part outside (one across both is split
- * in two). */
+ * in two). Returns the locks it changed, or -ENOMEM. */
 static int release_range(struct sb_procs *p, const struct file_lock *want) {
+    int changed = 0;
     /* The parts kept are pushed at the end; they lie outside the range, so
      * the walk passes over them. */
     for (size_t i = 0; i < p->n_locks;) {
@@ -87,14 +88,16 @@ static int release_range(struct sb_procs *p, const struct file_lock *want) {
             continue;
         }
         struct file_lock before = *l, after = *l;
-        bool keep_before = l->start<want->start, keep_after = l->end> want->end;
+        bool keep_before = l->start < want->start;
+        bool keep_after = l->end > want->end;
         before.end = want->start - 1;
         after.start = want->end + 1;
         drop_at(p, i); /* the last lock moved to i: looked at next */
+        changed++;
         if ((keep_before && push(p, &before) < 0) || (keep_after && push(p, &after) < 0))
             return -ENOMEM;
     }
-    return 0;
+    return changed;
 }
 
 int file_locks_set(struct sandbox *sb, struct file *f, const struct file_lock *want) {
@@ -102,11 +105,12 @@ int file_locks_set(struct sandbox *sb, struct file *f, const struct file_lock *w
     if (want->type != F_UNLCK && file_locks_conflict(sb, want, &held))
         return -EAGAIN;
     struct sb_procs *p = sb->procs;
-    int err = release_range(p, want);
+    int changed = release_range(p, want), err = changed < 0 ? changed : 0;
     if (err == 0 && want->type != F_UNLCK && (err = push(p, want)) == 0 &&
         want->kind != LOCK_RECORD)
         f->locked_in = p;
-    sb_notify(sb); /* a waiter for what was released or downgraded looks again */
+    if (changed) /* released or downgraded: a waiter looks again */
+        sb_notify(sb);
     return err;
 }
 
