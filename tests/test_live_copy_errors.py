@@ -26,6 +26,7 @@ import numpy as np
 churn = np.zeros(64 << 20, dtype=np.uint8)
 """
 REWRITE_LOOP = """
+print("rewriting", flush=True)
 while True:
     churn += 1
 """
@@ -33,12 +34,24 @@ while True:
 
 @pytest.fixture(scope="module")
 def busy():
+    """A sandbox whose guest rewrites its memory from the first test on (it
+    said so before the fixture returns: a snapshot armed before the loop ran
+    would find no page written while arming)."""
     sb = Sandbox.spawn(memory_mib=1024)
     run_ok(sb, REWRITE)
     result: dict = {}
-    t = threading.Thread(target=lambda: result.setdefault("r", sb.run(REWRITE_LOOP, timeout=600)))
+    running = threading.Event()
+
+    def on_output(stream: str, text: str) -> None:
+        if "rewriting" in text:
+            running.set()
+
+    t = threading.Thread(
+        target=lambda: result.setdefault("r", sb.run(REWRITE_LOOP, on_output, timeout=600))
+    )
     t.start()
-    time.sleep(0.5)
+    assert running.wait(60), "the guest's rewrite loop did not start"
+    time.sleep(0.2)
     yield sb
     sb.interrupt()
     t.join(60)
