@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <string.h>
 #include <time.h>
 
 #include "core/fdt.h"
@@ -229,6 +230,13 @@ static inline struct sb_thread *sb_self(struct sandbox *sb)
     return t && t->sb == sb ? t : sb->threads[0];
 }
 static inline struct kvm_vcpu *sb_cpu(struct sandbox *sb) { return sb_self(sb)->cpu; }
+/* The program's name, the last component of its path (/proc's comm and
+ * Name, PR_GET_NAME). */
+static inline const char *sb_program_name(const struct sandbox *sb)
+{
+    const char *slash = strrchr(sb->exe_path, '/');
+    return slash ? slash + 1 : sb->exe_path;
+}
 
 /* Under big_lock, which it drops while blocked: waits until host_fd is
  * readable (POLLIN) or writable (POLLOUT) (0), a signal arrives (-EINTR),

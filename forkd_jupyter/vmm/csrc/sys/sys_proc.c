@@ -106,8 +106,7 @@ static int64_t sys_prctl(struct sandbox *sb, const uint64_t a[6]) {
         return mm_read_ptr(&sb->mm, a[1], 1) ? 0 : -EFAULT;
     case PR_GET_NAME: { /* the program's name, as /proc/self/comm says */
         char name[16] = {0};
-        const char *base = strrchr(sb->exe_path, '/');
-        snprintf(name, sizeof(name), "%s", base ? base + 1 : sb->exe_path);
+        snprintf(name, sizeof(name), "%s", sb_program_name(sb));
         return mm_copy_to(&sb->mm, a[1], name, sizeof(name));
     }
     case PR_GET_DUMPABLE:
@@ -435,8 +434,8 @@ static int64_t sys_setpriority(struct sandbox *sb, const uint64_t a[6]) {
 
 /* Validates the header at a[0] (version, pid) as Linux does: an unknown
  * version gets the preferred one written back and EINVAL; *words: 32-bit
- * sets of each kind the version has. */
-static int cap_header(struct sandbox *sb, uint64_t at, unsigned *words) {
+ * sets of each kind the version has, *pid: the process named (0: self). */
+static int cap_header(struct sandbox *sb, uint64_t at, unsigned *words, int32_t *pid) {
     uint32_t h[2];
     if (mm_copy_from(&sb->mm, h, at, sizeof(h)) < 0)
         return -EFAULT;
@@ -445,15 +444,16 @@ static int cap_header(struct sandbox *sb, uint64_t at, unsigned *words) {
         return mm_copy_to(&sb->mm, at, &v3, sizeof(v3)) < 0 ? -EFAULT : -EINVAL;
     }
     *words = h[0] == CAP_V1 ? 1 : 2;
-    int32_t pid = (int32_t)h[1];
-    if (pid < 0)
+    *pid = (int32_t)h[1];
+    if (*pid < 0)
         return -EINVAL;
-    return pid && pid != (int32_t)sb->pid && sb_proc_kill(sb, pid, 0) < 0 ? -ESRCH : 0;
+    return *pid && *pid != (int32_t)sb->pid && sb_proc_kill(sb, *pid, 0) < 0 ? -ESRCH : 0;
 }
 
 static int64_t sys_capget(struct sandbox *sb, const uint64_t a[6]) {
     unsigned words;
-    int err = cap_header(sb, a[0], &words);
+    int32_t pid;
+    int err = cap_header(sb, a[0], &words, &pid);
     if (!a[1]) /* a probe of the version */
         return err == -EINVAL ? 0 : err;
     if (err < 0)
@@ -464,14 +464,14 @@ static int64_t sys_capget(struct sandbox *sb, const uint64_t a[6]) {
 
 static int64_t sys_capset(struct sandbox *sb, const uint64_t a[6]) {
     unsigned words;
-    int err = cap_header(sb, a[0], &words);
+    int32_t pid;
+    int err = cap_header(sb, a[0], &words, &pid);
     if (err < 0)
         return err;
-    uint32_t h[2], data[6];
-    if (mm_copy_from(&sb->mm, h, a[0], sizeof(h)) < 0 ||
-        mm_copy_from(&sb->mm, data, a[1], words * 3 * sizeof(uint32_t)) < 0)
+    uint32_t data[6];
+    if (mm_copy_from(&sb->mm, data, a[1], words * 3 * sizeof(uint32_t)) < 0)
         return -EFAULT;
-    if (h[1] && h[1] != sb->pid)
+    if (pid && pid != (int32_t)sb->pid)
         return -EPERM; /* another process's: never */
     for (unsigned i = 0; i < words * 3; i++)
         if (data[i])

@@ -79,16 +79,12 @@ static char state_of(const struct sandbox *sb) {
     return 'S';
 }
 
-static const char *process_name(const struct sandbox *sb) {
-    return strrchr(sb->exe_path, '/') ? strrchr(sb->exe_path, '/') + 1 : sb->exe_path;
-}
-
 /* thread: a task/<tid>/ file's thread, NULL for the process's own file. */
 static void render_status(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
     const struct sb_proc_slot *self = sb_proc_self(sb);
     text_add(t,
              "Name:\t%.15s\nUmask:\t%04o\nState:\t%s\nTgid:\t%u\nNgid:\t0\nPid:\t%u\nPPid:\t%u\n",
-             process_name(sb), sb->view ? sb->view->umask : 022,
+             sb_program_name(sb), sb->view ? sb->view->umask : 022,
              state_of(sb) == 'R' ? "R (running)" : "S (sleeping)", sb->pid,
              thread ? thread->tid : sb->pid, self ? self->ppid : 0);
     text_add(t, "Uid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\n");
@@ -251,7 +247,7 @@ static void render_pid_stat(struct sandbox *sb, struct sb_thread *thread, struct
     uint64_t start = (sb->start_ns + boot_offset) / (1000000000ULL / TICKS_PER_S);
     uint64_t bytes = sb->mm.mapped_bytes;
     text_add(t, "%u (%.15s) %c %u %u %u 0 -1 0 0 0 0 0 %llu 0 0 0 20 0 %u 0 %llu %llu %llu",
-             thread ? thread->tid : sb->pid, process_name(sb), state_of(sb), self ? self->ppid : 0,
+             thread ? thread->tid : sb->pid, sb_program_name(sb), state_of(sb), self ? self->ppid : 0,
              self ? self->pgid : sb->pid, self ? self->sid : sb->pid, (unsigned long long)cpu,
              sb->live_threads, (unsigned long long)start, (unsigned long long)bytes,
              (unsigned long long)(bytes / FJ_PAGE_SIZE));
@@ -264,7 +260,7 @@ static void render_statm(struct sandbox *sb, struct sb_thread *thread, struct te
 }
 
 static void render_comm(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
-    text_add(t, "%.15s\n", process_name(sb));
+    text_add(t, "%.15s\n", sb_program_name(sb));
 }
 
 /* Bytes [start, end) of the guest's memory, NUL-separated strings as exec

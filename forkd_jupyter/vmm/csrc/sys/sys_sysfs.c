@@ -68,11 +68,12 @@ static bool add_host_file(const char *path, struct text *t) {
     return true;
 }
 
-static bool listed(const char *name, const char *const *names, size_t n) {
+/* The index of name among n names, or -1. */
+static int name_index(const char *name, const char *const *names, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (!strcmp(name, names[i]))
-            return true;
-    return false;
+            return (int)i;
+    return -1;
 }
 
 /* Renders the file at path into t (when t is not NULL); false when /sys
@@ -86,38 +87,36 @@ static bool render(const char *path, struct text *t, uint64_t *ino) {
     dir[slash - path] = 0;
     const char *name = slash + 1;
     unsigned core = 0, last = fj_guest_cpus() - 1;
+    int i;
     switch (view_sys_dir(dir, &core)) {
     case VS_CPUS:
-        for (size_t i = 0; i < FJ_ARRAY_SIZE(view_sys_cpu_files); i++)
-            if (!strcmp(name, view_sys_cpu_files[i])) {
-                *ino = 0x73797300 + i;
-                if (!t)
-                    return true;
-                if (!strcmp(name, "offline"))
-                    text_add(t, "\n");
-                else if (!strcmp(name, "kernel_max"))
-                    text_add(t, "%u\n", last);
-                else
-                    add_list(t, 0, last);
-                return true;
-            }
-        return false;
+        if ((i = name_index(name, view_sys_cpu_files, FJ_ARRAY_SIZE(view_sys_cpu_files))) < 0)
+            return false;
+        *ino = 0x73797300 + (unsigned)i;
+        if (!t)
+            return true;
+        if (!strcmp(name, "offline"))
+            text_add(t, "\n");
+        else if (!strcmp(name, "kernel_max"))
+            text_add(t, "%u\n", last);
+        else
+            add_list(t, 0, last);
+        return true;
     case VS_CORE:
-        if (!listed(name, view_sys_core_files, FJ_ARRAY_SIZE(view_sys_core_files)))
+        if (name_index(name, view_sys_core_files, FJ_ARRAY_SIZE(view_sys_core_files)) < 0)
             return false;
         *ino = 0x73797400 + core;
         if (t)
             text_add(t, "1\n");
         return true;
     case VS_TOPOLOGY:
-        for (size_t i = 0; i < FJ_ARRAY_SIZE(view_sys_topology_files); i++)
-            if (!strcmp(name, view_sys_topology_files[i])) {
-                *ino = 0x73798000 + core * 64 + i;
-                if (t && !add_host_file(path, t))
-                    render_topology(core, name, t);
-                return true;
-            }
-        return false;
+        i = name_index(name, view_sys_topology_files, FJ_ARRAY_SIZE(view_sys_topology_files));
+        if (i < 0)
+            return false;
+        *ino = 0x73798000 + core * 64 + (unsigned)i;
+        if (t && !add_host_file(path, t))
+            render_topology(core, name, t);
+        return true;
     default:
         return false;
     }
