@@ -8,7 +8,14 @@
 
 #include "core/sandbox.h"
 
+#include <limits.h>
+
 typedef int64_t (*sys_handler)(struct sandbox *sb, const uint64_t a[6]);
+
+/* The open file a descriptor argument names (any 64-bit value), or NULL. */
+static inline struct file *sys_fd_file(struct sandbox *sb, uint64_t fd) {
+    return fd > INT_MAX ? NULL : fdt_get(&sb->fdt, (int)fd);
+}
 
 enum sys_support {
     SYS_FULL = 0,       /* Linux semantics within the sandbox */

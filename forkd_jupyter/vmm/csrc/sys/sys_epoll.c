@@ -15,10 +15,6 @@
 #define EPOLL_MAX_EVENTS (INT_MAX / (int)sizeof(struct epoll_event))
 #define WAIT_FDS 64
 
-static struct file *fd_file(struct sandbox *sb, uint64_t fd) {
-    return fd > INT_MAX ? NULL : fdt_get(&sb->fdt, (int)fd);
-}
-
 static int64_t install(struct sandbox *sb, struct file *f, bool cloexec) {
     if (!f)
         return -ENOMEM;
@@ -39,7 +35,7 @@ static int64_t sys_epoll_create1(struct sandbox *sb, const uint64_t a[6]) {
 }
 
 static int64_t sys_epoll_ctl(struct sandbox *sb, const uint64_t a[6]) {
-    struct file *ep = fd_file(sb, a[0]), *target = fd_file(sb, a[2]);
+    struct file *ep = sys_fd_file(sb, a[0]), *target = sys_fd_file(sb, a[2]);
     if (!ep || !target)
         return -EBADF;
     if (!file_is_epoll(ep))
@@ -54,7 +50,7 @@ static int64_t sys_epoll_ctl(struct sandbox *sb, const uint64_t a[6]) {
 /* Waits up to timeout_ns (< 0: forever) for events of the epoll at epfd. */
 static int64_t epoll_wait_ns(struct sandbox *sb, uint64_t epfd, gva_t out, int max,
                              int64_t timeout_ns) {
-    struct file *ep = fd_file(sb, epfd);
+    struct file *ep = sys_fd_file(sb, epfd);
     if (!ep)
         return -EBADF;
     if (!file_is_epoll(ep) || max <= 0 || max > EPOLL_MAX_EVENTS)

@@ -241,8 +241,8 @@ static int64_t move_read(struct sandbox *sb, struct file *in, struct file *out, 
  * every rule of those holds. SPLICE_F_NONBLOCK makes the pipe ends
  * non-blocking for the call. */
 int64_t sysf_splice(struct sandbox *sb, const uint64_t a[6]) {
-    struct file *in = a[0] > INT_MAX ? NULL : fdt_get(&sb->fdt, (int)a[0]);
-    struct file *out = a[2] > INT_MAX ? NULL : fdt_get(&sb->fdt, (int)a[2]);
+    struct file *in = sys_fd_file(sb, a[0]);
+    struct file *out = sys_fd_file(sb, a[2]);
     if (a[5] & ~(uint64_t)SPLICE_FLAGS_)
         return -EINVAL;
     if (!in || !out || !sysf_can_read(in) || !sysf_can_write(out))

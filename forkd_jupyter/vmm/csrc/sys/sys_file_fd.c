@@ -17,10 +17,6 @@
 
 #define IOV_MAX_ 1024
 
-static struct file *get(struct sandbox *sb, uint64_t fd) {
-    return fd > INT_MAX ? NULL : fdt_get(&sb->fdt, (int)fd);
-}
-
 static int64_t do_read(struct sandbox *sb, struct file *f, gva_t buf, uint64_t len, int64_t off) {
     if (!sysf_can_read(f))
         return -EBADF;
@@ -48,24 +44,24 @@ static int64_t do_write(struct sandbox *sb, struct file *f, gva_t buf, uint64_t 
 }
 
 static int64_t sys_read(struct sandbox *sb, const uint64_t a[6]) {
-    struct file *f = get(sb, a[0]);
+    struct file *f = sys_fd_file(sb, a[0]);
     return f ? do_read(sb, f, a[1], a[2], -1) : -EBADF;
 }
 
 static int64_t sys_write(struct sandbox *sb, const uint64_t a[6]) {
-    struct file *f = get(sb, a[0]);
+    struct file *f = sys_fd_file(sb, a[0]);
     return f ? do_write(sb, f, a[1], a[2], -1) : -EBADF;
 }
 
 static int64_t sys_pread64(struct sandbox *sb, const uint64_t a[6]) {
-    struct file *f = get(sb, a[0]);
+    struct file *f = sys_fd_file(sb, a[0]);
     if (!f)
         return -EBADF;
     return (int64_t)a[3] < 0 ? -EINVAL : do_read(sb, f, a[1], a[2], (int64_t)a[3]);
 }
 
 static int64_t sys_pwrite64(struct sandbox *sb, const uint64_t a[6]) {
-    struct file *f = get(sb, a[0]);
+    struct file *f = sys_fd_file(sb, a[0]);
     if (!f)
         return -EBADF;
     return (int64_t)a[3] < 0 ? -EINVAL : do_write(sb, f, a[1], a[2], (int64_t)a[3]);
@@ -73,7 +69,7 @@ static int64_t sys_pwrite64(struct sandbox *sb, const uint64_t a[6]) {
 
 /* readv/writev/preadv/pwritev: one call per iovec, stopping at a short one. */
 static int64_t vector_io(struct sandbox *sb, const uint64_t a[6], bool write, bool positional) {
-    struct file *f = get(sb, a[0]);
+    struct file *f = sys_fd_file(sb, a[0]);
     if (!f)
         return -EBADF;
     uint64_t n = a[2];
@@ -116,14 +112,14 @@ static int64_t sys_pwritev(struct sandbox *sb, const uint64_t a[6]) {
 }
 
 static int64_t sys_lseek(struct sandbox *sb, const uint64_t a[6]) {
-    struct file *f = get(sb, a[0]);
+    struct file *f = sys_fd_file(sb, a[0]);
     if (!f)
         return -EBADF;
     return f->ops->lseek ? f->ops->lseek(sb, f, (int64_t)a[1], (int)a[2]) : -ESPIPE;
 }
 
 static int64_t sys_fstat(struct sandbox *sb, const uint64_t a[6]) {
-    struct file *f = get(sb, a[0]);
+    struct file *f = sys_fd_file(sb, a[0]);
     if (!f)
         return -EBADF;
     struct stat st;
@@ -132,7 +128,7 @@ static int64_t sys_fstat(struct sandbox *sb, const uint64_t a[6]) {
 }
 
 static int64_t sys_getdents64(struct sandbox *sb, const uint64_t a[6]) {
-    struct file *f = get(sb, a[0]);
+    struct file *f = sys_fd_file(sb, a[0]);
     if (!f || (f->flags & O_PATH))
         return -EBADF;
     if (!f->ops->getdents)
@@ -167,7 +163,7 @@ static int64_t sys_close_range(struct sandbox *sb, const uint64_t a[6]) {
 }
 
 static int64_t sys_dup(struct sandbox *sb, const uint64_t a[6]) {
-    struct file *f = get(sb, a[0]);
+    struct file *f = sys_fd_file(sb, a[0]);
     if (!f)
         return -EBADF;
     int fd = fdt_install(&sb->fdt, file_get(f), 0, false);
@@ -177,7 +173,7 @@ static int64_t sys_dup(struct sandbox *sb, const uint64_t a[6]) {
 }
 
 static int64_t dup_to(struct sandbox *sb, uint64_t oldfd, uint64_t newfd, bool cloexec) {
-    struct file *f = get(sb, oldfd);
+    struct file *f = sys_fd_file(sb, oldfd);
     if (!f)
         return -EBADF;
     if (newfd >= FDT_MAX)
@@ -193,7 +189,7 @@ static int64_t dup_to(struct sandbox *sb, uint64_t oldfd, uint64_t newfd, bool c
 
 static int64_t sys_dup2(struct sandbox *sb, const uint64_t a[6]) {
     if (a[0] == a[1])
-        return get(sb, a[0]) ? (int64_t)a[1] : -EBADF;
+        return sys_fd_file(sb, a[0]) ? (int64_t)a[1] : -EBADF;
     return dup_to(sb, a[0], a[1], false);
 }
 
@@ -204,7 +200,7 @@ static int64_t sys_dup3(struct sandbox *sb, const uint64_t a[6]) {
 }
 
 static int64_t sys_fcntl(struct sandbox *sb, const uint64_t a[6]) {
-    struct file *f = get(sb, a[0]);
+    struct file *f = sys_fd_file(sb, a[0]);
     if (!f)
         return -EBADF;
     int fd = (int)a[0];
@@ -244,7 +240,7 @@ static int64_t sys_fcntl(struct sandbox *sb, const uint64_t a[6]) {
 }
 
 static int64_t sys_ioctl(struct sandbox *sb, const uint64_t a[6]) {
-    struct file *f = get(sb, a[0]);
+    struct file *f = sys_fd_file(sb, a[0]);
     if (!f)
         return -EBADF;
     switch (a[1]) {
@@ -265,12 +261,12 @@ static int64_t sys_ioctl(struct sandbox *sb, const uint64_t a[6]) {
 }
 
 static int64_t sys_fsync(struct sandbox *sb, const uint64_t a[6]) {
-    struct file *f = get(sb, a[0]);
+    struct file *f = sys_fd_file(sb, a[0]);
     return !f ? -EBADF : f->ops->sync ? f->ops->sync(sb, f) : 0;
 }
 
 static int64_t sys_ftruncate(struct sandbox *sb, const uint64_t a[6]) {
-    struct file *f = get(sb, a[0]);
+    struct file *f = sys_fd_file(sb, a[0]);
     if (!f)
         return -EBADF;
     if ((int64_t)a[1] < 0 || !sysf_can_write(f))
@@ -279,7 +275,7 @@ static int64_t sys_ftruncate(struct sandbox *sb, const uint64_t a[6]) {
 }
 
 static int64_t sys_fallocate(struct sandbox *sb, const uint64_t a[6]) {
-    struct file *f = get(sb, a[0]);
+    struct file *f = sys_fd_file(sb, a[0]);
     if (!f)
         return -EBADF;
     if ((int64_t)a[2] < 0 || (int64_t)a[3] <= 0)
@@ -303,7 +299,7 @@ static int64_t sys_fallocate(struct sandbox *sb, const uint64_t a[6]) {
 }
 
 static int64_t sys_zero_fd(struct sandbox *sb, const uint64_t a[6]) {
-    return get(sb, a[0]) ? 0 : -EBADF;
+    return sys_fd_file(sb, a[0]) ? 0 : -EBADF;
 }
 static int64_t sys_zero(struct sandbox *sb, const uint64_t a[6]) { return 0; }
 

@@ -102,7 +102,7 @@ int64_t sysf_fcntl_lock(struct sandbox *sb, struct file *f, int cmd, gva_t arg) 
 }
 
 int64_t sysf_flock(struct sandbox *sb, const uint64_t a[6]) {
-    struct file *f = a[0] > INT32_MAX ? NULL : fdt_get(&sb->fdt, (int)a[0]);
+    struct file *f = sys_fd_file(sb, a[0]);
     if (!f || (f->flags & O_PATH))
         return -EBADF;
     int op = (int)(a[1] & ~(uint64_t)LOCK_NB);

@@ -23,7 +23,7 @@ enum xattr_target { BY_PATH, BY_LPATH, BY_FD };
 /* 1 when the file is in the writable layer, 0 when read-only, or -errno. */
 static int in_layer(struct sandbox *sb, enum xattr_target how, uint64_t arg) {
     if (how == BY_FD) {
-        struct file *f = arg > INT_MAX ? NULL : fdt_get(&sb->fdt, (int)arg);
+        struct file *f = sys_fd_file(sb, arg);
         return !f ? -EBADF : file_layer_fs(f) != NULL;
     }
     char path[PATH_MAX];

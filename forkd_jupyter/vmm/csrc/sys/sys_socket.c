@@ -17,7 +17,7 @@
 #include "sys/sys_socket.h"
 
 struct file *sys_sock_at(struct sandbox *sb, uint64_t fd, int64_t *err) {
-    struct file *f = fd > INT_MAX ? NULL : fdt_get(&sb->fdt, (int)fd);
+    struct file *f = sys_fd_file(sb, fd);
     *err = !f ? -EBADF : !file_is_socket(f) ? -ENOTSOCK : 0;
     return *err ? NULL : f;
 }
