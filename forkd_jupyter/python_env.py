@@ -149,14 +149,14 @@ class PythonEnv:
         """Host paths the guest may read: exactly what running the
         interpreter as the kernel runs it and importing its packages needs,
         never a whole prefix (a distro Python's is /usr): the ELF and the
-        name the kernel starts it by (a venv's bin/python, a link to it), the
-        directory of programs beside it (pip, jupyter, the environment's
-        scripts), a venv's pyvenv.cfg, the standard library (with
+        name the kernel starts it by (a venv's bin/python) with every link
+        on the way from it to the ELF, the directory of programs beside it
+        (pip, jupyter, the environment's scripts), a venv's pyvenv.cfg, the standard library (with
         lib-dynload), libpython of a shared build, and the package
         directories, and its C headers (building an extension in the
         sandbox). System libraries, programs and the C toolchain are added
         by the VMM."""
-        roots = [self.elf, self.executable, self.scripts_dir]
+        roots = [self.elf, *_link_chain(self.executable), self.scripts_dir]
         pyvenv_cfg = os.path.join(self.prefix, "pyvenv.cfg")
         if self.prefix != self.base_prefix and os.path.isfile(pyvenv_cfg):
             roots.append(pyvenv_cfg)
@@ -192,6 +192,17 @@ class PythonEnv:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+def _link_chain(path: str, limit: int = 40) -> list[str]:
+    """path and every symbolic link met on the way to what it names, one
+    hop at a time: a venv's bin/python may name pyenv's bin/python, itself a
+    link to bin/python3.11, and the guest resolves each hop in its view."""
+    chain = [os.path.abspath(path)]
+    while os.path.islink(chain[-1]) and len(chain) < limit:
+        target = os.readlink(chain[-1])
+        chain.append(os.path.normpath(os.path.join(os.path.dirname(chain[-1]), target)))
+    return chain
 
 
 def _under(path: str, roots: tuple[str, ...]) -> bool:

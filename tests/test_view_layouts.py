@@ -1,6 +1,8 @@
 """The view for every Python layout (docs/filesystem.md, "The Python
 environment a guest sees, and what it may read"): a pyenv build, a venv of
-the distribution's Python (base prefix /usr) and a uv venv of the pyenv build.
+the distribution's Python (base prefix /usr), a uv venv of the pyenv build
+and a venv made by pyenv's `python` (bin/python, a link to python3.11: the
+venv's bin/python names that link, so the interpreter is two links away).
 
 For each layout a real sandbox runs that layout's own interpreter
 (python_env.describe), and the guest checks what it can see, and what
@@ -43,7 +45,12 @@ def venv_home():
     shutil.rmtree(home, ignore_errors=True)
 
 
-@pytest.fixture(scope="module", params=["pyenv", "distro-venv", "uv-venv-of-pyenv"])
+PYENV_LINK = os.path.join(sys.base_prefix, "bin", "python")
+
+
+@pytest.fixture(
+    scope="module", params=["pyenv", "distro-venv", "uv-venv-of-pyenv", "venv-of-pyenv-link"]
+)
 def layout(request, venv_home):
     if request.param == "pyenv":
         assert "pyenv" in sys.base_prefix, "the test interpreter is this project's pyenv build"
@@ -51,8 +58,12 @@ def layout(request, venv_home):
     elif request.param == "distro-venv":
         assert os.path.exists(DISTRO_PYTHON), "the machine's distro Python is part of the image"
         python = str(stdlib_venv(venv_home / "distro", DISTRO_PYTHON))
-    else:
+    elif request.param == "uv-venv-of-pyenv":
         python = str(uv_venv(venv_home / "uv"))
+    else:
+        assert os.path.islink(PYENV_LINK), "pyenv's bin/python is a link to python3.X"
+        python = str(stdlib_venv(venv_home / "pyenv-link", PYENV_LINK))
+        assert os.readlink(python) == PYENV_LINK
     env = python_env.describe(python)
     out = subprocess.run([python, "-c", PROBE], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -149,3 +160,32 @@ def test_readlink_never_names_a_host_path_outside_the_view(layout, guest):
             assert target is None, f"{link} revealed {target}"
     if layout["name"] == "distro-venv":
         assert any(t is None for t in targets) or not links  # sitecustomize.py -> /etc
+
+
+def test_the_interpreter_runs_by_its_own_name(layout, guest):
+    """sys.executable, its python3 and python3.X siblings and a script of
+    the environment (pip's shebang names bin/python) start the same
+    interpreter in the guest's processes: multiprocessing's spawn and
+    resource tracker, pip and pytest run that way."""
+    bindir = os.path.dirname(layout["env"].executable)
+    names = [layout["env"].executable] + [
+        os.path.join(bindir, n)
+        for n in ("python3", f"python3.{sys.version_info[1]}")
+        if os.path.lexists(os.path.join(bindir, n))
+    ]
+    guest.push("probe_names", names)
+    run_ok(
+        guest,
+        "import subprocess, sys\n"
+        "ran = [subprocess.run([n, '-c', 'import sys; print(sys.prefix)'],\n"
+        "       capture_output=True, text=True).stdout.strip() for n in probe_names]\n"
+        "ran.append(sys.executable)",
+    )
+    assert value(guest, "ran") == [layout["prefix"]] * len(names) + [layout["env"].executable]
+    run_ok(
+        guest,
+        "import multiprocessing as mp\n"
+        "with mp.get_context('spawn').Pool(1) as p:\n"
+        "    spawned = p.map(abs, [-3])",
+    )
+    assert value(guest, "spawned") == [3]
