@@ -7,6 +7,7 @@ does when it is branched, interrupted or closed."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import platform
 import shutil
@@ -144,6 +145,31 @@ def test_fonts_and_the_distribution_are_the_hosts(sandbox):
     host = subprocess.run(["fc-list", "--format", "%{file}\n"], capture_output=True, text=True)
     assert err == "" and files and files == sorted(host.stdout.split())
     assert value(sandbox, "release") == platform.freedesktop_os_release()["ID"]
+
+
+def test_public_data_of_the_host(sandbox):
+    """The CA certificates, OpenSSL's configuration, the MIME table and
+    libmagic's database are the host's, read-only; the private keys' directory is
+    not in the view, not even through /usr/lib/ssl's link to it."""
+    probe = (
+        "import ssl, mimetypes, os, subprocess, json\n"
+        "ctx = ssl.create_default_context()\n"
+        "ctx.load_verify_locations(ssl.get_default_verify_paths().cafile)\n"
+        "mimetypes.init()\n"
+        "seen = json.dumps([ctx.cert_store_stats()['x509_ca'],\n"
+        "    mimetypes.guess_type('a.webm')[0], sorted(mimetypes.types_map)[:50],\n"
+        "    subprocess.run(['file', '-b', '/bin/sh'], capture_output=True,\n"
+        "                   text=True).stdout.split(',')[0],\n"
+        "    os.path.exists('/etc/ssl/private'), os.path.exists('/usr/lib/ssl/private'),\n"
+        "    os.path.islink('/usr/lib/ssl/private')])"
+    )
+    run_ok(sandbox, probe)
+    guest = json.loads(value(sandbox, "seen"))
+    host = {}
+    exec(probe, host)
+    host = json.loads(host["seen"])
+    assert guest[0] > 0 and guest[:4] == host[:4], (guest, host)
+    assert guest[4:] == [False, False, True]
 
 
 def test_scripts_exec_errors_and_the_first_process(sandbox):

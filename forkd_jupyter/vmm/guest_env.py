@@ -24,8 +24,12 @@ AGENT_HOST_DIR = Path(__file__).resolve().parent.parent / "guest"
 # plugins, system headers), so that code compiled in the sandbox (an
 # extension, a program) builds there; the fonts and fontconfig's
 # configuration (plots render with the host's fonts, fc-list and
-# matplotlib's font search find them), and the distribution's os-release
-# (platform.freedesktop_os_release).
+# matplotlib's font search find them), the distribution's os-release
+# (platform.freedesktop_os_release) and time zone name (tzlocal), and the
+# public data libraries look up on the host: the CA certificates and
+# OpenSSL's configuration (ssl.create_default_context, requests, httpx;
+# /etc/ssl/private is never a root, and /usr/lib/ssl/private, a link to it,
+# reads ENOENT), the MIME table (mimetypes) and libmagic's database (`file`).
 SYSTEM_ROOTS = (
     "/usr/bin",
     "/bin",
@@ -53,6 +57,14 @@ SYSTEM_ROOTS = (
     "/usr/share/fonts",
     "/usr/local/share/fonts",
     "/usr/lib/os-release",
+    "/etc/timezone",
+    "/etc/ssl/certs",
+    "/etc/ssl/openssl.cnf",
+    "/usr/lib/ssl",
+    "/usr/share/ca-certificates",
+    "/etc/mime.types",
+    "/usr/lib/file",
+    "/usr/share/misc",
 )
 
 
