@@ -3,9 +3,46 @@
 #include "kvm/kvm_cpuid.h"
 #include "kvm/kvm_vm.h"
 
+#include <cpuid.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+
+/* Instructions a program runs at CPL3 with no operating-system state
+ * (no XSAVE component, no MSR, no control register): the guest's code
+ * runs on the host's CPU, so it has each one the host's CPUID reports,
+ * whatever KVM's list says. kvm_pvm's list drops ABM (LZCNT): numpy then
+ * finds no x86-64-v3 CPU and dispatches none of its AVX2 and AVX-512
+ * kernels, and glibc picks slower string functions. */
+enum { REG_EBX, REG_ECX };
+static const struct user_feature_bits {
+    uint32_t function, index;
+    int reg;
+    uint32_t bits;
+} user_feature_bits[] = {
+    /* LAHF, ABM (LZCNT), SSE4A, MisAlignSSE, PREFETCHW, TBM */
+    {0x80000001, 0, REG_ECX, 1u << 0 | 1u << 5 | 1u << 6 | 1u << 7 | 1u << 8 | 1u << 21},
+    /* BMI1, BMI2, ERMS, ADX */
+    {7, 0, REG_EBX, 1u << 3 | 1u << 8 | 1u << 9 | 1u << 19},
+};
+
+static void add_user_features(struct kvm_cpuid2 *c)
+{
+    for (uint32_t i = 0; i < c->nent; i++) {
+        struct kvm_cpuid_entry2 *e = &c->entries[i];
+        for (size_t k = 0; k < FJ_ARRAY_SIZE(user_feature_bits); k++) {
+            const struct user_feature_bits *u = &user_feature_bits[k];
+            unsigned a, b, cx, d;
+            if (e->function != u->function || e->index != u->index ||
+                !__get_cpuid_count(u->function, u->index, &a, &b, &cx, &d))
+                continue;
+            if (u->reg == REG_EBX)
+                e->ebx |= b & u->bits;
+            else
+                e->ecx |= cx & u->bits;
+        }
+    }
+}
 
 int kvm_supported_cpuid(struct kvm_cpuid2 **out)
 {
@@ -18,6 +55,7 @@ int kvm_supported_cpuid(struct kvm_cpuid2 **out)
             return -ENOMEM;
         c->nent = n;
         if (ioctl(kfd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
+            add_user_features(c);
             *out = c;
             return 0;
         }
