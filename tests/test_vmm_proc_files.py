@@ -2,7 +2,7 @@
 them (free, df, uptime, ps, top, psutil): the system's meminfo (the
 sandbox's RAM), stat, cpuinfo, uptime, loadavg and mounts, the process's
 own stat, statm, cmdline, environ, mounts and mountinfo beside maps and
-status, and a task directory per live thread."""
+status, smaps, smaps_rollup and io, and a task directory per live thread."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ def test_every_listed_proc_file_reads(sandbox):
         listed["/proc"]
     )
     own = {"maps", "status", "stat", "statm", "mounts", "mountinfo", "cmdline", "environ", "comm"}
+    own |= {"smaps", "smaps_rollup", "io"}
     assert own | {"task"} <= set(listed["/proc/self"])
     assert set(listed["/proc/net"]) == {"dev", "tcp", "tcp6", "udp", "udp6", "unix"}
     assert all(size > 0 for size in value(sandbox, "sizes").values())
@@ -279,3 +280,65 @@ def test_load_and_uptime_agree_between_proc_and_sysinfo(sandbox):
     assert all(abs(a - b) < 1.0 for a, b in zip(by_call, by_file, strict=True)), (by_call, by_file)
     assert any(x > 0 for x in by_call) == any(x > 0 for x in host_load)
     assert abs(sysinfo_up - proc_up) <= 2 and proc_up > 60, (sysinfo_up, proc_up)
+
+
+RESIDENT = """
+import mmap
+def kb(path, key):
+    return sum(int(ln.split()[1]) for ln in open(path) if ln.startswith(key + ':'))
+def resident():
+    statm = int(open('/proc/self/statm').read().split()[1]) * 4
+    stat = int(open('/proc/self/stat').read().split()[23]) * 4
+    return [statm, stat, kb('/proc/self/status', 'VmRSS'), kb('/proc/self/smaps_rollup', 'Rss'),
+            kb('/proc/self/smaps', 'Rss'), kb('/proc/self/status', 'VmSize')]
+before = resident()
+m = mmap.mmap(-1, 256 << 20)
+mapped = resident()
+for i in range(0, 128 << 20, 4096):
+    m[i] = 1
+touched = resident()
+uss = sum(kb('/proc/self/smaps_rollup', k) for k in ('Private_Dirty', 'Private_Clean'))
+"""
+
+
+def test_resident_memory_is_what_the_process_touched(sandbox):
+    """statm, stat, status, smaps and smaps_rollup count the pages the
+    process touched, not what it mapped (ps's RSS, psutil's rss and USS):
+    256 MiB mapped add nothing until 128 MiB of them are written."""
+    run_ok(sandbox, RESIDENT)
+    before, mapped, touched = value(sandbox, "[before, mapped, touched]")
+    for figures in (before, mapped, touched):
+        rss = figures[0]
+        assert all(abs(f - rss) <= 1024 for f in figures[1:5]), figures  # read a moment apart
+        assert rss < figures[5]  # never all that is mapped
+    assert mapped[5] - before[5] >= 256 << 10
+    assert mapped[0] - before[0] < 16 << 10
+    assert 128 << 10 <= touched[0] - mapped[0] < 144 << 10
+    assert abs(value(sandbox, "uss") - touched[3]) <= 1024
+
+
+def test_io_counts_the_read_and_write_calls(sandbox):
+    """/proc/self/io as psutil's io_counters reads it: bytes and calls of
+    the read and write families, nothing counted as reaching a disk."""
+    run_ok(
+        sandbox,
+        "import os\n"
+        "def io():\n"
+        "    return {k: int(v) for k, v in (ln.split(':') for ln in open('/proc/self/io'))}\n"
+        "a = io()\n"
+        "fd = os.open('/tmp/io-probe', os.O_CREAT | os.O_RDWR)\n"
+        "for _ in range(10):\n"
+        "    os.write(fd, b'x' * 100_000)\n"
+        "os.pread(fd, 300_000, 0)\n"
+        "os.close(fd)\n"
+        "b = io()",
+    )
+    a, b = value(sandbox, "[a, b]")
+    assert set(a) == {"rchar", "wchar", "syscr", "syscw", "read_bytes", "write_bytes",
+                      "cancelled_write_bytes"}  # fmt: skip
+    assert 1_000_000 <= b["wchar"] - a["wchar"] < 1_010_000
+    assert 10 <= b["syscw"] - a["syscw"] < 20
+    # The reads of /proc/self/io itself count as well (as on Linux).
+    assert 300_000 <= b["rchar"] - a["rchar"] < 310_000
+    assert 1 <= b["syscr"] - a["syscr"] < 10
+    assert b["read_bytes"] == b["write_bytes"] == 0

@@ -118,6 +118,11 @@ struct ws_hint;
 #define SYS_MAX 512 /* system-call numbers counted (sys/ dispatches below it) */
 
 /* What the guest asked of the system-call layer; counted by sys/. */
+/* /proc/<pid>/io: bytes the read and write families moved, and their calls. */
+struct sys_io_counts {
+    uint64_t rchar, wchar, syscr, syscw;
+};
+
 struct sys_stats {
     uint64_t calls;
     uint64_t unsupported_calls;
@@ -125,6 +130,7 @@ struct sys_stats {
     uint64_t ns_per_nr[SYS_MAX]; /* time the VMM spent serving them (the exit itself excluded) */
     uint32_t unsupported_per_nr[SYS_MAX];
     uint64_t fast_calls; /* of calls, those served without a VM exit (run/fast_calls.c) */
+    struct sys_io_counts io;
 };
 
 struct sandbox {

@@ -71,7 +71,8 @@ static const char *const view_proc_files[] = {"cpuinfo", "filesystems", "loadavg
 /* The files of /proc/net (a synthesized directory). */
 static const char *const view_proc_net_files[] = {"dev", "tcp", "tcp6", "udp", "udp6", "unix"};
 static const char *const view_proc_self_files[] = {
-    "cmdline", "comm", "environ", "maps", "mountinfo", "mounts", "stat", "statm", "status"};
+    "cmdline", "comm",  "environ", "io",    "maps",         "mountinfo",
+    "mounts",  "smaps", "stat",    "statm", "smaps_rollup", "status"};
 /* The devices of /dev (VK_DEV). */
 static const char *const view_devices[] = {"null",    "zero", "full", "random",
                                            "urandom", "tty",  "ptmx"};

@@ -1,8 +1,10 @@
 /* Files of /proc made when opened. A process's (/proc/self/X, or
  * /proc/<pid>/X of any live process of the sandbox, each a VM of its own:
  * ps, pgrep and psutil read every pid's): maps (the address space, with
- * file mappings named: what threadpoolctl and friends read), status (name,
- * ids, threads), stat and statm, cmdline and environ (read from the
+ * file mappings named: what threadpoolctl and friends read), smaps and
+ * smaps_rollup (each mapping's resident pages: psutil's USS and PSS), io
+ * (the read and write families' counts), status (name, ids, threads), stat
+ * and statm (resident pages as smaps counts them), cmdline and environ (read from the
  * process's memory, where exec put them, as Linux does), comm, mounts; and
  * each live thread's task/<tid>/{stat,status,comm}. The system's, as the
  * sandbox sees it: meminfo (its RAM), vmstat (the same in pages), stat (the host's CPU times, the
@@ -45,15 +47,136 @@ static const char *kind_name(const struct sandbox *sb, const struct mm_vma *v) {
     }
 }
 
+/* The pages of [start, end) of the guest's RAM the host holds (mincore
+ * of the VMM's view, whose offsets are guest addresses): what Linux counts
+ * as resident. A child's pages still read from its snapshot image count
+ * when the image's page is cached, as a forked process's shared pages do. */
+static uint64_t resident_bytes(const struct sandbox *sb, gva_t start, gva_t end) {
+    unsigned char vec[4096];
+    uint64_t pages = 0;
+    for (gva_t at = start; at < end;) {
+        uint64_t n = FJ_MIN((end - at) / FJ_PAGE_SIZE, sizeof(vec));
+        if (mincore(sb->vm.ram + at, n * FJ_PAGE_SIZE, vec) != 0)
+            break;
+        for (uint64_t i = 0; i < n; i++)
+            pages += vec[i] & 1;
+        at += n * FJ_PAGE_SIZE;
+    }
+    return pages * FJ_PAGE_SIZE;
+}
+
+static uint64_t process_resident_bytes(const struct sandbox *sb) {
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < sb->mm.n_vmas; i++)
+        bytes += resident_bytes(sb, sb->mm.vmas[i].start, sb->mm.vmas[i].end);
+    return bytes;
+}
+
+static void add_map_line(struct sandbox *sb, const struct mm_vma *v, struct text *t) {
+    const char *name = kind_name(sb, v);
+    text_add(t, "%08llx-%08llx %c%c%c%c 00000000 00:00 0%s%s\n", (unsigned long long)v->start,
+             (unsigned long long)v->end, v->prot & PROT_READ ? 'r' : '-',
+             v->prot & PROT_WRITE ? 'w' : '-', v->prot & PROT_EXEC ? 'x' : '-',
+             v->kind == MM_SHARED ? 's' : 'p', name ? "                          " : "",
+             name ? name : "");
+}
+
 static void render_maps(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
+    for (size_t i = 0; i < sb->mm.n_vmas; i++)
+        add_map_line(sb, &sb->mm.vmas[i], t);
+}
+
+/* What smaps says of resident memory, in bytes: no page is swapped, locked
+ * or huge; every page counts as the process's own (PSS = RSS: MAP_SHARED
+ * memory shared with a forked child is counted whole by each); dirty where
+ * the process may write it, clean (a file's) elsewhere. */
+struct smaps_counts {
+    uint64_t size, rss, private_clean, private_dirty, anonymous;
+};
+
+static void count_vma(struct sandbox *sb, const struct mm_vma *v, struct smaps_counts *c) {
+    uint64_t rss = resident_bytes(sb, v->start, v->end);
+    c->size += v->end - v->start;
+    c->rss += rss;
+    if (v->prot & PROT_WRITE)
+        c->private_dirty += rss;
+    else
+        c->private_clean += rss;
+    if (v->kind != MM_FILE && v->kind != MM_IMAGE)
+        c->anonymous += rss;
+}
+
+static void add_smaps_counts(const struct smaps_counts *c, bool rollup, struct text *t) {
+    const struct {
+        const char *name;
+        uint64_t bytes;
+    } rows[] = {
+        {"Size:", c->size},
+        {"KernelPageSize:", 4096},
+        {"MMUPageSize:", 4096},
+        {"Rss:", c->rss},
+        {"Pss:", c->rss},
+        {"Pss_Dirty:", c->private_dirty},
+        {"Pss_Anon:", c->anonymous},
+        {"Pss_File:", c->rss - c->anonymous},
+        {"Pss_Shmem:", 0},
+        {"Shared_Clean:", 0},
+        {"Shared_Dirty:", 0},
+        {"Private_Clean:", c->private_clean},
+        {"Private_Dirty:", c->private_dirty},
+        {"Referenced:", c->rss},
+        {"Anonymous:", c->anonymous},
+    };
+    /* As Linux 6: smaps_rollup has no size rows, and only it splits Pss
+     * into Anon, File and Shmem. */
+    for (size_t i = rollup ? 3 : 0; i < FJ_ARRAY_SIZE(rows); i++)
+        if (rollup || strncmp(rows[i].name, "Pss_", 4) || !strcmp(rows[i].name, "Pss_Dirty:"))
+            text_add(t, "%-16s%8llu kB\n", rows[i].name,
+                     (unsigned long long)(rows[i].bytes / 1024));
+    static const char *const zero[] = {
+        "KSM:",           "LazyFree:",       "AnonHugePages:",   "ShmemPmdMapped:",
+        "FilePmdMapped:", "Shared_Hugetlb:", "Private_Hugetlb:", "Swap:",
+        "SwapPss:",       "Locked:"};
+    for (size_t i = 0; i < FJ_ARRAY_SIZE(zero); i++)
+        text_add(t, "%-16s%8llu kB\n", zero[i], 0ULL);
+}
+
+/* proc(5)'s smaps: each mapping's maps line, then its counts. */
+static void render_smaps(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
     for (size_t i = 0; i < sb->mm.n_vmas; i++) {
         const struct mm_vma *v = &sb->mm.vmas[i];
-        const char *name = kind_name(sb, v);
-        text_add(t, "%08llx-%08llx %c%c%cp 00000000 00:00 0%s%s\n", (unsigned long long)v->start,
-                 (unsigned long long)v->end, v->prot & PROT_READ ? 'r' : '-',
-                 v->prot & PROT_WRITE ? 'w' : '-', v->prot & PROT_EXEC ? 'x' : '-',
-                 name ? "                          " : "", name ? name : "");
+        struct smaps_counts c = {0};
+        count_vma(sb, v, &c);
+        add_map_line(sb, v, t);
+        add_smaps_counts(&c, false, t);
+        text_add(t, "THPeligible:    0\nVmFlags:%s%s%s mr mw me ac\n",
+                 v->prot & PROT_READ ? " rd" : "", v->prot & PROT_WRITE ? " wr" : "",
+                 v->prot & PROT_EXEC ? " ex" : "");
     }
+}
+
+/* The counts of every mapping summed (psutil's memory_full_info reads USS
+ * and PSS here). */
+static void render_smaps_rollup(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
+    struct smaps_counts c = {0};
+    for (size_t i = 0; i < sb->mm.n_vmas; i++)
+        count_vma(sb, &sb->mm.vmas[i], &c);
+    gva_t lo = sb->mm.n_vmas ? sb->mm.vmas[0].start : 0;
+    gva_t hi = sb->mm.n_vmas ? sb->mm.vmas[sb->mm.n_vmas - 1].end : 0;
+    text_add(t, "%08llx-%08llx ---p 00000000 00:00 0                          [rollup]\n",
+             (unsigned long long)lo, (unsigned long long)hi);
+    add_smaps_counts(&c, true, t);
+}
+
+/* proc(5)'s io: the read and write families' bytes and calls (sys_table.c
+ * counts them); no byte reaches a storage device (the layer is memory). */
+static void render_io(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
+    const struct sys_io_counts *io = &sb->stats.io;
+    text_add(t,
+             "rchar: %llu\nwchar: %llu\nsyscr: %llu\nsyscw: %llu\nread_bytes: 0\n"
+             "write_bytes: 0\ncancelled_write_bytes: 0\n",
+             (unsigned long long)io->rchar, (unsigned long long)io->wchar,
+             (unsigned long long)io->syscr, (unsigned long long)io->syscw);
 }
 
 /* The signals whose action is SIG_IGN (handler 1) or a handler (> 1), as
@@ -90,7 +213,7 @@ static void render_status(struct sandbox *sb, struct sb_thread *thread, struct t
     text_add(t, "Uid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\n");
     text_add(t, "VmSize:\t%llu kB\nVmRSS:\t%llu kB\nThreads:\t%u\n",
              (unsigned long long)(sb->mm.mapped_bytes / 1024),
-             (unsigned long long)(sb->mm.mapped_bytes / 1024), sb->live_threads);
+             (unsigned long long)(process_resident_bytes(sb) / 1024), sb->live_threads);
     const struct sb_thread *me = thread ? thread : sb_self(sb);
     text_add(t, "SigQ:\t0/63448\nSigPnd:\t%016llx\nShdPnd:\t%016llx\nSigBlk:\t%016llx\n",
              (unsigned long long)(me ? me->sig.pending : 0), (unsigned long long)sb->sig.pending,
@@ -245,18 +368,19 @@ static void render_pid_stat(struct sandbox *sb, struct sb_thread *thread, struct
     /* start_ns is CLOCK_MONOTONIC; proc(5) counts from boot. */
     uint64_t boot_offset = clock_ns(CLOCK_BOOTTIME) - clock_ns(CLOCK_MONOTONIC);
     uint64_t start = (sb->start_ns + boot_offset) / (1000000000ULL / TICKS_PER_S);
-    uint64_t bytes = sb->mm.mapped_bytes;
+    uint64_t bytes = sb->mm.mapped_bytes, resident = process_resident_bytes(sb);
     text_add(t, "%u (%.15s) %c %u %u %u 0 -1 0 0 0 0 0 %llu 0 0 0 20 0 %u 0 %llu %llu %llu",
-             thread ? thread->tid : sb->pid, sb_program_name(sb), state_of(sb), self ? self->ppid : 0,
-             self ? self->pgid : sb->pid, self ? self->sid : sb->pid, (unsigned long long)cpu,
-             sb->live_threads, (unsigned long long)start, (unsigned long long)bytes,
-             (unsigned long long)(bytes / FJ_PAGE_SIZE));
+             thread ? thread->tid : sb->pid, sb_program_name(sb), state_of(sb),
+             self ? self->ppid : 0, self ? self->pgid : sb->pid, self ? self->sid : sb->pid,
+             (unsigned long long)cpu, sb->live_threads, (unsigned long long)start,
+             (unsigned long long)bytes, (unsigned long long)(resident / FJ_PAGE_SIZE));
     text_add(t, " 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n");
 }
 
 static void render_statm(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
     unsigned long long pages = sb->mm.mapped_bytes / FJ_PAGE_SIZE;
-    text_add(t, "%llu %llu 0 0 0 %llu 0\n", pages, pages, pages);
+    text_add(t, "%llu %llu 0 0 0 %llu 0\n", pages,
+             (unsigned long long)(process_resident_bytes(sb) / FJ_PAGE_SIZE), pages);
 }
 
 static void render_comm(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
@@ -340,19 +464,35 @@ struct proc_file {
 };
 
 static const struct proc_file proc_files[] = {
-    {"maps", PROC_OWN, render_maps},          {"status", PROC_OWN, render_status},
-    {"stat", PROC_OWN, render_pid_stat},      {"statm", PROC_OWN, render_statm},
-    {"mounts", PROC_OWN, render_mounts},      {"mountinfo", PROC_OWN, render_mountinfo},
-    {"cmdline", PROC_OWN, render_cmdline},    {"environ", PROC_OWN, render_environ},
-    {"comm", PROC_OWN, render_comm},          {"meminfo", PROC_SYSTEM, render_meminfo},
-    {"vmstat", PROC_SYSTEM, render_vmstat},   {"stat", PROC_SYSTEM, render_stat},
-    {"uptime", PROC_SYSTEM, render_uptime},   {"loadavg", PROC_SYSTEM, render_loadavg},
-    {"mounts", PROC_SYSTEM, render_mounts},   {"cpuinfo", PROC_SYSTEM, render_cpuinfo},
-    {"version", PROC_SYSTEM, render_version}, {"filesystems", PROC_SYSTEM, render_filesystems},
-    {"stat", PROC_TASK, render_pid_stat},     {"status", PROC_TASK, render_status},
-    {"comm", PROC_TASK, render_comm},         {"net/dev", PROC_SYSTEM, sysf_net_dev},
-    {"net/tcp", PROC_SYSTEM, sysf_net_tcp},   {"net/tcp6", PROC_SYSTEM, sysf_net_tcp6},
-    {"net/udp", PROC_SYSTEM, sysf_net_udp},   {"net/udp6", PROC_SYSTEM, sysf_net_udp6},
+    {"maps", PROC_OWN, render_maps},
+    {"status", PROC_OWN, render_status},
+    {"stat", PROC_OWN, render_pid_stat},
+    {"statm", PROC_OWN, render_statm},
+    {"mounts", PROC_OWN, render_mounts},
+    {"mountinfo", PROC_OWN, render_mountinfo},
+    {"cmdline", PROC_OWN, render_cmdline},
+    {"environ", PROC_OWN, render_environ},
+    {"comm", PROC_OWN, render_comm},
+    {"meminfo", PROC_SYSTEM, render_meminfo},
+    {"vmstat", PROC_SYSTEM, render_vmstat},
+    {"stat", PROC_SYSTEM, render_stat},
+    {"uptime", PROC_SYSTEM, render_uptime},
+    {"loadavg", PROC_SYSTEM, render_loadavg},
+    {"mounts", PROC_SYSTEM, render_mounts},
+    {"cpuinfo", PROC_SYSTEM, render_cpuinfo},
+    {"version", PROC_SYSTEM, render_version},
+    {"filesystems", PROC_SYSTEM, render_filesystems},
+    {"stat", PROC_TASK, render_pid_stat},
+    {"status", PROC_TASK, render_status},
+    {"comm", PROC_TASK, render_comm},
+    {"smaps", PROC_OWN, render_smaps},
+    {"smaps_rollup", PROC_OWN, render_smaps_rollup},
+    {"io", PROC_OWN, render_io},
+    {"net/dev", PROC_SYSTEM, sysf_net_dev},
+    {"net/tcp", PROC_SYSTEM, sysf_net_tcp},
+    {"net/tcp6", PROC_SYSTEM, sysf_net_tcp6},
+    {"net/udp", PROC_SYSTEM, sysf_net_udp},
+    {"net/udp6", PROC_SYSTEM, sysf_net_udp6},
     {"net/unix", PROC_SYSTEM, sysf_net_unix},
 };
 

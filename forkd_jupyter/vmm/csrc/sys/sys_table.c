@@ -98,6 +98,40 @@ static bool keeps_readiness(uint64_t nr) {
     }
 }
 
+/* As Linux counts them: a read-family call adds to syscr and what it read
+ * to rchar, a write-family call to syscw and wchar; sendfile and
+ * copy_file_range do both. */
+static void count_io(struct sys_io_counts *io, uint64_t nr, int64_t ret) {
+    uint64_t moved = ret > 0 ? (uint64_t)ret : 0;
+    switch (nr) {
+    case 0:   /* read */
+    case 17:  /* pread64 */
+    case 19:  /* readv */
+    case 295: /* preadv */
+    case 327: /* preadv2 */
+        io->syscr++;
+        io->rchar += moved;
+        return;
+    case 1:   /* write */
+    case 18:  /* pwrite64 */
+    case 20:  /* writev */
+    case 296: /* pwritev */
+    case 328: /* pwritev2 */
+        io->syscw++;
+        io->wchar += moved;
+        return;
+    case 40:  /* sendfile */
+    case 326: /* copy_file_range */
+        io->syscr++;
+        io->syscw++;
+        io->rchar += moved;
+        io->wchar += moved;
+        return;
+    default:
+        return;
+    }
+}
+
 int64_t sys_dispatch(struct sandbox *sb, uint64_t nr, const uint64_t a[6]) {
     sb->stats.calls++;
     const struct sys_entry *e = nr < SYS_MAX ? sys_lookup((uint32_t)nr) : NULL;
@@ -112,6 +146,7 @@ int64_t sys_dispatch(struct sandbox *sb, uint64_t nr, const uint64_t a[6]) {
     uint64_t start = fj_now_ns();
     int64_t ret = e->handler(sb, a);
     sb->stats.ns_per_nr[nr] += fj_now_ns() - start;
+    count_io(&sb->stats.io, nr, ret);
     if ((sb->live_threads > 1 || sb->procs->hosted) && !keeps_readiness(nr))
         sb_notify(sb);
     return ret;
