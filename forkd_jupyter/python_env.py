@@ -156,7 +156,7 @@ class PythonEnv:
         directories, and its C headers (building an extension in the
         sandbox). System libraries, programs and the C toolchain are added
         by the VMM."""
-        roots = [self.elf, *_link_chain(self.executable), self.scripts_dir]
+        roots = [self.elf, *_link_chain(self.executable), *self.scripts_dirs]
         pyvenv_cfg = os.path.join(self.prefix, "pyvenv.cfg")
         if self.prefix != self.base_prefix and os.path.isfile(pyvenv_cfg):
             roots.append(pyvenv_cfg)
@@ -178,6 +178,19 @@ class PythonEnv:
     def scripts_dir(self) -> str:
         """The directory of the environment's programs (bin/ of a venv)."""
         return os.path.dirname(os.path.abspath(self.executable))
+
+    @property
+    def scripts_dirs(self) -> list[str]:
+        """Where the environment's programs are, in PATH order: its own
+        directory, then, for a venv that sees its base's site-packages
+        (--system-site-packages), the base's bin/, where the programs of
+        those packages are (meson, pytest, jupyter of the base)."""
+        dirs = [self.scripts_dir]
+        base_bin = os.path.join(self.base_prefix, "bin")
+        sees_base = any(_under(d, (self.base_prefix,)) for d in self.package_dirs)
+        if self.prefix != self.base_prefix and sees_base and os.path.isdir(base_bin):
+            dirs.append(base_bin)
+        return dirs
 
     def guest_variables(self) -> dict[str, str]:
         """Environment variables that give the guest the same sys.path."""

@@ -66,6 +66,30 @@ def test_a_uv_venv_is_the_guests_environment(envs):
     check_same_as_host(python, "fjprobe_uv", "from-uv-venv")
 
 
+def test_the_programs_of_a_venvs_base_packages_run_when_it_sees_them(envs):
+    """A --system-site-packages venv imports its base's packages, so their
+    programs (pytest here) are on the guest's PATH after the venv's own; a
+    venv that does not see them has neither."""
+    sees_base = stdlib_venv(envs / "sees-base", None, "--system-site-packages")
+    seeing = python_env.describe(str(sees_base))
+    isolated = python_env.describe(str(stdlib_venv(envs / "isolated")))
+    base_bin = str(Path(seeing.base_prefix) / "bin")
+    assert (Path(base_bin) / "pytest").exists(), "the test interpreter's base has pytest"
+    probe = (
+        "import json, os, shutil, subprocess\n"
+        "which = shutil.which('pytest')\n"
+        "ran = which and subprocess.run([which, '--version'], capture_output=True).returncode\n"
+        "print(json.dumps([os.environ['PATH'].split(':')[:2], which, ran]))"
+    )
+    seen, sb = guest_view(seeing, probe)
+    sb.close()
+    assert seen == [[seeing.scripts_dir, base_bin], f"{base_bin}/pytest", 0]
+    seen, sb = guest_view(isolated, probe)
+    sb.close()
+    assert seen[0][0] == isolated.scripts_dir and base_bin not in seen[0]
+    assert not (seen[1] or "").startswith(base_bin)
+
+
 def test_a_distro_python_venv_is_the_guests_environment(envs):
     # Debian's own interpreter: its prefix is /usr, its packages in dist-packages.
     assert Path("/usr/bin/python3").exists(), "the machine's distro Python is part of the image"

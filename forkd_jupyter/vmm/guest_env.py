@@ -93,7 +93,7 @@ def guest_env(env: PythonEnv | None = None) -> dict[str, str]:
         "HOME": GUEST_CWD,
         "USER": "sandbox",
         "LOGNAME": "sandbox",
-        "PATH": f"{(env or current()).scripts_dir}:/usr/local/bin:/usr/bin:/bin",
+        "PATH": ":".join([*(env or current()).scripts_dirs, "/usr/local/bin", "/usr/bin", "/bin"]),
         "LANG": "C.UTF-8",
         "SHELL": "/bin/sh",
         "TMPDIR": "/tmp",
