@@ -53,6 +53,7 @@ void file_put(struct file *f) {
 
 int fdt_init(struct fdt *t) {
     t->cap = 64;
+    t->limit = 0;
     t->slots = calloc((size_t)t->cap, sizeof(*t->slots));
     return t->slots ? 0 : -ENOMEM;
 }
@@ -88,6 +89,8 @@ int fdt_install(struct fdt *t, struct file *f, int min_fd, bool cloexec) {
     if (min_fd < 0)
         return -EINVAL;
     for (int fd = min_fd;; fd++) {
+        if (fd >= fdt_limit(t))
+            return -EMFILE;
         if (fd >= t->cap) {
             int err = grow(t, fd);
             if (err < 0)
@@ -102,7 +105,7 @@ int fdt_install(struct fdt *t, struct file *f, int min_fd, bool cloexec) {
 }
 
 int fdt_install_at(struct fdt *t, struct file *f, int fd, bool cloexec) {
-    if (fd < 0)
+    if (fd < 0 || fd >= fdt_limit(t))
         return -EBADF;
     int err = grow(t, fd);
     if (err < 0)
@@ -245,6 +248,7 @@ int fdt_share(struct fdt *dst, const struct fdt *src) {
             err = at;
         }
     }
+    dst->limit = src->limit; /* after the copies: fds opened above a lowered limit stay */
     return err;
 }
 

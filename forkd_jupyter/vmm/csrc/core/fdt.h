@@ -71,6 +71,7 @@ struct fdt_slot {
 struct fdt {
     struct fdt_slot *slots;
     int cap;
+    int limit; /* RLIMIT_NOFILE's soft value, 0 for FDT_MAX: no new fd at or above it */
 };
 
 struct file *file_new(const struct file_ops *ops, int flags, const char *path);
@@ -81,6 +82,10 @@ struct file *file_get(struct file *f);
 void file_put(struct file *f);
 
 int fdt_init(struct fdt *t);
+/* The fds a table may use: [0, fdt_limit). */
+static inline int fdt_limit(const struct fdt *t) {
+    return t->limit > 0 && t->limit < FDT_MAX ? t->limit : FDT_MAX;
+}
 void fdt_destroy(struct fdt *t);
 /* Lowest free fd >= min_fd; takes over the caller's reference; -EMFILE. */
 int fdt_install(struct fdt *t, struct file *f, int min_fd, bool cloexec);

@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "core/fdt.h"
@@ -188,6 +189,12 @@ struct sandbox {
     uint64_t start_ns;
     int nice;   /* setpriority's value for the process (kept, not applied; fork copies it) */
     int ioprio; /* ioprio_set's, 0 when none was set (kept, not applied; fork copies it) */
+    /* setrlimit's values for the resources whose bit is set in rlim_set,
+     * the sandbox's defaults for the others (sys_proc.c); fork copies them,
+     * exec keeps them. RLIMIT_AS and RLIMIT_DATA bound the process's
+     * mappings (sys_mem.c), RLIMIT_NOFILE its fds (fdt.limit). */
+    struct rlimit rlim[RLIM_NLIMITS];
+    uint32_t rlim_set;
     struct sb_fast *fast; /* the poller serving calls without exits (run/fast_calls.c), or NULL */
     /* Trampolines of patched system-call sites (core/call_sites.c): the
      * area being filled and its slots used; 0 until the first. */

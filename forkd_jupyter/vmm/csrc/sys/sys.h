@@ -67,6 +67,9 @@ const struct sys_entry *sys_lookup(uint32_t nr); /* NULL when unsupported */
 /* Dispatches regs->rax; returns the value for rax. */
 int64_t sys_dispatch(struct sandbox *sb, uint64_t nr, const uint64_t a[6]);
 const char *sys_name(uint32_t nr); /* name even for numbers not in the table, or NULL */
+/* The process's limit of resource res (sys_proc.c): setrlimit's value, or
+ * the sandbox's default. */
+struct rlimit sys_rlimit(const struct sandbox *sb, unsigned res);
 /* Reads a guest struct timespec as nanoseconds: -EFAULT, or -EINVAL when
  * negative or not normalized. */
 int sys_read_timespec(struct sandbox *sb, gva_t at, int64_t *ns);

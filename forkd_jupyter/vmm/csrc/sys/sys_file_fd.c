@@ -207,8 +207,8 @@ static int64_t sys_fcntl(struct sandbox *sb, const uint64_t a[6]) {
     switch ((int)a[1]) {
     case F_DUPFD:
     case F_DUPFD_CLOEXEC: {
-        if (a[2] >= FDT_MAX)
-            return -EINVAL;
+        if (a[2] >= (uint64_t)fdt_limit(&sb->fdt))
+            return -EINVAL; /* as Linux: past RLIMIT_NOFILE */
         int r = fdt_install(&sb->fdt, file_get(f), (int)a[2], (int)a[1] == F_DUPFD_CLOEXEC);
         if (r < 0)
             file_put(f);

@@ -10,6 +10,35 @@
 
 #define MAP_FIXED_NOREPLACE_ 0x100000
 
+/* Bytes of the VMAs in [start, end) that are (data) private writable
+ * memory, as Linux's RLIMIT_DATA counts it, or (!data) any mapping. */
+static uint64_t mapped_in(const struct mm *mm, gva_t start, gva_t end, bool data) {
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < mm->n_vmas; i++) {
+        const struct mm_vma *v = &mm->vmas[i];
+        bool counts = !data || ((v->prot & PROT_WRITE) && v->kind != MM_SHARED &&
+                                v->kind != MM_STACK);
+        if (counts && v->end > start && v->start < end)
+            bytes += FJ_MIN(v->end, end) - FJ_MAX(v->start, start);
+    }
+    return bytes;
+}
+
+/* Whether the process would pass its RLIMIT_AS, or, for private writable
+ * memory (data), its RLIMIT_DATA, if bytes were mapped in place of what
+ * [start, end) holds (an empty range: in place of nothing). Only limits the
+ * process set are checked: the defaults are the sandbox's RAM, which the
+ * window bounds already. */
+static bool over_limit(struct sandbox *sb, gva_t start, gva_t end, uint64_t bytes, bool data) {
+    if ((sb->rlim_set & (1u << RLIMIT_AS)) &&
+        sb->mm.mapped_bytes - mapped_in(&sb->mm, start, end, false) + bytes >
+            sys_rlimit(sb, RLIMIT_AS).rlim_cur)
+        return true;
+    return data && (sb->rlim_set & (1u << RLIMIT_DATA)) &&
+           mapped_in(&sb->mm, 0, UINT64_MAX, true) - mapped_in(&sb->mm, start, end, true) + bytes >
+               sys_rlimit(sb, RLIMIT_DATA).rlim_cur;
+}
+
 static int64_t fill_from_file(struct sandbox *sb, int fd, gva_t at, uint64_t len, uint64_t off) {
     struct file *f = fdt_get(&sb->fdt, fd);
     if (!f)
@@ -76,9 +105,14 @@ static int64_t sys_mmap(struct sandbox *sb, const uint64_t a[6]) {
         else if (type != MAP_PRIVATE && (prot & PROT_WRITE))
             return -ENODEV;
     }
+    bool shared = type != MAP_PRIVATE && (anon || shared_node);
+    uint64_t bytes = FJ_ALIGN_UP(len, FJ_PAGE_SIZE);
+    gva_t replaced = flags & MAP_FIXED ? addr : 0; /* elsewhere, it replaces nothing */
+    if (over_limit(sb, replaced, replaced ? replaced + bytes : 0, bytes,
+                   !shared && (prot & PROT_WRITE)))
+        return -ENOMEM;
     if (shared_node)
         return map_shared_object(sb, addr, len, prot, flags, shared_node, off);
-    bool shared = type != MAP_PRIVATE && (anon || shared_node);
     gva_t at;
     int err = mm_map(&sb->mm, addr, len, prot, flags & MAP_FIXED, flags & MAP_FIXED_NOREPLACE_,
                      !anon /* fill_from_file writes every byte */,
@@ -108,9 +142,20 @@ static int64_t sys_mprotect(struct sandbox *sb, const uint64_t a[6]) {
     return mm_protect(&sb->mm, a[0], a[1], (int)a[2]);
 }
 
-static int64_t sys_brk(struct sandbox *sb, const uint64_t a[6]) { return mm_brk(&sb->mm, a[0]); }
+/* Linux's brk answers the break it keeps when it cannot move it. */
+static int64_t sys_brk(struct sandbox *sb, const uint64_t a[6]) {
+    gva_t from = FJ_ALIGN_UP(sb->mm.brk_cur, FJ_PAGE_SIZE), to = FJ_ALIGN_UP(a[0], FJ_PAGE_SIZE);
+    if (to > from && over_limit(sb, from, to, to - from, true))
+        return (int64_t)sb->mm.brk_cur;
+    return mm_brk(&sb->mm, a[0]);
+}
 
 static int64_t sys_mremap(struct sandbox *sb, const uint64_t a[6]) {
+    const struct mm_vma *v = mm_vma_at(&sb->mm, a[0]);
+    uint64_t old_len = FJ_ALIGN_UP(a[1], FJ_PAGE_SIZE), new_len = FJ_ALIGN_UP(a[2], FJ_PAGE_SIZE);
+    bool data = v && (v->prot & PROT_WRITE) && v->kind != MM_SHARED && v->kind != MM_STACK;
+    if (new_len > old_len && over_limit(sb, 0, 0, new_len - old_len, data))
+        return -ENOMEM;
     gva_t out;
     int err = mm_remap(&sb->mm, a[0], a[1], a[2], (int)a[3], a[4], &out);
     return err < 0 ? err : (int64_t)out;

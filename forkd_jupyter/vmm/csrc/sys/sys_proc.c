@@ -170,7 +170,10 @@ static int64_t sys_exit(struct sandbox *sb, const uint64_t a[6]) {
 
 static int64_t sys_nosys(struct sandbox *sb, const uint64_t a[6]) { return -ENOSYS; }
 
-static struct rlimit limit_for(struct sandbox *sb, unsigned res) {
+/* The sandbox's defaults: its RAM bounds the address space (the soft
+ * limit says so, the hard one is Linux's unlimited, so a program may raise
+ * the soft one to it), its fd table the descriptors. */
+static struct rlimit default_limit(const struct sandbox *sb, unsigned res) {
     switch (res) {
     case RLIMIT_STACK:
         return (struct rlimit){8 << 20, RLIM_INFINITY};
@@ -178,7 +181,7 @@ static struct rlimit limit_for(struct sandbox *sb, unsigned res) {
         return (struct rlimit){FDT_MAX, FDT_MAX};
     case RLIMIT_AS:
     case RLIMIT_DATA:
-        return (struct rlimit){sb->vm.ram_bytes, sb->vm.ram_bytes};
+        return (struct rlimit){sb->vm.ram_bytes, RLIM_INFINITY};
     case RLIMIT_CORE:
         return (struct rlimit){0, 0};
     case RLIMIT_NPROC:
@@ -188,23 +191,56 @@ static struct rlimit limit_for(struct sandbox *sb, unsigned res) {
     }
 }
 
+struct rlimit sys_rlimit(const struct sandbox *sb, unsigned res) {
+    return res < RLIM_NLIMITS && (sb->rlim_set & (1u << res)) ? sb->rlim[res]
+                                                               : default_limit(sb, res);
+}
+
+/* As Linux for an unprivileged process: soft above hard is EINVAL, a hard
+ * limit raised EPERM. Kept limits are enforced where they bound what the
+ * sandbox models (RLIMIT_AS, RLIMIT_DATA: sys_mem.c; RLIMIT_NOFILE: the fd
+ * table), and read back by getrlimit, /proc and a forked child. */
+static int set_rlimit(struct sandbox *sb, struct sandbox *target, unsigned res, gva_t from) {
+    struct rlimit want, now = sys_rlimit(target, res);
+    if (mm_copy_from(&sb->mm, &want, from, sizeof(want)) < 0)
+        return -EFAULT;
+    if (want.rlim_cur > want.rlim_max)
+        return -EINVAL;
+    if (want.rlim_max > now.rlim_max)
+        return -EPERM;
+    target->rlim[res] = want;
+    target->rlim_set |= 1u << res;
+    if (res == RLIMIT_NOFILE)
+        target->fdt.limit = (int)FJ_MIN(want.rlim_cur, (rlim_t)FDT_MAX);
+    return 0;
+}
+
+/* Any process of the sandbox (they are the same user's). Under big_lock. */
 static int64_t sys_prlimit64(struct sandbox *sb, const uint64_t a[6]) {
-    if (a[0] != 0 && a[0] != sb->pid)
+    struct sandbox *target = a[0] == 0 ? sb : sb_proc_find(sb, (uint32_t)a[0]);
+    if (!target)
         return -ESRCH;
     if (a[1] >= RLIM_NLIMITS)
         return -EINVAL;
-    if (a[3]) {
-        struct rlimit r = limit_for(sb, (unsigned)a[1]);
-        if (mm_copy_to(&sb->mm, a[3], &r, sizeof(r)) < 0)
-            return -EFAULT;
+    struct rlimit old = sys_rlimit(target, (unsigned)a[1]);
+    if (a[2]) {
+        int err = set_rlimit(sb, target, (unsigned)a[1], a[2]);
+        if (err < 0)
+            return err;
     }
-    return 0; /* new limits are accepted and not enforced beyond the sandbox's own */
+    if (a[3] && mm_copy_to(&sb->mm, a[3], &old, sizeof(old)) < 0)
+        return -EFAULT;
+    return 0;
+}
+
+static int64_t sys_setrlimit(struct sandbox *sb, const uint64_t a[6]) {
+    return a[0] >= RLIM_NLIMITS ? -EINVAL : set_rlimit(sb, sb, (unsigned)a[0], a[1]);
 }
 
 static int64_t sys_getrlimit(struct sandbox *sb, const uint64_t a[6]) {
     if (a[0] >= RLIM_NLIMITS)
         return -EINVAL;
-    struct rlimit r = limit_for(sb, (unsigned)a[0]);
+    struct rlimit r = sys_rlimit(sb, (unsigned)a[0]);
     return mm_copy_to(&sb->mm, a[1], &r, sizeof(r));
 }
 
@@ -483,7 +519,7 @@ const struct sys_entry sys_proc_entries[] = {
     {39, "getpid", sys_getpid, SYS_FULL, NULL},
     {60, "exit", sys_exit, SYS_FULL, "the thread exits; the last one ends the process"},
     {63, "uname", sys_uname, SYS_FULL, NULL},
-    {97, "getrlimit", sys_getrlimit, SYS_PARTIAL, "sandbox limits"},
+    {97, "getrlimit", sys_getrlimit, SYS_FULL, "the process's limits (the sandbox's by default)"},
     {98, "getrusage", sys_getrusage, SYS_PARTIAL, "user time and max RSS only"},
     {99, "sysinfo", sys_sysinfo, SYS_PARTIAL,
      "memory of the sandbox; the host's load and uptime, as /proc says"},
@@ -519,7 +555,8 @@ const struct sys_entry sys_proc_entries[] = {
      "PR_SET_NAME (not kept), PR_GET_NAME, dumpable, seccomp (none), the capability bounding and "
      "ambient sets (no capabilities); EINVAL otherwise"},
     {158, "arch_prctl", sys_arch_prctl, SYS_PARTIAL, "FS base"},
-    {160, "setrlimit", sys_zero, SYS_STUB, "accepted, not enforced"},
+    {160, "setrlimit", sys_setrlimit, SYS_PARTIAL,
+     "kept per process; RLIMIT_AS, RLIMIT_DATA and RLIMIT_NOFILE enforced"},
     {186, "gettid", sys_gettid, SYS_FULL, NULL},
     {142, "sched_setparam", sys_sched_setparam, SYS_PARTIAL, "SCHED_OTHER, priority 0"},
     {143, "sched_getparam", sys_sched_getparam, SYS_FULL, "priority 0"},
@@ -539,7 +576,8 @@ const struct sys_entry sys_proc_entries[] = {
     {273, "set_robust_list", sys_set_robust_list, SYS_PARTIAL,
      "kept; not walked when a thread dies"},
     {274, "get_robust_list", sys_get_robust_list, SYS_FULL, NULL},
-    {302, "prlimit64", sys_prlimit64, SYS_PARTIAL, "reports sandbox limits; new limits accepted"},
+    {302, "prlimit64", sys_prlimit64, SYS_PARTIAL,
+     "any process of the sandbox's limits, as setrlimit"},
     {309, "getcpu", sys_getcpu, SYS_FULL, NULL},
     {334, "rseq", sys_nosys, SYS_REFUSED, "glibc runs without it"},
 };

@@ -68,6 +68,9 @@ static int make_child(struct sandbox *sb, struct sandbox *c, const struct new_pr
         c->threads[0]->clear_child_tid = np->child_tid;
     c->nice = sb->nice;
     c->ioprio = sb->ioprio;
+    memcpy(c->rlim, sb->rlim, sizeof(c->rlim));
+    c->rlim_set = sb->rlim_set;
+    c->fdt.limit = sb->fdt.limit;
     c->threads[0]->affinity = sb_self(sb)->affinity;
     return 0;
 }
