@@ -16,8 +16,8 @@ static uint64_t mapped_in(const struct mm *mm, gva_t start, gva_t end, bool data
     uint64_t bytes = 0;
     for (size_t i = 0; i < mm->n_vmas; i++) {
         const struct mm_vma *v = &mm->vmas[i];
-        bool counts = !data || ((v->prot & PROT_WRITE) && v->kind != MM_SHARED &&
-                                v->kind != MM_STACK);
+        bool counts =
+            !data || ((v->prot & PROT_WRITE) && v->kind != MM_SHARED && v->kind != MM_STACK);
         if (counts && v->end > start && v->start < end)
             bytes += FJ_MIN(v->end, end) - FJ_MAX(v->start, start);
     }

@@ -193,7 +193,7 @@ static struct rlimit default_limit(const struct sandbox *sb, unsigned res) {
 
 struct rlimit sys_rlimit(const struct sandbox *sb, unsigned res) {
     return res < RLIM_NLIMITS && (sb->rlim_set & (1u << res)) ? sb->rlim[res]
-                                                               : default_limit(sb, res);
+                                                              : default_limit(sb, res);
 }
 
 /* As Linux for an unprivileged process: soft above hard is EINVAL, a hard
