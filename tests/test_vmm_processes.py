@@ -661,3 +661,29 @@ def test_nice_and_io_priority_as_for_an_unprivileged_user(sandbox):
     assert value(sandbox, "[niced.stdout, niced.stderr]") == ["0 3 EACCES 3 3\n", ""]
     assert value(sandbox, "[io.returncode, io.stdout]") == [0, "idle\n"]
     assert value(sandbox, "rt.returncode") != 0
+
+
+def test_a_notebook_executes_inside_the_sandbox(sandbox):
+    """jupyter nbconvert --execute in the guest: a kernel of its own over
+    zmq on loopback, started, run and shut down by nbclient in the
+    sandbox (libzmq's threads aborted it while the scheduling calls refused
+    a thread's id)."""
+    run_ok(
+        sandbox,
+        "import nbformat, subprocess, sys\n"
+        "nb = nbformat.v4.new_notebook(cells=[\n"
+        "    nbformat.v4.new_code_cell('import os\\nprint(os.getcwd())'),\n"
+        "    nbformat.v4.new_code_cell('6 * 7')])\n"
+        "nbformat.write(nb, '/tmp/inner.ipynb')\n"
+        "conv = subprocess.run([sys.executable, '-m', 'jupyter', 'nbconvert', '--to', 'notebook',\n"
+        "    '--execute', '--output', '/tmp/inner-out.ipynb', '/tmp/inner.ipynb'],\n"
+        "    capture_output=True, text=True, timeout=240)\n"
+        "cells = [] if conv.returncode else [c.outputs for c in\n"
+        "    nbformat.read('/tmp/inner-out.ipynb', 4).cells]\n"
+        "inner = [conv.returncode, conv.stderr[-500:], cells]",
+        timeout=300,
+    )
+    rc, err, cells = value(sandbox, "inner")
+    assert rc == 0, err
+    assert cells[0][0]["text"] == "/tmp\n"
+    assert cells[1][0]["data"]["text/plain"] == "42"

@@ -337,3 +337,32 @@ def test_cpu_clocks_of_threads_and_setting_the_time(sandbox):
     spun, own = value(sandbox, "[spun[0], own]")
     assert 0.01 < spun < 30 and own > 0
     assert value(sandbox, "refused") == [errno.EPERM, errno.EINVAL, errno.EINVAL]
+
+
+def test_scheduling_calls_take_a_thread_id(sandbox):
+    """sched_getscheduler/getparam/setscheduler/setparam name a thread by
+    its id, as on Linux: glibc's pthread_getschedparam passes the thread's,
+    and libzmq's I/O threads abort the process when it fails (a zmq
+    context, so pyzmq, jupyter_client and a kernel run in a sandbox)."""
+    run_ok(
+        sandbox,
+        "import os, threading, subprocess, sys\n"
+        "sched = {}\n"
+        "def probe():\n"
+        "    tid = threading.get_native_id()\n"
+        "    sched['ids'] = tid != os.getpid()\n"
+        "    sched['policy'] = os.sched_getscheduler(tid)\n"
+        "    sched['priority'] = os.sched_getparam(tid).sched_priority\n"
+        "    os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))\n"
+        "    os.sched_setparam(tid, os.sched_param(0))\n"
+        "    try:\n        os.sched_getparam(2 ** 22)\n"
+        "    except ProcessLookupError:\n        sched['unknown'] = 'ESRCH'\n"
+        "t = threading.Thread(target=probe)\nt.start()\nt.join()\n"
+        "zmq_child = subprocess.run([sys.executable, '-c',\n"
+        "    'import zmq; c = zmq.Context(); s = c.socket(zmq.PAIR); '\n"
+        '    \'s.bind("tcp://127.0.0.1:*"); s.close(); c.term(); print("zmq ok")\'],\n'
+        "    capture_output=True, text=True)\n"
+        "zmq_seen = [zmq_child.returncode, zmq_child.stdout, zmq_child.stderr[-300:]]",
+    )
+    assert value(sandbox, "sched") == {"ids": True, "policy": 0, "priority": 0, "unknown": "ESRCH"}
+    assert value(sandbox, "zmq_seen") == [0, "zmq ok\n", ""]

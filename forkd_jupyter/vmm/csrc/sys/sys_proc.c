@@ -279,12 +279,26 @@ static uint64_t guest_cpu_mask(void) {
 /* The process a sched_* call names (0: the caller; 1: init, the parent the
  * first process sees): 0, `negative` for a negative pid, -ESRCH when no
  * such process is in the sandbox. */
+/* Whether tid names a live thread of a live process of the sandbox (a
+ * process's main thread's tid is its pid). Under big_lock. */
+static bool thread_lives(struct sandbox *sb, uint32_t tid) {
+    for (unsigned k = 0; k < SB_MAX_PROCS; k++) {
+        const struct sb_proc_slot *s = &sb->procs->slot[k];
+        if (sb_proc_slot_live(s) && s->sb && sb_thread_by_tid(s->sb, tid))
+            return true;
+    }
+    return false;
+}
+
+/* The scheduling calls take a thread id, as on Linux (glibc's
+ * pthread_getschedparam passes the thread's: libzmq's threads abort when it
+ * fails). */
 static int sched_target(struct sandbox *sb, uint64_t arg, int negative) {
     int32_t pid = (int32_t)arg;
     if (pid < 0)
         return negative;
     return pid == 0 || pid == 1 /* the parent the first process sees */ ||
-                   sb_proc_kill(sb, pid, 0) == 0
+                   sb_proc_kill(sb, pid, 0) == 0 || thread_lives(sb, (uint32_t)pid)
                ? 0
                : -ESRCH;
 }
