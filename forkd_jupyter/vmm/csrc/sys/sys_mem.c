@@ -10,15 +10,18 @@
 
 #define MAP_FIXED_NOREPLACE_ 0x100000
 
-/* Bytes of the VMAs in [start, end) that are (data) private writable
- * memory, as Linux's RLIMIT_DATA counts it, or (!data) any mapping. */
+/* Private writable memory but the stack: what Linux's RLIMIT_DATA counts. */
+static bool is_data(const struct mm_vma *v) {
+    return (v->prot & PROT_WRITE) && v->kind != MM_SHARED && v->kind != MM_STACK;
+}
+
+/* Bytes of the VMAs in [start, end) that are (data) data memory, or
+ * (!data) any mapping. */
 static uint64_t mapped_in(const struct mm *mm, gva_t start, gva_t end, bool data) {
     uint64_t bytes = 0;
     for (size_t i = 0; i < mm->n_vmas; i++) {
         const struct mm_vma *v = &mm->vmas[i];
-        bool counts =
-            !data || ((v->prot & PROT_WRITE) && v->kind != MM_SHARED && v->kind != MM_STACK);
-        if (counts && v->end > start && v->start < end)
+        if ((!data || is_data(v)) && v->end > start && v->start < end)
             bytes += FJ_MIN(v->end, end) - FJ_MAX(v->start, start);
     }
     return bytes;
@@ -153,8 +156,7 @@ static int64_t sys_brk(struct sandbox *sb, const uint64_t a[6]) {
 static int64_t sys_mremap(struct sandbox *sb, const uint64_t a[6]) {
     const struct mm_vma *v = mm_vma_at(&sb->mm, a[0]);
     uint64_t old_len = FJ_ALIGN_UP(a[1], FJ_PAGE_SIZE), new_len = FJ_ALIGN_UP(a[2], FJ_PAGE_SIZE);
-    bool data = v && (v->prot & PROT_WRITE) && v->kind != MM_SHARED && v->kind != MM_STACK;
-    if (new_len > old_len && over_limit(sb, 0, 0, new_len - old_len, data))
+    if (new_len > old_len && over_limit(sb, 0, 0, new_len - old_len, v && is_data(v)))
         return -ENOMEM;
     gva_t out;
     int err = mm_remap(&sb->mm, a[0], a[1], a[2], (int)a[3], a[4], &out);

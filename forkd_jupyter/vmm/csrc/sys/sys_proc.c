@@ -276,9 +276,6 @@ static uint64_t guest_cpu_mask(void) {
     return n == 64 ? ~0ULL : (1ULL << n) - 1;
 }
 
-/* The process a sched_* call names (0: the caller; 1: init, the parent the
- * first process sees): 0, `negative` for a negative pid, -ESRCH when no
- * such process is in the sandbox. */
 /* Whether tid names a live thread of a live process of the sandbox (a
  * process's main thread's tid is its pid). Under big_lock. */
 static bool thread_lives(struct sandbox *sb, uint32_t tid) {
@@ -290,9 +287,11 @@ static bool thread_lives(struct sandbox *sb, uint32_t tid) {
     return false;
 }
 
-/* The scheduling calls take a thread id, as on Linux (glibc's
- * pthread_getschedparam passes the thread's: libzmq's threads abort when it
- * fails). */
+/* The thread or process a sched_* call names (0: the caller; 1: init, the
+ * parent the first process sees; any live thread's id, as on Linux: glibc's
+ * pthread_getschedparam passes the thread's, and libzmq's threads abort
+ * when it fails): 0, `negative` for a negative id, -ESRCH when no such
+ * thread or process is in the sandbox. */
 static int sched_target(struct sandbox *sb, uint64_t arg, int negative) {
     int32_t pid = (int32_t)arg;
     if (pid < 0)

@@ -69,8 +69,7 @@ static int make_child(struct sandbox *sb, struct sandbox *c, const struct new_pr
     c->nice = sb->nice;
     c->ioprio = sb->ioprio;
     memcpy(c->rlim, sb->rlim, sizeof(c->rlim));
-    c->rlim_set = sb->rlim_set;
-    c->fdt.limit = sb->fdt.limit;
+    c->rlim_set = sb->rlim_set; /* (the fd table's limit came with it: fdt_share) */
     c->threads[0]->affinity = sb_self(sb)->affinity;
     return 0;
 }

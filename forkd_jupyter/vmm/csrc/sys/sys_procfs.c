@@ -106,39 +106,46 @@ static void count_vma(struct sandbox *sb, const struct mm_vma *v, struct smaps_c
         c->anonymous += rss;
 }
 
-static void add_smaps_counts(const struct smaps_counts *c, bool rollup, struct text *t) {
+/* The rows of smaps and smaps_rollup in Linux 6's order: the rollup has
+ * no size rows, and only it splits Pss into Anon, File and Shmem. */
+enum smaps_file { SMAPS = 1, ROLLUP = 2, BOTH = 3 };
+
+static void add_smaps_counts(const struct smaps_counts *c, enum smaps_file file, struct text *t) {
     const struct {
         const char *name;
         uint64_t bytes;
+        enum smaps_file in;
     } rows[] = {
-        {"Size:", c->size},
-        {"KernelPageSize:", 4096},
-        {"MMUPageSize:", 4096},
-        {"Rss:", c->rss},
-        {"Pss:", c->rss},
-        {"Pss_Dirty:", c->private_dirty},
-        {"Pss_Anon:", c->anonymous},
-        {"Pss_File:", c->rss - c->anonymous},
-        {"Pss_Shmem:", 0},
-        {"Shared_Clean:", 0},
-        {"Shared_Dirty:", 0},
-        {"Private_Clean:", c->private_clean},
-        {"Private_Dirty:", c->private_dirty},
-        {"Referenced:", c->rss},
-        {"Anonymous:", c->anonymous},
+        {"Size:", c->size, SMAPS},
+        {"KernelPageSize:", 4096, SMAPS},
+        {"MMUPageSize:", 4096, SMAPS},
+        {"Rss:", c->rss, BOTH},
+        {"Pss:", c->rss, BOTH},
+        {"Pss_Dirty:", c->private_dirty, BOTH},
+        {"Pss_Anon:", c->anonymous, ROLLUP},
+        {"Pss_File:", c->rss - c->anonymous, ROLLUP},
+        {"Pss_Shmem:", 0, ROLLUP},
+        {"Shared_Clean:", 0, BOTH},
+        {"Shared_Dirty:", 0, BOTH},
+        {"Private_Clean:", c->private_clean, BOTH},
+        {"Private_Dirty:", c->private_dirty, BOTH},
+        {"Referenced:", c->rss, BOTH},
+        {"Anonymous:", c->anonymous, BOTH},
+        {"KSM:", 0, BOTH},
+        {"LazyFree:", 0, BOTH},
+        {"AnonHugePages:", 0, BOTH},
+        {"ShmemPmdMapped:", 0, BOTH},
+        {"FilePmdMapped:", 0, BOTH},
+        {"Shared_Hugetlb:", 0, BOTH},
+        {"Private_Hugetlb:", 0, BOTH},
+        {"Swap:", 0, BOTH},
+        {"SwapPss:", 0, BOTH},
+        {"Locked:", 0, BOTH},
     };
-    /* As Linux 6: smaps_rollup has no size rows, and only it splits Pss
-     * into Anon, File and Shmem. */
-    for (size_t i = rollup ? 3 : 0; i < FJ_ARRAY_SIZE(rows); i++)
-        if (rollup || strncmp(rows[i].name, "Pss_", 4) || !strcmp(rows[i].name, "Pss_Dirty:"))
+    for (size_t i = 0; i < FJ_ARRAY_SIZE(rows); i++)
+        if (rows[i].in & file)
             text_add(t, "%-16s%8llu kB\n", rows[i].name,
                      (unsigned long long)(rows[i].bytes / 1024));
-    static const char *const zero[] = {
-        "KSM:",           "LazyFree:",       "AnonHugePages:",   "ShmemPmdMapped:",
-        "FilePmdMapped:", "Shared_Hugetlb:", "Private_Hugetlb:", "Swap:",
-        "SwapPss:",       "Locked:"};
-    for (size_t i = 0; i < FJ_ARRAY_SIZE(zero); i++)
-        text_add(t, "%-16s%8llu kB\n", zero[i], 0ULL);
 }
 
 /* proc(5)'s smaps: each mapping's maps line, then its counts. */
@@ -148,7 +155,7 @@ static void render_smaps(struct sandbox *sb, struct sb_thread *thread, struct te
         struct smaps_counts c = {0};
         count_vma(sb, v, &c);
         add_map_line(sb, v, t);
-        add_smaps_counts(&c, false, t);
+        add_smaps_counts(&c, SMAPS, t);
         text_add(t, "THPeligible:    0\nVmFlags:%s%s%s mr mw me ac\n",
                  v->prot & PROT_READ ? " rd" : "", v->prot & PROT_WRITE ? " wr" : "",
                  v->prot & PROT_EXEC ? " ex" : "");
@@ -165,7 +172,7 @@ static void render_smaps_rollup(struct sandbox *sb, struct sb_thread *thread, st
     gva_t hi = sb->mm.n_vmas ? sb->mm.vmas[sb->mm.n_vmas - 1].end : 0;
     text_add(t, "%08llx-%08llx ---p 00000000 00:00 0                          [rollup]\n",
              (unsigned long long)lo, (unsigned long long)hi);
-    add_smaps_counts(&c, true, t);
+    add_smaps_counts(&c, ROLLUP, t);
 }
 
 /* proc(5)'s io: the read and write families' bytes and calls (sys_table.c
