@@ -61,10 +61,14 @@ def test_descriptor_limit(sandbox):
         "os.close(fds.pop())\n"
         "print(os.dup(0))\n"
         "resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))\n"
-        "print(os.dup2(0, 40))",
+        "print(os.dup2(0, 40))\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (0, 64))  # no new fd at all\n"
+        "for new in (lambda: os.open('/dev/null', os.O_RDONLY), lambda: os.dup(0)):\n"
+        "    try:\n        new()\n    except OSError as e:\n        print(e.errno)",
     )
-    # EMFILE at 32; dup2 past the limit EBADF, F_DUPFD past it EINVAL.
-    assert lines == ["24 31", "9", "22", "31", "40"]
+    # EMFILE at 32; dup2 past the limit EBADF, F_DUPFD past it EINVAL (os.dup
+    # is F_DUPFD_CLOEXEC from 0); a soft limit of 0 leaves no fd to open.
+    assert lines == ["24 31", "9", "22", "31", "40", "24", "22"]
 
 
 def test_limits_are_kept_checked_and_inherited(sandbox):

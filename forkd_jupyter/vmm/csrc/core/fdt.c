@@ -53,7 +53,7 @@ void file_put(struct file *f) {
 
 int fdt_init(struct fdt *t) {
     t->cap = 64;
-    t->limit = 0;
+    t->limit = FDT_MAX;
     t->slots = calloc((size_t)t->cap, sizeof(*t->slots));
     return t->slots ? 0 : -ENOMEM;
 }

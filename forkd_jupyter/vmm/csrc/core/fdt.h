@@ -71,7 +71,7 @@ struct fdt_slot {
 struct fdt {
     struct fdt_slot *slots;
     int cap;
-    int limit; /* RLIMIT_NOFILE's soft value, 0 for FDT_MAX: no new fd at or above it */
+    int limit; /* RLIMIT_NOFILE's soft value, at most FDT_MAX: no new fd at or above it */
 };
 
 struct file *file_new(const struct file_ops *ops, int flags, const char *path);
@@ -83,9 +83,7 @@ void file_put(struct file *f);
 
 int fdt_init(struct fdt *t);
 /* The fds a table may use: [0, fdt_limit). */
-static inline int fdt_limit(const struct fdt *t) {
-    return t->limit > 0 && t->limit < FDT_MAX ? t->limit : FDT_MAX;
-}
+static inline int fdt_limit(const struct fdt *t) { return t->limit; }
 void fdt_destroy(struct fdt *t);
 /* Lowest free fd >= min_fd; takes over the caller's reference; -EMFILE. */
 int fdt_install(struct fdt *t, struct file *f, int min_fd, bool cloexec);
