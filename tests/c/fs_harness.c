@@ -32,6 +32,11 @@ uint64_t fj_now_ns(void) {
 }
 
 void kvm_vm_discard(struct kvm_vm *vm, gpa_t gpa, uint64_t len) { memset(vm->ram + gpa, 0, len); }
+/* Plain memory: what is released reads as zero, nothing is kept. */
+void kvm_vm_release(struct kvm_vm *vm, gpa_t gpa, uint64_t len) { memset(vm->ram + gpa, 0, len); }
+void kvm_vm_reuse(struct kvm_vm *vm, gpa_t gpa, uint64_t len) {
+    (void)vm, (void)gpa, (void)len;
+}
 /* The harness's RAM is plain memory, no VM: nothing to register. */
 int kvm_vm_cover(struct kvm_vm *vm, gpa_t gpa, uint64_t len) {
     (void)vm, (void)gpa, (void)len;

@@ -21,6 +21,7 @@ struct fj_sandbox_stats {
     uint64_t fast_syscalls;        /* of syscalls, those served without a VM exit */
     uint64_t mapped_bytes;         /* guest mappings */
     uint64_t resident_bytes;       /* guest RAM the host holds for it */
+    uint64_t spare_bytes;          /* of it, freed memory kept zeroed for reuse (fj_sandbox_trim) */
     uint64_t layer_bytes;          /* writable layer data */
     uint64_t uptime_ns;
     uint64_t kvm_pages_4k;         /* guest memory KVM maps, by page size (0 when unknown) */
@@ -51,6 +52,10 @@ int fj_sandbox_kill(fj_sandbox *sb);
 /* After fj_sandbox_run returned. */
 void fj_sandbox_destroy(fj_sandbox *sb);
 int fj_sandbox_get_stats(fj_sandbox *sb, struct fj_sandbox_stats *out);
+/* Any thread: returns to the host the memory the guest's processes freed
+ * and the VMM kept for their next mappings (kvm_vm_release); the sandbox
+ * calls it between requests. Returns the bytes returned. */
+uint64_t fj_sandbox_trim(fj_sandbox *sb);
 /* Fills up to max (number, count) pairs of unsupported calls; returns how many. */
 int fj_sandbox_unsupported(fj_sandbox *sb, uint32_t *nrs, uint32_t *counts, int max);
 /* Every system call the guest made, by number: how many and the VMM's time

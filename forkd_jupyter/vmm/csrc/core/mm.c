@@ -22,6 +22,7 @@ static int vma_insert_at(struct mm *mm, size_t i, struct mm_vma v)
         int err = kvm_vm_cover(mm->vm, v.start, v.end - v.start);
         if (err < 0)
             return err;
+        kvm_vm_reuse(mm->vm, v.start, v.end - v.start);
     }
     if (mm->n_vmas == mm->cap_vmas) {
         size_t cap = mm->cap_vmas ? mm->cap_vmas * 2 : 64;
@@ -132,8 +133,8 @@ int mm_clone(struct mm *dst, const struct mm *src, struct kvm_vm *vm)
     return 0;
 }
 
-/* Removes [start, end) from every VMA, splitting as needed. Punches the
- * freed RAM when discard is set. */
+/* Removes [start, end) from every VMA, splitting as needed. Releases the
+ * freed RAM (it reads as zero) when discard is set. */
 static int unmap_range(struct mm *mm, gva_t start, gva_t end, bool discard)
 {
     mm_names_forget(mm, start, end);
@@ -142,7 +143,7 @@ static int unmap_range(struct mm *mm, gva_t start, gva_t end, bool discard)
         struct mm_vma v = mm->vmas[i];
         gva_t cut_lo = FJ_MAX(v.start, start), cut_hi = FJ_MIN(v.end, end);
         if (discard)
-            mm_discard(mm, cut_lo, cut_hi - cut_lo);
+            kvm_vm_release(mm->vm, cut_lo, cut_hi - cut_lo); /* identity map: gva == gpa */
         else
             kvm_vm_drop_foreign(mm->vm, cut_lo, cut_hi - cut_lo); /* overwritten: never into a shared object */
         vma_remove_at(mm, i);

@@ -4,8 +4,9 @@
  * Invariants:
  * - VMAs are sorted, page-aligned, non-overlapping, inside
  *   [LAYOUT_USER_MIN, ram_bytes).
- * - Guest RAM outside every VMA reads as zero: whatever is unmapped has its
- *   memfd range punched, so a new anonymous mapping needs no clearing.
+ * - Guest RAM outside every VMA reads as zero: whatever is unmapped is
+ *   released (kvm_vm_release: cleared and kept as spare pages, or handed
+ *   back to the host), so a new anonymous mapping needs no clearing.
  * - Every host-side write into guest RAM goes through mm_write_ptr() (or the
  *   helpers built on it), the one place that knows about snapshots. */
 #ifndef MM_H

@@ -155,6 +155,7 @@ int fj_sandbox_get_stats(fj_sandbox *sb, struct fj_sandbox_stats *out)
         if (own > 0)
             out->resident_bytes += (uint64_t)own * FJ_PAGE_SIZE;
     }
+    out->spare_bytes = sb->vm.spare_pages * FJ_PAGE_SIZE;
     out->layer_bytes = sb->view ? memfs_bytes_used(fs_view_layer(sb->view)) : 0;
     out->uptime_ns = fj_now_ns() - sb->start_ns;
     kvm_vm_mapped_pages(&sb->vm, &out->kvm_pages_4k, &out->kvm_pages_2m);
@@ -163,6 +164,23 @@ int fj_sandbox_get_stats(fj_sandbox *sb, struct fj_sandbox_stats *out)
     out->exit_status = sb->exit_status;
     out->fatal_signal = sb->fatal_signal;
     return 0;
+}
+
+uint64_t fj_sandbox_trim(fj_sandbox *sb)
+{
+    uint64_t pages = 0;
+    pthread_mutex_lock(sb->big_lock);
+    for (unsigned k = 0; k < SB_MAX_PROCS; k++) {
+        struct sandbox *p = sb->procs->slot[k].used ? sb->procs->slot[k].sb : NULL;
+        /* A vfork child runs on its parent's memory: its mappings there are
+         * not in the parent's map, so the parent keeps its spares meanwhile. */
+        if (p && !p->vfork_children) {
+            pages += p->vm.spare_pages;
+            kvm_vm_trim(&p->vm);
+        }
+    }
+    pthread_mutex_unlock(sb->big_lock);
+    return pages * FJ_PAGE_SIZE;
 }
 
 int fj_sandbox_unsupported(fj_sandbox *sb, uint32_t *nrs, uint32_t *counts, int max)

@@ -299,29 +299,6 @@ int kvm_vm_collect_end(struct kvm_vm *vm, const uint64_t *rearm)
     return 0;
 }
 
-void kvm_vm_discard(struct kvm_vm *vm, gpa_t gpa, uint64_t len)
-{
-    if (len == 0)
-        return;
-    kvm_vm_mark_dirty(vm, gpa, len); /* reads as zero now: a change since the last snapshot */
-    if (vm->ram_borrowed) {
-        memset(vm->ram + gpa, 0, len); /* the owner's memory: never unmapped from here */
-        return;
-    }
-    if (vm->discard_hook)
-        vm->discard_hook(vm, gpa, len, false);
-    kvm_vm_drop_foreign(vm, gpa, len);
-    if (!vm->ram_private) {
-        fallocate(vm->ram_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)gpa, (off_t)len);
-        return;
-    }
-    /* A private view: replace the range with fresh zero pages; the image
-     * below must not be touched. */
-    mmap(vm->ram + gpa, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
-    if (vm->discard_hook)
-        vm->discard_hook(vm, gpa, len, true);
-}
-
 static int vm_create(struct kvm_vm *vm, uint64_t ram_bytes, int ram_fd, bool private, uint8_t *borrow)
 {
     memset(vm, 0, sizeof(*vm));
@@ -427,6 +404,8 @@ void kvm_vm_destroy(struct kvm_vm *vm)
         munmap(vm->sys, LAYOUT_SYS_BYTES);
     if (vm->vmm_dirty)
         munmap(vm->vmm_dirty, kvm_vm_bitmap_bytes(vm));
+    if (vm->spare)
+        munmap(vm->spare, kvm_vm_bitmap_bytes(vm));
     memset(vm, 0, sizeof(*vm));
     vm->vm_fd = vm->vcpu.fd = vm->ram_fd = -1;
 }

@@ -69,6 +69,13 @@ struct kvm_vm {
      * kvm_vm_collect_dirty (KVM's dirty log sees only guest writes). One bit
      * per page; set under the sandbox's lock (core/sandbox.h: big_lock). */
     uint64_t *vmm_dirty;
+    /* Spare pages (kvm_discard.c): host pages of RAM no mapping reaches,
+     * kept zeroed for the guest's next mapping there. One bit per page,
+     * allocated at the first; spare_pages bits are set. Invariant: a set
+     * bit's page is in no VMA and reads as zero, so giving it back to the
+     * host changes nothing the guest can see. Under big_lock. */
+    uint64_t *spare;
+    uint64_t spare_pages;
     /* The guest's clock page (kvm_vdso.c): 0 not yet set up, 1 kept
      * current, 2 off (the guest makes system calls). */
     int vdso_state;
@@ -92,8 +99,17 @@ int kvm_vm_create_borrowing(struct kvm_vm *vm, const struct kvm_vm *owner);
 /* Registers the memslots under [gpa, gpa + len) that are not yet (the
  * guest may touch the range from now on). -errno. */
 int kvm_vm_cover(struct kvm_vm *vm, gpa_t gpa, uint64_t len);
+/* Guest memory that stops holding data (kvm_discard.c). */
 /* Makes [gpa, gpa + len) read as zero and returns its memory to the host. */
 void kvm_vm_discard(struct kvm_vm *vm, gpa_t gpa, uint64_t len);
+/* Makes [gpa, gpa + len), which no mapping reaches any more, read as zero;
+ * its host pages stay as spares, zeroed, while they fit in a quarter of
+ * RAM: a later mapping there costs the guest no fault. */
+void kvm_vm_release(struct kvm_vm *vm, gpa_t gpa, uint64_t len);
+/* [gpa, gpa + len) is mapped again: its spare pages are the mapping's. */
+void kvm_vm_reuse(struct kvm_vm *vm, gpa_t gpa, uint64_t len);
+/* Returns every spare page to the host. */
+void kvm_vm_trim(struct kvm_vm *vm);
 void kvm_vm_destroy(struct kvm_vm *vm);
 
 /* Creates vCPU id (1 <= id < LAYOUT_MAX_VCPUS) of vm; not set up yet

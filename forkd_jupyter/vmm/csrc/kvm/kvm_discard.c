@@ -1,0 +1,174 @@
+/* Guest memory that stops holding data (kvm_vm.h): discarded (madvise,
+ * a mapping replaced) or released (no mapping reaches it any more).
+ *
+ * A host page handed back costs the guest a fault on its next touch: the
+ * host allocates and clears a page and KVM's shadow MMU maps it, ~13 us
+ * here against ~0.1 us to clear it in place. So a released range keeps its
+ * host pages as spares, zeroed, up to a quarter of RAM: a program that
+ * frees and allocates large buffers in turn (numpy's temporaries, a
+ * DataFrame rebuilt in a loop) gets its next mapping there without faults.
+ * Spares go back to the host on kvm_vm_trim (the sandbox between requests,
+ * fj_sandbox_trim) and whenever keeping a range would pass the cap.
+ *
+ * Invariants: a spare page is in no VMA and reads as zero (vm->spare);
+ * only pages the host already holds are kept, so keeping never takes host
+ * memory; every change the guest could see is marked dirty for snapshots. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "kvm/kvm_vm.h"
+#include "lib/bitmap.h"
+#include "lib/pagemap.h"
+
+/* FORKD_JUPYTER_SPARE_MEMORY=0 hands every released page back at once (to
+ * compare the two ways, bench/memory-reuse); read at a VM's first release. */
+static bool keeps_spares(void) {
+    const char *v = getenv("FORKD_JUPYTER_SPARE_MEMORY");
+    return !v || strcmp(v, "0") != 0;
+}
+
+static uint64_t cap_pages(const struct kvm_vm *vm) { return vm->ram_bytes / FJ_PAGE_SIZE / 4; }
+
+/* Makes [gpa, gpa + len) read as zero by handing its pages back to the
+ * host: a hole in the RAM file, or fresh anonymous memory over a private
+ * view (the image below must not be touched), which the discard hook's
+ * after call registers. Its before call was made. */
+static void hand_back(struct kvm_vm *vm, gpa_t gpa, uint64_t len) {
+    if (!vm->ram_private) {
+        fallocate(vm->ram_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)gpa, (off_t)len);
+        return;
+    }
+    mmap(vm->ram + gpa, len, PROT_READ | PROT_WRITE,
+         MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+    if (vm->discard_hook)
+        vm->discard_hook(vm, gpa, len, true);
+}
+
+static void give_back(struct kvm_vm *vm, gpa_t gpa, uint64_t len) {
+    if (vm->discard_hook)
+        vm->discard_hook(vm, gpa, len, false);
+    hand_back(vm, gpa, len);
+}
+
+void kvm_vm_discard(struct kvm_vm *vm, gpa_t gpa, uint64_t len) {
+    if (len == 0)
+        return;
+    kvm_vm_mark_dirty(vm, gpa, len); /* reads as zero now: a change since the last snapshot */
+    if (vm->ram_borrowed) {
+        memset(vm->ram + gpa, 0, len); /* the owner's memory: never unmapped from here */
+        return;
+    }
+    kvm_vm_drop_foreign(vm, gpa, len);
+    give_back(vm, gpa, len);
+}
+
+/* Sets in vm->spare the pages of [gpa, gpa + len) the VM holds a host page
+ * of its own for: resident in the RAM file, or a private view's anonymous
+ * pages (never the image's). Returns how many, or -errno. */
+static int64_t mark_held(struct kvm_vm *vm, gpa_t gpa, uint64_t len) {
+    uint64_t base = (uint64_t)(uintptr_t)vm->ram;
+    if (vm->ram_private)
+        return fj_pagemap_anon(base + gpa, base + gpa + len, base, vm->spare, false);
+    unsigned char vec[4096];
+    int64_t held = 0;
+    for (uint64_t off = 0; off < len;) {
+        uint64_t n = FJ_MIN((len - off) / FJ_PAGE_SIZE, sizeof(vec));
+        if (mincore(vm->ram + gpa + off, n * FJ_PAGE_SIZE, vec) < 0)
+            return -errno;
+        for (uint64_t i = 0; i < n; i++) {
+            if (vec[i] & 1) {
+                fj_bit_set(vm->spare, (gpa + off) / FJ_PAGE_SIZE + i);
+                held++;
+            }
+        }
+        off += n * FJ_PAGE_SIZE;
+    }
+    return held;
+}
+
+/* Clears the spare bits of [p, q); returns how many were set. */
+static uint64_t clear_bits(uint64_t *bits, uint64_t p, uint64_t q) {
+    uint64_t cleared = 0;
+    for (; p < q && p % 64; p++) {
+        cleared += fj_bit_test(bits, p);
+        bits[p / 64] &= ~(1ULL << (p % 64));
+    }
+    for (; p + 64 <= q; p += 64) {
+        cleared += (uint64_t)__builtin_popcountll(bits[p / 64]);
+        bits[p / 64] = 0;
+    }
+    for (; p < q; p++) {
+        cleared += fj_bit_test(bits, p);
+        bits[p / 64] &= ~(1ULL << (p % 64));
+    }
+    return cleared;
+}
+
+void kvm_vm_release(struct kvm_vm *vm, gpa_t gpa, uint64_t len) {
+    if (len == 0)
+        return;
+    if (vm->ram_borrowed || !vm->spare) {
+        void *bits = vm->ram_borrowed || !keeps_spares()
+                         ? MAP_FAILED
+                         : mmap(NULL, kvm_vm_bitmap_bytes(vm), PROT_READ | PROT_WRITE,
+                                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (bits == MAP_FAILED) {
+            kvm_vm_discard(vm, gpa, len);
+            return;
+        }
+        vm->spare = bits;
+    }
+    kvm_vm_mark_dirty(vm, gpa, len); /* reads as zero now: a change since the last snapshot */
+    if (vm->discard_hook)
+        vm->discard_hook(vm, gpa, len, false);
+    kvm_vm_drop_foreign(vm, gpa, len); /* what was foreign is the VM's own, unheld RAM again */
+    uint64_t p = gpa / FJ_PAGE_SIZE, q = (gpa + len) / FJ_PAGE_SIZE;
+    int64_t held = mark_held(vm, gpa, len);
+    if (held < 0 || vm->spare_pages + (uint64_t)held > cap_pages(vm)) {
+        clear_bits(vm->spare, p, q);
+        hand_back(vm, gpa, len);
+        return;
+    }
+    vm->spare_pages += (uint64_t)held;
+    if (vm->ram_private) {
+        /* What is still the image's must not read through: fresh memory
+         * there. The hook's after call ends the step begun above (for a
+         * private view it holds the live copy's locks until then). */
+        for (uint64_t e, s = fj_bits_find(vm->spare, q, p, false); s < q;
+             s = fj_bits_find(vm->spare, q, e, false)) {
+            e = fj_bits_find(vm->spare, q, s, true);
+            mmap(vm->ram + s * FJ_PAGE_SIZE, (e - s) * FJ_PAGE_SIZE, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+        }
+        if (vm->discard_hook)
+            vm->discard_hook(vm, gpa, len, true);
+    }
+    /* Cleared as any write of the VMM's is made: outside the hook, so a
+     * write-protected page's fault is served by the live copy. */
+    for (uint64_t e, s = fj_bits_next_run(vm->spare, q, p, &e); s < q;
+         s = fj_bits_next_run(vm->spare, q, e, &e))
+        memset(vm->ram + s * FJ_PAGE_SIZE, 0, (e - s) * FJ_PAGE_SIZE);
+}
+
+void kvm_vm_reuse(struct kvm_vm *vm, gpa_t gpa, uint64_t len) {
+    if (vm->spare_pages == 0 || len == 0)
+        return;
+    gpa_t end = FJ_MIN(gpa + len, vm->ram_bytes);
+    if (gpa < end)
+        vm->spare_pages -= clear_bits(vm->spare, gpa / FJ_PAGE_SIZE, end / FJ_PAGE_SIZE);
+}
+
+void kvm_vm_trim(struct kvm_vm *vm) {
+    if (vm->spare_pages == 0)
+        return;
+    uint64_t n = vm->ram_bytes / FJ_PAGE_SIZE;
+    for (uint64_t e, s = fj_bits_next_run(vm->spare, n, 0, &e); s < n;
+         s = fj_bits_next_run(vm->spare, n, e, &e))
+        give_back(vm, s * FJ_PAGE_SIZE, (e - s) * FJ_PAGE_SIZE);
+    if (madvise(vm->spare, kvm_vm_bitmap_bytes(vm), MADV_DONTNEED) < 0)
+        memset(vm->spare, 0, kvm_vm_bitmap_bytes(vm));
+    vm->spare_pages = 0;
+}
