@@ -32,12 +32,10 @@ from forkd_jupyter.vmm.guest_env import python_elf
 
 HERE = Path(__file__).parent
 
-# Prints RESULT {"first": ms, "later": [ms...], "child": [ms...]}.
-FORK = """
+# Forks REPEATS + 1 times, writing the page `k * 4096 + SKIP` of `data`
+# between forks; prints RESULT {"first": ms, "later": [ms...], "child": [ms...]}.
+FORKS = """
 import json, os, time
-data = bytearray(MIB << 20)
-for i in range(0, len(data), 4096):
-    data[i] = 1
 later, child = [], []
 def one():
     t = time.perf_counter()
@@ -50,10 +48,15 @@ def one():
     return (forked - t) * 1000
 first = one()
 for k in range(REPEATS):
-    data[k * 4096] = 2  # a little written between forks
+    data[k * 4096 + SKIP] = 2  # a little written between forks
     later.append(one())
 print('RESULT ' + json.dumps({'first': first, 'later': later, 'child': child}))
 """
+FORK = """
+data = bytearray(MIB << 20)
+for i in range(0, len(data), 4096):
+    data[i] = 1
+""" + FORKS.replace("SKIP", "0")
 
 # Prints RESULT {name: [ms...]} for the program workloads.
 PROGRAMS = """

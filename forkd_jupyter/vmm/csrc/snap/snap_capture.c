@@ -134,6 +134,29 @@ static int collect_epoch(struct sandbox *sb, const struct snapshot *parent, uint
     return 0;
 }
 
+/* Whether sb's chain's diffs and a diff of `more` bytes over it would hold
+ * a quarter of what sb maps (snapshot.h: full_if_chain_heavy). */
+static bool chain_heavy(const struct sandbox *sb, uint64_t more) {
+    for (const struct snapshot *s = sb->last_snap; s && s->parent; s = s->parent)
+        more += s->dirty_bytes;
+    return more >= sb->mm.mapped_bytes / 4;
+}
+
+/* A diff made a full snapshot, with a full image's home (the image store)
+ * where one can be had, else the diff's memfd. */
+static void become_full(struct snapshot *snap) {
+    int diff_image = snap->image_fd;
+    snap->mode = FJ_SNAP_FULL;
+    snap->image_fd = -1;
+    if (snapshot_make_image(snap) == 0) {
+        close(diff_image);
+        return;
+    }
+    if (snap->image_fd >= 0)
+        close(snap->image_fd);
+    snap->image_fd = diff_image;
+}
+
 int snapshot_capture_memory(struct sandbox *sb, struct snapshot *snap, struct snapshot **replaced) {
     int made = snapshot_make_image(snap);
     if (made < 0)
@@ -155,6 +178,10 @@ int snapshot_capture_memory(struct sandbox *sb, struct snapshot *snap, struct sn
         dirty_pages += (uint64_t)__builtin_popcountll(dirty[i]);
     snap->dirty_bytes = dirty_pages * FJ_PAGE_SIZE;
     snap->kept_bytes = kept * FJ_PAGE_SIZE;
+    if (diff && snap->full_if_chain_heavy && chain_heavy(sb, snap->dirty_bytes)) {
+        become_full(snap); /* the epoch is collected: a superset for the next diff */
+        diff = false;
+    }
     uint64_t t0 = fj_now_ns();
     if (diff) {
         snap->parent = snapshot_get(sb->last_snap);

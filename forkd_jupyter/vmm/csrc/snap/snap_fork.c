@@ -20,6 +20,8 @@ static int fork_memory(struct sandbox *parent, struct sandbox *child) {
         return stopped;
     int mode = parent->last_snap ? FJ_SNAP_DIFF : FJ_SNAP_FULL;
     struct snapshot *snap = snapshot_alloc(mode, parent->vm.ram_bytes), *replaced = NULL;
+    if (snap)
+        snap->full_if_chain_heavy = true; /* see snapshot.h */
     int err =
         snap ? sb_shm_promote(parent) : -ENOMEM; /* shared memory stays shared with the child */
     if (err == 0)

@@ -41,6 +41,13 @@ struct snapshot {
     int image_fd;               /* memfd: guest RAM at the pause instant (full, live), or
                                    only the pages in delta (diff) */
     struct snapshot *parent;    /* diff: the snapshot whose memory this one builds on (a reference) */
+    /* A fork's diff (snap_fork.c): taken as a full image instead when the
+     * chain's diffs, this one included, would hold a quarter of what the
+     * process maps. A forked child copies every diff page in short runs
+     * (snapshot_map_memory), so a process whose chain holds much of its
+     * memory (a branch's child after `import torch`) would have each child
+     * copy it all again; after one full image, forks are small diffs. */
+    bool full_if_chain_heavy;
     uint64_t *delta;            /* diff: bitmap of the pages image_fd holds */
     struct kvm_state cpu;       /* the main thread */
     struct snap_thread *threads; /* the others */
