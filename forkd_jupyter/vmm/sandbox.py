@@ -534,6 +534,7 @@ class Sandbox:
             )
         self._check_alive()
         image_store.ensure()  # full images held in 2 MiB pages where the machine allows
+        self._trim()  # memory a running cell freed: not copied into the image as zeros
         out = ffi.new("fj_snapshot **")
         # A process between vfork and exec runs on its parent's memory: the
         # pause is refused (EBUSY) for the moment it takes to exec.

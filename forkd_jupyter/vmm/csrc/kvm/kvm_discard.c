@@ -8,7 +8,7 @@
  * frees and allocates large buffers in turn (numpy's temporaries, a
  * DataFrame rebuilt in a loop) gets its next mapping there without faults.
  * Spares go back to the host on kvm_vm_trim (the sandbox between requests,
- * fj_sandbox_trim) and whenever keeping a range would pass the cap.
+ * fj_sandbox_trim); what a range holds past the cap goes back at once.
  *
  * Invariants: a spare page is in no VMA and reads as zero (vm->spare);
  * only pages the host already holds are kept, so keeping never takes host
@@ -107,6 +107,17 @@ static uint64_t clear_bits(uint64_t *bits, uint64_t p, uint64_t q) {
     return cleared;
 }
 
+/* The bit after the first n set bits of [p, q) (q when there are fewer). */
+static uint64_t after_set_bits(const uint64_t *bits, uint64_t q, uint64_t p, uint64_t n) {
+    for (uint64_t e, s = fj_bits_next_run(bits, q, p, &e); s < q;
+         s = fj_bits_next_run(bits, q, e, &e)) {
+        if (e - s >= n)
+            return s + n;
+        n -= e - s;
+    }
+    return q;
+}
+
 void kvm_vm_release(struct kvm_vm *vm, gpa_t gpa, uint64_t len) {
     if (len == 0)
         return;
@@ -127,25 +138,32 @@ void kvm_vm_release(struct kvm_vm *vm, gpa_t gpa, uint64_t len) {
     kvm_vm_drop_foreign(vm, gpa, len); /* what was foreign is the VM's own, unheld RAM again */
     uint64_t p = gpa / FJ_PAGE_SIZE, q = (gpa + len) / FJ_PAGE_SIZE;
     int64_t held = mark_held(vm, gpa, len);
-    if (held < 0 || vm->spare_pages + (uint64_t)held > cap_pages(vm)) {
+    uint64_t room = cap_pages(vm) - FJ_MIN(vm->spare_pages, cap_pages(vm));
+    if (held <= 0 || room == 0) {
         clear_bits(vm->spare, p, q);
         hand_back(vm, gpa, len);
         return;
     }
-    vm->spare_pages += (uint64_t)held;
-    if (vm->ram_private) {
-        /* What is still the image's must not read through: fresh memory
-         * there. The hook's after call ends the step begun above (for a
-         * private view it holds the live copy's locks until then). */
-        for (uint64_t e, s = fj_bits_find(vm->spare, q, p, false); s < q;
-             s = fj_bits_find(vm->spare, q, e, false)) {
-            e = fj_bits_find(vm->spare, q, s, true);
+    bool dropped = (uint64_t)held > room;
+    if (dropped) /* the first pages held fill the room: the rest go back */
+        clear_bits(vm->spare, after_set_bits(vm->spare, q, p, room), q);
+    vm->spare_pages += FJ_MIN((uint64_t)held, room);
+    /* What is not kept must not read through: a hole where the RAM file
+     * still holds a page, fresh memory where a private view still shows
+     * the image. The hook's after call ends the step begun above (for a
+     * private view it holds the live copy's locks until then). */
+    for (uint64_t e, s = fj_bits_find(vm->spare, q, p, false); s < q;
+         s = fj_bits_find(vm->spare, q, e, false)) {
+        e = fj_bits_find(vm->spare, q, s, true);
+        if (vm->ram_private)
             mmap(vm->ram + s * FJ_PAGE_SIZE, (e - s) * FJ_PAGE_SIZE, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
-        }
-        if (vm->discard_hook)
-            vm->discard_hook(vm, gpa, len, true);
+        else if (dropped) /* else a hole already */
+            fallocate(vm->ram_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                      (off_t)(s * FJ_PAGE_SIZE), (off_t)((e - s) * FJ_PAGE_SIZE));
     }
+    if (vm->ram_private && vm->discard_hook)
+        vm->discard_hook(vm, gpa, len, true);
     /* Cleared as any write of the VMM's is made: outside the hook, so a
      * write-protected page's fault is served by the live copy. */
     for (uint64_t e, s = fj_bits_next_run(vm->spare, q, p, &e); s < q;

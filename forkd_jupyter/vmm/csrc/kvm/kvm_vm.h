@@ -103,8 +103,8 @@ int kvm_vm_cover(struct kvm_vm *vm, gpa_t gpa, uint64_t len);
 /* Makes [gpa, gpa + len) read as zero and returns its memory to the host. */
 void kvm_vm_discard(struct kvm_vm *vm, gpa_t gpa, uint64_t len);
 /* Makes [gpa, gpa + len), which no mapping reaches any more, read as zero;
- * its host pages stay as spares, zeroed, while they fit in a quarter of
- * RAM: a later mapping there costs the guest no fault. */
+ * as many of its host pages as fit in a quarter of RAM stay as spares,
+ * zeroed: a later mapping there costs the guest no fault. */
 void kvm_vm_release(struct kvm_vm *vm, gpa_t gpa, uint64_t len);
 /* [gpa, gpa + len) is mapped again: its spare pages are the mapping's. */
 void kvm_vm_reuse(struct kvm_vm *vm, gpa_t gpa, uint64_t len);

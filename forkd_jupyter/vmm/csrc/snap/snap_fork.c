@@ -19,6 +19,7 @@ static int fork_memory(struct sandbox *parent, struct sandbox *child) {
     if (stopped < 0)
         return stopped;
     int mode = parent->last_snap ? FJ_SNAP_DIFF : FJ_SNAP_FULL;
+    kvm_vm_trim(&parent->vm); /* freed memory kept for reuse: not copied as zeros */
     struct snapshot *snap = snapshot_alloc(mode, parent->vm.ram_bytes), *replaced = NULL;
     if (snap)
         snap->full_if_chain_heavy = true; /* see snapshot.h */
