@@ -342,3 +342,27 @@ def test_io_counts_the_read_and_write_calls(sandbox):
     assert 300_000 <= b["rchar"] - a["rchar"] < 310_000
     assert 1 <= b["syscr"] - a["syscr"] < 10
     assert b["read_bytes"] == b["write_bytes"] == 0
+
+
+def test_peak_resident_memory_outlives_the_buffer_that_made_it(sandbox):
+    """getrusage's ru_maxrss and status's VmHWM give the largest resident
+    size the process reached (KiB), not what it maps or holds now: a
+    200 MiB buffer touched and freed leaves the peak above it."""
+    run_ok(
+        sandbox,
+        "import mmap, resource\n"
+        "def kb(key):\n"
+        "    return sum(int(ln.split()[1]) for ln in open('/proc/self/status')"
+        " if ln.startswith(key + ':'))\n"
+        "rss_before = kb('VmRSS')\n"
+        "big = mmap.mmap(-1, 200 << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)\n"
+        "for _ in range(200):\n"
+        "    big.write(b'p' * (1 << 20))\n"
+        "big.close()\n"
+        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "hwm, rss_after, size = kb('VmHWM'), kb('VmRSS'), kb('VmSize')",
+    )
+    before, peak, hwm, after, size = value(sandbox, "[rss_before, peak, hwm, rss_after, size]")
+    assert peak >= before + (200 << 10), (before, peak)
+    assert hwm == peak and after < peak - (150 << 10), (hwm, peak, after)
+    assert peak <= before + (232 << 10), (before, peak, size)  # resident, not mapped

@@ -133,10 +133,40 @@ int mm_clone(struct mm *dst, const struct mm *src, struct kvm_vm *vm)
     return 0;
 }
 
+uint64_t mm_range_resident(const struct mm *mm, gva_t start, gva_t end)
+{
+    unsigned char vec[4096];
+    uint64_t pages = 0;
+    for (gva_t at = start; at < end;) {
+        uint64_t n = FJ_MIN((end - at) / FJ_PAGE_SIZE, sizeof(vec));
+        if (mincore(mm->vm->ram + at, n * FJ_PAGE_SIZE, vec) != 0)
+            break;
+        for (uint64_t i = 0; i < n; i++)
+            pages += vec[i] & 1;
+        at += n * FJ_PAGE_SIZE;
+    }
+    return pages * FJ_PAGE_SIZE;
+}
+
+uint64_t mm_resident_bytes(struct mm *mm)
+{
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < mm->n_vmas; i++)
+        bytes += mm_range_resident(mm, mm->vmas[i].start, mm->vmas[i].end);
+    mm->resident_peak = FJ_MAX(mm->resident_peak, bytes);
+    return bytes;
+}
+
+/* Releasing this much at once may end a peak: the resident size is taken
+ * first (a scan of the process's mappings, ~1 ms a GiB). */
+#define PEAK_SAMPLE_BYTES (64ULL << 20)
+
 /* Removes [start, end) from every VMA, splitting as needed. Releases the
  * freed RAM (it reads as zero) when discard is set. */
 static int unmap_range(struct mm *mm, gva_t start, gva_t end, bool discard)
 {
+    if (discard && end - start >= PEAK_SAMPLE_BYTES && mm->vm && !range_free(mm, start, end))
+        mm_resident_bytes(mm);
     mm_names_forget(mm, start, end);
     size_t i = vma_index(mm, start);
     while (i < mm->n_vmas && mm->vmas[i].start < end) {

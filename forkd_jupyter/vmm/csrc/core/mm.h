@@ -40,6 +40,9 @@ struct mm {
      * there); 0 when not known (a snapshot saved before they were kept). */
     gva_t arg_start, arg_end, env_start, env_end;
     uint64_t mapped_bytes;
+    /* The largest resident size seen (mm_resident_bytes; before releasing
+     * a large range): getrusage's ru_maxrss, status's VmHWM. */
+    uint64_t resident_peak;
 };
 
 int mm_init(struct mm *mm, struct kvm_vm *vm, uint64_t stack_bytes, gva_t *stack_top);
@@ -73,6 +76,13 @@ int mm_copy_to(struct mm *mm, gva_t dst, const void *src, uint64_t len);
 /* Copies a NUL-terminated string of at most max bytes (incl. NUL):
  * -ENAMETOOLONG if longer, -EFAULT if unreadable. Returns its length. */
 int mm_copy_string(struct mm *mm, char *dst, gva_t src, size_t max);
+/* The pages of [start, end) the host holds for the guest (mincore of the
+ * VMM's view): what Linux counts as resident. A child's pages still read
+ * from its snapshot image count when the image's page is cached, as a
+ * forked process's shared pages do. */
+uint64_t mm_range_resident(const struct mm *mm, gva_t start, gva_t end);
+/* The resident size of every mapping; raises resident_peak. */
+uint64_t mm_resident_bytes(struct mm *mm);
 /* Names of file mappings, for /proc/self/maps (core/mm_names.c). */
 void mm_name_set(struct mm *mm, gva_t start, uint64_t len, const char *path);
 const char *mm_name_at(const struct mm *mm, gva_t addr);

@@ -251,7 +251,8 @@ static int64_t sys_getrusage(struct sandbox *sb, const uint64_t a[6]) {
                                                 : sb_process_cpu_ns(sb);
     ru.ru_utime.tv_sec = (time_t)(ns / 1000000000ULL);
     ru.ru_utime.tv_usec = (long)(ns % 1000000000ULL / 1000);
-    ru.ru_maxrss = (long)(sb->mm.mapped_bytes / 1024);
+    mm_resident_bytes(&sb->mm);
+    ru.ru_maxrss = (long)(sb->mm.resident_peak / 1024); /* KiB, the peak */
     return mm_copy_to(&sb->mm, a[1], &ru, sizeof(ru));
 }
 
@@ -533,7 +534,7 @@ const struct sys_entry sys_proc_entries[] = {
     {60, "exit", sys_exit, SYS_FULL, "the thread exits; the last one ends the process"},
     {63, "uname", sys_uname, SYS_FULL, NULL},
     {97, "getrlimit", sys_getrlimit, SYS_FULL, "the process's limits (the sandbox's by default)"},
-    {98, "getrusage", sys_getrusage, SYS_PARTIAL, "user time and max RSS only"},
+    {98, "getrusage", sys_getrusage, SYS_PARTIAL, "user time and peak resident size only"},
     {99, "sysinfo", sys_sysinfo, SYS_PARTIAL,
      "memory of the sandbox; the host's load and uptime, as /proc says"},
     {102, "getuid", sys_getid, SYS_FULL, "uid 1000"},

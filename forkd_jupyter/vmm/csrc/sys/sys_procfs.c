@@ -47,31 +47,6 @@ static const char *kind_name(const struct sandbox *sb, const struct mm_vma *v) {
     }
 }
 
-/* The pages of [start, end) of the guest's RAM the host holds (mincore
- * of the VMM's view, whose offsets are guest addresses): what Linux counts
- * as resident. A child's pages still read from its snapshot image count
- * when the image's page is cached, as a forked process's shared pages do. */
-static uint64_t resident_bytes(const struct sandbox *sb, gva_t start, gva_t end) {
-    unsigned char vec[4096];
-    uint64_t pages = 0;
-    for (gva_t at = start; at < end;) {
-        uint64_t n = FJ_MIN((end - at) / FJ_PAGE_SIZE, sizeof(vec));
-        if (mincore(sb->vm.ram + at, n * FJ_PAGE_SIZE, vec) != 0)
-            break;
-        for (uint64_t i = 0; i < n; i++)
-            pages += vec[i] & 1;
-        at += n * FJ_PAGE_SIZE;
-    }
-    return pages * FJ_PAGE_SIZE;
-}
-
-static uint64_t process_resident_bytes(const struct sandbox *sb) {
-    uint64_t bytes = 0;
-    for (size_t i = 0; i < sb->mm.n_vmas; i++)
-        bytes += resident_bytes(sb, sb->mm.vmas[i].start, sb->mm.vmas[i].end);
-    return bytes;
-}
-
 static void add_map_line(struct sandbox *sb, const struct mm_vma *v, struct text *t) {
     const char *name = kind_name(sb, v);
     text_add(t, "%08llx-%08llx %c%c%c%c 00000000 00:00 0%s%s\n", (unsigned long long)v->start,
@@ -95,7 +70,7 @@ struct smaps_counts {
 };
 
 static void count_vma(struct sandbox *sb, const struct mm_vma *v, struct smaps_counts *c) {
-    uint64_t rss = resident_bytes(sb, v->start, v->end);
+    uint64_t rss = mm_range_resident(&sb->mm, v->start, v->end);
     c->size += v->end - v->start;
     c->rss += rss;
     if (v->prot & PROT_WRITE)
@@ -218,9 +193,11 @@ static void render_status(struct sandbox *sb, struct sb_thread *thread, struct t
              state_of(sb) == 'R' ? "R (running)" : "S (sleeping)", sb->pid,
              thread ? thread->tid : sb->pid, self ? self->ppid : 0);
     text_add(t, "Uid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\n");
-    text_add(t, "VmSize:\t%llu kB\nVmRSS:\t%llu kB\nThreads:\t%u\n",
+    uint64_t rss = mm_resident_bytes(&sb->mm);
+    text_add(t, "VmSize:\t%llu kB\nVmHWM:\t%llu kB\nVmRSS:\t%llu kB\nThreads:\t%u\n",
              (unsigned long long)(sb->mm.mapped_bytes / 1024),
-             (unsigned long long)(process_resident_bytes(sb) / 1024), sb->live_threads);
+             (unsigned long long)(sb->mm.resident_peak / 1024), (unsigned long long)(rss / 1024),
+             sb->live_threads);
     const struct sb_thread *me = thread ? thread : sb_self(sb);
     text_add(t, "SigQ:\t0/63448\nSigPnd:\t%016llx\nShdPnd:\t%016llx\nSigBlk:\t%016llx\n",
              (unsigned long long)(me ? me->sig.pending : 0), (unsigned long long)sb->sig.pending,
@@ -375,7 +352,7 @@ static void render_pid_stat(struct sandbox *sb, struct sb_thread *thread, struct
     /* start_ns is CLOCK_MONOTONIC; proc(5) counts from boot. */
     uint64_t boot_offset = clock_ns(CLOCK_BOOTTIME) - clock_ns(CLOCK_MONOTONIC);
     uint64_t start = (sb->start_ns + boot_offset) / (1000000000ULL / TICKS_PER_S);
-    uint64_t bytes = sb->mm.mapped_bytes, resident = process_resident_bytes(sb);
+    uint64_t bytes = sb->mm.mapped_bytes, resident = mm_resident_bytes(&sb->mm);
     text_add(t, "%u (%.15s) %c %u %u %u 0 -1 0 0 0 0 0 %llu 0 0 0 20 0 %u 0 %llu %llu %llu",
              thread ? thread->tid : sb->pid, sb_program_name(sb), state_of(sb),
              self ? self->ppid : 0, self ? self->pgid : sb->pid, self ? self->sid : sb->pid,
@@ -387,7 +364,7 @@ static void render_pid_stat(struct sandbox *sb, struct sb_thread *thread, struct
 static void render_statm(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
     unsigned long long pages = sb->mm.mapped_bytes / FJ_PAGE_SIZE;
     text_add(t, "%llu %llu 0 0 0 %llu 0\n", pages,
-             (unsigned long long)(process_resident_bytes(sb) / FJ_PAGE_SIZE), pages);
+             (unsigned long long)(mm_resident_bytes(&sb->mm) / FJ_PAGE_SIZE), pages);
 }
 
 static void render_comm(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
