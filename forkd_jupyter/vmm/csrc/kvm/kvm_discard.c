@@ -53,16 +53,27 @@ static void give_back(struct kvm_vm *vm, gpa_t gpa, uint64_t len) {
     hand_back(vm, gpa, len);
 }
 
+/* The first steps of a discard or a release (never a borrowed VM's): the
+ * range counts as changed since the last snapshot, the discard hook's
+ * before call (a live copy takes what the guest saw there, a shared
+ * object's pages included), and the range is the VM's own RAM again. */
+static void begin_drop(struct kvm_vm *vm, gpa_t gpa, uint64_t len) {
+    kvm_vm_mark_dirty(vm, gpa, len); /* reads as zero now: a change since the last snapshot */
+    if (vm->discard_hook)
+        vm->discard_hook(vm, gpa, len, false);
+    kvm_vm_drop_foreign(vm, gpa, len);
+}
+
 void kvm_vm_discard(struct kvm_vm *vm, gpa_t gpa, uint64_t len) {
     if (len == 0)
         return;
-    kvm_vm_mark_dirty(vm, gpa, len); /* reads as zero now: a change since the last snapshot */
     if (vm->ram_borrowed) {
+        kvm_vm_mark_dirty(vm, gpa, len);
         memset(vm->ram + gpa, 0, len); /* the owner's memory: never unmapped from here */
         return;
     }
-    kvm_vm_drop_foreign(vm, gpa, len);
-    give_back(vm, gpa, len);
+    begin_drop(vm, gpa, len);
+    hand_back(vm, gpa, len);
 }
 
 /* Sets in vm->spare the pages of [gpa, gpa + len) the VM holds a host page
@@ -132,10 +143,7 @@ void kvm_vm_release(struct kvm_vm *vm, gpa_t gpa, uint64_t len) {
         }
         vm->spare = bits;
     }
-    kvm_vm_mark_dirty(vm, gpa, len); /* reads as zero now: a change since the last snapshot */
-    if (vm->discard_hook)
-        vm->discard_hook(vm, gpa, len, false);
-    kvm_vm_drop_foreign(vm, gpa, len); /* what was foreign is the VM's own, unheld RAM again */
+    begin_drop(vm, gpa, len);
     uint64_t p = gpa / FJ_PAGE_SIZE, q = (gpa + len) / FJ_PAGE_SIZE;
     int64_t held = mark_held(vm, gpa, len);
     uint64_t room = cap_pages(vm) - FJ_MIN(vm->spare_pages, cap_pages(vm));
