@@ -49,6 +49,7 @@ SOURCES = [
     "core/mm_names.c",
     "lib/crc32.c",
     "lib/guest_cpus.c",
+    "lib/pagemap.c",
 ]
 
 # The program runs about 7,000 checks; far fewer means parts were skipped.

@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 
 #include "kvm/kvm_vm.h"
+#include "lib/pagemap.h"
 
 static uint64_t page_up(uint64_t x) { return FJ_ALIGN_UP(x, FJ_PAGE_SIZE); }
 
@@ -135,17 +136,9 @@ int mm_clone(struct mm *dst, const struct mm *src, struct kvm_vm *vm)
 
 uint64_t mm_range_resident(const struct mm *mm, gva_t start, gva_t end)
 {
-    unsigned char vec[4096];
-    uint64_t pages = 0;
-    for (gva_t at = start; at < end;) {
-        uint64_t n = FJ_MIN((end - at) / FJ_PAGE_SIZE, sizeof(vec));
-        if (mincore(mm->vm->ram + at, n * FJ_PAGE_SIZE, vec) != 0)
-            break;
-        for (uint64_t i = 0; i < n; i++)
-            pages += vec[i] & 1;
-        at += n * FJ_PAGE_SIZE;
-    }
-    return pages * FJ_PAGE_SIZE;
+    uint64_t base = (uint64_t)(uintptr_t)mm->vm->ram;
+    int64_t pages = fj_resident_pages(base + start, base + end, base, NULL);
+    return pages > 0 ? (uint64_t)pages * FJ_PAGE_SIZE : 0;
 }
 
 uint64_t mm_resident_bytes(struct mm *mm)

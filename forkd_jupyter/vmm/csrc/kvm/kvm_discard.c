@@ -83,39 +83,7 @@ static int64_t mark_held(struct kvm_vm *vm, gpa_t gpa, uint64_t len) {
     uint64_t base = (uint64_t)(uintptr_t)vm->ram;
     if (vm->ram_private)
         return fj_pagemap_anon(base + gpa, base + gpa + len, base, vm->spare, false);
-    unsigned char vec[4096];
-    int64_t held = 0;
-    for (uint64_t off = 0; off < len;) {
-        uint64_t n = FJ_MIN((len - off) / FJ_PAGE_SIZE, sizeof(vec));
-        if (mincore(vm->ram + gpa + off, n * FJ_PAGE_SIZE, vec) < 0)
-            return -errno;
-        for (uint64_t i = 0; i < n; i++) {
-            if (vec[i] & 1) {
-                fj_bit_set(vm->spare, (gpa + off) / FJ_PAGE_SIZE + i);
-                held++;
-            }
-        }
-        off += n * FJ_PAGE_SIZE;
-    }
-    return held;
-}
-
-/* Clears the spare bits of [p, q); returns how many were set. */
-static uint64_t clear_bits(uint64_t *bits, uint64_t p, uint64_t q) {
-    uint64_t cleared = 0;
-    for (; p < q && p % 64; p++) {
-        cleared += fj_bit_test(bits, p);
-        bits[p / 64] &= ~(1ULL << (p % 64));
-    }
-    for (; p + 64 <= q; p += 64) {
-        cleared += (uint64_t)__builtin_popcountll(bits[p / 64]);
-        bits[p / 64] = 0;
-    }
-    for (; p < q; p++) {
-        cleared += fj_bit_test(bits, p);
-        bits[p / 64] &= ~(1ULL << (p % 64));
-    }
-    return cleared;
+    return fj_resident_pages(base + gpa, base + gpa + len, base, vm->spare);
 }
 
 /* The bit after the first n set bits of [p, q) (q when there are fewer). */
@@ -148,13 +116,13 @@ void kvm_vm_release(struct kvm_vm *vm, gpa_t gpa, uint64_t len) {
     int64_t held = mark_held(vm, gpa, len);
     uint64_t room = cap_pages(vm) - FJ_MIN(vm->spare_pages, cap_pages(vm));
     if (held <= 0 || room == 0) {
-        clear_bits(vm->spare, p, q);
+        fj_bits_clear(vm->spare, p, q);
         hand_back(vm, gpa, len);
         return;
     }
     bool dropped = (uint64_t)held > room;
     if (dropped) /* the first pages held fill the room: the rest go back */
-        clear_bits(vm->spare, after_set_bits(vm->spare, q, p, room), q);
+        fj_bits_clear(vm->spare, after_set_bits(vm->spare, q, p, room), q);
     vm->spare_pages += FJ_MIN((uint64_t)held, room);
     /* What is not kept must not read through: a hole where the RAM file
      * still holds a page, fresh memory where a private view still shows
@@ -184,7 +152,7 @@ void kvm_vm_reuse(struct kvm_vm *vm, gpa_t gpa, uint64_t len) {
         return;
     gpa_t end = FJ_MIN(gpa + len, vm->ram_bytes);
     if (gpa < end)
-        vm->spare_pages -= clear_bits(vm->spare, gpa / FJ_PAGE_SIZE, end / FJ_PAGE_SIZE);
+        vm->spare_pages -= fj_bits_clear(vm->spare, gpa / FJ_PAGE_SIZE, end / FJ_PAGE_SIZE);
 }
 
 void kvm_vm_trim(struct kvm_vm *vm) {

@@ -18,6 +18,25 @@ static inline void fj_bits_set(uint64_t *bits, uint64_t p, uint64_t q) {
         fj_bit_set(bits, p);
 }
 
+/* Clears bits [p, q), a word at a time where it can; returns how many
+ * were set. */
+static inline uint64_t fj_bits_clear(uint64_t *bits, uint64_t p, uint64_t q) {
+    uint64_t cleared = 0;
+    for (; p < q && p % 64; p++) {
+        cleared += fj_bit_test(bits, p);
+        bits[p / 64] &= ~(1ULL << (p % 64));
+    }
+    for (; p + 64 <= q; p += 64) {
+        cleared += (uint64_t)__builtin_popcountll(bits[p / 64]);
+        bits[p / 64] = 0;
+    }
+    for (; p < q; p++) {
+        cleared += fj_bit_test(bits, p);
+        bits[p / 64] &= ~(1ULL << (p % 64));
+    }
+    return cleared;
+}
+
 /* The first bit at or after p whose value is want, n when none; whole
  * words at a time. */
 static inline uint64_t fj_bits_find(const uint64_t *bits, uint64_t n, uint64_t p, bool want) {

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 static int pagemap_fd = -1;
@@ -55,6 +56,25 @@ int64_t fj_pagemap_anon(uint64_t start, uint64_t end, uint64_t base, uint64_t *b
         if ((first_only && found) || arg.walk_end <= at)
             break;
         at = arg.walk_end;
+    }
+    return found;
+}
+
+int64_t fj_resident_pages(uint64_t start, uint64_t end, uint64_t base, uint64_t *bits) {
+    unsigned char vec[4096];
+    int64_t found = 0;
+    for (uint64_t at = start; at < end;) {
+        uint64_t n = FJ_MIN((end - at) / FJ_PAGE_SIZE, sizeof(vec));
+        if (mincore((void *)(uintptr_t)at, n * FJ_PAGE_SIZE, vec) < 0)
+            return -errno;
+        for (uint64_t i = 0; i < n; i++) {
+            if (!(vec[i] & 1))
+                continue;
+            found++;
+            if (bits)
+                fj_bit_set(bits, (at - base) / FJ_PAGE_SIZE + i);
+        }
+        at += n * FJ_PAGE_SIZE;
     }
     return found;
 }

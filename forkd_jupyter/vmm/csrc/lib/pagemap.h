@@ -36,4 +36,9 @@ int fj_pagemap_fd(void);
 int64_t fj_pagemap_anon(uint64_t start, uint64_t end, uint64_t base, uint64_t *bits,
                         bool first_only);
 
+/* Sets in bits (one per page, page 0 at base; bits may be NULL) the pages
+ * of [start, end) the host holds, by mincore: present, or cached in the
+ * file mapped there. Returns how many, or -errno. */
+int64_t fj_resident_pages(uint64_t start, uint64_t end, uint64_t base, uint64_t *bits);
+
 #endif
