@@ -340,6 +340,69 @@ def test_threads_start_programs_at_the_same_time(sandbox):
     assert value(sandbox, "wrong") == []
 
 
+CHILD_USAGE = """
+import os, resource, time
+
+def burn(seconds, mib):
+    data = b"x" * (mib << 20)  # written: resident
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+    return len(data)
+
+def child_that_waits_for_its_own():
+    pid = os.fork()
+    if pid == 0:
+        burn(0.2, 96)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    burn(0.1, 8)
+    os._exit(0)
+
+before = resource.getrusage(resource.RUSAGE_CHILDREN)
+self_before = resource.getrusage(resource.RUSAGE_SELF).ru_utime
+times_before = os.times().children_user + os.times().children_system
+pid = os.fork()
+if pid == 0:
+    burn(0.3, 64)
+    os._exit(0)
+_, status, ru = os.wait4(pid, 0)
+one = resource.getrusage(resource.RUSAGE_CHILDREN)
+pid = os.fork()
+if pid == 0:
+    child_that_waits_for_its_own()
+_, _, ru2 = os.wait4(pid, 0)
+two = resource.getrusage(resource.RUSAGE_CHILDREN)
+usage = {
+    "wait4": [ru.ru_utime + ru.ru_stime, ru.ru_maxrss],
+    "first": [one.ru_utime + one.ru_stime - before.ru_utime - before.ru_stime, one.ru_maxrss],
+    "second_wait4": [ru2.ru_utime + ru2.ru_stime, ru2.ru_maxrss],
+    "both": [two.ru_utime + two.ru_stime - before.ru_utime - before.ru_stime, two.ru_maxrss],
+    "times": os.times().children_user + os.times().children_system - times_before,
+    "self": resource.getrusage(resource.RUSAGE_SELF).ru_utime - self_before,
+}
+"""
+
+
+def test_a_childs_usage_reaches_its_parent_when_waited_for(sandbox):
+    """wait4's rusage is the child's use (CPU time, peak resident size,
+    with its own children's it waited for); getrusage(RUSAGE_CHILDREN) and
+    os.times() add up the children waited for, as on Linux (where the CPU
+    time is split into user and system; the sandbox counts it all as user
+    time, so the test adds the two)."""
+    run_ok(sandbox, CHILD_USAGE)
+    u = value(sandbox, "usage")
+    cpu, maxrss = u["wait4"]
+    assert 0.3 <= cpu < 3 and 64 << 10 <= maxrss < 256 << 10, u
+    assert u["first"] == pytest.approx(u["wait4"], abs=0.02), u
+    cpu2, maxrss2 = u["second_wait4"]
+    assert 0.3 <= cpu2 < 3 and 96 << 10 <= maxrss2 < 288 << 10, u  # the grandchild's too
+    assert u["both"][0] == pytest.approx(cpu + cpu2, abs=0.02), u
+    assert u["both"][1] == max(maxrss, maxrss2), u
+    assert u["times"] == pytest.approx(cpu + cpu2, abs=0.05), u  # 10 ms ticks
+    assert u["self"] < 0.25, u  # the parent only waited
+
+
 def test_process_limit_is_eagain_and_the_sandbox_recovers():
     with Sandbox.spawn(memory_mib=512) as sb:
         run_ok(

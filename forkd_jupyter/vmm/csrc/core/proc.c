@@ -116,6 +116,9 @@ static void process_ended(struct sandbox *sb) {
     if (!self)
         return;
     self->wait_status = sb->fatal_signal ? sb->fatal_signal & 0x7f : (sb->exit_status & 0xff) << 8;
+    mm_resident_bytes(&sb->mm); /* samples the peak */
+    self->usage.cpu_ns = sb_process_cpu_ns(sb) + sb->children.cpu_ns;
+    self->usage.maxrss_kib = FJ_MAX(sb->mm.resident_peak / 1024, sb->children.maxrss_kib);
     struct sandbox *parent = sb_proc_find(sb, self->ppid);
     const struct sb_sigaction *act = parent ? &parent->sig.act[SIGCHLD] : NULL;
     if (!parent || act->handler == 1 /* SIG_IGN */ || (act->flags & SA_NOCLDWAIT_)) {
@@ -156,7 +159,8 @@ static bool matches(const struct sb_proc_slot *s, int64_t which, uint32_t own_pg
     return s->pgid == (which == 0 ? own_pgid : (uint64_t)-which);
 }
 
-int sb_proc_reap(struct sandbox *sb, int64_t which, bool keep, uint32_t *pid, int *status) {
+int sb_proc_reap(struct sandbox *sb, int64_t which, bool keep, uint32_t *pid, int *status,
+                 struct sb_usage *usage) {
     struct sb_proc_slot *self = sb_proc_self(sb);
     bool any = false;
     for (unsigned i = 0; i < SB_MAX_PROCS; i++) {
@@ -169,8 +173,12 @@ int sb_proc_reap(struct sandbox *sb, int64_t which, bool keep, uint32_t *pid, in
             continue;
         *pid = s->pid;
         *status = s->wait_status;
-        if (!keep)
+        *usage = s->usage;
+        if (!keep) {
             reaped(s);
+            sb->children.cpu_ns += s->usage.cpu_ns;
+            sb->children.maxrss_kib = FJ_MAX(sb->children.maxrss_kib, s->usage.maxrss_kib);
+        }
         return 1;
     }
     return any ? 0 : -ECHILD;

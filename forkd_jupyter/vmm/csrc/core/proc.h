@@ -25,6 +25,7 @@ struct sb_proc_slot {
     bool zombie;     /* ended, not yet waited for */
     bool reaped;     /* waited for (or nobody would): the slot goes with its VMM state */
     int wait_status; /* valid for a zombie: wait4's encoding */
+    struct sb_usage usage; /* valid for a zombie: its own use with its waited children's */
 };
 
 struct sb_procs {
@@ -84,9 +85,11 @@ void sb_proc_signal(struct sandbox *target, int signo);
 void sb_proc_kill_others(struct sandbox *first);
 
 /* wait4/waitid: finds a child of sb that ended, matching which (> 0 a pid,
- * -1 any, 0 sb's group, < -1 the group -which). 1 and *pid, *status when one
- * did (reaped unless keep), 0 when none did yet, -ECHILD when there is none. */
-int sb_proc_reap(struct sandbox *sb, int64_t which, bool keep, uint32_t *pid, int *status);
+ * -1 any, 0 sb's group, < -1 the group -which). 1 and *pid, *status,
+ * *usage when one did (reaped unless keep; a reaped child's usage is added
+ * to sb's children), 0 when none did yet, -ECHILD when there is none. */
+int sb_proc_reap(struct sandbox *sb, int64_t which, bool keep, uint32_t *pid, int *status,
+                 struct sb_usage *usage);
 /* kill(2) to other processes: which as for reap (-1: all but the first);
  * signo 0 only checks. Handles which == sb's own pid too. -ESRCH. */
 int sb_proc_kill(struct sandbox *sb, int64_t which, int signo);

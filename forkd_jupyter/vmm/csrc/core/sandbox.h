@@ -134,6 +134,14 @@ struct sys_stats {
     struct sys_io_counts io;
 };
 
+/* What a process used, as wait4's rusage and getrusage(RUSAGE_CHILDREN)
+ * report it: CPU time (the VMM's included; there is no system time apart)
+ * and the peak resident size. */
+struct sb_usage {
+    uint64_t cpu_ns;
+    uint64_t maxrss_kib;
+};
+
 struct sandbox {
     struct kvm_vm vm;
     struct mm mm;
@@ -164,6 +172,7 @@ struct sandbox {
     unsigned pins; /* stops of every process (sb_run_paused_all) holding this one: it is not
                       freed meanwhile (under big_lock) */
     _Atomic uint64_t exited_cpu_ns;
+    struct sb_usage children; /* children waited for, with theirs (under big_lock) */
     timer_t itimer[3];        /* ITIMER_REAL, VIRTUAL, PROF (sys/sys_itimer.c), made on first use */
     bool itimer_made[3]; /* CPU time of vCPU threads that ended */
     void *(*thread_main)(void *thread); /* a host thread's vCPU loop (run/, set by fj_sandbox_run) */
@@ -335,6 +344,10 @@ uint64_t sb_thread_cpu_ns(struct sandbox *sb, struct sb_thread *t);
  * thread only, or of every live thread when only is NULL (read from the
  * host's /proc: what the guest's threads waited for or were preempted). */
 void sb_ctx_switches(struct sandbox *sb, struct sb_thread *only, uint64_t out[2]);
+/* ru (struct rusage, the guest's layout is the host's) as usage says, CPU
+ * time as user time; the rest 0. */
+struct rusage;
+void sb_usage_rusage(const struct sb_usage *usage, struct rusage *ru);
 /* cpu (set up, its own TSS) gets the registers of parent's thread at its
  * system call, returning 0, on stack when not 0, with FS base tls when
  * set_tls. */

@@ -244,15 +244,25 @@ static int64_t sys_getrlimit(struct sandbox *sb, const uint64_t a[6]) {
     return mm_copy_to(&sb->mm, a[1], &r, sizeof(r));
 }
 
+/* RUSAGE_SELF and RUSAGE_THREAD: CPU time (the vCPU threads', VMM work
+ * included) and the process's peak resident size; RUSAGE_CHILDREN: the
+ * children waited for, with theirs (core/proc.c). */
 static int64_t sys_getrusage(struct sandbox *sb, const uint64_t a[6]) {
+    struct sb_usage usage = sb->children;
+    switch ((int32_t)a[0]) {
+    case -1: /* RUSAGE_CHILDREN */
+        break;
+    case 0: /* RUSAGE_SELF */
+    case 1: /* RUSAGE_THREAD */
+        usage.cpu_ns = a[0] ? fj_clock_ns(CLOCK_THREAD_CPUTIME_ID) : sb_process_cpu_ns(sb);
+        mm_resident_bytes(&sb->mm); /* samples the peak */
+        usage.maxrss_kib = sb->mm.resident_peak / 1024;
+        break;
+    default:
+        return -EINVAL;
+    }
     struct rusage ru;
-    memset(&ru, 0, sizeof(ru));
-    uint64_t ns = a[0] == 1 /* RUSAGE_THREAD */ ? fj_clock_ns(CLOCK_THREAD_CPUTIME_ID)
-                                                : sb_process_cpu_ns(sb);
-    ru.ru_utime.tv_sec = (time_t)(ns / 1000000000ULL);
-    ru.ru_utime.tv_usec = (long)(ns % 1000000000ULL / 1000);
-    mm_resident_bytes(&sb->mm);
-    ru.ru_maxrss = (long)(sb->mm.resident_peak / 1024); /* KiB, the peak */
+    sb_usage_rusage(&usage, &ru);
     return mm_copy_to(&sb->mm, a[1], &ru, sizeof(ru));
 }
 
@@ -534,7 +544,8 @@ const struct sys_entry sys_proc_entries[] = {
     {60, "exit", sys_exit, SYS_FULL, "the thread exits; the last one ends the process"},
     {63, "uname", sys_uname, SYS_FULL, NULL},
     {97, "getrlimit", sys_getrlimit, SYS_FULL, "the process's limits (the sandbox's by default)"},
-    {98, "getrusage", sys_getrusage, SYS_PARTIAL, "user time and peak resident size only"},
+    {98, "getrusage", sys_getrusage, SYS_PARTIAL,
+     "CPU time (as user time) and peak resident size; RUSAGE_CHILDREN of the children waited for"},
     {99, "sysinfo", sys_sysinfo, SYS_PARTIAL,
      "memory of the sandbox; the host's load and uptime, as /proc says"},
     {102, "getuid", sys_getid, SYS_FULL, "uid 1000"},

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "core/exec.h"
 #include "core/proc.h"
@@ -194,15 +195,23 @@ static int64_t sys_execveat(struct sandbox *sb, const uint64_t a[6]) {
 /* Until a child matching which ended: 1 with its pid and status, 0 (nohang
  * and none yet), or -errno (-EINTR: a signal came first). */
 static int wait_child(struct sandbox *sb, int64_t which, bool nohang, bool keep, uint32_t *pid,
-                      int *status) {
+                      int *status, struct sb_usage *usage) {
     for (;;) {
-        int r = sb_proc_reap(sb, which, keep, pid, status);
+        int r = sb_proc_reap(sb, which, keep, pid, status, usage);
         if (r != 0 || nohang)
             return r;
         int w = sb_wait_fd(sb, -1, 0, -1); /* a child's end notifies */
         if (w < 0)
             return w;
     }
+}
+
+/* The child's use into the guest's struct rusage at addr; ok, or -EFAULT. */
+static int64_t copy_rusage(struct sandbox *sb, uint64_t addr, const struct sb_usage *usage,
+                           int64_t ok) {
+    struct rusage ru;
+    sb_usage_rusage(usage, &ru);
+    return mm_copy_to(&sb->mm, addr, &ru, sizeof(ru)) < 0 ? -EFAULT : ok;
 }
 
 static int64_t sys_wait4(struct sandbox *sb, const uint64_t a[6]) {
@@ -214,17 +223,13 @@ static int64_t sys_wait4(struct sandbox *sb, const uint64_t a[6]) {
         return -EINVAL;
     uint32_t pid = 0;
     int status = 0;
-    int r = wait_child(sb, which, a[2] & WNOHANG_, false, &pid, &status);
+    struct sb_usage usage;
+    int r = wait_child(sb, which, a[2] & WNOHANG_, false, &pid, &status, &usage);
     if (r <= 0)
         return r;
     if (a[1] && mm_copy_to(&sb->mm, a[1], &status, 4) < 0)
         return -EFAULT;
-    if (a[3]) {
-        uint8_t ru[144] = {0}; /* struct rusage: the child's use is not kept */
-        if (mm_copy_to(&sb->mm, a[3], ru, sizeof(ru)) < 0)
-            return -EFAULT;
-    }
-    return pid;
+    return a[3] ? copy_rusage(sb, a[3], &usage, pid) : pid;
 }
 
 /* waitid(idtype, id, infop, options, rusage): P_ALL, P_PID, P_PGID. */
@@ -253,7 +258,8 @@ static int64_t sys_waitid(struct sandbox *sb, const uint64_t a[6]) {
         return -EINVAL;
     uint32_t pid = 0;
     int status = 0;
-    int r = wait_child(sb, which, a[3] & WNOHANG_, a[3] & WNOWAIT_, &pid, &status);
+    struct sb_usage usage = {0, 0}; /* none found (WNOHANG): zeros, as Linux */
+    int r = wait_child(sb, which, a[3] & WNOHANG_, a[3] & WNOWAIT_, &pid, &status, &usage);
     if (r < 0)
         return r;
     struct g_siginfo si;
@@ -267,7 +273,7 @@ static int64_t sys_waitid(struct sandbox *sb, const uint64_t a[6]) {
     }
     if (a[2] && mm_copy_to(&sb->mm, a[2], &si, sizeof(si)) < 0)
         return -EFAULT;
-    return 0;
+    return a[4] ? copy_rusage(sb, a[4], &usage, 0) : 0;
 }
 
 static int64_t sys_getppid(struct sandbox *sb, const uint64_t a[6]) {
@@ -349,7 +355,7 @@ const struct sys_entry sys_process_entries[] = {
      "ELF programs of the view (read-only host files and the writable layer's: programs "
      "compiled in the sandbox), with their dynamic loader found in the view; #! scripts; not "
      "from the sandbox's first process (EPERM) nor with other threads alive (EBUSY)"},
-    {61, "wait4", sys_wait4, SYS_PARTIAL, "no rusage of children (zeros)"},
+    {61, "wait4", sys_wait4, SYS_PARTIAL, "rusage: CPU time (as user time) and peak resident size"},
     {109, "setpgid", sys_setpgid, SYS_FULL, NULL},
     {110, "getppid", sys_getppid, SYS_FULL, "1 for the sandbox's first process and for orphans"},
     {111, "getpgrp", sys_getpgrp, SYS_FULL, NULL},

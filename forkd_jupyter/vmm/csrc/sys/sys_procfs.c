@@ -353,11 +353,13 @@ static void render_pid_stat(struct sandbox *sb, struct sb_thread *thread, struct
     uint64_t boot_offset = clock_ns(CLOCK_BOOTTIME) - clock_ns(CLOCK_MONOTONIC);
     uint64_t start = (sb->start_ns + boot_offset) / (1000000000ULL / TICKS_PER_S);
     uint64_t bytes = sb->mm.mapped_bytes, resident = mm_resident_bytes(&sb->mm);
-    text_add(t, "%u (%.15s) %c %u %u %u 0 -1 0 0 0 0 0 %llu 0 0 0 20 0 %u 0 %llu %llu %llu",
+    uint64_t children = thread ? 0 : sb->children.cpu_ns / (1000000000ULL / TICKS_PER_S);
+    text_add(t, "%u (%.15s) %c %u %u %u 0 -1 0 0 0 0 0 %llu 0 %llu 0 20 0 %u 0 %llu %llu %llu",
              thread ? thread->tid : sb->pid, sb_program_name(sb), state_of(sb),
              self ? self->ppid : 0, self ? self->pgid : sb->pid, self ? self->sid : sb->pid,
-             (unsigned long long)cpu, sb->live_threads, (unsigned long long)start,
-             (unsigned long long)bytes, (unsigned long long)(resident / FJ_PAGE_SIZE));
+             (unsigned long long)cpu, (unsigned long long)children, sb->live_threads,
+             (unsigned long long)start, (unsigned long long)bytes,
+             (unsigned long long)(resident / FJ_PAGE_SIZE));
     text_add(t, " 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n");
 }
 

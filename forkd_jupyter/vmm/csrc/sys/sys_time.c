@@ -169,8 +169,9 @@ static int64_t sys_clock_nanosleep(struct sandbox *sb, const uint64_t a[6])
 static int64_t sys_times(struct sandbox *sb, const uint64_t a[6])
 {
     int64_t ticks = (int64_t)(sb_process_cpu_ns(sb) / 10000000);
+    int64_t children = (int64_t)(sb->children.cpu_ns / 10000000);
     if (a[0]) {
-        int64_t t[4] = {ticks, 0, 0, 0};
+        int64_t t[4] = {ticks, 0, children, 0};
         if (mm_copy_to(&sb->mm, a[0], t, sizeof(t)) < 0)
             return -EFAULT;
     }
@@ -179,10 +180,13 @@ static int64_t sys_times(struct sandbox *sb, const uint64_t a[6])
 
 const struct sys_entry sys_time_entries[] = {
     {35, "nanosleep", sys_nanosleep, SYS_FULL, "interruptible"},
-    {96, "gettimeofday", sys_gettimeofday, SYS_FULL, "the guest's vDSO answers it without a VM exit"},
-    {100, "times", sys_times, SYS_PARTIAL, "user time only"},
+    {96, "gettimeofday", sys_gettimeofday, SYS_FULL,
+     "the guest's vDSO answers it without a VM exit"},
+    {100, "times", sys_times, SYS_PARTIAL,
+     "user times only (the process's, the children's waited for)"},
     {201, "time", sys_time, SYS_FULL, "the guest's vDSO answers it without a VM exit"},
-    {164, "settimeofday", sys_settimeofday, SYS_FULL, "EPERM: the sandbox user may not set the time"},
+    {164, "settimeofday", sys_settimeofday, SYS_FULL,
+     "EPERM: the sandbox user may not set the time"},
     {227, "clock_settime", sys_clock_settime, SYS_FULL,
      "EPERM for CLOCK_REALTIME (the sandbox user may not set the time), EINVAL for the others"},
     {228, "clock_gettime", sys_clock_gettime, SYS_FULL,
