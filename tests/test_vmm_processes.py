@@ -403,6 +403,40 @@ def test_a_childs_usage_reaches_its_parent_when_waited_for(sandbox):
     assert u["self"] < 0.25, u  # the parent only waited
 
 
+def test_a_child_has_closed_its_files_when_its_parent_sees_it_end(sandbox):
+    """As on Linux, a process's files are closed before its parent can
+    wait for it: right after waitpid, a lock the child held is free and a
+    pipe it wrote reads to EOF without blocking."""
+    run_ok(
+        sandbox,
+        "import fcntl, os\n"
+        "busy = eagain = 0\n"
+        "for _ in range(30):\n"
+        "    r, w = os.pipe()\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
+        "        fd = os.open('/tmp/child.lock', os.O_CREAT | os.O_RDWR)\n"
+        "        fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "        os.write(w, b'x')\n"
+        "        os._exit(0)\n"
+        "    os.close(w)\n"
+        "    os.waitpid(pid, 0)\n"
+        "    fd = os.open('/tmp/child.lock', os.O_CREAT | os.O_RDWR)\n"
+        "    try:\n"
+        "        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+        "    except BlockingIOError:\n"
+        "        busy += 1\n"
+        "    os.close(fd)\n"
+        "    os.set_blocking(r, False)\n"
+        "    try:\n"
+        "        assert os.read(r, 8) == b'x' and os.read(r, 8) == b''\n"
+        "    except BlockingIOError:\n"
+        "        eagain += 1\n"
+        "    os.close(r)",
+    )
+    assert value(sandbox, "[busy, eagain]") == [0, 0]
+
+
 def test_process_limit_is_eagain_and_the_sandbox_recovers():
     with Sandbox.spawn(memory_mib=512) as sb:
         run_ok(

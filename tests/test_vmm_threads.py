@@ -168,6 +168,31 @@ def test_interrupt_reaches_the_main_thread_while_it_joins(sandbox):
     run_ok(sandbox, "import threading\nwhile threading._active.get(t.ident):\n    time.sleep(0.05)")
 
 
+def test_a_descriptor_closed_under_a_blocked_read_stays_open_for_it(sandbox):
+    """As on Linux, a read in progress holds its open file: another thread
+    closing the descriptor leaves the pipe's read end open for that read,
+    so a write after the close is not EPIPE and the read gets its bytes."""
+    run_ok(
+        sandbox,
+        "import os, threading, time\n"
+        "got = []\n"
+        "for _ in range(5):\n"
+        "    r, w = os.pipe()\n"
+        "    t = threading.Thread(target=lambda: got.append(os.read(r, 16)))\n"
+        "    t.start()\n"
+        "    time.sleep(0.1)  # blocked in read\n"
+        "    os.close(r)\n"
+        "    junk = [os.pipe() for _ in range(4)]  # reuses what a freed file held\n"
+        "    os.write(w, b'late')\n"
+        "    t.join(10)\n"
+        "    got.append(t.is_alive())\n"
+        "    os.close(w)\n"
+        "    for a, b in junk:\n"
+        "        os.close(a); os.close(b)",
+    )
+    assert value(sandbox, "got") == [b"late", False] * 5
+
+
 def test_thread_limit_gives_eagain_and_leaves_the_sandbox_working(sandbox):
     code = """
 import threading

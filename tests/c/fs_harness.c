@@ -14,6 +14,7 @@
 
 int g_pass, g_fail;
 struct sandbox h_sb;
+static struct sb_thread h_main_thread; /* the caller of every call (sb_self) */
 int h_wait_calls, h_wait_last_fd;
 int64_t h_wait_last_timeout;
 uint64_t h_raised;
@@ -114,6 +115,8 @@ int h_init(const char *const *roots, size_t n_roots, const char *agent_dir, cons
         return -ENOMEM;
     h_sb.mm.vm = &h_vm;
     h_sb.procs = &h_procs; /* its pseudo-terminals and wake-ups */
+    h_main_thread.sb = &h_sb;
+    h_sb.threads[0] = &h_main_thread;
     h_cfg = (struct fs_view_config){.ro_roots = roots,
                                     .n_ro_roots = n_roots,
                                     .agent_host_dir = agent_dir,
@@ -184,8 +187,11 @@ int64_t h_sys(uint32_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, u
     };
     for (size_t t = 0; t < sizeof(files_family) / sizeof(files_family[0]); t++)
         for (size_t i = 0; i < files_family[t].count; i++)
-            if (files_family[t].entries[i].nr == nr)
-                return files_family[t].entries[i].handler(&h_sb, a);
+            if (files_family[t].entries[i].nr == nr) {
+                int64_t r = files_family[t].entries[i].handler(&h_sb, a);
+                sys_call_done(&h_main_thread); /* as sys_dispatch does */
+                return r;
+            }
     return -ENOSYS;
 }
 

@@ -99,10 +99,18 @@ static void reaped(struct sb_proc_slot *s) {
         s->used = false;
 }
 
-/* A child process ended: its parent may wait for it and gets SIGCHLD, or,
- * ignoring SIGCHLD (or gone), never sees a zombie. Its own children are
- * orphans: nobody waits for them. */
-static void process_ended(struct sandbox *sb) {
+bool sb_proc_leaves_zombie(struct sandbox *sb) {
+    struct sb_proc_slot *self = sb_proc_self(sb);
+    struct sandbox *parent = self ? sb_proc_find(sb, self->ppid) : NULL;
+    const struct sb_sigaction *act = parent ? &parent->sig.act[SIGCHLD] : NULL;
+    return act && act->handler != 1 /* SIG_IGN */ && !(act->flags & SA_NOCLDWAIT_);
+}
+
+int sb_proc_wait_status(const struct sandbox *sb) {
+    return sb->fatal_signal ? sb->fatal_signal & 0x7f : (sb->exit_status & 0xff) << 8;
+}
+
+void sb_proc_ended(struct sandbox *sb) {
     struct sb_procs *p = sb->procs;
     struct sb_proc_slot *self = sb_proc_self(sb);
     for (unsigned i = 0; i < SB_MAX_PROCS; i++) {
@@ -115,17 +123,15 @@ static void process_ended(struct sandbox *sb) {
     }
     if (!self)
         return;
-    self->wait_status = sb->fatal_signal ? sb->fatal_signal & 0x7f : (sb->exit_status & 0xff) << 8;
+    self->wait_status = sb_proc_wait_status(sb);
     mm_resident_bytes(&sb->mm); /* samples the peak */
     self->usage.cpu_ns = sb_process_cpu_ns(sb) + sb->children.cpu_ns;
     self->usage.maxrss_kib = FJ_MAX(sb->mm.resident_peak / 1024, sb->children.maxrss_kib);
-    struct sandbox *parent = sb_proc_find(sb, self->ppid);
-    const struct sb_sigaction *act = parent ? &parent->sig.act[SIGCHLD] : NULL;
-    if (!parent || act->handler == 1 /* SIG_IGN */ || (act->flags & SA_NOCLDWAIT_)) {
+    if (!sb_proc_leaves_zombie(sb)) {
         reaped(self);
     } else {
         self->zombie = true;
-        sb_proc_signal(parent, SIGCHLD);
+        sb_proc_signal(sb_proc_find(sb, self->ppid), SIGCHLD);
     }
     sb_notify(sb); /* a wait4 blocked in the parent looks again */
 }
@@ -138,9 +144,7 @@ void sb_exit(struct sandbox *sb, int status, int fatal_signal, const char *why) 
     sb->fatal_signal = fatal_signal;
     snprintf(sb->exit_reason, sizeof(sb->exit_reason), "%s", why);
     struct sb_procs *p = sb->procs;
-    if (p && sb != p->first) {
-        process_ended(sb);
-    } else {
+    if (!p || sb == p->first) {
         char msg[320];
         int n = snprintf(msg, sizeof(msg), "{\"status\":%d,\"signal\":%d}", sb->exit_status,
                          fatal_signal);

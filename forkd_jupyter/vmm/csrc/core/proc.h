@@ -75,8 +75,18 @@ struct sandbox *sb_proc_of_path(struct sandbox *sb, const char *path, const char
 unsigned sb_proc_others(struct sandbox *sb);
 
 /* Ends a process, every thread: exit_group status, or death by signal. The
- * first process's end reaches the host (an exit frame) and kills the rest. */
+ * first process's end reaches the host (an exit frame) and kills the rest;
+ * another's is seen by its parent once its host side is done
+ * (sb_proc_ended). */
 void sb_exit(struct sandbox *sb, int status, int fatal_signal, const char *why);
+/* A process besides the first ended and its files are closed: it becomes
+ * a zombie its parent may wait for (SIGCHLD), or, its parent ignoring
+ * SIGCHLD (or gone), is reaped at once; its children are orphans. */
+void sb_proc_ended(struct sandbox *sb);
+/* Whether sb's end leaves a zombie (its parent lives and takes SIGCHLD). */
+bool sb_proc_leaves_zombie(struct sandbox *sb);
+/* wait4's encoding of an ended process's status. */
+int sb_proc_wait_status(const struct sandbox *sb);
 
 /* Queues signo for the whole process target and kicks its threads (its
  * own vCPU threads deliver it). */

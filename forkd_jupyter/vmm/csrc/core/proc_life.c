@@ -147,14 +147,17 @@ void sb_proc_finish(struct sandbox *sb) {
     wait_vfork_children(sb);
     while (sb->pins) /* a stop of every process holds it */
         pthread_cond_wait(&p->changed, &p->lock);
+    /* Its files close now, before its parent can see it ended (as on
+     * Linux): a pipe's other end sees EOF, its locks are free. */
+    fdt_destroy(&sb->fdt);
+    if (sb->exited)
+        sb_proc_ended(sb);
     struct sb_proc_slot *s = sb_proc_self(sb);
     if (s) {
         s->sb = NULL;
         if (s->reaped)
             s->used = false;
     }
-    /* Its files close now: a pipe's other end sees EOF. */
-    fdt_destroy(&sb->fdt);
     sb_notify(sb);
     pthread_mutex_unlock(&p->lock);
     struct sb_thread *self = sb->threads[0];

@@ -72,6 +72,8 @@ enum sb_thread_state { SB_T_NEW, SB_T_RUNNING, SB_T_EXITED };
 enum sb_wait_kind { SB_WAIT_FILES, SB_WAIT_FUTEX, SB_WAIT_VFORK };
 
 /* A guest thread and the vCPU it runs on. */
+#define SB_IN_CALL_FILES 4 /* more than any call names by descriptor but poll's */
+
 struct sb_thread {
     struct sandbox *sb;
     struct kvm_vcpu *cpu;     /* &sb->vm.vcpu for the main thread, else &own_cpu */
@@ -98,6 +100,12 @@ struct sb_thread {
     uint64_t futex_obj;       /* a futex in shared memory: the shared object's inode, else 0 */
     uint32_t futex_bitset;
     bool futex_woken;
+    /* Open files the system call in progress named by descriptor
+     * (sys_fd_file), each holding a reference until the call returns, so a
+     * close by another thread meanwhile (or the process's end) leaves the
+     * file open for this call, as Linux does (under big_lock). */
+    struct file *in_call[SB_IN_CALL_FILES];
+    unsigned n_in_call;
     /* Stops (sb_run_paused): registers as of the stop, when it noticed. */
     struct kvm_state saved;
     int saved_err;

@@ -68,18 +68,30 @@ void snap_procs_spare_close(struct snap_spare_images *spare) {
         close(spare->fd[--spare->n]);
 }
 
-/* The part of the table a child gets: processes alive or zombies. */
+/* A process that ended whose host side is not done yet (sb_proc_ended has
+ * not run: its files are still closing). */
+static bool ending(const struct sb_proc_slot *s) {
+    return s && s->used && !s->reaped && !s->zombie && s->sb && s->sb->exited;
+}
+
+/* The part of the table a child gets: processes alive or zombies. A
+ * process ending (not captured: it no longer runs) is recorded as
+ * sb_proc_ended will leave it: a zombie or nothing, its children orphans. */
 static void capture_slots(struct sb_procs *p, struct snapshot *snap) {
     for (unsigned i = 0; i < SB_MAX_PROCS; i++) {
         const struct sb_proc_slot *s = &p->slot[i];
         if (!s->used || s->reaped)
             continue;
-        snap->slots[snap->n_slots++] = (struct snap_slot){.pid = s->pid,
-                                                          .ppid = s->ppid,
-                                                          .pgid = s->pgid,
-                                                          .sid = s->sid,
-                                                          .zombie = s->zombie,
-                                                          .wait_status = s->wait_status};
+        bool orphan = ending(sb_proc_slot_of(p, s->ppid));
+        if ((ending(s) && !sb_proc_leaves_zombie(s->sb)) || (orphan && s->zombie))
+            continue;
+        snap->slots[snap->n_slots++] = (struct snap_slot){
+            .pid = s->pid,
+            .ppid = orphan ? 1 : s->ppid,
+            .pgid = s->pgid,
+            .sid = s->sid,
+            .zombie = s->zombie || ending(s),
+            .wait_status = ending(s) ? sb_proc_wait_status(s->sb) : s->wait_status};
     }
 }
 

@@ -12,9 +12,22 @@
 
 typedef int64_t (*sys_handler)(struct sandbox *sb, const uint64_t a[6]);
 
-/* The open file a descriptor argument names (any 64-bit value), or NULL. */
+/* The open file a descriptor argument names (any 64-bit value), or NULL.
+ * It stays open until the call returns (sb_thread.in_call), even if another
+ * thread closes the descriptor while this call waits. */
 static inline struct file *sys_fd_file(struct sandbox *sb, uint64_t fd) {
-    return fd > INT_MAX ? NULL : fdt_get(&sb->fdt, (int)fd);
+    struct file *f = fd > INT_MAX ? NULL : fdt_get(&sb->fdt, (int)fd);
+    struct sb_thread *t = sb_self(sb);
+    if (f && t->n_in_call < SB_IN_CALL_FILES)
+        t->in_call[t->n_in_call++] = file_get(f);
+    return f;
+}
+
+/* The call t made returned: the files it named are let go (a last
+ * reference closes its file now). */
+static inline void sys_call_done(struct sb_thread *t) {
+    while (t->n_in_call)
+        file_put(t->in_call[--t->n_in_call]);
 }
 
 enum sys_support {

@@ -144,7 +144,9 @@ int64_t sys_dispatch(struct sandbox *sb, uint64_t nr, const uint64_t a[6]) {
         return -ENOSYS;
     }
     uint64_t start = fj_now_ns();
+    struct sb_thread *t = sb_self(sb);
     int64_t ret = e->handler(sb, a);
+    sys_call_done(t);
     sb->stats.ns_per_nr[nr] += fj_now_ns() - start;
     count_io(&sb->stats.io, nr, ret);
     if ((sb->live_threads > 1 || sb->procs->hosted) && !keeps_readiness(nr))
