@@ -457,3 +457,82 @@ def test_each_sandbox_has_its_own_ports_and_a_branch_gets_a_copy(fresh):
     finally:
         child.close()
         snap.close()
+
+
+# A connection (TCP, or a Unix stream pair) filled from one thread until the
+# write would block: how much it held, and a digest of what went in.
+FILL = (
+    "import hashlib, os, socket\n"
+    "def fill(a):\n"
+    "    a.setblocking(False)\n"
+    "    sent, h = 0, hashlib.sha256()\n"
+    "    try:\n"
+    "        while True:\n"
+    "            chunk = os.urandom(65536)\n"
+    "            n = a.send(chunk)\n"
+    "            h.update(chunk[:n])\n"
+    "            sent += n\n"
+    "    except BlockingIOError:\n"
+    "        return sent, h.hexdigest()\n"
+    "def drain(b, n):\n"
+    "    h, got = hashlib.sha256(), 0\n"
+    "    while got < n:\n"
+    "        d = b.recv(1 << 20)\n"
+    "        h.update(d)\n"
+    "        got += len(d)\n"
+    "    return got, h.hexdigest()\n"
+)
+
+
+def test_a_connection_holds_what_linux_holds_and_a_branch_copies_it(fresh):
+    """One thread can write as much into a loopback TCP connection (~4 MiB)
+    or a Unix stream pair (~200 KiB) as on Linux before it would block (it
+    held 64 KiB); a branch taken with those bytes in flight reads them all,
+    and so does its source, each from its own copy."""
+    run_ok(
+        fresh,
+        FILL + "srv = socket.create_server(('127.0.0.1', 0))\n"
+        "tcp_a = socket.create_connection(srv.getsockname())\n"
+        "tcp_b, _ = srv.accept()\n"
+        "tcp = fill(tcp_a)\n"
+        "unix_a, unix_b = socket.socketpair()\n"
+        "unix = fill(unix_a)",
+    )
+    tcp, unix = value(fresh, "tcp"), value(fresh, "unix")
+    assert tcp[0] >= 2 << 20 and 180 << 10 <= unix[0] <= 512 << 10, (tcp[0], unix[0])
+    snap = fresh.snapshot(mode="full")
+    (child,) = snap.spawn()
+    try:
+        for sb in (child, fresh):
+            assert value(sb, f"drain(tcp_b, {tcp[0]})") == tcp
+            assert value(sb, f"drain(unix_b, {unix[0]})") == unix
+    finally:
+        child.close()
+        snap.close()
+
+
+def test_a_pipe_grows_to_pipe_max_size(sandbox):
+    """F_SETPIPE_SZ up to 1 MiB (Linux's pipe-max-size), and the pipe then
+    holds that much; past it EPERM, below what it holds EBUSY."""
+    run_ok(
+        sandbox,
+        ERRNAME + "import fcntl, os\n"
+        "r, w = os.pipe()\n"
+        "os.set_blocking(w, False)\n"
+        "before = fcntl.fcntl(w, fcntl.F_GETPIPE_SZ)\n"
+        "os.write(w, b'a' * 1000)\n"
+        "grown = fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 1 << 20)\n"
+        "held = 1000\n"
+        "try:\n"
+        "    while True:\n"
+        "        held += os.write(w, b'b' * 65536)\n"
+        "except BlockingIOError:\n"
+        "    pass\n"
+        "too_big = err(lambda: fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 2 << 20))\n"
+        "busy = err(lambda: fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 4096))\n"
+        "data = b''\n"
+        "while len(data) < held:\n"
+        "    data += os.read(r, 1 << 20)\n"
+        "pipe = [before, grown, held, too_big, busy, data == b'a' * 1000 + b'b' * (held - 1000)]",
+    )
+    assert value(sandbox, "pipe") == [65536, 1 << 20, 1 << 20, "EPERM", "EBUSY", True]

@@ -22,6 +22,8 @@
 #include "file/ring.h"
 #include "fs/fs_memfs.h"
 
+#define PIPE_MAX_BYTES (1u << 20) /* F_SETPIPE_SZ's limit: Linux's pipe-max-size */
+
 struct pipe_buf {
     int readers, writers;
     uint64_t ino; /* a counter, never a host address */
@@ -64,6 +66,7 @@ static void free_pipe(struct pipe_buf *p) {
         pthread_mutex_unlock(&fifo_lock);
         memfs_node_put(p->fifo_fs, p->fifo);
     }
+    ring_free(&p->ring);
     free(p);
 }
 
@@ -143,6 +146,7 @@ static struct file *pipe_clone(struct file *f, struct fdt_clone_ctx *ctx) {
         return NULL;
     }
     if (fresh) {
+        (void)ring_own_copy(&copy->ring);  /* on ENOMEM the branch's pipe holds nothing */
         copy->readers = copy->writers = 0; /* counted as its ends are cloned */
         copy->fifo = NULL;                 /* not in the registry: the branch's own pipe */
         copy->fifo_fs = NULL;
@@ -175,10 +179,16 @@ int64_t file_pipe_size(struct file *f, int64_t want) {
     size_t size = 4096;
     while (size < (size_t)want && size < ((size_t)1 << 31))
         size <<= 1;
-    if (size > RING_BYTES)
-        return -EPERM; /* past what a pipe here can hold, as past pipe-max-size */
+    if (size > PIPE_MAX_BYTES)
+        return -EPERM; /* past pipe-max-size, as Linux's default */
     if (size < r->len)
         return -EBUSY;
+    if (size > r->size) {
+        uint8_t *old = r->data;
+        if (ring_move_to(r, size) < 0)
+            return -ENOMEM;
+        free(old);
+    }
     r->limit = size;
     return (int64_t)size;
 }
@@ -194,6 +204,10 @@ struct file *file_pipe_reopen(struct file *f, int flags) {
 
 int file_pipe_new(int flags, struct file *out[2]) {
     struct pipe_buf *p = calloc(1, sizeof(*p));
+    if (p && ring_init(&p->ring, RING_BYTES) < 0) {
+        free(p);
+        p = NULL;
+    }
     if (!p)
         return -ENOMEM;
     int extra = flags & O_NONBLOCK;
@@ -202,6 +216,7 @@ int file_pipe_new(int flags, struct file *out[2]) {
     if (!out[0] || !out[1]) {
         free(out[0]);
         free(out[1]);
+        ring_free(&p->ring);
         free(p);
         return -ENOMEM;
     }
@@ -217,7 +232,11 @@ static struct pipe_buf *fifo_pipe(struct memfs *fs, struct memfs_node *node) {
     struct pipe_buf *p = fifos;
     while (p && (p->fifo_fs != fs || p->fifo != node))
         p = p->next_fifo;
-    if (!p && (p = calloc(1, sizeof(*p)))) {
+    if (!p && (p = calloc(1, sizeof(*p))) && ring_init(&p->ring, RING_BYTES) < 0) {
+        free(p);
+        p = NULL;
+    }
+    if (p && !p->fifo) {
         p->ino = new_ino();
         p->fifo_fs = fs;
         p->fifo = node;

@@ -53,6 +53,8 @@ static void release_end(struct pty *p) {
             *at = p->next;
             break;
         }
+    ring_free(&p->in);
+    ring_free(&p->out);
     free(p);
 }
 
@@ -93,6 +95,11 @@ static int open_master(struct sandbox *sb, int flags, struct file **out) {
     if (index == PTY_MAX)
         return -ENOSPC;
     struct pty *p = calloc(1, sizeof(*p));
+    if (p && (ring_init(&p->in, RING_BYTES) < 0 || ring_init(&p->out, RING_BYTES) < 0)) {
+        ring_free(&p->in);
+        free(p);
+        p = NULL;
+    }
     if (!p)
         return -ENOMEM;
     p->index = index;
@@ -377,6 +384,8 @@ static struct pty *pair_copy(struct fdt_clone_ctx *ctx, struct pty *p) {
     bool fresh;
     struct pty *c = fdt_clone_shared_copy(ctx, p, sizeof(*p), &fresh);
     if (c && fresh) {
+        (void)ring_own_copy(&c->in); /* on ENOMEM the branch's pair holds nothing */
+        (void)ring_own_copy(&c->out);
         c->masters = c->slaves = 0;
         c->space = ctx->procs;
         c->next = NULL;

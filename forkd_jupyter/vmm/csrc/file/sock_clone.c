@@ -37,6 +37,8 @@ static struct sock_pair *pair_copy(struct fdt_clone_ctx *ctx, struct sock_pair *
     bool fresh;
     struct sock_pair *c = fdt_clone_shared_copy(ctx, p, sizeof(*c), &fresh);
     if (c && fresh) {
+        (void)ring_own_copy(&c->to[0]); /* on ENOMEM the branch's pair holds nothing */
+        (void)ring_own_copy(&c->to[1]);
         c->ends[0] = c->ends[1] = 0; /* counted as the ends are copied */
         c->rights[0] = rights_copy(ctx, p->rights[0]);
         c->rights[1] = rights_copy(ctx, p->rights[1]);

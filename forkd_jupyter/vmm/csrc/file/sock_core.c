@@ -45,11 +45,19 @@ void sock_pair_release(struct sock_pair *p, int side) {
         return;
     sock_rights_free(p->rights[0]);
     sock_rights_free(p->rights[1]);
+    ring_free(&p->to[0]);
+    ring_free(&p->to[1]);
     free(p);
 }
 
 int sock_connect_pair(struct sock *a, struct sock *b) {
+    size_t bytes = a->domain == AF_UNIX ? RING_UNIX_BYTES : RING_TCP_BYTES;
     struct sock_pair *p = calloc(1, sizeof(*p));
+    if (p && (ring_init(&p->to[0], bytes) < 0 || ring_init(&p->to[1], bytes) < 0)) {
+        ring_free(&p->to[0]);
+        free(p);
+        p = NULL;
+    }
     if (!p)
         return -ENOMEM;
     a->pair = b->pair = p;
