@@ -162,3 +162,30 @@ def test_bad_socket_and_epoll_calls_fail_as_on_linux(sandbox):
         "EINVAL",
         None,  # sockets live in the sandbox
     ]
+
+
+def test_edge_triggered_epoll_reports_new_data_in_one_thread(sandbox):
+    """An EPOLLET entry is reported again when more data arrives even
+    though what came before was not read, as on Linux, in a process of one
+    thread as in a threaded one; and not while nothing arrives."""
+    run_ok(
+        sandbox,
+        "import os, select, threading\n"
+        "def edges():\n"
+        "    r, w = os.pipe()\n"
+        "    ep = select.epoll()\n"
+        "    ep.register(r, select.EPOLLIN | select.EPOLLET)\n"
+        "    os.write(w, b'ab')\n"
+        "    seen = [len(ep.poll(0.05)), len(ep.poll(0.05))]\n"
+        "    os.write(w, b'c')\n"
+        "    seen.append(len(ep.poll(0.05)))\n"
+        "    seen.append(len(ep.poll(0.05)))\n"
+        "    for fd in (r, w, ep.fileno()):\n"
+        "        os.close(fd)\n"
+        "    return seen\n"
+        "alone = edges()\n"
+        "helper = threading.Thread(target=lambda: threading.Event().wait(1), daemon=True)\n"
+        "helper.start()\n"
+        "threaded = edges()",
+    )
+    assert value(sandbox, "[alone, threaded]") == [[1, 0, 1, 0], [1, 0, 1, 0]]

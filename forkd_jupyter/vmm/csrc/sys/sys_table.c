@@ -149,8 +149,12 @@ int64_t sys_dispatch(struct sandbox *sb, uint64_t nr, const uint64_t a[6]) {
     sys_call_done(t);
     sb->stats.ns_per_nr[nr] += fj_now_ns() - start;
     count_io(&sb->stats.io, nr, ret);
-    if ((sb->live_threads > 1 || sb->procs->hosted) && !keeps_readiness(nr))
-        sb_notify(sb);
+    if (!keeps_readiness(nr)) {
+        if (sb->live_threads > 1 || sb->procs->hosted)
+            sb_notify(sb);
+        else /* nobody else waits; an EPOLLET entry still sees a change */
+            atomic_fetch_add(&sb->procs->notify_seq, 1);
+    }
     return ret;
 }
 
