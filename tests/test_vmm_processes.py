@@ -242,6 +242,48 @@ def test_the_sandbox_user_is_unprivileged_as_on_linux(sandbox):
     assert value(sandbox, "sched") == [0, 0, 99, 1, 0, 0, eperm, einval, esrch, einval, True]
 
 
+def test_permission_bits_of_the_layers_files_hold_for_the_sandbox_user(sandbox):
+    """The writable layer's files are the sandbox user's, and their mode
+    applies to it as to a user who is not root on Linux: a file without
+    read (write) permission does not open for reading (writing, truncating),
+    a directory without write permission takes no new or removed entries,
+    one without read permission is not listed, one without search
+    permission is no working directory; access() says the same."""
+    run_ok(
+        sandbox,
+        ERRNO_OF + "import os\n"
+        "os.makedirs('/tmp/perm', exist_ok=True)\n"
+        "os.chdir('/tmp/perm')\n"
+        "for name, mode in (('f0', 0), ('f4', 0o444), ('f2', 0o200)):\n"
+        "    with open(name, 'w') as f:\n"
+        "        f.write('x')\n"
+        "    os.chmod(name, mode)\n"
+        "os.mkdir('ro'); open('ro/in', 'w').close(); os.chmod('ro', 0o555)\n"
+        "os.mkdir('hidden'); os.chmod('hidden', 0o300)\n"
+        "os.mkdir('closed'); os.chmod('closed', 0o600)\n"
+        "fd = os.open('new', os.O_CREAT | os.O_WRONLY, 0)\n"
+        "created = [os.write(fd, b'ok'), code(open, 'new')]\n"
+        "os.close(fd)\n"
+        "refused = [code(open, 'f0'), code(open, 'f4', 'w'), code(open, 'f4', 'a'),\n"
+        "           code(os.truncate, 'f4', 0), code(open, 'f2'),\n"
+        "           code(open, 'ro/new', 'w'), code(os.unlink, 'ro/in'), code(os.mkdir, 'ro/d'),\n"
+        "           code(os.rename, 'ro/in', 'moved'), code(os.symlink, 'x', 'ro/l'),\n"
+        "           code(os.listdir, 'hidden'), code(os.chdir, 'closed')]\n"
+        "allowed = [code(open, 'f4'), code(open, 'f2', 'w'), code(os.listdir, 'ro'),\n"
+        "           code(os.chmod, 'f0', 0o644), code(open, 'f0'), code(os.unlink, 'f4')]\n"
+        "asked = [os.access('f2', os.R_OK), os.access('f2', os.W_OK), os.access('ro', os.W_OK),\n"
+        "         os.access('ro', os.X_OK)]\n"
+        "for d in ('ro', 'hidden', 'closed'):\n"
+        "    os.chmod(d, 0o755)\n"
+        "os.chdir('/tmp')",
+    )
+    eacces = errno.EACCES
+    assert value(sandbox, "created") == [2, eacces]
+    assert value(sandbox, "refused") == [eacces] * 12
+    assert value(sandbox, "allowed") == [0] * 6
+    assert value(sandbox, "asked") == [False, True, False, True]
+
+
 def test_capabilities_are_none_and_can_only_be_cleared(sandbox):
     """capget reports empty sets (sized by the header's version, an unknown
     version gets v3 back and EINVAL), capset accepts only the empty sets;

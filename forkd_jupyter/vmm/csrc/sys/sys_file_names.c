@@ -39,6 +39,8 @@ static int set_cwd(struct sandbox *sb, struct view_node *n)
     int err = n->kind == VK_NONE ? -ENOENT : view_stat(sb->view, n, &st);
     if (err == 0 && !S_ISDIR(st.st_mode))
         err = -ENOTDIR;
+    if (err == 0 && n->kind == VK_LAYER)
+        err = sysf_layer_may(st.st_mode, X_OK);
     if (err == 0)
         snprintf(sb->view->cwd, sizeof(sb->view->cwd), "%s", n->path);
     return err;
@@ -72,7 +74,7 @@ static int new_name(struct view_node *n)
     if (n->kind != VK_NONE)
         return -EEXIST;
     if (n->parent_in_layer)
-        return 0;
+        return sysf_layer_dir_may_change(n->parent);
     return n->parent_visible ? -EROFS : -ENOENT;
 }
 
@@ -139,7 +141,7 @@ static int64_t unlink_at(struct sandbox *sb, int dirfd, uint64_t path_gva, int f
         err = -EROFS;
     else if (sysf_is_mount_point(n.path))
         err = -EBUSY;
-    else
+    else if ((err = sysf_layer_dir_may_change(n.parent)) == 0)
         err = memfs_unlink(fs_view_layer(sb->view), n.parent, n.leaf, (flags & AT_REMOVEDIR) != 0);
     view_node_release(sb->view, &n);
     return err;
@@ -177,7 +179,8 @@ static int64_t rename_at(struct sandbox *sb, int olddir, uint64_t old_gva, int n
         err = -EBUSY;
     else if (n.trailing_slash && !S_ISDIR(memfs_node_mode(o.node)))
         err = -ENOTDIR;
-    else
+    else if ((err = sysf_layer_dir_may_change(o.parent)) == 0 &&
+             (err = sysf_layer_dir_may_change(n.parent)) == 0)
         err = memfs_rename(fs_view_layer(sb->view), o.parent, o.leaf, n.parent, n.leaf, flags);
     view_node_release(sb->view, &o);
     view_node_release(sb->view, &n);

@@ -118,7 +118,9 @@ static int64_t open_resolved(struct sandbox *sb, struct view_node *n, int flags,
             return -EISDIR; /* only a directory can be named with a trailing slash */
         if (n->parent_in_layer) {
             struct memfs_node *node;
-            int err = memfs_mknode(fs, n->parent, n->leaf,
+            int err = sysf_layer_dir_may_change(n->parent);
+            if (err == 0)
+                err = memfs_mknode(fs, n->parent, n->leaf,
                                    S_IFREG | (mode & ~sb->view->umask & 07777), NULL, &node);
             if (err < 0)
                 return err;
@@ -133,6 +135,9 @@ static int64_t open_resolved(struct sandbox *sb, struct view_node *n, int flags,
             return (flags & O_PATH) ? -EOPNOTSUPP : -ELOOP;
         if (S_ISSOCK(memfs_node_mode(n->node)) && !(flags & O_PATH))
             return -ENXIO; /* a bound socket's name: reached by connect only */
+        int want = ((flags & O_ACCMODE) != O_WRONLY ? R_OK : 0) | (writable ? W_OK : 0);
+        if (!(flags & O_PATH) && sysf_layer_may(memfs_node_mode(n->node), want) < 0)
+            return -EACCES;
         if (S_ISFIFO(memfs_node_mode(n->node)) && !(flags & O_PATH)) {
             if (flags & O_DIRECTORY)
                 return -ENOTDIR;
@@ -387,6 +392,8 @@ static int64_t access_at(struct sandbox *sb, int dirfd, uint64_t path_gva, int m
         return err;
     if ((mode & W_OK) && !in_layer && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)))
         return -EROFS;
+    if (in_layer && !S_ISLNK(st.st_mode))
+        return sysf_layer_may(st.st_mode, mode);
     if ((mode & X_OK) && !(st.st_mode & 0111))
         return -EACCES;
     if ((mode & R_OK) && !(st.st_mode & 0444))
