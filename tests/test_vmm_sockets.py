@@ -487,8 +487,9 @@ FILL = (
 def test_a_connection_holds_what_linux_holds_and_a_branch_copies_it(fresh):
     """One thread can write as much into a loopback TCP connection (~4 MiB)
     or a Unix stream pair (~200 KiB) as on Linux before it would block (it
-    held 64 KiB); a branch taken with those bytes in flight reads them all,
-    and so does its source, each from its own copy."""
+    held 64 KiB), less when the sockets' buffer options say so; a branch
+    taken with those bytes in flight reads them all, and so does its
+    source, each from its own copy."""
     run_ok(
         fresh,
         FILL + "srv = socket.create_server(('127.0.0.1', 0))\n"
@@ -496,10 +497,24 @@ def test_a_connection_holds_what_linux_holds_and_a_branch_copies_it(fresh):
         "tcp_b, _ = srv.accept()\n"
         "tcp = fill(tcp_a)\n"
         "unix_a, unix_b = socket.socketpair()\n"
-        "unix = fill(unix_a)",
+        "unix = fill(unix_a)\n"
+        "small_srv = socket.socket()\n"
+        "small_srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # accepted: inherited\n"
+        "small_srv.bind(('127.0.0.1', 0))\n"
+        "small_srv.listen()\n"
+        "small_a = socket.create_connection(small_srv.getsockname())\n"
+        "small_a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)\n"
+        "small_b, _ = small_srv.accept()\n"
+        "small = fill(small_a)\n"
+        "unix_small_a, unix_small_b = socket.socketpair()\n"
+        "unix_small_a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)\n"
+        "unix_small = fill(unix_small_a)",
     )
     tcp, unix = value(fresh, "tcp"), value(fresh, "unix")
     assert tcp[0] >= 2 << 20 and 180 << 10 <= unix[0] <= 512 << 10, (tcp[0], unix[0])
+    # SO_SNDBUF and SO_RCVBUF bound it as on Linux (there 9 KiB and 15 KiB).
+    small, unix_small = value(fresh, "[small[0], unix_small[0]]")
+    assert 4 << 10 <= small <= 32 << 10 and 8 << 10 <= unix_small <= 64 << 10, (small, unix_small)
     snap = fresh.snapshot(mode="full")
     (child,) = snap.spawn()
     try:

@@ -68,6 +68,8 @@ struct sock_pair {
     bool shut_rd[2];               /* end i will receive no more */
     uint64_t put[2], got[2];       /* bytes ever put into and taken out of to[i] */
     struct sock_rights *rights[2]; /* in flight towards end i, in order of at */
+    int sndbuf[2], rcvbuf[2];      /* end i's SO_SNDBUF, SO_RCVBUF; 0: not set */
+    bool unix_domain;              /* AF_UNIX: only the sender's SO_SNDBUF counts */
 };
 
 struct sock_msg {
@@ -129,6 +131,13 @@ int sock_connect_pair(struct sock *a, struct sock *b);
 void sock_pair_release(struct sock_pair *p, int side);
 void sock_rights_free(struct sock_rights *r);
 int sock_opt_get(const struct sock *s, int level, int name, int fallback);
+/* A stream connection's room each way follows its ends' buffer options,
+ * as Linux's does: TCP's SO_SNDBUF of the sending end and SO_RCVBUF of the
+ * receiving one (each counted twice, with Linux's minimum; one not set
+ * counts half the ring), an AF_UNIX pair's SO_SNDBUF of the sender alone;
+ * never more than the ring. Takes s's options into its pair (when the
+ * pair is made, and when one of them changes). */
+void sock_pair_take_options(struct sock *s);
 int sock_opt_set(struct sock *s, int level, int name, int value);
 
 /* sock_names.c: addresses and the table of bound sockets. */

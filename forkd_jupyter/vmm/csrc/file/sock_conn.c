@@ -115,6 +115,10 @@ int64_t sock_connect(struct sandbox *sb, struct file *f, struct sock *target,
         return err;
     struct sock *acc = sock_new(target->domain, SOCK_STREAM, target->protocol);
     struct sock_pending *w = calloc(1, sizeof(*w));
+    if (acc) { /* an accepted socket has its listener's options, as on Linux */
+        acc->n_opts = target->n_opts;
+        memcpy(acc->opts, target->opts, sizeof(acc->opts));
+    }
     if (!acc || !w || sock_connect_pair(s, acc) < 0) {
         free(w);
         sock_put(acc);

@@ -50,6 +50,28 @@ void sock_pair_release(struct sock_pair *p, int side) {
     free(p);
 }
 
+static void set_room(struct sock_pair *p, int to) {
+    size_t size = p->to[to].size;
+    int snd = p->sndbuf[!to], rcv = p->rcvbuf[to];
+    size_t sending = snd > 0 ? FJ_MAX(2 * (size_t)snd, (size_t)4608) : size / 2;
+    size_t receiving = rcv > 0 ? FJ_MAX(2 * (size_t)rcv, (size_t)2304) : size / 2;
+    if (p->unix_domain) { /* the sender's buffer alone */
+        sending = snd > 0 ? sending : size;
+        receiving = 0;
+    }
+    p->to[to].limit = FJ_MIN(sending + receiving, size);
+}
+
+void sock_pair_take_options(struct sock *s) {
+    struct sock_pair *p = s->pair;
+    if (!p)
+        return;
+    p->sndbuf[s->side] = sock_opt_get(s, SOL_SOCKET, SO_SNDBUF, 0);
+    p->rcvbuf[s->side] = sock_opt_get(s, SOL_SOCKET, SO_RCVBUF, 0);
+    set_room(p, 0);
+    set_room(p, 1);
+}
+
 int sock_connect_pair(struct sock *a, struct sock *b) {
     size_t bytes = a->domain == AF_UNIX ? RING_UNIX_BYTES : RING_TCP_BYTES;
     struct sock_pair *p = calloc(1, sizeof(*p));
@@ -63,6 +85,9 @@ int sock_connect_pair(struct sock *a, struct sock *b) {
     a->pair = b->pair = p;
     a->side = 0;
     b->side = 1;
+    p->unix_domain = a->domain == AF_UNIX;
+    sock_pair_take_options(a);
+    sock_pair_take_options(b);
     p->ends[0] = p->ends[1] = 1;
     a->connected = b->connected = true;
     return 0;

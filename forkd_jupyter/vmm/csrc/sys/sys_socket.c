@@ -429,7 +429,10 @@ static int64_t sys_setsockopt(struct sandbox *sb, const uint64_t a[6]) {
         value &= 0xff; /* a char-sized option (IP_TTL and such may be) */
     if (level == IPPROTO_IPV6 && name == IPV6_V6ONLY && s->local.len)
         return -EINVAL;
-    return sock_opt_set(s, level, name, value);
+    if ((err = sock_opt_set(s, level, name, value)) == 0 && level == SOL_SOCKET &&
+        (name == SO_SNDBUF || name == SO_RCVBUF))
+        sock_pair_take_options(s);
+    return err;
 }
 
 const struct sys_entry sys_socket_entries[] = {
