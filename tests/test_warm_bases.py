@@ -134,6 +134,27 @@ def test_children_start_with_the_first_cell_and_error_paths_warm_and_no_trace_of
         daemon.kill_sandbox(rec["id"])
 
 
+def test_children_find_matplotlib_font_cache_built_in_the_base(daemon):
+    # The daemon's interpreter has matplotlib (a dependency of the project).
+    rec, _ = spawn(daemon)
+    try:
+        probe = (
+            "import glob, os, sys\n"
+            "[f] = glob.glob('/tmp/forkd-matplotlib/fontlist-*.json')\n"
+            "before = os.stat(f).st_mtime_ns\n"
+            "print('matplotlib' in sys.modules)\n"
+            "import matplotlib.pyplot\n"
+            "fonts = matplotlib.font_manager.fontManager.ttflist\n"
+            "print(os.stat(f).st_mtime_ns == before, len(fonts) > 0)"
+        )
+        got = daemon.run_cell(rec["id"], probe)
+        assert got.error is None, got.error and got.error.plain_traceback
+        # Not imported in the base's memory; the font list read, not rebuilt.
+        assert got.stdout.split() == ["False", "True", "True"]
+    finally:
+        daemon.kill_sandbox(rec["id"])
+
+
 def default_base(c: Controller) -> dict:
     """The base of spawn()'s sandboxes: the daemon's own interpreter, 512 MiB."""
     return own_base(c, 512)
