@@ -27,3 +27,10 @@ def start_daemon(state: Path) -> subprocess.Popen:
             raise RuntimeError("the daemon did not start")
         time.sleep(0.05)
     return proc
+
+
+def stop_daemons(procs) -> None:
+    """Stops the daemons start_daemon started."""
+    for proc in procs:
+        proc.terminate()
+        proc.wait(30)

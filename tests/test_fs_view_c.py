@@ -47,6 +47,7 @@ SOURCES = [
     "core/file_locks.c",
     "core/mm.c",
     "core/mm_names.c",
+    "kvm/kvm_populate.c",
     "lib/crc32.c",
     "lib/guest_cpus.c",
     "lib/pagemap.c",

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from private_daemon import start_daemon  # noqa: E402 - bench/private_daemon.py
+from private_daemon import start_daemon, stop_daemons  # noqa: E402 - bench/private_daemon.py
 
 CELL = (
     "import time as _t\n_s = _t.perf_counter()\nimport matplotlib.pyplot\n"
@@ -89,9 +89,7 @@ def main() -> int:
             )
         print(f"| host, warm cache | {host:.0f} ms | - | 1.00x | - |")
     finally:
-        for proc in daemons.values():
-            proc.terminate()
-            proc.wait(30)
+        stop_daemons(daemons.values())
     return 0
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from host_memory import host_kib  # noqa: E402 - bench/host_memory.py
-from private_daemon import start_daemon  # noqa: E402 - bench/private_daemon.py
+from private_daemon import start_daemon, stop_daemons  # noqa: E402 - bench/private_daemon.py
 
 
 def one_round(c, gap: float) -> tuple[float, float, float]:
@@ -106,9 +106,7 @@ def main() -> int:
                 f"{memory['off']:.1f} MiB without: {memory[ready] - memory['off']:.1f} MiB"
             )
     finally:
-        for proc in daemons.values():
-            proc.terminate()
-            proc.wait(30)
+        stop_daemons(daemons.values())
     return 0
 
 

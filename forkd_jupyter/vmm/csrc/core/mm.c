@@ -89,6 +89,12 @@ static bool in_window(const struct mm *mm, gva_t start, uint64_t len)
     return start >= LAYOUT_USER_MIN && len <= mm->vm->ram_bytes && start <= mm->vm->ram_bytes - len;
 }
 
+void mm_populate(struct mm *mm, gva_t start, uint64_t len)
+{
+    if (in_window(mm, start, len))
+        kvm_vm_populate(mm->vm, start, len); /* identity map: gva == gpa in the window */
+}
+
 int mm_init(struct mm *mm, struct kvm_vm *vm, uint64_t stack_bytes, gva_t *stack_top)
 {
     memset(mm, 0, sizeof(*mm));

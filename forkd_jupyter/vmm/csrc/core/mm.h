@@ -92,5 +92,8 @@ void mm_names_free(struct mm_names *names);
 
 /* Punches [gpa, gpa+len) out of guest RAM (it reads as zero afterwards). */
 void mm_discard(struct mm *mm, gva_t start, uint64_t len);
+/* Has the host hold [start, start + len)'s pages for a guest about to write
+ * them (kvm_vm_populate); what the range reads does not change. */
+void mm_populate(struct mm *mm, gva_t start, uint64_t len);
 
 #endif

@@ -110,6 +110,9 @@ void kvm_vm_release(struct kvm_vm *vm, gpa_t gpa, uint64_t len);
 void kvm_vm_reuse(struct kvm_vm *vm, gpa_t gpa, uint64_t len);
 /* Returns every spare page to the host. */
 void kvm_vm_trim(struct kvm_vm *vm);
+/* The host allocates [gpa, gpa + len)'s pages now, for a guest about to
+ * write them; what the range reads does not change (kvm_populate.c). */
+void kvm_vm_populate(struct kvm_vm *vm, gpa_t gpa, uint64_t len);
 void kvm_vm_destroy(struct kvm_vm *vm);
 
 /* Creates vCPU id (1 <= id < LAYOUT_MAX_VCPUS) of vm; not set up yet

@@ -7,6 +7,7 @@
 #define SYS_FILE_H
 
 #include "core/sandbox.h"
+#include "fs/fs_memfs.h"
 #include "fs/view_impl.h"
 
 #include <fcntl.h>
