@@ -23,6 +23,7 @@ TESTS_C = ROOT / "tests" / "c"
 # The VMM sources under test, and what they need from the core.
 SOURCES = [
     "fs/view.c",
+    "fs/view_node.c",
     "fs/view_copy.c",
     "fs/view_vdir.c",
     "file/file_kinds.c",

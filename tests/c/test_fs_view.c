@@ -567,6 +567,21 @@ void test_synthetic_root(void) {
     CHECK_EQ(g_stat(HOSTP("%s/ok", r), &st), 0);
     CHECK(S_ISREG(st.st_mode));
     CHECK_EQ(g_stat(HOSTP("%s/abs_in/inner", r), &st), 0);
+    /* Below a root at once (view.c, resolve_host_rest) or by the walk, the
+     * same answers: the host's file, EROFS for a new entry, ENOENT for a
+     * missing directory on the way, ENOTDIR for a file used as one. */
+    struct stat hst;
+    CHECK_EQ(lstat(HOSTP("%s/sub/inner", r), &hst), 0);
+    CHECK_EQ(g_stat(HOSTP("%s/sub/inner", r), &st), 0);
+    CHECK_EQ(st.st_ino, hst.st_ino);
+    CHECK_EQ(g_open(HOSTP("%s/sub/new", r), O_WRONLY | O_CREAT, 0644), -EROFS);
+    CHECK_EQ(g_stat(HOSTP("%s/sub/new", r), &st), -ENOENT);
+    CHECK_EQ(g_stat(HOSTP("%s/nosuch/inner", r), &st), -ENOENT);
+    CHECK_EQ(g_open(HOSTP("%s/nosuch/new", r), O_WRONLY | O_CREAT, 0644), -ENOENT);
+    CHECK_EQ(g_stat(HOSTP("%s/sub/inner/x", r), &st), -ENOTDIR);
+    CHECK_EQ(g_stat(HOSTP("%s/ok/", r), &st), -ENOTDIR);
+    CHECK_EQ(g_lstat(HOSTP("%s/sub/../ok", r), &st), 0);
+    CHECK(S_ISLNK(st.st_mode));
     const char *escapes[] = {
         "esc", "rel", "sib", "sib/", "sub/../../secret", "../secret", "abs_in/../../secret"};
     for (size_t i = 0; i < FJ_ARRAY_SIZE(escapes); i++) {

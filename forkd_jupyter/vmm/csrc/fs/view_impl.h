@@ -44,6 +44,8 @@ struct view_node {
     bool is_link;              /* the last component is a symlink (not followed) */
     bool trailing_slash;       /* the last component was followed by '/' */
     uint8_t dots;              /* the path ended in "." (1) or ".." (2): it names no entry */
+    bool has_st;               /* VK_HOST: st is its stat(2), taken as it was resolved */
+    struct stat st;
 };
 
 /* Resolves path (absolute, or relative to base, a resolved guest directory
