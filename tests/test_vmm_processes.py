@@ -284,6 +284,29 @@ def test_permission_bits_of_the_layers_files_hold_for_the_sandbox_user(sandbox):
     assert value(sandbox, "asked") == [False, True, False, True]
 
 
+def test_a_path_through_a_directory_without_search_permission_is_refused(sandbox):
+    """As for a user who is not root on Linux: nothing below a layer
+    directory without its search bit resolves (EACCES), whatever the call,
+    and all of it does again once the bit is back."""
+    run_ok(
+        sandbox,
+        ERRNO_OF + "import os\n"
+        "os.makedirs('/tmp/nox/sub', exist_ok=True)\n"
+        "open('/tmp/nox/in', 'w').close()\n"
+        "os.chmod('/tmp/nox', 0o600)\n"
+        "below = [code(os.stat, '/tmp/nox/in'), code(open, '/tmp/nox/in'),\n"
+        "         code(os.listdir, '/tmp/nox/sub'), code(os.chdir, '/tmp/nox/sub'),\n"
+        "         code(open, '/tmp/nox/new', 'w'), code(os.stat, '/tmp/nox/sub/..'),\n"
+        "         code(os.stat, '/tmp/nox/missing')]\n"
+        "itself = [code(os.stat, '/tmp/nox'), code(os.listdir, '/tmp/nox')]\n"
+        "os.chmod('/tmp/nox', 0o700)\n"
+        "again = [code(os.stat, '/tmp/nox/in'), code(os.listdir, '/tmp/nox/sub')]",
+    )
+    assert value(sandbox, "below") == [errno.EACCES] * 7
+    assert value(sandbox, "itself") == [0, 0]
+    assert value(sandbox, "again") == [0, 0]
+
+
 def test_capabilities_are_none_and_can_only_be_cleared(sandbox):
     """capget reports empty sets (sized by the header's version, an unknown
     version gets v3 back and EINVAL), capset accepts only the empty sets;

@@ -443,7 +443,7 @@ int view_resolve(struct fs_view *v, const char *base, const char *path, bool fol
         char host[PATH_MAX];
         enum cls c = classify(v, cand, host, sizeof(host));
         char target[PATH_MAX];
-        bool is_link = false, is_dir = false;
+        bool is_link = false, is_dir = false, searchable = true;
         struct memfs_node *node = NULL;
         switch (c) {
         case C_LAYER: {
@@ -459,6 +459,10 @@ int view_resolve(struct fs_view *v, const char *base, const char *path, bool fol
                 return err;
             uint32_t mode = memfs_node_mode(node);
             is_dir = S_ISDIR(mode);
+            /* The layer's files are the sandbox user's, who is not root:
+             * a name is looked up in a directory only with its owner's
+             * search (x) bit, as on Linux. */
+            searchable = (mode & S_IXUSR) != 0;
             if (S_ISLNK(mode)) {
                 is_link = true;
                 int r = memfs_readlink(v->layer, node, target, sizeof(target) - 1);
@@ -539,6 +543,8 @@ int view_resolve(struct fs_view *v, const char *base, const char *path, bool fol
                 memfs_node_put(v->layer, node);
             if (!is_dir)
                 return -ENOTDIR;
+            if (!searchable)
+                return -EACCES;
             memcpy(cur, cand, sizeof(cur));
             continue;
         }
