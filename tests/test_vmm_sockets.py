@@ -526,6 +526,35 @@ def test_a_connection_holds_what_linux_holds_and_a_branch_copies_it(fresh):
         snap.close()
 
 
+def test_buffer_sizes_read_back_as_linux_reports_them(sandbox):
+    """getsockopt(SO_SNDBUF/SO_RCVBUF): a new socket's defaults, then twice
+    the value set, at least Linux's minimums, at most twice net.core's
+    default maximum (212992), a negative value counting as a large one."""
+    run_ok(
+        sandbox,
+        "import socket\n"
+        "L, S, R = socket.SOL_SOCKET, socket.SO_SNDBUF, socket.SO_RCVBUF\n"
+        "kinds = [(socket.AF_INET, socket.SOCK_STREAM), (socket.AF_UNIX, socket.SOCK_STREAM),\n"
+        "         (socket.AF_INET, socket.SOCK_DGRAM), (socket.AF_UNIX, socket.SOCK_DGRAM)]\n"
+        "sizes = []\n"
+        "for fam, typ in kinds:\n"
+        "    s = socket.socket(fam, typ)\n"
+        "    both = lambda: (s.getsockopt(L, S), s.getsockopt(L, R))\n"
+        "    got = [both()]\n"
+        "    for v in (1, 4096, 100000, 10**7, -1):\n"
+        "        s.setsockopt(L, S, v)\n"
+        "        s.setsockopt(L, R, v)\n"
+        "        got.append(both())\n"
+        "    sizes.append(got)\n"
+        "    s.close()",
+    )
+    set_values = [(4608, 2304), (8192, 8192), (200000, 200000), (425984, 425984), (425984, 425984)]
+    tcp, unix_stream, udp, unix_dgram = value(sandbox, "sizes")
+    assert tcp == [(16384, 131072), *set_values]
+    for other in (unix_stream, udp, unix_dgram):
+        assert other == [(212992, 212992), *set_values]
+
+
 def test_a_pipe_grows_to_pipe_max_size(sandbox):
     """F_SETPIPE_SZ up to 1 MiB (Linux's pipe-max-size), and the pipe then
     holds that much; past it EPERM, below what it holds EBUSY."""

@@ -297,6 +297,22 @@ static int64_t sys_shutdown(struct sandbox *sb, const uint64_t a[6]) {
 
 /* ------------------------------------------------------------ options */
 
+/* What Linux reports for SO_SNDBUF or SO_RCVBUF: twice the value set,
+ * capped at twice net.core's maximum (wmem_max, rmem_max: Linux's default,
+ * 212992, here) and at least its minimum; never set, a new socket's
+ * default (TCP's initial 16 KiB and 128 KiB, the maximum for the others).
+ * The room a connection has follows the value set (sock_core.c). */
+static int buffer_size_reported(const struct sock *s, int name) {
+    const uint32_t max = SOCK_DGRAM_QUEUE;
+    int set = sock_opt_get(s, SOL_SOCKET, name, INT_MIN);
+    if (set == INT_MIN) {
+        bool tcp = s->type == SOCK_STREAM && s->domain != AF_UNIX;
+        return !tcp ? (int)max : name == SO_SNDBUF ? 16384 : 131072;
+    }
+    uint32_t doubled = 2 * FJ_MIN((uint32_t)set, max); /* a negative value is a large one */
+    return (int)FJ_MAX(doubled, name == SO_SNDBUF ? 4608u : 2304u);
+}
+
 /* The value of an option that has one here (SOL_SOCKET answered from the
  * socket; IP, IPv6 and TCP options kept as set), or -ENOPROTOOPT. */
 static int option_value(struct sandbox *sb, struct sock *s, int level, int name, int *value) {
@@ -320,7 +336,7 @@ static int option_value(struct sandbox *sb, struct sock *s, int level, int name,
             return 0;
         case SO_SNDBUF:
         case SO_RCVBUF:
-            *value = sock_opt_get(s, level, name, SOCK_DGRAM_QUEUE);
+            *value = buffer_size_reported(s, name);
             return 0;
         case SO_REUSEADDR:
         case SO_REUSEPORT:
