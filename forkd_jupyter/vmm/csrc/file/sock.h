@@ -36,6 +36,8 @@
 
 #define SOCK_MAX_RIGHTS 253     /* SCM_MAX_FD */
 #define SOCK_DGRAM_QUEUE 212992 /* bytes a datagram socket queues (Linux's default rmem) */
+#define SOCK_MIN_SNDBUF 4608    /* the least SO_SNDBUF gives, as on Linux */
+#define SOCK_MIN_RCVBUF 2304    /* the least SO_RCVBUF gives, as on Linux */
 #define SOCK_MAX_PENDING 4096   /* SOMAXCONN */
 #define SOCK_MAX_OPTS 24        /* options set with setsockopt that are kept */
 #define SOCK_EPHEMERAL_LO 32768 /* ports given to bind(0) and autobind */

@@ -53,8 +53,8 @@ void sock_pair_release(struct sock_pair *p, int side) {
 static void set_room(struct sock_pair *p, int to) {
     size_t size = p->to[to].size;
     int snd = p->sndbuf[!to], rcv = p->rcvbuf[to];
-    size_t sending = snd > 0 ? FJ_MAX(2 * (size_t)snd, (size_t)4608) : size / 2;
-    size_t receiving = rcv > 0 ? FJ_MAX(2 * (size_t)rcv, (size_t)2304) : size / 2;
+    size_t sending = snd > 0 ? FJ_MAX(2 * (size_t)snd, (size_t)SOCK_MIN_SNDBUF) : size / 2;
+    size_t receiving = rcv > 0 ? FJ_MAX(2 * (size_t)rcv, (size_t)SOCK_MIN_RCVBUF) : size / 2;
     if (p->unix_domain) { /* the sender's buffer alone */
         sending = snd > 0 ? sending : size;
         receiving = 0;

@@ -20,7 +20,6 @@
 #include "fs/fs_memfs.h"
 #include "fs/view_impl.h"
 
-
 static bool is_under(const char *path, const char *root) {
     size_t n = strlen(root);
     if (n == 1 && root[0] == '/')
@@ -459,10 +458,9 @@ int view_resolve(struct fs_view *v, const char *base, const char *path, bool fol
                 return err;
             uint32_t mode = memfs_node_mode(node);
             is_dir = S_ISDIR(mode);
-            /* The layer's files are the sandbox user's, who is not root:
-             * a name is looked up in a directory only with its owner's
-             * search (x) bit, as on Linux. */
-            searchable = (mode & S_IXUSR) != 0;
+            /* A name is looked up in a directory only with search
+             * permission, as on Linux. */
+            searchable = view_layer_may(mode, X_OK) == 0;
             if (S_ISLNK(mode)) {
                 is_link = true;
                 int r = memfs_readlink(v->layer, node, target, sizeof(target) - 1);

@@ -3,13 +3,25 @@
 #ifndef VIEW_IMPL_H
 #define VIEW_IMPL_H
 
+#include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "fs/fs_view.h"
 
 #define VIEW_AGENT_DIR "/opt/forkd"
 #define VIEW_MAX_LINKS 40
+
+/* Whether the sandbox user may use a writable layer's node of mode for
+ * want (R_OK | W_OK | X_OK): its owner's bits, the layer's files being
+ * the user's; 0 or -EACCES, as Linux answers a user who is not root. The
+ * one rule for the layer's modes: resolution (search) and the files
+ * system calls (read, write, new and removed entries, chdir, access). */
+static inline int view_layer_may(uint32_t mode, int want) {
+    return ((mode >> 6) & (uint32_t)want) == (uint32_t)want ? 0 : -EACCES;
+}
 
 struct fs_view {
     char **roots; /* host paths visible read-only, as given and canonical */

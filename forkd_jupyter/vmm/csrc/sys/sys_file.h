@@ -21,16 +21,10 @@ static inline bool sysf_can_write(const struct file *f) {
     return (f->flags & O_ACCMODE) != O_RDONLY && !(f->flags & O_PATH);
 }
 
-/* Whether the sandbox user may use a writable layer's node of mode for
- * want (R_OK | W_OK | X_OK): its owner's bits, the layer's files being
- * the user's; 0 or -EACCES, as Linux answers a user who is not root. */
-static inline int sysf_layer_may(uint32_t mode, int want) {
-    return ((mode >> 6) & (uint32_t)want) == (uint32_t)want ? 0 : -EACCES;
-}
-/* The same for a new entry in, or one removed from, layer directory dir
- * (write and search). */
+/* Whether the sandbox user may make a new entry in, or remove one from,
+ * layer directory dir (write and search: view_layer_may). */
 static inline int sysf_layer_dir_may_change(const struct memfs_node *dir) {
-    return sysf_layer_may(memfs_node_mode(dir), W_OK | X_OK);
+    return view_layer_may(memfs_node_mode(dir), W_OK | X_OK);
 }
 
 int sysf_path(struct sandbox *sb, uint64_t gva, char *out);

@@ -139,7 +139,7 @@ static int64_t sys_truncate(struct sandbox *sb, const uint64_t a[6]) {
         err = -EROFS;
     else if (S_ISDIR(memfs_node_mode(n.node)))
         err = -EISDIR;
-    else if ((err = sysf_layer_may(memfs_node_mode(n.node), W_OK)) == 0)
+    else if ((err = view_layer_may(memfs_node_mode(n.node), W_OK)) == 0)
         err = sb_shm_truncate(sb, n.node, a[1]);
     view_node_release(sb->view, &n);
     return err;

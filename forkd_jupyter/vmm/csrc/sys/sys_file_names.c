@@ -40,7 +40,7 @@ static int set_cwd(struct sandbox *sb, struct view_node *n)
     if (err == 0 && !S_ISDIR(st.st_mode))
         err = -ENOTDIR;
     if (err == 0 && n->kind == VK_LAYER)
-        err = sysf_layer_may(st.st_mode, X_OK);
+        err = view_layer_may(st.st_mode, X_OK);
     if (err == 0)
         snprintf(sb->view->cwd, sizeof(sb->view->cwd), "%s", n->path);
     return err;

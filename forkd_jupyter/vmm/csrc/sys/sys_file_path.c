@@ -136,7 +136,7 @@ static int64_t open_resolved(struct sandbox *sb, struct view_node *n, int flags,
         if (S_ISSOCK(memfs_node_mode(n->node)) && !(flags & O_PATH))
             return -ENXIO; /* a bound socket's name: reached by connect only */
         int want = ((flags & O_ACCMODE) != O_WRONLY ? R_OK : 0) | (writable ? W_OK : 0);
-        if (!(flags & O_PATH) && sysf_layer_may(memfs_node_mode(n->node), want) < 0)
+        if (!(flags & O_PATH) && view_layer_may(memfs_node_mode(n->node), want) < 0)
             return -EACCES;
         if (S_ISFIFO(memfs_node_mode(n->node)) && !(flags & O_PATH)) {
             if (flags & O_DIRECTORY)
@@ -393,7 +393,7 @@ static int64_t access_at(struct sandbox *sb, int dirfd, uint64_t path_gva, int m
     if ((mode & W_OK) && !in_layer && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)))
         return -EROFS;
     if (in_layer && !S_ISLNK(st.st_mode))
-        return sysf_layer_may(st.st_mode, mode);
+        return view_layer_may(st.st_mode, mode);
     if ((mode & X_OK) && !(st.st_mode & 0111))
         return -EACCES;
     if ((mode & R_OK) && !(st.st_mode & 0444))

@@ -310,7 +310,8 @@ static int buffer_size_reported(const struct sock *s, int name) {
         return !tcp ? (int)max : name == SO_SNDBUF ? 16384 : 131072;
     }
     uint32_t doubled = 2 * FJ_MIN((uint32_t)set, max); /* a negative value is a large one */
-    return (int)FJ_MAX(doubled, name == SO_SNDBUF ? 4608u : 2304u);
+    return (int)FJ_MAX(doubled,
+                       name == SO_SNDBUF ? (uint32_t)SOCK_MIN_SNDBUF : (uint32_t)SOCK_MIN_RCVBUF);
 }
 
 /* The value of an option that has one here (SOL_SOCKET answered from the
