@@ -192,3 +192,44 @@ def test_a_large_kept_set_is_rearmed_every_few_diffs():
         assert fingerprint_of(sb.snapshot(mode="diff"))[0] == 10
     finally:
         sb.close()
+
+
+ADDRESS = "ctypes.addressof(ctypes.c_char.from_buffer(m))"
+
+
+def test_a_buffer_unmapped_since_the_last_diff_is_held_as_zero_without_a_copy():
+    """A buffer a cell maps, fills and unmaps reads zero at the pause: the
+    diff holds its pages as zero without copying them (its image stays
+    small), the next diff leaves them out when they are zero again, and a
+    child reads zero there although the full image below holds the data
+    the source had mapped there before."""
+    size = 48 * MIB
+    fill = (
+        f"m = mmap.mmap(-1, {size})\n"
+        f"for _ in range({size // MIB}):\n    m.write(b'x' * {MIB})\n"
+        f"at = {ADDRESS}"
+    )
+    sb = Sandbox.spawn(memory_mib=512)
+    try:
+        run_ok(sb, f"import ctypes, mmap\n{fill}")
+        full = sb.snapshot(mode="full")  # holds the x's where m is mapped
+        (child,) = full.spawn()
+        try:
+            run_ok(child, "first = at\nm.close()")
+            first = child.snapshot(mode="diff")
+            run_ok(child, f"{fill}\nassert at == first, (at, first)\nm.close()")
+            second = child.snapshot(mode="diff")
+            assert first.dirty_bytes >= size, first.dirty_bytes
+            assert first.physical_bytes < 8 * MIB, first.physical_bytes
+            assert second.dirty_bytes < 8 * MIB, second.dirty_bytes
+            for snap in (first, second):
+                (grandchild,) = snap.spawn()
+                try:
+                    run_ok(grandchild, f"m = mmap.mmap(-1, {size})\nassert {ADDRESS} == first")
+                    assert value(grandchild, "m[:].count(0)") == size
+                finally:
+                    grandchild.close()
+        finally:
+            child.close()
+    finally:
+        sb.close()

@@ -92,12 +92,14 @@ static uint32_t choose_kept(const struct sandbox *sb, const uint64_t *written, u
 
 /* Fills dirty with the pages written in the epoch the pause ends and starts
  * the next, and kept with the number of pages left writable. A diff on a
- * parent leaves out what was written back unchanged and leaves hot pages
- * writable (snap_unchanged.h); whatever stands in the way of that, the
- * plain collection. */
+ * parent leaves out what was written back unchanged, sets in *zero (or
+ * leaves NULL) the pages it holds as zero without a copy, and leaves hot
+ * pages writable (snap_unchanged.h); whatever stands in the way of that,
+ * the plain collection. */
 static int collect_epoch(struct sandbox *sb, const struct snapshot *parent, uint64_t *dirty,
-                         uint64_t *kept) {
+                         uint64_t *kept, uint64_t **zero) {
     *kept = 0;
+    *zero = NULL;
     size_t bytes = kvm_vm_bitmap_bytes(&sb->vm);
     uint64_t *written = parent ? malloc(bytes) : NULL;
     uint64_t *keep = written ? calloc(1, bytes) : NULL;
@@ -109,7 +111,8 @@ static int collect_epoch(struct sandbox *sb, const struct snapshot *parent, uint
         return kvm_vm_collect_dirty(&sb->vm, dirty);
     }
     memcpy(written, dirty, bytes);
-    snap_drop_unchanged(sb, parent, dirty);
+    if (snap_sort_unmapped(sb, parent, dirty, zero) >= 0) /* on ENOMEM, all are compared */
+        snap_drop_unchanged(sb, parent, dirty, *zero);
     /* Nothing changed again (an idle sandbox): all is re-armed, so the idle
      * diffs after this one compare nothing. */
     bool changed = false;
@@ -128,6 +131,8 @@ static int collect_epoch(struct sandbox *sb, const struct snapshot *parent, uint
     sb->diff_written = NULL;
     if (err < 0) {
         free(written);
+        free(*zero);
+        *zero = NULL;
         return err;
     }
     sb->diff_written = written;
@@ -167,8 +172,8 @@ int snapshot_capture_memory(struct sandbox *sb, struct snapshot *snap, struct sn
     if (!dirty)
         return -ENOMEM;
     bool diff = snap->mode == FJ_SNAP_DIFF && sb->last_snap;
-    uint64_t kept;
-    int err = collect_epoch(sb, diff ? sb->last_snap : NULL, dirty, &kept);
+    uint64_t kept, *zero;
+    int err = collect_epoch(sb, diff ? sb->last_snap : NULL, dirty, &kept, &zero);
     if (err < 0) {
         free(dirty);
         return err;
@@ -182,12 +187,17 @@ int snapshot_capture_memory(struct sandbox *sb, struct snapshot *snap, struct sn
         become_full(snap); /* the epoch is collected: a superset for the next diff */
         diff = false;
     }
+    if (!diff) { /* a full image copies every page */
+        free(zero);
+        zero = NULL;
+    }
     uint64_t t0 = fj_now_ns();
     if (diff) {
         snap->parent = snapshot_get(sb->last_snap);
         snap->delta = dirty;
+        snap->zero = zero;
         dirty = NULL;
-        err = snap_copy_pages(sb, snap, snap->delta);
+        err = snap_copy_pages(sb, snap, snap->delta, snap->zero);
     } else if (snap->mode == FJ_SNAP_LIVE) {
         err = snap_copy_start_live(sb, snap, dirty);
     } else {

@@ -109,15 +109,21 @@ int snap_copy_now(struct sandbox *sb, struct snapshot *snap)
     return err;
 }
 
-int snap_copy_pages(struct sandbox *sb, struct snapshot *snap, const uint64_t *bitmap)
+int snap_copy_pages(struct sandbox *sb, struct snapshot *snap, const uint64_t *bitmap,
+                    const uint64_t *zero)
 {
-    uint64_t pages = sb->vm.ram_bytes / FJ_PAGE_SIZE;
-    for (uint64_t q, p = fj_bits_next_run(bitmap, pages, 0, &q); p < pages;
-         p = fj_bits_next_run(bitmap, pages, q, &q)) {
-        int err = snap_write_image(snap->image_fd, sb->vm.ram + p * FJ_PAGE_SIZE, p * FJ_PAGE_SIZE,
-                                   (q - p) * FJ_PAGE_SIZE);
-        if (err < 0)
-            return err;
-    }
-    return 0;
+    uint64_t pages = sb->vm.ram_bytes / FJ_PAGE_SIZE, words = (pages + 63) / 64;
+    uint64_t *copy = zero ? malloc(words * sizeof(*copy)) : NULL;
+    if (zero && !copy)
+        return -ENOMEM;
+    for (uint64_t w = 0; copy && w < words; w++)
+        copy[w] = bitmap[w] & ~zero[w]; /* the image's hole reads zero there */
+    const uint64_t *want = copy ? copy : bitmap;
+    int err = 0;
+    for (uint64_t q, p = fj_bits_next_run(want, pages, 0, &q); p < pages && err == 0;
+         p = fj_bits_next_run(want, pages, q, &q))
+        err = snap_write_image(snap->image_fd, sb->vm.ram + p * FJ_PAGE_SIZE, p * FJ_PAGE_SIZE,
+                               (q - p) * FJ_PAGE_SIZE);
+    free(copy);
+    return err;
 }

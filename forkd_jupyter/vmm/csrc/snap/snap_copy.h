@@ -14,8 +14,9 @@
 #include "snap/snapshot.h"
 
 int snap_copy_now(struct sandbox *sb, struct snapshot *snap);
-/* Copies just the pages set in bitmap (diff). */
-int snap_copy_pages(struct sandbox *sb, struct snapshot *snap, const uint64_t *bitmap);
+/* Copies just the pages set in bitmap and not in zero (or NULL) (diff). */
+int snap_copy_pages(struct sandbox *sb, struct snapshot *snap, const uint64_t *bitmap,
+                    const uint64_t *zero);
 int snap_copy_prepare_live(struct sandbox *sb, struct snapshot *snap);
 /* dirty: the pages written since the previous snapshot, taken in this
  * pause (kvm_vm_collect_dirty). */

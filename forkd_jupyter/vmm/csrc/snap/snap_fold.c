@@ -37,11 +37,18 @@ int fj_snapshot_fold_parent(fj_snapshot *snap)
     snap->image_fd = p->image_fd;
     p->image_fd = old_fd;
     if (p->delta) {
-        for (size_t w = 0; w < (pages + 63) / 64; w++)
+        /* The parent's zero pages stay zero where this diff does not hold
+         * them (without the parent's list, this one's alone: fewer pages
+         * said zero is never wrong). */
+        for (size_t w = 0; w < (pages + 63) / 64; w++) {
+            if (snap->zero && p->zero)
+                snap->zero[w] |= p->zero[w] & ~snap->delta[w];
             snap->delta[w] |= p->delta[w];
+        }
     } else {
         free(snap->delta); /* standalone: its image is all of RAM */
-        snap->delta = NULL;
+        free(snap->zero);
+        snap->delta = snap->zero = NULL;
     }
     snap->parent = p->parent ? snapshot_get(p->parent) : NULL;
     struct stat st;

@@ -3,6 +3,7 @@
 #include "snap/snap_unchanged.h"
 
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include "api/snapshot_api.h" /* after vmm_api.h, whose types it uses */
 
 #include "core/proc.h"
+#include "lib/bitmap.h"
 
 #define CHAIN_MAX 64 /* diff layers looked through; a page only deeper is copied */
 /* A compare (a read of the chain's copy, ~1-1.5 us a page here) costs a
@@ -33,21 +35,7 @@ struct chain_view {
     size_t n;
 };
 
-/* Reads into buf the chain's copy of page p; false when no diff layer holds
- * it or it cannot be read. (A read, not a mapping of the images: faulting
- * a shared mapping in cost ~4x the read here, for pages compared once.) */
-static bool chain_page(const struct chain_view *v, uint64_t p, uint8_t *buf) {
-    for (size_t i = 0; i < v->n; i++) {
-        const struct snapshot *l = v->layer[i];
-        if (!(l->delta[p / 64] & (1ULL << (p % 64))))
-            continue;
-        return pread(l->image_fd, buf, FJ_PAGE_SIZE, (off_t)(p * FJ_PAGE_SIZE)) == FJ_PAGE_SIZE;
-    }
-    return false;
-}
-
-int64_t snap_drop_unchanged(const struct sandbox *sb, const struct snapshot *parent,
-                            uint64_t *dirty) {
+static struct chain_view chain_view_of(const struct sandbox *sb, const struct snapshot *parent) {
     struct chain_view v = {.n = 0};
     for (const struct snapshot *l = parent; l && l->parent && l->delta && v.n < CHAIN_MAX;
          l = l->parent) {
@@ -55,6 +43,72 @@ int64_t snap_drop_unchanged(const struct sandbox *sb, const struct snapshot *par
             break;
         v.layer[v.n++] = l;
     }
+    return v;
+}
+
+/* The newest diff layer holding page p, or NULL. */
+static const struct snapshot *holder(const struct chain_view *v, uint64_t p) {
+    for (size_t i = 0; i < v->n; i++)
+        if (fj_bit_test(v->layer[i]->delta, p))
+            return v->layer[i];
+    return NULL;
+}
+
+/* Reads into buf the chain's copy of page p; false when no diff layer holds
+ * it or it cannot be read. (A read, not a mapping of the images: faulting
+ * a shared mapping in cost ~4x the read here, for pages compared once.) */
+static bool chain_page(const struct chain_view *v, uint64_t p, uint8_t *buf) {
+    const struct snapshot *l = holder(v, p);
+    return l && pread(l->image_fd, buf, FJ_PAGE_SIZE, (off_t)(p * FJ_PAGE_SIZE)) == FJ_PAGE_SIZE;
+}
+
+/* Pages [p, q) of dirty read zero: each leaves dirty when the chain holds
+ * it as zero, else is set in zero. */
+static int64_t sort_zero_run(const struct chain_view *v, uint64_t *dirty, uint64_t *zero,
+                             uint64_t p, uint64_t q, uint64_t *n_zero) {
+    int64_t dropped = 0;
+    for (uint64_t e, s = fj_bits_next_run(dirty, q, p, &e); s < q;
+         s = fj_bits_next_run(dirty, q, e, &e))
+        for (uint64_t i = s; i < e; i++) {
+            const struct snapshot *l = holder(v, i);
+            if (l && l->zero && fj_bit_test(l->zero, i)) {
+                dirty[i / 64] &= ~(1ULL << (i % 64));
+                dropped++;
+            } else {
+                fj_bit_set(zero, i);
+                (*n_zero)++;
+            }
+        }
+    return dropped;
+}
+
+int64_t snap_sort_unmapped(const struct sandbox *sb, const struct snapshot *parent, uint64_t *dirty,
+                           uint64_t **zero) {
+    *zero = NULL;
+    struct chain_view v = chain_view_of(sb, parent);
+    uint64_t pages = sb->vm.ram_bytes / FJ_PAGE_SIZE, at = 0;
+    uint64_t *z = calloc(1, kvm_vm_bitmap_bytes(&sb->vm));
+    if (!z)
+        return -ENOMEM;
+    int64_t dropped = 0;
+    uint64_t n_zero = 0;
+    for (size_t i = 0; i <= sb->mm.n_vmas; i++) { /* the gaps between mappings */
+        uint64_t end = i < sb->mm.n_vmas ? sb->mm.vmas[i].start / FJ_PAGE_SIZE : pages;
+        if (at < end)
+            dropped += sort_zero_run(&v, dirty, z, at, FJ_MIN(end, pages), &n_zero);
+        if (i < sb->mm.n_vmas)
+            at = FJ_MAX(at, sb->mm.vmas[i].end / FJ_PAGE_SIZE);
+    }
+    if (n_zero)
+        *zero = z;
+    else
+        free(z);
+    return dropped;
+}
+
+int64_t snap_drop_unchanged(const struct sandbox *sb, const struct snapshot *parent,
+                            uint64_t *dirty, const uint64_t *zero) {
+    struct chain_view v = chain_view_of(sb, parent);
     static _Thread_local uint8_t copy[FJ_PAGE_SIZE];
     int64_t dropped = 0, compared = 0, dropped_before_window = 0, bad_windows = 0;
     bool worth = v.n > 0;
@@ -65,7 +119,8 @@ int64_t snap_drop_unchanged(const struct sandbox *sb, const struct snapshot *par
         uint64_t held = 0;
         for (size_t i = 0; i < v.n; i++)
             held |= v.layer[i]->delta[w];
-        for (uint64_t left = dirty[w] & held; left && worth; left &= left - 1) {
+        for (uint64_t left = dirty[w] & held & (zero ? ~zero[w] : ~0ULL); left && worth;
+             left &= left - 1) {
             uint64_t p = w * 64 + (uint64_t)__builtin_ctzll(left);
             if (chain_page(&v, p, copy) &&
                 memcmp(sb->vm.ram + p * FJ_PAGE_SIZE, copy, FJ_PAGE_SIZE) == 0) {

@@ -24,6 +24,14 @@
  * sandbox works, and one idle diff (a branch right after a checkpoint)
  * re-arms nothing.
  *
+ * A written page no mapping reaches at the pause (a buffer the program
+ * mapped, filled and unmapped since the last diff) reads zero: RAM starts
+ * zero, every range unmapped is released as zero (kvm_discard.c) and every
+ * new mapping covers its range first (mm.c: vma_insert_at). Such a page is
+ * neither compared nor copied: it leaves the diff when the chain's newest
+ * layer holding it holds it as zero too, else the diff holds it as zero
+ * (snapshot.h: zero; the image's hole there reads zero).
+ *
  * Invariant: a page leaves a diff only when its bytes equal those the chain
  * gives for it, so a child of the diff reads the sandbox's RAM at the
  * pause. Keeping a page writable only makes later logs report more pages,
@@ -41,11 +49,20 @@ struct snapshot;
 #define KEEP_SETTLED_PAGES 2048 /* 8 MiB: compared in ~2-3 ms, kept for good */
 #define IDLE_REARM_DIFFS 2
 
+/* Sorts out the pages of dirty no mapping of the sandbox reaches: clears
+ * those the chain (from parent down) holds as zero, sets the others in
+ * *zero (allocated when there is one, else left NULL). Returns the number
+ * of pages cleared, or -ENOMEM. The caller holds the chain against
+ * folding. */
+int64_t snap_sort_unmapped(const struct sandbox *sb, const struct snapshot *parent, uint64_t *dirty,
+                           uint64_t **zero);
+
 /* Clears from dirty the pages whose bytes in the sandbox's RAM equal those
  * of the newest diff layer holding them, from parent down (pages no diff
- * layer holds stay: the chain's full image is not compared). Returns the
- * number of pages cleared. The caller holds the chain against folding. */
+ * layer holds stay: the chain's full image is not compared); pages set in
+ * zero (or NULL) are not compared. Returns the number of pages cleared. The
+ * caller holds the chain against folding. */
 int64_t snap_drop_unchanged(const struct sandbox *sb, const struct snapshot *parent,
-                            uint64_t *dirty);
+                            uint64_t *dirty, const uint64_t *zero);
 
 #endif

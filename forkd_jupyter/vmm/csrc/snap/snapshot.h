@@ -49,6 +49,9 @@ struct snapshot {
      * copy it all again; after one full image, forks are small diffs. */
     bool full_if_chain_heavy;
     uint64_t *delta;            /* diff: bitmap of the pages image_fd holds */
+    /* diff: the pages of delta that read zero and were not copied (the
+     * image's hole there reads zero; snap_unchanged.h), or NULL. */
+    uint64_t *zero;
     struct kvm_state cpu;       /* the main thread */
     struct snap_thread *threads; /* the others */
     uint32_t n_threads;

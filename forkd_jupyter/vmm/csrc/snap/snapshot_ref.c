@@ -50,6 +50,7 @@ void fj_snapshot_release(fj_snapshot *snap)
     fdt_destroy(&snap->fdt);
     hint_put(snap->hint);
     free(snap->delta);
+    free(snap->zero);
     free(snap->threads);
     if (snap->parent)
         fj_snapshot_release(snap->parent);
