@@ -9,12 +9,14 @@
  *   layer holding it) and leaves the equal ones out;
  * - leaves writable (kvm_vm_collect_begin/end) the pages written in this
  *   epoch and the previous one, up to KEEP_MAX_PAGES: the next epoch reports
- *   them without a fault, and the next diff compares them again. All
- *   written pages are re-armed, so pages that went cold stop being
- *   compared, every KEEP_EPOCHS diffs in a row while more than
- *   KEEP_SETTLED_PAGES are kept, and after IDLE_REARM_DIFFS diffs in a row
- *   that found nothing changed (an idle sandbox: the idle diffs after that
- *   compare nothing).
+ *   them without a fault, and the next diff compares them again. So that
+ *   pages that went cold stop being compared, every KEEP_EPOCHS diffs in a
+ *   row while more than KEEP_SETTLED_PAGES are kept, the kept pages that
+ *   diff found unchanged (or zero) are re-armed, the changed ones stay
+ *   writable (re-arming those made the next cell of a data notebook pay a
+ *   fault for each, ~10,000 pages, 40 ms); and after IDLE_REARM_DIFFS
+ *   diffs in a row that found nothing changed, all are (an idle sandbox:
+ *   the idle diffs after that compare nothing).
  *
  * Measured (2026-12-04, bench/time-travel/bench_diff_pause.py): a re-armed
  * page's next write costs a KVM write fault of ~3 us on some days and ~20
