@@ -13,6 +13,8 @@ import time
 import pytest
 from guest_helpers import run_ok, value
 
+from forkd_jupyter.vmm.spares import KEEP_IDLE_S
+
 pytestmark = pytest.mark.kvm
 
 MIB = 1 << 20
@@ -110,11 +112,20 @@ time.sleep(2.5)
 """
 
 
-def test_freed_memory_is_kept_under_a_cap_and_returned_when_the_request_ends():
+def wait_for_no_spares(sb, timeout_s: float = 10.0) -> float:
+    """Seconds until the sandbox holds no spares (it hands them back once
+    idle for KEEP_IDLE_S)."""
+    t0 = time.monotonic()
+    while sb.stats()["spare_bytes"] and time.monotonic() - t0 < timeout_s:
+        time.sleep(0.05)
+    return time.monotonic() - t0
+
+
+def test_freed_memory_is_kept_under_a_cap_and_returned_once_the_sandbox_idles():
     """A 768 MiB buffer touched and freed in a 2 GiB sandbox: while the cell
     still runs, the sandbox keeps what fits in a quarter of its RAM
-    (512 MiB) as spares, hands the rest back at once, and hands them all
-    back when the cell ends."""
+    (512 MiB) as spares and hands the rest back at once; it keeps them for
+    the next request and hands them all back once idle for a moment."""
     from forkd_jupyter.vmm import Sandbox
 
     sb = Sandbox.spawn(memory_mib=2048)
@@ -138,12 +149,38 @@ def test_freed_memory_is_kept_under_a_cap_and_returned_when_the_request_ends():
         peak_spare = max(s for s, _ in seen)
         peak_memory = max(m for _, m in seen)
         assert 448 * MIB <= peak_spare <= 512 * MIB, peak_spare
+        assert sb.stats()["spare_bytes"] >= 448 * MIB  # kept for the next request
+        assert wait_for_no_spares(sb) < KEEP_IDLE_S + 3
         after = sb.stats()
         assert after["spare_bytes"] == 0
         assert after["memory_bytes"] <= peak_memory - peak_spare + 16 * MIB, (after, peak_memory)
         # The memory works as before: a new cell maps and touches it again.
         run_ok(sb, "import mmap\nm = mmap.mmap(-1, 64 << 20)\nm[-1:] = b'x'\nok = m[:1] == b'\\0'")
         assert value(sb, "ok") is True
+    finally:
+        sb.close()
+
+
+def test_the_next_cell_maps_what_the_cell_before_freed():
+    """Cells sent back to back: the second maps the memory the first freed
+    (the spares it left shrink) without the host handing it over again;
+    a request in between keeps them, idleness hands them back."""
+    from forkd_jupyter.vmm import Sandbox
+
+    churn = "m = mmap.mmap(-1, 128 << 20)\nfor _ in range(128):\n    m.write(b'x' * (1 << 20))\n"
+    sb = Sandbox.spawn(memory_mib=1024)
+    try:
+        run_ok(sb, "import mmap\n" + churn + "m.close()")
+        left = sb.stats()["spare_bytes"]
+        assert left >= 120 * MIB, left
+        run_ok(sb, churn)  # mapped again, kept mapped
+        assert sb.stats()["spare_bytes"] <= left - 120 * MIB
+        run_ok(sb, "m.close()")
+        assert value(sb, "1 + 1") == 2  # another request: the spares stay
+        assert sb.stats()["spare_bytes"] >= 120 * MIB
+        wait_for_no_spares(sb)
+        assert sb.stats()["spare_bytes"] == 0
+        check_zeros(sb)
     finally:
         sb.close()
 

@@ -33,6 +33,7 @@ from .layer import LayerFiles
 from .managed import ProcessTable
 from .results import RunAccumulator, RunResult
 from .snapshot import MODES, Snapshot, register_child_factory
+from .spares import SpareTrimmer
 from .wire import CHANNEL_CTL, CHANNEL_EXIT, Demux, FrameDecoder, encode_frame
 
 OutputCallback = Callable[[str, str], None]
@@ -108,6 +109,7 @@ class Sandbox:
         self._send_lock = threading.Lock()
         self._active: tuple[int, queue.Queue] | None = None
         self._active_lock = threading.Lock()
+        self._spares = SpareTrimmer(self._trim, self._request_active)
         self._exit_info: dict | None = None
         self._ready = threading.Event()
         self._ready_info: dict = {}
@@ -378,12 +380,16 @@ class Sandbox:
             finally:
                 with self._active_lock:
                     self._active = None
-                self._trim()
+                self._spares.after_request()
+
+    def _request_active(self) -> bool:
+        with self._active_lock:
+            return self._active is not None
 
     def _trim(self) -> None:
-        """Returns to the host the memory the guest freed during a request,
-        which the VMM kept zeroed for its next mappings while it ran (a
-        freed buffer's pages serve the next allocation without faults)."""
+        """Returns to the host the memory the guest freed, which the VMM
+        kept zeroed for its next mappings (a freed buffer's pages serve the
+        next allocation without faults): vmm/spares.py says when."""
         with self._send_lock:  # close() frees the native sandbox under it
             if self._finalizer.alive and not self._native.destroyed:
                 lib.fj_sandbox_trim(self._native.handle)
@@ -534,7 +540,8 @@ class Sandbox:
             )
         self._check_alive()
         image_store.ensure()  # full images held in 2 MiB pages where the machine allows
-        self._trim()  # memory a running cell freed: not copied into the image as zeros
+        if mode != "diff":  # a diff holds freed memory as zero without a copy
+            self._spares.now()  # not copied into the image as zeros
         out = ffi.new("fj_snapshot **")
         # A process between vfork and exec runs on its parent's memory: the
         # pause is refused (EBUSY) for the moment it takes to exec.
@@ -634,6 +641,7 @@ class Sandbox:
         if self._closed:
             return
         self._closed = True
+        self._spares.cancel()
         if graceful and self._exit_info is None and self._native.running:
             try:
                 self._native.sock.sendall(encode_frame({"op": "shutdown"}))

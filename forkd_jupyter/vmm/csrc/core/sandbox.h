@@ -194,10 +194,12 @@ struct sandbox {
     struct snap_copier *copier; /* userfaultfd state for live snapshots, or NULL */
     struct snapshot *last_snap; /* previous snapshot (or the one spawned from): what diff builds on */
     struct ws_hint *hint;       /* working-set hint of this lineage (snap_hint.h), or NULL */
-    /* The pages written in the epoch the last diff ended, or NULL; how many
-     * diffs in a row left pages writable, and how many in a row found
-     * nothing changed (snap_unchanged.h). */
+    /* The pages written in the epoch the last diff ended, or NULL, and the
+     * ones it left writable (reported by the next whether written or not);
+     * how many diffs in a row left pages writable, and how many in a row
+     * found nothing changed (snap_unchanged.h). */
     uint64_t *diff_written;
+    uint64_t *diff_kept;
     uint32_t diff_kept_epochs;
     uint32_t diff_idle_run;
     /* Releases copier, last_snap, hint and diff_written. Set by snap/ when it attaches

@@ -93,6 +93,27 @@ static uint32_t choose_kept(const struct sandbox *sb, const uint64_t *written,
     return FJ_MIN(sb->diff_kept_epochs + 1, KEEP_EPOCHS);
 }
 
+/* The pages to leave writable, from those choose_kept chose (keep, then
+ * the result): unmapped pages are re-armed but the spares (or none, spare
+ * NULL), since the next cell maps those again (kvm_discard.c) and each
+ * write there would take a KVM write fault; handed back to the host, they
+ * are unmapped, not spares, at the next diff, and re-armed then. Records
+ * them in sb->diff_kept for the next diff's compare; returns how many. */
+static uint64_t settle_kept(struct sandbox *sb, const uint64_t *written, const uint64_t *unmapped,
+                            const uint64_t *spare, uint64_t *keep) {
+    size_t bytes = kvm_vm_bitmap_bytes(&sb->vm);
+    uint64_t n = 0;
+    for (size_t w = 0; w < bytes / 8; w++) {
+        keep[w] = (keep[w] & ~unmapped[w]) | (spare ? written[w] & spare[w] : 0);
+        n += (uint64_t)__builtin_popcountll(keep[w]);
+    }
+    free(sb->diff_kept);
+    sb->diff_kept = n ? malloc(bytes) : NULL; /* NULL: all compared within the budget */
+    if (sb->diff_kept)
+        memcpy(sb->diff_kept, keep, bytes);
+    return n;
+}
+
 /* Fills dirty with the pages written in the epoch the pause ends and starts
  * the next, and kept with the number of pages left writable. A diff on a
  * parent leaves out what was written back unchanged, sets in *zero (or
@@ -106,16 +127,19 @@ static int collect_epoch(struct sandbox *sb, const struct snapshot *parent, uint
     size_t bytes = kvm_vm_bitmap_bytes(&sb->vm);
     uint64_t *written = parent ? malloc(bytes) : NULL;
     uint64_t *keep = written ? calloc(1, bytes) : NULL;
-    if (!keep || kvm_vm_collect_begin(&sb->vm, dirty) < 0) {
+    uint64_t *unmapped = keep ? calloc(1, bytes) : NULL;
+    if (!unmapped || kvm_vm_collect_begin(&sb->vm, dirty) < 0) {
         free(written);
         free(keep);
+        free(unmapped);
         free(sb->diff_written); /* the next diff starts counting again */
-        sb->diff_written = NULL;
+        free(sb->diff_kept);
+        sb->diff_written = sb->diff_kept = NULL;
         return kvm_vm_collect_dirty(&sb->vm, dirty);
     }
     memcpy(written, dirty, bytes);
-    if (snap_sort_unmapped(sb, parent, dirty, zero) >= 0) /* on ENOMEM, all are compared */
-        snap_drop_unchanged(sb, parent, dirty, *zero);
+    if (snap_sort_unmapped(sb, parent, dirty, unmapped, zero) >= 0) /* on ENOMEM, all compared */
+        snap_drop_unchanged(sb, parent, dirty, *zero, sb->diff_kept);
     /* Nothing changed again (an idle sandbox): all is re-armed, so the idle
      * diffs after this one compare nothing. */
     bool changed = false;
@@ -124,12 +148,12 @@ static int collect_epoch(struct sandbox *sb, const struct snapshot *parent, uint
     sb->diff_idle_run = changed ? 0 : sb->diff_idle_run + 1;
     bool idle = sb->diff_idle_run >= IDLE_REARM_DIFFS;
     sb->diff_kept_epochs = idle ? 0 : choose_kept(sb, written, dirty, *zero, keep, bytes / 8);
-    for (size_t w = 0; w < bytes / 8; w++) {
-        *kept += (uint64_t)__builtin_popcountll(keep[w]);
+    *kept = settle_kept(sb, written, unmapped, idle ? NULL : sb->vm.spare, keep);
+    for (size_t w = 0; w < bytes / 8; w++)
         keep[w] = written[w] & ~keep[w]; /* now: the pages to re-arm */
-    }
     int err = kvm_vm_collect_end(&sb->vm, keep);
     free(keep);
+    free(unmapped);
     free(sb->diff_written);
     sb->diff_written = NULL;
     if (err < 0) {
@@ -226,7 +250,8 @@ int snapshot_capture_memory(struct sandbox *sb, struct snapshot *snap, struct sn
 void snapshot_release_lineage(struct sandbox *sb) {
     snap_copy_sandbox_gone(sb);
     free(sb->diff_written);
-    sb->diff_written = NULL;
+    free(sb->diff_kept);
+    sb->diff_written = sb->diff_kept = NULL;
     if (sb->last_snap)
         fj_snapshot_release(sb->last_snap);
     hint_put(sb->hint);

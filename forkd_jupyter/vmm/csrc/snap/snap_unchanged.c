@@ -65,11 +65,12 @@ static bool chain_page(const struct chain_view *v, uint64_t p, uint8_t *buf) {
 /* Pages [p, q) of dirty read zero: each leaves dirty when the chain holds
  * it as zero, else is set in zero. */
 static int64_t sort_zero_run(const struct chain_view *v, uint64_t *dirty, uint64_t *zero,
-                             uint64_t p, uint64_t q, uint64_t *n_zero) {
+                             uint64_t *unmapped, uint64_t p, uint64_t q, uint64_t *n_zero) {
     int64_t dropped = 0;
     for (uint64_t e, s = fj_bits_next_run(dirty, q, p, &e); s < q;
          s = fj_bits_next_run(dirty, q, e, &e))
         for (uint64_t i = s; i < e; i++) {
+            fj_bit_set(unmapped, i);
             const struct snapshot *l = holder(v, i);
             if (l && l->zero && fj_bit_test(l->zero, i)) {
                 dirty[i / 64] &= ~(1ULL << (i % 64));
@@ -83,7 +84,7 @@ static int64_t sort_zero_run(const struct chain_view *v, uint64_t *dirty, uint64
 }
 
 int64_t snap_sort_unmapped(const struct sandbox *sb, const struct snapshot *parent, uint64_t *dirty,
-                           uint64_t **zero) {
+                           uint64_t *unmapped, uint64_t **zero) {
     *zero = NULL;
     struct chain_view v = chain_view_of(sb, parent);
     uint64_t pages = sb->vm.ram_bytes / FJ_PAGE_SIZE, at = 0;
@@ -95,7 +96,7 @@ int64_t snap_sort_unmapped(const struct sandbox *sb, const struct snapshot *pare
     for (size_t i = 0; i <= sb->mm.n_vmas; i++) { /* the gaps between mappings */
         uint64_t end = i < sb->mm.n_vmas ? sb->mm.vmas[i].start / FJ_PAGE_SIZE : pages;
         if (at < end)
-            dropped += sort_zero_run(&v, dirty, z, at, FJ_MIN(end, pages), &n_zero);
+            dropped += sort_zero_run(&v, dirty, z, unmapped, at, FJ_MIN(end, pages), &n_zero);
         if (i < sb->mm.n_vmas)
             at = FJ_MAX(at, sb->mm.vmas[i].end / FJ_PAGE_SIZE);
     }
@@ -106,27 +107,46 @@ int64_t snap_sort_unmapped(const struct sandbox *sb, const struct snapshot *pare
     return dropped;
 }
 
-int64_t snap_drop_unchanged(const struct sandbox *sb, const struct snapshot *parent,
-                            uint64_t *dirty, const uint64_t *zero) {
-    struct chain_view v = chain_view_of(sb, parent);
+/* The pages of dirty the chain holds in a diff layer, not in zero, and (in
+ * or out of) kept, in word w. */
+static uint64_t comparable(const struct chain_view *v, const uint64_t *dirty, const uint64_t *zero,
+                           const uint64_t *kept, bool in_kept, size_t w) {
+    uint64_t held = 0;
+    for (size_t i = 0; i < v->n; i++)
+        held |= v->layer[i]->delta[w];
+    uint64_t k = kept ? kept[w] : 0;
+    return dirty[w] & held & (zero ? ~zero[w] : ~0ULL) & (in_kept ? k : ~k);
+}
+
+/* Compares page p; true (and cleared from dirty) when unchanged. */
+static bool drop_if_unchanged(const struct sandbox *sb, const struct chain_view *v, uint64_t *dirty,
+                              uint64_t p) {
     static _Thread_local uint8_t copy[FJ_PAGE_SIZE];
+    if (!chain_page(v, p, copy) || memcmp(sb->vm.ram + p * FJ_PAGE_SIZE, copy, FJ_PAGE_SIZE))
+        return false;
+    dirty[p / 64] &= ~(1ULL << (p % 64));
+    return true;
+}
+
+int64_t snap_drop_unchanged(const struct sandbox *sb, const struct snapshot *parent,
+                            uint64_t *dirty, const uint64_t *zero, const uint64_t *kept) {
+    struct chain_view v = chain_view_of(sb, parent);
     int64_t dropped = 0, compared = 0, dropped_before_window = 0, bad_windows = 0;
-    bool worth = v.n > 0;
     size_t words = kvm_vm_bitmap_bytes(&sb->vm) / 8;
+    /* Pages left writable are reported whether written or not: each is
+     * compared, outside the budget below. */
+    for (size_t w = 0; w < words && kept && v.n; w++)
+        for (uint64_t left = dirty[w] ? comparable(&v, dirty, zero, kept, true, w) : 0; left;
+             left &= left - 1)
+            dropped += drop_if_unchanged(sb, &v, dirty, w * 64 + (uint64_t)__builtin_ctzll(left));
+    bool worth = v.n > 0;
+    dropped_before_window = dropped;
     for (size_t w = 0; w < words && worth; w++) {
         if (!dirty[w])
             continue;
-        uint64_t held = 0;
-        for (size_t i = 0; i < v.n; i++)
-            held |= v.layer[i]->delta[w];
-        for (uint64_t left = dirty[w] & held & (zero ? ~zero[w] : ~0ULL); left && worth;
+        for (uint64_t left = comparable(&v, dirty, zero, kept, false, w); left && worth;
              left &= left - 1) {
-            uint64_t p = w * 64 + (uint64_t)__builtin_ctzll(left);
-            if (chain_page(&v, p, copy) &&
-                memcmp(sb->vm.ram + p * FJ_PAGE_SIZE, copy, FJ_PAGE_SIZE) == 0) {
-                dirty[w] &= ~(left & -left);
-                dropped++;
-            }
+            dropped += drop_if_unchanged(sb, &v, dirty, w * 64 + (uint64_t)__builtin_ctzll(left));
             if (++compared % WINDOW_PAGES == 0) {
                 bool paid = (dropped - dropped_before_window) * 4 >= WINDOW_PAGES;
                 bad_windows = paid ? 0 : bad_windows + 1;

@@ -16,7 +16,11 @@
  *   writable (re-arming those made the next cell of a data notebook pay a
  *   fault for each, ~10,000 pages, 40 ms); and after IDLE_REARM_DIFFS
  *   diffs in a row that found nothing changed, all are (an idle sandbox:
- *   the idle diffs after that compare nothing).
+ *   the idle diffs after that compare nothing). Pages left writable are
+ *   reported by the next diff whether written or not, so it compares them
+ *   all; the pages written since are compared within a budget (below).
+ *   A page no mapping reaches is re-armed unless it is a spare
+ *   (kvm_discard.c): the next cell maps spares again, and writes them.
  *
  * Measured (2026-12-04, bench/time-travel/bench_diff_pause.py): a re-armed
  * page's next write costs a KVM write fault of ~3 us on some days and ~20
@@ -51,20 +55,22 @@ struct snapshot;
 #define KEEP_SETTLED_PAGES 2048 /* 8 MiB: compared in ~2-3 ms, kept for good */
 #define IDLE_REARM_DIFFS 2
 
-/* Sorts out the pages of dirty no mapping of the sandbox reaches: clears
- * those the chain (from parent down) holds as zero, sets the others in
- * *zero (allocated when there is one, else left NULL). Returns the number
- * of pages cleared, or -ENOMEM. The caller holds the chain against
- * folding. */
+/* Sorts out the pages of dirty no mapping of the sandbox reaches, setting
+ * them all in unmapped: clears from dirty those the chain (from parent
+ * down) holds as zero, sets the others in *zero (allocated when there is
+ * one, else left NULL). Returns the number of pages cleared, or -ENOMEM.
+ * The caller holds the chain against folding. */
 int64_t snap_sort_unmapped(const struct sandbox *sb, const struct snapshot *parent, uint64_t *dirty,
-                           uint64_t **zero);
+                           uint64_t *unmapped, uint64_t **zero);
 
 /* Clears from dirty the pages whose bytes in the sandbox's RAM equal those
  * of the newest diff layer holding them, from parent down (pages no diff
  * layer holds stay: the chain's full image is not compared); pages set in
- * zero (or NULL) are not compared. Returns the number of pages cleared. The
- * caller holds the chain against folding. */
+ * zero (or NULL) are not compared; pages in kept (or NULL: the ones the
+ * last diff left writable) are all compared, the others within a budget.
+ * Returns the number of pages cleared. The caller holds the chain against
+ * folding. */
 int64_t snap_drop_unchanged(const struct sandbox *sb, const struct snapshot *parent,
-                            uint64_t *dirty, const uint64_t *zero);
+                            uint64_t *dirty, const uint64_t *zero, const uint64_t *kept);
 
 #endif
