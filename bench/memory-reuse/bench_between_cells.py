@@ -14,18 +14,17 @@ the rounds.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from notebook_cells import code_cells, parse_args, run_cell  # noqa: E402 - bench/notebook_cells.py
 
 from forkd_jupyter import vmm
 from forkd_jupyter.vmm.spares import SpareTrimmer
-
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "time-travel" / "notebooks"
 
 HOST_RUNNER = """
 import json, sys, time
@@ -38,11 +37,6 @@ print(json.dumps(times))
 """
 
 
-def code_cells(name: str) -> list[str]:
-    nb = json.loads((NOTEBOOKS / f"{name}.ipynb").read_text())
-    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
-
-
 def sandbox_pass(base, cells: list[str], keep: bool) -> list[float]:
     keep_until_idle = SpareTrimmer.after_request
     if not keep:  # the way before: every request's end hands them back
@@ -50,14 +44,7 @@ def sandbox_pass(base, cells: list[str], keep: bool) -> list[float]:
     try:
         (sb,) = base.spawn()
         try:
-            times = []
-            for code in cells:
-                t = time.perf_counter()
-                result = sb.run(code)
-                times.append((time.perf_counter() - t) * 1000)
-                if result.error:
-                    raise SystemExit(f"cell failed: {result.error}")
-            return times
+            return [run_cell(sb, code) for code in cells]
         finally:
             sb.close()
     finally:
@@ -76,13 +63,7 @@ def host_pass(cells: list[str]) -> list[float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument("--notebook", default="pandas_exploration")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--memory-mib", type=int, default=1536)
-    args = ap.parse_args()
+    args = parse_args(__doc__)
     cells = code_cells(args.notebook)
     runs: dict[str, list[list[float]]] = {"handed back": [], "kept": [], "host": []}
     source = vmm.Sandbox.spawn(memory_mib=args.memory_mib)

@@ -16,20 +16,14 @@ hand, twice with two builds alternated to compare them:
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
-import time
+import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from notebook_cells import code_cells, parse_args, run_cell  # noqa: E402 - bench/notebook_cells.py
+
 from forkd_jupyter import vmm
-
-NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"
-
-
-def code_cells(name: str) -> list[str]:
-    nb = json.loads((NOTEBOOKS / f"{name}.ipynb").read_text())
-    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
 
 
 def one_pass(base, cells: list[str], diffs: bool) -> tuple[list[float], list[tuple]]:
@@ -40,11 +34,7 @@ def one_pass(base, cells: list[str], diffs: bool) -> tuple[list[float], list[tup
         if diffs:
             sb.snapshot("diff")
         for code in cells:
-            t = time.perf_counter()
-            result = sb.run(code)
-            times.append((time.perf_counter() - t) * 1000)
-            if result.error:
-                raise SystemExit(f"cell failed: {result.error}")
+            times.append(run_cell(sb, code))
             if diffs:
                 s = sb.snapshot("diff")
                 snaps.append((s.pause_ms, s.dirty_bytes / (1 << 20)))
@@ -54,13 +44,7 @@ def one_pass(base, cells: list[str], diffs: bool) -> tuple[list[float], list[tup
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument("--notebook", default="pandas_exploration")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--memory-mib", type=int, default=1536)
-    args = ap.parse_args()
+    args = parse_args(__doc__)
     cells = code_cells(args.notebook)
     source = vmm.Sandbox.spawn(memory_mib=args.memory_mib)
     try:
