@@ -7,6 +7,7 @@
 
 static inline void fj_bit_set(uint64_t *bits, uint64_t i) { bits[i / 64] |= 1ULL << (i % 64); }
 static inline bool fj_bit_test(const uint64_t *bits, uint64_t i) { return bits[i / 64] >> (i % 64) & 1; }
+static inline void fj_bit_clear(uint64_t *bits, uint64_t i) { bits[i / 64] &= ~(1ULL << (i % 64)); }
 
 /* Sets bits [p, q), a word at a time where it can. */
 static inline void fj_bits_set(uint64_t *bits, uint64_t p, uint64_t q) {
@@ -24,7 +25,7 @@ static inline uint64_t fj_bits_clear(uint64_t *bits, uint64_t p, uint64_t q) {
     uint64_t cleared = 0;
     for (; p < q && p % 64; p++) {
         cleared += fj_bit_test(bits, p);
-        bits[p / 64] &= ~(1ULL << (p % 64));
+        fj_bit_clear(bits, p);
     }
     for (; p + 64 <= q; p += 64) {
         cleared += (uint64_t)__builtin_popcountll(bits[p / 64]);
@@ -32,7 +33,7 @@ static inline uint64_t fj_bits_clear(uint64_t *bits, uint64_t p, uint64_t q) {
     }
     for (; p < q; p++) {
         cleared += fj_bit_test(bits, p);
-        bits[p / 64] &= ~(1ULL << (p % 64));
+        fj_bit_clear(bits, p);
     }
     return cleared;
 }

@@ -73,11 +73,11 @@ int snapshot_capture_state(struct sandbox *sb, struct snapshot *snap, struct fdt
 /* The pages of written (this epoch) to leave writable: those the sandbox
  * also wrote in the previous diff's epoch, up to KEEP_MAX_PAGES; every
  * KEEP_EPOCHS diffs while more than KEEP_SETTLED_PAGES would be kept, only
- * those of them this diff holds (changed: not found unchanged nor zero).
- * Returns the diffs in a row that kept pages (at most KEEP_EPOCHS). */
+ * those of them this diff holds (changed: not found unchanged; the ones it
+ * holds as zero are unmapped, left out by settle_kept). Returns the diffs
+ * in a row that kept pages (at most KEEP_EPOCHS). */
 static uint32_t choose_kept(const struct sandbox *sb, const uint64_t *written,
-                            const uint64_t *changed, const uint64_t *zero, uint64_t *keep,
-                            size_t words) {
+                            const uint64_t *changed, uint64_t *keep, size_t words) {
     if (!sb->diff_written)
         return 0;
     uint64_t n = 0;
@@ -87,7 +87,7 @@ static uint32_t choose_kept(const struct sandbox *sb, const uint64_t *written,
     }
     if (sb->diff_kept_epochs + 1 >= KEEP_EPOCHS && n > KEEP_SETTLED_PAGES) {
         for (size_t w = 0; w < words; w++)
-            keep[w] &= changed[w] & (zero ? ~zero[w] : ~0ULL);
+            keep[w] &= changed[w];
         return 0;
     }
     return FJ_MIN(sb->diff_kept_epochs + 1, KEEP_EPOCHS);
@@ -147,7 +147,7 @@ static int collect_epoch(struct sandbox *sb, const struct snapshot *parent, uint
         changed = dirty[w] != 0;
     sb->diff_idle_run = changed ? 0 : sb->diff_idle_run + 1;
     bool idle = sb->diff_idle_run >= IDLE_REARM_DIFFS;
-    sb->diff_kept_epochs = idle ? 0 : choose_kept(sb, written, dirty, *zero, keep, bytes / 8);
+    sb->diff_kept_epochs = idle ? 0 : choose_kept(sb, written, dirty, keep, bytes / 8);
     *kept = settle_kept(sb, written, unmapped, idle ? NULL : sb->vm.spare, keep);
     for (size_t w = 0; w < bytes / 8; w++)
         keep[w] = written[w] & ~keep[w]; /* now: the pages to re-arm */

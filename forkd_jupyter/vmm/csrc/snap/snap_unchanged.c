@@ -54,14 +54,6 @@ static const struct snapshot *holder(const struct chain_view *v, uint64_t p) {
     return NULL;
 }
 
-/* Reads into buf the chain's copy of page p; false when no diff layer holds
- * it or it cannot be read. (A read, not a mapping of the images: faulting
- * a shared mapping in cost ~4x the read here, for pages compared once.) */
-static bool chain_page(const struct chain_view *v, uint64_t p, uint8_t *buf) {
-    const struct snapshot *l = holder(v, p);
-    return l && pread(l->image_fd, buf, FJ_PAGE_SIZE, (off_t)(p * FJ_PAGE_SIZE)) == FJ_PAGE_SIZE;
-}
-
 /* Pages [p, q) of dirty read zero: each leaves dirty when the chain holds
  * it as zero, else is set in zero. */
 static int64_t sort_zero_run(const struct chain_view *v, uint64_t *dirty, uint64_t *zero,
@@ -73,7 +65,7 @@ static int64_t sort_zero_run(const struct chain_view *v, uint64_t *dirty, uint64
             fj_bit_set(unmapped, i);
             const struct snapshot *l = holder(v, i);
             if (l && l->zero && fj_bit_test(l->zero, i)) {
-                dirty[i / 64] &= ~(1ULL << (i % 64));
+                fj_bit_clear(dirty, i);
                 dropped++;
             } else {
                 fj_bit_set(zero, i);
@@ -118,18 +110,11 @@ static uint64_t comparable(const struct chain_view *v, const uint64_t *dirty, co
     return dirty[w] & held & (zero ? ~zero[w] : ~0ULL) & (in_kept ? k : ~k);
 }
 
-/* Compares page p; true (and cleared from dirty) when unchanged. */
-static bool drop_if_unchanged(const struct sandbox *sb, const struct chain_view *v, uint64_t *dirty,
-                              uint64_t p) {
-    static _Thread_local uint8_t copy[FJ_PAGE_SIZE];
-    if (!chain_page(v, p, copy) || memcmp(sb->vm.ram + p * FJ_PAGE_SIZE, copy, FJ_PAGE_SIZE))
-        return false;
-    dirty[p / 64] &= ~(1ULL << (p % 64));
-    return true;
-}
-
-/* Compares the pages of word w set in bits, reading each run of them one
- * layer holds in one call (buf: 64 pages); returns how many were dropped. */
+/* Compares the pages of word w set in bits with the chain's copies and
+ * clears the equal ones from dirty, reading each run of them one layer
+ * holds in one call (buf: 64 pages; a read, not a mapping of the images:
+ * faulting a shared mapping in cost ~4x the read here, for pages compared
+ * once). Returns how many were dropped. */
 static int64_t drop_unchanged_word(const struct sandbox *sb, const struct chain_view *v,
                                    uint64_t *dirty, size_t w, uint64_t bits, uint8_t *buf) {
     int64_t dropped = 0;
@@ -146,7 +131,7 @@ static int64_t drop_unchanged_word(const struct sandbox *sb, const struct chain_
             for (uint64_t i = a; i < b; i++)
                 if (memcmp(sb->vm.ram + (w * 64 + i) * FJ_PAGE_SIZE, buf + (i - a) * FJ_PAGE_SIZE,
                            FJ_PAGE_SIZE) == 0) {
-                    dirty[w] &= ~(1ULL << i);
+                    fj_bit_clear(dirty, w * 64 + i);
                     dropped++;
                 }
         }
@@ -163,20 +148,19 @@ int64_t snap_drop_unchanged(const struct sandbox *sb, const struct snapshot *par
      * compared, outside the budget below, a run at a time (one read per
      * run a layer holds: the pandas notebook's diffs at the VMM level
      * paused 281 ms in all instead of 291-293 one page a read). */
-    uint8_t *buf = kept && v.n ? malloc(64 * FJ_PAGE_SIZE) : NULL;
-    for (size_t w = 0; w < words && buf; w++)
+    uint8_t *buf = v.n ? malloc(64 * FJ_PAGE_SIZE) : NULL;
+    for (size_t w = 0; w < words && buf && kept; w++)
         if (dirty[w])
             dropped += drop_unchanged_word(sb, &v, dirty, w,
                                            comparable(&v, dirty, zero, kept, true, w), buf);
-    free(buf);
-    bool worth = v.n > 0;
+    bool worth = buf != NULL;
     dropped_before_window = dropped;
     for (size_t w = 0; w < words && worth; w++) {
         if (!dirty[w])
             continue;
         for (uint64_t left = comparable(&v, dirty, zero, kept, false, w); left && worth;
              left &= left - 1) {
-            dropped += drop_if_unchanged(sb, &v, dirty, w * 64 + (uint64_t)__builtin_ctzll(left));
+            dropped += drop_unchanged_word(sb, &v, dirty, w, left & -left, buf);
             if (++compared % WINDOW_PAGES == 0) {
                 bool paid = (dropped - dropped_before_window) * 4 >= WINDOW_PAGES;
                 bad_windows = paid ? 0 : bad_windows + 1;
@@ -185,5 +169,6 @@ int64_t snap_drop_unchanged(const struct sandbox *sb, const struct snapshot *par
             }
         }
     }
+    free(buf); /* (without it, on ENOMEM, every page is copied as written) */
     return dropped;
 }
