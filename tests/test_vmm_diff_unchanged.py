@@ -238,3 +238,41 @@ def test_a_buffer_unmapped_since_the_last_diff_is_held_as_zero_without_a_copy():
             child.close()
     finally:
         sb.close()
+
+
+def test_a_folded_link_is_compared_against_its_merged_image():
+    """A diff compares written pages with the chain's copies in each layer's
+    image, mapped once (snap_unchanged.c). After a fold the link holds its
+    parent's pages too, in the parent's image: a buffer set to 7 in the
+    folded-away link and back to zeros afterwards must be copied, not taken
+    for unchanged against the link's old image (a hole there, zeros)."""
+    sb = Sandbox.spawn(memory_mib=512)
+    try:
+        run_ok(
+            sb,
+            "import numpy as np\n"
+            "buf = np.zeros(4 << 20, dtype=np.uint8)\nother = np.zeros(2 << 20, dtype=np.uint8)",
+        )
+        full = sb.snapshot(mode="diff")  # the first: a whole image
+        run_ok(sb, "buf[:] = 7")
+        sevens = sb.snapshot(mode="diff")
+        run_ok(sb, "other[:] = 3")
+        threes = sb.snapshot(mode="diff")
+        run_ok(sb, "other[:] = 3")  # compared with threes' image: maps it
+        same = sb.snapshot(mode="diff")
+        assert same.dirty_bytes < 2 * MIB, same.dirty_bytes
+        assert threes.parent is sevens
+        threes.fold_parent()  # threes now holds buf's sevens, in sevens' image
+        assert threes.parent is full
+        run_ok(sb, "buf[:] = 0")
+        zeros = sb.snapshot(mode="diff")
+        assert zeros.dirty_bytes >= 4 * MIB, zeros.dirty_bytes
+        for snap, want in ((threes, 7 * (4 << 20)), (same, 7 * (4 << 20)), (zeros, 0)):
+            (child,) = snap.spawn()
+            try:
+                got = tuple(value(child, "int(buf.sum()), int(other.sum())"))
+                assert got == (want, 3 * (2 << 20))
+            finally:
+                child.close()
+    finally:
+        sb.close()

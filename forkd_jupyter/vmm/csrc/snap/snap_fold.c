@@ -36,6 +36,8 @@ int fj_snapshot_fold_parent(fj_snapshot *snap)
     int old_fd = snap->image_fd;
     snap->image_fd = p->image_fd;
     p->image_fd = old_fd;
+    void *old_view = atomic_exchange(&snap->image_view, atomic_load(&p->image_view));
+    atomic_store(&p->image_view, old_view);
     if (p->delta) {
         /* The parent's zero pages stay zero where this diff does not hold
          * them (without the parent's list, this one's alone: fewer pages

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "snap/snapshot.h"
@@ -17,8 +18,9 @@
 #include "lib/bitmap.h"
 
 #define CHAIN_MAX 64 /* diff layers looked through; a page only deeper is copied */
-/* A compare (a read of the chain's copy, ~1-1.5 us a page here) costs a
- * third to a half of the copy it saves when the page is unchanged. Pages
+/* A compare of a page written since the last diff (its copy in the
+ * chain's image faulted in for it, or read) costs a third to a half of the
+ * copy it saves when the page is unchanged. Pages
  * are compared in windows of WINDOW_PAGES; after BAD_WINDOWS_MAX windows
  * in a row that found less than a quarter of their pages unchanged, or
  * COMPARE_MAX_PAGES in one pause (128 MiB), the rest is copied as written:
@@ -110,11 +112,37 @@ static uint64_t comparable(const struct chain_view *v, const uint64_t *dirty, co
     return dirty[w] & held & (zero ? ~zero[w] : ~0ULL) & (in_kept ? k : ~k);
 }
 
+/* A layer's image, mapped read-only once and kept (snapshot.h,
+ * image_view), or NULL when it cannot be mapped. A kept page is compared
+ * at every diff, against the same copy until it changes: its mapping is
+ * faulted in once, and each compare after is a memcmp, with no read. */
+static const uint8_t *image_view(const struct snapshot *l) {
+    struct snapshot *m = (struct snapshot *)l; /* image_view alone is set, once */
+    void *v = atomic_load(&m->image_view);
+    if (v)
+        return v == MAP_FAILED ? NULL : v;
+    v = mmap(NULL, l->ram_bytes, PROT_READ, MAP_SHARED, l->image_fd, 0);
+    void *none = NULL;
+    if (!atomic_compare_exchange_strong(&m->image_view, &none, v)) {
+        if (v != MAP_FAILED) /* another diff of the chain mapped it first */
+            munmap(v, l->ram_bytes);
+        v = none;
+    }
+    return v == MAP_FAILED ? NULL : v;
+}
+
+static const uint8_t zero_page[FJ_PAGE_SIZE];
+
+/* A page l holds as a hole of its image: compared with zeros, not through
+ * the mapping (a read fault there would give the image a page of its own). */
+static bool held_as_zero(const struct snapshot *l, uint64_t p) {
+    return l->zero && fj_bit_test(l->zero, p);
+}
+
 /* Compares the pages of word w set in bits with the chain's copies and
- * clears the equal ones from dirty, reading each run of them one layer
- * holds in one call (buf: 64 pages; a read, not a mapping of the images:
- * faulting a shared mapping in cost ~4x the read here, for pages compared
- * once). Returns how many were dropped. */
+ * clears the equal ones from dirty. Each run of them one layer holds is
+ * compared in its mapped image, or read in one call into buf (64 pages)
+ * when the image cannot be mapped. Returns how many were dropped. */
 static int64_t drop_unchanged_word(const struct sandbox *sb, const struct chain_view *v,
                                    uint64_t *dirty, size_t w, uint64_t bits, uint8_t *buf) {
     int64_t dropped = 0;
@@ -125,11 +153,19 @@ static int64_t drop_unchanged_word(const struct sandbox *sb, const struct chain_
             const struct snapshot *l = holder(v, p);
             for (b = a + 1; b < e && holder(v, w * 64 + b) == l;)
                 b++;
+            if (!l)
+                continue;
             size_t len = (size_t)(b - a) * FJ_PAGE_SIZE;
-            if (!l || pread(l->image_fd, buf, len, (off_t)(p * FJ_PAGE_SIZE)) != (ssize_t)len)
+            const uint8_t *copy = image_view(l);
+            if (copy)
+                copy += p * FJ_PAGE_SIZE;
+            else if (pread(l->image_fd, buf, len, (off_t)(p * FJ_PAGE_SIZE)) == (ssize_t)len)
+                copy = buf;
+            else
                 continue;
             for (uint64_t i = a; i < b; i++)
-                if (memcmp(sb->vm.ram + (w * 64 + i) * FJ_PAGE_SIZE, buf + (i - a) * FJ_PAGE_SIZE,
+                if (memcmp(sb->vm.ram + (w * 64 + i) * FJ_PAGE_SIZE,
+                           held_as_zero(l, w * 64 + i) ? zero_page : copy + (i - a) * FJ_PAGE_SIZE,
                            FJ_PAGE_SIZE) == 0) {
                     fj_bit_clear(dirty, w * 64 + i);
                     dropped++;

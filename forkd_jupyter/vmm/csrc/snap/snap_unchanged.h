@@ -6,7 +6,8 @@
  * KVM write fault at every cell (~3-4 us here) only so the log can say so.
  * So a diff built on a parent:
  * - compares each written page with the chain's copy (the newest diff
- *   layer holding it) and leaves the equal ones out;
+ *   layer holding it, in its image mapped read-only once: snapshot.h,
+ *   image_view) and leaves the equal ones out;
  * - leaves writable (kvm_vm_collect_begin/end) the pages written in this
  *   epoch and the previous one, up to KEEP_MAX_PAGES: the next epoch reports
  *   them without a fault, and the next diff compares them again. So that

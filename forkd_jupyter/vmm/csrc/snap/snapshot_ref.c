@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,6 +58,9 @@ void fj_snapshot_release(fj_snapshot *snap)
     if (snap->view)
         fs_view_free(snap->view);
     mm_destroy(&snap->mm);
+    void *view = atomic_load(&snap->image_view);
+    if (view && view != MAP_FAILED)
+        munmap(view, snap->ram_bytes);
     if (snap->image_fd >= 0)
         close(snap->image_fd);
     pthread_mutex_destroy(&snap->lock);
