@@ -37,7 +37,7 @@ static int fork_memory(struct sandbox *parent, struct sandbox *child) {
     }
     if (err == 0 && (err = kvm_vm_create_cow(&child->vm, snap->ram_bytes,
                                              snapshot_chain_root(snap)->image_fd)) == 0)
-        err = snapshot_map_memory(snap, &child->vm);
+        err = snapshot_map_memory(snap, &child->vm, 0);
     if (replaced)
         snapshot_release_in_background(replaced);
     if (err < 0) {

@@ -11,28 +11,28 @@
 #include "lib/bitmap.h"
 
 /* Diff runs at least MAP_RUN_MIN long are mapped into a child copy-on-write
- * from the layer's image, and up to MAP_SHORT_RUNS_MAX runs of at least
- * MAP_SHORT_RUN_MIN; the others are copied. Mapped, a run costs the spawn a
- * mapping instead of a copy into fresh memory (~2 us a page here), and the
- * child a fault on its first touch of each page; the cap bounds the
- * mappings a child adds (the daemon holds every child in one address
- * space, under the host's limit on mappings). A checkout of a notebook's
- * checkpoint places its scattered diff pages: with runs of 256 KiB mapped,
- * 58-62 -> 44-45 ms (bench/time-travel/RESULTS.md). */
+ * from the layer's image, and up to the caller's cap of runs at least
+ * MAP_SHORT_RUN_MIN long; the others are copied. Mapped, a run costs the
+ * spawn a mapping instead of a copy into fresh memory (~2 us a page here),
+ * and the child a fault at its first touch of each page. The cap bounds
+ * the mappings a child adds (the daemon holds every child in one address
+ * space, under the host's limit on mappings): SNAP_MAP_SHORT_RUNS_MAX for
+ * a spawn from a snapshot (a checkout of a notebook's checkpoint places its
+ * scattered diff pages: 58-62 -> 44-45 ms, bench/time-travel/RESULTS.md),
+ * none for a forked process (a program may fork a hundred). */
 #define MAP_RUN_MIN (4ULL << 20)
 #define MAP_SHORT_RUN_MIN (256ULL << 10)
-#define MAP_SHORT_RUNS_MAX 256
 
 /* Places pages [p, q) of a layer's image into the child's RAM, mapped or
- * copied (above); *short_runs counts the shorter runs mapped so far. */
+ * copied (above); *short_runs_left counts down the shorter runs it may map. */
 static int place_run(const struct snapshot *layer, struct kvm_vm *vm, uint64_t p, uint64_t q,
-                     unsigned *short_runs) {
+                     unsigned *short_runs_left) {
     uint64_t off = p * FJ_PAGE_SIZE, len = (q - p) * FJ_PAGE_SIZE;
     bool short_run = len < MAP_RUN_MIN;
-    if ((!short_run || (len >= MAP_SHORT_RUN_MIN && *short_runs < MAP_SHORT_RUNS_MAX)) &&
+    if ((!short_run || (len >= MAP_SHORT_RUN_MIN && *short_runs_left)) &&
         mmap(vm->ram + off, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE,
              layer->image_fd, (off_t)off) != MAP_FAILED) {
-        *short_runs += short_run;
+        *short_runs_left -= short_run;
         return 0;
     }
     while (len) { /* a direct write: the child's own dirty epoch starts empty */
@@ -45,7 +45,7 @@ static int place_run(const struct snapshot *layer, struct kvm_vm *vm, uint64_t p
     return 0;
 }
 
-int snapshot_map_memory(struct snapshot *snap, struct kvm_vm *vm) {
+int snapshot_map_memory(struct snapshot *snap, struct kvm_vm *vm, unsigned short_runs_max) {
     /* Newest layer first; each page comes from the newest layer holding it
      * (placed: the pages already there), so a page rewritten by every cell
      * is placed once, not once per layer. Pages no layer holds stay the
@@ -57,7 +57,7 @@ int snapshot_map_memory(struct snapshot *snap, struct kvm_vm *vm) {
     uint64_t pages = snap->ram_bytes / FJ_PAGE_SIZE, words = (pages + 63) / 64;
     uint64_t *placed = calloc(words, sizeof(*placed)), *want = malloc(words * sizeof(*want));
     int err = placed && want ? 0 : -ENOMEM;
-    unsigned short_runs = 0;
+    unsigned short_runs_left = short_runs_max;
     for (const struct snapshot *layer = snap; layer->parent && err == 0; layer = layer->parent) {
         for (uint64_t w = 0; w < words; w++) {
             want[w] = layer->delta[w] & ~placed[w];
@@ -65,7 +65,7 @@ int snapshot_map_memory(struct snapshot *snap, struct kvm_vm *vm) {
         }
         for (uint64_t q, p = fj_bits_next_run(want, pages, 0, &q); p < pages && err == 0;
              p = fj_bits_next_run(want, pages, q, &q))
-            err = place_run(layer, vm, p, q, &short_runs);
+            err = place_run(layer, vm, p, q, &short_runs_left);
     }
     free(placed);
     free(want);

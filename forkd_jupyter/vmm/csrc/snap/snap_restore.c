@@ -43,7 +43,7 @@ int snapshot_restore_process(struct sandbox *sb, struct snapshot *snap) {
     int err;
     if ((err = kvm_vm_create_cow(&sb->vm, snap->ram_bytes, snapshot_chain_root(snap)->image_fd)) <
             0 ||
-        (err = snapshot_map_memory(snap, &sb->vm)) < 0)
+        (err = snapshot_map_memory(snap, &sb->vm, SNAP_MAP_SHORT_RUNS_MAX)) < 0)
         return err;
     sb->hint = hint_get(snap->hint);
     hint_prefault(sb->hint, &sb->vm);

@@ -97,8 +97,10 @@ static inline void copy_thread_signals(struct sb_signals *dst, const struct sb_s
 struct snapshot *snapshot_alloc(int mode, uint64_t ram_bytes);
 void snapshot_finish(struct snapshot *snap, int status, const char *error);
 /* Fills a child's RAM: the chain's full image mapped copy-on-write, then
- * every diff layer's pages, oldest first. */
-int snapshot_map_memory(struct snapshot *snap, struct kvm_vm *vm);
+ * each page from the newest diff layer holding it, long runs mapped, up to
+ * short_runs_max shorter ones mapped too, the rest copied (snap_map.c). */
+int snapshot_map_memory(struct snapshot *snap, struct kvm_vm *vm, unsigned short_runs_max);
+#define SNAP_MAP_SHORT_RUNS_MAX 256
 struct snapshot *snapshot_get(struct snapshot *snap);
 /* The full image at the bottom of a diff chain. */
 struct snapshot *snapshot_chain_root(struct snapshot *snap);
