@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -390,8 +391,19 @@ void kvm_vcpu_destroy(struct kvm_vcpu *cpu)
     cpu->fd = -1;
 }
 
+static _Atomic uint64_t mapped_runs_live;
+
+void kvm_vm_add_mapped_runs(struct kvm_vm *vm, uint64_t n)
+{
+    vm->mapped_runs += n;
+    atomic_fetch_add(&mapped_runs_live, n);
+}
+
+uint64_t kvm_vm_mapped_runs_live(void) { return atomic_load(&mapped_runs_live); }
+
 void kvm_vm_destroy(struct kvm_vm *vm)
 {
+    atomic_fetch_sub(&mapped_runs_live, vm->mapped_runs);
     kvm_vm_free_foreign(vm);
     kvm_vcpu_destroy(&vm->vcpu);
     if (vm->vm_fd >= 0)

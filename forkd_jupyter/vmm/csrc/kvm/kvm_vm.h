@@ -82,7 +82,18 @@ struct kvm_vm {
     struct kvm_foreign *foreign; /* disjoint ranges backed by shared objects */
     size_t n_foreign;
     int64_t vdso_tsc_offset; /* guest TSC - host TSC */
+    /* Shorter image runs mapped into this VM's RAM at its spawn
+     * (snap_map.c), counted in kvm_vm_mapped_runs_live until it is
+     * destroyed. */
+    uint64_t mapped_runs;
 };
+
+/* Adds n shorter image runs mapped into vm's RAM to the process-wide count,
+ * which vm's destruction takes back. */
+void kvm_vm_add_mapped_runs(struct kvm_vm *vm, uint64_t n);
+/* Shorter image runs mapped into the RAM of the VMs alive in this process:
+ * each a mapping of the host process, which the host limits. */
+uint64_t kvm_vm_mapped_runs_live(void);
 
 /* The process-wide /dev/kvm descriptor, opened on first use; -errno. */
 int kvm_dev_fd(void);

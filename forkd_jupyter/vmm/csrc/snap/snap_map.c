@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "kvm/kvm_vm.h"
 #include "lib/bitmap.h"
 
 /* Diff runs at least MAP_RUN_MIN long are mapped into a child copy-on-write
@@ -22,6 +23,10 @@
  * none for a forked process (a program may fork a hundred). */
 #define MAP_RUN_MIN (4ULL << 20)
 #define MAP_SHORT_RUN_MIN (256ULL << 10)
+/* Shorter runs mapped into the children alive in this process, at most: a
+ * quarter of the host's usual limit on a process's mappings (65,530), for
+ * any number of sandboxes (the daemon admits up to 256). */
+#define SHORT_RUNS_LIVE_MAX 16384ULL
 
 /* Places pages [p, q) of a layer's image into the child's RAM, mapped or
  * copied (above); *short_runs_left counts down the shorter runs it may map. */
@@ -57,7 +62,11 @@ int snapshot_map_memory(struct snapshot *snap, struct kvm_vm *vm, unsigned short
     uint64_t pages = snap->ram_bytes / FJ_PAGE_SIZE, words = (pages + 63) / 64;
     uint64_t *placed = calloc(words, sizeof(*placed)), *want = malloc(words * sizeof(*want));
     int err = placed && want ? 0 : -ENOMEM;
-    unsigned short_runs_left = short_runs_max;
+    uint64_t live = kvm_vm_mapped_runs_live();
+    unsigned short_runs_left = live >= SHORT_RUNS_LIVE_MAX
+                                   ? 0
+                                   : (unsigned)FJ_MIN(short_runs_max, SHORT_RUNS_LIVE_MAX - live);
+    unsigned short_runs_allowed = short_runs_left;
     for (const struct snapshot *layer = snap; layer->parent && err == 0; layer = layer->parent) {
         for (uint64_t w = 0; w < words; w++) {
             want[w] = layer->delta[w] & ~placed[w];
@@ -67,6 +76,7 @@ int snapshot_map_memory(struct snapshot *snap, struct kvm_vm *vm, unsigned short
              p = fj_bits_next_run(want, pages, q, &q))
             err = place_run(layer, vm, p, q, &short_runs_left);
     }
+    kvm_vm_add_mapped_runs(vm, short_runs_allowed - short_runs_left);
     free(placed);
     free(want);
     return err;
