@@ -53,8 +53,9 @@ struct snapshot {
      * image's hole there reads zero; snap_unchanged.h), or NULL. */
     uint64_t *zero;
     /* diff: image_fd mapped read-only, ram_bytes long, made at the first
-     * compare against it (snap_unchanged.c) and kept to the end; NULL
-     * before, MAP_FAILED when it could not be made. Moves with image_fd. */
+     * compare against it (snap_unchanged.c, which caps the views of a
+     * process) and kept to the end; NULL before, MAP_FAILED when it could
+     * not be made. Moves with image_fd. */
     _Atomic(void *) image_view;
     struct kvm_state cpu;       /* the main thread */
     struct snap_thread *threads; /* the others */

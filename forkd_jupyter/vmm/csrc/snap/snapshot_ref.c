@@ -5,13 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "fs/fs_view.h"
 #include "snap/snap_hint.h"
+#include "snap/snap_unchanged.h"
 #include "snap/snapshot.h"
 #include "api/vmm_api.h"
 #include "api/snapshot_api.h"
@@ -58,9 +58,7 @@ void fj_snapshot_release(fj_snapshot *snap)
     if (snap->view)
         fs_view_free(snap->view);
     mm_destroy(&snap->mm);
-    void *view = atomic_load(&snap->image_view);
-    if (view && view != MAP_FAILED)
-        munmap(view, snap->ram_bytes);
+    snap_image_view_drop(snap);
     if (snap->image_fd >= 0)
         close(snap->image_fd);
     pthread_mutex_destroy(&snap->lock);
