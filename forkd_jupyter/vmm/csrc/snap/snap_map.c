@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "snap/snapshot.h"
 
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -27,6 +28,13 @@
  * quarter of the host's usual limit on a process's mappings (65,530), for
  * any number of sandboxes (the daemon admits up to 256). */
 #define SHORT_RUNS_LIVE_MAX 16384ULL
+
+/* Whether a layer's image is the VMM's own (a memfd: F_GET_SEALS answers):
+ * shorter runs are mapped only from those, not from a loaded snapshot's
+ * file on disk (cut short under a mapping, a read there would fault). */
+static bool own_image(const struct snapshot *layer) {
+    return fcntl(layer->image_fd, F_GET_SEALS) >= 0;
+}
 
 /* Places pages [p, q) of a layer's image into the child's RAM, mapped or
  * copied (above); *short_runs_left counts down the shorter runs it may map. */
@@ -66,15 +74,16 @@ int snapshot_map_memory(struct snapshot *snap, struct kvm_vm *vm, unsigned short
     unsigned short_runs_left = live >= SHORT_RUNS_LIVE_MAX
                                    ? 0
                                    : (unsigned)FJ_MIN(short_runs_max, SHORT_RUNS_LIVE_MAX - live);
-    unsigned short_runs_allowed = short_runs_left;
+    unsigned short_runs_allowed = short_runs_left, no_runs = 0;
     for (const struct snapshot *layer = snap; layer->parent && err == 0; layer = layer->parent) {
         for (uint64_t w = 0; w < words; w++) {
             want[w] = layer->delta[w] & ~placed[w];
             placed[w] |= layer->delta[w];
         }
+        unsigned *allowance = own_image(layer) ? &short_runs_left : &no_runs;
         for (uint64_t q, p = fj_bits_next_run(want, pages, 0, &q); p < pages && err == 0;
              p = fj_bits_next_run(want, pages, q, &q))
-            err = place_run(layer, vm, p, q, &short_runs_left);
+            err = place_run(layer, vm, p, q, allowance);
     }
     kvm_vm_add_mapped_runs(vm, short_runs_allowed - short_runs_left);
     free(placed);
