@@ -55,3 +55,7 @@ int snapshot_make_image(struct snapshot *snap) {
         return -errno;
     return 0;
 }
+
+bool snapshot_image_is_own(const struct snapshot *snap) {
+    return fcntl(snap->image_fd, F_GET_SEALS) >= 0; /* answered for a memfd only */
+}

@@ -3,7 +3,6 @@
 #define _GNU_SOURCE
 #include "snap/snapshot.h"
 
-#include <fcntl.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -28,13 +27,6 @@
  * quarter of the host's usual limit on a process's mappings (65,530), for
  * any number of sandboxes (the daemon admits up to 256). */
 #define SHORT_RUNS_LIVE_MAX 16384ULL
-
-/* Whether a layer's image is the VMM's own (a memfd: F_GET_SEALS answers):
- * shorter runs are mapped only from those, not from a loaded snapshot's
- * file on disk (cut short under a mapping, a read there would fault). */
-static bool own_image(const struct snapshot *layer) {
-    return fcntl(layer->image_fd, F_GET_SEALS) >= 0;
-}
 
 /* Places pages [p, q) of a layer's image into the child's RAM, mapped or
  * copied (above); *short_runs_left counts down the shorter runs it may map. */
@@ -80,7 +72,7 @@ int snapshot_map_memory(struct snapshot *snap, struct kvm_vm *vm, unsigned short
             want[w] = layer->delta[w] & ~placed[w];
             placed[w] |= layer->delta[w];
         }
-        unsigned *allowance = own_image(layer) ? &short_runs_left : &no_runs;
+        unsigned *allowance = snapshot_image_is_own(layer) ? &short_runs_left : &no_runs;
         for (uint64_t q, p = fj_bits_next_run(want, pages, 0, &q); p < pages && err == 0;
              p = fj_bits_next_run(want, pages, q, &q))
             err = place_run(layer, vm, p, q, allowance);

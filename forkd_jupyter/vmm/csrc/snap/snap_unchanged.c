@@ -2,7 +2,6 @@
 #define _GNU_SOURCE
 #include "snap/snap_unchanged.h"
 
-#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -131,12 +130,8 @@ static const uint8_t *image_view(const struct snapshot *l) {
         return v == MAP_FAILED ? NULL : v;
     if (atomic_load(&image_views_live) >= IMAGE_VIEWS_MAX)
         return NULL; /* (mapped later, when views are freed) */
-    /* Only an image of the VMM's own (a memfd: F_GET_SEALS answers): a
-     * file on disk (a loaded snapshot) could be cut short under the
-     * mapping, and a read there would fault the whole daemon. */
-    v = fcntl(l->image_fd, F_GET_SEALS) < 0
-            ? MAP_FAILED
-            : mmap(NULL, l->ram_bytes, PROT_READ, MAP_SHARED, l->image_fd, 0);
+    v = !snapshot_image_is_own(l) ? MAP_FAILED
+                                  : mmap(NULL, l->ram_bytes, PROT_READ, MAP_SHARED, l->image_fd, 0);
     void *none = NULL;
     if (!atomic_compare_exchange_strong(&m->image_view, &none, v)) {
         if (v != MAP_FAILED) /* another diff of the chain mapped it first */

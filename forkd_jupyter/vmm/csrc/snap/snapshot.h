@@ -103,6 +103,10 @@ void snapshot_finish(struct snapshot *snap, int status, const char *error);
 int snapshot_map_memory(struct snapshot *snap, struct kvm_vm *vm, unsigned short_runs_max);
 #define SNAP_MAP_SHORT_RUNS_MAX 256
 struct snapshot *snapshot_get(struct snapshot *snap);
+/* Whether snap's image is the VMM's own (a memfd), not a loaded snapshot's
+ * file on disk: only the former is mapped for the VMM's own reads or as
+ * a child's shorter runs (a file cut short under a mapping would fault). */
+bool snapshot_image_is_own(const struct snapshot *snap);
 /* The full image at the bottom of a diff chain. */
 struct snapshot *snapshot_chain_root(struct snapshot *snap);
 /* With sb stopped (or only its calling thread running): snap's memory
