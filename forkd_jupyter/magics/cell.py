@@ -111,8 +111,10 @@ def run_cells(
 
     for o in outcomes:
         threading.Thread(target=work, args=(o,), daemon=True).start()
-    while not (all(o.finished.is_set() for o in outcomes) and chunks.empty()):
-        try:
+    while True:
+        try:  # the end is tested inside: an interrupt may land there too
+            if all(o.finished.is_set() for o in outcomes) and chunks.empty():
+                break
             try:
                 name, text = chunks.get(timeout=POLL_S)
             except queue.Empty:
