@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import threading
 import time
 
@@ -361,5 +362,67 @@ def test_a_child_maps_its_chains_shorter_runs_instead_of_copying_them():
             child.close()
         diff.close()
         full.close()
+    finally:
+        sb.close()
+
+
+def _image_kib(size: int) -> int:
+    """Memory held by this process's files of ``size`` bytes (snapshot
+    images: the VMM runs in this process), each counted once (a child holds
+    its own descriptor of its chain's full image), in KiB."""
+    files = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            st = os.fstat(int(fd))
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_size == size:
+            files[st.st_dev, st.st_ino] = st.st_blocks // 2
+    return sum(files.values())
+
+
+def test_a_childs_copied_pages_leave_its_chains_images_as_they_were():
+    """A child's pages copied from diff layers are filled into its RAM
+    (snap_map.c: by userfaultfd, from each layer's mapped image) without
+    changing any image of the chain: the pages a layer holds as zero (holes
+    of its image, here 40 buffers of 128 KiB unmapped since the full
+    snapshot) are filled with zeros, never read through the mapping, which
+    would give the image a page of its own at every spawn. Every copied page
+    reads right, and the child's RAM is left as any other's (its cells
+    write fresh memory, which would wait for ever on a page left
+    registered)."""
+    sb = Sandbox.spawn(memory_mib=1024)
+    try:
+        run_ok(
+            sb,
+            "import mmap\nsmall, between = [], []\nfor k in range(40):\n"
+            "    small.append(mmap.mmap(-1, 128 << 10))\n    small[-1].write(b'x' * (128 << 10))\n"
+            "    between.append(mmap.mmap(-1, 4096))\n    between[-1].write(b'y' * 4096)",
+        )
+        full = sb.snapshot(mode="full")
+        run_ok(
+            sb,
+            "for m in small:\n    m.close()\n"
+            "kept = bytearray(16 << 20)\nfor i in range(0, len(kept), 8 * 4096):\n    kept[i] = 7",
+        )
+        first = sb.snapshot(mode="diff")
+        run_ok(sb, "kept[4096 * 3] = 9")
+        diff = sb.snapshot(mode="diff")
+        assert diff.parent is first and first.parent is full
+        diff.wait()  # its image and its chain's written
+        before = _image_kib(1024 << 20)
+        (child,) = diff.spawn()
+        try:
+            added = _image_kib(1024 << 20) - before
+            assert added < 256, f"the spawn gave the images {added} KiB"
+            check = "sum(kept[i] == 7 for i in range(0, len(kept), 8 * 4096)), sum(kept)"
+            assert tuple(value(child, check)) == (512, 512 * 7 + 9)
+            assert value(child, "sum(m[:] == b'y' * 4096 for m in between)") == 40
+            run_ok(child, "again = bytearray(64 << 20)\nagain[::4096] = b'\\x01' * (16 << 10)")
+            assert tuple(value(child, "sum(again), sum(kept)")) == (16 << 10, 512 * 7 + 9)
+        finally:
+            child.close()
+        for s in (diff, first, full):
+            s.close()
     finally:
         sb.close()

@@ -3,6 +3,7 @@
 #include "snap/snapshot.h"
 
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -58,4 +59,39 @@ int snapshot_make_image(struct snapshot *snap) {
 
 bool snapshot_image_is_own(const struct snapshot *snap) {
     return fcntl(snap->image_fd, F_GET_SEALS) >= 0; /* answered for a memfd only */
+}
+
+/* Views mapped in this process, and the most it keeps mapped: each is a
+ * mapping of the process, which the host limits (65,530); beyond the cap
+ * a layer's pages are read instead. */
+#define IMAGE_VIEWS_MAX 8192
+static _Atomic unsigned image_views_live;
+
+const uint8_t *snapshot_image_view(const struct snapshot *snap) {
+    struct snapshot *m = (struct snapshot *)snap; /* image_view alone is set, once */
+    void *v = atomic_load(&m->image_view);
+    if (v)
+        return v == MAP_FAILED ? NULL : v;
+    if (atomic_load(&image_views_live) >= IMAGE_VIEWS_MAX)
+        return NULL; /* (mapped later, when views are freed) */
+    v = !snapshot_image_is_own(snap)
+            ? MAP_FAILED
+            : mmap(NULL, snap->ram_bytes, PROT_READ, MAP_SHARED, snap->image_fd, 0);
+    void *none = NULL;
+    if (!atomic_compare_exchange_strong(&m->image_view, &none, v)) {
+        if (v != MAP_FAILED) /* another thread mapped it first */
+            munmap(v, snap->ram_bytes);
+        v = none;
+    } else if (v != MAP_FAILED) {
+        atomic_fetch_add(&image_views_live, 1);
+    }
+    return v == MAP_FAILED ? NULL : v;
+}
+
+void snapshot_image_view_drop(struct snapshot *snap) {
+    void *v = atomic_exchange(&snap->image_view, NULL);
+    if (v && v != MAP_FAILED) {
+        munmap(v, snap->ram_bytes);
+        atomic_fetch_sub(&image_views_live, 1);
+    }
 }

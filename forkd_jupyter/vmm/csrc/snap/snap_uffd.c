@@ -48,3 +48,41 @@ int snap_uffd_protect(int uffd, uint8_t *base, uint64_t start, uint64_t len, boo
     }
     return 0;
 }
+
+int snap_uffd_register_missing(int uffd, uint8_t *base, uint64_t len) {
+    struct uffdio_register r = {.range = {(uint64_t)(uintptr_t)base, len},
+                                .mode = UFFDIO_REGISTER_MODE_MISSING};
+    return ioctl(uffd, UFFDIO_REGISTER, &r) < 0 ? -errno : 0;
+}
+
+int snap_uffd_unregister(int uffd, uint8_t *base, uint64_t len) {
+    struct uffdio_range r = {(uint64_t)(uintptr_t)base, len};
+    return ioctl(uffd, UFFDIO_UNREGISTER, &r) < 0 ? -errno : 0;
+}
+
+/* Zeros a fill copies from, a chunk at a time. */
+static const uint8_t zeros[64 << 10];
+
+int snap_uffd_fill(int uffd, uint8_t *dst, const uint8_t *src, uint64_t len) {
+    /* One call fills pages of one mapping: a range over two (a hole of the
+     * image made anonymous beside the image's pages, kvm_vm.c) is refused
+     * whole (-ENOENT), and filled a page at a time. */
+    uint64_t most = src ? len : sizeof(zeros);
+    while (len) {
+        uint64_t chunk = len < most ? len : most;
+        struct uffdio_copy c = {.dst = (uint64_t)(uintptr_t)dst,
+                                .src = (uint64_t)(uintptr_t)(src ? src : zeros),
+                                .len = chunk};
+        if (ioctl(uffd, UFFDIO_COPY, &c) < 0 && errno != EAGAIN && errno != EINTR) {
+            if (errno != ENOENT || c.copy > 0 || most == 4096)
+                return -errno;
+            most = 4096;
+            continue;
+        }
+        uint64_t done = c.copy > 0 ? (uint64_t)c.copy : 0; /* a partial copy goes on */
+        dst += done;
+        src = src ? src + done : NULL;
+        len -= done;
+    }
+    return 0;
+}

@@ -2,11 +2,9 @@
 #define _GNU_SOURCE
 #include "snap/snap_unchanged.h"
 
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "snap/snapshot.h"
@@ -113,44 +111,6 @@ static uint64_t comparable(const struct chain_view *v, const uint64_t *dirty, co
     return dirty[w] & held & (zero ? ~zero[w] : ~0ULL) & (in_kept ? k : ~k);
 }
 
-/* Layers' images mapped in this process, and the most it keeps mapped:
- * each view is a mapping of the process, which the host limits (65,530);
- * beyond the cap a layer's copies are read instead. */
-#define IMAGE_VIEWS_MAX 8192
-static _Atomic unsigned image_views_live;
-
-/* A layer's image, mapped read-only once and kept (snapshot.h,
- * image_view), or NULL when it is not mapped. A kept page is compared at
- * every diff, against the same copy until it changes: its mapping is
- * faulted in once, and each compare after is a memcmp, with no read. */
-static const uint8_t *image_view(const struct snapshot *l) {
-    struct snapshot *m = (struct snapshot *)l; /* image_view alone is set, once */
-    void *v = atomic_load(&m->image_view);
-    if (v)
-        return v == MAP_FAILED ? NULL : v;
-    if (atomic_load(&image_views_live) >= IMAGE_VIEWS_MAX)
-        return NULL; /* (mapped later, when views are freed) */
-    v = !snapshot_image_is_own(l) ? MAP_FAILED
-                                  : mmap(NULL, l->ram_bytes, PROT_READ, MAP_SHARED, l->image_fd, 0);
-    void *none = NULL;
-    if (!atomic_compare_exchange_strong(&m->image_view, &none, v)) {
-        if (v != MAP_FAILED) /* another diff of the chain mapped it first */
-            munmap(v, l->ram_bytes);
-        v = none;
-    } else if (v != MAP_FAILED) {
-        atomic_fetch_add(&image_views_live, 1);
-    }
-    return v == MAP_FAILED ? NULL : v;
-}
-
-void snap_image_view_drop(struct snapshot *snap) {
-    void *v = atomic_exchange(&snap->image_view, NULL);
-    if (v && v != MAP_FAILED) {
-        munmap(v, snap->ram_bytes);
-        atomic_fetch_sub(&image_views_live, 1);
-    }
-}
-
 static const uint8_t zero_page[FJ_PAGE_SIZE];
 
 /* A page l holds as a hole of its image: compared with zeros, not through
@@ -176,7 +136,7 @@ static int64_t drop_unchanged_word(const struct sandbox *sb, const struct chain_
             if (!l)
                 continue;
             size_t len = (size_t)(b - a) * FJ_PAGE_SIZE;
-            const uint8_t *copy = image_view(l);
+            const uint8_t *copy = snapshot_image_view(l);
             if (copy)
                 copy += p * FJ_PAGE_SIZE;
             else if (pread(l->image_fd, buf, len, (off_t)(p * FJ_PAGE_SIZE)) == (ssize_t)len)

@@ -74,7 +74,4 @@ int64_t snap_sort_unmapped(const struct sandbox *sb, const struct snapshot *pare
 int64_t snap_drop_unchanged(const struct sandbox *sb, const struct snapshot *parent,
                             uint64_t *dirty, const uint64_t *zero, const uint64_t *kept);
 
-/* Unmaps snap's image view (snapshot.h: image_view), if any: its release. */
-void snap_image_view_drop(struct snapshot *snap);
-
 #endif

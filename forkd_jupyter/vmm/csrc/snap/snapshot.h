@@ -53,7 +53,7 @@ struct snapshot {
      * image's hole there reads zero; snap_unchanged.h), or NULL. */
     uint64_t *zero;
     /* diff: image_fd mapped read-only, ram_bytes long, made at the first
-     * compare against it (snap_unchanged.c, which caps the views of a
+     * read through it (snapshot_image_view, which caps the views of a
      * process) and kept to the end; NULL before, MAP_FAILED when it could
      * not be made. Moves with image_fd. */
     _Atomic(void *) image_view;
@@ -107,6 +107,16 @@ struct snapshot *snapshot_get(struct snapshot *snap);
  * file on disk: only the former is mapped for the VMM's own reads or as
  * a child's shorter runs (a file cut short under a mapping would fault). */
 bool snapshot_image_is_own(const struct snapshot *snap);
+/* snap's image mapped read-only (image_view), made at the first call and
+ * kept while snap lives, or NULL when it is not mapped (an image not the
+ * VMM's own, or the process's views at their cap). Its pages are read by
+ * a diff's compare (snap_unchanged.c) and by a child's placement of the
+ * pages it copies (snap_map.c); a page snap holds as zero (zero) is a hole
+ * there and is never read through the view (a fault would give the image
+ * a page of its own). */
+const uint8_t *snapshot_image_view(const struct snapshot *snap);
+/* Unmaps snap's image view, if any: its release. */
+void snapshot_image_view_drop(struct snapshot *snap);
 /* The full image at the bottom of a diff chain. */
 struct snapshot *snapshot_chain_root(struct snapshot *snap);
 /* With sb stopped (or only its calling thread running): snap's memory

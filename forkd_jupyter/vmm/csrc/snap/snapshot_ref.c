@@ -11,7 +11,6 @@
 
 #include "fs/fs_view.h"
 #include "snap/snap_hint.h"
-#include "snap/snap_unchanged.h"
 #include "snap/snapshot.h"
 #include "api/vmm_api.h"
 #include "api/snapshot_api.h"
@@ -58,7 +57,7 @@ void fj_snapshot_release(fj_snapshot *snap)
     if (snap->view)
         fs_view_free(snap->view);
     mm_destroy(&snap->mm);
-    snap_image_view_drop(snap);
+    snapshot_image_view_drop(snap);
     if (snap->image_fd >= 0)
         close(snap->image_fd);
     pthread_mutex_destroy(&snap->lock);
