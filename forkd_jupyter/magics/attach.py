@@ -112,7 +112,22 @@ def count_held(att: Attachment, history: list[timeline.Checkpoint]) -> None:
 
 
 def past(controller: Controller, sandbox: str) -> list[timeline.Checkpoint]:
-    return timeline.history(sandbox, controller.list_sandboxes(), controller.list_snapshots())
+    return Listing.of(controller).history(sandbox)
+
+
+@dataclass
+class Listing:
+    """The daemon's sandboxes and snapshots, as read at one moment."""
+
+    sandboxes: list[dict]
+    snapshots: list[dict]
+
+    @classmethod
+    def of(cls, controller: Controller) -> Listing:
+        return cls(controller.list_sandboxes(), controller.list_snapshots())
+
+    def history(self, sandbox: str) -> list[timeline.Checkpoint]:
+        return timeline.history(sandbox, self.sandboxes, self.snapshots)
 
 
 def trim(controller: Controller, att: Attachment) -> list[str]:
@@ -174,13 +189,15 @@ def checkout(
     controller: Controller,
     att: Attachment,
     target: timeline.Checkpoint,
-    history: list[timeline.Checkpoint],
+    listing: Listing,
 ) -> Moved:
     """Makes the attached sandbox's state the checkpoint's: the state left
     behind is kept as a snapshot (tagged NAME-future-of-OLD) unless it was
     a checkpoint's already, the old sandbox stops and a child of the
-    checkpoint takes its name. ``history``: the attached sandbox's, as the
-    caller just read it."""
+    checkpoint takes its name. ``listing``: the sandboxes and snapshots as
+    the caller just read them (the new sandbox's history is derived from
+    it: a child's history is its checkpoint's, which the listing holds)."""
+    history = listing.history(att.sandbox)
     old = att.sandbox
     before = ran(history, att.at) + ([att.last_cell] if att.at is None else [])
     started = time.perf_counter()  # what the user waits for: from here to the new sandbox
@@ -201,7 +218,7 @@ def checkout(
         raise
     att.sandbox, att.at, att.last_cell = record["id"], target.snapshot, target.after
     ms = (time.perf_counter() - started) * 1000
-    now = past(controller, att.sandbox)
+    now = timeline.history(record["id"], [*listing.sandboxes, record], listing.snapshots)
     count_held(att, now)
     kept = ran(now, att.at)
     undone = sorted({c for c in before if c is not None} - set(kept))

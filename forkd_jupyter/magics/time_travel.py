@@ -162,13 +162,14 @@ def undo(session: Session, shell, args) -> None:
     att = _attached(session)
     if args.n < 1:
         raise UsageError("N must be at least 1")
-    past = mode.past(session.controller, att.sandbox)
+    listing = mode.Listing.of(session.controller)
     # One step per cell run: the checkpoints taken before cells, but the
     # one the sandbox sits at (its cell has not run here).
+    past = listing.history(att.sandbox)
     behind = [c for c in past if c.cell is not None and c.snapshot != att.at]
     if len(behind) < args.n:
         raise UsageError(f"only {len(behind)} cells can be undone (see `%forkd history`)")
-    _go(session, att, behind[-args.n], past)
+    _go(session, att, behind[-args.n], listing)
 
 
 @subcommand
@@ -188,12 +189,11 @@ def checkout(session: Session, shell, args) -> None:
     if count == att.last_cell:
         print(f"the sandbox already has the state after [{count}]")
         return
-    ctl = session.controller
-    sandboxes, snapshots = ctl.list_sandboxes(), ctl.list_snapshots()
-    past = timeline.history(att.sandbox, sandboxes, snapshots)
+    listing = mode.Listing.of(session.controller)
+    past = listing.history(att.sandbox)
     target = next((c for c in reversed(past) if c.after == count), None)
     if target is None:  # an undone cell: in a future left behind
-        others = timeline.everywhere(att.name, sandboxes, snapshots)
+        others = timeline.everywhere(att.name, listing.sandboxes, listing.snapshots)
         target = next((o for o in reversed(others) if o.after == count), None)
     if target is None:
         cells = sorted({c.after for c in past if c.after is not None})
@@ -201,16 +201,16 @@ def checkout(session: Session, shell, args) -> None:
             f"no checkpoint holds the state after [{count}]; known: "
             + (", ".join(f"[{n}]" for n in cells) or "none")
         )
-    _go(session, att, target, past)
+    _go(session, att, target, listing)
 
 
 def checkout_to(session: Session, snapshot: str) -> None:
     """Checks the attached sandbox out to a checkpoint given by id (the
     widget's and the panel's way)."""
     att = _attached(session)
-    past = mode.past(session.controller, att.sandbox)
-    target = next((c for c in past if c.snapshot == snapshot), None)
-    _go(session, att, target or _any_checkpoint(session, snapshot), past)
+    listing = mode.Listing.of(session.controller)
+    target = next((c for c in listing.history(att.sandbox) if c.snapshot == snapshot), None)
+    _go(session, att, target or _any_checkpoint(session, snapshot), listing)
 
 
 def _any_checkpoint(session: Session, snapshot: str) -> timeline.Checkpoint:
@@ -224,11 +224,11 @@ def _go(
     session: Session,
     att: mode.Attachment,
     target: timeline.Checkpoint,
-    past: list[timeline.Checkpoint],
+    listing: mode.Listing,
 ) -> None:
-    """Checks out ``target``; ``past``: the attached sandbox's history as
-    just read."""
-    moved = mode.checkout(session.controller, att, target, past)
+    """Checks out ``target``; ``listing``: the daemon's sandboxes and
+    snapshots as just read."""
+    moved = mode.checkout(session.controller, att, target, listing)
     session.set_current(att.sandbox)
     where = f"after [{target.after}]" if target.after is not None else "before any cell"
     kept = f"; the state left behind is snapshot {moved.future}" if moved.future else ""
