@@ -39,8 +39,8 @@
  * read for the first time costs a fault (the views of pages diffs compare
  * are in already), about what pread costs. Where the RAM cannot be
  * registered, a layer has no view or a fill fails, the placement goes on
- * by pread, the registration dropped first (a write into a registered
- * missing page would wait for a fill nobody makes). */
+ * by pread, the registration dropped first (pread's writes into
+ * registered missing pages would fail, or wait for a fill nobody makes). */
 struct placing {
     struct kvm_vm *vm;
     uint64_t ram_bytes;
@@ -48,7 +48,7 @@ struct placing {
 };
 
 static void placing_start(struct placing *pl) {
-    pl->uffd = snap_uffd_open();
+    pl->uffd = snap_uffd_open_fill();
     if (pl->uffd >= 0 && snap_uffd_register_missing(pl->uffd, pl->vm->ram, pl->ram_bytes) < 0) {
         close(pl->uffd);
         pl->uffd = -1;

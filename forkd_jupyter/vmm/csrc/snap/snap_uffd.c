@@ -49,6 +49,23 @@ int snap_uffd_protect(int uffd, uint8_t *base, uint64_t start, uint64_t len, boo
     return 0;
 }
 
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+
+int snap_uffd_open_fill(void) {
+    int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+    if (fd < 0)
+        return snap_uffd_open(); /* a kernel without the flag (before 5.11) */
+    struct uffdio_api api = {.api = UFFD_API};
+    if (ioctl(fd, UFFDIO_API, &api) < 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    return fd;
+}
+
 int snap_uffd_register_missing(int uffd, uint8_t *base, uint64_t len) {
     struct uffdio_register r = {.range = {(uint64_t)(uintptr_t)base, len},
                                 .mode = UFFDIO_REGISTER_MODE_MISSING};

@@ -21,10 +21,16 @@ int snap_uffd_register(int uffd, uint8_t *base, uint64_t start, uint64_t len);
  * there; -errno. */
 int snap_uffd_protect(int uffd, uint8_t *base, uint64_t start, uint64_t len, bool on);
 
+/* A non-blocking userfaultfd for filling missing pages, of user-mode
+ * faults only: what an unprivileged process may open where the host allows
+ * users no more (vm.unprivileged_userfaultfd = 0), and a touch of a missing
+ * page by the kernel on this process's behalf fails (-EFAULT) instead of
+ * waiting for a fill; -errno. */
+int snap_uffd_open_fill(void);
 /* Registers [base, + len) for missing pages (to fill them with
  * snap_uffd_fill), or unregisters it; -errno. While registered, a touch of
- * a missing page there (a read or write by this process, the kernel's on
- * its behalf included) waits for a fill that nobody makes: fill only. */
+ * a missing page there by this process waits for a fill that nobody
+ * makes: fill only. */
 int snap_uffd_register_missing(int uffd, uint8_t *base, uint64_t len);
 int snap_uffd_unregister(int uffd, uint8_t *base, uint64_t len);
 /* Makes [dst, + len), missing pages of a registered range, private pages
