@@ -29,7 +29,10 @@ SYS_USERFAULTFD = 323
 UFFD_API = 0xAA
 UFFDIO_API = 0xC018AA3F  # _IOWR(0xAA, 0x3F, struct uffdio_api)
 UFFDIO_REGISTER = 0xC020AA00  # _IOWR(0xAA, 0x00, struct uffdio_register)
+UFFDIO_COPY = 0xC028AA03  # _IOWR(0xAA, 0x03, struct uffdio_copy)
+UFFDIO_REGISTER_MODE_MISSING = 1
 UFFDIO_REGISTER_MODE_WP = 2
+UFFD_USER_MODE_ONLY = 1
 USERFAULTFD_IOC_NEW = 0xAA00  # _IO(0xAA, 0x00)
 WP_FEATURES = (1 << 12) | (1 << 13)  # WP_HUGETLBFS_SHMEM, WP_UNPOPULATED
 
@@ -42,7 +45,7 @@ UAPI_FEATURES = (
 UAPI_HEADER = "/usr/include/linux/userfaultfd.h"
 
 REQUIRED = {"kvm", "userfaultfd", "uffd_wp_shmem", "uffd_wp_unpopulated", "memfd", "python"}
-INFORMATIONAL = {"shmem_thp", "hugetlb", "uffd_wp_async", "image_store"}
+INFORMATIONAL = {"shmem_thp", "hugetlb", "uffd_wp_async", "uffd_fill", "image_store"}
 LINE = re.compile(r"^(ok  |warn|FAIL)  (\S+) +\S.*$")
 
 libc = ctypes.CDLL(None, use_errno=True)
@@ -66,9 +69,9 @@ def checks_of(report: dict) -> dict:
     return report["checks"]
 
 
-def new_uffd(features: int = 0) -> tuple[int, int]:
+def new_uffd(features: int = 0, flags: int = 0) -> tuple[int, int]:
     """A userfaultfd after the UFFDIO_API handshake; returns (fd, features)."""
-    fd = libc.syscall(SYS_USERFAULTFD, os.O_CLOEXEC | os.O_NONBLOCK)
+    fd = libc.syscall(SYS_USERFAULTFD, os.O_CLOEXEC | os.O_NONBLOCK | flags)
     assert fd >= 0, os.strerror(ctypes.get_errno())
     api = (ctypes.c_uint64 * 3)(UFFD_API, features, 0)  # {api, features, ioctls}
     fcntl.ioctl(fd, UFFDIO_API, api)
@@ -151,6 +154,45 @@ def test_dev_userfaultfd_matches_the_device(report):
         finally:
             os.close(dev)
     assert checks_of(report)["userfaultfd"]["data"]["devnode_error"] == expected
+
+
+def fill_a_page_here() -> str | None:
+    """Fills a missing page of a private memfd mapping through a userfaultfd
+    of user-mode faults only, as a child's placement does; None when the
+    page then reads what was copied, else the error."""
+    try:
+        fd, _ = new_uffd(flags=UFFD_USER_MODE_ONLY)
+    except (AssertionError, OSError) as e:
+        return str(e)
+    mem = os.memfd_create("doctor-test-fill")
+    os.ftruncate(mem, 2 << 20)
+    region = mmap.mmap(mem, 2 << 20, mmap.MAP_PRIVATE)
+    anchor = ctypes.c_char.from_buffer(region)
+    page = ctypes.create_string_buffer(b"\x5a" * 4096, 4096)
+    try:
+        at = ctypes.addressof(anchor)
+        reg = (ctypes.c_uint64 * 4)(at, 2 << 20, UFFDIO_REGISTER_MODE_MISSING, 0)
+        fcntl.ioctl(fd, UFFDIO_REGISTER, reg)
+        copy = (ctypes.c_uint64 * 5)(at, ctypes.addressof(page), 4096, 0, 0)
+        fcntl.ioctl(fd, UFFDIO_COPY, copy)
+    except OSError as e:
+        return os.strerror(e.errno)
+    finally:
+        os.close(fd)  # unregisters the range before anything reads it
+    try:
+        return None if region[:4096] == b"\x5a" * 4096 else "the page reads otherwise"
+    finally:
+        del anchor
+        region.close()
+        os.close(mem)
+
+
+def test_fill_check_matches_a_fill_made_here(report):
+    check = checks_of(report)["uffd_fill"]
+    error = fill_a_page_here()
+    assert check["status"] == ("ok" if error is None else "warn")
+    assert check["detail"].endswith(error or "ok")
+    assert check["required"] is False
 
 
 def register_memfd_for_wp() -> int:

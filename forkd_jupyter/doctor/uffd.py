@@ -1,5 +1,6 @@
-"""userfaultfd: how it is reached, the features the kernel offers, and the
-write-protect of shared memfd mappings that live snapshots are built on."""
+"""userfaultfd: how it is reached, the features the kernel offers, the
+write-protect of shared memfd mappings that live snapshots are built on,
+and the filling of missing pages a child's placement uses."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ def checks() -> list[Check]:
                 "as root: sysctl vm.unprivileged_userfaultfd=1, or give the user "
                 "read-write access to /dev/userfaultfd (Linux >= 6.1)",
                 data=u,
-            )
+            ),
+            _fill(u),
         ]
     registered = not u["wp_register_error"] and not u["wp_protect_error"]
     wp_ok = "WP_HUGETLBFS_SHMEM" in features and registered
@@ -55,7 +57,22 @@ def checks() -> list[Check]:
         ),
         _feature("WP_UNPOPULATED", features, "Linux >= 6.4", required=True),
         _feature("WP_ASYNC", features, "Linux >= 6.7 (cheaper dirty tracking)", required=False),
+        _fill(u),
     ]
+
+
+def _fill(u: dict) -> Check:
+    """A child's copied pages are filled by a userfaultfd of user-mode
+    faults only (snap/snap_map.c); without one they are copied the slower
+    way (docs/snapshots.md, "diff")."""
+    return Check.of(
+        "uffd_fill",
+        u["fill_error"] is None,
+        "filling a child's pages (user-mode-only userfaultfd, UFFDIO_COPY): "
+        + (u["fill_error"] or "ok"),
+        "Linux >= 5.11; without it a checkout copies its pages about twice as slowly",
+        required=False,
+    )
 
 
 def _feature(name: str, features: set[str], fix: str, *, required: bool) -> Check:

@@ -74,6 +74,7 @@ def probe_userfaultfd() -> dict:
         "wp_memfd_error": _err(p.wp_memfd_errno),
         "wp_register_error": _err(p.wp_register_errno),
         "wp_protect_error": _err(p.wp_protect_errno),
+        "fill_error": _err(p.fill_errno),
     }
 
 

@@ -11,6 +11,9 @@ struct fj_uffd_probe {
     int wp_memfd_errno;    /* memfd_create + ftruncate + mmap(MAP_SHARED) of the probe range */
     int wp_register_errno; /* UFFDIO_REGISTER_MODE_WP of that shared memfd mapping */
     int wp_protect_errno;  /* UFFDIO_WRITEPROTECT arming that range */
+    int fill_errno;        /* a user-mode-only userfaultfd filling a missing page of a
+                              private memfd mapping (UFFDIO_COPY), as a child's
+                              placement does (snap/snap_map.c) */
 };
 /* Fills out; returns 0 when some userfaultfd opened, else -errno. */
 int fj_probe_uffd(struct fj_uffd_probe *out);

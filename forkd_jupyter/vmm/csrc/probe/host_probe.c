@@ -16,6 +16,7 @@
 
 #define PROBE_BYTES (2UL << 20)
 #define PROBE_USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
+#define PROBE_UFFD_USER_MODE_ONLY 1                     /* UFFD_USER_MODE_ONLY, Linux >= 5.11 */
 #define PROBE_WP_FEATURES ((1ULL << 12) | (1ULL << 13)) /* WP_HUGETLBFS_SHMEM, WP_UNPOPULATED */
 
 /* Tries both ways of getting a userfaultfd and records each; returns an
@@ -86,11 +87,56 @@ static void probe_wp(int fd, struct fj_uffd_probe *out)
         close(memfd);
 }
 
+/* Fills a missing page of a private memfd mapping as a child's placement
+ * does: a userfaultfd of user-mode faults only, the range registered for
+ * missing pages, UFFDIO_COPY, the page read back; 0 or the failing step's
+ * errno. */
+static int probe_fill(void)
+{
+    int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | PROBE_UFFD_USER_MODE_ONLY);
+    if (fd < 0)
+        return errno;
+    uint8_t page[4096];
+    memset(page, 0x5a, sizeof(page));
+    struct uffdio_api api = {.api = UFFD_API};
+    int err = ioctl(fd, UFFDIO_API, &api) < 0 ? errno : 0, memfd = -1;
+    void *p = MAP_FAILED;
+    if (err == 0 && ((memfd = memfd_create("forkd-probe", MFD_CLOEXEC)) < 0 ||
+                     ftruncate(memfd, PROBE_BYTES) < 0))
+        err = errno;
+    if (err == 0 && (p = mmap(NULL, PROBE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE, memfd, 0)) ==
+                        MAP_FAILED)
+        err = errno;
+    if (err == 0) {
+        struct uffdio_register reg = {.range = {.start = (uint64_t)(uintptr_t)p, .len = PROBE_BYTES},
+                                      .mode = UFFDIO_REGISTER_MODE_MISSING};
+        if (ioctl(fd, UFFDIO_REGISTER, &reg) < 0) {
+            err = errno;
+        } else {
+            struct uffdio_copy c = {.dst = reg.range.start,
+                                    .src = (uint64_t)(uintptr_t)page,
+                                    .len = sizeof(page)};
+            err = ioctl(fd, UFFDIO_COPY, &c) < 0 ? errno : 0;
+            /* Unregistered before the read: nothing may wait on this range. */
+            ioctl(fd, UFFDIO_UNREGISTER, &reg.range);
+            if (err == 0 && memcmp(p, page, sizeof(page)) != 0)
+                err = EIO;
+        }
+    }
+    if (p != MAP_FAILED)
+        munmap(p, PROBE_BYTES);
+    if (memfd >= 0)
+        close(memfd);
+    close(fd);
+    return err;
+}
+
 int fj_probe_uffd(struct fj_uffd_probe *out)
 {
     memset(out, 0, sizeof(*out));
     out->api_errno = out->wp_api_errno = out->wp_memfd_errno = -1;
     out->wp_register_errno = out->wp_protect_errno = -1;
+    out->fill_errno = probe_fill();
     int fd = probe_open_uffd(out);
     if (fd < 0)
         return out->syscall_errno ? -out->syscall_errno : -out->devnode_errno;
