@@ -70,8 +70,8 @@ static int fill_run(const struct snapshot *layer, const uint8_t *view, struct pl
                     uint64_t p, uint64_t q) {
     int err = 0;
     for (uint64_t a = p, b; a < q && err == 0; a = b) {
-        bool zero = layer->zero && fj_bit_test(layer->zero, a);
-        for (b = a + 1; b < q && (layer->zero && fj_bit_test(layer->zero, b)) == zero;)
+        bool zero = snapshot_holds_zero(layer, a);
+        for (b = a + 1; b < q && snapshot_holds_zero(layer, b) == zero;)
             b++;
         uint64_t off = a * FJ_PAGE_SIZE, len = (b - a) * FJ_PAGE_SIZE;
         err = snap_uffd_fill(pl->uffd, pl->vm->ram + off, zero ? NULL : view + off, len);

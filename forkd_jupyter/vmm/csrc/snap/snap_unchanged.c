@@ -65,7 +65,7 @@ static int64_t sort_zero_run(const struct chain_view *v, uint64_t *dirty, uint64
         for (uint64_t i = s; i < e; i++) {
             fj_bit_set(unmapped, i);
             const struct snapshot *l = holder(v, i);
-            if (l && l->zero && fj_bit_test(l->zero, i)) {
+            if (l && snapshot_holds_zero(l, i)) {
                 fj_bit_clear(dirty, i);
                 dropped++;
             } else {
@@ -113,12 +113,6 @@ static uint64_t comparable(const struct chain_view *v, const uint64_t *dirty, co
 
 static const uint8_t zero_page[FJ_PAGE_SIZE];
 
-/* A page l holds as a hole of its image: compared with zeros, not through
- * the mapping (a read fault there would give the image a page of its own). */
-static bool held_as_zero(const struct snapshot *l, uint64_t p) {
-    return l->zero && fj_bit_test(l->zero, p);
-}
-
 /* Compares the pages of word w set in bits with the chain's copies and
  * clears the equal ones from dirty. Each run of them one layer holds is
  * compared in its mapped image, or read in one call into buf (64 pages)
@@ -145,7 +139,8 @@ static int64_t drop_unchanged_word(const struct sandbox *sb, const struct chain_
                 continue;
             for (uint64_t i = a; i < b; i++)
                 if (memcmp(sb->vm.ram + (w * 64 + i) * FJ_PAGE_SIZE,
-                           held_as_zero(l, w * 64 + i) ? zero_page : copy + (i - a) * FJ_PAGE_SIZE,
+                           snapshot_holds_zero(l, w * 64 + i) ? zero_page
+                                                              : copy + (i - a) * FJ_PAGE_SIZE,
                            FJ_PAGE_SIZE) == 0) {
                     fj_bit_clear(dirty, w * 64 + i);
                     dropped++;

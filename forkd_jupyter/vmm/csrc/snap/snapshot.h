@@ -14,6 +14,7 @@
 #include "core/fdt.h"
 #include "kvm/kvm_state.h"
 #include "core/sandbox.h"
+#include "lib/bitmap.h"
 
 struct snap_copier;
 
@@ -117,6 +118,13 @@ bool snapshot_image_is_own(const struct snapshot *snap);
 const uint8_t *snapshot_image_view(const struct snapshot *snap);
 /* Unmaps snap's image view, if any: its release. */
 void snapshot_image_view_drop(struct snapshot *snap);
+/* Whether snap (a diff) holds page p as zero: a hole of its image, read
+ * with zeros, never through its view (a fault there would give the image
+ * a page of its own). */
+static inline bool snapshot_holds_zero(const struct snapshot *snap, uint64_t p)
+{
+    return snap->zero && fj_bit_test(snap->zero, p);
+}
 /* The full image at the bottom of a diff chain. */
 struct snapshot *snapshot_chain_root(struct snapshot *snap);
 /* With sb stopped (or only its calling thread running): snap's memory
