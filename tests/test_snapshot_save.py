@@ -75,6 +75,43 @@ def test_save_load_spawn_keeps_the_state(source, mode, tmp_path):
         loaded.close()
 
 
+LIMITS = (
+    "import os, resource\n"
+    "resource.setrlimit(resource.RLIMIT_NOFILE, (48, 96))\n"
+    "os.setpriority(os.PRIO_PROCESS, 0, 7)\n"
+    "def dup_past_limit():\n"
+    "    try:\n        os.dup2(0, 60)\n    except OSError as e:\n        return e.errno"
+)
+LIMITS_NOW = (
+    "[resource.getrlimit(resource.RLIMIT_NOFILE), os.getpriority(os.PRIO_PROCESS, 0),"
+    " dup_past_limit()]"
+)
+
+
+def test_limits_come_back_in_a_child_and_from_a_saved_snapshot(tmp_path):
+    """setrlimit's and setpriority's values are the process's state, as its
+    memory is: a child of the snapshot has them, and a child of the snapshot
+    saved and loaded, with the descriptor limit enforced (dup2 past it:
+    EBADF)."""
+    sb = Sandbox.spawn(memory_mib=512)
+    try:
+        run_ok(sb, LIMITS)
+        assert value(sb, LIMITS_NOW) == [(48, 96), 7, 9]
+        snap = sb.snapshot(mode="diff")
+        snap.save(tmp_path / "saved")
+        loaded = Snapshot.load(tmp_path / "saved")
+        for origin in (snap, loaded):
+            [child] = origin.spawn()
+            try:
+                assert value(child, LIMITS_NOW) == [(48, 96), 7, 9]
+            finally:
+                child.close()
+        loaded.close()
+        snap.close(force=True)
+    finally:
+        sb.close()
+
+
 def test_a_saved_snapshot_loads_in_another_process(source, tmp_path):
     snap = source.snapshot(mode="live")
     snap.save(tmp_path / "saved")

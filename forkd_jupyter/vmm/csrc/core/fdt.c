@@ -215,6 +215,7 @@ int fdt_clone_with(struct fdt *dst, const struct fdt *src, struct fdt_clone_ctx 
             err = at;
         }
     }
+    dst->limit = src->limit; /* after the copies, as fdt_share */
     if (err < 0)
         fdt_destroy(dst);
     return err;

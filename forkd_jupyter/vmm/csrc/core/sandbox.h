@@ -150,6 +150,20 @@ struct sb_usage {
     uint64_t maxrss_kib;
 };
 
+/* A process's limits and priorities, as a program set them: fork copies
+ * them, exec keeps them, a snapshot holds them (its children and a saved
+ * snapshot's have them back). */
+struct sb_limits {
+    /* setrlimit's values for the resources whose bit is set in rlim_set,
+     * the sandbox's defaults for the others (sys_proc.c). RLIMIT_AS and
+     * RLIMIT_DATA bound the process's mappings (sys_mem.c), RLIMIT_NOFILE
+     * its fds (fdt.limit, which a table's clone carries with it). */
+    struct rlimit rlim[RLIM_NLIMITS];
+    uint32_t rlim_set;
+    int nice;   /* setpriority's value (kept, not applied) */
+    int ioprio; /* ioprio_set's, 0 when none was set (kept, not applied) */
+};
+
 struct sandbox {
     struct kvm_vm vm;
     struct mm mm;
@@ -206,14 +220,7 @@ struct sandbox {
      * them; sandbox_free calls it first (core/ never calls snap/ itself). */
     void (*lineage_release)(struct sandbox *sb);
     uint64_t start_ns;
-    int nice;   /* setpriority's value for the process (kept, not applied; fork copies it) */
-    int ioprio; /* ioprio_set's, 0 when none was set (kept, not applied; fork copies it) */
-    /* setrlimit's values for the resources whose bit is set in rlim_set,
-     * the sandbox's defaults for the others (sys_proc.c); fork copies them,
-     * exec keeps them. RLIMIT_AS and RLIMIT_DATA bound the process's
-     * mappings (sys_mem.c), RLIMIT_NOFILE its fds (fdt.limit). */
-    struct rlimit rlim[RLIM_NLIMITS];
-    uint32_t rlim_set;
+    struct sb_limits limits;
     struct sb_fast *fast; /* the poller serving calls without exits (run/fast_calls.c), or NULL */
     /* Trampolines of patched system-call sites (core/call_sites.c): the
      * area being filled and its slots used; 0 until the first. */

@@ -66,6 +66,7 @@ int snapshot_capture_state(struct sandbox *sb, struct snapshot *snap, struct fdt
         return err;
     snap->pid = sb->pid;
     memcpy(snap->exe_path, sb->exe_path, sizeof(snap->exe_path));
+    snap->limits = sb->limits;
     snap->logical_bytes = sb->mm.mapped_bytes;
     return fdt_clone_with(&snap->fdt, &sb->fdt, ctx);
 }

@@ -47,6 +47,7 @@ int snapshot_restore_process(struct sandbox *sb, struct snapshot *snap) {
         return err;
     sb->hint = hint_get(snap->hint);
     hint_prefault(sb->hint, &sb->vm);
+    sb->limits = snap->limits; /* (the fd table's limit comes with its clone) */
     if ((err = kvm_cpu_prepare(&sb->vm)) < 0 ||
         (err = kvm_state_restore(&sb->vm.vcpu, &snap->cpu)) < 0 ||
         (err = restore_threads(sb, snap)) < 0)

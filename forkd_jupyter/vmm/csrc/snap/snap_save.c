@@ -38,7 +38,7 @@
 #include "fs/view_impl.h"
 
 #define STATE_MAGIC "FJSNAPST"
-#define STATE_VERSION 3u /* 3 added where argv and envp are; 2 the threads; 1 and 2 are still read */
+#define STATE_VERSION 4u /* 4: limits, 3: argv and envp, 2: threads; 1-3 read (default limits) */
 #define MAX_STR PATH_MAX
 
 /* ------------------------------------------------- a growing buffer */
@@ -301,6 +301,39 @@ static int load_fdt(struct in *r, struct fdt *t, struct fs_view *view)
     return r->bad ? -EINVAL : err;
 }
 
+static void save_limits(struct out *o, const struct sb_limits *l)
+{
+    put_u32(o, RLIM_NLIMITS);
+    for (unsigned i = 0; i < 2 * RLIM_NLIMITS; i++)
+        put_u64(o, i % 2 ? l->rlim[i / 2].rlim_max : l->rlim[i / 2].rlim_cur);
+    put_u32(o, l->rlim_set);
+    put_u32(o, (uint32_t)l->nice);
+    put_u32(o, (uint32_t)l->ioprio);
+}
+
+/* Version 4: only what a program could set (soft <= hard, nice in range, no real-time
+ * I/O class); limits only restrict, the sandbox's bounds hold whatever a file says. */
+static int load_limits(struct in *r, struct snapshot *snap)
+{
+    struct sb_limits *l = &snap->limits;
+    bool bad = get_u32(r) != RLIM_NLIMITS;
+    for (unsigned i = 0; i < RLIM_NLIMITS && !bad; i++) {
+        l->rlim[i].rlim_cur = get_u64(r);
+        l->rlim[i].rlim_max = get_u64(r);
+    }
+    l->rlim_set = get_u32(r);
+    l->nice = (int)get_u32(r);
+    l->ioprio = (int)get_u32(r);
+    unsigned cls = (unsigned)l->ioprio >> 13;
+    bad = bad || r->bad || l->rlim_set >> RLIM_NLIMITS || l->nice < -20 || l->nice > 19 ||
+          cls == 1 || cls > 3 || (l->ioprio & 0x1fff) > 7;
+    for (unsigned i = 0; i < RLIM_NLIMITS; i++)
+        bad = bad || ((l->rlim_set >> i & 1) && l->rlim[i].rlim_cur > l->rlim[i].rlim_max);
+    if (!bad && (l->rlim_set >> RLIMIT_NOFILE & 1))
+        snap->fdt.limit = (int)FJ_MIN(l->rlim[RLIMIT_NOFILE].rlim_cur, (rlim_t)FDT_MAX);
+    return bad ? -EINVAL : 0;
+}
+
 /* ------------------------------------------------------------- state */
 
 static void save_state(struct out *o, struct snapshot *snap)
@@ -343,6 +376,7 @@ static void save_state(struct out *o, struct snapshot *snap)
     put_u64(o, mm->arg_end);
     put_u64(o, mm->env_start);
     put_u64(o, mm->env_end);
+    save_limits(o, &snap->limits);
     uint32_t crc = fj_crc32(0, o->p, o->len);
     put_u32(o, crc);
 }
@@ -531,6 +565,8 @@ static int load_state(struct in *r, struct snapshot *snap, struct memfs *layer,
             mm->env_start > mm->env_end || mm->env_end > snap->ram_bytes)
             err = -EINVAL;
     }
+    if (err == 0 && header >= 4)
+        err = load_limits(r, snap);
     for (uint32_t i = 0; roots && i < n_roots; i++)
         free(roots[i]);
     free(roots);

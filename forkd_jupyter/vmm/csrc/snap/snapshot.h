@@ -75,6 +75,7 @@ struct snapshot {
     uint32_t n_slots;
     uint32_t pid;
     char exe_path[4096];
+    struct sb_limits limits;    /* setrlimit's, setpriority's and ioprio_set's values */
     uint64_t pause_ns, copy_ns, logical_bytes, physical_bytes, dirty_bytes, kept_bytes;
     uint64_t held_max_ns, held_total_ns; /* live: guest writes held by the copier (arming and copy) */
     char error[160];

@@ -33,11 +33,11 @@ static uint64_t mapped_in(const struct mm *mm, gva_t start, gva_t end, bool data
  * process set are checked: the defaults are the sandbox's RAM, which the
  * window bounds already. */
 static bool over_limit(struct sandbox *sb, gva_t start, gva_t end, uint64_t bytes, bool data) {
-    if ((sb->rlim_set & (1u << RLIMIT_AS)) &&
+    if ((sb->limits.rlim_set & (1u << RLIMIT_AS)) &&
         sb->mm.mapped_bytes - mapped_in(&sb->mm, start, end, false) + bytes >
             sys_rlimit(sb, RLIMIT_AS).rlim_cur)
         return true;
-    return data && (sb->rlim_set & (1u << RLIMIT_DATA)) &&
+    return data && (sb->limits.rlim_set & (1u << RLIMIT_DATA)) &&
            mapped_in(&sb->mm, 0, UINT64_MAX, true) - mapped_in(&sb->mm, start, end, true) + bytes >
                sys_rlimit(sb, RLIMIT_DATA).rlim_cur;
 }

@@ -192,8 +192,8 @@ static struct rlimit default_limit(const struct sandbox *sb, unsigned res) {
 }
 
 struct rlimit sys_rlimit(const struct sandbox *sb, unsigned res) {
-    return res < RLIM_NLIMITS && (sb->rlim_set & (1u << res)) ? sb->rlim[res]
-                                                              : default_limit(sb, res);
+    return res < RLIM_NLIMITS && (sb->limits.rlim_set & (1u << res)) ? sb->limits.rlim[res]
+                                                                     : default_limit(sb, res);
 }
 
 /* As Linux for an unprivileged process: soft above hard is EINVAL, a hard
@@ -208,8 +208,8 @@ static int set_rlimit(struct sandbox *sb, struct sandbox *target, unsigned res, 
         return -EINVAL;
     if (want.rlim_max > now.rlim_max)
         return -EPERM;
-    target->rlim[res] = want;
-    target->rlim_set |= 1u << res;
+    target->limits.rlim[res] = want;
+    target->limits.rlim_set |= 1u << res;
     if (res == RLIMIT_NOFILE)
         target->fdt.limit = (int)FJ_MIN(want.rlim_cur, (rlim_t)FDT_MAX);
     return 0;
@@ -446,7 +446,7 @@ static struct sandbox *priority_target(struct sandbox *sb, const uint64_t a[6], 
 static int64_t sys_getpriority(struct sandbox *sb, const uint64_t a[6]) {
     int err;
     struct sandbox *p = priority_target(sb, a, &err);
-    return err < 0 ? err : 20 - (p ? p->nice : 0);
+    return err < 0 ? err : 20 - (p ? p->limits.nice : 0);
 }
 
 #define IOPRIO_CLASS_RT_ 1
@@ -460,7 +460,7 @@ static int64_t sys_ioprio_get(struct sandbox *sb, const uint64_t a[6]) {
     int err = -EINVAL;
     const uint64_t b[6] = {a[0] - 1, a[1]};
     struct sandbox *p = a[0] >= 1 ? priority_target(sb, b, &err) : NULL;
-    return err < 0 ? err : p && p->ioprio ? p->ioprio : IOPRIO_DEFAULT_;
+    return err < 0 ? err : p && p->limits.ioprio ? p->limits.ioprio : IOPRIO_DEFAULT_;
 }
 
 static int64_t sys_ioprio_set(struct sandbox *sb, const uint64_t a[6]) {
@@ -473,7 +473,7 @@ static int64_t sys_ioprio_set(struct sandbox *sb, const uint64_t a[6]) {
     if (err == 0 && cls == IOPRIO_CLASS_RT_)
         err = -EPERM;
     if (err == 0 && p)
-        p->ioprio = (int)a[2];
+        p->limits.ioprio = (int)a[2];
     return err;
 }
 
@@ -486,9 +486,9 @@ static int64_t sys_setpriority(struct sandbox *sb, const uint64_t a[6]) {
         return err;
     int want = (int)(int32_t)a[2];
     want = want < -20 ? -20 : want > 19 ? 19 : want;
-    if (want < p->nice)
+    if (want < p->limits.nice)
         return -EACCES;
-    p->nice = want;
+    p->limits.nice = want;
     return 0;
 }
 
@@ -581,7 +581,8 @@ const struct sys_entry sys_proc_entries[] = {
      "ambient sets (no capabilities); EINVAL otherwise"},
     {158, "arch_prctl", sys_arch_prctl, SYS_PARTIAL, "FS base"},
     {160, "setrlimit", sys_setrlimit, SYS_PARTIAL,
-     "kept per process; RLIMIT_AS, RLIMIT_DATA and RLIMIT_NOFILE enforced"},
+     "kept per process (forks, branches and saved snapshots keep them); RLIMIT_AS, RLIMIT_DATA "
+     "and RLIMIT_NOFILE enforced"},
     {186, "gettid", sys_gettid, SYS_FULL, NULL},
     {142, "sched_setparam", sys_sched_setparam, SYS_PARTIAL, "SCHED_OTHER, priority 0"},
     {143, "sched_getparam", sys_sched_getparam, SYS_FULL, "priority 0"},

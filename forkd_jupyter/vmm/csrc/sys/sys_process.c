@@ -67,10 +67,7 @@ static int make_child(struct sandbox *sb, struct sandbox *c, const struct new_pr
         return -EFAULT;
     if (np->flags & CLONE_CHILD_CLEARTID_)
         c->threads[0]->clear_child_tid = np->child_tid;
-    c->nice = sb->nice;
-    c->ioprio = sb->ioprio;
-    memcpy(c->rlim, sb->rlim, sizeof(c->rlim));
-    c->rlim_set = sb->rlim_set; /* (the fd table's limit came with it: fdt_share) */
+    c->limits = sb->limits; /* (the fd table's limit came with it: fdt_share) */
     c->threads[0]->affinity = sb_self(sb)->affinity;
     return 0;
 }
