@@ -30,9 +30,13 @@ def start_state(sb: Sandbox, buf_mib: int) -> None:
 
 
 def fingerprint_of(snap) -> tuple:
+    return fingerprint_of_with(snap, FINGERPRINT)
+
+
+def fingerprint_of_with(snap, expr: str) -> tuple:
     (child,) = snap.spawn()
     try:
-        return tuple(value(child, FINGERPRINT))
+        return tuple(value(child, expr))
     finally:
         child.close()
 
@@ -274,5 +278,44 @@ def test_a_folded_link_is_compared_against_its_merged_image():
                 assert got == (want, 3 * (2 << 20))
             finally:
                 child.close()
+    finally:
+        sb.close()
+
+
+def test_a_staged_diff_holds_the_pause_instant_while_the_guest_writes_on():
+    """Diffs taken without waiting are staged once the sandbox's stage has
+    grown (their pages copied aside in the pause, compared and written after
+    it: snap_stage.h). Each holds exactly the state at its pause, though the
+    guest rewrites those pages at once, while it finishes; pages written
+    back unchanged stay out as in a diff made in the pause; a diff waited
+    for is never staged."""
+    fingerprint = "(x, [hashlib.sha1(a).hexdigest() for a in arrs])"  # (no copies of arrs)
+    sb = Sandbox.spawn(memory_mib=512)
+    try:
+        run_ok(sb, "import hashlib, numpy as np\nx, arrs = 0, []")
+        sb.snapshot(mode="diff")  # the first: a whole image
+        taken = []
+        for i in range(1, 9):
+            if i % 2:  # 2 MiB of new memory
+                run_ok(sb, f"arrs.append(np.full(2 << 20, {i}, dtype=np.uint8))\nx += 1")
+            else:  # the same 2 MiB written again with the bytes they held
+                run_ok(sb, "arrs[-1][:] = arrs[-1][0]\nx += 1")
+            want = tuple(value(sb, fingerprint))
+            snap = sb.snapshot(mode="diff", wait=False)
+            run_ok(sb, "held = arrs[-1][0]\narrs[-1][:] = 255\nx = -1")  # at once
+            run_ok(sb, f"arrs[-1][:] = held\nx = {want[0]}")
+            taken.append((i, snap, want))
+            time.sleep(0.3)  # a stage that grew (in the background) is in place for the next
+        staged = [i for i, snap, _ in taken if snap.wait().staged]
+        run_ok(sb, "arrs.append(np.full(2 << 20, 9, dtype=np.uint8))")
+        assert not sb.snapshot(mode="diff").staged
+        assert len(staged) >= 3, staged
+        for i, snap, want in taken:
+            assert snap.status == "ready"
+            assert fingerprint_of_with(snap, fingerprint) == want, i
+            if i % 2 == 0 and i in staged:  # the 2 MiB rewritten left out
+                assert snap.dirty_bytes < 2 * MIB, (i, snap.dirty_bytes)
+            elif i % 2:
+                assert snap.dirty_bytes >= 2 * MIB, (i, snap.dirty_bytes)
     finally:
         sb.close()

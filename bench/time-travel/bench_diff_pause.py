@@ -12,7 +12,14 @@ view: the pause), each listed, then the cell after them. Run by hand:
         [--cell "x += 1"] [--fresh]
 
 ``--fresh``: in a sandbox that owns its RAM; else in a child of a full
-snapshot (as a notebook's sandbox is a child of its warm base).
+snapshot (as a notebook's sandbox is a child of its warm base). Busy
+diffs are taken as attach mode takes them, returning as the guest resumes
+(``wait=False``); a staged one (docs/snapshots.md, "Staged diffs") is then
+compared and written while the next cell runs: the call's return and the
+diff's readiness are printed beside the pause, and how many were staged.
+A cell that keeps new data each round, e.g. 40 MiB:
+
+    --cell "data = np.arange(5 << 20, dtype=np.float64) + x; x += 1"
 """
 
 from __future__ import annotations
@@ -43,15 +50,20 @@ def main() -> None:
     source = vmm.Sandbox.spawn(memory_mib=args.memory_mib)
     sb = source if args.fresh else source.snapshot("full").spawn()[0]
     try:
-        sb.run("x = 0\nimport numpy as np")
+        sb.run("x = 0\nkeep = []\nimport numpy as np")
         sb.snapshot("diff")
-        alone, after, pause, pages = [], [], [], []
+        alone, after, pause, pages, back, ready, staged = [], [], [], [], [], [], 0
         for _ in range(args.rounds):
             alone.append(timed(lambda: sb.run(args.cell)))
-            snap = sb.snapshot("diff")
+            started = time.perf_counter()
+            snap = sb.snapshot("diff", wait=False)
+            back.append((time.perf_counter() - started) * 1000)
+            after.append(timed(lambda: sb.run(args.cell)))
+            snap.wait()
+            ready.append((time.perf_counter() - started) * 1000)
             pause.append(snap.pause_ms)
             pages.append(snap.dirty_bytes // 4096)
-            after.append(timed(lambda: sb.run(args.cell)))
+            staged += snap.staged
         idle = [sb.snapshot("diff") for _ in range(args.idle)]
         after_idle = timed(lambda: sb.run(args.cell))
     finally:
@@ -64,6 +76,8 @@ def main() -> None:
     print(f"  the same cell after a diff   {m(after):.2f} ms"
           f" (mean {statistics.mean(after):.2f}, longest {max(after):.2f})")  # fmt: skip
     print(f"  the diff's pause             {m(pause):.2f} ms ({m(pages):.0f} pages held)")
+    print(f"  the call, back at resume     {m(back):.2f} ms (ready {m(ready):.2f} ms after it,")
+    print(f"                               the cell after it run meanwhile; {staged} staged)")
     print(f"idle, {args.idle} diffs in a row after those (pause, ms):")
     print("  " + " ".join(f"{s.pause_ms:.2f}" for s in idle))
     print(f"  the cell after them          {after_idle:.2f} ms")

@@ -528,11 +528,16 @@ class Sandbox:
         """Freezes this sandbox at one instant. ``live`` pauses the guest only
         to save its registers and arm copy-on-write (the memory copy runs in
         the background: ``wait=False`` returns while the status is
-        ``writing``); ``full`` and ``diff`` copy memory inside the pause."""
+        ``writing``); ``full`` copies memory inside the pause; ``diff``
+        copies the pages written since the last snapshot inside the pause
+        and compares them with the chain there, or, with ``wait=False``,
+        may stage them (copy them aside in the pause, compare them and write
+        the changed ones after it) and returns as the guest resumes, the
+        status ``writing`` until then (docs/snapshots.md, "Staged diffs")."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-        if not wait and mode != "live":
-            raise ValueError("wait=False is only valid with mode='live'")
+        if not wait and mode == "full":
+            raise ValueError("wait=False is only valid with mode='live' or mode='diff'")
         if mode == "live" and not self.live_fork:
             raise SandboxError(
                 f"sandbox {self.id} was spawned with live_fork=False and cannot be "
@@ -550,7 +555,8 @@ class Sandbox:
             # A diff reads its parent's image (what the guest wrote back
             # unchanged stays out of it): no fold may rewire that link meanwhile.
             with self._send_lock, chain_lock.reading():  # never between a frame's halves
-                ret = lib.fj_sandbox_snapshot(self._native.handle, MODES[mode], out)
+                flags = lib.FJ_SNAP_MAY_STAGE if mode == "diff" and not wait else 0
+                ret = lib.fj_sandbox_snapshot(self._native.handle, MODES[mode] | flags, out)
                 # What the guest's managed processes were, for a child of it.
                 inherited = self.processes.branch() if ret == 0 else None
             if ret != -errno.EBUSY or time.monotonic() > deadline:

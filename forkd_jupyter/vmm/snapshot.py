@@ -164,6 +164,13 @@ class Snapshot:
         return self._info().dirty_bytes
 
     @property
+    def staged(self) -> bool:
+        """A diff's: its pages were copied aside in the pause, then compared
+        with the chain and written into its image after the guest resumed
+        (docs/snapshots.md, "Staged diffs")."""
+        return bool(self._info().staged)
+
+    @property
     def kept_bytes(self) -> int:
         """A diff's: guest memory it left writable, written at every cell
         lately, which the next diff compares instead of trapping its writes

@@ -4,6 +4,10 @@ typedef struct snapshot fj_snapshot;
 #define FJ_SNAP_FULL 0
 #define FJ_SNAP_DIFF 1
 #define FJ_SNAP_LIVE 2
+/* Or-ed into FJ_SNAP_DIFF: the caller need not wait for READY, so the
+ * diff's pages may be staged in the pause and compared and written after
+ * it (snap/snap_stage.h); without it a diff is READY when the call returns. */
+#define FJ_SNAP_MAY_STAGE 0x100
 #define FJ_SNAP_WRITING 0
 #define FJ_SNAP_READY 1
 #define FJ_SNAP_FAILED 2
@@ -22,6 +26,8 @@ struct fj_snapshot_info {
                                  (what a diff would hold), whatever the mode */
     uint64_t kept_bytes;      /* diff: guest memory left writable after it, compared again at
                                  the next diff (snap/snap_unchanged.h) */
+    int staged;               /* diff: its pages were staged in the pause, then compared and
+                                 written after it (snap/snap_stage.h) */
     char error[160];
 };
 

@@ -153,6 +153,8 @@ struct sb_usage {
 /* A process's limits and priorities, as a program set them: fork copies
  * them, exec keeps them, a snapshot holds them (its children and a saved
  * snapshot's have them back). */
+struct snap_stage;
+
 struct sb_limits {
     /* setrlimit's values for the resources whose bit is set in rlim_set,
      * the sandbox's defaults for the others (sys_proc.c). RLIMIT_AS and
@@ -216,7 +218,8 @@ struct sandbox {
     uint64_t *diff_kept;
     uint32_t diff_kept_epochs;
     uint32_t diff_idle_run;
-    /* Releases copier, last_snap, hint and diff_written. Set by snap/ when it attaches
+    struct snap_stage *stage; /* where its diffs' pages are staged (snap/snap_stage.h), or NULL */
+    /* Releases copier, last_snap, hint, diff_written and stage. Set by snap/ when it attaches
      * them; sandbox_free calls it first (core/ never calls snap/ itself). */
     void (*lineage_release)(struct sandbox *sb);
     uint64_t start_ns;

@@ -18,6 +18,7 @@
 #include "core/proc.h"
 #include "snap/snap_copy.h"
 #include "snap/snap_hint.h"
+#include "snap/snap_stage.h"
 #include "snap/snap_unchanged.h"
 
 /* Every thread's registers, saved when it parked for this pause. Pending
@@ -115,14 +116,46 @@ static uint64_t settle_kept(struct sandbox *sb, const uint64_t *written, const u
     return n;
 }
 
+/* Whether a diff of dirty (less zero) should be staged (snap_stage.h) and
+ * sb's stage takes it: at least STAGE_MIN_PAGES to copy, and not when this
+ * diff re-arms the kept pages it finds unchanged (it must know which). */
+static bool stage_claimed(struct sandbox *sb, const uint64_t *written, const uint64_t *dirty,
+                          const uint64_t *zero, size_t words) {
+    uint64_t pages = 0, again = 0;
+    for (size_t w = 0; w < words; w++) {
+        pages += (uint64_t)__builtin_popcountll(dirty[w] & (zero ? ~zero[w] : ~0ULL));
+        if (sb->diff_written) /* as choose_kept counts the pages it would keep */
+            again += (uint64_t)__builtin_popcountll(written[w] & sb->diff_written[w]);
+    }
+    bool rearms = sb->diff_kept_epochs + 1 >= KEEP_EPOCHS &&
+                  FJ_MIN(again, (uint64_t)KEEP_MAX_PAGES) > KEEP_SETTLED_PAGES;
+    return pages >= STAGE_MIN_PAGES && !rearms && snap_stage_claim(sb, pages);
+}
+
+/* A staged diff learns only after its pause whether it changed anything
+ * (its finishing): counted as changed then, it is counted again here, at
+ * the next diff, where an idle run goes on from it. A diff after a staged
+ * one that changed nothing compares in its pause: a sandbox gone idle
+ * finds that out at its second idle diff, as without staging, and
+ * re-arms its pages (snap_unchanged.h). */
+static bool after_staged(struct sandbox *sb, const struct snapshot *parent) {
+    if (!parent || !parent->was_staged || !parent->changed_nothing)
+        return false;
+    sb->diff_idle_run = parent->idle_run_before + 1;
+    return true;
+}
+
 /* Fills dirty with the pages written in the epoch the pause ends and starts
  * the next, and kept with the number of pages left writable. A diff on a
- * parent leaves out what was written back unchanged, sets in *zero (or
- * leaves NULL) the pages it holds as zero without a copy, and leaves hot
- * pages writable (snap_unchanged.h); whatever stands in the way of that,
- * the plain collection. */
+ * parent leaves out what was written back unchanged (or, *staged on entry,
+ * may be staged instead, and *staged says whether it is), sets in *zero
+ * (or leaves NULL) the pages it holds as zero without a copy, and leaves
+ * hot pages writable (snap_unchanged.h); whatever stands in the way of
+ * that, the plain collection. */
 static int collect_epoch(struct sandbox *sb, const struct snapshot *parent, uint64_t *dirty,
-                         uint64_t *kept, uint64_t **zero) {
+                         uint64_t *kept, uint64_t **zero, bool *staged, uint32_t *idle_before) {
+    bool may_stage = *staged && !after_staged(sb, parent);
+    *staged = false;
     *kept = 0;
     *zero = NULL;
     size_t bytes = kvm_vm_bitmap_bytes(&sb->vm);
@@ -139,13 +172,17 @@ static int collect_epoch(struct sandbox *sb, const struct snapshot *parent, uint
         return kvm_vm_collect_dirty(&sb->vm, dirty);
     }
     memcpy(written, dirty, bytes);
-    if (snap_sort_unmapped(sb, parent, dirty, unmapped, zero) >= 0) /* on ENOMEM, all compared */
-        snap_drop_unchanged(sb, parent, dirty, *zero, sb->diff_kept);
+    if (snap_sort_unmapped(sb, parent, dirty, unmapped, zero) >= 0) { /* on ENOMEM, all compared */
+        *staged = may_stage && stage_claimed(sb, written, dirty, *zero, bytes / 8);
+        if (!*staged)
+            snap_drop_unchanged(sb, parent, dirty, *zero, sb->diff_kept);
+    }
     /* Nothing changed again (an idle sandbox): all is re-armed, so the idle
      * diffs after this one compare nothing. */
     bool changed = false;
     for (size_t w = 0; w < bytes / 8 && !changed; w++)
         changed = dirty[w] != 0;
+    *idle_before = sb->diff_idle_run; /* (a staged diff's, for after_staged) */
     sb->diff_idle_run = changed ? 0 : sb->diff_idle_run + 1;
     bool idle = sb->diff_idle_run >= IDLE_REARM_DIFFS;
     sb->diff_kept_epochs = idle ? 0 : choose_kept(sb, written, dirty, keep, bytes / 8);
@@ -161,6 +198,9 @@ static int collect_epoch(struct sandbox *sb, const struct snapshot *parent, uint
         free(written);
         free(*zero);
         *zero = NULL;
+        if (*staged)
+            snap_stage_unclaim(sb);
+        *staged = false;
         return err;
     }
     sb->diff_written = written;
@@ -199,9 +239,17 @@ int snapshot_capture_memory(struct sandbox *sb, struct snapshot *snap, struct sn
     uint64_t *dirty = calloc(1, kvm_vm_bitmap_bytes(&sb->vm));
     if (!dirty)
         return -ENOMEM;
-    bool diff = snap->mode == FJ_SNAP_DIFF && sb->last_snap;
+    /* A staged last diff: its finishing (which takes no lock of the
+     * sandbox's) ends soon. Failed, it is built on by nothing: this one
+     * copies everything, as a first. */
+    struct snapshot *last = sb->last_snap;
+    bool last_failed = last && last->was_staged && fj_snapshot_wait(last, -1) < 0;
+    bool diff = snap->mode == FJ_SNAP_DIFF && last && !last_failed;
     uint64_t kept, *zero;
-    int err = collect_epoch(sb, diff ? sb->last_snap : NULL, dirty, &kept, &zero);
+    bool staged = diff && snap->may_stage && !snap->full_if_chain_heavy;
+    uint32_t idle_before = 0;
+    int err =
+        collect_epoch(sb, diff ? sb->last_snap : NULL, dirty, &kept, &zero, &staged, &idle_before);
     if (err < 0) {
         free(dirty);
         return err;
@@ -225,7 +273,11 @@ int snapshot_capture_memory(struct sandbox *sb, struct snapshot *snap, struct sn
         snap->delta = dirty;
         snap->zero = zero;
         dirty = NULL;
-        err = snap_copy_pages(sb, snap, snap->delta, snap->zero);
+        snap->idle_run_before = idle_before;
+        if (staged)
+            snap_stage_copy(sb, snap); /* compared and written after the pause */
+        else
+            err = snap_copy_pages(sb, snap, snap->delta, snap->zero);
     } else if (snap->mode == FJ_SNAP_LIVE) {
         err = snap_copy_start_live(sb, snap, dirty);
     } else {
@@ -256,4 +308,6 @@ void snapshot_release_lineage(struct sandbox *sb) {
     if (sb->last_snap)
         fj_snapshot_release(sb->last_snap);
     hint_put(sb->hint);
+    snap_stage_put(sb->stage);
+    sb->stage = NULL;
 }

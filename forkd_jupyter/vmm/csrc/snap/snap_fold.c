@@ -12,7 +12,17 @@
 #include "api/vmm_api.h"
 #include "api/snapshot_api.h"
 
+static int fold_parent(struct snapshot *snap);
+
 int fj_snapshot_fold_parent(fj_snapshot *snap)
+{
+    pthread_rwlock_wrlock(&snapshot_chains_lock); /* no staged diff compares through it meanwhile */
+    int err = fold_parent(snap);
+    pthread_rwlock_unlock(&snapshot_chains_lock);
+    return err;
+}
+
+static int fold_parent(struct snapshot *snap)
 {
     struct snapshot *p = snap->parent;
     if (!p || !snap->delta)

@@ -36,11 +36,11 @@ struct chain_view {
     size_t n;
 };
 
-static struct chain_view chain_view_of(const struct sandbox *sb, const struct snapshot *parent) {
+static struct chain_view chain_view_of(uint64_t ram_bytes, const struct snapshot *parent) {
     struct chain_view v = {.n = 0};
     for (const struct snapshot *l = parent; l && l->parent && l->delta && v.n < CHAIN_MAX;
          l = l->parent) {
-        if (l->image_fd < 0 || l->ram_bytes != sb->vm.ram_bytes)
+        if (l->image_fd < 0 || l->ram_bytes != ram_bytes)
             break;
         v.layer[v.n++] = l;
     }
@@ -79,7 +79,7 @@ static int64_t sort_zero_run(const struct chain_view *v, uint64_t *dirty, uint64
 int64_t snap_sort_unmapped(const struct sandbox *sb, const struct snapshot *parent, uint64_t *dirty,
                            uint64_t *unmapped, uint64_t **zero) {
     *zero = NULL;
-    struct chain_view v = chain_view_of(sb, parent);
+    struct chain_view v = chain_view_of(sb->vm.ram_bytes, parent);
     uint64_t pages = sb->vm.ram_bytes / FJ_PAGE_SIZE, at = 0;
     uint64_t *z = calloc(1, kvm_vm_bitmap_bytes(&sb->vm));
     if (!z)
@@ -150,9 +150,21 @@ static int64_t drop_unchanged_word(const struct sandbox *sb, const struct chain_
     return dropped;
 }
 
+/* Whether window after window of compares still pays (see WINDOW_PAGES):
+ * called after each compare with the running counts. */
+static bool still_worth(int64_t compared, int64_t dropped, int64_t *dropped_before_window,
+                        int64_t *bad_windows) {
+    if (compared % WINDOW_PAGES)
+        return true;
+    bool paid = (dropped - *dropped_before_window) * 4 >= WINDOW_PAGES;
+    *bad_windows = paid ? 0 : *bad_windows + 1;
+    *dropped_before_window = dropped;
+    return compared < COMPARE_MAX_PAGES && *bad_windows < BAD_WINDOWS_MAX;
+}
+
 int64_t snap_drop_unchanged(const struct sandbox *sb, const struct snapshot *parent,
                             uint64_t *dirty, const uint64_t *zero, const uint64_t *kept) {
-    struct chain_view v = chain_view_of(sb, parent);
+    struct chain_view v = chain_view_of(sb->vm.ram_bytes, parent);
     int64_t dropped = 0, compared = 0, dropped_before_window = 0, bad_windows = 0;
     size_t words = kvm_vm_bitmap_bytes(&sb->vm) / 8;
     /* Pages left writable are reported whether written or not: each is
@@ -172,14 +184,40 @@ int64_t snap_drop_unchanged(const struct sandbox *sb, const struct snapshot *par
         for (uint64_t left = comparable(&v, dirty, zero, kept, false, w); left && worth;
              left &= left - 1) {
             dropped += drop_unchanged_word(sb, &v, dirty, w, left & -left, buf);
-            if (++compared % WINDOW_PAGES == 0) {
-                bool paid = (dropped - dropped_before_window) * 4 >= WINDOW_PAGES;
-                bad_windows = paid ? 0 : bad_windows + 1;
-                worth = compared < COMPARE_MAX_PAGES && bad_windows < BAD_WINDOWS_MAX;
-                dropped_before_window = dropped;
-            }
+            worth = still_worth(++compared, dropped, &dropped_before_window, &bad_windows);
         }
     }
     free(buf); /* (without it, on ENOMEM, every page is copied as written) */
+    return dropped;
+}
+
+int64_t snap_drop_unchanged_staged(const struct snapshot *parent, uint64_t ram_bytes,
+                                   uint64_t *delta, const uint64_t *pages, uint32_t n,
+                                   const uint8_t *staged) {
+    struct chain_view v = chain_view_of(ram_bytes, parent);
+    uint8_t *buf = v.n ? malloc(FJ_PAGE_SIZE) : NULL;
+    int64_t dropped = 0, compared = 0, dropped_before_window = 0, bad_windows = 0;
+    for (uint32_t i = 0; i < n && buf; i++) {
+        const struct snapshot *l = holder(&v, pages[i]);
+        if (!l)
+            continue;
+        const uint8_t *copy = snapshot_image_view(l), *page = staged + (size_t)i * FJ_PAGE_SIZE;
+        if (snapshot_holds_zero(l, pages[i]))
+            copy = zero_page;
+        else if (copy)
+            copy += pages[i] * FJ_PAGE_SIZE;
+        else if (pread(l->image_fd, buf, FJ_PAGE_SIZE, (off_t)(pages[i] * FJ_PAGE_SIZE)) ==
+                 FJ_PAGE_SIZE)
+            copy = buf;
+        else
+            continue;
+        if (memcmp(page, copy, FJ_PAGE_SIZE) == 0) {
+            fj_bit_clear(delta, pages[i]);
+            dropped++;
+        }
+        if (!still_worth(++compared, dropped, &dropped_before_window, &bad_windows))
+            break;
+    }
+    free(buf);
     return dropped;
 }

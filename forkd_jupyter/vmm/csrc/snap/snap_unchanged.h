@@ -74,4 +74,12 @@ int64_t snap_sort_unmapped(const struct sandbox *sb, const struct snapshot *pare
 int64_t snap_drop_unchanged(const struct sandbox *sb, const struct snapshot *parent,
                             uint64_t *dirty, const uint64_t *zero, const uint64_t *kept);
 
+/* snap_drop_unchanged for a staged diff (snap_stage.h), after its pause:
+ * the n pages staged (guest page pages[i] copied at staged + i pages),
+ * compared within the same budget, cleared from delta when equal. The
+ * caller holds the chain against folding (snapshot_chains_lock). */
+int64_t snap_drop_unchanged_staged(const struct snapshot *parent, uint64_t ram_bytes,
+                                   uint64_t *delta, const uint64_t *pages, uint32_t n,
+                                   const uint8_t *staged);
+
 #endif

@@ -24,6 +24,7 @@
 #include "snap/snap_copy.h"
 #include "snap/snap_hint.h"
 #include "snap/snap_procs.h"
+#include "snap/snap_stage.h"
 
 struct capture_args {
     struct snapshot *snap;
@@ -74,6 +75,9 @@ static int privatize_shared(struct sandbox *sb, void *arg) {
 
 int fj_sandbox_snapshot(fj_sandbox *sb, int mode, fj_snapshot **out) {
     *out = NULL;
+    bool may_stage = mode == (FJ_SNAP_DIFF | FJ_SNAP_MAY_STAGE);
+    if (may_stage)
+        mode = FJ_SNAP_DIFF;
     if (mode != FJ_SNAP_FULL && mode != FJ_SNAP_DIFF && mode != FJ_SNAP_LIVE)
         return -EINVAL;
     if (sb->exited)
@@ -84,9 +88,19 @@ int fj_sandbox_snapshot(fj_sandbox *sb, int mode, fj_snapshot **out) {
         if (err < 0)
             return err;
     }
+    /* A staged last diff finishes first (outside the pause, mostly). */
+    pthread_mutex_lock(sb->big_lock);
+    struct snapshot *last =
+        sb->last_snap && sb->last_snap->was_staged ? snapshot_get(sb->last_snap) : NULL;
+    pthread_mutex_unlock(sb->big_lock);
+    if (last) {
+        fj_snapshot_wait(last, -1);
+        fj_snapshot_release(last);
+    }
     struct snapshot *snap = snapshot_alloc(mode, sb->vm.ram_bytes);
     if (!snap)
         return -ENOMEM;
+    snap->may_stage = may_stage;
     sb->lineage_release = snapshot_release_lineage;
     if (mode == FJ_SNAP_LIVE) {
         int err = snap_copy_prepare_live(sb, snap);
@@ -118,8 +132,11 @@ int fj_sandbox_snapshot(fj_sandbox *sb, int mode, fj_snapshot **out) {
         fj_snapshot_release(snap);
         return err;
     }
-    if (mode != FJ_SNAP_LIVE)
+    if (snap->staged)
+        snap_stage_finish_later(snap); /* READY once compared and written */
+    else if (mode != FJ_SNAP_LIVE)
         snapshot_finish(snap, FJ_SNAP_READY, NULL);
+    snap_stage_grow_later(sb);
     *out = snap;
     return 0;
 }

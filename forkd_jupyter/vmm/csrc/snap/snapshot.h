@@ -83,7 +83,18 @@ struct snapshot {
     pthread_cond_t cond;        /* signalled when status leaves WRITING */
     struct snap_copier *copier; /* live mode: background copy in flight */
     struct ws_hint *hint;       /* the source's working-set hint, for children */
+    /* diff: may be staged (snap_stage.h: a sandbox's own diff, not a fork's
+     * or another process's); while its finishing runs, the stage it holds. */
+    bool may_stage, was_staged;
+    struct snap_stage *staged;
+    bool changed_nothing;     /* staged, finished: every page written was found unchanged */
+    uint32_t idle_run_before; /* staged: the sandbox's diffs in a row that changed nothing, before */
 };
+
+/* Held (read) by whatever reads a chain's layers outside the caller's
+ * serialization (a staged diff's finishing), and (write) by a fold, which
+ * rewires a chain. */
+extern pthread_rwlock_t snapshot_chains_lock;
 
 /* The per-thread part of signal state: mask and alternate stack. */
 static inline void copy_thread_signals(struct sb_signals *dst, const struct sb_signals *src)

@@ -15,6 +15,8 @@
 #include "api/vmm_api.h"
 #include "api/snapshot_api.h"
 
+pthread_rwlock_t snapshot_chains_lock = PTHREAD_RWLOCK_INITIALIZER;
+
 struct snapshot *snapshot_get(struct snapshot *snap)
 {
     atomic_fetch_add(&snap->refs, 1);
@@ -126,6 +128,7 @@ int fj_snapshot_get_info(fj_snapshot *snap, struct fj_snapshot_info *out)
     out->physical_bytes = snap->physical_bytes;
     out->dirty_bytes = snap->dirty_bytes;
     out->kept_bytes = snap->kept_bytes;
+    out->staged = snap->was_staged;
     memcpy(out->error, snap->error, sizeof(out->error));
     pthread_mutex_unlock(&snap->lock);
     return 0;
@@ -143,6 +146,7 @@ int fj_snapshot_wait(fj_snapshot *snap, int64_t timeout_ns)
             deadline.tv_nsec -= 1000000000;
         }
     }
+    snapshot_get(snap); /* the writer's release may come while this waits */
     pthread_mutex_lock(&snap->lock);
     int r = 0;
     while (atomic_load(&snap->status) == FJ_SNAP_WRITING && r == 0)
@@ -150,6 +154,7 @@ int fj_snapshot_wait(fj_snapshot *snap, int64_t timeout_ns)
                            : pthread_cond_timedwait(&snap->cond, &snap->lock, &deadline);
     int status = atomic_load(&snap->status);
     pthread_mutex_unlock(&snap->lock);
+    fj_snapshot_release(snap);
     if (status == FJ_SNAP_READY)
         return 0;
     return status == FJ_SNAP_FAILED ? -EIO : -ETIMEDOUT;
