@@ -287,3 +287,36 @@ def test_a_crashing_guest_is_reported_dead_and_others_live_on(daemon, source):
     dead = daemon.get_sandbox(victim["id"])
     assert dead["status"] == "dead" and dead["exit_reason"].startswith("crashed")
     assert daemon.run_cell(source["id"], "x").result["text/plain"] == "41"
+
+
+def test_a_diff_branch_without_waiting_answers_202_and_holds_the_pause(http, daemon, source):
+    """wait=false with mode diff: the call answers as the source resumes (the
+    diff's pages staged once the sandbox's stage has grown:
+    docs/snapshots.md), the source overwrites the same memory at once, and
+    the child made when the diff is ready reads the state at the pause."""
+    url = f"/sandboxes/{source['id']}/branch"
+    daemon.run_cell(source["id"], "stage_me = np.full(24 << 20, 7, dtype=np.uint8)")
+    http.post(url, json={"mode": "diff"})  # what the diffs below build on
+    # A first diff of 24 MiB written, not waited for, has the stage grow
+    # (in the background) for the next.
+    daemon.run_cell(source["id"], "stage_me[:] = 6")
+    assert http.post(url, json={"mode": "diff", "wait": False}).status_code == 202
+    time.sleep(0.5)
+    daemon.run_cell(source["id"], "stage_me[:] = 8\nfresh = np.full(8 << 20, 9, dtype=np.uint8)")
+    r = http.post(url, json={"mode": "diff", "wait": False, "count": 1})
+    assert r.status_code == 202 and r.json()["snapshot"]["mode"] == "diff"
+    daemon.run_cell(source["id"], "stage_me[:] = 1\nfresh[:] = 1")
+    snap = r.json()["snapshot"]
+    deadline = time.monotonic() + 30
+    while True:
+        now = http.get(f"/snapshots/{snap['id']}").json()
+        if now["status"] != "writing" and now["children"]:
+            break
+        assert time.monotonic() < deadline, now
+        time.sleep(0.05)
+    assert now["status"] == "ready"
+    [kid] = now["children"]
+    got = daemon.run_cell(kid, "int(stage_me.sum()) + int(fresh.sum())").result["text/plain"]
+    assert got == str(8 * (24 << 20) + 9 * (8 << 20))
+    daemon.kill_sandbox(kid)
+    daemon.run_cell(source["id"], "del stage_me, fresh")

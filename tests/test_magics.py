@@ -311,7 +311,7 @@ SUBCOMMAND_NAMES = (
 def test_bad_input_is_a_one_line_usage_error(tour):
     for key, needle in (
         ("bad-mode", "sideways"),
-        ("no-wait-full", "--no-wait only works with a live branch"),
+        ("no-wait-full", "--no-wait only works with a live or diff branch"),
         ("unknown-name", "no-such-sandbox"),
         ("unknown-sub", "frobnicate"),
         ("no-sub", "give a sub-command"),

@@ -48,7 +48,7 @@ def _branch_args(parser: argparse.ArgumentParser) -> None:
         "--no-wait",
         dest="wait",
         action="store_false",
-        help="live only: return while the image is still writing (children follow when ready)",
+        help="live or diff: return while the image is still writing (children follow when ready)",
     )
     parser.add_argument(
         "--measure-diff",

@@ -744,8 +744,8 @@ def _resolve_mode(mode: str | None, diff: bool, wait: bool, live_fork: bool) -> 
             "this sandbox was spawned without live_fork and cannot be branched live; "
             "use mode full or diff"
         )
-    if not wait and mode != "live":
-        raise E.BadRequest("wait=false is only valid with mode live")
+    if not wait and mode == "full":
+        raise E.BadRequest("wait=false is only valid with mode live or diff")
     return mode
 
 

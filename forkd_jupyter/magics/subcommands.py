@@ -130,7 +130,11 @@ def ls(session: Session, shell, args) -> None:
 @magic_arguments()
 @argument("name", nargs="?", help="sandbox to branch (default: the current one)")
 @argument("--mode", choices=("full", "diff", "live"), help="default: live when possible")
-@argument("--no-wait", action="store_true", help="live only: return while the copy runs")
+@argument(
+    "--no-wait",
+    action="store_true",
+    help="live or diff: return as the source resumes, while the image is written",
+)
 @argument("-n", type=int, default=0, dest="children", metavar="N", help="children (default 0)")
 @argument("--tag", help="a name for the snapshot")
 @argument(
@@ -145,8 +149,8 @@ def branch(session: Session, shell, args) -> SandboxList:
         raise UsageError("-n must not be negative")
     if args.cluster and args.children == 0:
         raise UsageError("--cluster spreads children: give their number with -n")
-    if args.no_wait and args.mode not in (None, "live"):
-        raise UsageError("--no-wait only works with a live branch (--mode live)")
+    if args.no_wait and args.mode == "full":
+        raise UsageError("--no-wait only works with a live or diff branch, not --mode full")
     sid = _sandbox_id(session, args.name)
     slow = not args.no_wait and (args.mode == "full" or args.children > 0)
     what = f"branching {sid}" + (f" into {args.children}" if args.children else "")

@@ -24,7 +24,7 @@ def register(server: MCPServer, controller: Controller) -> None:
             "from the source's exact state, and the source goes on. mode: live (default for "
             "live_fork sandboxes; sub-millisecond pause, image copied while the source "
             "runs), diff (only pages written since its previous snapshot) or full. "
-            "wait=false (live only) returns before the image is complete. The result "
+            "wait=false (live or diff) returns before the image is complete. The result "
             "carries the pause and the stall the running cell felt, in ms."
         ),
     )
