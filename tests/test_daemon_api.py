@@ -195,19 +195,25 @@ def test_branch_modes_tags_children(http, daemon, source):
         daemon.kill_sandbox(k["id"])
 
 
+def ready_with_children(http, snap_id: str) -> dict:
+    """The snapshot's record once it is no longer writing and has children
+    (a branch without waiting spawns them when its image is ready)."""
+    deadline = time.monotonic() + 30
+    while True:
+        now = http.get(f"/snapshots/{snap_id}").json()
+        if now["status"] != "writing" and now["children"]:
+            return now
+        assert time.monotonic() < deadline, now
+        time.sleep(0.05)
+
+
 def test_branch_without_waiting_answers_202_writing(http, daemon, source):
     daemon.run_cell(source["id"], "big2 = np.ones(300 << 20, dtype=np.uint8)")
     r = http.post(f"/sandboxes/{source['id']}/branch", json={"wait": False, "count": 1})
     assert r.status_code == 202
     snap = r.json()["snapshot"]
     assert snap["mode"] == "live" and snap["status"] == "writing" and r.json()["children"] == []
-    deadline = time.monotonic() + 30
-    while True:
-        now = http.get(f"/snapshots/{snap['id']}").json()
-        if now["status"] != "writing" and now["children"]:
-            break
-        assert time.monotonic() < deadline, now
-        time.sleep(0.05)
+    now = ready_with_children(http, snap["id"])
     assert now["status"] == "ready" and now["ready_ms"] >= now["pause_ms"]
     [kid] = now["children"]
     assert daemon.run_cell(kid, "int(big2[::4096].sum())").result["text/plain"] == str(
@@ -307,13 +313,7 @@ def test_a_diff_branch_without_waiting_answers_202_and_holds_the_pause(http, dae
     assert r.status_code == 202 and r.json()["snapshot"]["mode"] == "diff"
     daemon.run_cell(source["id"], "stage_me[:] = 1\nfresh[:] = 1")
     snap = r.json()["snapshot"]
-    deadline = time.monotonic() + 30
-    while True:
-        now = http.get(f"/snapshots/{snap['id']}").json()
-        if now["status"] != "writing" and now["children"]:
-            break
-        assert time.monotonic() < deadline, now
-        time.sleep(0.05)
+    now = ready_with_children(http, snap["id"])
     assert now["status"] == "ready"
     [kid] = now["children"]
     got = daemon.run_cell(kid, "int(stage_me.sum()) + int(fresh.sum())").result["text/plain"]
