@@ -137,20 +137,9 @@ static void *finish_main(void *arg) {
     return NULL;
 }
 
-/* A detached thread running fn(arg); false when none could be made. */
-static bool run_detached(void *(*fn)(void *), void *arg) {
-    pthread_t t;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    bool made = pthread_create(&t, &attr, fn, arg) == 0;
-    pthread_attr_destroy(&attr);
-    return made;
-}
-
 void snap_stage_finish_later(struct snapshot *snap) {
     snapshot_get(snap);
-    if (!run_detached(finish_main, snap))
+    if (!snapshot_run_detached(finish_main, snap))
         finish_main(snap);
 }
 
@@ -194,7 +183,7 @@ void snap_stage_grow_later(struct sandbox *sb) {
         !atomic_compare_exchange_strong(&st->growing, &no, 1))
         return;
     atomic_fetch_add(&st->refs, 1);
-    if (!run_detached(grow_main, st)) {
+    if (!snapshot_run_detached(grow_main, st)) {
         atomic_store(&st->growing, 0);
         snap_stage_put(st);
     }

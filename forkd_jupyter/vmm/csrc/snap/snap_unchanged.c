@@ -113,6 +113,15 @@ static uint64_t comparable(const struct chain_view *v, const uint64_t *dirty, co
 
 static const uint8_t zero_page[FJ_PAGE_SIZE];
 
+/* len bytes of layer l's image from page p: through its view, else read
+ * into buf (len long); NULL when they cannot be read. */
+static const uint8_t *layer_copy(const struct snapshot *l, uint64_t p, size_t len, uint8_t *buf) {
+    const uint8_t *view = snapshot_image_view(l);
+    if (view)
+        return view + p * FJ_PAGE_SIZE;
+    return pread(l->image_fd, buf, len, (off_t)(p * FJ_PAGE_SIZE)) == (ssize_t)len ? buf : NULL;
+}
+
 /* Compares the pages of word w set in bits with the chain's copies and
  * clears the equal ones from dirty. Each run of them one layer holds is
  * compared in its mapped image, or read in one call into buf (64 pages)
@@ -129,13 +138,8 @@ static int64_t drop_unchanged_word(const struct sandbox *sb, const struct chain_
                 b++;
             if (!l)
                 continue;
-            size_t len = (size_t)(b - a) * FJ_PAGE_SIZE;
-            const uint8_t *copy = snapshot_image_view(l);
-            if (copy)
-                copy += p * FJ_PAGE_SIZE;
-            else if (pread(l->image_fd, buf, len, (off_t)(p * FJ_PAGE_SIZE)) == (ssize_t)len)
-                copy = buf;
-            else
+            const uint8_t *copy = layer_copy(l, p, (size_t)(b - a) * FJ_PAGE_SIZE, buf);
+            if (!copy)
                 continue;
             for (uint64_t i = a; i < b; i++)
                 if (memcmp(sb->vm.ram + (w * 64 + i) * FJ_PAGE_SIZE,
@@ -201,17 +205,12 @@ int64_t snap_drop_unchanged_staged(const struct snapshot *parent, uint64_t ram_b
         const struct snapshot *l = holder(&v, pages[i]);
         if (!l)
             continue;
-        const uint8_t *copy = snapshot_image_view(l), *page = staged + (size_t)i * FJ_PAGE_SIZE;
-        if (snapshot_holds_zero(l, pages[i]))
-            copy = zero_page;
-        else if (copy)
-            copy += pages[i] * FJ_PAGE_SIZE;
-        else if (pread(l->image_fd, buf, FJ_PAGE_SIZE, (off_t)(pages[i] * FJ_PAGE_SIZE)) ==
-                 FJ_PAGE_SIZE)
-            copy = buf;
-        else
+        const uint8_t *copy = snapshot_holds_zero(l, pages[i])
+                                  ? zero_page
+                                  : layer_copy(l, pages[i], FJ_PAGE_SIZE, buf);
+        if (!copy)
             continue;
-        if (memcmp(page, copy, FJ_PAGE_SIZE) == 0) {
+        if (memcmp(staged + (size_t)i * FJ_PAGE_SIZE, copy, FJ_PAGE_SIZE) == 0) {
             fj_bit_clear(delta, pages[i]);
             dropped++;
         }

@@ -155,6 +155,8 @@ int snapshot_capture_state(struct sandbox *sb, struct snapshot *snap, struct fdt
 /* A sandbox_alloc'ed process gets snap's memory, registers, threads (not
  * started) and address space. */
 int snapshot_restore_process(struct sandbox *sb, struct snapshot *snap);
+/* Starts fn(arg) on a detached thread; false when none could be made. */
+bool snapshot_run_detached(void *(*fn)(void *), void *arg);
 /* Drops a reference on a thread of its own (freeing an image takes long). */
 void snapshot_release_in_background(struct snapshot *snap);
 /* sb->lineage_release of every sandbox this layer attached state to. */

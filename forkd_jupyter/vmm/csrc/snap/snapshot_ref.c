@@ -73,17 +73,23 @@ static void *release_main(void *snap)
     return NULL;
 }
 
-/* Drops a reference off the caller's path: the last one frees an image,
- * which returns its memory to the host and can take a while. */
-void snapshot_release_in_background(struct snapshot *snap)
+bool snapshot_run_detached(void *(*fn)(void *), void *arg)
 {
     pthread_t t;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&t, &attr, release_main, snap) != 0)
-        fj_snapshot_release(snap);
+    bool made = pthread_create(&t, &attr, fn, arg) == 0;
     pthread_attr_destroy(&attr);
+    return made;
+}
+
+/* Drops a reference off the caller's path: the last one frees an image,
+ * which returns its memory to the host and can take a while. */
+void snapshot_release_in_background(struct snapshot *snap)
+{
+    if (!snapshot_run_detached(release_main, snap))
+        fj_snapshot_release(snap);
 }
 
 void snapshot_finish(struct snapshot *snap, int status, const char *error)
