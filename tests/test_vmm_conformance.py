@@ -13,7 +13,66 @@ from forkd_jupyter.vmm.guest_env import python_elf
 
 pytestmark = pytest.mark.kvm
 
+# signalfd through libc (Python has no binding): records for a signal the
+# process sent itself, one a thread sent while a read blocked, and a child's
+# SIGCHLD (code, pid, status), as script(1) and event loops read them.
+SIGNALFD = """
+import ctypes, os, select, signal, struct, threading
+libc = ctypes.CDLL(None, use_errno=True)
+def sfd(sigs, fd=-1, flags=0):
+    mask = ctypes.c_uint64(sum(1 << (s - 1) for s in sigs))
+    r = libc.signalfd(fd, ctypes.byref(mask), flags)
+    if r < 0:
+        raise OSError(ctypes.get_errno(), 'signalfd')
+    return r
+def record(fd):
+    f = struct.unpack_from('IiiIIiIIIIi', os.read(fd, 128))
+    return f[0], f[2], f[3], f[10]  # signo, code, pid, status
+used = {signal.SIGUSR1, signal.SIGUSR2, signal.SIGCHLD}
+signal.pthread_sigmask(signal.SIG_BLOCK, used)
+fd = sfd([signal.SIGUSR1, signal.SIGCHLD], flags=os.O_NONBLOCK | os.O_CLOEXEC)
+out = [select.select([fd], [], [], 0)[0] == []]
+try:
+    os.read(fd, 128)
+except BlockingIOError:
+    out.append('EAGAIN')
+try:
+    os.read(fd, 100)
+except OSError as e:
+    out.append(e.errno)
+os.kill(os.getpid(), signal.SIGUSR1)
+out.append(select.select([fd], [], [], 5)[0] == [fd])
+signo, code, pid, _ = record(fd)
+out.append([signo, code, pid == os.getpid()])
+ep = select.epoll()
+ep.register(fd, select.EPOLLIN)
+child = os.fork()
+if child == 0:
+    os._exit(3)
+out.append(len(ep.poll(5)))
+signo, code, pid, status = record(fd)
+out.append([signo, code, pid == child, status, os.waitpid(child, 0)[1] >> 8])
+blocking = sfd([signal.SIGUSR2])
+threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGUSR2)).start()
+out.append(record(blocking)[0])
+sfd([signal.SIGUSR1], fd=blocking)
+os.kill(os.getpid(), signal.SIGUSR2)
+out.append(signal.SIGUSR2 in signal.sigpending())
+signal.sigwait({signal.SIGUSR2})
+try:
+    sfd([signal.SIGUSR1], fd=0)
+except OSError as e:
+    out.append(e.errno)
+out.append(os.readlink(f'/proc/self/fd/{fd}'))
+for f in (fd, blocking):
+    os.close(f)
+signal.pthread_sigmask(signal.SIG_UNBLOCK, used)
+result = out
+"""
+
 SNIPPETS = {
+    "signalfd": SIGNALFD,
+    "script_in_a_pty": "import subprocess\nr = subprocess.run(['script', '-qc', 'echo in-pty; tty -s; echo $?', '/dev/null'], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)\nresult = [r.returncode, r.stdout.split()]",
     "arithmetic": "result = [2**100 % 97, 7 / 3, divmod(-7, 2), round(2.675, 2)]",
     "floats_and_math": "import math\nresult = [math.sqrt(2), math.lgamma(10.5), math.fsum([0.1] * 10), float('nan') != float('nan')]",
     "unicode": "result = ['straße'.upper(), 'ǅ'.lower(), len('👩‍👩‍👧'), sorted(['b', 'A', 'a'])]",

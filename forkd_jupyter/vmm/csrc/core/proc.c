@@ -88,6 +88,7 @@ unsigned sb_proc_others(struct sandbox *sb) {
 void sb_proc_signal(struct sandbox *target, int signo) {
     target->sig.pending |= 1ULL << signo;
     sb_kick_all(target);
+    sb_notify(target); /* blocked, it may make a signalfd of the target readable */
 }
 
 /* A zombie nobody will wait for leaves; a slot is free once its process

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "core/proc.h"
 #include "kvm/kvm_cpu.h"
 
 #define SA_SIGINFO_ 0x4ULL
@@ -84,11 +85,58 @@ uint64_t sig_deliverable(struct sandbox *sb)
 
 void sig_wake_targets(struct sandbox *sb, uint64_t bits)
 {
+    bool unclaimed = false;
     for (; bits; bits &= bits - 1) {
         struct sb_thread *t = target_of(sb, __builtin_ctzll(bits));
         if (t && t != sb_current)
             sb_kick(t);
+        unclaimed |= !t;
     }
+    if (unclaimed)
+        sb_notify(sb); /* a signal every thread blocks may make a signalfd readable */
+}
+
+void sig_child_info(struct g_siginfo *si, uint32_t pid, int status)
+{
+    bool killed = (status & 0x7f) != 0;
+    si->si_signo = SIGCHLD;
+    si->si_code = killed ? 2 /* CLD_KILLED */ : 1 /* CLD_EXITED */;
+    si->f0 = (uint64_t)1000 << 32 | pid;
+    si->f1 = (uint32_t)(killed ? status & 0x7f : (status >> 8) & 0xff);
+}
+
+void sig_info(struct sandbox *sb, int signo, struct g_siginfo *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->si_signo = signo;
+    uint64_t fault = sb_self(sb)->sig.fault_addr[signo];
+    if (fault) {
+        out->si_code = 1; /* SEGV_MAPERR */
+        out->f0 = fault;
+        return;
+    }
+    for (unsigned k = 0; signo == SIGCHLD && k < SB_MAX_PROCS; k++) {
+        const struct sb_proc_slot *s = &sb->procs->slot[k];
+        if (s->used && s->zombie && s->ppid == sb->pid) {
+            sig_child_info(out, s->pid, s->wait_status);
+            return;
+        }
+    }
+    out->f0 = sig_sender(sb); /* SI_USER */
+}
+
+int sig_take(struct sandbox *sb, uint64_t set)
+{
+    struct sb_thread *t = sb_self(sb);
+    uint64_t mine = t->sig.pending & set, shared = sb->sig.pending & set;
+    if (!(mine | shared))
+        return 0;
+    int signo = __builtin_ctzll(mine ? mine : shared);
+    if (mine)
+        t->sig.pending &= ~(1ULL << signo);
+    else
+        sb->sig.pending &= ~(1ULL << signo);
+    return signo;
 }
 
 /* Where SYSCALL enters CPL0 (hardware virtualisation) a handler frame or a
@@ -154,9 +202,7 @@ static int build_frame(struct sandbox *sb, int signo, const struct sb_sigaction 
     m->cr2 = ts->fault_addr[signo];
     m->fpstate = fpstate;
     f.uc.uc_sigmask = sig_to_guest(ts->restore_after ? ts->mask_after : ts->blocked);
-    f.info.si_signo = signo;
-    f.info.si_code = ts->fault_addr[signo] ? 1 /* SEGV_MAPERR */ : 0 /* SI_USER */;
-    f.info.f0 = ts->fault_addr[signo] ? ts->fault_addr[signo] : sig_sender(sb);
+    sig_info(sb, signo, &f.info);
     if (save_xsave(sb, fpstate) < 0 || mm_copy_to(&sb->mm, sp, &f, sizeof(f)) < 0)
         return -EFAULT;
     r->rdi = (uint64_t)signo;

@@ -28,8 +28,22 @@ static inline uint64_t sig_to_guest(uint64_t bits) { return bits >> 1; }
 /* Signals the calling thread can take now: its own and the process's it is
  * the target of, not blocked (KILL/STOP never are). Under big_lock. */
 uint64_t sig_deliverable(struct sandbox *sb);
-/* Kicks the thread each process-directed signal in bits goes to. */
+/* Kicks the thread each process-directed signal in bits goes to; when
+ * every thread blocks one, wakes the sandbox's waits on files instead (a
+ * signalfd may have become readable). */
 void sig_wake_targets(struct sandbox *sb, uint64_t bits);
+/* A SIGCHLD's siginfo for child pid that ended with status (wait4's
+ * encoding): CLD_EXITED or CLD_KILLED, its pid and status. */
+void sig_child_info(struct g_siginfo *si, uint32_t pid, int status);
+/* The siginfo the VMM can give for pending signo: a synchronous fault's
+ * address; for SIGCHLD, a child that ended and was not waited for (the
+ * first found), as Linux queues one per child; else SI_USER from this
+ * process (the VMM keeps no queue of senders). */
+void sig_info(struct sandbox *sb, int signo, struct g_siginfo *out);
+/* Takes one pending signal of set (the calling thread's own first, then the
+ * process's) without running its handler: its number, 0 when none. Under
+ * big_lock; the caller has moved external signals in (sb_take_external). */
+int sig_take(struct sandbox *sb, uint64_t set);
 /* A system call that ended with EINTR for the signal about to be delivered
  * is made again after its handler (SA_RESTART, or a signal ignored,
  * explicitly or by default), as

@@ -49,6 +49,11 @@ int64_t file_pidfd_pid(const struct file *f);
 /* file_eventfd.c */
 struct file *file_eventfd_new(uint64_t initial, int flags);
 
+/* file_signalfd.c: a signalfd of mask (VMM bits; SIGKILL and SIGSTOP are
+ * dropped); set_mask changes an existing one (-EINVAL for another kind). */
+struct file *file_signalfd_new(uint64_t mask, int flags);
+int file_signalfd_set_mask(struct file *f, uint64_t mask);
+
 /* file_epoll.c: an epoll instance and its interest list. */
 struct epoll_event;
 struct file *file_epoll_new(int flags);

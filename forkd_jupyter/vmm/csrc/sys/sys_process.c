@@ -261,13 +261,8 @@ static int64_t sys_waitid(struct sandbox *sb, const uint64_t a[6]) {
         return r;
     struct g_siginfo si;
     memset(&si, 0, sizeof(si));
-    if (r == 1) {
-        bool killed = (status & 0x7f) != 0;
-        si.si_signo = SIGCHLD;
-        si.si_code = killed ? 2 /* CLD_KILLED */ : 1 /* CLD_EXITED */;
-        si.f0 = (uint64_t)1000 << 32 | pid;
-        si.f1 = (uint32_t)(killed ? status & 0x7f : (status >> 8) & 0xff);
-    }
+    if (r == 1)
+        sig_child_info(&si, pid, status);
     if (a[2] && mm_copy_to(&sb->mm, a[2], &si, sizeof(si)) < 0)
         return -EFAULT;
     return a[4] ? copy_rusage(sb, a[4], &usage, 0) : 0;

@@ -1,11 +1,14 @@
 /* Signal system calls (delivery itself is in sig.c). */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/signalfd.h>
 
 #include "core/proc.h"
-#include "sys/sys.h"
 #include "core/sig.h"
+#include "file/file_kinds.h"
+#include "sys/sys.h"
 
 #define UNBLOCKABLE ((1ULL << SIGKILL) | (1ULL << SIGSTOP))
 #define SS_DISABLE_ 2
@@ -146,14 +149,10 @@ static int64_t sys_rt_sigtimedwait(struct sandbox *sb, const uint64_t a[6])
     uint64_t deadline = ns > 0 ? fj_now_ns() + (uint64_t)ns : 0;
     for (;;) {
         sb_take_external(sb);
-        uint64_t mine = t->sig.pending & set, shared = sb->sig.pending & set;
-        if (mine | shared) {
-            int signo = __builtin_ctzll(mine ? mine : shared);
-            if (mine)
-                t->sig.pending &= ~(1ULL << signo);
-            else
-                sb->sig.pending &= ~(1ULL << signo);
-            struct g_siginfo info = {.si_signo = signo, .si_code = 0 /* SI_USER */, .f0 = sig_sender(sb)};
+        int signo = sig_take(sb, set);
+        if (signo) {
+            struct g_siginfo info;
+            sig_info(sb, signo, &info);
             if (a[1] && mm_copy_to(&sb->mm, a[1], &info, sizeof(info)) < 0)
                 return -EFAULT;
             return signo;
@@ -207,6 +206,8 @@ static int64_t kill_thread(struct sandbox *sb, uint32_t tid, int signo)
         t->sig.pending |= 1ULL << signo;
         if (t != sb_current)
             sb_kick(t);
+        if (t->sig.blocked & (1ULL << signo) & ~UNBLOCKABLE)
+            sb_notify(sb); /* a signalfd may have become readable */
     }
     return 0;
 }
@@ -220,6 +221,43 @@ static int64_t sys_tgkill(struct sandbox *sb, const uint64_t a[6])
 
 static int64_t sys_tkill(struct sandbox *sb, const uint64_t a[6]) { return kill_thread(sb, (uint32_t)a[0], (int)a[1]); }
 
+/* signalfd4(fd, mask, sizemask, flags): a new descriptor (fd -1) or a new
+ * mask for an existing one. */
+static int64_t make_signalfd(struct sandbox *sb, int fd, gva_t umask, uint64_t size,
+                             uint64_t flags)
+{
+    uint64_t mask;
+    if (size != 8 || (flags & ~(uint64_t)(SFD_CLOEXEC | SFD_NONBLOCK)))
+        return -EINVAL;
+    if (mm_copy_from(&sb->mm, &mask, umask, 8) < 0)
+        return -EFAULT;
+    mask = sig_from_guest(mask);
+    if (fd != -1) {
+        struct file *f = sys_fd_file(sb, fd);
+        return !f ? -EBADF : file_signalfd_set_mask(f, mask) < 0 ? -EINVAL : fd;
+    }
+    struct file *f = file_signalfd_new(mask, flags & SFD_NONBLOCK ? O_NONBLOCK : 0);
+    if (!f)
+        return -ENOMEM;
+    int got = fdt_install(&sb->fdt, f, 0, flags & SFD_CLOEXEC);
+    if (got < 0)
+        file_put(f);
+    return got;
+}
+
+static int64_t sys_signalfd(struct sandbox *sb, const uint64_t a[6])
+{
+    return make_signalfd(sb, (int)a[0], a[1], a[2], 0);
+}
+
+static int64_t sys_signalfd4(struct sandbox *sb, const uint64_t a[6])
+{
+    return make_signalfd(sb, (int)a[0], a[1], a[2], a[3]);
+}
+
+#define SIGINFO_NOTE                                                                               \
+    "siginfo: a fault's address; SIGCHLD's child, code and status; else SI_USER from the process"
+
 const struct sys_entry sys_signal_entries[] = {
     {13, "rt_sigaction", sys_rt_sigaction, SYS_FULL, NULL},
     {14, "rt_sigprocmask", sys_rt_sigprocmask, SYS_FULL, NULL},
@@ -229,8 +267,10 @@ const struct sys_entry sys_signal_entries[] = {
     {127, "rt_sigpending", sys_rt_sigpending, SYS_FULL, NULL},
     {130, "rt_sigsuspend", sys_rt_sigsuspend, SYS_FULL, NULL},
     {131, "sigaltstack", sys_sigaltstack, SYS_FULL, NULL},
-    {128, "rt_sigtimedwait", sys_rt_sigtimedwait, SYS_PARTIAL, "siginfo carries signo, pid and uid"},
+    {128, "rt_sigtimedwait", sys_rt_sigtimedwait, SYS_PARTIAL, SIGINFO_NOTE},
     {200, "tkill", sys_tkill, SYS_FULL, NULL},
     {234, "tgkill", sys_tgkill, SYS_FULL, NULL},
+    {282, "signalfd", sys_signalfd, SYS_PARTIAL, SIGINFO_NOTE},
+    {289, "signalfd4", sys_signalfd4, SYS_PARTIAL, SIGINFO_NOTE},
 };
 const size_t sys_signal_count = FJ_ARRAY_SIZE(sys_signal_entries);
