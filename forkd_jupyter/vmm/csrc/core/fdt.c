@@ -22,6 +22,17 @@ struct file *file_new(const struct file_ops *ops, int flags, const char *path) {
     return f;
 }
 
+struct file *file_new_with(const struct file_ops *ops, int flags, const void *priv, size_t size) {
+    struct file *f = file_new(ops, flags, NULL);
+    void *copy = f ? malloc(size) : NULL;
+    if (!copy) {
+        free(f);
+        return NULL;
+    }
+    f->priv = memcpy(copy, priv, size);
+    return f;
+}
+
 int file_anon_stat(struct stat *st, uint32_t mode, uint64_t ino, uint64_t dev) {
     memset(st, 0, sizeof(*st));
     st->st_mode = mode;

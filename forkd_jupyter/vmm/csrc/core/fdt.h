@@ -75,6 +75,9 @@ struct fdt {
 };
 
 struct file *file_new(const struct file_ops *ops, int flags, const char *path);
+/* A description with no path whose priv is a malloc'd copy of size bytes
+ * at priv (freed by the kind's release); NULL when out of memory. */
+struct file *file_new_with(const struct file_ops *ops, int flags, const void *priv, size_t size);
 /* The stat of an object living only in the VMM (pipe, socket pair, epoll,
  * eventfd): owned by the sandbox user, one link, a counter for inode. */
 int file_anon_stat(struct stat *st, uint32_t mode, uint64_t ino, uint64_t dev);

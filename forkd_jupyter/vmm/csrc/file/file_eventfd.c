@@ -79,15 +79,7 @@ static const struct file_ops efd_ops;
 
 static struct file *efd_make(const struct eventfd_state *from, int flags)
 {
-    struct file *f = file_new(&efd_ops, O_RDWR | (flags & O_NONBLOCK), NULL);
-    struct eventfd_state *e = f ? malloc(sizeof(*e)) : NULL;
-    if (!e) {
-        free(f);
-        return NULL;
-    }
-    *e = *from;
-    f->priv = e;
-    return f;
+    return file_new_with(&efd_ops, O_RDWR | (flags & O_NONBLOCK), from, sizeof(*from));
 }
 
 /* One description per eventfd object here (dup shares the description), so

@@ -89,15 +89,7 @@ static int sfd_stat(struct sandbox *sb, struct file *f, struct stat *st) {
 static void sfd_release(struct file *f) { free(f->priv); }
 
 static struct file *sfd_make(const struct signalfd_state *from, int flags) {
-    struct file *f = file_new(&sfd_ops, O_RDWR | (flags & O_NONBLOCK), NULL);
-    struct signalfd_state *s = f ? malloc(sizeof(*s)) : NULL;
-    if (!s) {
-        free(f);
-        return NULL;
-    }
-    *s = *from;
-    f->priv = s;
-    return f;
+    return file_new_with(&sfd_ops, O_RDWR | (flags & O_NONBLOCK), from, sizeof(*from));
 }
 
 static struct file *sfd_clone(struct file *f, struct fdt_clone_ctx *ctx) {
