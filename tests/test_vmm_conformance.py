@@ -70,7 +70,81 @@ signal.pthread_sigmask(signal.SIG_UNBLOCK, used)
 result = out
 """
 
+# prctl's process settings, and what two of them do: a grandchild asking
+# for SIGTERM at its parent's end gets it and is adopted by the child
+# subreaper above (which then waits for it), not by init.
+PRCTL = """
+import ctypes, os, signal, time
+libc = ctypes.CDLL(None, use_errno=True)
+def prctl(op, a=0, b=0, c=0, d=0):
+    return libc.prctl(op, ctypes.c_ulong(a), ctypes.c_ulong(b), ctypes.c_ulong(c), ctypes.c_ulong(d))
+def get_int(op):
+    v = ctypes.c_int(-1)
+    prctl(op, ctypes.addressof(v))
+    return v.value
+out = [get_int(37), prctl(36, 1), get_int(37), get_int(2), prctl(1, signal.SIGUSR1), get_int(2)]
+out += [prctl(30), prctl(29, 1000), prctl(30), prctl(29, 0), prctl(30)]
+out += [prctl(39), prctl(38, 1), prctl(39), prctl(42), prctl(41, 1), prctl(42), prctl(7)]
+top = os.getpid()
+ready_r, ready_w = os.pipe()
+told_r, told_w = os.pipe()
+middle = os.fork()
+if middle == 0:
+    if os.fork() == 0:
+        got = []
+        signal.signal(signal.SIGTERM, lambda *a: got.append(1))
+        inherited = get_int(2)
+        prctl(1, signal.SIGTERM)
+        os.write(ready_w, b'r')
+        end = time.time() + 20
+        while not got and time.time() < end:
+            time.sleep(0.01)
+        os.write(told_w, repr([inherited, len(got), os.getppid() == top]).encode())
+        os._exit(7)
+    os.read(ready_r, 1)
+    os._exit(0)
+os.waitpid(middle, 0)
+out.append(eval(os.read(told_r, 100)))
+adopted, status = os.wait()
+out += [os.WEXITSTATUS(status), prctl(36, 0), get_int(37)]
+result = out
+"""
+
+# Thread names (PR_SET_NAME, as pthread_setname_np for the calling thread):
+# in /proc's comm, status and stat, PR_GET_NAME; a fork's child keeps the
+# name, an exec takes the program's.
+THREAD_NAMES = """
+import ctypes, os, subprocess, threading
+libc = ctypes.CDLL(None, use_errno=True)
+def setname(n):
+    return libc.prctl(15, ctypes.c_char_p(n.encode()), 0, 0, 0)
+def getname():
+    b = ctypes.create_string_buffer(16)
+    libc.prctl(16, b, 0, 0, 0)
+    return b.value.decode()
+seen = {}
+def worker():
+    setname('a-worker-named-past-15')
+    seen['tid'], seen['own'] = threading.get_native_id(), getname()
+t = threading.Thread(target=worker)
+t.start()
+t.join()
+before = open('/proc/self/comm').read().strip()
+setname('renamed')
+out = [before == os.path.basename(os.path.realpath('/proc/self/exe'))[:15], seen['own'], getname()]
+out += [open('/proc/self/comm').read(), open('/proc/self/status').readline(), open('/proc/self/stat').read().split(')')[0].split('(')[1]]
+r, w = os.pipe()
+if os.fork() == 0:
+    os.write(w, getname().encode())
+    os._exit(0)
+out.append(os.read(r, 16).decode())
+out.append(subprocess.run(['cat', '/proc/self/comm'], capture_output=True, text=True).stdout)
+result = out
+"""
+
 SNIPPETS = {
+    "thread_names": THREAD_NAMES,
+    "prctl_settings": PRCTL,
     "signalfd": SIGNALFD,
     "script_in_a_pty": "import subprocess\nr = subprocess.run(['script', '-qc', 'echo in-pty; tty -s; echo $?', '/dev/null'], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)\nresult = [r.returncode, r.stdout.split()]",
     "arithmetic": "result = [2**100 % 97, 7 / 3, divmod(-7, 2), round(2.675, 2)]",

@@ -228,6 +228,8 @@ static void reset_for_exec(struct sandbox *sb, const char *exe) {
     t->sig.altstack_flags = 2; /* SS_DISABLE */
     t->clear_child_tid = 0;
     t->robust_list = 0;
+    t->comm[0] = 0; /* named after the new program */
+    sb->prctl.keep_caps = false;
     snprintf(sb->exe_path, sizeof(sb->exe_path), "%s", exe);
     (void)fs_view_set_exe(sb->view, exe);
 }

@@ -111,16 +111,36 @@ int sb_proc_wait_status(const struct sandbox *sb) {
     return sb->fatal_signal ? sb->fatal_signal & 0x7f : (sb->exit_status & 0xff) << 8;
 }
 
+/* The live ancestor of sb nearest to it that is a child subreaper
+ * (PR_SET_CHILD_SUBREAPER), or NULL: who adopts sb's orphans. */
+static struct sandbox *subreaper_of(struct sandbox *sb) {
+    struct sb_proc_slot *s = sb_proc_self(sb);
+    for (unsigned hops = 0; s && s->ppid != 1 && hops < SB_MAX_PROCS; hops++) {
+        struct sandbox *up = sb_proc_find(sb, s->ppid);
+        if (!up || up->exited)
+            return NULL;
+        if (up->prctl.child_subreaper)
+            return up;
+        s = sb_proc_self(up);
+    }
+    return NULL;
+}
+
 void sb_proc_ended(struct sandbox *sb) {
     struct sb_procs *p = sb->procs;
     struct sb_proc_slot *self = sb_proc_self(sb);
+    struct sandbox *adopter = subreaper_of(sb);
     for (unsigned i = 0; i < SB_MAX_PROCS; i++) {
         struct sb_proc_slot *s = &p->slot[i];
-        if (s->used && s->ppid == sb->pid) {
-            s->ppid = 1;
-            if (s->zombie)
-                reaped(s);
-        }
+        if (!s->used || s->ppid != sb->pid)
+            continue;
+        if (s->sb && !s->sb->exited && s->sb->prctl.pdeath_signal)
+            sb_proc_signal(s->sb, s->sb->prctl.pdeath_signal);
+        s->ppid = adopter ? adopter->pid : 1;
+        if (s->zombie && adopter)
+            sb_proc_signal(adopter, SIGCHLD); /* it waits for the orphan as for its own */
+        else if (s->zombie)
+            reaped(s);
     }
     if (!self)
         return;

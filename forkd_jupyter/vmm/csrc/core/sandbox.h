@@ -86,6 +86,7 @@ struct sb_thread {
     gva_t clear_child_tid;    /* zeroed and futex-woken when the thread exits */
     uint64_t affinity;        /* sched_setaffinity's cores; 0: every core (inherited by clone) */
     gva_t robust_list;
+    char comm[16];            /* PR_SET_NAME's; clone and fork copy it, exec clears it ("") */
     int wake_fd;              /* eventfd: written to end this thread's blocking wait */
     _Atomic int kick_armed;   /* its host thread is running (pthread_kill reaches it) */
     pthread_t host;
@@ -166,6 +167,18 @@ struct sb_limits {
     int ioprio; /* ioprio_set's, 0 when none was set (kept, not applied) */
 };
 
+/* prctl(2)'s settings of a process (sys_proc.c). Fork clears
+ * pdeath_signal and child_subreaper and copies the rest; exec keeps them
+ * all but keep_caps; a snapshot holds them (in memory). */
+struct sb_prctl {
+    int pdeath_signal;    /* sent to this process when its parent ends; 0: none */
+    bool child_subreaper; /* its orphaned descendants become its children */
+    bool no_new_privs;    /* kept and reported (nothing in a sandbox raises privileges) */
+    bool keep_caps;
+    bool thp_disable;
+    uint64_t timer_slack_ns; /* 0: Linux's default, 50 us */
+};
+
 struct sandbox {
     struct kvm_vm vm;
     struct mm mm;
@@ -224,6 +237,7 @@ struct sandbox {
     void (*lineage_release)(struct sandbox *sb);
     uint64_t start_ns;
     struct sb_limits limits;
+    struct sb_prctl prctl;
     struct sb_fast *fast; /* the poller serving calls without exits (run/fast_calls.c), or NULL */
     /* Trampolines of patched system-call sites (core/call_sites.c): the
      * area being filled and its slots used; 0 until the first. */
@@ -278,6 +292,12 @@ static inline const char *sb_program_name(const struct sandbox *sb)
 {
     const char *slash = strrchr(sb->exe_path, '/');
     return slash ? slash + 1 : sb->exe_path;
+}
+/* A thread's name (/proc's comm and Name, PR_GET_NAME): what PR_SET_NAME
+ * set, else the program's. */
+static inline const char *sb_thread_name(const struct sandbox *sb, const struct sb_thread *t)
+{
+    return t && t->comm[0] ? t->comm : sb_program_name(sb);
 }
 
 /* Under big_lock, which it drops while blocked: waits until host_fd is

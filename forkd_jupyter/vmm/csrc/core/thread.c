@@ -204,6 +204,7 @@ int sb_thread_clone(struct sandbox *sb, uint64_t flags, gva_t stack, gva_t paren
     t->sig.blocked = parent->sig.blocked;
     t->clear_child_tid = flags & CLONE_CHILD_CLEARTID_ ? child_tid : 0;
     t->affinity = parent->affinity;
+    memcpy(t->comm, parent->comm, sizeof(t->comm));
     t->robust_list = 0;
     t->waiting = t->futex_woken = false;
     t->sigwait_set = 0;

@@ -21,6 +21,22 @@
 #include "snap/snap_stage.h"
 #include "snap/snap_unchanged.h"
 
+/* The threads' names, in the order of the capture (the main thread, then
+ * the others by vCPU id); nothing when none has one. */
+static int capture_names(struct sandbox *sb, struct snapshot *snap) {
+    bool named = false;
+    for (unsigned i = 0; i < LAYOUT_MAX_VCPUS; i++)
+        named |= sb->threads[i] && sb->threads[i]->state != SB_T_EXITED && sb->threads[i]->comm[0];
+    if (!named)
+        return 0;
+    if (!(snap->names = calloc(1 + snap->n_threads, sizeof(*snap->names))))
+        return -ENOMEM;
+    for (unsigned i = 0, n = 0; i < LAYOUT_MAX_VCPUS; i++)
+        if (sb->threads[i] && (i == 0 || sb->threads[i]->state != SB_T_EXITED))
+            memcpy(snap->names[n++], sb->threads[i]->comm, sizeof(snap->names[0]));
+    return 0;
+}
+
 /* Every thread's registers, saved when it parked for this pause. Pending
  * signals belong to the source and stay there. */
 int snapshot_capture_threads(struct sandbox *sb, struct snapshot *snap) {
@@ -58,7 +74,7 @@ int snapshot_capture_threads(struct sandbox *sb, struct snapshot *snap) {
         st->clear_child_tid = t->clear_child_tid;
         st->robust_list = t->robust_list;
     }
-    return 0;
+    return capture_names(sb, snap);
 }
 
 int snapshot_capture_state(struct sandbox *sb, struct snapshot *snap, struct fdt_clone_ctx *ctx) {
@@ -68,6 +84,7 @@ int snapshot_capture_state(struct sandbox *sb, struct snapshot *snap, struct fdt
     snap->pid = sb->pid;
     memcpy(snap->exe_path, sb->exe_path, sizeof(snap->exe_path));
     snap->limits = sb->limits;
+    snap->prctl = sb->prctl;
     snap->logical_bytes = sb->mm.mapped_bytes;
     return fdt_clone_with(&snap->fdt, &sb->fdt, ctx);
 }

@@ -19,6 +19,8 @@ static int restore_threads(struct sandbox *sb, const struct snapshot *snap) {
     sb->procs->next_id = snap->next_tid ? snap->next_tid : snap->pid + 1;
     sb->sig = snap->sig;
     copy_thread_signals(&main_thread->sig, &snap->sig);
+    if (snap->names)
+        memcpy(main_thread->comm, snap->names[0], sizeof(main_thread->comm));
     for (uint32_t i = 0; i < snap->n_threads; i++) {
         const struct snap_thread *st = &snap->threads[i];
         struct sb_thread *t = sb_thread_add(sb, st->id);
@@ -33,6 +35,8 @@ static int restore_threads(struct sandbox *sb, const struct snapshot *snap) {
         t->sig = st->sig;
         t->clear_child_tid = st->clear_child_tid;
         t->robust_list = st->robust_list;
+        if (snap->names)
+            memcpy(t->comm, snap->names[1 + i], sizeof(t->comm));
         t->state = SB_T_NEW;
         sb->live_threads++;
     }
@@ -48,6 +52,7 @@ int snapshot_restore_process(struct sandbox *sb, struct snapshot *snap) {
     sb->hint = hint_get(snap->hint);
     hint_prefault(sb->hint, &sb->vm);
     sb->limits = snap->limits; /* (the fd table's limit comes with its clone) */
+    sb->prctl = snap->prctl;
     if ((err = kvm_cpu_prepare(&sb->vm)) < 0 ||
         (err = kvm_state_restore(&sb->vm.vcpu, &snap->cpu)) < 0 ||
         (err = restore_threads(sb, snap)) < 0)

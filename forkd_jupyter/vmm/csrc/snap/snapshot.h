@@ -61,6 +61,10 @@ struct snapshot {
     struct kvm_state cpu;       /* the main thread */
     struct snap_thread *threads; /* the others */
     uint32_t n_threads;
+    /* The threads' PR_SET_NAME names, [0] the main thread's and [1 + i]
+     * threads[i]'s; NULL when none was set. Not saved to disk (a saved
+     * snapshot's blob of a thread is struct snap_thread as it is). */
+    char (*names)[16];
     uint32_t next_tid;
     struct mm mm;               /* address-space map (mm.vm is NULL) */
     struct sb_signals sig;      /* actions, and the main thread's mask and alternate stack */
@@ -76,6 +80,7 @@ struct snapshot {
     uint32_t pid;
     char exe_path[4096];
     struct sb_limits limits;    /* setrlimit's, setpriority's and ioprio_set's values */
+    struct sb_prctl prctl;      /* prctl's; not saved to disk (a loaded one has the defaults) */
     uint64_t pause_ns, copy_ns, logical_bytes, physical_bytes, dirty_bytes, kept_bytes;
     uint64_t held_max_ns, held_total_ns; /* live: guest writes held by the copier (arming and copy) */
     char error[160];

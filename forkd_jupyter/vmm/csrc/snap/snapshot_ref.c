@@ -54,6 +54,7 @@ void fj_snapshot_release(fj_snapshot *snap)
     free(snap->delta);
     free(snap->zero);
     free(snap->threads);
+    free(snap->names);
     if (snap->parent)
         fj_snapshot_release(snap->parent);
     if (snap->view)

@@ -59,6 +59,8 @@ extern const struct sys_entry sys_mem_entries[];
 extern const size_t sys_mem_count;
 extern const struct sys_entry sys_proc_entries[];
 extern const size_t sys_proc_count;
+extern const struct sys_entry sys_prctl_entries[];
+extern const size_t sys_prctl_count;
 extern const struct sys_entry sys_process_entries[];
 extern const size_t sys_process_count;
 extern const struct sys_entry sys_signal_entries[];

@@ -25,13 +25,8 @@
 #define CAP_V1 0x19980330U /* one 32-bit set of each kind */
 #define CAP_V2 0x20071026U /* two */
 #define CAP_V3 0x20080522U
-#define CAP_LAST 40 /* CAP_CHECKPOINT_RESTORE, the last Linux 6.x knows */
 
 #define GUEST_ID 1000
-#define ARCH_SET_GS 0x1001
-#define ARCH_SET_FS 0x1002
-#define ARCH_GET_FS 0x1003
-#define ARCH_GET_GS 0x1004
 
 static int64_t sys_getpid(struct sandbox *sb, const uint64_t a[6]) { return sb->pid; }
 static int64_t sys_getid(struct sandbox *sb, const uint64_t a[6]) { return GUEST_ID; }
@@ -82,55 +77,6 @@ static int64_t sys_uname(struct sandbox *sb, const uint64_t a[6]) {
     strcpy(u.machine, "x86_64");
     strcpy(u.domainname, "(none)");
     return mm_copy_to(&sb->mm, a[0], &u, sizeof(u));
-}
-
-static int64_t sys_arch_prctl(struct sandbox *sb, const uint64_t a[6]) {
-    switch (a[0]) {
-    case ARCH_SET_FS:
-        return kvm_vcpu_set_fs_base(sb_cpu(sb), a[1]);
-    case ARCH_GET_FS: {
-        uint64_t base = kvm_vcpu_get_fs_base(sb_cpu(sb));
-        return mm_copy_to(&sb->mm, a[1], &base, sizeof(base));
-    }
-    case ARCH_SET_GS:
-    case ARCH_GET_GS:
-        return -EPERM;
-    default:
-        return -EINVAL;
-    }
-}
-
-static int64_t sys_prctl(struct sandbox *sb, const uint64_t a[6]) {
-    switch (a[0]) {
-    case PR_SET_NAME: /* accepted; the name is not kept */
-        return mm_read_ptr(&sb->mm, a[1], 1) ? 0 : -EFAULT;
-    case PR_GET_NAME: { /* the program's name, as /proc/self/comm says */
-        char name[16] = {0};
-        snprintf(name, sizeof(name), "%s", sb_program_name(sb));
-        return mm_copy_to(&sb->mm, a[1], name, sizeof(name));
-    }
-    case PR_GET_DUMPABLE:
-        return 1;
-    case PR_SET_DUMPABLE:
-        return a[1] <= 1 ? 0 : -EINVAL; /* nothing to dump: a sandbox makes no core files */
-    case PR_GET_SECCOMP:
-        return 0;
-    case PR_CAPBSET_READ: /* the bounding set of an unprivileged process: all */
-        return a[1] <= CAP_LAST ? 1 : -EINVAL;
-    case PR_CAPBSET_DROP:
-        return a[1] <= CAP_LAST ? -EPERM : -EINVAL;
-    case PR_CAP_AMBIENT: /* empty; raising one needs it permitted: never */
-        if (a[1] == PR_CAP_AMBIENT_CLEAR_ALL)
-            return a[2] || a[3] || a[4] ? -EINVAL : 0;
-        if (a[1] != PR_CAP_AMBIENT_IS_SET && a[1] != PR_CAP_AMBIENT_RAISE &&
-            a[1] != PR_CAP_AMBIENT_LOWER)
-            return -EINVAL;
-        if (a[2] > CAP_LAST || a[3] || a[4])
-            return -EINVAL;
-        return a[1] == PR_CAP_AMBIENT_RAISE ? -EPERM : 0;
-    default:
-        return -EINVAL;
-    }
 }
 
 static int64_t sys_gettid(struct sandbox *sb, const uint64_t a[6]) { return sb_self(sb)->tid; }
@@ -576,10 +522,6 @@ const struct sys_entry sys_proc_entries[] = {
     {141, "setpriority", sys_setpriority, SYS_PARTIAL,
      "the process's own nice value, which the sandbox user may only raise (EACCES to lower it); "
      "other processes and groups: accepted"},
-    {157, "prctl", sys_prctl, SYS_PARTIAL,
-     "PR_SET_NAME (not kept), PR_GET_NAME, dumpable, seccomp (none), the capability bounding and "
-     "ambient sets (no capabilities); EINVAL otherwise"},
-    {158, "arch_prctl", sys_arch_prctl, SYS_PARTIAL, "FS base"},
     {160, "setrlimit", sys_setrlimit, SYS_PARTIAL,
      "kept per process (forks, branches and saved snapshots keep them); RLIMIT_AS, RLIMIT_DATA "
      "and RLIMIT_NOFILE enforced"},

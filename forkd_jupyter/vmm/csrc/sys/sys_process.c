@@ -68,7 +68,11 @@ static int make_child(struct sandbox *sb, struct sandbox *c, const struct new_pr
     if (np->flags & CLONE_CHILD_CLEARTID_)
         c->threads[0]->clear_child_tid = np->child_tid;
     c->limits = sb->limits; /* (the fd table's limit came with it: fdt_share) */
+    c->prctl = sb->prctl;
+    c->prctl.pdeath_signal = 0;
+    c->prctl.child_subreaper = false;
     c->threads[0]->affinity = sb_self(sb)->affinity;
+    memcpy(c->threads[0]->comm, sb_self(sb)->comm, sizeof(c->threads[0]->comm));
     return 0;
 }
 

@@ -24,6 +24,7 @@ static const struct family families[] = {
     {"memory", sys_mem_entries, &sys_mem_count},
     {"process", sys_proc_entries, &sys_proc_count},
     {"process", sys_process_entries, &sys_process_count},
+    {"process", sys_prctl_entries, &sys_prctl_count},
     {"signals", sys_signal_entries, &sys_signal_count},
     {"time", sys_time_entries, &sys_time_count},
     {"sockets", sys_socket_entries, &sys_socket_count},
