@@ -142,7 +142,36 @@ out.append(subprocess.run(['cat', '/proc/self/comm'], capture_output=True, text=
 result = out
 """
 
+# epoll drops an entry when its descriptor is closed: the number, reused by
+# a new pipe, is not reported unless added again, and adding it is no
+# EEXIST (grpc's poller and others close without EPOLL_CTL_DEL).
+EPOLL_CLOSED = """
+import os, select
+ep = select.epoll()
+r1, w1 = os.pipe()
+ep.register(r1, select.EPOLLIN | select.EPOLLET)
+os.write(w1, b'x')
+out = [ep.poll(0) == [(r1, select.EPOLLIN)]]
+os.close(r1)
+os.close(w1)
+out.append(ep.poll(0))
+r2, w2 = os.pipe()
+os.write(w2, b'y')
+out += [r2 == r1, ep.poll(0)]
+ep.register(r2, select.EPOLLIN)
+out.append(ep.poll(0) == [(r2, select.EPOLLIN)])
+keep = os.dup(r2)
+os.close(r2)
+r3, w3 = os.pipe()
+out += [r3 == r2, ep.poll(0) == [(r2, select.EPOLLIN)]]  # the dup keeps it, as on Linux
+for fd in (keep, r3, w2, w3):
+    os.close(fd)
+ep.close()
+result = out
+"""
+
 SNIPPETS = {
+    "epoll_closed_descriptors": EPOLL_CLOSED,
     "thread_names": THREAD_NAMES,
     "prctl_settings": PRCTL,
     "signalfd": SIGNALFD,

@@ -11,7 +11,9 @@ struct file *file_new(const struct file_ops *ops, int flags, const char *path) {
     struct file *f = calloc(1, sizeof(*f));
     if (!f)
         return NULL;
+    static uint64_t next_serial;
     f->refs = 1;
+    f->serial = __atomic_add_fetch(&next_serial, 1, __ATOMIC_RELAXED);
     f->ops = ops;
     f->flags = flags;
     f->host_fd = -1;

@@ -50,6 +50,7 @@ struct file_ops {
 
 struct file {
     int refs;
+    uint64_t serial; /* unique to this description (epoll entries name it) */
     const struct file_ops *ops;
     int flags; /* open flags: O_ACCMODE, O_APPEND, O_NONBLOCK, O_DIRECTORY ... */
     uint64_t off;

@@ -8,8 +8,15 @@
  * it did not have is ready or something changed in the sandbox since its
  * last report (procs->notify_seq moved): never fewer reports than Linux
  * gives, and none while nothing happens. EPOLLONESHOT disables an entry once
- * reported until EPOLL_CTL_MOD. An entry whose descriptor is closed is never
- * reported. */
+ * reported until EPOLL_CTL_MOD. As on Linux an entry is (descriptor
+ * number, description: its serial) and lasts while the description is in
+ * its process's table: closing the number drops it unless a dup keeps the
+ * description (then it is still reported, with its number), and a new file
+ * at that number is a new entry (not EEXIST), never reported with the old
+ * one's events. Only the process that added an entry judges it (an epoll
+ * shared by fork is read through each process's own table); a branch's
+ * copy binds each entry to the branch's file at that number at its first
+ * look. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <poll.h>
@@ -26,6 +33,8 @@
 
 struct epoll_entry {
     int fd;
+    uint32_t pid;    /* the process that added it */
+    uint64_t serial; /* its description's (struct file.serial); 0 in a branch's copy until bound */
     uint32_t events;
     uint64_t data;
     bool disabled;     /* EPOLLONESHOT fired */
@@ -53,21 +62,53 @@ static bool watchable(const struct file *f) {
     return true;
 }
 
-static struct epoll_entry *find(struct epoll_set *s, int fd) {
+/* The description e watches as its process's table holds it now: the one
+ * at its number, else (that number closed or reused while a dup keeps the
+ * description) the one with its serial; NULL once the description is gone
+ * from the table. Another process's entry: whatever is at the number. */
+static struct file *watched(struct sandbox *sb, struct epoll_entry *e) {
+    struct file *f = fdt_get(&sb->fdt, e->fd);
+    if (e->pid != sb->pid)
+        return f;
+    if (f && !e->serial)
+        e->serial = f->serial;
+    if (f && f->serial == e->serial)
+        return f;
+    for (int fd = 0; fd < sb->fdt.cap; fd++) {
+        struct file *g = sb->fdt.slots[fd].f;
+        if (g && g->serial == e->serial)
+            return g;
+    }
+    return NULL;
+}
+
+static void prune(struct sandbox *sb, struct epoll_set *s) {
+    for (size_t i = 0; i < s->n;)
+        if (s->entries[i].pid == sb->pid && !watched(sb, &s->entries[i]))
+            s->entries[i] = s->entries[--s->n];
+        else
+            i++;
+}
+
+/* The entry of (fd, the description at fd), as Linux keys them. */
+static struct epoll_entry *find(struct epoll_set *s, int fd, uint64_t serial) {
     for (size_t i = 0; i < s->n; i++)
-        if (s->entries[i].fd == fd)
+        if (s->entries[i].fd == fd && s->entries[i].serial == serial)
             return &s->entries[i];
     return NULL;
 }
 
-int file_epoll_ctl(struct file *ep, int op, int fd, struct file *target, uint32_t events,
-                   uint64_t data) {
+int file_epoll_ctl(struct sandbox *sb, struct file *ep, int op, int fd, struct file *target,
+                   uint32_t events, uint64_t data) {
     struct epoll_set *s = ep->priv;
     if (target == ep)
         return -EINVAL;
     if (!watchable(target))
         return -EPERM;
-    struct epoll_entry *e = find(s, fd);
+    prune(sb, s); /* binds a branch's entries, too */
+    struct epoll_entry *e = find(s, fd, target->serial);
+    struct epoll_entry fresh = {
+        .fd = fd, .pid = sb->pid, .serial = target->serial, .events = events, .data = data};
     switch (op) {
     case EPOLL_CTL_ADD:
         if (e)
@@ -82,12 +123,14 @@ int file_epoll_ctl(struct file *ep, int op, int fd, struct file *target, uint32_
             s->entries = grown;
             s->cap = cap;
         }
-        s->entries[s->n++] = (struct epoll_entry){.fd = fd, .events = events, .data = data};
+        s->entries[s->n++] = fresh;
         return 0;
     case EPOLL_CTL_MOD:
         if (!e)
             return -ENOENT;
-        *e = (struct epoll_entry){.fd = fd, .events = events, .data = data};
+        fresh.pid = e->pid;
+        fresh.serial = e->serial;
+        *e = fresh;
         return 0;
     case EPOLL_CTL_DEL:
         if (!e)
@@ -100,8 +143,8 @@ int file_epoll_ctl(struct file *ep, int op, int fd, struct file *target, uint32_
 }
 
 /* The events of e ready now (EPOLLERR and EPOLLHUP always count). */
-static uint32_t ready(struct sandbox *sb, const struct epoll_entry *e) {
-    struct file *f = fdt_get(&sb->fdt, e->fd);
+static uint32_t ready(struct sandbox *sb, struct epoll_entry *e) {
+    struct file *f = watched(sb, e);
     if (!f || e->disabled)
         return 0;
     short want = (short)(e->events & (EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDHUP));
@@ -111,6 +154,7 @@ static uint32_t ready(struct sandbox *sb, const struct epoll_entry *e) {
 
 int file_epoll_collect(struct sandbox *sb, struct file *ep, struct epoll_event *out, int max) {
     struct epoll_set *s = ep->priv;
+    prune(sb, s);
     int n = 0;
     uint64_t seq = atomic_load(&sb->procs->notify_seq);
     for (size_t i = 0; i < s->n && n < max; i++) {
@@ -134,8 +178,9 @@ int file_epoll_collect(struct sandbox *sb, struct file *ep, struct epoll_event *
     return n;
 }
 
-int file_epoll_fds(struct file *ep, int *fds, short *events, int max) {
+int file_epoll_fds(struct sandbox *sb, struct file *ep, int *fds, short *events, int max) {
     struct epoll_set *s = ep->priv;
+    prune(sb, s);
     int n = 0;
     for (size_t i = 0; i < s->n && n < max; i++) {
         fds[n] = s->entries[i].fd;
@@ -146,6 +191,7 @@ int file_epoll_fds(struct file *ep, int *fds, short *events, int max) {
 
 static short epoll_poll(struct sandbox *sb, struct file *f, short events) {
     struct epoll_set *s = f->priv;
+    prune(sb, s);
     for (size_t i = 0; i < s->n; i++)
         if (ready(sb, &s->entries[i]))
             return events & POLLIN;
@@ -179,6 +225,8 @@ static struct file *epoll_make(const struct epoll_set *from, int flags) {
         }
         memcpy(s->entries, from->entries, from->n * sizeof(*s->entries));
         s->n = s->cap = from->n;
+        for (size_t i = 0; i < s->n; i++)
+            s->entries[i].serial = 0; /* the branch's files: bound at the first look */
     }
     f->priv = s;
     return f;
@@ -196,4 +244,6 @@ static const struct file_ops epoll_ops = {
     .clone = epoll_clone,
 };
 
-struct file *file_epoll_new(int flags) { return epoll_make(NULL, flags); }
+struct file *file_epoll_new(int flags) {
+    return epoll_make(NULL, flags);
+}

@@ -58,12 +58,12 @@ int file_signalfd_set_mask(struct file *f, uint64_t mask);
 struct epoll_event;
 struct file *file_epoll_new(int flags);
 bool file_is_epoll(const struct file *f);
-int file_epoll_ctl(struct file *ep, int op, int fd, struct file *target, uint32_t events,
-                   uint64_t data);
+int file_epoll_ctl(struct sandbox *sb, struct file *ep, int op, int fd, struct file *target,
+                   uint32_t events, uint64_t data);
 /* Fills out with up to max ready events; returns how many. */
 int file_epoll_collect(struct sandbox *sb, struct file *ep, struct epoll_event *out, int max);
 /* The watched descriptors and their events (for a blocking wait). */
-int file_epoll_fds(struct file *ep, int *fds, short *events, int max);
+int file_epoll_fds(struct sandbox *sb, struct file *ep, int *fds, short *events, int max);
 
 bool file_is_dir(const struct file *f);
 /* The memfs a layer file belongs to (NULL for other kinds). */

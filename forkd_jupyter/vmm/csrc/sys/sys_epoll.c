@@ -44,7 +44,7 @@ static int64_t sys_epoll_ctl(struct sandbox *sb, const uint64_t a[6]) {
     int op = (int)a[1];
     if (op != EPOLL_CTL_DEL && mm_copy_from(&sb->mm, &ev, a[3], sizeof(ev)) < 0)
         return -EFAULT;
-    return file_epoll_ctl(ep, op, (int)a[2], target, ev.events, ev.data.u64);
+    return file_epoll_ctl(sb, ep, op, (int)a[2], target, ev.events, ev.data.u64);
 }
 
 /* Waits up to timeout_ns (< 0: forever) for events of the epoll at epfd. */
@@ -68,7 +68,7 @@ static int64_t epoll_wait_ns(struct sandbox *sb, uint64_t epfd, gva_t out, int m
             return 0;
         int fds[WAIT_FDS];
         short evs[WAIT_FDS];
-        int nw = file_epoll_fds(ep, fds, evs, WAIT_FDS);
+        int nw = file_epoll_fds(sb, ep, fds, evs, WAIT_FDS);
         int err = sysf_wait_ready(sb, fds, evs, (size_t)nw, left);
         if (err == -ETIMEDOUT)
             return 0;
