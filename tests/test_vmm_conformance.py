@@ -170,7 +170,73 @@ ep.close()
 result = out
 """
 
+# timerfd through libc: one expiry seen by select, a periodic timer's
+# count through epoll, gettime and the old value at settime, a blocking
+# read of an absolute CLOCK_REALTIME deadline, and the errors.
+TIMERFD = """
+import ctypes, os, select, struct, time
+libc = ctypes.CDLL(None, use_errno=True)
+class TS(ctypes.Structure):
+    _fields_ = [('s', ctypes.c_long), ('ns', ctypes.c_long)]
+class ITS(ctypes.Structure):
+    _fields_ = [('interval', TS), ('value', TS)]
+def ts(x):
+    return TS(int(x), round(x % 1 * 1e9))
+def check(r, what):
+    if r < 0:
+        raise OSError(ctypes.get_errno(), what)
+    return r
+def settime(fd, value, interval=0.0, flags=0):
+    old = ITS()
+    check(libc.timerfd_settime(fd, flags, ctypes.byref(ITS(ts(interval), ts(value))), ctypes.byref(old)), 'settime')
+    return old
+def gettime(fd):
+    cur = ITS()
+    check(libc.timerfd_gettime(fd, ctypes.byref(cur)), 'gettime')
+    return cur
+def expirations(fd):
+    return struct.unpack('Q', os.read(fd, 8))[0]
+fd = check(libc.timerfd_create(time.CLOCK_MONOTONIC, os.O_NONBLOCK | os.O_CLOEXEC), 'create')
+out = [os.readlink(f'/proc/self/fd/{fd}')]
+try:
+    os.read(fd, 8)
+except BlockingIOError:
+    out.append('EAGAIN')
+out.append((gettime(fd).value.s, gettime(fd).value.ns))
+settime(fd, 0.05)
+out.append(select.select([fd], [], [], 0)[0])
+start = time.monotonic()
+ready = select.select([fd], [], [], 5)[0]
+out += [ready == [fd], 0.03 < time.monotonic() - start < 2, expirations(fd)]
+settime(fd, 0.02, 0.02)
+ep = select.epoll()
+ep.register(fd, select.EPOLLIN)
+out.append(len(ep.poll(5)))
+time.sleep(0.1)
+out.append(expirations(fd) >= 4)
+cur = gettime(fd)
+out += [cur.interval.ns, cur.value.s == 0 and 0 < cur.value.ns <= 20000000]
+out.append(settime(fd, 0).interval.ns)
+try:
+    os.read(fd, 8)
+except BlockingIOError:
+    out.append('disarmed')
+blocking = check(libc.timerfd_create(time.CLOCK_REALTIME, 0), 'create')
+settime(blocking, time.time() + 0.05, flags=1)
+start = time.monotonic()
+out += [expirations(blocking), 0.02 < time.monotonic() - start < 2]
+try:
+    os.read(blocking, 4)
+except OSError as e:
+    out.append(e.errno)
+out.append(libc.timerfd_create(99, 0) == -1 and ctypes.get_errno())
+for f in (fd, blocking):
+    os.close(f)
+result = out
+"""
+
 SNIPPETS = {
+    "timerfd": TIMERFD,
     "epoll_closed_descriptors": EPOLL_CLOSED,
     "thread_names": THREAD_NAMES,
     "prctl_settings": PRCTL,

@@ -1,7 +1,8 @@
-"""Event loops inside the sandbox: socket pairs, epoll, eventfd and pipes
-live in the VMM, so asyncio, selectors and IPython's top-level ``await`` work,
-and every branch mode carries them (buffered bytes, interest lists, counters)
-into children that then diverge from their parent."""
+"""Event loops inside the sandbox: socket pairs, epoll, eventfd, timerfd,
+signalfd and pipes live in the VMM, so asyncio, selectors and IPython's
+top-level ``await`` work, and every branch mode carries them (buffered
+bytes, interest lists, counters, timers) into children that then diverge
+from their parent."""
 
 from __future__ import annotations
 
@@ -72,6 +73,56 @@ def test_pipes_sockets_epoll_and_loops_are_carried_into_branches(mode):
             # The parent kept its own copies: the child's reads took nothing from it.
             run_ok(sb, CHECK)
             assert value(sb, "got") == expected
+        finally:
+            child.close()
+            snap.close()
+    finally:
+        sb.close()
+
+
+TIMER_AND_SIGNALS = """
+import ctypes, os, select, signal, struct, time
+libc = ctypes.CDLL(None, use_errno=True)
+class TS(ctypes.Structure):
+    _fields_ = [('s', ctypes.c_long), ('ns', ctypes.c_long)]
+class ITS(ctypes.Structure):
+    _fields_ = [('interval', TS), ('value', TS)]
+tfd = libc.timerfd_create(time.CLOCK_MONOTONIC, 0)
+period = ITS(TS(0, 200_000_000), TS(0, 200_000_000))
+assert libc.timerfd_settime(tfd, 0, ctypes.byref(period), None) == 0
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+sfd = libc.signalfd(-1, ctypes.byref(ctypes.c_uint64(1 << (signal.SIGUSR1 - 1))), os.O_NONBLOCK)
+watch = select.epoll()
+watch.register(tfd, select.EPOLLIN)
+watch.register(sfd, select.EPOLLIN)
+"""
+
+TICK_AND_SIGNAL = """
+first = [fd for fd, _ in watch.poll(5)]
+ticks = struct.unpack('Q', os.read(tfd, 8))[0]
+os.kill(os.getpid(), signal.SIGUSR1)
+then = [fd for fd, _ in watch.poll(5)]
+signo = struct.unpack_from('I', os.read(sfd, 128))[0]
+got = [first == [tfd], ticks >= 1, sfd in then, signo]
+"""
+
+
+@pytest.mark.parametrize("mode", ["full", "diff", "live"])
+def test_timerfds_and_signalfds_are_carried_into_branches(mode):
+    """A periodic timerfd and a signalfd in an epoll set: a branch's child
+    has the timer still ticking and the signalfd's mask, and so does the
+    source afterwards."""
+    sb = Sandbox.spawn(memory_mib=512)
+    try:
+        run_ok(sb, TIMER_AND_SIGNALS)
+        if mode == "diff":
+            sb.snapshot(mode="full").close()
+        snap = sb.snapshot(mode=mode)
+        [child] = snap.spawn(1)
+        try:
+            for each in (child, sb):
+                run_ok(each, TICK_AND_SIGNAL)
+                assert value(each, "got") == [True, True, True, 10]
         finally:
             child.close()
             snap.close()

@@ -35,6 +35,9 @@ struct file_ops {
     short (*poll)(struct sandbox *, struct file *, short);
     /* Host fd a blocking wait can poll() on, or -1 (NULL: -1). */
     int (*wait_fd)(struct file *);
+    /* Nanoseconds until the file may become ready by itself (a timer), -1
+     * for never (NULL: never); waits on files sleep no longer than that. */
+    int64_t (*wake_in_ns)(struct sandbox *, struct file *);
     int64_t (*ioctl)(struct sandbox *, struct file *, uint64_t, uint64_t); /* NULL: -ENOTTY */
     int (*truncate)(struct sandbox *, struct file *, uint64_t);            /* NULL: -EINVAL */
     int (*sync)(struct sandbox *, struct file *);                          /* NULL: 0 */

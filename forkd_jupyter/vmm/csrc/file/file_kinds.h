@@ -49,6 +49,14 @@ int64_t file_pidfd_pid(const struct file *f);
 /* file_eventfd.c */
 struct file *file_eventfd_new(uint64_t initial, int flags);
 
+/* file_timerfd.c: a timerfd on clock (CLOCK_REALTIME, _MONOTONIC or
+ * _BOOTTIME); get gives the time to the next expiry (0: disarmed) and the
+ * period, set arms it (value 0: disarms) and drops unread expirations
+ * (-EINVAL for another kind). */
+struct file *file_timerfd_new(clockid_t clock, int flags);
+int file_timerfd_get(struct file *f, uint64_t *value_ns, uint64_t *period_ns);
+int file_timerfd_set(struct file *f, bool absolute, uint64_t value_ns, uint64_t period_ns);
+
 /* file_signalfd.c: a signalfd of mask (VMM bits; SIGKILL and SIGSTOP are
  * dropped); set_mask changes an existing one (-EINVAL for another kind). */
 struct file *file_signalfd_new(uint64_t mask, int flags);

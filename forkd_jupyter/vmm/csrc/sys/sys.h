@@ -73,6 +73,8 @@ extern const struct sys_entry sys_socket_msg_entries[];
 extern const size_t sys_socket_msg_count;
 extern const struct sys_entry sys_epoll_entries[];
 extern const size_t sys_epoll_count;
+extern const struct sys_entry sys_timerfd_entries[];
+extern const size_t sys_timerfd_count;
 extern const struct sys_entry sys_itimer_entries[];
 extern const size_t sys_itimer_count;
 extern const struct sys_entry sys_misc_entries[];

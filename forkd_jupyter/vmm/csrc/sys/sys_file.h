@@ -48,7 +48,8 @@ bool sysf_is_mount_point(const char *path);
  * on failure neither is installed. */
 int64_t sysf_install_pair(struct sandbox *sb, struct file *ends[2], bool cloexec, gva_t out);
 /* Waits until one of fds may be ready, a signal is pending, or timeout_ns
- * passes (-ETIMEDOUT; < 0: no timeout). Callers check readiness again. */
+ * passes (-ETIMEDOUT; < 0: no timeout); 0 too when a file's own timer
+ * (wake_in_ns) is due first. Callers check readiness again. */
 int sysf_wait_ready(struct sandbox *sb, const int *fds, const short *events, size_t n,
                     int64_t timeout_ns);
 

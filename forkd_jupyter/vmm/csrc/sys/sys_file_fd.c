@@ -347,13 +347,20 @@ static short ready_events(struct sandbox *sb, int fd, short events) {
 
 int sysf_wait_ready(struct sandbox *sb, const int *fds, const short *events, size_t n,
                     int64_t timeout_ns) {
+    int64_t cap = -1; /* the nearest time a file becomes ready by itself (a timer) */
+    int host = -1;    /* the first file's a host fd stands for */
+    short host_events = 0;
     for (size_t i = 0; i < n; i++) {
         struct file *f = fdt_get(&sb->fdt, fds[i]);
-        int host = f && f->ops->wait_fd ? f->ops->wait_fd(f) : -1;
-        if (host >= 0)
-            return sb_wait_fd(sb, host, events[i] & (POLLIN | POLLOUT), timeout_ns);
+        int64_t in = f && f->ops->wake_in_ns ? f->ops->wake_in_ns(sb, f) : -1;
+        if (in >= 0 && (cap < 0 || in < cap))
+            cap = in;
+        if (host < 0 && f && f->ops->wait_fd && (host = f->ops->wait_fd(f)) >= 0)
+            host_events = events[i] & (POLLIN | POLLOUT);
     }
-    return sb_wait_fd(sb, -1, 0, timeout_ns);
+    bool capped = cap >= 0 && (timeout_ns < 0 || cap < timeout_ns);
+    int err = sb_wait_fd(sb, host, host_events, capped ? cap : timeout_ns);
+    return capped && err == -ETIMEDOUT ? 0 : err; /* 0: the caller looks at the files again */
 }
 
 static int64_t do_poll(struct sandbox *sb, gva_t ufds, uint64_t nfds, int64_t timeout_ns) {

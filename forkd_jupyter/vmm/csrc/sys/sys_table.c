@@ -32,6 +32,7 @@ static const struct family families[] = {
     {"events", sys_epoll_entries, &sys_epoll_count},
     {"misc", sys_misc_entries, &sys_misc_count},
     {"time", sys_itimer_entries, &sys_itimer_count},
+    {"time", sys_timerfd_entries, &sys_timerfd_count},
 };
 
 static const struct sys_entry *by_nr[SYS_MAX];
