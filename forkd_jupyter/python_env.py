@@ -156,7 +156,7 @@ class PythonEnv:
         directories, and its C headers (building an extension in the
         sandbox). System libraries, programs and the C toolchain are added
         by the VMM."""
-        roots = [self.elf, *_link_chain(self.executable), *self.scripts_dirs]
+        roots = [self.elf, *link_chain(self.executable), *self.scripts_dirs]
         pyvenv_cfg = os.path.join(self.prefix, "pyvenv.cfg")
         if self.prefix != self.base_prefix and os.path.isfile(pyvenv_cfg):
             roots.append(pyvenv_cfg)
@@ -207,7 +207,7 @@ class PythonEnv:
         return asdict(self)
 
 
-def _link_chain(path: str, limit: int = 40) -> list[str]:
+def link_chain(path: str, limit: int = 40) -> list[str]:
     """path and every symbolic link met on the way to what it names, one
     hop at a time: a venv's bin/python may name pyenv's bin/python, itself a
     link to bin/python3.11, and the guest resolves each hop in its view."""

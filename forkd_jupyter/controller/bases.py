@@ -31,7 +31,7 @@ from pathlib import Path
 
 from .. import vmm
 from ..python_env import PythonEnv
-from ..vmm import identity
+from ..vmm import guest_env, identity
 from . import errors as E
 from .ready_children import ReadyChildren
 
@@ -147,6 +147,8 @@ def fingerprint(env: PythonEnv, memory_mib: int, preload: tuple[str, ...]) -> st
         "env": env.to_json(),
         "elf": _stat(env.elf),
         "dirs": {d: _entries(d) for d in (*env.package_dirs, *env.pythonpath, env.user_site) if d},
+        # What the view shows: a program installed since (its tree) makes a new base.
+        "roots": guest_env.read_only_roots(env),
         "memory_mib": memory_mib,
         "preload": list(preload),
         "code": identity.code_identity(),

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from ..python_env import PythonEnv, current
+from .program_trees import program_trees
 
 GUEST_CWD = "/sandbox"
 AGENT_GUEST_DIR = "/opt/forkd"
@@ -75,9 +76,11 @@ def python_elf() -> str:
 
 def read_only_roots(env: PythonEnv | None = None) -> list[str]:
     """What the guest may read: the environment's own paths
-    (PythonEnv.read_only_roots) and the system's shared libraries."""
+    (PythonEnv.read_only_roots), the system's shared libraries and programs,
+    and the trees those programs live in (program_trees)."""
     roots = (env or current()).read_only_roots()
     roots += [p for p in SYSTEM_ROOTS if os.path.exists(p) and p not in roots]
+    roots += [p for p in program_trees(roots) if p not in roots]
     return roots
 
 
@@ -88,7 +91,15 @@ def guest_argv(env: PythonEnv | None = None) -> list[str]:
     return [(env or current()).executable, "-u", f"{AGENT_GUEST_DIR}/agent.py"]
 
 
-def guest_env(env: PythonEnv | None = None) -> dict[str, str]:
+def java_options(memory_mib: int) -> str:
+    """A JVM reserves 1 GiB of compressed class space at start, and a
+    sandbox's address space is its memory: an eighth of it (at least 64
+    MiB) leaves room for the heap (a quarter by default) and the code
+    cache, so `java` starts in any sandbox of 1 GiB or more."""
+    return f"-XX:CompressedClassSpaceSize={max(64, min(1024, memory_mib // 8))}m"
+
+
+def guest_env(env: PythonEnv | None = None, memory_mib: int = 2048) -> dict[str, str]:
     return (env or current()).guest_variables() | {
         "HOME": GUEST_CWD,
         "USER": "sandbox",
@@ -104,4 +115,5 @@ def guest_env(env: PythonEnv | None = None) -> dict[str, str]:
         # reserves 64 MiB of it, so threads share two arenas.
         "MALLOC_ARENA_MAX": "2",
         "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+        "JAVA_TOOL_OPTIONS": java_options(memory_mib),
     }

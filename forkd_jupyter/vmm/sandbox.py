@@ -155,7 +155,8 @@ class Sandbox:
         keep.append(exe)
         cfg.exe_path = exe
         cfg.argv = c_strings(guest_env.guest_argv(env), keep)
-        cfg.envp = c_strings([f"{k}={v}" for k, v in guest_env.guest_env(env).items()], keep)
+        variables = guest_env.guest_env(env, memory_mib)
+        cfg.envp = c_strings([f"{k}={v}" for k, v in variables.items()], keep)
         roots = guest_env.read_only_roots(env)
         cfg.ro_roots = c_strings(roots, keep)
         cfg.n_ro_roots = len(roots)

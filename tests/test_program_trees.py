@@ -1,0 +1,91 @@
+"""The system's programs run in a sandbox when their names are links into
+a package's own tree (pidof -> /sbin/killall5 on Debian; java ->
+/usr/lib/jvm/...; npm -> /usr/lib/node_modules): the trees are in the view,
+and what they add is only the system's own files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+
+import pytest
+from guest_helpers import run_ok, value
+
+from forkd_jupyter.python_env import link_chain
+from forkd_jupyter.vmm import Sandbox, guest_env
+from forkd_jupyter.vmm.program_trees import PRIVATE_ETC, PROGRAM_DIRS
+
+pytestmark = pytest.mark.kvm
+
+
+def _inside(path: str, roots: list[str]) -> bool:
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+def linked_programs() -> list[tuple[str, str]]:
+    """(link, target) of every program name that leads out of the default
+    roots to a program root owns (each program directory once: /bin is
+    /usr/bin on a merged-/usr system)."""
+    default = [*SYSTEM_AND_ENV, *map(os.path.realpath, SYSTEM_AND_ENV)]
+    found, scanned = [], set()
+    for directory in PROGRAM_DIRS:
+        if not os.path.isdir(directory) or os.path.realpath(directory) in scanned:
+            continue
+        scanned.add(os.path.realpath(directory))
+        for name in sorted(os.listdir(directory)):
+            link = os.path.join(directory, name)
+            target = os.path.realpath(link)
+            if not os.path.islink(link) or _inside(target, default) or not os.path.isfile(target):
+                continue
+            st = os.stat(target)
+            if os.access(target, os.X_OK) and st.st_uid == 0 and not st.st_mode & 0o022:
+                found.append((link, target))
+    return found
+
+
+SYSTEM_AND_ENV = [
+    *guest_env.current().read_only_roots(),
+    *(p for p in guest_env.SYSTEM_ROOTS if os.path.exists(p)),
+]
+
+
+def test_what_the_trees_add_is_the_systems_own():
+    added = [r for r in guest_env.read_only_roots() if r not in SYSTEM_AND_ENV]
+    assert shutil.which("pidof") and os.path.islink(shutil.which("pidof"))  # Debian's essential
+    assert added, "the links of this machine's programs add nothing"
+    for root in added:
+        st = os.stat(root)
+        assert st.st_uid == 0 and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH), root
+        if root.startswith("/etc/"):
+            assert os.path.isdir(root) and root.split("/")[2] not in PRIVATE_ETC, root
+    roots = guest_env.read_only_roots()
+    for link, _ in linked_programs():
+        opened = link_chain(link)[-1]  # the guest follows the link's own text
+        assert _inside(opened, roots), f"{link} -> {opened} is not in the view"
+
+
+def test_linked_programs_run_in_a_sandbox():
+    programs = linked_programs()
+    assert any(link.endswith("/pidof") for link, _ in programs)
+    # 1 GiB: JAVA_TOOL_OPTIONS keeps the JVM's reservations inside it.
+    sb = Sandbox.spawn(memory_mib=1024)
+    try:
+        links = [link for link, _ in programs]
+        run_ok(
+            sb,
+            "import os, shutil, subprocess\n"
+            f"links = {links!r}\n"
+            "seen = [os.path.isfile(os.path.realpath(p)) and os.access(p, 1) for p in links]\n"
+            "pidof = [subprocess.run(['pidof', 'python3.11', 'python3', 'python']).returncode,\n"
+            "         subprocess.run(['pidof', 'no-such-program']).returncode]\n"
+            "java = shutil.which('java') and subprocess.run(['java', '-version'],\n"
+            "    capture_output=True, text=True).stderr",
+        )
+        assert value(sb, "seen") == [True] * len(programs)
+        # pidof (killall5) reads /proc: the agent is found, an unknown name is not.
+        assert value(sb, "pidof") == [0, 1]
+        if shutil.which("java"):  # a JVM, its jvm.cfg and java.security linked from /etc
+            assert "OpenJDK" in value(sb, "java")
+    finally:
+        sb.close()
