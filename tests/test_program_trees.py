@@ -1,7 +1,8 @@
 """The system's programs run in a sandbox when their names are links into
 a package's own tree (pidof -> /sbin/killall5 on Debian; java ->
-/usr/lib/jvm/...; npm -> /usr/lib/node_modules): the trees are in the view,
-and what they add is only the system's own files."""
+/usr/lib/jvm/...; npm -> /usr/lib/node_modules), with the data beside a
+package's /usr/lib tree and Perl's modules: the trees are in the view, and
+what they add is only the system's own files."""
 
 from __future__ import annotations
 
@@ -80,12 +81,19 @@ def test_linked_programs_run_in_a_sandbox():
             "pidof = [subprocess.run(['pidof', 'python3.11', 'python3', 'python']).returncode,\n"
             "         subprocess.run(['pidof', 'no-such-program']).returncode]\n"
             "java = shutil.which('java') and subprocess.run(['java', '-version'],\n"
-            "    capture_output=True, text=True).stderr",
+            "    capture_output=True, text=True).stderr\n"
+            "perl = subprocess.run(['perl', '-MJSON::PP', '-e',\n"
+            "    'print JSON::PP->new->encode([1])'], capture_output=True, text=True).stdout",
         )
         assert value(sb, "seen") == [True] * len(programs)
         # pidof (killall5) reads /proc: the agent is found, an unknown name is not.
         assert value(sb, "pidof") == [0, 1]
         if shutil.which("java"):  # a JVM, its jvm.cfg and java.security linked from /etc
             assert "OpenJDK" in value(sb, "java")
+        if os.path.isdir("/usr/share/perl"):  # Perl's modules beyond perl-base
+            assert value(sb, "perl") == "[1]"
+        for tree in ("/usr/lib/postgresql", "/usr/share/postgresql"):
+            if os.path.isdir(tree) and os.path.exists("/usr/bin/psql"):  # data beside binaries
+                assert value(sb, f"os.path.isdir({tree!r})"), tree
     finally:
         sb.close()

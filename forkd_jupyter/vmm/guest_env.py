@@ -30,7 +30,8 @@ AGENT_HOST_DIR = Path(__file__).resolve().parent.parent / "guest"
 # public data libraries look up on the host: the CA certificates and
 # OpenSSL's configuration (ssl.create_default_context, requests, httpx;
 # /etc/ssl/private is never a root, and /usr/lib/ssl/private, a link to it,
-# reads ENOENT), the MIME table (mimetypes) and libmagic's database (`file`).
+# reads ENOENT), the MIME table (mimetypes) and libmagic's database (`file`);
+# Perl's module directories (Debian's scripts in Perl, psql's wrapper).
 SYSTEM_ROOTS = (
     "/usr/bin",
     "/bin",
@@ -66,6 +67,9 @@ SYSTEM_ROOTS = (
     "/etc/mime.types",
     "/usr/lib/file",
     "/usr/share/misc",
+    "/usr/share/perl",
+    "/usr/share/perl5",
+    "/etc/perl",
 )
 
 

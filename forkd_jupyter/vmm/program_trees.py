@@ -11,7 +11,8 @@ What is added, read-only, to a sandbox's view (guest_env.read_only_roots):
 - for each link in a program directory whose target is an executable
   regular file outside the view's roots: the target's package directory
   (the first component under /usr/lib, /usr/libexec, /usr/share, /usr/local
-  /lib, /usr/local/share or /opt), else the file itself;
+  /lib, /usr/local/share or /opt) and, for /usr/lib/NAME, its data in
+  /usr/share/NAME, else the file itself;
 - for each such program: the /etc/NAME directories (a package's
   configuration, never a single file of /etc) that links near it
   point into (in the first two levels below the directory holding its
@@ -75,6 +76,15 @@ def _package_root(target: str) -> str:
     return target
 
 
+def _data_dir(tree: str) -> str | None:
+    """A package's architecture-independent files beside its /usr/lib
+    directory, by Debian's layout (/usr/lib/postgresql: /usr/share/postgresql)."""
+    if not tree.startswith("/usr/lib/"):
+        return None
+    data = "/usr/share/" + tree[len("/usr/lib/") :]
+    return data if os.path.isdir(data) else None
+
+
 def _links(directory: str) -> Iterator[str]:
     try:
         with os.scandir(directory) as entries:
@@ -124,6 +134,9 @@ def _discover(roots: list[str]) -> list[str]:
             tree = _package_root(last)
             if tree != last and _system_owned(tree):
                 homes.add(os.path.dirname(os.path.dirname(real)))
+                data = _data_dir(tree)
+                if data and data not in found and _system_owned(data):
+                    found.append(data)
             else:
                 tree = last
             found.append(tree)
