@@ -97,3 +97,34 @@ def test_linked_programs_run_in_a_sandbox():
                 assert value(sb, f"os.path.isdir({tree!r})"), tree
     finally:
         sb.close()
+
+
+POSTGRES = r"""
+import subprocess
+def sh(cmd):
+    r = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=240)
+    return r.returncode, r.stdout + r.stderr
+steps = [sh('initdb -D /tmp/pgdata -A trust -U sandbox'),
+         sh("pg_ctl -D /tmp/pgdata -o '-k /tmp -c listen_addresses=' -l /tmp/pg.log -w start"),
+         sh("psql -h /tmp -U sandbox -d postgres -At -c "
+            "'create table t(x int); insert into t select generate_series(1, 1000); "
+            "select sum(x) from t'"),
+         sh('pg_ctl -D /tmp/pgdata -w stop')]
+"""
+
+
+def test_a_postgresql_server_runs_in_a_sandbox():
+    """PostgreSQL, where the machine has it: its binaries' and data's trees,
+    Perl for psql's wrapper, System V shared memory and fork for its
+    backends, unix sockets between them."""
+    if not shutil.which("initdb") or not shutil.which("psql"):
+        assert not os.path.isdir("/usr/lib/postgresql")  # then PostgreSQL is not installed
+        return
+    sb = Sandbox.spawn(memory_mib=2048)
+    try:
+        run_ok(sb, POSTGRES, timeout=600)
+        steps = value(sb, "steps")
+        assert [rc for rc, _ in steps] == [0, 0, 0, 0], steps
+        assert steps[2][1].split() == ["CREATE", "TABLE", "INSERT", "0", "1000", "500500"]
+    finally:
+        sb.close()

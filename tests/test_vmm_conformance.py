@@ -235,7 +235,58 @@ for f in (fd, blocking):
 result = out
 """
 
+# System V shared memory through libc: a keyed segment written by a
+# parent and a forked child (which inherits the attach and attaches again),
+# the attach count through fork, exit and shmdt, IPC_RMID while attached,
+# and the errors.
+SYSV_SHM = """
+import ctypes, errno, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmat.restype = ctypes.c_void_p
+libc.shmat.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
+libc.shmdt.argtypes = [ctypes.c_void_p]
+class Perm(ctypes.Structure):
+    _fields_ = [('key', ctypes.c_int)] + [(n, ctypes.c_uint) for n in ('uid', 'gid', 'cuid', 'cgid', 'mode')] + [
+        ('seq', ctypes.c_ushort), ('pad', ctypes.c_ushort), ('r1', ctypes.c_ulong), ('r2', ctypes.c_ulong)]
+class Ds(ctypes.Structure):
+    _fields_ = [('perm', Perm), ('segsz', ctypes.c_size_t), ('atime', ctypes.c_long), ('dtime', ctypes.c_long),
+                ('ctime', ctypes.c_long), ('cpid', ctypes.c_int), ('lpid', ctypes.c_int), ('nattch', ctypes.c_ulong),
+                ('r4', ctypes.c_ulong), ('r5', ctypes.c_ulong)]
+IPC_CREAT, IPC_EXCL, IPC_RMID, IPC_STAT = 0o1000, 0o2000, 0, 2
+def stat(shmid):
+    ds = Ds()
+    return ds if libc.shmctl(shmid, IPC_STAT, ctypes.byref(ds)) == 0 else ctypes.get_errno()
+def err(r):
+    return r == -1 and errno.errorcode[ctypes.get_errno()]
+key = 0x5EED0000 + os.getpid() % 4096
+shmid = libc.shmget(key, 10000, IPC_CREAT | IPC_EXCL | 0o600)
+out = [shmid >= 0, err(libc.shmget(key, 10000, IPC_CREAT | IPC_EXCL | 0o600)),
+       libc.shmget(key, 100, 0) == shmid, err(libc.shmget(key, 20000, 0))]
+addr = libc.shmat(shmid, None, 0)
+view = (ctypes.c_char * 10000).from_address(addr)
+view[0:5] = b'hello'
+ds = stat(shmid)
+out.append([ds.segsz, ds.nattch, ds.cpid == os.getpid(), ds.perm.mode, ds.perm.key == key])
+child = os.fork()
+if child == 0:
+    again = (ctypes.c_char * 10000).from_address(libc.shmat(shmid, None, 0))
+    again[5:11] = b' world'
+    os._exit(stat(shmid).nattch)
+out.append(os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]))
+out += [view[0:11], stat(shmid).nattch, libc.shmdt(addr), stat(shmid).nattch]
+out += [libc.shmctl(shmid, IPC_RMID, None), err(libc.shmget(key, 100, 0)), err(libc.shmdt(addr))]
+first, second = libc.shmget(0, 4096, 0o600), libc.shmget(0, 4096, 0o600)
+kept = libc.shmat(first, None, 0)
+libc.shmctl(first, IPC_RMID, None)
+ctypes.c_char.from_address(kept).value = b'z'
+out += [first != second, ctypes.c_char.from_address(kept).value, bool(stat(first).perm.mode & 0o1000)]
+libc.shmdt(kept)
+out += [stat(first) == errno.EINVAL, err(libc.shmat(first, None, 0) or -1), libc.shmctl(second, IPC_RMID, None)]
+result = [x.decode() if isinstance(x, bytes) else x for x in out]
+"""
+
 SNIPPETS = {
+    "sysv_shared_memory": SYSV_SHM,
     "timerfd": TIMERFD,
     "epoll_closed_descriptors": EPOLL_CLOSED,
     "thread_names": THREAD_NAMES,

@@ -20,6 +20,7 @@
 #include "core/file_locks.h"
 #include "core/proc.h"
 #include "core/shm.h"
+#include "core/sysv_shm.h"
 #include "fs/fs_memfs.h"
 #include "fs/view_impl.h"
 
@@ -229,6 +230,7 @@ static void reset_for_exec(struct sandbox *sb, const char *exe) {
     t->clear_child_tid = 0;
     t->robust_list = 0;
     t->comm[0] = 0; /* named after the new program */
+    sysv_detach_all(sb);
     sb->prctl.keep_caps = false;
     snprintf(sb->exe_path, sizeof(sb->exe_path), "%s", exe);
     (void)fs_view_set_exe(sb->view, exe);

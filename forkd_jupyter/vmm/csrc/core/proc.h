@@ -41,6 +41,7 @@ struct sb_procs {
     uint16_t next_port;          /* where the search for a free ephemeral port starts */
     struct pty *ptys; /* pseudo-terminal pairs, a list owned by their files (file/pty.h) */
     struct file_lock *locks; /* advisory file locks (core/file_locks.h) */
+    struct sysv_table *sysv; /* System V shared memory (core/sysv_shm.h), NULL until used */
     size_t n_locks, cap_locks;
     /* Set by run/: the host thread of a new process's main thread. */
     void *(*process_main)(void *main_thread);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/proc.h"
+#include "core/sysv_shm.h"
 #include "fs/fs_view.h"
 
 static struct sb_proc_slot *free_slot(struct sb_procs *p) {
@@ -150,6 +151,7 @@ void sb_proc_finish(struct sandbox *sb) {
     /* Its files close now, before its parent can see it ended (as on
      * Linux): a pipe's other end sees EOF, its locks are free. */
     fdt_destroy(&sb->fdt);
+    sysv_detach_all(sb); /* its mappings go with its address space */
     if (sb->exited)
         sb_proc_ended(sb);
     struct sb_proc_slot *s = sb_proc_self(sb);

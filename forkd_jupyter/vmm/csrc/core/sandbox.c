@@ -16,6 +16,7 @@
 #include "core/file_locks.h"
 #include "core/proc.h"
 #include "core/shm.h"
+#include "core/sysv_shm.h"
 #include "kvm/kvm_cpu.h"
 #include "fs/fs_memfs.h"
 #include "fs/fs_view.h"
@@ -82,6 +83,9 @@ void sandbox_free(struct sandbox *sb)
     if (sb->lineage_release)
         sb->lineage_release(sb);
     fdt_destroy(&sb->fdt);
+    free(sb->sysv_attached); /* (the counts go with the table, below or at its end) */
+    if (sb->procs && sb->procs->first == sb)
+        sysv_free(sb->procs);
     if (sb->procs && sb->procs->first == sb && sb->view)
         sb_shm_free_all(sb->procs, fs_view_layer(sb->view));
     if (sb->view)

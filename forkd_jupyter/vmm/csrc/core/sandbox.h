@@ -238,6 +238,9 @@ struct sandbox {
     uint64_t start_ns;
     struct sb_limits limits;
     struct sb_prctl prctl;
+    /* System V segments this process attached (core/sysv_shm.h). */
+    struct sysv_attach *sysv_attached;
+    size_t n_sysv_attached, cap_sysv_attached;
     struct sb_fast *fast; /* the poller serving calls without exits (run/fast_calls.c), or NULL */
     /* Trampolines of patched system-call sites (core/call_sites.c): the
      * area being filled and its slots used; 0 until the first. */

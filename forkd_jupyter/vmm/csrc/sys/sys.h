@@ -57,6 +57,8 @@ extern const struct sys_entry sys_file_fd_entries[];
 extern const size_t sys_file_fd_count;
 extern const struct sys_entry sys_mem_entries[];
 extern const size_t sys_mem_count;
+extern const struct sys_entry sys_shm_entries[];
+extern const size_t sys_shm_count;
 extern const struct sys_entry sys_proc_entries[];
 extern const size_t sys_proc_count;
 extern const struct sys_entry sys_prctl_entries[];
@@ -90,6 +92,11 @@ struct rlimit sys_rlimit(const struct sandbox *sb, unsigned res);
 /* Reads a guest struct timespec as nanoseconds: -EFAULT, or -EINVAL when
  * negative or not normalized. */
 int sys_read_timespec(struct sandbox *sb, gva_t at, int64_t *ns);
+/* mmap(2) with MAP_SHARED of the writable layer's file node from off (its
+ * shared object): the address, or -errno (sys_mem.c). */
+struct memfs_node;
+int64_t sys_map_shared(struct sandbox *sb, gva_t addr, uint64_t len, int prot, int flags,
+                       struct memfs_node *node, uint64_t off);
 
 /* System calls without an exit (sys_fast.c): the numbers the stub offers
  * (512 bits), and whether this call may be served by the poller now. */

@@ -91,8 +91,8 @@ static bool populate_now(uint64_t bytes, int prot, int flags) {
  * any process that maps the file by name shares it (a POSIX semaphore).
  * Anonymous shared memory is the process's own until it forks
  * (sb_shm_promote). */
-static int64_t map_shared_object(struct sandbox *sb, gva_t addr, uint64_t len, int prot, int flags,
-                                 struct memfs_node *node, uint64_t off) {
+int64_t sys_map_shared(struct sandbox *sb, gva_t addr, uint64_t len, int prot, int flags,
+                       struct memfs_node *node, uint64_t off) {
     gva_t at;
     len = FJ_ALIGN_UP(len, FJ_PAGE_SIZE);
     int err = mm_map(&sb->mm, addr, len, prot, flags & MAP_FIXED, flags & MAP_FIXED_NOREPLACE_,
@@ -136,7 +136,7 @@ static int64_t sys_mmap(struct sandbox *sb, const uint64_t a[6]) {
                    !shared && (prot & PROT_WRITE)))
         return -ENOMEM;
     if (shared_node)
-        return map_shared_object(sb, addr, len, prot, flags, shared_node, off);
+        return sys_map_shared(sb, addr, len, prot, flags, shared_node, off);
     gva_t at;
     int err = mm_map(&sb->mm, addr, len, prot, flags & MAP_FIXED, flags & MAP_FIXED_NOREPLACE_,
                      !anon /* fill_from_file writes every byte */,

@@ -12,6 +12,7 @@
 #include "core/exec.h"
 #include "core/proc.h"
 #include "core/shm.h"
+#include "core/sysv_shm.h"
 #include "file/file_kinds.h"
 #include "kvm/kvm_cpu.h"
 #include "sys/sys.h"
@@ -67,6 +68,8 @@ static int make_child(struct sandbox *sb, struct sandbox *c, const struct new_pr
         return -EFAULT;
     if (np->flags & CLONE_CHILD_CLEARTID_)
         c->threads[0]->clear_child_tid = np->child_tid;
+    if ((err = sysv_forked(sb, c)) < 0)
+        return err;
     c->limits = sb->limits; /* (the fd table's limit came with it: fdt_share) */
     c->prctl = sb->prctl;
     c->prctl.pdeath_signal = 0;

@@ -22,6 +22,7 @@ static const struct family families[] = {
     {"files", sys_file_attr_entries, &sys_file_attr_count},
     {"files", sys_file_fd_entries, &sys_file_fd_count},
     {"memory", sys_mem_entries, &sys_mem_count},
+    {"memory", sys_shm_entries, &sys_shm_count},
     {"process", sys_proc_entries, &sys_proc_count},
     {"process", sys_process_entries, &sys_process_count},
     {"process", sys_prctl_entries, &sys_prctl_count},
