@@ -286,6 +286,7 @@ result = [x.decode() if isinstance(x, bytes) else x for x in out]
 """
 
 SNIPPETS = {
+    "proc_dirs_are_the_process_owners": "import os\nme = os.getuid()\nresult = [os.stat(p).st_uid == me for p in ('/proc/self', f'/proc/{os.getpid()}', '/proc/self/fd', '/proc/self/task')] + [os.stat('/proc').st_uid]",
     "sysv_shared_memory": SYSV_SHM,
     "timerfd": TIMERFD,
     "epoll_closed_descriptors": EPOLL_CLOSED,

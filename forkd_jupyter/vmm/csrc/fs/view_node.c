@@ -53,6 +53,16 @@ static void synthesized(struct stat *st, mode_t mode, nlink_t nlink, dev_t dev, 
     st->st_blksize = blksize;
 }
 
+/* A process's directory of /proc or one below it (/proc/PID/..., self,
+ * thread-self): the sandbox user's, as Linux gives the process's owner
+ * (ps and lsof name a process's user by it). */
+static bool process_dir(const char *path) {
+    if (strncmp(path, "/proc/", 6))
+        return false;
+    const char *c = path + 6;
+    return (*c >= '0' && *c <= '9') || !strncmp(c, "self", 4) || !strncmp(c, "thread-self", 11);
+}
+
 int view_stat(struct fs_view *v, struct view_node *n, struct stat *st) {
     memset(st, 0, sizeof(*st));
     switch (n->kind) {
@@ -66,6 +76,8 @@ int view_stat(struct fs_view *v, struct view_node *n, struct stat *st) {
         return (n->is_link ? lstat(n->host, st) : stat(n->host, st)) < 0 ? -errno : 0;
     case VK_VDIR:
         synthesized(st, S_IFDIR | 0555, 2, 0x766469, n->path, 4096);
+        if (process_dir(n->path))
+            st->st_uid = st->st_gid = 1000;
         return 0;
     case VK_DEV:
         synthesized(st, S_IFCHR | 0666, 1, 0x5, n->path, 4096);
