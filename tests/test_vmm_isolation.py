@@ -42,7 +42,7 @@ def home_secret():
         "/proc/1/environ",
         "/home",
         "/var/log",
-        "/usr/sbin",
+        "/usr/sbin/useradd",  # /usr/sbin holds only programs a link leads to (program_trees)
         "/etc/ssh",
     ],
 )

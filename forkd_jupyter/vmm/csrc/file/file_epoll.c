@@ -90,10 +90,11 @@ static void prune(struct sandbox *sb, struct epoll_set *s) {
             i++;
 }
 
-/* The entry of (fd, the description at fd), as Linux keys them. */
+/* The entry of (fd, the description at fd), as Linux keys them (one of a
+ * branch's copy not bound yet, another process's, matches by number). */
 static struct epoll_entry *find(struct epoll_set *s, int fd, uint64_t serial) {
     for (size_t i = 0; i < s->n; i++)
-        if (s->entries[i].fd == fd && s->entries[i].serial == serial)
+        if (s->entries[i].fd == fd && (s->entries[i].serial == serial || !s->entries[i].serial))
             return &s->entries[i];
     return NULL;
 }
