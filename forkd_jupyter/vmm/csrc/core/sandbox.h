@@ -167,7 +167,7 @@ struct sb_limits {
     int ioprio; /* ioprio_set's, 0 when none was set (kept, not applied) */
 };
 
-/* prctl(2)'s settings of a process (sys_proc.c). Fork clears
+/* prctl(2)'s settings of a process (sys/sys_prctl.c). Fork clears
  * pdeath_signal and child_subreaper and copies the rest; exec keeps them
  * all but keep_caps; a snapshot holds them (in memory). */
 struct sb_prctl {
@@ -297,9 +297,11 @@ static inline const char *sb_program_name(const struct sandbox *sb)
     return slash ? slash + 1 : sb->exe_path;
 }
 /* A thread's name (/proc's comm and Name, PR_GET_NAME): what PR_SET_NAME
- * set, else the program's. */
+ * set, else the program's; t NULL: the main thread's (the process's). */
 static inline const char *sb_thread_name(const struct sandbox *sb, const struct sb_thread *t)
 {
+    if (!t)
+        t = sb->threads[0];
     return t && t->comm[0] ? t->comm : sb_program_name(sb);
 }
 

@@ -26,7 +26,6 @@
 #define SA_RESETHAND_ 0x80000000ULL
 #define SS_ONSTACK_ 1
 #define SS_DISABLE_ 2
-#define UNBLOCKABLE ((1ULL << SIGKILL) | (1ULL << SIGSTOP))
 
 /* Linux x86-64 user ABI layouts (uapi asm/sigcontext.h, asm/ucontext.h). */
 struct g_sigcontext {
@@ -58,7 +57,8 @@ _Static_assert(sizeof(struct g_sigcontext) == 256, "sigcontext layout");
 static bool takes(const struct sb_thread *t, int signo)
 {
     return t && t->state != SB_T_EXITED &&
-           (!(t->sig.blocked & ~UNBLOCKABLE & (1ULL << signo)) || (t->sigwait_set & (1ULL << signo)));
+           (!(t->sig.blocked & ~SIG_UNBLOCKABLE & (1ULL << signo)) ||
+            (t->sigwait_set & (1ULL << signo)));
 }
 
 /* The thread a process-directed signo goes to (NULL: all block it; it
@@ -80,7 +80,7 @@ uint64_t sig_deliverable(struct sandbox *sb)
         if (target_of(sb, signo) == t)
             mine |= 1ULL << signo;
     }
-    return mine & ~(t->sig.blocked & ~UNBLOCKABLE);
+    return mine & ~(t->sig.blocked & ~SIG_UNBLOCKABLE);
 }
 
 void sig_wake_targets(struct sandbox *sb, uint64_t bits)
@@ -292,7 +292,7 @@ int64_t sig_sigreturn(struct sandbox *sb)
     r->rip = m->rip;
     r->rflags = (m->eflags & 0x3c0dd5) | 0x2; /* user-changeable flags only */
     kvm_vcpu_regs_dirty(sb_cpu(sb));
-    ts->blocked = sig_from_guest(uc.uc_sigmask) & ~UNBLOCKABLE;
+    ts->blocked = sig_from_guest(uc.uc_sigmask) & ~SIG_UNBLOCKABLE;
     if (m->fpstate) {
         struct kvm_xsave xs;
         if (mm_copy_from(&sb->mm, &xs, m->fpstate, sizeof(xs)) < 0 ||

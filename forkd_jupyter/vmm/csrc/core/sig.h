@@ -17,6 +17,9 @@ static inline uint64_t sig_sender(const struct sandbox *sb) {
     return (uint64_t)1000 << 32 | sb->pid;
 }
 
+/* The signals no mask holds: SIGKILL and SIGSTOP (VMM bits). */
+#define SIG_UNBLOCKABLE ((1ULL << SIGKILL) | (1ULL << SIGSTOP))
+
 /* Signal sets: the VMM keeps bit n for signal n; the guest's sigset_t has
  * bit n - 1 (signal 64, which the VMM's sets cannot hold, is dropped). */
 static inline uint64_t sig_from_guest(uint64_t set) { return set << 1; }

@@ -19,8 +19,6 @@
 #include "core/sig.h"
 #include "file/file_kinds.h"
 
-#define UNBLOCKABLE ((1ULL << SIGKILL) | (1ULL << SIGSTOP))
-
 struct signalfd_state {
     uint64_t mask; /* VMM bits (bit n: signal n) */
     uint64_t ino;
@@ -108,7 +106,7 @@ static const struct file_ops sfd_ops = {
 struct file *file_signalfd_new(uint64_t mask, int flags) {
     static uint64_t next_ino;
     struct signalfd_state s = {
-        .mask = mask & ~UNBLOCKABLE,
+        .mask = mask & ~SIG_UNBLOCKABLE,
         .ino = __atomic_add_fetch(&next_ino, 1, __ATOMIC_RELAXED),
     };
     return sfd_make(&s, flags);
@@ -117,6 +115,6 @@ struct file *file_signalfd_new(uint64_t mask, int flags) {
 int file_signalfd_set_mask(struct file *f, uint64_t mask) {
     if (!f || f->ops != &sfd_ops)
         return -EINVAL;
-    ((struct signalfd_state *)f->priv)->mask = mask & ~UNBLOCKABLE;
+    ((struct signalfd_state *)f->priv)->mask = mask & ~SIG_UNBLOCKABLE;
     return 0;
 }

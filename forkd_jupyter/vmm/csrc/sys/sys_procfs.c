@@ -189,7 +189,7 @@ static void render_status(struct sandbox *sb, struct sb_thread *thread, struct t
     const struct sb_proc_slot *self = sb_proc_self(sb);
     text_add(t,
              "Name:\t%.15s\nUmask:\t%04o\nState:\t%s\nTgid:\t%u\nNgid:\t0\nPid:\t%u\nPPid:\t%u\n",
-             sb_thread_name(sb, thread ? thread : sb->threads[0]), sb->view ? sb->view->umask : 022,
+             sb_thread_name(sb, thread), sb->view ? sb->view->umask : 022,
              state_of(sb) == 'R' ? "R (running)" : "S (sleeping)", sb->pid,
              thread ? thread->tid : sb->pid, self ? self->ppid : 0);
     text_add(t, "Uid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\n");
@@ -355,10 +355,10 @@ static void render_pid_stat(struct sandbox *sb, struct sb_thread *thread, struct
     uint64_t bytes = sb->mm.mapped_bytes, resident = mm_resident_bytes(&sb->mm);
     uint64_t children = thread ? 0 : sb->children.cpu_ns / (1000000000ULL / TICKS_PER_S);
     text_add(t, "%u (%.15s) %c %u %u %u 0 -1 0 0 0 0 0 %llu 0 %llu 0 20 0 %u 0 %llu %llu %llu",
-             thread ? thread->tid : sb->pid, sb_thread_name(sb, thread ? thread : sb->threads[0]),
-             state_of(sb), self ? self->ppid : 0, self ? self->pgid : sb->pid,
-             self ? self->sid : sb->pid, (unsigned long long)cpu, (unsigned long long)children,
-             sb->live_threads, (unsigned long long)start, (unsigned long long)bytes,
+             thread ? thread->tid : sb->pid, sb_thread_name(sb, thread), state_of(sb),
+             self ? self->ppid : 0, self ? self->pgid : sb->pid, self ? self->sid : sb->pid,
+             (unsigned long long)cpu, (unsigned long long)children, sb->live_threads,
+             (unsigned long long)start, (unsigned long long)bytes,
              (unsigned long long)(resident / FJ_PAGE_SIZE));
     text_add(t, " 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n");
 }
@@ -370,7 +370,7 @@ static void render_statm(struct sandbox *sb, struct sb_thread *thread, struct te
 }
 
 static void render_comm(struct sandbox *sb, struct sb_thread *thread, struct text *t) {
-    text_add(t, "%.15s\n", sb_thread_name(sb, thread ? thread : sb->threads[0]));
+    text_add(t, "%.15s\n", sb_thread_name(sb, thread));
 }
 
 /* Bytes [start, end) of the guest's memory, NUL-separated strings as exec

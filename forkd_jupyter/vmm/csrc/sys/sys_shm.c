@@ -95,9 +95,7 @@ static int64_t sys_shmat(struct sandbox *sb, const uint64_t a[6]) {
         PROT_READ | (flags & SHM_RDONLY ? 0 : PROT_WRITE) | (flags & SHM_EXEC_ ? PROT_EXEC : 0);
     /* At an address, as Linux: in place of what is there with SHM_REMAP,
      * else only where nothing is. */
-    int map_flags = MAP_SHARED | (addr ? MAP_FIXED : 0);
-    if (addr && !(flags & SHM_REMAP))
-        map_flags = MAP_SHARED | 0x100000 /* MAP_FIXED_NOREPLACE */;
+    int map_flags = MAP_SHARED | (!addr ? 0 : flags & SHM_REMAP ? MAP_FIXED : MAP_FIXED_NOREPLACE);
     uint64_t len = FJ_ALIGN_UP(s->size, FJ_PAGE_SIZE);
     int64_t at = sys_map_shared(sb, addr, len, prot, map_flags, s->file->node, 0);
     if (at < 0)

@@ -10,7 +10,6 @@
 #include "file/file_kinds.h"
 #include "sys/sys.h"
 
-#define UNBLOCKABLE ((1ULL << SIGKILL) | (1ULL << SIGSTOP))
 #define SS_DISABLE_ 2
 
 static int64_t sys_rt_sigaction(struct sandbox *sb, const uint64_t a[6])
@@ -26,7 +25,7 @@ static int64_t sys_rt_sigaction(struct sandbox *sb, const uint64_t a[6])
         struct sb_sigaction in;
         if (mm_copy_from(&sb->mm, &in, a[1], sizeof(in)) < 0)
             return -EFAULT;
-        in.mask = sig_from_guest(in.mask) & ~UNBLOCKABLE;
+        in.mask = sig_from_guest(in.mask) & ~SIG_UNBLOCKABLE;
         *act = in;
     }
     old.mask = sig_to_guest(old.mask);
@@ -51,7 +50,7 @@ static int64_t sys_rt_sigprocmask(struct sandbox *sb, const uint64_t a[6])
         case SIG_SETMASK: ts->blocked = set; break;
         default: return -EINVAL;
         }
-        ts->blocked &= ~UNBLOCKABLE;
+        ts->blocked &= ~SIG_UNBLOCKABLE;
         sig_wake_targets(sb, sb->sig.pending); /* blocking here may hand one to another thread */
     }
     if (a[2] && mm_copy_to(&sb->mm, a[2], &old, 8) < 0)
@@ -106,7 +105,7 @@ static int64_t sys_rt_sigsuspend(struct sandbox *sb, const uint64_t a[6])
     if (mm_copy_from(&sb->mm, &mask, a[0], 8) < 0)
         return -EFAULT;
     uint64_t saved = ts->restore_after ? ts->mask_after : ts->blocked;
-    ts->blocked = sig_from_guest(mask) & ~UNBLOCKABLE;
+    ts->blocked = sig_from_guest(mask) & ~SIG_UNBLOCKABLE;
     int ret;
     while ((ret = sb_wait_fd(sb, -1, 0, -1)) == 0) /* 0: a file changed, not a signal */
         ;
@@ -145,7 +144,7 @@ static int64_t sys_rt_sigtimedwait(struct sandbox *sb, const uint64_t a[6])
         if (err < 0)
             return err;
     }
-    set = sig_from_guest(set) & ~UNBLOCKABLE;
+    set = sig_from_guest(set) & ~SIG_UNBLOCKABLE;
     uint64_t deadline = ns > 0 ? fj_now_ns() + (uint64_t)ns : 0;
     for (;;) {
         sb_take_external(sb);
@@ -206,7 +205,7 @@ static int64_t kill_thread(struct sandbox *sb, uint32_t tid, int signo)
         t->sig.pending |= 1ULL << signo;
         if (t != sb_current)
             sb_kick(t);
-        if (t->sig.blocked & (1ULL << signo) & ~UNBLOCKABLE)
+        if (t->sig.blocked & (1ULL << signo) & ~SIG_UNBLOCKABLE)
             sb_notify(sb); /* a signalfd may have become readable */
     }
     return 0;
