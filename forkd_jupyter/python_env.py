@@ -19,6 +19,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 # Paths the sandbox owns: an environment inside them would be hidden by the
@@ -138,10 +139,10 @@ class PythonEnv:
             if f.read(4) != b"\x7fELF":
                 raise PythonEnvError(f"{self.executable} is not an ELF executable (a shim?)")
         for path in (self.executable, self.elf, self.prefix, self.base_prefix):
-            if _under(path, GUEST_OWNED):
+            if path_under(path, GUEST_OWNED):
                 raise PythonEnvError(
                     f"the Python environment at {path} lies under "
-                    f"{next(r for r in GUEST_OWNED if _under(path, (r,)))}, which a sandbox "
+                    f"{next(r for r in GUEST_OWNED if path_under(path, (r,)))}, which a sandbox "
                     "keeps as its own: create the environment elsewhere"
                 )
 
@@ -170,7 +171,7 @@ class PythonEnv:
         roots += self.include_dirs
         unique: list[str] = []
         for root in map(os.path.abspath, roots):
-            if root not in unique and not _under(root, GUEST_OWNED) and os.path.lexists(root):
+            if root not in unique and not path_under(root, GUEST_OWNED) and os.path.lexists(root):
                 unique.append(root)
         return unique
 
@@ -187,7 +188,7 @@ class PythonEnv:
         those packages are (meson, pytest, jupyter of the base)."""
         dirs = [self.scripts_dir]
         base_bin = os.path.join(self.base_prefix, "bin")
-        sees_base = any(_under(d, (self.base_prefix,)) for d in self.package_dirs)
+        sees_base = any(path_under(d, (self.base_prefix,)) for d in self.package_dirs)
         if self.prefix != self.base_prefix and sees_base and os.path.isdir(base_bin):
             dirs.append(base_bin)
         return dirs
@@ -218,9 +219,10 @@ def link_chain(path: str, limit: int = 40) -> list[str]:
     return chain
 
 
-def _under(path: str, roots: tuple[str, ...]) -> bool:
+def path_under(path: str, roots: Iterable[str]) -> bool:
+    """Whether path is one of roots or lies below one."""
     path = os.path.abspath(path)
-    return any(path == r or path.startswith(r + "/") for r in roots)
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
 
 
 def _package_dir_ok(path: str) -> bool:

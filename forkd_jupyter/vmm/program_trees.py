@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
-from ..python_env import link_chain
+from ..python_env import link_chain, path_under
 
 PROGRAM_DIRS = ("/usr/bin", "/bin", "/usr/local/bin", "/etc/alternatives")
 TREE_PREFIXES = (
@@ -63,10 +63,6 @@ def _system_owned(path: str) -> bool:
     except OSError:
         return False
     return st.st_uid == 0 and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-
-
-def _inside(path: str, roots: Iterable[str]) -> bool:
-    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
 
 
 def _package_root(target: str) -> str:
@@ -127,19 +123,21 @@ def _discover(roots: list[str]) -> list[str]:
             # is the path it opens (/sbin/killall5, not /usr/sbin/killall5).
             last = link_chain(link)[-1]
             real = os.path.realpath(last)
-            if _inside(last, visible) or _inside(last, found) or not os.path.isfile(real):
+            if path_under(last, visible) or not os.path.isfile(real):
                 continue
             if not os.access(real, os.X_OK) or not _system_owned(real):
                 continue
             tree = _package_root(last)
-            if tree != last and _system_owned(tree):
-                homes.add(os.path.dirname(os.path.dirname(real)))
-                data = _data_dir(tree)
-                if data and data not in found and _system_owned(data):
-                    found.append(data)
-            else:
+            if tree == last or not _system_owned(tree):
                 tree = last
+            else:  # each program's own home: two JDKs share /usr/lib/jvm
+                homes.add(os.path.dirname(os.path.dirname(real)))
+            if path_under(last, found):
+                continue
             found.append(tree)
+            data = _data_dir(tree) if tree != last else None
+            if data and data not in found and _system_owned(data):
+                found.append(data)
     for home in sorted(homes):
         for etc in _etc_targets(home):
             name = etc[len("/etc/") :]
